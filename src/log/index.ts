@@ -1,0 +1,21 @@
+// winston, JSON lines on stdout; one child logger per module carries a `module` field.
+import winston from 'winston';
+
+export type Logger = winston.Logger;
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const root = winston.createLogger({
+  level: process.env.DNSPROXY_LOG_LEVEL && (LOG_LEVELS as readonly string[]).includes(process.env.DNSPROXY_LOG_LEVEL) ? process.env.DNSPROXY_LOG_LEVEL : 'info',
+  format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
+  transports: [new winston.transports.Console()],
+});
+
+export function setLogLevel(level: LogLevel): void {
+  root.level = level;
+}
+
+/** A child logger whose lines carry `module`. */
+export function logger(module: string): Logger {
+  return root.child({ module });
+}

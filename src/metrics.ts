@@ -1,0 +1,42 @@
+// Prometheus metrics for the whole process, served at /metrics in text format.
+import client from 'prom-client';
+
+export const registry = new client.Registry();
+client.collectDefaultMetrics({ register: registry });
+
+export const dnsQueries = new client.Counter({
+  name: 'dnsproxy_dns_queries_total',
+  help: 'DNS queries answered, by query type, response code and transport',
+  labelNames: ['qtype', 'rcode', 'transport'] as const,
+  registers: [registry],
+});
+
+export const dnsLatency = new client.Histogram({
+  name: 'dnsproxy_dns_request_duration_seconds',
+  help: 'Time from receiving a DNS query to sending the answer',
+  labelNames: ['transport'] as const,
+  buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 2.5],
+  registers: [registry],
+});
+
+export const apiRequests = new client.Counter({
+  name: 'dnsproxy_api_requests_total',
+  help: 'HTTP API requests, by route, method and status code',
+  labelNames: ['route', 'method', 'status'] as const,
+  registers: [registry],
+});
+
+export const apiLatency = new client.Histogram({
+  name: 'dnsproxy_api_request_duration_seconds',
+  help: 'HTTP API request latency, by route',
+  labelNames: ['route', 'method'] as const,
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  registers: [registry],
+});
+
+export const recordsGauge = new client.Gauge({
+  name: 'dnsproxy_records',
+  help: 'Record sets stored, by zone',
+  labelNames: ['zone'] as const,
+  registers: [registry],
+});

@@ -1,0 +1,122 @@
+// Record sets (RRsets): one row per owner name + type, the unit the API, store and DNS share.
+import { z } from 'zod';
+import { ipv4, ipv6, ownerNameInput, targetName, upstream } from './name.js';
+
+export const RECORD_TYPES = ['A', 'AAAA', 'CNAME', 'TXT', 'MX', 'SRV', 'PTR', 'CAA', 'NS'] as const;
+export type RecordType = (typeof RECORD_TYPES)[number];
+
+/** Default TTL for records that do not give one (seconds). */
+export const DEFAULT_TTL = 300;
+/** RFC 2181 §8: TTLs are 31-bit unsigned. */
+const MAX_TTL = 2 ** 31 - 1;
+/** Values in one RRset; a bound that keeps a single answer well below the 64 KiB TCP limit. */
+const MAX_VALUES = 100;
+/** A TXT value is split into 255-byte character-strings on the wire; this bounds the whole value. */
+const MAX_TEXT = 4000;
+
+const printable = (what: string) =>
+  z
+    .string()
+    .max(MAX_TEXT)
+    .refine((v) => /^[\x20-\x7e]*$/.test(v), `${what} may hold printable ASCII only (no newlines or control characters)`);
+
+const u16 = z.number().int('must be an integer').min(0).max(65535);
+
+export const proxySchema = z
+  .object({
+    enabled: z.boolean().default(false),
+    upstreams: z.array(upstream).max(MAX_VALUES).default([]),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    if (p.enabled && p.upstreams.length === 0)
+      ctx.addIssue({ code: 'custom', path: ['upstreams'], message: 'at least one upstream is required when the proxy is enabled' });
+  })
+  .describe('Reverse-proxy settings for this name (applied by the Caddy reconciler)');
+export type Proxy = z.infer<typeof proxySchema>;
+
+const values = <T extends z.ZodType>(item: T) => z.array(item).min(1, 'at least one value is required').max(MAX_VALUES);
+
+export const mxValue = z.object({ preference: u16, exchange: targetName }).strict();
+export const srvValue = z.object({ priority: u16, weight: u16, port: u16, target: targetName }).strict();
+export const caaValue = z
+  .object({
+    flags: z.number().int().min(0).max(255).default(0),
+    tag: z.string().regex(/^[a-z0-9]{1,15}$/i, 'tag must be 1-15 letters or digits'),
+    value: printable('CAA value'),
+  })
+  .strict();
+
+// One variant per type; `values` is typed per variant. `proxy` only makes sense on address records.
+const common = {
+  name: ownerNameInput,
+  ttl: z.number().int('must be an integer').min(0).max(MAX_TTL).default(DEFAULT_TTL),
+  service_name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'service_name may hold letters, digits, ".", "-", "_" (max 63)').optional(),
+};
+export const recordInput = z.discriminatedUnion('type', [
+  z.object({ ...common, type: z.literal('A'), values: values(ipv4), proxy: proxySchema.optional() }).strict(),
+  z.object({ ...common, type: z.literal('AAAA'), values: values(ipv6), proxy: proxySchema.optional() }).strict(),
+  z.object({ ...common, type: z.literal('CNAME'), values: z.array(targetName).length(1, 'a CNAME has exactly one target') }).strict(),
+  z.object({ ...common, type: z.literal('TXT'), values: values(printable('TXT value')) }).strict(),
+  z.object({ ...common, type: z.literal('MX'), values: values(mxValue) }).strict(),
+  z.object({ ...common, type: z.literal('SRV'), values: values(srvValue) }).strict(),
+  z.object({ ...common, type: z.literal('PTR'), values: values(targetName) }).strict(),
+  z.object({ ...common, type: z.literal('CAA'), values: values(caaValue) }).strict(),
+  z.object({ ...common, type: z.literal('NS'), values: values(targetName) }).strict(),
+]);
+export type RecordInput = z.infer<typeof recordInput>;
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/** `{type, values}` for one record type, discriminated on `type`. */
+export type RecordData = DistributiveOmit<RecordInput, 'name' | 'service_name' | 'proxy' | 'ttl'>;
+
+/** A stored record set, as the API returns it and the DNS server serves it. `name` is absolute and inside `zone`. */
+export type StoredRecord = RecordData & {
+  name: string;
+  zone: string;
+  ttl: number;
+  proxy: Proxy | null;
+  service_name: string | null;
+  created_at: string;
+  updated_at: string;
+};
+
+/** Response schema for a stored record (documentation and DB-row parsing). */
+export const recordSchema = z.object({
+  name: z.string().describe('Absolute owner name, lower-case, trailing dot'),
+  zone: z.string(),
+  type: z.enum(RECORD_TYPES),
+  ttl: z.number().int(),
+  values: z.array(z.unknown()),
+  proxy: z.object({ enabled: z.boolean(), upstreams: z.array(z.string()) }).nullable(),
+  service_name: z.string().nullable(),
+  created_at: z.string(),
+  updated_at: z.string(),
+});
+
+export type Mx = z.infer<typeof mxValue>;
+export type Srv = z.infer<typeof srvValue>;
+export type Caa = z.infer<typeof caaValue>;
+
+/** A committed change, as the store reports it to listeners (DNS index, later the proxy reconciler). */
+export interface RecordChange {
+  zone: string;
+  /** SOA serial after the change. */
+  serial: number;
+  upserted: StoredRecord[];
+  removed: { name: string; type: RecordType }[];
+}
+
+/** Pagination-free filter for listing. */
+export const recordFilter = z
+  .object({
+    zone: z.string().optional(),
+    name: z.string().optional().describe('Exact owner name (relative or absolute)'),
+    type: z.enum(RECORD_TYPES).optional(),
+    service_name: z.string().optional(),
+    proxied: z.enum(['true', 'false']).optional(),
+  })
+  .strict();
+export type RecordFilter = z.infer<typeof recordFilter>;
+
