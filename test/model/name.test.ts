@@ -1,0 +1,43 @@
+import { expect } from 'chai';
+import { nameProblem, ownerName, upstreamProblem } from '../../src/model/name.js';
+
+describe('model/name', () => {
+  const zones = ['home.arpa.', 'lab.example.'];
+  const table: [string, string | null][] = [
+    ['llm', null],
+    ['_sip._tcp.home.arpa', null],
+    ['*.home.arpa.', null],
+    ['a b', 'must not contain whitespace'],
+    ['a.home.arpa {\n}', 'must not contain whitespace'],
+    ['"quoted"', 'may hold only letters'],
+    ['{$ENV}', 'may hold only letters'],
+    ['x'.repeat(64), 'longer than 63 bytes'],
+    [`${'a'.repeat(60)}.`.repeat(5), 'longer than 253'],
+    ['a..b', 'empty label'],
+    ['-a', 'must not start or end'],
+    ['a.*.b', 'leftmost'],
+  ];
+  for (const [input, problem] of table) {
+    it(`nameProblem(${JSON.stringify(input.slice(0, 30))}) → ${problem ?? 'ok'}`, () => {
+      const got = nameProblem(input, { wildcard: true });
+      if (problem === null) expect(got).to.equal(null);
+      else expect(got).to.include(problem);
+    });
+  }
+
+  it('places single labels in the first zone and keeps absolute names', () => {
+    expect(ownerName('LLM', zones)).to.deep.equal({ name: 'llm.home.arpa.', zone: 'home.arpa.' });
+    expect(ownerName('x.lab.example', zones)).to.deep.equal({ name: 'x.lab.example.', zone: 'lab.example.' });
+    expect(ownerName('@', zones)).to.deep.equal({ name: 'home.arpa.', zone: 'home.arpa.' });
+    expect(ownerName('x.other.org', zones)).to.have.property('error').that.includes('outside the served zones');
+  });
+
+  it('checks upstream host:port', () => {
+    expect(upstreamProblem('100.2.2.2:8080')).to.equal(null);
+    expect(upstreamProblem('[2001:db8::1]:443')).to.equal(null);
+    expect(upstreamProblem('my-laptop:3000')).to.equal(null);
+    expect(upstreamProblem('host:0')).to.include('1-65535');
+    expect(upstreamProblem('host')).to.include('host:port');
+    expect(upstreamProblem('a{b}:80')).to.include('may hold only letters');
+  });
+});
