@@ -82,6 +82,16 @@ export type StoredRecord = RecordData & {
   updated_at: string;
 };
 
+/** A validated record set ready to store: `name` is absolute and inside `zone`. */
+export interface RecordWrite {
+  name: string;
+  zone: string;
+  data: RecordData;
+  ttl: number;
+  proxy: Proxy | null;
+  service_name: string | null;
+}
+
 /** Response schema for a stored record (documentation and DB-row parsing). */
 export const recordSchema = z.object({
   name: z.string().describe('Absolute owner name, lower-case, trailing dot'),

@@ -1,0 +1,92 @@
+// Reads the layered config. Contract: returns a valid Config or throws ConfigError whose
+// `lines` name every bad field and where its value came from.
+import { readFileSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import YAML from 'yaml';
+import { CONFIG_KEYS, LIST_KEYS, configSchema, type Config } from './schema.js';
+
+export class ConfigError extends Error {
+  constructor(readonly lines: string[]) {
+    super(lines.join('\n'));
+  }
+}
+
+type Layer = Record<string, unknown>;
+
+export interface ConfigSources {
+  /** Path of a JSON or YAML file (`--config` / DNSPROXY_CONFIG). */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Values from CLI flags, already keyed by config name. */
+  flags?: Layer;
+  /** Interfaces, injectable for tests. */
+  interfaces?: ReturnType<typeof networkInterfaces>;
+}
+
+function fromFile(path: string): Layer {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError([`config file ${path}: ${(e as Error).message}`]);
+  }
+  try {
+    const parsed: unknown = path.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
+    if (parsed === null || parsed === undefined) return {};
+    if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('top level must be a mapping');
+    return parsed as Layer;
+  } catch (e) {
+    throw new ConfigError([`config file ${path}: ${(e as Error).message}`]);
+  }
+}
+
+function fromEnv(env: NodeJS.ProcessEnv): Layer {
+  const out: Layer = {};
+  for (const key of CONFIG_KEYS) {
+    const raw = env[`DNSPROXY_${key.toUpperCase()}`];
+    if (raw === undefined || raw === '') continue;
+    out[key] = LIST_KEYS.has(key) ? raw.split(',').map((s) => s.trim()).filter(Boolean) : raw;
+  }
+  // Singular form reads naturally for the common one-zone case.
+  if (env.DNSPROXY_ZONE) out.zones = env.DNSPROXY_ZONE.split(',').map((s) => s.trim()).filter(Boolean);
+  return out;
+}
+
+/** Tailscale address (100.64.0.0/10) if any, else the first non-internal IPv4, else loopback. */
+export function detectNodeIp(ifaces: ReturnType<typeof networkInterfaces>): string {
+  const v4 = Object.values(ifaces).flatMap((list) => list ?? []).filter((i) => i.family === 'IPv4' && !i.internal);
+  const tailscale = v4.find((i) => {
+    const [a, b] = i.address.split('.').map(Number);
+    return a === 100 && b !== undefined && b >= 64 && b < 128;
+  });
+  return (tailscale ?? v4[0])?.address ?? '127.0.0.1';
+}
+
+export function loadConfig(src: ConfigSources = {}): Config {
+  const env = src.env ?? process.env;
+  const file = src.file ?? env.DNSPROXY_CONFIG;
+  const layers: [string, Layer][] = [
+    ['config file', file ? fromFile(file) : {}],
+    ['env', fromEnv(env)],
+    ['flag', src.flags ?? {}],
+  ];
+  const merged: Layer = {};
+  const origin: Record<string, string> = {};
+  for (const [name, layer] of layers)
+    for (const [k, v] of Object.entries(layer))
+      if (v !== undefined) {
+        merged[k] = v;
+        origin[k] = name === 'env' ? `env DNSPROXY_${k.toUpperCase()}` : name === 'flag' ? `--${k.replace(/_/g, '-')}` : `${name} ${file}`;
+      }
+  const parsed = configSchema.safeParse(merged);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => {
+        const key = String(i.path[0] ?? '');
+        const path = i.path.map(String).join('.') || '(top level)';
+        return `config: ${path}: ${i.message}${origin[key] ? ` (from ${origin[key]})` : ''}`;
+      }),
+    );
+  }
+  return { ...parsed.data, node_ip: parsed.data.node_ip ?? detectNodeIp(src.interfaces ?? networkInterfaces()) };
+}

@@ -1,0 +1,38 @@
+// The controller's settings: one zod schema, fed by defaults < config file < env < CLI flags.
+import { z } from 'zod';
+import { LOG_LEVELS } from '../log/index.js';
+import { absolute, nameProblem } from '../model/name.js';
+import { isIP } from 'node:net';
+
+const zoneName = z.string().superRefine((v, ctx) => {
+  const problem = nameProblem(v);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+}).transform(absolute);
+
+const portNumber = z.coerce.number().int('must be an integer').min(0, 'must be 0-65535').max(65535, 'must be 0-65535');
+const ip = z.string().refine((v) => isIP(v) !== 0, 'must be an IP address');
+const hostPort = z.string().regex(/^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port');
+
+export const configSchema = z
+  .object({
+    data_dir: z.string().min(1).default('./data').describe('Directory for the SQLite database and generated files'),
+    zones: z.array(zoneName).min(1, 'at least one zone is required').default(['home.arpa.']).describe('Zones we are authoritative for'),
+    nameservers: z.array(zoneName).default([]).describe('Apex NS targets; default ns1.<zone> with glue to node_ip'),
+    node_ip: z.string().refine((v) => isIP(v) === 4, 'must be an IPv4 address').optional().describe('This node\'s IP: A target of proxied records; default: Tailscale or first non-loopback IPv4'),
+    listen_ip: ip.default('127.0.0.1').describe('Address the DNS server and API listen on'),
+    dns_port: portNumber.default(53),
+    api_port: portNumber.default(8080),
+    http_port: portNumber.default(80),
+    https_port: portNumber.default(443),
+    caddy_admin: hostPort.default('127.0.0.1:2019'),
+    upstreams: z.array(z.string().regex(/^(?:\[[0-9a-fA-F:]+\]:\d+|[0-9.]+(?::\d+)?|[0-9a-fA-F:]+)$/, 'must be ip or ip:port')).default([]).describe('Resolvers for names outside our zones; empty = REFUSED'),
+    axfr_allow: z.array(ip).default(['127.0.0.1', '::1']).describe('Addresses allowed to AXFR'),
+    log_level: z.enum(LOG_LEVELS).default('info'),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema> & { node_ip: string };
+
+/** Settings that may come from the environment as DNSPROXY_<UPPER_NAME>; lists are comma-separated. */
+export const CONFIG_KEYS = Object.keys(configSchema.shape) as (keyof typeof configSchema.shape)[];
+export const LIST_KEYS: ReadonlySet<string> = new Set(['zones', 'nameservers', 'upstreams', 'axfr_allow']);

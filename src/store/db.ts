@@ -1,0 +1,37 @@
+// Opens the shared SQLite file and brings its schema up to date.
+// Contract: WAL mode, synchronous=FULL (a committed write survives kill -9 and power loss),
+// busy timeout so the controller and the mail relay can share the file.
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { MIGRATIONS } from './migrations.js';
+
+export type Db = Database.Database;
+
+/** How long a writer waits for the other process's transaction before SQLITE_BUSY. */
+const BUSY_TIMEOUT_MS = 5000;
+export const DB_FILE = 'dnsproxy.sqlite';
+
+export function openDb(dataDir: string): Db {
+  mkdirSync(dataDir, { recursive: true });
+  const db = new Database(join(dataDir, DB_FILE));
+  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = FULL');
+  db.pragma('foreign_keys = ON');
+  migrate(db);
+  return db;
+}
+
+/** Applies every migration above `PRAGMA user_version`, each in its own transaction. */
+export function migrate(db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  for (const [i, sql] of MIGRATIONS.entries()) {
+    const version = i + 1;
+    if (version <= current) continue;
+    db.transaction(() => {
+      db.exec(sql);
+      db.pragma(`user_version = ${version}`);
+    }).immediate();
+  }
+}

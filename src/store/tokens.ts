@@ -1,0 +1,66 @@
+// API bearer tokens. Only the SHA-256 of a token is stored: tokens are 256-bit random, so a fast
+// hash is enough (no bcrypt on the request path) and a stolen database reveals no usable token.
+import { createHash, randomBytes } from 'node:crypto';
+import { AppError } from '../errors.js';
+import type { Db } from './db.js';
+
+export interface TokenInfo {
+  id: string;
+  name: string;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+const sha256 = (token: string) => createHash('sha256').update(token).digest('hex');
+/** `last_used_at` is written at most this often per token, to keep writes off the request path. */
+const TOUCH_INTERVAL_MS = 60_000;
+
+export class TokenStore {
+  private readonly touched = new Map<string, number>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /** Creates a token; the returned secret is shown once and never stored. */
+  create(name: string, secret: string = `dp_${randomBytes(32).toString('base64url')}`): { token: string; info: TokenInfo } {
+    const info: TokenInfo = { id: randomBytes(6).toString('hex'), name, created_at: this.now().toISOString(), last_used_at: null };
+    this.db.prepare('INSERT INTO tokens (id, name, hash, created_at) VALUES (?, ?, ?, ?)').run(info.id, name, sha256(secret), info.created_at);
+    return { token: secret, info };
+  }
+
+  list(): TokenInfo[] {
+    return this.db.prepare('SELECT id, name, created_at, last_used_at FROM tokens ORDER BY created_at, id').all() as TokenInfo[];
+  }
+
+  revoke(id: string): void {
+    if (this.db.prepare('DELETE FROM tokens WHERE id = ?').run(id).changes === 0) throw new AppError('not_found', `no token with id ${id}`);
+  }
+
+  /** The token's id when `secret` is a live token, else undefined. */
+  verify(secret: string): string | undefined {
+    const row = this.db.prepare('SELECT id FROM tokens WHERE hash = ?').get(sha256(secret)) as { id: string } | undefined;
+    if (!row) return undefined;
+    const t = this.now().getTime();
+    if ((this.touched.get(row.id) ?? 0) + TOUCH_INTERVAL_MS < t) {
+      this.touched.set(row.id, t);
+      this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(new Date(t).toISOString(), row.id);
+    }
+    return row.id;
+  }
+
+  /**
+   * First-start bootstrap. With `fixed` (DNSPROXY_ADMIN_TOKEN) that token is made valid (added once
+   * as "bootstrap"). Without it, a token named "admin" is generated when no token exists yet.
+   * Returns the generated secret (to be printed once) or undefined.
+   */
+  bootstrap(fixed?: string): string | undefined {
+    if (fixed) {
+      if (!this.db.prepare('SELECT 1 FROM tokens WHERE hash = ?').get(sha256(fixed))) this.create('bootstrap', fixed);
+      return undefined;
+    }
+    const any = this.db.prepare('SELECT 1 FROM tokens LIMIT 1').get();
+    return any ? undefined : this.create('admin').token;
+  }
+}
