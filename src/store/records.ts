@@ -77,8 +77,9 @@ export class RecordStore {
     return row && fromRow(row);
   }
 
-  count(): number {
-    return (this.db.prepare('SELECT count(*) AS n FROM records').get() as { n: number }).n;
+  /** Record sets stored, in `zone` or in all zones. */
+  count(zone?: string): number {
+    return (zone === undefined ? this.db.prepare('SELECT count(*) FROM records').pluck().get() : this.db.prepare('SELECT count(*) FROM records WHERE zone = ?').pluck().get(zone)) as number;
   }
 
   /**

@@ -1,0 +1,52 @@
+import { expect } from 'chai';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, detectNodeIp, loadConfig } from '../../src/config/load.js';
+import { tempDir } from '../helpers/tmp.js';
+
+describe('config', () => {
+  const tmp = tempDir();
+  after(() => tmp.cleanup());
+  const noIfaces = { lo: [{ address: '127.0.0.1', family: 'IPv4' as const, internal: true, netmask: '255.0.0.0', mac: '', cidr: null }] };
+
+  it('has defaults', () => {
+    const c = loadConfig({ env: {}, interfaces: noIfaces });
+    expect(c).to.deep.include({ zones: ['home.arpa.'], dns_port: 53, api_port: 8080, listen_ip: '127.0.0.1', upstreams: [], node_ip: '127.0.0.1' });
+  });
+
+  it('layers: defaults < file (YAML or JSON) < env < flags', () => {
+    const yaml = join(tmp.dir, 'c.yaml');
+    writeFileSync(yaml, 'zones: [lab.example]\ndns_port: 5300\napi_port: 9000\nupstreams: ["192.0.2.53"]\n');
+    const fromFile = loadConfig({ file: yaml, env: {}, interfaces: noIfaces });
+    expect(fromFile).to.deep.include({ zones: ['lab.example.'], dns_port: 5300, api_port: 9000, upstreams: ['192.0.2.53'] });
+    const env = { DNSPROXY_DNS_PORT: '5400', DNSPROXY_ZONE: 'a.example,b.example' };
+    expect(loadConfig({ file: yaml, env, interfaces: noIfaces })).to.deep.include({ dns_port: 5400, api_port: 9000, zones: ['a.example.', 'b.example.'] });
+    expect(loadConfig({ file: yaml, env, flags: { dns_port: '5500' }, interfaces: noIfaces }).dns_port).to.equal(5500);
+    const json = join(tmp.dir, 'c.json');
+    writeFileSync(json, JSON.stringify({ data_dir: '/srv/dnsproxy' }));
+    expect(loadConfig({ file: json, env: {}, interfaces: noIfaces }).data_dir).to.equal('/srv/dnsproxy');
+  });
+
+  it('reports one line per bad field, with its source', () => {
+    const file = join(tmp.dir, 'bad.yaml');
+    writeFileSync(file, 'dns_port: 70000\nzones: ["a b"]\ncolour: blue\n');
+    try {
+      loadConfig({ file, env: { DNSPROXY_LISTEN_IP: 'not-an-ip' }, interfaces: noIfaces });
+      expect.fail('should throw');
+    } catch (e) {
+      expect(e).to.be.instanceOf(ConfigError);
+      const lines = (e as ConfigError).lines;
+      expect(lines).to.have.length(4);
+      expect(lines.find((l) => l.startsWith('config: dns_port:'))).to.include('0-65535').and.include(file);
+      expect(lines.find((l) => l.startsWith('config: zones.0:'))).to.include('whitespace');
+      expect(lines.find((l) => l.startsWith('config: listen_ip:'))).to.include('env DNSPROXY_LISTEN_IP');
+      expect(lines.some((l) => l.includes('colour'))).to.equal(true);
+    }
+  });
+
+  it('prefers a Tailscale address for node_ip', () => {
+    const iface = (address: string) => ({ address, family: 'IPv4' as const, internal: false, netmask: '255.255.255.0', mac: '', cidr: null });
+    expect(detectNodeIp({ eth0: [iface('192.0.2.4')], tailscale0: [iface('100.101.102.103')] })).to.equal('100.101.102.103');
+    expect(detectNodeIp({ eth0: [iface('192.0.2.4')] })).to.equal('192.0.2.4');
+  });
+});

@@ -1,0 +1,59 @@
+import { expect } from 'chai';
+import { AppError } from '../../src/errors.js';
+import type { RecordChange, RecordWrite } from '../../src/model/record.js';
+import { openDb } from '../../src/store/db.js';
+import { RecordStore } from '../../src/store/records.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const a = (name: string, ip = '192.0.2.1'): RecordWrite => ({ name, zone: 'home.arpa.', data: { type: 'A', values: [ip] }, ttl: 300, proxy: null, service_name: null });
+
+describe('store: records', () => {
+  it('applies a batch all-or-nothing: a conflict in the second write stores neither', () => {
+    const tmp = tempDir();
+    const db = openDb(tmp.dir);
+    const store = new RecordStore(db, ['home.arpa.']);
+    store.put([a('x.home.arpa.')]);
+    const serial = store.serial('home.arpa.');
+    const heard: RecordChange[] = [];
+    store.onChange((c) => heard.push(c));
+    const cname: RecordWrite = { name: 'x.home.arpa.', zone: 'home.arpa.', data: { type: 'CNAME', values: ['y.home.arpa.'] }, ttl: 300, proxy: null, service_name: null };
+    expect(() => store.put([a('new.home.arpa.'), cname])).to.throw(AppError).with.property('code', 'conflict');
+    expect(store.get('new.home.arpa.', 'A')).to.equal(undefined);
+    expect(store.serial('home.arpa.')).to.equal(serial);
+    expect(heard).to.have.length(0);
+    db.close();
+    tmp.cleanup();
+  });
+
+  it('replaceZone removes what the batch does not hold, in one change with one serial bump', () => {
+    const tmp = tempDir();
+    const db = openDb(tmp.dir);
+    const store = new RecordStore(db, ['home.arpa.']);
+    store.put([a('x.home.arpa.'), a('y.home.arpa.')]);
+    const serial = store.serial('home.arpa.');
+    const heard: RecordChange[] = [];
+    store.onChange((c) => heard.push(c));
+    store.put([a('y.home.arpa.', '192.0.2.2'), a('z.home.arpa.')], { replaceZone: 'home.arpa.' });
+    expect(store.list().map((r) => r.name)).to.deep.equal(['y.home.arpa.', 'z.home.arpa.']);
+    expect(heard).to.have.length(1);
+    expect(heard[0]).to.deep.include({ serial: serial + 1, removed: [{ name: 'x.home.arpa.', type: 'A' }] });
+    db.close();
+    tmp.cleanup();
+  });
+
+  it('keeps data and serial across reopen; migrations are idempotent', () => {
+    const tmp = tempDir();
+    let db = openDb(tmp.dir);
+    const store = new RecordStore(db, ['home.arpa.']);
+    store.put([a('x.home.arpa.')]);
+    const serial = store.serial('home.arpa.');
+    db.close();
+    db = openDb(tmp.dir);
+    const again = new RecordStore(db, ['home.arpa.']);
+    expect(again.get('x.home.arpa.', 'A')?.values).to.deep.equal(['192.0.2.1']);
+    expect(again.serial('home.arpa.')).to.equal(serial);
+    expect(db.pragma('journal_mode', { simple: true })).to.equal('wal');
+    db.close();
+    tmp.cleanup();
+  });
+});
