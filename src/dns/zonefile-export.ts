@@ -1,0 +1,111 @@
+// Zone export: served records → RFC 1035 master-file text, laid out by templates/zone.hbs.
+// Pure apart from reading the template once; the output passes `named-checkzone <zone> <file>`.
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import Handlebars from 'handlebars';
+import { RECORD_TYPES } from '../model/record.js';
+import { inZone, nameProblem } from '../model/name.js';
+import type { ServedRecord } from './soa.js';
+
+/** RFC 1035 §3.3: a <character-string> holds at most 255 bytes; longer TXT values are split. */
+export const MAX_CHARACTER_STRING = 255;
+
+// `../../templates` from src/dns (tsx) and from dist/dns (compiled) alike.
+const TEMPLATE_URL = new URL('../../templates/zone.hbs', import.meta.url);
+
+/** Thrown when a record cannot be written safely; records from the store never trigger it. */
+export class ZoneExportError extends Error {}
+
+const fail = (what: string, value: unknown, problem: string): never => {
+  throw new ZoneExportError(`cannot export ${what} ${JSON.stringify(value) ?? String(value)}: ${problem}`);
+};
+
+/**
+ * One RFC 1035 quoted string. Printable ASCII stays literal except `"` and `\`, which are
+ * backslash-escaped; every other byte (newline, control, UTF-8) becomes `\DDD`.
+ */
+export function quoteBytes(bytes: Uint8Array): string {
+  let out = '"';
+  for (const b of bytes) {
+    if (b === 0x22 || b === 0x5c) out += `\\${String.fromCharCode(b)}`;
+    else if (b >= 0x20 && b <= 0x7e) out += String.fromCharCode(b);
+    else out += `\\${String(b).padStart(3, '0')}`;
+  }
+  return `${out}"`;
+}
+
+/** A TXT value as space-separated quoted strings of at most 255 bytes each (`""` for empty). */
+export function txtChunks(value: string): string {
+  const bytes = Buffer.from(value, 'utf8');
+  const chunks: string[] = [];
+  for (let i = 0; i < bytes.length || i === 0; i += MAX_CHARACTER_STRING) {
+    chunks.push(quoteBytes(bytes.subarray(i, i + MAX_CHARACTER_STRING)));
+  }
+  return chunks.join(' ');
+}
+
+type HelperOptions = { data: { root: View } };
+
+// Each helper returns zone-file-safe text or throws: the template prints nothing else.
+function helpers(): Record<string, Handlebars.HelperDelegate> {
+  const str = (what: string, v: unknown): string => (typeof v === 'string' ? v : fail(what, v, 'is not a string'));
+  const absoluteName = (what: string, v: unknown, wildcard: boolean): string => {
+    const s = str(what, v);
+    const problem = nameProblem(s, { wildcard }) ?? (s.endsWith('.') ? null : 'is not absolute (no trailing dot)');
+    return problem ? fail(what, v, problem) : s;
+  };
+  return {
+    name: (v: unknown) => absoluteName('name', v, false),
+    owner: (v: unknown, o: HelperOptions) => {
+      const s = absoluteName('owner name', v, true);
+      return inZone(s.toLowerCase(), o.data.root.zone) ? s : fail('owner name', v, `is outside the zone ${o.data.root.zone}`);
+    },
+    address: (v: unknown, family: number) => (isIP(str('address', v)) === family ? v : fail('address', v, `is not an IPv${family} address`)),
+    text: (v: unknown) => txtChunks(str('TXT value', v)),
+    quoted: (v: unknown) => quoteBytes(Buffer.from(str('CAA value', v), 'utf8')),
+    caaTag: (v: unknown) => (/^[a-z0-9]{1,15}$/i.test(str('CAA tag', v)) ? v : fail('CAA tag', v, 'must be 1-15 letters or digits')),
+    uint: (v: unknown, max: number) => (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max ? String(v) : fail('number', v, `must be an integer 0-${max}`)),
+    rrtype: (v: unknown) => (v === 'SOA' || (RECORD_TYPES as readonly unknown[]).includes(v) ? v : fail('record type', v, 'is not supported')),
+    pad: (s: unknown, width: number) => String(s).padEnd(width),
+  };
+}
+
+interface View {
+  zone: string;
+  serial: unknown;
+  ttl: number;
+  ownerWidth: number;
+  lines: { owner: string; ttl: number; type: string; value: unknown }[];
+}
+
+let render: Handlebars.TemplateDelegate<View> | undefined;
+function template(): Handlebars.TemplateDelegate<View> {
+  if (!render) {
+    const hb = Handlebars.create(); // private helper registry: other templates keep theirs
+    hb.registerHelper(helpers());
+    render = hb.compile<View>(readFileSync(TEMPLATE_URL, 'utf8'), { noEscape: true, strict: true });
+  }
+  return render;
+}
+
+/**
+ * Renders `zone` (absolute, lower-case) as master-file text.
+ * Caller guarantees: `records` are sorted as they should appear and start with the zone's SOA
+ * (values: [Soa]), then apex NS, glue and user record sets; every owner lies inside `zone`.
+ * Throws ZoneExportError when a value cannot be written safely (bad name, address or number).
+ * Does not mutate `records`.
+ */
+export function exportZone(zone: string, records: ServedRecord[]): string {
+  const soa = records[0];
+  if (!soa || soa.type !== 'SOA' || soa.name !== zone || soa.values.length !== 1)
+    throw new ZoneExportError(`cannot export ${zone}: the first record must be its SOA`);
+  const lines = records.flatMap((r) => r.values.map((value) => ({ owner: r.name, ttl: r.ttl, type: r.type, value })));
+  const serial = (soa.values[0] as { serial?: unknown } | undefined)?.serial;
+  return template()({
+    zone,
+    serial,
+    ttl: soa.ttl,
+    ownerWidth: Math.max(...lines.map((l) => l.owner.length)),
+    lines,
+  });
+}
