@@ -1,0 +1,255 @@
+// The in-memory zone data the DNS server answers from. Mutated only through load()/apply();
+// every mutation bumps `generation` so response caches know to drop what they hold.
+import { isIP } from 'node:net';
+import { absolute, inZone } from '../model/name.js';
+import type { RecordChange, RecordType, StoredRecord } from '../model/record.js';
+import { rrsetOf, simpleRRset, soaRRset, type RRset, type ServedType } from './rrset.js';
+import { soaFor, type ServedRecord, type Soa, type ZoneSettings } from './soa.js';
+
+type Node = Map<ServedType, RRset>;
+
+/** TTL of the synthesised apex NS and glue records. */
+const SYNTH_TTL = 3600;
+
+interface ZoneState {
+  readonly settings: ZoneSettings;
+  serial: number;
+  soa: Soa;
+  soaSet: RRset;
+  /** Apex NS built from settings (used unless the user stores an apex NS RRset). */
+  readonly nsSet: RRset;
+  /** In-zone nameserver names → glue RRset (A or AAAA to nodeIp) used while the name has no address or CNAME of its own. */
+  readonly glue: Map<string, RRset>;
+  /** User RRsets by owner name. */
+  user: Map<string, Node>;
+  /**
+   * For each name at or above a data-bearing name (up to the apex): how many data-bearing names
+   * lie at or below it. A name exists (RFC 4592 §2.2) iff its count is > 0, which covers empty
+   * non-terminals. Synthesised names (apex, glue names) hold one permanent count.
+   */
+  refs: Map<string, number>;
+}
+
+/** Parent of absolute `name` (`a.b.` → `b.`). */
+function parent(name: string): string {
+  return name.slice(name.indexOf('.') + 1);
+}
+
+/** Sorts lower-case names in canonical order (RFC 4034 §6.1): label by label from the right. */
+function sortCanonical(names: string[]): string[] {
+  const keyed = names.map((n) => [n.split('.').reverse().join('\x00'), n] as const);
+  keyed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return keyed.map(([, n]) => n);
+}
+
+const TYPE_ORDER: Record<ServedType, number> = { SOA: 6, A: 1, NS: 2, CNAME: 5, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, CAA: 257 };
+
+export class ZoneIndex {
+  private readonly zones = new Map<string, ZoneState>();
+  private gen = 0;
+
+  constructor(zones: readonly ZoneSettings[]) {
+    for (const given of zones) {
+      const name = absolute(given.name);
+      const nameservers = (given.nameservers.length ? given.nameservers : [`ns1.${name}`]).map(absolute);
+      const settings = { ...given, name, nameservers };
+      const soa = soaFor(settings, 0);
+      this.zones.set(name, { settings, serial: 0, soa, soaSet: soaRRset(soa), nsSet: simpleRRset('NS', SYNTH_TTL, nameservers), glue: new Map(), user: new Map(), refs: new Map() });
+    }
+    // Glue for every nameserver name that falls in a served zone, in the most specific one.
+    for (const { settings } of this.zones.values()) {
+      const family = isIP(settings.nodeIp);
+      if (family === 0) continue;
+      for (const ns of settings.nameservers) {
+        const home = this.zones.get(this.zoneFor(ns) ?? '');
+        if (home && !home.glue.has(ns)) home.glue.set(ns, simpleRRset(family === 6 ? 'AAAA' : 'A', SYNTH_TTL, [settings.nodeIp]));
+      }
+    }
+    for (const state of this.zones.values()) this.resetRefs(state);
+  }
+
+  /** Increases on every load() and apply(); equal generations mean identical answers. */
+  get generation(): number {
+    return this.gen;
+  }
+
+  /** Served zone names, longest first. */
+  zoneNames(): string[] {
+    return [...this.zones.keys()].sort((a, b) => b.length - a.length);
+  }
+
+  /** The most specific served zone containing lower-case absolute `name`, or undefined. O(labels). */
+  zoneFor(name: string): string | undefined {
+    for (let n = name; ; n = parent(n)) {
+      if (this.zones.has(n)) return n;
+      if (n === '' || n === '.') return undefined;
+    }
+  }
+
+  serial(zone: string): number {
+    return this.state(zone).serial;
+  }
+
+  soa(zone: string): Soa {
+    return this.state(zone).soa;
+  }
+
+  /**
+   * Replaces a zone's content and serial. Records outside `zone` are skipped and reported
+   * in the returned warnings; nothing is thrown for bad data.
+   */
+  load(zone: string, serial: number, records: readonly StoredRecord[]): string[] {
+    const state = this.state(zone);
+    const warnings: string[] = [];
+    const user = new Map<string, Node>();
+    for (const r of records) {
+      const name = absolute(r.name);
+      if (!this.belongs(state, name)) {
+        warnings.push(`${r.name} ${r.type}: outside zone ${zone}; skipped`);
+        continue;
+      }
+      let node = user.get(name);
+      if (!node) user.set(name, (node = new Map()));
+      node.set(r.type, rrsetOf(r));
+    }
+    state.user = user;
+    this.resetRefs(state);
+    this.setSerial(state, serial);
+    this.gen++;
+    return warnings;
+  }
+
+  /**
+   * Applies one committed change: removals first, then upserts (each replaces the RRset for
+   * its name+type). Cost is O(labels) per RRset, independent of zone size.
+   */
+  apply(change: RecordChange): string[] {
+    const state = this.state(change.zone);
+    const warnings: string[] = [];
+    for (const { name: raw, type } of change.removed) {
+      const name = absolute(raw);
+      const node = state.user.get(name);
+      if (!node?.delete(type)) continue;
+      if (node.size === 0) {
+        state.user.delete(name);
+        if (!this.synthesised(state, name)) this.addRefs(state, name, -1);
+      }
+    }
+    for (const r of change.upserted) {
+      const name = absolute(r.name);
+      if (!this.belongs(state, name)) {
+        warnings.push(`${r.name} ${r.type}: outside zone ${change.zone}; skipped`);
+        continue;
+      }
+      let node = state.user.get(name);
+      if (!node) {
+        state.user.set(name, (node = new Map()));
+        if (!this.synthesised(state, name)) this.addRefs(state, name, 1);
+      }
+      node.set(r.type, rrsetOf(r));
+    }
+    this.setSerial(state, change.serial);
+    this.gen++;
+    return warnings;
+  }
+
+  /** True when lower-case absolute `name` exists in `zone` (holds data or has descendants that do). */
+  exists(zone: string, name: string): boolean {
+    return (this.state(zone).refs.get(name) ?? 0) > 0;
+  }
+
+  /** The RRset served for name+type, user data first, then SOA/NS/glue synthesis. */
+  rrset(zone: string, name: string, type: string): RRset | undefined {
+    const state = this.state(zone);
+    const node = state.user.get(name);
+    const own = node?.get(type as ServedType);
+    if (own) return own;
+    if (name === state.settings.name) {
+      if (type === 'SOA') return state.soaSet;
+      if (type === 'NS') return state.nsSet;
+    }
+    const glue = state.glue.get(name);
+    if (glue && glue.type === type && !(node && (node.has('A') || node.has('AAAA') || node.has('CNAME')))) return glue;
+    return undefined;
+  }
+
+  /** The user's own RRset (no synthesis); used to find delegations. */
+  userRRset(zone: string, name: string, type: RecordType): RRset | undefined {
+    return this.state(zone).user.get(name)?.get(type);
+  }
+
+  /** Every RRset served at `name` (synthesised ones included), in type order. */
+  rrsets(zone: string, name: string): RRset[] {
+    const out: RRset[] = [];
+    for (const type of ['SOA', 'NS', 'A', 'AAAA'] as const) {
+      const set = this.rrset(zone, name, type);
+      if (set) out.push(set);
+    }
+    for (const set of this.state(zone).user.get(name)?.values() ?? []) if (!out.includes(set)) out.push(set);
+    return out.sort((a, b) => TYPE_ORDER[a.type] - TYPE_ORDER[b.type]);
+  }
+
+  /**
+   * Everything the zone serves, for AXFR and zone-file export. Order: SOA; apex NS (ours unless
+   * the user stored one); synthesised glue still in effect; then user RRsets in canonical name
+   * order (RFC 4034 §6.1), by type code. SOA values are `[Soa]`; other values are as stored.
+   */
+  servedRecords(zone: string): ServedRecord[] {
+    return this.servedRRsets(zone).map(({ name, set }) => ({ name, type: set.type, ttl: set.ttl, values: [...set.values] }));
+  }
+
+  /** servedRecords() with RDATA, for zone transfers. */
+  servedRRsets(zone: string): { name: string; set: RRset }[] {
+    const state = this.state(zone);
+    const apex = state.settings.name;
+    const out: { name: string; set: RRset }[] = [{ name: apex, set: state.soaSet }];
+    if (!state.user.get(apex)?.has('NS')) out.push({ name: apex, set: state.nsSet });
+    for (const name of sortCanonical([...state.glue.keys()])) {
+      const glue = state.glue.get(name);
+      if (glue && this.rrset(zone, name, glue.type) === glue) out.push({ name, set: glue });
+    }
+    for (const name of sortCanonical([...state.user.keys()])) {
+      const sets = [...(state.user.get(name)?.values() ?? [])].sort((a, b) => TYPE_ORDER[a.type] - TYPE_ORDER[b.type]);
+      for (const set of sets) out.push({ name, set });
+    }
+    return out;
+  }
+
+  private state(zone: string): ZoneState {
+    const state = this.zones.get(zone);
+    if (!state) throw new Error(`zone ${zone} is not served`);
+    return state;
+  }
+
+  /** In `state`'s zone and not inside a more specific served zone (whose data would never be read). */
+  private belongs(state: ZoneState, name: string): boolean {
+    return inZone(name, state.settings.name) && this.zoneFor(name) === state.settings.name;
+  }
+
+  private synthesised(state: ZoneState, name: string): boolean {
+    return name === state.settings.name || state.glue.has(name);
+  }
+
+  private setSerial(state: ZoneState, serial: number): void {
+    state.serial = serial;
+    state.soa = soaFor(state.settings, serial);
+    state.soaSet = soaRRset(state.soa);
+  }
+
+  /** Adds `delta` to the count of `name` and each ancestor up to the apex. */
+  private addRefs(state: ZoneState, name: string, delta: number): void {
+    const apex = state.settings.name;
+    for (let n = name; ; n = parent(n)) {
+      const count = (state.refs.get(n) ?? 0) + delta;
+      if (count > 0) state.refs.set(n, count);
+      else state.refs.delete(n);
+      if (n === apex || n === '') return;
+    }
+  }
+
+  private resetRefs(state: ZoneState): void {
+    state.refs = new Map();
+    const holders = new Set<string>([state.settings.name, ...state.glue.keys(), ...state.user.keys()]);
+    for (const name of holders) this.addRefs(state, name, 1);
+  }
+}

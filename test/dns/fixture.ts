@@ -1,0 +1,189 @@
+// Test zones (RFC 2606 / RFC 5737 / RFC 3849 names and addresses) and helpers to query a live server.
+import { execFile, execFileSync } from 'node:child_process';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import type { RecordData, StoredRecord } from '../../src/model/record.js';
+import { DnsServer, type DnsServerOptions } from '../../src/dns/server.js';
+import type { ZoneSettings } from '../../src/dns/soa.js';
+import { ZoneIndex } from '../../src/dns/zone.js';
+
+export const HOME = 'home.arpa.';
+export const LAB = 'lab.example.';
+export const REV = '2.0.192.in-addr.arpa.';
+export const SERIAL = 2026010101;
+
+export const ZONES: ZoneSettings[] = [
+  { name: HOME, nameservers: ['ns1.home.arpa.'], hostmaster: 'hostmaster.home.arpa.', nodeIp: '192.0.2.1' },
+  { name: LAB, nameservers: ['ns1.home.arpa.'], hostmaster: 'hostmaster.lab.example.', nodeIp: '192.0.2.1' },
+  { name: REV, nameservers: ['ns1.home.arpa.'], hostmaster: 'hostmaster.home.arpa.', nodeIp: '192.0.2.1' },
+];
+
+/** A stored record set; `name` is relative to `zone` unless it ends with a dot (`@` is the apex). */
+export function rec(zone: string, name: string, data: RecordData, ttl = 300): StoredRecord {
+  const owner = name === '@' ? zone : name.endsWith('.') ? name : `${name}.${zone}`;
+  return { ...data, name: owner, zone, ttl, proxy: null, service_name: null, created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' } as StoredRecord;
+}
+
+/** Sixty TXT strings: far beyond 512 and 1232 bytes, well inside 64 KiB. */
+export const BIG_TXT = Array.from({ length: 60 }, (_, i) => `value-${String(i).padStart(2, '0')}-${'x'.repeat(40)}`);
+export const LONG_TXT = `${'a'.repeat(255)}${'b'.repeat(255)}${'c'.repeat(90)}`;
+
+export function homeRecords(): StoredRecord[] {
+  const h = (name: string, data: RecordData, ttl?: number) => rec(HOME, name, data, ttl);
+  return [
+    h('llm', { type: 'A', values: ['192.0.2.10'] }),
+    h('llm', { type: 'AAAA', values: ['2001:db8::10'] }),
+    h('www', { type: 'CNAME', values: ['llm.home.arpa.'] }),
+    h('chain1', { type: 'CNAME', values: ['chain2.home.arpa.'] }),
+    h('chain2', { type: 'CNAME', values: ['chain3.home.arpa.'] }),
+    h('chain3', { type: 'CNAME', values: ['llm.home.arpa.'] }),
+    h('loop1', { type: 'CNAME', values: ['loop2.home.arpa.'] }),
+    h('loop2', { type: 'CNAME', values: ['loop1.home.arpa.'] }),
+    h('alias', { type: 'CNAME', values: ['app.lab.example.'] }),
+    h('ext', { type: 'CNAME', values: ['www.example.com.'] }),
+    h('dangling', { type: 'CNAME', values: ['gone.home.arpa.'] }),
+    h('long', { type: 'TXT', values: [LONG_TXT] }),
+    h('big', { type: 'TXT', values: BIG_TXT }),
+    h('@', { type: 'MX', values: [{ preference: 10, exchange: 'mail.home.arpa.' }] }),
+    h('@', { type: 'CAA', values: [{ flags: 0, tag: 'issue', value: 'letsencrypt.org' }] }),
+    h('mail', { type: 'A', values: ['192.0.2.25'] }),
+    h('_sip._tcp', { type: 'SRV', values: [{ priority: 10, weight: 5, port: 5060, target: 'sip.home.arpa.' }] }),
+    h('sip', { type: 'A', values: ['192.0.2.26'] }),
+    h('a.b', { type: 'A', values: ['192.0.2.30'] }),
+    h('*.wild', { type: 'A', values: ['192.0.2.40'] }),
+    h('*.wild', { type: 'TXT', values: ['wild'] }),
+    h('exists.wild', { type: 'TXT', values: ['here'] }),
+    h('deep.ent.wild', { type: 'A', values: ['192.0.2.41'] }),
+    h('sub', { type: 'NS', values: ['ns.sub.home.arpa.'] }),
+    h('ns.sub', { type: 'A', values: ['192.0.2.53'] }),
+  ];
+}
+
+export function buildIndex(): ZoneIndex {
+  const index = new ZoneIndex(ZONES);
+  index.load(HOME, SERIAL, homeRecords());
+  index.load(LAB, SERIAL, [rec(LAB, 'app', { type: 'A', values: ['198.51.100.5'] })]);
+  index.load(REV, SERIAL, [rec(REV, '10', { type: 'PTR', values: ['llm.home.arpa.'] })]);
+  return index;
+}
+
+/** A started server on 127.0.0.1, port 0. */
+export async function startServer(opts: Partial<DnsServerOptions> = {}): Promise<{ server: DnsServer; port: number; index: ZoneIndex }> {
+  const index = opts.index ?? buildIndex();
+  const server = new DnsServer({ host: '127.0.0.1', port: 0, index, upstreams: [], axfrAllow: ['127.0.0.1'], ...opts });
+  await server.start();
+  return { server, port: server.address().port, index };
+}
+
+// ---- dig ------------------------------------------------------------------
+
+export const hasDig = (() => {
+  try {
+    execFileSync('dig', ['-v'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+export interface DigRR {
+  name: string;
+  ttl: number;
+  type: string;
+  data: string;
+}
+
+export interface DigResult {
+  status: string;
+  flags: string[];
+  answer: DigRR[];
+  authority: DigRR[];
+  additional: DigRR[];
+  /** EDNS UDP size in the response's OPT, or null when it carried none. */
+  ednsUdp: number | null;
+  raw: string;
+}
+
+/** Runs `dig @127.0.0.1 -p port +norec <args>` and parses its output (one response). */
+export function dig(port: number, args: string[]): Promise<DigResult> {
+  return new Promise((resolve, reject) => {
+    execFile('dig', ['@127.0.0.1', '-p', String(port), '+norec', '+nocookie', '+time=2', '+tries=1', ...args], (err, stdout) => {
+      if (err && !stdout) return reject(err);
+      resolve(parseDig(stdout));
+    });
+  });
+}
+
+export function parseDig(raw: string): DigResult {
+  const out: DigResult = { status: '', flags: [], answer: [], authority: [], additional: [], ednsUdp: null, raw };
+  let section: DigRR[] | null = null;
+  for (const line of raw.split('\n')) {
+    const status = /status: (\w+)/.exec(line);
+    if (status?.[1] && !out.status) out.status = status[1];
+    const flags = /^;; flags: ([^;]*);/.exec(line);
+    if (flags?.[1] !== undefined && out.flags.length === 0) out.flags = flags[1].trim().split(/\s+/).filter(Boolean);
+    const udp = /; EDNS: .*udp: (\d+)/.exec(line);
+    if (udp?.[1]) out.ednsUdp = Number(udp[1]);
+    if (line.startsWith(';; ANSWER SECTION')) section = out.answer;
+    else if (line.startsWith(';; AUTHORITY SECTION')) section = out.authority;
+    else if (line.startsWith(';; ADDITIONAL SECTION')) section = out.additional;
+    else if (line.trim() === '' || line.startsWith(';')) {
+      if (line.trim() === '') section = null;
+    } else if (section) {
+      const m = /^(\S+)\s+(\d+)\s+IN\s+(\S+)\s+(.*)$/.exec(line);
+      if (m) section.push({ name: m[1] as string, ttl: Number(m[2]), type: m[3] as string, data: (m[4] as string).trim() });
+    }
+  }
+  return out;
+}
+
+// ---- raw sockets ------------------------------------------------------------
+
+/** Sends `msg` over UDP and resolves with the first reply, or null after `ms`. */
+export function udpExchange(port: number, msg: Buffer, ms = 1000): Promise<Buffer | null> {
+  return new Promise((resolve) => {
+    const s = dgram.createSocket('udp4');
+    const timer = setTimeout(() => done(null), ms);
+    const done = (v: Buffer | null) => {
+      clearTimeout(timer);
+      s.close();
+      resolve(v);
+    };
+    s.on('message', (m) => done(m));
+    s.on('error', () => done(null));
+    s.send(msg, port, '127.0.0.1');
+  });
+}
+
+/** Sends length-prefixed `msgs` on one TCP connection and collects `expect` framed replies (or what came before `ms`). */
+export function tcpExchange(port: number, payload: Buffer, expect: number, ms = 2000): Promise<Buffer[]> {
+  return new Promise((resolve) => {
+    const replies: Buffer[] = [];
+    let buf = Buffer.alloc(0);
+    const s = net.connect({ host: '127.0.0.1', port });
+    const timer = setTimeout(() => done(), ms);
+    const done = () => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve(replies);
+    };
+    s.on('error', () => done());
+    s.on('close', () => done());
+    s.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        replies.push(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+        buf = buf.subarray(2 + buf.readUInt16BE(0));
+      }
+      if (replies.length >= expect) done();
+    });
+    s.write(payload);
+  });
+}
+
+/** 2-byte length prefix + message. */
+export function frame(msg: Buffer): Buffer {
+  const len = Buffer.alloc(2);
+  len.writeUInt16BE(msg.length);
+  return Buffer.concat([len, msg]);
+}
