@@ -1,0 +1,332 @@
+// The DNS server shell: UDP and TCP sockets on one port, response cache, forwarding, metrics.
+// All protocol decisions live in handler.ts; this file moves bytes and never lets an error
+// escape a socket callback (a bad packet gets SERVFAIL or nothing, never a crash).
+import dgram from 'node:dgram';
+import net, { isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { logger, type Logger } from '../log/index.js';
+import { dnsLatency, dnsQueries } from '../metrics.js';
+import { ResponseCache } from './cache.js';
+import { Forwarder, forwardedReply } from './forward.js';
+import { handle, type HandlerConfig, type Outcome, type Transport } from './handler.js';
+import { FLAG, HEADER_BYTES, RCODE, bareResponse, rcodeName } from './wire.js';
+import type { ZoneIndex } from './zone.js';
+
+/** Kernel receive buffer for the UDP socket; bursts of thousands of queries drop with the default ~200 KiB. */
+const UDP_RECV_BUFFER = 4 * 1024 * 1024;
+/** RFC 7766 §6.2.3: close idle TCP connections; seconds, not minutes, so idle clients cannot pin slots. */
+const TCP_IDLE_MS = 10_000;
+/** Open TCP connections at once; more are closed on accept. */
+const MAX_TCP_CONNECTIONS = 256;
+/** Forwarded queries in flight per TCP connection before we stop reading from it. */
+const MAX_TCP_INFLIGHT = 64;
+/** Cached authoritative responses per transport (about 300 bytes each). */
+const RESPONSE_CACHE_ENTRIES = 50_000;
+/** Attempts to find a port free for both UDP and TCP when asked for port 0. */
+const PORT_ATTEMPTS = 5;
+/** How often the cached "is debug logging on" flag is refreshed. */
+const DEBUG_FLAG_REFRESH_MS = 1000;
+
+export interface DnsServerOptions {
+  host: string;
+  /** 0 picks a free port (the same number for UDP and TCP). */
+  port: number;
+  index: ZoneIndex;
+  /** Resolvers for names outside our zones (`ip`, `ip:port`, `[ipv6]:port`); empty → REFUSED. */
+  upstreams: readonly string[];
+  /** Addresses allowed to AXFR/IXFR over TCP (exact IPs; IPv4-mapped IPv6 peers match their IPv4 form). */
+  axfrAllow: readonly string[];
+  log?: Logger;
+}
+
+interface Cached {
+  message: Buffer;
+  counter: { inc(): void };
+}
+
+type Sink = (message: Buffer) => void;
+
+/** Canonical text of an IP for comparisons: IPv4-mapped IPv6 → IPv4, IPv6 compressed lower-case. */
+function canonicalIp(ip: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped?.[1]) return mapped[1];
+  if (isIP(ip) === 6) return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+  return ip;
+}
+
+export class DnsServer {
+  private readonly opts: DnsServerOptions;
+  private readonly log: Logger;
+  private readonly forwarder: Forwarder | null;
+  private readonly cfg: HandlerConfig;
+  private readonly udpCache = new ResponseCache<Cached>(RESPONSE_CACHE_ENTRIES);
+  private readonly tcpCache = new ResponseCache<Cached>(RESPONSE_CACHE_ENTRIES);
+  private readonly counters = new Map<string, { inc(): void }>();
+  private readonly latency = { udp: dnsLatency.labels('udp'), tcp: dnsLatency.labels('tcp') };
+  private readonly conns = new Set<net.Socket>();
+  private udp: dgram.Socket | null = null;
+  private tcp: net.Server | null = null;
+  private port = 0;
+  private running = false;
+  private debug = false;
+  private debugTimer: NodeJS.Timeout | null = null;
+
+  /** Throws when an upstream or axfrAllow entry is malformed. Binds nothing until start(). */
+  constructor(opts: DnsServerOptions) {
+    this.opts = opts;
+    this.log = opts.log ?? logger('dns');
+    this.forwarder = opts.upstreams.length ? new Forwarder({ upstreams: opts.upstreams }) : null;
+    const allowed = new Set(
+      opts.axfrAllow.map((ip) => {
+        if (isIP(ip) === 0) throw new Error(`axfrAllow entry "${ip}" is not an IP address`);
+        return canonicalIp(ip);
+      }),
+    );
+    this.cfg = { index: opts.index, forwarding: this.forwarder !== null, transferAllowed: (address) => allowed.has(canonicalIp(address)) };
+  }
+
+  /** Binds UDP, then TCP on the same port. Rejects (and leaves nothing bound) when either fails. */
+  async start(): Promise<void> {
+    if (this.running || this.udp) throw new Error('DNS server already started');
+    const { host } = this.opts;
+    for (let attempt = 1; ; attempt++) {
+      const udp = await this.bindUdp(host, this.opts.port);
+      const port = udp.address().port;
+      try {
+        this.tcp = await this.listenTcp(host, port);
+        this.udp = udp;
+        this.port = port;
+        break;
+      } catch (err) {
+        await closeUdp(udp);
+        const taken = (err as NodeJS.ErrnoException).code === 'EADDRINUSE';
+        if (this.opts.port !== 0 || !taken || attempt >= PORT_ATTEMPTS) throw err;
+      }
+    }
+    this.running = true;
+    this.refreshDebug();
+    this.debugTimer = setInterval(() => this.refreshDebug(), DEBUG_FLAG_REFRESH_MS).unref();
+    this.log.info('dns listening', { host, port: this.port, forwarding: this.cfg.forwarding });
+  }
+
+  /** Closes both sockets and every TCP connection, and ends forwarded queries. Safe to call at any point, more than once. */
+  async stop(): Promise<void> {
+    this.running = false;
+    if (this.debugTimer) clearInterval(this.debugTimer);
+    this.debugTimer = null;
+    this.forwarder?.close();
+    for (const s of this.conns) s.destroy();
+    this.conns.clear();
+    const udp = this.udp;
+    const tcp = this.tcp;
+    this.udp = this.tcp = null;
+    await Promise.all([udp ? closeUdp(udp) : undefined, tcp ? new Promise<void>((resolve) => tcp.close(() => resolve())) : undefined]);
+  }
+
+  /** Where the server listens; the port is the bound one (useful with port 0). Throws before start(). */
+  address(): { host: string; port: number } {
+    if (!this.udp) throw new Error('DNS server not started');
+    return { host: this.opts.host, port: this.port };
+  }
+
+  status(): 'ok' | 'down' {
+    return this.running && this.udp && this.tcp?.listening ? 'ok' : 'down';
+  }
+
+  private refreshDebug(): void {
+    this.debug = this.log.isDebugEnabled();
+  }
+
+  private bindUdp(host: string, port: number): Promise<dgram.Socket> {
+    const socket = dgram.createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', recvBufferSize: UDP_RECV_BUFFER });
+    return new Promise((resolve, reject) => {
+      socket.once('error', reject);
+      socket.bind(port, host, () => {
+        socket.off('error', reject);
+        socket.on('error', (err) => this.log.debug('udp socket error', { error: err.message }));
+        socket.on('message', (msg, rinfo) => this.onUdp(socket, msg, rinfo));
+        resolve(socket);
+      });
+    });
+  }
+
+  private listenTcp(host: string, port: number): Promise<net.Server> {
+    const server = net.createServer((socket) => this.onConnection(socket));
+    server.maxConnections = MAX_TCP_CONNECTIONS;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host, port, exclusive: true }, () => {
+        server.off('error', reject);
+        server.on('error', (err) => this.log.warn('tcp server error', { error: err.message }));
+        resolve(server);
+      });
+    });
+  }
+
+  // ---- UDP ----------------------------------------------------------------
+
+  private onUdp(socket: dgram.Socket, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    const t0 = performance.now();
+    try {
+      // Too short to be a query, or a response (QR=1): answering those invites loops.
+      if (msg.length < HEADER_BYTES || ((msg[2] as number) & 0x80) !== 0) return;
+      const send: Sink = (out) => socket.send(out, rinfo.port, rinfo.address);
+      const key = msg.toString('latin1', 2);
+      const hit = this.udpCache.get(key, this.opts.index.generation);
+      if (hit) return this.sendCached(hit, msg, send, 'udp', t0, rinfo.address);
+      this.dispatch(msg, 'udp', rinfo.address, t0, send, key);
+    } catch (err) {
+      this.failed(msg, err, (out) => socket.send(out, rinfo.port, rinfo.address));
+    }
+  }
+
+  private sendCached(hit: Cached, msg: Buffer, send: Sink, transport: Transport, t0: number, remote: string): void {
+    const out = Buffer.allocUnsafe(hit.message.length);
+    hit.message.copy(out);
+    out[0] = msg[0] as number;
+    out[1] = msg[1] as number;
+    send(out);
+    hit.counter.inc();
+    this.latency[transport].observe((performance.now() - t0) / 1000);
+    if (this.debug) this.log.debug('query', { transport, remote, cached: true, bytes: out.length });
+  }
+
+  // ---- shared -------------------------------------------------------------
+
+  /** Handles one query; replies through `send` (and `sendMany` for transfers, TCP only). */
+  private dispatch(msg: Buffer, transport: Transport, remote: string, t0: number, send: Sink, key: string, done?: () => void): boolean {
+    const generation = this.opts.index.generation;
+    const outcome: Outcome = handle(msg, transport, remote, this.cfg);
+    switch (outcome.kind) {
+      case 'drop':
+        return false;
+      case 'reply': {
+        const counter = this.counter(outcome.qtype, outcome.rcode, transport);
+        if (outcome.cacheable) (transport === 'udp' ? this.udpCache : this.tcpCache).set(key, { message: outcome.message, counter }, generation);
+        send(outcome.message);
+        this.account(counter, transport, t0, remote, outcome.qtype, outcome.rcode);
+        return false;
+      }
+      case 'transfer':
+        for (const m of outcome.messages) send(m);
+        this.account(this.counter(outcome.qtype, RCODE.NOERROR, transport), transport, t0, remote, outcome.qtype, RCODE.NOERROR);
+        this.log.info('zone transfer', { remote, messages: outcome.messages.length });
+        return false;
+      case 'forward': {
+        const q = outcome.query;
+        const forwarder = this.forwarder;
+        if (!forwarder) return false;
+        forwarder
+          .resolve({ question: q.question, edns: q.edns !== null, dnssecOk: q.edns?.dnssecOk ?? false, cd: q.cd })
+          .then((upstream) => {
+            const { message, rcode } = forwardedReply(upstream, q, outcome.limit, outcome.opt);
+            if (this.running) send(message);
+            this.account(this.counter(outcome.qtype, rcode, transport), transport, t0, remote, outcome.qtype, rcode);
+          })
+          .catch((err: unknown) => this.failed(msg, err, send))
+          .finally(() => done?.());
+        return true;
+      }
+    }
+  }
+
+  private account(counter: { inc(): void }, transport: Transport, t0: number, remote: string, qtype: string, rcode: number): void {
+    counter.inc();
+    this.latency[transport].observe((performance.now() - t0) / 1000);
+    if (this.debug) this.log.debug('query', { transport, remote, qtype, rcode: rcodeName(rcode) });
+  }
+
+  /** Label children are bound once per (qtype, rcode, transport); unknown types share 'other'. */
+  private counter(qtype: string, rcode: number, transport: Transport): { inc(): void } {
+    const label = qtype.startsWith('TYPE') ? 'other' : qtype;
+    const key = `${label}|${rcode}|${transport}`;
+    let c = this.counters.get(key);
+    if (!c) this.counters.set(key, (c = dnsQueries.labels(label, rcodeName(rcode), transport)));
+    return c;
+  }
+
+  /** A handler bug: answer SERVFAIL with the query's ID (header only) and log it. */
+  private failed(msg: Buffer, err: unknown, send: Sink): void {
+    this.log.warn('dns handler error', { error: err instanceof Error ? err.message : String(err) });
+    try {
+      if (msg.length < HEADER_BYTES || ((msg[2] as number) & 0x80) !== 0) return;
+      const flags = msg.readUInt16BE(2);
+      send(bareResponse(msg.readUInt16BE(0), (flags & 0x7800) | (flags & FLAG.RD), RCODE.SERVFAIL, null, null));
+    } catch {
+      // nothing more we can do for this packet
+    }
+  }
+
+  // ---- TCP ----------------------------------------------------------------
+
+  private onConnection(socket: net.Socket): void {
+    if (!this.running) {
+      socket.destroy();
+      return;
+    }
+    this.conns.add(socket);
+    socket.on('close', () => this.conns.delete(socket));
+    socket.on('error', () => socket.destroy());
+    socket.setNoDelay(true);
+    socket.setTimeout(TCP_IDLE_MS, () => socket.destroy());
+    const remote = socket.remoteAddress ?? '';
+    let pending: Buffer = Buffer.alloc(0);
+    let inflight = 0;
+    const send: Sink = (message) => {
+      if (socket.destroyed || !socket.writable) return;
+      const frame = Buffer.allocUnsafe(2 + message.length);
+      frame.writeUInt16BE(message.length, 0);
+      message.copy(frame, 2);
+      socket.write(frame);
+    };
+    // Pipelined forwarded queries answer out of order (RFC 7766 §6.2.1.1); too many at once → stop reading.
+    const settled = () => {
+      inflight--;
+      if (inflight < MAX_TCP_INFLIGHT && socket.isPaused() && !socket.destroyed) socket.resume();
+    };
+    socket.on('data', (chunk: Buffer) => {
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      // RFC 7766 §8: each message is preceded by its 2-byte length; several may arrive at once.
+      while (pending.length >= 2) {
+        const len = pending.readUInt16BE(0);
+        if (len < HEADER_BYTES) {
+          // Cannot be a DNS message; the stream is out of sync, so end the connection.
+          socket.destroy();
+          return;
+        }
+        if (pending.length < 2 + len) break;
+        const msg = pending.subarray(2, 2 + len);
+        pending = pending.subarray(2 + len);
+        if (this.onTcp(msg, remote, send, settled) && ++inflight >= MAX_TCP_INFLIGHT) socket.pause();
+      }
+    });
+  }
+
+  /** Returns true when the query went to the forwarder (then `done` is called when it settles). */
+  private onTcp(msg: Buffer, remote: string, send: Sink, done: () => void): boolean {
+    const t0 = performance.now();
+    try {
+      if (((msg[2] as number) & 0x80) !== 0) return false;
+      const key = msg.toString('latin1', 2);
+      const hit = this.tcpCache.get(key, this.opts.index.generation);
+      if (hit) {
+        this.sendCached(hit, msg, send, 'tcp', t0, remote);
+        return false;
+      }
+      return this.dispatch(msg, 'tcp', remote, t0, send, key, done);
+    } catch (err) {
+      this.failed(msg, err, send);
+      return false;
+    }
+  }
+}
+
+function closeUdp(socket: dgram.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    try {
+      socket.close(() => resolve());
+    } catch {
+      resolve();
+    }
+  });
+}
