@@ -1,0 +1,68 @@
+// build() makes the HTTP API without listening, so tests use inject() and `serve` adds listen().
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import type { ServedRecord } from '../dns/soa.js';
+import { logger } from '../log/index.js';
+import { apiLatency, apiRequests } from '../metrics.js';
+import type { RecordStore } from '../store/records.js';
+import type { TokenStore } from '../store/tokens.js';
+import { installAuth } from './auth.js';
+import { installErrorHandling } from './errors.js';
+import type { HealthReport } from './health.js';
+import { legacyRoutes } from './legacy.js';
+import { probeRoutes } from './probes.js';
+import { recordRoutes } from './records.js';
+import { tokenRoutes } from './tokens.js';
+import { zoneRoutes } from './zones.js';
+
+export interface ApiDeps {
+  zones: readonly string[];
+  nodeIp: string;
+  records: RecordStore;
+  tokens: TokenStore;
+  /** Everything a zone serves (SOA, synthesised NS/glue, user records), for export. */
+  servedRecords: (zone: string) => ServedRecord[];
+  health: () => HealthReport;
+  version: string;
+}
+
+/** Largest request body: a 10,000-name zone file is ~0.5 MiB. */
+const BODY_LIMIT = 16 * 1024 * 1024;
+
+export async function build(deps: ApiDeps): Promise<FastifyInstance> {
+  const log = logger('api');
+  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, genReqId: () => Math.random().toString(36).slice(2, 10) });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  installErrorHandling(app, log);
+  installAuth(app, deps.tokens);
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    const seconds = reply.elapsedTime / 1000;
+    apiRequests.labels(route, req.method, String(reply.statusCode)).inc();
+    apiLatency.labels(route, req.method).observe(seconds);
+    if (!(route === '/metrics' || route === '/health' || route === '/ready') || reply.statusCode >= 400)
+      log.info('request', { req_id: req.id, method: req.method, route, url: req.url, status: reply.statusCode, ms: Math.round(seconds * 1e4) / 10 });
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'dnsproxy API', version: deps.version, description: 'Records, zones and tokens of the dnsproxy controller' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  await app.register(probeRoutes(deps));
+  await app.register(legacyRoutes(deps));
+  await app.register(recordRoutes(deps));
+  await app.register(zoneRoutes(deps));
+  await app.register(tokenRoutes(deps));
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.ready();
+  return app;
+}

@@ -1,0 +1,51 @@
+// The original service's endpoints, kept so existing scripts keep working.
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { fieldError } from '../errors.js';
+import { addRecordBody } from '../model/legacy.js';
+import { ownerNameInput } from '../model/name.js';
+import type { StoredRecord } from '../model/record.js';
+import { legacyWrite, placeName } from '../model/write.js';
+import type { ApiDeps } from './app.js';
+
+/** An A record in the original service's list shape, with the full record beside it. */
+function legacyView(r: StoredRecord) {
+  const upstream = r.proxy?.upstreams[0];
+  const m = upstream ? /^\[?(.*?)\]?:(\d+)$/.exec(upstream) : null;
+  return {
+    service_name: r.service_name,
+    name: r.name.slice(0, -1),
+    ip: r.type === 'A' ? r.values[0] : undefined,
+    port: m ? Number(m[2]) : undefined,
+    forward_to_ip: m?.[1],
+    proxy_enabled: r.proxy?.enabled ?? false,
+    record: r,
+  };
+}
+
+export const legacyRoutes =
+  (deps: ApiDeps): FastifyPluginAsync =>
+  async (plain) => {
+    const app = plain.withTypeProvider<ZodTypeProvider>();
+    const tags = ['compat'];
+
+    app.post('/add-record', { schema: { tags, body: addRecordBody, description: 'Create or replace the A record (and proxy settings) for a service' } }, async (req, reply) => {
+      const [result] = deps.records.put([legacyWrite(req.body, deps.zones, deps.nodeIp)]);
+      return reply.code(result?.created ? 201 : 200).send(result && { status: result.created ? 'created' : 'updated', ...legacyView(result.record) });
+    });
+
+    app.get('/list-records', { schema: { tags } }, async () => ({ records: deps.records.list({ type: 'A' }).map(legacyView) }));
+
+    // The name may come as JSON body {"name"} or as ?name=.
+    app.delete(
+      '/remove-record',
+      { schema: { tags, querystring: z.object({ name: ownerNameInput.optional() }), body: z.object({ name: ownerNameInput }).strict().nullish() } },
+      async (req) => {
+        const name = req.body?.name ?? req.query.name;
+        if (!name) throw fieldError('name', 'is required (JSON body {"name": …} or ?name=)');
+        const removed = deps.records.remove(placeName(name, deps.zones).name);
+        return { status: 'removed', removed };
+      },
+    );
+  };

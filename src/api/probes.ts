@@ -1,0 +1,21 @@
+// Open probes: /health, /ready, /metrics (no token; see auth.ts).
+import type { FastifyPluginAsync } from 'fastify';
+import { registry } from '../metrics.js';
+import type { ApiDeps } from './app.js';
+
+export const probeRoutes =
+  (deps: ApiDeps): FastifyPluginAsync =>
+  async (app) => {
+    app.get('/health', { schema: { tags: ['probes'], security: [] } }, async (_req, reply) => {
+      const report = deps.health();
+      return reply.code(report.status === 'down' ? 503 : 200).send(report);
+    });
+    app.get('/ready', { schema: { tags: ['probes'], security: [] } }, async (_req, reply) => {
+      const report = deps.health();
+      const ready = report.status !== 'down';
+      return reply.code(ready ? 200 : 503).send({ ready });
+    });
+    app.get('/metrics', { schema: { tags: ['probes'], security: [] } }, async (_req, reply) => {
+      return reply.type(registry.contentType).send(await registry.metrics());
+    });
+  };

@@ -1,0 +1,150 @@
+// API-client commands: records, zones, tokens. Each prints a table, or the API's JSON with --json.
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { RECORD_TYPES, type RecordType } from '../model/record.js';
+import { call, CliError, type ApiTarget } from './client.js';
+import { printJson, table, valueText } from './output.js';
+import { parseValue } from './values.js';
+
+export interface Globals {
+  target: () => ApiTarget;
+  json: () => boolean;
+}
+
+interface RecordView {
+  name: string;
+  type: string;
+  ttl: number;
+  values: unknown[];
+  proxy: { enabled: boolean; upstreams: string[] } | null;
+  service_name: string | null;
+}
+
+const recordType = (t: string): RecordType => {
+  const up = t.toUpperCase();
+  if (!(RECORD_TYPES as readonly string[]).includes(up)) throw new CliError(`unknown record type "${t}" (one of ${RECORD_TYPES.join(', ')})`, 2);
+  return up as RecordType;
+};
+const collect = (v: string, prev: string[]) => [...prev, v];
+const enc = encodeURIComponent;
+
+function recordRows(records: RecordView[]): string {
+  return table(
+    ['NAME', 'TYPE', 'TTL', 'VALUE', 'PROXY', 'SERVICE'],
+    records.map((r) => [r.name, r.type, String(r.ttl), r.values.map(valueText).join(', '), r.proxy?.enabled ? `→ ${r.proxy.upstreams.join(', ')}` : '-', r.service_name ?? '-']),
+  );
+}
+
+export function recordCommands(program: Command, g: Globals): void {
+  program
+    .command('add-record')
+    .description('create or replace a record set, e.g. add-record llm 100.64.0.5 --proxy 100.64.0.9:8080')
+    .argument('<name>', 'single label, @, or a name inside a served zone')
+    .argument('<values...>', 'values; MX "10 mail.example.com", SRV "10 5 5060 sip.example.com", CAA "0 issue letsencrypt.org"')
+    .option('-t, --type <type>', 'record type', 'A')
+    .option('--ttl <seconds>', 'TTL in seconds', (v) => Number(v))
+    .option('--proxy <host:port>', 'reverse-proxy this name to an upstream (repeatable)', collect, [] as string[])
+    .option('--service <name>', 'service name')
+    .action(async (name: string, values: string[], o: { type: string; ttl?: number; proxy: string[]; service?: string }) => {
+      const type = recordType(o.type);
+      const body = {
+        name,
+        type,
+        values: values.map((v) => parseValue(type, v)),
+        ...(o.ttl !== undefined ? { ttl: o.ttl } : {}),
+        ...(o.proxy.length ? { proxy: { enabled: true, upstreams: o.proxy } } : {}),
+        ...(o.service ? { service_name: o.service } : {}),
+      };
+      const res = (await call(g.target(), 'PUT', `/api/v1/records/${enc(name)}/${type}`, body)) as { record: RecordView };
+      if (g.json()) printJson(res);
+      else console.log(recordRows([res.record]));
+    });
+
+  program
+    .command('list')
+    .description('list record sets')
+    .option('--zone <zone>')
+    .option('--name <name>')
+    .option('-t, --type <type>')
+    .option('--service <name>')
+    .action(async (o: { zone?: string; name?: string; type?: string; service?: string }) => {
+      const q = new URLSearchParams();
+      if (o.zone) q.set('zone', o.zone);
+      if (o.name) q.set('name', o.name);
+      if (o.type) q.set('type', recordType(o.type));
+      if (o.service) q.set('service_name', o.service);
+      const res = (await call(g.target(), 'GET', `/api/v1/records${q.size ? `?${q}` : ''}`)) as { records: RecordView[] };
+      if (g.json()) printJson(res);
+      else console.log(recordRows(res.records));
+    });
+
+  program
+    .command('remove')
+    .description('remove the record sets at a name (only TYPE when given)')
+    .argument('<name>')
+    .argument('[type]')
+    .action(async (name: string, type?: string) => {
+      const path = type ? `/api/v1/records/${enc(name)}/${recordType(type)}` : `/api/v1/records/${enc(name)}`;
+      const res = await call(g.target(), 'DELETE', path);
+      if (g.json()) printJson(res ?? { removed: true });
+      else console.log(`removed ${name}${type ? ` ${type.toUpperCase()}` : ''}`);
+    });
+}
+
+export function zoneCommands(program: Command, g: Globals): void {
+  const zone = program.command('zone').description('zones: list, export, import');
+  zone.command('list').action(async () => {
+    const res = (await call(g.target(), 'GET', '/api/v1/zones')) as { zones: { name: string; serial: number; records: number }[] };
+    if (g.json()) printJson(res);
+    else console.log(table(['ZONE', 'SERIAL', 'RECORDS'], res.zones.map((z) => [z.name, String(z.serial), String(z.records)])));
+  });
+  zone
+    .command('export')
+    .description('print the zone as an RFC 1035 master file')
+    .argument('[zone]', 'zone name', 'home.arpa')
+    .option('-o, --output <file>', 'write to a file instead of stdout')
+    .action(async (name: string, o: { output?: string }) => {
+      const text = (await call(g.target(), 'GET', `/api/v1/zones/${enc(name)}/export`)) as string;
+      if (o.output) writeFileSync(o.output, text);
+      else process.stdout.write(text);
+    });
+  zone
+    .command('import')
+    .description('apply an RFC 1035 master file; nothing is applied if any line has an error')
+    .argument('<file>', 'zone file, or - for stdin')
+    .option('--zone <zone>', 'zone name', 'home.arpa')
+    .option('--replace', 'also remove record sets that are not in the file')
+    .option('--dry-run', 'validate only')
+    .action(async (file: string, o: { zone: string; replace?: boolean; dryRun?: boolean }) => {
+      const text = readFileSync(file === '-' ? 0 : file, 'utf8');
+      const q = new URLSearchParams({ mode: o.replace ? 'replace' : 'merge', dry_run: o.dryRun ? 'true' : 'false' });
+      const res = await call(g.target(), 'POST', `/api/v1/zones/${enc(o.zone)}/import?${q}`, text, 'text/plain');
+      if (g.json()) printJson(res);
+      else console.log(Object.entries(res as Record<string, unknown>).map(([k, v]) => `${k}: ${v}`).join('\n'));
+    });
+}
+
+export function tokenCommands(program: Command, g: Globals): void {
+  const token = program.command('token').description('API tokens: create, list, revoke');
+  token
+    .command('create')
+    .argument('<name>')
+    .action(async (name: string) => {
+      const res = (await call(g.target(), 'POST', '/api/v1/tokens', { name })) as { token: string; id: string };
+      if (g.json()) printJson(res);
+      else console.log(`token ${res.id} (${name}), shown once:\n${res.token}`);
+    });
+  token.command('list').action(async () => {
+    const res = (await call(g.target(), 'GET', '/api/v1/tokens')) as { tokens: { id: string; name: string; created_at: string; last_used_at: string | null }[] };
+    if (g.json()) printJson(res);
+    else console.log(table(['ID', 'NAME', 'CREATED', 'LAST USED'], res.tokens.map((t) => [t.id, t.name, t.created_at, t.last_used_at ?? '-'])));
+  });
+  token
+    .command('revoke')
+    .argument('<id>')
+    .action(async (id: string) => {
+      await call(g.target(), 'DELETE', `/api/v1/tokens/${enc(id)}`);
+      if (g.json()) printJson({ revoked: id });
+      else console.log(`revoked ${id}`);
+    });
+}

@@ -1,0 +1,20 @@
+// Human output as aligned tables; --json prints the API's JSON unchanged.
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/** One value of a record set as zone-file-like text. */
+export function valueText(v: unknown): string {
+  if (typeof v === 'string') return v;
+  const o = v as Record<string, unknown>;
+  if ('exchange' in o) return `${o.preference} ${o.exchange}`;
+  if ('target' in o) return `${o.priority} ${o.weight} ${o.port} ${o.target}`;
+  if ('tag' in o) return `${o.flags} ${o.tag} "${o.value}"`;
+  return JSON.stringify(v);
+}

@@ -1,0 +1,82 @@
+// `dnsproxy serve`: runs the controller until SIGTERM/SIGINT. Each flag is also DNSPROXY_<NAME>.
+import type { Command } from 'commander';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { Controller } from '../controller.js';
+import { logger, setLogLevel } from '../log/index.js';
+import { CliError } from './client.js';
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+interface ServeFlags {
+  config?: string;
+  dataDir?: string;
+  zone?: string[];
+  dnsPort?: string;
+  apiPort?: string;
+  listenIp?: string;
+  httpPort?: string;
+  httpsPort?: string;
+  caddyAdmin?: string;
+  nodeIp?: string;
+  upstream?: string[];
+  logLevel?: string;
+}
+
+export function serveCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('run the controller (HTTP API + authoritative DNS) in the foreground')
+    .option('--config <file>', 'JSON or YAML config file (env DNSPROXY_CONFIG)')
+    .option('--data-dir <dir>', 'data directory (env DNSPROXY_DATA_DIR, default ./data)')
+    .option('--zone <zone>', 'zone to serve, repeatable (env DNSPROXY_ZONE, comma-separated; default home.arpa)', collect)
+    .option('--dns-port <port>', 'DNS port, UDP and TCP (env DNSPROXY_DNS_PORT, default 53)')
+    .option('--api-port <port>', 'HTTP API port (env DNSPROXY_API_PORT, default 8080)')
+    .option('--listen-ip <ip>', 'address DNS and API listen on (env DNSPROXY_LISTEN_IP, default 127.0.0.1)')
+    .option('--http-port <port>', 'Caddy HTTP port (env DNSPROXY_HTTP_PORT, default 80)')
+    .option('--https-port <port>', 'Caddy HTTPS port (env DNSPROXY_HTTPS_PORT, default 443)')
+    .option('--caddy-admin <host:port>', 'Caddy admin API (env DNSPROXY_CADDY_ADMIN, default 127.0.0.1:2019)')
+    .option('--node-ip <ip>', 'this node\'s IPv4 (env DNSPROXY_NODE_IP, default: detected)')
+    .option('--upstream <ip[:port]>', 'resolver for names outside our zones, repeatable (env DNSPROXY_UPSTREAMS)', collect)
+    .option('--log-level <level>', 'error|warn|info|debug (env DNSPROXY_LOG_LEVEL)')
+    .action(async (f: ServeFlags) => {
+      let config;
+      try {
+        config = loadConfig({
+          file: f.config,
+          flags: {
+            data_dir: f.dataDir,
+            zones: f.zone,
+            dns_port: f.dnsPort,
+            api_port: f.apiPort,
+            listen_ip: f.listenIp,
+            http_port: f.httpPort,
+            https_port: f.httpsPort,
+            caddy_admin: f.caddyAdmin,
+            node_ip: f.nodeIp,
+            upstreams: f.upstream,
+            log_level: f.logLevel,
+          },
+        });
+      } catch (e) {
+        if (e instanceof ConfigError) throw new CliError(e.lines.join('\n'), 2);
+        throw e;
+      }
+      setLogLevel(config.log_level);
+      const log = logger('serve');
+      const controller = new Controller(config);
+      try {
+        await controller.start();
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        throw new CliError(err.code === 'EADDRINUSE' || err.code === 'EACCES' ? `cannot listen: ${err.message} (choose other ports with --dns-port/--api-port)` : `start failed: ${err.message}`);
+      }
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          log.info('stopping', { signal });
+          void controller.stop().then(resolve);
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+    });
+}

@@ -1,0 +1,119 @@
+// The CLI as scripts use it: exit codes, --json, one-line errors.
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { cli, startController, TOKEN, type Running } from '../helpers/controller.js';
+import { tempDir } from '../helpers/tmp.js';
+
+describe('e2e: dnsproxy CLI', function () {
+  this.timeout(60_000);
+  const tmp = tempDir();
+  let c: Running;
+  let env: Record<string, string>;
+  before(async () => {
+    c = await startController(tmp.dir);
+    env = { DNSPROXY_API_URL: c.apiUrl, DNSPROXY_TOKEN: TOKEN };
+  });
+  after(async () => {
+    await c.stop();
+    tmp.cleanup();
+  });
+
+  it('add-record --json prints the stored record with its proxy block; list shows it', async () => {
+    const add = await cli(['--json', 'add-record', 'llm', '100.1.1.1', '--proxy', '100.2.2.2:8080', '--service', 'llm'], env);
+    expect(add.code, add.stderr).to.equal(0);
+    expect(JSON.parse(add.stdout).record).to.deep.include({ name: 'llm.home.arpa.', type: 'A', values: ['100.1.1.1'], proxy: { enabled: true, upstreams: ['100.2.2.2:8080'] } });
+    const list = await cli(['list', '--json'], env);
+    expect(list.code).to.equal(0);
+    const rec = JSON.parse(list.stdout).records.find((r: { name: string }) => r.name === 'llm.home.arpa.');
+    expect(rec.proxy).to.deep.equal({ enabled: true, upstreams: ['100.2.2.2:8080'] });
+    const human = await cli(['list'], env);
+    expect(human.stdout.split('\n')[0]).to.match(/^NAME\s+TYPE\s+TTL\s+VALUE\s+PROXY\s+SERVICE$/);
+    expect(human.stdout).to.match(/llm\.home\.arpa\.\s+A\s+300\s+100\.1\.1\.1\s+→ 100\.2\.2\.2:8080\s+llm/);
+  });
+
+  it('adds typed values (MX, SRV, CAA, TXT) from the command line', async () => {
+    expect((await cli(['add-record', '@', '10 mail.home.arpa', '-t', 'MX'], env)).code).to.equal(0);
+    expect((await cli(['add-record', '_sip._tcp.home.arpa', '10 5 5060 sip.home.arpa', '-t', 'srv'], env)).code).to.equal(0);
+    expect((await cli(['add-record', '@', '0 issue "letsencrypt.org"', '-t', 'CAA'], env)).code).to.equal(0);
+    expect((await cli(['add-record', 'note', 'hello world', '-t', 'TXT', '--ttl', '60'], env)).code).to.equal(0);
+    const list = JSON.parse((await cli(['--json', 'list', '--name', '@', '-t', 'MX'], env)).stdout);
+    expect(list.records[0].values).to.deep.equal([{ preference: 10, exchange: 'mail.home.arpa.' }]);
+  });
+
+  it('exit 1 with one clear line for API errors; the field is named', async () => {
+    const bad = await cli(['add-record', 'x', '300.1.1.1'], env);
+    expect(bad.code).to.equal(1);
+    expect(bad.stderr.trim().split('\n')).to.have.length(1);
+    expect(bad.stderr).to.match(/^dnsproxy: values\.0: must be an IPv4 address \(invalid_body, HTTP 400\)/);
+    const missing = await cli(['remove', 'nope'], env);
+    expect(missing.code).to.equal(1);
+    expect(missing.stderr).to.include('not_found');
+    const token = await cli(['list'], { ...env, DNSPROXY_TOKEN: 'wrong' });
+    expect(token.code).to.equal(1);
+    expect(token.stderr).to.include('unauthorized');
+    const down = await cli(['list'], { ...env, DNSPROXY_API_URL: 'http://127.0.0.1:9' });
+    expect(down.code).to.equal(1);
+    expect(down.stderr).to.include('cannot reach the API');
+  });
+
+  it('exit 2 for usage errors', async () => {
+    expect((await cli(['frobnicate'], env)).code).to.equal(2);
+    expect((await cli(['add-record'], env)).code).to.equal(2);
+    const type = await cli(['add-record', 'x', 'y', '-t', 'BOGUS'], env);
+    expect(type.code).to.equal(2);
+    expect(type.stderr).to.include('unknown record type');
+    expect((await cli(['--version'], env)).code).to.equal(0);
+  });
+
+  it('remove deletes a record set; a second remove fails', async () => {
+    await cli(['add-record', 'tmp', '192.0.2.3'], env);
+    expect((await cli(['remove', 'tmp', 'A'], env)).code).to.equal(0);
+    expect((await cli(['remove', 'tmp', 'A'], env)).code).to.equal(1);
+  });
+
+  it('zone export passes named-checkzone; import applies all or nothing with per-line errors', async function () {
+    const file = join(tmp.dir, 'home.zone');
+    const exp = await cli(['zone', 'export', 'home.arpa', '-o', file], env);
+    expect(exp.code, exp.stderr).to.equal(0);
+    try {
+      const { stdout } = await promisify(execFile)('named-checkzone', ['home.arpa', file]);
+      expect(stdout).to.include('OK');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    const bad = join(tmp.dir, 'bad.zone');
+    writeFileSync(bad, '$ORIGIN home.arpa.\nok1 300 IN A 192.0.2.1\nbroken 300 IN A 999.1.1.1\nalso 300 IN WHAT x\n');
+    const imp = await cli(['zone', 'import', bad], env);
+    expect(imp.code).to.equal(1);
+    expect(imp.stderr).to.include('line 3').and.include('line 4');
+    expect(JSON.parse((await cli(['--json', 'list', '--name', 'ok1'], env)).stdout).records).to.have.length(0);
+    const good = join(tmp.dir, 'good.zone');
+    writeFileSync(good, '$ORIGIN home.arpa.\nok1 300 IN A 192.0.2.1\nok2 IN TXT "hi there"\n');
+    const ok = await cli(['--json', 'zone', 'import', good], env);
+    expect(ok.code, ok.stderr).to.equal(0);
+    expect(JSON.parse(ok.stdout)).to.include({ applied: 2, created: 2 });
+  });
+
+  it('resolve queries our DNS server with the dns2 client', async () => {
+    await cli(['add-record', 'res', '192.0.2.44'], env);
+    const r = await cli(['resolve', 'res.home.arpa', 'A', '--port', String(c.dnsPort)], env);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.include('NOERROR, authoritative').and.include('192.0.2.44');
+    const nx = await cli(['--json', 'resolve', 'nope.home.arpa', '--port', String(c.dnsPort)], env);
+    expect(nx.code).to.equal(1);
+    expect(JSON.parse(nx.stdout).rcode).to.equal('NXDOMAIN');
+  });
+
+  it('token create, list and revoke', async () => {
+    const made = JSON.parse((await cli(['--json', 'token', 'create', 'ci'], env)).stdout);
+    expect(made.token).to.match(/^dp_/);
+    expect((await cli(['list'], { ...env, DNSPROXY_TOKEN: made.token })).code).to.equal(0);
+    const list = await cli(['token', 'list'], env);
+    expect(list.stdout).to.match(/^ID\s+NAME\s+CREATED\s+LAST USED/);
+    expect((await cli(['token', 'revoke', made.id], env)).code).to.equal(0);
+    expect((await cli(['list'], { ...env, DNSPROXY_TOKEN: made.token })).code).to.equal(1);
+  });
+});

@@ -1,0 +1,79 @@
+// The README tour and the durability promise, against the real process.
+import { expect } from 'chai';
+import { tempDir } from '../helpers/tmp.js';
+import { dig, startController, TOKEN, type Running } from '../helpers/controller.js';
+
+const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+const llm = { service_name: 'llm', name: 'llm', ip: '100.1.1.1', port: 8080, forward_to_ip: '100.2.2.2', proxy_enabled: true };
+
+describe('e2e: dnsproxy serve', function () {
+  this.timeout(60_000);
+  let tmp: ReturnType<typeof tempDir>;
+  let c: Running | undefined;
+  beforeEach(() => (tmp = tempDir()));
+  afterEach(async () => {
+    if (c && c.proc.exitCode === null) await c.kill();
+    c = undefined;
+    tmp.cleanup();
+  });
+
+  it('add-record → dig answers with aa; unknown names are NXDOMAIN with the SOA', async function () {
+    c = await startController(tmp.dir);
+    const res = await fetch(`${c.apiUrl}/add-record`, { method: 'POST', headers: auth, body: JSON.stringify(llm) });
+    expect(res.status).to.equal(201);
+    const answer = await dig(c.dnsPort, ['llm.home.arpa', 'A']);
+    if (answer === undefined) return this.skip();
+    expect(answer).to.match(/flags: qr aa/);
+    expect(answer).to.match(/^llm\.home\.arpa\.\s+\d+\s+IN\s+A\s+100\.1\.1\.1$/m);
+    const nope = await dig(c.dnsPort, ['nope.home.arpa', 'A']);
+    expect(nope).to.include('status: NXDOMAIN');
+    expect(nope).to.match(/AUTHORITY SECTION:\nhome\.arpa\.\s+\d+\s+IN\s+SOA\s/);
+  });
+
+  it('a record acknowledged with 201 survives SIGKILL the next instant', async function () {
+    c = await startController(tmp.dir);
+    const names = Array.from({ length: 20 }, (_, i) => `svc${i}`);
+    for (const name of names) {
+      const res = await fetch(`${c.apiUrl}/add-record`, { method: 'POST', headers: auth, body: JSON.stringify({ ...llm, name, service_name: name }) });
+      expect(res.status).to.equal(201);
+    }
+    await c.kill();
+    c = await startController(tmp.dir);
+    const list = (await (await fetch(`${c.apiUrl}/list-records`, { headers: auth })).json()) as { records: { name: string }[] };
+    expect(list.records.map((r) => r.name).sort()).to.deep.equal(names.map((n) => `${n}.home.arpa`).sort());
+    const answer = await dig(c.dnsPort, ['svc19.home.arpa', 'A', '+short']);
+    if (answer !== undefined) expect(answer.trim()).to.equal('100.1.1.1');
+  });
+
+  it('logs one JSON line per API request and per change; stops cleanly on SIGTERM', async () => {
+    c = await startController(tmp.dir);
+    await fetch(`${c.apiUrl}/add-record`, { method: 'POST', headers: auth, body: JSON.stringify(llm) });
+    expect(await c.stop()).to.equal(0);
+    const lines = c.output().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.find((l) => l.message === 'request' && l.route === '/add-record')).to.include({ status: 201, module: 'api' });
+    expect(lines.find((l) => l.message === 'records changed')).to.deep.include({ zone: 'home.arpa.', upserted: ['llm.home.arpa. A'] });
+    expect(c.output()).not.to.include(TOKEN);
+  });
+
+  it('generates an admin token on first start, prints it once, and never again', async () => {
+    c = await startController(tmp.dir, { DNSPROXY_ADMIN_TOKEN: '' });
+    const m = /admin API token \(shown once, stored hashed\): (dp_\S+)/.exec(c.output());
+    expect(m, c.output()).to.not.equal(null);
+    expect((await fetch(`${c.apiUrl}/list-records`, { headers: { authorization: `Bearer ${m![1]}` } })).status).to.equal(200);
+    await c.stop();
+    c = await startController(tmp.dir, { DNSPROXY_ADMIN_TOKEN: '' });
+    expect(c.output()).not.to.include('admin API token');
+  });
+
+  it('exits non-zero with one line per bad setting', async () => {
+    try {
+      await startController(tmp.dir, { DNSPROXY_ZONE: 'a b', DNSPROXY_UPSTREAMS: 'x' });
+      expect.fail('should not start');
+    } catch (e) {
+      const msg = (e as Error).message;
+      expect(msg).to.match(/exited \(2\)/);
+      expect(msg).to.include('config: zones.0:');
+      expect(msg).to.include('config: upstreams.0:');
+    }
+  });
+});

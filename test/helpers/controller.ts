@@ -1,0 +1,87 @@
+// Runs the real `bin/dnsproxy serve` (compiled dist/) on ephemeral ports, as a user would.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+export const BIN = fileURLToPath(new URL('../../bin/dnsproxy', import.meta.url));
+export const TOKEN = 'test-admin-token-0123456789';
+const START_TIMEOUT_MS = 20_000;
+
+export interface Running {
+  proc: ChildProcess;
+  apiUrl: string;
+  dnsPort: number;
+  output: () => string;
+  /** SIGTERM and wait for exit. */
+  stop: () => Promise<number | null>;
+  /** SIGKILL and wait for exit. */
+  kill: () => Promise<void>;
+}
+
+export async function startController(dataDir: string, env: Record<string, string> = {}): Promise<Running> {
+  const proc = spawn(process.execPath, [BIN, 'serve', '--data-dir', dataDir, '--dns-port', '0', '--api-port', '0', '--listen-ip', '127.0.0.1'], {
+    env: { ...process.env, DNSPROXY_ADMIN_TOKEN: TOKEN, DNSPROXY_NODE_IP: '192.0.2.10', DNSPROXY_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const started = await new Promise<{ api: string; dns: string }>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`controller did not start:\n${out}`)), START_TIMEOUT_MS);
+    const onData = (chunk: Buffer) => {
+      out += chunk.toString();
+      const line = out.split('\n').find((l) => l.includes('"controller started"'));
+      if (line) {
+        clearTimeout(timer);
+        resolve(JSON.parse(line) as { api: string; dns: string });
+      }
+    };
+    proc.stdout!.on('data', onData);
+    proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`controller exited (${code}) before starting:\n${out}`));
+    });
+  });
+  return {
+    proc,
+    apiUrl: `http://${started.api}`,
+    dnsPort: Number(started.dns.split(':').pop()),
+    output: () => out,
+    stop: async () => {
+      proc.kill('SIGTERM');
+      return exited;
+    },
+    kill: async () => {
+      proc.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `bin/dnsproxy args…` and returns its exit code and output (never throws on non-zero). */
+export async function cli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [BIN, ...args], { env: { ...process.env, ...env } });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof err.code === 'number' ? err.code : -1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
+
+/** Runs dig and returns its text output, or undefined when dig is not installed. */
+export async function dig(port: number, args: string[]): Promise<string | undefined> {
+  try {
+    const { stdout } = await promisify(execFile)('dig', ['@127.0.0.1', '-p', String(port), '+time=2', '+tries=1', ...args]);
+    return stdout;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
