@@ -2,6 +2,9 @@
 import { execFile, execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { Writable } from 'node:stream';
+import dnsPacket from 'dns-packet';
+import winston from 'winston';
 import type { RecordData, StoredRecord } from '../../src/model/record.js';
 import { DnsServer, type DnsServerOptions } from '../../src/dns/server.js';
 import type { ZoneSettings } from '../../src/dns/soa.js';
@@ -67,10 +70,23 @@ export function buildIndex(): ZoneIndex {
   return index;
 }
 
-/** A started server on 127.0.0.1, port 0. */
+/** A logger that keeps its lines (level `info` and up) in `lines` instead of printing them. */
+export function captureLog(): { log: winston.Logger; lines: { level: string; message: string }[] } {
+  const lines: { level: string; message: string }[] = [];
+  const stream = new Writable({
+    objectMode: true,
+    write(info: { level: string; message: string }, _enc, cb) {
+      lines.push(info);
+      cb();
+    },
+  });
+  return { log: winston.createLogger({ level: 'info', transports: [new winston.transports.Stream({ stream })] }), lines };
+}
+
+/** A started server on 127.0.0.1, port 0, logging into `captureLog()` unless `log` is given. */
 export async function startServer(opts: Partial<DnsServerOptions> = {}): Promise<{ server: DnsServer; port: number; index: ZoneIndex }> {
   const index = opts.index ?? buildIndex();
-  const server = new DnsServer({ host: '127.0.0.1', port: 0, index, upstreams: [], axfrAllow: ['127.0.0.1'], ...opts });
+  const server = new DnsServer({ host: '127.0.0.1', port: 0, index, upstreams: [], axfrAllow: ['127.0.0.1'], log: captureLog().log, ...opts });
   await server.start();
   return { server, port: server.address().port, index };
 }
@@ -155,8 +171,9 @@ export function udpExchange(port: number, msg: Buffer, ms = 1000): Promise<Buffe
   });
 }
 
-/** Sends length-prefixed `msgs` on one TCP connection and collects `expect` framed replies (or what came before `ms`). */
-export function tcpExchange(port: number, payload: Buffer, expect: number, ms = 2000): Promise<Buffer[]> {
+/** Writes `payload` on one TCP connection and collects framed replies until `expect` of them (or `expect(replies)` is true), the peer closes, or `ms` pass. */
+export function tcpExchange(port: number, payload: Buffer, expect: number | ((replies: Buffer[]) => boolean), ms = 2000): Promise<Buffer[]> {
+  const enough = typeof expect === 'number' ? (r: Buffer[]) => r.length >= expect : expect;
   return new Promise((resolve) => {
     const replies: Buffer[] = [];
     let buf = Buffer.alloc(0);
@@ -175,7 +192,7 @@ export function tcpExchange(port: number, payload: Buffer, expect: number, ms = 
         replies.push(buf.subarray(2, 2 + buf.readUInt16BE(0)));
         buf = buf.subarray(2 + buf.readUInt16BE(0));
       }
-      if (replies.length >= expect) done();
+      if (enough(replies)) done();
     });
     s.write(payload);
   });
@@ -186,4 +203,56 @@ export function frame(msg: Buffer): Buffer {
   const len = Buffer.alloc(2);
   len.writeUInt16BE(msg.length);
   return Buffer.concat([len, msg]);
+}
+
+// ---- decoding -----------------------------------------------------------------
+
+export interface Rec {
+  name: string;
+  type: string;
+  ttl: number;
+  data: unknown;
+}
+
+/** A reply as a test reads it (dns-packet's decode, with the fields its typings omit). */
+export interface Reply {
+  id: number;
+  rcode: string;
+  aa: boolean;
+  tc: boolean;
+  rd: boolean;
+  ra: boolean;
+  questions: { name: string; type: string }[];
+  answers: Rec[];
+  authorities: Rec[];
+  additionals: Rec[];
+}
+
+export function decode(msg: Buffer | null | undefined): Reply {
+  if (!msg) throw new Error('no reply');
+  const p = dnsPacket.decode(msg) as ReturnType<typeof dnsPacket.decode> & { rcode: string };
+  const recs = (list: unknown[] | undefined) => (list ?? []) as Rec[];
+  return {
+    id: p.id ?? 0,
+    rcode: p.rcode,
+    aa: p.flag_aa,
+    tc: p.flag_tc,
+    rd: p.flag_rd,
+    ra: p.flag_ra,
+    questions: (p.questions ?? []).map((q) => ({ name: q.name, type: q.type })),
+    answers: recs(p.answers),
+    authorities: recs(p.authorities),
+    additionals: recs(p.additionals).filter((r) => r.type !== 'OPT'),
+  };
+}
+
+/** A query built with dns-packet; `edns` adds an OPT with that UDP size. */
+export function query(name: string, type: string, opts: { id?: number; edns?: number; flags?: number } = {}): Buffer {
+  return dnsPacket.encode({
+    type: 'query',
+    id: opts.id ?? 4242,
+    flags: opts.flags ?? 0,
+    questions: [{ name, type: type as dnsPacket.RecordType, class: 'IN' }],
+    additionals: opts.edns ? [{ type: 'OPT', name: '.', udpPayloadSize: opts.edns, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }] : [],
+  });
 }
