@@ -140,9 +140,11 @@ export class DnsServer {
   private bindUdp(host: string, port: number): Promise<dgram.Socket> {
     const socket = dgram.createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', recvBufferSize: UDP_RECV_BUFFER });
     return new Promise((resolve, reject) => {
-      socket.once('error', reject);
+      socket.once('error', (err) => {
+        closeUdp(socket).finally(() => reject(err));
+      });
       socket.bind(port, host, () => {
-        socket.off('error', reject);
+        socket.removeAllListeners('error');
         socket.on('error', (err) => this.log.debug('udp socket error', { error: err.message }));
         socket.on('message', (msg, rinfo) => this.onUdp(socket, msg, rinfo));
         resolve(socket);

@@ -95,11 +95,12 @@ export class ZoneIndex {
   }
 
   /**
-   * Replaces a zone's content and serial. Records outside `zone` are skipped and reported
-   * in the returned warnings; nothing is thrown for bad data.
+   * Replaces a zone's content and serial. Records outside `zone` (or an unserved `zone`) are
+   * skipped and reported in the returned warnings; nothing is thrown for bad data.
    */
   load(zone: string, serial: number, records: readonly StoredRecord[]): string[] {
-    const state = this.state(zone);
+    const state = this.zones.get(zone);
+    if (!state) return [`zone ${zone} is not served; ${records.length} record sets ignored`];
     const warnings: string[] = [];
     const user = new Map<string, Node>();
     for (const r of records) {
@@ -121,10 +122,12 @@ export class ZoneIndex {
 
   /**
    * Applies one committed change: removals first, then upserts (each replaces the RRset for
-   * its name+type). Cost is O(labels) per RRset, independent of zone size.
+   * its name+type). Cost is O(labels) per RRset, independent of zone size. Like load(), it
+   * reports what it skipped instead of throwing (it runs inside the store's change listener).
    */
   apply(change: RecordChange): string[] {
-    const state = this.state(change.zone);
+    const state = this.zones.get(change.zone);
+    if (!state) return [`zone ${change.zone} is not served; change ignored`];
     const warnings: string[] = [];
     for (const { name: raw, type } of change.removed) {
       const name = absolute(raw);

@@ -175,6 +175,28 @@ describe('dns/malformed input', () => {
     expect(decode(ok).answers.map((a) => a.data)).to.deep.equal(['192.0.2.10']);
   });
 
+  it('caps concurrent TCP connections at 256 and keeps serving', async function () {
+    this.timeout(10000);
+    const open: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 256; i++) {
+        const s = net.connect({ host: '127.0.0.1', port });
+        s.on('error', () => undefined);
+        open.push(s);
+        await new Promise((r) => s.once('connect', r));
+      }
+      await new Promise((r) => setTimeout(r, 50));
+      // The 257th is accepted by the kernel and closed by us at once, without an answer.
+      expect(await tcpExchange(port, frame(query('llm.home.arpa', 'A')), 1, 2000)).to.deep.equal([]);
+    } finally {
+      for (const s of open) s.destroy();
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    const [ok] = await tcpExchange(port, frame(query('llm.home.arpa', 'A')), 1);
+    expect(decode(ok).answers).to.have.length(1);
+    expect(decode(await udpExchange(port, query('llm.home.arpa', 'A'))).answers).to.have.length(1);
+  });
+
   it('closes open TCP connections (even mid-frame) on stop()', async () => {
     const other = await startServer();
     const s = net.connect({ host: '127.0.0.1', port: other.port });

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import dnsPacket from 'dns-packet';
 import DNS from 'dns2';
 import type { DnsServer } from '../../src/dns/server.js';
+import { dnsLatency, dnsQueries } from '../../src/metrics.js';
 import type { ZoneIndex } from '../../src/dns/zone.js';
 import { BIG_TXT, decode, dig, frame, hasDig, HOME, LONG_TXT, query, rec, SERIAL, startServer, tcpExchange, udpExchange, type DigResult } from './fixture.js';
 
@@ -236,6 +237,30 @@ describe('dns/server', function () {
         [2, 'NXDOMAIN'],
         [3, 'REFUSED'],
       ]);
+    });
+
+    it('counts every query by type, rcode and transport, cache hits included, and times it', async () => {
+      const count = async (labels: Record<string, string>) => (await dnsQueries.get()).values.find((v) => Object.entries(labels).every(([k, x]) => v.labels[k as keyof typeof v.labels] === x))?.value ?? 0;
+      const timed = async () => (await dnsLatency.get()).values.find((v) => v.metricName?.endsWith('_count') && v.labels.transport === 'udp')?.value ?? 0;
+      const nx = { qtype: 'MX', rcode: 'NXDOMAIN', transport: 'udp' };
+      const [c0, t0] = [await count(nx), await timed()];
+      for (let i = 0; i < 3; i++) await udpExchange(port, query('counted.home.arpa', 'MX', { id: i }));
+      await tcpExchange(port, frame(query('llm.home.arpa', 'TYPE65')), 1);
+      expect(await count(nx)).to.equal(c0 + 3);
+      expect(await timed()).to.equal(t0 + 3);
+      expect(await count({ qtype: 'other', rcode: 'NOERROR', transport: 'tcp' })).to.be.at.least(1);
+    });
+
+    it('sets TC over TCP when an answer exceeds 65535 bytes', async () => {
+      const huge = Array.from({ length: 20 }, (_, i) => `${i}-${'y'.repeat(3990)}`);
+      index.apply({ zone: HOME, serial: SERIAL + 3, upserted: [rec(HOME, 'huge', { type: 'TXT', values: huge })], removed: [] });
+      try {
+        const [reply] = await tcpExchange(port, frame(query('huge.home.arpa', 'TXT')), 1);
+        const r = decode(reply);
+        expect([r.rcode, r.tc, r.answers.length]).to.deep.equal(['NOERROR', true, 0]);
+      } finally {
+        index.apply({ zone: HOME, serial: SERIAL + 4, upserted: [], removed: [{ name: 'huge.home.arpa.', type: 'TXT' }] });
+      }
     });
 
     it('stops cleanly after a failed start and can stop twice', async () => {
