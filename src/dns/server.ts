@@ -195,7 +195,7 @@ export class DnsServer {
 
   // ---- shared -------------------------------------------------------------
 
-  /** Handles one query; replies through `send` (and `sendMany` for transfers, TCP only). */
+  /** Handles one query (cache miss); replies through `send`. Returns true when it went to the forwarder (`done` runs when that settles). */
   private dispatch(msg: Buffer, transport: Transport, remote: string, t0: number, send: Sink, key: string, done?: () => void): boolean {
     const generation = this.opts.index.generation;
     const outcome: Outcome = handle(msg, transport, remote, this.cfg);

@@ -131,7 +131,7 @@ export interface RrSpan {
   end: number;
 }
 
-/** Offsets of `count` RRs starting at `offset`, or null when the section is malformed. */
+/** Appends the layout of `count` RRs starting at `offset` to `out`; returns the offset after them, or -1 when they run off the end. */
 export function walkRrs(buf: Buffer, offset: number, count: number, out: RrSpan[]): number {
   let at = offset;
   for (let i = 0; i < count; i++) {

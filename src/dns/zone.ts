@@ -8,7 +8,7 @@ import { soaFor, type ServedRecord, type Soa, type ZoneSettings } from './soa.js
 
 type Node = Map<ServedType, RRset>;
 
-/** TTL of the synthesised apex NS and glue records. */
+/** TTL of the synthesised apex NS and glue: they change only with the config, so an hour is safe. */
 const SYNTH_TTL = 3600;
 
 interface ZoneState {
@@ -71,11 +71,6 @@ export class ZoneIndex {
   /** Increases on every load() and apply(); equal generations mean identical answers. */
   get generation(): number {
     return this.gen;
-  }
-
-  /** Served zone names, longest first. */
-  zoneNames(): string[] {
-    return [...this.zones.keys()].sort((a, b) => b.length - a.length);
   }
 
   /** The most specific served zone containing lower-case absolute `name`, or undefined. O(labels). */
