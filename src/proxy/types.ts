@@ -1,0 +1,44 @@
+// Shared shapes of the proxy module: what the controller wants Caddy to run, and the seams
+// (renderer, Caddy admin client, validator) the reconciler is built from.
+
+export const TLS_MODES = ['off', 'internal', 'acme'] as const;
+export type TlsMode = (typeof TLS_MODES)[number];
+
+/** One reverse-proxy route as the renderer takes it: every field already validated. */
+export interface DesiredRoute {
+  /** Stable id: `api:<id>` for /api/v1/routes, `record:<fqdn without dot>` for proxied records. */
+  id: string;
+  /** Lower-case host names without trailing dot; `*.x` allowed as the leftmost label. */
+  hosts: string[];
+  /** Path prefix (`/app`), or null for the whole host. */
+  path: string | null;
+  /** Dial addresses `host:port` / `[v6]:port`; several → load-balanced with passive health checks. */
+  upstreams: string[];
+  tls: TlsMode;
+  /** Active health check path (GET, 2xx/3xx = healthy) or null. */
+  health_path: string | null;
+}
+
+export interface ProxySettings {
+  httpPort: number;
+  httpsPort: number;
+  /** Caddy admin listen address, loopback `host:port`; rendered into every config we push. */
+  admin: string;
+}
+
+export interface DesiredProxy {
+  settings: ProxySettings;
+  /** Sorted by id. */
+  routes: DesiredRoute[];
+}
+
+export interface Rendered {
+  /** Caddy JSON config; keys sorted, so JSON.stringify is canonical. */
+  config: Record<string, unknown>;
+  /** sha256 hex of the canonical JSON; also carried in the config as the marker `@id`. */
+  hash: string;
+  warnings: string[];
+}
+
+/** The `@id` prefix of every object we generate; objects without it are not ours to change. */
+export const ID_PREFIX = 'dnsproxy-';
