@@ -13,6 +13,10 @@ import { recordsGauge } from './metrics.js';
 import { openDb, type Db } from './store/db.js';
 import { RecordStore } from './store/records.js';
 import { TokenStore } from './store/tokens.js';
+import { RouteStore } from './store/routes.js';
+import { simulate } from './store/simulate.js';
+import { ProxyState } from './proxy/state.js';
+import { zoneResolver } from './proxy/resolve.js';
 
 export const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -85,7 +89,22 @@ export class Controller {
           mail: { status: 'disabled', detail: 'mail relay not built yet' },
         });
       };
-      this.api = await build({ zones: c.zones, nodeIp: c.node_ip, records, tokens, servedRecords: (z) => index.servedRecords(z), health, version: VERSION });
+      const routes = new RouteStore(db);
+      const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: c.http_port, httpsPort: c.https_port, admin: c.caddy_admin });
+      this.api = await build({
+        zones: c.zones,
+        nodeIp: c.node_ip,
+        records,
+        routes,
+        proxy,
+        tokens,
+        servedRecords: (z) => index.servedRecords(z),
+        health,
+        version: VERSION,
+        proxyStatus: () => ({ applied: null, caddyUp: false, inSync: false, lastError: 'the Caddy reconciler is not running yet' }),
+        caddyfile: (d) => d.routes.map((r) => `# ${r.id}: ${r.hosts.join(' ')} -> ${r.upstreams.join(' ')}`).join('\n'),
+        simulate: (fn) => simulate(db, [records, routes], fn),
+      });
       await this.api.listen({ host: c.listen_ip, port: c.api_port });
       const apiPort = (this.api.server.address() as { port: number }).port;
       const dnsPort = this.dns.address().port;

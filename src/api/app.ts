@@ -7,13 +7,17 @@ import type { ServedRecord } from '../dns/soa.js';
 import { logger } from '../log/index.js';
 import { apiLatency, apiRequests } from '../metrics.js';
 import type { RecordStore } from '../store/records.js';
+import type { RouteStore } from '../store/routes.js';
 import type { TokenStore } from '../store/tokens.js';
+import type { ProxyState } from '../proxy/state.js';
+import type { DesiredProxy } from '../proxy/types.js';
 import { installAuth } from './auth.js';
 import { installErrorHandling } from './errors.js';
 import type { HealthReport } from './health.js';
 import { legacyRoutes } from './legacy.js';
 import { probeRoutes } from './probes.js';
 import { recordRoutes } from './records.js';
+import { proxyRoutes } from './routes.js';
 import { tokenRoutes } from './tokens.js';
 import { zoneRoutes } from './zones.js';
 
@@ -26,6 +30,14 @@ export interface ApiDeps {
   servedRecords: (zone: string) => ServedRecord[];
   health: () => HealthReport;
   version: string;
+  routes: RouteStore;
+  proxy: ProxyState;
+  /** What the reconciler last applied to Caddy, and whether Caddy still runs it. */
+  proxyStatus: () => { applied: DesiredProxy | null; caddyUp: boolean; inSync: boolean; lastError: string | null };
+  /** Human-readable Caddyfile for a desired state. */
+  caddyfile: (desired: DesiredProxy) => string;
+  /** Runs writes in a rolled-back transaction (dry runs). */
+  simulate: <T>(fn: () => T) => T;
 }
 
 /** Largest request body: a 10,000-name zone file is ~0.5 MiB. */
@@ -62,6 +74,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(recordRoutes(deps));
   await app.register(zoneRoutes(deps));
   await app.register(tokenRoutes(deps));
+  await app.register(proxyRoutes(deps));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

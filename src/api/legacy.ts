@@ -8,6 +8,7 @@ import { ownerNameInput } from '../model/name.js';
 import type { StoredRecord } from '../model/record.js';
 import { legacyWrite, placeName } from '../model/write.js';
 import type { ApiDeps } from './app.js';
+import { assertRecordsNoClash, dnsPlan, dryRunQuery, mutate } from './mutate.js';
 
 /** An A record in the original service's list shape, with the full record beside it. */
 function legacyView(r: StoredRecord) {
@@ -30,22 +31,35 @@ export const legacyRoutes =
     const app = plain.withTypeProvider<ZodTypeProvider>();
     const tags = ['compat'];
 
-    app.post('/add-record', { schema: { tags, body: addRecordBody, description: 'Create or replace the A record (and proxy settings) for a service' } }, async (req, reply) => {
-      const [result] = deps.records.put([legacyWrite(req.body, deps.zones, deps.nodeIp)]);
-      return reply.code(result?.created ? 201 : 200).send(result && { status: result.created ? 'created' : 'updated', ...legacyView(result.record) });
-    });
+    app.post(
+      '/add-record',
+      { schema: { tags, body: addRecordBody, querystring: dryRunQuery, description: 'Create or replace the A record (and proxy route) for a service' } },
+      async (req, reply) => {
+        const write = legacyWrite(req.body, deps.zones, deps.nodeIp);
+        assertRecordsNoClash(deps, [write]);
+        const out = mutate(deps, req.query.dry_run === 'true', () => {
+          const put = deps.records.putOne(write);
+          return { result: put, dns: dnsPlan([put]) };
+        });
+        if ('dry_run' in out) return out;
+        return reply.code(out.created ? 201 : 200).send({ status: out.created ? 'created' : 'updated', ...legacyView(out.record) });
+      },
+    );
 
     app.get('/list-records', { schema: { tags } }, async () => ({ records: deps.records.list({ type: 'A' }).map(legacyView) }));
 
     // The name may come as JSON body {"name"} or as ?name=.
     app.delete(
       '/remove-record',
-      { schema: { tags, querystring: z.object({ name: ownerNameInput.optional() }), body: z.object({ name: ownerNameInput }).strict().nullish() } },
+      { schema: { tags, querystring: dryRunQuery.extend({ name: ownerNameInput.optional() }), body: z.object({ name: ownerNameInput }).strict().nullish() } },
       async (req) => {
         const name = req.body?.name ?? req.query.name;
         if (!name) throw fieldError('name', 'is required (JSON body {"name": …} or ?name=)');
-        const removed = deps.records.remove(placeName(name, deps.zones).name);
-        return { status: 'removed', removed };
+        const out = mutate(deps, req.query.dry_run === 'true', () => {
+          const removed = deps.records.remove(placeName(name, deps.zones).name);
+          return { result: removed, dns: dnsPlan([], removed) };
+        });
+        return 'dry_run' in out ? out : { status: 'removed', removed: out };
       },
     );
   };

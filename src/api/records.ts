@@ -6,6 +6,7 @@ import { AppError } from '../errors.js';
 import { RECORD_TYPES, recordFilter, recordInput, type RecordType } from '../model/record.js';
 import { placeName, recordWrite } from '../model/write.js';
 import type { ApiDeps } from './app.js';
+import { assertRecordsNoClash, dnsPlan, dryRunQuery, mutate } from './mutate.js';
 
 const nameParam = z.object({ name: z.string().describe('Owner name, relative or absolute') });
 const nameTypeParams = nameParam.extend({ type: z.enum(RECORD_TYPES) });
@@ -36,28 +37,43 @@ export const recordRoutes =
       return { record };
     });
 
-    app.post('/api/v1/records', { schema: { tags, body: recordInput } }, async (req, reply) => {
+    app.post('/api/v1/records', { schema: { tags, body: recordInput, querystring: dryRunQuery } }, async (req, reply) => {
       const write = recordWrite(req.body, deps.zones);
       if (deps.records.get(write.name, write.data.type))
         throw new AppError('conflict', `${write.name} ${write.data.type} already exists; use PUT /api/v1/records/${write.name}/${write.data.type} to replace it`);
-      const [result] = deps.records.put([write]);
-      return reply.code(201).send({ record: result?.record });
+      assertRecordsNoClash(deps, [write]);
+      const out = mutate(deps, req.query.dry_run === 'true', () => {
+        const put = deps.records.putOne(write);
+        return { result: put, dns: dnsPlan([put]) };
+      });
+      return 'dry_run' in out ? out : reply.code(201).send({ record: out.record });
     });
 
-    app.put('/api/v1/records/:name/:type', { schema: { tags, params: nameTypeParams, body: recordInput } }, async (req, reply) => {
+    app.put('/api/v1/records/:name/:type', { schema: { tags, params: nameTypeParams, body: recordInput, querystring: dryRunQuery } }, async (req, reply) => {
       const write = recordWrite(req.body, deps.zones);
       if (write.name !== at(req.params.name) || write.data.type !== req.params.type)
         throw new AppError('invalid_body', undefined, [{ path: write.name !== at(req.params.name) ? 'name' : 'type', message: 'must match the URL' }]);
-      const [result] = deps.records.put([write]);
-      return reply.code(result?.created ? 201 : 200).send({ record: result?.record });
+      assertRecordsNoClash(deps, [write]);
+      const out = mutate(deps, req.query.dry_run === 'true', () => {
+        const put = deps.records.putOne(write);
+        return { result: put, dns: dnsPlan([put]) };
+      });
+      return 'dry_run' in out ? out : reply.code(out.created ? 201 : 200).send({ record: out.record });
     });
 
-    app.delete('/api/v1/records/:name/:type', { schema: { tags, params: nameTypeParams } }, async (req, reply) => {
-      deps.records.remove(at(req.params.name), req.params.type as RecordType);
-      return reply.code(204).send();
+    app.delete('/api/v1/records/:name/:type', { schema: { tags, params: nameTypeParams, querystring: dryRunQuery } }, async (req, reply) => {
+      const out = mutate(deps, req.query.dry_run === 'true', () => {
+        const removed = deps.records.remove(at(req.params.name), req.params.type as RecordType);
+        return { result: removed, dns: dnsPlan([], removed) };
+      });
+      return 'dry_run' in out ? out : reply.code(204).send();
     });
 
-    app.delete('/api/v1/records/:name', { schema: { tags, params: nameParam, description: 'Removes every record set at the name' } }, async (req) => {
-      return { removed: deps.records.remove(at(req.params.name)) };
+    app.delete('/api/v1/records/:name', { schema: { tags, params: nameParam, querystring: dryRunQuery, description: 'Removes every record set at the name' } }, async (req) => {
+      const out = mutate(deps, req.query.dry_run === 'true', () => {
+        const removed = deps.records.remove(at(req.params.name));
+        return { result: removed, dns: dnsPlan([], removed) };
+      });
+      return 'dry_run' in out ? out : { removed: out };
     });
   };

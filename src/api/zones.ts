@@ -7,6 +7,7 @@ import { AppError } from '../errors.js';
 import { absolute } from '../model/name.js';
 import { recordWrite } from '../model/write.js';
 import type { ApiDeps } from './app.js';
+import { dnsPlan, dryRunQuery, mutate } from './mutate.js';
 
 const zoneParam = z.object({ zone: z.string().describe('Zone name, e.g. home.arpa') });
 
@@ -36,7 +37,7 @@ export const zoneRoutes =
         schema: {
           tags,
           params: zoneParam,
-          querystring: z.object({ mode: z.enum(['merge', 'replace']).default('merge'), dry_run: z.enum(['true', 'false']).default('false') }),
+          querystring: dryRunQuery.extend({ mode: z.enum(['merge', 'replace']).default('merge') }),
           body: z.string().describe('RFC 1035 master file (send as text/plain)'),
           description: 'merge: create or replace the file\'s record sets; replace: also remove every other record set of the zone. Nothing is applied when any line has an error.',
         },
@@ -47,19 +48,24 @@ export const zoneRoutes =
         if (parsed.errors.length)
           throw new AppError('invalid_zone_file', `${parsed.errors.length} line(s) have errors; nothing was applied`, parsed.errors.map((e) => ({ path: `line ${e.line}`, message: e.message })));
         // Records the server synthesises (apex NS, glue) come back in our own exports: leave them synthesised.
-        const stored = new Set(deps.records.list({ zone }).map((r) => `${r.name} ${r.type}`));
-        const synthesised = new Set(deps.servedRecords(zone).filter((r) => r.type !== 'SOA' && !stored.has(`${r.name} ${r.type}`)).map((r) => JSON.stringify([r.name, r.type, r.values])));
-        const writes = parsed.records.map((r, i) => recordWrite(r, [zone], `records.${i}.`)).filter((w) => !synthesised.has(JSON.stringify([w.name, w.data.type, w.data.values])));
-        if (req.query.dry_run === 'true') return { dry_run: true, would_apply: writes.length, mode: req.query.mode };
-        const before = deps.records.count(zone);
-        const results = deps.records.put(writes, req.query.mode === 'replace' ? { replaceZone: zone } : {});
-        const after = deps.records.count(zone);
-        return {
-          applied: results.length,
-          created: results.filter((r) => r.created).length,
-          removed: before + results.filter((r) => r.created).length - after,
-          serial: deps.records.serial(zone),
-        };
+        const current = new Map(deps.records.list({ zone }).map((r) => [`${r.name} ${r.type}`, r]));
+        const synthesised = new Set(deps.servedRecords(zone).filter((r) => r.type !== 'SOA' && !current.has(`${r.name} ${r.type}`)).map((r) => JSON.stringify([r.name, r.type, r.values])));
+        // Zone files carry no proxy settings or service names: an imported set keeps the ones it had.
+        const writes = parsed.records
+          .map((r, i) => recordWrite(r, [zone], `records.${i}.`))
+          .filter((w) => !synthesised.has(JSON.stringify([w.name, w.data.type, w.data.values])))
+          .map((w) => {
+            const had = current.get(`${w.name} ${w.data.type}`);
+            return had ? { ...w, proxy: had.proxy, service_name: had.service_name } : w;
+          });
+        const replace = req.query.mode === 'replace';
+        return mutate(deps, req.query.dry_run === 'true', () => {
+          const results = deps.records.put(writes, replace ? { replaceZone: zone } : {});
+          const kept = new Set(results.map((r) => `${r.record.name} ${r.record.type}`));
+          const removed = replace ? [...current].filter(([k]) => !kept.has(k)).map(([, r]) => r) : [];
+          const dns = dnsPlan(results, removed);
+          return { result: { applied: results.length, created: dns.added.length, removed: removed.length, serial: deps.records.serial(zone) }, dns };
+        });
       },
     );
   };

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { RECORD_TYPES, type RecordType } from '../model/record.js';
 import { call, CliError, type ApiTarget } from './client.js';
 import { printJson, table, valueText } from './output.js';
+import { dryQuery, printResult } from './routes.js';
 import { parseValue } from './values.js';
 
 export interface Globals {
@@ -45,19 +46,20 @@ export function recordCommands(program: Command, g: Globals): void {
     .option('--ttl <seconds>', 'TTL in seconds', (v) => Number(v))
     .option('--proxy <host:port>', 'reverse-proxy this name to an upstream (repeatable)', collect, [] as string[])
     .option('--service <name>', 'service name')
-    .action(async (name: string, values: string[], o: { type: string; ttl?: number; proxy: string[]; service?: string }) => {
+    .option('--tls <mode>', 'TLS for the proxied name: off | internal | acme')
+    .option('--dry-run', 'validate and show the plan without applying')
+    .action(async (name: string, values: string[], o: { type: string; ttl?: number; proxy: string[]; service?: string; tls?: string; dryRun?: boolean }) => {
       const type = recordType(o.type);
       const body = {
         name,
         type,
         values: values.map((v) => parseValue(type, v)),
         ...(o.ttl !== undefined ? { ttl: o.ttl } : {}),
-        ...(o.proxy.length ? { proxy: { enabled: true, upstreams: o.proxy } } : {}),
+        ...(o.proxy.length ? { proxy: { enabled: true, upstreams: o.proxy, ...(o.tls ? { tls: o.tls } : {}) } } : {}),
         ...(o.service ? { service_name: o.service } : {}),
       };
-      const res = (await call(g.target(), 'PUT', `/api/v1/records/${enc(name)}/${type}`, body)) as { record: RecordView };
-      if (g.json()) printJson(res);
-      else console.log(recordRows([res.record]));
+      const res = await call(g.target(), 'PUT', `/api/v1/records/${enc(name)}/${type}${dryQuery(o.dryRun)}`, body);
+      printResult(g, res, (r: { record: RecordView }) => recordRows([r.record]));
     });
 
   program
@@ -83,11 +85,11 @@ export function recordCommands(program: Command, g: Globals): void {
     .description('remove the record sets at a name (only TYPE when given)')
     .argument('<name>')
     .argument('[type]')
-    .action(async (name: string, type?: string) => {
+    .option('--dry-run', 'show the plan without applying')
+    .action(async (name: string, type: string | undefined, o: { dryRun?: boolean }) => {
       const path = type ? `/api/v1/records/${enc(name)}/${recordType(type)}` : `/api/v1/records/${enc(name)}`;
-      const res = await call(g.target(), 'DELETE', path);
-      if (g.json()) printJson(res ?? { removed: true });
-      else console.log(`removed ${name}${type ? ` ${type.toUpperCase()}` : ''}`);
+      const res = await call(g.target(), 'DELETE', `${path}${dryQuery(o.dryRun)}`);
+      printResult(g, res || { removed: true }, () => `removed ${name}${type ? ` ${type.toUpperCase()}` : ''}`);
     });
 }
 
@@ -119,8 +121,7 @@ export function zoneCommands(program: Command, g: Globals): void {
       const text = readFileSync(file === '-' ? 0 : file, 'utf8');
       const q = new URLSearchParams({ mode: o.replace ? 'replace' : 'merge', dry_run: o.dryRun ? 'true' : 'false' });
       const res = await call(g.target(), 'POST', `/api/v1/zones/${enc(o.zone)}/import?${q}`, text, 'text/plain');
-      if (g.json()) printJson(res);
-      else console.log(Object.entries(res as Record<string, unknown>).map(([k, v]) => `${k}: ${v}`).join('\n'));
+      printResult(g, res, (r: Record<string, unknown>) => Object.entries(r).map(([k, v]) => `${k}: ${v}`).join('\n'));
     });
 }
 

@@ -4,6 +4,7 @@ import { VERSION } from '../controller.js';
 import { CliError } from './client.js';
 import { recordCommands, tokenCommands, zoneCommands } from './commands.js';
 import { resolveCommand } from './resolve.js';
+import { routeCommands } from './routes.js';
 import { serveCommand } from './serve.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -20,6 +21,7 @@ export async function main(argv: string[]): Promise<number> {
   const g = { target: () => ({ url: opts().apiUrl, token: opts().token ?? (process.env.DNSPROXY_TOKEN || undefined) }), json: () => Boolean(opts().json) };
   recordCommands(program, g);
   zoneCommands(program, g);
+  routeCommands(program, g);
   tokenCommands(program, g);
   resolveCommand(program, g.json);
   serveCommand(program);

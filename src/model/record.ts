@@ -1,5 +1,6 @@
 // Record sets (RRsets): one row per owner name + type, the unit the API, store and DNS share.
 import { z } from 'zod';
+import { TLS_MODES } from '../proxy/types.js';
 import { ipv4, ipv6, ownerNameInput, targetName, upstream } from './name.js';
 
 export const RECORD_TYPES = ['A', 'AAAA', 'CNAME', 'TXT', 'MX', 'SRV', 'PTR', 'CAA', 'NS'] as const;
@@ -26,6 +27,7 @@ export const proxySchema = z
   .object({
     enabled: z.boolean().default(false),
     upstreams: z.array(upstream).max(MAX_VALUES).default([]),
+    tls: z.enum(TLS_MODES).optional().describe('TLS for the proxied name: off (default), internal CA, acme'),
   })
   .strict()
   .superRefine((p, ctx) => {

@@ -27,4 +27,17 @@ export const MIGRATIONS: readonly string[] = [
     last_used_at TEXT
   );
   `,
+  // 2: explicit reverse-proxy routes (record-derived routes are computed from records).
+  `
+  CREATE TABLE routes (
+    id TEXT PRIMARY KEY,         -- api:<hex>
+    hosts TEXT NOT NULL,         -- JSON array, lower-case, no trailing dot
+    path TEXT,
+    upstreams TEXT NOT NULL,     -- JSON array of host:port
+    tls TEXT NOT NULL,
+    health_path TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  `,
 ];

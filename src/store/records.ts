@@ -38,6 +38,8 @@ export type ChangeListener = (change: RecordChange) => void;
 
 export class RecordStore {
   private readonly listeners: ChangeListener[] = [];
+  /** Set by simulate(): writes happen inside a transaction that will be rolled back, so nobody is told. */
+  muted = false;
 
   constructor(
     private readonly db: Db,
@@ -120,6 +122,13 @@ export class RecordStore {
     });
   }
 
+  /** put() for one record set. */
+  putOne(write: RecordWrite): { record: StoredRecord; created: boolean } {
+    const [result] = this.put([write]);
+    if (!result) throw new Error('put() returned no result');
+    return result;
+  }
+
   /** Removes the record sets at `name` (only `type` when given). Throws not_found when nothing matched. */
   remove(name: string, type?: RecordType): StoredRecord[] {
     return this.write((change) => {
@@ -154,7 +163,7 @@ export class RecordStore {
         return out;
       })
       .immediate();
-    for (const c of changes.values()) for (const l of this.listeners) l(c);
+    if (!this.muted) for (const c of changes.values()) for (const l of this.listeners) l(c);
     return result;
   }
 }

@@ -6,6 +6,11 @@ import { ZoneIndex } from '../../src/dns/index.js';
 import { openDb, type Db } from '../../src/store/db.js';
 import { RecordStore } from '../../src/store/records.js';
 import { TokenStore } from '../../src/store/tokens.js';
+import { RouteStore } from '../../src/store/routes.js';
+import { simulate } from '../../src/store/simulate.js';
+import { ProxyState } from '../../src/proxy/state.js';
+import { zoneResolver } from '../../src/proxy/resolve.js';
+import type { DesiredProxy } from '../../src/proxy/types.js';
 import { setLogLevel } from '../../src/log/index.js';
 import { tempDir } from './tmp.js';
 
@@ -19,8 +24,12 @@ export interface ApiFixture {
   app: FastifyInstance;
   db: Db;
   records: RecordStore;
+  routes: RouteStore;
+  proxy: ProxyState;
   tokens: TokenStore;
   token: string;
+  /** What the fake reconciler reports as applied; tests set it. */
+  applied: { value: DesiredProxy | null };
   auth: { authorization: string };
   close: () => Promise<void>;
 }
@@ -33,8 +42,16 @@ export async function apiFixture(): Promise<ApiFixture> {
   const index = new ZoneIndex(ZONES.map((name) => ({ name, nameservers: [`ns1.${name}`], hostmaster: `hostmaster.${name}`, nodeIp: NODE_IP })));
   for (const zone of ZONES) index.load(zone, records.serial(zone), records.list({ zone }));
   records.onChange((c) => index.apply(c));
+  const routes = new RouteStore(db);
+  const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: 80, httpsPort: 443, admin: '127.0.0.1:2019' });
+  const applied: { value: DesiredProxy | null } = { value: null };
   const { token } = tokens.create('test');
   const app = await build({
+    routes,
+    proxy,
+    proxyStatus: () => ({ applied: applied.value, caddyUp: true, inSync: applied.value !== null, lastError: null }),
+    caddyfile: (d) => d.routes.map((r) => `${r.hosts.join(' ')} -> ${r.upstreams.join(' ')}`).join('\n'),
+    simulate: (fn) => simulate(db, [records, routes], fn),
     zones: ZONES,
     nodeIp: NODE_IP,
     records,
@@ -47,8 +64,11 @@ export async function apiFixture(): Promise<ApiFixture> {
     app,
     db,
     records,
+    routes,
+    proxy,
     tokens,
     token,
+    applied,
     auth: { authorization: `Bearer ${token}` },
     close: async () => {
       await app.close();

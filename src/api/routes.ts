@@ -1,0 +1,63 @@
+// /api/v1/routes (explicit and record-derived routes with their status), /api/v1/plan, /api/v1/caddyfile.
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { AppError } from '../errors.js';
+import { routeInput } from '../model/route.js';
+import { planRoutes } from '../proxy/plan.js';
+import type { ApiDeps } from './app.js';
+import { assertNoClash, dryRunQuery, mutate } from './mutate.js';
+
+const idParam = z.object({ id: z.string().regex(/^(api|record):[a-z0-9._*-]{1,253}$/, 'must be a route id such as api:1a2b3c4d or record:llm.home.arpa') });
+
+export const proxyRoutes =
+  (deps: ApiDeps): FastifyPluginAsync =>
+  async (plain) => {
+    const app = plain.withTypeProvider<ZodTypeProvider>();
+    const tags = ['routes'];
+    const view = (id: string) => {
+      const v = deps.proxy.views().find((r) => r.id === id);
+      if (!v) throw new AppError('not_found', `no route ${id}`);
+      return v;
+    };
+    const apiOnly = (id: string) => {
+      if (id.startsWith('record:')) throw new AppError('conflict', `${id} follows its DNS record: change or remove the record, or disable its proxy`);
+    };
+
+    app.get('/api/v1/routes', { schema: { tags } }, async () => ({ routes: deps.proxy.views() }));
+    app.get('/api/v1/routes/:id', { schema: { tags, params: idParam } }, async (req) => ({ route: view(req.params.id) }));
+
+    app.post('/api/v1/routes', { schema: { tags, body: routeInput, querystring: dryRunQuery } }, async (req, reply) => {
+      assertNoClash(deps, { id: '', hosts: req.body.hosts, path: req.body.path ?? null });
+      const out = mutate(deps, req.query.dry_run === 'true', () => ({ result: deps.routes.put(req.body).route, dns: { added: [], changed: [], removed: [] } }));
+      return 'dry_run' in out ? out : reply.code(201).send({ route: view(out.id) });
+    });
+
+    app.put('/api/v1/routes/:id', { schema: { tags, params: idParam, body: routeInput, querystring: dryRunQuery } }, async (req) => {
+      apiOnly(req.params.id);
+      if (!deps.routes.get(req.params.id)) throw new AppError('not_found', `no route ${req.params.id}`);
+      assertNoClash(deps, { id: req.params.id, hosts: req.body.hosts, path: req.body.path ?? null });
+      const out = mutate(deps, req.query.dry_run === 'true', () => ({ result: deps.routes.put(req.body, req.params.id).route, dns: { added: [], changed: [], removed: [] } }));
+      return 'dry_run' in out ? out : { route: view(out.id) };
+    });
+
+    app.delete('/api/v1/routes/:id', { schema: { tags, params: idParam, querystring: dryRunQuery } }, async (req, reply) => {
+      apiOnly(req.params.id);
+      const out = mutate(deps, req.query.dry_run === 'true', () => ({ result: deps.routes.remove(req.params.id), dns: { added: [], changed: [], removed: [] } }));
+      return 'dry_run' in out ? out : reply.code(204).send();
+    });
+
+    app.get('/api/v1/plan', { schema: { tags, description: 'Routes Caddy would change to reach the desired state; DNS changes apply at once, so its part is empty' } }, async () => {
+      const status = deps.proxyStatus();
+      return {
+        caddy_up: status.caddyUp,
+        in_sync: status.inSync,
+        last_error: status.lastError,
+        plan: { dns: { added: [], changed: [], removed: [] }, routes: planRoutes(status.applied?.routes ?? [], deps.proxy.build().routes) },
+      };
+    });
+
+    app.get('/api/v1/caddyfile', { schema: { tags, description: 'The routes as a human-readable Caddyfile (text/plain)' } }, async (_req, reply) =>
+      reply.type('text/plain; charset=utf-8').send(deps.caddyfile(deps.proxy.desired())),
+    );
+  };

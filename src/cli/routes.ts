@@ -1,0 +1,123 @@
+// Proxy commands: add-route, routes, remove-route, plan, export.
+import type { Command } from 'commander';
+import { writeFileSync } from 'node:fs';
+import { call, CliError } from './client.js';
+import type { Globals } from './commands.js';
+import { printJson, table } from './output.js';
+
+interface RouteView {
+  id: string;
+  source: string;
+  hosts: string[];
+  path: string | null;
+  upstreams: string[];
+  tls: string;
+  status: string;
+  error: string | null;
+}
+interface PlanRoute {
+  id: string;
+  hosts: string[];
+  path: string | null;
+  upstreams: string[];
+}
+export interface Plan {
+  dns: { added: string[]; changed: string[]; removed: string[] };
+  routes: { added: PlanRoute[]; changed: { id: string; before: PlanRoute; after: PlanRoute }[]; removed: PlanRoute[] };
+}
+
+const enc = encodeURIComponent;
+const collect = (v: string, prev: string[]) => [...prev, v];
+const describe = (r: PlanRoute) => `${r.id}  ${r.hosts.join(',')}${r.path ?? ''} → ${r.upstreams.join(', ')}`;
+
+/** The plan as "+ added / ~ changed / - removed" lines; "no changes" when empty. */
+export function planText(plan: Plan): string {
+  const lines = [
+    ...plan.dns.added.map((k) => `+ dns    ${k}`),
+    ...plan.dns.changed.map((k) => `~ dns    ${k}`),
+    ...plan.dns.removed.map((k) => `- dns    ${k}`),
+    ...plan.routes.added.map((r) => `+ route  ${describe(r)}`),
+    ...plan.routes.changed.map((c) => `~ route  ${describe(c.after)}  (was → ${c.before.upstreams.join(', ')})`),
+    ...plan.routes.removed.map((r) => `- route  ${describe(r)}`),
+  ];
+  return lines.length ? lines.join('\n') : 'no changes';
+}
+
+/** Prints a mutating command's answer: the plan for --dry-run, else `human(res)`. */
+export function printResult(g: Globals, res: unknown, human: (res: never) => string): void {
+  if (g.json()) printJson(res);
+  else if (res && typeof res === 'object' && 'dry_run' in res) console.log(`dry run, nothing applied:\n${planText((res as unknown as { plan: Plan }).plan)}`);
+  else console.log(human(res as never));
+}
+
+export const dryQuery = (dryRun?: boolean) => (dryRun ? '?dry_run=true' : '');
+
+export function routeCommands(program: Command, g: Globals): void {
+  program
+    .command('add-route')
+    .description('proxy a host to upstreams through Caddy, e.g. add-route app.home.arpa 192.0.2.5:3000 192.0.2.6:3000')
+    .argument('<host>', 'host name (comma-separated for several)')
+    .argument('<upstreams...>', 'host:port; a name in our zones is resolved through our records')
+    .option('--path <prefix>', 'only requests under this path prefix')
+    .option('--tls <mode>', 'off | internal | acme', 'off')
+    .option('--health-path <path>', 'active health check path')
+    .option('--dry-run', 'validate and show the plan without applying')
+    .action(async (host: string, upstreams: string[], o: { path?: string; tls: string; healthPath?: string; dryRun?: boolean }) => {
+      const body = { hosts: host.split(','), upstreams, tls: o.tls, ...(o.path ? { path: o.path } : {}), ...(o.healthPath ? { health_path: o.healthPath } : {}) };
+      const res = await call(g.target(), 'POST', `/api/v1/routes${dryQuery(o.dryRun)}`, body);
+      printResult(g, res, (r: { route: RouteView }) => routeTable([r.route]));
+    });
+
+  program
+    .command('routes')
+    .description('list proxy routes (explicit and from proxied records) with their status')
+    .action(async () => {
+      const res = (await call(g.target(), 'GET', '/api/v1/routes')) as { routes: RouteView[] };
+      if (g.json()) printJson(res);
+      else console.log(routeTable(res.routes));
+    });
+
+  program
+    .command('remove-route')
+    .description('remove an explicit route by id, or by host')
+    .argument('<id-or-host>')
+    .option('--dry-run', 'show the plan without applying')
+    .action(async (target: string, o: { dryRun?: boolean }) => {
+      let id = target;
+      if (!/^(api|record):/.test(target)) {
+        const { routes } = (await call(g.target(), 'GET', '/api/v1/routes')) as { routes: RouteView[] };
+        const match = routes.filter((r) => r.hosts.includes(target.toLowerCase().replace(/\.$/, '')));
+        if (match.length !== 1) throw new CliError(match.length ? `${target} is served by several routes (${match.map((r) => r.id).join(', ')}): give the id` : `no route serves ${target}`);
+        id = match[0]?.id ?? id;
+      }
+      const res = await call(g.target(), 'DELETE', `/api/v1/routes/${enc(id)}${dryQuery(o.dryRun)}`);
+      printResult(g, res, () => `removed ${id}`);
+    });
+
+  program
+    .command('plan')
+    .description('show what Caddy would change to reach the desired state')
+    .action(async () => {
+      const res = (await call(g.target(), 'GET', '/api/v1/plan')) as { caddy_up: boolean; in_sync: boolean; last_error: string | null; plan: Plan };
+      if (g.json()) printJson(res);
+      else console.log(`caddy: ${res.caddy_up ? 'up' : 'DOWN'}${res.in_sync ? ', in sync' : ', not in sync'}${res.last_error ? ` (last error: ${res.last_error})` : ''}\n${planText(res.plan)}`);
+    });
+
+  program
+    .command('export')
+    .description('print the routes as a Caddyfile')
+    .option('--caddyfile', 'Caddyfile format (the default and only format for now)')
+    .option('-o, --output <file>', 'write to a file instead of stdout')
+    .action(async (o: { output?: string }) => {
+      const text = (await call(g.target(), 'GET', '/api/v1/caddyfile')) as string;
+      if (o.output) writeFileSync(o.output, text);
+      else process.stdout.write(text);
+    });
+}
+
+function routeTable(routes: RouteView[]): string {
+  return table(
+    ['ID', 'HOSTS', 'UPSTREAMS', 'TLS', 'STATUS'],
+    routes.map((r) => [r.id, `${r.hosts.join(',')}${r.path ?? ''}`, r.upstreams.join(', '), r.tls, r.error ? `${r.status}: ${r.error}` : r.status]),
+  );
+}

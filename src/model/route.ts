@@ -1,0 +1,53 @@
+// Reverse-proxy routes: explicit ones from /api/v1/routes, and the ones proxied records imply.
+import { z } from 'zod';
+import { TLS_MODES } from '../proxy/types.js';
+import { nameProblem, upstream } from './name.js';
+
+/** Hosts or upstreams one route may list; bounds the rendered config per route. */
+const MAX_ITEMS = 100;
+
+export const hostName = z
+  .string()
+  .max(254)
+  .superRefine((v, ctx) => {
+    const problem = nameProblem(v, { wildcard: true });
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .transform((v) => v.toLowerCase().replace(/\.$/, ''))
+  .describe('Host name served by the route (wildcard * allowed as the leftmost label)');
+
+// Letters, digits and - . _ ~ / only: nothing that could break out of Caddy JSON matchers or a Caddyfile.
+export const pathPrefix = z
+  .string()
+  .max(200)
+  .regex(/^\/[A-Za-z0-9._~/-]*$/, 'must start with "/" and hold only letters, digits and - . _ ~ /')
+  .transform((v) => (v.length > 1 ? v.replace(/\/+$/, '') : v));
+
+export const routeInput = z
+  .object({
+    hosts: z.array(hostName).min(1, 'at least one host is required').max(MAX_ITEMS),
+    path: pathPrefix.optional().describe('Path prefix, e.g. /app; the whole host when omitted'),
+    upstreams: z.array(upstream).min(1, 'at least one upstream is required').max(MAX_ITEMS).describe('host:port; a host inside our zones is resolved through our records'),
+    tls: z.enum(TLS_MODES).default('off'),
+    health_path: pathPrefix.optional().describe('Active health check: GET this path on each upstream'),
+  })
+  .strict();
+export type RouteInput = z.infer<typeof routeInput>;
+
+export const ROUTE_STATUSES = ['pending', 'active', 'error'] as const;
+export type RouteStatus = (typeof ROUTE_STATUSES)[number];
+
+/** A route as the API shows it. `source: record` routes follow their record and are changed through it. */
+export interface Route {
+  id: string;
+  source: 'api' | 'record';
+  hosts: string[];
+  path: string | null;
+  upstreams: string[];
+  tls: (typeof TLS_MODES)[number];
+  health_path: string | null;
+  status: RouteStatus;
+  error: string | null;
+  created_at: string;
+  updated_at: string;
+}

@@ -1,0 +1,66 @@
+// Desired proxy state from stored data. Pure: the caller passes records, routes and a resolver.
+import type { StoredRecord } from '../model/record.js';
+import type { StoredRoute } from '../store/routes.js';
+import type { DesiredRoute } from './types.js';
+
+/**
+ * Addresses of `host` in our zones: undefined when the host is not inside a served zone (Caddy
+ * dials it by name, e.g. a Tailscale device), [] when it is ours but has no A/AAAA record.
+ */
+export type Resolver = (host: string) => string[] | undefined;
+
+export interface DesiredBuild {
+  /** Routes that can be rendered, sorted by id. */
+  routes: DesiredRoute[];
+  /** Routes left out, with the reason (e.g. an upstream name that does not resolve). */
+  errors: Map<string, string>;
+}
+
+export const recordRouteId = (fqdn: string) => `record:${fqdn.replace(/\.$/, '')}`;
+
+/** Turns `host:port` upstreams into dial addresses, expanding names in our zones to their addresses. */
+function dials(upstreams: readonly string[], resolve: Resolver): { dials: string[] } | { error: string } {
+  const out: string[] = [];
+  for (const u of upstreams) {
+    const at = u.lastIndexOf(':');
+    const host = u.slice(0, at);
+    const port = u.slice(at + 1);
+    if (host.startsWith('[') || /^\d+\.\d+\.\d+\.\d+$/.test(host)) {
+      out.push(u);
+      continue;
+    }
+    const addresses = resolve(host.toLowerCase());
+    if (addresses === undefined) out.push(u.toLowerCase());
+    else if (addresses.length === 0) return { error: `upstream ${u}: ${host} has no A or AAAA record in our zones` };
+    else for (const a of addresses) out.push(a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
+  }
+  return { dials: [...new Set(out)] };
+}
+
+export function buildDesired(records: readonly StoredRecord[], routes: readonly StoredRoute[], resolve: Resolver): DesiredBuild {
+  const built: DesiredRoute[] = [];
+  const errors = new Map<string, string>();
+  const add = (route: Omit<DesiredRoute, 'upstreams'>, upstreams: readonly string[]) => {
+    const d = dials(upstreams, resolve);
+    if ('error' in d) errors.set(route.id, d.error);
+    else built.push({ ...route, upstreams: d.dials });
+  };
+  for (const r of records)
+    if (r.proxy?.enabled && (r.type === 'A' || r.type === 'AAAA'))
+      add({ id: recordRouteId(r.name), hosts: [r.name.replace(/\.$/, '')], path: null, tls: r.proxy.tls ?? 'off', health_path: null }, r.proxy.upstreams);
+  for (const r of routes) add({ id: r.id, hosts: r.hosts, path: r.path, tls: r.tls, health_path: r.health_path }, r.upstreams);
+  // A name with both A and AAAA proxied yields one route.
+  const byId = new Map(built.map((r) => [r.id, r]));
+  return { routes: [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), errors };
+}
+
+/** The first existing route already serving one of `route`'s host+path pairs, or undefined. */
+export function hostClash(route: Pick<DesiredRoute, 'id' | 'hosts' | 'path'>, existing: readonly Pick<DesiredRoute, 'id' | 'hosts' | 'path'>[]): { id: string; host: string } | undefined {
+  const mine = new Set(route.hosts.map((h) => `${h} ${route.path ?? ''}`));
+  for (const other of existing) {
+    if (other.id === route.id) continue;
+    const host = other.hosts.find((h) => mine.has(`${h} ${other.path ?? ''}`));
+    if (host) return { id: other.id, host };
+  }
+  return undefined;
+}

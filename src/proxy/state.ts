@@ -1,0 +1,78 @@
+// Desired proxy state read from the stores, plus each route's last reported status.
+import type { Route, RouteStatus } from '../model/route.js';
+import type { RecordStore } from '../store/records.js';
+import type { RouteStore } from '../store/routes.js';
+import { buildDesired, recordRouteId, type DesiredBuild, type Resolver } from './desired.js';
+import type { DesiredProxy, DesiredRoute, ProxySettings } from './types.js';
+
+/** Status the reconciler reports for a route it tried to apply. */
+export interface AppliedStatus {
+  status: 'active' | 'error';
+  error: string | null;
+}
+
+export class ProxyState {
+  /** Route id → status and the exact route it was reported for (a changed route is pending again). */
+  private readonly reported = new Map<string, AppliedStatus & { route: string }>();
+
+  constructor(
+    private readonly records: RecordStore,
+    private readonly routes: RouteStore,
+    private readonly resolve: Resolver,
+    readonly settings: ProxySettings,
+  ) {}
+
+  build(): DesiredBuild {
+    return buildDesired(this.records.list({ proxied: true }), this.routes.list(), this.resolve);
+  }
+
+  /** What the reconciler should make Caddy run now. */
+  desired(): DesiredProxy {
+    return { settings: this.settings, routes: this.build().routes };
+  }
+
+  /** Called by the reconciler after each apply. */
+  report(statuses: ReadonlyMap<string, AppliedStatus>): void {
+    const current = new Map(this.build().routes.map((r) => [r.id, r]));
+    for (const [id, s] of statuses) {
+      const route = current.get(id);
+      if (route) this.reported.set(id, { ...s, route: JSON.stringify(route) });
+    }
+    for (const id of this.reported.keys()) if (!current.has(id)) this.reported.delete(id);
+  }
+
+  private statusOf(id: string, route: DesiredRoute | undefined, buildError: string | undefined): { status: RouteStatus; error: string | null } {
+    if (buildError) return { status: 'error', error: buildError };
+    const r = this.reported.get(id);
+    if (!r || !route || r.route !== JSON.stringify(route)) return { status: 'pending', error: null };
+    return { status: r.status, error: r.error };
+  }
+
+  /** Every route (explicit and record-derived) as the API shows it, sorted by id. */
+  views(): Route[] {
+    const { routes, errors } = this.build();
+    const desired = new Map(routes.map((r) => [r.id, r]));
+    const out: Route[] = [];
+    for (const r of this.routes.list()) out.push({ ...r, source: 'api', ...this.statusOf(r.id, desired.get(r.id), errors.get(r.id)) });
+    const seen = new Set(out.map((v) => v.id));
+    for (const rec of this.records.list({ proxied: true })) {
+      if (rec.type !== 'A' && rec.type !== 'AAAA') continue;
+      const id = recordRouteId(rec.name);
+      if (seen.has(id)) continue;
+      seen.add(id);
+      out.push({
+        id,
+        source: 'record',
+        hosts: [rec.name.replace(/\.$/, '')],
+        path: null,
+        upstreams: rec.proxy?.upstreams ?? [],
+        tls: rec.proxy?.tls ?? 'off',
+        health_path: null,
+        created_at: rec.created_at,
+        updated_at: rec.updated_at,
+        ...this.statusOf(id, desired.get(id), errors.get(id)),
+      });
+    }
+    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+}

@@ -1,0 +1,116 @@
+import { expect } from 'chai';
+import { apiFixture, type ApiFixture } from '../helpers/api.js';
+
+describe('api: /api/v1/routes, plan, dry runs', () => {
+  let f: ApiFixture;
+  beforeEach(async () => (f = await apiFixture()));
+  afterEach(async () => f.close());
+
+  const req = (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: object) => f.app.inject({ method, url, headers: f.auth, ...(payload ? { payload } : {}) });
+  const llm = { service_name: 'llm', name: 'llm', ip: '100.1.1.1', port: 8080, forward_to_ip: '100.2.2.2', proxy_enabled: true };
+
+  it('creates an explicit route (pending until applied) and lists it beside record-derived ones', async () => {
+    const res = await req('POST', '/api/v1/routes', { hosts: ['App.Home.Arpa.'], upstreams: ['192.0.2.5:3000', '192.0.2.6:3000'], tls: 'internal', path: '/ui/' });
+    expect(res.statusCode, res.body).to.equal(201);
+    const route = res.json().route;
+    expect(route).to.include({ source: 'api', status: 'pending', path: '/ui', tls: 'internal' });
+    expect(route.id).to.match(/^api:[0-9a-f]{8}$/);
+    expect(route.hosts).to.deep.equal(['app.home.arpa']);
+    await req('POST', '/add-record', llm);
+    const list = (await req('GET', '/api/v1/routes')).json().routes;
+    expect(list.map((r: { id: string }) => r.id)).to.deep.equal([route.id, 'record:llm.home.arpa']);
+    expect(list[1]).to.deep.include({ source: 'record', hosts: ['llm.home.arpa'], upstreams: ['100.2.2.2:8080'], tls: 'off' });
+  });
+
+  it('reports the status the reconciler gave, and pending again after a change', async () => {
+    const id = (await req('POST', '/api/v1/routes', { hosts: ['a.home.arpa'], upstreams: ['192.0.2.5:80'] })).json().route.id;
+    f.proxy.report(new Map([[id, { status: 'error' as const, error: 'caddy said no' }]]));
+    expect((await req('GET', `/api/v1/routes/${id}`)).json().route).to.include({ status: 'error', error: 'caddy said no' });
+    await req('PUT', `/api/v1/routes/${id}`, { hosts: ['a.home.arpa'], upstreams: ['192.0.2.6:80'] });
+    expect((await req('GET', `/api/v1/routes/${id}`)).json().route).to.include({ status: 'pending', error: null });
+  });
+
+  it('resolves upstream names in our zones through our records; an unresolvable one is an error status', async () => {
+    await req('POST', '/api/v1/records', { name: 'nas', type: 'A', values: ['192.0.2.20', '192.0.2.21'] });
+    const ok = (await req('POST', '/api/v1/routes', { hosts: ['files.home.arpa'], upstreams: ['nas.home.arpa:5000', 'laptop:8000'] })).json().route;
+    expect(f.proxy.build().routes.find((r) => r.id === ok.id)?.upstreams).to.deep.equal(['192.0.2.20:5000', '192.0.2.21:5000', 'laptop:8000']);
+    const bad = (await req('POST', '/api/v1/routes', { hosts: ['x.home.arpa'], upstreams: ['ghost.home.arpa:80'] })).json().route;
+    expect(bad.status).to.equal('error');
+    expect(bad.error).to.include('ghost.home.arpa has no A or AAAA record');
+    expect(f.proxy.build().routes.map((r) => r.id)).not.to.include(bad.id);
+  });
+
+  it('409 when a host is already served, in either direction; record routes change through their record', async () => {
+    await req('POST', '/add-record', llm);
+    const clash = await req('POST', '/api/v1/routes', { hosts: ['llm.home.arpa'], upstreams: ['192.0.2.5:80'] });
+    expect(clash.statusCode).to.equal(409);
+    expect(clash.json().error.message).to.include('already served by route record:llm.home.arpa');
+    expect((await req('POST', '/api/v1/routes', { hosts: ['llm.home.arpa'], path: '/api', upstreams: ['192.0.2.5:80'] })).statusCode).to.equal(201);
+    await req('POST', '/api/v1/routes', { hosts: ['web.home.arpa'], upstreams: ['192.0.2.5:80'] });
+    const back = await req('POST', '/add-record', { ...llm, name: 'web', service_name: 'web' });
+    expect(back.statusCode).to.equal(409);
+    expect(f.records.get('web.home.arpa.', 'A')).to.equal(undefined);
+    const del = await req('DELETE', '/api/v1/routes/record:llm.home.arpa');
+    expect(del.statusCode).to.equal(409);
+    expect(del.json().error.message).to.include('follows its DNS record');
+  });
+
+  const injections: [string, object, string][] = [
+    ['a Caddyfile block in a host', { hosts: ['a.home.arpa {\n}'], upstreams: ['192.0.2.5:80'] }, 'hosts.0'],
+    ['quotes in a host', { hosts: ['"a.home.arpa"'], upstreams: ['192.0.2.5:80'] }, 'hosts.0'],
+    ['a placeholder in a host', { hosts: ['{$ENV}.home.arpa'], upstreams: ['192.0.2.5:80'] }, 'hosts.0'],
+    ['a placeholder in an upstream', { hosts: ['a.home.arpa'], upstreams: ['{env.HOME}:80'] }, 'upstreams.0'],
+    ['a newline in an upstream', { hosts: ['a.home.arpa'], upstreams: ['192.0.2.5:80\nrespond 200'] }, 'upstreams.0'],
+    ['a brace in a path', { hosts: ['a.home.arpa'], upstreams: ['192.0.2.5:80'], path: '/a}' }, 'path'],
+    ['a bad escape in a health path', { hosts: ['a.home.arpa'], upstreams: ['192.0.2.5:80'], health_path: '/%zz' }, 'health_path'],
+    ['an unknown tls mode', { hosts: ['a.home.arpa'], upstreams: ['192.0.2.5:80'], tls: 'self' }, 'tls'],
+    ['no upstreams', { hosts: ['a.home.arpa'], upstreams: [] }, 'upstreams'],
+  ];
+  for (const [what, body, field] of injections) {
+    it(`400 for ${what} (field "${field}")`, async () => {
+      const res = await req('POST', '/api/v1/routes', body);
+      expect(res.statusCode).to.equal(400);
+      expect(res.json().error.fields.map((x: { path: string }) => x.path)).to.include(field);
+      expect(f.routes.list()).to.have.length(0);
+    });
+  }
+
+  it('?dry_run=true shows the DNS and route plan and applies nothing', async () => {
+    const heard: unknown[] = [];
+    f.records.onChange((c) => heard.push(c));
+    f.routes.onChange(() => heard.push('route'));
+    const res = await req('POST', '/add-record?dry_run=true', llm);
+    expect(res.statusCode).to.equal(200);
+    const { plan } = res.json();
+    expect(plan.dns).to.deep.equal({ added: ['llm.home.arpa. A'], changed: [], removed: [] });
+    expect(plan.routes.added.map((r: { id: string }) => r.id)).to.deep.equal(['record:llm.home.arpa']);
+    const route = await req('POST', '/api/v1/routes?dry_run=true', { hosts: ['b.home.arpa'], upstreams: ['192.0.2.5:80'] });
+    expect(route.json().plan.routes.added).to.have.length(1);
+    expect(f.records.count()).to.equal(0);
+    expect(f.routes.list()).to.have.length(0);
+    expect(heard).to.have.length(0);
+    await req('POST', '/add-record', llm);
+    const removal = (await req('DELETE', '/api/v1/records/llm/A?dry_run=true')).json().plan;
+    expect(removal.dns.removed).to.deep.equal(['llm.home.arpa. A']);
+    expect(removal.routes.removed.map((r: { id: string }) => r.id)).to.deep.equal(['record:llm.home.arpa']);
+    expect(f.records.count()).to.equal(1);
+  });
+
+  it('GET /api/v1/plan diffs desired routes against what Caddy runs', async () => {
+    await req('POST', '/add-record', llm);
+    let body = (await req('GET', '/api/v1/plan')).json();
+    expect(body.plan.routes.added.map((r: { id: string }) => r.id)).to.deep.equal(['record:llm.home.arpa']);
+    f.applied.value = f.proxy.desired();
+    await req('POST', '/add-record', { ...llm, port: 9090 });
+    body = (await req('GET', '/api/v1/plan')).json();
+    expect(body.plan.routes.added).to.have.length(0);
+    expect(body.plan.routes.changed[0].after.upstreams).to.deep.equal(['100.2.2.2:9090']);
+    expect(body).to.include({ caddy_up: true, in_sync: true });
+  });
+
+  it('404 for unknown routes, 400 for malformed ids', async () => {
+    expect((await req('GET', '/api/v1/routes/api:deadbeef')).statusCode).to.equal(404);
+    expect((await req('DELETE', '/api/v1/routes/api:deadbeef')).statusCode).to.equal(404);
+    expect((await req('GET', '/api/v1/routes/x y')).statusCode).to.equal(400);
+  });
+});
