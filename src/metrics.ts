@@ -40,3 +40,30 @@ export const recordsGauge = new client.Gauge({
   labelNames: ['zone'] as const,
   registers: [registry],
 });
+
+export const caddyApplies = new client.Counter({
+  name: 'dnsproxy_caddy_applies_total',
+  help: 'Config loads sent to Caddy, by result (ok, rejected, unavailable)',
+  labelNames: ['result'] as const,
+  registers: [registry],
+});
+
+export const caddyApplyDuration = new client.Histogram({
+  name: 'dnsproxy_caddy_apply_duration_seconds',
+  help: 'Time for one POST /load to Caddy, whatever its result',
+  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  registers: [registry],
+});
+
+export const caddyUp = new client.Gauge({
+  name: 'dnsproxy_caddy_up',
+  help: '1 when the Caddy admin API answered the last request, else 0',
+  registers: [registry],
+});
+
+export const proxyRoutes = new client.Gauge({
+  name: 'dnsproxy_proxy_routes',
+  help: 'Proxy routes after the last apply, by status (active, error)',
+  labelNames: ['status'] as const,
+  registers: [registry],
+});
