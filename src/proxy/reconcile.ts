@@ -1,0 +1,428 @@
+// The Caddy reconciler: keeps Caddy running the render of the desired state.
+//
+// Contract:
+// - trigger() is cheap and may be called on every store change; bursts are coalesced (debounce,
+//   capped by a max wait from the first trigger of the burst). One push at a time; a trigger
+//   during a push causes exactly one more push after it, with the state as of then.
+// - Every push renders the whole document; a document whose hash Caddy is known to run is not
+//   pushed again. "Known to run" is checked every driftPollMs by reading the marker `@id`;
+//   a missing or different marker (Caddy restarted, foreign config) re-applies at once.
+// - CaddyRejected: the routes to blame are found without touching the live config (quarantine.ts),
+//   reported `error` with Caddy's text and left out until their content changes; the rest is pushed.
+// - CaddyUnavailable: desired state is kept; retried with backoff (RETRY_MIN_MS doubling to RETRY_MAX_MS).
+import { caddyApplies, caddyApplyDuration, caddyUp as caddyUpGauge, proxyRoutes } from '../metrics.js';
+import { logger, type Logger } from '../log/index.js';
+import { CaddyRejected, CaddyUnavailable, type CaddyApi } from './caddy.js';
+import { ISOLATE_BUDGET_MS, caddyMessage, canonicalJson, isolate, routeHash, type IsolateResult, type Render, type Validate } from './quarantine.js';
+import { ID_PREFIX, type DesiredProxy, type Rendered } from './types.js';
+
+/** First retry after Caddy did not answer: a restart under a supervisor takes ~100 ms. */
+export const RETRY_MIN_MS = 250;
+/** Backoff ceiling: a down Caddy costs one refused connection per 5 s. Drift polling keeps probing meanwhile. */
+export const RETRY_MAX_MS = 5_000;
+/** Load→reject→isolate rounds per push. With a validator one round suffices; without, each round removes ≥1 route. */
+export const MAX_REJECT_ROUNDS = 10;
+
+export interface RouteStatus {
+  status: 'active' | 'error';
+  error: string | null;
+}
+
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface ReconcilerOptions {
+  /** The state Caddy should run; read at each push (routes sorted by id). */
+  desired: () => DesiredProxy;
+  /** Pure: same input, same config and hash. */
+  render: Render;
+  caddy: CaddyApi;
+  /** Checks a config without touching the live one (validateWithCaddy); absent → position parsing only. */
+  validate?: Validate;
+  /** Every desired route's status after each push that reached Caddy; called only when it changed. */
+  onStatus: (statuses: Map<string, RouteStatus>) => void;
+  /** Quiet time before a push; default 150 ms. */
+  debounceMs?: number;
+  /** Longest a trigger waits under a continuous burst; default 1 s. */
+  maxWaitMs?: number;
+  /** Marker check period; default 1 s, so a restarted Caddy is restored in < 2 s (poll + load). */
+  driftPollMs?: number;
+  /** The marker `@id` the render carries for a hash; default `dnsproxy-cfg-<first 16 hex>`. */
+  markerId?: (hash: string) => string;
+  now?: () => number;
+  timers?: Timers;
+  log?: Logger;
+}
+
+export interface ReconcilerState {
+  caddyUp: boolean;
+  lastHash: string | null;
+  lastAppliedAt: number | null;
+  lastError: string | null;
+  applies: number;
+  failures: number;
+  quarantined: string[];
+  /** Caddy is believed to run the render of the current desired state (minus quarantined routes). */
+  inSync: boolean;
+}
+
+export const defaultMarkerId = (hash: string): string => `${ID_PREFIX}cfg-${hash.slice(0, 16)}`;
+
+/** `/config/...` path of the `@id` whose value is `marker`, or null when the config has none. */
+export function findMarkerPath(config: unknown, marker: string): string | null {
+  const walk = (v: unknown, path: string[]): string[] | null => {
+    if (!v || typeof v !== 'object') return null;
+    const entries = Array.isArray(v) ? v.map((x, i) => [String(i), x] as const) : Object.entries(v as Record<string, unknown>);
+    for (const [k, x] of entries) {
+      if (k === '@id' && x === marker) return [...path, k];
+      const found = walk(x, [...path, k]);
+      if (found) return found;
+    }
+    return null;
+  };
+  const p = walk(config, []);
+  return p ? `/config/${p.map(encodeURIComponent).join('/')}` : null;
+}
+
+const realTimers: Timers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export class Reconciler {
+  private readonly o: Required<Omit<ReconcilerOptions, 'validate'>> & { validate?: Validate };
+  private started = false;
+  private stopped = false;
+  private dirty = false;
+  private inflight: Promise<void> | null = null;
+  private debounceTimer: unknown = null;
+  private debounceDue = 0;
+  private burstStart: number | null = null;
+  private retryTimer: unknown = null;
+  private retryDelay = RETRY_MIN_MS;
+  private pollTimer: unknown = null;
+  private polling: Promise<void> | null = null;
+
+  private up = false;
+  /** Caddy may not be running lastHash (never checked, restarted, foreign load): do not skip the push. */
+  private drift = true;
+  private lastHash: string | null = null;
+  private targetHash: string | null = null;
+  private lastAppliedAt: number | null = null;
+  private lastError: string | null = null;
+  private applies = 0;
+  private failures = 0;
+  private appliedDoc: DesiredProxy | null = null;
+  private appliedConfig: Record<string, unknown> | null = null;
+  private appliedRoutes = new Map<string, string>();
+  private markerPath: string | null = null;
+  /** Bumped per successful load: a marker read that started before it is stale. */
+  private generation = 0;
+  private readonly quarantine = new Map<string, { hash: string; error: string }>();
+  private lastReported = '';
+
+  constructor(opts: ReconcilerOptions) {
+    this.o = {
+      debounceMs: 150,
+      maxWaitMs: 1_000,
+      driftPollMs: 1_000,
+      markerId: defaultMarkerId,
+      now: Date.now,
+      timers: realTimers,
+      log: logger('proxy'),
+      ...opts,
+    };
+  }
+
+  /** Applies the current state now and starts drift polling. Idempotent. */
+  start(): void {
+    if (this.started || this.stopped) return;
+    this.started = true;
+    this.dirty = true;
+    this.kick();
+    this.schedulePoll();
+  }
+
+  /** Stops timers and waits for an in-flight push or drift check (not aborted). Safe at any time, more than once. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of [this.debounceTimer, this.retryTimer, this.pollTimer]) if (t !== null) this.o.timers.clearTimeout(t);
+    this.debounceTimer = this.retryTimer = this.pollTimer = null;
+    while (this.inflight || this.polling) await (this.inflight ?? this.polling);
+  }
+
+  /** The desired state changed. Cheap; before start() it only marks the state dirty. */
+  trigger(): void {
+    if (this.stopped) return;
+    this.dirty = true;
+    if (!this.started) return;
+    const now = this.o.now();
+    this.burstStart ??= now;
+    this.debounceDue = Math.min(now + this.o.debounceMs, this.burstStart + this.o.maxWaitMs);
+    if (this.debounceTimer === null) this.armDebounce(this.debounceDue - now);
+  }
+
+  /** Pushes the latest state now; resolves once it is applied, skipped as unchanged, or failed. No-op after stop(). */
+  async flush(): Promise<void> {
+    while (this.inflight) await this.inflight;
+    if (this.stopped) return;
+    this.dirty = true;
+    this.kick();
+    while (this.inflight) await this.inflight;
+  }
+
+  state(): ReconcilerState {
+    return {
+      caddyUp: this.up,
+      lastHash: this.lastHash,
+      lastAppliedAt: this.lastAppliedAt,
+      lastError: this.lastError,
+      applies: this.applies,
+      failures: this.failures,
+      quarantined: [...this.quarantine.keys()].sort(),
+      inSync: this.up && !this.drift && !this.dirty && !this.inflight && this.lastHash !== null && this.lastHash === this.targetHash,
+    };
+  }
+
+  /** What Caddy is believed to run (desired minus quarantined, as last applied), or null before the first apply. */
+  applied(): DesiredProxy | null {
+    return this.appliedDoc;
+  }
+
+  private armDebounce(ms: number): void {
+    this.debounceTimer = this.o.timers.setTimeout(() => {
+      this.debounceTimer = null;
+      const left = this.debounceDue - this.o.now();
+      if (left > 0) return this.armDebounce(left);
+      this.burstStart = null;
+      this.kick();
+    }, Math.max(0, ms));
+  }
+
+  /** Starts a push unless one is in flight (its end re-checks `dirty`). */
+  private kick(): void {
+    if (this.stopped || this.inflight || !this.dirty) return;
+    if (this.debounceTimer !== null) {
+      this.o.timers.clearTimeout(this.debounceTimer);
+      this.debounceTimer = null;
+      this.burstStart = null;
+    }
+    this.inflight = this.cycle().finally(() => {
+      this.inflight = null;
+      // Triggers that arrived during the push: one more push, once their debounce has run out.
+      if (this.dirty && this.debounceTimer === null && this.retryTimer === null) this.kick();
+    });
+  }
+
+  private async cycle(): Promise<void> {
+    this.dirty = false;
+    try {
+      await this.reconcile();
+    } catch (err) {
+      this.failures++;
+      this.lastError = (err as Error).message;
+      this.o.log.error('reconcile failed', { error: this.lastError });
+    }
+  }
+
+  private async reconcile(): Promise<void> {
+    const desired = this.o.desired();
+    const hashes = new Map(desired.routes.map((r) => [r.id, routeHash(r)]));
+    for (const [id, q] of this.quarantine) {
+      if (hashes.get(id) === q.hash) continue;
+      this.quarantine.delete(id);
+      if (hashes.has(id)) this.o.log.info('route changed, retrying it', { route: id });
+    }
+    for (let round = 1; ; round++) {
+      const doc: DesiredProxy = { settings: desired.settings, routes: desired.routes.filter((r) => !this.quarantine.has(r.id)) };
+      const rendered = this.o.render(doc);
+      this.targetHash = rendered.hash;
+      if (rendered.hash === this.lastHash && !this.drift) return this.report(desired, hashes);
+      if (this.stopped) return;
+      // After a restart of ours or an outage, Caddy may still run exactly this document: adopt it
+      // instead of reloading (a reload closes websockets and drops a few requests).
+      if (this.drift && (await this.runs(rendered.config, rendered.hash).catch(() => false))) {
+        this.o.log.info('caddy already runs this config', { routes: doc.routes.length, hash: rendered.hash.slice(0, 12) });
+        this.recordApplied(doc, rendered, hashes);
+        return this.report(desired, hashes);
+      }
+      for (const w of rendered.warnings) this.o.log.warn('render warning', { warning: w });
+      const t0 = this.o.now();
+      const outcome = await this.o.caddy.load(rendered.config).then(
+        () => null,
+        (err: unknown) => err,
+      );
+      const ms = this.o.now() - t0;
+      const result = outcome === null ? 'ok' : outcome instanceof CaddyRejected ? 'rejected' : 'unavailable';
+      caddyApplies.inc({ result });
+      caddyApplyDuration.observe(ms / 1000);
+      const line = { result, durationMs: ms, routes: doc.routes.length, hash: rendered.hash.slice(0, 12) };
+
+      if (outcome === null) {
+        this.o.log.info('caddy apply', { ...line, quarantined: this.quarantine.size });
+        this.applies++;
+        this.lastAppliedAt = this.o.now();
+        this.recordApplied(doc, rendered, hashes);
+        return this.report(desired, hashes);
+      }
+
+      this.failures++;
+      if (!(outcome instanceof CaddyRejected)) {
+        // CaddyUnavailable, or anything unexpected from the client: keep the state, retry later.
+        this.lastError = (outcome as Error).message;
+        this.o.log.warn('caddy apply', { ...line, error: this.lastError });
+        this.setUp(false);
+        this.drift = true;
+        this.dirty = true;
+        return this.scheduleRetry();
+      }
+
+      this.setUp(true);
+      this.o.log.warn('caddy apply', { ...line, error: outcome.caddyError });
+      const t1 = this.o.now();
+      const found: IsolateResult = round > MAX_REJECT_ROUNDS ? { bad: new Map() } : await isolate({
+        render: this.o.render,
+        validate: this.o.validate,
+        settings: desired.settings,
+        routes: doc.routes,
+        config: rendered.config,
+        error: outcome.caddyError,
+        knownGood: new Set(doc.routes.filter((r) => this.appliedRoutes.get(r.id) === hashes.get(r.id)).map((r) => r.id)),
+        deadline: t1 + ISOLATE_BUDGET_MS,
+        now: this.o.now,
+        cancelled: () => this.stopped,
+      });
+      if (found.validatorError) this.o.log.warn('validator unavailable; position parsing only', { error: found.validatorError });
+      if (!found.bad.size) {
+        // Not attributable to a route (or budget spent): the old config keeps running.
+        this.lastError = caddyMessage(outcome.caddyError);
+        this.report(desired, hashes, this.lastError);
+        this.dirty = true;
+        return this.scheduleRetry();
+      }
+      for (const [id, error] of found.bad) {
+        this.quarantine.set(id, { hash: hashes.get(id)!, error });
+        this.o.log.warn('route quarantined', { route: id, error });
+      }
+      this.o.log.info('isolation done', { quarantined: [...found.bad.keys()], ms: this.o.now() - t1 });
+    }
+  }
+
+  private recordApplied(doc: DesiredProxy, rendered: Rendered, hashes: Map<string, string>): void {
+    this.lastHash = rendered.hash;
+    this.lastError = null;
+    this.appliedDoc = doc;
+    this.appliedConfig = rendered.config;
+    this.appliedRoutes = new Map(doc.routes.map((r) => [r.id, hashes.get(r.id)!]));
+    this.markerPath = findMarkerPath(rendered.config, this.o.markerId(rendered.hash));
+    this.generation++;
+    this.drift = false;
+    this.setUp(true);
+    this.retryDelay = RETRY_MIN_MS;
+    this.clearRetry();
+  }
+
+  /**
+   * Does Caddy run this document? Compares the marker `@id` (one small GET); if the render
+   * carries no marker, the whole running config. Throws CaddyUnavailable.
+   */
+  private async runs(config: Record<string, unknown>, hash: string, markerPath = findMarkerPath(config, this.o.markerId(hash))): Promise<boolean> {
+    if (markerPath !== null) return (await this.o.caddy.getMarker(markerPath)) === this.o.markerId(hash);
+    return canonicalJson(await this.o.caddy.config()) === canonicalJson(config);
+  }
+
+  /** Calls onStatus when any desired route's status changed; routes not yet applied are left out. */
+  private report(desired: DesiredProxy, hashes: Map<string, string>, globalError?: string): void {
+    const statuses = new Map<string, RouteStatus>();
+    for (const r of desired.routes) {
+      const q = this.quarantine.get(r.id);
+      if (q) statuses.set(r.id, { status: 'error', error: q.error });
+      else if (this.appliedRoutes.get(r.id) === hashes.get(r.id)) statuses.set(r.id, { status: 'active', error: null });
+      else if (globalError !== undefined) statuses.set(r.id, { status: 'error', error: globalError });
+    }
+    const counts = { active: 0, error: 0 };
+    for (const s of statuses.values()) counts[s.status]++;
+    proxyRoutes.set({ status: 'active' }, counts.active);
+    proxyRoutes.set({ status: 'error' }, counts.error);
+    const key = canonicalJson([...statuses]);
+    if (key === this.lastReported) return;
+    this.lastReported = key;
+    this.o.onStatus(statuses);
+  }
+
+  private setUp(up: boolean): void {
+    if (up !== this.up) this.o.log[up ? 'info' : 'warn'](up ? 'caddy reachable' : 'caddy unreachable');
+    this.up = up;
+    caddyUpGauge.set(up ? 1 : 0);
+  }
+
+  private scheduleRetry(): void {
+    if (this.stopped || this.retryTimer !== null) return;
+    const delay = this.retryDelay;
+    this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX_MS);
+    this.retryTimer = this.o.timers.setTimeout(() => {
+      this.retryTimer = null;
+      this.dirty = true;
+      this.kick();
+    }, delay);
+  }
+
+  private clearRetry(): void {
+    if (this.retryTimer !== null) this.o.timers.clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+  }
+
+  private schedulePoll(): void {
+    if (this.stopped) return;
+    this.pollTimer = this.o.timers.setTimeout(() => {
+      this.pollTimer = null;
+      this.polling = this.poll().finally(() => {
+        this.polling = null;
+        this.schedulePoll();
+      });
+    }, this.o.driftPollMs);
+  }
+
+  /**
+   * Drift check: does Caddy still run lastHash? Also the probe that notices Caddy coming back
+   * after an outage. Re-applies at once on drift.
+   */
+  private async poll(): Promise<void> {
+    if (this.stopped || this.inflight) return;
+    const gen = this.generation;
+    const wasUp = this.up;
+    let running: boolean;
+    try {
+      if (this.lastHash !== null && this.appliedConfig !== null) {
+        running = await this.runs(this.appliedConfig, this.lastHash, this.markerPath);
+      } else {
+        await this.o.caddy.getMarker('/config/admin/listen');
+        running = false;
+      }
+    } catch (err) {
+      if (!(err instanceof CaddyUnavailable)) {
+        this.o.log.warn('drift check failed', { error: (err as Error).message });
+        return;
+      }
+      this.setUp(false);
+      this.drift = true;
+      this.dirty = true;
+      return this.scheduleRetry();
+    }
+    if (gen !== this.generation || this.inflight || this.stopped) return;
+    this.setUp(true);
+    if (running) {
+      this.drift = false;
+      return;
+    }
+    // Nothing applied yet: only a Caddy that just came back is worth an immediate push.
+    if (this.lastHash === null && wasUp) return;
+    if (this.lastHash !== null && !this.drift) this.o.log.warn('caddy config drifted; re-applying', { expected: this.o.markerId(this.lastHash) });
+    this.drift = true;
+    this.dirty = true;
+    this.clearRetry();
+    this.kick();
+  }
+}

@@ -1,0 +1,179 @@
+// CaddyAdmin against a scripted HTTP server (retries, error types, timeouts) and against a real
+// Caddy 2.6 (Host check, 400 text, markers, ping); validateWithCaddy on real configs.
+import { expect } from 'chai';
+import http from 'node:http';
+import net from 'node:net';
+import { CaddyAdmin, CaddyRejected, CaddyUnavailable, ValidatorUnavailable, parseLoopbackAdmin, validateWithCaddy } from '../../src/proxy/caddy.js';
+import { desired, freePort, hasCaddy, route, startTestCaddy, testRender, type TestCaddy } from './reconcile-fixture.js';
+
+async function scripted(answer: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
+  const seen: { method: string; url: string; host: string; body: string }[] = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      seen.push({ method: req.method ?? '', url: req.url ?? '', host: req.headers.host ?? '', body });
+      answer(req, res);
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  return { seen, admin: `127.0.0.1:${port}`, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
+}
+
+describe('CaddyAdmin (scripted admin API)', () => {
+  it('accepts only loopback admin addresses', () => {
+    for (const ok of ['127.0.0.1:2019', '127.3.2.1:1', 'localhost:2019', '[::1]:2019']) expect(() => parseLoopbackAdmin(ok)).not.to.throw();
+    for (const bad of ['10.0.0.1:2019', '0.0.0.0:2019', 'example.com:2019', '[::]:2019', 'unix//run/caddy.sock', '127.0.0.1', '127.0.0.1:0', '127.0.0.1:70000', 'http://127.0.0.1:2019']) {
+      expect(() => new CaddyAdmin(bad), bad).to.throw(/loopback/);
+    }
+  });
+
+  it('POSTs JSON to /load with a Host header Caddy accepts', async () => {
+    const s = await scripted((_q, res) => res.writeHead(200).end());
+    try {
+      await new CaddyAdmin(s.admin).load({ apps: {} });
+      expect(s.seen).to.deep.equal([{ method: 'POST', url: '/load', host: s.admin, body: '{"apps":{}}' }]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('4xx → CaddyRejected with Caddy\'s text, not retried', async () => {
+    const s = await scripted((_q, res) => res.writeHead(400, { 'content-type': 'application/json' }).end('{"error":"loading config: parse \\"%zz\\": invalid URL escape \\"%zz\\""}'));
+    try {
+      const err = await new CaddyAdmin(s.admin).load({}).catch((e: unknown) => e);
+      expect(err).to.be.instanceOf(CaddyRejected);
+      expect((err as CaddyRejected).caddyError).to.equal('loading config: parse "%zz": invalid URL escape "%zz"');
+      expect((err as CaddyRejected).caddyStatus).to.equal(400);
+      expect(s.seen).to.have.length(1);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('5xx → retried 3 times with backoff, then CaddyUnavailable; a later success is returned', async () => {
+    let n = 0;
+    const s = await scripted((_q, res) => (++n < 3 ? res.writeHead(502).end('bad gateway') : res.writeHead(200).end('"dnsproxy-cfg-1"')));
+    try {
+      const t0 = Date.now();
+      expect(await new CaddyAdmin(s.admin).getMarker('/config/x/@id')).to.equal('dnsproxy-cfg-1');
+      expect(Date.now() - t0).to.be.at.least(300);
+      n = -10;
+      const err = await new CaddyAdmin(s.admin).config().catch((e: unknown) => e);
+      expect(err).to.be.instanceOf(CaddyUnavailable);
+      expect((err as CaddyUnavailable).caddyStatus).to.equal(502);
+      expect(s.seen).to.have.length(6);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('connection refused and timeouts → CaddyUnavailable', async () => {
+    const port = await freePort();
+    const refused = await new CaddyAdmin(`127.0.0.1:${port}`).load({}).catch((e: unknown) => e);
+    expect(refused).to.be.instanceOf(CaddyUnavailable);
+    expect((refused as Error).message).to.match(/ECONNREFUSED/);
+    const s = await scripted(() => undefined); // never answers
+    try {
+      const t0 = Date.now();
+      const slow = await new CaddyAdmin(s.admin, { readTimeoutMs: 100 }).config().catch((e: unknown) => e);
+      expect(slow).to.be.instanceOf(CaddyUnavailable);
+      expect(Date.now() - t0).to.be.within(300, 2_000);
+      expect(s.seen).to.have.length(3);
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('getMarker: 404, 400 (missing parent), JSON null and non-strings are null; 403 is a rejection', async () => {
+    const answers: [number, string][] = [
+      [404, '{"error":"unknown object ID"}'],
+      [400, '{"error":"invalid traversal path at: config/apps/http/servers/x/@id"}'],
+      [200, 'null\n'],
+      [200, '{"a":1}'],
+      [200, ''],
+      [403, '{"error":"host not allowed: example.com"}'],
+    ];
+    const s = await scripted((_q, res) => {
+      const [code, body] = answers.shift()!;
+      res.writeHead(code).end(body);
+    });
+    try {
+      const c = new CaddyAdmin(s.admin);
+      for (let i = 0; i < 5; i++) expect(await c.getMarker('/config/apps/http/servers/x/@id')).to.equal(null);
+      const err = await c.getMarker('/config/').catch((e: unknown) => e);
+      expect(err).to.be.instanceOf(CaddyRejected);
+      expect((err as CaddyRejected).caddyError).to.equal('host not allowed: example.com');
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('ping is down, without throwing, when nothing listens', async () => {
+    expect(await new CaddyAdmin(`127.0.0.1:${await freePort()}`).ping()).to.deep.equal({ up: false });
+  });
+});
+
+describe('CaddyAdmin and caddy validate (real Caddy 2.6)', function () {
+  let caddy: TestCaddy | undefined;
+  before(async function () {
+    if (!hasCaddy()) return this.skip();
+    caddy = await startTestCaddy();
+  });
+  after(async () => caddy?.stop());
+
+  it('loads, reads the marker back, and reports Caddy\'s 400 text readably', async () => {
+    const c = new CaddyAdmin(caddy!.adminListen);
+    const r = testRender(desired([route('a', '127.0.0.1:9')], caddy!.adminListen, caddy!.httpPort));
+    await c.load(r.config);
+    expect(await c.getMarker('/config/apps/http/servers/dnsproxy/@id')).to.equal(`dnsproxy-cfg-${r.hash.slice(0, 16)}`);
+    expect(await c.getMarker('/config/apps/http/servers/nope/@id')).to.equal(null);
+    const bad = testRender(desired([route('a', '127.0.0.1:9', { health_path: '/%zz' })], caddy!.adminListen, caddy!.httpPort));
+    const err = await c.load(bad.config).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(CaddyRejected);
+    expect((err as CaddyRejected).caddyError).to.match(/route 0: .*parse "\/%zz": invalid URL escape "%zz"/);
+    // The old config is still running.
+    expect(await c.getMarker('/config/apps/http/servers/dnsproxy/@id')).to.equal(`dnsproxy-cfg-${r.hash.slice(0, 16)}`);
+  });
+
+  it('accepts localhost as the admin host too', async () => {
+    const port = caddy!.adminListen.split(':')[1];
+    expect(await new CaddyAdmin(`localhost:${port}`).config()).to.have.property('admin');
+  });
+
+  it('ping: up, with the process start time (no PID or version in 2.6\'s admin API)', async () => {
+    const p = await new CaddyAdmin(caddy!.adminListen).ping();
+    expect(p.up).to.equal(true);
+    expect(p.startedAt).to.be.a('number').within(Date.now() - 600_000, Date.now() + 1_000);
+    expect(p.pid).to.equal(undefined);
+  });
+
+  it('validateWithCaddy: null for a good config, Caddy\'s text for a bad one, without binding ports', async () => {
+    // A port held by a plain socket (no SO_REUSEPORT): `caddy run` could not bind it; validate must not try.
+    const held = net.createServer();
+    await new Promise<void>((r) => held.listen(0, '127.0.0.1', r));
+    const heldPort = (held.address() as net.AddressInfo).port;
+    try {
+      const good = testRender(desired([route('a', '127.0.0.1:9', { health_path: '/ok' })], '127.0.0.1:1', heldPort));
+      const bad = testRender(desired([route('a', '127.0.0.1:9'), route('b', '127.0.0.1:9', { health_path: '/%zz' })], '127.0.0.1:1', heldPort));
+      const env = caddy!.env;
+      const times: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const t0 = performance.now();
+        expect(await validateWithCaddy(good.config, { env })).to.equal(null);
+        times.push(performance.now() - t0);
+      }
+      const verdict = await validateWithCaddy(bad.config, { env });
+      expect(verdict).to.match(/^loading http app module: .*server dnsproxy: setting up route handlers: route 1: .*invalid URL escape "%zz"$/);
+      console.log(`      caddy validate: ${times.map((t) => t.toFixed(0)).join(', ')} ms`);
+    } finally {
+      held.close();
+    }
+  });
+
+  it('validateWithCaddy: ValidatorUnavailable when the binary is missing', async () => {
+    const err = await validateWithCaddy({}, { bin: '/nonexistent/caddy' }).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(ValidatorUnavailable);
+  });
+});

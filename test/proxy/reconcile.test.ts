@@ -1,0 +1,292 @@
+// Reconciler against an in-memory Caddy: coalescing, skipping, latest-state-wins, quarantine,
+// backoff, drift and stop(). Short debounce and real timers.
+import { expect } from 'chai';
+import winston from 'winston';
+import { CaddyRejected } from '../../src/proxy/caddy.js';
+import { parseRoutePosition, routesAt } from '../../src/proxy/quarantine.js';
+import { Reconciler, type ReconcilerOptions, type RouteStatus } from '../../src/proxy/reconcile.js';
+import type { DesiredProxy } from '../../src/proxy/types.js';
+import { FakeCaddy, desired, fakeVerdict, route, testRender } from './reconcile-fixture.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const silent = winston.createLogger({ silent: true });
+
+async function until(cond: () => boolean, ms = 3_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await sleep(5);
+  }
+}
+
+function setup(state: DesiredProxy, opts: Partial<ReconcilerOptions> = {}) {
+  const caddy = new FakeCaddy();
+  const box = { state, statuses: new Map<string, RouteStatus>(), reports: 0 };
+  const rec = new Reconciler({
+    desired: () => box.state,
+    render: testRender,
+    caddy,
+    onStatus: (s) => {
+      box.statuses = s;
+      box.reports++;
+    },
+    debounceMs: 10,
+    maxWaitMs: 100,
+    driftPollMs: 60_000,
+    log: silent,
+    ...opts,
+  });
+  return { caddy, box, rec };
+}
+
+describe('proxy reconciler (fake Caddy)', () => {
+  let stops: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    await Promise.all(stops.map((s) => s()));
+    stops = [];
+  });
+  const track = <T extends { rec: Reconciler }>(x: T): T => {
+    stops.push(() => x.rec.stop());
+    return x;
+  };
+
+  it('coalesces a burst of 500 triggers into 1–3 loads of the final state', async () => {
+    const { caddy, box, rec } = track(setup(desired([route('a', '192.0.2.1:80')])));
+    rec.start();
+    await rec.flush();
+    const before = caddy.loads.length;
+    for (let i = 0; i < 500; i++) {
+      box.state = desired([route('a', '192.0.2.1:80'), route(`n${i}`, `192.0.2.2:${1000 + i}`)]);
+      rec.trigger();
+      if (i % 50 === 0) await sleep(2);
+    }
+    await until(() => rec.state().inSync);
+    await sleep(50);
+    const pushed = caddy.loads.length - before;
+    expect(pushed).to.be.within(1, 3);
+    expect(caddy.hosts()).to.deep.equal(['a.example.test', 'n499.example.test']);
+  });
+
+  it('does not push an unchanged state again', async () => {
+    const { caddy, rec } = track(setup(desired([route('a', '192.0.2.1:80'), route('b', '192.0.2.2:80')])));
+    rec.start();
+    await rec.flush();
+    expect(caddy.loads).to.have.length(1);
+    for (let i = 0; i < 20; i++) rec.trigger();
+    await sleep(50);
+    await rec.flush();
+    expect(caddy.loads).to.have.length(1);
+    expect(rec.state()).to.include({ applies: 1, failures: 0, inSync: true, caddyUp: true });
+  });
+
+  it('triggers during an in-flight push cause exactly one more push, with the latest state', async () => {
+    const { caddy, box, rec } = track(setup(desired([route('a', '192.0.2.1:80')])));
+    caddy.loadDelayMs = 150;
+    rec.start();
+    await until(() => caddy.inflight === 1);
+    for (const id of ['b', 'c', 'd']) {
+      box.state = desired([route('a', '192.0.2.1:80'), route(id, '192.0.2.9:80')]);
+      rec.trigger();
+      await sleep(20);
+    }
+    await until(() => rec.state().inSync);
+    await sleep(100);
+    expect(caddy.loads).to.have.length(2);
+    expect(caddy.maxInflight).to.equal(1);
+    expect(caddy.hosts()).to.deep.equal(['a.example.test', 'd.example.test']);
+  });
+
+  for (const withValidator of [true, false]) {
+    it(`quarantines a rejected route with Caddy's message and pushes the others (${withValidator ? 'validator' : 'position parsing only'})`, async () => {
+      const validations: number[] = [];
+      const validate = async (c: Record<string, unknown>) => (validations.push(1), fakeVerdict(c));
+      const { caddy, box, rec } = track(
+        setup(desired([route('a', '192.0.2.1:80'), route('b', 'bad:1'), route('c', '192.0.2.3:80')]), withValidator ? { validate } : {}),
+      );
+      await rec.flush();
+      expect(caddy.hosts()).to.deep.equal(['a.example.test', 'c.example.test']);
+      expect(box.statuses.get('a')).to.deep.equal({ status: 'active', error: null });
+      expect(box.statuses.get('c')).to.deep.equal({ status: 'active', error: null });
+      expect(box.statuses.get('b')?.status).to.equal('error');
+      expect(box.statuses.get('b')?.error).to.match(/invalid dial "bad:1"/);
+      expect(rec.state().quarantined).to.deep.equal(['b']);
+      expect(rec.applied()?.routes.map((r) => r.id)).to.deep.equal(['a', 'c']);
+      // Only the rejected first load touched Caddy besides the good one; the rest was validated aside.
+      expect(caddy.loads).to.have.length(2);
+      if (withValidator) expect(validations.length).to.be.within(1, 2);
+    });
+  }
+
+  it('finds several bad routes by position, each with its own message', async () => {
+    const routes = [route('a', 'bad:a'), ...Array.from({ length: 30 }, (_, i) => route(`r${String(i).padStart(2, '0')}`, `192.0.2.${i + 1}:80`)), route('z', 'bad:z')];
+    const { caddy, box, rec } = track(setup(desired(routes), { validate: async (c) => fakeVerdict(c) }));
+    await rec.flush();
+    expect(rec.state().quarantined).to.deep.equal(['a', 'z']);
+    expect(box.statuses.get('a')?.error).to.match(/"bad:a"/);
+    expect(box.statuses.get('z')?.error).to.match(/"bad:z"/);
+    expect(caddy.hosts()).to.have.length(30);
+  });
+
+  it('bisects with the validator when the error names no route position', async () => {
+    const routes = Array.from({ length: 40 }, (_, i) => route(`r${String(i).padStart(2, '0')}`, i === 27 ? 'badtls:27' : `192.0.2.${i + 1}:80`));
+    let validations = 0;
+    const { caddy, box, rec } = track(setup(desired(routes), { validate: async (c) => (validations++, fakeVerdict(c)) }));
+    await rec.flush();
+    expect(rec.state().quarantined).to.deep.equal(['r27']);
+    expect(box.statuses.get('r27')?.error).to.match(/unusable upstream badtls:27/);
+    expect(caddy.hosts()).to.have.length(39);
+    expect(validations).to.be.at.most(2 + Math.ceil(Math.log2(40)) + 1);
+  });
+
+  it('blames the new route, not the ones Caddy already ran, when bisecting', async () => {
+    const good = Array.from({ length: 10 }, (_, i) => route(`r${i}`, `192.0.2.${i + 1}:80`));
+    // Fails only when both r3 and "a-new" are present (an interaction), never by position.
+    const validate = async (c: Record<string, unknown>) => {
+      const s = JSON.stringify(c);
+      return s.includes('r3.example.test') && s.includes('a-new.example.test') ? 'loading tls app module: conflict between r3 and a-new' : null;
+    };
+    const { caddy, box, rec } = track(setup(desired(good), { validate }));
+    await rec.flush();
+    caddy.load = async function (this: FakeCaddy, config) {
+      const err = await validate(config);
+      if (err) throw new CaddyRejected(400, err);
+      this.running = config;
+    };
+    box.state = desired([...good, route('a-new', '192.0.2.99:80')]);
+    await rec.flush();
+    expect(rec.state().quarantined).to.deep.equal(['a-new']);
+    expect(box.statuses.get('r3')?.status).to.equal('active');
+  });
+
+  it('without a validator, an error naming no route leaves the old config running and reports it', async () => {
+    const { caddy, box, rec } = track(setup(desired([route('a', '192.0.2.1:80')])));
+    await rec.flush();
+    box.state = desired([route('a', '192.0.2.1:80'), route('b', 'badtls:1')]);
+    await rec.flush();
+    expect(caddy.hosts()).to.deep.equal(['a.example.test']);
+    expect(box.statuses.get('a')).to.deep.equal({ status: 'active', error: null });
+    expect(box.statuses.get('b')).to.deep.include({ status: 'error' });
+    expect(rec.state().lastError).to.match(/unusable upstream/);
+    expect(rec.state().quarantined).to.deep.equal([]);
+  });
+
+  it('retries a quarantined route once its content changes, and not before', async () => {
+    const { caddy, box, rec } = track(setup(desired([route('a', '192.0.2.1:80'), route('b', 'bad:1')]), { validate: async (c) => fakeVerdict(c) }));
+    await rec.flush();
+    const loads = caddy.loads.length;
+    rec.trigger();
+    await rec.flush();
+    expect(caddy.loads.length).to.equal(loads);
+    box.state = desired([route('a', '192.0.2.1:80'), route('b', '192.0.2.2:80')]);
+    await rec.flush();
+    expect(rec.state().quarantined).to.deep.equal([]);
+    expect(box.statuses.get('b')).to.deep.equal({ status: 'active', error: null });
+    expect(caddy.hosts()).to.deep.equal(['a.example.test', 'b.example.test']);
+  });
+
+  it('keeps the desired state while Caddy is down, retries with backoff, then applies', async () => {
+    const { caddy, rec } = track(setup(desired([route('a', '192.0.2.1:80')])));
+    caddy.down = true;
+    rec.start();
+    await until(() => caddy.attempts.length >= 3);
+    expect(rec.state()).to.include({ caddyUp: false, applies: 0, inSync: false });
+    const gaps = caddy.attempts.slice(1).map((t, i) => t - caddy.attempts[i]!);
+    expect(gaps[0]).to.be.within(200, 400);
+    expect(gaps[1]).to.be.within(450, 700);
+    caddy.down = false;
+    await until(() => rec.state().inSync, 3_000);
+    expect(caddy.hosts()).to.deep.equal(['a.example.test']);
+    expect(rec.state().caddyUp).to.equal(true);
+  });
+
+  it('re-applies when the marker disappears (restart) or a foreign config is loaded', async () => {
+    const { caddy, rec } = track(setup(desired([route('a', '192.0.2.1:80')]), { driftPollMs: 30 }));
+    rec.start();
+    await until(() => rec.state().inSync);
+    caddy.running = { admin: { listen: '127.0.0.1:2019' } };
+    await until(() => caddy.loads.length === 2 && caddy.hosts().length === 1);
+    caddy.running = { apps: { http: { servers: { other: { listen: [':1'], routes: [] } } } } };
+    await until(() => caddy.loads.length === 3 && caddy.hosts().length === 1);
+    expect(rec.state().applies).to.equal(3);
+  });
+
+  it('adopts the config Caddy already runs (controller restart) without reloading it', async () => {
+    const state = desired([route('a', '192.0.2.1:80')]);
+    const { caddy, box, rec } = track(setup(state));
+    caddy.running = structuredClone(testRender(state).config);
+    await rec.flush();
+    expect(caddy.loads).to.have.length(0);
+    expect(rec.state()).to.include({ inSync: true, applies: 0, caddyUp: true });
+    expect(box.statuses.get('a')).to.deep.equal({ status: 'active', error: null });
+  });
+
+  it('does not reload after an outage in which Caddy kept its config', async () => {
+    const { caddy, rec } = track(setup(desired([route('a', '192.0.2.1:80')]), { driftPollMs: 30 }));
+    rec.start();
+    await until(() => rec.state().inSync);
+    caddy.down = true;
+    await until(() => !rec.state().caddyUp);
+    await sleep(300);
+    caddy.down = false;
+    await until(() => rec.state().inSync);
+    await sleep(300);
+    expect(caddy.loads).to.have.length(1);
+  });
+
+  it('stop() during a push waits for it, then nothing more happens', async () => {
+    const { caddy, box, rec } = setup(desired([route('a', '192.0.2.1:80')]), { driftPollMs: 20 });
+    caddy.loadDelayMs = 100;
+    rec.start();
+    await until(() => caddy.inflight === 1);
+    box.state = desired([route('b', '192.0.2.2:80')]);
+    rec.trigger();
+    await rec.stop();
+    expect(caddy.inflight).to.equal(0);
+    const n = caddy.loads.length;
+    rec.trigger();
+    await rec.flush();
+    await sleep(150);
+    expect(caddy.loads.length).to.equal(n);
+    await rec.stop();
+  });
+
+  it('stop() before start() and twice is harmless', async () => {
+    const { caddy, rec } = setup(desired([route('a', '192.0.2.1:80')]));
+    await rec.stop();
+    await rec.stop();
+    rec.start();
+    await sleep(30);
+    expect(caddy.attempts).to.have.length(0);
+  });
+});
+
+describe('Caddy 2.6 error positions', () => {
+  const table: [string, { server: string; steps: number[] } | null][] = [
+    [
+      `loading config: loading new config: loading http app module: provision http: server srv0: setting up route handlers: route 0: loading handler modules: position 0: loading module 'reverse_proxy': provision http.handlers.reverse_proxy: parse "/%zz": invalid URL escape "%zz"`,
+      { server: 'srv0', steps: [0] },
+    ],
+    [
+      `loading http app module: provision http: server srv0: setting up route handlers: route 1: loading handler modules: position 0: loading module 'subroute': provision http.handlers.subroute: setting up subroutes: route 1: loading handler modules: position 1: loading module 'reverse_proxy': provision http.handlers.reverse_proxy: parse "/%zz": invalid URL escape "%zz"`,
+      { server: 'srv0', steps: [1, 0, 1] },
+    ],
+    [
+      'loading http app module: provision http: server srv0: setting up route matchers: route 1: loading matcher modules: module name \'path_regexp\': provision http.matchers.path_regexp: compiling matcher regexp ((: error parsing regexp: missing closing ): `((`',
+      { server: 'srv0', steps: [1] },
+    ],
+    ['loading tls app module: provision tls: bad', null],
+  ];
+  for (const [text, want] of table) {
+    it(`parses ${want ? want.steps.join('/') : 'no position'}`, () => {
+      expect(parseRoutePosition(text)).to.deep.equal(want);
+    });
+  }
+
+  it('walks nested subroutes to the innermost route object', () => {
+    const inner = { match: [{ path: ['/x*'] }], handle: [{ handler: 'vars' }] };
+    const outer = { handle: [{ handler: 'subroute', routes: [{ handle: [] }, inner] }] };
+    const config = { apps: { http: { servers: { srv0: { routes: [{}, outer] } } } } };
+    expect(routesAt(config, { server: 'srv0', steps: [1, 0, 1] })).to.deep.equal([outer, inner]);
+    expect(routesAt(config, { server: 'nope', steps: [1] })).to.deep.equal([]);
+  });
+});
