@@ -86,6 +86,12 @@ export function findMarkerPath(config: unknown, marker: string): string | null {
   return p ? `/config/${p.map(encodeURIComponent).join('/')}` : null;
 }
 
+/** Routes a renderer reports it left out (`Rendered.skipped`, when the renderer has it). */
+function skippedBy(rendered: Rendered): { id: string; reason: string }[] {
+  const list = (rendered as { skipped?: unknown }).skipped;
+  return Array.isArray(list) ? list.filter((x): x is { id: string; reason: string } => typeof x?.id === 'string' && typeof x?.reason === 'string') : [];
+}
+
 const realTimers: Timers = {
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
@@ -117,6 +123,8 @@ export class Reconciler {
   private appliedDoc: DesiredProxy | null = null;
   private appliedConfig: Record<string, unknown> | null = null;
   private appliedRoutes = new Map<string, string>();
+  /** Routes the renderer left out of the last render it produced (id → reason): reported `error`. */
+  private skipped = new Map<string, string>();
   private markerPath: string | null = null;
   /** Bumped per successful load: a marker read that started before it is stale. */
   private generation = 0;
@@ -239,6 +247,7 @@ export class Reconciler {
       const doc: DesiredProxy = { settings: desired.settings, routes: desired.routes.filter((r) => !this.quarantine.has(r.id)) };
       const rendered = this.o.render(doc);
       this.targetHash = rendered.hash;
+      this.skipped = new Map(skippedBy(rendered).map((x) => [x.id, x.reason]));
       if (rendered.hash === this.lastHash && !this.drift) return this.report(desired, hashes);
       if (this.stopped) return;
       // After a restart of ours or an outage, Caddy may still run exactly this document: adopt it
@@ -313,9 +322,10 @@ export class Reconciler {
   private recordApplied(doc: DesiredProxy, rendered: Rendered, hashes: Map<string, string>): void {
     this.lastHash = rendered.hash;
     this.lastError = null;
-    this.appliedDoc = doc;
+    const running = doc.routes.filter((r) => !this.skipped.has(r.id));
+    this.appliedDoc = { settings: doc.settings, routes: running };
     this.appliedConfig = rendered.config;
-    this.appliedRoutes = new Map(doc.routes.map((r) => [r.id, hashes.get(r.id)!]));
+    this.appliedRoutes = new Map(running.map((r) => [r.id, hashes.get(r.id)!]));
     this.markerPath = findMarkerPath(rendered.config, this.o.markerId(rendered.hash));
     this.generation++;
     this.drift = false;
@@ -338,7 +348,9 @@ export class Reconciler {
     const statuses = new Map<string, RouteStatus>();
     for (const r of desired.routes) {
       const q = this.quarantine.get(r.id);
+      const skip = this.skipped.get(r.id);
       if (q) statuses.set(r.id, { status: 'error', error: q.error });
+      else if (skip !== undefined) statuses.set(r.id, { status: 'error', error: skip });
       else if (this.appliedRoutes.get(r.id) === hashes.get(r.id)) statuses.set(r.id, { status: 'active', error: null });
       else if (globalError !== undefined) statuses.set(r.id, { status: 'error', error: globalError });
     }

@@ -233,6 +233,17 @@ describe('proxy reconciler (fake Caddy)', () => {
     expect(caddy.loads).to.have.length(1);
   });
 
+  it('reports routes the renderer skipped as errors with its reason, and not as applied', async () => {
+    const render = (d: DesiredProxy) =>
+      Object.assign(testRender({ ...d, routes: d.routes.filter((r) => r.id !== 'x') }), { skipped: [{ id: 'x', reason: 'host clashes with route a' }] });
+    const { caddy, box, rec } = track(setup(desired([route('a', '192.0.2.1:80'), route('x', '192.0.2.2:80')]), { render }));
+    await rec.flush();
+    expect(box.statuses.get('x')).to.deep.equal({ status: 'error', error: 'host clashes with route a' });
+    expect(box.statuses.get('a')).to.deep.equal({ status: 'active', error: null });
+    expect(rec.applied()?.routes.map((r) => r.id)).to.deep.equal(['a']);
+    expect(caddy.hosts()).to.deep.equal(['a.example.test']);
+  });
+
   it('stop() during a push waits for it, then nothing more happens', async () => {
     const { caddy, box, rec } = setup(desired([route('a', '192.0.2.1:80')]), { driftPollMs: 20 });
     caddy.loadDelayMs = 100;
