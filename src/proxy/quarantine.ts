@@ -16,7 +16,7 @@ import type { DesiredProxy, DesiredRoute, ProxySettings, Rendered } from './type
 export type Validate = (config: Record<string, unknown>) => Promise<string | null>;
 export type Render = (desired: DesiredProxy) => Rendered;
 
-/** Bounds one isolation: at 5,000 routes a validation takes ~0.5 s, 13 of them per bad route. Pushes wait meanwhile. */
+/** Bounds one isolation (pushes wait meanwhile): `caddy validate` takes ~0.35 s at 5,000 routes, ~15 runs per bad route. */
 export const ISOLATE_BUDGET_MS = 15_000;
 
 /** JSON with object keys sorted: equal routes give equal text. */

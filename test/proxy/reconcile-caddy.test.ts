@@ -132,4 +132,20 @@ describe('proxy reconciler with a real Caddy', function () {
     expect((await get(caddy!.httpPort, 'broken.example.test')).body).to.equal('backend a');
     expect(rec!.state().quarantined).to.deep.equal([]);
   });
+
+  it('a new reconciler (dnsproxy restarted) adopts the running config without reloading Caddy', async () => {
+    const second = new Reconciler({
+      desired: () => desired(routes, caddy!.adminListen, caddy!.httpPort),
+      render: testRender,
+      caddy: new CaddyAdmin(caddy!.adminListen),
+      onStatus: () => undefined,
+      log: silent,
+    });
+    try {
+      await second.flush();
+      expect(second.state()).to.include({ applies: 0, inSync: true, lastHash: rec!.state().lastHash });
+    } finally {
+      await second.stop();
+    }
+  });
 });
