@@ -6,7 +6,8 @@
 //   during a push causes exactly one more push after it, with the state as of then.
 // - Every push renders the whole document; a document whose hash Caddy is known to run is not
 //   pushed again. "Known to run" is checked every driftPollMs by reading the marker `@id`;
-//   a missing or different marker (Caddy restarted, foreign config) re-applies at once.
+//   a missing or different marker (Caddy restarted, foreign config) re-applies at once. When
+//   unsure (first push, after an outage) the marker is read first: a match adopts, no reload.
 // - CaddyRejected: the routes to blame are found without touching the live config (quarantine.ts),
 //   reported `error` with Caddy's text and left out until their content changes; the rest is pushed.
 // - CaddyUnavailable: desired state is kept; retried with backoff (RETRY_MIN_MS doubling to RETRY_MAX_MS).
