@@ -29,20 +29,12 @@ interface Fake {
  * silent. `delayMs` holds UDP replies back.
  */
 async function fakeUpstream(reply: (q: dnsPacket.DecodedPacket, transport: 'udp' | 'tcp') => dnsPacket.Packet | null, delayMs = 0): Promise<Fake> {
-  const udp = dgram.createSocket('udp4');
-  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', resolve));
-  const port = udp.address().port;
-  const fake: Fake = { port, udp: 0, tcp: 0, close: async () => undefined };
+  const fake: Fake = { port: 0, udp: 0, tcp: 0, close: async () => undefined };
   const respond = (msg: Buffer, transport: 'udp' | 'tcp') => {
     const q = dnsPacket.decode(msg);
     const r = reply(q, transport);
     return r && dnsPacket.encode({ type: 'response', id: q.id, questions: q.questions, ...r });
   };
-  udp.on('message', (msg, rinfo) => {
-    fake.udp++;
-    const out = respond(msg, 'udp');
-    if (out) setTimeout(() => udp.send(out, rinfo.port, rinfo.address), delayMs);
-  });
   const conns = new Set<net.Socket>();
   const tcp = net.createServer((s) => {
     conns.add(s);
@@ -53,10 +45,30 @@ async function fakeUpstream(reply: (q: dnsPacket.DecodedPacket, transport: 'udp'
       if (out) s.write(frame(out));
     });
   });
-  await new Promise<void>((resolve) => tcp.listen(port, '127.0.0.1', resolve));
+  // UDP on an ephemeral port, then TCP on the same number; another process may hold that TCP port, so retry.
+  let udp: dgram.Socket | undefined;
+  for (let attempt = 1; !udp; attempt++) {
+    const candidate = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => candidate.bind(0, '127.0.0.1', resolve));
+    const port = candidate.address().port;
+    try {
+      await new Promise<void>((resolve, reject) => tcp.once('error', reject).listen(port, '127.0.0.1', () => (tcp.off('error', reject), resolve())));
+      udp = candidate;
+      fake.port = port;
+    } catch (e) {
+      await new Promise<void>((r) => candidate.close(() => r()));
+      if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 10) throw e;
+    }
+  }
+  const sock = udp;
+  sock.on('message', (msg, rinfo) => {
+    fake.udp++;
+    const out = respond(msg, 'udp');
+    if (out) setTimeout(() => sock.send(out, rinfo.port, rinfo.address), delayMs);
+  });
   fake.close = async () => {
     for (const s of conns) s.destroy();
-    await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]);
+    await Promise.all([new Promise<void>((r) => sock.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]);
   };
   return fake;
 }
