@@ -17,6 +17,12 @@ import { RouteStore } from './store/routes.js';
 import { simulate } from './store/simulate.js';
 import { ProxyState } from './proxy/state.js';
 import { zoneResolver } from './proxy/resolve.js';
+import { CaddyAdmin, validateWithCaddy } from './proxy/caddy.js';
+import { caddyfileExport } from './proxy/caddyfile.js';
+import { CaddyProcess, caddyPids } from './proxy/process.js';
+import { Reconciler } from './proxy/reconcile.js';
+import { markerId, render } from './proxy/render.js';
+import { join } from 'node:path';
 
 export const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -29,10 +35,21 @@ export function zoneSettings(config: Config): ZoneSettings[] {
   }));
 }
 
+/** Caddy down or routes in error degrade the controller; DNS and the API keep working. */
+function proxyHealth(reconciler: Reconciler): HealthReport['components'][string] {
+  const s = reconciler.state();
+  if (!s.caddyUp) return { status: 'degraded', detail: `Caddy admin API not answering${s.lastError ? `: ${s.lastError}` : ''}; changes apply when it is back` };
+  if (s.quarantined.length) return { status: 'degraded', detail: `${s.quarantined.length} route(s) in error: ${s.quarantined.slice(0, 5).join(', ')}` };
+  if (s.lastError) return { status: 'degraded', detail: s.lastError };
+  return { status: 'ok', ...(s.inSync ? {} : { detail: 'applying changes' }) };
+}
+
 export class Controller {
   private db?: Db;
   private dns?: DnsServer;
   private api?: FastifyInstance;
+  private reconciler?: Reconciler;
+  private caddyProcess?: CaddyProcess;
   private readonly log = logger('controller');
 
   constructor(
@@ -74,6 +91,27 @@ export class Controller {
       this.dns = new DnsServer({ host: c.listen_ip, port: c.dns_port, index, upstreams: c.upstreams, axfrAllow: c.axfr_allow });
       await this.dns.start();
 
+      const routes = new RouteStore(db);
+      const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: c.http_port, httpsPort: c.https_port, admin: c.caddy_admin });
+      if (c.caddy_spawn) {
+        this.caddyProcess = new CaddyProcess(join(c.data_dir, 'caddy'), c.caddy_admin, logger('caddy'));
+        this.caddyProcess.start();
+      }
+      const reconciler = (this.reconciler = new Reconciler({
+        desired: () => proxy.desired(),
+        render,
+        markerId,
+        caddy: new CaddyAdmin(c.caddy_admin),
+        validate: (config) => validateWithCaddy(config),
+        onStatus: (statuses) => proxy.report(statuses),
+      }));
+      records.onChange(() => reconciler.trigger());
+      routes.onChange(() => reconciler.trigger());
+      reconciler.start();
+      const others = caddyPids();
+      if (others.length > 1)
+        this.log.warn('more than one caddy process is running; two can share ports through SO_REUSEPORT, stop the extra ones', { pids: others });
+
       const dns = this.dns;
       const health = (): HealthReport => {
         let store: 'ok' | 'down' = 'ok';
@@ -85,12 +123,10 @@ export class Controller {
         return rollUp({
           store: { status: store },
           dns: { status: dns.status() },
-          proxy: { status: 'disabled', detail: 'Caddy reconciler not built yet' },
+          proxy: proxyHealth(reconciler),
           mail: { status: 'disabled', detail: 'mail relay not built yet' },
         });
       };
-      const routes = new RouteStore(db);
-      const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: c.http_port, httpsPort: c.https_port, admin: c.caddy_admin });
       this.api = await build({
         zones: c.zones,
         nodeIp: c.node_ip,
@@ -101,8 +137,8 @@ export class Controller {
         servedRecords: (z) => index.servedRecords(z),
         health,
         version: VERSION,
-        proxyStatus: () => ({ applied: null, caddyUp: false, inSync: false, lastError: 'the Caddy reconciler is not running yet' }),
-        caddyfile: (d) => d.routes.map((r) => `# ${r.id}: ${r.hosts.join(' ')} -> ${r.upstreams.join(' ')}`).join('\n'),
+        proxyStatus: () => ({ ...reconciler.state(), applied: reconciler.applied() }),
+        caddyfile: caddyfileExport,
         simulate: (fn) => simulate(db, [records, routes], fn),
       });
       await this.api.listen({ host: c.listen_ip, port: c.api_port });
@@ -118,8 +154,10 @@ export class Controller {
 
   async stop(): Promise<void> {
     await this.api?.close().catch(() => undefined);
+    await this.reconciler?.stop().catch(() => undefined);
+    await this.caddyProcess?.stop().catch(() => undefined);
     await this.dns?.stop().catch(() => undefined);
     this.db?.close();
-    this.api = this.dns = this.db = undefined;
+    this.api = this.reconciler = this.caddyProcess = this.dns = this.db = undefined;
   }
 }

@@ -36,9 +36,18 @@ export function mutate<T>(deps: ApiDeps, dryRun: boolean, run: () => { result: T
   });
 }
 
-/** 409 when `route` would serve a host+path another route already serves. */
-export function assertNoClash(deps: ApiDeps, route: Pick<DesiredRoute, 'id' | 'hosts' | 'path'>): void {
-  const clash = hostClash(route, deps.proxy.build().routes);
+type RouteKey = Pick<DesiredRoute, 'id' | 'hosts' | 'path'>;
+
+/**
+ * 409 when `route` would serve a host+path another route already serves. Looks only at the
+ * explicit routes and at the records named like `route`'s hosts, so a burst of adds stays linear.
+ */
+export function assertNoClash(deps: ApiDeps, route: RouteKey): void {
+  const existing: RouteKey[] = deps.routes.list();
+  for (const host of route.hosts)
+    for (const type of ['A', 'AAAA'] as const)
+      if (deps.records.get(`${host}.`, type)?.proxy?.enabled) existing.push({ id: recordRouteId(`${host}.`), hosts: [host], path: null });
+  const clash = hostClash(route, existing);
   if (clash) throw new AppError('conflict', `host ${clash.host}${route.path ?? ''} is already served by route ${clash.id}`);
 }
 

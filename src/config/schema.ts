@@ -24,7 +24,12 @@ export const configSchema = z
     api_port: portNumber.default(8080),
     http_port: portNumber.default(80),
     https_port: portNumber.default(443),
-    caddy_admin: hostPort.default('127.0.0.1:2019'),
+    caddy_admin: hostPort.default('127.0.0.1:2019').describe('Caddy admin API (loopback only)'),
+    caddy_spawn: z
+      .union([z.boolean(), z.enum(['1', '0', 'true', 'false'])])
+      .default(false)
+      .transform((v) => v === true || v === '1' || v === 'true')
+      .describe('Run Caddy as a child process (local runs); under supervisord Caddy is its own program'),
     upstreams: z.array(z.string().regex(/^(?:\[[0-9a-fA-F:]+\]:\d+|[0-9.]+(?::\d+)?|[0-9a-fA-F:]+)$/, 'must be ip or ip:port')).default([]).describe('Resolvers for names outside our zones; empty = REFUSED'),
     axfr_allow: z.array(ip).default(['127.0.0.1', '::1']).describe('Addresses allowed to AXFR'),
     log_level: z.enum(LOG_LEVELS).default('info'),

@@ -1,0 +1,78 @@
+// Caddy as a child process for local runs (`caddy_spawn`); under supervisord Caddy is its own
+// program. Also spots a second Caddy: two can bind the same ports through SO_REUSEPORT.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '../log/index.js';
+
+/** How long a spawned Caddy gets to exit on SIGTERM before SIGKILL. */
+const STOP_GRACE_MS = 5000;
+
+/** PIDs of running processes whose executable name is `caddy` (Linux /proc; [] elsewhere). */
+export function caddyPids(): number[] {
+  try {
+    return readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .filter((d) => {
+        try {
+          return readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'caddy';
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** The config Caddy starts with: admin on loopback only, nothing else, nothing persisted. */
+export function bootstrapConfig(admin: string): Record<string, unknown> {
+  return { admin: { listen: admin, config: { persist: false } } };
+}
+
+export class CaddyProcess {
+  private child: ChildProcess | null = null;
+  private stopping = false;
+
+  constructor(
+    private readonly dir: string,
+    private readonly admin: string,
+    private readonly log: Logger,
+    private readonly bin = process.env.CADDY_BIN ?? 'caddy',
+  ) {}
+
+  /** Starts Caddy with the bootstrap config and keeps it running (restarts after a crash). Its state lives in `dir`. */
+  start(): void {
+    mkdirSync(this.dir, { recursive: true });
+    const config = join(this.dir, 'bootstrap.json');
+    writeFileSync(config, JSON.stringify(bootstrapConfig(this.admin)));
+    const child = spawn(this.bin, ['run', '--config', config], {
+      env: { ...process.env, HOME: this.dir, XDG_DATA_HOME: join(this.dir, 'data'), XDG_CONFIG_HOME: join(this.dir, 'config') },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.child = child;
+    child.stderr?.on('data', () => undefined);
+    child.once('error', (e) => this.log.error('cannot start caddy', { bin: this.bin, err: e.message, hint: 'install it: apt-get install caddy' }));
+    child.once('exit', (code, signal) => {
+      if (this.stopping) return;
+      this.log.warn('caddy exited; restarting it', { code, signal });
+      setTimeout(() => !this.stopping && this.start(), 500).unref();
+    });
+    this.log.info('caddy started', { pid: child.pid, admin: this.admin });
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    });
+  }
+}
