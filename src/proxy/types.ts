@@ -38,6 +38,8 @@ export interface Rendered {
   /** sha256 hex of the canonical JSON; also carried in the config as the marker `@id`. */
   hash: string;
   warnings: string[];
+  /** Routes left out of the config (e.g. a host+path another route with a smaller id already has), with why. */
+  skipped?: { id: string; reason: string }[];
 }
 
 /** The `@id` prefix of every object we generate; objects without it are not ours to change. */

@@ -1,0 +1,299 @@
+// Desired routes → Caddy JSON for `POST /load`. Pure and deterministic: the same DesiredProxy
+// (in any route/host/upstream order) gives byte-identical JSON and hash; the input is never
+// mutated. Layout and the reasons for it: src/proxy/README.md ("Render").
+import { createHash } from 'node:crypto';
+import { ID_PREFIX, type DesiredProxy, type DesiredRoute, type Rendered, type TlsMode } from './types.js';
+
+/** Server names (keys under apps.http.servers). The HTTP server always exists and carries the marker. */
+export const SERVER_HTTP = `${ID_PREFIX}http`;
+export const SERVER_HTTPS = `${ID_PREFIX}https`;
+export const MARKER_PREFIX = `${ID_PREFIX}cfg-`;
+
+/** Caddy's host matcher binary-searches lists longer than this (MatchHost.large), case-sensitively. */
+export const CADDY_LARGE_HOST_LIST = 100;
+/** At most this many host names are matched by plain per-route leaves; more are grouped (see README). */
+export const LEAF_MAX = 16;
+/** Children per group route; 16×16 leaves cover 256 hosts per level, 3 levels cover 65k. */
+export const GROUP_FANOUT = 16;
+
+/** Idle upstream connections close soon after a reload instead of lingering (caddy-notes). */
+export const KEEPALIVE_IDLE = '5s';
+/** Passive health: an upstream that failed a request is skipped for this long. */
+export const FAIL_DURATION = '30s';
+/** How long a request may keep trying other upstreams after one fails to connect. */
+export const TRY_DURATION = '1s';
+export const HEALTH_INTERVAL = '10s';
+export const HEALTH_TIMEOUT = '5s';
+export const NO_HOST_BODY = 'no route for this host';
+export const NO_PATH_BODY = 'no route for this path';
+
+export interface Skipped {
+  id: string;
+  reason: string;
+}
+
+/** The marker `@id` that a config with this hash carries on its HTTP server. */
+export function markerId(hash: string): string {
+  return `${MARKER_PREFIX}${hash.slice(0, 16)}`;
+}
+
+/**
+ * Admin API path whose value is the running config's marker (a JSON string). Drift check:
+ * `GET <adminUrl><markerPath()>` equals JSON `markerId(rendered.hash)`, else re-apply (404 or
+ * another value means Caddy restarted, or someone else loaded a config). `GET /id/<markerId>`
+ * answering 200 is the equivalent check by id.
+ */
+export function markerPath(): string {
+  return `/config/apps/http/servers/${SERVER_HTTP}/@id`;
+}
+
+/** JSON with object keys sorted at every depth (code-unit order); `undefined` members dropped. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).filter((k) => obj[k] !== undefined).sort();
+  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+}
+
+/** sha256 hex of canonicalJson(config). */
+export function hashConfig(config: unknown): string {
+  return createHash('sha256').update(canonicalJson(config)).digest('hex');
+}
+
+/** A deep copy with keys inserted in sorted order, so JSON.stringify(copy) === canonicalJson(copy) (no integer-like keys). */
+function sorted<T>(value: T): T {
+  if (value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map(sorted) as T;
+  const obj = value as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(obj).sort()) if (obj[k] !== undefined) out[k] = sorted(obj[k]);
+  return out as T;
+}
+
+const uniqSorted = (xs: readonly string[]): string[] => [...new Set(xs)].sort();
+export const isWildcard = (host: string): boolean => host.startsWith('*.');
+
+/** Path matcher for a prefix: `/app` → `/app`, `/app/*` (never `/apple`). */
+export function pathPatterns(path: string): string[] {
+  return [path, path.endsWith('/') ? `${path}*` : `${path}/*`];
+}
+
+/** Order of routes sharing a host: path routes, longest path first; then the host's catch-all. */
+export function compareRoutes(a: DesiredRoute, b: DesiredRoute): number {
+  if ((a.path === null) !== (b.path === null)) return a.path === null ? 1 : -1;
+  const byLength = (b.path?.length ?? 0) - (a.path?.length ?? 0);
+  if (byLength !== 0) return byLength;
+  const byPath = (a.path ?? '') < (b.path ?? '') ? -1 : (a.path ?? '') > (b.path ?? '') ? 1 : 0;
+  return byPath !== 0 ? byPath : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
+export interface Selection {
+  /** Routes that will be served: sorted by id, hosts lower-cased/sorted/unique, upstreams sorted/unique. */
+  routes: DesiredRoute[];
+  skipped: Skipped[];
+  warnings: string[];
+}
+
+/**
+ * Chooses the routes to serve. Rules, applied in id order (first route wins):
+ * a route is left out when its id repeats, it has no host or upstream, one of its (host, path)
+ * pairs is already routed, or one of its hosts is already served with another tls mode.
+ * Shared by render() and the Caddyfile export so both serve the same routes.
+ */
+export function selectRoutes(desired: DesiredProxy): Selection {
+  const norm = desired.routes.map(
+    (r): DesiredRoute => ({ ...r, hosts: uniqSorted(r.hosts.map((h) => h.toLowerCase())), upstreams: uniqSorted(r.upstreams) }),
+  );
+  // Ties on id are broken by content so the winner does not depend on input order.
+  const keyed = norm.map((r) => ({ r, key: canonicalJson(r) }));
+  keyed.sort((a, b) => (a.r.id < b.r.id ? -1 : a.r.id > b.r.id ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+
+  const routes: DesiredRoute[] = [];
+  const skipped: Skipped[] = [];
+  const warnings: string[] = [];
+  const claims = new Map<string, { tls: TlsMode; id: string; paths: Map<string, string> }>();
+  const ids = new Set<string>();
+  for (const { r } of keyed) {
+    let reason: string | null = null;
+    if (ids.has(r.id)) reason = 'duplicate route id';
+    else if (r.hosts.length === 0) reason = 'no hosts';
+    else if (r.upstreams.length === 0) reason = 'no upstreams';
+    for (const host of r.hosts) {
+      const claim = claims.get(host);
+      if (reason || !claim) continue;
+      const owner = claim.paths.get(r.path ?? '');
+      if (owner !== undefined) reason = `${host}${r.path ?? ''} is already routed by ${owner}`;
+      else if (claim.tls !== r.tls) reason = `${host} is already served with tls ${claim.tls} by ${claim.id}`;
+    }
+    ids.add(r.id);
+    if (reason) {
+      skipped.push({ id: r.id, reason });
+      warnings.push(`route ${r.id} left out: ${reason}`);
+      continue;
+    }
+    for (const host of r.hosts) {
+      const claim = claims.get(host) ?? { tls: r.tls, id: r.id, paths: new Map<string, string>() };
+      claim.paths.set(r.path ?? '', r.id);
+      claims.set(host, claim);
+      if (r.tls === 'acme' && isWildcard(host))
+        warnings.push(`route ${r.id}: ${host} with tls acme needs the DNS-01 challenge, which this Caddy build lacks; no certificate will be issued`);
+    }
+    routes.push(r);
+  }
+  const { httpPort, httpsPort } = desired.settings;
+  if (httpPort === httpsPort) warnings.push(`http and https port are both ${httpPort}; Caddy will refuse the config`);
+  return { routes, skipped, warnings };
+}
+
+type Json = Record<string, unknown>;
+
+/** Hands out unique @ids: `dnsproxy-route-<id>` (then `~2`, `~3` when a route is split), `dnsproxy-<server>-group-<n>`. */
+class Ids {
+  private readonly seen = new Map<string, number>();
+  next(base: string): string {
+    const n = (this.seen.get(base) ?? 0) + 1;
+    this.seen.set(base, n);
+    return n === 1 ? base : `${base}~${n}`;
+  }
+  route(id: string): string {
+    const safe = /^[A-Za-z0-9_.:*-]{1,200}$/.test(id) ? id : `x${createHash('sha256').update(id).digest('hex').slice(0, 16)}`;
+    return this.next(`${ID_PREFIX}route-${safe}`);
+  }
+}
+
+function proxyHandler(r: DesiredRoute): Json {
+  const several = r.upstreams.length > 1;
+  const active = r.health_path === null ? undefined : { uri: r.health_path, interval: HEALTH_INTERVAL, timeout: HEALTH_TIMEOUT };
+  const passive = several ? { fail_duration: FAIL_DURATION } : undefined;
+  return {
+    handler: 'reverse_proxy',
+    upstreams: r.upstreams.map((dial) => ({ dial })),
+    transport: { protocol: 'http', keep_alive: { idle_timeout: KEEPALIVE_IDLE } },
+    // X-Forwarded-For/-Proto/-Host are set by reverse_proxy itself (checked on 2.6.2).
+    headers: { request: { set: { 'X-Real-IP': ['{http.request.remote.host}'] } } },
+    load_balancing: several ? { selection_policy: { policy: 'round_robin' }, try_duration: TRY_DURATION } : undefined,
+    health_checks: active || passive ? { active, passive } : undefined,
+  };
+}
+
+function notFound(id: string, body: string, hosts?: string[]): Json {
+  return {
+    '@id': id,
+    match: hosts ? [{ host: hosts }] : undefined,
+    handle: [{ handler: 'static_response', status_code: 404, body }],
+    terminal: true,
+  };
+}
+
+/** One leaf per route claiming any of `hosts`, matching the route's hosts among them; ordered by compareRoutes. */
+function leaves(hosts: string[], byHost: Map<string, DesiredRoute[]>, ids: Ids): Json[] {
+  const mine = new Map<DesiredRoute, string[]>();
+  for (const h of hosts) for (const r of byHost.get(h) ?? []) mine.set(r, [...(mine.get(r) ?? []), h]);
+  return [...mine.keys()].sort(compareRoutes).map((r) => ({
+    '@id': ids.route(r.id),
+    match: [{ host: mine.get(r), path: r.path === null ? undefined : pathPatterns(r.path) }],
+    handle: [proxyHandler(r)],
+    terminal: true,
+  }));
+}
+
+/**
+ * Exact hosts (sorted) → routes. Up to LEAF_MAX hosts: plain leaves. More: GROUP_FANOUT group
+ * routes, each matching a contiguous slice of hosts and holding a subroute built the same way.
+ * Group routes are not terminal: a request whose path no leaf covers falls out to the miss route.
+ */
+function tree(hosts: string[], byHost: Map<string, DesiredRoute[]>, ids: Ids, server: string): Json[] {
+  if (hosts.length <= LEAF_MAX) return leaves(hosts, byHost, ids);
+  const size = Math.ceil(hosts.length / Math.min(GROUP_FANOUT, Math.ceil(hosts.length / LEAF_MAX)));
+  const out: Json[] = [];
+  for (let i = 0; i < hosts.length; i += size) {
+    const slice = hosts.slice(i, i + size);
+    const id = ids.next(`${server}-group-${out.length}`);
+    out.push({ '@id': id, match: [{ host: slice }], handle: [{ handler: 'subroute', routes: tree(slice, byHost, ids, id) }] });
+  }
+  return out;
+}
+
+/** Lower-cases the Host header: Caddy compares large host lists case-sensitively, DNS names are not. */
+function lowerCaseHost(server: string): Json {
+  const replace = [...'ABCDEFGHIJKLMNOPQRSTUVWXYZ'].map((c) => ({ search: c, replace: c.toLowerCase() }));
+  return {
+    '@id': `${server}-lowercase-host`,
+    match: [{ header_regexp: { Host: { pattern: '[A-Z]' } } }],
+    handle: [{ handler: 'headers', request: { replace: { Host: replace } } }],
+  };
+}
+
+/**
+ * Routes of one server, in order: [Host lower-casing], exact hosts (leaves or groups), 404 for
+ * exact hosts without a catch-all route, wildcard leaves, 404 for such wildcards, catch-all 404.
+ * Caddy inserts its HTTP→HTTPS redirects after the last route with a host matcher, i.e. just
+ * before our catch-all. `otherHosts`: names Caddy's redirect route adds to this server.
+ */
+function serverRoutes(server: string, routes: DesiredRoute[], otherHosts: number, ids: Ids): Json[] {
+  const byHost = new Map<string, DesiredRoute[]>();
+  for (const r of routes) for (const h of r.hosts) byHost.set(h, [...(byHost.get(h) ?? []), r]);
+  const all = [...byHost.keys()].sort();
+  const exact = all.filter((h) => !isWildcard(h));
+  const wild = all.filter(isWildcard);
+  const missing = (hs: string[]) => hs.filter((h) => !byHost.get(h)?.some((r) => r.path === null));
+  const out: Json[] = [];
+  if (all.length + otherHosts > CADDY_LARGE_HOST_LIST) out.push(lowerCaseHost(server));
+  out.push(...tree(exact, byHost, ids, server));
+  const exactMiss = missing(exact);
+  if (exactMiss.length) out.push(notFound(`${server}-no-path`, NO_PATH_BODY, exactMiss));
+  out.push(...leaves(wild, byHost, ids));
+  const wildMiss = missing(wild);
+  if (wildMiss.length) out.push(notFound(`${server}-no-path-wildcard`, NO_PATH_BODY, wildMiss));
+  out.push(notFound(`${server}-catch-all`, NO_HOST_BODY));
+  return out;
+}
+
+function tlsPolicies(routes: DesiredRoute[]): Json[] {
+  const subjects = (mode: TlsMode) => uniqSorted(routes.filter((r) => r.tls === mode).flatMap((r) => r.hosts));
+  return (['acme', 'internal'] as const)
+    .map((mode) => ({ mode, hosts: subjects(mode) }))
+    .filter((p) => p.hosts.length > 0)
+    .map((p) => ({ '@id': `${ID_PREFIX}tls-${p.mode}`, subjects: p.hosts, issuers: [{ module: p.mode }] }));
+}
+
+/**
+ * The whole Caddy config for `desired`. `hash` covers the config without the marker; the
+ * marker `@id` (markerId(hash)) is then set on the HTTP server. Never throws on valid input.
+ */
+export function render(desired: DesiredProxy): Rendered {
+  const { settings } = desired;
+  const { routes, skipped, warnings } = selectRoutes(desired);
+  const ids = new Ids();
+  const plain = routes.filter((r) => r.tls === 'off');
+  const secure = routes.filter((r) => r.tls !== 'off');
+  const secureHosts = uniqSorted(secure.flatMap((r) => r.hosts)).length;
+
+  const servers: Json = {
+    [SERVER_HTTP]: {
+      listen: [`:${settings.httpPort}`],
+      // tls off: no certificates for these hosts; Caddy still adds its redirects for TLS hosts here.
+      automatic_https: { disable: true },
+      metrics: {},
+      routes: serverRoutes(SERVER_HTTP, plain, secureHosts, ids),
+    },
+  };
+  if (secure.length > 0)
+    servers[SERVER_HTTPS] = {
+      '@id': SERVER_HTTPS,
+      listen: [`:${settings.httpsPort}`],
+      metrics: {},
+      routes: serverRoutes(SERVER_HTTPS, secure, 0, ids),
+    };
+  const apps: Json = { http: { http_port: settings.httpPort, https_port: settings.httpsPort, servers } };
+  if (secure.length > 0) apps.tls = { automation: { policies: tlsPolicies(secure) } };
+  // The local CA must not try to install its root into the system trust store (needs root, prompts).
+  if (secure.some((r) => r.tls === 'internal')) apps.pki = { certificate_authorities: { local: { install_trust: false } } };
+
+  const unmarked = sorted({ admin: { listen: settings.admin, config: { persist: false } }, apps });
+  const hash = hashConfig(unmarked);
+  const http = (unmarked.apps as { http: { servers: Record<string, Json> } }).http;
+  http.servers[SERVER_HTTP] = sorted({ ...http.servers[SERVER_HTTP], '@id': markerId(hash) });
+  return { config: unmarked, hash, warnings, skipped };
+}
