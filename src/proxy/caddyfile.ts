@@ -1,0 +1,175 @@
+// Caddyfile export: the routes render() pushes, as a human-readable Caddyfile laid out by
+// templates/Caddyfile.hbs. Pure apart from reading the template once. The output passes
+// `caddy adapt` without warnings and serves what render() serves (same routes chosen by
+// selectRoutes, same per-host order, same 404s); it is flat (one site block per set of hosts
+// sharing routes), so it lacks render()'s host grouping for large tables.
+import { readFileSync } from 'node:fs';
+import Handlebars from 'handlebars';
+import { nameProblem, upstreamProblem } from '../model/name.js';
+import {
+  compareRoutes,
+  FAIL_DURATION,
+  HEALTH_INTERVAL,
+  HEALTH_TIMEOUT,
+  KEEPALIVE_IDLE,
+  NO_HOST_BODY,
+  NO_PATH_BODY,
+  pathPatterns,
+  selectRoutes,
+  TRY_DURATION,
+} from './render.js';
+import type { DesiredProxy, DesiredRoute, TlsMode } from './types.js';
+
+// `../../templates` from src/proxy (tsx) and from dist/proxy (compiled) alike.
+const TEMPLATE_URL = new URL('../../templates/Caddyfile.hbs', import.meta.url);
+
+/** Thrown when a value could change the Caddyfile's structure; validated input never triggers it. */
+export class CaddyfileExportError extends Error {}
+
+const fail = (what: string, value: unknown, problem: string): never => {
+  throw new CaddyfileExportError(`cannot export ${what} ${JSON.stringify(value) ?? String(value)}: ${problem}`);
+};
+
+// Anything that can end a token, open a block/placeholder/comment/quote or a heredoc in a
+// Caddyfile: whitespace, control and non-ASCII characters, braces, quotes, backtick, `#`, `\`, `<`.
+const UNSAFE = /[^\x21-\x7e]|[{}"'`#\\<>]/;
+
+/** `value` as a string that cannot inject Caddyfile syntax, also matching `re`; throws otherwise. */
+function token(what: string, value: unknown, re: RegExp = /^[A-Za-z0-9_.-]{1,100}$/): string {
+  if (typeof value !== 'string') return fail(what, value, 'is not a string');
+  if (value.length === 0 || UNSAFE.test(value)) return fail(what, value, 'contains whitespace, quotes, braces, "#" or other Caddyfile syntax');
+  return re.test(value) ? value : fail(what, value, `does not match ${re}`);
+}
+
+// Every value in the template goes through one of these; each returns safe text or throws.
+function helpers(): Record<string, Handlebars.HelperDelegate> {
+  const host = (v: unknown): string => {
+    const s = token('host', v, /^[a-z0-9_.*-]{1,253}$/);
+    const problem = nameProblem(s, { wildcard: true }) ?? (s.endsWith('.') ? 'ends with a dot' : null);
+    return problem ? fail('host', v, problem) : s;
+  };
+  const port = (v: unknown): string => (Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535 ? String(v) : fail('port', v, 'must be an integer 1-65535'));
+  return {
+    host,
+    port,
+    address: (v: unknown, tls: TlsMode) => (tls === 'off' ? `http://${host(v)}` : host(v)),
+    listen: (v: unknown) => token('admin listen address', v, /^(?:127(?:\.\d{1,3}){3}|localhost|\[::1\]):\d{1,5}$/),
+    dial: (v: unknown) => {
+      const s = token('upstream', v, /^[A-Za-z0-9_.:[\]-]{1,300}$/);
+      const problem = upstreamProblem(s);
+      return problem ? fail('upstream', v, problem) : s;
+    },
+    /** A route's path prefix as the matcher's arguments: `/app` → `/app /app/*`. */
+    paths: (v: unknown) => pathPatterns(token('path', v, /^\/[A-Za-z0-9._~!$&()+,;=:@%/-]{0,1000}$/)).join(' '),
+    uri: (v: unknown) => token('health path', v, /^\/[A-Za-z0-9._~!$&()+,;=:@%/?-]{0,1000}$/),
+    comment: (v: unknown) => token('route id', v, /^[A-Za-z0-9_.:*@/-]{1,300}$/),
+    token: (v: unknown) => token('token', v),
+    quoted: (v: unknown) => (typeof v === 'string' && /^[A-Za-z0-9 .,:;!?()_-]{0,200}$/.test(v) ? `"${v}"` : fail('text', v, 'may hold only letters, digits, spaces and .,:;!?()_-')),
+    eq: (a: unknown, b: unknown) => a === b,
+    note: (v: unknown) => (typeof v === 'string' ? v.replace(/[^\x20-\x7e]/g, '?') : fail('note', v, 'is not a string')),
+  };
+}
+
+interface ProxyView {
+  upstreams: string[];
+  several: boolean;
+  healthPath: string | null;
+}
+interface HandleView {
+  /** Named matcher (`p1`) for a path route, null for the host's catch-all route. */
+  matcher: string | null;
+  path: string | null;
+  proxy: ProxyView;
+}
+interface SiteView {
+  routeIds: string[];
+  hosts: string[];
+  tls: TlsMode;
+  /** The site has one route and it has no path: reverse_proxy straight in the site block. */
+  direct: ProxyView | null;
+  handles: HandleView[];
+  /** No catch-all route: other paths answer 404, as render()'s no-path route does. */
+  miss: boolean;
+}
+interface View {
+  admin: string;
+  httpPort: number;
+  httpsPort: number;
+  internalCa: boolean;
+  secure: boolean;
+  sites: SiteView[];
+  keepalive: string;
+  tryDuration: string;
+  failDuration: string;
+  healthInterval: string;
+  healthTimeout: string;
+  noHost: string;
+  noPath: string;
+  skipped: { id: string; reason: string }[];
+}
+
+const proxyView = (r: DesiredRoute): ProxyView => ({ upstreams: r.upstreams, several: r.upstreams.length > 1, healthPath: r.health_path });
+
+/** Hosts with the same ordered routes share a site block; sites ordered by first route id, then first host. */
+function sites(routes: DesiredRoute[]): SiteView[] {
+  const byHost = new Map<string, DesiredRoute[]>();
+  for (const r of routes) for (const h of r.hosts) byHost.set(h, [...(byHost.get(h) ?? []), r]);
+  const groups = new Map<string, { hosts: string[]; routes: DesiredRoute[] }>();
+  for (const host of [...byHost.keys()].sort()) {
+    const rs = (byHost.get(host) ?? []).sort(compareRoutes);
+    const key = rs.map((r) => r.id).join('\n');
+    const g = groups.get(key) ?? { hosts: [], routes: rs };
+    g.hosts.push(host);
+    groups.set(key, g);
+  }
+  const out = [...groups.values()].map(({ hosts, routes: rs }): SiteView => {
+    const only = rs.length === 1 && rs[0]?.path === null ? rs[0] : undefined;
+    return {
+      routeIds: rs.map((r) => r.id).sort(),
+      hosts,
+      tls: rs[0]?.tls ?? 'off',
+      direct: only ? proxyView(only) : null,
+      handles: only ? [] : rs.map((r, i) => ({ matcher: r.path === null ? null : `p${i + 1}`, path: r.path, proxy: proxyView(r) })),
+      miss: !rs.some((r) => r.path === null),
+    };
+  });
+  const first = (s: SiteView) => `${s.routeIds[0] ?? ''}\n${s.hosts[0] ?? ''}`;
+  return out.sort((a, b) => (first(a) < first(b) ? -1 : first(a) > first(b) ? 1 : 0));
+}
+
+let compiled: Handlebars.TemplateDelegate<View> | undefined;
+function template(): Handlebars.TemplateDelegate<View> {
+  if (!compiled) {
+    const hb = Handlebars.create(); // private helper registry: other templates keep theirs
+    hb.registerHelper(helpers());
+    compiled = hb.compile<View>(readFileSync(TEMPLATE_URL, 'utf8'), { noEscape: true, strict: true });
+  }
+  return compiled;
+}
+
+/**
+ * The desired routes as a Caddyfile (global options, one site block per set of hosts with the
+ * same routes, catch-all 404 sites). Routes render() leaves out are left out here too, listed
+ * in a comment. Throws CaddyfileExportError when a value could inject Caddyfile syntax.
+ * Does not mutate `desired`.
+ */
+export function caddyfileExport(desired: DesiredProxy): string {
+  const { routes, skipped } = selectRoutes(desired);
+  const { settings } = desired;
+  return template()({
+    admin: settings.admin,
+    httpPort: settings.httpPort,
+    httpsPort: settings.httpsPort,
+    internalCa: routes.some((r) => r.tls === 'internal'),
+    secure: routes.some((r) => r.tls !== 'off'),
+    sites: sites(routes),
+    keepalive: KEEPALIVE_IDLE,
+    tryDuration: TRY_DURATION,
+    failDuration: FAIL_DURATION,
+    healthInterval: HEALTH_INTERVAL,
+    healthTimeout: HEALTH_TIMEOUT,
+    noHost: NO_HOST_BODY,
+    noPath: NO_PATH_BODY,
+    skipped,
+  });
+}
