@@ -140,8 +140,17 @@ describe('proxy/render with a real Caddy', function () {
       expect(res.status, name(i)).to.equal(200);
       expect(echo(res.body).backend, name(i)).to.equal(backends[i % 4]!.name);
     }
-    expect(echo((await get(name(n - 1).toUpperCase())).body).backend).to.equal(backends[(n - 1) % 4]!.name);
+    const upper = echo((await get(name(n - 1).toUpperCase())).body);
+    expect(upper.backend).to.equal(backends[(n - 1) % 4]!.name);
+    expect(upper.headers.host).to.equal(name(n - 1)); // lower-cased by the first route
     expect((await get('h9999.example.test')).status).to.equal(404);
+    await caddy.load(render(desired).config);
+  });
+
+  it('a host list Caddy binary-searches (> 100 names) still matches any letter case', async () => {
+    const hosts = Array.from({ length: 101 }, (_, i) => `m${String(i).padStart(3, '0')}.example.test`);
+    await caddy.load(render({ settings: desired.settings, routes: [route('api:many', hosts, [a.dial])] }).config);
+    for (const host of ['m100.example.test', 'M100.Example.TEST']) expect((await get(host)).status, host).to.equal(200);
     await caddy.load(render(desired).config);
   });
 });
