@@ -30,9 +30,9 @@ export function dnsPlan(put: { record: StoredRecord; created: boolean }[], remov
 export function mutate<T>(deps: ApiDeps, dryRun: boolean, run: () => { result: T; dns: DnsPlan }): T | DryRun {
   if (!dryRun) return run().result;
   return deps.simulate(() => {
-    const before = deps.proxy.build().routes;
+    const before = deps.proxy.build(true).routes;
     const { dns } = run();
-    return { dry_run: true as const, plan: { dns, routes: planRoutes(before, deps.proxy.build().routes) } };
+    return { dry_run: true as const, plan: { dns, routes: planRoutes(before, deps.proxy.build(true).routes) } };
   });
 }
 

@@ -107,6 +107,7 @@ export class Reconciler {
   private debounceTimer: unknown = null;
   private debounceDue = 0;
   private burstStart: number | null = null;
+  private lastTriggerAt = -Infinity;
   private retryTimer: unknown = null;
   private retryDelay = RETRY_MIN_MS;
   private pollTimer: unknown = null;
@@ -162,12 +163,17 @@ export class Reconciler {
     while (this.inflight || this.polling) await (this.inflight ?? this.polling);
   }
 
-  /** The desired state changed. Cheap; before start() it only marks the state dirty. */
+  /** The desired state changed. Cheap; before start() it only marks the state dirty. After a quiet spell it pushes at once. */
   trigger(): void {
     if (this.stopped) return;
     this.dirty = true;
     if (!this.started) return;
     const now = this.o.now();
+    const quiet = now - this.lastTriggerAt >= this.o.debounceMs;
+    this.lastTriggerAt = now;
+    // Leading edge: a change after a quiet spell, with nothing in flight or pending, goes out at
+    // once, so an isolated edit is live in one load time; what follows within the window coalesces.
+    if (quiet && !this.inflight && this.debounceTimer === null && this.retryTimer === null) return this.kick();
     this.burstStart ??= now;
     this.debounceDue = Math.min(now + this.o.debounceMs, this.burstStart + this.o.maxWaitMs);
     if (this.debounceTimer === null) this.armDebounce(this.debounceDue - now);

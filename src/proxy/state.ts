@@ -1,7 +1,8 @@
 // Desired proxy state read from the stores, plus each route's last reported status.
 import type { Route, RouteStatus } from '../model/route.js';
+import type { StoredRecord } from '../model/record.js';
 import type { RecordStore } from '../store/records.js';
-import type { RouteStore } from '../store/routes.js';
+import type { RouteStore, StoredRoute } from '../store/routes.js';
 import { buildDesired, recordRouteId, type DesiredBuild, type Resolver } from './desired.js';
 import type { DesiredProxy, DesiredRoute, ProxySettings } from './types.js';
 
@@ -14,16 +15,35 @@ export interface AppliedStatus {
 export class ProxyState {
   /** Route id → status and the exact route it was reported for (a changed route is pending again). */
   private readonly reported = new Map<string, AppliedStatus & { route: string }>();
+  /** Proxied record sets by `name type`, kept current from the store's change events (no re-read per push). */
+  private proxied: Map<string, StoredRecord>;
+  private explicit: StoredRoute[] | null = null;
 
   constructor(
     private readonly records: RecordStore,
     private readonly routes: RouteStore,
     private readonly resolve: Resolver,
     readonly settings: ProxySettings,
-  ) {}
+  ) {
+    this.proxied = new Map(records.list({ proxied: true }).map((r) => [`${r.name} ${r.type}`, r]));
+    records.onChange((change) => {
+      for (const r of change.removed) this.proxied.delete(`${r.name} ${r.type}`);
+      for (const r of change.upserted) {
+        if (r.proxy?.enabled) this.proxied.set(`${r.name} ${r.type}`, r);
+        else this.proxied.delete(`${r.name} ${r.type}`);
+      }
+    });
+    routes.onChange(() => (this.explicit = null));
+  }
 
-  build(): DesiredBuild {
-    return buildDesired(this.records.list({ proxied: true }), this.routes.list(), this.resolve);
+  /**
+   * Desired routes. `fresh` reads the stores instead of the cache: dry runs need it, because
+   * their writes sit in a transaction that is rolled back and never reaches the change events.
+   */
+  build(fresh = false): DesiredBuild {
+    if (fresh) return buildDesired(this.records.list({ proxied: true }), this.routes.list(), this.resolve);
+    this.explicit ??= this.routes.list();
+    return buildDesired([...this.proxied.values()], this.explicit, this.resolve);
   }
 
   /** What the reconciler should make Caddy run now. */
