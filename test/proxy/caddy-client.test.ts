@@ -4,7 +4,11 @@ import { expect } from 'chai';
 import http from 'node:http';
 import net from 'node:net';
 import { CaddyAdmin, CaddyRejected, CaddyUnavailable, ValidatorUnavailable, parseLoopbackAdmin, validateWithCaddy } from '../../src/proxy/caddy.js';
-import { desired, freePort, hasCaddy, route, startTestCaddy, testRender, type TestCaddy } from './reconcile-fixture.js';
+import { join } from 'node:path';
+import { markerId, markerPath, render } from '../../src/proxy/render.js';
+import type { DesiredProxy, DesiredRoute } from '../../src/proxy/types.js';
+import { freePort, hasCaddy, startCaddy, type RunningCaddy } from '../helpers/caddy.js';
+import { route } from './reconcile-fixture.js';
 
 async function scripted(answer: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
   const seen: { method: string; url: string; host: string; body: string }[] = [];
@@ -116,25 +120,31 @@ describe('CaddyAdmin (scripted admin API)', () => {
 });
 
 describe('CaddyAdmin and caddy validate (real Caddy 2.6)', function () {
-  let caddy: TestCaddy | undefined;
+  let caddy: RunningCaddy | undefined;
+  let env: NodeJS.ProcessEnv;
+  const doc = (routes: DesiredRoute[], httpPort = caddy!.httpPort): DesiredProxy => ({
+    settings: { admin: caddy!.adminListen, httpPort, httpsPort: caddy!.httpsPort },
+    routes,
+  });
   before(async function () {
     if (!hasCaddy()) return this.skip();
-    caddy = await startTestCaddy();
+    caddy = await startCaddy();
+    env = { ...process.env, HOME: caddy.dir, XDG_DATA_HOME: join(caddy.dir, 'data'), XDG_CONFIG_HOME: join(caddy.dir, 'config') };
   });
   after(async () => caddy?.stop());
 
-  it('loads, reads the marker back, and reports Caddy\'s 400 text readably', async () => {
+  it("loads, reads the marker back, and reports Caddy's 400 text readably", async () => {
     const c = new CaddyAdmin(caddy!.adminListen);
-    const r = testRender(desired([route('a', '127.0.0.1:9')], caddy!.adminListen, caddy!.httpPort));
+    const r = render(doc([route('a', '127.0.0.1:9')]));
     await c.load(r.config);
-    expect(await c.getMarker('/config/apps/http/servers/dnsproxy/@id')).to.equal(`dnsproxy-cfg-${r.hash.slice(0, 16)}`);
+    expect(await c.getMarker(markerPath())).to.equal(markerId(r.hash));
     expect(await c.getMarker('/config/apps/http/servers/nope/@id')).to.equal(null);
-    const bad = testRender(desired([route('a', '127.0.0.1:9', { health_path: '/%zz' })], caddy!.adminListen, caddy!.httpPort));
+    const bad = render(doc([route('a', '127.0.0.1:9', { health_path: '/%zz' })]));
     const err = await c.load(bad.config).catch((e: unknown) => e);
     expect(err).to.be.instanceOf(CaddyRejected);
-    expect((err as CaddyRejected).caddyError).to.match(/route 0: .*parse "\/%zz": invalid URL escape "%zz"/);
+    expect((err as CaddyRejected).caddyError).to.match(/setting up route handlers: route 0: .*parse "\/%zz": invalid URL escape "%zz"$/);
     // The old config is still running.
-    expect(await c.getMarker('/config/apps/http/servers/dnsproxy/@id')).to.equal(`dnsproxy-cfg-${r.hash.slice(0, 16)}`);
+    expect(await c.getMarker(markerPath())).to.equal(markerId(r.hash));
   });
 
   it('accepts localhost as the admin host too', async () => {
@@ -142,30 +152,31 @@ describe('CaddyAdmin and caddy validate (real Caddy 2.6)', function () {
     expect(await new CaddyAdmin(`localhost:${port}`).config()).to.have.property('admin');
   });
 
-  it('ping: up, with the process start time (no PID or version in 2.6\'s admin API)', async () => {
+  it("ping: up, with the process start time (no PID or version in 2.6's admin API)", async () => {
     const p = await new CaddyAdmin(caddy!.adminListen).ping();
     expect(p.up).to.equal(true);
     expect(p.startedAt).to.be.a('number').within(Date.now() - 600_000, Date.now() + 1_000);
     expect(p.pid).to.equal(undefined);
   });
 
-  it('validateWithCaddy: null for a good config, Caddy\'s text for a bad one, without binding ports', async () => {
-    // A port held by a plain socket (no SO_REUSEPORT): `caddy run` could not bind it; validate must not try.
+  it("validateWithCaddy: null for a good config, Caddy's text for a bad one, without binding ports", async () => {
+    // A port held by a plain socket (no SO_REUSEPORT): a live load cannot bind it, validate does not try.
     const held = net.createServer();
     await new Promise<void>((r) => held.listen(0, '127.0.0.1', r));
     const heldPort = (held.address() as net.AddressInfo).port;
     try {
-      const good = testRender(desired([route('a', '127.0.0.1:9', { health_path: '/ok' })], '127.0.0.1:1', heldPort));
-      const bad = testRender(desired([route('a', '127.0.0.1:9'), route('b', '127.0.0.1:9', { health_path: '/%zz' })], '127.0.0.1:1', heldPort));
-      const env = caddy!.env;
+      const good = render(doc([route('a', '127.0.0.1:9', { health_path: '/ok' })], heldPort));
+      const bad = render(doc([route('a', '127.0.0.1:9'), route('b', '127.0.0.1:9', { health_path: '/%zz' })], heldPort));
       const times: number[] = [];
       for (let i = 0; i < 3; i++) {
         const t0 = performance.now();
         expect(await validateWithCaddy(good.config, { env })).to.equal(null);
         times.push(performance.now() - t0);
       }
-      const verdict = await validateWithCaddy(bad.config, { env });
-      expect(verdict).to.match(/^loading http app module: .*server dnsproxy: setting up route handlers: route 1: .*invalid URL escape "%zz"$/);
+      expect(await validateWithCaddy(bad.config, { env })).to.match(/^loading http app module: .*setting up route handlers: route 1: .*invalid URL escape "%zz"$/);
+      const live = await new CaddyAdmin(caddy!.adminListen).load(good.config).catch((e: unknown) => e);
+      expect(live).to.be.instanceOf(CaddyRejected);
+      expect((live as CaddyRejected).caddyError).to.match(/address already in use/);
       console.log(`      caddy validate: ${times.map((t) => t.toFixed(0)).join(', ')} ms`);
     } finally {
       held.close();

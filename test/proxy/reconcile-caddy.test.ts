@@ -1,67 +1,72 @@
-// Reconciler against a real Caddy 2.6: routes serve real HTTP to backends, a route Caddy rejects
-// is quarantined while the others keep serving, a SIGKILLed and restarted Caddy is restored
-// without any trigger(), and a foreign config loaded behind our back is overwritten.
+// Reconciler with render() against a real Caddy 2.6: routes serve real HTTP to echo backends, a
+// route Caddy rejects is quarantined while the others keep serving, a SIGKILLed and restarted
+// Caddy is restored without any trigger(), and a foreign config loaded by another process is
+// overwritten. Skipped when `caddy` is not installed.
 import { expect } from 'chai';
-import http from 'node:http';
+import { execFile } from 'node:child_process';
 import net from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import winston from 'winston';
 import { CaddyAdmin, validateWithCaddy } from '../../src/proxy/caddy.js';
 import { Reconciler, type RouteStatus } from '../../src/proxy/reconcile.js';
-import type { DesiredRoute } from '../../src/proxy/types.js';
-import { desired, hasCaddy, route, startTestCaddy, testRender, type TestCaddy } from './reconcile-fixture.js';
+import { markerId, render } from '../../src/proxy/render.js';
+import type { DesiredProxy, DesiredRoute } from '../../src/proxy/types.js';
+import { hasCaddy, request, startBackend, startCaddy, type Backend, type Echo, type RunningCaddy } from '../helpers/caddy.js';
+import { route } from './reconcile-fixture.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const silent = winston.createLogger({ silent: true });
 /** The brief's bound for restoring every route after Caddy restarts with its bootstrap config. */
 const RESTORE_BOUND_MS = 2_000;
-
-/** GET through Caddy with a Host header; status and body, or status 0 when nothing answered. */
-function get(port: number, host: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false }, (res) => {
-      let body = '';
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.setTimeout(2_000, () => req.destroy());
-    req.on('error', () => resolve({ status: 0, body: '' }));
-    req.end();
-  });
-}
-
-async function backend(name: string): Promise<{ dial: string; close: () => Promise<void> }> {
-  const server = http.createServer((_req, res) => res.writeHead(200).end(`backend ${name}`));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  return { dial: `127.0.0.1:${port}`, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
-}
+/** How long the waits below poll before failing: generous against a loaded machine. */
+const WAIT_MS = 5_000;
 
 describe('proxy reconciler with a real Caddy', function () {
   this.timeout(30_000);
-  let caddy: TestCaddy | undefined;
+  let caddy: RunningCaddy;
   let rec: Reconciler | undefined;
-  const backends: { dial: string; close: () => Promise<void> }[] = [];
+  const backends: Backend[] = [];
   let routes: DesiredRoute[] = [];
   let statuses = new Map<string, RouteStatus>();
   const names = ['a', 'b', 'c'];
+  let httpPort = 0;
+  const desired = (): DesiredProxy => ({
+    settings: { admin: caddy.adminListen, httpPort, httpsPort: caddy.httpsPort },
+    routes: [...routes].sort((x, y) => (x.id < y.id ? -1 : 1)),
+  });
 
-  const serving = async () => {
-    const answers = await Promise.all(names.map((n) => get(caddy!.httpPort, `${n}.example.test`)));
-    return answers.every((a, i) => a.status === 200 && a.body === `backend ${names[i]}`);
+  /** Which backend answered for `host`, or the status when it was not a backend (0: nothing answered). */
+  const via = async (host: string): Promise<string | number> => {
+    try {
+      const res = await request({ port: httpPort, host });
+      return res.status === 200 ? (JSON.parse(res.body) as Echo).backend : res.status;
+    } catch {
+      return 0;
+    }
+  };
+  const serving = async () => (await Promise.all(names.map((n) => via(`${n}.example.test`)))).every((b, i) => b === names[i]);
+  const waitServing = async (what: string) => {
+    const t0 = performance.now();
+    while (!(await serving())) {
+      if (performance.now() - t0 > WAIT_MS) throw new Error(`${what}: routes not served within ${WAIT_MS} ms`);
+      await sleep(10);
+    }
+    return performance.now() - t0;
   };
 
   before(async function () {
     if (!hasCaddy()) return this.skip();
-    caddy = await startTestCaddy();
-    for (const n of names) backends.push(await backend(n));
-    routes = [
-      ...names.map((n, i) => route(n, backends[i]!.dial)),
-      route('broken', backends[0]!.dial, { health_path: '/%zz' }),
-    ];
-    const env = caddy.env;
+    caddy = await startCaddy();
+    httpPort = caddy.httpPort;
+    for (const n of names) backends.push(await startBackend(n));
+    routes = [...names.map((n, i) => route(n, backends[i]!.dial)), route('broken', backends[0]!.dial, { health_path: '/%zz' })];
+    // `caddy validate` with the same storage as the test Caddy, so it never touches the user's.
+    const env = { ...process.env, HOME: caddy.dir, XDG_DATA_HOME: join(caddy.dir, 'data'), XDG_CONFIG_HOME: join(caddy.dir, 'config') };
     rec = new Reconciler({
-      desired: () => desired(routes, caddy!.adminListen, caddy!.httpPort),
-      render: testRender,
+      desired,
+      render,
+      markerId,
       caddy: new CaddyAdmin(caddy.adminListen),
       validate: (config) => validateWithCaddy(config, { env }),
       onStatus: (s) => (statuses = s),
@@ -80,72 +85,84 @@ describe('proxy reconciler with a real Caddy', function () {
 
   it('serves every good route through Caddy and 404s unknown hosts', async () => {
     expect(await serving()).to.equal(true);
-    const unknown = await get(caddy!.httpPort, 'nope.example.test');
-    expect(unknown.status).to.equal(404);
-    expect(rec!.state()).to.include({ caddyUp: true, inSync: true });
+    expect(await via('nope.example.test')).to.equal(404);
+    expect(rec!.state()).to.include({ caddyUp: true, inSync: true, applies: 1, failures: 1 });
   });
 
-  it('quarantines the route Caddy rejects, with Caddy\'s readable error, while the others serve', async () => {
+  it("quarantines the route Caddy rejects, with Caddy's readable error, while the others serve", async () => {
     expect(statuses.get('broken')?.status).to.equal('error');
     expect(statuses.get('broken')?.error).to.match(/parse "\/%zz": invalid URL escape "%zz"/);
     for (const n of names) expect(statuses.get(n)).to.deep.equal({ status: 'active', error: null });
     expect(rec!.state().quarantined).to.deep.equal(['broken']);
-    expect((await get(caddy!.httpPort, 'broken.example.test')).status).to.equal(404);
+    expect(rec!.applied()?.routes.map((r) => r.id)).to.deep.equal(names);
+    expect(await via('broken.example.test')).to.equal(404);
   });
 
   it('restores every route within 2 s after SIGKILL and a restart, with no trigger()', async () => {
     const applies = rec!.state().applies;
-    await caddy!.kill();
-    expect(await get(caddy!.httpPort, 'a.example.test')).to.deep.equal({ status: 0, body: '' });
+    await caddy.kill();
+    expect(await via('a.example.test')).to.equal(0);
     const t0 = performance.now();
-    await caddy!.restart();
+    await caddy.restart();
     const started = performance.now() - t0;
-    while (!(await serving())) {
-      if (performance.now() - t0 > 5_000) throw new Error('routes not restored within 5 s');
-      await sleep(10);
-    }
+    await waitServing('after restart');
     const restored = performance.now() - t0;
-    console.log(`      restored ${restored.toFixed(0)} ms after restart began (Caddy answered after ${started.toFixed(0)} ms)`);
+    console.log(`      restored ${restored.toFixed(0)} ms after the restart began (Caddy's admin API answered after ${started.toFixed(0)} ms)`);
     expect(restored).to.be.below(RESTORE_BOUND_MS);
     expect(rec!.state().applies).to.equal(applies + 1);
     expect(statuses.get('broken')?.status).to.equal('error');
   });
 
   it('detects a foreign config loaded by another process and overwrites it', async () => {
-    const foreign = { admin: { listen: caddy!.adminListen, config: { persist: false } }, apps: { http: { servers: { other: { listen: [`127.0.0.1:${caddy!.httpPort}`], routes: [{ handle: [{ handler: 'static_response', body: 'foreign' }] }] } } } } };
-    const res = await fetch(`http://${caddy!.adminListen}/load`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(foreign) });
-    expect(res.status).to.equal(200);
-    expect((await get(caddy!.httpPort, 'a.example.test')).body).to.equal('foreign');
-    const t0 = performance.now();
-    while (!(await serving())) {
-      if (performance.now() - t0 > 5_000) throw new Error('foreign config not overwritten within 5 s');
-      await sleep(10);
-    }
+    const foreign = {
+      admin: { listen: caddy.adminListen, config: { persist: false } },
+      apps: { http: { servers: { other: { listen: [`:${httpPort}`], routes: [{ handle: [{ handler: 'static_response', status_code: 418 }] }] } } } },
+    };
+    const script = `fetch(${JSON.stringify(`${caddy.adminUrl}/load`)}, { method: 'POST', headers: { 'content-type': 'application/json' }, body: process.argv[1] })
+      .then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(2))`;
+    await promisify(execFile)(process.execPath, ['-e', script, JSON.stringify(foreign)]);
+    expect(await via('a.example.test')).to.equal(418);
+    const ms = await waitServing('after a foreign load');
+    console.log(`      foreign config overwritten after ${ms.toFixed(0)} ms`);
     expect(rec!.state().inSync).to.equal(true);
   });
 
-  it('applies the quarantined route once it is fixed', async () => {
+  it('applies the quarantined route once its content changes', async () => {
     routes = routes.map((r) => (r.id === 'broken' ? { ...r, health_path: '/' } : r));
     rec!.trigger();
     await rec!.flush();
     expect(statuses.get('broken')).to.deep.equal({ status: 'active', error: null });
-    expect((await get(caddy!.httpPort, 'broken.example.test')).body).to.equal('backend a');
+    expect(await via('broken.example.test')).to.equal('a');
     expect(rec!.state().quarantined).to.deep.equal([]);
   });
 
   it('a new reconciler (dnsproxy restarted) adopts the running config without reloading Caddy', async () => {
-    const second = new Reconciler({
-      desired: () => desired(routes, caddy!.adminListen, caddy!.httpPort),
-      render: testRender,
-      caddy: new CaddyAdmin(caddy!.adminListen),
-      onStatus: () => undefined,
-      log: silent,
-    });
+    const second = new Reconciler({ desired, render, markerId, caddy: new CaddyAdmin(caddy.adminListen), onStatus: () => undefined, log: silent });
     try {
       await second.flush();
       expect(second.state()).to.include({ applies: 0, inSync: true, lastHash: rec!.state().lastHash });
     } finally {
       await second.stop();
     }
+  });
+
+  it('a rejection no route explains (port in use) keeps the old config serving, then applies once the port is free', async () => {
+    const held = net.createServer();
+    await new Promise<void>((r) => held.listen(0, '127.0.0.1', r));
+    const oldPort = httpPort;
+    const newPort = (held.address() as net.AddressInfo).port;
+    httpPort = newPort;
+    rec!.trigger();
+    await rec!.flush();
+    expect(rec!.state().lastError).to.match(/address already in use/);
+    expect(rec!.state()).to.include({ inSync: false });
+    expect(rec!.state().quarantined).to.deep.equal([]);
+    for (const n of names) expect(statuses.get(n)).to.deep.equal({ status: 'active', error: null });
+    httpPort = oldPort;
+    expect(await serving()).to.equal(true);
+    httpPort = newPort;
+    await new Promise((r) => held.close(r));
+    await waitServing('after the port was freed');
+    expect(rec!.state()).to.include({ inSync: true, lastError: null });
   });
 });

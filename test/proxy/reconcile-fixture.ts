@@ -1,16 +1,12 @@
-// Fixtures for the reconciler tests: a minimal renderer shaped like Caddy JSON (one server, one
-// route per desired route, catch-all 404, marker `@id` on the server) and an in-memory Caddy
-// admin that rejects routes the way Caddy 2.6 words it.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+// Fixtures for the reconciler unit tests: a minimal renderer shaped like Caddy JSON (one server,
+// one route per desired route, catch-all 404, marker `@id` on the server) and an in-memory Caddy
+// admin that rejects routes the way Caddy 2.6 words it. Integration tests use render() and
+// test/helpers/caddy.ts instead.
 import { createHash } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import net from 'node:net';
-import { join } from 'node:path';
 import { CaddyRejected, CaddyUnavailable, type CaddyApi } from '../../src/proxy/caddy.js';
 import { canonicalJson } from '../../src/proxy/quarantine.js';
 import { defaultMarkerId } from '../../src/proxy/reconcile.js';
 import type { DesiredProxy, DesiredRoute, Rendered } from '../../src/proxy/types.js';
-import { tempDir } from '../helpers/tmp.js';
 
 export const SERVER = 'dnsproxy';
 
@@ -105,81 +101,3 @@ export class FakeCaddy implements CaddyApi {
   }
 }
 
-// --- A real Caddy, until test/helpers/caddy.ts lands: `caddy run` on free loopback ports with a
-// temp HOME; restart() starts it again from the bootstrap (admin-only) config, as a supervisor would.
-
-/** Caddy answers its admin API ~100 ms after spawn; a loaded CI box may take seconds. */
-const CADDY_START_TIMEOUT_MS = 15_000;
-
-export const hasCaddy = (): boolean => spawnSync('caddy', ['version'], { stdio: 'ignore' }).status === 0;
-
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-export interface TestCaddy {
-  adminListen: string;
-  httpPort: number;
-  dir: string;
-  env: NodeJS.ProcessEnv;
-  readonly pid: number;
-  kill(): Promise<void>;
-  restart(): Promise<void>;
-  stop(): Promise<void>;
-}
-
-export async function startTestCaddy(): Promise<TestCaddy> {
-  const tmp = tempDir('dnsproxy-reconcile-caddy-');
-  const adminListen = `127.0.0.1:${await freePort()}`;
-  const httpPort = await freePort();
-  const bootstrap = join(tmp.dir, 'bootstrap.json');
-  writeFileSync(bootstrap, JSON.stringify({ admin: { listen: adminListen, config: { persist: false } } }));
-  const env = { ...process.env, HOME: tmp.dir, XDG_DATA_HOME: join(tmp.dir, 'data'), XDG_CONFIG_HOME: join(tmp.dir, 'config') };
-  let proc: ChildProcess | null = null;
-  const kill = async () => {
-    const p = proc;
-    proc = null;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    const gone = new Promise((r) => p.once('exit', r));
-    p.kill('SIGKILL');
-    await gone;
-  };
-  const up = async () => {
-    const p = spawn('caddy', ['run', '--config', bootstrap], { env, cwd: tmp.dir, stdio: 'ignore' });
-    proc = p;
-    const end = Date.now() + CADDY_START_TIMEOUT_MS;
-    for (;;) {
-      if (p.exitCode !== null) throw new Error('caddy exited at start');
-      try {
-        if ((await fetch(`http://${adminListen}/config/`)).ok) return;
-      } catch {
-        // not yet listening
-      }
-      if (Date.now() > end) throw new Error('caddy did not start');
-      await sleep(20);
-    }
-  };
-  await up();
-  return {
-    adminListen,
-    httpPort,
-    dir: tmp.dir,
-    env,
-    get pid() {
-      return proc?.pid ?? -1;
-    },
-    kill,
-    restart: async () => {
-      await kill();
-      await up();
-    },
-    stop: async () => {
-      await kill();
-      tmp.cleanup();
-    },
-  };
-}
