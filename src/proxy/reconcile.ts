@@ -1,9 +1,10 @@
 // The Caddy reconciler: keeps Caddy running the render of the desired state.
 //
 // Contract:
-// - trigger() is cheap and may be called on every store change; bursts are coalesced (debounce,
-//   capped by a max wait from the first trigger of the burst). One push at a time; a trigger
-//   during a push causes exactly one more push after it, with the state as of then.
+// - trigger() is cheap and may be called on every store change. A trigger after a quiet spell
+//   (none for debounceMs, nothing in flight) pushes at once; the rest of a burst is coalesced
+//   (debounce, capped by a max wait from the burst's first trigger). One push at a time; triggers
+//   during a push cause exactly one more push after it, with the state as of then.
 // - Every push renders the whole document; a document whose hash Caddy is known to run is not
 //   pushed again. "Known to run" is checked every driftPollMs by reading the marker `@id`;
 //   a missing or different marker (Caddy restarted, foreign config) re-applies at once. When

@@ -67,6 +67,26 @@ describe('proxy reconciler (fake Caddy)', () => {
     expect(caddy.hosts()).to.deep.equal(['a.example.test', 'n499.example.test']);
   });
 
+  it('pushes an isolated change at once (leading edge), then coalesces what follows', async () => {
+    const { caddy, box, rec } = track(setup(desired([route('a', '192.0.2.1:80')]), { debounceMs: 300, maxWaitMs: 1_000 }));
+    rec.start();
+    await until(() => rec.state().inSync);
+    await sleep(320);
+    box.state = desired([route('a', '192.0.2.1:80'), route('b', '192.0.2.2:80')]);
+    const t0 = Date.now();
+    rec.trigger();
+    await until(() => caddy.loads.length === 2);
+    expect(Date.now() - t0).to.be.below(100);
+    for (const id of ['c', 'd', 'e']) {
+      box.state = desired([route('a', '192.0.2.1:80'), route(id, '192.0.2.3:80')]);
+      rec.trigger();
+    }
+    await sleep(100);
+    expect(caddy.loads).to.have.length(2);
+    await until(() => caddy.loads.length === 3);
+    expect(caddy.hosts()).to.deep.equal(['a.example.test', 'e.example.test']);
+  });
+
   it('does not push an unchanged state again', async () => {
     const { caddy, rec } = track(setup(desired([route('a', '192.0.2.1:80'), route('b', '192.0.2.2:80')])));
     rec.start();
