@@ -97,17 +97,26 @@ export class Controller {
         this.caddyProcess = new CaddyProcess(join(c.data_dir, 'caddy'), c.caddy_admin, logger('caddy'));
         this.caddyProcess.start();
       }
+      const caddy = new CaddyAdmin(c.caddy_admin);
       const reconciler = (this.reconciler = new Reconciler({
         desired: () => proxy.desired(),
         render,
         markerId,
-        caddy: new CaddyAdmin(c.caddy_admin),
+        caddy,
         validate: (config) => validateWithCaddy(config),
         onStatus: (statuses) => proxy.report(statuses),
       }));
       records.onChange(() => reconciler.trigger());
       routes.onChange(() => reconciler.trigger());
       reconciler.start();
+      if (!c.caddy_spawn)
+        void caddy.ping().then((p) => {
+          if (!p.up)
+            this.log.warn('Caddy admin API does not answer; routes apply as soon as it does', {
+              admin: c.caddy_admin,
+              hint: 'start Caddy (apt-get install caddy; supervisord runs it in the container) or set DNSPROXY_CADDY_SPAWN=1',
+            });
+        });
       const others = caddyPids();
       if (others.length > 1)
         this.log.warn('more than one caddy process is running; two can share ports through SO_REUSEPORT, stop the extra ones', { pids: others });
