@@ -2,30 +2,16 @@
 // render() pushes (a normalised projection, and served behaviour on a real Caddy), and the
 // template's refusal to print values that could inject Caddyfile syntax.
 // Golden files: test/proxy/golden/<name>.input.json → <name>.Caddyfile; UPDATE_GOLDEN=1 rewrites them.
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { expect } from 'chai';
 import { CaddyfileExportError, caddyfileExport } from '../../src/proxy/caddyfile.js';
 import { render } from '../../src/proxy/render.js';
 import type { DesiredProxy, DesiredRoute } from '../../src/proxy/types.js';
 import { caddyAdapt, hasCaddy, request, startBackend, startCaddy, type Backend, type Echo, type RunningCaddy } from '../helpers/caddy.js';
+import { GOLDEN, goldenNames, goldenInput, route } from './fixture.js';
 
-const GOLDEN = new URL('./golden/', import.meta.url);
-const goldenNames = readdirSync(GOLDEN)
-  .filter((f) => f.endsWith('.input.json'))
-  .map((f) => f.slice(0, -'.input.json'.length))
-  .sort();
-const goldenInput = (name: string): DesiredProxy => JSON.parse(readFileSync(new URL(`${name}.input.json`, GOLDEN), 'utf8')) as DesiredProxy;
 
 type Json = Record<string, unknown>;
-const route = (id: string, hosts: string[], upstreams: string[], more: Partial<DesiredRoute> = {}): DesiredRoute => ({
-  id,
-  hosts,
-  path: null,
-  upstreams,
-  tls: 'off',
-  health_path: null,
-  ...more,
-});
 
 /** Caddy durations: integer nanoseconds or Go duration text → nanoseconds. */
 function ns(v: unknown): number | undefined {

@@ -2,18 +2,10 @@
 // HTTP(S) requests to tiny echo backends. Skipped when `caddy` is not installed.
 import { expect } from 'chai';
 import { markerId, markerPath, render } from '../../src/proxy/render.js';
-import type { DesiredProxy, DesiredRoute } from '../../src/proxy/types.js';
+import type { DesiredProxy } from '../../src/proxy/types.js';
 import { hasCaddy, request, startBackend, startCaddy, type Backend, type Echo, type RunningCaddy } from '../helpers/caddy.js';
+import { route } from './fixture.js';
 
-const route = (id: string, hosts: string[], upstreams: string[], more: Partial<DesiredRoute> = {}): DesiredRoute => ({
-  id,
-  hosts,
-  path: null,
-  upstreams,
-  tls: 'off',
-  health_path: null,
-  ...more,
-});
 const echo = (body: string) => JSON.parse(body) as Echo;
 
 describe('proxy/render with a real Caddy', function () {

@@ -1,7 +1,7 @@
 // render(): golden configs, determinism, the marker, conflict handling and the host grouping.
 // Golden files: test/proxy/golden/<name>.input.json → <name>.json; UPDATE_GOLDEN=1 rewrites them.
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { expect } from 'chai';
 import {
   CADDY_LARGE_HOST_LIST,
@@ -15,13 +15,8 @@ import {
   SERVER_HTTPS,
 } from '../../src/proxy/render.js';
 import { ID_PREFIX, type DesiredProxy, type DesiredRoute } from '../../src/proxy/types.js';
+import { GOLDEN, goldenNames, goldenInput } from './fixture.js';
 
-const GOLDEN = new URL('./golden/', import.meta.url);
-const goldenNames = readdirSync(GOLDEN)
-  .filter((f) => f.endsWith('.input.json'))
-  .map((f) => f.slice(0, -'.input.json'.length))
-  .sort();
-const goldenInput = (name: string): DesiredProxy => JSON.parse(readFileSync(new URL(`${name}.input.json`, GOLDEN), 'utf8')) as DesiredProxy;
 
 type Json = Record<string, unknown>;
 const settings = { httpPort: 8080, httpsPort: 8443, admin: '127.0.0.1:2019' };
