@@ -19,7 +19,7 @@ import { ProxyState } from './proxy/state.js';
 import { zoneResolver } from './proxy/resolve.js';
 import { CaddyAdmin, validateWithCaddy } from './proxy/caddy.js';
 import { caddyfileExport } from './proxy/caddyfile.js';
-import { CaddyProcess, caddyPids } from './proxy/process.js';
+import { CaddyProcess, caddyEnv, caddyPids } from './proxy/process.js';
 import { Reconciler } from './proxy/reconcile.js';
 import { markerId, render } from './proxy/render.js';
 import { join } from 'node:path';
@@ -103,7 +103,7 @@ export class Controller {
         render,
         markerId,
         caddy,
-        validate: (config) => validateWithCaddy(config),
+        validate: (config) => validateWithCaddy(config, { env: caddyEnv(join(c.data_dir, 'caddy')) }),
         onStatus: (statuses) => proxy.report(statuses),
       }));
       records.onChange(() => reconciler.trigger());

@@ -13,6 +13,7 @@ export const ERRORS = {
   conflict: { status: 409, title: 'The change conflicts with existing data' },
   payload_too_large: { status: 413, title: 'The request body is too large' },
   unsupported_media_type: { status: 415, title: 'Send application/json' },
+  proxy_rejected: { status: 502, title: 'Caddy rejected the configuration' },
   unavailable: { status: 503, title: 'A component is temporarily unavailable; retry' },
   internal: { status: 500, title: 'Internal error' },
 } as const;

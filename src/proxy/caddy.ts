@@ -29,7 +29,7 @@ export class CaddyRejected extends AppError {
     readonly caddyStatus: number,
     readonly caddyError: string,
   ) {
-    super('internal', `Caddy rejected the config (${caddyStatus}): ${caddyError}`);
+    super('proxy_rejected', `Caddy rejected the config (${caddyStatus}): ${caddyError}`);
     this.name = 'CaddyRejected';
   }
 }

@@ -26,6 +26,11 @@ export function caddyPids(): number[] {
   }
 }
 
+/** Environment that keeps a Caddy we run (or `caddy validate`) storing its data under `dir`, not the user's home. */
+export function caddyEnv(dir: string): NodeJS.ProcessEnv {
+  return { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config') };
+}
+
 /** The config Caddy starts with: admin on loopback only, nothing else, nothing persisted. */
 export function bootstrapConfig(admin: string): Record<string, unknown> {
   return { admin: { listen: admin, config: { persist: false } } };
@@ -48,7 +53,7 @@ export class CaddyProcess {
     const config = join(this.dir, 'bootstrap.json');
     writeFileSync(config, JSON.stringify(bootstrapConfig(this.admin)));
     const child = spawn(this.bin, ['run', '--config', config], {
-      env: { ...process.env, HOME: this.dir, XDG_DATA_HOME: join(this.dir, 'data'), XDG_CONFIG_HOME: join(this.dir, 'config') },
+      env: caddyEnv(this.dir),
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.child = child;
