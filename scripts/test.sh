@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_node
-need_debs dig:bind9-dnsutils named-checkzone:bind9utils caddy:caddy
+need_debs dig:bind9-dnsutils named-checkzone:bind9utils caddy:caddy supervisord:supervisor
 need_npm
 if [ $# -eq 0 ]; then set -- 'test/**/*.test.ts'; fi
 exec npx mocha --reporter ./test/reporter.cjs "$@"
