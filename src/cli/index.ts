@@ -6,6 +6,7 @@ import { recordCommands, tokenCommands, zoneCommands } from './commands.js';
 import { resolveCommand } from './resolve.js';
 import { routeCommands } from './routes.js';
 import { serveCommand } from './serve.js';
+import { statusCommand } from './status.js';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('dnsproxy')
@@ -25,6 +26,7 @@ export async function main(argv: string[]): Promise<number> {
   tokenCommands(program, g);
   resolveCommand(program, g.json);
   serveCommand(program);
+  statusCommand(program, g);
   // Sub-commands inherit exitOverride so usage errors reach the catch below.
   const override = (c: Command) => {
     c.exitOverride();

@@ -1,0 +1,129 @@
+// `dnsproxy status`: each supervisord program's state (from `supervisorctl status`) next to the
+// controller's GET /health. Exit 0 when every program is RUNNING and health is not down, else 1.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { Command } from 'commander';
+import type { HealthReport } from '../api/health.js';
+import type { Globals } from './commands.js';
+import { printJson, table } from './output.js';
+
+/** supervisorctl answers from a local socket at once; a wedged supervisord must not hang the CLI. */
+const SUPERVISORCTL_TIMEOUT_MS = 10_000;
+/** /health is computed in memory; no answer by then means the controller is not serving. */
+const HEALTH_TIMEOUT_MS = 5_000;
+
+/** supervisord's process states (supervisor.states.ProcessStates). */
+const STATES = new Set(['STOPPED', 'STARTING', 'RUNNING', 'BACKOFF', 'STOPPING', 'EXITED', 'FATAL', 'UNKNOWN']);
+
+export interface ProgramStatus {
+  name: string;
+  state: string;
+  /** supervisorctl's description: "pid 42, uptime 0:01:02", "Exited too quickly", … */
+  detail: string;
+}
+
+export interface SupervisorStatus {
+  conf: string;
+  /** null when supervisord answered; otherwise one line saying why there is no program list. */
+  error: string | null;
+  programs: ProgramStatus[];
+}
+
+export interface HealthStatus {
+  url: string;
+  /** The controller's roll-up, or `unreachable` when /health did not answer with a report. */
+  status: HealthReport['status'] | 'unreachable';
+  components: HealthReport['components'] | null;
+  error: string | null;
+}
+
+export interface StackStatus {
+  ok: boolean;
+  supervisor: SupervisorStatus;
+  health: HealthStatus;
+}
+
+/** `supervisorctl status` lines ("name   STATE   description"); lines in any other shape are skipped. */
+export function parseSupervisorStatus(text: string): ProgramStatus[] {
+  const programs: ProgramStatus[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^(\S+)\s+([A-Z]+)\b\s*(.*)$/.exec(line.trimEnd());
+    if (m?.[1] && m[2] && STATES.has(m[2])) programs.push({ name: m[1], state: m[2], detail: m[3] ?? '' });
+  }
+  return programs;
+}
+
+/** All programs RUNNING (and at least one) and the controller not down or silent. */
+export function stackOk(s: Omit<StackStatus, 'ok'>): boolean {
+  const running = s.supervisor.error === null && s.supervisor.programs.length > 0 && s.supervisor.programs.every((p) => p.state === 'RUNNING');
+  return running && (s.health.status === 'ok' || s.health.status === 'degraded');
+}
+
+/**
+ * Runs `supervisorctl -c <conf> status`. The config's socket path is `%(ENV_DNSPROXY_RUN_DIR)s/…`,
+ * so DNSPROXY_RUN_DIR defaults here to what scripts/run.sh uses (`$DNSPROXY_DATA_DIR/run`, data
+ * dir `./data`). Never throws: a missing binary or a dead socket becomes `error`.
+ */
+export async function supervisorStatus(conf: string, env: NodeJS.ProcessEnv = process.env): Promise<SupervisorStatus> {
+  if (!existsSync(conf)) return { conf, error: `no supervisord config at ${conf} (use --supervisor-conf or DNSPROXY_SUPERVISOR_CONF)`, programs: [] };
+  const runDir = env.DNSPROXY_RUN_DIR || join(env.DNSPROXY_DATA_DIR || './data', 'run');
+  let out: string;
+  try {
+    const { stdout, stderr } = await promisify(execFile)('supervisorctl', ['-c', conf, 'status'], { env: { ...env, DNSPROXY_RUN_DIR: runDir }, timeout: SUPERVISORCTL_TIMEOUT_MS });
+    out = stdout + stderr;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException & { stdout?: string; stderr?: string; killed?: boolean };
+    if (err.code === 'ENOENT') return { conf, error: 'supervisorctl not found: install supervisor (apt-get install supervisor)', programs: [] };
+    if (err.killed) return { conf, error: `supervisorctl gave no answer within ${SUPERVISORCTL_TIMEOUT_MS / 1000} s`, programs: [] };
+    // supervisorctl exits 3 when a program is not RUNNING; the list is still on stdout.
+    out = `${err.stdout ?? ''}${err.stderr ?? ''}`;
+  }
+  const programs = parseSupervisorStatus(out);
+  if (programs.length) return { conf, error: null, programs };
+  const first = out.split('\n').map((l) => l.trim()).find(Boolean) ?? 'no output';
+  return { conf, error: `no answer from supervisorctl: ${first}`, programs: [] };
+}
+
+/**
+ * GET /health (needs no token). Not call(): /health answers 503 with the full report when the
+ * controller is down, and that report is what this command shows.
+ */
+export async function healthStatus(apiUrl: string): Promise<HealthStatus> {
+  const url = `${apiUrl.replace(/\/$/, '')}/health`;
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) });
+    const body = (await res.json()) as Partial<HealthReport>;
+    if (body.status !== 'ok' && body.status !== 'degraded' && body.status !== 'down') throw new Error(`unexpected answer (HTTP ${res.status})`);
+    return { url, status: body.status, components: body.components ?? {}, error: null };
+  } catch (e) {
+    const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
+    return { url, status: 'unreachable', components: null, error: `cannot reach ${url}: ${cause}` };
+  }
+}
+
+export function statusText(s: StackStatus): string {
+  const sup = s.supervisor.error
+    ? `supervisord: ${s.supervisor.error}`
+    : table(['PROGRAM', 'STATE', 'DETAIL'], s.supervisor.programs.map((p) => [p.name, p.state, p.detail]));
+  const health = s.health.error
+    ? `health: ${s.health.error}`
+    : `health: ${s.health.status} (${s.health.url})\n${table(['COMPONENT', 'STATUS', 'DETAIL'], Object.entries(s.health.components ?? {}).map(([name, c]) => [name, c.status, c.detail ?? '']))}`;
+  return `${sup}\n\n${health}`;
+}
+
+export function statusCommand(program: Command, g: Globals): void {
+  program
+    .command('status')
+    .description('supervisord program states and the controller\'s /health; exit 0 when all RUNNING and health is not down')
+    .option('--supervisor-conf <file>', 'supervisord config (env DNSPROXY_SUPERVISOR_CONF, default ./supervisord.conf)')
+    .action(async (o: { supervisorConf?: string }) => {
+      const conf = o.supervisorConf ?? (process.env.DNSPROXY_SUPERVISOR_CONF || './supervisord.conf');
+      const [supervisor, health] = await Promise.all([supervisorStatus(conf), healthStatus(g.target().url)]);
+      const status: StackStatus = { ok: stackOk({ supervisor, health }), supervisor, health };
+      if (g.json()) printJson(status);
+      else console.log(statusText(status));
+      if (!status.ok) process.exitCode = 1;
+    });
+}
