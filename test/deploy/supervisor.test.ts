@@ -5,12 +5,11 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { hasCaddy, request, startBackend, type Backend } from '../helpers/caddy.js';
-import { cli, dig, TOKEN } from '../helpers/controller.js';
-import { APP_DIR, CONF, hasSupervisor, startStack, within, type Stack } from '../helpers/supervisor.js';
+import { hasCaddy, startBackend, type Backend } from '../helpers/caddy.js';
+import { cli, dig } from '../helpers/controller.js';
+import { addProxied, APP_DIR, CONF, hasSupervisor, serves, startStack, within, type Stack } from '../helpers/supervisor.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
 const TOKEN_LINE = /first start: admin API token \(shown once, stored hashed\): (dp_\S+)/g;
 
 /** `bash scripts/run.sh` to its exit, with `env` on top of ours. */
@@ -67,12 +66,7 @@ describe('deploy: supervisord runs Caddy and the controller', function () {
     expect(await stack.states()).to.deep.equal({ caddy: 'RUNNING', controller: 'RUNNING' });
 
     backend = await startBackend('deploy-backend');
-    const res = await fetch(`${stack.apiUrl}/add-record`, {
-      method: 'POST',
-      headers: auth,
-      body: JSON.stringify({ service_name: 'web', name: 'web', ip: '127.0.0.1', port: backend.port, forward_to_ip: '127.0.0.1', proxy_enabled: true }),
-    });
-    expect(res.status).to.equal(201);
+    expect(await addProxied(stack, 'web', backend.port)).to.equal(201);
 
     const answer = await dig(stack.dnsPort, ['web.home.arpa', 'A']);
     if (answer !== undefined) {
@@ -82,7 +76,7 @@ describe('deploy: supervisord runs Caddy and the controller', function () {
       const resolved = await cli(['--json', 'resolve', 'web.home.arpa', '--port', String(stack.dnsPort)]);
       expect(resolved.stdout).to.include('127.0.0.1');
     }
-    const live = await within(2000, async () => (await request({ port: stack!.httpPort, host: 'web.home.arpa' })).body.includes('deploy-backend'));
+    const live = await within(2000, () => serves(stack!, 'web.home.arpa', 'deploy-backend'));
     console.log(`      route live ${live} ms after the 201`);
 
     const status = await cli(['--api-url', stack.apiUrl, 'status', '--json', '--supervisor-conf', CONF], { DNSPROXY_RUN_DIR: stack.env.DNSPROXY_RUN_DIR! });
@@ -123,7 +117,7 @@ describe('deploy: supervisord runs Caddy and the controller', function () {
       await stack.cleanup();
 
       stack = await startStack({ launcher: 'run.sh', env });
-      expect(stack.output()).not.to.match(TOKEN_LINE);
+      expect(stack.output()).not.to.include('first start: admin API token');
       // A second run.sh on the same run dir would start a second Caddy (SO_REUSEPORT): it refuses.
       const second = await runSh(stack.env);
       expect(second.code).to.equal(1);

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parseSupervisorStatus } from '../../src/cli/status.js';
-import { freePorts } from './caddy.js';
+import { decode, query, udpExchange } from '../dns/fixture.js';
+import { freePorts, request } from './caddy.js';
 import { TOKEN } from './controller.js';
 import { tempDir } from './tmp.js';
 
@@ -253,4 +254,62 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     throw e;
   }
   return stack;
+}
+
+// ---- what the deploy and fault tests do to a running stack ------------------------------------
+
+const AUTH = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+
+/**
+ * POST /add-record: `name`.home.arpa → 127.0.0.1, proxied to `backend` (a test backend's port on
+ * 127.0.0.1). Resolves with the HTTP status, or 0 when the API did not answer (refused, reset).
+ */
+export async function addProxied(stack: Stack, name: string, backendPort: number): Promise<number> {
+  try {
+    const res = await fetch(`${stack.apiUrl}/add-record`, {
+      method: 'POST',
+      headers: AUTH,
+      body: JSON.stringify({ service_name: name, name, ip: '127.0.0.1', port: backendPort, forward_to_ip: '127.0.0.1', proxy_enabled: true }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    await res.arrayBuffer();
+    return res.status;
+  } catch {
+    return 0;
+  }
+}
+
+/** True when Caddy serves `host` from the backend named `backend`. */
+export async function serves(stack: Stack, host: string, backend: string): Promise<boolean> {
+  try {
+    return (await request({ port: stack.httpPort, host })).body.includes(`"backend":"${backend}"`);
+  } catch {
+    return false;
+  }
+}
+
+/** True when every host is served by `backend` (all asked at once). */
+export async function servesAll(stack: Stack, hosts: string[], backend: string): Promise<boolean> {
+  return (await Promise.all(hosts.map((h) => serves(stack, h, backend)))).every(Boolean);
+}
+
+/** The A values our DNS server answers for `name` over UDP ([] on NXDOMAIN, null when it does not answer). */
+export async function dnsA(stack: Stack, name: string): Promise<string[] | null> {
+  const reply = await udpExchange(stack.dnsPort, query(name, 'A'), 500);
+  if (!reply) return null;
+  return decode(reply).answers.filter((a) => a.type === 'A').map((a) => String(a.data));
+}
+
+/** GET /health of the stack's controller (null when it does not answer). */
+export async function health(stack: Stack): Promise<{ status: string; components: Record<string, { status: string; detail?: string }> } | null> {
+  try {
+    return (await (await fetch(`${stack.apiUrl}/health`, { signal: AbortSignal.timeout(5000) })).json()) as never;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether `pid` is a live process of this run (a pid reused by another process does not count). */
+export function aliveInRun(stack: Stack, pid: number): boolean {
+  return stack.leftovers().includes(pid);
 }
