@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Caddy benchmark: how long our controller takes to get a new proxied record served through Caddy,
+# against a bare `POST /load` of the same config into a second Caddy; host lookup cost at 5,000
+# routes (wrk, first vs last host); RSS of Caddy and the controller. Loopback only.
+#
+#   bash bench/caddy/run.sh
+#
+# Builds dist/ (npm run build), then runs bench/caddy/bench.ts with `npx tsx` (what it measures
+# and how: see the header of that file). Everything it starts (Caddy x2 per N, the controller,
+# the echo backend, wrk) is stopped and every temp dir removed on exit (trap), even on failure.
+# Not part of `npm test`. Needs root only to apt-get install missing tools (caddy, wrk).
+#
+# Knobs (environment): ROUTES (100,1000,5000), K (10 apply iterations per N), POLL_MS (2),
+#   PRELOAD_CONCURRENCY (20), WRK_AT (largest N), WRK_DURATION (5s), WRK_ROUNDS (2),
+#   NAIVE (1 = also wrk a flat one-route-per-host layout), QUIET_WAIT (60 s to wait for other
+#   work on the machine to stop before each measured part), QUIET_PCT (15), SKIP_BUILD (1 = use dist/),
+#   DUMP_LOGS (a directory: keep the controller's and both Caddies' output per N there).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+die() { printf 'bench/caddy: %s\n' "$*" >&2; exit 1; }
+
+# ---- tools ------------------------------------------------------------------
+need_pkgs=()
+command -v caddy >/dev/null || need_pkgs+=(caddy)
+command -v wrk >/dev/null || need_pkgs+=(wrk)
+if ((${#need_pkgs[@]})); then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "bench/caddy: installing ${need_pkgs[*]} (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    # Debian's caddy package may try to start its system service (port 80, admin :2019); in a
+    # container without an init system that fails harmlessly. We only run private instances.
+    apt-get install -y --no-install-recommends "${need_pkgs[@]}" >/dev/null 2>&1 ||
+      { apt-get update >/dev/null && apt-get install -y --no-install-recommends "${need_pkgs[@]}" >/dev/null; } ||
+      die "apt-get install ${need_pkgs[*]} failed"
+  else
+    die "missing tools; install them first (as root): apt-get install -y ${need_pkgs[*]}"
+  fi
+fi
+command -v node >/dev/null || die "node (>= 20) is not on PATH"
+[[ $(node -p 'process.versions.node.split(".")[0]') -ge 20 ]] || die "node >= 20 needed, found $(node -v)"
+
+cd "$ROOT"
+if [[ ! -d node_modules ]]; then
+  echo "bench/caddy: npm install"
+  npm install --no-audit --no-fund >/dev/null || die "npm install failed"
+fi
+if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+  npm run -s build || die "npm run build failed"
+fi
+
+# ---- cleanup ----------------------------------------------------------------
+# All temp dirs (Caddy homes, controller data) go under $WORK via TMPDIR; every PID the helper
+# starts is appended to $WORK/pids, so a helper that dies hard still leaves nothing running.
+WORK=$(mktemp -d /tmp/dnsproxy-bench-caddy.XXXXXX)
+HELPER_PID=""
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [[ -n $HELPER_PID ]] && kill -0 "$HELPER_PID" 2>/dev/null; then
+    kill -TERM "$HELPER_PID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$HELPER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$HELPER_PID" 2>/dev/null || true
+    wait "$HELPER_PID" 2>/dev/null || true
+  fi
+  if [[ -s $WORK/pids ]]; then
+    while read -r pid; do
+      # Only processes we started and that still run; their command line names caddy/node/wrk.
+      [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || continue
+      grep -qaE 'caddy|node|wrk' "/proc/$pid/cmdline" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+    done <"$WORK/pids"
+  fi
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+BENCH_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$ROOT" status --porcelain -- src 2>/dev/null | grep -q . && BENCH_REV="$BENCH_REV + uncommitted src/ changes (dist/ built from the working tree)"
+export BENCH_REV
+echo "bench/caddy: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(caddy version | cut -d' ' -f1), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), node $(node -v)"
+TMPDIR="$WORK" BENCH_PIDFILE="$WORK/pids" npx tsx "$HERE/bench.ts" &
+HELPER_PID=$!
+rc=0
+wait "$HELPER_PID" || rc=$?
+HELPER_PID=""
+exit "$rc"
