@@ -20,6 +20,8 @@ export const CONF = join(APP_DIR, 'supervisord.conf');
 const START_TIMEOUT_MS = 30_000;
 /** supervisord stops the controller then Caddy, each with stopwaitsecs=15 at worst. */
 const SHUTDOWN_TIMEOUT_MS = 35_000;
+/** cat exits right after it closes its output; anything slower is a leftover. */
+const CAT_EXIT_MS = 1000;
 /** Output kept per run, so a failing test can show what supervisord and the programs said. */
 const MAX_OUTPUT_CHARS = 256_000;
 
@@ -96,6 +98,14 @@ function pidsWithEnv(needle: string): number[] {
   return out;
 }
 
+function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
 const EVENT = /^\S+ \S+ \w+ (spawned|success|exited|stopped|gave up): '?([\w:-]+)'? (?:with pid (\d+)|(.*))$/;
 
 export interface StackOptions {
@@ -139,8 +149,12 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const direct = 'exec > >(exec cat) 2>&1; exec supervisord -n -c "$1"';
   const args = opts.launcher === 'run.sh' ? [join(APP_DIR, 'scripts/run.sh')] : ['-c', direct, 'supervisord', CONF];
   const proc: ChildProcess = spawn('bash', args, { env: fullEnv, cwd: tmp.dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  // 'close', not 'exit': cat (and so every holder of the output) is gone too.
-  const exit = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
+  // 'close', not 'exit': every holder of the output has closed it. cat closes its output just
+  // before it exits, so its last moments are waited out too (it is plumbing, not a program).
+  const exit = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code))).then(async (code) => {
+    await within(CAT_EXIT_MS, async () => !pidsWithEnv(marker).some((pid) => comm(pid) === 'cat')).catch(() => undefined);
+    return code;
+  });
   let out = '';
   let partial = '';
   const events: ProgramEvent[] = [];
@@ -293,9 +307,9 @@ export async function servesAll(stack: Stack, hosts: string[], backend: string):
   return (await Promise.all(hosts.map((h) => serves(stack, h, backend)))).every(Boolean);
 }
 
-/** The A values our DNS server answers for `name` over UDP ([] on NXDOMAIN, null when it does not answer). */
-export async function dnsA(stack: Stack, name: string): Promise<string[] | null> {
-  const reply = await udpExchange(stack.dnsPort, query(name, 'A'), 500);
+/** The A values our DNS server answers for `name` over UDP ([] on NXDOMAIN, null when no reply came within `timeoutMs`). */
+export async function dnsA(stack: Stack, name: string, timeoutMs = 500): Promise<string[] | null> {
+  const reply = await udpExchange(stack.dnsPort, query(name, 'A'), timeoutMs);
   if (!reply) return null;
   return decode(reply).answers.filter((a) => a.type === 'A').map((a) => String(a.data));
 }
@@ -307,6 +321,17 @@ export async function health(stack: Stack): Promise<{ status: string; components
   } catch {
     return null;
   }
+}
+
+/** "pid command line" of each pid, for assertion messages. */
+export function describePids(pids: number[]): string[] {
+  return pids.map((pid) => {
+    try {
+      return `${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim()}`;
+    } catch {
+      return `${pid} (gone)`;
+    }
+  });
 }
 
 /** Whether `pid` is a live process of this run (a pid reused by another process does not count). */
