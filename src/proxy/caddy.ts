@@ -47,8 +47,8 @@ export class CaddyUnavailable extends AppError {
 
 /** What the reconciler needs from Caddy; CaddyAdmin implements it, unit tests pass a fake. */
 export interface CaddyApi {
-  /** Replaces the whole running config; on CaddyRejected the old config keeps running. Idempotent. */
-  load(config: Record<string, unknown>): Promise<void>;
+  /** Replaces the whole running config; on CaddyRejected the old config keeps running. Idempotent. `json` is `JSON.stringify(config)` when the caller has it. */
+  load(config: Record<string, unknown>, json?: string): Promise<void>;
   /** The string at a `/config/...` path, or null when absent/not a string. */
   getMarker(path: string): Promise<string | null>;
   /** The whole running config (GET /config/), null when Caddy runs an empty one. */
@@ -115,14 +115,15 @@ export class CaddyAdmin implements CaddyApi {
       responseType: 'text',
       transformResponse: [(d: unknown) => d],
       validateStatus: () => true,
+      // No redirect following: axios then writes the body straight to node:http instead of
+      // buffering it in follow-redirects (~9 ms per 1,000 routes measured).
+      maxRedirects: 0,
     });
   }
 
-  /** POST /load: replaces the running config. CaddyRejected on 4xx (old config still running). */
-  async load(config: Record<string, unknown>): Promise<void> {
-    await this.call('POST /load', () =>
-      this.http.post('/load', JSON.stringify(config), { headers: { 'content-type': 'application/json' }, timeout: this.loadTimeoutMs }),
-    );
+  /** POST /load: replaces the running config. CaddyRejected on 4xx (old config still running). `json`, when given, is `JSON.stringify(config)`. */
+  async load(config: Record<string, unknown>, json: string = JSON.stringify(config)): Promise<void> {
+    await this.call('POST /load', () => this.http.post('/load', json, { headers: { 'content-type': 'application/json' }, timeout: this.loadTimeoutMs }));
   }
 
   /** 404 and 400 are null: Caddy answers 400 "invalid traversal path" when a parent key is missing. */

@@ -267,7 +267,7 @@ export class Reconciler {
       }
       for (const w of rendered.warnings) this.o.log.warn('render warning', { warning: w });
       const t0 = this.o.now();
-      const outcome = await this.o.caddy.load(rendered.config).then(
+      const outcome = await this.o.caddy.load(rendered.config, rendered.json).then(
         () => null,
         (err: unknown) => err,
       );

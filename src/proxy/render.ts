@@ -293,8 +293,14 @@ export function render(desired: DesiredProxy): Rendered {
 
   const unmarked = sorted({ admin: { listen: settings.admin, config: { persist: false } }, apps });
   // `sorted` inserted keys in order, so the native JSON.stringify is the canonical text (hashConfig's result, ~5× faster).
-  const hash = createHash('sha256').update(JSON.stringify(unmarked)).digest('hex');
+  const text = JSON.stringify(unmarked);
+  const hash = createHash('sha256').update(text).digest('hex');
+  const marker = markerId(hash);
+  // "@id" sorts before every other server key, so putting it first keeps the object canonical
+  // without copying the server again, and the text gains it at the server's opening brace.
   const http = (unmarked.apps as { http: { servers: Record<string, Json> } }).http;
-  http.servers[SERVER_HTTP] = sorted({ ...http.servers[SERVER_HTTP], '@id': markerId(hash) });
-  return { config: unmarked, hash, warnings, skipped };
+  http.servers[SERVER_HTTP] = { '@id': marker, ...http.servers[SERVER_HTTP] };
+  const serverKey = `${JSON.stringify(SERVER_HTTP)}:{`;
+  const json = text.replace(serverKey, `${serverKey}"@id":${JSON.stringify(marker)},`);
+  return { config: unmarked, json, hash, warnings, skipped };
 }

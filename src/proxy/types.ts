@@ -35,6 +35,8 @@ export interface DesiredProxy {
 export interface Rendered {
   /** Caddy JSON config; keys sorted, so JSON.stringify is canonical. */
   config: Record<string, unknown>;
+  /** `JSON.stringify(config)`, made once by the renderer so the push does not serialise again. */
+  json?: string;
   /** sha256 hex of the canonical JSON; also carried in the config as the marker `@id`. */
   hash: string;
   warnings: string[];

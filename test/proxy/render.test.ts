@@ -90,8 +90,11 @@ function evaluations(routes: Json[], host: string): number | null {
 describe('proxy/render', () => {
   describe('golden files', () => {
     for (const name of goldenNames) {
-      it(`${name}.input.json renders to ${name}.json`, () => {
-        const text = `${JSON.stringify(render(goldenInput(name)), null, 2)}\n`;
+      it(`${name}.input.json renders to ${name}.json; the pushed text is that config, canonical`, () => {
+        const { json, ...rendered } = render(goldenInput(name));
+        expect(json).to.equal(JSON.stringify(rendered.config));
+        expect(json).to.equal(canonicalJson(rendered.config));
+        const text = `${JSON.stringify(rendered, null, 2)}\n`;
         const file = new URL(`${name}.json`, GOLDEN);
         if (process.env.UPDATE_GOLDEN) writeFileSync(file, text);
         expect(text).to.equal(readFileSync(file, 'utf8'));
