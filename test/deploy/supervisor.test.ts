@@ -88,7 +88,9 @@ describe('deploy: supervisord runs Caddy and the controller', function () {
     expectNoOrphans(stack);
   });
 
-  it('scripts/run.sh: the first start prints the admin token once, a restart does not, a second copy refuses; Ctrl-C (SIGINT) stops everything', async () => {
+  it('scripts/run.sh: the first start prints the admin token once, a restart does not, a second copy refuses; Ctrl-C (SIGINT) stops everything', async function () {
+    // Two starts, each compiling first.
+    this.timeout(240_000);
     const data = tempDir('dnsproxy-runsh-');
     try {
       mkdirSync(join(data.dir, 'data'));

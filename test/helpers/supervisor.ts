@@ -18,6 +18,8 @@ export const APP_DIR = fileURLToPath(new URL('../..', import.meta.url)).replace(
 export const CONF = join(APP_DIR, 'supervisord.conf');
 /** Both programs reach RUNNING after startsecs (1 s, 2 s); a loaded box may need more. */
 const START_TIMEOUT_MS = 30_000;
+/** run.sh compiles first (tsc ~5 s, npm ci when the lockfile changed), slower on a loaded box. */
+const RUN_SH_START_TIMEOUT_MS = 90_000;
 /** supervisord stops the controller then Caddy, each with stopwaitsecs=15 at worst. */
 const SHUTDOWN_TIMEOUT_MS = 35_000;
 /** cat exits right after it closes its output; anything slower is a leftover. */
@@ -257,7 +259,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
 
   try {
     await Promise.race([
-      stack.waitRunning(),
+      stack.waitRunning(opts.launcher === 'run.sh' ? RUN_SH_START_TIMEOUT_MS : START_TIMEOUT_MS),
       exit.then((code) => {
         throw new Error(`supervisord exited (${code}) before the programs ran:\n${out}`);
       }),
