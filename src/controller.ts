@@ -35,6 +35,14 @@ export function zoneSettings(config: Config): ZoneSettings[] {
   }));
 }
 
+/** Log lines name at most this many record sets; a 10,000-name import would otherwise log ~260 KB in one line. */
+const LOGGED_NAMES = 20;
+
+function listed(key: string, sets: readonly { name: string; type: string }[]): Record<string, unknown> {
+  const names = sets.slice(0, LOGGED_NAMES).map((r) => `${r.name} ${r.type}`);
+  return sets.length > LOGGED_NAMES ? { [key]: names, [`${key}_count`]: sets.length } : { [key]: names };
+}
+
 /** Caddy down or routes in error degrade the controller; DNS and the API keep working. */
 function proxyHealth(reconciler: Reconciler): HealthReport['components'][string] {
   const s = reconciler.state();
@@ -83,8 +91,8 @@ export class Controller {
         this.log.info('records changed', {
           zone: change.zone,
           serial: change.serial,
-          upserted: change.upserted.map((r) => `${r.name} ${r.type}`),
-          removed: change.removed.map((r) => `${r.name} ${r.type}`),
+          ...listed('upserted', change.upserted),
+          ...listed('removed', change.removed),
         });
       });
 
