@@ -19,27 +19,13 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-die() { printf 'bench/caddy: %s\n' "$*" >&2; exit 1; }
 
 # ---- tools ------------------------------------------------------------------
-need_pkgs=()
-command -v caddy >/dev/null || need_pkgs+=(caddy)
-command -v wrk >/dev/null || need_pkgs+=(wrk)
-if ((${#need_pkgs[@]})); then
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    echo "bench/caddy: installing ${need_pkgs[*]} (apt-get)"
-    export DEBIAN_FRONTEND=noninteractive
-    # Debian's caddy package may try to start its system service (port 80, admin :2019); in a
-    # container without an init system that fails harmlessly. We only run private instances.
-    apt-get install -y --no-install-recommends "${need_pkgs[@]}" >/dev/null 2>&1 ||
-      { apt-get update >/dev/null && apt-get install -y --no-install-recommends "${need_pkgs[@]}" >/dev/null; } ||
-      die "apt-get install ${need_pkgs[*]} failed"
-  else
-    die "missing tools; install them first (as root): apt-get install -y ${need_pkgs[*]}"
-  fi
-fi
-command -v node >/dev/null || die "node (>= 20) is not on PATH"
-[[ $(node -p 'process.versions.node.split(".")[0]') -ge 20 ]] || die "node >= 20 needed, found $(node -v)"
+# Installs what is missing (apt-get as root; otherwise says what to install), as the README commands do.
+. "$ROOT/scripts/lib.sh"
+die() { printf 'bench/caddy: %s\n' "$*" >&2; exit 1; }
+need_debs caddy:caddy wrk:wrk
+need_node
 
 cd "$ROOT"
 if [[ ! -d node_modules ]]; then

@@ -36,30 +36,13 @@ TOKEN="bench-admin-token-$RANDOM$RANDOM$RANDOM"
 export PATH="$PATH:/usr/sbin:/sbin"
 
 say() { printf '\n== %s\n' "$*"; }
-die() { printf 'bench/dns: %s\n' "$*" >&2; exit 1; }
 
 # ---- tools ------------------------------------------------------------------
-need_pkgs=()
-command -v dnsperf >/dev/null || need_pkgs+=(dnsperf)
-command -v nsd >/dev/null || need_pkgs+=(nsd)
-command -v dig >/dev/null || need_pkgs+=(bind9-dnsutils)
-command -v curl >/dev/null || need_pkgs+=(curl)
-command -v taskset >/dev/null && command -v setsid >/dev/null || need_pkgs+=(util-linux)
-command -v pgrep >/dev/null && command -v ps >/dev/null || need_pkgs+=(procps)
-if ((${#need_pkgs[@]})); then
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    say "installing ${need_pkgs[*]} (apt-get)"
-    export DEBIAN_FRONTEND=noninteractive
-    # Debian's nsd package tries to start the system service (port 53); that may fail in a
-    # container without an init system, which is fine: we run our own instance below.
-    apt-get install -y --no-install-recommends "${need_pkgs[@]}" >/dev/null 2>&1 ||
-      { apt-get update >/dev/null && apt-get install -y --no-install-recommends "${need_pkgs[@]}" >/dev/null; } ||
-      die "apt-get install ${need_pkgs[*]} failed"
-  else
-    die "missing tools; install them first (as root): apt-get install -y ${need_pkgs[*]}"
-  fi
-fi
-command -v node >/dev/null || die "node (>= 20) is not on PATH"
+# Installs what is missing (apt-get as root; otherwise says what to install), as the README commands do.
+. "$ROOT/scripts/lib.sh"
+die() { printf 'bench/dns: %s\n' "$*" >&2; exit 1; }
+need_debs dnsperf:dnsperf nsd:nsd dig:bind9-dnsutils curl:curl taskset:util-linux setsid:util-linux pgrep:procps ps:procps
+need_node
 command -v named-checkzone >/dev/null || echo "note: named-checkzone not found (apt-get install bind9utils); skipping the export check"
 
 # ---- cleanup ----------------------------------------------------------------
