@@ -198,26 +198,40 @@ export class Forwarder {
     return null;
   }
 
-  /** One UDP exchange on a fresh connected socket (random source port; ICMP errors end it early). */
-  private udpExchange(up: Upstream, query: Buffer, id: number, question: Buffer): Promise<Buffer | null> {
+  /**
+   * Settles once with the first of: `finish(result)` from `wire`, the timeout (null), or close()
+   * (null); then clears the timer, unregisters from close() and calls `release` (closes the socket).
+   */
+  private exchange(release: () => void, wire: (finish: (result: Buffer | null) => void) => void): Promise<Buffer | null> {
     return new Promise((resolve) => {
-      const socket = dgram.createSocket(up.family === 6 ? 'udp6' : 'udp4');
       let done = false;
       const finish = (result: Buffer | null) => {
         if (done) return;
         done = true;
         clearTimeout(timer);
         this.aborts.delete(abort);
-        try {
-          socket.close();
-        } catch {
-          // already closed
-        }
+        release();
         resolve(result);
       };
       const abort = () => finish(null);
       const timer = setTimeout(abort, this.timeoutMs);
       this.aborts.add(abort);
+      wire(finish);
+    });
+  }
+
+  /** One UDP exchange on a fresh connected socket (random source port; ICMP errors end it early). */
+  private udpExchange(up: Upstream, query: Buffer, id: number, question: Buffer): Promise<Buffer | null> {
+    const socket = dgram.createSocket(up.family === 6 ? 'udp6' : 'udp4');
+    const release = () => {
+      try {
+        socket.close();
+      } catch {
+        // already closed
+      }
+    };
+    return this.exchange(release, (finish) => {
+      const abort = () => finish(null);
       socket.on('error', abort);
       socket.on('message', (m) => {
         // Keep waiting on anything that is not the answer to this query (spoofing, stale replies).
@@ -229,34 +243,26 @@ export class Forwarder {
 
   /** One TCP exchange (RFC 7766 framing); used when the UDP answer came back truncated. */
   private tcpExchange(up: Upstream, query: Buffer): Promise<Buffer | null> {
-    return new Promise((resolve) => {
-      const socket = net.connect({ host: up.host, port: up.port });
-      let buf = Buffer.alloc(0);
-      let done = false;
-      const finish = (result: Buffer | null) => {
-        if (done) return;
-        done = true;
-        clearTimeout(timer);
-        this.aborts.delete(abort);
-        socket.destroy();
-        resolve(result);
-      };
-      const abort = () => finish(null);
-      const timer = setTimeout(abort, this.timeoutMs);
-      this.aborts.add(abort);
-      socket.on('error', abort);
-      socket.on('close', abort);
-      socket.on('connect', () => {
-        const frame = Buffer.alloc(2 + query.length);
-        frame.writeUInt16BE(query.length, 0);
-        query.copy(frame, 2);
-        socket.write(frame);
-      });
-      socket.on('data', (chunk: Buffer) => {
-        buf = Buffer.concat([buf, chunk]);
-        if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) finish(Buffer.from(buf.subarray(2, 2 + buf.readUInt16BE(0))));
-      });
-    });
+    const socket = net.connect({ host: up.host, port: up.port });
+    return this.exchange(
+      () => socket.destroy(),
+      (finish) => {
+        let buf = Buffer.alloc(0);
+        const abort = () => finish(null);
+        socket.on('error', abort);
+        socket.on('close', abort);
+        socket.on('connect', () => {
+          const frame = Buffer.alloc(2 + query.length);
+          frame.writeUInt16BE(query.length, 0);
+          query.copy(frame, 2);
+          socket.write(frame);
+        });
+        socket.on('data', (chunk: Buffer) => {
+          buf = Buffer.concat([buf, chunk]);
+          if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) finish(Buffer.from(buf.subarray(2, 2 + buf.readUInt16BE(0))));
+        });
+      },
+    );
   }
 }
 
