@@ -21,5 +21,3 @@ export function planRoutes(before: readonly DesiredRoute[], after: readonly Desi
     removed: before.filter((r) => !now.has(r.id)),
   };
 }
-
-export const planIsEmpty = (p: RoutePlan) => p.added.length + p.changed.length + p.removed.length === 0;
