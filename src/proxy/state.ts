@@ -75,7 +75,7 @@ export class ProxyState {
     const out: Route[] = [];
     for (const r of this.routes.list()) out.push({ ...r, source: 'api', ...this.statusOf(r.id, desired.get(r.id), errors.get(r.id)) });
     const seen = new Set(out.map((v) => v.id));
-    for (const rec of this.records.list({ proxied: true })) {
+    for (const rec of this.proxied.values()) {
       if (rec.type !== 'A' && rec.type !== 'AAAA') continue;
       const id = recordRouteId(rec.name);
       if (seen.has(id)) continue;
