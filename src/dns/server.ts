@@ -2,10 +2,11 @@
 // All protocol decisions live in handler.ts; this file moves bytes and never lets an error
 // escape a socket callback (a bad packet gets SERVFAIL or nothing, never a crash).
 import dgram from 'node:dgram';
+import dns from 'node:dns';
 import net, { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { logger, type Logger } from '../log/index.js';
-import { dnsLatency, dnsQueries } from '../metrics.js';
+import { dnsLatency, dnsQueryTally, type QueryTally } from '../metrics.js';
 import { ResponseCache } from './cache.js';
 import { Forwarder, forwardedReply } from './forward.js';
 import { handle, type HandlerConfig, type Outcome, type Transport } from './handler.js';
@@ -41,7 +42,7 @@ export interface DnsServerOptions {
 
 interface Cached {
   message: Buffer;
-  counter: { inc(): void };
+  counter: QueryTally;
 }
 
 type Sink = (message: Buffer) => void;
@@ -61,8 +62,8 @@ export class DnsServer {
   private readonly cfg: HandlerConfig;
   private readonly udpCache = new ResponseCache<Cached>(RESPONSE_CACHE_ENTRIES);
   private readonly tcpCache = new ResponseCache<Cached>(RESPONSE_CACHE_ENTRIES);
-  private readonly counters = new Map<string, { inc(): void }>();
-  private readonly latency = { udp: dnsLatency.labels('udp'), tcp: dnsLatency.labels('tcp') };
+  private readonly counters = new Map<string, QueryTally>();
+  private readonly latency = { udp: dnsLatency.seriesFor('udp'), tcp: dnsLatency.seriesFor('tcp') };
   private readonly conns = new Set<net.Socket>();
   private udp: dgram.Socket | null = null;
   private tcp: net.Server | null = null;
@@ -138,7 +139,7 @@ export class DnsServer {
   }
 
   private bindUdp(host: string, port: number): Promise<dgram.Socket> {
-    const socket = dgram.createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', recvBufferSize: UDP_RECV_BUFFER });
+    const socket = dgram.createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', recvBufferSize: UDP_RECV_BUFFER, lookup: literalLookup });
     return new Promise((resolve, reject) => {
       socket.once('error', (err) => {
         closeUdp(socket).finally(() => reject(err));
@@ -188,7 +189,7 @@ export class DnsServer {
     out[0] = msg[0] as number;
     out[1] = msg[1] as number;
     send(out);
-    hit.counter.inc();
+    hit.counter.n++;
     this.latency[transport].observe((performance.now() - t0) / 1000);
     if (this.debug) this.log.debug('query', { transport, remote, cached: true, bytes: out.length });
   }
@@ -232,18 +233,18 @@ export class DnsServer {
     }
   }
 
-  private account(counter: { inc(): void }, transport: Transport, t0: number, remote: string, qtype: string, rcode: number): void {
-    counter.inc();
+  private account(counter: QueryTally, transport: Transport, t0: number, remote: string, qtype: string, rcode: number): void {
+    counter.n++;
     this.latency[transport].observe((performance.now() - t0) / 1000);
     if (this.debug) this.log.debug('query', { transport, remote, qtype, rcode: rcodeName(rcode) });
   }
 
   /** Label children are bound once per (qtype, rcode, transport); unknown types share 'other'. */
-  private counter(qtype: string, rcode: number, transport: Transport): { inc(): void } {
+  private counter(qtype: string, rcode: number, transport: Transport): QueryTally {
     const label = qtype.startsWith('TYPE') ? 'other' : qtype;
     const key = `${label}|${rcode}|${transport}`;
     let c = this.counters.get(key);
-    if (!c) this.counters.set(key, (c = dnsQueries.labels(label, rcodeName(rcode), transport)));
+    if (!c) this.counters.set(key, (c = dnsQueryTally(label, rcodeName(rcode), transport)));
     return c;
   }
 
@@ -321,6 +322,17 @@ export class DnsServer {
       return false;
     }
   }
+}
+
+/**
+ * dgram resolves the destination of every send() through `lookup`. Replies only ever go to the
+ * literal address a query came from, so answer those at once instead of going through
+ * dns.lookup's validation and a process.nextTick per packet; anything else takes dns.lookup.
+ */
+function literalLookup(address: string, options: dns.LookupOneOptions, callback: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  const family = isIP(address);
+  if (family === 0) dns.lookup(address, options, callback);
+  else callback(null, address, family);
 }
 
 function closeUdp(socket: dgram.Socket): Promise<void> {
