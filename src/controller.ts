@@ -2,7 +2,6 @@
 // Contract: start() either brings every part up or stops what it started and throws;
 // stop() is safe after a partial start and closes the API before DNS before the store.
 import type { FastifyInstance } from 'fastify';
-import { readFileSync } from 'node:fs';
 import { build } from './api/app.js';
 import { rollUp, type HealthReport } from './api/health.js';
 import type { Config } from './config/schema.js';
@@ -23,8 +22,8 @@ import { CaddyProcess, caddyEnv, caddyPids } from './proxy/process.js';
 import { Reconciler } from './proxy/reconcile.js';
 import { markerId, render } from './proxy/render.js';
 import { join } from 'node:path';
+import { VERSION } from './version.js';
 
-export const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export function zoneSettings(config: Config): ZoneSettings[] {
   return config.zones.map((name) => ({

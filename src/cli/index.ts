@@ -1,6 +1,6 @@
 // The dnsproxy command line. Exit codes: 0 ok, 1 error, 2 usage error; errors are one line on stderr.
 import { Command, CommanderError } from 'commander';
-import { VERSION } from '../controller.js';
+import { VERSION } from '../version.js';
 import { CliError } from './client.js';
 import { recordCommands, tokenCommands, zoneCommands } from './commands.js';
 import { resolveCommand } from './resolve.js';

@@ -1,7 +1,6 @@
 // `dnsproxy serve`: runs the controller until SIGTERM/SIGINT. Each flag is also DNSPROXY_<NAME>.
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
-import { Controller } from '../controller.js';
 import { logger, setLogLevel } from '../log/index.js';
 import { CliError } from './client.js';
 
@@ -63,6 +62,7 @@ export function serveCommand(program: Command): void {
       }
       setLogLevel(config.log_level);
       const log = logger('serve');
+      const { Controller } = await import('../controller.js'); // client commands never load the server side
       const controller = new Controller(config);
       try {
         await controller.start();

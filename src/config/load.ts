@@ -2,8 +2,12 @@
 // `lines` name every bad field and where its value came from.
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import YAML from 'yaml';
+import { createRequire } from 'node:module';
+import type YAML from 'yaml';
 import { CONFIG_KEYS, LIST_KEYS, configSchema, type Config } from './schema.js';
+
+/** yaml is loaded when a YAML file is read (~5 MiB resident otherwise spent for nothing). */
+const require = createRequire(import.meta.url);
 
 export class ConfigError extends Error {
   constructor(readonly lines: string[]) {
@@ -31,7 +35,7 @@ function fromFile(path: string): Layer {
     throw new ConfigError([`config file ${path}: ${(e as Error).message}`]);
   }
   try {
-    const parsed: unknown = path.endsWith('.json') ? JSON.parse(text) : YAML.parse(text);
+    const parsed: unknown = path.endsWith('.json') ? JSON.parse(text) : (require('yaml') as typeof YAML).parse(text);
     if (parsed === null || parsed === undefined) return {};
     if (typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('top level must be a mapping');
     return parsed as Layer;

@@ -1,11 +1,10 @@
 // Zone export: served records → RFC 1035 master-file text, laid out by templates/zone.hbs.
 // Pure apart from reading the template once; the output passes `named-checkzone <zone> <file>`.
-import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import Handlebars from 'handlebars';
 import { RECORD_TYPES } from '../model/record.js';
 import { inZone, nameProblem } from '../model/name.js';
 import type { ServedRecord } from './soa.js';
+import { lazyTemplate, type HelperDelegate } from '../templates.js';
 
 /** RFC 1035 §3.3: a <character-string> holds at most 255 bytes; longer TXT values are split. */
 export const MAX_CHARACTER_STRING = 255;
@@ -47,7 +46,7 @@ export function txtChunks(value: string): string {
 type HelperOptions = { data: { root: View } };
 
 // Each helper returns zone-file-safe text or throws: the template prints nothing else.
-function helpers(): Record<string, Handlebars.HelperDelegate> {
+function helpers(): Record<string, HelperDelegate> {
   const str = (what: string, v: unknown): string => (typeof v === 'string' ? v : fail(what, v, 'is not a string'));
   const absoluteName = (what: string, v: unknown, wildcard: boolean): string => {
     const s = str(what, v);
@@ -78,15 +77,7 @@ interface View {
   lines: { owner: string; ttl: number; type: string; value: unknown }[];
 }
 
-let render: Handlebars.TemplateDelegate<View> | undefined;
-function template(): Handlebars.TemplateDelegate<View> {
-  if (!render) {
-    const hb = Handlebars.create(); // private helper registry: other templates keep theirs
-    hb.registerHelper(helpers());
-    render = hb.compile<View>(readFileSync(TEMPLATE_URL, 'utf8'), { noEscape: true, strict: true });
-  }
-  return render;
-}
+const template = lazyTemplate<View>(TEMPLATE_URL, helpers);
 
 /**
  * Renders `zone` (absolute, lower-case) as master-file text.
@@ -101,7 +92,7 @@ export function exportZone(zone: string, records: ServedRecord[]): string {
     throw new ZoneExportError(`cannot export ${zone}: the first record must be its SOA`);
   const lines = records.flatMap((r) => r.values.map((value) => ({ owner: r.name, ttl: r.ttl, type: r.type, value })));
   const serial = (soa.values[0] as { serial?: unknown } | undefined)?.serial;
-  return template()({
+  return template({
     zone,
     serial,
     ttl: soa.ttl,

@@ -3,8 +3,6 @@
 // `caddy adapt` without warnings and serves what render() serves (same routes chosen by
 // selectRoutes, same per-host order, same 404s); it is flat (one site block per set of hosts
 // sharing routes), so it lacks render()'s host grouping for large tables.
-import { readFileSync } from 'node:fs';
-import Handlebars from 'handlebars';
 import { nameProblem, upstreamProblem } from '../model/name.js';
 import {
   compareRoutes,
@@ -19,6 +17,7 @@ import {
   TRY_DURATION,
 } from './render.js';
 import type { DesiredProxy, DesiredRoute, TlsMode } from './types.js';
+import { lazyTemplate, type HelperDelegate } from '../templates.js';
 
 // `../../templates` from src/proxy (tsx) and from dist/proxy (compiled) alike.
 const TEMPLATE_URL = new URL('../../templates/Caddyfile.hbs', import.meta.url);
@@ -42,7 +41,7 @@ function token(what: string, value: unknown, re: RegExp = /^[A-Za-z0-9_.-]{1,100
 }
 
 // Every value in the template goes through one of these; each returns safe text or throws.
-function helpers(): Record<string, Handlebars.HelperDelegate> {
+function helpers(): Record<string, HelperDelegate> {
   const host = (v: unknown): string => {
     const s = token('host', v, /^[a-z0-9_.*-]{1,253}$/);
     const problem = nameProblem(s, { wildcard: true }) ?? (s.endsWith('.') ? 'ends with a dot' : null);
@@ -137,15 +136,7 @@ function sites(routes: DesiredRoute[]): SiteView[] {
   return out.sort((a, b) => (first(a) < first(b) ? -1 : first(a) > first(b) ? 1 : 0));
 }
 
-let compiled: Handlebars.TemplateDelegate<View> | undefined;
-function template(): Handlebars.TemplateDelegate<View> {
-  if (!compiled) {
-    const hb = Handlebars.create(); // private helper registry: other templates keep theirs
-    hb.registerHelper(helpers());
-    compiled = hb.compile<View>(readFileSync(TEMPLATE_URL, 'utf8'), { noEscape: true, strict: true });
-  }
-  return compiled;
-}
+const template = lazyTemplate<View>(TEMPLATE_URL, helpers);
 
 /**
  * The desired routes as a Caddyfile (global options, one site block per set of hosts with the
@@ -156,7 +147,7 @@ function template(): Handlebars.TemplateDelegate<View> {
 export function caddyfileExport(desired: DesiredProxy): string {
   const { routes, skipped } = selectRoutes(desired);
   const { settings } = desired;
-  return template()({
+  return template({
     admin: settings.admin,
     httpPort: settings.httpPort,
     httpsPort: settings.httpsPort,
