@@ -189,7 +189,7 @@ CADDY_ADMIN_PORT=$(node "$H" freeport)
 # setsid: its own session, so a Ctrl-C or a signal aimed at this script's process group does not
 # stop it mid-run; the cleanup trap stops it by pid.
 DNSPROXY_ADMIN_TOKEN=$TOKEN DNSPROXY_LOG_LEVEL=info DNSPROXY_NODE_IP=192.0.2.10 \
-  setsid "${SERVER_CPU[@]}" node "$ROOT/bin/dnsproxy" serve --data-dir "$TMP/data" \
+  setsid "${SERVER_CPU[@]}" "$ROOT/bin/dnsproxy" serve --data-dir "$TMP/data" \
   --dns-port "$CTL_PORT_DNS" --api-port "$CTL_PORT_API" --listen-ip 127.0.0.1 \
   --caddy-admin "127.0.0.1:$CADDY_ADMIN_PORT" >"$TMP/controller.log" 2>&1 &
 CTL_PID=$!

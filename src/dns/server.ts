@@ -21,7 +21,7 @@ const TCP_IDLE_MS = 10_000;
 const MAX_TCP_CONNECTIONS = 256;
 /** Forwarded queries in flight per TCP connection before we stop reading from it. */
 const MAX_TCP_INFLIGHT = 64;
-/** Cached authoritative responses per transport (about 300 bytes each). */
+/** Cached authoritative responses per transport (about 250 bytes each with key and map slot). */
 const RESPONSE_CACHE_ENTRIES = 50_000;
 /** Attempts to find a port free for both UDP and TCP when asked for port 0. */
 const PORT_ATTEMPTS = 5;
@@ -40,8 +40,9 @@ export interface DnsServerOptions {
   log?: Logger;
 }
 
+/** A cached reply as a one-byte string: about half the memory of a Buffer (view + pooled bytes) per entry. */
 interface Cached {
-  message: Buffer;
+  message: string;
   counter: QueryTally;
 }
 
@@ -184,8 +185,7 @@ export class DnsServer {
   }
 
   private sendCached(hit: Cached, msg: Buffer, send: Sink, transport: Transport, t0: number, remote: string): void {
-    const out = Buffer.allocUnsafe(hit.message.length);
-    hit.message.copy(out);
+    const out = Buffer.from(hit.message, 'latin1');
     out[0] = msg[0] as number;
     out[1] = msg[1] as number;
     send(out);
@@ -205,7 +205,7 @@ export class DnsServer {
         return false;
       case 'reply': {
         const counter = this.counter(outcome.qtype, outcome.rcode, transport);
-        if (outcome.cacheable) (transport === 'udp' ? this.udpCache : this.tcpCache).set(key, { message: outcome.message, counter }, generation);
+        if (outcome.cacheable) (transport === 'udp' ? this.udpCache : this.tcpCache).set(key, { message: outcome.message.toString('latin1'), counter }, generation);
         send(outcome.message);
         this.account(counter, transport, t0, remote, outcome.qtype, outcome.rcode);
         return false;

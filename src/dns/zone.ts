@@ -6,7 +6,30 @@ import type { RecordChange, RecordType, StoredRecord } from '../model/record.js'
 import { rrsetOf, simpleRRset, soaRRset, type RRset, type ServedType } from './rrset.js';
 import { soaFor, type ServedRecord, type Soa, type ZoneSettings } from './soa.js';
 
-type Node = Map<ServedType, RRset>;
+/** The RRsets at one name, at most one per type. Names hold one or two types, so a short array
+ * (a third of a Map's memory, ~1.5 MiB per 10,000 names) scanned by type is the better index. */
+type Node = RRset[];
+
+function setIn(node: Node | undefined, type: string): RRset | undefined {
+  if (!node) return undefined;
+  for (const set of node) if (set.type === type) return set;
+  return undefined;
+}
+
+/** Adds `set` to `node`, replacing the RRset of the same type. */
+function putIn(node: Node, set: RRset): void {
+  const i = node.findIndex((s) => s.type === set.type);
+  if (i >= 0) node[i] = set;
+  else node.push(set);
+}
+
+/** Removes the RRset of `type`; false when there was none. */
+function dropFrom(node: Node, type: string): boolean {
+  const i = node.findIndex((s) => s.type === type);
+  if (i < 0) return false;
+  node.splice(i, 1);
+  return true;
+}
 
 /** TTL of the synthesised apex NS and glue: they change only with the config, so an hour is safe. */
 const SYNTH_TTL = 3600;
@@ -105,8 +128,8 @@ export class ZoneIndex {
         continue;
       }
       let node = user.get(name);
-      if (!node) user.set(name, (node = new Map()));
-      node.set(r.type, rrsetOf(r));
+      if (!node) user.set(name, (node = []));
+      putIn(node, rrsetOf(r));
     }
     state.user = user;
     this.resetRefs(state);
@@ -127,8 +150,8 @@ export class ZoneIndex {
     for (const { name: raw, type } of change.removed) {
       const name = absolute(raw);
       const node = state.user.get(name);
-      if (!node?.delete(type)) continue;
-      if (node.size === 0) {
+      if (!node || !dropFrom(node, type)) continue;
+      if (node.length === 0) {
         state.user.delete(name);
         if (!this.synthesised(state, name)) this.addRefs(state, name, -1);
       }
@@ -141,10 +164,10 @@ export class ZoneIndex {
       }
       let node = state.user.get(name);
       if (!node) {
-        state.user.set(name, (node = new Map()));
+        state.user.set(name, (node = []));
         if (!this.synthesised(state, name)) this.addRefs(state, name, 1);
       }
-      node.set(r.type, rrsetOf(r));
+      putIn(node, rrsetOf(r));
     }
     this.setSerial(state, change.serial);
     this.gen++;
@@ -160,20 +183,20 @@ export class ZoneIndex {
   rrset(zone: string, name: string, type: string): RRset | undefined {
     const state = this.state(zone);
     const node = state.user.get(name);
-    const own = node?.get(type as ServedType);
+    const own = setIn(node, type);
     if (own) return own;
     if (name === state.settings.name) {
       if (type === 'SOA') return state.soaSet;
       if (type === 'NS') return state.nsSet;
     }
     const glue = state.glue.get(name);
-    if (glue && glue.type === type && !(node && (node.has('A') || node.has('AAAA') || node.has('CNAME')))) return glue;
+    if (glue && glue.type === type && !node?.some((s) => s.type === 'A' || s.type === 'AAAA' || s.type === 'CNAME')) return glue;
     return undefined;
   }
 
   /** The user's own RRset (no synthesis); used to find delegations. */
   userRRset(zone: string, name: string, type: RecordType): RRset | undefined {
-    return this.state(zone).user.get(name)?.get(type);
+    return setIn(this.state(zone).user.get(name), type);
   }
 
   /** Every RRset served at `name` (synthesised ones included), in type order. */
@@ -183,7 +206,7 @@ export class ZoneIndex {
       const set = this.rrset(zone, name, type);
       if (set) out.push(set);
     }
-    for (const set of this.state(zone).user.get(name)?.values() ?? []) if (!out.includes(set)) out.push(set);
+    for (const set of this.state(zone).user.get(name) ?? []) if (!out.includes(set)) out.push(set);
     return out.sort((a, b) => TYPE_ORDER[a.type] - TYPE_ORDER[b.type]);
   }
 
@@ -201,13 +224,13 @@ export class ZoneIndex {
     const state = this.state(zone);
     const apex = state.settings.name;
     const out: { name: string; set: RRset }[] = [{ name: apex, set: state.soaSet }];
-    if (!state.user.get(apex)?.has('NS')) out.push({ name: apex, set: state.nsSet });
+    if (!setIn(state.user.get(apex), 'NS')) out.push({ name: apex, set: state.nsSet });
     for (const name of sortCanonical([...state.glue.keys()])) {
       const glue = state.glue.get(name);
       if (glue && this.rrset(zone, name, glue.type) === glue) out.push({ name, set: glue });
     }
     for (const name of sortCanonical([...state.user.keys()])) {
-      const sets = [...(state.user.get(name)?.values() ?? [])].sort((a, b) => TYPE_ORDER[a.type] - TYPE_ORDER[b.type]);
+      const sets = [...(state.user.get(name) ?? [])].sort((a, b) => TYPE_ORDER[a.type] - TYPE_ORDER[b.type]);
       for (const set of sets) out.push({ name, set });
     }
     return out;
