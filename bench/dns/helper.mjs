@@ -6,7 +6,7 @@
 //   node helper.mjs freeport               a port free for both UDP and TCP on 127.0.0.1
 //   node helper.mjs field JSON_LINE KEY    one field of a JSON log line (used to read the controller's ports)
 //   node helper.mjs echo PORT              reference server: bare node:dgram, answers each query with itself
-//                                          flagged QR+AA (no parsing, no lookup): the ceiling of any Node UDP server
+//                                          flagged QR+AA (no parsing, no lookup): Node's plain UDP path as a reference
 //
 // Everything is deterministic (fixed-seed PRNG) so runs compare like with like.
 import { createSocket } from 'node:dgram';

@@ -7,7 +7,7 @@
 # generated zone for home.arpa., exports it, serves that export with NSD on another free port, then:
 #   - RSS of the controller (VmRSS) with the zone loaded, after a warm-up pass and after the runs;
 #   - max throughput (dnsperf -l DURATION) against both, same dnsperf settings, QPS ratio ours/NSD
-#     (and, for reference, against a bare node:dgram echo server: the ceiling for any Node server);
+#     (and, for reference, against a bare node:dgram echo server: Node's UDP path with no DNS work);
 #   - latency at a fixed rate (dnsperf -Q RATE -v): p50/p99/max from the per-query lines, both servers.
 # Everything it starts is stopped and every temp dir removed on exit (trap), even on failure.
 # Not part of `npm test`. Needs root only to apt-get install missing tools.
@@ -16,7 +16,7 @@
 #   DNSPERF_ARGS (dnsperf load settings for BOTH servers, default "-T 1 -c 8 -q 500"),
 #   NSD_SERVERS (NSD server-count, default 1: one serving process, like our one event loop),
 #   PIN (1 = pin each server to CPU 0 and dnsperf to CPU 1 with taskset; default 0),
-#   FLOOR (1 = also measure a bare node:dgram echo server as the ceiling for any Node server; default 1),
+#   FLOOR (1 = also measure a bare node:dgram echo server as a reference; default 1),
 #   QUIET_WAIT (120: seconds to wait before each measured run for other work to stop),
 #   QUIET_PCT (10: "quiet" means the machine is at most this % busy), SKIP_BUILD (1 = use the existing dist/).
 set -euo pipefail
@@ -357,7 +357,7 @@ row "" "ours" "NSD" "target"
 row "max QPS (-l $DURATION)" "${QPS[ours]}" "${QPS[nsd]}" ""
 row "QPS ratio ours/NSD" "$RATIO" "" ">= 0.4: $(verdict "$RATIO" 0.4 '>=')"
 row "lost queries at max QPS" "${LOST[ours]}" "${LOST[nsd]}" ""
-[[ -n ${QPS[echo]:-} ]] && row "bare node:dgram echo QPS (ceiling)" "${QPS[echo]}" "" "ours/echo $(awk -v a="${QPS[ours]}" -v b="${QPS[echo]}" 'BEGIN {printf "%.2f", a / b}')"
+[[ -n ${QPS[echo]:-} ]] && row "bare node:dgram echo QPS (reference)" "${QPS[echo]}" "" "ours/echo $(awk -v a="${QPS[ours]}" -v b="${QPS[echo]}" 'BEGIN {printf "%.2f", a / b}')"
 row "p50 at $RATE QPS (ms)" "${P50[ours]}" "${P50[nsd]}" ""
 row "p99 at $RATE QPS (ms)" "${P99[ours]}" "${P99[nsd]}" "< 1 ms: $(verdict "${P99[ours]}" 1 '<')"
 row "max at $RATE QPS (ms)" "${PMAX[ours]}" "${PMAX[nsd]}" ""
