@@ -1,4 +1,4 @@
-// Runs the real `bin/dnsproxy serve` (compiled dist/) on ephemeral ports, as a user would.
+// Runs the real `bin/dnsproxy serve` (compiled dist/) on ephemeral ports, as supervisord does.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -19,7 +19,8 @@ export interface Running {
 }
 
 export async function startController(dataDir: string, env: Record<string, string> = {}): Promise<Running> {
-  const proc = spawn(process.execPath, [BIN, 'serve', '--data-dir', dataDir, '--dns-port', '0', '--api-port', '0', '--listen-ip', '127.0.0.1'], {
+  // Run as supervisord runs it: directly, so the V8 flags in bin/dnsproxy's shebang apply.
+  const proc = spawn(BIN, ['serve', '--data-dir', dataDir, '--dns-port', '0', '--api-port', '0', '--listen-ip', '127.0.0.1'], {
     env: { ...process.env, DNSPROXY_ADMIN_TOKEN: TOKEN, DNSPROXY_NODE_IP: '192.0.2.10', DNSPROXY_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
