@@ -1,4 +1,5 @@
-// The one error catalog: every error the system reports has a stable code and an HTTP status.
+// The one error catalog: every error the system reports has a stable code and an HTTP status;
+// the mail relay's also carry the SMTP reply (code + RFC 3463 enhanced status) they become.
 // Callers branch on `code`, never on message text.
 
 export const ERRORS = {
@@ -16,9 +17,25 @@ export const ERRORS = {
   proxy_rejected: { status: 502, title: 'Caddy rejected the configuration' },
   unavailable: { status: 503, title: 'A component is temporarily unavailable; retry' },
   internal: { status: 500, title: 'Internal error' },
+  // Mail relay (src/mail): 4xx replies are transient (the client retries), 5xx permanent.
+  mail_auth_required: { status: 401, smtp: 530, enhanced: '5.7.0', title: 'Authentication required' },
+  mail_auth_failed: { status: 401, smtp: 535, enhanced: '5.7.8', title: 'Authentication credentials invalid' },
+  mail_sender_denied: { status: 403, smtp: 550, enhanced: '5.7.1', title: 'Sender address not allowed for this account' },
+  mail_no_route: { status: 403, smtp: 550, enhanced: '5.7.1', title: 'Relaying to this domain is not configured' },
+  mail_too_large: { status: 413, smtp: 552, enhanced: '5.3.4', title: 'Message exceeds the maximum size' },
+  mail_shutting_down: { status: 503, smtp: 421, enhanced: '4.3.2', title: 'Service shutting down, try again later' },
+  mail_store_unavailable: { status: 503, smtp: 451, enhanced: '4.3.0', title: 'Temporary local problem, try again later' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;
+/** Codes that have an SMTP reply. */
+export type SmtpErrorCode = { [K in ErrorCode]: (typeof ERRORS)[K] extends { smtp: number } ? K : never }[ErrorCode];
+
+/** An Error smtp-server turns into the reply `<smtp> <enhanced> <text>`. */
+export function smtpError(code: SmtpErrorCode, detail?: string): Error & { responseCode: number; code: SmtpErrorCode } {
+  const e = ERRORS[code];
+  return Object.assign(new Error(`${e.enhanced} ${detail ?? e.title}`), { responseCode: e.smtp, code });
+}
 
 /** One offending field: `path` is the dotted field path in the request (e.g. `values.0.exchange`). */
 export interface FieldIssue {

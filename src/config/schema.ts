@@ -11,6 +11,7 @@ const zoneName = z.string().superRefine((v, ctx) => {
 
 const portNumber = z.coerce.number().int('must be an integer').min(0, 'must be 0-65535').max(65535, 'must be 0-65535');
 const ip = z.string().refine((v) => isIP(v) !== 0, 'must be an IP address');
+const positive = z.coerce.number().int('must be an integer').positive('must be > 0');
 const hostPort = z.string().regex(/^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port');
 
 export const configSchema = z
@@ -33,8 +34,21 @@ export const configSchema = z
     upstreams: z.array(z.string().regex(/^(?:\[[0-9a-fA-F:]+\]:\d+|[0-9.]+(?::\d+)?|[0-9a-fA-F:]+)$/, 'must be ip or ip:port')).default([]).describe('Resolvers for names outside our zones; empty = REFUSED'),
     axfr_allow: z.array(ip).default(['127.0.0.1', '::1']).describe('Addresses allowed to AXFR'),
     log_level: z.enum(LOG_LEVELS).default('info'),
+    // Mail relay (`dnsproxy mail serve`).
+    smtp_port: portNumber.default(25).describe('Mail relay: SMTP listener (authenticated submission, as on the submission port)'),
+    submission_port: portNumber.default(587).describe('Mail relay: submission listener (STARTTLS + AUTH)'),
+    mail_hostname: z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, 'must be a host name').optional().describe('Mail relay: name in the greeting, EHLO and the self-signed certificate; default: this host\'s name'),
+    mail_max_size: positive.default(25 * 1024 * 1024).describe('Mail relay: largest message accepted, bytes (advertised as SIZE)'),
+    mail_max_clients: positive.default(100).describe('Mail relay: concurrent SMTP connections; more get 421'),
+    mail_workers: positive.default(4).describe('Mail relay: deliveries in flight at once'),
+    mail_retry_base_ms: positive.default(60_000).describe('Mail relay: first retry delay; doubles per attempt up to mail_retry_max_ms'),
+    mail_retry_max_ms: positive.default(3_600_000),
+    mail_give_up_ms: positive.default(2 * 24 * 3_600_000).describe('Mail relay: a message still undelivered this long after acceptance fails'),
+    mail_tls_cert: z.string().min(1).optional().describe('Mail relay: PEM certificate for STARTTLS; default: self-signed, generated into <data_dir>/mail/tls'),
+    mail_tls_key: z.string().min(1).optional(),
   })
-  .strict();
+  .strict()
+  .refine((c) => (c.mail_tls_cert === undefined) === (c.mail_tls_key === undefined), { path: ['mail_tls_key'], message: 'mail_tls_cert and mail_tls_key go together' });
 
 export type Config = z.infer<typeof configSchema> & { node_ip: string };
 

@@ -23,13 +23,17 @@ export function openDb(dataDir: string): Db {
   return db;
 }
 
-/** Applies every migration above `PRAGMA user_version`, each in its own transaction. */
+/**
+ * Applies every migration above `PRAGMA user_version`, each in its own transaction. The version
+ * is read inside the write transaction: the controller and the mail relay start together under
+ * supervisord, and the second to get the lock must see the first one's migration as done.
+ */
 export function migrate(db: Db): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
+  if ((db.pragma('user_version', { simple: true }) as number) >= MIGRATIONS.length) return; // up to date: no write lock
   for (const [i, sql] of MIGRATIONS.entries()) {
     const version = i + 1;
-    if (version <= current) continue;
     db.transaction(() => {
+      if ((db.pragma('user_version', { simple: true }) as number) >= version) return;
       db.exec(sql);
       db.pragma(`user_version = ${version}`);
     }).immediate();

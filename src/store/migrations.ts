@@ -40,4 +40,74 @@ export const MIGRATIONS: readonly string[] = [
     updated_at TEXT NOT NULL
   );
   `,
+  // 3: mail relay (src/mail): accounts, providers, routing rules, DKIM keys, the queue and its delivery log.
+  // Queue times (next_attempt_at, lease_until, *_ms) are Unix milliseconds so due/lease checks compare integers.
+  `
+  CREATE TABLE mail_accounts (
+    name TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,   -- scrypt$N$r$p$salt$hash (src/mail/password.ts)
+    allowed_domains TEXT NOT NULL, -- JSON array of lower-case domains MAIL FROM may use
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE TABLE mail_providers (
+    name TEXT PRIMARY KEY,
+    type TEXT NOT NULL,            -- smtp (mx, http later)
+    config TEXT NOT NULL,          -- JSON, shape per type (src/mail/schema.ts)
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE TABLE mail_rules (
+    id TEXT PRIMARY KEY,
+    priority INTEGER NOT NULL,     -- lower first
+    sender_domain TEXT,            -- NULL = any
+    recipient_domain TEXT,
+    account TEXT,
+    provider TEXT NOT NULL,
+    fallback_provider TEXT,
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE mail_dkim_keys (
+    domain TEXT PRIMARY KEY,
+    selector TEXT NOT NULL,
+    private_key TEXT NOT NULL,     -- PEM
+    created_at TEXT NOT NULL
+  );
+  CREATE TABLE mail_bodies (
+    id TEXT PRIMARY KEY,
+    raw BLOB NOT NULL
+  );
+  CREATE TABLE mail_messages (
+    id TEXT PRIMARY KEY,
+    body_id TEXT REFERENCES mail_bodies (id), -- NULL once every message of the body is final (body purged)
+    account TEXT NOT NULL,
+    mail_from TEXT NOT NULL,
+    rcpt_to TEXT NOT NULL,         -- JSON array, all in recipient_domain
+    recipient_domain TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    status TEXT NOT NULL,          -- queued|sending|deferred|delivered|bounced|failed|held
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at_ms INTEGER NOT NULL,
+    next_attempt_at INTEGER NOT NULL,
+    lease_until INTEGER,
+    lease_owner TEXT,
+    provider TEXT,
+    last_error TEXT,
+    updated_at_ms INTEGER NOT NULL
+  );
+  CREATE INDEX mail_messages_due ON mail_messages (status, next_attempt_at);
+  CREATE INDEX mail_messages_body ON mail_messages (body_id);
+  CREATE TABLE mail_deliveries (
+    id INTEGER PRIMARY KEY,
+    message_id TEXT NOT NULL REFERENCES mail_messages (id),
+    at_ms INTEGER NOT NULL,
+    provider TEXT,
+    outcome TEXT NOT NULL,         -- delivered|transient|permanent
+    code INTEGER,
+    response TEXT NOT NULL,
+    duration_ms INTEGER NOT NULL
+  );
+  CREATE INDEX mail_deliveries_message ON mail_deliveries (message_id);
+  `,
 ];

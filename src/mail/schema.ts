@@ -1,0 +1,131 @@
+// The mail relay's model: accounts, providers, routing rules, queued messages and their delivery
+// log. One zod schema per thing, used for API/CLI input and for DB rows on read.
+import { z } from 'zod';
+
+/** A domain as MAIL FROM / RCPT TO carry it: lower-case, no trailing dot. */
+export const mailDomain = z
+  .string()
+  .max(253)
+  .regex(/^(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?$/, 'must be a domain name')
+  .transform((v) => v.toLowerCase().replace(/\.$/, ''));
+
+/** Account and provider names: short, safe in a URL path and a log line. */
+export const mailName = z.string().regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, 'must be 1-64 of a-z 0-9 . _ - starting with a letter or digit');
+
+export const email = z.string().max(254).regex(/^[^\s@<>]+@[^\s@<>]+$/, 'must be an email address').transform((v) => v.toLowerCase());
+
+/** The domain part of an address, lower-case ('' when there is none). */
+export function domainOf(address: string): string {
+  const at = address.lastIndexOf('@');
+  return at < 0 ? '' : address.slice(at + 1).toLowerCase().replace(/\.$/, '');
+}
+
+// ---- accounts -----------------------------------------------------------------------------
+
+export const accountInput = z
+  .object({
+    name: mailName.describe('SMTP username (the email works too)'),
+    email: email.describe('Contact address of the account'),
+    password: z.string().min(8, 'at least 8 characters').max(1024),
+    allowed_domains: z.array(mailDomain).min(1, 'at least one domain').max(100).describe('Domains MAIL FROM may use'),
+  })
+  .strict();
+export type AccountInput = z.infer<typeof accountInput>;
+
+export interface Account {
+  name: string;
+  email: string;
+  allowed_domains: string[];
+  created_at: string;
+  updated_at: string;
+}
+
+// ---- providers ----------------------------------------------------------------------------
+
+/** `tls`: TLS from the first byte (465); `starttls`: STARTTLS required; `none`: plain (LAN smarthost). */
+export const SMTP_SECURITY = ['tls', 'starttls', 'none'] as const;
+
+export const smtpProvider = z
+  .object({
+    type: z.literal('smtp'),
+    host: z.string().min(1).max(253).regex(/^[A-Za-z0-9.:[\]-]+$/, 'must be a host name or IP'),
+    port: z.coerce.number().int().min(1).max(65535),
+    security: z.enum(SMTP_SECURITY).default('starttls'),
+    /** false accepts any certificate (self-signed LAN relay); the default verifies it. */
+    tls_verify: z.boolean().default(true),
+    auth: z.object({ user: z.string().min(1).max(256), pass: z.string().min(1).max(1024) }).strict().optional(),
+  })
+  .strict();
+
+/** Open for `mx` (direct delivery) and `http` (API providers) later; only `smtp` exists now. */
+export const providerConfig = z.discriminatedUnion('type', [smtpProvider]);
+export type ProviderConfig = z.infer<typeof providerConfig>;
+
+export const providerInput = z.object({ name: mailName, config: providerConfig }).strict();
+export type ProviderInput = z.infer<typeof providerInput>;
+
+export interface Provider {
+  name: string;
+  config: ProviderConfig;
+}
+
+// ---- routing rules ------------------------------------------------------------------------
+
+export const ruleInput = z
+  .object({
+    priority: z.coerce.number().int().min(0).max(1_000_000).default(100).describe('Lower is tried first'),
+    sender_domain: mailDomain.nullable().default(null).describe('Match MAIL FROM domain; null = any'),
+    recipient_domain: mailDomain.nullable().default(null).describe('Match recipient domain; null = any'),
+    account: mailName.nullable().default(null).describe('Match the authenticated account; null = any'),
+    provider: mailName,
+    fallback_provider: mailName.nullable().default(null).describe('Used when the provider keeps failing'),
+  })
+  .strict();
+export type RuleInput = z.infer<typeof ruleInput>;
+export type Rule = RuleInput & { id: string };
+
+// ---- messages -----------------------------------------------------------------------------
+
+export const MESSAGE_STATUSES = ['queued', 'sending', 'deferred', 'delivered', 'bounced', 'failed', 'held'] as const;
+export type MessageStatus = (typeof MESSAGE_STATUSES)[number];
+/** Statuses a message never leaves. */
+export const FINAL_STATUSES: ReadonlySet<MessageStatus> = new Set(['delivered', 'bounced', 'failed']);
+
+export const messageRow = z.object({
+  id: z.string(),
+  body_id: z.string().nullable(),
+  account: z.string(),
+  mail_from: z.string(),
+  rcpt_to: z.string().transform((v) => z.array(z.string()).parse(JSON.parse(v))),
+  recipient_domain: z.string(),
+  size: z.number().int(),
+  status: z.enum(MESSAGE_STATUSES),
+  attempts: z.number().int(),
+  created_at_ms: z.number().int(),
+  next_attempt_at: z.number().int(),
+  lease_until: z.number().int().nullable(),
+  lease_owner: z.string().nullable(),
+  provider: z.string().nullable(),
+  last_error: z.string().nullable(),
+  updated_at_ms: z.number().int(),
+});
+export type Message = z.infer<typeof messageRow>;
+
+export const ATTEMPT_OUTCOMES = ['delivered', 'transient', 'permanent'] as const;
+export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number];
+
+/** One delivery attempt, as the delivery log stores it. */
+export interface Attempt {
+  provider: string | null;
+  outcome: AttemptOutcome;
+  /** SMTP reply code, null when there was none (connection refused, timeout). */
+  code: number | null;
+  response: string;
+  duration_ms: number;
+}
+
+export interface Delivery extends Attempt {
+  id: number;
+  message_id: string;
+  at_ms: number;
+}

@@ -1,0 +1,145 @@
+// The relay's settings in SQLite: accounts, providers, routing rules and DKIM keys. The
+// controller (API, CLI) writes them, the relay reads them on every session/delivery, so a change
+// applies to the next connection or attempt without a restart. Every write is one statement.
+import { randomBytes } from 'node:crypto';
+import { AppError } from '../errors.js';
+import type { Db } from '../store/db.js';
+import { hashPassword } from './password.js';
+import { providerConfig, type Account, type AccountInput, type Provider, type ProviderInput, type Rule, type RuleInput } from './schema.js';
+
+interface AccountRow {
+  name: string;
+  email: string;
+  password_hash: string;
+  allowed_domains: string;
+  created_at: string;
+  updated_at: string;
+}
+
+const account = (r: AccountRow): Account => ({
+  name: r.name,
+  email: r.email,
+  allowed_domains: JSON.parse(r.allowed_domains) as string[],
+  created_at: r.created_at,
+  updated_at: r.updated_at,
+});
+
+export interface DkimKey {
+  domain: string;
+  selector: string;
+  private_key: string;
+}
+
+const isUnique = (e: unknown) => (e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' || (e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+
+export class MailStore {
+  constructor(
+    private readonly db: Db,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  // ---- accounts ----
+
+  /** Creates an account; the password is hashed (async) before the one-row insert. */
+  async addAccount(input: AccountInput): Promise<Account> {
+    const hash = await hashPassword(input.password);
+    const at = this.now().toISOString();
+    const domains = JSON.stringify([...new Set(input.allowed_domains)].sort());
+    try {
+      this.db
+        .prepare('INSERT INTO mail_accounts (name, email, password_hash, allowed_domains, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(input.name, input.email, hash, domains, at, at);
+    } catch (e) {
+      if (isUnique(e)) throw new AppError('conflict', `an account named ${input.name} or with email ${input.email} exists`);
+      throw e;
+    }
+    return this.account(input.name)!;
+  }
+
+  accounts(): Account[] {
+    return (this.db.prepare('SELECT * FROM mail_accounts ORDER BY name').all() as AccountRow[]).map(account);
+  }
+
+  account(name: string): Account | undefined {
+    const row = this.db.prepare('SELECT * FROM mail_accounts WHERE name = ?').get(name) as AccountRow | undefined;
+    return row && account(row);
+  }
+
+  /** The account an SMTP username (account name or email) logs in as, with its password hash. */
+  login(username: string): { account: Account; hash: string } | undefined {
+    const u = username.toLowerCase();
+    const row = this.db.prepare('SELECT * FROM mail_accounts WHERE name = ? OR email = ?').get(u, u) as AccountRow | undefined;
+    return row && { account: account(row), hash: row.password_hash };
+  }
+
+  removeAccount(name: string): void {
+    if (this.db.prepare('DELETE FROM mail_accounts WHERE name = ?').run(name).changes === 0) throw new AppError('not_found', `no account ${name}`);
+  }
+
+  // ---- providers ----
+
+  /** Creates or replaces a provider. */
+  putProvider(input: ProviderInput): Provider {
+    const at = this.now().toISOString();
+    this.db
+      .prepare(
+        `INSERT INTO mail_providers (name, type, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET type = excluded.type, config = excluded.config, updated_at = excluded.updated_at`,
+      )
+      .run(input.name, input.config.type, JSON.stringify(input.config), at, at);
+    return { name: input.name, config: input.config };
+  }
+
+  providers(): Provider[] {
+    const rows = this.db.prepare('SELECT name, config FROM mail_providers ORDER BY name').all() as { name: string; config: string }[];
+    return rows.map((r) => ({ name: r.name, config: providerConfig.parse(JSON.parse(r.config)) }));
+  }
+
+  provider(name: string): Provider | undefined {
+    const row = this.db.prepare('SELECT config FROM mail_providers WHERE name = ?').get(name) as { config: string } | undefined;
+    return row && { name, config: providerConfig.parse(JSON.parse(row.config)) };
+  }
+
+  removeProvider(name: string): void {
+    if (this.db.prepare('DELETE FROM mail_providers WHERE name = ?').run(name).changes === 0) throw new AppError('not_found', `no provider ${name}`);
+  }
+
+  // ---- rules ----
+
+  addRule(input: RuleInput): Rule {
+    const rule: Rule = { ...input, id: randomBytes(4).toString('hex') };
+    this.db
+      .prepare(
+        `INSERT INTO mail_rules (id, priority, sender_domain, recipient_domain, account, provider, fallback_provider, created_at)
+         VALUES (@id, @priority, @sender_domain, @recipient_domain, @account, @provider, @fallback_provider, @created_at)`,
+      )
+      .run({ ...rule, created_at: this.now().toISOString() });
+    return rule;
+  }
+
+  /** Rules in evaluation order: priority, then creation. */
+  rules(): Rule[] {
+    return this.db
+      .prepare('SELECT id, priority, sender_domain, recipient_domain, account, provider, fallback_provider FROM mail_rules ORDER BY priority, created_at, id')
+      .all() as Rule[];
+  }
+
+  removeRule(id: string): void {
+    if (this.db.prepare('DELETE FROM mail_rules WHERE id = ?').run(id).changes === 0) throw new AppError('not_found', `no rule ${id}`);
+  }
+
+  // ---- DKIM keys ----
+
+  putDkimKey(key: DkimKey): void {
+    this.db
+      .prepare(
+        `INSERT INTO mail_dkim_keys (domain, selector, private_key, created_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (domain) DO UPDATE SET selector = excluded.selector, private_key = excluded.private_key`,
+      )
+      .run(key.domain, key.selector, key.private_key, this.now().toISOString());
+  }
+
+  dkimKey(domain: string): DkimKey | undefined {
+    return this.db.prepare('SELECT domain, selector, private_key FROM mail_dkim_keys WHERE domain = ?').get(domain) as DkimKey | undefined;
+  }
+}
