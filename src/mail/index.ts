@@ -1,0 +1,114 @@
+// The mail relay process (`dnsproxy mail serve`): store + SMTP listeners + delivery queue.
+// Contract: start() brings every part up or stops what it started and throws; stop() is safe
+// after a partial start: listeners stop accepting and open sessions finish (closeTimeoutMs) while
+// deliveries in flight finish (drainMs), then the pools and the store close.
+import { hostname as osHostname } from 'node:os';
+import type { Config } from '../config/schema.js';
+import { logger } from '../log/index.js';
+import { openDb, type Db } from '../store/db.js';
+import { Deliverer } from './deliver.js';
+import { MessageStore } from './messages.js';
+import type { RetryPolicy } from './policy.js';
+import { Queue, type QueueOptions } from './queue.js';
+import { SubmissionServer } from './server.js';
+import { MailStore } from './store.js';
+import { AuthThrottle, type ThrottleOptions } from './throttle.js';
+import { loadTls } from './tls.js';
+
+export interface MailRelayOptions {
+  dataDir: string;
+  listenIp: string;
+  smtpPort: number;
+  submissionPort: number;
+  hostname: string;
+  maxSize: number;
+  maxClients: number;
+  workers: number;
+  retry: RetryPolicy;
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
+  /** Tuning; the defaults below fit production, tests shorten them. */
+  leaseMs?: number;
+  pollMs?: number;
+  fallbackAfter?: number;
+  drainMs?: number;
+  closeTimeoutMs?: number;
+  authThrottle?: ThrottleOptions;
+}
+
+const DEFAULTS = {
+  /** Renewed every 40 s while a delivery runs; after a crash the message waits at most this long. */
+  leaseMs: 120_000,
+  pollMs: 1000,
+  fallbackAfter: 2,
+  /** With closeTimeoutMs, inside supervisord's stopwaitsecs=30. */
+  drainMs: 20_000,
+  closeTimeoutMs: 20_000,
+  /** 1 s after the first bad password from an address, doubling to 30 s; forgotten after 15 min. */
+  authThrottle: { baseMs: 1000, maxMs: 30_000, windowMs: 15 * 60_000 },
+} as const;
+
+export function relayOptions(c: Config): MailRelayOptions {
+  return {
+    dataDir: c.data_dir,
+    listenIp: c.listen_ip,
+    smtpPort: c.smtp_port,
+    submissionPort: c.submission_port,
+    hostname: c.mail_hostname ?? osHostname(),
+    maxSize: c.mail_max_size,
+    maxClients: c.mail_max_clients,
+    workers: c.mail_workers,
+    retry: { baseMs: c.mail_retry_base_ms, maxMs: c.mail_retry_max_ms, giveUpMs: c.mail_give_up_ms },
+    tlsCert: c.mail_tls_cert,
+    tlsKey: c.mail_tls_key,
+  };
+}
+
+export class MailRelay {
+  private db?: Db;
+  private servers: SubmissionServer[] = [];
+  private queue?: Queue;
+  private deliverer?: Deliverer;
+  private readonly log = logger('mail');
+
+  constructor(private readonly opts: MailRelayOptions) {}
+
+  async start(): Promise<{ smtpPort: number; submissionPort: number }> {
+    const o = { ...DEFAULTS, ...this.opts };
+    try {
+      const db = (this.db = openDb(o.dataDir));
+      const store = new MailStore(db);
+      const messages = new MessageStore(db);
+      const tls = await loadTls({ dataDir: o.dataDir, hostname: o.hostname, certFile: o.tlsCert, keyFile: o.tlsKey });
+      if (tls.generated) this.log.info('generated a self-signed STARTTLS certificate', { hostname: o.hostname, dir: `${o.dataDir}/mail/tls` });
+
+      this.deliverer = new Deliverer(o.hostname);
+      const queue: QueueOptions = { workers: o.workers, leaseMs: o.leaseMs, pollMs: o.pollMs, retry: o.retry, fallbackAfter: o.fallbackAfter, drainMs: o.drainMs };
+      this.queue = new Queue({ messages, store, deliverer: this.deliverer }, queue);
+      const q = this.queue;
+
+      const throttle = new AuthThrottle(o.authThrottle);
+      const server = () => {
+        const s = new SubmissionServer({ store, messages, throttle, onQueued: () => q.wake() }, { hostname: o.hostname, maxSize: o.maxSize, maxClients: o.maxClients, tls, closeTimeoutMs: o.closeTimeoutMs });
+        this.servers.push(s);
+        return s;
+      };
+      const smtpPort = await server().listen(o.smtpPort, o.listenIp);
+      const submissionPort = await server().listen(o.submissionPort, o.listenIp);
+      q.start();
+      this.log.info('mail relay started', { smtp: `${o.listenIp}:${smtpPort}`, submission: `${o.listenIp}:${submissionPort}`, hostname: o.hostname, owner: q.owner });
+      return { smtpPort, submissionPort };
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.servers.map((s) => s.close()), this.queue?.stop()]);
+    this.deliverer?.close();
+    this.db?.close();
+    this.servers = [];
+    this.queue = this.deliverer = this.db = undefined;
+  }
+}

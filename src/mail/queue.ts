@@ -1,0 +1,138 @@
+// The delivery workers: claim due messages with a lease, deliver each through the provider its
+// rule names, record the attempt and the next state. Contracts:
+// - at-least-once: a message is final only after its provider accepted (delivered) or refused it
+//   for good (bounced), or the give-up time passed (failed). A crash mid-delivery leaves the lease
+//   to lapse and the message is delivered again; nothing accepted is lost.
+// - leases of deliveries in flight are renewed, so a slow delivery is never claimed twice.
+// - stop() claims nothing more and waits up to drainMs for deliveries in flight.
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import { logger } from '../log/index.js';
+import type { Deliverer } from './deliver.js';
+import type { MessageStore } from './messages.js';
+import { afterAttempt, type RetryPolicy } from './policy.js';
+import { matchRule, providerFor } from './route.js';
+import { domainOf, type Attempt, type Message } from './schema.js';
+import type { MailStore } from './store.js';
+
+export interface QueueOptions {
+  /** Deliveries in flight at once. */
+  workers: number;
+  /** How long a claim holds; renewed every leaseMs/3 while the delivery runs. */
+  leaseMs: number;
+  /** How often due messages are looked for (new ones also wake the queue at once). */
+  pollMs: number;
+  retry: RetryPolicy;
+  /** Failed attempts on the primary before the fallback provider takes turns (src/mail/route.ts). */
+  fallbackAfter: number;
+  /** stop() waits this long for deliveries in flight; the rest are retried after their lease lapses. */
+  drainMs: number;
+}
+
+export interface QueueDeps {
+  messages: MessageStore;
+  store: MailStore;
+  deliverer: Pick<Deliverer, 'send'>;
+  now?: () => number;
+}
+
+export class Queue {
+  private readonly log = logger('mail.queue');
+  private readonly now: () => number;
+  /** Who holds our leases: unique per process start. */
+  readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  private readonly inFlight = new Map<string, Promise<void>>();
+  private running = false;
+  private poll?: NodeJS.Timeout;
+  private renew?: NodeJS.Timeout;
+
+  constructor(
+    private readonly deps: QueueDeps,
+    private readonly opts: QueueOptions,
+  ) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.poll = setInterval(() => this.tick(), this.opts.pollMs);
+    this.renew = setInterval(() => this.renewLeases(), Math.max(1, Math.floor(this.opts.leaseMs / 3)));
+    this.tick();
+  }
+
+  /** Look for due messages now (a message was just queued). */
+  wake(): void {
+    if (this.running) setImmediate(() => this.tick());
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    clearInterval(this.poll);
+    clearInterval(this.renew);
+    if (!this.inFlight.size) return;
+    this.log.info('draining', { in_flight: this.inFlight.size });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.opts.drainMs)));
+    await Promise.race([Promise.allSettled(this.inFlight.values()), timeout]);
+    clearTimeout(timer);
+  }
+
+  private tick(): void {
+    const free = this.opts.workers - this.inFlight.size;
+    if (!this.running || free <= 0) return;
+    let claimed: Message[];
+    try {
+      claimed = this.deps.messages.claim(this.owner, free, this.now(), this.opts.leaseMs);
+    } catch (e) {
+      this.log.error('claiming messages failed; retrying at the next poll', { error: (e as Error).message });
+      return;
+    }
+    for (const m of claimed) {
+      const p = this.process(m).finally(() => {
+        this.inFlight.delete(m.id);
+        this.tick();
+      });
+      this.inFlight.set(m.id, p);
+    }
+  }
+
+  private renewLeases(): void {
+    if (!this.inFlight.size) return;
+    try {
+      this.deps.messages.renew(this.owner, [...this.inFlight.keys()], this.now() + this.opts.leaseMs);
+    } catch (e) {
+      this.log.warn('renewing leases failed', { error: (e as Error).message });
+    }
+  }
+
+  /** One attempt for `m`. Never throws: an error leaves the lease to lapse, and the message is tried again. */
+  private async process(m: Message): Promise<void> {
+    try {
+      const attempt = await this.attempt(m);
+      const next = afterAttempt(m, attempt, this.now(), this.opts.retry);
+      const recorded = this.deps.messages.finish(m.id, this.owner, attempt, next, this.now());
+      const fields = { id: m.id, to: m.recipient_domain, provider: attempt.provider, outcome: attempt.outcome, code: attempt.code, status: next.status, duration_ms: attempt.duration_ms };
+      if (!recorded) this.log.warn('lease lost before the attempt was recorded; another worker owns the message', fields);
+      else if (attempt.outcome === 'delivered') this.log.info('delivered', fields);
+      else this.log.warn('attempt failed', { ...fields, response: attempt.response, next_attempt_at: new Date(next.next_attempt_at).toISOString() });
+    } catch (e) {
+      this.log.error('delivery error; the message is retried when its lease lapses', { id: m.id, error: (e as Error).message });
+    }
+  }
+
+  /** Routes and delivers `m`. A missing route or provider is a transient attempt: fixing the settings lets the message go. */
+  private async attempt(m: Message): Promise<Attempt> {
+    const { store, messages, deliverer } = this.deps;
+    const missing = (response: string): Attempt => ({ provider: null, outcome: 'transient', code: null, response, duration_ms: 0 });
+    const senderDomain = domainOf(m.mail_from);
+    const rule = matchRule(store.rules(), { account: m.account, senderDomain, recipientDomain: m.recipient_domain });
+    if (!rule) return missing(`no routing rule matches account ${m.account}, ${senderDomain} → ${m.recipient_domain}`);
+    const name = providerFor(rule, m.attempts, this.opts.fallbackAfter);
+    const provider = store.provider(name);
+    if (!provider) return missing(`provider ${name} (rule ${rule.id}) does not exist`);
+    const raw = m.body_id === null ? undefined : messages.body(m.body_id);
+    if (!raw) return missing('message body missing');
+    return deliverer.send(provider, { from: m.mail_from, to: m.rcpt_to }, raw, store.dkimKey(senderDomain));
+  }
+}

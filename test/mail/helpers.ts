@@ -1,0 +1,311 @@
+// Real SMTP on loopback ephemeral ports: a relay (MailRelay on a temp data dir, configured through
+// its own SQLite handle as the controller would), sink servers standing in for providers, and a
+// nodemailer client submitting over STARTTLS + AUTH.
+import { readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { join } from 'node:path';
+import nodemailer from 'nodemailer';
+import { SMTPServer, type SMTPServerAddress } from 'smtp-server';
+import { setLogLevel } from '../../src/log/index.js';
+import { selfSignedCert } from '../../src/mail/cert.js';
+import { MailRelay, type MailRelayOptions } from '../../src/mail/index.js';
+import { MessageStore } from '../../src/mail/messages.js';
+import type { Message } from '../../src/mail/schema.js';
+import { MailStore } from '../../src/mail/store.js';
+import { openDb, type Db } from '../../src/store/db.js';
+import { tempDir } from '../helpers/tmp.js';
+
+// Tests assert on what SMTP clients and sinks see; info lines would bury mocha's output.
+setLogLevel('error');
+
+export const HOSTNAME = 'relay.example.net';
+export const ACCOUNT = { name: 'app', email: 'app@example.com', password: 'correct horse battery', allowed_domains: ['example.com'] };
+
+// ---- sinks: the providers -----------------------------------------------------------------
+
+export interface Received {
+  from: string;
+  to: string[];
+  raw: Buffer;
+}
+
+export interface Sink {
+  port: number;
+  received: Received[];
+  /** Reply to every DATA with this error instead of accepting (e.g. 550 or 451). */
+  reject: { code: number; text: string } | null;
+  /** Starts listening on `port` (again), e.g. to bring a "down" provider up. */
+  listen(port?: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+let sinkTls: Promise<{ key: string; cert: string }> | undefined;
+
+/** An SMTP server that accepts any envelope over STARTTLS (self-signed) and keeps what it got. */
+export function sink(): Sink {
+  const received: Received[] = [];
+  let server: SMTPServer | undefined;
+  const s: Sink = {
+    port: 0,
+    received,
+    reject: null,
+    async listen(port = 0) {
+      const tls = await (sinkTls ??= selfSignedCert('sink.example.org', new Date()));
+      const srv = (server = new SMTPServer({
+        ...tls,
+        authOptional: true,
+        disableReverseLookup: true,
+        // The relay's pooled connections stay open; close() must not wait 30 s for them.
+        closeTimeout: 100,
+        logger: false,
+        onData(stream, session, cb) {
+          const chunks: Buffer[] = [];
+          stream.on('data', (c: Buffer) => chunks.push(c));
+          stream.on('end', () => {
+            if (s.reject) return cb(Object.assign(new Error(s.reject.text), { responseCode: s.reject.code }));
+            const env = session.envelope;
+            received.push({ from: (env.mailFrom as SMTPServerAddress).address, to: env.rcptTo.map((r) => r.address), raw: Buffer.concat(chunks) });
+            cb(null, 'sink accepted');
+          });
+        },
+      }));
+      srv.on('error', () => undefined);
+      await new Promise<void>((resolve, reject) => {
+        srv.server.once('error', reject);
+        srv.listen(port, '127.0.0.1', () => resolve());
+      });
+      s.port = (srv.server.address() as { port: number }).port;
+      return s.port;
+    },
+    async close() {
+      const srv = server;
+      server = undefined;
+      if (srv?.server.listening) await new Promise<void>((resolve) => srv.close(() => resolve()));
+    },
+  };
+  return s;
+}
+
+/** A port nothing listens on (bound, then released). */
+export async function deadPort(): Promise<number> {
+  const s = sink();
+  const port = await s.listen();
+  await s.close();
+  return port;
+}
+
+// ---- the relay ----------------------------------------------------------------------------
+
+export interface RelayFixture {
+  relay: MailRelay;
+  dir: string;
+  submissionPort: number;
+  smtpPort: number;
+  /** The controller's view: its own handle on the same SQLite file. */
+  db: Db;
+  store: MailStore;
+  messages: MessageStore;
+  /** The relay's self-signed certificate (PEM), for clients that verify it. */
+  cert: string;
+  close(): Promise<void>;
+}
+
+export const FAST: Partial<MailRelayOptions> = {
+  pollMs: 20,
+  leaseMs: 2000,
+  fallbackAfter: 2,
+  drainMs: 2000,
+  closeTimeoutMs: 200,
+  retry: { baseMs: 50, maxMs: 200, giveUpMs: 60_000 },
+  authThrottle: { baseMs: 300, maxMs: 1000, windowMs: 60_000 },
+};
+
+export async function startRelay(over: Partial<MailRelayOptions> = {}, dir?: string): Promise<RelayFixture> {
+  const tmp = dir ? { dir, cleanup: () => undefined } : tempDir('dnsproxy-mail-');
+  const relay = new MailRelay({
+    dataDir: tmp.dir,
+    listenIp: '127.0.0.1',
+    smtpPort: 0,
+    submissionPort: 0,
+    hostname: HOSTNAME,
+    maxSize: 1024 * 1024,
+    maxClients: 20,
+    workers: 4,
+    retry: { baseMs: 50, maxMs: 200, giveUpMs: 60_000 },
+    ...FAST,
+    ...over,
+  });
+  const ports = await relay.start();
+  const db = openDb(tmp.dir);
+  return {
+    relay,
+    dir: tmp.dir,
+    ...ports,
+    db,
+    store: new MailStore(db),
+    messages: new MessageStore(db),
+    cert: readFileSync(join(tmp.dir, 'mail', 'tls', 'cert.pem'), 'utf8'),
+    async close() {
+      await relay.stop();
+      db.close();
+      tmp.cleanup();
+    },
+  };
+}
+
+/** The usual setup: the test account, one provider per sink, and a catch-all rule to the first. */
+export async function configure(r: RelayFixture, providers: Record<string, number>, rule: { fallback?: string } = {}): Promise<void> {
+  await r.store.addAccount(ACCOUNT);
+  for (const [name, port] of Object.entries(providers))
+    r.store.putProvider({ name, config: { type: 'smtp', host: '127.0.0.1', port, security: 'starttls', tls_verify: false } });
+  const [first] = Object.keys(providers);
+  r.store.addRule({ priority: 100, sender_domain: null, recipient_domain: null, account: null, provider: first!, fallback_provider: rule.fallback ?? null });
+}
+
+// ---- clients ------------------------------------------------------------------------------
+
+export interface SubmitOptions {
+  user?: string;
+  pass?: string;
+  /** false: no AUTH at all. */
+  auth?: boolean;
+  /** false: stay in plain text (no STARTTLS). */
+  tls?: boolean;
+}
+
+/** A nodemailer client for the relay's submission port, verifying the relay's certificate. */
+export function client(r: RelayFixture, o: SubmitOptions = {}) {
+  return nodemailer.createTransport({
+    host: '127.0.0.1',
+    port: r.submissionPort,
+    secure: false,
+    ...(o.tls === false ? { ignoreTLS: true } : { requireTLS: true }),
+    tls: { ca: r.cert, servername: HOSTNAME },
+    ...(o.auth === false ? {} : { auth: { user: o.user ?? ACCOUNT.name, pass: o.pass ?? ACCOUNT.password } }),
+    logger: false,
+  });
+}
+
+export function mail(over: { from?: string; to?: string[]; subject?: string; text?: string } = {}) {
+  return { from: over.from ?? 'app@example.com', to: over.to ?? ['rcpt@example.org'], subject: over.subject ?? 'hello', text: over.text ?? 'hello from the relay test' };
+}
+
+/** The SMTP error a send failed with (fails the test if the send succeeded). */
+export async function refusal(p: Promise<unknown>): Promise<{ responseCode?: number; response?: string; message: string }> {
+  try {
+    await p;
+  } catch (e) {
+    return e as { responseCode?: number; response?: string; message: string };
+  }
+  throw new Error('expected the relay to refuse, it accepted');
+}
+
+/** Polls until `probe` is truthy; fails after `ms`. */
+export async function eventually<T>(probe: () => T | undefined | false, ms = 5000, what = 'condition'): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = probe();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export function message(r: RelayFixture, id: string): Message {
+  const m = r.messages.get(id);
+  if (!m) throw new Error(`no message ${id}`);
+  return m;
+}
+
+/** The queue id(s) from a relay's "250 2.0.0 Ok: queued as <id>[,<id>]" reply. */
+export function queuedIds(response: string): string[] {
+  const m = /queued as ([0-9a-f,]+)/.exec(response);
+  if (!m?.[1]) throw new Error(`no queue id in ${JSON.stringify(response)}`);
+  return m[1].split(',');
+}
+
+// ---- a raw SMTP line client, for what nodemailer will not do -----------------------------
+
+export interface RawSession {
+  /** The next complete reply (all its lines). */
+  reply(): Promise<string>;
+  send(line: string | Buffer): void;
+  /** STARTTLS was answered 220: continue over TLS, verifying the relay's certificate. */
+  upgrade(ca: string): Promise<RawSession>;
+  close(): void;
+}
+
+function session(socket: Socket): RawSession {
+  socket.on('error', () => undefined);
+  let buf = '';
+  const waiting: ((s: string) => void)[] = [];
+  const replies: string[] = [];
+  let closed = false;
+  const deliver = (r: string) => {
+    const w = waiting.shift();
+    if (w) w(r);
+    else replies.push(r);
+  };
+  const onData = (d: Buffer) => {
+    buf += d.toString('latin1');
+    // A reply ends with a line "NNN text" (no dash after the code).
+    for (let m; (m = /^(?:\d{3}-.*\r\n)*\d{3}(?: .*)?\r\n/.exec(buf)); ) {
+      buf = buf.slice(m[0].length);
+      deliver(m[0]);
+    }
+  };
+  const onClose = () => {
+    closed = true;
+    for (const w of waiting.splice(0)) w('(closed)');
+  };
+  socket.on('data', onData);
+  socket.on('close', onClose);
+  return {
+    reply: () => {
+      const r = replies.shift();
+      if (r !== undefined) return Promise.resolve(r);
+      if (closed) return Promise.resolve('(closed)');
+      return new Promise((resolve) => waiting.push(resolve));
+    },
+    send: (line) => socket.write(typeof line === 'string' ? `${line}\r\n` : line),
+    upgrade: async (ca) => {
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      const secure = tlsConnect({ socket, ca, servername: HOSTNAME });
+      await new Promise<void>((resolve, reject) => {
+        secure.once('secureConnect', () => resolve());
+        secure.once('error', reject);
+      });
+      return session(secure);
+    },
+    close: () => socket.destroy(),
+  };
+}
+
+/** A line-level SMTP client on a new connection to `port`. */
+export async function raw(port: number): Promise<RawSession> {
+  const socket = connect(port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => resolve());
+    socket.once('error', reject);
+  });
+  return session(socket);
+}
+
+/** EHLO, STARTTLS, EHLO, AUTH PLAIN as the test account: a session ready for MAIL FROM. */
+export async function rawAuthenticated(r: RelayFixture): Promise<RawSession> {
+  const plain = await raw(r.submissionPort);
+  await plain.reply(); // greeting
+  plain.send('EHLO client.example.com');
+  await plain.reply();
+  plain.send('STARTTLS');
+  await plain.reply();
+  const s = await plain.upgrade(r.cert);
+  s.send('EHLO client.example.com');
+  await s.reply();
+  s.send(`AUTH PLAIN ${Buffer.from(`\0${ACCOUNT.name}\0${ACCOUNT.password}`).toString('base64')}`);
+  const auth = await s.reply();
+  if (!auth.startsWith('235')) throw new Error(`AUTH failed: ${auth}`);
+  return s;
+}

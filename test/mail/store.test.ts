@@ -1,0 +1,93 @@
+// The relay's SQLite side: migration 3 on an existing database, accounts and passwords, the queue's
+// per-domain split, claims and leases, and the self-signed certificate.
+import { expect } from 'chai';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { AppError } from '../../src/errors.js';
+import { MessageStore } from '../../src/mail/messages.js';
+import { verifyPassword } from '../../src/mail/password.js';
+import { accountInput } from '../../src/mail/schema.js';
+import { MailStore } from '../../src/mail/store.js';
+import { loadTls } from '../../src/mail/tls.js';
+import { DB_FILE, migrate, openDb } from '../../src/store/db.js';
+import { MIGRATIONS } from '../../src/store/migrations.js';
+import { tempDir } from '../helpers/tmp.js';
+
+describe('mail: store', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  beforeEach(() => (tmp = tempDir()));
+  afterEach(() => tmp.cleanup());
+
+  it('migration 3 upgrades a version-2 database in place, keeping its records; a second run is a no-op', () => {
+    const raw = new Database(join(tmp.dir, DB_FILE));
+    for (const [i, sql] of MIGRATIONS.slice(0, 2).entries()) {
+      raw.exec(sql);
+      raw.pragma(`user_version = ${i + 1}`);
+    }
+    raw.prepare(`INSERT INTO zones (name, serial) VALUES ('home.arpa.', 7)`).run();
+    raw.close();
+    const db = openDb(tmp.dir);
+    migrate(db);
+    expect(db.pragma('user_version', { simple: true })).to.equal(3);
+    expect(db.prepare('SELECT serial FROM zones').get()).to.deep.equal({ serial: 7 });
+    expect(db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE name LIKE 'mail_%' AND type = 'table'`).get()).to.deep.equal({ n: 7 });
+    db.close();
+  });
+
+  it('accounts: scrypt hash (never the password), login by name or email, conflicts refused', async () => {
+    const db = openDb(tmp.dir);
+    const store = new MailStore(db);
+    // Input is parsed at the edge (API, CLI) as here: the email is lower-cased.
+    await store.addAccount(accountInput.parse({ name: 'app', email: 'App@Example.com', password: 'correct horse battery', allowed_domains: ['Example.COM.'] }));
+    expect(store.account('app')?.allowed_domains).to.deep.equal(['example.com']);
+    const row = db.prepare('SELECT password_hash FROM mail_accounts').get() as { password_hash: string };
+    expect(row.password_hash).to.match(/^scrypt\$32768\$8\$1\$/).and.not.include('correct horse');
+    expect(await verifyPassword('correct horse battery', row.password_hash)).to.equal(true);
+    expect(await verifyPassword('correct horse batterY', row.password_hash)).to.equal(false);
+    expect(await verifyPassword('x', 'garbage')).to.equal(false);
+    expect(store.login('app@example.com')?.account.name).to.equal('app');
+    expect(store.login('APP')?.account.email).to.equal('app@example.com');
+    const dup = await store.addAccount({ name: 'app', email: 'other@example.com', password: 'another password', allowed_domains: ['example.com'] }).catch((e: unknown) => e);
+    expect(dup).to.be.instanceOf(AppError).with.property('code', 'conflict');
+    db.close();
+  });
+
+  it('queue: one message per recipient domain over one body; a claim leases each due message to one owner', () => {
+    const db = openDb(tmp.dir);
+    const q = new MessageStore(db);
+    const ids = q.enqueue({ account: 'app', mailFrom: 'a@example.com', rcptTo: ['x@example.org', 'y@EXAMPLE.org', 'z@example.net'], raw: Buffer.from('body') }, 1000);
+    expect(ids).to.have.length(2);
+    expect(ids.map((id) => q.get(id)!.rcpt_to)).to.deep.equal([['x@example.org', 'y@EXAMPLE.org'], ['z@example.net']]);
+    expect(q.claim('a', 10, 999, 100)).to.have.length(0); // not due yet
+    const first = q.claim('a', 1, 1000, 100);
+    expect(first.map((m) => [m.status, m.lease_owner, m.lease_until])).to.deep.equal([['sending', 'a', 1100]]);
+    expect(q.claim('b', 10, 1050, 100).map((m) => m.id)).to.deep.equal([ids[1]]); // the leased one is not handed out twice
+    expect(q.claim('b', 10, 1101, 100).map((m) => m.id)).to.deep.equal([first[0]!.id]); // its lease lapsed
+    // The old owner can no longer record anything for it.
+    expect(q.finish(first[0]!.id, 'a', null, { status: 'delivered', next_attempt_at: 0, provider: 'p', last_error: null }, 1200)).to.equal(false);
+    // Final for both: the shared body is purged only then.
+    expect(q.finish(first[0]!.id, 'b', null, { status: 'delivered', next_attempt_at: 0, provider: 'p', last_error: null }, 1200)).to.equal(true);
+    expect(q.get(ids[1]!)!.body_id).to.be.a('string');
+    expect(q.finish(ids[1]!, 'b', null, { status: 'bounced', next_attempt_at: 0, provider: 'p', last_error: '550' }, 1200)).to.equal(true);
+    expect(ids.map((id) => q.get(id)!.body_id)).to.deep.equal([null, null]);
+    expect(db.prepare('SELECT count(*) AS n FROM mail_bodies').get()).to.deep.equal({ n: 0 });
+    db.close();
+  });
+
+  it('STARTTLS certificate: self-signed for the host name, kept across starts, made again for a new name', async () => {
+    const first = await loadTls({ dataDir: tmp.dir, hostname: 'relay.example.net' });
+    expect(first.generated).to.equal(true);
+    const x = new X509Certificate(first.cert);
+    expect(x.subjectAltName).to.equal('DNS:relay.example.net');
+    expect(x.verify(x.publicKey)).to.equal(true);
+    expect(x.checkPrivateKey(createPrivateKey(first.key))).to.equal(true);
+    expect(readFileSync(join(tmp.dir, 'mail', 'tls', 'cert.pem'), 'utf8')).to.equal(first.cert);
+    const again = await loadTls({ dataDir: tmp.dir, hostname: 'relay.example.net' });
+    expect(again).to.deep.include({ generated: false, cert: first.cert });
+    const renamed = await loadTls({ dataDir: tmp.dir, hostname: 'mx.example.net' });
+    expect(renamed.generated).to.equal(true);
+    expect(new X509Certificate(renamed.cert).subjectAltName).to.equal('DNS:mx.example.net');
+  });
+});
