@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
 import { CliError } from './client.js';
 import { recordCommands, tokenCommands, zoneCommands } from './commands.js';
+import { mailCommands } from './mail.js';
 import { resolveCommand } from './resolve.js';
 import { routeCommands } from './routes.js';
 import { serveCommand } from './serve.js';
@@ -26,6 +27,7 @@ export async function main(argv: string[]): Promise<number> {
   tokenCommands(program, g);
   resolveCommand(program, g.json);
   serveCommand(program);
+  mailCommands(program);
   statusCommand(program, g);
   // Sub-commands inherit exitOverride so usage errors reach the catch below.
   const override = (c: Command) => {

@@ -1,0 +1,62 @@
+// `dnsproxy mail …`: `mail serve` runs the mail relay (its own process, sharing the data dir's
+// SQLite file with the controller) until SIGTERM/SIGINT. Each flag is also DNSPROXY_<NAME>.
+import type { Command } from 'commander';
+import { ConfigError, loadConfig } from '../config/load.js';
+import { logger, setLogLevel } from '../log/index.js';
+import { CliError } from './client.js';
+
+interface MailServeFlags {
+  config?: string;
+  dataDir?: string;
+  smtpPort?: string;
+  submissionPort?: string;
+  listenIp?: string;
+  hostname?: string;
+  logLevel?: string;
+}
+
+export function mailCommands(program: Command): void {
+  const mail = program.command('mail').description('the mail relay');
+  mail
+    .command('serve')
+    .description('run the mail relay (SMTP submission + delivery queue) in the foreground')
+    .option('--config <file>', 'JSON or YAML config file (env DNSPROXY_CONFIG)')
+    .option('--data-dir <dir>', 'data directory shared with the controller (env DNSPROXY_DATA_DIR, default ./data)')
+    .option('--smtp-port <port>', 'SMTP port (env DNSPROXY_SMTP_PORT, default 25)')
+    .option('--submission-port <port>', 'submission port (env DNSPROXY_SUBMISSION_PORT, default 587)')
+    .option('--listen-ip <ip>', 'address both listen on (env DNSPROXY_LISTEN_IP, default 127.0.0.1)')
+    .option('--hostname <name>', 'name in the greeting, EHLO and certificate (env DNSPROXY_MAIL_HOSTNAME, default: this host)')
+    .option('--log-level <level>', 'error|warn|info|debug (env DNSPROXY_LOG_LEVEL)')
+    .action(async (f: MailServeFlags) => {
+      let config;
+      try {
+        config = loadConfig({
+          file: f.config,
+          flags: { data_dir: f.dataDir, smtp_port: f.smtpPort, submission_port: f.submissionPort, listen_ip: f.listenIp, mail_hostname: f.hostname, log_level: f.logLevel },
+        });
+      } catch (e) {
+        if (e instanceof ConfigError) throw new CliError(e.lines.join('\n'), 2);
+        throw e;
+      }
+      setLogLevel(config.log_level);
+      const log = logger('mail.serve');
+      const { MailRelay, relayOptions } = await import('../mail/index.js'); // client commands never load the relay
+      const relay = new MailRelay(relayOptions(config));
+      try {
+        await relay.start();
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        throw new CliError(
+          err.code === 'EADDRINUSE' || err.code === 'EACCES' ? `cannot listen: ${err.message} (choose other ports with --smtp-port/--submission-port)` : `start failed: ${err.message}`,
+        );
+      }
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          log.info('stopping: open sessions and deliveries in flight finish first', { signal });
+          void relay.stop().then(resolve);
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+    });
+}
