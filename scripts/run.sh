@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up and runs the whole stack under supervisord on local, unprivileged ports with data in
-# ./data: Caddy and the controller (API + DNS + Caddy reconciler) as two programs of
-# supervisord.conf, the same file the container uses. Ctrl-C stops everything. Override any
+# ./data: Caddy, the controller (API + DNS + Caddy reconciler) and the mail relay as three programs
+# of supervisord.conf, the same file the container uses. Ctrl-C stops everything. Override any
 # setting with DNSPROXY_* variables (see README); `dnsproxy status` shows the programs' states.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +19,8 @@ export DNSPROXY_API_PORT="${DNSPROXY_API_PORT:-8080}"
 export DNSPROXY_HTTP_PORT="${DNSPROXY_HTTP_PORT:-8081}"
 export DNSPROXY_HTTPS_PORT="${DNSPROXY_HTTPS_PORT:-8443}"
 export DNSPROXY_CADDY_ADMIN="${DNSPROXY_CADDY_ADMIN:-127.0.0.1:2019}"
+export DNSPROXY_SMTP_PORT="${DNSPROXY_SMTP_PORT:-2525}"
+export DNSPROXY_SUBMISSION_PORT="${DNSPROXY_SUBMISSION_PORT:-2587}"
 # supervisord needs absolute paths (it changes directory for its programs).
 case "$DNSPROXY_DATA_DIR" in /*) ;; *) DNSPROXY_DATA_DIR="$PWD/$DNSPROXY_DATA_DIR" ;; esac
 case "$DNSPROXY_RUN_DIR" in /*) ;; *) DNSPROXY_RUN_DIR="$PWD/$DNSPROXY_RUN_DIR" ;; esac

@@ -140,7 +140,7 @@ export class Controller {
           store: { status: store },
           dns: { status: dns.status() },
           proxy: proxyHealth(reconciler),
-          mail: { status: 'disabled', detail: 'mail relay not built yet' },
+          mail: { status: 'disabled', detail: 'the mail relay is its own program (dnsproxy mail serve) and is not probed from here yet; see dnsproxy status' },
         });
       };
       this.api = await build({

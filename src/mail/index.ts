@@ -41,9 +41,9 @@ const DEFAULTS = {
   leaseMs: 120_000,
   pollMs: 1000,
   fallbackAfter: 2,
-  /** With closeTimeoutMs, inside supervisord's stopwaitsecs=30. */
-  drainMs: 20_000,
-  closeTimeoutMs: 20_000,
+  /** Side by side with closeTimeoutMs, inside supervisord's stopwaitsecs=15. */
+  drainMs: 10_000,
+  closeTimeoutMs: 10_000,
   /** 1 s after the first bad password from an address, doubling to 30 s; forgotten after 15 min. */
   authThrottle: { baseMs: 1000, maxMs: 30_000, windowMs: 15 * 60_000 },
 } as const;

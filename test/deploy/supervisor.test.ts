@@ -25,17 +25,17 @@ function runSh(env: Record<string, string>): Promise<{ code: number | null; out:
 
 /** After supervisord has exited no process of the run is left: not the programs, not anything they started. */
 function expectNoOrphans(stack: Stack): void {
-  expect(stack.events().filter((e) => e.kind === 'spawned').map((e) => e.name)).to.include.members(['caddy', 'controller']);
+  expect(stack.events().filter((e) => e.kind === 'spawned').map((e) => e.name)).to.include.members(['caddy', 'controller', 'mail']);
   expect(describePids(stack.leftovers()), 'processes of this run still alive').to.deep.equal([]);
 }
 
-/** Both programs left through their SIGTERM path (exit status 0), not supervisord's SIGKILL. */
+/** Every program left through its SIGTERM path (exit status 0), not supervisord's SIGKILL. */
 function expectCleanStops(stack: Stack): void {
   const stops = stack.events().filter((e) => e.kind === 'stopped');
-  expect(stops.map((e) => `${e.name} ${e.detail}`).sort()).to.deep.equal(['caddy (exit status 0)', 'controller (exit status 0)']);
+  expect(stops.map((e) => `${e.name} ${e.detail}`).sort()).to.deep.equal(['caddy (exit status 0)', 'controller (exit status 0)', 'mail (exit status 0)']);
 }
 
-describe('deploy: supervisord runs Caddy and the controller', function () {
+describe('deploy: supervisord runs Caddy, the controller and the mail relay', function () {
   this.timeout(120_000);
   let stack: Stack | undefined;
   let backend: Backend | undefined;
@@ -50,9 +50,9 @@ describe('deploy: supervisord runs Caddy and the controller', function () {
     backend = undefined;
   });
 
-  it('both RUNNING → proxied record answers in DNS and through Caddy → status --json → shutdown leaves no process', async () => {
+  it('all RUNNING → proxied record answers in DNS and through Caddy → status --json → shutdown leaves no process', async () => {
     stack = await startStack();
-    expect(await stack.states()).to.deep.equal({ caddy: 'RUNNING', controller: 'RUNNING' });
+    expect(await stack.states()).to.deep.equal({ caddy: 'RUNNING', controller: 'RUNNING', mail: 'RUNNING' });
 
     backend = await startBackend('deploy-backend');
     expect(await addProxied(stack, 'web', backend.port)).to.equal(201);
@@ -72,7 +72,7 @@ describe('deploy: supervisord runs Caddy and the controller', function () {
     expect(status.code, status.stderr).to.equal(0);
     const parsed = JSON.parse(status.stdout);
     expect(parsed.ok).to.equal(true);
-    expect(parsed.supervisor.programs.map((p: { name: string; state: string }) => `${p.name} ${p.state}`)).to.deep.equal(['caddy RUNNING', 'controller RUNNING']);
+    expect(parsed.supervisor.programs.map((p: { name: string; state: string }) => `${p.name} ${p.state}`)).to.deep.equal(['caddy RUNNING', 'controller RUNNING', 'mail RUNNING']);
     expect(parsed.health.status).to.equal('ok');
     expect(parsed.health.components.proxy.status).to.equal('ok');
 
@@ -113,7 +113,7 @@ describe('deploy: supervisord runs Caddy and the controller', function () {
       const second = await runSh(stack.env);
       expect(second.code).to.equal(1);
       expect(second.out).to.match(/already running \(supervisord pid \d+\)/);
-      expect(await stack.states()).to.deep.equal({ caddy: 'RUNNING', controller: 'RUNNING' });
+      expect(await stack.states()).to.deep.equal({ caddy: 'RUNNING', controller: 'RUNNING', mail: 'RUNNING' });
       stack.signal('SIGINT');
       expect(await stack.exited()).to.equal(0);
       expectNoOrphans(stack);

@@ -106,17 +106,17 @@ describe('faults: the controller under supervisord', function () {
     expect(dnsBackMs).to.be.at.most(DNS_BACK_LIMIT_MS);
   });
 
-  it('supervisorctl stop all: both programs exit on SIGTERM (status 0), nothing of theirs is left, supervisord then shuts down cleanly', async () => {
+  it('supervisorctl stop all: every program exits on SIGTERM (status 0), nothing of theirs is left, supervisord then shuts down cleanly', async () => {
     const s = stack!;
-    const pids = [s.pid('caddy')!, s.pid('controller')!];
+    const pids = [s.pid('caddy')!, s.pid('controller')!, s.pid('mail')!];
     const started = Date.now();
     const stop = await s.ctl('stop', 'all');
     const stopMs = Date.now() - started;
     expect(stop.code, stop.stdout + stop.stderr).to.equal(0);
-    expect(stop.stdout.split('\n').filter(Boolean).sort()).to.deep.equal(['caddy: stopped', 'controller: stopped']);
-    expect(await s.states()).to.deep.equal({ caddy: 'STOPPED', controller: 'STOPPED' });
+    expect(stop.stdout.split('\n').filter(Boolean).sort()).to.deep.equal(['caddy: stopped', 'controller: stopped', 'mail: stopped']);
+    expect(await s.states()).to.deep.equal({ caddy: 'STOPPED', controller: 'STOPPED', mail: 'STOPPED' });
     const stops = s.events().filter((e) => e.kind === 'stopped').map((e) => `${e.name} ${e.detail}`);
-    expect(stops.sort()).to.deep.equal(['caddy (exit status 0)', 'controller (exit status 0)']);
+    expect(stops.sort()).to.deep.equal(['caddy (exit status 0)', 'controller (exit status 0)', 'mail (exit status 0)']);
     expect(pids.filter((p) => aliveInRun(s, p)), 'program processes still alive').to.deep.equal([]);
     expect(await dnsA(s, 'x.home.arpa'), 'DNS still answering').to.equal(null);
     expect(await fetch(`${s.apiUrl}/health`).then(() => 'answered', () => 'refused')).to.equal('refused');

@@ -16,7 +16,7 @@ import { tempDir } from './tmp.js';
 
 export const APP_DIR = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
 export const CONF = join(APP_DIR, 'supervisord.conf');
-/** Both programs reach RUNNING after startsecs (1 s, 2 s); a loaded box may need more. */
+/** Every program reaches RUNNING after startsecs (1 s, 2 s, 2 s); a loaded box may need more. */
 const START_TIMEOUT_MS = 30_000;
 /** run.sh compiles first (tsc ~5 s, npm ci when the lockfile changed), slower on a loaded box. */
 const RUN_SH_START_TIMEOUT_MS = 90_000;
@@ -123,7 +123,7 @@ export interface StackOptions {
  */
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const tmp = tempDir('dnsproxy-stack-');
-  const [apiPort, dnsPort, httpPort, httpsPort, adminPort] = (await freePorts(5)) as [number, number, number, number, number];
+  const [apiPort, dnsPort, httpPort, httpsPort, adminPort, smtpPort, submissionPort] = (await freePorts(7)) as [number, number, number, number, number, number, number];
   const env: Record<string, string> = {
     DNSPROXY_APP_DIR: APP_DIR,
     DNSPROXY_DATA_DIR: join(tmp.dir, 'data'),
@@ -134,6 +134,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     DNSPROXY_HTTP_PORT: String(httpPort),
     DNSPROXY_HTTPS_PORT: String(httpsPort),
     DNSPROXY_CADDY_ADMIN: `127.0.0.1:${adminPort}`,
+    DNSPROXY_SMTP_PORT: String(smtpPort),
+    DNSPROXY_SUBMISSION_PORT: String(submissionPort),
     DNSPROXY_ADMIN_TOKEN: TOKEN,
     DNSPROXY_NODE_IP: '192.0.2.10',
     DNSPROXY_LOG_LEVEL: 'info',
