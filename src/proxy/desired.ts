@@ -34,21 +34,31 @@ function dials(upstreams: readonly string[], resolve: Resolver): { dials: string
     else if (addresses.length === 0) return { error: `upstream ${u}: ${host} has no A or AAAA record in our zones` };
     else for (const a of addresses) out.push(a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
   }
-  return { dials: [...new Set(out)] };
+  return { dials: out.length > 1 ? [...new Set(out)] : out };
 }
 
-export function buildDesired(records: readonly StoredRecord[], routes: readonly StoredRoute[], resolve: Resolver): DesiredBuild {
+/**
+ * `memo` (optional) maps each source record/route object to the route built from it last time.
+ * Sources are immutable (a change stores a new object), so a remembered route whose dial
+ * addresses are unchanged is reused as is: unchanged routes keep their identity across builds
+ * and callers can cache per-route work (hashes, rendered handlers) by object.
+ */
+export function buildDesired(records: readonly StoredRecord[], routes: readonly StoredRoute[], resolve: Resolver, memo?: WeakMap<object, DesiredRoute>): DesiredBuild {
   const built: DesiredRoute[] = [];
   const errors = new Map<string, string>();
-  const add = (route: Omit<DesiredRoute, 'upstreams'>, upstreams: readonly string[]) => {
+  const add = (source: object, route: Omit<DesiredRoute, 'upstreams'>, upstreams: readonly string[]) => {
     const d = dials(upstreams, resolve);
-    if ('error' in d) errors.set(route.id, d.error);
-    else built.push({ ...route, upstreams: d.dials });
+    if ('error' in d) return void errors.set(route.id, d.error);
+    const known = memo?.get(source);
+    if (known && known.upstreams.length === d.dials.length && known.upstreams.every((u, i) => u === d.dials[i])) return void built.push(known);
+    const fresh = { ...route, upstreams: d.dials };
+    memo?.set(source, fresh);
+    built.push(fresh);
   };
   for (const r of records)
     if (r.proxy?.enabled && (r.type === 'A' || r.type === 'AAAA'))
-      add({ id: recordRouteId(r.name), hosts: [r.name.replace(/\.$/, '')], path: null, tls: r.proxy.tls ?? 'off', health_path: null }, r.proxy.upstreams);
-  for (const r of routes) add({ id: r.id, hosts: r.hosts, path: r.path, tls: r.tls, health_path: r.health_path }, r.upstreams);
+      add(r, { id: recordRouteId(r.name), hosts: [r.name.replace(/\.$/, '')], path: null, tls: r.proxy.tls ?? 'off', health_path: null }, r.proxy.upstreams);
+  for (const r of routes) add(r, { id: r.id, hosts: r.hosts, path: r.path, tls: r.tls, health_path: r.health_path }, r.upstreams);
   // A name with both A and AAAA proxied yields one route.
   const byId = new Map(built.map((r) => [r.id, r]));
   return { routes: [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), errors };

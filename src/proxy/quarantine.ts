@@ -33,9 +33,13 @@ export function caddyMessage(text: string): string {
   return text.replace(/^loading config: /, '').replace(/^loading new config: /, '');
 }
 
-/** Content hash of a desired route: a quarantined route is retried when this changes. */
+const routeHashes = new WeakMap<DesiredRoute, string>();
+
+/** Content hash of a desired route: a quarantined route is retried when this changes. Cached per route object (routes are never mutated). */
 export function routeHash(route: DesiredRoute): string {
-  return createHash('sha256').update(canonicalJson(route)).digest('hex');
+  let hash = routeHashes.get(route);
+  if (hash === undefined) routeHashes.set(route, (hash = createHash('sha256').update(canonicalJson(route)).digest('hex')));
+  return hash;
 }
 
 /** Where a Caddy 2.6 provisioning error points: server name, then route/position/route/... indexes. */

@@ -12,12 +12,24 @@ export interface AppliedStatus {
   error: string | null;
 }
 
+/** A route's JSON, computed once per route object (routes are immutable; builds reuse unchanged ones). */
+const texts = new WeakMap<DesiredRoute, string>();
+function textOf(route: DesiredRoute): string {
+  let text = texts.get(route);
+  if (text === undefined) texts.set(route, (text = JSON.stringify(route)));
+  return text;
+}
+
 export class ProxyState {
   /** Route id → status and the exact route it was reported for (a changed route is pending again). */
   private readonly reported = new Map<string, AppliedStatus & { route: string }>();
   /** Proxied record sets by `name type`, kept current from the store's change events (no re-read per push). */
   private proxied: Map<string, StoredRecord>;
   private explicit: StoredRoute[] | null = null;
+  /** The last build; any record or route change drops it (names in upstreams resolve through records). */
+  private built: DesiredBuild | null = null;
+  /** Source record/route → the route built from it, so unchanged routes keep their identity (buildDesired). */
+  private readonly memo = new WeakMap<object, DesiredRoute>();
 
   constructor(
     private readonly records: RecordStore,
@@ -27,13 +39,17 @@ export class ProxyState {
   ) {
     this.proxied = new Map(records.list({ proxied: true }).map((r) => [`${r.name} ${r.type}`, r]));
     records.onChange((change) => {
+      this.built = null;
       for (const r of change.removed) this.proxied.delete(`${r.name} ${r.type}`);
       for (const r of change.upserted) {
         if (r.proxy?.enabled) this.proxied.set(`${r.name} ${r.type}`, r);
         else this.proxied.delete(`${r.name} ${r.type}`);
       }
     });
-    routes.onChange(() => (this.explicit = null));
+    routes.onChange(() => {
+      this.explicit = null;
+      this.built = null;
+    });
   }
 
   /**
@@ -43,7 +59,7 @@ export class ProxyState {
   build(fresh = false): DesiredBuild {
     if (fresh) return buildDesired(this.records.list({ proxied: true }), this.routes.list(), this.resolve);
     this.explicit ??= this.routes.list();
-    return buildDesired([...this.proxied.values()], this.explicit, this.resolve);
+    return (this.built ??= buildDesired([...this.proxied.values()], this.explicit, this.resolve, this.memo));
   }
 
   /** What the reconciler should make Caddy run now. */
@@ -56,7 +72,7 @@ export class ProxyState {
     const current = new Map(this.build().routes.map((r) => [r.id, r]));
     for (const [id, s] of statuses) {
       const route = current.get(id);
-      if (route) this.reported.set(id, { ...s, route: JSON.stringify(route) });
+      if (route) this.reported.set(id, { ...s, route: textOf(route) });
     }
     for (const id of this.reported.keys()) if (!current.has(id)) this.reported.delete(id);
   }
@@ -64,7 +80,7 @@ export class ProxyState {
   private statusOf(id: string, route: DesiredRoute | undefined, buildError: string | undefined): { status: RouteStatus; error: string | null } {
     if (buildError) return { status: 'error', error: buildError };
     const r = this.reported.get(id);
-    if (!r || !route || r.route !== JSON.stringify(route)) return { status: 'pending', error: null };
+    if (!r || !route || r.route !== textOf(route)) return { status: 'pending', error: null };
     return { status: r.status, error: r.error };
   }
 
