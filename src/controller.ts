@@ -14,6 +14,8 @@ import { RecordStore } from './store/records.js';
 import { TokenStore } from './store/tokens.js';
 import { RouteStore } from './store/routes.js';
 import { simulate } from './store/simulate.js';
+import { MailStore } from './mail/store.js';
+import { MessageStore } from './mail/messages.js';
 import { ProxyState } from './proxy/state.js';
 import { zoneResolver } from './proxy/resolve.js';
 import { CaddyAdmin, validateWithCaddy } from './proxy/caddy.js';
@@ -156,6 +158,7 @@ export class Controller {
         proxyStatus: () => ({ ...reconciler.state(), applied: reconciler.applied() }),
         caddyfile: caddyfileExport,
         simulate: (fn) => simulate(db, [records, routes], fn),
+        mail: { store: new MailStore(db), messages: new MessageStore(db) },
       });
       await this.api.listen({ host: c.listen_ip, port: c.api_port });
       const apiPort = (this.api.server.address() as { port: number }).port;

@@ -11,10 +11,13 @@ import type { RouteStore } from '../store/routes.js';
 import type { TokenStore } from '../store/tokens.js';
 import type { ProxyState } from '../proxy/state.js';
 import type { DesiredProxy } from '../proxy/types.js';
+import type { MailStore } from '../mail/store.js';
+import type { MessageStore } from '../mail/messages.js';
 import { installAuth } from './auth.js';
 import { installErrorHandling } from './errors.js';
 import type { HealthReport } from './health.js';
 import { legacyRoutes } from './legacy.js';
+import { mailRoutes } from './mail.js';
 import { probeRoutes } from './probes.js';
 import { recordRoutes } from './records.js';
 import { proxyRoutes } from './routes.js';
@@ -38,6 +41,8 @@ export interface ApiDeps {
   caddyfile: (desired: DesiredProxy) => string;
   /** Runs writes in a rolled-back transaction (dry runs). */
   simulate: <T>(fn: () => T) => T;
+  /** The mail relay's settings and queue (the relay itself is another process). */
+  mail: { store: MailStore; messages: MessageStore };
 }
 
 /** Largest request body: a 10,000-name zone file is ~0.5 MiB. */
@@ -75,6 +80,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(zoneRoutes(deps));
   await app.register(tokenRoutes(deps));
   await app.register(proxyRoutes(deps));
+  await app.register(mailRoutes(deps));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

@@ -2,7 +2,7 @@
 // controller (API, CLI) writes them, the relay reads them on every session/delivery, so a change
 // applies to the next connection or attempt without a restart. Every write is one statement.
 import { randomBytes } from 'node:crypto';
-import { AppError } from '../errors.js';
+import { AppError, fieldError } from '../errors.js';
 import type { Db } from '../store/db.js';
 import { hashPassword } from './password.js';
 import { providerConfig, type Account, type AccountInput, type Provider, type ProviderInput, type Rule, type RuleInput } from './schema.js';
@@ -100,13 +100,21 @@ export class MailStore {
     return row && { name, config: providerConfig.parse(JSON.parse(row.config)) };
   }
 
+  /** Refused (409) while a rule names the provider. */
   removeProvider(name: string): void {
+    const used = this.rules().filter((r) => r.provider === name || r.fallback_provider === name);
+    if (used.length) throw new AppError('conflict', `provider ${name} is used by rule(s) ${used.map((r) => r.id).join(', ')}; remove them first`);
     if (this.db.prepare('DELETE FROM mail_providers WHERE name = ?').run(name).changes === 0) throw new AppError('not_found', `no provider ${name}`);
   }
 
   // ---- rules ----
 
+  /** Adds a rule; its provider and fallback must exist (400 naming the field otherwise). */
   addRule(input: RuleInput): Rule {
+    for (const field of ['provider', 'fallback_provider'] as const) {
+      const name = input[field];
+      if (name !== null && !this.provider(name)) throw fieldError(field, `no provider named ${name}`);
+    }
     const rule: Rule = { ...input, id: randomBytes(4).toString('hex') };
     this.db
       .prepare(

@@ -12,6 +12,8 @@ import { ProxyState } from '../../src/proxy/state.js';
 import { zoneResolver } from '../../src/proxy/resolve.js';
 import type { DesiredProxy } from '../../src/proxy/types.js';
 import { setLogLevel } from '../../src/log/index.js';
+import { MailStore } from '../../src/mail/store.js';
+import { MessageStore } from '../../src/mail/messages.js';
 import { tempDir } from './tmp.js';
 
 // In-process tests assert on responses; request lines would only bury mocha's output.
@@ -59,6 +61,7 @@ export async function apiFixture(): Promise<ApiFixture> {
     servedRecords: (z) => index.servedRecords(z),
     health: () => rollUp({ store: { status: 'ok' }, dns: { status: 'ok' }, proxy: { status: 'disabled' }, mail: { status: 'disabled' } }),
     version: 'test',
+    mail: { store: new MailStore(db), messages: new MessageStore(db) },
   });
   return {
     app,

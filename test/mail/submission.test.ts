@@ -2,7 +2,7 @@
 // is refused with which reply. Real sockets: nodemailer → relay → sink.
 import { expect } from 'chai';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
-import { dkimTxt, generateDkimPrivateKey } from '../../src/mail/dkim.js';
+import { dkimTxt, generateDkimPrivateKey } from '../../src/mail/keys.js';
 import { client, configure, eventually, mail, message, queuedIds, raw, rawAuthenticated, refusal, sink, startRelay, type RelayFixture, type Sink } from './helpers.js';
 
 describe('mail: submission (STARTTLS + AUTH, policy replies)', function () {

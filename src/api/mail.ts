@@ -1,0 +1,93 @@
+// /api/v1/mail/*: the mail relay's accounts, providers, routing rules, DKIM keys and queue. The
+// relay (its own process) reads these from the shared SQLite file on every session and attempt.
+// Passwords and provider secrets are write-only: no response carries them.
+import type { FastifyPluginAsync } from 'fastify';
+import type { ZodTypeProvider } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { AppError } from '../errors.js';
+import { logger } from '../log/index.js';
+import { dkimTxt, generateDkimPrivateKey } from '../mail/keys.js';
+import { accountInput, mailDomain, mailName, MESSAGE_STATUSES, providerConfig, ruleInput, type Provider } from '../mail/schema.js';
+import type { ApiDeps } from './app.js';
+
+/** A provider as shown: the auth password is never returned. */
+const shown = (p: Provider) => ({ name: p.name, config: { ...p.config, ...(p.config.auth ? { auth: { user: p.config.auth.user } } : {}) } });
+
+const DEFAULT_SELECTOR = 'dnsproxy';
+
+export const mailRoutes =
+  (deps: ApiDeps): FastifyPluginAsync =>
+  async (plain) => {
+    const app = plain.withTypeProvider<ZodTypeProvider>();
+    const log = logger('api.mail');
+    const { store, messages } = deps.mail;
+    const tags = ['mail'];
+    const nameParam = z.object({ name: mailName });
+
+    app.get('/api/v1/mail/accounts', { schema: { tags } }, async () => ({ accounts: store.accounts() }));
+    app.post('/api/v1/mail/accounts', { schema: { tags, body: accountInput } }, async (req, reply) => {
+      const account = await store.addAccount(req.body);
+      log.info('mail account added', { name: account.name, domains: account.allowed_domains });
+      return reply.code(201).send({ account });
+    });
+    app.delete('/api/v1/mail/accounts/:name', { schema: { tags, params: nameParam } }, async (req, reply) => {
+      store.removeAccount(req.params.name);
+      log.info('mail account removed', { name: req.params.name });
+      return reply.code(204).send();
+    });
+
+    app.get('/api/v1/mail/providers', { schema: { tags } }, async () => ({ providers: store.providers().map(shown) }));
+    app.put('/api/v1/mail/providers/:name', { schema: { tags, params: nameParam, body: providerConfig, description: 'Create or replace a provider' } }, async (req, reply) => {
+      const created = !store.provider(req.params.name);
+      const provider = store.putProvider({ name: req.params.name, config: req.body });
+      log.info('mail provider saved', { name: provider.name, host: provider.config.host, port: provider.config.port });
+      return reply.code(created ? 201 : 200).send({ provider: shown(provider) });
+    });
+    app.delete('/api/v1/mail/providers/:name', { schema: { tags, params: nameParam } }, async (req, reply) => {
+      store.removeProvider(req.params.name);
+      return reply.code(204).send();
+    });
+
+    app.get('/api/v1/mail/rules', { schema: { tags } }, async () => ({ rules: store.rules() }));
+    app.post('/api/v1/mail/rules', { schema: { tags, body: ruleInput } }, async (req, reply) => reply.code(201).send({ rule: store.addRule(req.body) }));
+    app.delete('/api/v1/mail/rules/:id', { schema: { tags, params: z.object({ id: z.string().regex(/^[0-9a-f]{8}$/, 'must be a rule id') }) } }, async (req, reply) => {
+      store.removeRule(req.params.id);
+      return reply.code(204).send();
+    });
+
+    const dkimView = (domain: string, selector: string, privateKey: string) => ({ domain, selector, record: `${selector}._domainkey.${domain}`, txt: dkimTxt(privateKey) });
+    const domainParam = z.object({ domain: mailDomain });
+    app.get('/api/v1/mail/dkim/:domain', { schema: { tags, params: domainParam } }, async (req) => {
+      const key = store.dkimKey(req.params.domain);
+      if (!key) throw new AppError('not_found', `no DKIM key for ${req.params.domain}`);
+      return { dkim: dkimView(key.domain, key.selector, key.private_key) };
+    });
+    app.post(
+      '/api/v1/mail/dkim/:domain',
+      {
+        schema: {
+          tags,
+          params: domainParam,
+          querystring: z.object({ selector: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a DNS label').default(DEFAULT_SELECTOR) }).strict(),
+          description: 'Generate (or replace) the domain\'s signing key; publish the returned TXT record',
+        },
+      },
+      async (req, reply) => {
+        const privateKey = await generateDkimPrivateKey();
+        store.putDkimKey({ domain: req.params.domain, selector: req.query.selector, private_key: privateKey });
+        log.info('DKIM key generated', { domain: req.params.domain, selector: req.query.selector });
+        return reply.code(201).send({ dkim: dkimView(req.params.domain, req.query.selector, privateKey) });
+      },
+    );
+
+    app.get(
+      '/api/v1/mail/queue',
+      { schema: { tags, querystring: z.object({ status: z.enum(MESSAGE_STATUSES).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }).strict() } },
+      async (req) => ({ messages: messages.list({ ...(req.query.status ? { status: req.query.status } : {}), limit: req.query.limit }) }),
+    );
+    app.get('/api/v1/mail/queue/:id', { schema: { tags, params: z.object({ id: z.string().regex(/^[0-9a-f]{16}$/, 'must be a message id') }) } }, async (req) => {
+      const message = messages.get(req.params.id);
+      if (!message) throw new AppError('not_found', `no message ${req.params.id}`);
+      return { message, deliveries: messages.deliveries(req.params.id) };
+    });
+  };
