@@ -27,7 +27,7 @@ export async function main(argv: string[]): Promise<number> {
   tokenCommands(program, g);
   resolveCommand(program, g.json);
   serveCommand(program);
-  mailCommands(program);
+  mailCommands(program, g);
   statusCommand(program, g);
   // Sub-commands inherit exitOverride so usage errors reach the catch below.
   const override = (c: Command) => {

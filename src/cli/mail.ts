@@ -1,9 +1,12 @@
 // `dnsproxy mail …`: `mail serve` runs the mail relay (its own process, sharing the data dir's
-// SQLite file with the controller) until SIGTERM/SIGINT. Each flag is also DNSPROXY_<NAME>.
+// SQLite file with the controller) until SIGTERM/SIGINT; each of its flags is also
+// DNSPROXY_<NAME>. The admin commands (mail-admin.ts) talk to the controller's API.
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { logger, setLogLevel } from '../log/index.js';
 import { CliError } from './client.js';
+import type { Globals } from './commands.js';
+import { mailAdminCommands } from './mail-admin.js';
 
 interface MailServeFlags {
   config?: string;
@@ -15,8 +18,9 @@ interface MailServeFlags {
   logLevel?: string;
 }
 
-export function mailCommands(program: Command): void {
-  const mail = program.command('mail').description('the mail relay');
+export function mailCommands(program: Command, g: Globals): void {
+  const mail = program.command('mail').description('the mail relay: run it, and manage its accounts, providers, rules, DKIM keys and queue');
+  mailAdminCommands(mail, g);
   mail
     .command('serve')
     .description('run the mail relay (SMTP submission + delivery queue) in the foreground')

@@ -1,0 +1,162 @@
+// `dnsproxy mail account|provider|rule|dkim|queue`: clients of /api/v1/mail on the controller.
+// Secrets (account and provider passwords) come from stdin or a flag, never echoed back.
+import type { Command } from 'commander';
+import { call, CliError } from './client.js';
+import type { Globals } from './commands.js';
+import { printJson, table } from './output.js';
+
+const enc = encodeURIComponent;
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+interface Account { name: string; email: string; allowed_domains: string[] }
+interface Provider { name: string; config: { type: string; host: string; port: number; security: string; tls_verify: boolean; auth?: { user: string } } }
+interface Rule { id: string; priority: number; sender_domain: string | null; recipient_domain: string | null; account: string | null; provider: string; fallback_provider: string | null }
+interface Message { id: string; status: string; account: string; mail_from: string; rcpt_to: string[]; attempts: number; provider: string | null; next_attempt_at: number; last_error: string | null }
+interface Delivery { at_ms: number; provider: string | null; outcome: string; code: number | null; response: string; duration_ms: number }
+
+/** A secret from the flag, else from stdin (piped), else a usage error. */
+async function secret(flag: string | undefined, what: string): Promise<string> {
+  if (flag !== undefined) return flag;
+  if (process.stdin.isTTY) throw new CliError(`give the ${what} on stdin (e.g. from a file or a password manager) or with its flag`, 2);
+  let text = '';
+  for await (const chunk of process.stdin) text += String(chunk);
+  const value = text.replace(/\r?\n$/, '');
+  if (!value) throw new CliError(`the ${what} read from stdin is empty`, 2);
+  return value;
+}
+
+const show = (g: Globals, res: unknown, human: () => string) => (g.json() ? printJson(res) : console.log(human()));
+const any = (v: string | null) => v ?? '*';
+
+export function mailAdminCommands(mail: Command, g: Globals): void {
+  const account = mail.command('account').description('SMTP accounts: who may submit mail, from which domains');
+  account
+    .command('add')
+    .description('add an account; the password is read from stdin unless --password is given')
+    .argument('<name>', 'SMTP username (the email works too)')
+    .requiredOption('--email <address>', 'contact address of the account')
+    .requiredOption('--domain <domain>', 'a domain MAIL FROM may use, repeatable', collect)
+    .option('--password <password>', 'the password (visible in ps and shell history: prefer stdin)')
+    .action(async (name: string, o: { email: string; domain: string[]; password?: string }) => {
+      const password = await secret(o.password, 'password');
+      const res = (await call(g.target(), 'POST', '/api/v1/mail/accounts', { name, email: o.email, password, allowed_domains: o.domain })) as { account: Account };
+      show(g, res, () => `added account ${res.account.name} (${res.account.allowed_domains.join(', ')})`);
+    });
+  account
+    .command('list')
+    .description('list accounts')
+    .action(async () => {
+      const res = (await call(g.target(), 'GET', '/api/v1/mail/accounts')) as { accounts: Account[] };
+      show(g, res, () => table(['NAME', 'EMAIL', 'DOMAINS'], res.accounts.map((a) => [a.name, a.email, a.allowed_domains.join(',')])));
+    });
+  account
+    .command('remove')
+    .description('remove an account; its sessions are refused from the next command')
+    .argument('<name>')
+    .action(async (name: string) => {
+      await call(g.target(), 'DELETE', `/api/v1/mail/accounts/${enc(name)}`);
+      show(g, { removed: name }, () => `removed account ${name}`);
+    });
+
+  const provider = mail.command('provider').description('providers: the SMTP servers (smarthosts) mail is handed to');
+  provider
+    .command('add')
+    .description('add or replace an SMTP provider')
+    .argument('<name>')
+    .argument('<host:port>')
+    .option('--security <mode>', 'starttls (required) | tls (from the first byte, port 465) | none (plain, LAN only)', 'starttls')
+    .option('--user <user>', 'login at the provider; the password is read from stdin unless --pass is given')
+    .option('--pass <password>', 'the provider password (visible in ps: prefer stdin)')
+    .option('--no-tls-verify', 'accept any certificate (a self-signed LAN relay)')
+    .action(async (name: string, hostPort: string, o: { security: string; user?: string; pass?: string; tlsVerify: boolean }) => {
+      const m = /^(.+):(\d{1,5})$/.exec(hostPort);
+      if (!m) throw new CliError(`${hostPort}: expected host:port`, 2);
+      const auth = o.user ? { user: o.user, pass: await secret(o.pass, 'provider password') } : undefined;
+      const body = { type: 'smtp', host: m[1], port: Number(m[2]), security: o.security, tls_verify: o.tlsVerify, ...(auth ? { auth } : {}) };
+      const res = (await call(g.target(), 'PUT', `/api/v1/mail/providers/${enc(name)}`, body)) as { provider: Provider };
+      show(g, res, () => `saved provider ${name} (${m[1]}:${m[2]}, ${o.security})`);
+    });
+  provider
+    .command('list')
+    .description('list providers')
+    .action(async () => {
+      const res = (await call(g.target(), 'GET', '/api/v1/mail/providers')) as { providers: Provider[] };
+      show(g, res, () =>
+        table(['NAME', 'TYPE', 'HOST', 'SECURITY', 'USER'], res.providers.map((p) => [p.name, p.config.type, `${p.config.host}:${p.config.port}`, `${p.config.security}${p.config.tls_verify ? '' : ' (unverified)'}`, p.config.auth?.user ?? '-'])),
+      );
+    });
+  provider
+    .command('remove')
+    .description('remove a provider no rule uses')
+    .argument('<name>')
+    .action(async (name: string) => {
+      await call(g.target(), 'DELETE', `/api/v1/mail/providers/${enc(name)}`);
+      show(g, { removed: name }, () => `removed provider ${name}`);
+    });
+
+  const rule = mail.command('rule').description('routing rules: which provider a message goes to (lowest priority first, first match wins)');
+  rule
+    .command('add')
+    .description('add a rule; unset conditions match anything')
+    .argument('<provider>')
+    .option('--fallback <provider>', 'used when the provider keeps failing')
+    .option('--sender-domain <domain>')
+    .option('--recipient-domain <domain>')
+    .option('--account <name>')
+    .option('--priority <n>', 'lower is tried first', '100')
+    .action(async (prov: string, o: { fallback?: string; senderDomain?: string; recipientDomain?: string; account?: string; priority: string }) => {
+      const body = { provider: prov, priority: o.priority, fallback_provider: o.fallback ?? null, sender_domain: o.senderDomain ?? null, recipient_domain: o.recipientDomain ?? null, account: o.account ?? null };
+      const res = (await call(g.target(), 'POST', '/api/v1/mail/rules', body)) as { rule: Rule };
+      show(g, res, () => `added rule ${res.rule.id}`);
+    });
+  rule
+    .command('list')
+    .description('list rules in evaluation order')
+    .action(async () => {
+      const res = (await call(g.target(), 'GET', '/api/v1/mail/rules')) as { rules: Rule[] };
+      show(g, res, () =>
+        table(['ID', 'PRIORITY', 'ACCOUNT', 'FROM', 'TO', 'PROVIDER', 'FALLBACK'], res.rules.map((r) => [r.id, String(r.priority), any(r.account), any(r.sender_domain), any(r.recipient_domain), r.provider, r.fallback_provider ?? '-'])),
+      );
+    });
+  rule
+    .command('remove')
+    .argument('<id>')
+    .action(async (id: string) => {
+      await call(g.target(), 'DELETE', `/api/v1/mail/rules/${enc(id)}`);
+      show(g, { removed: id }, () => `removed rule ${id}`);
+    });
+
+  mail
+    .command('dkim')
+    .description('make (or replace) the DKIM signing key of a sender domain and print the TXT record to publish')
+    .argument('<domain>')
+    .option('--selector <label>', 'DKIM selector', 'dnsproxy')
+    .action(async (domain: string, o: { selector: string }) => {
+      const res = (await call(g.target(), 'POST', `/api/v1/mail/dkim/${enc(domain)}?selector=${enc(o.selector)}`)) as { dkim: { record: string; txt: string } };
+      show(g, res, () => `${res.dkim.record}. TXT "${res.dkim.txt}"`);
+    });
+
+  mail
+    .command('queue')
+    .description('list queued and recent messages, or show one with its delivery log')
+    .argument('[id]')
+    .option('--status <status>', 'queued | sending | deferred | delivered | bounced | failed | held')
+    .option('--limit <n>', 'at most this many', '100')
+    .action(async (id: string | undefined, o: { status?: string; limit: string }) => {
+      if (id) {
+        const res = (await call(g.target(), 'GET', `/api/v1/mail/queue/${enc(id)}`)) as { message: Message; deliveries: Delivery[] };
+        const m = res.message;
+        return show(g, res, () =>
+          [
+            `${m.id}  ${m.status}  ${m.mail_from} → ${m.rcpt_to.join(', ')}  attempts ${m.attempts}${m.last_error ? `\nlast error: ${m.last_error}` : ''}`,
+            table(['TIME', 'PROVIDER', 'OUTCOME', 'CODE', 'MS', 'RESPONSE'], res.deliveries.map((d) => [new Date(d.at_ms).toISOString(), d.provider ?? '-', d.outcome, String(d.code ?? '-'), String(d.duration_ms), d.response])),
+          ].join('\n'),
+        );
+      }
+      const q = new URLSearchParams({ limit: o.limit, ...(o.status ? { status: o.status } : {}) });
+      const res = (await call(g.target(), 'GET', `/api/v1/mail/queue?${q}`)) as { messages: Message[] };
+      show(g, res, () =>
+        table(['ID', 'STATUS', 'FROM', 'TO', 'ATTEMPTS', 'PROVIDER', 'NEXT', 'LAST ERROR'], res.messages.map((m) => [m.id, m.status, m.mail_from, m.rcpt_to.join(','), String(m.attempts), m.provider ?? '-', ['queued', 'deferred'].includes(m.status) ? new Date(m.next_attempt_at).toISOString() : '-', m.last_error ?? ''])),
+      );
+    });
+}

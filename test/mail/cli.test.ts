@@ -1,0 +1,62 @@
+// `dnsproxy mail account|provider|rule|dkim|queue` against a real controller API on a loopback
+// port: what the admin types and reads.
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { MessageStore } from '../../src/mail/messages.js';
+import { apiFixture, type ApiFixture } from '../helpers/api.js';
+
+const ENTRY = fileURLToPath(new URL('./cli-entry.ts', import.meta.url));
+
+describe('mail: admin CLI', function () {
+  let f: ApiFixture;
+  let url: string;
+
+  before(async () => {
+    f = await apiFixture();
+    await f.app.listen({ host: '127.0.0.1', port: 0 });
+    url = `http://127.0.0.1:${(f.app.server.address() as { port: number }).port}`;
+  });
+  after(async () => f.close());
+
+  /** Runs the CLI with `stdin` piped in; resolves with exit code and output. */
+  const cli = (args: string[], stdin = '') =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DNSPROXY_'))), DNSPROXY_API_URL: url, DNSPROXY_TOKEN: f.token };
+      const p = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      p.stdin.end(stdin);
+      p.once('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+
+  it('sets up an account (password from stdin), a provider, a rule and a DKIM key, and lists them', async () => {
+    const add = await cli(['mail', 'account', 'add', 'app', '--email', 'app@example.com', '--domain', 'example.com', '--domain', 'example.net'], 'correct horse battery\n');
+    expect(add, add.stderr).to.include({ code: 0, stdout: 'added account app (example.com, example.net)\n' });
+    expect((await cli(['mail', 'account', 'add', 'nopass', '--email', 'n@example.com', '--domain', 'example.com'], ''))).to.include({ code: 2 });
+
+    const prov = await cli(['mail', 'provider', 'add', 'isp', 'smtp.example.net:587', '--user', 'relay'], 's3cret-pass\n');
+    expect(prov, prov.stderr).to.include({ code: 0, stdout: 'saved provider isp (smtp.example.net:587, starttls)\n' });
+    const providers = await cli(['mail', 'provider', 'list']);
+    expect(providers.stdout).to.match(/^isp\s+smtp\s+smtp\.example\.net:587\s+starttls\s+relay$/m).and.not.include('s3cret');
+
+    const rule = await cli(['mail', 'rule', 'add', 'isp', '--recipient-domain', 'example.org', '--priority', '10']);
+    expect(rule.stdout).to.match(/^added rule [0-9a-f]{8}\n$/);
+    const unknown = await cli(['mail', 'rule', 'add', 'nope']);
+    expect(unknown.code).to.equal(1);
+    expect(unknown.stderr).to.include('no provider named nope');
+    expect((await cli(['mail', 'rule', 'list'])).stdout).to.match(/^[0-9a-f]{8}\s+10\s+\*\s+\*\s+example\.org\s+isp\s+-$/m);
+
+    const dkim = await cli(['mail', 'dkim', 'example.com']);
+    expect(dkim.stdout).to.match(/^dnsproxy\._domainkey\.example\.com\. TXT "v=DKIM1; k=rsa; p=[A-Za-z0-9+/=]+"\n$/);
+  });
+
+  it('mail queue lists messages and shows one', async () => {
+    const [id] = new MessageStore(f.db).enqueue({ account: 'app', mailFrom: 'app@example.com', rcptTo: ['a@example.org'], raw: Buffer.from('x') }, Date.now());
+    expect((await cli(['mail', 'queue'])).stdout).to.match(new RegExp(`^${id}\\s+queued\\s+app@example\\.com\\s+a@example\\.org\\s+0\\s+-`, 'm'));
+    const one = await cli(['--json', 'mail', 'queue', id!]);
+    expect(JSON.parse(one.stdout)).to.deep.include({ deliveries: [] });
+  });
+});
