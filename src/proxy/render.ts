@@ -178,10 +178,17 @@ class Ids {
     return n === 1 ? base : `${base}~${n}`;
   }
   route(id: string): string {
-    const safe = /^[A-Za-z0-9_.:*-]{1,200}$/.test(id) ? id : `x${createHash('sha256').update(id).digest('hex').slice(0, 16)}`;
-    return this.next(`${ID_PREFIX}route-${safe}`);
+    let base = routeIdBases.get(id);
+    if (base === undefined) {
+      const safe = /^[A-Za-z0-9_.:*-]{1,200}$/.test(id) ? id : `x${createHash('sha256').update(id).digest('hex').slice(0, 16)}`;
+      routeIdBases.set(id, (base = `${ID_PREFIX}route-${safe}`));
+    }
+    return this.next(base);
   }
 }
+
+/** Route id → its @id base; ids are few and stable, so every render reuses the strings. */
+const routeIdBases = new Map<string, string>();
 
 /** A selected route's handler, built once per route object with its keys in sorted order. */
 const handlers = new WeakMap<DesiredRoute, Json>();
@@ -225,14 +232,25 @@ function leaves(hosts: string[], byHost: Map<string, DesiredRoute[]>, ids: Ids):
       if (list) list.push(h);
       else mine.set(r, [h]);
     }
-  return [...mine.keys()].sort(compareRoutes).map((r) =>
-    canon({
-      '@id': ids.route(r.id),
-      handle: [proxyHandler(r)],
-      match: [r.path === null ? { host: mine.get(r) } : { host: mine.get(r), path: pathPatterns(r.path) }],
-      terminal: true,
-    }),
-  );
+  return [...mine.keys()].sort(compareRoutes).map((r) => leaf(r, ids.route(r.id), mine.get(r)!));
+}
+
+/** The last leaf built per route object: an unchanged route with the same @id and hosts gets the same (shared, never mutated) leaf. */
+const leafOf = new WeakMap<DesiredRoute, Json>();
+function leaf(r: DesiredRoute, id: string, hosts: string[]): Json {
+  const known = leafOf.get(r);
+  if (known && known['@id'] === id) {
+    const had = (known.match as { host: string[] }[])[0]!.host;
+    if (had.length === hosts.length && had.every((h, i) => h === hosts[i])) return known;
+  }
+  const built = canon({
+    '@id': id,
+    handle: [proxyHandler(r)],
+    match: [r.path === null ? { host: hosts } : { host: hosts, path: pathPatterns(r.path) }],
+    terminal: true,
+  });
+  leafOf.set(r, built);
+  return built;
 }
 
 /**
