@@ -14,8 +14,17 @@ function der(tag: number, body: Buffer): Buffer {
 }
 const seq = (...items: Buffer[]) => der(0x30, Buffer.concat(items));
 const set = (...items: Buffer[]) => der(0x31, Buffer.concat(items));
-/** A non-negative INTEGER from big-endian bytes (a leading 0 keeps the sign bit clear). */
-const int = (b: Buffer) => der(0x02, (b[0] ?? 0) & 0x80 ? Buffer.concat([Buffer.from([0]), b]) : b);
+/**
+ * A non-negative INTEGER from big-endian bytes, minimally encoded as DER requires: leading zero
+ * bytes dropped (OpenSSL refuses them: "illegal padding"), one put back when the sign bit is set.
+ */
+export function derInt(b: Buffer): Buffer {
+  let i = 0;
+  while (i < b.length - 1 && b[i] === 0) i++;
+  const v = b.subarray(i);
+  return der(0x02, (v[0] ?? 0) & 0x80 ? Buffer.concat([Buffer.from([0]), v]) : v.length ? v : Buffer.from([0]));
+}
+const int = derInt;
 const utf8 = (s: string) => der(0x0c, Buffer.from(s, 'utf8'));
 const octets = (b: Buffer) => der(0x04, b);
 const bits = (b: Buffer) => der(0x03, Buffer.concat([Buffer.from([0]), b]));

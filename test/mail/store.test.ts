@@ -11,6 +11,7 @@ import { verifyPassword } from '../../src/mail/password.js';
 import { accountInput } from '../../src/mail/schema.js';
 import { MailStore } from '../../src/mail/store.js';
 import { loadTls } from '../../src/mail/tls.js';
+import { derInt } from '../../src/mail/cert.js';
 import { DB_FILE, migrate, openDb } from '../../src/store/db.js';
 import { MIGRATIONS } from '../../src/store/migrations.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -74,6 +75,17 @@ describe('mail: store', () => {
     expect(ids.map((id) => q.get(id)!.body_id)).to.deep.equal([null, null]);
     expect(db.prepare('SELECT count(*) AS n FROM mail_bodies').get()).to.deep.equal({ n: 0 });
     db.close();
+  });
+
+  it('certificate serials are minimal DER integers (a random serial starting with 0x00 once made OpenSSL refuse the certificate)', () => {
+    const cases: [number[], string][] = [
+      [[0x00, 0x12, 0x34], '02021234'],
+      [[0x00, 0x00, 0x92], '02020092'],
+      [[0x7f, 0xff], '02027fff'],
+      [[0x80], '02020080'],
+      [[0x00], '020100'],
+    ];
+    for (const [bytes, hex] of cases) expect(derInt(Buffer.from(bytes)).toString('hex'), bytes.join(',')).to.equal(hex);
   });
 
   it('STARTTLS certificate: self-signed for the host name, kept across starts, made again for a new name', async () => {
