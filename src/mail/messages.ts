@@ -70,6 +70,19 @@ export class MessageStore {
     return rows.map((r) => messageRow.parse(r));
   }
 
+  /**
+   * Ends now the leases of every owner `gone` says can never finish (a relay on this host that was
+   * killed mid-delivery), so their messages are claimed at once instead of after the lease runs out.
+   * Returns how many messages were released.
+   */
+  releaseLeases(gone: (owner: string) => boolean, nowMs: number): number {
+    const owners = this.db.prepare(`SELECT DISTINCT lease_owner FROM mail_messages WHERE status = 'sending' AND lease_until >= ?`).pluck().all(nowMs) as (string | null)[];
+    const end = this.db.prepare(`UPDATE mail_messages SET lease_until = ? WHERE status = 'sending' AND lease_owner = ?`);
+    let released = 0;
+    for (const owner of owners) if (owner !== null && gone(owner)) released += end.run(nowMs - 1, owner).changes;
+    return released;
+  }
+
   /** Extends `owner`'s leases on `ids` (a delivery still in flight). */
   renew(owner: string, ids: readonly string[], untilMs: number): void {
     const stmt = this.db.prepare(`UPDATE mail_messages SET lease_until = ? WHERE id = ? AND lease_owner = ? AND status = 'sending'`);

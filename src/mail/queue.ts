@@ -2,7 +2,8 @@
 // rule names, record the attempt and the next state. Contracts:
 // - at-least-once: a message is final only after its provider accepted (delivered) or refused it
 //   for good (bounced), or the give-up time passed (failed). A crash mid-delivery leaves the lease
-//   to lapse and the message is delivered again; nothing accepted is lost.
+//   behind (released by the next start on this host, else it lapses) and the message is delivered
+//   again; nothing accepted is lost.
 // - leases of deliveries in flight are renewed, so a slow delivery is never claimed twice.
 // - stop() claims nothing more and waits up to drainMs for deliveries in flight.
 import { randomBytes } from 'node:crypto';
@@ -36,6 +37,25 @@ export interface QueueDeps {
   now?: () => number;
 }
 
+/**
+ * True when `owner` (a Queue.owner, `host:pid:nonce`) was a process on this host that no longer
+ * runs: its leases will never be renewed or finished. An owner on another host, a live pid (maybe
+ * reused by another process) or an owner of another form counts as alive; its leases are waited out.
+ */
+export function ownerGone(owner: string, host = hostname(), alive = pidAlive): boolean {
+  const m = /^(.+):(\d+):[0-9a-f]+$/.exec(owner);
+  return m !== null && m[1] === host && Number(m[2]) !== process.pid && !alive(Number(m[2]));
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, not ours to signal
+  }
+}
+
 export class Queue {
   private readonly log = logger('mail.queue');
   private readonly now: () => number;
@@ -56,6 +76,14 @@ export class Queue {
   start(): void {
     if (this.running) return;
     this.running = true;
+    // A relay killed mid-delivery (supervisord restarts it) leaves leases nobody will renew:
+    // without this its messages would wait out the whole lease (2 min) before the next attempt.
+    try {
+      const released = this.deps.messages.releaseLeases(ownerGone, this.now());
+      if (released) this.log.info('released the leases of a relay on this host that stopped mid-delivery', { messages: released });
+    } catch (e) {
+      this.log.warn('releasing stale leases failed; they lapse on their own', { error: (e as Error).message });
+    }
     this.poll = setInterval(() => this.tick(), this.opts.pollMs);
     this.renew = setInterval(() => this.renewLeases(), Math.max(1, Math.floor(this.opts.leaseMs / 3)));
     this.tick();
