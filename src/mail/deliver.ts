@@ -6,7 +6,7 @@ import nodemailer from 'nodemailer';
 import { logger } from '../log/index.js';
 import { signMessage } from './dkim.js';
 import { classify, type SendError } from './policy.js';
-import type { Attempt, Provider } from './schema.js';
+import type { Attempt, Provider, RecipientReply } from './schema.js';
 import type { DkimKey } from './store.js';
 
 /** Connections per provider, and messages per connection before it is renewed. */
@@ -34,6 +34,23 @@ function createPool(provider: Provider, hostname: string) {
   });
 }
 
+/** What nodemailer reports about recipients refused at RCPT TO (on the result, or on the error when all were). */
+interface RefusalInfo {
+  rejected?: string[];
+  rejectedErrors?: { recipient?: string; responseCode?: number; response?: string; message: string }[];
+}
+
+/** One reply per refused recipient; a refused recipient without its error gets a reply without a code. */
+function refusals(info: RefusalInfo): RecipientReply[] {
+  const errors = info.rejectedErrors ?? [];
+  const replies: RecipientReply[] = errors
+    .filter((e) => typeof e.recipient === 'string')
+    .map((e) => ({ rcpt: e.recipient!, code: typeof e.responseCode === 'number' ? e.responseCode : null, response: (e.response ?? e.message).slice(0, 1000) }));
+  const known = new Set(replies.map((r) => r.rcpt));
+  for (const rcpt of info.rejected ?? []) if (!known.has(rcpt)) replies.push({ rcpt, code: null, response: 'refused by the provider (no reply recorded)' });
+  return replies;
+}
+
 export interface Envelope {
   from: string;
   to: readonly string[];
@@ -55,10 +72,13 @@ export class Deliverer {
     try {
       const message = dkim ? await signMessage(raw, dkim) : raw;
       const info = await this.pool(provider).sendMail({ envelope: { from: envelope.from, to: [...envelope.to] }, raw: message });
-      const rejected = info.rejected.length ? `; rejected by the provider: ${info.rejected.join(', ')}` : '';
-      return done({ outcome: 'delivered', code: Number(/^\d{3}/.exec(info.response)?.[0] ?? 250), response: `${info.response}${rejected}`.slice(0, 1000) });
+      const refused = refusals(info);
+      const rejected = refused.length ? `; refused by the provider: ${refused.map((r) => r.rcpt).join(', ')}` : '';
+      return done({ outcome: 'delivered', code: Number(/^\d{3}/.exec(info.response)?.[0] ?? 250), response: `${info.response}${rejected}`.slice(0, 1000), ...(refused.length ? { refused } : {}) });
     } catch (e) {
-      return done(classify(e as SendError));
+      // Every recipient refused at RCPT: the error carries each one's reply too.
+      const refused = refusals(e as RefusalInfo);
+      return done({ ...classify(e as SendError), ...(refused.length ? { refused } : {}) });
     }
   }
 

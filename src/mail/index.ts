@@ -83,7 +83,7 @@ export class MailRelay {
       if (tls.generated) this.log.info('generated a self-signed STARTTLS certificate', { hostname: o.hostname, dir: `${o.dataDir}/mail/tls` });
 
       this.deliverer = new Deliverer(o.hostname);
-      const queue: QueueOptions = { workers: o.workers, leaseMs: o.leaseMs, pollMs: o.pollMs, retry: o.retry, fallbackAfter: o.fallbackAfter, drainMs: o.drainMs };
+      const queue: QueueOptions = { workers: o.workers, leaseMs: o.leaseMs, pollMs: o.pollMs, retry: o.retry, fallbackAfter: o.fallbackAfter, drainMs: o.drainMs, hostname: o.hostname };
       this.queue = new Queue({ messages, store, deliverer: this.deliverer }, queue);
       const q = this.queue;
 

@@ -3,7 +3,9 @@
 // - enqueue() commits body + rows in one transaction; the SMTP 250 goes out only after it returns.
 // - claim() hands each due message to one owner until its lease ends; a holder that dies lets the
 //   lease run out and the message is claimed again (at-least-once, never lost).
-// - finish() records an attempt and the next state only while the caller still holds the lease.
+// - finish()/settle() record an attempt, the next state, split-off recipients and DSNs in one
+//   transaction, and only while the caller still holds the lease: a DSN is queued exactly when
+//   its message becomes final.
 import { randomBytes } from 'node:crypto';
 import type { Db } from '../store/db.js';
 import { domainOf, FINAL_STATUSES, messageRow, type Attempt, type Delivery, type Message, type MessageStatus } from './schema.js';
@@ -21,6 +23,16 @@ export interface NextState {
   next_attempt_at: number;
   provider: string | null;
   last_error: string | null;
+}
+
+/** One group of recipients after an attempt, as MessageStore.settle() records it. */
+export interface Settled {
+  attempt: Attempt | null;
+  next: NextState;
+  /** The recipients this message keeps; unset: all of them. */
+  rcpt_to?: string[];
+  /** A DSN to queue back to the sender (src/mail/dsn.ts). */
+  dsn?: Buffer;
 }
 
 const newId = () => randomBytes(8).toString('hex');
@@ -100,24 +112,65 @@ export class MessageStore {
    * once no other message of it is pending.
    */
   finish(id: string, owner: string, attempt: Attempt | null, next: NextState, nowMs: number): boolean {
+    return this.settle(id, owner, { attempt, next }, [], nowMs);
+  }
+
+  /**
+   * finish() for an attempt whose recipients ended differently (policy.ts settle()): the message
+   * keeps `self.rcpt_to` (all of them when unset) and `self.next`; each of `splits` becomes a new
+   * message on the same body with its own recipients, state and first log row, `attempts` and
+   * `created_at_ms` carried over (so its give-up time stays). Each `dsn` given is queued as a new
+   * message from `<>` to this message's sender. All in one transaction, only while `owner` still
+   * holds the lease; returns false (and changes nothing) otherwise.
+   */
+  settle(id: string, owner: string, self: Settled, splits: readonly (Settled & { rcpt_to: string[]; attempt: Attempt })[], nowMs: number): boolean {
     return this.db
       .transaction(() => {
         const changed = this.db
           .prepare(
             `UPDATE mail_messages SET status = ?, attempts = attempts + ?, next_attempt_at = ?, lease_until = NULL, lease_owner = NULL,
-               provider = coalesce(?, provider), last_error = ?, updated_at_ms = ?
+               provider = coalesce(?, provider), last_error = ?, updated_at_ms = ?, rcpt_to = coalesce(?, rcpt_to)
              WHERE id = ? AND lease_owner = ? AND status = 'sending'`,
           )
-          .run(next.status, attempt ? 1 : 0, next.next_attempt_at, next.provider, next.last_error, nowMs, id, owner).changes;
+          .run(self.next.status, self.attempt ? 1 : 0, self.next.next_attempt_at, self.next.provider, self.next.last_error, nowMs, self.rcpt_to ? JSON.stringify(self.rcpt_to) : null, id, owner).changes;
         if (!changed) return false;
-        if (attempt)
+        const parent = this.get(id)!;
+        this.log(id, self.attempt, nowMs);
+        if (self.dsn) this.queueDsn(parent, id, self.dsn, nowMs);
+        for (const s of splits) {
+          const splitId = this.id();
           this.db
-            .prepare('INSERT INTO mail_deliveries (message_id, at_ms, provider, outcome, code, response, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?)')
-            .run(id, nowMs, attempt.provider, attempt.outcome, attempt.code, attempt.response, attempt.duration_ms);
-        if (FINAL_STATUSES.has(next.status)) this.purgeBody(id);
+            .prepare(
+              `INSERT INTO mail_messages (id, body_id, account, mail_from, rcpt_to, recipient_domain, size, status, attempts, created_at_ms, next_attempt_at, provider, last_error, updated_at_ms, parent_id)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+            )
+            .run(splitId, parent.body_id, parent.account, parent.mail_from, JSON.stringify(s.rcpt_to), parent.recipient_domain, parent.size, s.next.status, parent.attempts, parent.created_at_ms, s.next.next_attempt_at, s.next.provider, s.next.last_error, nowMs, id);
+          this.log(splitId, s.attempt, nowMs);
+          if (s.dsn) this.queueDsn(parent, splitId, s.dsn, nowMs);
+        }
+        if (FINAL_STATUSES.has(self.next.status)) this.purgeBody(id);
         return true;
       })
       .immediate();
+  }
+
+  private log(id: string, attempt: Attempt | null, nowMs: number): void {
+    if (attempt)
+      this.db
+        .prepare('INSERT INTO mail_deliveries (message_id, at_ms, provider, outcome, code, response, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?)')
+        .run(id, nowMs, attempt.provider, attempt.outcome, attempt.code, attempt.response, attempt.duration_ms);
+  }
+
+  /** Queues `raw` from `<>` to `about`'s sender, routed as mail of the sender's account. */
+  private queueDsn(about: Message, aboutId: string, raw: Buffer, nowMs: number): void {
+    const bodyId = this.id();
+    this.db.prepare('INSERT INTO mail_bodies (id, raw) VALUES (?, ?)').run(bodyId, raw);
+    this.db
+      .prepare(
+        `INSERT INTO mail_messages (id, body_id, account, mail_from, rcpt_to, recipient_domain, size, status, created_at_ms, next_attempt_at, updated_at_ms, parent_id)
+         VALUES (?, ?, ?, '', ?, ?, ?, 'queued', ?, ?, ?, ?)`,
+      )
+      .run(this.id(), bodyId, about.account, JSON.stringify([about.mail_from]), domainOf(about.mail_from), raw.length, nowMs, nowMs, nowMs, aboutId);
   }
 
   private purgeBody(id: string): void {

@@ -5,15 +5,21 @@
 //   behind (released by the next start on this host, else it lapses) and the message is delivered
 //   again; nothing accepted is lost.
 // - leases of deliveries in flight are renewed, so a slow delivery is never claimed twice.
+// - per recipient: when the provider refuses some recipients at RCPT TO, each group of
+//   recipients gets its own state (policy.ts settle()): accepted ones delivered, 5xx ones
+//   bounced, 4xx ones retried on their own.
+// - a message that ends bounced or failed gets a DSN (dsn.ts) to its sender, queued in the same
+//   transaction; a message from `<>` (a DSN itself) never does.
 // - stop() claims nothing more and waits up to drainMs for deliveries in flight.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { logger } from '../log/index.js';
 import type { Deliverer } from './deliver.js';
 import type { MessageStore } from './messages.js';
-import { afterAttempt, type RetryPolicy } from './policy.js';
-import { matchRule, providerFor } from './route.js';
-import { domainOf, type Attempt, type Message } from './schema.js';
+import { renderDsn } from './dsn.js';
+import { settle, type Part, type RetryPolicy } from './policy.js';
+import { matchRule, providerFor, routeDomain } from './route.js';
+import type { Attempt, Message } from './schema.js';
 import type { MailStore } from './store.js';
 
 export interface QueueOptions {
@@ -28,6 +34,8 @@ export interface QueueOptions {
   fallbackAfter: number;
   /** stop() waits this long for deliveries in flight; the rest are retried after their lease lapses. */
   drainMs: number;
+  /** This relay's name in the DSNs it sends (Reporting-MTA). */
+  hostname?: string;
 }
 
 export interface QueueDeps {
@@ -137,29 +145,59 @@ export class Queue {
   /** One attempt for `m`. Never throws: an error leaves the lease to lapse, and the message is tried again. */
   private async process(m: Message): Promise<void> {
     try {
-      const attempt = await this.attempt(m);
-      const next = afterAttempt(m, attempt, this.now(), this.opts.retry);
-      const recorded = this.deps.messages.finish(m.id, this.owner, attempt, next, this.now());
-      const fields = { id: m.id, to: m.recipient_domain, provider: attempt.provider, outcome: attempt.outcome, code: attempt.code, status: next.status, duration_ms: attempt.duration_ms };
-      if (!recorded) this.log.warn('lease lost before the attempt was recorded; another worker owns the message', fields);
+      const raw = m.body_id === null ? undefined : this.deps.messages.body(m.body_id);
+      const attempt = await this.attempt(m, raw);
+      const now = this.now();
+      const { self, splits } = settle(m, attempt, now, this.opts.retry);
+      // Never a DSN for a DSN (null sender); none without the body, whose headers it returns.
+      const withDsn = (p: Part) => ({ ...p, ...(raw && m.mail_from && (p.next.status === 'bounced' || p.next.status === 'failed') ? { dsn: this.dsn(m, p, raw, now) } : {}) });
+      const parts = [self, ...splits].map(withDsn);
+      const recorded = this.deps.messages.settle(m.id, this.owner, parts[0]!, parts.slice(1), now);
+      const fields = { id: m.id, to: m.recipient_domain, provider: attempt.provider, outcome: attempt.outcome, code: attempt.code, status: self.next.status, duration_ms: attempt.duration_ms };
+      if (!recorded) {
+        this.log.warn('lease lost before the attempt was recorded; another worker owns the message', fields);
+        return;
+      }
+      if (splits.length) this.log.warn('provider answered recipients differently; split the message', { ...fields, parts: [self, ...splits].map((p) => ({ rcpt: p.rcpt_to.length, status: p.next.status, code: p.attempt.code })) });
       else if (attempt.outcome === 'delivered') this.log.info('delivered', fields);
-      else this.log.warn('attempt failed', { ...fields, response: attempt.response, next_attempt_at: new Date(next.next_attempt_at).toISOString() });
+      else this.log.warn('attempt failed', { ...fields, response: attempt.response, next_attempt_at: new Date(self.next.next_attempt_at).toISOString() });
+      const dsns = parts.filter((p) => p.dsn).map((p) => p.rcpt_to.length);
+      if (dsns.length) {
+        this.log.info('DSN queued for the sender', { id: m.id, recipients: dsns });
+        this.wake();
+      }
     } catch (e) {
       this.log.error('delivery error; the message is retried when its lease lapses', { id: m.id, error: (e as Error).message });
     }
   }
 
-  /** Routes and delivers `m`. A missing route or provider is a transient attempt: fixing the settings lets the message go. */
-  private async attempt(m: Message): Promise<Attempt> {
-    const { store, messages, deliverer } = this.deps;
+  /** The DSN for the recipients of `p` (final: bounced or failed), addressed to `m`'s sender. */
+  private dsn(m: Message, p: Part, raw: Buffer, now: number): Buffer {
+    return renderDsn({
+      reportingMta: this.opts.hostname ?? hostname(),
+      queueId: m.id,
+      sender: m.mail_from,
+      arrivalMs: m.created_at_ms,
+      nowMs: now,
+      reason: p.next.status === 'failed' ? 'failed' : 'bounced',
+      attempts: m.attempts + 1,
+      recipients: p.replies,
+      provider: p.attempt.provider,
+      original: raw,
+      token: randomBytes(12).toString('hex'),
+    });
+  }
+
+  /** Routes and delivers `m`. A missing route, provider or body is a transient attempt: fixing the settings lets the message go. */
+  private async attempt(m: Message, raw: Buffer | undefined): Promise<Attempt> {
+    const { store, deliverer } = this.deps;
     const missing = (response: string): Attempt => ({ provider: null, outcome: 'transient', code: null, response, duration_ms: 0 });
-    const senderDomain = domainOf(m.mail_from);
+    const senderDomain = routeDomain(m);
     const rule = matchRule(store.rules(), { account: m.account, senderDomain, recipientDomain: m.recipient_domain });
     if (!rule) return missing(`no routing rule matches account ${m.account}, ${senderDomain} → ${m.recipient_domain}`);
     const name = providerFor(rule, m.attempts, this.opts.fallbackAfter);
     const provider = store.provider(name);
     if (!provider) return missing(`provider ${name} (rule ${rule.id}) does not exist`);
-    const raw = m.body_id === null ? undefined : messages.body(m.body_id);
     if (!raw) return missing('message body missing');
     return deliverer.send(provider, { from: m.mail_from, to: m.rcpt_to }, raw, store.dkimKey(senderDomain));
   }

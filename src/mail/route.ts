@@ -1,5 +1,5 @@
 // Routing: which rule a message matches and which provider an attempt uses. Pure functions.
-import type { Rule } from './schema.js';
+import { domainOf, type Message, type Rule } from './schema.js';
 
 export interface RouteQuery {
   account: string;
@@ -31,4 +31,12 @@ export function matchRule(rules: readonly Rule[], q: RouteQuery): Rule | null {
 export function providerFor(rule: Pick<Rule, 'provider' | 'fallback_provider'>, failedAttempts: number, fallbackAfter: number): string {
   if (!rule.fallback_provider || failedAttempts < fallbackAfter) return rule.provider;
   return (failedAttempts - fallbackAfter) % 2 === 0 ? rule.fallback_provider : rule.provider;
+}
+
+/**
+ * The sender domain a queued message is routed and DKIM-signed as: its sender's, or for a DSN
+ * (null sender) the domain it goes back to, which is also the domain of its From: (dsn.ts).
+ */
+export function routeDomain(m: Pick<Message, 'mail_from' | 'rcpt_to'>): string {
+  return domainOf(m.mail_from || (m.rcpt_to[0] ?? ''));
 }

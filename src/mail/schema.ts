@@ -108,11 +108,20 @@ export const messageRow = z.object({
   provider: z.string().nullable(),
   last_error: z.string().nullable(),
   updated_at_ms: z.number().int(),
+  /** The message this one was split from (its provider refused some recipients), or for a DSN (mail_from '') the one it reports on. */
+  parent_id: z.string().nullable(),
 });
 export type Message = z.infer<typeof messageRow>;
 
 export const ATTEMPT_OUTCOMES = ['delivered', 'transient', 'permanent'] as const;
 export type AttemptOutcome = (typeof ATTEMPT_OUTCOMES)[number];
+
+/** One provider reply about one recipient. */
+export interface RecipientReply {
+  rcpt: string;
+  code: number | null;
+  response: string;
+}
 
 /** One delivery attempt, as the delivery log stores it. */
 export interface Attempt {
@@ -122,6 +131,11 @@ export interface Attempt {
   code: number | null;
   response: string;
   duration_ms: number;
+  /**
+   * Recipients the provider refused at RCPT TO, each with its own reply, when the replies differed
+   * per recipient (not stored in the log row: policy.ts settle() splits the message by them).
+   */
+  refused?: RecipientReply[];
 }
 
 export interface Delivery extends Attempt {

@@ -110,4 +110,9 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX mail_deliveries_message ON mail_deliveries (message_id);
   `,
+  // 4: mail: split-off messages and DSNs point at the message they came from.
+  `
+  ALTER TABLE mail_messages ADD COLUMN parent_id TEXT; -- split from (some recipients refused), or for a DSN (mail_from '') the message it reports on
+  CREATE INDEX mail_messages_parent ON mail_messages (parent_id);
+  `,
 ];

@@ -35,6 +35,8 @@ export interface Sink {
   received: Received[];
   /** Reply to every DATA with this error instead of accepting (e.g. 550 or 451). */
   reject: { code: number; text: string } | null;
+  /** Refuse these recipients (lower-case address) at RCPT TO with this reply; others are accepted. */
+  rejectRcpt: Record<string, { code: number; text: string }>;
   /** Starts listening on `port` (again), e.g. to bring a "down" provider up. */
   listen(port?: number): Promise<number>;
   close(): Promise<void>;
@@ -50,6 +52,7 @@ export function sink(): Sink {
     port: 0,
     received,
     reject: null,
+    rejectRcpt: {},
     async listen(port = 0) {
       const tls = await (sinkTls ??= selfSignedCert('sink.example.org', new Date()));
       const srv = (server = new SMTPServer({
@@ -59,6 +62,10 @@ export function sink(): Sink {
         // The relay's pooled connections stay open; close() must not wait 30 s for them.
         closeTimeout: 100,
         logger: false,
+        onRcptTo(address, _session, cb) {
+          const r = s.rejectRcpt[address.address.toLowerCase()];
+          cb(r ? Object.assign(new Error(r.text), { responseCode: r.code }) : null);
+        },
         onData(stream, session, cb) {
           const chunks: Buffer[] = [];
           stream.on('data', (c: Buffer) => chunks.push(c));

@@ -1,7 +1,7 @@
 // The relay's pure parts as tables: routing, provider turns, backoff, error classes, next state,
 // the login throttle.
 import { expect } from 'chai';
-import { afterAttempt, backoff, classify } from '../../src/mail/policy.js';
+import { afterAttempt, backoff, classify, settle } from '../../src/mail/policy.js';
 import { matchRule, providerFor } from '../../src/mail/route.js';
 import type { Attempt, Rule } from '../../src/mail/schema.js';
 import { AuthThrottle } from '../../src/mail/throttle.js';
@@ -66,6 +66,53 @@ describe('mail: routing and retry policy', () => {
     expect(afterAttempt(msg, at('transient'), 5000, p)).to.include({ status: 'deferred', next_attempt_at: 5000 + 4000 });
     expect(afterAttempt({ attempts: 9, created_at_ms: 0 }, at('transient'), 15_000, p)).to.include({ status: 'deferred', next_attempt_at: 20_000 });
     expect(afterAttempt(msg, at('transient'), 20_000, p)).to.include({ status: 'failed' });
+  });
+
+  describe('per-recipient outcomes (settle)', () => {
+    const p = { baseMs: 1000, maxMs: 8000, giveUpMs: 20_000 };
+    const msg = { attempts: 0, created_at_ms: 0, rcpt_to: ['ok@example.org', 'Gone@example.org', 'busy@example.org'] };
+    const refuse = (rcpt: string, code: number) => ({ rcpt, code, response: `${code} ${rcpt}` });
+    const shape = (r: ReturnType<typeof settle>) => [r.self, ...r.splits].map((x) => [x.rcpt_to.join(','), x.attempt.outcome, x.attempt.code, x.next.status]);
+    const cases: [string, Attempt, (string | number | null)[][]][] = [
+      // what the provider said → [recipients, outcome logged, code logged, next status] for the message, then each split
+      ['one 250 for all', { provider: 'p', outcome: 'delivered', code: 250, response: '250 ok', duration_ms: 1 }, [['ok@example.org,Gone@example.org,busy@example.org', 'delivered', 250, 'delivered']]],
+      ['one 550 (at DATA) for all', { provider: 'p', outcome: 'permanent', code: 550, response: '550 no', duration_ms: 1 }, [['ok@example.org,Gone@example.org,busy@example.org', 'permanent', 550, 'bounced']]],
+      [
+        '250 with one RCPT 550 (matched case-insensitively) and one RCPT 450',
+        { provider: 'p', outcome: 'delivered', code: 250, response: '250 ok', duration_ms: 1, refused: [refuse('gone@example.org', 550), refuse('busy@example.org', 450)] },
+        [
+          ['ok@example.org', 'delivered', 250, 'delivered'],
+          ['busy@example.org', 'transient', 450, 'deferred'],
+          ['Gone@example.org', 'permanent', 550, 'bounced'],
+        ],
+      ],
+      [
+        'every RCPT refused, 450 and 550',
+        { provider: 'p', outcome: 'transient', code: 450, response: '450 x', duration_ms: 1, refused: [refuse('ok@example.org', 450), refuse('gone@example.org', 550), refuse('busy@example.org', 503)] },
+        [
+          ['ok@example.org,busy@example.org', 'transient', 450, 'deferred'],
+          ['Gone@example.org', 'permanent', 550, 'bounced'],
+        ],
+      ],
+      ['every RCPT refused with 550', { provider: 'p', outcome: 'permanent', code: 550, response: '550 x', duration_ms: 1, refused: msg.rcpt_to.map((r) => refuse(r, 550)) }, [['ok@example.org,Gone@example.org,busy@example.org', 'permanent', 550, 'bounced']]],
+    ];
+    for (const [what, attempt, want] of cases)
+      it(what, () => {
+        const r = settle(msg, attempt, 5000, p);
+        expect(shape(r)).to.deep.equal(want);
+        // Each part's replies are what its DSN reports: one per recipient, with that recipient's own reply.
+        for (const part of [r.self, ...r.splits]) expect(part.replies.map((x) => x.rcpt)).to.deep.equal(part.rcpt_to);
+      });
+
+    it('a refused recipient past the give-up time fails (and gets a DSN) while the accepted ones are delivered', () => {
+      const attempt: Attempt = { provider: 'p', outcome: 'delivered', code: 250, response: '250 ok', duration_ms: 1, refused: [refuse('busy@example.org', 450)] };
+      const r = settle({ ...msg, rcpt_to: ['ok@example.org', 'busy@example.org'] }, attempt, 25_000, p);
+      expect(shape(r)).to.deep.equal([
+        ['ok@example.org', 'delivered', 250, 'delivered'],
+        ['busy@example.org', 'transient', 450, 'failed'],
+      ]);
+      expect(r.splits[0]!.replies).to.deep.equal([{ rcpt: 'busy@example.org', code: 450, response: '450 busy@example.org' }]);
+    });
   });
 
   it('login throttle: the delay doubles per failure from one address, others are unaffected, success and time reset it', () => {
