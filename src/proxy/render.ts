@@ -119,7 +119,9 @@ export function selectRoutes(desired: DesiredProxy): Selection {
   const routes: DesiredRoute[] = [];
   const skipped: Skipped[] = [];
   const warnings: string[] = [];
-  const claims = new Map<string, { tls: TlsMode; id: string; paths: Map<string, string> }>();
+  // host → the tls mode it is served with and the route that set it; "host path" → the route serving it.
+  const hostTls = new Map<string, { tls: TlsMode; id: string }>();
+  const served = new Map<string, string>();
   const ids = new Set<string>();
   for (const { r } of keyed) {
     let reason: string | null = null;
@@ -127,9 +129,9 @@ export function selectRoutes(desired: DesiredProxy): Selection {
     else if (r.hosts.length === 0) reason = 'no hosts';
     else if (r.upstreams.length === 0) reason = 'no upstreams';
     for (const host of r.hosts) {
-      const claim = claims.get(host);
+      const claim = hostTls.get(host);
       if (reason || !claim) continue;
-      const owner = claim.paths.get(r.path ?? '');
+      const owner = served.get(`${host} ${r.path ?? ''}`);
       if (owner !== undefined) reason = `${host}${r.path ?? ''} is already routed by ${owner}`;
       else if (claim.tls !== r.tls) reason = `${host} is already served with tls ${claim.tls} by ${claim.id}`;
     }
@@ -140,9 +142,8 @@ export function selectRoutes(desired: DesiredProxy): Selection {
       continue;
     }
     for (const host of r.hosts) {
-      const claim = claims.get(host) ?? { tls: r.tls, id: r.id, paths: new Map<string, string>() };
-      claim.paths.set(r.path ?? '', r.id);
-      claims.set(host, claim);
+      served.set(`${host} ${r.path ?? ''}`, r.id);
+      if (!hostTls.has(host)) hostTls.set(host, { tls: r.tls, id: r.id });
       if (r.tls === 'acme' && isWildcard(host))
         warnings.push(`route ${r.id}: ${host} with tls acme needs the DNS-01 challenge, which this Caddy build lacks; no certificate will be issued`);
     }
