@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { AppError } from '../errors.js';
 import { logger } from '../log/index.js';
 import { dkimTxt, generateDkimPrivateKey } from '../mail/keys.js';
+import type { OperatorAction } from '../mail/messages.js';
 import { accountInput, mailDomain, mailName, MESSAGE_STATUSES, providerConfig, ruleInput, type Provider } from '../mail/schema.js';
 import type { ApiDeps } from './app.js';
 
@@ -85,9 +86,32 @@ export const mailRoutes =
       { schema: { tags, querystring: z.object({ status: z.enum(MESSAGE_STATUSES).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }).strict() } },
       async (req) => ({ messages: messages.list({ ...(req.query.status ? { status: req.query.status } : {}), limit: req.query.limit }) }),
     );
-    app.get('/api/v1/mail/queue/:id', { schema: { tags, params: z.object({ id: z.string().regex(/^[0-9a-f]{16}$/, 'must be a message id') }) } }, async (req) => {
-      const message = messages.get(req.params.id);
-      if (!message) throw new AppError('not_found', `no message ${req.params.id}`);
-      return { message, deliveries: messages.deliveries(req.params.id) };
+    const idParam = z.object({ id: z.string().regex(/^[0-9a-f]{16}$/, 'must be a message id') });
+    const found = (id: string) => {
+      const message = messages.get(id);
+      if (!message) throw new AppError('not_found', `no message ${id}`);
+      return message;
+    };
+    app.get('/api/v1/mail/queue/:id', { schema: { tags, params: idParam } }, async (req) => ({ message: found(req.params.id), deliveries: messages.deliveries(req.params.id) }));
+    app.get('/api/v1/mail/queue/:id/log', { schema: { tags, params: idParam, description: 'The delivery attempts of one message, oldest first' } }, async (req) => {
+      found(req.params.id);
+      return { deliveries: messages.deliveries(req.params.id) };
+    });
+    // The relay polls every second: a retried or released message goes out within that.
+    const actions: [OperatorAction, string][] = [
+      ['retry', 'Make a queued, deferred or held message due now (409 while in flight or once final)'],
+      ['hold', 'Keep a queued or deferred message from being delivered until released'],
+      ['release', 'Put a held message back in the queue, due now'],
+    ];
+    for (const [action, description] of actions)
+      app.post(`/api/v1/mail/queue/:id/${action}`, { schema: { tags, params: idParam, description } }, async (req) => {
+        const message = messages.operate(req.params.id, action, Date.now());
+        log.info(`mail message ${action}`, { id: message.id, status: message.status });
+        return { message };
+      });
+    app.delete('/api/v1/mail/queue/:id', { schema: { tags, params: idParam, description: 'Delete a message (not while in flight) with its delivery log' } }, async (req, reply) => {
+      messages.delete(req.params.id, Date.now());
+      log.info('mail message deleted', { id: req.params.id });
+      return reply.code(204).send();
     });
   };

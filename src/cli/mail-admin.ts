@@ -1,4 +1,6 @@
-// `dnsproxy mail account|provider|rule|dkim|queue`: clients of /api/v1/mail on the controller.
+// `dnsproxy mail account|provider|rule|dkim|queue|retry|hold|release|delete|log`: clients of
+// /api/v1/mail on the controller. Exit codes as everywhere: 0 ok, 1 refused (404 unknown id, 409
+// in flight or final), 2 usage.
 // Secrets (account and provider passwords) come from stdin or a flag, never echoed back.
 import type { Command } from 'commander';
 import { call, CliError } from './client.js';
@@ -11,7 +13,7 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 interface Account { name: string; email: string; allowed_domains: string[] }
 interface Provider { name: string; config: { type: string; host: string; port: number; security: string; tls_verify: boolean; auth?: { user: string } } }
 interface Rule { id: string; priority: number; sender_domain: string | null; recipient_domain: string | null; account: string | null; provider: string; fallback_provider: string | null }
-interface Message { id: string; status: string; account: string; mail_from: string; rcpt_to: string[]; attempts: number; provider: string | null; next_attempt_at: number; last_error: string | null }
+interface Message { id: string; status: string; account: string; mail_from: string; rcpt_to: string[]; attempts: number; provider: string | null; next_attempt_at: number; last_error: string | null; parent_id: string | null }
 interface Delivery { at_ms: number; provider: string | null; outcome: string; code: number | null; response: string; duration_ms: number }
 
 /** A secret from the flag, else from stdin (piped), else a usage error. */
@@ -26,6 +28,10 @@ async function secret(flag: string | undefined, what: string): Promise<string> {
 }
 
 const show = (g: Globals, res: unknown, human: () => string) => (g.json() ? printJson(res) : console.log(human()));
+const logTable = (deliveries: Delivery[]) =>
+  table(['TIME', 'PROVIDER', 'OUTCOME', 'CODE', 'MS', 'RESPONSE'], deliveries.map((d) => [new Date(d.at_ms).toISOString(), d.provider ?? '-', d.outcome, String(d.code ?? '-'), String(d.duration_ms), d.response]));
+/** Where a message came from, when it is a split-off part or a DSN. */
+const origin = (m: Message) => (m.parent_id === null ? '' : m.mail_from === '' ? `\nbounce (DSN) about ${m.parent_id}` : `\nsplit from ${m.parent_id} (the provider answered its recipients differently)`);
 const any = (v: string | null) => v ?? '*';
 
 export function mailAdminCommands(mail: Command, g: Globals): void {
@@ -148,15 +154,46 @@ export function mailAdminCommands(mail: Command, g: Globals): void {
         const m = res.message;
         return show(g, res, () =>
           [
-            `${m.id}  ${m.status}  ${m.mail_from} → ${m.rcpt_to.join(', ')}  attempts ${m.attempts}${m.last_error ? `\nlast error: ${m.last_error}` : ''}`,
-            table(['TIME', 'PROVIDER', 'OUTCOME', 'CODE', 'MS', 'RESPONSE'], res.deliveries.map((d) => [new Date(d.at_ms).toISOString(), d.provider ?? '-', d.outcome, String(d.code ?? '-'), String(d.duration_ms), d.response])),
+            `${m.id}  ${m.status}  ${m.mail_from || '<>'} → ${m.rcpt_to.join(', ')}  attempts ${m.attempts}${origin(m)}${m.last_error ? `\nlast error: ${m.last_error}` : ''}`,
+            logTable(res.deliveries),
           ].join('\n'),
         );
       }
       const q = new URLSearchParams({ limit: o.limit, ...(o.status ? { status: o.status } : {}) });
       const res = (await call(g.target(), 'GET', `/api/v1/mail/queue?${q}`)) as { messages: Message[] };
       show(g, res, () =>
-        table(['ID', 'STATUS', 'FROM', 'TO', 'ATTEMPTS', 'PROVIDER', 'NEXT', 'LAST ERROR'], res.messages.map((m) => [m.id, m.status, m.mail_from, m.rcpt_to.join(','), String(m.attempts), m.provider ?? '-', ['queued', 'deferred'].includes(m.status) ? new Date(m.next_attempt_at).toISOString() : '-', m.last_error ?? ''])),
+        table(['ID', 'STATUS', 'FROM', 'TO', 'ATTEMPTS', 'PROVIDER', 'NEXT', 'LAST ERROR'], res.messages.map((m) => [m.id, m.status, m.mail_from || '<>', m.rcpt_to.join(','), String(m.attempts), m.provider ?? '-', ['queued', 'deferred'].includes(m.status) ? new Date(m.next_attempt_at).toISOString() : '-', m.last_error ?? ''])),
       );
+    });
+
+  const actions: [string, string, (m: Message) => string][] = [
+    ['retry', 'make a queued, deferred or held message due now (the relay picks it up within a second)', (m) => `${m.id} is due now (attempts so far: ${m.attempts})`],
+    ['hold', 'keep a queued or deferred message from being delivered until released', (m) => `${m.id} is held`],
+    ['release', 'put a held message back in the queue, due now', (m) => `${m.id} is queued again, due now`],
+  ];
+  for (const [action, description, said] of actions)
+    mail
+      .command(action)
+      .description(description)
+      .argument('<id>', 'message id (dnsproxy mail queue)')
+      .action(async (id: string) => {
+        const res = (await call(g.target(), 'POST', `/api/v1/mail/queue/${enc(id)}/${action}`)) as { message: Message };
+        show(g, res, () => said(res.message));
+      });
+  mail
+    .command('delete')
+    .description('delete a message that is not being delivered, with its delivery log')
+    .argument('<id>')
+    .action(async (id: string) => {
+      await call(g.target(), 'DELETE', `/api/v1/mail/queue/${enc(id)}`);
+      show(g, { deleted: id }, () => `deleted ${id}`);
+    });
+  mail
+    .command('log')
+    .description("a message's delivery attempts: time, provider, outcome, reply code, duration, reply text")
+    .argument('<id>')
+    .action(async (id: string) => {
+      const res = (await call(g.target(), 'GET', `/api/v1/mail/queue/${enc(id)}/log`)) as { deliveries: Delivery[] };
+      show(g, res, () => (res.deliveries.length ? logTable(res.deliveries) : 'no delivery attempts yet'));
     });
 }

@@ -7,6 +7,7 @@
 //   transaction, and only while the caller still holds the lease: a DSN is queued exactly when
 //   its message becomes final.
 import { randomBytes } from 'node:crypto';
+import { AppError } from '../errors.js';
 import type { Db } from '../store/db.js';
 import { domainOf, FINAL_STATUSES, messageRow, type Attempt, type Delivery, type Message, type MessageStatus } from './schema.js';
 
@@ -201,4 +202,75 @@ export class MessageStore {
   deliveries(messageId: string): Delivery[] {
     return this.db.prepare('SELECT * FROM mail_deliveries WHERE message_id = ? ORDER BY id').all(messageId) as Delivery[];
   }
+
+  // ---- operator actions (API, CLI) ----
+
+  /**
+   * Applies an operator's action (see operatorAction()) in one write transaction, so a relay's
+   * claim of the same message lands entirely before or after it. Returns the message as it is now.
+   * Throws AppError not_found (unknown id) or conflict (in flight or final).
+   */
+  operate(id: string, action: OperatorAction, nowMs: number): Message {
+    return this.db
+      .transaction(() => {
+        const m = this.get(id);
+        if (!m) throw new AppError('not_found', `no message ${id}`);
+        const to = operatorAction(m, action, nowMs);
+        if (typeof to === 'string') throw new AppError('conflict', `message ${id}: ${to}`);
+        this.db
+          .prepare(`UPDATE mail_messages SET status = ?, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL, updated_at_ms = ? WHERE id = ?`)
+          .run(to.status, to.next_attempt_at, nowMs, id);
+        return this.get(id)!;
+      })
+      .immediate();
+  }
+
+  /**
+   * Deletes a message that is not being delivered, with its delivery log, and its body when no
+   * other message uses it. Messages split from it or DSNs about it stay (their parent_id dangles).
+   * Throws AppError not_found or conflict (in flight).
+   */
+  delete(id: string, nowMs: number): void {
+    this.db
+      .transaction(() => {
+        const m = this.get(id);
+        if (!m) throw new AppError('not_found', `no message ${id}`);
+        if (inFlight(m, nowMs)) throw new AppError('conflict', `message ${id}: ${IN_FLIGHT}`);
+        this.db.prepare('DELETE FROM mail_deliveries WHERE message_id = ?').run(id);
+        this.db.prepare('DELETE FROM mail_messages WHERE id = ?').run(id);
+        if (m.body_id && !this.db.prepare('SELECT 1 FROM mail_messages WHERE body_id = ? LIMIT 1').get(m.body_id))
+          this.db.prepare('DELETE FROM mail_bodies WHERE id = ?').run(m.body_id);
+      })
+      .immediate();
+  }
+}
+
+export type OperatorAction = 'retry' | 'hold' | 'release';
+
+const IN_FLIGHT = 'a delivery attempt is in flight; try again in a moment';
+
+/** A relay holds the message's lease now (one whose lease lapsed is waiting to be claimed again). */
+const inFlight = (m: Pick<Message, 'status' | 'lease_until'>, nowMs: number) => m.status === 'sending' && (m.lease_until ?? 0) >= nowMs;
+
+/**
+ * The state an operator's action moves a message to, or why it cannot. Pure.
+ *
+ *   action    from                                            to
+ *   retry     queued, deferred, held, sending (lease lapsed)  queued, due now
+ *   hold      queued, deferred, sending (lease lapsed)        held (the relay skips it)
+ *   hold      held                                            held (no change)
+ *   release   held                                            queued, due now
+ *   any       sending (lease held)                            refused: in flight
+ *   any       delivered, bounced, failed                      refused: final (the body is gone)
+ *   release   anything else                                   refused: not held
+ *
+ * A retried or released message keeps its attempts and give-up time: one retried after
+ * mail_give_up_ms gets one more attempt and then fails.
+ */
+export function operatorAction(m: Pick<Message, 'status' | 'lease_until' | 'next_attempt_at'>, action: OperatorAction, nowMs: number): { status: 'queued' | 'held'; next_attempt_at: number } | string {
+  if (inFlight(m, nowMs)) return IN_FLIGHT;
+  if (FINAL_STATUSES.has(m.status)) return `it is ${m.status}, which is final (its body is no longer kept)`;
+  if (action === 'release' && m.status !== 'held') return `it is ${m.status}, not held`;
+  if (action === 'hold') return { status: 'held', next_attempt_at: m.next_attempt_at };
+  return { status: 'queued', next_attempt_at: nowMs };
 }

@@ -59,4 +59,34 @@ describe('mail: admin CLI', function () {
     const one = await cli(['--json', 'mail', 'queue', id!]);
     expect(JSON.parse(one.stdout)).to.deep.include({ deliveries: [] });
   });
+
+  it('mail hold / release / retry / log / delete: one line each (--json: the API answer); 1 for an unknown or final message, 2 without an id', async () => {
+    const q = new MessageStore(f.db);
+    const [id] = q.enqueue({ account: 'app', mailFrom: 'app@example.com', rcptTo: ['b@example.org'], raw: Buffer.from('x') }, Date.now());
+    expect(await cli(['mail', 'hold', id!])).to.include({ code: 0, stdout: `${id} is held\n` });
+    expect((await cli(['mail', 'queue', '--status', 'held'])).stdout).to.match(new RegExp(`^${id}\\s+held\\s`, 'm'));
+    expect(await cli(['mail', 'release', id!])).to.include({ code: 0, stdout: `${id} is queued again, due now\n` });
+    const released = await cli(['mail', 'release', id!]);
+    expect(released.code).to.equal(1);
+    expect(released.stderr).to.equal(`dnsproxy: message ${id}: it is queued, not held (conflict, HTTP 409)\n`);
+    const retry = await cli(['--json', 'mail', 'retry', id!]);
+    expect(retry.code).to.equal(0);
+    expect(JSON.parse(retry.stdout).message).to.include({ id, status: 'queued' });
+
+    expect(await cli(['mail', 'log', id!])).to.include({ code: 0, stdout: 'no delivery attempts yet\n' });
+    q.claim('relay', 10, Date.now(), 60_000);
+    q.finish(id!, 'relay', { provider: 'isp', outcome: 'permanent', code: 550, response: '550 5.1.1 no such user', duration_ms: 34 }, { status: 'bounced', next_attempt_at: Date.now(), provider: 'isp', last_error: 'isp: 550' }, Date.now());
+    const log = await cli(['mail', 'log', id!]);
+    expect(log.stdout).to.match(/^TIME\s+PROVIDER\s+OUTCOME\s+CODE\s+MS\s+RESPONSE\n\d{4}-\d\d-\d\dT[\d:.]+Z\s+isp\s+permanent\s+550\s+34\s+550 5\.1\.1 no such user\n$/);
+    expect(JSON.parse((await cli(['--json', 'mail', 'log', id!])).stdout).deliveries).to.have.length(1);
+    const final = await cli(['mail', 'retry', id!]);
+    expect(final.code).to.equal(1);
+    expect(final.stderr).to.include('bounced, which is final');
+
+    expect(await cli(['mail', 'delete', id!])).to.include({ code: 0, stdout: `deleted ${id}\n` });
+    const gone = await cli(['mail', 'log', id!]);
+    expect(gone).to.include({ code: 1, stderr: `dnsproxy: no message ${id} (not_found, HTTP 404)\n` });
+    expect((await cli(['--json', 'mail', 'delete', id!])).code).to.equal(1);
+    expect((await cli(['mail', 'retry'])).code).to.equal(2);
+  });
 });
