@@ -14,6 +14,7 @@ import { RecordStore } from './store/records.js';
 import { TokenStore } from './store/tokens.js';
 import { RouteStore } from './store/routes.js';
 import { simulate } from './store/simulate.js';
+import { mailComponent } from './mail/heartbeat.js';
 import { MailStore } from './mail/store.js';
 import { MessageStore } from './mail/messages.js';
 import { ProxyState } from './proxy/state.js';
@@ -131,6 +132,14 @@ export class Controller {
         this.log.warn('more than one caddy process is running; two can share ports through SO_REUSEPORT, stop the extra ones', { pids: others });
 
       const dns = this.dns;
+      // The relay is its own process: its heartbeat row in the shared database tells whether it runs.
+      const mail = () => {
+        try {
+          return mailComponent(db, Date.now());
+        } catch (e) {
+          return { status: 'degraded' as const, detail: `cannot read the mail relay's heartbeat: ${(e as Error).message}` };
+        }
+      };
       const health = (): HealthReport => {
         let store: 'ok' | 'down' = 'ok';
         try {
@@ -142,7 +151,7 @@ export class Controller {
           store: { status: store },
           dns: { status: dns.status() },
           proxy: proxyHealth(reconciler),
-          mail: { status: 'disabled', detail: 'the mail relay is its own program (dnsproxy mail serve) and is not probed from here yet; see dnsproxy status' },
+          mail: mail(),
         });
       };
       this.api = await build({

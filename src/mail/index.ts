@@ -7,6 +7,7 @@ import type { Config } from '../config/schema.js';
 import { logger } from '../log/index.js';
 import { openDb, type Db } from '../store/db.js';
 import { Deliverer } from './deliver.js';
+import { HEARTBEAT_MS, writeHeartbeat, writeStopped } from './heartbeat.js';
 import { MessageStore } from './messages.js';
 import type { RetryPolicy } from './policy.js';
 import { Queue, type QueueOptions } from './queue.js';
@@ -34,6 +35,7 @@ export interface MailRelayOptions {
   drainMs?: number;
   closeTimeoutMs?: number;
   authThrottle?: ThrottleOptions;
+  heartbeatMs?: number;
 }
 
 const DEFAULTS = {
@@ -46,6 +48,8 @@ const DEFAULTS = {
   closeTimeoutMs: 10_000,
   /** 1 s after the first bad password from an address, doubling to 30 s; forgotten after 15 min. */
   authThrottle: { baseMs: 1000, maxMs: 30_000, windowMs: 15 * 60_000 },
+  /** The controller's /health calls the relay stale after HEARTBEAT_STALE_MS (30 s) without one. */
+  heartbeatMs: HEARTBEAT_MS,
 } as const;
 
 export function relayOptions(c: Config): MailRelayOptions {
@@ -69,6 +73,7 @@ export class MailRelay {
   private servers: SubmissionServer[] = [];
   private queue?: Queue;
   private deliverer?: Deliverer;
+  private heartbeat?: { timer: NodeJS.Timeout; owner: string };
   private readonly log = logger('mail');
 
   constructor(private readonly opts: MailRelayOptions) {}
@@ -96,6 +101,17 @@ export class MailRelay {
       const smtpPort = await server().listen(o.smtpPort, o.listenIp);
       const submissionPort = await server().listen(o.submissionPort, o.listenIp);
       q.start();
+      // Only once both listeners accept and the queue runs: a fresh heartbeat means "serving".
+      const startedAt = Date.now();
+      const beat = () => {
+        try {
+          writeHeartbeat(db, q.owner, startedAt, Date.now());
+        } catch (e) {
+          this.log.warn('writing the heartbeat failed; /health shows mail degraded if this lasts', { error: (e as Error).message });
+        }
+      };
+      beat();
+      this.heartbeat = { timer: setInterval(beat, o.heartbeatMs), owner: q.owner };
       this.log.info('mail relay started', { smtp: `${o.listenIp}:${smtpPort}`, submission: `${o.listenIp}:${submissionPort}`, hostname: o.hostname, owner: q.owner });
       return { smtpPort, submissionPort };
     } catch (e) {
@@ -105,10 +121,17 @@ export class MailRelay {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.heartbeat?.timer);
     await Promise.all([...this.servers.map((s) => s.close()), this.queue?.stop()]);
     this.deliverer?.close();
+    if (this.heartbeat && this.db)
+      try {
+        writeStopped(this.db, this.heartbeat.owner, Date.now());
+      } catch (e) {
+        this.log.warn('recording the stop in the heartbeat failed; /health sees it go stale', { error: (e as Error).message });
+      }
     this.db?.close();
     this.servers = [];
-    this.queue = this.deliverer = this.db = undefined;
+    this.queue = this.deliverer = this.db = this.heartbeat = undefined;
   }
 }

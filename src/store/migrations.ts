@@ -115,4 +115,14 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE mail_messages ADD COLUMN parent_id TEXT; -- split from (some recipients refused), or for a DSN (mail_from '') the message it reports on
   CREATE INDEX mail_messages_parent ON mail_messages (parent_id);
   `,
+  // 5: the mail relay's heartbeat, which the controller's /health reads (src/mail/heartbeat.ts).
+  `
+  CREATE TABLE mail_relay_heartbeat (
+    id INTEGER PRIMARY KEY CHECK (id = 1), -- one relay per data dir
+    owner TEXT NOT NULL,           -- the relay process (host:pid:nonce)
+    started_at_ms INTEGER NOT NULL,
+    at_ms INTEGER NOT NULL,        -- last beat
+    stopped_at_ms INTEGER          -- set by a clean stop, NULL while it runs
+  );
+  `,
 ];

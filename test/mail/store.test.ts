@@ -33,7 +33,7 @@ describe('mail: store', () => {
     migrate(db);
     expect(db.pragma('user_version', { simple: true })).to.equal(MIGRATIONS.length);
     expect(db.prepare('SELECT serial FROM zones').get()).to.deep.equal({ serial: 7 });
-    expect(db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE name LIKE 'mail_%' AND type = 'table'`).get()).to.deep.equal({ n: 7 });
+    expect(db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE name LIKE 'mail_%' AND type = 'table'`).get()).to.deep.equal({ n: 8 });
     db.close();
   });
 
