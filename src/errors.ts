@@ -31,7 +31,7 @@ export type ErrorCode = keyof typeof ERRORS;
 /** Codes that have an SMTP reply. */
 export type SmtpErrorCode = { [K in ErrorCode]: (typeof ERRORS)[K] extends { smtp: number } ? K : never }[ErrorCode];
 
-/** An Error smtp-server turns into the reply `<smtp> <enhanced> <text>`. */
+/** An Error smtp-server turns into the reply `<smtp> <enhanced> <detail or title>`; `detail` carries no status code of its own. */
 export function smtpError(code: SmtpErrorCode, detail?: string): Error & { responseCode: number; code: SmtpErrorCode } {
   const e = ERRORS[code];
   return Object.assign(new Error(`${e.enhanced} ${detail ?? e.title}`), { responseCode: e.smtp, code });

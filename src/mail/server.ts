@@ -133,9 +133,9 @@ export class SubmissionServer {
     try {
       const account = this.account(session);
       if (!account) return smtpError('mail_auth_required');
-      if (!address.address) return smtpError('mail_sender_denied', '5.7.1 The null sender is not accepted for submission');
+      if (!address.address) return smtpError('mail_sender_denied', 'The null sender is not accepted for submission');
       if (!account.allowed_domains.includes(domainOf(address.address)))
-        return smtpError('mail_sender_denied', `5.7.1 Sender <${address.address}> is not allowed for account ${account.name}`);
+        return smtpError('mail_sender_denied', `Sender <${address.address}> is not allowed for account ${account.name}`);
       return null;
     } catch (e) {
       this.log.error('sender check failed', { session: session.id, error: (e as Error).message });
@@ -150,7 +150,7 @@ export class SubmissionServer {
       if (!account || !from) return smtpError('mail_auth_required');
       const recipientDomain = domainOf(address.address);
       const rule = recipientDomain && matchRule(this.deps.store.rules(), { account: account.name, senderDomain: domainOf(from.address), recipientDomain });
-      if (!rule) return smtpError('mail_no_route', `5.7.1 Relaying to <${address.address}> is not configured`);
+      if (!rule) return smtpError('mail_no_route', `Relaying to <${address.address}> is not configured`);
       return null;
     } catch (e) {
       this.log.error('recipient check failed', { session: session.id, error: (e as Error).message });
@@ -167,7 +167,7 @@ export class SubmissionServer {
     });
     stream.on('error', (e: Error) => this.log.info('message stream error', { session: session.id, error: e.message }));
     stream.on('end', () => {
-      if (stream.sizeExceeded || size > this.opts.maxSize) return cb(smtpError('mail_too_large', `5.3.4 Message exceeds the maximum size of ${this.opts.maxSize} bytes`));
+      if (stream.sizeExceeded || size > this.opts.maxSize) return cb(smtpError('mail_too_large', `Message exceeds the maximum size of ${this.opts.maxSize} bytes`));
       const from = session.envelope.mailFrom;
       const account = this.account(session);
       if (!from || !account) return cb(smtpError('mail_auth_required'));
