@@ -25,6 +25,9 @@ export const ERRORS = {
   mail_too_large: { status: 413, smtp: 552, enhanced: '5.3.4', title: 'Message exceeds the maximum size' },
   mail_shutting_down: { status: 503, smtp: 421, enhanced: '4.3.2', title: 'Service shutting down, try again later' },
   mail_store_unavailable: { status: 503, smtp: 451, enhanced: '4.3.0', title: 'Temporary local problem, try again later' },
+  mail_rate_limited: { status: 429, smtp: 451, enhanced: '4.7.0', title: 'Too many messages from this account, try again later' },
+  mail_connection_rate: { status: 429, smtp: 421, enhanced: '4.7.0', title: 'Too many connections from this address, try again later' },
+  mail_session_expired: { status: 503, smtp: 421, enhanced: '4.4.2', title: 'Session time limit reached, reconnect to go on' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

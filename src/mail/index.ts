@@ -11,7 +11,8 @@ import { HEARTBEAT_MS, writeHeartbeat, writeStopped } from './heartbeat.js';
 import { MessageStore } from './messages.js';
 import type { RetryPolicy } from './policy.js';
 import { Queue, type QueueOptions } from './queue.js';
-import { SubmissionServer } from './server.js';
+import { RateLimiter } from './ratelimit.js';
+import { SubmissionServer, type SessionTimeouts } from './server.js';
 import { MailStore } from './store.js';
 import { AuthThrottle, type ThrottleOptions } from './throttle.js';
 import { loadTls } from './tls.js';
@@ -26,6 +27,10 @@ export interface MailRelayOptions {
   maxClients: number;
   workers: number;
   retry: RetryPolicy;
+  /** Messages one account may submit per hour (token bucket); 0 = no limit. */
+  accountMessagesPerHour?: number;
+  /** Connections one client IP may open per minute (token bucket); 0 = no limit. */
+  ipConnectionsPerMinute?: number;
   tlsCert?: string | undefined;
   tlsKey?: string | undefined;
   /** Tuning; the defaults below fit production, tests shorten them. */
@@ -36,6 +41,8 @@ export interface MailRelayOptions {
   closeTimeoutMs?: number;
   authThrottle?: ThrottleOptions;
   heartbeatMs?: number;
+  /** Idle and total session limits (server.ts constants unless given). */
+  sessionTimeouts?: Partial<SessionTimeouts>;
 }
 
 const DEFAULTS = {
@@ -50,6 +57,9 @@ const DEFAULTS = {
   authThrottle: { baseMs: 1000, maxMs: 30_000, windowMs: 15 * 60_000 },
   /** The controller's /health calls the relay stale after HEARTBEAT_STALE_MS (30 s) without one. */
   heartbeatMs: HEARTBEAT_MS,
+  /** As the config's defaults (mail_account_messages_per_hour, mail_ip_connections_per_minute). */
+  accountMessagesPerHour: 3600,
+  ipConnectionsPerMinute: 600,
 } as const;
 
 export function relayOptions(c: Config): MailRelayOptions {
@@ -63,6 +73,8 @@ export function relayOptions(c: Config): MailRelayOptions {
     maxClients: c.mail_max_clients,
     workers: c.mail_workers,
     retry: { baseMs: c.mail_retry_base_ms, maxMs: c.mail_retry_max_ms, giveUpMs: c.mail_give_up_ms },
+    accountMessagesPerHour: c.mail_account_messages_per_hour,
+    ipConnectionsPerMinute: c.mail_ip_connections_per_minute,
     tlsCert: c.mail_tls_cert,
     tlsKey: c.mail_tls_key,
   };
@@ -93,8 +105,13 @@ export class MailRelay {
       const q = this.queue;
 
       const throttle = new AuthThrottle(o.authThrottle);
+      const accountRate = new RateLimiter({ limit: o.accountMessagesPerHour, perMs: 3_600_000 });
+      const connectionRate = new RateLimiter({ limit: o.ipConnectionsPerMinute, perMs: 60_000 });
       const server = () => {
-        const s = new SubmissionServer({ store, messages, throttle, onQueued: () => q.wake() }, { hostname: o.hostname, maxSize: o.maxSize, maxClients: o.maxClients, tls, closeTimeoutMs: o.closeTimeoutMs });
+        const s = new SubmissionServer(
+          { store, messages, throttle, accountRate, connectionRate, onQueued: () => q.wake() },
+          { hostname: o.hostname, maxSize: o.maxSize, maxClients: o.maxClients, tls, closeTimeoutMs: o.closeTimeoutMs, ...(o.sessionTimeouts ? { timeouts: o.sessionTimeouts } : {}) },
+        );
         this.servers.push(s);
         return s;
       };

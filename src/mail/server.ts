@@ -1,5 +1,6 @@
 // The SMTP listener (submission policy on every port): STARTTLS, AUTH PLAIN/LOGIN before MAIL
-// FROM, sender domains per account, a route for every recipient, SIZE. Deny by default: every
+// FROM, sender domains per account, a route for every recipient, SIZE, messages per account and
+// connections per client address (ratelimit.ts), idle and total session time. Deny by default: every
 // smtp-server hook is implemented and refuses unless its check passes.
 // Contract: a message gets 250 only after MessageStore.enqueue() committed it; a failure to
 // commit is a 451 (the client keeps it and retries). Client resets and malformed input end that
@@ -13,12 +14,29 @@ import { dummyHash, verifyPassword } from './password.js';
 import { matchRule } from './route.js';
 import { domainOf } from './schema.js';
 import type { MailStore } from './store.js';
+import type { RateLimiter } from './ratelimit.js';
 import type { AuthThrottle } from './throttle.js';
 
 /** Recipients per message; more get 452 and the client sends the rest in another transaction. */
 const MAX_RECIPIENTS = 1000;
-/** An idle client is dropped after this (RFC 5321 4.5.3.2 suggests 5 minutes). */
-const SOCKET_TIMEOUT_MS = 5 * 60_000;
+/** An idle client is dropped after this with 421 (RFC 5321 4.5.3.2 suggests 5 minutes). */
+export const IDLE_TIMEOUT_MS = 5 * 60_000;
+/**
+ * A session ends after this however busy it is (421 4.4.2; the client reconnects): bounds how long
+ * a client dripping a byte every few minutes holds one of mail_max_clients. Pooled clients renew
+ * their connections well before (nodemailer's pool: every 100 messages).
+ */
+export const MAX_SESSION_MS = 60 * 60_000;
+/** At the session limit, a transaction in progress (MAIL FROM given) gets this long to finish first. */
+export const SESSION_END_GRACE_MS = 5 * 60_000;
+/** How often a session past its limit is looked at again while its transaction runs. */
+const SESSION_END_POLL_MS = 1000;
+
+export interface SessionTimeouts {
+  idleMs: number;
+  maxSessionMs: number;
+  graceMs: number;
+}
 
 export interface ServerOptions {
   hostname: string;
@@ -28,6 +46,8 @@ export interface ServerOptions {
   tls: { key: string; cert: string };
   /** On stop, sessions get this long to finish before 421. */
   closeTimeoutMs: number;
+  /** The constants above unless given (tests shorten them). */
+  timeouts?: Partial<SessionTimeouts>;
 }
 
 export interface ServerDeps {
@@ -35,6 +55,10 @@ export interface ServerDeps {
   messages: MessageStore;
   /** Failed-login delays, shared by every listener. */
   throttle: AuthThrottle;
+  /** Messages per account (451 4.7.0 at MAIL FROM once spent), shared by every listener. */
+  accountRate: RateLimiter;
+  /** Connections per client IP (421 4.7.0 at connect once spent), shared by every listener. */
+  connectionRate: RateLimiter;
   /** Called after a message is committed (wakes the queue). */
   onQueued: () => void;
   now?: () => number;
@@ -47,12 +71,16 @@ export class SubmissionServer {
   private readonly server: SMTPServer;
   private readonly log = logger('mail.smtp');
   private readonly now: () => number;
+  private readonly timeouts: SessionTimeouts;
+  /** Per open session: the timer that ends it at the session limit. */
+  private readonly sessionTimers = new Map<string, NodeJS.Timeout>();
 
   constructor(
     private readonly deps: ServerDeps,
     private readonly opts: ServerOptions,
   ) {
     this.now = deps.now ?? Date.now;
+    this.timeouts = { idleMs: IDLE_TIMEOUT_MS, maxSessionMs: MAX_SESSION_MS, graceMs: SESSION_END_GRACE_MS, ...opts.timeouts };
     this.server = new SMTPServer({
       name: opts.hostname,
       banner: 'dnsproxy mail relay',
@@ -66,19 +94,20 @@ export class SubmissionServer {
       size: opts.maxSize,
       maxClients: opts.maxClients,
       maxRecipients: MAX_RECIPIENTS,
-      socketTimeout: SOCKET_TIMEOUT_MS,
+      socketTimeout: this.timeouts.idleMs,
       closeTimeout: opts.closeTimeoutMs,
       disableReverseLookup: true,
       logger: false,
-      onConnect: (session, cb) => {
-        this.log.debug('connect', { session: session.id, ip: session.remoteAddress });
-        cb();
-      },
+      onConnect: (session, cb) => cb(this.onConnect(session)),
       onAuth: (auth, session, cb) => void this.onAuth(auth, session, cb),
       onMailFrom: (address, session, cb) => cb(this.checkSender(address, session)),
       onRcptTo: (address, session, cb) => cb(this.checkRecipient(address, session)),
       onData: (stream, session, cb) => this.onData(stream, session, cb),
-      onClose: (session) => this.log.debug('close', { session: session.id }),
+      onClose: (session) => {
+        clearTimeout(this.sessionTimers.get(session.id));
+        this.sessionTimers.delete(session.id);
+        this.log.debug('close', { session: session.id });
+      },
     });
     // Socket errors (resets, TLS failures) end one session; without a listener they would end the process.
     this.server.on('error', (err: NodeJS.ErrnoException) => this.log.info('session error', { error: err.message, code: err.code }));
@@ -100,7 +129,46 @@ export class SubmissionServer {
   /** Stops accepting; open sessions get closeTimeoutMs to finish, then 421. Safe when never listening. */
   close(): Promise<void> {
     if (!this.server.server.listening) return Promise.resolve();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return new Promise((resolve) =>
+      this.server.close(() => {
+        for (const t of this.sessionTimers.values()) clearTimeout(t);
+        this.sessionTimers.clear();
+        resolve();
+      }),
+    );
+  }
+
+  /** The connection rate per client IP, then the session clock. */
+  private onConnect(session: SMTPServerSession): Error | null {
+    const ip = session.remoteAddress;
+    if (!this.deps.connectionRate.tryTake(ip)) {
+      const wait = Math.ceil(this.deps.connectionRate.wait(ip) / 1000);
+      this.log.warn('connection rate limit reached', { session: session.id, ip, limit_per_minute: this.deps.connectionRate.opts.limit });
+      return smtpError('mail_connection_rate', `Too many connections from ${safe(ip)}, try again in ${wait} s`);
+    }
+    this.log.debug('connect', { session: session.id, ip });
+    const deadline = this.now() + this.timeouts.maxSessionMs;
+    this.armSessionEnd(session.id, this.timeouts.maxSessionMs, deadline + this.timeouts.graceMs);
+    return null;
+  }
+
+  /**
+   * Ends session `id` with 421 4.4.2 `inMs` from now: at once when it is between transactions,
+   * else once its transaction is over, or at `hardDeadline` regardless.
+   */
+  private armSessionEnd(id: string, inMs: number, hardDeadline: number): void {
+    const timer = setTimeout(() => {
+      const conn = [...this.server.connections].find((c) => c.id === id);
+      if (!conn) return this.sessionTimers.delete(id);
+      if (conn.session.envelope?.mailFrom && this.now() < hardDeadline) return this.armSessionEnd(id, SESSION_END_POLL_MS, hardDeadline);
+      this.sessionTimers.delete(id);
+      this.log.info('session time limit reached', { session: id, ip: conn.remoteAddress, in_transaction: Boolean(conn.session.envelope?.mailFrom) });
+      const e = smtpError('mail_session_expired');
+      conn.send(e.responseCode, e.message, false);
+      conn.close();
+    }, inMs);
+    timer.unref();
+    this.sessionTimers.set(id, timer);
   }
 
   private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, res?: { user: string }) => void): Promise<void> {
@@ -136,6 +204,12 @@ export class SubmissionServer {
       if (!address.address) return smtpError('mail_sender_denied', 'The null sender is not accepted for submission');
       if (!account.allowed_domains.includes(domainOf(address.address)))
         return smtpError('mail_sender_denied', `Sender <${address.address}> is not allowed for account ${account.name}`);
+      const wait = this.deps.accountRate.wait(account.name);
+      if (wait > 0) {
+        const limit = this.deps.accountRate.opts.limit;
+        this.log.warn('account message rate limit reached', { session: session.id, account: account.name, limit_per_hour: limit });
+        return smtpError('mail_rate_limited', `Account ${account.name} may send ${limit} messages per hour and has reached that, try again in ${Math.ceil(wait / 1000)} s`);
+      }
       return null;
     } catch (e) {
       this.log.error('sender check failed', { session: session.id, error: (e as Error).message });
@@ -184,6 +258,7 @@ export class SubmissionServer {
         this.log.error('queueing failed', { session: session.id, error: (e as Error).message });
         return cb(smtpError('mail_store_unavailable'));
       }
+      this.deps.accountRate.take(account.name); // one per accepted message, however many recipients
       this.log.info('queued', { session: session.id, account: account.name, ids, recipients: rcptTo.length, size });
       this.deps.onQueued();
       cb(null, `2.0.0 Ok: queued as ${ids.join(',')}`);
