@@ -37,28 +37,40 @@ function dials(upstreams: readonly string[], resolve: Resolver): { dials: string
   return { dials: out.length > 1 ? [...new Set(out)] : out };
 }
 
+/** What buildDesired remembers per source: the route, and whether its dials came from literals only (then it cannot change). */
+export interface BuiltRoute {
+  route: DesiredRoute;
+  literal: boolean;
+}
+
+const isLiteral = (upstream: string) => upstream.startsWith('[') || /^\d+\.\d+\.\d+\.\d+:\d+$/.test(upstream);
+
 /**
  * `memo` (optional) maps each source record/route object to the route built from it last time.
- * Sources are immutable (a change stores a new object), so a remembered route whose dial
- * addresses are unchanged is reused as is: unchanged routes keep their identity across builds
- * and callers can cache per-route work (hashes, rendered handlers) by object.
+ * Sources are immutable (a change stores a new object), so a remembered route is reused as is
+ * when its upstreams are all addresses, or when its names still resolve to the same dials:
+ * unchanged routes keep their identity across builds and callers can cache per-route work
+ * (hashes, rendered handlers) by object.
  */
-export function buildDesired(records: readonly StoredRecord[], routes: readonly StoredRoute[], resolve: Resolver, memo?: WeakMap<object, DesiredRoute>): DesiredBuild {
+export function buildDesired(records: readonly StoredRecord[], routes: readonly StoredRoute[], resolve: Resolver, memo?: WeakMap<object, BuiltRoute>): DesiredBuild {
   const built: DesiredRoute[] = [];
   const errors = new Map<string, string>();
-  const add = (source: object, route: Omit<DesiredRoute, 'upstreams'>, upstreams: readonly string[]) => {
-    const d = dials(upstreams, resolve);
-    if ('error' in d) return void errors.set(route.id, d.error);
+  const add = (source: object, route: () => Omit<DesiredRoute, 'upstreams'>, upstreams: readonly string[]) => {
     const known = memo?.get(source);
-    if (known && known.upstreams.length === d.dials.length && known.upstreams.every((u, i) => u === d.dials[i])) return void built.push(known);
-    const fresh = { ...route, upstreams: d.dials };
-    memo?.set(source, fresh);
+    if (known?.literal) return void built.push(known.route);
+    const d = dials(upstreams, resolve);
+    if ('error' in d) return void errors.set(route().id, d.error);
+    if (known && known.route.upstreams.length === d.dials.length && known.route.upstreams.every((u, i) => u === d.dials[i])) return void built.push(known.route);
+    const fresh = { ...route(), upstreams: d.dials };
+    memo?.set(source, { route: fresh, literal: upstreams.every(isLiteral) });
     built.push(fresh);
   };
   for (const r of records)
-    if (r.proxy?.enabled && (r.type === 'A' || r.type === 'AAAA'))
-      add(r, { id: recordRouteId(r.name), hosts: [r.name.replace(/\.$/, '')], path: null, tls: r.proxy.tls ?? 'off', health_path: null }, r.proxy.upstreams);
-  for (const r of routes) add(r, { id: r.id, hosts: r.hosts, path: r.path, tls: r.tls, health_path: r.health_path }, r.upstreams);
+    if (r.proxy?.enabled && (r.type === 'A' || r.type === 'AAAA')) {
+      const { name, proxy } = r;
+      add(r, () => ({ id: recordRouteId(name), hosts: [name.replace(/\.$/, '')], path: null, tls: proxy.tls ?? 'off', health_path: null }), proxy.upstreams);
+    }
+  for (const r of routes) add(r, () => ({ id: r.id, hosts: r.hosts, path: r.path, tls: r.tls, health_path: r.health_path }), r.upstreams);
   // A name with both A and AAAA proxied yields one route.
   const byId = new Map(built.map((r) => [r.id, r]));
   return { routes: [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), errors };

@@ -3,7 +3,7 @@ import type { Route, RouteStatus } from '../model/route.js';
 import type { StoredRecord } from '../model/record.js';
 import type { RecordStore } from '../store/records.js';
 import type { RouteStore, StoredRoute } from '../store/routes.js';
-import { buildDesired, recordRouteId, type DesiredBuild, type Resolver } from './desired.js';
+import { buildDesired, recordRouteId, type BuiltRoute, type DesiredBuild, type Resolver } from './desired.js';
 import type { DesiredProxy, DesiredRoute, ProxySettings } from './types.js';
 
 /** Status the reconciler reports for a route it tried to apply. */
@@ -29,7 +29,7 @@ export class ProxyState {
   /** The last build; any record or route change drops it (names in upstreams resolve through records). */
   private built: DesiredBuild | null = null;
   /** Source record/route → the route built from it, so unchanged routes keep their identity (buildDesired). */
-  private readonly memo = new WeakMap<object, DesiredRoute>();
+  private readonly memo = new WeakMap<object, BuiltRoute>();
 
   constructor(
     private readonly records: RecordStore,

@@ -40,6 +40,21 @@ describe('api: /api/v1/routes, plan, dry runs', () => {
     expect(f.proxy.build().routes.map((r) => r.id)).not.to.include(bad.id);
   });
 
+  it('a change to an upstream name\'s record re-resolves the route; routes nothing changed keep their object (per-route caches)', async () => {
+    await req('POST', '/api/v1/records', { name: 'nas', type: 'A', values: ['192.0.2.20'] });
+    const byName = (await req('POST', '/api/v1/routes', { hosts: ['files.home.arpa'], upstreams: ['nas.home.arpa:5000'] })).json().route.id as string;
+    const literal = (await req('POST', '/api/v1/routes', { hosts: ['b.home.arpa'], upstreams: ['192.0.2.5:80'] })).json().route.id as string;
+    const find = (id: string) => f.proxy.build().routes.find((r) => r.id === id);
+    const [named0, literal0] = [find(byName), find(literal)];
+    expect((await req('PUT', '/api/v1/records/nas.home.arpa/A', { name: 'nas', type: 'A', values: ['192.0.2.30'] })).statusCode).to.equal(200);
+    expect(find(byName)?.upstreams).to.deep.equal(['192.0.2.30:5000']);
+    expect(find(byName)).not.to.equal(named0);
+    expect(find(literal)).to.equal(literal0);
+    expect((await req('DELETE', '/api/v1/records/nas.home.arpa/A')).statusCode).to.be.within(200, 204);
+    expect(find(byName)).to.equal(undefined);
+    expect((await req('GET', `/api/v1/routes/${byName}`)).json().route.error).to.include('nas.home.arpa has no A or AAAA record');
+  });
+
   it('409 when a host is already served, in either direction; record routes change through their record', async () => {
     await req('POST', '/add-record', llm);
     const clash = await req('POST', '/api/v1/routes', { hosts: ['llm.home.arpa'], upstreams: ['192.0.2.5:80'] });
