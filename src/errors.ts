@@ -20,6 +20,7 @@ export const ERRORS = {
   // Mail relay (src/mail): 4xx replies are transient (the client retries), 5xx permanent.
   mail_auth_required: { status: 401, smtp: 530, enhanced: '5.7.0', title: 'Authentication required' },
   mail_auth_failed: { status: 401, smtp: 535, enhanced: '5.7.8', title: 'Authentication credentials invalid' },
+  mail_auth_busy: { status: 503, smtp: 454, enhanced: '4.7.0', title: 'Temporary authentication failure, try again later' },
   mail_sender_denied: { status: 403, smtp: 550, enhanced: '5.7.1', title: 'Sender address not allowed for this account' },
   mail_no_route: { status: 403, smtp: 550, enhanced: '5.7.1', title: 'Relaying to this domain is not configured' },
   mail_too_large: { status: 413, smtp: 552, enhanced: '5.3.4', title: 'Message exceeds the maximum size' },

@@ -18,6 +18,7 @@ import { installErrorHandling } from './errors.js';
 import type { HealthReport } from './health.js';
 import { legacyRoutes } from './legacy.js';
 import { mailRoutes } from './mail.js';
+import { mailCredentialRoutes } from './mail-credentials.js';
 import { probeRoutes } from './probes.js';
 import { recordRoutes } from './records.js';
 import { proxyRoutes } from './routes.js';
@@ -81,6 +82,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(tokenRoutes(deps));
   await app.register(proxyRoutes(deps));
   await app.register(mailRoutes(deps));
+  await app.register(mailCredentialRoutes(deps));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

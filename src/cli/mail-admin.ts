@@ -4,6 +4,7 @@
 // Secrets (account and provider passwords) come from stdin or a flag, never echoed back.
 import type { Command } from 'commander';
 import { call, CliError } from './client.js';
+import { accountKeyCommands } from './mail-credentials.js';
 import type { Globals } from './commands.js';
 import { printJson, table } from './output.js';
 
@@ -63,6 +64,7 @@ export function mailAdminCommands(mail: Command, g: Globals): void {
       await call(g.target(), 'DELETE', `/api/v1/mail/accounts/${enc(name)}`);
       show(g, { removed: name }, () => `removed account ${name}`);
     });
+  accountKeyCommands(account, g);
 
   const provider = mail.command('provider').description('providers: the SMTP servers (smarthosts) mail is handed to');
   provider

@@ -6,6 +6,7 @@ import { hostname as osHostname } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { logger } from '../log/index.js';
 import { openDb, type Db } from '../store/db.js';
+import { Authenticator } from './auth.js';
 import { Deliverer } from './deliver.js';
 import { HEARTBEAT_MS, writeHeartbeat, writeStopped } from './heartbeat.js';
 import { MessageStore } from './messages.js';
@@ -41,6 +42,8 @@ export interface MailRelayOptions {
   closeTimeoutMs?: number;
   authThrottle?: ThrottleOptions;
   heartbeatMs?: number;
+  /** How often API-key last-used times are written (auth.ts KEY_TOUCH_FLUSH_MS unless given). */
+  keyTouchFlushMs?: number;
   /** Idle and total session limits (server.ts constants unless given). */
   sessionTimeouts?: Partial<SessionTimeouts>;
 }
@@ -86,6 +89,7 @@ export class MailRelay {
   private queue?: Queue;
   private deliverer?: Deliverer;
   private heartbeat?: { timer: NodeJS.Timeout; owner: string };
+  private auth?: Authenticator;
   private readonly log = logger('mail');
 
   constructor(private readonly opts: MailRelayOptions) {}
@@ -98,6 +102,7 @@ export class MailRelay {
       const messages = new MessageStore(db);
       const tls = await loadTls({ dataDir: o.dataDir, hostname: o.hostname, certFile: o.tlsCert, keyFile: o.tlsKey });
       if (tls.generated) this.log.info('generated a self-signed STARTTLS certificate', { hostname: o.hostname, dir: `${o.dataDir}/mail/tls` });
+      const auth = (this.auth = new Authenticator(store, o.keyTouchFlushMs === undefined ? {} : { touchFlushMs: o.keyTouchFlushMs }));
 
       this.deliverer = new Deliverer(o.hostname);
       const queue: QueueOptions = { workers: o.workers, leaseMs: o.leaseMs, pollMs: o.pollMs, retry: o.retry, fallbackAfter: o.fallbackAfter, drainMs: o.drainMs, hostname: o.hostname };
@@ -109,7 +114,7 @@ export class MailRelay {
       const connectionRate = new RateLimiter({ limit: o.ipConnectionsPerMinute, perMs: 60_000 });
       const server = () => {
         const s = new SubmissionServer(
-          { store, messages, throttle, accountRate, connectionRate, onQueued: () => q.wake() },
+          { store, messages, auth, throttle, accountRate, connectionRate, onQueued: () => q.wake() },
           { hostname: o.hostname, maxSize: o.maxSize, maxClients: o.maxClients, tls, closeTimeoutMs: o.closeTimeoutMs, ...(o.sessionTimeouts ? { timeouts: o.sessionTimeouts } : {}) },
         );
         this.servers.push(s);
@@ -141,6 +146,7 @@ export class MailRelay {
     clearInterval(this.heartbeat?.timer);
     await Promise.all([...this.servers.map((s) => s.close()), this.queue?.stop()]);
     this.deliverer?.close();
+    this.auth?.close(); // writes pending key last-used times (a failure is logged, never thrown)
     if (this.heartbeat && this.db)
       try {
         writeStopped(this.db, this.heartbeat.owner, Date.now());
@@ -149,6 +155,6 @@ export class MailRelay {
       }
     this.db?.close();
     this.servers = [];
-    this.queue = this.deliverer = this.db = this.heartbeat = undefined;
+    this.queue = this.deliverer = this.db = this.heartbeat = this.auth = undefined;
   }
 }

@@ -143,3 +143,45 @@ export interface Delivery extends Attempt {
   message_id: string;
   at_ms: number;
 }
+
+// ---- account API keys ---------------------------------------------------------------
+
+const DURATION_UNITS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+/** Longest grace or lifetime a duration may give: a year (longer is "until revoked": leave it out). */
+const MAX_DURATION_MS = 366 * 86_400_000;
+
+/** `90s`, `30m`, `24h`, `7d` or `0`, as milliseconds. */
+export const duration = z
+  .string()
+  .regex(/^(0|\d{1,6}[smhd])$/, 'must be a number with s, m, h or d (e.g. 30m, 24h, 7d), or 0')
+  .transform((v) => (v === '0' ? 0 : Number(v.slice(0, -1)) * DURATION_UNITS[v.slice(-1) as keyof typeof DURATION_UNITS]))
+  .refine((ms) => ms <= MAX_DURATION_MS, 'must be at most 366d');
+
+const keyLabel = z.string().min(1).max(64).regex(/^[\x20-\x7e]+$/, 'must be printable ASCII');
+
+export const keyInput = z
+  .object({
+    label: keyLabel.default('key').describe('What the key is for (shown in lists)'),
+    expires_in: duration.optional().describe('The key stops working after this (e.g. 90d); default: until revoked'),
+  })
+  .strict();
+export type KeyInput = z.infer<typeof keyInput>;
+
+export const rotateInput = z
+  .object({
+    label: keyLabel.optional().describe('Label of the new key; default: rotated <date>'),
+    keep_old: duration.default(0).describe('How long the old keys keep working (e.g. 24h); 0 revokes them now'),
+  })
+  .strict();
+export type RotateInput = z.infer<typeof rotateInput>;
+
+/** A key as lists show it: never the key, never its hash. */
+export interface KeyInfo {
+  id: string;
+  account: string;
+  label: string;
+  created_at: string;
+  last_used_at: string | null;
+  expires_at: string | null;
+  state: 'active' | 'expiring' | 'expired';
+}

@@ -10,7 +10,7 @@ import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type
 import { smtpError } from '../errors.js';
 import { logger } from '../log/index.js';
 import type { MessageStore } from './messages.js';
-import { dummyHash, verifyPassword } from './password.js';
+import { AuthBusyError, type Authenticator } from './auth.js';
 import { matchRule } from './route.js';
 import { domainOf } from './schema.js';
 import type { MailStore } from './store.js';
@@ -53,6 +53,8 @@ export interface ServerOptions {
 export interface ServerDeps {
   store: MailStore;
   messages: MessageStore;
+  /** Password and API-key checks (cached, off the event loop), shared by every listener. */
+  auth: Authenticator;
   /** Failed-login delays, shared by every listener. */
   throttle: AuthThrottle;
   /** Messages per account (451 4.7.0 at MAIL FROM once spent), shared by every listener. */
@@ -74,6 +76,8 @@ export class SubmissionServer {
   private readonly timeouts: SessionTimeouts;
   /** Per open session: the timer that ends it at the session limit. */
   private readonly sessionTimers = new Map<string, NodeJS.Timeout>();
+  /** Per session that logged in with an API key: the key's id, checked again at every MAIL FROM. */
+  private readonly sessionKeys = new Map<string, string>();
 
   constructor(
     private readonly deps: ServerDeps,
@@ -106,6 +110,7 @@ export class SubmissionServer {
       onClose: (session) => {
         clearTimeout(this.sessionTimers.get(session.id));
         this.sessionTimers.delete(session.id);
+        this.sessionKeys.delete(session.id);
         this.log.debug('close', { session: session.id });
       },
     });
@@ -174,18 +179,21 @@ export class SubmissionServer {
   private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, res?: { user: string }) => void): Promise<void> {
     const ip = session.remoteAddress;
     try {
-      const found = this.deps.store.login(auth.username ?? '');
-      // An unknown user costs one scrypt too, so timing does not tell which names exist.
-      const ok = (await verifyPassword(auth.password ?? '', found?.hash ?? (await dummyHash()))) && found !== undefined;
+      const ok = await this.deps.auth.verify(auth.username ?? '', auth.password ?? '');
       if (ok) {
         this.deps.throttle.succeed(ip);
-        this.log.info('authenticated', { session: session.id, ip, account: found.account.name });
-        return cb(null, { user: found.account.name });
+        if (ok.keyId) this.sessionKeys.set(session.id, ok.keyId);
+        this.log.info('authenticated', { session: session.id, ip, account: ok.account.name, ...(ok.keyId ? { key: ok.keyId } : { with: 'password' }) });
+        return cb(null, { user: ok.account.name });
       }
       const delay = this.deps.throttle.fail(ip);
       this.log.warn('authentication failed', { session: session.id, ip, delay_ms: delay });
       setTimeout(() => cb(smtpError('mail_auth_failed')), delay).unref();
     } catch (e) {
+      if (e instanceof AuthBusyError) {
+        this.log.warn('authentication deferred: too many logins waiting for a hash', { session: session.id, ip });
+        return cb(smtpError('mail_auth_busy'));
+      }
       this.log.error('authentication error', { session: session.id, error: (e as Error).message });
       cb(smtpError('mail_store_unavailable'));
     }
@@ -201,6 +209,9 @@ export class SubmissionServer {
     try {
       const account = this.account(session);
       if (!account) return smtpError('mail_auth_required');
+      const keyId = this.sessionKeys.get(session.id);
+      if (keyId !== undefined && !this.deps.auth.keyLive(keyId))
+        return smtpError('mail_auth_required', 'The API key this session logged in with was revoked or has expired; log in again');
       if (!address.address) return smtpError('mail_sender_denied', 'The null sender is not accepted for submission');
       if (!account.allowed_domains.includes(domainOf(address.address)))
         return smtpError('mail_sender_denied', `Sender <${address.address}> is not allowed for account ${account.name}`);

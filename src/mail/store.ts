@@ -4,8 +4,9 @@
 import { randomBytes } from 'node:crypto';
 import { AppError, fieldError } from '../errors.js';
 import type { Db } from '../store/db.js';
+import { keyHash, keyState, newKey, rotationPlan } from './apikeys.js';
 import { hashPassword } from './password.js';
-import { providerConfig, type Account, type AccountInput, type Provider, type ProviderInput, type Rule, type RuleInput } from './schema.js';
+import { providerConfig, type Account, type AccountInput, type KeyInfo, type KeyInput, type Provider, type ProviderInput, type Rule, type RuleInput } from './schema.js';
 
 interface AccountRow {
   name: string;
@@ -28,6 +29,15 @@ export interface DkimKey {
   domain: string;
   selector: string;
   private_key: string;
+}
+
+interface KeyRow {
+  id: string;
+  account: string;
+  label: string;
+  created_at: string;
+  last_used_at: string | null;
+  expires_at: string | null;
 }
 
 const isUnique = (e: unknown) => (e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' || (e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
@@ -149,5 +159,81 @@ export class MailStore {
 
   dkimKey(domain: string): DkimKey | undefined {
     return this.db.prepare('SELECT domain, selector, private_key FROM mail_dkim_keys WHERE domain = ?').get(domain) as DkimKey | undefined;
+  }
+
+  // ---- account API keys (apikeys.ts: format, hash, rotation rules) ----
+
+  private keyInfo(r: KeyRow): KeyInfo {
+    return { ...r, state: keyState(r.expires_at, this.now().getTime()) };
+  }
+
+  private requireAccount(name: string): void {
+    if (!this.account(name)) throw new AppError('not_found', `no account ${name}`);
+  }
+
+  /** The account's keys, oldest first (404 for an unknown account). Never the key or its hash. */
+  keys(account: string): KeyInfo[] {
+    this.requireAccount(account);
+    const rows = this.db.prepare('SELECT id, account, label, created_at, last_used_at, expires_at FROM mail_account_keys WHERE account = ? ORDER BY created_at, id').all(account) as KeyRow[];
+    return rows.map((r) => this.keyInfo(r));
+  }
+
+  private insertKey(account: string, label: string, expiresAt: string | null, made: { id: string; key: string }): KeyInfo {
+    const row: KeyRow = { id: made.id, account, label, created_at: this.now().toISOString(), last_used_at: null, expires_at: expiresAt };
+    this.db
+      .prepare('INSERT INTO mail_account_keys (id, account, label, hash, created_at, expires_at) VALUES (@id, @account, @label, @hash, @created_at, @expires_at)')
+      .run({ id: row.id, account, label, hash: keyHash(made.key), created_at: row.created_at, expires_at: expiresAt });
+    return this.keyInfo(row);
+  }
+
+  /** Adds a key to the account; the returned `key` is shown once and only its hash is stored. */
+  addKey(account: string, input: KeyInput, made = newKey()): { info: KeyInfo; key: string } {
+    this.requireAccount(account);
+    const expiresAt = input.expires_in === undefined ? null : new Date(this.now().getTime() + input.expires_in).toISOString();
+    return { info: this.insertKey(account, input.label, expiresAt, made), key: made.key };
+  }
+
+  /**
+   * One transaction: a new key, and the old ones removed or set to expire after `keepOldMs`
+   * (rotationPlan()). Returns the new key (shown once), the old keys as they now are, and the ids
+   * removed.
+   */
+  rotateKey(account: string, input: { label?: string | undefined; keep_old: number }, made = newKey()): { info: KeyInfo; key: string; kept: KeyInfo[]; removed: string[] } {
+    return this.db.transaction(() => {
+      const old = this.keys(account);
+      const plan = rotationPlan(old, this.now().getTime(), input.keep_old);
+      const del = this.db.prepare('DELETE FROM mail_account_keys WHERE id = ?');
+      for (const id of plan.remove) del.run(id);
+      const upd = this.db.prepare('UPDATE mail_account_keys SET expires_at = ? WHERE id = ?');
+      for (const e of plan.expire) upd.run(e.expires_at, e.id);
+      const info = this.insertKey(account, input.label ?? `rotated ${this.now().toISOString().slice(0, 10)}`, null, made);
+      return { info, key: made.key, kept: this.keys(account).filter((k) => k.id !== info.id), removed: plan.remove };
+    }).immediate();
+  }
+
+  /** Revokes (deletes) one key at once; the relay refuses it from the next AUTH or MAIL FROM. */
+  revokeKey(account: string, id: string): void {
+    this.requireAccount(account);
+    if (this.db.prepare('DELETE FROM mail_account_keys WHERE account = ? AND id = ?').run(account, id).changes === 0) throw new AppError('not_found', `account ${account} has no key ${id}`);
+  }
+
+  /** The key row whose hash is `keyHash(key)`, if any (expired ones too: the caller decides). */
+  keyByHash(hash: string): { id: string; account: string; expires_at: string | null } | undefined {
+    return this.db.prepare('SELECT id, account, expires_at FROM mail_account_keys WHERE hash = ?').get(hash) as { id: string; account: string; expires_at: string | null } | undefined;
+  }
+
+  /** Whether key `id` still exists and has not expired at `nowMs`. */
+  keyLive(id: string, nowMs: number): boolean {
+    const row = this.db.prepare('SELECT expires_at FROM mail_account_keys WHERE id = ?').get(id) as { expires_at: string | null } | undefined;
+    return row !== undefined && keyState(row.expires_at, nowMs) !== 'expired';
+  }
+
+  /** Writes last-used times (key id → Unix ms) in one transaction; ids gone meanwhile are skipped. */
+  touchKeys(used: ReadonlyMap<string, number>): void {
+    if (!used.size) return;
+    const upd = this.db.prepare('UPDATE mail_account_keys SET last_used_at = ? WHERE id = ?');
+    this.db.transaction(() => {
+      for (const [id, ms] of used) upd.run(new Date(ms).toISOString(), id);
+    })();
   }
 }

@@ -125,4 +125,31 @@ export const MIGRATIONS: readonly string[] = [
     stopped_at_ms INTEGER          -- set by a clean stop, NULL while it runs
   );
   `,
+  // 6: mail account API keys (several per account, for rotation) and the STARTTLS certificate an
+  // operator set with `dnsproxy mail cert`, plus the one the relay presents (src/mail/store.ts).
+  `
+  CREATE TABLE mail_account_keys (
+    id TEXT PRIMARY KEY,           -- 12 hex, also the key's visible prefix (dpk_<id>_…)
+    account TEXT NOT NULL REFERENCES mail_accounts (name) ON DELETE CASCADE,
+    label TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,     -- sha256 hex of the whole key; the key itself is never stored
+    created_at TEXT NOT NULL,
+    last_used_at TEXT,             -- written by the relay in batches (at most every few seconds)
+    expires_at TEXT                -- NULL = until revoked; rotate-key --keep-old sets it on old keys
+  );
+  CREATE INDEX mail_account_keys_account ON mail_account_keys (account);
+  CREATE TABLE mail_tls_cert (
+    id INTEGER PRIMARY KEY CHECK (id = 1), -- the operator's certificate (dnsproxy mail cert)
+    cert TEXT NOT NULL,            -- PEM chain, leaf first
+    key TEXT NOT NULL,             -- PEM private key (like mail_dkim_keys.private_key)
+    set_at_ms INTEGER NOT NULL
+  );
+  CREATE TABLE mail_tls_presented (
+    id INTEGER PRIMARY KEY CHECK (id = 1), -- what the running relay presents at STARTTLS
+    source TEXT NOT NULL,          -- operator | configured | self-signed
+    cert TEXT NOT NULL,            -- PEM chain (no key)
+    operator_set_at_ms INTEGER,    -- mail_tls_cert.set_at_ms it is, when source = operator
+    since_ms INTEGER NOT NULL
+  );
+  `,
 ];

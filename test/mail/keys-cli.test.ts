@@ -1,0 +1,89 @@
+// `dnsproxy mail account key …|rotate-key` against a real controller API
+// on a loopback port: what the admin types and reads. The relay's own check (Authenticator) on the
+// same database says whether a key works.
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Authenticator } from '../../src/mail/auth.js';
+import { MailStore } from '../../src/mail/store.js';
+import { apiFixture, type ApiFixture } from '../helpers/api.js';
+import { tempDir } from '../helpers/tmp.js';
+import { ACCOUNT } from './helpers.js';
+
+const ENTRY = fileURLToPath(new URL('./cli-entry.ts', import.meta.url));
+const KEY_LINE = /^dpk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}\n$/;
+
+describe('mail: admin CLI for API keys', function () {
+  let f: ApiFixture;
+  let url: string;
+  let store: MailStore;
+  let files: ReturnType<typeof tempDir>;
+
+  before(async () => {
+    f = await apiFixture();
+    await f.app.listen({ host: '127.0.0.1', port: 0 });
+    url = `http://127.0.0.1:${(f.app.server.address() as { port: number }).port}`;
+    store = new MailStore(f.db);
+    await store.addAccount(ACCOUNT);
+    files = tempDir('dnsproxy-cert-files-');
+  });
+  after(async () => {
+    await f.close();
+    files.cleanup();
+  });
+
+  const cli = (args: string[]) =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DNSPROXY_'))), DNSPROXY_API_URL: url, DNSPROXY_TOKEN: f.token };
+      const p = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      p.once('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+
+  it('key add and rotate-key print the new key alone on stdout; the old key works through the grace and then stops; list never shows a key; revoke', async () => {
+    const added = await cli(['mail', 'account', 'key', 'add', 'app', '--label', 'ci']);
+    expect(added, added.stderr).to.include({ code: 0 });
+    expect(added.stdout).to.match(KEY_LINE);
+    expect(added.stderr).to.match(/^new key [0-9a-f]{12} \(ci\) for account app; shown once, store it now:\n$/);
+    const oldKey = added.stdout.trim();
+
+    const rotated = await cli(['mail', 'account', 'rotate-key', 'app', '--keep-old', '2s']);
+    expect(rotated, rotated.stderr).to.include({ code: 0 });
+    expect(rotated.stdout).to.match(KEY_LINE);
+    const newKey = rotated.stdout.trim();
+    expect(newKey).not.to.equal(oldKey);
+    expect(rotated.stderr).to.match(/\nold key [0-9a-f]{12} \(ci\), works until \d{4}-\d\d-\d\dT[\d:.]+Z\n$/);
+
+    const auth = new Authenticator(store);
+    try {
+      expect((await auth.verify('app', oldKey))?.account.name, 'old key within the grace').to.equal('app');
+      expect((await auth.verify('app', newKey))?.account.name).to.equal('app');
+      await new Promise((r) => setTimeout(r, 2100));
+      expect(await auth.verify('app', oldKey), 'old key after the grace').to.equal(undefined);
+      expect((await auth.verify('app', newKey))?.account.name).to.equal('app');
+    } finally {
+      auth.close();
+    }
+
+    const list = await cli(['mail', 'account', 'key', 'list', 'app']);
+    expect(list.code).to.equal(0);
+    expect(list.stdout).to.match(/^ID\s+LABEL\s+STATE\s+CREATED\s+LAST USED\s+EXPIRES\n/);
+    expect(list.stdout).to.match(/^[0-9a-f]{12}\s+ci\s+expired\s/m).and.to.match(/^[0-9a-f]{12}\s+rotated \d{4}-\d\d-\d\d\s+active\s/m);
+    expect(list.stdout).not.to.include(oldKey).and.not.to.include(newKey).and.not.to.include('dpk_');
+    const json = await cli(['--json', 'mail', 'account', 'key', 'list', 'app']);
+    expect(json.stdout).not.to.include('dpk_').and.not.to.include('hash');
+
+    const newId = newKey.slice(4, 16);
+    expect(await cli(['mail', 'account', 'key', 'revoke', 'app', newId])).to.include({ code: 0, stdout: `revoked key ${newId} of account app\n` });
+    const again = await cli(['mail', 'account', 'key', 'revoke', 'app', newId]);
+    expect(again.code).to.equal(1);
+    expect(again.stderr).to.include(`account app has no key ${newId}`);
+    const bad = await cli(['mail', 'account', 'rotate-key', 'app', '--keep-old', '1w']);
+    expect(bad.code).to.equal(1);
+    expect(bad.stderr).to.include('keep_old').and.include('HTTP 400');
+  });
+
+});
