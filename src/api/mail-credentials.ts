@@ -1,11 +1,15 @@
-// /api/v1/mail/accounts/{name}/keys: an account's API keys (SMTP AUTH with a key instead of the
-// password, several per account for rotation). A key is in exactly one response, the one that
-// creates it.
+// /api/v1/mail/accounts/{name}/keys and /api/v1/mail/cert: an account's API keys (SMTP AUTH
+// with a key instead of the password, several per account for rotation) and the STARTTLS
+// certificate the relay presents. A key is in exactly one response, the one that creates it;
+// the certificate's private key is in none.
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { fieldError } from '../errors.js';
 import { logger } from '../log/index.js';
-import { keyInput, mailName, rotateInput } from '../mail/schema.js';
+import { checkCertPair, describeCert } from '../mail/certcheck.js';
+import { certInput, keyInput, mailName, rotateInput } from '../mail/schema.js';
+import { TLS_POLL_MS } from '../mail/tls.js';
 import type { ApiDeps } from './app.js';
 
 export const mailCredentialRoutes =
@@ -49,6 +53,45 @@ export const mailCredentialRoutes =
     app.delete('/api/v1/mail/accounts/:name/keys/:id', { schema: { tags, params: keyParam, description: 'Revoke a key now' } }, async (req, reply) => {
       store.revokeKey(req.params.name, req.params.id);
       log.info('mail account key revoked', { account: req.params.name, id: req.params.id });
+      return reply.code(204).send();
+    });
+
+    // ---- the STARTTLS certificate ----
+
+    const shown = () => {
+      const now = Date.now();
+      const operator = store.operatorCert();
+      const presented = store.presentedCert();
+      return {
+        // What the relay presents now (as it last recorded), null before its first start.
+        presented: presented ? { source: presented.source, since: new Date(presented.since_ms).toISOString(), ...describeCert(presented.cert, now) } : null,
+        // The one set with PUT (dnsproxy mail cert --cert --key), null when none is.
+        operator: operator ? { set_at: new Date(operator.set_at_ms).toISOString(), ...describeCert(operator.cert, now) } : null,
+        // Set but not yet presented: the relay takes it within its poll interval, or at its next start.
+        pending: operator !== undefined && presented?.operator_set_at_ms !== operator.set_at_ms,
+      };
+    };
+    app.get('/api/v1/mail/cert', { schema: { tags, description: 'The STARTTLS certificate the relay presents, and the one set here (never a private key)' } }, async () => shown());
+    app.put(
+      '/api/v1/mail/cert',
+      {
+        schema: {
+          tags,
+          body: certInput,
+          description: `Set the STARTTLS certificate (PEM chain, leaf first) and its key. 400 when the key does not match, the chain is out of order, or a certificate is expired or not yet valid. The relay presents it from its next STARTTLS, within ${TLS_POLL_MS / 1000} s.`,
+        },
+      },
+      async (req) => {
+        const check = checkCertPair(req.body.cert, req.body.key, Date.now());
+        if (!check.ok) throw fieldError(check.field, check.reason);
+        store.setOperatorCert(req.body.cert, req.body.key);
+        log.info('mail STARTTLS certificate set', { subject: check.info.subject, not_after: check.info.not_after, sha256: check.info.fingerprint_sha256 });
+        return { ...shown(), warnings: check.warnings };
+      },
+    );
+    app.delete('/api/v1/mail/cert', { schema: { tags, description: 'Forget the certificate set here: the relay goes back to mail_tls_cert or its self-signed one' } }, async (req, reply) => {
+      store.removeOperatorCert();
+      log.info('mail STARTTLS certificate removed');
       return reply.code(204).send();
     });
   };

@@ -4,7 +4,7 @@
 // Secrets (account and provider passwords) come from stdin or a flag, never echoed back.
 import type { Command } from 'commander';
 import { call, CliError } from './client.js';
-import { accountKeyCommands } from './mail-credentials.js';
+import { accountKeyCommands, mailCertCommand } from './mail-credentials.js';
 import type { Globals } from './commands.js';
 import { printJson, table } from './output.js';
 
@@ -143,6 +143,8 @@ export function mailAdminCommands(mail: Command, g: Globals): void {
       const res = (await call(g.target(), 'POST', `/api/v1/mail/dkim/${enc(domain)}?selector=${enc(o.selector)}`)) as { dkim: { record: string; txt: string } };
       show(g, res, () => `${res.dkim.record}. TXT "${res.dkim.txt}"`);
     });
+
+  mailCertCommand(mail, g);
 
   mail
     .command('queue')

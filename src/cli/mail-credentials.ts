@@ -1,15 +1,24 @@
-// `dnsproxy mail account rotate-key|key add|list|revoke`: clients of
-// /api/v1/mail/accounts/{name}/keys. A new key is the only thing printed on
+// `dnsproxy mail account rotate-key|key add|list|revoke` and `dnsproxy mail cert`: clients of
+// /api/v1/mail/accounts/{name}/keys and /api/v1/mail/cert. A new key is the only thing printed on
 // stdout (KEY=$(dnsproxy mail account rotate-key app) works); what happened to the old keys goes
 // to stderr. --json prints the API answer instead.
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { call } from './client.js';
+import { call, CliError } from './client.js';
 import type { Globals } from './commands.js';
 import { printJson, table } from './output.js';
 
 const enc = encodeURIComponent;
 
 interface KeyInfo { id: string; account: string; label: string; created_at: string; last_used_at: string | null; expires_at: string | null; state: string }
+interface CertInfo { subject: string; issuer: string; names: string[]; not_before: string; not_after: string; fingerprint_sha256: string; self_signed: boolean; expired: boolean; chain_length: number }
+interface CertView {
+  presented: (CertInfo & { source: string; since: string }) | null;
+  operator: (CertInfo & { set_at: string }) | null;
+  pending: boolean;
+  warnings?: string[];
+}
+
 const describeKey = (k: KeyInfo) => `key ${k.id} (${k.label})${k.expires_at ? `, works until ${k.expires_at}` : ''}`;
 
 /** The new key on stdout alone, everything else on stderr (or the whole answer with --json). */
@@ -70,3 +79,62 @@ export function accountKeyCommands(account: Command, g: Globals): void {
     });
 }
 
+function certLines(c: CertInfo): string[] {
+  return [
+    `subject:  ${c.subject || '-'}`,
+    `names:    ${c.names.join(', ') || '-'}`,
+    `issuer:   ${c.self_signed ? 'self-signed' : c.issuer}`,
+    `valid:    ${c.not_before} → ${c.not_after}${c.expired ? '  EXPIRED' : ''}`,
+    `sha256:   ${c.fingerprint_sha256}`,
+    `chain:    ${c.chain_length} certificate${c.chain_length === 1 ? '' : 's'}`,
+  ];
+}
+
+const SOURCES: Record<string, string> = {
+  operator: 'set with dnsproxy mail cert',
+  configured: 'the mail_tls_cert / mail_tls_key files',
+  'self-signed': "the relay's self-signed certificate",
+};
+
+function certText(v: CertView): string {
+  const out: string[] = [];
+  if (v.presented) out.push(`presented by the relay since ${v.presented.since}: ${SOURCES[v.presented.source] ?? v.presented.source}`, ...certLines(v.presented));
+  else out.push('the relay has not started on this data dir yet (it records the certificate it presents when it does)');
+  if (v.pending && v.operator)
+    out.push('', `set with dnsproxy mail cert at ${v.operator.set_at}, not presented yet: the running relay takes it within 5 s, or at its next start`, ...certLines(v.operator));
+  for (const w of v.warnings ?? []) out.push(`warning: ${w}`);
+  return out.join('\n');
+}
+
+function readPem(file: string, flag: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new CliError(`cannot read ${flag} ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2);
+  }
+}
+
+export function mailCertCommand(mail: Command, g: Globals): void {
+  mail
+    .command('cert')
+    .description("show the relay's STARTTLS certificate; with --cert and --key set one (checked: key matches, chain order, not expired); --remove goes back to the default")
+    .option('--cert <file>', 'PEM certificate chain, leaf first')
+    .option('--key <file>', 'PEM private key of the leaf (not encrypted)')
+    .option('--remove', 'forget the certificate set here: the relay uses mail_tls_cert or its self-signed one again')
+    .action(async (o: { cert?: string; key?: string; remove?: boolean }) => {
+      if ((o.cert === undefined) !== (o.key === undefined)) throw new CliError('--cert and --key go together', 2);
+      if (o.remove && o.cert !== undefined) throw new CliError('--remove takes no --cert/--key', 2);
+      if (o.remove) {
+        await call(g.target(), 'DELETE', '/api/v1/mail/cert');
+        if (g.json()) return printJson({ removed: true });
+        return console.log('removed the certificate; the relay goes back to mail_tls_cert or its self-signed one within 5 s');
+      }
+      const res = (
+        o.cert !== undefined && o.key !== undefined
+          ? await call(g.target(), 'PUT', '/api/v1/mail/cert', { cert: readPem(o.cert, '--cert'), key: readPem(o.key, '--key') })
+          : await call(g.target(), 'GET', '/api/v1/mail/cert')
+      ) as CertView;
+      if (g.json()) return printJson(res);
+      console.log(certText(res));
+    });
+}

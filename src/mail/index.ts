@@ -16,7 +16,7 @@ import { RateLimiter } from './ratelimit.js';
 import { SubmissionServer, type SessionTimeouts } from './server.js';
 import { MailStore } from './store.js';
 import { AuthThrottle, type ThrottleOptions } from './throttle.js';
-import { loadTls } from './tls.js';
+import { TLS_POLL_MS, TlsCertificates } from './tls.js';
 
 export interface MailRelayOptions {
   dataDir: string;
@@ -42,6 +42,8 @@ export interface MailRelayOptions {
   closeTimeoutMs?: number;
   authThrottle?: ThrottleOptions;
   heartbeatMs?: number;
+  /** How often a certificate set with `dnsproxy mail cert` is looked for (tls.ts TLS_POLL_MS unless given). */
+  tlsPollMs?: number;
   /** How often API-key last-used times are written (auth.ts KEY_TOUCH_FLUSH_MS unless given). */
   keyTouchFlushMs?: number;
   /** Idle and total session limits (server.ts constants unless given). */
@@ -60,6 +62,7 @@ const DEFAULTS = {
   authThrottle: { baseMs: 1000, maxMs: 30_000, windowMs: 15 * 60_000 },
   /** The controller's /health calls the relay stale after HEARTBEAT_STALE_MS (30 s) without one. */
   heartbeatMs: HEARTBEAT_MS,
+  tlsPollMs: TLS_POLL_MS,
   /** As the config's defaults (mail_account_messages_per_hour, mail_ip_connections_per_minute). */
   accountMessagesPerHour: 3600,
   ipConnectionsPerMinute: 600,
@@ -90,6 +93,7 @@ export class MailRelay {
   private deliverer?: Deliverer;
   private heartbeat?: { timer: NodeJS.Timeout; owner: string };
   private auth?: Authenticator;
+  private tlsTimer?: NodeJS.Timeout;
   private readonly log = logger('mail');
 
   constructor(private readonly opts: MailRelayOptions) {}
@@ -100,8 +104,8 @@ export class MailRelay {
       const db = (this.db = openDb(o.dataDir));
       const store = new MailStore(db);
       const messages = new MessageStore(db);
-      const tls = await loadTls({ dataDir: o.dataDir, hostname: o.hostname, certFile: o.tlsCert, keyFile: o.tlsKey });
-      if (tls.generated) this.log.info('generated a self-signed STARTTLS certificate', { hostname: o.hostname, dir: `${o.dataDir}/mail/tls` });
+      const certificates = new TlsCertificates(store, { dataDir: o.dataDir, hostname: o.hostname, certFile: o.tlsCert, keyFile: o.tlsKey });
+      const tls = await certificates.load();
       const auth = (this.auth = new Authenticator(store, o.keyTouchFlushMs === undefined ? {} : { touchFlushMs: o.keyTouchFlushMs }));
 
       this.deliverer = new Deliverer(o.hostname);
@@ -123,6 +127,22 @@ export class MailRelay {
       const smtpPort = await server().listen(o.smtpPort, o.listenIp);
       const submissionPort = await server().listen(o.submissionPort, o.listenIp);
       q.start();
+      // A certificate set or removed with `dnsproxy mail cert` reaches the next STARTTLS on every listener.
+      let polling = false; // one poll at a time (making a self-signed pair can outlast the interval)
+      const reloadTls = async () => {
+        if (polling) return;
+        polling = true;
+        try {
+          const next = await certificates.poll();
+          if (next) for (const s of this.servers) s.setTls(next);
+        } catch (e) {
+          this.log.warn('checking for a new STARTTLS certificate failed; the current one stays', { error: (e as Error).message });
+        } finally {
+          polling = false;
+        }
+      };
+      this.tlsTimer = setInterval(() => void reloadTls(), o.tlsPollMs);
+      this.tlsTimer.unref();
       // Only once both listeners accept and the queue runs: a fresh heartbeat means "serving".
       const startedAt = Date.now();
       const beat = () => {
@@ -144,6 +164,7 @@ export class MailRelay {
 
   async stop(): Promise<void> {
     clearInterval(this.heartbeat?.timer);
+    clearInterval(this.tlsTimer);
     await Promise.all([...this.servers.map((s) => s.close()), this.queue?.stop()]);
     this.deliverer?.close();
     this.auth?.close(); // writes pending key last-used times (a failure is logged, never thrown)
@@ -155,6 +176,6 @@ export class MailRelay {
       }
     this.db?.close();
     this.servers = [];
-    this.queue = this.deliverer = this.db = this.heartbeat = this.auth = undefined;
+    this.queue = this.deliverer = this.db = this.heartbeat = this.auth = this.tlsTimer = undefined;
   }
 }

@@ -144,7 +144,7 @@ export interface Delivery extends Attempt {
   at_ms: number;
 }
 
-// ---- account API keys ---------------------------------------------------------------
+// ---- account API keys and the STARTTLS certificate --------------------------------------
 
 const DURATION_UNITS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 /** Longest grace or lifetime a duration may give: a year (longer is "until revoked": leave it out). */
@@ -185,3 +185,10 @@ export interface KeyInfo {
   expires_at: string | null;
   state: 'active' | 'expiring' | 'expired';
 }
+
+export const certInput = z
+  .object({
+    cert: z.string().min(1).max(64 * 1024).describe('PEM certificate chain, leaf first'),
+    key: z.string().min(1).max(16 * 1024).describe('PEM private key of the leaf (unencrypted)'),
+  })
+  .strict();

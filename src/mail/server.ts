@@ -131,6 +131,15 @@ export class SubmissionServer {
     return (net.address() as AddressInfo).port;
   }
 
+  /**
+   * Presents `tls` to every STARTTLS from now on; sessions already encrypted keep theirs. The
+   * caller has checked the pair (certcheck.ts): smtp-server's updateSecureContext() leaves the
+   * listener without a context when node:tls refuses it.
+   */
+  setTls(tls: { key: string; cert: string }): void {
+    this.server.updateSecureContext({ key: tls.key, cert: tls.cert });
+  }
+
   /** Stops accepting; open sessions get closeTimeoutMs to finish, then 421. Safe when never listening. */
   close(): Promise<void> {
     if (!this.server.server.listening) return Promise.resolve();

@@ -1,19 +1,22 @@
-// `dnsproxy mail account key …|rotate-key` against a real controller API
+// `dnsproxy mail account key …|rotate-key` and `dnsproxy mail cert` against a real controller API
 // on a loopback port: what the admin types and reads. The relay's own check (Authenticator) on the
 // same database says whether a key works.
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Authenticator } from '../../src/mail/auth.js';
+import { selfSignedCert } from '../../src/mail/cert.js';
 import { MailStore } from '../../src/mail/store.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
 import { tempDir } from '../helpers/tmp.js';
-import { ACCOUNT } from './helpers.js';
+import { ACCOUNT, HOSTNAME } from './helpers.js';
 
 const ENTRY = fileURLToPath(new URL('./cli-entry.ts', import.meta.url));
 const KEY_LINE = /^dpk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}\n$/;
 
-describe('mail: admin CLI for API keys', function () {
+describe('mail: admin CLI for API keys and the certificate', function () {
   let f: ApiFixture;
   let url: string;
   let store: MailStore;
@@ -86,4 +89,25 @@ describe('mail: admin CLI for API keys', function () {
     expect(bad.stderr).to.include('keep_old').and.include('HTTP 400');
   });
 
+  it('mail cert: a mismatched key exits 1 with the reason; a valid pair is set and shown (subject, expiry, fingerprint); no arguments shows it again', async () => {
+    const [pair, other] = await Promise.all([selfSignedCert(HOSTNAME, new Date()), selfSignedCert(HOSTNAME, new Date())]);
+    const at = (name: string, text: string) => {
+      const p = join(files.dir, name);
+      writeFileSync(p, text);
+      return p;
+    };
+    const cert = at('cert.pem', pair.cert);
+    const mismatched = await cli(['mail', 'cert', '--cert', cert, '--key', at('other.key', other.key)]);
+    expect(mismatched.code).to.equal(1);
+    expect(mismatched.stderr).to.match(/^dnsproxy: key: the private key does not match the certificate .* \(invalid_body, HTTP 400\)\n$/);
+    expect(await cli(['mail', 'cert', '--cert', cert])).to.include({ code: 2 });
+
+    const set = await cli(['mail', 'cert', '--cert', cert, '--key', at('key.pem', pair.key)]);
+    expect(set, set.stderr).to.include({ code: 0 });
+    const fp = new (await import('node:crypto')).X509Certificate(pair.cert).fingerprint256;
+    expect(set.stdout).to.include('not presented yet').and.include(`subject:  CN=${HOSTNAME}`).and.include(`sha256:   ${fp}`).and.match(/valid: {4}\S+ → \S+Z\n/);
+    expect(set.stdout).not.to.include('PRIVATE KEY');
+    const shown = await cli(['mail', 'cert']);
+    expect(shown.stdout).to.include(`sha256:   ${fp}`);
+  });
 });
