@@ -29,6 +29,12 @@ export const ERRORS = {
   mail_rate_limited: { status: 429, smtp: 451, enhanced: '4.7.0', title: 'Too many messages from this account, try again later' },
   mail_connection_rate: { status: 429, smtp: 421, enhanced: '4.7.0', title: 'Too many connections from this address, try again later' },
   mail_session_expired: { status: 503, smtp: 421, enhanced: '4.4.2', title: 'Session time limit reached, reconnect to go on' },
+  // Inbound mail (the SMTP port without AUTH, for the domains we host: src/mail/inbound.ts).
+  mail_relay_denied: { status: 403, smtp: 550, enhanced: '5.7.1', title: 'Relaying denied: without AUTH this server accepts mail only for its own domains' },
+  mail_inbound_unrouted: { status: 503, smtp: 451, enhanced: '4.3.5', title: 'Mail for this domain cannot be routed here yet, try again later' },
+  mail_dmarc_reject: { status: 403, smtp: 550, enhanced: '5.7.1', title: 'Rejected by the DMARC policy of the From: domain' },
+  mail_auth_check_failed: { status: 503, smtp: 451, enhanced: '4.4.3', title: 'Could not check SPF/DKIM/DMARC (DNS), try again later' },
+  mail_loop: { status: 508, smtp: 554, enhanced: '5.4.6', title: 'Too many hops: a mail loop' },
 } as const;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { LOG_LEVELS } from '../log/index.js';
 import { absolute, nameProblem } from '../model/name.js';
 import { isIP } from 'node:net';
+import { mailDomain } from '../mail/schema.js';
 
 const zoneName = z.string().superRefine((v, ctx) => {
   const problem = nameProblem(v);
@@ -12,6 +13,8 @@ const zoneName = z.string().superRefine((v, ctx) => {
 const portNumber = z.coerce.number().int('must be an integer').min(0, 'must be 0-65535').max(65535, 'must be 0-65535');
 const ip = z.string().refine((v) => isIP(v) !== 0, 'must be an IP address');
 const positive = z.coerce.number().int('must be an integer').positive('must be > 0');
+/** A DNS server to ask: ip or ip:port ([v6]:port). */
+const resolverAddress = z.string().regex(/^(?:\[[0-9a-fA-F:]+\]:\d+|[0-9.]+(?::\d+)?|[0-9a-fA-F:]+)$/, 'must be ip or ip:port');
 const hostPort = z.string().regex(/^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port');
 
 export const configSchema = z
@@ -31,12 +34,21 @@ export const configSchema = z
       .default(false)
       .transform((v) => v === true || v === '1' || v === 'true')
       .describe('Run Caddy as a child process (local runs); under supervisord Caddy is its own program'),
-    upstreams: z.array(z.string().regex(/^(?:\[[0-9a-fA-F:]+\]:\d+|[0-9.]+(?::\d+)?|[0-9a-fA-F:]+)$/, 'must be ip or ip:port')).default([]).describe('Resolvers for names outside our zones; empty = REFUSED'),
+    upstreams: z.array(resolverAddress).default([]).describe('Resolvers for names outside our zones; empty = REFUSED'),
     axfr_allow: z.array(ip).default(['127.0.0.1', '::1']).describe('Addresses allowed to AXFR'),
     log_level: z.enum(LOG_LEVELS).default('info'),
     // Mail relay (`dnsproxy mail serve`).
-    smtp_port: portNumber.default(25).describe('Mail relay: SMTP listener (authenticated submission, as on the submission port)'),
+    smtp_port: portNumber.default(25).describe('Mail relay: SMTP listener (authenticated submission as on the submission port, and inbound mail for mail_domains without AUTH)'),
     submission_port: portNumber.default(587).describe('Mail relay: submission listener (STARTTLS + AUTH)'),
+    mail_domains: z
+      .array(mailDomain)
+      .max(1000)
+      .default([])
+      .describe('Mail relay: domains we receive mail for on the SMTP port without AUTH (we are their MX), SPF/DKIM/DMARC-checked and routed by the rules naming them; empty = the SMTP port is submission only'),
+    mail_dns_servers: z
+      .array(resolverAddress)
+      .default([])
+      .describe('Mail relay: DNS servers for its lookups (the SPF/DKIM/DMARC checks of inbound mail), ip or ip:port, e.g. 127.0.0.1:53 for our own DNS server; empty = the system\'s (/etc/resolv.conf)'),
     mail_hostname: z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, 'must be a host name').optional().describe('Mail relay: name in the greeting, EHLO and the self-signed certificate; default: this host\'s name'),
     mail_max_size: positive.default(25 * 1024 * 1024).describe('Mail relay: largest message accepted, bytes (advertised as SIZE)'),
     mail_max_clients: positive.default(100).describe('Mail relay: concurrent SMTP connections; more get 421'),
@@ -56,4 +68,4 @@ export type Config = z.infer<typeof configSchema> & { node_ip: string };
 
 /** Settings that may come from the environment as DNSPROXY_<UPPER_NAME>; lists are comma-separated. */
 export const CONFIG_KEYS = Object.keys(configSchema.shape) as (keyof typeof configSchema.shape)[];
-export const LIST_KEYS: ReadonlySet<string> = new Set(['zones', 'nameservers', 'upstreams', 'axfr_allow']);
+export const LIST_KEYS: ReadonlySet<string> = new Set(['zones', 'nameservers', 'upstreams', 'axfr_allow', 'mail_domains', 'mail_dns_servers']);

@@ -13,7 +13,8 @@ import { MessageStore } from './messages.js';
 import type { RetryPolicy } from './policy.js';
 import { Queue, type QueueOptions } from './queue.js';
 import { RateLimiter } from './ratelimit.js';
-import { SubmissionServer, type SessionTimeouts } from './server.js';
+import { systemResolver, type DnsResolver } from './resolver.js';
+import { SubmissionServer, type InboundOptions, type SessionTimeouts } from './server.js';
 import { MailStore } from './store.js';
 import { AuthThrottle, type ThrottleOptions } from './throttle.js';
 import { TLS_POLL_MS, TlsCertificates } from './tls.js';
@@ -34,6 +35,14 @@ export interface MailRelayOptions {
   ipConnectionsPerMinute?: number;
   tlsCert?: string | undefined;
   tlsKey?: string | undefined;
+  /** Domains the SMTP port takes mail for without AUTH (inbound, we are their MX); none: submission only. */
+  mailDomains?: readonly string[];
+  /** DNS servers for the inbound checks (ip or ip:port); none: the system's. */
+  dnsServers?: readonly string[];
+  /** The inbound checks' DNS instead of node:dns on dnsServers (tests: resolver.ts memoryResolver). */
+  resolver?: DnsResolver;
+  /** inbound.ts CHECK_TIMEOUT_MS unless given. */
+  inboundCheckTimeoutMs?: number;
   /** Tuning; the defaults below fit production, tests shorten them. */
   leaseMs?: number;
   pollMs?: number;
@@ -83,6 +92,8 @@ export function relayOptions(c: Config): MailRelayOptions {
     ipConnectionsPerMinute: c.mail_ip_connections_per_minute,
     tlsCert: c.mail_tls_cert,
     tlsKey: c.mail_tls_key,
+    mailDomains: c.mail_domains,
+    dnsServers: c.mail_dns_servers,
   };
 }
 
@@ -116,15 +127,20 @@ export class MailRelay {
       const throttle = new AuthThrottle(o.authThrottle);
       const accountRate = new RateLimiter({ limit: o.accountMessagesPerHour, perMs: 3_600_000 });
       const connectionRate = new RateLimiter({ limit: o.ipConnectionsPerMinute, perMs: 60_000 });
-      const server = () => {
+      const server = (inbound?: InboundOptions) => {
         const s = new SubmissionServer(
           { store, messages, auth, throttle, accountRate, connectionRate, onQueued: () => q.wake() },
-          { hostname: o.hostname, maxSize: o.maxSize, maxClients: o.maxClients, tls, closeTimeoutMs: o.closeTimeoutMs, ...(o.sessionTimeouts ? { timeouts: o.sessionTimeouts } : {}) },
+          { hostname: o.hostname, maxSize: o.maxSize, maxClients: o.maxClients, tls, closeTimeoutMs: o.closeTimeoutMs, ...(o.sessionTimeouts ? { timeouts: o.sessionTimeouts } : {}), ...(inbound ? { inbound } : {}) },
         );
         this.servers.push(s);
         return s;
       };
-      const smtpPort = await server().listen(o.smtpPort, o.listenIp);
+      // Inbound (mail without AUTH for mail_domains) on the SMTP port only; submission always wants AUTH.
+      const domains = [...new Set((o.mailDomains ?? []).map((d) => d.toLowerCase().replace(/\.$/, '')))];
+      const inbound: InboundOptions | undefined = domains.length
+        ? { domains: new Set(domains), resolver: o.resolver ?? systemResolver(o.dnsServers), ...(o.inboundCheckTimeoutMs ? { checkTimeoutMs: o.inboundCheckTimeoutMs } : {}) }
+        : undefined;
+      const smtpPort = await server(inbound).listen(o.smtpPort, o.listenIp);
       const submissionPort = await server().listen(o.submissionPort, o.listenIp);
       q.start();
       // A certificate set or removed with `dnsproxy mail cert` reaches the next STARTTLS on every listener.
@@ -154,7 +170,7 @@ export class MailRelay {
       };
       beat();
       this.heartbeat = { timer: setInterval(beat, o.heartbeatMs), owner: q.owner };
-      this.log.info('mail relay started', { smtp: `${o.listenIp}:${smtpPort}`, submission: `${o.listenIp}:${submissionPort}`, hostname: o.hostname, owner: q.owner });
+      this.log.info('mail relay started', { smtp: `${o.listenIp}:${smtpPort}`, submission: `${o.listenIp}:${submissionPort}`, hostname: o.hostname, owner: q.owner, inbound_domains: domains });
       return { smtpPort, submissionPort };
     } catch (e) {
       await this.stop();

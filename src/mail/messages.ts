@@ -9,13 +9,16 @@
 import { randomBytes } from 'node:crypto';
 import { AppError } from '../errors.js';
 import type { Db } from '../store/db.js';
-import { domainOf, FINAL_STATUSES, messageRow, type Attempt, type Delivery, type Message, type MessageStatus } from './schema.js';
+import { domainOf, FINAL_STATUSES, messageRow, type Attempt, type Delivery, type Message, type MessageSource, type MessageStatus } from './schema.js';
 
 export interface NewMessage {
+  /** '' for inbound mail (no account). */
   account: string;
   mailFrom: string;
   rcptTo: readonly string[];
   raw: Buffer;
+  /** Default `submission`. */
+  source?: MessageSource;
 }
 
 /** What the queue decided after an attempt (or without one: `held`). */
@@ -53,15 +56,15 @@ export class MessageStore {
     }
     const bodyId = this.id();
     const insert = this.db.prepare(
-      `INSERT INTO mail_messages (id, body_id, account, mail_from, rcpt_to, recipient_domain, size, status, created_at_ms, next_attempt_at, updated_at_ms)
-       VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)`,
+      `INSERT INTO mail_messages (id, body_id, account, mail_from, rcpt_to, recipient_domain, size, status, created_at_ms, next_attempt_at, updated_at_ms, source)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`,
     );
     return this.db
       .transaction(() => {
         this.db.prepare('INSERT INTO mail_bodies (id, raw) VALUES (?, ?)').run(bodyId, m.raw);
         return [...byDomain].map(([domain, rcpts]) => {
           const id = this.id();
-          insert.run(id, bodyId, m.account, m.mailFrom, JSON.stringify(rcpts), domain, m.raw.length, nowMs, nowMs, nowMs);
+          insert.run(id, bodyId, m.account, m.mailFrom, JSON.stringify(rcpts), domain, m.raw.length, nowMs, nowMs, nowMs, m.source ?? 'submission');
           return id;
         });
       })
@@ -142,10 +145,10 @@ export class MessageStore {
           const splitId = this.id();
           this.db
             .prepare(
-              `INSERT INTO mail_messages (id, body_id, account, mail_from, rcpt_to, recipient_domain, size, status, attempts, created_at_ms, next_attempt_at, provider, last_error, updated_at_ms, parent_id)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+              `INSERT INTO mail_messages (id, body_id, account, mail_from, rcpt_to, recipient_domain, size, status, attempts, created_at_ms, next_attempt_at, provider, last_error, updated_at_ms, parent_id, source)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
             )
-            .run(splitId, parent.body_id, parent.account, parent.mail_from, JSON.stringify(s.rcpt_to), parent.recipient_domain, parent.size, s.next.status, parent.attempts, parent.created_at_ms, s.next.next_attempt_at, s.next.provider, s.next.last_error, nowMs, id);
+            .run(splitId, parent.body_id, parent.account, parent.mail_from, JSON.stringify(s.rcpt_to), parent.recipient_domain, parent.size, s.next.status, parent.attempts, parent.created_at_ms, s.next.next_attempt_at, s.next.provider, s.next.last_error, nowMs, id, parent.source);
           this.log(splitId, s.attempt, nowMs);
           if (s.dsn) this.queueDsn(parent, splitId, s.dsn, nowMs);
         }
@@ -162,7 +165,7 @@ export class MessageStore {
         .run(id, nowMs, attempt.provider, attempt.outcome, attempt.code, attempt.response, attempt.duration_ms);
   }
 
-  /** Queues `raw` from `<>` to `about`'s sender, routed as mail of the sender's account. */
+  /** Queues `raw` from `<>` to `about`'s sender, routed as mail of the sender's account (outgoing: source `submission`, also for inbound mail). */
   private queueDsn(about: Message, aboutId: string, raw: Buffer, nowMs: number): void {
     const bodyId = this.id();
     this.db.prepare('INSERT INTO mail_bodies (id, raw) VALUES (?, ?)').run(bodyId, raw);

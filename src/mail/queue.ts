@@ -193,12 +193,15 @@ export class Queue {
     const { store, deliverer } = this.deps;
     const missing = (response: string): Attempt => ({ provider: null, outcome: 'transient', code: null, response, duration_ms: 0 });
     const senderDomain = routeDomain(m);
-    const rule = matchRule(store.rules(), { account: m.account, senderDomain, recipientDomain: m.recipient_domain });
+    const rule = matchRule(store.rules(), { account: m.account, senderDomain, recipientDomain: m.recipient_domain, source: m.source });
     if (!rule) return missing(`no routing rule matches account ${m.account}, ${senderDomain} → ${m.recipient_domain}`);
     const name = providerFor(rule, m.attempts, this.opts.fallbackAfter);
     const provider = store.provider(name);
     if (!provider) return missing(`provider ${name} (rule ${rule.id}) does not exist`);
     if (!raw) return missing('message body missing');
-    return deliverer.send(provider, { from: m.mail_from, to: m.rcpt_to }, raw, store.dkimKey(senderDomain));
+    // Inbound mail is never signed with our keys: its sender is someone else (a forged From: of
+    // our own domain would otherwise leave here with our signature). Its own signatures stay.
+    const dkim = m.source === 'inbound' ? undefined : store.dkimKey(senderDomain);
+    return deliverer.send(provider, { from: m.mail_from, to: m.rcpt_to }, raw, dkim);
   }
 }

@@ -1,18 +1,32 @@
 // Routing: which rule a message matches and which provider an attempt uses. Pure functions.
-import { domainOf, type Message, type Rule } from './schema.js';
+import { domainOf, type Message, type MessageSource, type Rule } from './schema.js';
 
 export interface RouteQuery {
   account: string;
   senderDomain: string;
   /** A queued message holds the recipients of one domain (src/mail/messages.ts). */
   recipientDomain: string;
+  /** `inbound` (mail for a domain we host, no account): only rules naming its recipient domain. Default `submission`. */
+  source?: MessageSource;
 }
 
-/** The first rule, in the order given (the store sorts by priority), whose set conditions all match; null = no route. */
+/**
+ * The first rule, in the order given (the store sorts by priority), whose set conditions all
+ * match; null = no route. Inbound mail skips rules without a recipient domain: a catch-all
+ * ("everything via the ISP") is for outgoing mail, and would send mail for our own domain to a
+ * smarthost that hands it back to us, its MX.
+ *
+ *   rule                                 submission from app@example.com   inbound to a@example.com
+ *   recipient_domain null                matches                           skipped
+ *   recipient_domain example.com         matches mail to example.com       matches
+ *   account app                          matches app's mail                never (inbound has no account)
+ */
 export function matchRule(rules: readonly Rule[], q: RouteQuery): Rule | null {
+  const inbound = q.source === 'inbound';
   return (
     rules.find(
       (r) =>
+        (!inbound || r.recipient_domain !== null) &&
         (r.account === null || r.account === q.account) &&
         (r.sender_domain === null || r.sender_domain === q.senderDomain) &&
         (r.recipient_domain === null || r.recipient_domain === q.recipientDomain),

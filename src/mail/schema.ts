@@ -91,6 +91,10 @@ export type MessageStatus = (typeof MESSAGE_STATUSES)[number];
 /** Statuses a message never leaves. */
 export const FINAL_STATUSES: ReadonlySet<MessageStatus> = new Set(['delivered', 'bounced', 'failed']);
 
+/** How a message came in: an account's submission (AUTH), or mail for a domain we host (the SMTP port without AUTH; account ''). */
+export const MESSAGE_SOURCES = ['submission', 'inbound'] as const;
+export type MessageSource = (typeof MESSAGE_SOURCES)[number];
+
 export const messageRow = z.object({
   id: z.string(),
   body_id: z.string().nullable(),
@@ -110,6 +114,7 @@ export const messageRow = z.object({
   updated_at_ms: z.number().int(),
   /** The message this one was split from (its provider refused some recipients), or for a DSN (mail_from '') the one it reports on. */
   parent_id: z.string().nullable(),
+  source: z.enum(MESSAGE_SOURCES),
 });
 export type Message = z.infer<typeof messageRow>;
 

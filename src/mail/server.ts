@@ -2,6 +2,10 @@
 // FROM, sender domains per account, a route for every recipient, SIZE, messages per account and
 // connections per client address (ratelimit.ts), idle and total session time. Deny by default: every
 // smtp-server hook is implemented and refuses unless its check passes.
+// A listener given `inbound` (the SMTP port when mail_domains is set) also takes mail without AUTH,
+// but only for the domains we host (inbound.ts): any sender, recipients in a hosted domain with a
+// rule naming it, SPF/DKIM/DMARC checked before 250 (DMARC fail + p=reject → 550 5.7.1), the
+// Authentication-Results prepended. Everything else without AUTH is 550 5.7.1: never an open relay.
 // Contract: a message gets 250 only after MessageStore.enqueue() committed it; a failure to
 // commit is a 451 (the client keeps it and retries). Client resets and malformed input end that
 // session only.
@@ -9,7 +13,9 @@ import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
 import { smtpError } from '../errors.js';
 import { logger } from '../log/index.js';
+import { checkMessage, inboundRecipient, MAX_RECEIVED, receivedCount, stripOwnAuthResults } from './inbound.js';
 import type { MessageStore } from './messages.js';
+import type { DnsResolver } from './resolver.js';
 import { AuthBusyError, type Authenticator } from './auth.js';
 import { matchRule } from './route.js';
 import { domainOf } from './schema.js';
@@ -48,6 +54,16 @@ export interface ServerOptions {
   closeTimeoutMs: number;
   /** The constants above unless given (tests shorten them). */
   timeouts?: Partial<SessionTimeouts>;
+  /** Take mail without AUTH for these domains, checked against this DNS. Unset: AUTH required (530). */
+  inbound?: InboundOptions;
+}
+
+export interface InboundOptions {
+  /** Lower-case, no trailing dot. */
+  domains: ReadonlySet<string>;
+  resolver: DnsResolver;
+  /** inbound.ts CHECK_TIMEOUT_MS unless given. */
+  checkTimeoutMs?: number;
 }
 
 export interface ServerDeps {
@@ -68,6 +84,15 @@ export interface ServerDeps {
 
 /** EHLO names and addresses go into a Received header: keep them to a safe alphabet. */
 const safe = (v: unknown) => String(v ?? '').replace(/[^A-Za-z0-9.:[\]_-]/g, '?').slice(0, 255);
+
+/** Our trace field; `protocol` as RFC 3848 names it (ESMTPSA: submission over TLS, ESMTP: plain inbound, …). */
+function receivedHeader(session: SMTPServerSession, hostname: string, protocol: string, nowMs: number): string {
+  return (
+    `Received: from ${safe(session.hostNameAppearsAs)} ([${safe(session.remoteAddress)}])\r\n` +
+    `\tby ${safe(hostname)} (dnsproxy) with ${safe(protocol)} id ${safe(session.id)};\r\n` +
+    `\t${new Date(nowMs).toUTCString().replace('GMT', '+0000')}\r\n`
+  );
+}
 
 export class SubmissionServer {
   private readonly server: SMTPServer;
@@ -92,7 +117,8 @@ export class SubmissionServer {
       key: opts.tls.key,
       cert: opts.tls.cert,
       authMethods: ['PLAIN', 'LOGIN'],
-      authOptional: false,
+      // Inbound: MAIL FROM without AUTH gets past smtp-server, and our hooks decide (inboundSession()).
+      authOptional: opts.inbound !== undefined,
       allowInsecureAuth: false,
       authRequiredMessage: smtpError('mail_auth_required').message,
       size: opts.maxSize,
@@ -214,7 +240,17 @@ export class SubmissionServer {
     return name === undefined ? undefined : this.deps.store.account(name);
   }
 
+  /** A session on an inbound listener that has not authenticated: the inbound policy applies to it. */
+  private inboundSession(session: SMTPServerSession): boolean {
+    return this.opts.inbound !== undefined && !session.user; // smtp-server sets false after STARTTLS
+  }
+
   private checkSender(address: SMTPServerAddress, session: SMTPServerSession): Error | null {
+    if (this.inboundSession(session)) {
+      // Any sender, <> too (bounces to our domains): SPF and DMARC judge it once the message is in.
+      this.log.debug('inbound sender', { session: session.id, ip: session.remoteAddress, from: address.address });
+      return null;
+    }
     try {
       const account = this.account(session);
       if (!account) return smtpError('mail_auth_required');
@@ -238,6 +274,7 @@ export class SubmissionServer {
   }
 
   private checkRecipient(address: SMTPServerAddress, session: SMTPServerSession): Error | null {
+    if (this.inboundSession(session)) return this.checkInboundRecipient(address, session);
     try {
       const account = this.account(session);
       const from = session.envelope.mailFrom;
@@ -246,6 +283,26 @@ export class SubmissionServer {
       const rule = recipientDomain && matchRule(this.deps.store.rules(), { account: account.name, senderDomain: domainOf(from.address), recipientDomain });
       if (!rule) return smtpError('mail_no_route', `Relaying to <${address.address}> is not configured`);
       return null;
+    } catch (e) {
+      this.log.error('recipient check failed', { session: session.id, error: (e as Error).message });
+      return smtpError('mail_store_unavailable');
+    }
+  }
+
+  /** Without AUTH: a hosted domain with a rule naming it; else 550 5.7.1 (451 4.3.5 for a hosted domain no rule names). */
+  private checkInboundRecipient(address: SMTPServerAddress, session: SMTPServerSession): Error | null {
+    const inbound = this.opts.inbound!;
+    try {
+      const from = session.envelope.mailFrom;
+      if (!from) return smtpError('mail_auth_required');
+      const decision = inboundRecipient(inbound.domains, this.deps.store.rules(), domainOf(from.address), domainOf(address.address));
+      if (decision.kind === 'routed') return null;
+      if (decision.kind === 'not_hosted') {
+        this.log.info('relaying denied', { session: session.id, ip: session.remoteAddress, from: from.address, to: address.address });
+        return smtpError('mail_relay_denied', `Relaying denied: <${address.address}> is not in a domain this server receives mail for; authenticate to send elsewhere`);
+      }
+      this.log.warn('mail for a hosted domain that no rule names (add a rule with this recipient domain)', { session: session.id, to: address.address });
+      return smtpError('mail_inbound_unrouted', `No route for mail to ${domainOf(address.address)} here yet, try again later`);
     } catch (e) {
       this.log.error('recipient check failed', { session: session.id, error: (e as Error).message });
       return smtpError('mail_store_unavailable');
@@ -262,15 +319,13 @@ export class SubmissionServer {
     stream.on('error', (e: Error) => this.log.info('message stream error', { session: session.id, error: e.message }));
     stream.on('end', () => {
       if (stream.sizeExceeded || size > this.opts.maxSize) return cb(smtpError('mail_too_large', `Message exceeds the maximum size of ${this.opts.maxSize} bytes`));
+      if (this.inboundSession(session)) return void this.acceptInbound(session, Buffer.concat(chunks), cb);
       const from = session.envelope.mailFrom;
       const account = this.account(session);
       if (!from || !account) return cb(smtpError('mail_auth_required'));
       const rcptTo = session.envelope.rcptTo.map((r) => r.address);
       const nowMs = this.now();
-      const received =
-        `Received: from ${safe(session.hostNameAppearsAs)} ([${safe(session.remoteAddress)}])\r\n` +
-        `\tby ${safe(this.opts.hostname)} (dnsproxy) with ${session.secure ? 'ESMTPSA' : 'ESMTPA'} id ${safe(session.id)};\r\n` +
-        `\t${new Date(nowMs).toUTCString().replace('GMT', '+0000')}\r\n`;
+      const received = receivedHeader(session, this.opts.hostname, session.secure ? 'ESMTPSA' : 'ESMTPA', nowMs);
       let ids: string[];
       try {
         ids = this.deps.messages.enqueue({ account: account.name, mailFrom: from.address, rcptTo, raw: Buffer.concat([Buffer.from(received), ...chunks]) }, nowMs);
@@ -283,5 +338,49 @@ export class SubmissionServer {
       this.deps.onQueued();
       cb(null, `2.0.0 Ok: queued as ${ids.join(',')}`);
     });
+  }
+
+  /**
+   * An inbound message (no AUTH): loop check, SPF/DKIM/DMARC, then queued like a submission with
+   * account '' and source `inbound`, mailauth's Received-SPF and Authentication-Results and our
+   * Received on top (Authentication-Results forged in our name removed). 250 only after the
+   * commit; a check that cannot finish is 451 (the sender retries).
+   */
+  private async acceptInbound(session: SMTPServerSession, message: Buffer, cb: (err?: Error | null, message?: string) => void): Promise<void> {
+    const inbound = this.opts.inbound!;
+    const from = session.envelope.mailFrom;
+    if (!from) return cb(smtpError('mail_auth_required'));
+    const hops = receivedCount(message);
+    if (hops >= MAX_RECEIVED) {
+      this.log.warn('mail loop: too many Received fields', { session: session.id, ip: session.remoteAddress, from: from.address, hops });
+      return cb(smtpError('mail_loop', `Too many hops (${hops} Received fields): a mail loop`));
+    }
+    const client = { ip: session.remoteAddress, helo: String(session.hostNameAppearsAs || ''), sender: from.address };
+    let check;
+    try {
+      check = await checkMessage(message, client, { resolver: inbound.resolver, authservId: this.opts.hostname, ...(inbound.checkTimeoutMs ? { timeoutMs: inbound.checkTimeoutMs } : {}) });
+    } catch (e) {
+      this.log.warn('SPF/DKIM/DMARC check failed; 451, the sender retries', { session: session.id, ip: client.ip, from: from.address, error: (e as Error).message });
+      return cb(smtpError('mail_auth_check_failed'));
+    }
+    const { spf, dkim, dmarc } = check.summary;
+    if (check.verdict.kind === 'reject') {
+      this.log.info('inbound rejected by DMARC', { session: session.id, ip: client.ip, from: from.address, spf, dkim, dmarc });
+      return cb(smtpError('mail_dmarc_reject', check.verdict.reason));
+    }
+    const rcptTo = session.envelope.rcptTo.map((r) => r.address);
+    const nowMs = this.now();
+    const received = receivedHeader(session, this.opts.hostname, session.transmissionType, nowMs);
+    const raw = Buffer.concat([Buffer.from(check.headers), Buffer.from(received), stripOwnAuthResults(message, this.opts.hostname)]);
+    let ids: string[];
+    try {
+      ids = this.deps.messages.enqueue({ account: '', mailFrom: from.address, rcptTo, raw, source: 'inbound' }, nowMs);
+    } catch (e) {
+      this.log.error('queueing failed', { session: session.id, error: (e as Error).message });
+      return cb(smtpError('mail_store_unavailable'));
+    }
+    this.log.info('inbound queued', { session: session.id, ip: client.ip, from: from.address, ids, recipients: rcptTo.length, size: message.length, spf, dkim, dmarc });
+    this.deps.onQueued();
+    cb(null, `2.0.0 Ok: queued as ${ids.join(',')}`);
   }
 }

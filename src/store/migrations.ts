@@ -152,4 +152,10 @@ export const MIGRATIONS: readonly string[] = [
     since_ms INTEGER NOT NULL
   );
   `,
+  // 7: mail: how a message came in: `submission` (an account, AUTH) or `inbound` (mail for a domain
+  // we host, on the SMTP port without AUTH; account ''). Inbound mail is routed only by rules that
+  // name its recipient domain and never DKIM-signed with our keys (src/mail/inbound.ts).
+  `
+  ALTER TABLE mail_messages ADD COLUMN source TEXT NOT NULL DEFAULT 'submission';
+  `,
 ];
