@@ -8,11 +8,14 @@ import { AppError } from '../errors.js';
 import { logger } from '../log/index.js';
 import { dkimTxt, generateDkimPrivateKey } from '../mail/keys.js';
 import type { OperatorAction } from '../mail/messages.js';
-import { accountInput, mailDomain, mailName, MESSAGE_STATUSES, providerConfig, ruleInput, type Provider } from '../mail/schema.js';
+import { accountInput, mailDomain, mailName, MESSAGE_STATUSES, providerConfig, publicConfig, ruleInput, type Provider, type ProviderConfig } from '../mail/schema.js';
 import type { ApiDeps } from './app.js';
 
-/** A provider as shown: the auth password is never returned. */
-const shown = (p: Provider) => ({ name: p.name, config: { ...p.config, ...(p.config.auth ? { auth: { user: p.config.auth.user } } : {}) } });
+/** A provider as shown: passwords, tokens and API keys are never returned. */
+const shown = (p: Provider) => ({ name: p.name, config: publicConfig(p.config) });
+
+/** Where a provider sends mail, for the log line (never a secret: the URL cannot carry credentials, schema.ts). */
+const target = (c: ProviderConfig) => (c.type === 'smtp' ? `${c.host}:${c.port}` : c.type === 'mx' ? `MX hosts, port ${c.port}` : `${c.format} ${new URL(c.url).origin}`);
 
 const DEFAULT_SELECTOR = 'dnsproxy';
 
@@ -41,7 +44,7 @@ export const mailRoutes =
     app.put('/api/v1/mail/providers/:name', { schema: { tags, params: nameParam, body: providerConfig, description: 'Create or replace a provider' } }, async (req, reply) => {
       const created = !store.provider(req.params.name);
       const provider = store.putProvider({ name: req.params.name, config: req.body });
-      log.info('mail provider saved', { name: provider.name, host: provider.config.host, port: provider.config.port });
+      log.info('mail provider saved', { name: provider.name, type: provider.config.type, target: target(provider.config) });
       return reply.code(created ? 201 : 200).send({ provider: shown(provider) });
     });
     app.delete('/api/v1/mail/providers/:name', { schema: { tags, params: nameParam } }, async (req, reply) => {

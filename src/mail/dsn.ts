@@ -82,11 +82,13 @@ const xtext = (address: string) =>
  *   "550 5.1.1 no such user"     5.1.1
  *   "550 mailbox unavailable"    5.0.0
  *   "451 try later"              4.0.0
+ *   "5.1.10 example.org accepts  5.1.10  (no reply: our own diagnosis, e.g. a null MX, mx.ts / http.ts)
+ *    no mail (null MX)"
  *   no reply, a provider         4.4.1   (no answer from the host)
  *   no reply, no provider        4.3.5   (no rule or provider: our configuration)
  */
 export function enhancedStatus(code: number | null, response: string, provider: string | null): string {
-  const m = /^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})(?=\s|$)/.exec(response);
+  const m = /^(?:\d{3}[ -])?([245]\.\d{1,3}\.\d{1,3})(?=\s|$)/.exec(response);
   if (m?.[1]) return m[1];
   if (code !== null && code >= 500) return '5.0.0';
   if (code !== null && code >= 400) return '4.0.0';

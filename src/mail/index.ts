@@ -10,6 +10,7 @@ import { Authenticator } from './auth.js';
 import { Deliverer } from './deliver.js';
 import { HEARTBEAT_MS, writeHeartbeat, writeStopped } from './heartbeat.js';
 import { MessageStore } from './messages.js';
+import { mxDnsServers, type MxResolver } from './mx.js';
 import type { RetryPolicy } from './policy.js';
 import { Queue, type QueueOptions } from './queue.js';
 import { RateLimiter } from './ratelimit.js';
@@ -41,6 +42,10 @@ export interface MailRelayOptions {
   dnsServers?: readonly string[];
   /** The inbound checks' DNS instead of node:dns on dnsServers (tests: resolver.ts memoryResolver). */
   resolver?: DnsResolver;
+  /** DNS servers for `mx` providers (mx.ts mxDnsServers()); none: the system's. */
+  mxDnsServers?: readonly string[];
+  /** `mx` providers' DNS instead of node:dns on mxDnsServers (tests: resolver.ts memoryResolver). */
+  mxResolver?: MxResolver;
   /** inbound.ts CHECK_TIMEOUT_MS unless given. */
   inboundCheckTimeoutMs?: number;
   /** Tuning; the defaults below fit production, tests shorten them. */
@@ -94,6 +99,7 @@ export function relayOptions(c: Config): MailRelayOptions {
     tlsKey: c.mail_tls_key,
     mailDomains: c.mail_domains,
     dnsServers: c.mail_dns_servers,
+    mxDnsServers: mxDnsServers({ configured: c.mail_dns_servers, upstreams: c.upstreams, listenIp: c.listen_ip, dnsPort: c.dns_port }),
   };
 }
 
@@ -119,7 +125,7 @@ export class MailRelay {
       const tls = await certificates.load();
       const auth = (this.auth = new Authenticator(store, o.keyTouchFlushMs === undefined ? {} : { touchFlushMs: o.keyTouchFlushMs }));
 
-      this.deliverer = new Deliverer(o.hostname);
+      this.deliverer = new Deliverer(o.hostname, { resolver: o.mxResolver ?? systemResolver(o.mxDnsServers) });
       const queue: QueueOptions = { workers: o.workers, leaseMs: o.leaseMs, pollMs: o.pollMs, retry: o.retry, fallbackAfter: o.fallbackAfter, drainMs: o.drainMs, hostname: o.hostname };
       this.queue = new Queue({ messages, store, deliverer: this.deliverer }, queue);
       const q = this.queue;

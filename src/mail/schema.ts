@@ -57,9 +57,62 @@ export const smtpProvider = z
   })
   .strict();
 
-/** Open for `mx` (direct delivery) and `http` (API providers) later; only `smtp` exists now. */
-export const providerConfig = z.discriminatedUnion('type', [smtpProvider]);
+/** Direct delivery: the recipient domain's MX hosts (src/mail/mx.ts), looked up through our resolver. */
+export const mxProvider = z
+  .object({
+    type: z.literal('mx'),
+    /** 25 on the internet; another port only for tests and LAN setups (every MX host is dialled on it). */
+    port: z.coerce.number().int().min(1).max(65535).default(25),
+  })
+  .strict();
+
+/**
+ * Request bodies an `http` provider can send (src/mail/http.ts):
+ *   sendgrid  SendGrid v3 /v3/mail/send JSON (the message rebuilt from its MIME parts)
+ *   postmark  Postmark /email JSON (the message rebuilt from its MIME parts)
+ *   mailgun   Mailgun /v3/<domain>/messages.mime: multipart form, the message as accepted
+ *   raw       {"from","to":[…],"raw":"<base64 MIME>"}: the message as accepted, for gateways of your own
+ */
+export const HTTP_FORMATS = ['sendgrid', 'postmark', 'mailgun', 'raw'] as const;
+export type HttpFormat = (typeof HTTP_FORMATS)[number];
+
+const apiSecret = z.string().min(1).max(4096).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+
+/** How an `http` provider authenticates: `Authorization: Bearer`, `Authorization: Basic`, or a header of its own (Postmark). */
+export const httpAuth = z.discriminatedUnion('scheme', [
+  z.object({ scheme: z.literal('bearer'), token: apiSecret }).strict(),
+  z.object({ scheme: z.literal('basic'), user: z.string().min(1).max(256).regex(/^[^:\r\n]+$/, 'must not contain ":" or line breaks'), pass: apiSecret }).strict(),
+  z.object({ scheme: z.literal('header'), name: z.string().regex(/^[A-Za-z0-9-]{1,64}$/, 'must be a header name'), value: apiSecret }).strict(),
+]);
+export type HttpAuth = z.infer<typeof httpAuth>;
+
+export const httpProvider = z
+  .object({
+    type: z.literal('http'),
+    format: z.enum(HTTP_FORMATS),
+    url: z
+      .string()
+      .max(2048)
+      .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol) && !new URL(v).username && !new URL(v).password, 'must be an http:// or https:// URL without credentials (put them in auth)'),
+    auth: httpAuth.optional(),
+  })
+  .strict();
+
+export const providerConfig = z.discriminatedUnion('type', [smtpProvider, mxProvider, httpProvider]);
 export type ProviderConfig = z.infer<typeof providerConfig>;
+export type SmtpProviderConfig = z.infer<typeof smtpProvider>;
+export type MxProviderConfig = z.infer<typeof mxProvider>;
+export type HttpProviderConfig = z.infer<typeof httpProvider>;
+
+/** A provider's config as the API and CLI show it: every secret (passwords, tokens, header values) left out. */
+export function publicConfig(c: ProviderConfig): Record<string, unknown> {
+  if (c.type === 'smtp') return { ...c, ...(c.auth ? { auth: { user: c.auth.user } } : {}) };
+  if (c.type === 'http' && c.auth) {
+    const { auth, ...rest } = c;
+    return { ...rest, auth: auth.scheme === 'basic' ? { scheme: 'basic', user: auth.user } : auth.scheme === 'header' ? { scheme: 'header', name: auth.name } : { scheme: 'bearer' } };
+  }
+  return { ...c };
+}
 
 export const providerInput = z.object({ name: mailName, config: providerConfig }).strict();
 export type ProviderInput = z.infer<typeof providerInput>;

@@ -1,0 +1,189 @@
+// `http` providers: one POST per attempt to an e-mail API. The request is built by a pure function
+// (httpRequest), the reply mapped by another (httpOutcome); HttpSender only does the I/O (Node's
+// fetch). The API key goes into one request header and nowhere else: not in logs, the delivery
+// log, errors or API responses.
+//
+// Formats (the recipients are always the envelope's: the queue splits messages per recipient
+// domain, so a header's To/Cc may name people another message goes to):
+//
+//   format    request                                                  the message
+//   raw       JSON {"from","to":[…],"raw":"<base64>"}                   as accepted (DKIM-signed)
+//   mailgun   multipart/form-data: to (each recipient), message (file)   as accepted (DKIM-signed)
+//   sendgrid  JSON v3: personalizations[0].to, from, reply_to, subject,  rebuilt by the provider from
+//             content (text, html), attachments, headers (X-*, List-*,   its parts (mime.ts); our
+//             In-Reply-To, References)                                   DKIM signature is dropped
+//   postmark  JSON: From, To, ReplyTo, Subject, TextBody, HtmlBody,      the same
+//             Headers, Attachments
+//
+// Replies (codes we make up carry null: no SMTP server spoke; the response starts with the RFC
+// 3463 status a DSN reports):
+//
+//   HTTP                       outcome      why
+//   2xx                        delivered
+//   401, 403                   transient    our API key or account: the operator fixes it, the mail waits (as EAUTH for smtp)
+//   408, 429                   transient    the API asks us to slow down or come back
+//   413                        permanent    too large for this provider (5.3.4)
+//   other 4xx                  permanent    the API refused this message (5.0.0)
+//   5xx, 1xx, 3xx              transient    the API failed, or redirects (not followed: check the url)
+//   no reply (refused, DNS,    transient    the API is unreachable; after HTTP_TIMEOUT_MS
+//     TLS, timeout)
+import addressparser from 'nodemailer/lib/addressparser';
+import { decodeWords, header, parseMime, type ParsedMessage } from './mime.js';
+import type { HttpAuth, HttpProviderConfig } from './schema.js';
+import type { Outcome } from './smtp.js';
+
+/** An API that has not answered after this is a transient failure (the lease, renewed, outlives it). */
+export const HTTP_TIMEOUT_MS = 60_000;
+/** Reply text kept for the delivery log (a provider's error page can be large). */
+const MAX_REPLY_CHARS = 500;
+
+export interface HttpEnvelope {
+  from: string;
+  to: readonly string[];
+}
+
+export interface HttpRequest {
+  url: string;
+  headers: Record<string, string>;
+  /** JSON text, or the form for `mailgun` (fetch sets its multipart Content-Type). */
+  body: string | FormData;
+}
+
+/** The request header carrying the credentials, if any. */
+export function authHeader(auth: HttpAuth | undefined): Record<string, string> {
+  if (!auth) return {};
+  if (auth.scheme === 'bearer') return { authorization: `Bearer ${auth.token}` };
+  if (auth.scheme === 'basic') return { authorization: `Basic ${Buffer.from(`${auth.user}:${auth.pass}`).toString('base64')}` };
+  return { [auth.name.toLowerCase()]: auth.value };
+}
+
+/** Headers a rebuilt message keeps: the provider writes the rest (From, To, Date, Message-ID, MIME, DKIM) itself. */
+const KEPT_HEADER = /^(?:x-.+|list-.+|in-reply-to|references)$/i;
+
+interface Mailbox {
+  name: string;
+  address: string;
+}
+
+function mailbox(value: string | undefined): Mailbox | undefined {
+  const first = value ? addressparser(value, { flatten: true })[0] : undefined;
+  return first?.address ? { name: decodeWords(first.name), address: first.address } : undefined;
+}
+
+/** The parts a rebuilt message is made of, read once. */
+function parts(envelope: HttpEnvelope, message: Buffer) {
+  const mime: ParsedMessage = parseMime(message);
+  const from = mailbox(header(mime.headers, 'from')) ?? { name: '', address: envelope.from };
+  const replyTo = mailbox(header(mime.headers, 'reply-to'));
+  const subject = decodeWords(header(mime.headers, 'subject') ?? '');
+  const kept = mime.headers.filter(([name]) => KEPT_HEADER.test(name));
+  return { mime, from, replyTo, subject, kept };
+}
+
+/** `"Name" <address>` (or the bare address), as Postmark takes addresses. */
+const display = (m: Mailbox) => (m.name ? `"${m.name.replace(/["\\]/g, '\\$&')}" <${m.address}>` : m.address);
+
+function sendgrid(envelope: HttpEnvelope, message: Buffer): string {
+  const { mime, from, replyTo, subject, kept } = parts(envelope, message);
+  const who = (m: Mailbox) => ({ email: m.address, ...(m.name ? { name: m.name } : {}) });
+  // SendGrid wants a subject and at least one content of one character or more.
+  const content = [
+    ...(mime.text !== undefined || mime.html === undefined ? [{ type: 'text/plain', value: mime.text || ' ' }] : []),
+    ...(mime.html !== undefined ? [{ type: 'text/html', value: mime.html }] : []),
+  ];
+  return JSON.stringify({
+    personalizations: [{ to: envelope.to.map((email) => ({ email })) }],
+    from: who(from),
+    ...(replyTo ? { reply_to: who(replyTo) } : {}),
+    subject: subject || '(no subject)',
+    content,
+    ...(mime.attachments.length
+      ? {
+          attachments: mime.attachments.map((a) => ({
+            content: a.content.toString('base64'),
+            filename: a.filename,
+            type: a.contentType,
+            disposition: a.inline ? 'inline' : 'attachment',
+            ...(a.contentId ? { content_id: a.contentId } : {}),
+          })),
+        }
+      : {}),
+    ...(kept.length ? { headers: Object.fromEntries(kept) } : {}),
+  });
+}
+
+function postmark(envelope: HttpEnvelope, message: Buffer): string {
+  const { mime, from, replyTo, subject, kept } = parts(envelope, message);
+  return JSON.stringify({
+    From: display(from),
+    To: envelope.to.join(', '),
+    ...(replyTo ? { ReplyTo: display(replyTo) } : {}),
+    Subject: subject,
+    ...(mime.text !== undefined ? { TextBody: mime.text } : {}),
+    ...(mime.html !== undefined ? { HtmlBody: mime.html } : {}),
+    ...(kept.length ? { Headers: kept.map(([Name, Value]) => ({ Name, Value })) } : {}),
+    ...(mime.attachments.length
+      ? { Attachments: mime.attachments.map((a) => ({ Name: a.filename, Content: a.content.toString('base64'), ContentType: a.contentType, ...(a.contentId ? { ContentID: `cid:${a.contentId}` } : {}) })) }
+      : {}),
+  });
+}
+
+function mailgun(envelope: HttpEnvelope, message: Buffer): FormData {
+  const form = new FormData();
+  for (const rcpt of envelope.to) form.append('to', rcpt);
+  form.append('message', new Blob([message], { type: 'message/rfc822' }), 'message.eml');
+  return form;
+}
+
+/** The request for one attempt. Pure; does not mutate its inputs. */
+export function httpRequest(config: HttpProviderConfig, envelope: HttpEnvelope, message: Buffer): HttpRequest {
+  const headers = { accept: 'application/json', ...authHeader(config.auth) };
+  const json = { ...headers, 'content-type': 'application/json' };
+  switch (config.format) {
+    case 'raw':
+      return { url: config.url, headers: json, body: JSON.stringify({ from: envelope.from, to: [...envelope.to], raw: message.toString('base64') }) };
+    case 'sendgrid':
+      return { url: config.url, headers: json, body: sendgrid(envelope, message) };
+    case 'postmark':
+      return { url: config.url, headers: json, body: postmark(envelope, message) };
+    case 'mailgun':
+      return { url: config.url, headers, body: mailgun(envelope, message) };
+  }
+}
+
+/** One line of the API's reply for the delivery log. */
+const excerpt = (body: string) => body.replace(/\s+/g, ' ').trim().slice(0, MAX_REPLY_CHARS);
+
+/** What an HTTP reply means for the message (the table at the top). */
+export function httpOutcome(status: number, statusText: string, body: string): Outcome {
+  const reply = `HTTP ${status}${statusText ? ` ${statusText}` : ''}${body.trim() ? `: ${excerpt(body)}` : ''}`;
+  const as = (outcome: Outcome['outcome'], enhanced: string): Outcome => ({ outcome, code: null, response: `${enhanced} ${reply}`.slice(0, 1000) });
+  if (status >= 200 && status < 300) return { outcome: 'delivered', code: null, response: reply.slice(0, 1000) };
+  if (status === 401 || status === 403) return as('transient', '4.7.0');
+  if (status === 408 || status === 429) return as('transient', '4.4.5');
+  if (status === 413) return as('permanent', '5.3.4');
+  if (status >= 400 && status < 500) return as('permanent', '5.0.0');
+  return as('transient', '4.0.0');
+}
+
+/** Why a request got no reply, without anything of the request itself (fetch errors name the cause in `cause`). */
+function noReply(e: unknown, url: string, timeoutMs: number): string {
+  const err = e as Error & { cause?: { code?: string; message?: string } };
+  if (err.name === 'TimeoutError') return `no reply from ${new URL(url).host} within ${timeoutMs / 1000} s`;
+  return `${new URL(url).host}: ${err.cause?.code ?? err.cause?.message ?? err.message}`;
+}
+
+/** Sends one attempt. Never throws. */
+export class HttpSender {
+  constructor(private readonly timeoutMs = HTTP_TIMEOUT_MS) {}
+
+  async send(config: HttpProviderConfig, envelope: HttpEnvelope, message: Buffer): Promise<Outcome> {
+    try {
+      const req = httpRequest(config, envelope, message);
+      const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body, redirect: 'manual', signal: AbortSignal.timeout(this.timeoutMs) });
+      return httpOutcome(res.status, res.statusText, await res.text());
+    } catch (e) {
+      return { outcome: 'transient', code: null, response: noReply(e, config.url, this.timeoutMs).slice(0, 1000) };
+    }
+  }
+}

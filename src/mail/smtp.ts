@@ -1,0 +1,105 @@
+// SMTP out: `smtp` providers (smarthosts) through a pooled nodemailer transport per provider
+// (connections are reused across messages), and what a nodemailer send means for the message,
+// shared with direct delivery (mx.ts).
+import { createHash } from 'node:crypto';
+import nodemailer from 'nodemailer';
+import { logger } from '../log/index.js';
+import { classify, type SendError } from './policy.js';
+import type { Attempt, RecipientReply, SmtpProviderConfig } from './schema.js';
+
+/** An attempt as a transport reports it; the Deliverer adds the provider and the duration. */
+export type Outcome = Omit<Attempt, 'provider' | 'duration_ms'>;
+
+/** Connections per provider, and messages per connection before it is renewed. */
+const POOL = { maxConnections: 2, maxMessages: 100 };
+/** A provider that does not answer is a transient failure after these; the lease outlives all of them. */
+export const TIMEOUTS = { connectionTimeout: 30_000, greetingTimeout: 30_000, socketTimeout: 120_000 };
+
+/** What nodemailer reports about recipients refused at RCPT TO (on the result, or on the error when all were). */
+interface RefusalInfo {
+  rejected?: string[];
+  rejectedErrors?: { recipient?: string; responseCode?: number; response?: string; message: string }[];
+}
+
+/** One reply per refused recipient; a refused recipient without its error gets a reply without a code. */
+function refusals(info: RefusalInfo): RecipientReply[] {
+  const errors = info.rejectedErrors ?? [];
+  const replies: RecipientReply[] = errors
+    .filter((e) => typeof e.recipient === 'string')
+    .map((e) => ({ rcpt: e.recipient!, code: typeof e.responseCode === 'number' ? e.responseCode : null, response: (e.response ?? e.message).slice(0, 1000) }));
+  const known = new Set(replies.map((r) => r.rcpt));
+  for (const rcpt of info.rejected ?? []) if (!known.has(rcpt)) replies.push({ rcpt, code: null, response: 'refused by the provider (no reply recorded)' });
+  return replies;
+}
+
+/** A send nodemailer resolved: delivered, with the recipients refused at RCPT TO (if any). */
+export function smtpSuccess(info: RefusalInfo & { response: string }): Outcome {
+  const refused = refusals(info);
+  const rejected = refused.length ? `; refused by the provider: ${refused.map((r) => r.rcpt).join(', ')}` : '';
+  return { outcome: 'delivered', code: Number(/^\d{3}/.exec(info.response)?.[0] ?? 250), response: `${info.response}${rejected}`.slice(0, 1000), ...(refused.length ? { refused } : {}) };
+}
+
+/** A send nodemailer rejected: classified (policy.ts), with each recipient's reply when all were refused at RCPT TO. */
+export function smtpFailure(e: unknown): Outcome {
+  const refused = refusals(e as RefusalInfo);
+  return { ...classify(e as SendError), ...(refused.length ? { refused } : {}) };
+}
+
+type Pool = ReturnType<typeof createPool>;
+
+function createPool(c: SmtpProviderConfig, hostname: string) {
+  return nodemailer.createTransport({
+    pool: true,
+    ...POOL,
+    ...TIMEOUTS,
+    host: c.host,
+    port: c.port,
+    secure: c.security === 'tls',
+    requireTLS: c.security === 'starttls',
+    ignoreTLS: c.security === 'none',
+    ...(c.auth ? { auth: { user: c.auth.user, pass: c.auth.pass } } : {}),
+    name: hostname,
+    tls: { rejectUnauthorized: c.tls_verify },
+    logger: false,
+  });
+}
+
+/** One pool per `smtp` provider, keyed by name; a changed config gets a new pool (the old one is closed). */
+export class SmtpPools {
+  private readonly pools = new Map<string, { key: string; pool: Pool }>();
+  private readonly log = logger('mail.deliver');
+
+  constructor(private readonly hostname: string) {}
+
+  /** One attempt through the provider's pool. Never throws. */
+  async send(name: string, config: SmtpProviderConfig, envelope: { from: string; to: readonly string[] }, message: Buffer): Promise<Outcome> {
+    try {
+      return smtpSuccess(await this.pool(name, config).sendMail({ envelope: { from: envelope.from, to: [...envelope.to] }, raw: message }));
+    } catch (e) {
+      return smtpFailure(e);
+    }
+  }
+
+  private pool(name: string, config: SmtpProviderConfig): Pool {
+    const key = createHash('sha256').update(JSON.stringify(config)).digest('hex');
+    const cached = this.pools.get(name);
+    if (cached?.key === key) return cached.pool;
+    cached?.pool.close();
+    const pool = createPool(config, this.hostname);
+    pool.on('error', (e: Error) => this.log.warn('provider connection error', { provider: name, error: e.message }));
+    this.pools.set(name, { key, pool });
+    return pool;
+  }
+
+  /** Closes the pool of a provider that is gone or no longer `smtp`. */
+  drop(name: string): void {
+    this.pools.get(name)?.pool.close();
+    this.pools.delete(name);
+  }
+
+  /** Closes every pooled connection. */
+  close(): void {
+    for (const { pool } of this.pools.values()) pool.close();
+    this.pools.clear();
+  }
+}
