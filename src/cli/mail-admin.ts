@@ -1,7 +1,7 @@
 // `dnsproxy mail account|provider|rule|dkim|queue|retry|hold|release|delete|log`: clients of
 // /api/v1/mail on the controller. Exit codes as everywhere: 0 ok, 1 refused (404 unknown id, 409
 // in flight or final), 2 usage.
-// Secrets (account and provider passwords) come from stdin or a flag, never echoed back.
+// Secrets (account and provider passwords, API keys) come from stdin or a flag, never echoed back.
 import type { Command } from 'commander';
 import { call, CliError } from './client.js';
 import { accountKeyCommands, mailCertCommand } from './mail-credentials.js';
@@ -12,7 +12,11 @@ const enc = encodeURIComponent;
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 interface Account { name: string; email: string; allowed_domains: string[] }
-interface Provider { name: string; config: { type: string; host: string; port: number; security: string; tls_verify: boolean; auth?: { user: string } } }
+type ProviderConfig =
+  | { type: 'smtp'; host: string; port: number; security: string; tls_verify: boolean; auth?: { user: string } }
+  | { type: 'mx'; port: number }
+  | { type: 'http'; format: string; url: string; auth?: { scheme: string; user?: string; name?: string } };
+interface Provider { name: string; config: ProviderConfig }
 interface Rule { id: string; priority: number; sender_domain: string | null; recipient_domain: string | null; account: string | null; provider: string; fallback_provider: string | null }
 interface Message { id: string; status: string; account: string; mail_from: string; rcpt_to: string[]; attempts: number; provider: string | null; next_attempt_at: number; last_error: string | null; parent_id: string | null }
 interface Delivery { at_ms: number; provider: string | null; outcome: string; code: number | null; response: string; duration_ms: number }
@@ -34,6 +38,67 @@ const logTable = (deliveries: Delivery[]) =>
 /** Where a message came from, when it is a split-off part or a DSN. */
 const origin = (m: Message) => (m.parent_id === null ? '' : m.mail_from === '' ? `\nbounce (DSN) about ${m.parent_id}` : `\nsplit from ${m.parent_id} (the provider answered its recipients differently)`);
 const any = (v: string | null) => v ?? '*';
+
+const HTTP_FORMATS = ['sendgrid', 'postmark', 'mailgun', 'raw'] as const;
+/** The auth an API format uses unless --auth says otherwise (the vendors' documented schemes). */
+const DEFAULT_AUTH: Record<string, { scheme: string; user?: string; header?: string }> = {
+  sendgrid: { scheme: 'bearer' },
+  mailgun: { scheme: 'basic', user: 'api' },
+  postmark: { scheme: 'header', header: 'X-Postmark-Server-Token' },
+  raw: { scheme: 'none' },
+};
+
+interface ProviderFlags {
+  type: string;
+  security: string;
+  user?: string;
+  pass?: string;
+  tlsVerify: boolean;
+  port: string;
+  format?: string;
+  auth?: string;
+  header?: string;
+}
+
+/** The PUT body for `provider add`, and how the saved provider is described; usage errors (exit 2) before anything is read from stdin. */
+async function providerBody(target: string | undefined, o: ProviderFlags): Promise<{ body: object; said: string }> {
+  if (o.type === 'smtp') {
+    const m = target ? /^(.+):(\d{1,5})$/.exec(target) : null;
+    if (!m) throw new CliError(`${target ?? '(none)'}: expected host:port`, 2);
+    const auth = o.user ? { user: o.user, pass: await secret(o.pass, 'provider password') } : undefined;
+    return { body: { type: 'smtp', host: m[1], port: Number(m[2]), security: o.security, tls_verify: o.tlsVerify, ...(auth ? { auth } : {}) }, said: `${m[1]}:${m[2]}, ${o.security}` };
+  }
+  if (o.type === 'mx') {
+    if (target !== undefined) throw new CliError(`an mx provider has no target (it looks up each recipient domain's MX hosts); got ${target}`, 2);
+    return { body: { type: 'mx', port: o.port }, said: `direct to each domain's MX hosts, port ${o.port}` };
+  }
+  if (o.type !== 'http') throw new CliError(`--type ${o.type}: expected smtp, mx or http`, 2);
+  if (!target) throw new CliError('an http provider needs the API URL as its target', 2);
+  if (!o.format || !(HTTP_FORMATS as readonly string[]).includes(o.format)) throw new CliError(`--format: expected ${HTTP_FORMATS.join(', ')}`, 2);
+  const d = DEFAULT_AUTH[o.format]!;
+  const scheme = o.auth ?? d.scheme;
+  const header = o.header ?? d.header;
+  const user = o.user ?? d.user;
+  if (scheme === 'header' && !header) throw new CliError('--auth header needs --header <name>', 2);
+  if (scheme === 'basic' && !user) throw new CliError('--auth basic needs --user <user>', 2);
+  if (!['bearer', 'basic', 'header', 'none'].includes(scheme)) throw new CliError(`--auth ${scheme}: expected bearer, basic, header or none`, 2);
+  const auth =
+    scheme === 'none'
+      ? undefined
+      : scheme === 'bearer'
+        ? { scheme, token: await secret(o.pass, 'API key') }
+        : scheme === 'basic'
+          ? { scheme, user, pass: await secret(o.pass, 'API key') }
+          : { scheme, name: header, value: await secret(o.pass, 'API key') };
+  return { body: { type: 'http', format: o.format, url: target, ...(auth ? { auth } : {}) }, said: `${o.format} API at ${target}${auth ? `, ${scheme} auth` : ''}` };
+}
+
+/** TARGET, MODE and AUTH of `provider list`. */
+function providerColumns(c: ProviderConfig): [string, string, string] {
+  if (c.type === 'smtp') return [`${c.host}:${c.port}`, `${c.security}${c.tls_verify ? '' : ' (unverified)'}`, c.auth?.user ?? '-'];
+  if (c.type === 'mx') return [`MX hosts:${c.port}`, 'starttls if offered', '-'];
+  return [c.url, c.format, c.auth ? [c.auth.scheme, c.auth.user ?? c.auth.name].filter(Boolean).join(' ') : '-'];
+}
 
 export function mailAdminCommands(mail: Command, g: Globals): void {
   const account = mail.command('account').description('SMTP accounts: who may submit mail, from which domains');
@@ -66,32 +131,32 @@ export function mailAdminCommands(mail: Command, g: Globals): void {
     });
   accountKeyCommands(account, g);
 
-  const provider = mail.command('provider').description('providers: the SMTP servers (smarthosts) mail is handed to');
+  const provider = mail.command('provider').description('providers: where mail is handed to (an SMTP smarthost, the recipient domain\'s MX hosts, or an e-mail API)');
   provider
     .command('add')
-    .description('add or replace an SMTP provider')
+    .description('add or replace a provider: an SMTP smarthost (smtp), direct delivery to the MX hosts (mx), or an e-mail API (http)')
     .argument('<name>')
-    .argument('<host:port>')
-    .option('--security <mode>', 'starttls (required) | tls (from the first byte, port 465) | none (plain, LAN only)', 'starttls')
-    .option('--user <user>', 'login at the provider; the password is read from stdin unless --pass is given')
-    .option('--pass <password>', 'the provider password (visible in ps: prefer stdin)')
-    .option('--no-tls-verify', 'accept any certificate (a self-signed LAN relay)')
-    .action(async (name: string, hostPort: string, o: { security: string; user?: string; pass?: string; tlsVerify: boolean }) => {
-      const m = /^(.+):(\d{1,5})$/.exec(hostPort);
-      if (!m) throw new CliError(`${hostPort}: expected host:port`, 2);
-      const auth = o.user ? { user: o.user, pass: await secret(o.pass, 'provider password') } : undefined;
-      const body = { type: 'smtp', host: m[1], port: Number(m[2]), security: o.security, tls_verify: o.tlsVerify, ...(auth ? { auth } : {}) };
+    .argument('[target]', 'smtp: host:port; http: the API URL; mx: none')
+    .option('--type <type>', 'smtp | mx | http', 'smtp')
+    .option('--security <mode>', 'smtp: starttls (required) | tls (from the first byte, port 465) | none (plain, LAN only)', 'starttls')
+    .option('--user <user>', 'smtp: login at the provider; http --auth basic: the user (mailgun: api). The secret is read from stdin unless --pass is given')
+    .option('--pass <secret>', 'the provider password or API key (visible in ps: prefer stdin)')
+    .option('--no-tls-verify', 'smtp: accept any certificate (a self-signed LAN relay)')
+    .option('--port <port>', 'mx: the port every MX host is dialled on', '25')
+    .option('--format <format>', `http: ${HTTP_FORMATS.join(' | ')}`)
+    .option('--auth <scheme>', 'http: bearer | basic | header | none (default by format: sendgrid bearer, mailgun basic as api, postmark header X-Postmark-Server-Token, raw none)')
+    .option('--header <name>', 'http --auth header: the header carrying the key')
+    .action(async (name: string, target: string | undefined, o: ProviderFlags) => {
+      const { body, said } = await providerBody(target, o);
       const res = (await call(g.target(), 'PUT', `/api/v1/mail/providers/${enc(name)}`, body)) as { provider: Provider };
-      show(g, res, () => `saved provider ${name} (${m[1]}:${m[2]}, ${o.security})`);
+      show(g, res, () => `saved provider ${name} (${said})`);
     });
   provider
     .command('list')
     .description('list providers')
     .action(async () => {
       const res = (await call(g.target(), 'GET', '/api/v1/mail/providers')) as { providers: Provider[] };
-      show(g, res, () =>
-        table(['NAME', 'TYPE', 'HOST', 'SECURITY', 'USER'], res.providers.map((p) => [p.name, p.config.type, `${p.config.host}:${p.config.port}`, `${p.config.security}${p.config.tls_verify ? '' : ' (unverified)'}`, p.config.auth?.user ?? '-'])),
-      );
+      show(g, res, () => table(['NAME', 'TYPE', 'TARGET', 'MODE', 'AUTH'], res.providers.map((p) => [p.name, p.config.type, ...providerColumns(p.config)])));
     });
   provider
     .command('remove')
