@@ -18,6 +18,9 @@
 //                                                polls the relay's queue until TARGET messages are delivered;
 //                                                prints one JSON line (ms since START_EPOCH_MS, delivered when
 //                                                it started, status counts)
+//   node helper.mjs ref PORT TLS_DIR            reference server: bare smtp-server (the relay's library) with the
+//                                                relay's certificate, STARTTLS required, any AUTH PLAIN accepted
+//                                                at once, each message read and thrown away; prints "listening"
 //   node helper.mjs profile DIR                 summary of the relay's V8 CPU profile(s) in DIR (PROFILE=1):
 //                                                self time by module and the top functions, idle left out
 //   node helper.mjs idle PORT N HOLD_S CA_FILE   N connections to the relay, each EHLO + STARTTLS + EHLO, then
@@ -245,6 +248,30 @@ async function idle(port, n, holdS, caFile) {
   console.log(JSON.stringify({ wanted: n, opened: sessions.length, alive_after_hold: alive, hold_s: holdS, open_ms: Math.round(openMs), errors: errors.length, first_errors: [...new Set(errors)].slice(0, 3) }));
 }
 
+async function ref(port, tlsDir) {
+  const { SMTPServer } = await import(`${ROOT}node_modules/smtp-server/dist/esm/smtp-server.js`);
+  const server = new SMTPServer({
+    name: HOSTNAME,
+    secure: false,
+    key: readFileSync(`${tlsDir}/key.pem`),
+    cert: readFileSync(`${tlsDir}/cert.pem`),
+    authMethods: ['PLAIN'],
+    allowInsecureAuth: false,
+    disableReverseLookup: true,
+    logger: false,
+    maxClients: 5000,
+    onAuth: (auth, session, cb) => cb(null, { user: auth.username }),
+    onData: (stream, session, cb) => {
+      stream.on('data', () => undefined);
+      stream.on('end', () => cb(null, 'Ok: discarded'));
+    },
+  });
+  server.on('error', () => undefined);
+  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve));
+  console.log('listening');
+  process.once('SIGTERM', () => server.close(() => process.exit(0)));
+}
+
 async function configure(dataDir, port) {
   const { openDb } = await import(`${ROOT}dist/store/db.js`);
   const { MailStore } = await import(`${ROOT}dist/mail/store.js`);
@@ -339,6 +366,9 @@ switch (cmd) {
     break;
   case 'drain':
     await drain(args[0], Number(args[1]), Number(args[2]), Number(args[3]));
+    break;
+  case 'ref':
+    await ref(Number(args[0]), args[1]);
     break;
   case 'profile':
     await profile(args[0]);

@@ -23,6 +23,8 @@
 #   IDLE_HOLD (10), LOG_LEVEL (info: the relay's level, as supervisord runs it), WORKERS (unset: the
 #   relay's default), QUIET_WAIT (60), QUIET_PCT (15), SKIP_BUILD (1 = use the existing dist/),
 #   KEEP_LOGS (1 = print where the relay's log is and do not delete the temp dir),
+#   REF (1 = also measure a bare smtp-server, the relay's SMTP library with STARTTLS + AUTH and no
+#   storage: what Node and the library do on this box, a reference, not a ceiling; default 1),
 #   PROFILE (1 = run the relay with V8's --cpu-prof and print where its CPU time went; the
 #   profiler costs throughput, so those figures are not comparable).
 # The relay's delivery workers run during the relay's accept phase, as they would in production.
@@ -39,6 +41,7 @@ IDLE_HOLD=${IDLE_HOLD:-10}
 LOG_LEVEL=${LOG_LEVEL:-info}
 QUIET_WAIT=${QUIET_WAIT:-60}
 QUIET_PCT=${QUIET_PCT:-15}
+REF=${REF:-1}
 # smtp-sink is in /usr/sbin on Debian; some builds keep it with Postfix's daemons.
 export PATH="$PATH:/usr/sbin:/sbin:/usr/lib/postfix/sbin"
 
@@ -58,6 +61,7 @@ need_node
 TMP=$(mktemp -d /tmp/dnsproxy-bench-mail.XXXXXX)
 RELAY_PID=""
 SINK_PID=""
+REF_PID=""
 CLIENT_PID=""
 stop_pid() { # pid: TERM, wait up to 15 s (the relay drains), then KILL
   local pid=$1
@@ -73,8 +77,9 @@ cleanup() {
   stop_pid "$CLIENT_PID"
   stop_pid "$RELAY_PID"
   stop_pid "$SINK_PID"
+  stop_pid "$REF_PID"
   if ((rc != 0)); then
-    for f in "$TMP/relay.log" "$TMP/sink.log"; do
+    for f in "$TMP/relay.log" "$TMP/sink.log" "$TMP/ref.log"; do
       [[ -s $f ]] && { echo "--- last lines of $f" >&2; tail -n 15 "$f" | cut -c1-300 >&2; }
     done
   fi
@@ -127,6 +132,7 @@ wait_quiet() {
 alive() {
   kill -0 "$RELAY_PID" 2>/dev/null || die "the relay (pid $RELAY_PID) exited: $(tail -n 2 "$TMP/relay.log" | cut -c1-300)"
   kill -0 "$SINK_PID" 2>/dev/null || die "smtp-sink (pid $SINK_PID) exited: $(tail -n 2 "$TMP/sink.log")"
+  [[ -z $REF_PID ]] || kill -0 "$REF_PID" 2>/dev/null || die "the reference server (pid $REF_PID) exited: $(tail -n 2 "$TMP/ref.log")"
 }
 rss_kib() { alive; awk '/^VmRSS:/ {print $2}' "/proc/$RELAY_PID/status"; }
 hwm_kib() { alive; awk '/^VmHWM:/ {print $2}' "/proc/$RELAY_PID/status"; }
@@ -135,27 +141,28 @@ H="$HERE/helper.mjs"
 # jf JSON KEY…: the keys' values on one line (objects as JSON).
 jf() { node -e 'const o = JSON.parse(process.argv[1]); console.log(process.argv.slice(2).map((k) => { const v = o[k] ?? ""; return typeof v === "object" ? JSON.stringify(v) : v; }).join(" "))' "$@"; }
 
-# measure WHO OUTFILE: one client blast against WHO (sink | relay). Sets OTHER (% of all cores used
-# by other processes), RELAY_CPU / SINK_CPU / CLIENT_CPU (% of one core) over the blast.
+# measure WHO OUTFILE: one client blast against WHO (sink | relay | ref). Sets OTHER (% of all cores
+# used by processes other than the three servers and the client), SERVER_CPU (WHO's CPU) and
+# CLIENT_CPU, both in % of one core, over the blast.
 measure() {
-  local who=$1 out=$2 port mode ca=""
+  local who=$1 out=$2 port mode ca="" pid
   case $who in
-    sink) port=$SINK_PORT; mode=plain ;;
-    relay) port=$SUBMISSION_PORT; mode=relay; ca=$CA ;;
+    sink) port=$SINK_PORT; mode=plain; pid=$SINK_PID ;;
+    relay) port=$SUBMISSION_PORT; mode=relay; ca=$CA; pid=$RELAY_PID ;;
+    ref) port=$REF_PORT; mode=relay; ca=$CA; pid=$REF_PID ;;
   esac
   wait_quiet
-  local b0 t0 r0 s0 c0 b1 t1 r1 s1 c1
+  local b0 t0 a0 w0 c0 b1 t1 a1 w1 c1
   times >"$TMP/times"
-  b0=$(sys_proc_ticks); t0=$(sys_total_ticks); r0=$(pids_ticks "$RELAY_PID"); s0=$(pids_ticks "$SINK_PID"); c0=$(children_secs_of "$TMP/times")
+  b0=$(sys_proc_ticks); t0=$(sys_total_ticks); a0=$(pids_ticks $SERVERS); w0=$(pids_ticks "$pid"); c0=$(children_secs_of "$TMP/times")
   bg_wait node "$H" blast "$mode" "$port" "$CONNS" "$MESSAGES" $ca >"$out" 2>"$out.err" || die "client failed: $(tail -n 3 "$out.err")"
   times >"$TMP/times"
-  b1=$(sys_proc_ticks); t1=$(sys_total_ticks); r1=$(pids_ticks "$RELAY_PID"); s1=$(pids_ticks "$SINK_PID"); c1=$(children_secs_of "$TMP/times")
+  b1=$(sys_proc_ticks); t1=$(sys_total_ticks); a1=$(pids_ticks $SERVERS); w1=$(pids_ticks "$pid"); c1=$(children_secs_of "$TMP/times")
   alive
   local wall_ticks=$(((t1 - t0) / NCPU))
-  OTHER=$(awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v r=$((r1 - r0)) -v s=$((s1 - s0)) -v c0="$c0" -v c1="$c1" -v hz="$TICK" \
-    'BEGIN {o = b - r - s - (c1 - c0) * hz; if (o < 0) o = 0; printf "%.0f", (t > 0 ? 100 * o / t : 0)}')
-  RELAY_CPU=$(awk -v r=$((r1 - r0)) -v w="$wall_ticks" 'BEGIN {printf "%.0f", (w > 0 ? 100 * r / w : 0)}')
-  SINK_CPU=$(awk -v r=$((s1 - s0)) -v w="$wall_ticks" 'BEGIN {printf "%.0f", (w > 0 ? 100 * r / w : 0)}')
+  OTHER=$(awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v a=$((a1 - a0)) -v c0="$c0" -v c1="$c1" -v hz="$TICK" \
+    'BEGIN {o = b - a - (c1 - c0) * hz; if (o < 0) o = 0; printf "%.0f", (t > 0 ? 100 * o / t : 0)}')
+  SERVER_CPU=$(awk -v r=$((w1 - w0)) -v w="$wall_ticks" 'BEGIN {printf "%.0f", (w > 0 ? 100 * r / w : 0)}')
   CLIENT_CPU=$(awk -v c0="$c0" -v c1="$c1" -v w="$wall_ticks" -v hz="$TICK" 'BEGIN {printf "%.0f", (w > 0 ? 100 * (c1 - c0) * hz / w : 0)}')
   return 0
 }
@@ -194,8 +201,8 @@ RELAY_ENV=(DNSPROXY_MAIL_HOSTNAME=relay.example.net DNSPROXY_LOG_LEVEL="$LOG_LEV
 # bin/dnsproxy directly, as supervisord runs it (its V8 flags apply). For the profile, node with the
 # same flags (taken from the shebang) plus --cpu-prof, which NODE_OPTIONS does not accept.
 RELAY_CMD=("$ROOT/bin/dnsproxy")
+read -r -a V8_FLAGS <<<"$(head -n1 "$ROOT/bin/dnsproxy" | sed 's/^#!.* node //')"
 if [[ ${PROFILE:-0} == 1 ]]; then
-  read -r -a V8_FLAGS <<<"$(head -n1 "$ROOT/bin/dnsproxy" | sed 's/^#!.* node //')"
   RELAY_CMD=(node "${V8_FLAGS[@]}" --cpu-prof --cpu-prof-dir="$TMP/prof" "$ROOT/bin/dnsproxy")
 fi
 env "${RELAY_ENV[@]}" setsid "${RELAY_CMD[@]}" mail serve --data-dir "$TMP/data" --smtp-port "$SMTP_PORT" \
@@ -212,11 +219,23 @@ echo "pid $RELAY_PID, submission 127.0.0.1:$SUBMISSION_PORT; ${RELAY_ENV[*]} ${R
 RSS_START=$(rss_kib)
 echo "RSS after start: $(mib "$RSS_START") MiB"
 
+if [[ $REF == 1 ]]; then
+  say "reference: bare smtp-server (the relay's SMTP library), same certificate, STARTTLS + AUTH accepted at once, messages discarded"
+  REF_PORT=$(node "$H" freeport)
+  setsid node "${V8_FLAGS[@]}" "$H" ref "$REF_PORT" "$TMP/data/mail/tls" >"$TMP/ref.log" 2>&1 &
+  REF_PID=$!
+  for _ in $(seq 50); do grep -q listening "$TMP/ref.log" && break; sleep 0.1; done
+  grep -q listening "$TMP/ref.log" || die "reference server: $(cat "$TMP/ref.log")"
+  echo "pid $REF_PID, 127.0.0.1:$REF_PORT (node with bin/dnsproxy's V8 flags)"
+fi
+SERVERS="$RELAY_PID $SINK_PID $REF_PID"
+
 # ---- warm-up ------------------------------------------------------------------
 DELIVERED=0
 say "warm-up: $WARMUP messages to each (not measured)"
 node "$H" blast plain "$SINK_PORT" "$CONNS" "$WARMUP" >"$TMP/warm-sink.json"
 node "$H" blast relay "$SUBMISSION_PORT" "$CONNS" "$WARMUP" "$CA" >"$TMP/warm-relay.json"
+[[ $REF == 1 ]] && node "$H" blast relay "$REF_PORT" "$CONNS" "$WARMUP" "$CA" >"$TMP/warm-ref.json"
 DELIVERED=$((DELIVERED + $(jf "$(cat "$TMP/warm-relay.json")" acked)))
 node "$H" drain "$TMP/data" "$DELIVERED" "$(date +%s%3N)" 120 >"$TMP/warm-drain.json"
 [[ $(jf "$(cat "$TMP/warm-drain.json")" timed_out) == false ]] || die "warm-up not delivered within 120 s: $(cat "$TMP/warm-drain.json")"
@@ -224,20 +243,20 @@ echo "sink $(jf "$(cat "$TMP/warm-sink.json")" msgs_per_s) msg/s, relay $(jf "$(
 RSS_WARM=$(rss_kib)
 
 # ---- rounds -------------------------------------------------------------------
-declare -a R_SINK R_RELAY R_RATIO R_E2E
-say "$ROUNDS rounds: $MESSAGES messages over $CONNS connections, smtp-sink then relay"
+declare -a R_SINK R_RELAY R_RATIO R_E2E R_REF R_RREF
+say "$ROUNDS rounds: $MESSAGES messages over $CONNS connections, smtp-sink then relay$([[ $REF == 1 ]] && echo ' then the reference')"
 printf '%-5s %-6s %9s %9s %9s %8s %7s   %s\n' round who "msg/s" "p50 ms" "p99 ms" errors other "CPU % of one core: server / client"
 for r in $(seq "$ROUNDS"); do
   measure sink "$TMP/sink-$r.json"
   read -r s_rate s_p50 s_p99 s_err s_acked <<<"$(jf "$(cat "$TMP/sink-$r.json")" msgs_per_s p50_ms p99_ms errors acked)"
   ((s_err == 0 && s_acked == MESSAGES)) || die "smtp-sink round $r: $(cat "$TMP/sink-$r.json")"
-  printf '%-5s %-6s %9s %9s %9s %8s %6s%%   %s / %s\n' "$r" sink "$s_rate" "$s_p50" "$s_p99" "$s_err" "$OTHER" "$SINK_CPU" "$CLIENT_CPU"
+  printf '%-5s %-6s %9s %9s %9s %8s %6s%%   %s / %s\n' "$r" sink "$s_rate" "$s_p50" "$s_p99" "$s_err" "$OTHER" "$SERVER_CPU" "$CLIENT_CPU"
   R_SINK+=("$s_rate")
 
   measure relay "$TMP/relay-$r.json"
   read -r a_rate a_p50 a_p99 a_err a_acked a_start <<<"$(jf "$(cat "$TMP/relay-$r.json")" msgs_per_s p50_ms p99_ms errors acked start_epoch_ms)"
   ((a_err == 0 && a_acked == MESSAGES)) || die "relay round $r: $(cat "$TMP/relay-$r.json")"
-  printf '%-5s %-6s %9s %9s %9s %8s %6s%%   %s / %s\n' "$r" relay "$a_rate" "$a_p50" "$a_p99" "$a_err" "$OTHER" "$RELAY_CPU" "$CLIENT_CPU"
+  printf '%-5s %-6s %9s %9s %9s %8s %6s%%   %s / %s\n' "$r" relay "$a_rate" "$a_p50" "$a_p99" "$a_err" "$OTHER" "$SERVER_CPU" "$CLIENT_CPU"
   R_RELAY+=("$a_rate")
   R_RATIO+=("$(awk -v a="$a_rate" -v b="$s_rate" 'BEGIN {printf "%.3f", b ? a / b : 0}')")
 
@@ -251,6 +270,15 @@ for r in $(seq "$ROUNDS"); do
   R_E2E+=("$e2e")
   printf '%-5s %-6s %9s msg/s end to end: %s messages submitted and delivered in %s ms (accepting took %s ms, %s delivered by then)\n' \
     "$r" deliver "$e2e" "$a_acked" "$d_ms" "$(jf "$(cat "$TMP/relay-$r.json")" ms)" "$((d_first - before))"
+
+  if [[ $REF == 1 ]]; then
+    measure ref "$TMP/ref-$r.json"
+    read -r f_rate f_p50 f_p99 f_err f_acked <<<"$(jf "$(cat "$TMP/ref-$r.json")" msgs_per_s p50_ms p99_ms errors acked)"
+    ((f_err == 0 && f_acked == MESSAGES)) || die "reference round $r: $(cat "$TMP/ref-$r.json")"
+    printf '%-5s %-6s %9s %9s %9s %8s %6s%%   %s / %s\n' "$r" ref "$f_rate" "$f_p50" "$f_p99" "$f_err" "$OTHER" "$SERVER_CPU" "$CLIENT_CPU"
+    R_REF+=("$f_rate")
+    R_RREF+=("$(awk -v a="$a_rate" -v b="$f_rate" 'BEGIN {printf "%.3f", b ? a / b : 0}')")
+  fi
 done
 RSS_AFTER=$(rss_kib)
 
@@ -283,6 +311,10 @@ row "smtp-sink accept (msg/s)" "$S   (${R_SINK[*]})"
 row "relay accept, durable (msg/s)" "$A   (${R_RELAY[*]})   target >= 3000: $(verdict "$A" 3000)"
 row "ratio relay / smtp-sink" "$Q   (${R_RATIO[*]})   target >= 0.2: $(verdict "$Q" 0.2)"
 row "relay end to end, submit -> delivered (msg/s)" "$E   (${R_E2E[*]})"
+if [[ $REF == 1 ]]; then
+  row "reference: bare smtp-server, STARTTLS+AUTH (msg/s)" "$(median "${R_REF[@]}")   (${R_REF[*]})"
+  row "ratio relay / bare smtp-server" "$(median "${R_RREF[@]}")   (${R_RREF[*]})"
+fi
 row "idle connections" "$i_open of $IDLE open, $i_alive answered NOOP after ${IDLE_HOLD} s, $i_err errors"
 row "relay RSS (MiB)" "start $(mib "$RSS_START"), after warm-up $(mib "$RSS_WARM"), after rounds $(mib "$RSS_AFTER"), before idle $(mib "$RSS_IDLE0"), with $i_open idle $(mib "$RSS_IDLE"), peak $(mib "$HWM")"
 ((i_open == IDLE && i_alive == IDLE && i_err == 0)) || die "idle connections: $IDLE_JSON"
