@@ -201,7 +201,9 @@ export function mailAdminCommands(mail: Command, g: Globals): void {
 
   mail
     .command('dkim')
-    .description('make (or replace) the DKIM signing key of a sender domain and print the TXT record to publish')
+    .description('DKIM signing keys of sender domains')
+    .command('create')
+    .description('make the DKIM signing key of a sender domain (replacing its current one: rotate with a new --selector, keep the old record published until mail signed with it is delivered) and print the TXT record to publish')
     .argument('<domain>')
     .option('--selector <label>', 'DKIM selector', 'dnsproxy')
     .action(async (domain: string, o: { selector: string }) => {

@@ -49,7 +49,7 @@ describe('mail: admin CLI', function () {
     expect(unknown.stderr).to.include('no provider named nope');
     expect((await cli(['mail', 'rule', 'list'])).stdout).to.match(/^[0-9a-f]{8}\s+10\s+\*\s+\*\s+example\.org\s+isp\s+-$/m);
 
-    const dkim = await cli(['mail', 'dkim', 'example.com']);
+    const dkim = await cli(['mail', 'dkim', 'create', 'example.com']);
     expect(dkim.stdout).to.match(/^dnsproxy\._domainkey\.example\.com\. TXT "v=DKIM1; k=rsa; p=[A-Za-z0-9+/=]+"\n$/);
   });
 
