@@ -54,6 +54,7 @@ interface ProviderFlags {
   user?: string;
   pass?: string;
   tlsVerify: boolean;
+  maxConnections: string;
   port: string;
   format?: string;
   auth?: string;
@@ -66,7 +67,7 @@ async function providerBody(target: string | undefined, o: ProviderFlags): Promi
     const m = target ? /^(.+):(\d{1,5})$/.exec(target) : null;
     if (!m) throw new CliError(`${target ?? '(none)'}: expected host:port`, 2);
     const auth = o.user ? { user: o.user, pass: await secret(o.pass, 'provider password') } : undefined;
-    return { body: { type: 'smtp', host: m[1], port: Number(m[2]), security: o.security, tls_verify: o.tlsVerify, ...(auth ? { auth } : {}) }, said: `${m[1]}:${m[2]}, ${o.security}` };
+    return { body: { type: 'smtp', host: m[1], port: Number(m[2]), security: o.security, tls_verify: o.tlsVerify, max_connections: Number(o.maxConnections), ...(auth ? { auth } : {}) }, said: `${m[1]}:${m[2]}, ${o.security}, ≤ ${o.maxConnections} connections` };
   }
   if (o.type === 'mx') {
     if (target !== undefined) throw new CliError(`an mx provider has no target (it looks up each recipient domain's MX hosts); got ${target}`, 2);
@@ -142,6 +143,7 @@ export function mailAdminCommands(mail: Command, g: Globals): void {
     .option('--user <user>', 'smtp: login at the provider; http --auth basic: the user (mailgun: api). The secret is read from stdin unless --pass is given')
     .option('--pass <secret>', 'the provider password or API key (visible in ps: prefer stdin)')
     .option('--no-tls-verify', 'smtp: accept any certificate (a self-signed LAN relay)')
+    .option('--max-connections <n>', 'smtp: connections to the provider at once (pooled, reused)', '2')
     .option('--port <port>', 'mx: the port every MX host is dialled on', '25')
     .option('--format <format>', `http: ${HTTP_FORMATS.join(' | ')}`)
     .option('--auth <scheme>', 'http: bearer | basic | header | none (default by format: sendgrid bearer, mailgun basic as api, postmark header X-Postmark-Server-Token, raw none)')

@@ -54,6 +54,8 @@ export const smtpProvider = z
     /** false accepts any certificate (self-signed LAN relay); the default verifies it. */
     tls_verify: z.boolean().default(true),
     auth: z.object({ user: z.string().min(1).max(256), pass: z.string().min(1).max(1024) }).strict().optional(),
+    /** Connections the pooled transport opens to this provider at most (sends beyond wait for one); the relay's workers cap the total. */
+    max_connections: z.coerce.number().int().min(1).max(50).default(2),
   })
   .strict();
 

@@ -10,8 +10,8 @@ import type { Attempt, RecipientReply, SmtpProviderConfig } from './schema.js';
 /** An attempt as a transport reports it; the Deliverer adds the provider and the duration. */
 export type Outcome = Omit<Attempt, 'provider' | 'duration_ms'>;
 
-/** Connections per provider, and messages per connection before it is renewed. */
-const POOL = { maxConnections: 2, maxMessages: 100 };
+/** Messages per pooled connection before it is renewed (connections per provider: its max_connections). */
+const MAX_MESSAGES_PER_CONNECTION = 100;
 /** A provider that does not answer is a transient failure after these; the lease outlives all of them. */
 export const TIMEOUTS = { connectionTimeout: 30_000, greetingTimeout: 30_000, socketTimeout: 120_000 };
 
@@ -50,7 +50,8 @@ type Pool = ReturnType<typeof createPool>;
 function createPool(c: SmtpProviderConfig, hostname: string) {
   return nodemailer.createTransport({
     pool: true,
-    ...POOL,
+    maxConnections: c.max_connections,
+    maxMessages: MAX_MESSAGES_PER_CONNECTION,
     ...TIMEOUTS,
     host: c.host,
     port: c.port,

@@ -34,7 +34,7 @@ describe('mail: admin API', () => {
     expect((await call('PUT', '/api/v1/mail/providers/isp', provider)).statusCode).to.equal(201);
     const again = await call('PUT', '/api/v1/mail/providers/isp', { ...provider, port: 2587 });
     expect(again.statusCode).to.equal(200);
-    expect(again.json().provider).to.deep.equal({ name: 'isp', config: { type: 'smtp', host: 'smtp.example.net', port: 2587, security: 'starttls', tls_verify: true, auth: { user: 'relay' } } });
+    expect(again.json().provider).to.deep.equal({ name: 'isp', config: { type: 'smtp', host: 'smtp.example.net', port: 2587, security: 'starttls', tls_verify: true, auth: { user: 'relay' }, max_connections: 2 } });
     expect((await call('GET', '/api/v1/mail/providers')).body).not.to.include('s3cret');
 
     const unknown = await call('POST', '/api/v1/mail/rules', { provider: 'isp', fallback_provider: 'nope' });
