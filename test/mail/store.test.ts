@@ -33,7 +33,20 @@ describe('mail: store', () => {
     migrate(db);
     expect(db.pragma('user_version', { simple: true })).to.equal(MIGRATIONS.length);
     expect(db.prepare('SELECT serial FROM zones').get()).to.deep.equal({ serial: 7 });
-    expect(db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE name LIKE 'mail_%' AND type = 'table'`).get()).to.deep.equal({ n: 8 });
+    const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE name LIKE 'mail_%' AND type = 'table' ORDER BY name`).all() as { name: string }[]).map((t) => t.name);
+    expect(tables).to.deep.equal([
+      'mail_account_keys',
+      'mail_accounts',
+      'mail_bodies',
+      'mail_deliveries',
+      'mail_dkim_keys',
+      'mail_messages',
+      'mail_providers',
+      'mail_relay_heartbeat',
+      'mail_rules',
+      'mail_tls_cert',
+      'mail_tls_presented',
+    ]);
     db.close();
   });
 
