@@ -117,7 +117,6 @@ export function publicConfig(c: ProviderConfig): Record<string, unknown> {
 }
 
 export const providerInput = z.object({ name: mailName, config: providerConfig }).strict();
-export type ProviderInput = z.infer<typeof providerInput>;
 
 export interface Provider {
   name: string;

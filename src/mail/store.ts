@@ -6,7 +6,8 @@ import { AppError, fieldError } from '../errors.js';
 import type { Db } from '../store/db.js';
 import { keyHash, keyState, newKey, rotationPlan } from './apikeys.js';
 import { hashPassword } from './password.js';
-import { providerConfig, type Account, type AccountInput, type KeyInfo, type KeyInput, type Provider, type ProviderInput, type Rule, type RuleInput } from './schema.js';
+import type { z } from 'zod';
+import { providerConfig, type Account, type AccountInput, type KeyInfo, type KeyInput, type Provider, type Rule, type RuleInput } from './schema.js';
 
 interface AccountRow {
   name: string;
@@ -105,15 +106,17 @@ export class MailStore {
   // ---- providers ----
 
   /** Creates or replaces a provider. */
-  putProvider(input: ProviderInput): Provider {
+  /** Stores a provider; its config is parsed here, so omitted settings get their defaults (e.g. max_connections). */
+  putProvider(input: { name: string; config: z.input<typeof providerConfig> }): Provider {
+    const config = providerConfig.parse(input.config);
     const at = this.now().toISOString();
     this.db
       .prepare(
         `INSERT INTO mail_providers (name, type, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (name) DO UPDATE SET type = excluded.type, config = excluded.config, updated_at = excluded.updated_at`,
       )
-      .run(input.name, input.config.type, JSON.stringify(input.config), at, at);
-    return { name: input.name, config: input.config };
+      .run(input.name, config.type, JSON.stringify(config), at, at);
+    return { name: input.name, config };
   }
 
   providers(): Provider[] {
