@@ -141,6 +141,7 @@ H="$HERE/helper.mjs"
 # jf JSON KEY…: the keys' values on one line (objects as JSON).
 jf() { node -e 'const o = JSON.parse(process.argv[1]); console.log(process.argv.slice(2).map((k) => { const v = o[k] ?? ""; return typeof v === "object" ? JSON.stringify(v) : v; }).join(" "))' "$@"; }
 
+OTHER_MAX=0
 # measure WHO OUTFILE: one client blast against WHO (sink | relay | ref). Sets OTHER (% of all cores
 # used by processes other than the three servers and the client), SERVER_CPU (WHO's CPU) and
 # CLIENT_CPU, both in % of one core, over the blast.
@@ -162,6 +163,7 @@ measure() {
   local wall_ticks=$(((t1 - t0) / NCPU))
   OTHER=$(awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v a=$((a1 - a0)) -v c0="$c0" -v c1="$c1" -v hz="$TICK" \
     'BEGIN {o = b - a - (c1 - c0) * hz; if (o < 0) o = 0; printf "%.0f", (t > 0 ? 100 * o / t : 0)}')
+  ((OTHER > OTHER_MAX)) && OTHER_MAX=$OTHER
   SERVER_CPU=$(awk -v r=$((w1 - w0)) -v w="$wall_ticks" 'BEGIN {printf "%.0f", (w > 0 ? 100 * r / w : 0)}')
   CLIENT_CPU=$(awk -v c0="$c0" -v c1="$c1" -v w="$wall_ticks" -v hz="$TICK" 'BEGIN {printf "%.0f", (w > 0 ? 100 * (c1 - c0) * hz / w : 0)}')
   return 0
@@ -317,6 +319,9 @@ if [[ $REF == 1 ]]; then
 fi
 row "idle connections" "$i_open of $IDLE open, $i_alive answered NOOP after ${IDLE_HOLD} s, $i_err errors"
 row "relay RSS (MiB)" "start $(mib "$RSS_START"), after warm-up $(mib "$RSS_WARM"), after rounds $(mib "$RSS_AFTER"), before idle $(mib "$RSS_IDLE0"), with $i_open idle $(mib "$RSS_IDLE"), peak $(mib "$HWM")"
+if ((OTHER_MAX > 10)); then
+  echo "WARNING: other processes used up to $OTHER_MAX% of the machine during a measured part; the rows with other > 10% are disturbed. Re-run on a quiet machine."
+fi
 ((i_open == IDLE && i_alive == IDLE && i_err == 0)) || die "idle connections: $IDLE_JSON"
 if [[ ${PROFILE:-0} == 1 ]]; then
   say "where the relay's CPU went (whole run, V8 profile written at exit)"
