@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { AppError } from '../errors.js';
 import type { Db } from '../store/db.js';
+import type { Statement } from 'better-sqlite3';
 import { domainOf, FINAL_STATUSES, messageRow, type Attempt, type Delivery, type Message, type MessageSource, type MessageStatus } from './schema.js';
 
 export interface NewMessage {
@@ -47,44 +48,87 @@ export class MessageStore {
     private readonly id: () => string = newId,
   ) {}
 
-  /** Stores the body once and one queued message per recipient domain. Returns the message ids. */
+  /** Stores the body once and one queued message per recipient domain, committed before it returns. Returns the message ids. */
   enqueue(m: NewMessage, nowMs: number): string[] {
+    return this.db.transaction(() => this.insert(m, nowMs)).immediate();
+  }
+
+  /**
+   * enqueue() for the SMTP path (group commit): messages that finish DATA in the same turn of the
+   * event loop are committed in one transaction, so one disk flush (~0.35 ms here) serves them all
+   * instead of one each. Each promise settles only after that commit: the 250 still follows it.
+   */
+  enqueueSoon(m: NewMessage, nowMs: number): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ m, nowMs, resolve, reject });
+      if (this.pending.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private pending: { m: NewMessage; nowMs: number; resolve: (ids: string[]) => void; reject: (err: unknown) => void }[] = [];
+
+  private flush(): void {
+    const batch = this.pending;
+    this.pending = [];
+    let ids: string[][];
+    try {
+      ids = this.db.transaction(() => batch.map((p) => this.insert(p.m, p.nowMs))).immediate();
+    } catch (err) {
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    batch.forEach((p, i) => p.resolve(ids[i]!));
+  }
+
+  private statements?: { body: Statement; message: Statement };
+
+  /** Inside a transaction: the body row and one message row per recipient domain. */
+  private insert(m: NewMessage, nowMs: number): string[] {
+    this.statements ??= {
+      body: this.db.prepare('INSERT INTO mail_bodies (id, raw) VALUES (?, ?)'),
+      message: this.db.prepare(
+        `INSERT INTO mail_messages (id, body_id, account, mail_from, rcpt_to, recipient_domain, size, status, created_at_ms, next_attempt_at, updated_at_ms, source)
+         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`,
+      ),
+    };
     const byDomain = new Map<string, string[]>();
     for (const rcpt of m.rcptTo) {
       const d = domainOf(rcpt);
-      byDomain.set(d, [...(byDomain.get(d) ?? []), rcpt]);
+      const list = byDomain.get(d);
+      if (list) list.push(rcpt);
+      else byDomain.set(d, [rcpt]);
     }
     const bodyId = this.id();
-    const insert = this.db.prepare(
-      `INSERT INTO mail_messages (id, body_id, account, mail_from, rcpt_to, recipient_domain, size, status, created_at_ms, next_attempt_at, updated_at_ms, source)
-       VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`,
-    );
-    return this.db
-      .transaction(() => {
-        this.db.prepare('INSERT INTO mail_bodies (id, raw) VALUES (?, ?)').run(bodyId, m.raw);
-        return [...byDomain].map(([domain, rcpts]) => {
-          const id = this.id();
-          insert.run(id, bodyId, m.account, m.mailFrom, JSON.stringify(rcpts), domain, m.raw.length, nowMs, nowMs, nowMs, m.source ?? 'submission');
-          return id;
-        });
-      })
-      .immediate();
+    this.statements.body.run(bodyId, m.raw);
+    return [...byDomain].map(([domain, rcpts]) => {
+      const id = this.id();
+      this.statements!.message.run(id, bodyId, m.account, m.mailFrom, JSON.stringify(rcpts), domain, m.raw.length, nowMs, nowMs, nowMs, m.source ?? 'submission');
+      return id;
+    });
   }
 
   /** Leases up to `limit` due messages (queued/deferred and due, or sending with a lapsed lease) to `owner`. */
   claim(owner: string, limit: number, nowMs: number, leaseMs: number): Message[] {
-    const rows = this.db
-      .prepare(
-        `UPDATE mail_messages SET status = 'sending', lease_owner = @owner, lease_until = @until, updated_at_ms = @now
-         WHERE id IN (
-           SELECT id FROM mail_messages
-           WHERE (status IN ('queued', 'deferred') AND next_attempt_at <= @now) OR (status = 'sending' AND lease_until < @now)
-           ORDER BY next_attempt_at LIMIT @limit)
-         RETURNING *`,
-      )
-      .all({ owner, until: nowMs + leaseMs, now: nowMs, limit });
+    // One indexed, limited pick per status (index status, next_attempt_at): an OR over the statuses
+    // made SQLite sort the whole due backlog on every claim (0.76 ms at 5,000 waiting, vs 0.008).
+    this.claimStatement ??= this.db.prepare(
+      `UPDATE mail_messages SET status = 'sending', lease_owner = @owner, lease_until = @until, updated_at_ms = @now
+       WHERE id IN (
+         SELECT id FROM (
+           SELECT id, next_attempt_at FROM (SELECT id, next_attempt_at FROM mail_messages WHERE status = 'queued' AND next_attempt_at <= @now ORDER BY next_attempt_at LIMIT @limit)
+           UNION ALL
+           SELECT id, next_attempt_at FROM (SELECT id, next_attempt_at FROM mail_messages WHERE status = 'deferred' AND next_attempt_at <= @now ORDER BY next_attempt_at LIMIT @limit)
+           UNION ALL
+           SELECT id, next_attempt_at FROM (SELECT id, next_attempt_at FROM mail_messages WHERE status = 'sending' AND lease_until < @now ORDER BY next_attempt_at LIMIT @limit))
+         ORDER BY next_attempt_at LIMIT @limit)
+       RETURNING *`,
+    );
+    const rows = this.claimStatement.all({ owner, until: nowMs + leaseMs, now: nowMs, limit });
     return rows.map((r) => messageRow.parse(r));
   }
+
+  private claimStatement?: Statement;
+
 
   /**
    * Ends now the leases of every owner `gone` says can never finish (a relay on this host that was

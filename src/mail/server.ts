@@ -6,7 +6,7 @@
 // but only for the domains we host (inbound.ts): any sender, recipients in a hosted domain with a
 // rule naming it, SPF/DKIM/DMARC checked before 250 (DMARC fail + p=reject → 550 5.7.1), the
 // Authentication-Results prepended. Everything else without AUTH is 550 5.7.1: never an open relay.
-// Contract: a message gets 250 only after MessageStore.enqueue() committed it; a failure to
+// Contract: a message gets 250 only after MessageStore.enqueueSoon() committed it (group commit); a failure to
 // commit is a 451 (the client keeps it and retries). Client resets and malformed input end that
 // session only.
 import type { AddressInfo } from 'node:net';
@@ -326,17 +326,18 @@ export class SubmissionServer {
       const rcptTo = session.envelope.rcptTo.map((r) => r.address);
       const nowMs = this.now();
       const received = receivedHeader(session, this.opts.hostname, session.secure ? 'ESMTPSA' : 'ESMTPA', nowMs);
-      let ids: string[];
-      try {
-        ids = this.deps.messages.enqueue({ account: account.name, mailFrom: from.address, rcptTo, raw: Buffer.concat([Buffer.from(received), ...chunks]) }, nowMs);
-      } catch (e) {
-        this.log.error('queueing failed', { session: session.id, error: (e as Error).message });
-        return cb(smtpError('mail_store_unavailable'));
-      }
-      this.deps.accountRate.take(account.name); // one per accepted message, however many recipients
-      this.log.info('queued', { session: session.id, account: account.name, ids, recipients: rcptTo.length, size });
-      this.deps.onQueued();
-      cb(null, `2.0.0 Ok: queued as ${ids.join(',')}`);
+      this.deps.messages.enqueueSoon({ account: account.name, mailFrom: from.address, rcptTo, raw: Buffer.concat([Buffer.from(received), ...chunks]) }, nowMs).then(
+        (ids) => {
+          this.deps.accountRate.take(account.name); // one per accepted message, however many recipients
+          this.log.info('queued', { session: session.id, account: account.name, ids, recipients: rcptTo.length, size });
+          this.deps.onQueued();
+          cb(null, `2.0.0 Ok: queued as ${ids.join(',')}`);
+        },
+        (e: unknown) => {
+          this.log.error('queueing failed', { session: session.id, error: (e as Error).message });
+          cb(smtpError('mail_store_unavailable'));
+        },
+      );
     });
   }
 
@@ -374,7 +375,7 @@ export class SubmissionServer {
     const raw = Buffer.concat([Buffer.from(check.headers), Buffer.from(received), stripOwnAuthResults(message, this.opts.hostname)]);
     let ids: string[];
     try {
-      ids = this.deps.messages.enqueue({ account: '', mailFrom: from.address, rcptTo, raw, source: 'inbound' }, nowMs);
+      ids = await this.deps.messages.enqueueSoon({ account: '', mailFrom: from.address, rcptTo, raw, source: 'inbound' }, nowMs);
     } catch (e) {
       this.log.error('queueing failed', { session: session.id, error: (e as Error).message });
       return cb(smtpError('mail_store_unavailable'));
