@@ -1,12 +1,10 @@
 // `dnsproxy mail account|provider|rule|dkim|queue` against a real controller API on a loopback
 // port: what the admin types and reads.
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { MessageStore } from '../../src/mail/messages.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
+import { runCli } from './cli-run.js';
 
-const ENTRY = fileURLToPath(new URL('./cli-entry.ts', import.meta.url));
 
 describe('mail: admin CLI', function () {
   let f: ApiFixture;
@@ -19,18 +17,7 @@ describe('mail: admin CLI', function () {
   });
   after(async () => f.close());
 
-  /** Runs the CLI with `stdin` piped in; resolves with exit code and output. */
-  const cli = (args: string[], stdin = '') =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DNSPROXY_'))), DNSPROXY_API_URL: url, DNSPROXY_TOKEN: f.token };
-      const p = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      p.stdin.end(stdin);
-      p.once('exit', (code) => resolve({ code, stdout, stderr }));
-    });
+  const cli = (args: string[], stdin = '') => runCli({ url, token: f.token }, args, stdin);
 
   it('sets up an account (password from stdin), a provider, a rule and a DKIM key, and lists them', async () => {
     const add = await cli(['mail', 'account', 'add', 'app', '--email', 'app@example.com', '--domain', 'example.com', '--domain', 'example.net'], 'correct horse battery\n');
@@ -38,7 +25,7 @@ describe('mail: admin CLI', function () {
     expect((await cli(['mail', 'account', 'add', 'nopass', '--email', 'n@example.com', '--domain', 'example.com'], ''))).to.include({ code: 2 });
 
     const prov = await cli(['mail', 'provider', 'add', 'isp', 'smtp.example.net:587', '--user', 'relay'], 's3cret-pass\n');
-    expect(prov, prov.stderr).to.include({ code: 0, stdout: 'saved provider isp (smtp.example.net:587, starttls)\n' });
+    expect(prov, prov.stderr).to.include({ code: 0, stdout: 'saved provider isp (smtp.example.net:587, starttls, ≤ 2 connections)\n' });
     const providers = await cli(['mail', 'provider', 'list']);
     expect(providers.stdout).to.match(/^isp\s+smtp\s+smtp\.example\.net:587\s+starttls\s+relay$/m).and.not.include('s3cret');
 

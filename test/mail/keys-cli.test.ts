@@ -2,18 +2,16 @@
 // on a loopback port: what the admin types and reads. The relay's own check (Authenticator) on the
 // same database says whether a key works.
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Authenticator } from '../../src/mail/auth.js';
 import { selfSignedCert } from '../../src/mail/cert.js';
 import { MailStore } from '../../src/mail/store.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
+import { runCli } from './cli-run.js';
 import { tempDir } from '../helpers/tmp.js';
 import { ACCOUNT, HOSTNAME } from './helpers.js';
 
-const ENTRY = fileURLToPath(new URL('./cli-entry.ts', import.meta.url));
 const KEY_LINE = /^dpk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}\n$/;
 
 describe('mail: admin CLI for API keys and the certificate', function () {
@@ -35,16 +33,7 @@ describe('mail: admin CLI for API keys and the certificate', function () {
     files.cleanup();
   });
 
-  const cli = (args: string[]) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DNSPROXY_'))), DNSPROXY_API_URL: url, DNSPROXY_TOKEN: f.token };
-      const p = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      p.once('exit', (code) => resolve({ code, stdout, stderr }));
-    });
+  const cli = (args: string[], stdin = '') => runCli({ url, token: f.token }, args, stdin);
 
   it('key add and rotate-key print the new key alone on stdout; the old key works through the grace and then stops; list never shows a key; revoke', async () => {
     const added = await cli(['mail', 'account', 'key', 'add', 'app', '--label', 'ci']);

@@ -1,11 +1,9 @@
 // Setting up `mx` and `http` providers as an admin does: through the API (inject()) and the CLI
 // (a real process against the API on a loopback port). API keys are write-only.
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
+import { runCli } from './cli-run.js';
 
-const ENTRY = fileURLToPath(new URL('./cli-entry.ts', import.meta.url));
 
 describe('mail: mx and http providers in the API and the CLI', function () {
   let f: ApiFixture;
@@ -21,18 +19,7 @@ describe('mail: mx and http providers in the API and the CLI', function () {
   const call = (method: 'GET' | 'PUT', path: string, payload?: unknown) =>
     f.app.inject({ method, url: path, headers: f.auth, ...(payload === undefined ? {} : { payload: payload as object }) });
 
-  /** Runs the CLI with `stdin` piped in; resolves with exit code and output. */
-  const cli = (args: string[], stdin = '') =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DNSPROXY_'))), DNSPROXY_API_URL: url, DNSPROXY_TOKEN: f.token };
-      const p = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      p.stdin.end(stdin);
-      p.once('exit', (code) => resolve({ code, stdout, stderr }));
-    });
+  const cli = (args: string[], stdin = '') => runCli({ url, token: f.token }, args, stdin);
 
   it('API: an mx provider gets port 25 by default; an http provider\'s key is never returned', async () => {
     const mx = await call('PUT', '/api/v1/mail/providers/direct', { type: 'mx' });

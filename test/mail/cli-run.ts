@@ -1,0 +1,25 @@
+// Runs the dnsproxy CLI from its sources (tsx) against a listening API, as a user's shell would:
+// only DNSPROXY_API_URL and DNSPROXY_TOKEN from the DNSPROXY_* environment, `stdin` piped in.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const ENTRY = fileURLToPath(new URL('./cli-entry.ts', import.meta.url));
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(api: { url: string; token: string }, args: string[], stdin = ''): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DNSPROXY_'))), DNSPROXY_API_URL: api.url, DNSPROXY_TOKEN: api.token };
+    const p = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    p.stdin.end(stdin);
+    p.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
