@@ -239,7 +239,7 @@ export class DnsServer {
     if (this.debug) this.log.debug('query', { transport, remote, qtype, rcode: rcodeName(rcode) });
   }
 
-  /** Label children are bound once per (qtype, rcode, transport); unknown types share 'other'. */
+  /** One tally per (qtype, rcode, transport), created on first use; unknown types share 'other'. */
   private counter(qtype: string, rcode: number, transport: Transport): QueryTally {
     const label = qtype.startsWith('TYPE') ? 'other' : qtype;
     const key = `${label}|${rcode}|${transport}`;

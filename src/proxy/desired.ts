@@ -18,6 +18,9 @@ export interface DesiredBuild {
 
 export const recordRouteId = (fqdn: string) => `record:${fqdn.replace(/\.$/, '')}`;
 
+/** An upstream host written as an address (`[v6]` or dotted IPv4): dialled as is, never resolved. */
+const isAddress = (host: string): boolean => host.startsWith('[') || /^\d+\.\d+\.\d+\.\d+$/.test(host);
+
 /** Turns `host:port` upstreams into dial addresses, expanding names in our zones to their addresses. */
 function dials(upstreams: readonly string[], resolve: Resolver): { dials: string[] } | { error: string } {
   const out: string[] = [];
@@ -25,7 +28,7 @@ function dials(upstreams: readonly string[], resolve: Resolver): { dials: string
     const at = u.lastIndexOf(':');
     const host = u.slice(0, at);
     const port = u.slice(at + 1);
-    if (host.startsWith('[') || /^\d+\.\d+\.\d+\.\d+$/.test(host)) {
+    if (isAddress(host)) {
       out.push(u);
       continue;
     }
@@ -43,7 +46,6 @@ export interface BuiltRoute {
   literal: boolean;
 }
 
-const isLiteral = (upstream: string) => upstream.startsWith('[') || /^\d+\.\d+\.\d+\.\d+:\d+$/.test(upstream);
 
 /**
  * `memo` (optional) maps each source record/route object to the route built from it last time.
@@ -62,7 +64,7 @@ export function buildDesired(records: readonly StoredRecord[], routes: readonly 
     if ('error' in d) return void errors.set(route().id, d.error);
     if (known && known.route.upstreams.length === d.dials.length && known.route.upstreams.every((u, i) => u === d.dials[i])) return void built.push(known.route);
     const fresh = { ...route(), upstreams: d.dials };
-    memo?.set(source, { route: fresh, literal: upstreams.every(isLiteral) });
+    memo?.set(source, { route: fresh, literal: upstreams.every((u) => isAddress(u.slice(0, u.lastIndexOf(':')))) });
     built.push(fresh);
   };
   for (const r of records)

@@ -178,18 +178,18 @@ class Ids {
     this.seen.set(base, n);
     return n === 1 ? base : `${base}~${n}`;
   }
-  route(id: string): string {
-    let base = routeIdBases.get(id);
+  route(r: DesiredRoute): string {
+    let base = routeIdBases.get(r);
     if (base === undefined) {
-      const safe = /^[A-Za-z0-9_.:*-]{1,200}$/.test(id) ? id : `x${createHash('sha256').update(id).digest('hex').slice(0, 16)}`;
-      routeIdBases.set(id, (base = `${ID_PREFIX}route-${safe}`));
+      const safe = /^[A-Za-z0-9_.:*-]{1,200}$/.test(r.id) ? r.id : `x${createHash('sha256').update(r.id).digest('hex').slice(0, 16)}`;
+      routeIdBases.set(r, (base = `${ID_PREFIX}route-${safe}`));
     }
     return this.next(base);
   }
 }
 
-/** Route id → its @id base; ids are few and stable, so every render reuses the strings. */
-const routeIdBases = new Map<string, string>();
+/** A route's @id base, per route object like the other per-route caches (and gone with it). */
+const routeIdBases = new WeakMap<DesiredRoute, string>();
 
 /** A selected route's handler, built once per route object with its keys in sorted order. */
 const handlers = new WeakMap<DesiredRoute, Json>();
@@ -233,7 +233,7 @@ function leaves(hosts: string[], byHost: Map<string, DesiredRoute[]>, ids: Ids):
       if (list) list.push(h);
       else mine.set(r, [h]);
     }
-  return [...mine.keys()].sort(compareRoutes).map((r) => leaf(r, ids.route(r.id), mine.get(r)!));
+  return [...mine.keys()].sort(compareRoutes).map((r) => leaf(r, ids.route(r), mine.get(r)!));
 }
 
 /** The last leaf built per route object: an unchanged route with the same @id and hosts gets the same (shared, never mutated) leaf. */
