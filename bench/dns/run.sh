@@ -109,36 +109,7 @@ hwm_kib() { alive ours; awk '/^VmHWM:/ {print $2}' "/proc/$CTL_PID/status"; }
 # Other work on these 2 cores (builds, other benchmarks) moves the figures a lot. Before each
 # measured run we wait (up to QUIET_WAIT s) for the machine to be idle, and during the run we
 # count the CPU used by everything except the server under test and dnsperf ("other %").
-TICK=$(getconf CLK_TCK)
-NCPU=$(nproc)
-sys_busy_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9}' /proc/stat; }
-# user+nice+system only: interrupt/softirq time (loopback packet delivery) belongs to no process,
-# so it is left out of the "other work" estimate instead of being blamed on someone else.
-sys_proc_ticks() { awk '/^cpu / {print $2+$3+$4}' /proc/stat; }
-sys_total_ticks() { awk '/^cpu / {print $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
-pids_ticks() { # utime+stime of the given pids (all their threads)
-  local t=0 p v
-  # Fields after "(comm)": NSD names its processes "nsd: server 1", so split after the last ')'.
-  for p in "$@"; do v=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') && [[ -n $v ]] && t=$((t + v)); done
-  echo "$t"
-}
-children_secs_of() { # user+sys of this shell's reaped children, from `times` output (run `times` in this shell, not in $(…))
-  tail -n1 "$1" | awk '{s = 0; for (i = 1; i <= NF; i++) {split($i, a, "m"); s += a[1] * 60 + a[2]}; printf "%.3f", s}'
-}
-busy_pct() { # whole machine, % of all cores, over one second
-  local b0 t0 b1 t1
-  b0=$(sys_busy_ticks); t0=$(sys_total_ticks); sleep 1; b1=$(sys_busy_ticks); t1=$(sys_total_ticks)
-  echo $(((t1 - t0) > 0 ? 100 * (b1 - b0) / (t1 - t0) : 0))
-}
-wait_quiet() {
-  local p waited=0
-  while p=$(busy_pct); ((p > QUIET_PCT && waited < QUIET_WAIT)); do
-    ((waited == 0)) && printf '(machine busy: %s%% of all cores; waiting up to %ss for other work to finish)\n' "$p" "$QUIET_WAIT"
-    waited=$((waited + 1))
-  done
-  ((p > QUIET_PCT)) && printf '(still %s%% busy after %ss; measuring anyway, see "other %%")\n' "$p" "$QUIET_WAIT"
-  return 0
-}
+. "$ROOT/bench/lib.sh"
 server_pids() { # who → pids of that server's processes
   case $1 in
     ours) echo "$CTL_PID" ;;
@@ -167,7 +138,6 @@ measure() {
   ((OTHER > OTHER_MAX)) && OTHER_MAX=$OTHER
   return 0
 }
-mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 H="$HERE/helper.mjs"
 
 # ---- build and start the controller -----------------------------------------

@@ -100,35 +100,8 @@ bg_wait() {
   return "$rc"
 }
 
-# ---- CPU accounting (as bench/dns): is someone else using the machine? -------
-TICK=$(getconf CLK_TCK)
-NCPU=$(nproc)
-sys_busy_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9}' /proc/stat; }
-# user+nice+system only: interrupt/softirq time (loopback delivery) belongs to no process.
-sys_proc_ticks() { awk '/^cpu / {print $2+$3+$4}' /proc/stat; }
-sys_total_ticks() { awk '/^cpu / {print $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
-pids_ticks() { # utime+stime of the given pids (all their threads)
-  local t=0 p v
-  for p in "$@"; do v=$(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}') && [[ -n $v ]] && t=$((t + v)); done
-  echo "$t"
-}
-children_secs_of() { # user+sys of this shell's reaped children, from `times` output
-  tail -n1 "$1" | awk '{s = 0; for (i = 1; i <= NF; i++) {split($i, a, "m"); s += a[1] * 60 + a[2]}; printf "%.3f", s}'
-}
-busy_pct() {
-  local b0 t0 b1 t1
-  b0=$(sys_busy_ticks); t0=$(sys_total_ticks); sleep 1; b1=$(sys_busy_ticks); t1=$(sys_total_ticks)
-  echo $(((t1 - t0) > 0 ? 100 * (b1 - b0) / (t1 - t0) : 0))
-}
-wait_quiet() {
-  local p waited=0
-  while p=$(busy_pct); ((p > QUIET_PCT && waited < QUIET_WAIT)); do
-    ((waited == 0)) && printf '(machine busy: %s%% of all cores; waiting up to %ss for other work to finish)\n' "$p" "$QUIET_WAIT"
-    waited=$((waited + 1))
-  done
-  ((p > QUIET_PCT)) && printf '(still %s%% busy after %ss; measuring anyway, see "other")\n' "$p" "$QUIET_WAIT"
-  return 0
-}
+# ---- CPU accounting (bench/lib.sh): is someone else using the machine? -------
+. "$ROOT/bench/lib.sh"
 alive() {
   kill -0 "$RELAY_PID" 2>/dev/null || die "the relay (pid $RELAY_PID) exited: $(tail -n 2 "$TMP/relay.log" | cut -c1-300)"
   kill -0 "$SINK_PID" 2>/dev/null || die "smtp-sink (pid $SINK_PID) exited: $(tail -n 2 "$TMP/sink.log")"
@@ -136,7 +109,6 @@ alive() {
 }
 rss_kib() { alive; awk '/^VmRSS:/ {print $2}' "/proc/$RELAY_PID/status"; }
 hwm_kib() { alive; awk '/^VmHWM:/ {print $2}' "/proc/$RELAY_PID/status"; }
-mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 H="$HERE/helper.mjs"
 # jf JSON KEY…: the keys' values on one line (objects as JSON).
 jf() { node -e 'const o = JSON.parse(process.argv[1]); console.log(process.argv.slice(2).map((k) => { const v = o[k] ?? ""; return typeof v === "object" ? JSON.stringify(v) : v; }).join(" "))' "$@"; }
