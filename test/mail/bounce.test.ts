@@ -2,22 +2,17 @@
 // mailbox (a second sink, reached through a rule for the sender's domain), and per-recipient
 // outcomes when the provider refuses some recipients at RCPT TO. Real sockets throughout.
 import { expect } from 'chai';
-import { client, configure, deadPort, eventually, mail, message, queuedIds, sink, startRelay, type Received, type RelayFixture, type Sink } from './helpers.js';
+import { client, configure, deadPort, eventually, mail, message, queuedIds, sinkSet, startRelay, type Received, type RelayFixture, type Sink } from './helpers.js';
 
 describe('mail: bounces (DSN to the sender) and per-recipient outcomes', function () {
   let r: RelayFixture | undefined;
-  const sinks: Sink[] = [];
-  const newSink = async (port?: number) => {
-    const s = sink();
-    sinks.push(s);
-    await s.listen(port);
-    return s;
-  };
+  const sinks = sinkSet();
+  const newSink = sinks.start;
 
   afterEach(async () => {
     await r?.close();
     r = undefined;
-    await Promise.all(sinks.splice(0).map((s) => s.close()));
+    await sinks.closeAll();
   });
 
   /** The relay with `providers` (the first is the catch-all) and the sender's mailbox `home`, routed by a rule for example.com. */

@@ -2,6 +2,7 @@
 // only DNSPROXY_API_URL and DNSPROXY_TOKEN from the DNSPROXY_* environment, `stdin` piped in.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { ApiFixture } from '../helpers/api.js';
 
 const ENTRY = fileURLToPath(new URL('./cli-entry.ts', import.meta.url));
 
@@ -22,4 +23,10 @@ export function runCli(api: { url: string; token: string }, args: string[], stdi
     p.stdin.end(stdin);
     p.once('exit', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** Makes the fixture's API listen on a free loopback port, as the CLI needs; returns its URL. */
+export async function listenApi(f: ApiFixture): Promise<string> {
+  await f.app.listen({ host: '127.0.0.1', port: 0 });
+  return `http://127.0.0.1:${(f.app.server.address() as { port: number }).port}`;
 }

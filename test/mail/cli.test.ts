@@ -3,8 +3,7 @@
 import { expect } from 'chai';
 import { MessageStore } from '../../src/mail/messages.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
-import { runCli } from './cli-run.js';
-
+import { listenApi, runCli } from './cli-run.js';
 
 describe('mail: admin CLI', function () {
   let f: ApiFixture;
@@ -12,8 +11,7 @@ describe('mail: admin CLI', function () {
 
   before(async () => {
     f = await apiFixture();
-    await f.app.listen({ host: '127.0.0.1', port: 0 });
-    url = `http://127.0.0.1:${(f.app.server.address() as { port: number }).port}`;
+    url = await listenApi(f);
   });
   after(async () => f.close());
 

@@ -2,22 +2,17 @@
 // provider is down, refuses, or keeps failing; and a lease left by a crashed relay.
 import { expect } from 'chai';
 import { tempDir } from '../helpers/tmp.js';
-import { client, configure, deadPort, eventually, mail, message, queuedIds, sink, startRelay, type RelayFixture, type Sink } from './helpers.js';
+import { client, configure, deadPort, eventually, mail, message, queuedIds, sinkSet, startRelay, type RelayFixture, type Sink } from './helpers.js';
 
 describe('mail: delivery (retries, bounces, fallback, leases)', function () {
   let r: RelayFixture | undefined;
-  const sinks: Sink[] = [];
-  const newSink = async (port?: number) => {
-    const s = sink();
-    sinks.push(s);
-    await s.listen(port);
-    return s;
-  };
+  const sinks = sinkSet();
+  const newSink = sinks.start;
 
   afterEach(async () => {
     await r?.close();
     r = undefined;
-    await Promise.all(sinks.splice(0).map((s) => s.close()));
+    await sinks.closeAll();
   });
 
   it('provider down: the message is deferred with the connection error logged, then delivered once the provider is up', async () => {

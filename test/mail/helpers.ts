@@ -94,6 +94,20 @@ export function sink(): Sink {
   return s;
 }
 
+/** The sinks one test starts: `start(port?)` listens (on `port` to bring a "down" provider up), `closeAll()` in afterEach. */
+export function sinkSet(): { start(port?: number): Promise<Sink>; closeAll(): Promise<void> } {
+  const started: Sink[] = [];
+  return {
+    async start(port?: number) {
+      const s = sink();
+      started.push(s);
+      await s.listen(port);
+      return s;
+    },
+    closeAll: async () => void (await Promise.all(started.splice(0).map((s) => s.close()))),
+  };
+}
+
 /** A port nothing listens on (bound, then released). */
 export async function deadPort(): Promise<number> {
   const s = sink();

@@ -8,7 +8,7 @@ import { Authenticator } from '../../src/mail/auth.js';
 import { selfSignedCert } from '../../src/mail/cert.js';
 import { MailStore } from '../../src/mail/store.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
-import { runCli } from './cli-run.js';
+import { listenApi, runCli } from './cli-run.js';
 import { tempDir } from '../helpers/tmp.js';
 import { ACCOUNT, HOSTNAME } from './helpers.js';
 
@@ -22,8 +22,7 @@ describe('mail: admin CLI for API keys and the certificate', function () {
 
   before(async () => {
     f = await apiFixture();
-    await f.app.listen({ host: '127.0.0.1', port: 0 });
-    url = `http://127.0.0.1:${(f.app.server.address() as { port: number }).port}`;
+    url = await listenApi(f);
     store = new MailStore(f.db);
     await store.addAccount(ACCOUNT);
     files = tempDir('dnsproxy-cert-files-');

@@ -2,8 +2,7 @@
 // (a real process against the API on a loopback port). API keys are write-only.
 import { expect } from 'chai';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
-import { runCli } from './cli-run.js';
-
+import { listenApi, runCli } from './cli-run.js';
 
 describe('mail: mx and http providers in the API and the CLI', function () {
   let f: ApiFixture;
@@ -11,8 +10,7 @@ describe('mail: mx and http providers in the API and the CLI', function () {
 
   before(async () => {
     f = await apiFixture();
-    await f.app.listen({ host: '127.0.0.1', port: 0 });
-    url = `http://127.0.0.1:${(f.app.server.address() as { port: number }).port}`;
+    url = await listenApi(f);
   });
   after(async () => f.close());
 

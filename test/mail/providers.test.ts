@@ -14,7 +14,7 @@ import { ZoneIndex } from '../../src/dns/zone.js';
 import { memoryResolver, systemResolver } from '../../src/mail/resolver.js';
 import type { MxResolver } from '../../src/mail/mx.js';
 import type { ProviderConfig } from '../../src/mail/schema.js';
-import { ACCOUNT, client, eventually, mail, message, queuedIds, sink, startRelay, type Received, type RelayFixture, type Sink } from './helpers.js';
+import { ACCOUNT, client, eventually, mail, message, queuedIds, sinkSet, startRelay, type Received, type RelayFixture, type Sink } from './helpers.js';
 
 /** A port free on 127.0.0.1 (a sink's) is one nothing listens on at 127.0.0.2: the "down" MX host. */
 const DOWN = '127.0.0.2';
@@ -77,21 +77,16 @@ function deliveryStatus(dsn: Received): string {
 describe('mail: mx and http providers', function () {
   let r: RelayFixture | undefined;
   let dns: DnsServer | undefined;
-  const sinks: Sink[] = [];
+  const sinks = sinkSet();
   const closers: (() => Promise<void>)[] = [];
-  const newSink = async () => {
-    const s = sink();
-    sinks.push(s);
-    await s.listen();
-    return s;
-  };
+  const newSink = () => sinks.start();
 
   afterEach(async () => {
     await r?.close();
     r = undefined;
     await dns?.stop();
     dns = undefined;
-    await Promise.all([...sinks.splice(0).map((s) => s.close()), ...closers.splice(0).map((c) => c())]);
+    await Promise.all([sinks.closeAll(), ...closers.splice(0).map((c) => c())]);
   });
 
   /** A relay whose catch-all rule uses provider `out`, and whose sender mailbox (example.com, for DSNs) is the sink `home`. */
