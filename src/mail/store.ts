@@ -32,14 +32,8 @@ export interface DkimKey {
   private_key: string;
 }
 
-interface KeyRow {
-  id: string;
-  account: string;
-  label: string;
-  created_at: string;
-  last_used_at: string | null;
-  expires_at: string | null;
-}
+/** A mail_account_keys row as read for lists: KeyInfo before its state is worked out. */
+type KeyRow = Omit<KeyInfo, 'state'>;
 
 /** Where STARTTLS certificates come from, in order of precedence (tls.ts). */
 export type TlsSource = 'operator' | 'configured' | 'self-signed';
