@@ -8,8 +8,7 @@
 //   its message becomes final.
 import { randomBytes } from 'node:crypto';
 import { AppError } from '../errors.js';
-import type { Db } from '../store/db.js';
-import type { Statement } from 'better-sqlite3';
+import { prepared, type Db } from '../store/db.js';
 import { domainOf, FINAL_STATUSES, messageRow, type Attempt, type Delivery, type Message, type MessageSource, type MessageStatus } from './schema.js';
 
 export interface NewMessage {
@@ -40,7 +39,15 @@ export interface Settled {
   dsn?: Buffer;
 }
 
-const newId = () => randomBytes(8).toString('hex');
+/** Random bytes for ids, drawn 4 KiB at a time (a randomBytes() call per id was ~3 % of accepting). */
+let idPool = Buffer.alloc(0);
+let idAt = 0;
+/** 16 random hex characters. */
+const newId = () => {
+  if (idAt + 8 > idPool.length) [idPool, idAt] = [randomBytes(4096), 0];
+  idAt += 8;
+  return idPool.toString('hex', idAt - 8, idAt);
+};
 
 export class MessageStore {
   constructor(
@@ -80,17 +87,8 @@ export class MessageStore {
     batch.forEach((p, i) => p.resolve(ids[i]!));
   }
 
-  private statements?: { body: Statement; message: Statement };
-
   /** Inside a transaction: the body row and one message row per recipient domain. */
   private insert(m: NewMessage, nowMs: number): string[] {
-    this.statements ??= {
-      body: this.db.prepare('INSERT INTO mail_bodies (id, raw) VALUES (?, ?)'),
-      message: this.db.prepare(
-        `INSERT INTO mail_messages (id, body_id, account, mail_from, rcpt_to, recipient_domain, size, status, created_at_ms, next_attempt_at, updated_at_ms, source)
-         VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`,
-      ),
-    };
     const byDomain = new Map<string, string[]>();
     for (const rcpt of m.rcptTo) {
       const d = domainOf(rcpt);
@@ -99,10 +97,15 @@ export class MessageStore {
       else byDomain.set(d, [rcpt]);
     }
     const bodyId = this.id();
-    this.statements.body.run(bodyId, m.raw);
+    prepared(this.db, 'INSERT INTO mail_bodies (id, raw) VALUES (?, ?)').run(bodyId, m.raw);
+    const insert = prepared(
+      this.db,
+      `INSERT INTO mail_messages (id, body_id, account, mail_from, rcpt_to, recipient_domain, size, status, created_at_ms, next_attempt_at, updated_at_ms, source)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)`,
+    );
     return [...byDomain].map(([domain, rcpts]) => {
       const id = this.id();
-      this.statements!.message.run(id, bodyId, m.account, m.mailFrom, JSON.stringify(rcpts), domain, m.raw.length, nowMs, nowMs, nowMs, m.source ?? 'submission');
+      insert.run(id, bodyId, m.account, m.mailFrom, JSON.stringify(rcpts), domain, m.raw.length, nowMs, nowMs, nowMs, m.source ?? 'submission');
       return id;
     });
   }
@@ -111,7 +114,8 @@ export class MessageStore {
   claim(owner: string, limit: number, nowMs: number, leaseMs: number): Message[] {
     // One indexed, limited pick per status (index status, next_attempt_at): an OR over the statuses
     // made SQLite sort the whole due backlog on every claim (0.76 ms at 5,000 waiting, vs 0.008).
-    this.claimStatement ??= this.db.prepare(
+    const claim = prepared(
+      this.db,
       `UPDATE mail_messages SET status = 'sending', lease_owner = @owner, lease_until = @until, updated_at_ms = @now
        WHERE id IN (
          SELECT id FROM (
@@ -123,12 +127,9 @@ export class MessageStore {
          ORDER BY next_attempt_at LIMIT @limit)
        RETURNING *`,
     );
-    const rows = this.claimStatement.all({ owner, until: nowMs + leaseMs, now: nowMs, limit });
+    const rows = claim.all({ owner, until: nowMs + leaseMs, now: nowMs, limit });
     return rows.map((r) => messageRow.parse(r));
   }
-
-  private claimStatement?: Statement;
-
 
   /**
    * Ends now the leases of every owner `gone` says can never finish (a relay on this host that was
@@ -137,7 +138,7 @@ export class MessageStore {
    */
   releaseLeases(gone: (owner: string) => boolean, nowMs: number): number {
     const owners = this.db.prepare(`SELECT DISTINCT lease_owner FROM mail_messages WHERE status = 'sending' AND lease_until >= ?`).pluck().all(nowMs) as (string | null)[];
-    const end = this.db.prepare(`UPDATE mail_messages SET lease_until = ? WHERE status = 'sending' AND lease_owner = ?`);
+    const end = prepared(this.db, `UPDATE mail_messages SET lease_until = ? WHERE status = 'sending' AND lease_owner = ?`);
     let released = 0;
     for (const owner of owners) if (owner !== null && gone(owner)) released += end.run(nowMs - 1, owner).changes;
     return released;
@@ -145,13 +146,13 @@ export class MessageStore {
 
   /** Extends `owner`'s leases on `ids` (a delivery still in flight). */
   renew(owner: string, ids: readonly string[], untilMs: number): void {
-    const stmt = this.db.prepare(`UPDATE mail_messages SET lease_until = ? WHERE id = ? AND lease_owner = ? AND status = 'sending'`);
+    const stmt = prepared(this.db, `UPDATE mail_messages SET lease_until = ? WHERE id = ? AND lease_owner = ? AND status = 'sending'`);
     this.db.transaction(() => ids.forEach((id) => stmt.run(untilMs, id, owner)))();
   }
 
   /** The raw message (headers + body) as accepted; undefined once purged. */
   body(bodyId: string): Buffer | undefined {
-    return (this.db.prepare('SELECT raw FROM mail_bodies WHERE id = ?').get(bodyId) as { raw: Buffer } | undefined)?.raw;
+    return (prepared(this.db, 'SELECT raw FROM mail_bodies WHERE id = ?').get(bodyId) as { raw: Buffer } | undefined)?.raw;
   }
 
   /**
@@ -174,25 +175,25 @@ export class MessageStore {
   settle(id: string, owner: string, self: Settled, splits: readonly (Settled & { rcpt_to: string[]; attempt: Attempt })[], nowMs: number): boolean {
     return this.db
       .transaction(() => {
-        const changed = this.db
-          .prepare(
-            `UPDATE mail_messages SET status = ?, attempts = attempts + ?, next_attempt_at = ?, lease_until = NULL, lease_owner = NULL,
-               provider = coalesce(?, provider), last_error = ?, updated_at_ms = ?, rcpt_to = coalesce(?, rcpt_to)
-             WHERE id = ? AND lease_owner = ? AND status = 'sending'`,
-          )
-          .run(self.next.status, self.attempt ? 1 : 0, self.next.next_attempt_at, self.next.provider, self.next.last_error, nowMs, self.rcpt_to ? JSON.stringify(self.rcpt_to) : null, id, owner).changes;
+        const changed = prepared(
+          this.db,
+          `UPDATE mail_messages SET status = ?, attempts = attempts + ?, next_attempt_at = ?, lease_until = NULL, lease_owner = NULL,
+             provider = coalesce(?, provider), last_error = ?, updated_at_ms = ?, rcpt_to = coalesce(?, rcpt_to)
+           WHERE id = ? AND lease_owner = ? AND status = 'sending'`,
+        )
+        .run(self.next.status, self.attempt ? 1 : 0, self.next.next_attempt_at, self.next.provider, self.next.last_error, nowMs, self.rcpt_to ? JSON.stringify(self.rcpt_to) : null, id, owner).changes;
         if (!changed) return false;
         const parent = this.get(id)!;
         this.log(id, self.attempt, nowMs);
         if (self.dsn) this.queueDsn(parent, id, self.dsn, nowMs);
         for (const s of splits) {
           const splitId = this.id();
-          this.db
-            .prepare(
-              `INSERT INTO mail_messages (id, body_id, account, mail_from, rcpt_to, recipient_domain, size, status, attempts, created_at_ms, next_attempt_at, provider, last_error, updated_at_ms, parent_id, source)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-            )
-            .run(splitId, parent.body_id, parent.account, parent.mail_from, JSON.stringify(s.rcpt_to), parent.recipient_domain, parent.size, s.next.status, parent.attempts, parent.created_at_ms, s.next.next_attempt_at, s.next.provider, s.next.last_error, nowMs, id, parent.source);
+          prepared(
+            this.db,
+            `INSERT INTO mail_messages (id, body_id, account, mail_from, rcpt_to, recipient_domain, size, status, attempts, created_at_ms, next_attempt_at, provider, last_error, updated_at_ms, parent_id, source)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          )
+          .run(splitId, parent.body_id, parent.account, parent.mail_from, JSON.stringify(s.rcpt_to), parent.recipient_domain, parent.size, s.next.status, parent.attempts, parent.created_at_ms, s.next.next_attempt_at, s.next.provider, s.next.last_error, nowMs, id, parent.source);
           this.log(splitId, s.attempt, nowMs);
           if (s.dsn) this.queueDsn(parent, splitId, s.dsn, nowMs);
         }
@@ -204,50 +205,48 @@ export class MessageStore {
 
   private log(id: string, attempt: Attempt | null, nowMs: number): void {
     if (attempt)
-      this.db
-        .prepare('INSERT INTO mail_deliveries (message_id, at_ms, provider, outcome, code, response, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      prepared(this.db, 'INSERT INTO mail_deliveries (message_id, at_ms, provider, outcome, code, response, duration_ms) VALUES (?, ?, ?, ?, ?, ?, ?)')
         .run(id, nowMs, attempt.provider, attempt.outcome, attempt.code, attempt.response, attempt.duration_ms);
   }
 
   /** Queues `raw` from `<>` to `about`'s sender, routed as mail of the sender's account (outgoing: source `submission`, also for inbound mail). */
   private queueDsn(about: Message, aboutId: string, raw: Buffer, nowMs: number): void {
     const bodyId = this.id();
-    this.db.prepare('INSERT INTO mail_bodies (id, raw) VALUES (?, ?)').run(bodyId, raw);
-    this.db
-      .prepare(
-        `INSERT INTO mail_messages (id, body_id, account, mail_from, rcpt_to, recipient_domain, size, status, created_at_ms, next_attempt_at, updated_at_ms, parent_id)
-         VALUES (?, ?, ?, '', ?, ?, ?, 'queued', ?, ?, ?, ?)`,
-      )
-      .run(this.id(), bodyId, about.account, JSON.stringify([about.mail_from]), domainOf(about.mail_from), raw.length, nowMs, nowMs, nowMs, aboutId);
+    prepared(this.db, 'INSERT INTO mail_bodies (id, raw) VALUES (?, ?)').run(bodyId, raw);
+    prepared(
+      this.db,
+      `INSERT INTO mail_messages (id, body_id, account, mail_from, rcpt_to, recipient_domain, size, status, created_at_ms, next_attempt_at, updated_at_ms, parent_id)
+       VALUES (?, ?, ?, '', ?, ?, ?, 'queued', ?, ?, ?, ?)`,
+    )
+    .run(this.id(), bodyId, about.account, JSON.stringify([about.mail_from]), domainOf(about.mail_from), raw.length, nowMs, nowMs, nowMs, aboutId);
   }
 
   private purgeBody(id: string): void {
-    const { body_id } = this.db.prepare('SELECT body_id FROM mail_messages WHERE id = ?').get(id) as { body_id: string | null };
+    const { body_id } = prepared(this.db, 'SELECT body_id FROM mail_messages WHERE id = ?').get(id) as { body_id: string | null };
     if (!body_id) return;
-    const pending = this.db
-      .prepare(`SELECT count(*) AS n FROM mail_messages WHERE body_id = ? AND status NOT IN (${[...FINAL_STATUSES].map(() => '?').join(', ')})`)
+    const pending = prepared(this.db, `SELECT count(*) AS n FROM mail_messages WHERE body_id = ? AND status NOT IN (${[...FINAL_STATUSES].map(() => '?').join(', ')})`)
       .get(body_id, ...FINAL_STATUSES) as { n: number };
     if (pending.n) return;
-    this.db.prepare('UPDATE mail_messages SET body_id = NULL WHERE body_id = ?').run(body_id);
-    this.db.prepare('DELETE FROM mail_bodies WHERE id = ?').run(body_id);
+    prepared(this.db, 'UPDATE mail_messages SET body_id = NULL WHERE body_id = ?').run(body_id);
+    prepared(this.db, 'DELETE FROM mail_bodies WHERE id = ?').run(body_id);
   }
 
   get(id: string): Message | undefined {
-    const row = this.db.prepare('SELECT * FROM mail_messages WHERE id = ?').get(id);
+    const row = prepared(this.db, 'SELECT * FROM mail_messages WHERE id = ?').get(id);
     return row === undefined ? undefined : messageRow.parse(row);
   }
 
   /** Newest first. */
   list(filter: { status?: MessageStatus; limit?: number } = {}): Message[] {
     const rows = filter.status
-      ? this.db.prepare('SELECT * FROM mail_messages WHERE status = ? ORDER BY created_at_ms DESC, id LIMIT ?').all(filter.status, filter.limit ?? 100)
-      : this.db.prepare('SELECT * FROM mail_messages ORDER BY created_at_ms DESC, id LIMIT ?').all(filter.limit ?? 100);
+      ? prepared(this.db, 'SELECT * FROM mail_messages WHERE status = ? ORDER BY created_at_ms DESC, id LIMIT ?').all(filter.status, filter.limit ?? 100)
+      : prepared(this.db, 'SELECT * FROM mail_messages ORDER BY created_at_ms DESC, id LIMIT ?').all(filter.limit ?? 100);
     return rows.map((r) => messageRow.parse(r));
   }
 
   /** The delivery log of one message, oldest first. */
   deliveries(messageId: string): Delivery[] {
-    return this.db.prepare('SELECT * FROM mail_deliveries WHERE message_id = ? ORDER BY id').all(messageId) as Delivery[];
+    return prepared(this.db, 'SELECT * FROM mail_deliveries WHERE message_id = ? ORDER BY id').all(messageId) as Delivery[];
   }
 
   // ---- operator actions (API, CLI) ----
@@ -264,8 +263,7 @@ export class MessageStore {
         if (!m) throw new AppError('not_found', `no message ${id}`);
         const to = operatorAction(m, action, nowMs);
         if (typeof to === 'string') throw new AppError('conflict', `message ${id}: ${to}`);
-        this.db
-          .prepare(`UPDATE mail_messages SET status = ?, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL, updated_at_ms = ? WHERE id = ?`)
+        prepared(this.db, `UPDATE mail_messages SET status = ?, next_attempt_at = ?, lease_owner = NULL, lease_until = NULL, updated_at_ms = ? WHERE id = ?`)
           .run(to.status, to.next_attempt_at, nowMs, id);
         return this.get(id)!;
       })
@@ -283,10 +281,10 @@ export class MessageStore {
         const m = this.get(id);
         if (!m) throw new AppError('not_found', `no message ${id}`);
         if (inFlight(m, nowMs)) throw new AppError('conflict', `message ${id}: ${IN_FLIGHT}`);
-        this.db.prepare('DELETE FROM mail_deliveries WHERE message_id = ?').run(id);
-        this.db.prepare('DELETE FROM mail_messages WHERE id = ?').run(id);
-        if (m.body_id && !this.db.prepare('SELECT 1 FROM mail_messages WHERE body_id = ? LIMIT 1').get(m.body_id))
-          this.db.prepare('DELETE FROM mail_bodies WHERE id = ?').run(m.body_id);
+        prepared(this.db, 'DELETE FROM mail_deliveries WHERE message_id = ?').run(id);
+        prepared(this.db, 'DELETE FROM mail_messages WHERE id = ?').run(id);
+        if (m.body_id && !prepared(this.db, 'SELECT 1 FROM mail_messages WHERE body_id = ? LIMIT 1').get(m.body_id))
+          prepared(this.db, 'DELETE FROM mail_bodies WHERE id = ?').run(m.body_id);
       })
       .immediate();
   }

@@ -3,7 +3,7 @@
 // applies to the next connection or attempt without a restart. Every write is one statement.
 import { randomBytes } from 'node:crypto';
 import { AppError, fieldError } from '../errors.js';
-import type { Db } from '../store/db.js';
+import { prepared, type Db } from '../store/db.js';
 import { keyHash, keyState, newKey, rotationPlan } from './apikeys.js';
 import { hashPassword } from './password.js';
 import type { z } from 'zod';
@@ -51,6 +51,34 @@ export interface PresentedCert {
   since_ms: number;
 }
 
+/**
+ * The settings the relay reads per message, as last read; valid while mail_settings_version is `v`
+ * (migration 8: triggers bump it on every write to them, from any connection).
+ */
+interface SettingsCache {
+  v: number;
+  accounts: Map<string, Account | undefined>;
+  rules?: Rule[];
+  providers: Map<string, Provider | undefined>;
+  dkim: Map<string, DkimKey | undefined>;
+  /** Key id → expires_at (null: never), undefined when the key is gone. */
+  keyExpiry: Map<string, string | null | undefined>;
+}
+const emptyCache = (v: number): SettingsCache => ({ v, accounts: new Map(), providers: new Map(), dkim: new Map(), keyExpiry: new Map() });
+/** Entries per map at most: past it the map starts over (bounds memory, not correctness). */
+const CACHE_MAX = 10_000;
+
+/** `map`'s entry for `key`, read with `load` on a miss. */
+function through<K, V>(map: Map<K, V>, key: K, load: () => V): V {
+  if (map.has(key)) return map.get(key) as V;
+  if (map.size >= CACHE_MAX) map.clear();
+  const v = load();
+  map.set(key, v);
+  return v;
+}
+
+const caches = new WeakMap<Db, { cache: SettingsCache; checked: boolean }>();
+
 const isUnique = (e: unknown) => (e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE' || (e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 
 export class MailStore {
@@ -58,6 +86,31 @@ export class MailStore {
     private readonly db: Db,
     private readonly now: () => Date = () => new Date(),
   ) {}
+
+  /**
+   * The cache (shared by the MailStores on this connection), emptied first when the settings
+   * changed since it was filled. The version is read once per event-loop turn (a read costs
+   * ~12 µs, and a message asks 4 times): a change committed before a client's command arrived is
+   * seen when that command is handled, and this connection's own writes (write()) at once.
+   */
+  private cached(): SettingsCache {
+    let state = caches.get(this.db);
+    if (!state) caches.set(this.db, (state = { cache: emptyCache(-1), checked: false }));
+    if (state.checked) return state.cache;
+    const { v } = prepared(this.db, 'SELECT v FROM mail_settings_version WHERE id = 1').get() as { v: number };
+    if (v !== state.cache.v) state.cache = emptyCache(v);
+    state.checked = true;
+    const s = state;
+    setImmediate(() => (s.checked = false));
+    return state.cache;
+  }
+
+  /** A statement that changes settings: the cache looks at the version again on its next read. */
+  private write(sql: string) {
+    const state = caches.get(this.db);
+    if (state) state.checked = false;
+    return prepared(this.db, sql);
+  }
 
   // ---- accounts ----
 
@@ -67,8 +120,7 @@ export class MailStore {
     const at = this.now().toISOString();
     const domains = JSON.stringify([...new Set(input.allowed_domains)].sort());
     try {
-      this.db
-        .prepare('INSERT INTO mail_accounts (name, email, password_hash, allowed_domains, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
+      this.write('INSERT INTO mail_accounts (name, email, password_hash, allowed_domains, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)')
         .run(input.name, input.email, hash, domains, at, at);
     } catch (e) {
       if (isUnique(e)) throw new AppError('conflict', `an account named ${input.name} or with email ${input.email} exists`);
@@ -78,23 +130,28 @@ export class MailStore {
   }
 
   accounts(): Account[] {
-    return (this.db.prepare('SELECT * FROM mail_accounts ORDER BY name').all() as AccountRow[]).map(account);
+    return (prepared(this.db, 'SELECT * FROM mail_accounts ORDER BY name').all() as AccountRow[]).map(account);
   }
 
+  /** Cached: the relay asks at every MAIL FROM, RCPT TO and end of DATA. Do not modify the result. */
   account(name: string): Account | undefined {
-    const row = this.db.prepare('SELECT * FROM mail_accounts WHERE name = ?').get(name) as AccountRow | undefined;
+    return through(this.cached().accounts, name, () => this.readAccount(name));
+  }
+
+  private readAccount(name: string): Account | undefined {
+    const row = prepared(this.db, 'SELECT * FROM mail_accounts WHERE name = ?').get(name) as AccountRow | undefined;
     return row && account(row);
   }
 
   /** The account an SMTP username (account name or email) logs in as, with its password hash. */
   login(username: string): { account: Account; hash: string } | undefined {
     const u = username.toLowerCase();
-    const row = this.db.prepare('SELECT * FROM mail_accounts WHERE name = ? OR email = ?').get(u, u) as AccountRow | undefined;
+    const row = prepared(this.db, 'SELECT * FROM mail_accounts WHERE name = ? OR email = ?').get(u, u) as AccountRow | undefined;
     return row && { account: account(row), hash: row.password_hash };
   }
 
   removeAccount(name: string): void {
-    if (this.db.prepare('DELETE FROM mail_accounts WHERE name = ?').run(name).changes === 0) throw new AppError('not_found', `no account ${name}`);
+    if (this.write('DELETE FROM mail_accounts WHERE name = ?').run(name).changes === 0) throw new AppError('not_found', `no account ${name}`);
   }
 
   // ---- providers ----
@@ -104,22 +161,26 @@ export class MailStore {
   putProvider(input: { name: string; config: z.input<typeof providerConfig> }): Provider {
     const config = providerConfig.parse(input.config);
     const at = this.now().toISOString();
-    this.db
-      .prepare(
-        `INSERT INTO mail_providers (name, type, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (name) DO UPDATE SET type = excluded.type, config = excluded.config, updated_at = excluded.updated_at`,
-      )
-      .run(input.name, config.type, JSON.stringify(config), at, at);
+    this.write(
+      `INSERT INTO mail_providers (name, type, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET type = excluded.type, config = excluded.config, updated_at = excluded.updated_at`,
+    )
+    .run(input.name, config.type, JSON.stringify(config), at, at);
     return { name: input.name, config };
   }
 
   providers(): Provider[] {
-    const rows = this.db.prepare('SELECT name, config FROM mail_providers ORDER BY name').all() as { name: string; config: string }[];
+    const rows = prepared(this.db, 'SELECT name, config FROM mail_providers ORDER BY name').all() as { name: string; config: string }[];
     return rows.map((r) => ({ name: r.name, config: providerConfig.parse(JSON.parse(r.config)) }));
   }
 
+  /** Cached, like account(). */
   provider(name: string): Provider | undefined {
-    const row = this.db.prepare('SELECT config FROM mail_providers WHERE name = ?').get(name) as { config: string } | undefined;
+    return through(this.cached().providers, name, () => this.readProvider(name));
+  }
+
+  private readProvider(name: string): Provider | undefined {
+    const row = prepared(this.db, 'SELECT config FROM mail_providers WHERE name = ?').get(name) as { config: string } | undefined;
     return row && { name, config: providerConfig.parse(JSON.parse(row.config)) };
   }
 
@@ -127,7 +188,7 @@ export class MailStore {
   removeProvider(name: string): void {
     const used = this.rules().filter((r) => r.provider === name || r.fallback_provider === name);
     if (used.length) throw new AppError('conflict', `provider ${name} is used by rule(s) ${used.map((r) => r.id).join(', ')}; remove them first`);
-    if (this.db.prepare('DELETE FROM mail_providers WHERE name = ?').run(name).changes === 0) throw new AppError('not_found', `no provider ${name}`);
+    if (this.write('DELETE FROM mail_providers WHERE name = ?').run(name).changes === 0) throw new AppError('not_found', `no provider ${name}`);
   }
 
   // ---- rules ----
@@ -139,39 +200,46 @@ export class MailStore {
       if (name !== null && !this.provider(name)) throw fieldError(field, `no provider named ${name}`);
     }
     const rule: Rule = { ...input, id: randomBytes(4).toString('hex') };
-    this.db
-      .prepare(
-        `INSERT INTO mail_rules (id, priority, sender_domain, recipient_domain, account, provider, fallback_provider, created_at)
-         VALUES (@id, @priority, @sender_domain, @recipient_domain, @account, @provider, @fallback_provider, @created_at)`,
-      )
-      .run({ ...rule, created_at: this.now().toISOString() });
+    this.write(
+      `INSERT INTO mail_rules (id, priority, sender_domain, recipient_domain, account, provider, fallback_provider, created_at)
+       VALUES (@id, @priority, @sender_domain, @recipient_domain, @account, @provider, @fallback_provider, @created_at)`,
+    )
+    .run({ ...rule, created_at: this.now().toISOString() });
     return rule;
   }
 
-  /** Rules in evaluation order: priority, then creation. */
-  rules(): Rule[] {
-    return this.db
-      .prepare('SELECT id, priority, sender_domain, recipient_domain, account, provider, fallback_provider FROM mail_rules ORDER BY priority, created_at, id')
+  /** Rules in evaluation order: priority, then creation. Cached, like account(). */
+  rules(): readonly Rule[] {
+    const cache = this.cached();
+    return (cache.rules ??= this.readRules());
+  }
+
+  private readRules(): Rule[] {
+    return prepared(this.db, 'SELECT id, priority, sender_domain, recipient_domain, account, provider, fallback_provider FROM mail_rules ORDER BY priority, created_at, id')
       .all() as Rule[];
   }
 
   removeRule(id: string): void {
-    if (this.db.prepare('DELETE FROM mail_rules WHERE id = ?').run(id).changes === 0) throw new AppError('not_found', `no rule ${id}`);
+    if (this.write('DELETE FROM mail_rules WHERE id = ?').run(id).changes === 0) throw new AppError('not_found', `no rule ${id}`);
   }
 
   // ---- DKIM keys ----
 
   putDkimKey(key: DkimKey): void {
-    this.db
-      .prepare(
-        `INSERT INTO mail_dkim_keys (domain, selector, private_key, created_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (domain) DO UPDATE SET selector = excluded.selector, private_key = excluded.private_key`,
-      )
-      .run(key.domain, key.selector, key.private_key, this.now().toISOString());
+    this.write(
+      `INSERT INTO mail_dkim_keys (domain, selector, private_key, created_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (domain) DO UPDATE SET selector = excluded.selector, private_key = excluded.private_key`,
+    )
+    .run(key.domain, key.selector, key.private_key, this.now().toISOString());
   }
 
+  /** Cached, like account(). */
   dkimKey(domain: string): DkimKey | undefined {
-    return this.db.prepare('SELECT domain, selector, private_key FROM mail_dkim_keys WHERE domain = ?').get(domain) as DkimKey | undefined;
+    return through(this.cached().dkim, domain, () => this.readDkimKey(domain));
+  }
+
+  private readDkimKey(domain: string): DkimKey | undefined {
+    return prepared(this.db, 'SELECT domain, selector, private_key FROM mail_dkim_keys WHERE domain = ?').get(domain) as DkimKey | undefined;
   }
 
   // ---- account API keys (apikeys.ts: format, hash, rotation rules) ----
@@ -187,14 +255,13 @@ export class MailStore {
   /** The account's keys, oldest first (404 for an unknown account). Never the key or its hash. */
   keys(account: string): KeyInfo[] {
     this.requireAccount(account);
-    const rows = this.db.prepare('SELECT id, account, label, created_at, last_used_at, expires_at FROM mail_account_keys WHERE account = ? ORDER BY created_at, id').all(account) as KeyRow[];
+    const rows = prepared(this.db, 'SELECT id, account, label, created_at, last_used_at, expires_at FROM mail_account_keys WHERE account = ? ORDER BY created_at, id').all(account) as KeyRow[];
     return rows.map((r) => this.keyInfo(r));
   }
 
   private insertKey(account: string, label: string, expiresAt: string | null, made: { id: string; key: string }): KeyInfo {
     const row: KeyRow = { id: made.id, account, label, created_at: this.now().toISOString(), last_used_at: null, expires_at: expiresAt };
-    this.db
-      .prepare('INSERT INTO mail_account_keys (id, account, label, hash, created_at, expires_at) VALUES (@id, @account, @label, @hash, @created_at, @expires_at)')
+    this.write('INSERT INTO mail_account_keys (id, account, label, hash, created_at, expires_at) VALUES (@id, @account, @label, @hash, @created_at, @expires_at)')
       .run({ id: row.id, account, label, hash: keyHash(made.key), created_at: row.created_at, expires_at: expiresAt });
     return this.keyInfo(row);
   }
@@ -215,9 +282,9 @@ export class MailStore {
     return this.db.transaction(() => {
       const old = this.keys(account);
       const plan = rotationPlan(old, this.now().getTime(), input.keep_old);
-      const del = this.db.prepare('DELETE FROM mail_account_keys WHERE id = ?');
+      const del = this.write('DELETE FROM mail_account_keys WHERE id = ?');
       for (const id of plan.remove) del.run(id);
-      const upd = this.db.prepare('UPDATE mail_account_keys SET expires_at = ? WHERE id = ?');
+      const upd = this.write('UPDATE mail_account_keys SET expires_at = ? WHERE id = ?');
       for (const e of plan.expire) upd.run(e.expires_at, e.id);
       const info = this.insertKey(account, input.label ?? `rotated ${this.now().toISOString().slice(0, 10)}`, null, made);
       return { info, key: made.key, kept: this.keys(account).filter((k) => k.id !== info.id), removed: plan.remove };
@@ -227,24 +294,24 @@ export class MailStore {
   /** Revokes (deletes) one key at once; the relay refuses it from the next AUTH or MAIL FROM. */
   revokeKey(account: string, id: string): void {
     this.requireAccount(account);
-    if (this.db.prepare('DELETE FROM mail_account_keys WHERE account = ? AND id = ?').run(account, id).changes === 0) throw new AppError('not_found', `account ${account} has no key ${id}`);
+    if (this.write('DELETE FROM mail_account_keys WHERE account = ? AND id = ?').run(account, id).changes === 0) throw new AppError('not_found', `account ${account} has no key ${id}`);
   }
 
   /** The key row whose hash is `keyHash(key)`, if any (expired ones too: the caller decides). */
   keyByHash(hash: string): { id: string; account: string; expires_at: string | null } | undefined {
-    return this.db.prepare('SELECT id, account, expires_at FROM mail_account_keys WHERE hash = ?').get(hash) as { id: string; account: string; expires_at: string | null } | undefined;
+    return prepared(this.db, 'SELECT id, account, expires_at FROM mail_account_keys WHERE hash = ?').get(hash) as { id: string; account: string; expires_at: string | null } | undefined;
   }
 
   /** Whether key `id` still exists and has not expired at `nowMs`. */
   keyLive(id: string, nowMs: number): boolean {
-    const row = this.db.prepare('SELECT expires_at FROM mail_account_keys WHERE id = ?').get(id) as { expires_at: string | null } | undefined;
-    return row !== undefined && keyState(row.expires_at, nowMs) !== 'expired';
+    const expires = through(this.cached().keyExpiry, id, () => (prepared(this.db, 'SELECT expires_at FROM mail_account_keys WHERE id = ?').get(id) as { expires_at: string | null } | undefined)?.expires_at);
+    return expires !== undefined && keyState(expires, nowMs) !== 'expired';
   }
 
   /** Writes last-used times (key id → Unix ms) in one transaction; ids gone meanwhile are skipped. */
   touchKeys(used: ReadonlyMap<string, number>): void {
     if (!used.size) return;
-    const upd = this.db.prepare('UPDATE mail_account_keys SET last_used_at = ? WHERE id = ?');
+    const upd = prepared(this.db, 'UPDATE mail_account_keys SET last_used_at = ? WHERE id = ?');
     this.db.transaction(() => {
       for (const [id, ms] of used) upd.run(new Date(ms).toISOString(), id);
     })();
@@ -254,12 +321,12 @@ export class MailStore {
 
   /** The certificate an operator set (`dnsproxy mail cert`), if any. The caller has validated it. */
   operatorCert(): OperatorCert | undefined {
-    return this.db.prepare('SELECT cert, key, set_at_ms FROM mail_tls_cert WHERE id = 1').get() as OperatorCert | undefined;
+    return prepared(this.db, 'SELECT cert, key, set_at_ms FROM mail_tls_cert WHERE id = 1').get() as OperatorCert | undefined;
   }
 
   /** When the operator certificate was set (cheap: what the relay polls), null when none is. */
   operatorCertStamp(): number | null {
-    const row = this.db.prepare('SELECT set_at_ms FROM mail_tls_cert WHERE id = 1').get() as { set_at_ms: number } | undefined;
+    const row = prepared(this.db, 'SELECT set_at_ms FROM mail_tls_cert WHERE id = 1').get() as { set_at_ms: number } | undefined;
     return row?.set_at_ms ?? null;
   }
 
@@ -267,28 +334,27 @@ export class MailStore {
   setOperatorCert(cert: string, key: string): OperatorCert {
     return this.db.transaction(() => {
       const set_at_ms = Math.max(this.now().getTime(), (this.operatorCertStamp() ?? 0) + 1);
-      this.db
-        .prepare('INSERT INTO mail_tls_cert (id, cert, key, set_at_ms) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET cert = excluded.cert, key = excluded.key, set_at_ms = excluded.set_at_ms')
+      prepared(this.db, 'INSERT INTO mail_tls_cert (id, cert, key, set_at_ms) VALUES (1, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET cert = excluded.cert, key = excluded.key, set_at_ms = excluded.set_at_ms')
         .run(cert, key, set_at_ms);
       return { cert, key, set_at_ms };
     }).immediate();
   }
 
   removeOperatorCert(): void {
-    if (this.db.prepare('DELETE FROM mail_tls_cert WHERE id = 1').run().changes === 0) throw new AppError('not_found', 'no certificate was set with dnsproxy mail cert');
+    if (prepared(this.db, 'DELETE FROM mail_tls_cert WHERE id = 1').run().changes === 0) throw new AppError('not_found', 'no certificate was set with dnsproxy mail cert');
   }
 
   /** Written by the relay whenever it starts presenting a certificate. */
   setPresentedCert(p: PresentedCert): void {
-    this.db
-      .prepare(
-        `INSERT INTO mail_tls_presented (id, source, cert, operator_set_at_ms, since_ms) VALUES (1, @source, @cert, @operator_set_at_ms, @since_ms)
-         ON CONFLICT (id) DO UPDATE SET source = excluded.source, cert = excluded.cert, operator_set_at_ms = excluded.operator_set_at_ms, since_ms = excluded.since_ms`,
-      )
-      .run(p);
+    prepared(
+      this.db,
+      `INSERT INTO mail_tls_presented (id, source, cert, operator_set_at_ms, since_ms) VALUES (1, @source, @cert, @operator_set_at_ms, @since_ms)
+       ON CONFLICT (id) DO UPDATE SET source = excluded.source, cert = excluded.cert, operator_set_at_ms = excluded.operator_set_at_ms, since_ms = excluded.since_ms`,
+    )
+    .run(p);
   }
 
   presentedCert(): PresentedCert | undefined {
-    return this.db.prepare('SELECT source, cert, operator_set_at_ms, since_ms FROM mail_tls_presented WHERE id = 1').get() as PresentedCert | undefined;
+    return prepared(this.db, 'SELECT source, cert, operator_set_at_ms, since_ms FROM mail_tls_presented WHERE id = 1').get() as PresentedCert | undefined;
   }
 }

@@ -158,4 +158,21 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE mail_messages ADD COLUMN source TEXT NOT NULL DEFAULT 'submission';
   `,
+  // 8: mail: a counter every change to the relay's settings bumps (triggers, so writes from any
+  // connection or tool count), which lets the relay cache them and read one row per lookup
+  // (src/mail/store.ts). An API key's last-used time is not a setting.
+  `
+  CREATE TABLE mail_settings_version (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    v INTEGER NOT NULL
+  );
+  INSERT INTO mail_settings_version (id, v) VALUES (1, 0);
+  ${['mail_accounts', 'mail_providers', 'mail_rules', 'mail_dkim_keys', 'mail_account_keys']
+    .flatMap((t) =>
+      ['INSERT', 'DELETE', t === 'mail_account_keys' ? 'UPDATE OF account, hash, expires_at' : 'UPDATE'].map(
+        (op) => `CREATE TRIGGER ${t}_${op.split(' ')[0]!.toLowerCase()}_version AFTER ${op} ON ${t} BEGIN UPDATE mail_settings_version SET v = v + 1; END;`,
+      ),
+    )
+    .join('\n  ')}
+  `,
 ];

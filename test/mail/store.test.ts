@@ -44,6 +44,7 @@ describe('mail: store', () => {
       'mail_providers',
       'mail_relay_heartbeat',
       'mail_rules',
+      'mail_settings_version',
       'mail_tls_cert',
       'mail_tls_presented',
     ]);
@@ -65,6 +66,31 @@ describe('mail: store', () => {
     expect(store.login('APP')?.account.email).to.equal('app@example.com');
     const dup = await store.addAccount({ name: 'app', email: 'other@example.com', password: 'another password', allowed_domains: ['example.com'] }).catch((e: unknown) => e);
     expect(dup).to.be.instanceOf(AppError).with.property('code', 'conflict');
+    db.close();
+  });
+
+  it('settings are cached: a change from another connection is seen from the next event-loop turn, one through any store on this connection at once', async () => {
+    const db = openDb(tmp.dir);
+    const other = openDb(tmp.dir); // the controller's connection, or an operator with sqlite3
+    const store = new MailStore(db);
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    await store.addAccount(accountInput.parse({ name: 'app', email: 'app@example.com', password: 'correct horse battery', allowed_domains: ['example.com'] }));
+    expect(store.account('app')?.allowed_domains).to.deep.equal(['example.com']);
+    other.prepare(`UPDATE mail_accounts SET allowed_domains = '["example.org"]' WHERE name = 'app'`).run();
+    await turn();
+    expect(store.account('app')?.allowed_domains).to.deep.equal(['example.org']);
+    store.putProvider({ name: 'sink', config: { type: 'smtp', host: '127.0.0.1', port: 2525 } });
+    const rule = new MailStore(db).addRule({ priority: 10, sender_domain: null, recipient_domain: null, account: null, provider: 'sink', fallback_provider: null });
+    expect(store.rules().map((r) => r.id), 'a second store on the same connection, same turn').to.deep.equal([rule.id]);
+    const { info } = store.addKey('app', { label: 'ci' });
+    expect(store.keyLive(info.id, Date.now())).to.equal(true);
+    other.prepare('DELETE FROM mail_account_keys WHERE id = ?').run(info.id);
+    await turn();
+    expect(store.keyLive(info.id, Date.now()), 'revoked from elsewhere').to.equal(false);
+    other.prepare("DELETE FROM mail_accounts WHERE name = 'app'").run();
+    await turn();
+    expect(store.account('app')).to.equal(undefined);
+    other.close();
     db.close();
   });
 
