@@ -45,7 +45,13 @@ export function mailCommands(program: Command, g: Globals): void {
       setLogLevel(config.log_level);
       const log = logger('mail.serve');
       const { MailRelay, relayOptions } = await import('../mail/index.js'); // client commands never load the relay
-      const relay = new MailRelay(relayOptions(config));
+      const relay = new MailRelay({
+        ...relayOptions(config),
+        onFatal: (e) => {
+          log.error('the relay cannot queue or deliver any more; exiting so that supervisord restarts it', { error: e.message });
+          process.exit(1);
+        },
+      });
       try {
         await relay.start();
       } catch (e) {

@@ -15,6 +15,11 @@ export function setLogLevel(level: LogLevel): void {
   root.level = level;
 }
 
+/** The level set now (threads started from here take it on). */
+export function logLevel(): LogLevel {
+  return root.level as LogLevel;
+}
+
 /** A child logger whose lines carry `module`. */
 export function logger(module: string): Logger {
   return root.child({ module });

@@ -4,15 +4,14 @@
 // deliveries in flight finish (drainMs), then the pools and the store close.
 import { hostname as osHostname } from 'node:os';
 import type { Config } from '../config/schema.js';
-import { logger } from '../log/index.js';
+import { logger, logLevel } from '../log/index.js';
 import { openDb, type Db } from '../store/db.js';
 import { Authenticator } from './auth.js';
-import { Deliverer } from './deliver.js';
+import { localDelivery, ThreadedDelivery, type Delivery } from './delivery.js';
 import { HEARTBEAT_MS, writeHeartbeat, writeStopped } from './heartbeat.js';
-import { MessageStore } from './messages.js';
 import { mxDnsServers, type MxResolver } from './mx.js';
 import type { RetryPolicy } from './policy.js';
-import { Queue, type QueueOptions } from './queue.js';
+import type { QueueOptions } from './queue.js';
 import { RateLimiter } from './ratelimit.js';
 import { systemResolver, type DnsResolver } from './resolver.js';
 import { SubmissionServer, type InboundOptions, type SessionTimeouts } from './server.js';
@@ -44,7 +43,10 @@ export interface MailRelayOptions {
   resolver?: DnsResolver;
   /** DNS servers for `mx` providers (mx.ts mxDnsServers()); none: the system's. */
   mxDnsServers?: readonly string[];
-  /** `mx` providers' DNS instead of node:dns on mxDnsServers (tests: resolver.ts memoryResolver). */
+  /**
+   * `mx` providers' DNS instead of node:dns on mxDnsServers (tests: resolver.ts memoryResolver).
+   * A function cannot cross to the delivery thread: with it, delivery runs on the main thread.
+   */
   mxResolver?: MxResolver;
   /** inbound.ts CHECK_TIMEOUT_MS unless given. */
   inboundCheckTimeoutMs?: number;
@@ -62,6 +64,8 @@ export interface MailRelayOptions {
   keyTouchFlushMs?: number;
   /** Idle and total session limits (server.ts constants unless given). */
   sessionTimeouts?: Partial<SessionTimeouts>;
+  /** The delivery thread died: the relay can no longer queue or deliver (`mail serve` exits, supervisord restarts it). */
+  onFatal?: (e: Error) => void;
 }
 
 const DEFAULTS = {
@@ -106,8 +110,7 @@ export function relayOptions(c: Config): MailRelayOptions {
 export class MailRelay {
   private db?: Db;
   private servers: SubmissionServer[] = [];
-  private queue?: Queue;
-  private deliverer?: Deliverer;
+  private delivery?: Delivery;
   private heartbeat?: { timer: NodeJS.Timeout; owner: string };
   private auth?: Authenticator;
   private tlsTimer?: NodeJS.Timeout;
@@ -120,22 +123,24 @@ export class MailRelay {
     try {
       const db = (this.db = openDb(o.dataDir));
       const store = new MailStore(db);
-      const messages = new MessageStore(db);
       const certificates = new TlsCertificates(store, { dataDir: o.dataDir, hostname: o.hostname, certFile: o.tlsCert, keyFile: o.tlsKey });
       const tls = await certificates.load();
       const auth = (this.auth = new Authenticator(store, o.keyTouchFlushMs === undefined ? {} : { touchFlushMs: o.keyTouchFlushMs }));
 
-      this.deliverer = new Deliverer(o.hostname, { resolver: o.mxResolver ?? systemResolver(o.mxDnsServers) });
       const queue: QueueOptions = { workers: o.workers, leaseMs: o.leaseMs, pollMs: o.pollMs, retry: o.retry, fallbackAfter: o.fallbackAfter, drainMs: o.drainMs, hostname: o.hostname };
-      this.queue = new Queue({ messages, store, deliverer: this.deliverer }, queue);
-      const q = this.queue;
+      const setup = { dataDir: o.dataDir, hostname: o.hostname, queue, ...(o.mxDnsServers ? { mxDnsServers: o.mxDnsServers } : {}), logLevel: logLevel() };
+      const fatal = (e: Error) => {
+        clearInterval(this.heartbeat?.timer); // /health: mail goes stale, then down
+        o.onFatal?.(e);
+      };
+      const q = (this.delivery = o.mxResolver ? localDelivery(db, setup, o.mxResolver) : await ThreadedDelivery.start(setup, fatal));
 
       const throttle = new AuthThrottle(o.authThrottle);
       const accountRate = new RateLimiter({ limit: o.accountMessagesPerHour, perMs: 3_600_000 });
       const connectionRate = new RateLimiter({ limit: o.ipConnectionsPerMinute, perMs: 60_000 });
       const server = (inbound?: InboundOptions) => {
         const s = new SubmissionServer(
-          { store, messages, auth, throttle, accountRate, connectionRate, onQueued: () => q.wake() },
+          { store, queue: q, auth, throttle, accountRate, connectionRate },
           { hostname: o.hostname, maxSize: o.maxSize, maxClients: o.maxClients, tls, closeTimeoutMs: o.closeTimeoutMs, ...(o.sessionTimeouts ? { timeouts: o.sessionTimeouts } : {}), ...(inbound ? { inbound } : {}) },
         );
         this.servers.push(s);
@@ -148,7 +153,6 @@ export class MailRelay {
         : undefined;
       const smtpPort = await server(inbound).listen(o.smtpPort, o.listenIp);
       const submissionPort = await server().listen(o.submissionPort, o.listenIp);
-      q.start();
       // A certificate set or removed with `dnsproxy mail cert` reaches the next STARTTLS on every listener.
       let polling = false; // one poll at a time (making a self-signed pair can outlast the interval)
       const reloadTls = async () => {
@@ -187,8 +191,8 @@ export class MailRelay {
   async stop(): Promise<void> {
     clearInterval(this.heartbeat?.timer);
     clearInterval(this.tlsTimer);
-    await Promise.all([...this.servers.map((s) => s.close()), this.queue?.stop()]);
-    this.deliverer?.close();
+    await Promise.all([...this.servers.map((s) => s.close()), this.delivery?.stop()]);
+    await this.delivery?.close(); // the listeners are closed: nothing enqueues any more
     this.auth?.close(); // writes pending key last-used times (a failure is logged, never thrown)
     if (this.heartbeat && this.db)
       try {
@@ -198,6 +202,6 @@ export class MailRelay {
       }
     this.db?.close();
     this.servers = [];
-    this.queue = this.deliverer = this.db = this.heartbeat = this.auth = this.tlsTimer = undefined;
+    this.delivery = this.db = this.heartbeat = this.auth = this.tlsTimer = undefined;
   }
 }

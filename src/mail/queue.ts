@@ -38,8 +38,20 @@ export interface QueueOptions {
   hostname?: string;
 }
 
+/**
+ * The queue's store as the workers use it: a MessageStore, or (on the delivery thread) one whose
+ * writes go to the writer thread (delivery.ts), hence the promises.
+ */
+export interface QueueStore {
+  claimSoon: MessageStore['claimSoon'];
+  settleSoon: MessageStore['settleSoon'];
+  renew(owner: string, ids: readonly string[], untilMs: number): void | Promise<void>;
+  body: MessageStore['body'];
+  releaseLeases: MessageStore['releaseLeases'];
+}
+
 export interface QueueDeps {
-  messages: MessageStore;
+  messages: QueueStore;
   store: MailStore;
   deliverer: Pick<Deliverer, 'send'>;
   now?: () => number;
@@ -97,15 +109,23 @@ export class Queue {
     this.tick();
   }
 
-  /** Look for due messages now (a message was just queued). */
+  private waking = false;
+
+  /** Look for due messages soon (a message was just queued, a delivery ended): once per event-loop turn, however many ask. */
   wake(): void {
-    if (this.running) setImmediate(() => this.tick());
+    if (!this.running || this.waking) return;
+    this.waking = true;
+    setImmediate(() => {
+      this.waking = false;
+      this.tick();
+    });
   }
 
   async stop(): Promise<void> {
     this.running = false;
     clearInterval(this.poll);
     clearInterval(this.renew);
+    await this.claiming; // what it claims is delivered (or its lease released by the next start)
     if (!this.inFlight.size) return;
     this.log.info('draining', { in_flight: this.inFlight.size });
     let timer: NodeJS.Timeout | undefined;
@@ -114,33 +134,51 @@ export class Queue {
     clearTimeout(timer);
   }
 
+  /** The claim being committed (one at a time); stop() waits for it. */
+  private claiming?: Promise<void>;
+  /** A wake() came while claiming: look again once it is in. */
+  private rewake = false;
+
+  /** Claims due messages for the free workers (with the other writes of this turn: messageStore.soon()) and starts them. */
   private tick(): void {
     const free = this.opts.workers - this.inFlight.size;
     if (!this.running || free <= 0) return;
-    let claimed: Message[];
-    try {
-      claimed = this.deps.messages.claim(this.owner, free, this.now(), this.opts.leaseMs);
-    } catch (e) {
-      this.log.error('claiming messages failed; retrying at the next poll', { error: (e as Error).message });
+    if (this.claiming) {
+      this.rewake = true;
       return;
     }
-    for (const m of claimed) {
-      const p = this.process(m).finally(() => {
-        this.inFlight.delete(m.id);
-        this.tick();
-      });
-      this.inFlight.set(m.id, p);
-    }
+    this.claiming = this.deps.messages.claimSoon(this.owner, free, this.now(), this.opts.leaseMs).then(
+      (claimed) => {
+        this.claiming = undefined;
+        for (const m of claimed) {
+          const p = this.process(m).finally(() => {
+            this.inFlight.delete(m.id);
+            this.wake(); // the deliveries that end in this turn free their slots for one claim
+          });
+          this.inFlight.set(m.id, p);
+        }
+        if (this.rewake) {
+          this.rewake = false;
+          this.wake();
+        }
+      },
+      (e: unknown) => {
+        this.claiming = undefined;
+        this.log.error('claiming messages failed; retrying at the next poll', { error: (e as Error).message });
+      },
+    );
   }
 
   private renewLeases(): void {
     if (!this.inFlight.size) return;
+    const failed = (e: unknown) => this.log.warn('renewing leases failed', { error: (e as Error).message });
     try {
-      this.deps.messages.renew(this.owner, [...this.inFlight.keys()], this.now() + this.opts.leaseMs);
+      void Promise.resolve(this.deps.messages.renew(this.owner, [...this.inFlight.keys()], this.now() + this.opts.leaseMs)).catch(failed);
     } catch (e) {
-      this.log.warn('renewing leases failed', { error: (e as Error).message });
+      failed(e);
     }
   }
+
 
   /** One attempt for `m`. Never throws: an error leaves the lease to lapse, and the message is tried again. */
   private async process(m: Message): Promise<void> {
@@ -152,7 +190,7 @@ export class Queue {
       // Never a DSN for a DSN (null sender); none without the body, whose headers it returns.
       const withDsn = (p: Part) => ({ ...p, ...(raw && m.mail_from && (p.next.status === 'bounced' || p.next.status === 'failed') ? { dsn: this.dsn(m, p, raw, now) } : {}) });
       const parts = [self, ...splits].map(withDsn);
-      const recorded = this.deps.messages.settle(m.id, this.owner, parts[0]!, parts.slice(1), now);
+      const recorded = await this.deps.messages.settleSoon(m.id, this.owner, parts[0]!, parts.slice(1), now);
       const fields = { id: m.id, to: m.recipient_domain, provider: attempt.provider, outcome: attempt.outcome, code: attempt.code, status: self.next.status, duration_ms: attempt.duration_ms };
       if (!recorded) {
         this.log.warn('lease lost before the attempt was recorded; another worker owns the message', fields);

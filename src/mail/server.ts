@@ -6,7 +6,7 @@
 // but only for the domains we host (inbound.ts): any sender, recipients in a hosted domain with a
 // rule naming it, SPF/DKIM/DMARC checked before 250 (DMARC fail + p=reject → 550 5.7.1), the
 // Authentication-Results prepended. Everything else without AUTH is 550 5.7.1: never an open relay.
-// Contract: a message gets 250 only after MessageStore.enqueueSoon() committed it (group commit); a failure to
+// Contract: a message gets 250 only after the delivery side committed it (delivery.ts, group commit); a failure to
 // commit is a 451 (the client keeps it and retries). Client resets and malformed input end that
 // session only.
 import type { AddressInfo } from 'node:net';
@@ -14,7 +14,7 @@ import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type
 import { smtpError } from '../errors.js';
 import { logger } from '../log/index.js';
 import { checkMessage, inboundRecipient, MAX_RECEIVED, receivedCount, stripOwnAuthResults } from './inbound.js';
-import type { MessageStore } from './messages.js';
+import type { Delivery } from './delivery.js';
 import type { DnsResolver } from './resolver.js';
 import { AuthBusyError, type Authenticator } from './auth.js';
 import { matchRule } from './route.js';
@@ -68,7 +68,8 @@ export interface InboundOptions {
 
 export interface ServerDeps {
   store: MailStore;
-  messages: MessageStore;
+  /** Where accepted messages are committed (the delivery side, delivery.ts). */
+  queue: Pick<Delivery, 'enqueueSoon'>;
   /** Password and API-key checks (cached, off the event loop), shared by every listener. */
   auth: Authenticator;
   /** Failed-login delays, shared by every listener. */
@@ -77,8 +78,6 @@ export interface ServerDeps {
   accountRate: RateLimiter;
   /** Connections per client IP (421 4.7.0 at connect once spent), shared by every listener. */
   connectionRate: RateLimiter;
-  /** Called after a message is committed (wakes the queue). */
-  onQueued: () => void;
   now?: () => number;
 }
 
@@ -326,11 +325,10 @@ export class SubmissionServer {
       const rcptTo = session.envelope.rcptTo.map((r) => r.address);
       const nowMs = this.now();
       const received = receivedHeader(session, this.opts.hostname, session.secure ? 'ESMTPSA' : 'ESMTPA', nowMs);
-      this.deps.messages.enqueueSoon({ account: account.name, mailFrom: from.address, rcptTo, raw: Buffer.concat([Buffer.from(received), ...chunks]) }, nowMs).then(
+      this.deps.queue.enqueueSoon({ account: account.name, mailFrom: from.address, rcptTo, raw: Buffer.concat([Buffer.from(received), ...chunks]) }, nowMs).then(
         (ids) => {
           this.deps.accountRate.take(account.name); // one per accepted message, however many recipients
           this.log.info('queued', { session: session.id, account: account.name, ids, recipients: rcptTo.length, size });
-          this.deps.onQueued();
           cb(null, `2.0.0 Ok: queued as ${ids.join(',')}`);
         },
         (e: unknown) => {
@@ -375,13 +373,12 @@ export class SubmissionServer {
     const raw = Buffer.concat([Buffer.from(check.headers), Buffer.from(received), stripOwnAuthResults(message, this.opts.hostname)]);
     let ids: string[];
     try {
-      ids = await this.deps.messages.enqueueSoon({ account: '', mailFrom: from.address, rcptTo, raw, source: 'inbound' }, nowMs);
+      ids = await this.deps.queue.enqueueSoon({ account: '', mailFrom: from.address, rcptTo, raw, source: 'inbound' }, nowMs);
     } catch (e) {
       this.log.error('queueing failed', { session: session.id, error: (e as Error).message });
       return cb(smtpError('mail_store_unavailable'));
     }
     this.log.info('inbound queued', { session: session.id, ip: client.ip, from: from.address, ids, recipients: rcptTo.length, size: message.length, spf, dkim, dmarc });
-    this.deps.onQueued();
     cb(null, `2.0.0 Ok: queued as ${ids.join(',')}`);
   }
 }

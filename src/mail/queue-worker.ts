@@ -1,0 +1,92 @@
+// Entry of the relay's queue threads (delivery.ts ThreadedDelivery), each on its own SQLite
+// connection. `writer`: every write of the queue, grouped per turn (MessageStore.soon()): the
+// main thread's enqueue batches (one reply per batch, after its commit) and the delivery thread's
+// claims, attempts and lease renewals (WriteCall over `writes`). `delivery`: the Queue, its
+// writes sent to the writer, bodies read here; woken by the main thread after each commit.
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { setLogLevel } from '../log/index.js';
+import { openDb } from '../store/db.js';
+import { startQueue, type DeliverySetup, type FromWorker, type Role, type ToWorker, type WriteCall, type WriteReply } from './delivery.js';
+import { MessageStore, type Settled } from './messages.js';
+import type { QueueStore } from './queue.js';
+
+const port = parentPort!;
+const setup = workerData as DeliverySetup & { role: Role; writes: MessagePort };
+const send = (msg: FromWorker) => port.postMessage(msg);
+/** A Buffer crosses threads as a plain Uint8Array; SQLite binds Buffers as blobs. */
+const buffer = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+const withBuffer = <T extends Settled>(p: T): T => (p.dsn ? { ...p, dsn: buffer(p.dsn) } : p);
+
+/** The writer's side of WriteCall. */
+function write(messages: MessageStore, call: WriteCall): Promise<unknown> {
+  if (call.method === 'claimSoon') return messages.claimSoon(...(call.args as Parameters<MessageStore['claimSoon']>));
+  if (call.method === 'settleSoon') {
+    const [id, owner, self, splits, nowMs] = call.args as Parameters<MessageStore['settleSoon']>;
+    return messages.settleSoon(id, owner, withBuffer(self), splits.map(withBuffer), nowMs);
+  }
+  return Promise.resolve(messages.renew(...(call.args as Parameters<MessageStore['renew']>)));
+}
+
+/** The delivery thread's QueueStore: writes asked of the writer, reads on its own connection. */
+function writerStore(writes: MessagePort, local: MessageStore): QueueStore {
+  let seq = 0;
+  const waiting = new Map<number, { resolve: (v: never) => void; reject: (e: Error) => void }>();
+  writes.on('message', (r: WriteReply) => {
+    const w = waiting.get(r.id);
+    waiting.delete(r.id);
+    if (r.error === undefined) w?.resolve(r.value as never);
+    else w?.reject(new Error(r.error));
+  });
+  const call = <T,>(method: WriteCall['method'], args: unknown[]) =>
+    new Promise<T>((resolve, reject) => {
+      waiting.set(++seq, { resolve, reject });
+      writes.postMessage({ id: seq, method, args } satisfies WriteCall);
+    });
+  return {
+    claimSoon: (...args) => call('claimSoon', args),
+    settleSoon: (...args) => call('settleSoon', args),
+    renew: (...args) => call('renew', args),
+    body: (id) => local.body(id),
+    releaseLeases: (gone, nowMs) => local.releaseLeases(gone, nowMs),
+  };
+}
+
+try {
+  setLogLevel(setup.logLevel);
+  const db = openDb(setup.dataDir);
+  const messages = new MessageStore(db);
+  let stop: () => Promise<void> = async () => undefined;
+  let wake = () => undefined as void;
+  if (setup.role === 'writer') {
+    setup.writes.on('message', (call: WriteCall) =>
+      write(messages, call).then(
+        (value) => setup.writes.postMessage({ id: call.id, value } satisfies WriteReply),
+        (e: unknown) => setup.writes.postMessage({ id: call.id, error: (e as Error).message } satisfies WriteReply),
+      ),
+    );
+  } else {
+    const started = startQueue(db, writerStore(setup.writes, messages), setup);
+    wake = () => started.queue.wake();
+    stop = started.stop;
+    send({ t: 'ready', owner: started.queue.owner });
+  }
+  port.on('message', (msg: ToWorker) => {
+    if (msg.t === 'enqueue') {
+      const all = msg.batch.map(({ m, nowMs }) => messages.enqueueSoon({ ...m, raw: buffer(m.raw) }, nowMs));
+      Promise.all(all).then(
+        (ids) => send({ t: 'queued', seq: msg.seq, ids }),
+        (e: unknown) => send({ t: 'queued', seq: msg.seq, error: (e as Error).message }),
+      );
+    } else if (msg.t === 'wake') wake();
+    else if (msg.t === 'stop') void stop().then(() => send({ t: 'stopped' }));
+    else {
+      setup.writes.close();
+      db.close();
+      send({ t: 'closed' });
+      port.close();
+    }
+  });
+  if (setup.role === 'writer') send({ t: 'ready', owner: '' });
+} catch (e) {
+  send({ t: 'failed', error: (e as Error).message });
+}
