@@ -7,7 +7,8 @@ import type { Config } from '../config/schema.js';
 import { logger, logLevel } from '../log/index.js';
 import { openDb, type Db } from '../store/db.js';
 import { Authenticator } from './auth.js';
-import { localDelivery, ThreadedDelivery, type Delivery } from './delivery.js';
+import type { Delivery } from './delivery.js';
+import { ThreadedDelivery } from './queue-threads.js';
 import { HEARTBEAT_MS, writeHeartbeat, writeStopped } from './heartbeat.js';
 import { mxDnsServers, type MxResolver } from './mx.js';
 import type { RetryPolicy } from './policy.js';
@@ -133,7 +134,7 @@ export class MailRelay {
         clearInterval(this.heartbeat?.timer); // /health: mail goes stale, then down
         o.onFatal?.(e);
       };
-      const q = (this.delivery = o.mxResolver ? localDelivery(db, setup, o.mxResolver) : await ThreadedDelivery.start(setup, fatal));
+      const q = (this.delivery = o.mxResolver ? (await import('./delivery.js')).localDelivery(db, setup, o.mxResolver) : await ThreadedDelivery.start(setup, fatal));
 
       const throttle = new AuthThrottle(o.authThrottle);
       const accountRate = new RateLimiter({ limit: o.accountMessagesPerHour, perMs: 3_600_000 });

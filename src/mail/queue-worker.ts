@@ -1,4 +1,4 @@
-// Entry of the relay's queue threads (delivery.ts ThreadedDelivery), each on its own SQLite
+// Entry of the relay's queue threads (queue-threads.ts ThreadedDelivery), each on its own SQLite
 // connection. `writer`: every write of the queue, grouped per turn (MessageStore.soon()): the
 // main thread's enqueue batches (one reply per batch, after its commit) and the delivery thread's
 // claims, attempts and lease renewals (WriteCall over `writes`). `delivery`: the Queue, its
@@ -6,7 +6,8 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { setLogLevel } from '../log/index.js';
 import { openDb } from '../store/db.js';
-import { startQueue, type DeliverySetup, type FromWorker, type Role, type ToWorker, type WriteCall, type WriteReply } from './delivery.js';
+import type { DeliverySetup } from './delivery.js';
+import type { FromWorker, Role, ToWorker, WriteCall, WriteReply } from './queue-threads.js';
 import { MessageStore, type Settled } from './messages.js';
 import type { QueueStore } from './queue.js';
 
@@ -65,6 +66,8 @@ try {
       ),
     );
   } else {
+    // Loaded here only: the writer never needs the transports (nodemailer, mailauth, …), nor their memory.
+    const { startQueue } = await import('./delivery.js');
     const started = startQueue(db, writerStore(setup.writes, messages), setup);
     wake = () => started.queue.wake();
     stop = started.stop;
