@@ -94,6 +94,20 @@ describe('mail: store', () => {
     db.close();
   });
 
+  it('group commit: the writes of one turn share one transaction, and one that fails is undone alone', async () => {
+    const db = openDb(tmp.dir);
+    const q = new MessageStore(db);
+    const message = (account: string, to: string) => ({ account, mailFrom: 'app@example.com', rcptTo: [to], raw: Buffer.from(`To: ${to}\r\n\r\nhi`) });
+    const good = q.enqueueSoon(message('app', 'ann@example.org'), 1000);
+    const bad = q.enqueueSoon(message(null as unknown as string, 'bob@example.org'), 1000); // account is NOT NULL
+    const alsoGood = q.enqueueSoon(message('app', 'cy@example.net'), 1000);
+    const [a, err, c] = await Promise.all([good, bad.catch((e: unknown) => e), alsoGood]);
+    expect(err).to.be.instanceOf(Error).with.property('code', 'SQLITE_CONSTRAINT_NOTNULL');
+    expect(q.list().map((m) => m.id).sort()).to.deep.equal([...a!, ...(c as string[])].sort());
+    expect(db.prepare('SELECT count(*) AS n FROM mail_bodies').get(), "the failed message's body went with it").to.deep.equal({ n: 2 });
+    db.close();
+  });
+
   it('queue: one message per recipient domain over one body; a claim leases each due message to one owner', () => {
     const db = openDb(tmp.dir);
     const q = new MessageStore(db);
