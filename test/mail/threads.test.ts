@@ -1,0 +1,57 @@
+// The relay's queue threads (src/mail/queue-threads.ts) on their own: a writer and a delivery
+// thread on a real data dir. A message is committed before enqueueSoon() resolves, and it is
+// claimed by the delivery thread; a thread that cannot start fails start() with its reason and
+// leaves nothing running.
+import { expect } from 'chai';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { logLevel } from '../../src/log/index.js';
+import { ThreadedDelivery } from '../../src/mail/queue-threads.js';
+import { MessageStore } from '../../src/mail/messages.js';
+import { openDb } from '../../src/store/db.js';
+import { tempDir } from '../helpers/tmp.js';
+import { eventually } from './helpers.js';
+
+const setup = (dataDir: string) => ({
+  dataDir,
+  hostname: 'relay.example.net',
+  logLevel: logLevel(),
+  queue: { workers: 2, leaseMs: 60_000, pollMs: 50, retry: { baseMs: 50, maxMs: 100, giveUpMs: 60_000 }, fallbackAfter: 2, drainMs: 1000 },
+});
+
+describe('mail: queue threads', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  beforeEach(() => (tmp = tempDir('dnsproxy-threads-')));
+  afterEach(() => tmp.cleanup());
+
+  it('commits a message before enqueueSoon() resolves, and the delivery thread takes it (no rule: deferred with the reason)', async () => {
+    const db = openDb(tmp.dir);
+    const fatal: Error[] = [];
+    const d = await ThreadedDelivery.start(setup(tmp.dir), (e) => fatal.push(e));
+    try {
+      expect(d.owner).to.match(/:\d+:[0-9a-f]+$/);
+      const ids = await Promise.all([1, 2, 3].map((i) => d.enqueueSoon({ account: 'app', mailFrom: 'app@example.com', rcptTo: [`u${i}@example.org`], raw: Buffer.from(`Subject: ${i}\r\n\r\nhi`) }, Date.now())));
+      const messages = new MessageStore(db);
+      for (const [id] of ids) expect(messages.get(id!), 'committed when the promise resolved').to.not.equal(undefined);
+      const m = await eventually(() => messages.get(ids[0]![0]!)?.status === 'deferred' && messages.get(ids[0]![0]!), 5000, 'attempted');
+      expect(m && m.last_error).to.match(/no routing rule/);
+      expect(messages.deliveries(ids[0]![0]!)).to.have.length(1);
+    } finally {
+      await d.stop();
+      await d.close();
+      db.close();
+    }
+    expect(fatal).to.deep.equal([]);
+  });
+
+  it('a thread that cannot open the store fails start() with the reason; nothing is left running', async () => {
+    const file = join(tmp.dir, 'not-a-dir');
+    writeFileSync(file, 'x');
+    const threads = () => readdirSync('/proc/self/task').length; // Linux: one entry per thread of this process
+    const before = threads();
+    const err = await ThreadedDelivery.start(setup(file), () => undefined).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(Error);
+    expect((err as Error).message).to.match(/EEXIST|ENOTDIR|not a directory|file already exists/i);
+    await eventually(() => threads() <= before, 5000, 'the threads gone');
+  });
+});
