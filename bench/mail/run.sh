@@ -25,7 +25,8 @@
 #   KEEP_LOGS (1 = print where the relay's log is and do not delete the temp dir),
 #   REF (1 = also measure a bare smtp-server, the relay's SMTP library with STARTTLS + AUTH and no
 #   storage: what Node and the library do on this box, a reference, not a ceiling; default 1),
-#   PROFILE (1 = run the relay with V8's --cpu-prof and print where its CPU time went; the
+#   PROFILE (1 = run the relay with V8's --cpu-prof and print where its CPU time went, its three
+#   threads' profiles summed (time a thread waits inside a call, e.g. on an fsync, counts); the
 #   profiler costs throughput, so those figures are not comparable).
 # The relay's delivery workers run during the relay's accept phase, as they would in production.
 set -euo pipefail
@@ -296,7 +297,7 @@ if ((OTHER_MAX > 10)); then
 fi
 ((i_open == IDLE && i_alive == IDLE && i_err == 0)) || die "idle connections: $IDLE_JSON"
 if [[ ${PROFILE:-0} == 1 ]]; then
-  say "where the relay's CPU went (whole run, V8 profile written at exit)"
+  say "where the relay's CPU went (whole run, every thread; V8 profiles written at exit)"
   stop_pid "$RELAY_PID"
   RELAY_PID=""
   node "$H" profile "$TMP/prof"
