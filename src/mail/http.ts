@@ -18,6 +18,9 @@
 // Replies (codes we make up carry null: no SMTP server spoke; the response starts with the RFC
 // 3463 status a DSN reports):
 //
+// A transient reply's Retry-After (seconds or an HTTP date) delays the next attempt at least that
+// long (policy.ts afterAttempt()); the delivery log's reply text shows it.
+//
 //   HTTP                       outcome      why
 //   2xx                        delivered
 //   401, 403                   transient    our API key or account: the operator fixes it, the mail waits (as EAUTH for smtp)
@@ -155,9 +158,25 @@ export function httpRequest(config: HttpProviderConfig, envelope: HttpEnvelope, 
 const excerpt = (body: string) => body.replace(/\s+/g, ' ').trim().slice(0, MAX_REPLY_CHARS);
 
 /** What an HTTP reply means for the message (the table at the top). */
-export function httpOutcome(status: number, statusText: string, body: string): Outcome {
+/** A Retry-After value (delay-seconds or an HTTP date, RFC 9110 10.2.3) as milliseconds from `nowMs`; undefined when absent or unreadable. */
+export function retryAfterMs(value: string | null | undefined, nowMs: number): number | undefined {
+  const v = value?.trim();
+  if (!v) return undefined;
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const at = /^[A-Za-z]{3}/.test(v) ? Date.parse(v) : NaN; // an HTTP date starts with the day's name
+  return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
+}
+
+/** What an API's reply means (table above). `retryAfter`: its Retry-After header, if any. */
+export function httpOutcome(status: number, statusText: string, body: string, retryAfter?: string | null, nowMs = Date.now()): Outcome {
   const reply = `HTTP ${status}${statusText ? ` ${statusText}` : ''}${body.trim() ? `: ${excerpt(body)}` : ''}`;
-  const as = (outcome: Outcome['outcome'], enhanced: string): Outcome => ({ outcome, code: null, response: `${enhanced} ${reply}`.slice(0, 1000) });
+  const wait = retryAfterMs(retryAfter, nowMs);
+  const as = (outcome: Outcome['outcome'], enhanced: string): Outcome => ({
+    outcome,
+    code: null,
+    response: `${enhanced} ${reply}${outcome === 'transient' && wait !== undefined ? ` (Retry-After: ${Math.ceil(wait / 1000)} s)` : ''}`.slice(0, 1000),
+    ...(outcome === 'transient' && wait !== undefined ? { retry_after_ms: wait } : {}),
+  });
   if (status >= 200 && status < 300) return { outcome: 'delivered', code: null, response: reply.slice(0, 1000) };
   if (status === 401 || status === 403) return as('transient', '4.7.0');
   if (status === 408 || status === 429) return as('transient', '4.4.5');
@@ -181,7 +200,7 @@ export class HttpSender {
     try {
       const req = httpRequest(config, envelope, message);
       const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body, redirect: 'manual', signal: AbortSignal.timeout(this.timeoutMs) });
-      return httpOutcome(res.status, res.statusText, await res.text());
+      return httpOutcome(res.status, res.statusText, await res.text(), res.headers.get('retry-after'));
     } catch (e) {
       return { outcome: 'transient', code: null, response: noReply(e, config.url, this.timeoutMs).slice(0, 1000) };
     }

@@ -56,8 +56,9 @@ export function afterAttempt(msg: Pick<Message, 'attempts' | 'created_at_ms'>, a
   if (attempt.outcome === 'permanent') return { ...base, status: 'bounced', last_error: error };
   const deadline = msg.created_at_ms + p.giveUpMs;
   if (nowMs >= deadline) return { ...base, status: 'failed', last_error: `gave up after ${msg.attempts + 1} attempts; last: ${error}` };
-  // One last attempt at the deadline rather than none past it.
-  return { ...base, status: 'deferred', next_attempt_at: Math.min(nowMs + backoff(msg.attempts + 1, p), deadline), last_error: error };
+  // Not before the provider asked (Retry-After), and one last attempt at the deadline rather than none past it.
+  const wait = Math.max(backoff(msg.attempts + 1, p), attempt.retry_after_ms ?? 0);
+  return { ...base, status: 'deferred', next_attempt_at: Math.min(nowMs + wait, deadline), last_error: error };
 }
 
 /** One group of a message's recipients after an attempt: the attempt as logged for them and their next state. */

@@ -195,6 +195,11 @@ export interface Attempt {
    * per recipient (not stored in the log row: policy.ts settle() splits the message by them).
    */
   refused?: RecipientReply[];
+  /**
+   * How long the provider asked us to wait before trying again (an HTTP API's Retry-After on a
+   * transient reply). The next attempt comes no sooner (policy.ts afterAttempt()); not stored.
+   */
+  retry_after_ms?: number;
 }
 
 export interface Delivery extends Attempt {

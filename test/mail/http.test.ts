@@ -3,7 +3,7 @@
 // for the message, and the MIME reader behind the rebuilt formats.
 import { expect } from 'chai';
 import MailComposer from 'nodemailer/lib/mail-composer';
-import { authHeader, httpOutcome, httpRequest } from '../../src/mail/http.js';
+import { authHeader, httpOutcome, httpRequest, retryAfterMs } from '../../src/mail/http.js';
 import { decodeWords, parseMime } from '../../src/mail/mime.js';
 import { providerConfig, publicConfig, type HttpProviderConfig } from '../../src/mail/schema.js';
 
@@ -119,6 +119,18 @@ describe('mail http: what a reply means', () => {
   ];
   for (const [status, text, body, want] of table)
     it(`${status} → ${want.outcome}`, () => expect(httpOutcome(status, text, body)).to.deep.equal({ ...want, code: null }));
+
+  it('Retry-After on a transient reply: seconds or an HTTP date, shown in the reply text; ignored on a permanent one or when unreadable', () => {
+    const now = Date.parse('2026-11-23T12:00:00Z');
+    expect(retryAfterMs('120', now)).to.equal(120_000);
+    expect(retryAfterMs('Mon, 23 Nov 2026 12:05:00 GMT', now)).to.equal(300_000);
+    expect(retryAfterMs('Mon, 23 Nov 2026 11:00:00 GMT', now), 'a date already past').to.equal(0);
+    for (const bad of [null, undefined, '', 'soon', '-5', '1.5']) expect(retryAfterMs(bad, now), String(bad)).to.equal(undefined);
+    expect(httpOutcome(429, 'Too Many Requests', '', '30', now)).to.deep.equal({ outcome: 'transient', code: null, response: '4.4.5 HTTP 429 Too Many Requests (Retry-After: 30 s)', retry_after_ms: 30_000 });
+    expect(httpOutcome(503, 'Service Unavailable', '', 'Mon, 23 Nov 2026 13:00:00 GMT', now)).to.include({ outcome: 'transient', retry_after_ms: 3_600_000 });
+    expect(httpOutcome(400, 'Bad Request', '', '30', now)).to.deep.equal({ outcome: 'permanent', code: null, response: '5.0.0 HTTP 400 Bad Request' });
+    expect(httpOutcome(429, 'Too Many Requests', '', 'soon', now)).to.not.have.property('retry_after_ms');
+  });
 });
 
 describe('mail http: provider config (schema) and what is shown of it', () => {

@@ -68,6 +68,15 @@ describe('mail: routing and retry policy', () => {
     expect(afterAttempt(msg, at('transient'), 20_000, p)).to.include({ status: 'failed' });
   });
 
+  it("next state: a provider's Retry-After delays the next attempt when it is longer than the backoff, never past the deadline", () => {
+    const p = { baseMs: 1000, maxMs: 8000, giveUpMs: 20_000 };
+    const after = (ms: number): Attempt => ({ provider: 'p', outcome: 'transient', code: null, response: '4.4.5 HTTP 429', duration_ms: 1, retry_after_ms: ms });
+    const msg = { attempts: 2, created_at_ms: 0 }; // backoff 4 s
+    expect(afterAttempt(msg, after(10_000), 5000, p)).to.include({ status: 'deferred', next_attempt_at: 15_000 });
+    expect(afterAttempt(msg, after(500), 5000, p), 'shorter than the backoff').to.include({ next_attempt_at: 9000 });
+    expect(afterAttempt(msg, after(60_000), 5000, p), 'the last attempt at the deadline').to.include({ next_attempt_at: 20_000 });
+  });
+
   describe('per-recipient outcomes (settle)', () => {
     const p = { baseMs: 1000, maxMs: 8000, giveUpMs: 20_000 };
     const msg = { attempts: 0, created_at_ms: 0, rcpt_to: ['ok@example.org', 'Gone@example.org', 'busy@example.org'] };

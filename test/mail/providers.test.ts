@@ -28,7 +28,7 @@ interface ApiRequest {
 }
 
 /** An HTTP server answering each POST with the next scripted reply (the last one repeats), keeping the requests. */
-async function fakeApi(replies: { status: number; body?: string }[]) {
+async function fakeApi(replies: { status: number; body?: string; headers?: Record<string, string> }[]) {
   const requests: ApiRequest[] = [];
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -36,7 +36,7 @@ async function fakeApi(replies: { status: number; body?: string }[]) {
     req.on('end', () => {
       requests.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks) });
       const reply = replies.length > 1 ? replies.shift()! : replies[0]!;
-      res.writeHead(reply.status, { 'content-type': 'application/json' }).end(reply.body ?? '');
+      res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers }).end(reply.body ?? '');
     });
   });
   await new Promise<void>((resolve) => server.listen(0, UP, resolve));
@@ -226,6 +226,20 @@ describe('mail: mx and http providers', function () {
       expect(body).to.deep.include({ from: 'app@example.com', to: ['ann@example.org'] });
       const raw = Buffer.from(body.raw, 'base64').toString();
       expect(raw).to.match(/^Received: from /).and.include('Subject: second time lucky'); // the message as the relay accepted it
+    });
+
+    it('429 with Retry-After: 1 → the next attempt waits the second the API asked for (the backoff is 50 ms), then 202 → delivered', async () => {
+      const api = await fakeApi([{ status: 429, headers: { 'retry-after': '1' } }, { status: 202 }]);
+      closers.push(api.close);
+      await relay({ type: 'http', format: 'raw', url: `${api.url}/send` }, await newSink());
+      const [id] = queuedIds((await client(r!).sendMail(mail({ to: ['ann@example.org'], subject: 'slow down' }))).response);
+      await eventually(() => r!.messages.get(id!)?.status === 'delivered', 10_000, 'delivered');
+      const log = r!.messages.deliveries(id!);
+      expect(log.map((d) => [d.outcome, d.response])).to.deep.equal([
+        ['transient', '4.4.5 HTTP 429 Too Many Requests (Retry-After: 1 s)'],
+        ['delivered', 'HTTP 202 Accepted'],
+      ]);
+      expect(log[1]!.at_ms - log[0]!.at_ms).to.be.at.least(1000);
     });
 
     it('400 → bounced after one attempt; the sender gets a DSN quoting the API\'s error', async () => {
