@@ -9,6 +9,7 @@ import type { Db } from '../store/db.js';
 import { Deliverer } from './deliver.js';
 import { MessageStore, type NewMessage } from './messages.js';
 import type { MxResolver } from './mx.js';
+import type { Pace } from './pace.js';
 import { Queue, type QueueOptions, type QueueStore } from './queue.js';
 import { systemResolver } from './resolver.js';
 import { MailStore } from './store.js';
@@ -35,9 +36,9 @@ export interface Delivery {
 }
 
 /** The Queue and its Deliverer on `messages`, started (in this thread, or on the delivery thread with `messages` sending its writes to the writer). */
-export function startQueue(db: Db, messages: QueueStore, s: DeliverySetup, mxResolver?: MxResolver): { queue: Queue; stop(): Promise<void> } {
-  const deliverer = new Deliverer(s.hostname, { resolver: mxResolver ?? systemResolver(s.mxDnsServers) });
-  const queue = new Queue({ messages, store: new MailStore(db), deliverer }, s.queue);
+export function startQueue(db: Db, messages: QueueStore, s: DeliverySetup, extra: { mxResolver?: MxResolver; pace?: Pace } = {}): { queue: Queue; stop(): Promise<void> } {
+  const deliverer = new Deliverer(s.hostname, { resolver: extra.mxResolver ?? systemResolver(s.mxDnsServers) });
+  const queue = new Queue({ messages, store: new MailStore(db), deliverer, ...(extra.pace ? { pace: extra.pace } : {}) }, s.queue);
   queue.start();
   return {
     queue,
@@ -51,7 +52,7 @@ export function startQueue(db: Db, messages: QueueStore, s: DeliverySetup, mxRes
 /** The delivery side on `db`, in this thread; started. */
 export function localDelivery(db: Db, s: DeliverySetup, mxResolver: MxResolver): Delivery {
   const messages = new MessageStore(db);
-  const { queue, stop } = startQueue(db, messages, s, mxResolver);
+  const { queue, stop } = startQueue(db, messages, s, { mxResolver });
   return {
     owner: queue.owner,
     async enqueueSoon(m, nowMs) {

@@ -17,7 +17,7 @@ export type WriteCall = { id: number; method: 'claimSoon' | 'settleSoon' | 'rene
 export type WriteReply = { id: number; value?: unknown; error?: string };
 
 /** Main thread → queue thread. */
-export type ToWorker = { t: 'enqueue'; seq: number; batch: { m: NewMessage; nowMs: number }[] } | { t: 'wake' } | { t: 'stop' } | { t: 'close' };
+export type ToWorker = { t: 'enqueue'; seq: number; batch: { m: NewMessage; nowMs: number }[] } | { t: 'wake'; committed: number } | { t: 'stop' } | { t: 'close' };
 /** Queue thread → main thread. */
 export type FromWorker =
   | { t: 'ready'; owner: string }
@@ -173,7 +173,7 @@ export class ThreadedDelivery implements Delivery {
     const waiters = this.posted.get(msg.seq) ?? [];
     this.posted.delete(msg.seq);
     waiters.forEach((w, i) => (msg.ids ? w.resolve(msg.ids[i]!) : w.reject(new Error(msg.error ?? 'queueing failed'))));
-    if (msg.ids) this.delivery.post({ t: 'wake' });
+    if (msg.ids) this.delivery.post({ t: 'wake', committed: msg.ids.length });
   }
 
   /** A thread is gone: every pending and later enqueue fails (451), and the relay is told. */

@@ -2,13 +2,15 @@
 // connection. `writer`: every write of the queue, grouped per turn (MessageStore.soon()): the
 // main thread's enqueue batches (one reply per batch, after its commit) and the delivery thread's
 // claims, attempts and lease renewals (WriteCall over `writes`). `delivery`: the Queue, its
-// writes sent to the writer, bodies read here; woken by the main thread after each commit.
+// writes sent to the writer, bodies read here; woken by the main thread after each commit, and
+// paced (pace.ts) while a burst of submissions keeps the machine busy.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { setLogLevel } from '../log/index.js';
 import { openDb } from '../store/db.js';
 import type { DeliverySetup } from './delivery.js';
 import type { FromWorker, Role, ToWorker, WriteCall, WriteReply } from './queue-threads.js';
 import { MessageStore, type Settled } from './messages.js';
+import { Pace } from './pace.js';
 import type { QueueStore } from './queue.js';
 
 const port = parentPort!;
@@ -57,7 +59,7 @@ try {
   const db = openDb(setup.dataDir);
   const messages = new MessageStore(db);
   let stop: () => Promise<void> = async () => undefined;
-  let wake = () => undefined as void;
+  let wake: (committed: number) => void = () => undefined;
   if (setup.role === 'writer') {
     setup.writes.on('message', (call: WriteCall) =>
       write(messages, call).then(
@@ -68,8 +70,12 @@ try {
   } else {
     // Loaded here only: the writer never needs the transports (nodemailer, mailauth, …), nor their memory.
     const { startQueue } = await import('./delivery.js');
-    const started = startQueue(db, writerStore(setup.writes, messages), setup);
-    wake = () => started.queue.wake();
+    const pace = new Pace();
+    const started = startQueue(db, writerStore(setup.writes, messages), setup, { pace });
+    wake = (committed) => {
+      pace.accepted(Date.now(), committed);
+      started.queue.wake();
+    };
     stop = started.stop;
     send({ t: 'ready', owner: started.queue.owner });
   }
@@ -80,7 +86,7 @@ try {
         (ids) => send({ t: 'queued', seq: msg.seq, ids }),
         (e: unknown) => send({ t: 'queued', seq: msg.seq, error: (e as Error).message }),
       );
-    } else if (msg.t === 'wake') wake();
+    } else if (msg.t === 'wake') wake(msg.committed);
     else if (msg.t === 'stop') void stop().then(() => send({ t: 'stopped' }));
     else {
       setup.writes.close();

@@ -16,6 +16,7 @@ import { hostname } from 'node:os';
 import { logger } from '../log/index.js';
 import type { Deliverer } from './deliver.js';
 import type { MessageStore } from './messages.js';
+import type { Pace } from './pace.js';
 import { renderDsn } from './dsn.js';
 import { settle, type Part, type RetryPolicy } from './policy.js';
 import { matchRule, providerFor, routeDomain } from './route.js';
@@ -54,6 +55,8 @@ export interface QueueDeps {
   messages: QueueStore;
   store: MailStore;
   deliverer: Pick<Deliverer, 'send'>;
+  /** How long a claim should wait while the relay accepts on a busy machine (pace.ts); none: never. */
+  pace?: Pick<Pace, 'delayMs'>;
   now?: () => number;
 }
 
@@ -125,6 +128,8 @@ export class Queue {
     this.running = false;
     clearInterval(this.poll);
     clearInterval(this.renew);
+    clearTimeout(this.paced);
+    this.paced = undefined;
     await this.claiming; // what it claims is delivered (or its lease released by the next start)
     if (!this.inFlight.size) return;
     this.log.info('draining', { in_flight: this.inFlight.size });
@@ -134,6 +139,8 @@ export class Queue {
     clearTimeout(timer);
   }
 
+  /** Set while a claim waits for the pace (pace.ts). */
+  private paced?: NodeJS.Timeout;
   /** The claim being committed (one at a time); stop() waits for it. */
   private claiming?: Promise<void>;
   /** A wake() came while claiming: look again once it is in. */
@@ -142,9 +149,17 @@ export class Queue {
   /** Claims due messages for the free workers (with the other writes of this turn: messageStore.soon()) and starts them. */
   private tick(): void {
     const free = this.opts.workers - this.inFlight.size;
-    if (!this.running || free <= 0) return;
+    if (!this.running || free <= 0 || this.paced) return;
     if (this.claiming) {
       this.rewake = true;
+      return;
+    }
+    const delay = this.deps.pace?.delayMs(this.now()) ?? 0;
+    if (delay > 0) {
+      this.paced = setTimeout(() => {
+        this.paced = undefined;
+        this.tick();
+      }, delay);
       return;
     }
     this.claiming = this.deps.messages.claimSoon(this.owner, free, this.now(), this.opts.leaseMs).then(
