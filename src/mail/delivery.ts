@@ -4,7 +4,7 @@
 // function cannot cross to another thread. Contract: enqueueSoon() settles only after the commit
 // (the 250 follows it); stop() stops claiming and waits for deliveries in flight while enqueues
 // still commit; close() ends it.
-import type { LogLevel } from '../log/index.js';
+import { logger, type LogLevel } from '../log/index.js';
 import type { Db } from '../store/db.js';
 import { Deliverer } from './deliver.js';
 import { MessageStore, type NewMessage } from './messages.js';
@@ -24,11 +24,24 @@ export interface DeliverySetup {
   logLevel: LogLevel;
 }
 
+/** The `queued` log line's fields (module mail.smtp), the message ids added once committed. */
+export type QueuedLine = Record<string, string | number>;
+
+/** Logs the `queued` line of a committed message. */
+export function logQueued(line: QueuedLine, ids: string[]): void {
+  smtpLog.info('queued', { ...line, ids });
+}
+const smtpLog = logger('mail.smtp');
+
 export interface Delivery {
   /** Who holds this relay's leases (Queue.owner). */
   readonly owner: string;
-  /** Commits `m` (grouped with the others of the moment), then resolves with its message ids and wakes the queue. */
-  enqueueSoon(m: NewMessage, nowMs: number): Promise<string[]>;
+  /**
+   * Commits `m` (grouped with the others of the moment), then resolves with its message ids and
+   * wakes the queue. `queued`: the fields of the `queued` log line, written once it is committed
+   * (by the thread that committed it, not the SMTP thread).
+   */
+  enqueueSoon(m: NewMessage, nowMs: number, queued?: QueuedLine): Promise<string[]>;
   /** Claims nothing more; resolves once deliveries in flight finished (or drainMs passed). Enqueues still commit. */
   stop(): Promise<void>;
   /** After stop(), once nothing enqueues any more. */
@@ -55,8 +68,9 @@ export function localDelivery(db: Db, s: DeliverySetup, mxResolver: MxResolver):
   const { queue, stop } = startQueue(db, messages, s, { mxResolver });
   return {
     owner: queue.owner,
-    async enqueueSoon(m, nowMs) {
+    async enqueueSoon(m, nowMs, queued) {
       const ids = await messages.enqueueSoon(m, nowMs);
+      if (queued) logQueued(queued, ids);
       queue.wake();
       return ids;
     },

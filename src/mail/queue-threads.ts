@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { logger } from '../log/index.js';
-import type { Delivery, DeliverySetup } from './delivery.js';
+import type { Delivery, DeliverySetup, QueuedLine } from './delivery.js';
 import type { NewMessage } from './messages.js';
 
 /** Which half of the delivery side a queue thread runs (queue-worker.ts). */
@@ -17,7 +17,7 @@ export type WriteCall = { id: number; method: 'claimSoon' | 'settleSoon' | 'rene
 export type WriteReply = { id: number; value?: unknown; error?: string };
 
 /** Main thread → queue thread. */
-export type ToWorker = { t: 'enqueue'; seq: number; batch: { m: NewMessage; nowMs: number }[] } | { t: 'wake'; committed: number } | { t: 'stop' } | { t: 'close' };
+export type ToWorker = { t: 'enqueue'; seq: number; batch: { m: NewMessage; nowMs: number; queued?: QueuedLine }[] } | { t: 'wake'; committed: number } | { t: 'stop' } | { t: 'close' };
 /** Queue thread → main thread. */
 export type FromWorker =
   | { t: 'ready'; owner: string }
@@ -48,6 +48,7 @@ class QueueWorker {
 
   private constructor(
     private readonly worker: Worker,
+    role: Role,
     readonly owner: string,
     onMessage: (msg: FromWorker) => void,
     onGone: (e: Error) => void,
@@ -63,10 +64,8 @@ class QueueWorker {
       onGone(e);
     };
     worker.on('error', gone);
-    worker.on('exit', (code) => gone(new Error(`the mail ${this.role} thread exited (code ${code})`)));
+    worker.on('exit', (code) => gone(new Error(`the mail ${role} thread exited (code ${code})`)));
   }
-
-  private role = '';
 
   /** Resolves once the thread runs; `onGone`: it died later. */
   static start(role: Role, s: DeliverySetup, writes: MessagePort, onMessage: (msg: FromWorker) => void, onGone: (e: Error) => void): Promise<QueueWorker> {
@@ -80,9 +79,7 @@ class QueueWorker {
           void worker.terminate();
           return reject(new Error(msg.t === 'failed' ? msg.error : `unexpected first message ${msg.t}`));
         }
-        const w = new QueueWorker(worker, msg.owner, onMessage, onGone);
-        w.role = role;
-        resolve(w);
+        resolve(new QueueWorker(worker, role, msg.owner, onMessage, onGone));
       });
     });
   }
@@ -120,7 +117,7 @@ export class ThreadedDelivery implements Delivery {
   /** Batches posted and not yet committed, by seq. */
   private readonly posted = new Map<number, Waiter[]>();
   /** Enqueues of this event-loop turn, posted as one batch. */
-  private batch: { m: NewMessage; nowMs: number; waiter: Waiter }[] = [];
+  private batch: { m: NewMessage; nowMs: number; queued?: QueuedLine; waiter: Waiter }[] = [];
   private dead?: Error;
   private closing = false;
   private writer!: QueueWorker;
@@ -148,10 +145,10 @@ export class ThreadedDelivery implements Delivery {
     return d;
   }
 
-  enqueueSoon(m: NewMessage, nowMs: number): Promise<string[]> {
+  enqueueSoon(m: NewMessage, nowMs: number, queued?: QueuedLine): Promise<string[]> {
     if (this.dead) return Promise.reject(this.dead);
     return new Promise((resolve, reject) => {
-      this.batch.push({ m, nowMs, waiter: { resolve, reject } });
+      this.batch.push({ m, nowMs, ...(queued ? { queued } : {}), waiter: { resolve, reject } });
       if (this.batch.length === 1) setImmediate(() => this.post());
     });
   }
@@ -165,7 +162,7 @@ export class ThreadedDelivery implements Delivery {
       seq,
       batch.map((b) => b.waiter),
     );
-    this.writer.post({ t: 'enqueue', seq, batch: batch.map(({ m, nowMs }) => ({ m, nowMs })) });
+    this.writer.post({ t: 'enqueue', seq, batch: batch.map(({ waiter: _, ...entry }) => entry) });
   }
 
   private receive(msg: FromWorker): void {

@@ -5,9 +5,9 @@
 // writes sent to the writer, bodies read here; woken by the main thread after each commit, and
 // paced (pace.ts) while a burst of submissions keeps the machine busy.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { setLogLevel } from '../log/index.js';
+import { oneWritePerTurn, setLogLevel } from '../log/index.js';
 import { openDb } from '../store/db.js';
-import type { DeliverySetup } from './delivery.js';
+import { logQueued, type DeliverySetup } from './delivery.js';
 import type { FromWorker, Role, ToWorker, WriteCall, WriteReply } from './queue-threads.js';
 import { MessageStore, type Settled } from './messages.js';
 import { Pace } from './pace.js';
@@ -56,6 +56,7 @@ function writerStore(writes: MessagePort, local: MessageStore): QueueStore {
 
 try {
   setLogLevel(setup.logLevel);
+  oneWritePerTurn(); // this thread's lines reach stdout through the main thread: one message per turn, not per line
   const db = openDb(setup.dataDir);
   const messages = new MessageStore(db);
   let stop: () => Promise<void> = async () => undefined;
@@ -83,7 +84,10 @@ try {
     if (msg.t === 'enqueue') {
       const all = msg.batch.map(({ m, nowMs }) => messages.enqueueSoon({ ...m, raw: buffer(m.raw) }, nowMs));
       Promise.all(all).then(
-        (ids) => send({ t: 'queued', seq: msg.seq, ids }),
+        (ids) => {
+          send({ t: 'queued', seq: msg.seq, ids });
+          msg.batch.forEach(({ queued }, i) => queued && logQueued(queued, ids[i]!));
+        },
         (e: unknown) => send({ t: 'queued', seq: msg.seq, error: (e as Error).message }),
       );
     } else if (msg.t === 'wake') wake(msg.committed);

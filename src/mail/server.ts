@@ -325,10 +325,10 @@ export class SubmissionServer {
       const rcptTo = session.envelope.rcptTo.map((r) => r.address);
       const nowMs = this.now();
       const received = receivedHeader(session, this.opts.hostname, session.secure ? 'ESMTPSA' : 'ESMTPA', nowMs);
-      this.deps.queue.enqueueSoon({ account: account.name, mailFrom: from.address, rcptTo, raw: Buffer.concat([Buffer.from(received), ...chunks]) }, nowMs).then(
+      const queued = { session: session.id, account: account.name, recipients: rcptTo.length, size }; // logged by the thread that commits it
+      this.deps.queue.enqueueSoon({ account: account.name, mailFrom: from.address, rcptTo, raw: Buffer.concat([Buffer.from(received), ...chunks]) }, nowMs, queued).then(
         (ids) => {
           this.deps.accountRate.take(account.name); // one per accepted message, however many recipients
-          this.log.info('queued', { session: session.id, account: account.name, ids, recipients: rcptTo.length, size });
           cb(null, `2.0.0 Ok: queued as ${ids.join(',')}`);
         },
         (e: unknown) => {
