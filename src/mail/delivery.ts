@@ -4,12 +4,13 @@
 // function cannot cross to another thread. Contract: enqueueSoon() settles only after the commit
 // (the 250 follows it); stop() stops claiming and waits for deliveries in flight while enqueues
 // still commit; close() ends it.
-import { logger, type LogLevel } from '../log/index.js';
+import type { LogLevel } from '../log/index.js';
 import type { Db } from '../store/db.js';
 import { Deliverer } from './deliver.js';
 import { MessageStore, type NewMessage } from './messages.js';
 import type { MxResolver } from './mx.js';
 import type { Pace } from './pace.js';
+import { logQueued, type QueuedLine } from './queued.js';
 import { Queue, type QueueOptions, type QueueStore } from './queue.js';
 import { systemResolver } from './resolver.js';
 import { MailStore } from './store.js';
@@ -23,15 +24,6 @@ export interface DeliverySetup {
   /** The main thread's (logLevel()): the thread logs at the same level. */
   logLevel: LogLevel;
 }
-
-/** The `queued` log line's fields (module mail.smtp), the message ids added once committed. */
-export type QueuedLine = Record<string, string | number>;
-
-/** Logs the `queued` line of a committed message. */
-export function logQueued(line: QueuedLine, ids: string[]): void {
-  smtpLog.info('queued', { ...line, ids });
-}
-const smtpLog = logger('mail.smtp');
 
 export interface Delivery {
   /** Who holds this relay's leases (Queue.owner). */

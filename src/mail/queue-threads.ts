@@ -7,7 +7,8 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { logger } from '../log/index.js';
-import type { Delivery, DeliverySetup, QueuedLine } from './delivery.js';
+import type { Delivery, DeliverySetup } from './delivery.js';
+import type { QueuedLine } from './queued.js';
 import type { NewMessage } from './messages.js';
 
 /** Which half of the delivery side a queue thread runs (queue-worker.ts). */

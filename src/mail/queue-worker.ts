@@ -7,7 +7,8 @@
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { oneWritePerTurn, setLogLevel } from '../log/index.js';
 import { openDb } from '../store/db.js';
-import { logQueued, type DeliverySetup } from './delivery.js';
+import type { DeliverySetup } from './delivery.js';
+import { logQueued } from './queued.js';
 import type { FromWorker, Role, ToWorker, WriteCall, WriteReply } from './queue-threads.js';
 import { MessageStore, type Settled } from './messages.js';
 import { Pace } from './pace.js';
