@@ -1,7 +1,7 @@
 // Entry of the relay's queue threads (queue-threads.ts ThreadedDelivery), each on its own SQLite
-// connection. `writer`: every write of the queue, grouped per turn (MessageStore.soon()): the
-// main thread's enqueue batches (one reply per batch, after its commit) and the delivery thread's
-// claims, attempts and lease renewals (WriteCall over `writes`). `delivery`: the Queue, its
+// connection. `writer`: the queue's writes, grouped per turn (MessageStore.soon()): the main
+// thread's enqueue batches (one reply per batch, after its commit) and the delivery thread's
+// claims and attempts (WriteCall over `writes`), and its lease renewals (their own transaction). `delivery`: the Queue, its
 // writes sent to the writer, bodies read here; woken by the main thread after each commit, and
 // paced (pace.ts) while a burst of submissions keeps the machine busy.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
