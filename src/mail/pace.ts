@@ -38,7 +38,7 @@ export class Pace {
 
   constructor(private readonly times: () => { idle: number; total: number } | undefined = cpuTimes) {}
 
-  /** `n` messages were just committed (the main thread's wake). */
+  /** `n` messages were just committed (the writer's wake). */
   accepted(nowMs: number, n: number): void {
     this.recent.push({ at: nowMs, n });
   }

@@ -15,14 +15,17 @@ import type { NewMessage } from './messages.js';
 export type Role = 'writer' | 'delivery';
 /** Delivery thread → writer: a write of the queue (queue.ts QueueStore), answered with WriteReply. */
 export type WriteCall = { id: number; method: 'claimSoon' | 'settleSoon' | 'renew'; args: unknown[] };
-export type WriteReply = { id: number; value?: unknown; error?: string };
+/** Writer → delivery thread: a WriteCall's answer, or `committed` accepted messages (the queue's wake). */
+export type WriteReply = { id: number; value?: unknown; error?: string } | { committed: number };
 
 /** Main thread → queue thread. */
-export type ToWorker = { t: 'enqueue'; seq: number; batch: { m: NewMessage; nowMs: number; queued?: QueuedLine }[] } | { t: 'wake'; committed: number } | { t: 'stop' } | { t: 'close' };
+export type ToWorker = { t: 'enqueue'; seq: number; batch: { m: NewMessage; nowMs: number; queued?: QueuedLine }[] } | { t: 'stop' } | { t: 'close' };
+/** An enqueue's outcome: its message ids, or why it was not committed. */
+export type Queued = { ids: string[] } | { error: string };
 /** Queue thread → main thread. */
 export type FromWorker =
   | { t: 'ready'; owner: string }
-  | { t: 'queued'; seq: number; ids?: string[][]; error?: string }
+  | { t: 'queued'; seq: number; results: Queued[] }
   | { t: 'stopped' }
   | { t: 'closed' }
   | { t: 'failed'; error: string };
@@ -170,8 +173,11 @@ export class ThreadedDelivery implements Delivery {
     if (msg.t !== 'queued') return;
     const waiters = this.posted.get(msg.seq) ?? [];
     this.posted.delete(msg.seq);
-    waiters.forEach((w, i) => (msg.ids ? w.resolve(msg.ids[i]!) : w.reject(new Error(msg.error ?? 'queueing failed'))));
-    if (msg.ids) this.delivery.post({ t: 'wake', committed: msg.ids.length });
+    waiters.forEach((w, i) => {
+      const r = msg.results[i] ?? { error: 'queueing failed' };
+      if ('ids' in r) w.resolve(r.ids);
+      else w.reject(new Error(r.error));
+    });
   }
 
   /** A thread is gone: every pending and later enqueue fails (451), and the relay is told. */

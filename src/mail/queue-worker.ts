@@ -2,14 +2,14 @@
 // connection. `writer`: the queue's writes, grouped per turn (MessageStore.soon()): the main
 // thread's enqueue batches (one reply per batch, after its commit) and the delivery thread's
 // claims and attempts (WriteCall over `writes`), and its lease renewals (their own transaction). `delivery`: the Queue, its
-// writes sent to the writer, bodies read here; woken by the main thread after each commit, and
+// writes sent to the writer, bodies read here; woken by the writer after each commit of accepted mail, and
 // paced (pace.ts) while a burst of submissions keeps the machine busy.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { oneWritePerTurn, setLogLevel } from '../log/index.js';
 import { openDb } from '../store/db.js';
 import type { DeliverySetup } from './delivery.js';
 import { logQueued } from './queued.js';
-import type { FromWorker, Role, ToWorker, WriteCall, WriteReply } from './queue-threads.js';
+import type { FromWorker, Queued, Role, ToWorker, WriteCall, WriteReply } from './queue-threads.js';
 import { MessageStore, type Settled } from './messages.js';
 import { Pace } from './pace.js';
 import type { QueueStore } from './queue.js';
@@ -31,11 +31,12 @@ function write(messages: MessageStore, call: WriteCall): Promise<unknown> {
   return Promise.resolve(messages.renew(...(call.args as Parameters<MessageStore['renew']>)));
 }
 
-/** The delivery thread's QueueStore: writes asked of the writer, reads on its own connection. */
-function writerStore(writes: MessagePort, local: MessageStore): QueueStore {
+/** The delivery thread's QueueStore: writes asked of the writer, reads on its own connection; `onCommitted`: the writer committed that many accepted messages. */
+function writerStore(writes: MessagePort, local: MessageStore, onCommitted: (n: number) => void): QueueStore {
   let seq = 0;
   const waiting = new Map<number, { resolve: (v: never) => void; reject: (e: Error) => void }>();
   writes.on('message', (r: WriteReply) => {
+    if ('committed' in r) return onCommitted(r.committed);
     const w = waiting.get(r.id);
     waiting.delete(r.id);
     if (r.error === undefined) w?.resolve(r.value as never);
@@ -61,7 +62,6 @@ try {
   const db = openDb(setup.dataDir);
   const messages = new MessageStore(db);
   let stop: () => Promise<void> = async () => undefined;
-  let wake: (committed: number) => void = () => undefined;
   if (setup.role === 'writer') {
     setup.writes.on('message', (call: WriteCall) =>
       write(messages, call).then(
@@ -73,26 +73,29 @@ try {
     // Loaded here only: the writer never needs the transports (nodemailer, mailauth, …), nor their memory.
     const { startQueue } = await import('./delivery.js');
     const pace = new Pace();
-    const started = startQueue(db, writerStore(setup.writes, messages), setup, { pace });
-    wake = (committed) => {
+    const wake = (committed: number) => {
       pace.accepted(Date.now(), committed);
       started.queue.wake();
     };
+    const started = startQueue(db, writerStore(setup.writes, messages, wake), setup, { pace });
     stop = started.stop;
     send({ t: 'ready', owner: started.queue.owner });
   }
   port.on('message', (msg: ToWorker) => {
     if (msg.t === 'enqueue') {
+      // Each message of the batch has its own outcome: one whose write failed is undone alone (its savepoint).
       const all = msg.batch.map(({ m, nowMs }) => messages.enqueueSoon({ ...m, raw: buffer(m.raw) }, nowMs));
-      Promise.all(all).then(
-        (ids) => {
-          send({ t: 'queued', seq: msg.seq, ids });
-          msg.batch.forEach(({ queued }, i) => queued && logQueued(queued, ids[i]!));
-        },
-        (e: unknown) => send({ t: 'queued', seq: msg.seq, error: (e as Error).message }),
-      );
-    } else if (msg.t === 'wake') wake(msg.committed);
-    else if (msg.t === 'stop') void stop().then(() => send({ t: 'stopped' }));
+      void Promise.allSettled(all).then((settled) => {
+        const results = settled.map((r): Queued => (r.status === 'fulfilled' ? { ids: r.value } : { error: (r.reason as Error).message }));
+        send({ t: 'queued', seq: msg.seq, results });
+        const committed = results.filter((r) => 'ids' in r).length;
+        if (committed) setup.writes.postMessage({ committed } satisfies WriteReply); // the delivery thread's wake
+        msg.batch.forEach(({ queued }, i) => {
+          const r = results[i]!;
+          if (queued && 'ids' in r) logQueued(queued, r.ids);
+        });
+      });
+    } else if (msg.t === 'stop') void stop().then(() => send({ t: 'stopped' }));
     else {
       setup.writes.close();
       db.close();

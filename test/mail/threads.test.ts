@@ -44,6 +44,27 @@ describe('mail: queue threads', () => {
     expect(fatal).to.deep.equal([]);
   });
 
+  it('a message of a batch whose write fails is refused alone: the others of the same batch are committed and get their ids', async () => {
+    const db = openDb(tmp.dir);
+    const d = await ThreadedDelivery.start(setup(tmp.dir), () => undefined);
+    try {
+      const message = (rcpt: unknown) => ({ account: 'app', mailFrom: 'app@example.com', rcptTo: [rcpt as string], raw: Buffer.from('Subject: x\r\n\r\nhi') });
+      // One turn, so one batch and one transaction: the middle write throws (no recipient address).
+      const results = await Promise.allSettled(['a@example.org', null, 'c@example.org'].map((r) => d.enqueueSoon(message(r), Date.now())));
+      expect(results.map((r) => r.status)).to.deep.equal(['fulfilled', 'rejected', 'fulfilled']);
+      const messages = new MessageStore(db);
+      for (const r of [results[0], results[2]]) {
+        const [id] = (r as PromiseFulfilledResult<string[]>).value;
+        expect(messages.get(id!), 'committed').to.not.equal(undefined);
+      }
+      expect(messages.list({ limit: 10 })).to.have.length(2);
+    } finally {
+      await d.stop();
+      await d.close();
+      db.close();
+    }
+  });
+
   it('a thread that cannot open the store fails start() with the reason; nothing is left running', async () => {
     const file = join(tmp.dir, 'not-a-dir');
     writeFileSync(file, 'x');
