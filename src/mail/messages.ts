@@ -6,7 +6,7 @@
 // - finish()/settle() record an attempt, the next state, split-off recipients and DSNs in one
 //   transaction, and only while the caller still holds the lease: a DSN is queued exactly when
 //   its message becomes final.
-import { randomBytes } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { AppError } from '../errors.js';
 import { prepared, type Db } from '../store/db.js';
 import { domainOf, FINAL_STATUSES, messageRow, type Attempt, type Delivery, type Message, type MessageSource, type MessageStatus } from './schema.js';
@@ -39,14 +39,24 @@ export interface Settled {
   dsn?: Buffer;
 }
 
-/** Random bytes for ids, drawn 4 KiB at a time (a randomBytes() call per id was ~3 % of accepting). */
-let idPool = Buffer.alloc(0);
-let idAt = 0;
-/** 16 random hex characters. */
+/** The last id made here: its millisecond and its 20-bit counter. */
+let idMs = 0;
+let idSeq = 0;
+/**
+ * Message and body ids: 16 hex characters, the time in ms (11) then a counter (5) that starts at a
+ * random value each millisecond. Ids made one after another sort together, so the primary-key and
+ * body_id indexes grow at their end and the inserts of one commit share index pages; random ids
+ * put every insert on index pages of its own (bench/mail: 18–23 KiB written to disk per accepted
+ * message, WAL and checkpoints, against 10 with these).
+ * Never the same twice from one process (the counter goes on, past the millisecond if it must,
+ * and a clock that steps back changes nothing); another process (the CLI, tests) clashes only on
+ * the same millisecond and counter, and that insert fails alone (its savepoint), not silently.
+ */
 const newId = () => {
-  if (idAt + 8 > idPool.length) [idPool, idAt] = [randomBytes(4096), 0];
-  idAt += 8;
-  return idPool.toString('hex', idAt - 8, idAt);
+  const ms = Date.now();
+  if (ms > idMs) [idMs, idSeq] = [ms, randomInt(0x80000)];
+  else if (++idSeq > 0xfffff) [idMs, idSeq] = [idMs + 1, randomInt(0x80000)];
+  return idMs.toString(16).padStart(11, '0') + idSeq.toString(16).padStart(5, '0');
 };
 
 export class MessageStore {

@@ -130,6 +130,22 @@ describe('mail: store', () => {
     db.close();
   });
 
+  it('message and body ids: 16 hex characters that sort in the order they were made, so the id indexes grow at their end', () => {
+    const db = openDb(tmp.dir);
+    const q = new MessageStore(db);
+    const before = Date.now();
+    // 3,000 inserts span several milliseconds and many ids within one.
+    const ids = Array.from({ length: 1000 }, () => q.enqueue({ account: 'app', mailFrom: 'a@example.com', rcptTo: ['x@example.org', 'y@example.net', 'z@example.com'], raw: Buffer.from('body') }, 0)).flat();
+    const bodies = (db.prepare('SELECT id FROM mail_bodies ORDER BY rowid').all() as { id: string }[]).map((r) => r.id);
+    for (const list of [ids, bodies]) {
+      for (const id of list) expect(id).to.match(/^[0-9a-f]{16}$/);
+      expect([...list].sort(), 'made in order').to.deep.equal(list);
+      expect(new Set(list).size, 'unique').to.equal(list.length);
+    }
+    expect(parseInt(ids[0]!.slice(0, 11), 16), 'the first 11 characters: the time in ms').to.be.within(before, Date.now());
+    db.close();
+  });
+
   it('certificate serials are minimal DER integers (a random serial starting with 0x00 once made OpenSSL refuse the certificate)', () => {
     const cases: [number[], string][] = [
       [[0x00, 0x12, 0x34], '02021234'],
