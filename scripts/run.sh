@@ -21,6 +21,8 @@ export DNSPROXY_HTTPS_PORT="${DNSPROXY_HTTPS_PORT:-8443}"
 export DNSPROXY_CADDY_ADMIN="${DNSPROXY_CADDY_ADMIN:-127.0.0.1:2019}"
 export DNSPROXY_SMTP_PORT="${DNSPROXY_SMTP_PORT:-2525}"
 export DNSPROXY_SUBMISSION_PORT="${DNSPROXY_SUBMISSION_PORT:-2587}"
+# Implicit TLS submission (465 in the image); set it empty to have no such listener.
+export DNSPROXY_SMTPS_PORT="${DNSPROXY_SMTPS_PORT-2465}"
 # supervisord needs absolute paths (it changes directory for its programs).
 case "$DNSPROXY_DATA_DIR" in /*) ;; *) DNSPROXY_DATA_DIR="$PWD/$DNSPROXY_DATA_DIR" ;; esac
 case "$DNSPROXY_RUN_DIR" in /*) ;; *) DNSPROXY_RUN_DIR="$PWD/$DNSPROXY_RUN_DIR" ;; esac

@@ -13,6 +13,7 @@ interface MailServeFlags {
   dataDir?: string;
   smtpPort?: string;
   submissionPort?: string;
+  smtpsPort?: string;
   listenIp?: string;
   hostname?: string;
   logLevel?: string;
@@ -28,7 +29,8 @@ export function mailCommands(program: Command, g: Globals): void {
     .option('--data-dir <dir>', 'data directory shared with the controller (env DNSPROXY_DATA_DIR, default ./data)')
     .option('--smtp-port <port>', 'SMTP port (env DNSPROXY_SMTP_PORT, default 25)')
     .option('--submission-port <port>', 'submission port (env DNSPROXY_SUBMISSION_PORT, default 587)')
-    .option('--listen-ip <ip>', 'address both listen on (env DNSPROXY_LISTEN_IP, default 127.0.0.1)')
+    .option('--smtps-port <port>', 'submission over implicit TLS, usually 465 (env DNSPROXY_SMTPS_PORT, default: none)')
+    .option('--listen-ip <ip>', 'address the listeners listen on (env DNSPROXY_LISTEN_IP, default 127.0.0.1)')
     .option('--hostname <name>', 'name in the greeting, EHLO and certificate (env DNSPROXY_MAIL_HOSTNAME, default: this host)')
     .option('--log-level <level>', 'error|warn|info|debug (env DNSPROXY_LOG_LEVEL)')
     .action(async (f: MailServeFlags) => {
@@ -36,7 +38,7 @@ export function mailCommands(program: Command, g: Globals): void {
       try {
         config = loadConfig({
           file: f.config,
-          flags: { data_dir: f.dataDir, smtp_port: f.smtpPort, submission_port: f.submissionPort, listen_ip: f.listenIp, mail_hostname: f.hostname, log_level: f.logLevel },
+          flags: { data_dir: f.dataDir, smtp_port: f.smtpPort, submission_port: f.submissionPort, smtps_port: f.smtpsPort, listen_ip: f.listenIp, mail_hostname: f.hostname, log_level: f.logLevel },
         });
       } catch (e) {
         if (e instanceof ConfigError) throw new CliError(e.lines.join('\n'), 2);
@@ -57,7 +59,7 @@ export function mailCommands(program: Command, g: Globals): void {
       } catch (e) {
         const err = e as NodeJS.ErrnoException;
         throw new CliError(
-          err.code === 'EADDRINUSE' || err.code === 'EACCES' ? `cannot listen: ${err.message} (choose other ports with --smtp-port/--submission-port)` : `start failed: ${err.message}`,
+          err.code === 'EADDRINUSE' || err.code === 'EACCES' ? `cannot listen: ${err.message} (choose other ports with --smtp-port/--submission-port/--smtps-port)` : `start failed: ${err.message}`,
         );
       }
       await new Promise<void>((resolve) => {

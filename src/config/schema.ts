@@ -40,6 +40,9 @@ export const configSchema = z
     // Mail relay (`dnsproxy mail serve`).
     smtp_port: portNumber.default(25).describe('Mail relay: SMTP listener (authenticated submission as on the submission port, and inbound mail for mail_domains without AUTH)'),
     submission_port: portNumber.default(587).describe('Mail relay: submission listener (STARTTLS + AUTH)'),
+    smtps_port: portNumber
+      .optional()
+      .describe('Mail relay: submission over implicit TLS (RFC 8314, usually 465): TLS from the first byte, then AUTH as on the submission port; unset = no such listener'),
     mail_domains: z
       .array(mailDomain)
       .max(1000)

@@ -25,6 +25,8 @@ export interface MailRelayOptions {
   listenIp: string;
   smtpPort: number;
   submissionPort: number;
+  /** Submission over implicit TLS (RFC 8314, usually 465); none: no such listener. */
+  smtpsPort?: number | undefined;
   hostname: string;
   maxSize: number;
   maxClients: number;
@@ -93,6 +95,7 @@ export function relayOptions(c: Config): MailRelayOptions {
     listenIp: c.listen_ip,
     smtpPort: c.smtp_port,
     submissionPort: c.submission_port,
+    smtpsPort: c.smtps_port,
     hostname: c.mail_hostname ?? osHostname(),
     maxSize: c.mail_max_size,
     maxClients: c.mail_max_clients,
@@ -119,7 +122,7 @@ export class MailRelay {
 
   constructor(private readonly opts: MailRelayOptions) {}
 
-  async start(): Promise<{ smtpPort: number; submissionPort: number }> {
+  async start(): Promise<{ smtpPort: number; submissionPort: number; smtpsPort?: number }> {
     const o = { ...DEFAULTS, ...this.opts };
     try {
       const db = (this.db = openDb(o.dataDir));
@@ -139,10 +142,10 @@ export class MailRelay {
       const throttle = new AuthThrottle(o.authThrottle);
       const accountRate = new RateLimiter({ limit: o.accountMessagesPerHour, perMs: 3_600_000 });
       const connectionRate = new RateLimiter({ limit: o.ipConnectionsPerMinute, perMs: 60_000 });
-      const server = (inbound?: InboundOptions) => {
+      const server = (listener: { inbound?: InboundOptions; implicitTls?: boolean } = {}) => {
         const s = new SubmissionServer(
           { store, queue: q, auth, throttle, accountRate, connectionRate },
-          { hostname: o.hostname, maxSize: o.maxSize, maxClients: o.maxClients, tls, closeTimeoutMs: o.closeTimeoutMs, ...(o.sessionTimeouts ? { timeouts: o.sessionTimeouts } : {}), ...(inbound ? { inbound } : {}) },
+          { hostname: o.hostname, maxSize: o.maxSize, maxClients: o.maxClients, tls, closeTimeoutMs: o.closeTimeoutMs, ...(o.sessionTimeouts ? { timeouts: o.sessionTimeouts } : {}), ...listener },
         );
         this.servers.push(s);
         return s;
@@ -152,9 +155,11 @@ export class MailRelay {
       const inbound: InboundOptions | undefined = domains.length
         ? { domains: new Set(domains), resolver: o.resolver ?? systemResolver(o.dnsServers), ...(o.inboundCheckTimeoutMs ? { checkTimeoutMs: o.inboundCheckTimeoutMs } : {}) }
         : undefined;
-      const smtpPort = await server(inbound).listen(o.smtpPort, o.listenIp);
+      const smtpPort = await server(inbound ? { inbound } : {}).listen(o.smtpPort, o.listenIp);
       const submissionPort = await server().listen(o.submissionPort, o.listenIp);
-      // A certificate set or removed with `dnsproxy mail cert` reaches the next STARTTLS on every listener.
+      const smtpsPort = o.smtpsPort === undefined ? undefined : await server({ implicitTls: true }).listen(o.smtpsPort, o.listenIp);
+      const ports = { smtpPort, submissionPort, ...(smtpsPort === undefined ? {} : { smtpsPort }) };
+      // A certificate set or removed with `dnsproxy mail cert` reaches the next TLS handshake on every listener.
       let polling = false; // one poll at a time (making a self-signed pair can outlast the interval)
       const reloadTls = async () => {
         if (polling) return;
@@ -170,7 +175,7 @@ export class MailRelay {
       };
       this.tlsTimer = setInterval(() => void reloadTls(), o.tlsPollMs);
       this.tlsTimer.unref();
-      // Only once both listeners accept and the queue runs: a fresh heartbeat means "serving".
+      // Only once every listener accepts and the queue runs: a fresh heartbeat means "serving".
       const startedAt = Date.now();
       const beat = () => {
         try {
@@ -181,8 +186,15 @@ export class MailRelay {
       };
       beat();
       this.heartbeat = { timer: setInterval(beat, o.heartbeatMs), owner: q.owner };
-      this.log.info('mail relay started', { smtp: `${o.listenIp}:${smtpPort}`, submission: `${o.listenIp}:${submissionPort}`, hostname: o.hostname, owner: q.owner, inbound_domains: domains });
-      return { smtpPort, submissionPort };
+      this.log.info('mail relay started', {
+        smtp: `${o.listenIp}:${smtpPort}`,
+        submission: `${o.listenIp}:${submissionPort}`,
+        ...(smtpsPort === undefined ? {} : { smtps: `${o.listenIp}:${smtpsPort}` }),
+        hostname: o.hostname,
+        owner: q.owner,
+        inbound_domains: domains,
+      });
+      return ports;
     } catch (e) {
       await this.stop();
       throw e;

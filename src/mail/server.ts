@@ -1,4 +1,4 @@
-// The SMTP listener (submission policy on every port): STARTTLS, AUTH PLAIN/LOGIN before MAIL
+// The SMTP listener (submission policy on every port): STARTTLS (or implicit TLS), AUTH PLAIN/LOGIN before MAIL
 // FROM, sender domains per account, a route for every recipient, SIZE, messages per account and
 // connections per client address (ratelimit.ts), idle and total session time. Deny by default: every
 // smtp-server hook is implemented and refuses unless its check passes.
@@ -56,6 +56,8 @@ export interface ServerOptions {
   timeouts?: Partial<SessionTimeouts>;
   /** Take mail without AUTH for these domains, checked against this DNS. Unset: AUTH required (530). */
   inbound?: InboundOptions;
+  /** TLS from the first byte (RFC 8314 implicit TLS, the port 465 listener) instead of STARTTLS. */
+  implicitTls?: boolean;
 }
 
 export interface InboundOptions {
@@ -112,7 +114,7 @@ export class SubmissionServer {
     this.server = new SMTPServer({
       name: opts.hostname,
       banner: 'dnsproxy mail relay',
-      secure: false,
+      secure: opts.implicitTls === true,
       key: opts.tls.key,
       cert: opts.tls.cert,
       authMethods: ['PLAIN', 'LOGIN'],

@@ -123,7 +123,7 @@ export interface StackOptions {
  */
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const tmp = tempDir('dnsproxy-stack-');
-  const [apiPort, dnsPort, httpPort, httpsPort, adminPort, smtpPort, submissionPort] = (await freePorts(7)) as [number, number, number, number, number, number, number];
+  const [apiPort, dnsPort, httpPort, httpsPort, adminPort, smtpPort, submissionPort, smtpsPort] = (await freePorts(8)) as [number, number, number, number, number, number, number, number];
   const env: Record<string, string> = {
     DNSPROXY_APP_DIR: APP_DIR,
     DNSPROXY_DATA_DIR: join(tmp.dir, 'data'),
@@ -136,6 +136,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     DNSPROXY_CADDY_ADMIN: `127.0.0.1:${adminPort}`,
     DNSPROXY_SMTP_PORT: String(smtpPort),
     DNSPROXY_SUBMISSION_PORT: String(submissionPort),
+    DNSPROXY_SMTPS_PORT: String(smtpsPort),
     DNSPROXY_ADMIN_TOKEN: TOKEN,
     DNSPROXY_NODE_IP: '192.0.2.10',
     DNSPROXY_LOG_LEVEL: 'info',

@@ -20,6 +20,17 @@ async function until(probe: () => Promise<boolean>, ms: number, what: string): P
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
 
+/** TLS from the first byte (the implicit-TLS listener; no verification): the leaf the relay presented. */
+function presentedAtImplicit(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const tls = tlsConnect({ port, host: '127.0.0.1', servername: HOSTNAME, rejectUnauthorized: false }, () => {
+      resolve(tls.getPeerCertificate().fingerprint256);
+      tls.destroy();
+    });
+    tls.once('error', reject);
+  });
+}
+
 /** EHLO, STARTTLS, TLS handshake (no verification: we only look): the leaf the relay presented. */
 async function presentedAt(port: number): Promise<string> {
   const socket = connect(port, '127.0.0.1');
@@ -113,7 +124,7 @@ describe('mail: dnsproxy mail cert through the API, presented by a running relay
   beforeEach(async () => {
     f = await apiFixture();
     // The relay on the controller's data dir, as supervisord runs them; it polls for a new certificate every 50 ms.
-    r = await startRelay({ tlsPollMs: 50 }, dirname(f.db.name));
+    r = await startRelay({ tlsPollMs: 50, smtpsPort: 0 }, dirname(f.db.name));
     pair = await selfSignedCert(HOSTNAME, new Date());
   });
   afterEach(async () => {
@@ -144,12 +155,14 @@ describe('mail: dnsproxy mail cert through the API, presented by a running relay
 
     await until(async () => (await call('GET')).json().pending === false, 5000, 'the relay to take the certificate');
     for (const port of [r.submissionPort, r.smtpPort]) expect(await presentedAt(port), `port ${port}`).to.equal(fingerprint(pair.cert));
+    expect(await presentedAtImplicit(r.smtpsPort!), 'the implicit-TLS port').to.equal(fingerprint(pair.cert));
     expect((await call('GET')).json().presented).to.include({ source: 'operator', fingerprint_sha256: fingerprint(pair.cert) });
 
     expect((await call('DELETE')).statusCode).to.equal(204);
     expect((await call('DELETE')).statusCode).to.equal(404);
     await until(async () => (await call('GET')).json().presented.source === 'self-signed', 5000, 'the relay to go back to its own certificate');
     expect(await presentedAt(r.submissionPort)).to.equal(fingerprint(r.cert));
+    expect(await presentedAtImplicit(r.smtpsPort!)).to.equal(fingerprint(r.cert));
   });
 });
 

@@ -123,6 +123,8 @@ export interface RelayFixture {
   dir: string;
   submissionPort: number;
   smtpPort: number;
+  /** The implicit-TLS listener's port, when started with smtpsPort. */
+  smtpsPort?: number;
   /** The controller's view: its own handle on the same SQLite file. */
   db: Db;
   store: MailStore;

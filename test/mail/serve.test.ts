@@ -59,16 +59,18 @@ describe('mail: `dnsproxy mail serve`', function () {
     db.close();
 
     // Port 1 from the environment would fail (privileged); the flags win.
-    p = run(['mail', 'serve', '--data-dir', tmp.dir, '--smtp-port', '0', '--submission-port', '0', '--listen-ip', '127.0.0.1'], {
+    p = run(['mail', 'serve', '--data-dir', tmp.dir, '--smtp-port', '0', '--submission-port', '0', '--smtps-port', '0', '--listen-ip', '127.0.0.1'], {
       DNSPROXY_SMTP_PORT: '1',
       DNSPROXY_SUBMISSION_PORT: '1',
+      DNSPROXY_SMTPS_PORT: '1',
       DNSPROXY_MAIL_HOSTNAME: HOSTNAME,
       DNSPROXY_LOG_LEVEL: 'info',
     });
     const started = await eventually(() => p!.out().split('\n').find((l) => l.includes('"mail relay started"')), 20_000, `the relay to start; output:\n${p.out()}`);
-    const { submission, smtp } = JSON.parse(started) as { submission: string; smtp: string };
+    const { submission, smtp, smtps } = JSON.parse(started) as { submission: string; smtp: string; smtps: string };
     const port = Number(submission.split(':').pop());
     expect(Number(smtp.split(':').pop())).to.be.above(1).and.not.equal(port);
+    expect(Number(smtps.split(':').pop()), 'the implicit-TLS listener').to.be.above(1).and.not.equal(port);
 
     const cert = readFileSync(join(tmp.dir, 'mail', 'tls', 'cert.pem'), 'utf8');
     const client = nodemailer.createTransport({ host: '127.0.0.1', port, requireTLS: true, tls: { ca: cert, servername: HOSTNAME }, auth: { user: ACCOUNT.name, pass: ACCOUNT.password } });
