@@ -177,6 +177,8 @@ RELAY_ENV=(DNSPROXY_MAIL_HOSTNAME=relay.example.net DNSPROXY_LOG_LEVEL="$LOG_LEV
 # same flags (taken from the shebang) plus --cpu-prof, which NODE_OPTIONS does not accept.
 RELAY_CMD=("$ROOT/bin/dnsproxy")
 read -r -a V8_FLAGS <<<"$(head -n1 "$ROOT/bin/dnsproxy" | sed 's/^#!.* node //')"
+# `mail serve` turns --optimize-for-size off at start (src/cli/mail.ts): the reference runs as the relay does.
+REF_FLAGS=("${V8_FLAGS[@]}" --no-optimize-for-size)
 if [[ ${PROFILE:-0} == 1 ]]; then
   RELAY_CMD=(node "${V8_FLAGS[@]}" --cpu-prof --cpu-prof-dir="$TMP/prof" "$ROOT/bin/dnsproxy")
 fi
@@ -197,11 +199,11 @@ echo "RSS after start: $(mib "$RSS_START") MiB"
 if [[ $REF == 1 ]]; then
   say "reference: bare smtp-server (the relay's SMTP library), same certificate, STARTTLS + AUTH accepted at once, messages discarded"
   REF_PORT=$(node "$H" freeport)
-  setsid node "${V8_FLAGS[@]}" "$H" ref "$REF_PORT" "$TMP/data/mail/tls" >"$TMP/ref.log" 2>&1 &
+  setsid node "${REF_FLAGS[@]}" "$H" ref "$REF_PORT" "$TMP/data/mail/tls" >"$TMP/ref.log" 2>&1 &
   REF_PID=$!
   for _ in $(seq 50); do grep -q listening "$TMP/ref.log" && break; sleep 0.1; done
   grep -q listening "$TMP/ref.log" || die "reference server: $(cat "$TMP/ref.log")"
-  echo "pid $REF_PID, 127.0.0.1:$REF_PORT (node with bin/dnsproxy's V8 flags)"
+  echo "pid $REF_PID, 127.0.0.1:$REF_PORT (node with the relay's V8 flags)"
 fi
 SERVERS="$RELAY_PID $SINK_PID $REF_PID"
 

@@ -2,6 +2,7 @@
 // SQLite file with the controller) until SIGTERM/SIGINT; each of its flags is also
 // DNSPROXY_<NAME>. The admin commands (mail-admin.ts) talk to the controller's API.
 import type { Command } from 'commander';
+import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { logger, setLogLevel } from '../log/index.js';
 import { CliError } from './client.js';
@@ -45,6 +46,11 @@ export function mailCommands(program: Command, g: Globals): void {
         throw e;
       }
       setLogLevel(config.log_level);
+      // bin/dnsproxy's --optimize-for-size serves the controller's memory target. In the relay its
+      // memory-reducing full GCs throw optimized code away, to be compiled again under load (about
+      // 3x the compiler time while accepting a burst; docs/benchmarks.md, "Mail"). V8 reads the
+      // flag at every GC, and the queue threads started later share it.
+      setFlagsFromString('--no-optimize-for-size');
       const log = logger('mail.serve');
       const { MailRelay, relayOptions } = await import('../mail/index.js'); // client commands never load the relay
       const relay = new MailRelay({
