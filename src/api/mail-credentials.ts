@@ -78,7 +78,7 @@ export const mailCredentialRoutes =
         schema: {
           tags,
           body: certInput,
-          description: `Set the STARTTLS certificate (PEM chain, leaf first) and its key. 400 when the key does not match, the chain is out of order, or a certificate is expired or not yet valid. The relay presents it from its next STARTTLS, within ${TLS_POLL_MS / 1000} s.`,
+          description: `Set the STARTTLS certificate (PEM chain, leaf first) and its key. 400 when the key does not match, the chain is out of order, or a certificate is expired or not yet valid. The relay presents it from its next STARTTLS (or implicit-TLS connection), within ${TLS_POLL_MS / 1000} s.`,
         },
       },
       async (req) => {

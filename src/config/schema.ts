@@ -40,8 +40,9 @@ export const configSchema = z
     // Mail relay (`dnsproxy mail serve`).
     smtp_port: portNumber.default(25).describe('Mail relay: SMTP listener (authenticated submission as on the submission port, and inbound mail for mail_domains without AUTH)'),
     submission_port: portNumber.default(587).describe('Mail relay: submission listener (STARTTLS + AUTH)'),
-    smtps_port: portNumber
-      .optional()
+    // Empty (an env var, a bare `smtps_port:` in YAML) is "none", never port 0 (an ephemeral port).
+    smtps_port: z
+      .preprocess((v) => (v === '' || v === null ? undefined : v), portNumber.optional())
       .describe('Mail relay: submission over implicit TLS (RFC 8314, usually 465): TLS from the first byte, then AUTH as on the submission port; unset = no such listener'),
     mail_domains: z
       .array(mailDomain)

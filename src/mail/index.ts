@@ -168,7 +168,7 @@ export class MailRelay {
           const next = await certificates.poll();
           if (next) for (const s of this.servers) s.setTls(next);
         } catch (e) {
-          this.log.warn('checking for a new STARTTLS certificate failed; the current one stays', { error: (e as Error).message });
+          this.log.warn('checking for a new TLS certificate failed; the current one stays', { error: (e as Error).message });
         } finally {
           polling = false;
         }

@@ -39,25 +39,30 @@ export interface Settled {
   dsn?: Buffer;
 }
 
-/** The last id made here: its millisecond and its 20-bit counter. */
-let idMs = 0;
-let idSeq = 0;
 /**
- * Message and body ids: 16 hex characters, the time in ms (11) then a counter (5) that starts at a
- * random value each millisecond. Ids made one after another sort together, so the primary-key and
- * body_id indexes grow at their end and the inserts of one commit share index pages; random ids
- * put every insert on index pages of its own (bench/mail: 18–23 KiB written to disk per accepted
- * message, WAL and checkpoints, against 10 with these).
- * Never the same twice from one process (the counter goes on, past the millisecond if it must,
- * and a clock that steps back changes nothing); another process (the CLI, tests) clashes only on
- * the same millisecond and counter, and that insert fails alone (its savepoint), not silently.
+ * A maker of message and body ids: 16 hex characters, the time in ms (11) then a counter (5) that
+ * starts at a random value each millisecond. Ids made one after another sort together, so the
+ * primary-key and body_id indexes grow at their end and the inserts of one commit share index
+ * pages; random ids put every insert on index pages of its own (bench/mail: 18–23 KiB written to
+ * disk per accepted message, WAL and checkpoints, against 10 with these). One maker never makes
+ * the same id twice: the counter goes on, past the millisecond if it must, and a clock that steps
+ * back changes nothing. The relay makes every queue id on its writer thread; another maker (the
+ * CLI, a test) clashes only on the same millisecond and counter, and that insert then fails alone
+ * (its savepoint), never silently.
  */
-const newId = () => {
-  const ms = Date.now();
-  if (ms > idMs) [idMs, idSeq] = [ms, randomInt(0x80000)];
-  else if (++idSeq > 0xfffff) [idMs, idSeq] = [idMs + 1, randomInt(0x80000)];
-  return idMs.toString(16).padStart(11, '0') + idSeq.toString(16).padStart(5, '0');
-};
+export function idMaker(now: () => number = Date.now, random: (below: number) => number = (n) => randomInt(n)): () => string {
+  let ms = 0;
+  let seq = 0;
+  return () => {
+    const t = now();
+    if (t > ms) [ms, seq] = [t, random(0x80000)];
+    else if (++seq > 0xfffff) [ms, seq] = [ms + 1, random(0x80000)];
+    return ms.toString(16).padStart(11, '0') + seq.toString(16).padStart(5, '0');
+  };
+}
+
+/** This thread's maker: every MessageStore here shares it. */
+const newId = idMaker();
 
 export class MessageStore {
   constructor(

@@ -159,7 +159,8 @@ export class SubmissionServer {
   }
 
   /**
-   * Presents `tls` to every STARTTLS from now on; sessions already encrypted keep theirs. The
+   * Presents `tls` at every TLS handshake from now on (STARTTLS, or the connection's first bytes
+   * on the implicit-TLS listener); sessions already encrypted keep theirs. The
    * caller has checked the pair (certcheck.ts): smtp-server's updateSecureContext() leaves the
    * listener without a context when node:tls refuses it.
    */

@@ -1,10 +1,11 @@
-// The STARTTLS key and certificate, first of:
+// The key and certificate every listener presents (at STARTTLS, or at connect on the implicit-TLS
+// port), first of:
 //   1. operator   set with `dnsproxy mail cert` (PUT /api/v1/mail/cert), kept in SQLite
 //   2. configured the mail_tls_cert / mail_tls_key files
 //   3. self-signed kept in <data_dir>/mail/tls, made again when missing, expiring within a day,
 //                  or for another name
 // TlsCertificates loads that at start and polls the operator certificate's stamp, so a new one
-// (or its removal) reaches the next STARTTLS within TLS_POLL_MS, without a restart.
+// (or its removal) reaches the next handshake within TLS_POLL_MS, without a restart.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -27,6 +27,21 @@ describe('config', () => {
     expect(loadConfig({ file: json, env: {}, interfaces: noIfaces }).data_dir).to.equal('/srv/dnsproxy');
   });
 
+  it('smtps_port: none unless set; empty (env, a bare YAML key) is none, not port 0; a bad one names the field', () => {
+    const load = (env: Record<string, string>, yaml?: string) => {
+      const file = yaml === undefined ? undefined : join(tmp.dir, 'smtps.yaml');
+      if (file) writeFileSync(file, yaml!);
+      return loadConfig({ file, env, interfaces: noIfaces }).smtps_port;
+    };
+    expect(load({})).to.equal(undefined);
+    expect(load({ DNSPROXY_SMTPS_PORT: '' })).to.equal(undefined);
+    expect(load({}, 'smtps_port:\n')).to.equal(undefined);
+    expect(load({}, 'smtps_port: ""\n')).to.equal(undefined);
+    expect(load({ DNSPROXY_SMTPS_PORT: '465' })).to.equal(465);
+    expect(load({}, 'smtps_port: 2465\n')).to.equal(2465);
+    expect(() => load({ DNSPROXY_SMTPS_PORT: 'abc' })).to.throw(ConfigError, /smtps_port/);
+  });
+
   it('reports one line per bad field, with its source', () => {
     const file = join(tmp.dir, 'bad.yaml');
     writeFileSync(file, 'dns_port: 70000\nzones: ["a b"]\ncolour: blue\n');

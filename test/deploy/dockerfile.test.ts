@@ -236,9 +236,9 @@ describe('deploy: Dockerfile.all against the repo', () => {
     expect(confCopy, 'COPY … /etc/supervisord.conf').to.deep.include({ from: null, sources: ['supervisord.conf'] });
   });
 
-  it('declares EXPOSE (DNS udp+tcp, HTTP, HTTPS, SMTP, submission, API), VOLUME /data and a HEALTHCHECK on /health', () => {
+  it('declares EXPOSE (DNS udp+tcp, HTTP, HTTPS, SMTP, submission, implicit-TLS submission, API), VOLUME /data and a HEALTHCHECK on /health', () => {
     const exposed = runtime.instructions.filter((i) => i.op === 'EXPOSE').flatMap((i) => words(i.args));
-    expect(exposed).to.include.members(['53/udp', '53/tcp', '80', '443', '25', '587', '8080']);
+    expect(exposed).to.include.members(['53/udp', '53/tcp', '80', '443', '25', '587', '465', '8080']);
     const volumes = runtime.instructions.filter((i) => i.op === 'VOLUME').flatMap((i) => words(i.args));
     expect(volumes).to.include('/data');
     const health = runtime.instructions.find((i) => i.op === 'HEALTHCHECK');

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { AppError } from '../../src/errors.js';
-import { MessageStore } from '../../src/mail/messages.js';
+import { idMaker, MessageStore } from '../../src/mail/messages.js';
 import { verifyPassword } from '../../src/mail/password.js';
 import { accountInput } from '../../src/mail/schema.js';
 import { MailStore } from '../../src/mail/store.js';
@@ -144,6 +144,17 @@ describe('mail: store', () => {
     }
     expect(parseInt(ids[0]!.slice(0, 11), 16), 'the first 11 characters: the time in ms').to.be.within(before, Date.now());
     db.close();
+  });
+
+  it('the id maker: the counter goes on within a millisecond and past it, and a clock that steps back changes nothing', () => {
+    let clock = 0x123;
+    const next = idMaker(() => clock, () => 0xffffe);
+    const ids = [next(), next(), next()]; // 0xffffe, 0xfffff, then the next millisecond
+    clock = 0x100; // stepped back
+    ids.push(next());
+    clock = 0x200;
+    ids.push(next());
+    expect(ids).to.deep.equal(['00000000123ffffe', '00000000123fffff', '00000000124ffffe', '00000000124fffff', '00000000200ffffe']);
   });
 
   it('certificate serials are minimal DER integers (a random serial starting with 0x00 once made OpenSSL refuse the certificate)', () => {
