@@ -48,7 +48,7 @@ export const configSchema = z
       .array(mailDomain)
       .max(1000)
       .default([])
-      .describe('Mail relay: domains we receive mail for on the SMTP port without AUTH (we are their MX), SPF/DKIM/DMARC-checked and routed by the rules naming them; empty = the SMTP port is submission only'),
+      .describe('Mail relay: domains we receive mail for on the SMTP port without AUTH (we are their MX), SPF/DKIM/DMARC-checked and routed by the rules naming them; empty = the SMTP port takes no mail without AUTH (550 5.7.1 for every recipient)'),
     mail_dns_servers: z
       .array(resolverAddress)
       .default([])

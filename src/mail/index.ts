@@ -150,12 +150,11 @@ export class MailRelay {
         this.servers.push(s);
         return s;
       };
-      // Inbound (mail without AUTH for mail_domains) on the SMTP port only; submission always wants AUTH.
+      // The SMTP port is an MX's: without AUTH, mail for mail_domains only, every other recipient
+      // 550 5.7.1 (with no mail_domains, every one). The submission ports always want AUTH (530).
       const domains = [...new Set((o.mailDomains ?? []).map((d) => d.toLowerCase().replace(/\.$/, '')))];
-      const inbound: InboundOptions | undefined = domains.length
-        ? { domains: new Set(domains), resolver: o.resolver ?? systemResolver(o.dnsServers), ...(o.inboundCheckTimeoutMs ? { checkTimeoutMs: o.inboundCheckTimeoutMs } : {}) }
-        : undefined;
-      const smtpPort = await server(inbound ? { inbound } : {}).listen(o.smtpPort, o.listenIp);
+      const inbound: InboundOptions = { domains: new Set(domains), resolver: o.resolver ?? systemResolver(o.dnsServers), ...(o.inboundCheckTimeoutMs ? { checkTimeoutMs: o.inboundCheckTimeoutMs } : {}) };
+      const smtpPort = await server({ inbound }).listen(o.smtpPort, o.listenIp);
       const submissionPort = await server().listen(o.submissionPort, o.listenIp);
       const smtpsPort = o.smtpsPort === undefined ? undefined : await server({ implicitTls: true }).listen(o.smtpsPort, o.listenIp);
       const ports = { smtpPort, submissionPort, ...(smtpsPort === undefined ? {} : { smtpsPort }) };

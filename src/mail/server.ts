@@ -2,8 +2,8 @@
 // FROM, sender domains per account, a route for every recipient, SIZE, messages per account and
 // connections per client address (ratelimit.ts), idle and total session time. Deny by default: every
 // smtp-server hook is implemented and refuses unless its check passes.
-// A listener given `inbound` (the SMTP port when mail_domains is set) also takes mail without AUTH,
-// but only for the domains we host (inbound.ts): any sender, recipients in a hosted domain with a
+// A listener given `inbound` (the SMTP port: an MX's) also takes mail without AUTH,
+// but only for the domains we host (mail_domains; none: no mail at all without AUTH) (inbound.ts): any sender, recipients in a hosted domain with a
 // rule naming it, SPF/DKIM/DMARC checked before 250 (DMARC fail + p=reject → 550 5.7.1), the
 // Authentication-Results prepended. Everything else without AUTH is 550 5.7.1: never an open relay.
 // Contract: a message gets 250 only after the delivery side committed it (delivery.ts, group commit); a failure to

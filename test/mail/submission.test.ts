@@ -80,6 +80,27 @@ describe('mail: submission (STARTTLS + AUTH, policy replies)', function () {
     expect(provider.received).to.have.length(0);
   });
 
+  it('on the SMTP port without AUTH (no mail_domains), every recipient is 550 5.7.1 relaying denied, as an MX answers: never an open relay', async () => {
+    const s = await raw(r.smtpPort);
+    try {
+      expect(await s.reply()).to.match(/^220 /);
+      s.send('EHLO client.example.org');
+      expect(await s.reply()).to.match(/^250[- ]/);
+      s.send('MAIL FROM:<app@example.com>');
+      expect(await s.reply()).to.match(/^250 /);
+      for (const rcpt of ['x@example.net', 'rcpt@example.org']) {
+        s.send(`RCPT TO:<${rcpt}>`);
+        expect(await s.reply()).to.match(/^550 5\.7\.1 Relaying denied: /);
+      }
+      s.send('DATA');
+      expect(await s.reply()).to.match(/^503 /); // no recipient: no message
+    } finally {
+      s.close();
+    }
+    expect(r.messages.list()).to.have.length(0);
+    expect(provider.received).to.have.length(0);
+  });
+
   it('refuses AUTH before STARTTLS (538): passwords never cross in plain text', async () => {
     const e = await refusal(client(r, { tls: false }).sendMail(mail()));
     expect(e.responseCode).to.equal(538);
