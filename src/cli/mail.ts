@@ -8,6 +8,7 @@ import { logger, setLogLevel } from '../log/index.js';
 import { CliError } from './client.js';
 import type { Globals } from './commands.js';
 import { mailAdminCommands } from './mail-admin.js';
+import { runUntilSignal } from './signals.js';
 
 interface MailServeFlags {
   config?: string;
@@ -52,29 +53,27 @@ export function mailCommands(program: Command, g: Globals): void {
       // flag at every GC, and the queue threads started later share it.
       setFlagsFromString('--no-optimize-for-size');
       const log = logger('mail.serve');
-      const { MailRelay, relayOptions } = await import('../mail/index.js'); // client commands never load the relay
-      const relay = new MailRelay({
-        ...relayOptions(config),
-        onFatal: (e) => {
-          log.error('the relay cannot queue or deliver any more; exiting so that supervisord restarts it', { error: e.message });
-          process.exit(1);
-        },
-      });
-      try {
-        await relay.start();
-      } catch (e) {
-        const err = e as NodeJS.ErrnoException;
-        throw new CliError(
-          err.code === 'EADDRINUSE' || err.code === 'EACCES' ? `cannot listen: ${err.message} (choose other ports with --smtp-port/--submission-port/--smtps-port)` : `start failed: ${err.message}`,
-        );
-      }
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
+      await runUntilSignal(async () => {
+        const { MailRelay, relayOptions } = await import('../mail/index.js'); // client commands never load the relay
+        const relay = new MailRelay({
+          ...relayOptions(config),
+          onFatal: (e) => {
+            log.error('the relay cannot queue or deliver any more; exiting so that supervisord restarts it', { error: e.message });
+            process.exit(1);
+          },
+        });
+        try {
+          await relay.start();
+        } catch (e) {
+          const err = e as NodeJS.ErrnoException;
+          throw new CliError(
+            err.code === 'EADDRINUSE' || err.code === 'EACCES' ? `cannot listen: ${err.message} (choose other ports with --smtp-port/--submission-port/--smtps-port)` : `start failed: ${err.message}`,
+          );
+        }
+        return (signal) => {
           log.info('stopping: open sessions and deliveries in flight finish first', { signal });
-          void relay.stop().then(resolve);
+          return relay.stop();
         };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
       });
     });
 }

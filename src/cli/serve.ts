@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { logger, setLogLevel } from '../log/index.js';
 import { CliError } from './client.js';
+import { runUntilSignal } from './signals.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -62,21 +63,19 @@ export function serveCommand(program: Command): void {
       }
       setLogLevel(config.log_level);
       const log = logger('serve');
-      const { Controller } = await import('../controller.js'); // client commands never load the server side
-      const controller = new Controller(config);
-      try {
-        await controller.start();
-      } catch (e) {
-        const err = e as NodeJS.ErrnoException;
-        throw new CliError(err.code === 'EADDRINUSE' || err.code === 'EACCES' ? `cannot listen: ${err.message} (choose other ports with --dns-port/--api-port)` : `start failed: ${err.message}`);
-      }
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
+      await runUntilSignal(async () => {
+        const { Controller } = await import('../controller.js'); // client commands never load the server side
+        const controller = new Controller(config);
+        try {
+          await controller.start();
+        } catch (e) {
+          const err = e as NodeJS.ErrnoException;
+          throw new CliError(err.code === 'EADDRINUSE' || err.code === 'EACCES' ? `cannot listen: ${err.message} (choose other ports with --dns-port/--api-port)` : `start failed: ${err.message}`);
+        }
+        return (signal) => {
           log.info('stopping', { signal });
-          void controller.stop().then(resolve);
+          return controller.stop();
         };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
       });
     });
 }

@@ -110,6 +110,16 @@ describe('mail: `dnsproxy mail serve`', function () {
     expect(row?.rcpt_to).to.equal('["drain@example.org"]');
   });
 
+  it('a SIGTERM that comes while it is still starting stops it once started: exit 0, not death by the signal', async () => {
+    p = run(['mail', 'serve', '--data-dir', tmp.dir, '--smtp-port', '0', '--submission-port', '0', '--listen-ip', '127.0.0.1'], { DNSPROXY_MAIL_HOSTNAME: HOSTNAME, DNSPROXY_LOG_LEVEL: 'info' });
+    // The certificate is made early in the start, before the queue threads run (hundreds of ms under tsx).
+    await eventually(() => p!.out().includes('generated a self-signed STARTTLS certificate'), 20_000, `the start under way; output:\n${p.out()}`);
+    expect(p.out()).not.to.include('"mail relay started"');
+    p.proc.kill('SIGTERM');
+    expect(await p.exited, p.out()).to.equal(0);
+    expect(p.out()).to.include('"mail relay started"').and.include('"stopping');
+  });
+
   it('a bad setting exits 2 with one line naming the field and where it came from', async () => {
     p = run(['mail', 'serve', '--data-dir', tmp.dir, '--submission-port', '70000'], { DNSPROXY_MAIL_MAX_SIZE: '-5' });
     expect(await p.exited).to.equal(2);

@@ -1,0 +1,23 @@
+// The foreground servers (`serve`, `mail serve`) run until SIGTERM or SIGINT, then stop cleanly.
+// That includes a signal that arrives while they are still starting: supervisord counts a program
+// as RUNNING after startsecs and may stop it before its start is over (on a loaded box, loading
+// the relay and starting its threads can take that long). Without a handler yet, Node would die
+// of the signal; here the stop waits for the start to finish, then runs.
+
+/** A started server's stop. */
+export type Stop = (signal: string) => Promise<void>;
+
+/** Runs `start`, then waits for the first SIGTERM/SIGINT (one that came during `start` counts) and runs the stop it returned. */
+export async function runUntilSignal(start: () => Promise<Stop>): Promise<void> {
+  let signal: string | undefined;
+  let wake = () => undefined as void;
+  const got = (s: string) => {
+    signal ??= s;
+    wake();
+  };
+  process.once('SIGTERM', () => got('SIGTERM'));
+  process.once('SIGINT', () => got('SIGINT'));
+  const stop = await start();
+  if (signal === undefined) await new Promise<void>((resolve) => (wake = resolve));
+  await stop(signal!);
+}
