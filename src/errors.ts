@@ -21,6 +21,7 @@ export const ERRORS = {
   mail_auth_required: { status: 401, smtp: 530, enhanced: '5.7.0', title: 'Authentication required' },
   mail_auth_failed: { status: 401, smtp: 535, enhanced: '5.7.8', title: 'Authentication credentials invalid' },
   mail_auth_busy: { status: 503, smtp: 454, enhanced: '4.7.0', title: 'Temporary authentication failure, try again later' },
+  mail_auth_in_transaction: { status: 400, smtp: 503, enhanced: '5.5.1', title: 'AUTH is not permitted during a mail transaction; send RSET first' },
   mail_sender_denied: { status: 403, smtp: 550, enhanced: '5.7.1', title: 'Sender address not allowed for this account' },
   mail_no_route: { status: 403, smtp: 550, enhanced: '5.7.1', title: 'Relaying to this domain is not configured' },
   mail_too_large: { status: 413, smtp: 552, enhanced: '5.3.4', title: 'Message exceeds the maximum size' },
@@ -31,6 +32,7 @@ export const ERRORS = {
   mail_session_expired: { status: 503, smtp: 421, enhanced: '4.4.2', title: 'Session time limit reached, reconnect to go on' },
   // Inbound mail (the SMTP port without AUTH, for the domains we host: src/mail/inbound.ts).
   mail_relay_denied: { status: 403, smtp: 550, enhanced: '5.7.1', title: 'Relaying denied: without AUTH this server accepts mail only for its own domains' },
+  mail_too_many_refusals: { status: 429, smtp: 421, enhanced: '4.7.0', title: 'Too many refused recipients in this session, closing' },
   mail_inbound_unrouted: { status: 503, smtp: 451, enhanced: '4.3.5', title: 'Mail for this domain cannot be routed here yet, try again later' },
   mail_dmarc_reject: { status: 403, smtp: 550, enhanced: '5.7.1', title: 'Rejected by the DMARC policy of the From: domain' },
   mail_auth_check_failed: { status: 503, smtp: 451, enhanced: '4.4.3', title: 'Could not check SPF/DKIM/DMARC (DNS), try again later' },

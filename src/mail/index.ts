@@ -38,7 +38,7 @@ export interface MailRelayOptions {
   ipConnectionsPerMinute?: number;
   tlsCert?: string | undefined;
   tlsKey?: string | undefined;
-  /** Domains the SMTP port takes mail for without AUTH (inbound, we are their MX); none: submission only. */
+  /** Domains the SMTP port takes mail for without AUTH (inbound, we are their MX); none: no mail without AUTH (550 5.7.1 for every recipient). */
   mailDomains?: readonly string[];
   /** DNS servers for the inbound checks (ip or ip:port); none: the system's. */
   dnsServers?: readonly string[];

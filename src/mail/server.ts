@@ -25,6 +25,12 @@ import type { AuthThrottle } from './throttle.js';
 
 /** Recipients per message; more get 452 and the client sends the rest in another transaction. */
 const MAX_RECIPIENTS = 1000;
+/**
+ * Recipients refused as relaying (550 5.7.1) in one session without AUTH; the next gets 421 and
+ * the connection ends (Postfix's smtpd_hard_error_limit is 20 too): a probe walking a list of
+ * addresses costs it a reconnect, which the per-address connection rate limits.
+ */
+export const MAX_REFUSED_RECIPIENTS = 20;
 /** An idle client is dropped after this with 421 (RFC 5321 4.5.3.2 suggests 5 minutes). */
 export const IDLE_TIMEOUT_MS = 5 * 60_000;
 /**
@@ -104,6 +110,8 @@ export class SubmissionServer {
   private readonly sessionTimers = new Map<string, NodeJS.Timeout>();
   /** Per session that logged in with an API key: the key's id, checked again at every MAIL FROM. */
   private readonly sessionKeys = new Map<string, string>();
+  /** Per session without AUTH: recipients refused as relaying so far (MAX_REFUSED_RECIPIENTS). */
+  private readonly refusals = new Map<string, number>();
 
   constructor(
     private readonly deps: ServerDeps,
@@ -138,6 +146,7 @@ export class SubmissionServer {
         clearTimeout(this.sessionTimers.get(session.id));
         this.sessionTimers.delete(session.id);
         this.sessionKeys.delete(session.id);
+        this.refusals.delete(session.id);
         this.log.debug('close', { session: session.id });
       },
     });
@@ -215,6 +224,12 @@ export class SubmissionServer {
 
   private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, res?: { user: string }) => void): Promise<void> {
     const ip = session.remoteAddress;
+    // RFC 4954 4: never in a transaction. On the SMTP port a MAIL FROM without AUTH is taken under
+    // the inbound policy (any sender); logging in after it would send that sender unchecked.
+    if (session.envelope?.mailFrom) {
+      this.log.info('AUTH refused during a mail transaction', { session: session.id, ip });
+      return cb(smtpError('mail_auth_in_transaction'));
+    }
     try {
       const ok = await this.deps.auth.verify(auth.username ?? '', auth.password ?? '');
       if (ok) {
@@ -300,7 +315,15 @@ export class SubmissionServer {
       const decision = inboundRecipient(inbound.domains, this.deps.store.rules(), domainOf(from.address), domainOf(address.address));
       if (decision.kind === 'routed') return null;
       if (decision.kind === 'not_hosted') {
-        this.log.info('relaying denied', { session: session.id, ip: session.remoteAddress, from: from.address, to: address.address });
+        const refused = (this.refusals.get(session.id) ?? 0) + 1;
+        this.refusals.set(session.id, refused);
+        const fields = { session: session.id, ip: session.remoteAddress, from: from.address, to: address.address };
+        if (refused > MAX_REFUSED_RECIPIENTS) {
+          this.log.info('too many refused recipients; closing the session', { ...fields, refused: refused - 1 });
+          return smtpError('mail_too_many_refusals');
+        }
+        // The first one per session at info; a probe's next ones at debug (one line each would flood the log).
+        this.log[refused === 1 ? 'info' : 'debug']('relaying denied', fields);
         return smtpError('mail_relay_denied', `Relaying denied: <${address.address}> is not in a domain this server receives mail for; authenticate to send elsewhere`);
       }
       this.log.warn('mail for a hosted domain that no rule names (add a rule with this recipient domain)', { session: session.id, to: address.address });

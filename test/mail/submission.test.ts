@@ -3,7 +3,8 @@
 import { expect } from 'chai';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { dkimTxt, generateDkimPrivateKey } from '../../src/mail/keys.js';
-import { client, configure, eventually, mail, message, queuedIds, raw, rawAuthenticated, refusal, sink, startRelay, type RelayFixture, type Sink } from './helpers.js';
+import { MAX_REFUSED_RECIPIENTS } from '../../src/mail/server.js';
+import { ACCOUNT, client, configure, eventually, mail, message, queuedIds, raw, rawAuthenticated, refusal, sink, startRelay, type RelayFixture, type Sink } from './helpers.js';
 
 describe('mail: submission (STARTTLS + AUTH, policy replies)', function () {
   let r: RelayFixture;
@@ -99,6 +100,50 @@ describe('mail: submission (STARTTLS + AUTH, policy replies)', function () {
     }
     expect(r.messages.list()).to.have.length(0);
     expect(provider.received).to.have.length(0);
+  });
+
+  it('on the SMTP port, AUTH after an unauthenticated MAIL FROM is 503 5.5.1 (RFC 4954): the sender is checked as the account\'s after RSET', async () => {
+    const plain = await raw(r.smtpPort);
+    await plain.reply();
+    plain.send('EHLO client.example.org');
+    await plain.reply();
+    plain.send('STARTTLS');
+    await plain.reply();
+    const s = await plain.upgrade(r.cert);
+    try {
+      s.send('EHLO client.example.org');
+      await s.reply();
+      s.send('MAIL FROM:<ceo@victim.example>'); // taken under the inbound policy: any sender
+      expect(await s.reply()).to.match(/^250 /);
+      const auth = `AUTH PLAIN ${Buffer.from(`\0${ACCOUNT.name}\0${ACCOUNT.password}`).toString('base64')}`;
+      s.send(auth);
+      expect(await s.reply()).to.match(/^503 5\.5\.1 AUTH is not permitted during a mail transaction/);
+      s.send('RSET');
+      expect(await s.reply()).to.match(/^250 /);
+      s.send(auth);
+      expect(await s.reply()).to.match(/^235 /);
+      s.send('MAIL FROM:<ceo@victim.example>'); // now the account's sender domains apply
+      expect(await s.reply()).to.match(/^550 5\.7\.1 /);
+    } finally {
+      s.close();
+    }
+    expect(r.messages.list()).to.have.length(0);
+  });
+
+  it(`on the SMTP port without AUTH, after ${MAX_REFUSED_RECIPIENTS} refused recipients the next gets 421 and the connection ends`, async () => {
+    const s = await raw(r.smtpPort);
+    await s.reply();
+    s.send('EHLO client.example.org');
+    await s.reply();
+    s.send('MAIL FROM:<probe@example.org>');
+    await s.reply();
+    for (let i = 0; i < MAX_REFUSED_RECIPIENTS; i++) {
+      s.send(`RCPT TO:<user${i}@example.net>`);
+      expect(await s.reply()).to.match(/^550 5\.7\.1 /);
+    }
+    s.send('RCPT TO:<one-more@example.net>');
+    expect(await s.reply()).to.match(/^421 4\.7\.0 Too many refused recipients/);
+    expect(await s.reply(), 'the connection ended').to.equal('(closed)');
   });
 
   it('refuses AUTH before STARTTLS (538): passwords never cross in plain text', async () => {
