@@ -316,9 +316,9 @@ export async function raw(port: number): Promise<RawSession> {
   return session(socket);
 }
 
-/** EHLO, STARTTLS, EHLO, AUTH PLAIN as the test account: a session ready for MAIL FROM. */
-export async function rawAuthenticated(r: RelayFixture): Promise<RawSession> {
-  const plain = await raw(r.submissionPort);
+/** Greeting, EHLO, STARTTLS, EHLO on `port`: an encrypted session, not logged in. */
+export async function rawTls(r: RelayFixture, port = r.submissionPort): Promise<RawSession> {
+  const plain = await raw(port);
   await plain.reply(); // greeting
   plain.send('EHLO client.example.com');
   await plain.reply();
@@ -327,7 +327,16 @@ export async function rawAuthenticated(r: RelayFixture): Promise<RawSession> {
   const s = await plain.upgrade(r.cert);
   s.send('EHLO client.example.com');
   await s.reply();
-  s.send(`AUTH PLAIN ${Buffer.from(`\0${ACCOUNT.name}\0${ACCOUNT.password}`).toString('base64')}`);
+  return s;
+}
+
+/** `AUTH PLAIN` for `user` and `pass` (the test account unless given). */
+export const authPlain = (user = ACCOUNT.name, pass = ACCOUNT.password) => `AUTH PLAIN ${Buffer.from(`\0${user}\0${pass}`).toString('base64')}`;
+
+/** rawTls(), then AUTH PLAIN as the test account: a session ready for MAIL FROM. */
+export async function rawAuthenticated(r: RelayFixture): Promise<RawSession> {
+  const s = await rawTls(r);
+  s.send(authPlain());
   const auth = await s.reply();
   if (!auth.startsWith('235')) throw new Error(`AUTH failed: ${auth}`);
   return s;

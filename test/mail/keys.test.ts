@@ -8,7 +8,7 @@ import { duration } from '../../src/mail/schema.js';
 import { MailStore } from '../../src/mail/store.js';
 import { openDb, type Db } from '../../src/store/db.js';
 import { tempDir } from '../helpers/tmp.js';
-import { ACCOUNT, client, configure, eventually, mail, queuedIds, raw, refusal, sink, startRelay, type RelayFixture, type Sink } from './helpers.js';
+import { ACCOUNT, authPlain, client, configure, eventually, mail, queuedIds, rawTls, refusal, sink, startRelay, type RelayFixture, type Sink } from './helpers.js';
 
 const NOW = Date.parse('2030-01-01T00:00:00Z');
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -250,17 +250,9 @@ describe('mail: SMTP AUTH with an API key (real relay)', function () {
 
   it('a session that logged in with a key gets 530 at its next MAIL FROM once the key is revoked', async () => {
     const { info, key } = r.store.addKey('app', { label: 'pooled' });
-    const plain = await raw(r.submissionPort);
-    await plain.reply();
-    plain.send('EHLO client.example.com');
-    await plain.reply();
-    plain.send('STARTTLS');
-    await plain.reply();
-    const s = await plain.upgrade(r.cert);
+    const s = await rawTls(r);
     try {
-      s.send('EHLO client.example.com');
-      await s.reply();
-      s.send(`AUTH PLAIN ${Buffer.from(`\0app\0${key}`).toString('base64')}`);
+      s.send(authPlain('app', key));
       expect(await s.reply()).to.match(/^235 /);
       s.send('MAIL FROM:<app@example.com>');
       expect(await s.reply()).to.match(/^250 /);

@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { dkimTxt, generateDkimPrivateKey } from '../../src/mail/keys.js';
 import { MAX_REFUSED_RECIPIENTS } from '../../src/mail/server.js';
-import { ACCOUNT, client, configure, eventually, mail, message, queuedIds, raw, rawAuthenticated, refusal, sink, startRelay, type RelayFixture, type Sink } from './helpers.js';
+import { authPlain, client, configure, eventually, mail, message, queuedIds, raw, rawAuthenticated, rawTls, refusal, sink, startRelay, type RelayFixture, type Sink } from './helpers.js';
 
 describe('mail: submission (STARTTLS + AUTH, policy replies)', function () {
   let r: RelayFixture;
@@ -103,24 +103,15 @@ describe('mail: submission (STARTTLS + AUTH, policy replies)', function () {
   });
 
   it('on the SMTP port, AUTH after an unauthenticated MAIL FROM is 503 5.5.1 (RFC 4954): the sender is checked as the account\'s after RSET', async () => {
-    const plain = await raw(r.smtpPort);
-    await plain.reply();
-    plain.send('EHLO client.example.org');
-    await plain.reply();
-    plain.send('STARTTLS');
-    await plain.reply();
-    const s = await plain.upgrade(r.cert);
+    const s = await rawTls(r, r.smtpPort);
     try {
-      s.send('EHLO client.example.org');
-      await s.reply();
       s.send('MAIL FROM:<ceo@victim.example>'); // taken under the inbound policy: any sender
       expect(await s.reply()).to.match(/^250 /);
-      const auth = `AUTH PLAIN ${Buffer.from(`\0${ACCOUNT.name}\0${ACCOUNT.password}`).toString('base64')}`;
-      s.send(auth);
+      s.send(authPlain());
       expect(await s.reply()).to.match(/^503 5\.5\.1 AUTH is not permitted during a mail transaction/);
       s.send('RSET');
       expect(await s.reply()).to.match(/^250 /);
-      s.send(auth);
+      s.send(authPlain());
       expect(await s.reply()).to.match(/^235 /);
       s.send('MAIL FROM:<ceo@victim.example>'); // now the account's sender domains apply
       expect(await s.reply()).to.match(/^550 5\.7\.1 /);
