@@ -177,6 +177,26 @@ export async function startRelay(over: Partial<MailRelayOptions> = {}, dir?: str
   };
 }
 
+/**
+ * Hooks for a describe(): before each test a sink and a relay (`over`) set up by configure() to
+ * deliver everything to it, handed to `use`; after it, both closed.
+ */
+export function relayWithSink(over: Partial<MailRelayOptions>, use: (f: { r: RelayFixture; provider: Sink }) => void): void {
+  let f: { r: RelayFixture; provider: Sink } | undefined;
+  beforeEach(async () => {
+    const provider = sink();
+    await provider.listen();
+    const r = await startRelay(over);
+    await configure(r, { sink: provider.port });
+    use((f = { r, provider }));
+  });
+  afterEach(async () => {
+    await f?.r.close();
+    await f?.provider.close();
+    f = undefined;
+  });
+}
+
 /** The usual setup: the test account, one provider per sink, and a catch-all rule to the first. */
 export async function configure(r: RelayFixture, providers: Record<string, number>, rule: { fallback?: string } = {}): Promise<void> {
   await r.store.addAccount(ACCOUNT);

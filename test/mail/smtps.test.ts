@@ -4,22 +4,12 @@ import { expect } from 'chai';
 import { connect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import nodemailer from 'nodemailer';
-import { ACCOUNT, configure, eventually, HOSTNAME, mail, queuedIds, refusal, sink, startRelay, type RelayFixture, type Sink } from './helpers.js';
+import { ACCOUNT, eventually, HOSTNAME, mail, queuedIds, refusal, relayWithSink, type RelayFixture, type Sink } from './helpers.js';
 
 describe('mail: submission over implicit TLS (smtps_port)', function () {
   let r: RelayFixture;
   let provider: Sink;
-
-  beforeEach(async () => {
-    provider = sink();
-    await provider.listen();
-    r = await startRelay({ smtpsPort: 0 });
-    await configure(r, { sink: provider.port });
-  });
-  afterEach(async () => {
-    await r.close();
-    await provider.close();
-  });
+  relayWithSink({ smtpsPort: 0 }, (f) => ({ r, provider } = f));
 
   /** nodemailer with `secure: true` (TLS at connect), verifying the relay's certificate. */
   const client = (auth = true) =>

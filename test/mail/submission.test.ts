@@ -4,23 +4,12 @@ import { expect } from 'chai';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { dkimTxt, generateDkimPrivateKey } from '../../src/mail/keys.js';
 import { MAX_REFUSED_RECIPIENTS } from '../../src/mail/server.js';
-import { authPlain, client, configure, eventually, mail, message, queuedIds, raw, rawAuthenticated, rawTls, refusal, sink, startRelay, type RelayFixture, type Sink } from './helpers.js';
+import { authPlain, client, eventually, mail, message, queuedIds, raw, rawAuthenticated, rawTls, refusal, relayWithSink, sink, type RelayFixture, type Sink } from './helpers.js';
 
 describe('mail: submission (STARTTLS + AUTH, policy replies)', function () {
   let r: RelayFixture;
   let provider: Sink;
-
-  beforeEach(async () => {
-    provider = sink();
-    await provider.listen();
-    r = await startRelay({ maxClients: 3 });
-    await configure(r, { sink: provider.port });
-  });
-
-  afterEach(async () => {
-    await r.close();
-    await provider.close();
-  });
+  relayWithSink({ maxClients: 3 }, (f) => ({ r, provider } = f));
 
   it('accepts an authenticated message over STARTTLS, stored before the 250, and the provider receives it with our envelope', async () => {
     const info = await client(r).sendMail(mail({ to: ['one@example.org', 'two@example.org'], subject: 'vertical slice' }));
