@@ -157,7 +157,6 @@ export function httpRequest(config: HttpProviderConfig, envelope: HttpEnvelope, 
 /** One line of the API's reply for the delivery log. */
 const excerpt = (body: string) => body.replace(/\s+/g, ' ').trim().slice(0, MAX_REPLY_CHARS);
 
-/** What an HTTP reply means for the message (the table at the top). */
 /** A Retry-After value (delay-seconds or an HTTP date, RFC 9110 10.2.3) as milliseconds from `nowMs`; undefined when absent or unreadable. */
 export function retryAfterMs(value: string | null | undefined, nowMs: number): number | undefined {
   const v = value?.trim();
@@ -171,12 +170,15 @@ export function retryAfterMs(value: string | null | undefined, nowMs: number): n
 export function httpOutcome(status: number, statusText: string, body: string, retryAfter?: string | null, nowMs = Date.now()): Outcome {
   const reply = `HTTP ${status}${statusText ? ` ${statusText}` : ''}${body.trim() ? `: ${excerpt(body)}` : ''}`;
   const wait = retryAfterMs(retryAfter, nowMs);
-  const as = (outcome: Outcome['outcome'], enhanced: string): Outcome => ({
-    outcome,
-    code: null,
-    response: `${enhanced} ${reply}${outcome === 'transient' && wait !== undefined ? ` (Retry-After: ${Math.ceil(wait / 1000)} s)` : ''}`.slice(0, 1000),
-    ...(outcome === 'transient' && wait !== undefined ? { retry_after_ms: wait } : {}),
-  });
+  const as = (outcome: Outcome['outcome'], enhanced: string): Outcome => {
+    const retry = outcome === 'transient' ? wait : undefined; // a refusal is final whatever it asks
+    return {
+      outcome,
+      code: null,
+      response: `${enhanced} ${reply}${retry === undefined ? '' : ` (Retry-After: ${Math.ceil(retry / 1000)} s)`}`.slice(0, 1000),
+      ...(retry === undefined ? {} : { retry_after_ms: retry }),
+    };
+  };
   if (status >= 200 && status < 300) return { outcome: 'delivered', code: null, response: reply.slice(0, 1000) };
   if (status === 401 || status === 403) return as('transient', '4.7.0');
   if (status === 408 || status === 429) return as('transient', '4.4.5');
