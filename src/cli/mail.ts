@@ -8,7 +8,7 @@ import { logger, setLogLevel } from '../log/index.js';
 import { CliError } from './client.js';
 import type { Globals } from './commands.js';
 import { mailAdminCommands } from './mail-admin.js';
-import { runUntilSignal } from './signals.js';
+import { runUntilSignal, startFailed } from './signals.js';
 
 interface MailServeFlags {
   config?: string;
@@ -62,14 +62,9 @@ export function mailCommands(program: Command, g: Globals): void {
             process.exit(1);
           },
         });
-        try {
-          await relay.start();
-        } catch (e) {
-          const err = e as NodeJS.ErrnoException;
-          throw new CliError(
-            err.code === 'EADDRINUSE' || err.code === 'EACCES' ? `cannot listen: ${err.message} (choose other ports with --smtp-port/--submission-port/--smtps-port)` : `start failed: ${err.message}`,
-          );
-        }
+        await relay.start().catch((e: unknown) => {
+          throw startFailed(e, '--smtp-port/--submission-port/--smtps-port');
+        });
         return (signal) => {
           log.info('stopping: open sessions and deliveries in flight finish first', { signal });
           return relay.stop();

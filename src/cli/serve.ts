@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { logger, setLogLevel } from '../log/index.js';
 import { CliError } from './client.js';
-import { runUntilSignal } from './signals.js';
+import { runUntilSignal, startFailed } from './signals.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -66,12 +66,9 @@ export function serveCommand(program: Command): void {
       await runUntilSignal(async () => {
         const { Controller } = await import('../controller.js'); // client commands never load the server side
         const controller = new Controller(config);
-        try {
-          await controller.start();
-        } catch (e) {
-          const err = e as NodeJS.ErrnoException;
-          throw new CliError(err.code === 'EADDRINUSE' || err.code === 'EACCES' ? `cannot listen: ${err.message} (choose other ports with --dns-port/--api-port)` : `start failed: ${err.message}`);
-        }
+        await controller.start().catch((e: unknown) => {
+          throw startFailed(e, '--dns-port/--api-port');
+        });
         return (signal) => {
           log.info('stopping', { signal });
           return controller.stop();

@@ -2,7 +2,15 @@
 // That includes a signal that arrives while they are still starting: supervisord counts a program
 // as RUNNING after startsecs and may stop it before its start is over (on a loaded box, loading
 // the relay and starting its threads can take that long). Without a handler yet, Node would die
-// of the signal; here the stop waits for the start to finish, then runs.
+// of the signal; here the stop waits for the start to finish, then runs. A start that fails is
+// reported the same way by both (startFailed()).
+import { CliError } from './client.js';
+
+/** A start that failed, as the CLI reports it: a port taken or not allowed names the flags that choose ports (`flags`). */
+export function startFailed(e: unknown, flags: string): CliError {
+  const err = e as NodeJS.ErrnoException;
+  return new CliError(err.code === 'EADDRINUSE' || err.code === 'EACCES' ? `cannot listen: ${err.message} (choose other ports with ${flags})` : `start failed: ${err.message}`);
+}
 
 /** A started server's stop. */
 export type Stop = (signal: string) => Promise<void>;

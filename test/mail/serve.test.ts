@@ -2,6 +2,7 @@
 // to the process reaches the provider, SIGTERM lets an open session finish, then exit 0.
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -118,6 +119,19 @@ describe('mail: `dnsproxy mail serve`', function () {
     p.proc.kill('SIGTERM');
     expect(await p.exited, p.out()).to.equal(0);
     expect(p.out()).to.include('"mail relay started"').and.include('"stopping');
+  });
+
+  it('a port already taken exits 1 naming it and the flags that choose ports', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (taken.address() as AddressInfo).port;
+      p = run(['mail', 'serve', '--data-dir', tmp.dir, '--smtp-port', '0', '--submission-port', String(port), '--listen-ip', '127.0.0.1'], { DNSPROXY_MAIL_HOSTNAME: HOSTNAME });
+      expect(await p.exited, p.out()).to.equal(1);
+      expect(p.out()).to.match(/cannot listen: .*EADDRINUSE.* \(choose other ports with --smtp-port\/--submission-port\/--smtps-port\)/);
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 
   it('a bad setting exits 2 with one line naming the field and where it came from', async () => {
