@@ -1,10 +1,10 @@
-// The SMTP listener (submission policy on every port): STARTTLS (or implicit TLS), AUTH PLAIN/LOGIN before MAIL
-// FROM, sender domains per account, a route for every recipient, SIZE, messages per account and
-// connections per client address (ratelimit.ts), idle and total session time. Deny by default: every
-// smtp-server hook is implemented and refuses unless its check passes.
-// A listener given `inbound` (the SMTP port: an MX's) also takes mail without AUTH,
-// but only for the domains we host (mail_domains; none: no mail at all without AUTH) (inbound.ts): any sender, recipients in a hosted domain with a
-// rule naming it, SPF/DKIM/DMARC checked before 250 (DMARC fail + p=reject → 550 5.7.1), the
+// The SMTP listener (submission policy on every port): STARTTLS (or implicit TLS), AUTH
+// PLAIN/LOGIN before MAIL FROM, sender domains per account, a route for every recipient, SIZE,
+// messages per account and connections per client address (ratelimit.ts), idle and total session
+// time. Deny by default: every smtp-server hook is implemented and refuses unless its check passes.
+// A listener given `inbound` (the SMTP port: an MX's) also takes mail without AUTH, but only for
+// the domains we host (mail_domains; none: no mail at all) (inbound.ts): any sender, recipients in
+// a hosted domain with a rule naming it, SPF/DKIM/DMARC checked before 250 (DMARC fail + p=reject → 550 5.7.1), the
 // Authentication-Results prepended. Everything else without AUTH is 550 5.7.1: never an open relay.
 // Contract: a message gets 250 only after the delivery side committed it (delivery.ts, group commit); a failure to
 // commit is a 451 (the client keeps it and retries). Client resets and malformed input end that
