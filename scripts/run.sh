@@ -32,6 +32,7 @@ if [ -S "$DNSPROXY_RUN_DIR/supervisor.sock" ] && supervisorctl -c supervisord.co
   die "already running (supervisord pid $(supervisorctl -c supervisord.conf pid)); stop it first: supervisorctl -c supervisord.conf shutdown"
 fi
 need_npm
+echo "dnsproxy: running on Node $(node --version) ($(command -v node))" >&2
 # supervisord opens /dev/stdout again for each program's output: on a socket (journald, Node's
 # child_process) that fails with ENXIO, and on a file opened without O_APPEND the writes clobber
 # each other. A tty or a pipe works, so a socket gets a pipe through cat and a file is reopened for append.

@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 need_node
 need_debs dig:bind9-dnsutils named-checkzone:bind9utils caddy:caddy supervisord:supervisor
 need_npm
+echo "dnsproxy: testing on Node $(node --version) ($(command -v node))" >&2
 if [ $# -eq 0 ]; then set -- 'test/**/*.test.ts'; fi
 exec npx mocha --reporter ./test/reporter.cjs "$@"

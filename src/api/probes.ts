@@ -8,7 +8,9 @@ export const probeRoutes =
   async (app) => {
     app.get('/health', { schema: { tags: ['probes'], security: [] } }, async (_req, reply) => {
       const report = deps.health();
-      return reply.code(report.status === 'down' ? 503 : 200).send(report);
+      // The controller's version and Node.js runtime (`dnsproxy status` shows them); /metrics
+      // already publishes the runtime as nodejs_version_info, so this tells no one anything new.
+      return reply.code(report.status === 'down' ? 503 : 200).send({ ...report, version: deps.version, node: process.version });
     });
     app.get('/ready', { schema: { tags: ['probes'], security: [] } }, async (_req, reply) => {
       const report = deps.health();

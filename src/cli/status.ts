@@ -36,6 +36,9 @@ export interface HealthStatus {
   /** The controller's roll-up, or `unreachable` when /health did not answer with a report. */
   status: HealthReport['status'] | 'unreachable';
   components: HealthReport['components'] | null;
+  /** The controller's dnsproxy version and Node.js runtime (`v24.…`); null when it did not say (an older controller, or no answer). */
+  version: string | null;
+  node: string | null;
   error: string | null;
 }
 
@@ -94,13 +97,21 @@ export async function healthStatus(apiUrl: string): Promise<HealthStatus> {
   const url = `${apiUrl.replace(/\/$/, '')}/health`;
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) });
-    const body = (await res.json()) as Partial<HealthReport>;
+    const body = (await res.json()) as Partial<HealthReport> & { version?: unknown; node?: unknown };
     if (body.status !== 'ok' && body.status !== 'degraded' && body.status !== 'down') throw new Error(`unexpected answer (HTTP ${res.status})`);
-    return { url, status: body.status, components: body.components ?? {}, error: null };
+    // Printed to a terminal: only a plain version string ("0.1.0", "v24.22.3") is shown.
+    const text = (v: unknown) => (typeof v === 'string' && /^[\w.+-]{1,64}$/.test(v) ? v : null);
+    return { url, status: body.status, components: body.components ?? {}, version: text(body.version), node: text(body.node), error: null };
   } catch (e) {
     const cause = (e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message;
-    return { url, status: 'unreachable', components: null, error: `cannot reach ${url}: ${cause}` };
+    return { url, status: 'unreachable', components: null, version: null, node: null, error: `cannot reach ${url}: ${cause}` };
   }
+}
+
+/** ", dnsproxy 0.1.0 on Node.js v24.22.3" when the controller said which; nothing otherwise. */
+function runtimeText(h: HealthStatus): string {
+  if (!h.version && !h.node) return '';
+  return `, dnsproxy ${h.version ?? '?'} on Node.js ${h.node ?? '?'}`;
 }
 
 export function statusText(s: StackStatus): string {
@@ -109,7 +120,7 @@ export function statusText(s: StackStatus): string {
     : table(['PROGRAM', 'STATE', 'DETAIL'], s.supervisor.programs.map((p) => [p.name, p.state, p.detail]));
   const health = s.health.error
     ? `health: ${s.health.error}`
-    : `health: ${s.health.status} (${s.health.url})\n${table(['COMPONENT', 'STATUS', 'DETAIL'], Object.entries(s.health.components ?? {}).map(([name, c]) => [name, c.status, c.detail ?? '']))}`;
+    : `health: ${s.health.status} (${s.health.url})${runtimeText(s.health)}\n${table(['COMPONENT', 'STATUS', 'DETAIL'], Object.entries(s.health.components ?? {}).map(([name, c]) => [name, c.status, c.detail ?? '']))}`;
   return `${sup}\n\n${health}`;
 }
 

@@ -18,6 +18,8 @@ describe('api: auth, tokens, probes, OpenAPI', () => {
     expect(health.json()).to.deep.include({ status: 'ok' });
     expect(health.json().components).to.have.keys(['store', 'dns', 'proxy', 'mail']);
     expect(health.json().components.proxy.status).to.equal('disabled');
+    // The version and the Node.js runtime the controller runs on (`dnsproxy status` shows them).
+    expect(health.json()).to.deep.include({ version: 'test', node: process.version });
     expect((await f.app.inject({ method: 'GET', url: '/ready' })).statusCode).to.equal(200);
     expect((await f.app.inject({ method: 'GET', url: '/metrics' })).statusCode).to.equal(200);
   });

@@ -1,8 +1,8 @@
 // Dockerfile.all is never built here (no Docker engine): this checks it against the repo instead.
 // Every local COPY source exists and survives .dockerignore, every script a RUN names exists, the
 // runtime stage runs supervisord with a copy of the top-level supervisord.conf, the files that
-// config starts are in the image, and every %(ENV_X)s it reads gets a value from the Dockerfile's
-// ENV and from scripts/run.sh.
+// config starts are in the image, every %(ENV_X)s it reads gets a value from the Dockerfile's
+// ENV and from scripts/run.sh, and the stages' Node image is the major scripts/lib.sh pins.
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -194,6 +194,17 @@ describe('deploy: Dockerfile.all against the repo', () => {
         expect(source, `line ${c.line}: --from=${c.from}`).not.to.equal(undefined);
         expect(source!.index, `line ${c.line}: --from=${c.from} must be an earlier stage`).to.be.below(st.index);
       }
+  });
+
+  it('every stage builds on node:<major>-bookworm-slim, the major scripts/lib.sh pins, which package.json "engines" allows', () => {
+    const lib = read('scripts/lib.sh');
+    const pin = /^NODE_PIN=(\d+)\.\d+\.\d+$/m.exec(lib)?.[1];
+    const min = /^NODE_MIN_MAJOR=(\d+)$/m.exec(lib)?.[1];
+    expect(pin, 'scripts/lib.sh: NODE_PIN=<major>.<minor>.<patch>').to.be.a('string');
+    expect(min, 'scripts/lib.sh: NODE_MIN_MAJOR=<major>').to.be.a('string');
+    for (const st of all) expect(st.image, `stage ${st.name ?? st.index}`).to.equal(`node:${pin}-bookworm-slim`);
+    expect((JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node).to.equal(`>=${min}`);
+    expect(Number(pin)).to.be.at.least(Number(min));
   });
 
   it('every local COPY source exists in the repo and is not excluded by .dockerignore', () => {

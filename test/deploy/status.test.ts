@@ -2,7 +2,7 @@
 // the one-line answers when supervisorctl is missing or cannot connect. The running stack is
 // covered by supervisor.test.ts and the fault suite.
 import { expect } from 'chai';
-import { parseSupervisorStatus, stackOk, type HealthStatus, type SupervisorStatus } from '../../src/cli/status.js';
+import { parseSupervisorStatus, stackOk, statusText, type HealthStatus, type SupervisorStatus } from '../../src/cli/status.js';
 import { freePort } from '../helpers/caddy.js';
 import { cli } from '../helpers/controller.js';
 import { CONF, hasSupervisor } from '../helpers/supervisor.js';
@@ -27,7 +27,7 @@ describe('deploy: dnsproxy status', () => {
   });
 
   const sup = (...states: string[]): SupervisorStatus => ({ conf: 'c', error: null, programs: states.map((state, i) => ({ name: `p${i}`, state, detail: '' })) });
-  const health = (status: HealthStatus['status']): HealthStatus => ({ url: 'u', status, components: {}, error: null });
+  const health = (status: HealthStatus['status']): HealthStatus => ({ url: 'u', status, components: {}, version: null, node: null, error: null });
   const cases: [string, SupervisorStatus, HealthStatus, boolean][] = [
     ['all RUNNING, health ok', sup('RUNNING', 'RUNNING'), health('ok'), true],
     ['all RUNNING, health degraded', sup('RUNNING', 'RUNNING'), health('degraded'), true],
@@ -39,6 +39,14 @@ describe('deploy: dnsproxy status', () => {
     ['supervisord unreachable', { conf: 'c', error: 'no answer', programs: [] }, health('ok'), false],
   ];
   for (const [what, s, h, ok] of cases) it(`exit ${ok ? 0 : 1} when ${what}`, () => expect(stackOk({ supervisor: s, health: h })).to.equal(ok));
+
+  it('names the controller\'s dnsproxy version and Node.js runtime next to its health, when /health gives them', () => {
+    const supervisor = sup('RUNNING');
+    const said = statusText({ ok: true, supervisor, health: { ...health('ok'), url: 'http://api/health', version: '0.1.0', node: 'v24.22.3' } });
+    expect(said).to.match(/^health: ok \(http:\/\/api\/health\), dnsproxy 0\.1\.0 on Node\.js v24\.22\.3$/m);
+    // An older controller says neither: the line stays as it was.
+    expect(statusText({ ok: true, supervisor, health: { ...health('ok'), url: 'http://api/health' } })).to.match(/^health: ok \(http:\/\/api\/health\)$/m);
+  });
 
   it('says in one line when supervisord does not answer and when the API does not, and exits 1', async function () {
     if (!hasSupervisor()) return this.skip();

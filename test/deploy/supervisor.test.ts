@@ -75,11 +75,14 @@ describe('deploy: supervisord runs Caddy, the controller and the mail relay', fu
     expect(parsed.supervisor.programs.map((p: { name: string; state: string }) => `${p.name} ${p.state}`)).to.deep.equal(['caddy RUNNING', 'controller RUNNING', 'mail RUNNING']);
     expect(parsed.health.status).to.equal('ok');
     expect(parsed.health.components.proxy.status).to.equal('ok');
+    // supervisord's programs run on the node first on PATH, the one running these tests.
+    expect(parsed.health.node).to.equal(process.version);
 
     const human = await cli(['--api-url', stack.apiUrl, 'status'], { DNSPROXY_SUPERVISOR_CONF: CONF, DNSPROXY_RUN_DIR: stack.env.DNSPROXY_RUN_DIR! });
     expect(human.code).to.equal(0);
     expect(human.stdout).to.match(/^caddy\s+RUNNING\s+pid \d+/m);
     expect(human.stdout).to.match(/^health: ok \(/m);
+    expect(human.stdout).to.include(` on Node.js ${process.version}`);
 
     const shutdown = await stack.ctl('shutdown');
     expect(shutdown.code, shutdown.stderr).to.equal(0);
