@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test. On a fresh Debian machine it first installs the tools the tests use.
-# Last line of output: "N passed, N failed".
+# Runs every test, then the linter and the coverage check. On a fresh Debian machine it first
+# installs the tools the tests use. Last line of output: "N passed, N failed" — the tests, plus
+# one check each for lint (typescript-eslint, zero problems) and, on a full run, coverage (c8:
+# at least COVERAGE_MIN % of the lines of src/).
+# `bash scripts/test.sh test/dns/*.test.ts` runs only those files (lint too, coverage not enforced).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -8,5 +11,37 @@ need_node
 need_debs dig:bind9-dnsutils named-checkzone:bind9utils caddy:caddy supervisord:supervisor
 need_npm
 echo "dnsproxy: testing on Node $(node --version) ($(command -v node))" >&2
-if [ $# -eq 0 ]; then set -- 'test/**/*.test.ts'; fi
-exec npx mocha --reporter ./test/reporter.cjs "$@"
+# Lines of src/ the tests must run; below it the coverage check fails.
+COVERAGE_MIN=85
+full=0
+if [ $# -eq 0 ]; then set -- 'test/**/*.test.ts'; full=1; fi
+mkdir -p .tmp
+summary=$(mktemp .tmp/summary.XXXXXX)
+cov=.tmp/coverage
+rm -rf "$cov"
+# c8 sets NODE_V8_COVERAGE, so the servers the tests start (bin/dnsproxy → dist/, mapped back to
+# src/ through the source maps) count as well as the code mocha loads through tsx.
+set +e
+DNSPROXY_TEST_SUMMARY="$summary" npx c8 --all --src src --include 'src/**' --include 'dist/**' --exclude-after-remap \
+  --reports-dir "$cov" --reporter text-summary --reporter json-summary \
+  npx mocha --reporter ./test/reporter.cjs "$@"
+set -e
+read -r passed failed skipped < "$summary" || { passed=0; failed=1; skipped=0; echo "dnsproxy: mocha did not finish" >&2; }
+rm -f "$summary"
+
+echo
+echo "lint (typescript-eslint, type-checked rules, src/ and test/):"
+if npx eslint --max-warnings 0 src test; then
+  echo "lint: 0 problems"; passed=$((passed + 1))
+else
+  echo "lint: FAILED (see above)"; failed=$((failed + 1))
+fi
+
+lines=$(node -p "require('./$cov/coverage-summary.json').total.lines.pct" 2>/dev/null || echo 0)
+echo "coverage: ${lines}% of the lines of src/ (minimum ${COVERAGE_MIN}%, full report: npx c8 report --reports-dir $cov)"
+if [ "$full" -eq 1 ]; then
+  if node -e "process.exit(Number('$lines') >= $COVERAGE_MIN ? 0 : 1)"; then passed=$((passed + 1)); else
+    echo "coverage: FAILED (below ${COVERAGE_MIN}%)"; failed=$((failed + 1)); fi
+fi
+echo "${passed} passed, ${failed} failed$([ "$skipped" -gt 0 ] && echo ", ${skipped} skipped")"
+[ "$failed" -eq 0 ]
