@@ -198,9 +198,43 @@ export class SubmissionServer {
       return smtpError('mail_connection_rate', `Too many connections from ${safe(ip)}, try again in ${wait} s`);
     }
     this.log.debug('connect', { session: session.id, ip });
+    if (!this.opts.implicitTls) this.authOnlyOverTls(session);
     const deadline = this.now() + this.timeouts.maxSessionMs;
     this.armSessionEnd(session.id, this.timeouts.maxSessionMs, deadline + this.timeouts.graceMs);
     return null;
+  }
+
+  /**
+   * AUTH only over TLS (Postfix's smtpd_tls_auth_only): in plain text, EHLO lists no AUTH and AUTH
+   * is answered 530 5.7.0 before any credential is asked for (no 334) or read (an initial
+   * response on the AUTH line is dropped). smtp-server has no switch for it: with
+   * allowInsecureAuth false it still lists AUTH and answers 538 once the client has sent its
+   * credentials in clear text, and a session's disabledCommands hides AUTH from EHLO but answers
+   * AUTH with 500. So this connection's EHLO runs with AUTH disabled while in plain text, and its
+   * AUTH handler refuses first. After STARTTLS both are smtp-server's own.
+   */
+  private authOnlyOverTls(session: SMTPServerSession): void {
+    const conn = [...this.server.connections].find((c) => c.session === session);
+    if (!conn) return;
+    const ehlo = conn.handler_EHLO;
+    const auth = conn.handler_AUTH;
+    conn.handler_EHLO = (command, callback) => {
+      if (conn.secure) return ehlo.call(conn, command, callback);
+      const own = conn.session.disabledCommands;
+      conn.session.disabledCommands = [...(own ?? []), 'AUTH']; // smtp-server builds the EHLO reply synchronously
+      try {
+        ehlo.call(conn, command, callback);
+      } finally {
+        conn.session.disabledCommands = own;
+      }
+    };
+    conn.handler_AUTH = (command, callback) => {
+      if (conn.secure) return auth.call(conn, command, callback);
+      this.log.info('AUTH refused before STARTTLS', { session: session.id, ip: session.remoteAddress });
+      const e = smtpError('mail_starttls_required');
+      conn.send(e.responseCode, e.message);
+      callback();
+    };
   }
 
   /**
