@@ -5,6 +5,7 @@
 import { hostname as osHostname } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { logger, logLevel } from '../log/index.js';
+import { addressClass } from '../model/address.js';
 import { openDb, type Db } from '../store/db.js';
 import { Authenticator } from './auth.js';
 import type { Delivery } from './delivery.js';
@@ -44,6 +45,8 @@ export interface MailRelayOptions {
   dnsServers?: readonly string[];
   /** The inbound checks' DNS instead of node:dns on dnsServers (tests: resolver.ts memoryResolver). */
   resolver?: DnsResolver;
+  /** This node's own addresses (node_ip, listen_ip): `smtp` and `http` providers without allow_private never connect there (destination.ts). */
+  ownAddresses?: readonly string[];
   /** DNS servers for `mx` providers (mx.ts mxDnsServers()); none: the system's. */
   mxDnsServers?: readonly string[];
   /**
@@ -108,6 +111,7 @@ export function relayOptions(c: Config): MailRelayOptions {
     mailDomains: c.mail_domains,
     dnsServers: c.mail_dns_servers,
     mxDnsServers: mxDnsServers({ configured: c.mail_dns_servers, upstreams: c.upstreams, listenIp: c.listen_ip, dnsPort: c.dns_port }),
+    ownAddresses: [...new Set([c.node_ip, c.listen_ip])].filter((ip) => addressClass(ip) !== 'unspecified'),
   };
 }
 
@@ -132,7 +136,7 @@ export class MailRelay {
       const auth = (this.auth = new Authenticator(store, o.keyTouchFlushMs === undefined ? {} : { touchFlushMs: o.keyTouchFlushMs }));
 
       const queue: QueueOptions = { workers: o.workers, leaseMs: o.leaseMs, pollMs: o.pollMs, retry: o.retry, fallbackAfter: o.fallbackAfter, drainMs: o.drainMs, hostname: o.hostname };
-      const setup = { dataDir: o.dataDir, hostname: o.hostname, queue, ...(o.mxDnsServers ? { mxDnsServers: o.mxDnsServers } : {}), logLevel: logLevel() };
+      const setup = { dataDir: o.dataDir, hostname: o.hostname, queue, ...(o.mxDnsServers ? { mxDnsServers: o.mxDnsServers } : {}), ...(o.ownAddresses ? { ownAddresses: o.ownAddresses } : {}), logLevel: logLevel() };
       const fatal = (e: Error) => {
         clearInterval(this.heartbeat?.timer); // /health: mail goes stale, then down
         o.onFatal?.(e);

@@ -32,7 +32,7 @@ describe('mail: submission (STARTTLS + AUTH, policy replies)', function () {
     const other = sink();
     await other.listen();
     try {
-      r.store.putProvider({ name: 'other', config: { type: 'smtp', host: '127.0.0.1', port: other.port, security: 'starttls', tls_verify: false } });
+      r.store.putProvider({ name: 'other', config: { type: 'smtp', host: '127.0.0.1', port: other.port, security: 'starttls', tls_verify: false, allow_private: true } });
       r.store.addRule({ priority: 10, sender_domain: null, recipient_domain: 'example.net', account: null, provider: 'other', fallback_provider: null });
       const info = await client(r).sendMail(mail({ to: ['a@example.org', 'b@example.net'] }));
       expect(queuedIds(info.response)).to.have.length(2);
