@@ -22,6 +22,7 @@ export const ERRORS = {
   mail_auth_failed: { status: 401, smtp: 535, enhanced: '5.7.8', title: 'Authentication credentials invalid' },
   mail_auth_busy: { status: 503, smtp: 454, enhanced: '4.7.0', title: 'Temporary authentication failure, try again later' },
   mail_starttls_required: { status: 401, smtp: 530, enhanced: '5.7.0', title: 'Must issue a STARTTLS command first' },
+  mail_auth_locked: { status: 429, smtp: 454, enhanced: '4.7.0', title: 'Too many failed logins, try again later' },
   mail_auth_in_transaction: { status: 400, smtp: 503, enhanced: '5.5.1', title: 'AUTH is not permitted during a mail transaction; send RSET first' },
   mail_sender_denied: { status: 403, smtp: 550, enhanced: '5.7.1', title: 'Sender address not allowed for this account' },
   mail_no_route: { status: 403, smtp: 550, enhanced: '5.7.1', title: 'Relaying to this domain is not configured' },

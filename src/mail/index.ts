@@ -18,7 +18,7 @@ import { RateLimiter } from './ratelimit.js';
 import { systemResolver, type DnsResolver } from './resolver.js';
 import { SubmissionServer, type InboundOptions, type SessionTimeouts } from './server.js';
 import { MailStore } from './store.js';
-import { AuthThrottle, type ThrottleOptions } from './throttle.js';
+import { AuthThrottle, LOCKOUT, LoginLockout, LoginSlots, MAX_AUTHS_PER_ADDRESS, type LockoutOptions, type ThrottleOptions } from './throttle.js';
 import { TLS_POLL_MS, TlsCertificates } from './tls.js';
 
 export interface MailRelayOptions {
@@ -63,6 +63,14 @@ export interface MailRelayOptions {
   drainMs?: number;
   closeTimeoutMs?: number;
   authThrottle?: ThrottleOptions;
+  /** Lockouts after failed logins (throttle.ts LOCKOUT unless given). */
+  authLockout?: LockoutOptions;
+  /** AUTH exchanges in progress per client address (throttle.ts MAX_AUTHS_PER_ADDRESS at once unless given: tests look into it). */
+  loginSlots?: LoginSlots;
+  /** The clock of the login throttle and lockouts (Date.now unless given: tests move it). */
+  clock?: () => number;
+  /** Waits out a failed login's delay (a timer unless given: tests release it). */
+  authSleep?: (ms: number) => Promise<void>;
   heartbeatMs?: number;
   /** How often a certificate set with `dnsproxy mail cert` is looked for (tls.ts TLS_POLL_MS unless given). */
   tlsPollMs?: number;
@@ -143,12 +151,14 @@ export class MailRelay {
       };
       const q = (this.delivery = o.mxResolver ? (await import('./delivery.js')).localDelivery(db, setup, o.mxResolver) : await ThreadedDelivery.start(setup, fatal));
 
-      const throttle = new AuthThrottle(o.authThrottle);
+      const throttle = new AuthThrottle(o.authThrottle, o.clock);
+      const lockout = new LoginLockout(o.authLockout ?? LOCKOUT, o.clock);
+      const slots = o.loginSlots ?? new LoginSlots(MAX_AUTHS_PER_ADDRESS);
       const accountRate = new RateLimiter({ limit: o.accountMessagesPerHour, perMs: 3_600_000 });
       const connectionRate = new RateLimiter({ limit: o.ipConnectionsPerMinute, perMs: 60_000 });
       const server = (listener: { inbound?: InboundOptions; implicitTls?: boolean } = {}) => {
         const s = new SubmissionServer(
-          { store, queue: q, auth, throttle, accountRate, connectionRate },
+          { store, queue: q, auth, throttle, lockout, slots, accountRate, connectionRate, ...(o.authSleep ? { sleep: o.authSleep } : {}) },
           { hostname: o.hostname, maxSize: o.maxSize, maxClients: o.maxClients, tls, closeTimeoutMs: o.closeTimeoutMs, ...(o.sessionTimeouts ? { timeouts: o.sessionTimeouts } : {}), ...listener },
         );
         this.servers.push(s);

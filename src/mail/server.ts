@@ -21,7 +21,7 @@ import { matchRule } from './route.js';
 import { domainOf } from './schema.js';
 import type { MailStore } from './store.js';
 import type { RateLimiter } from './ratelimit.js';
-import type { AuthThrottle } from './throttle.js';
+import type { AuthThrottle, LoginLockout, LoginSlots } from './throttle.js';
 
 /** Recipients per message; more get 452 and the client sends the rest in another transaction. */
 const MAX_RECIPIENTS = 1000;
@@ -82,6 +82,12 @@ export interface ServerDeps {
   auth: Authenticator;
   /** Failed-login delays, shared by every listener. */
   throttle: AuthThrottle;
+  /** Failed logins per account and per client address, and the lockouts they start (454 4.7.0), shared by every listener. */
+  lockout: LoginLockout;
+  /** AUTH exchanges in progress per client address (more wait), shared by every listener. */
+  slots: LoginSlots;
+  /** Waits out a failed login's delay before its 535 (a timer unless given: tests release it). */
+  sleep?: (ms: number) => Promise<void>;
   /** Messages per account (451 4.7.0 at MAIL FROM once spent), shared by every listener. */
   accountRate: RateLimiter;
   /** Connections per client IP (421 4.7.0 at connect once spent), shared by every listener. */
@@ -112,12 +118,16 @@ export class SubmissionServer {
   private readonly sessionKeys = new Map<string, string>();
   /** Per session without AUTH: recipients refused as relaying so far (MAX_REFUSED_RECIPIENTS). */
   private readonly refusals = new Map<string, number>();
+  /** Sessions let in at connect and not yet closed. */
+  private readonly open = new Set<string>();
+  private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(
     private readonly deps: ServerDeps,
     private readonly opts: ServerOptions,
   ) {
     this.now = deps.now ?? Date.now;
+    this.sleep = deps.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms).unref()));
     this.timeouts = { idleMs: IDLE_TIMEOUT_MS, maxSessionMs: MAX_SESSION_MS, graceMs: SESSION_END_GRACE_MS, ...opts.timeouts };
     this.server = new SMTPServer({
       name: opts.hostname,
@@ -147,6 +157,7 @@ export class SubmissionServer {
         this.sessionTimers.delete(session.id);
         this.sessionKeys.delete(session.id);
         this.refusals.delete(session.id);
+        this.open.delete(session.id);
         this.log.debug('close', { session: session.id });
       },
     });
@@ -198,6 +209,7 @@ export class SubmissionServer {
       return smtpError('mail_connection_rate', `Too many connections from ${safe(ip)}, try again in ${wait} s`);
     }
     this.log.debug('connect', { session: session.id, ip });
+    this.open.add(session.id);
     if (!this.opts.implicitTls) this.authOnlyOverTls(session);
     const deadline = this.now() + this.timeouts.maxSessionMs;
     this.armSessionEnd(session.id, this.timeouts.maxSessionMs, deadline + this.timeouts.graceMs);
@@ -256,6 +268,12 @@ export class SubmissionServer {
     this.sessionTimers.set(id, timer);
   }
 
+  /**
+   * AUTH: lockouts first (throttle.ts: the client address, then the account; 454 4.7.0 without a
+   * hash, the right password too; a live API key still opens a locked account), then the
+   * password or key. At most slots.max exchanges per client address at once, a failed one holding
+   * its place through its delayed 535, so parallel connections buy no extra guesses.
+   */
   private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, res?: { user: string }) => void): Promise<void> {
     const ip = session.remoteAddress;
     // RFC 4954 4: never in a transaction. On the SMTP port a MAIL FROM without AUTH is taken under
@@ -264,17 +282,42 @@ export class SubmissionServer {
       this.log.info('AUTH refused during a mail transaction', { session: session.id, ip });
       return cb(smtpError('mail_auth_in_transaction'));
     }
+    const { lockout } = this.deps;
+    const ipKey = `ip:${ip}`;
+    const locked = (wait: number, whose: string) => smtpError('mail_auth_locked', `Too many failed logins ${whose}, try again in ${Math.ceil(wait / 1000)} s`);
+    if (lockout.lockedFor(ipKey)) return cb(locked(lockout.lockedFor(ipKey), `from ${safe(ip)}`));
+    const release = await this.deps.slots.acquire(ip);
     try {
-      const ok = await this.deps.auth.verify(auth.username ?? '', auth.password ?? '');
-      if (ok) {
-        this.deps.throttle.succeed(ip);
-        if (ok.keyId) this.sessionKeys.set(session.id, ok.keyId);
-        this.log.info('authenticated', { session: session.id, ip, account: ok.account.name, ...(ok.keyId ? { key: ok.keyId } : { with: 'password' }) });
-        return cb(null, { user: ok.account.name });
+      if (!this.open.has(session.id)) return; // the client left while waiting for its turn
+      const username = auth.username ?? '';
+      const secret = auth.password ?? '';
+      const account = this.deps.auth.accountOf(username);
+      // A name that is no account is counted under the name itself: a lockout tells nothing about which exist.
+      const accountKey = `account:${account ?? `?${username.toLowerCase()}`}`;
+      const ipWait = lockout.lockedFor(ipKey);
+      if (ipWait) return cb(locked(ipWait, `from ${safe(ip)}`));
+      const accountWait = lockout.lockedFor(accountKey);
+      const ok = accountWait ? this.deps.auth.verifyKey(username, secret) : await this.deps.auth.verify(username, secret);
+      if (!ok) {
+        if (accountWait) {
+          this.log.warn('authentication refused: the account is locked out', { session: session.id, ip, account: account ?? '(no such account)', locked_ms: accountWait });
+          return cb(locked(accountWait, 'for this account'));
+        }
+        const delay = this.deps.throttle.fail(ip);
+        const accountLock = lockout.fail(accountKey);
+        const ipLock = lockout.fail(ipKey);
+        this.log.warn('authentication failed', { session: session.id, ip, delay_ms: delay });
+        if (accountLock) this.log.warn('account locked out after repeated failed logins', { account: account ?? '(no such account)', ip, locked_ms: accountLock });
+        if (ipLock) this.log.warn('client address locked out after repeated failed logins', { ip, locked_ms: ipLock });
+        await this.sleep(delay); // the slot stays taken until the 535 goes out
+        return cb(smtpError('mail_auth_failed'));
       }
-      const delay = this.deps.throttle.fail(ip);
-      this.log.warn('authentication failed', { session: session.id, ip, delay_ms: delay });
-      setTimeout(() => cb(smtpError('mail_auth_failed')), delay).unref();
+      this.deps.throttle.succeed(ip);
+      lockout.succeed(accountKey);
+      lockout.succeed(ipKey);
+      if (ok.keyId) this.sessionKeys.set(session.id, ok.keyId);
+      this.log.info('authenticated', { session: session.id, ip, account: ok.account.name, ...(ok.keyId ? { key: ok.keyId } : { with: 'password' }) });
+      cb(null, { user: ok.account.name });
     } catch (e) {
       if (e instanceof AuthBusyError) {
         this.log.warn('authentication deferred: too many logins waiting for a hash', { session: session.id, ip });
@@ -282,6 +325,8 @@ export class SubmissionServer {
       }
       this.log.error('authentication error', { session: session.id, error: (e as Error).message });
       cb(smtpError('mail_store_unavailable'));
+    } finally {
+      release();
     }
   }
 
