@@ -31,6 +31,8 @@ export const ERRORS = {
   mail_store_unavailable: { status: 503, smtp: 451, enhanced: '4.3.0', title: 'Temporary local problem, try again later' },
   mail_rate_limited: { status: 429, smtp: 451, enhanced: '4.7.0', title: 'Too many messages from this account, try again later' },
   mail_connection_rate: { status: 429, smtp: 421, enhanced: '4.7.0', title: 'Too many connections from this address, try again later' },
+  mail_client_limit: { status: 429, smtp: 421, enhanced: '4.7.0', title: 'Too many connections from this address at once, try again later' },
+  mail_data_memory_full: { status: 507, smtp: 452, enhanced: '4.3.1', title: 'Insufficient system storage: too much mail being received at once, try again later' },
   mail_session_expired: { status: 503, smtp: 421, enhanced: '4.4.2', title: 'Session time limit reached, reconnect to go on' },
   // Inbound mail (the SMTP port without AUTH, for the domains we host: src/mail/inbound.ts).
   mail_relay_denied: { status: 403, smtp: 550, enhanced: '5.7.1', title: 'Relaying denied: without AUTH this server accepts mail only for its own domains' },

@@ -14,7 +14,7 @@ import { HEARTBEAT_MS, writeHeartbeat, writeStopped } from './heartbeat.js';
 import { mxDnsServers, type MxResolver } from './mx.js';
 import type { RetryPolicy } from './policy.js';
 import type { QueueOptions } from './queue.js';
-import { RateLimiter } from './ratelimit.js';
+import { ConcurrencyLimit, DataBudget, RateLimiter } from './ratelimit.js';
 import { systemResolver, type DnsResolver } from './resolver.js';
 import { SubmissionServer, type InboundOptions, type SessionTimeouts } from './server.js';
 import { MailStore } from './store.js';
@@ -37,6 +37,12 @@ export interface MailRelayOptions {
   accountMessagesPerHour?: number;
   /** Connections one client IP may open per minute (token bucket); 0 = no limit. */
   ipConnectionsPerMinute?: number;
+  /** Sessions one client IP may have open at once, all listeners together; 0 = no limit. */
+  maxClientsPerIp?: number;
+  /** Message bytes all sessions may hold in memory together (DATA not yet committed); at least maxSize. */
+  maxDataInFlight?: number;
+  /** The budget itself instead of a new one of maxDataInFlight (tests look into it). */
+  dataBudget?: DataBudget;
   tlsCert?: string | undefined;
   tlsKey?: string | undefined;
   /** Domains the SMTP port takes mail for without AUTH (inbound, we are their MX); none: no mail without AUTH (550 5.7.1 for every recipient). */
@@ -98,6 +104,9 @@ const DEFAULTS = {
   /** As the config's defaults (mail_account_messages_per_hour, mail_ip_connections_per_minute). */
   accountMessagesPerHour: 3600,
   ipConnectionsPerMinute: 600,
+  /** As the config's defaults (mail_max_clients_per_ip, mail_max_data_in_flight). */
+  maxClientsPerIp: 10,
+  maxDataInFlight: 64 * 1024 * 1024,
 } as const;
 
 export function relayOptions(c: Config): MailRelayOptions {
@@ -114,6 +123,8 @@ export function relayOptions(c: Config): MailRelayOptions {
     retry: { baseMs: c.mail_retry_base_ms, maxMs: c.mail_retry_max_ms, giveUpMs: c.mail_give_up_ms },
     accountMessagesPerHour: c.mail_account_messages_per_hour,
     ipConnectionsPerMinute: c.mail_ip_connections_per_minute,
+    maxClientsPerIp: c.mail_max_clients_per_ip,
+    maxDataInFlight: c.mail_max_data_in_flight,
     tlsCert: c.mail_tls_cert,
     tlsKey: c.mail_tls_key,
     mailDomains: c.mail_domains,
@@ -156,9 +167,12 @@ export class MailRelay {
       const slots = o.loginSlots ?? new LoginSlots(MAX_AUTHS_PER_ADDRESS);
       const accountRate = new RateLimiter({ limit: o.accountMessagesPerHour, perMs: 3_600_000 });
       const connectionRate = new RateLimiter({ limit: o.ipConnectionsPerMinute, perMs: 60_000 });
+      const clientsPerIp = new ConcurrencyLimit(o.maxClientsPerIp);
+      // A message of the largest size must always fit (config.ts refuses a smaller budget).
+      const dataBudget = o.dataBudget ?? new DataBudget(Math.max(o.maxDataInFlight, o.maxSize));
       const server = (listener: { inbound?: InboundOptions; implicitTls?: boolean } = {}) => {
         const s = new SubmissionServer(
-          { store, queue: q, auth, throttle, lockout, slots, accountRate, connectionRate, ...(o.authSleep ? { sleep: o.authSleep } : {}) },
+          { store, queue: q, auth, throttle, lockout, slots, accountRate, connectionRate, clientsPerIp, dataBudget, ...(o.authSleep ? { sleep: o.authSleep } : {}) },
           { hostname: o.hostname, maxSize: o.maxSize, maxClients: o.maxClients, tls, closeTimeoutMs: o.closeTimeoutMs, ...(o.sessionTimeouts ? { timeouts: o.sessionTimeouts } : {}), ...listener },
         );
         this.servers.push(s);

@@ -20,7 +20,7 @@ import { AuthBusyError, type Authenticator } from './auth.js';
 import { matchRule } from './route.js';
 import { domainOf } from './schema.js';
 import type { MailStore } from './store.js';
-import type { RateLimiter } from './ratelimit.js';
+import type { ConcurrencyLimit, DataBudget, RateLimiter } from './ratelimit.js';
 import type { AuthThrottle, LoginLockout, LoginSlots } from './throttle.js';
 
 /** Recipients per message; more get 452 and the client sends the rest in another transaction. */
@@ -92,6 +92,10 @@ export interface ServerDeps {
   accountRate: RateLimiter;
   /** Connections per client IP (421 4.7.0 at connect once spent), shared by every listener. */
   connectionRate: RateLimiter;
+  /** Sessions open at once per client IP (421 4.7.0 at connect beyond it), shared by every listener. */
+  clientsPerIp: ConcurrencyLimit;
+  /** Message bytes all sessions may hold in memory together (452 4.3.1 beyond it), shared by every listener. */
+  dataBudget: DataBudget;
   now?: () => number;
 }
 
@@ -118,8 +122,10 @@ export class SubmissionServer {
   private readonly sessionKeys = new Map<string, string>();
   /** Per session without AUTH: recipients refused as relaying so far (MAX_REFUSED_RECIPIENTS). */
   private readonly refusals = new Map<string, number>();
-  /** Sessions let in at connect and not yet closed. */
-  private readonly open = new Set<string>();
+  /** Sessions let in at connect and not yet closed, with their client address (clientsPerIp). */
+  private readonly open = new Map<string, string>();
+  /** Per session holding message data: gives its bytes back to the budget (on close at the latest). */
+  private readonly dataHeld = new Map<string, () => void>();
   private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(
@@ -157,7 +163,10 @@ export class SubmissionServer {
         this.sessionTimers.delete(session.id);
         this.sessionKeys.delete(session.id);
         this.refusals.delete(session.id);
+        const ip = this.open.get(session.id);
+        if (ip !== undefined) this.deps.clientsPerIp.leave(ip);
         this.open.delete(session.id);
+        this.dataHeld.get(session.id)?.(); // a client gone mid-DATA: its bytes go back
         this.log.debug('close', { session: session.id });
       },
     });
@@ -200,16 +209,22 @@ export class SubmissionServer {
     );
   }
 
-  /** The connection rate per client IP, then the session clock. */
+  /** Sessions at once per client IP, the connection rate per client IP, then the session clock. */
   private onConnect(session: SMTPServerSession): Error | null {
     const ip = session.remoteAddress;
+    const clients = this.deps.clientsPerIp;
+    if (clients.count(ip) >= clients.max && clients.max > 0) {
+      this.log.warn('client address at its session limit', { session: session.id, ip, limit: clients.max });
+      return smtpError('mail_client_limit', `Too many connections from ${safe(ip)} at once (at most ${clients.max}), try again later`);
+    }
     if (!this.deps.connectionRate.tryTake(ip)) {
       const wait = Math.ceil(this.deps.connectionRate.wait(ip) / 1000);
       this.log.warn('connection rate limit reached', { session: session.id, ip, limit_per_minute: this.deps.connectionRate.opts.limit });
       return smtpError('mail_connection_rate', `Too many connections from ${safe(ip)}, try again in ${wait} s`);
     }
     this.log.debug('connect', { session: session.id, ip });
-    this.open.add(session.id);
+    clients.tryEnter(ip);
+    this.open.set(session.id, ip);
     if (!this.opts.implicitTls) this.authOnlyOverTls(session);
     const deadline = this.now() + this.timeouts.maxSessionMs;
     this.armSessionEnd(session.id, this.timeouts.maxSessionMs, deadline + this.timeouts.graceMs);
@@ -342,6 +357,11 @@ export class SubmissionServer {
   }
 
   private checkSender(address: SMTPServerAddress, session: SMTPServerSession): Error | null {
+    const declared = Number((address.args || {})['SIZE'] ?? 0); // RFC 1870: over what we can hold now is 452
+    if (declared > this.deps.dataBudget.free) {
+      this.log.warn('message data budget full: SIZE refused at MAIL FROM', { session: session.id, ip: session.remoteAddress, size: declared, free: this.deps.dataBudget.free });
+      return smtpError('mail_data_memory_full');
+    }
     if (this.inboundSession(session)) {
       // Any sender, <> too (bounces to our domains): SPF and DMARC judge it once the message is in.
       this.log.debug('inbound sender', { session: session.id, ip: session.remoteAddress, from: address.address });
@@ -413,20 +433,49 @@ export class SubmissionServer {
     }
   }
 
+  /**
+   * Keeps the message in memory while it comes, each chunk taken from the shared data budget:
+   * one that does not fit ends the keeping (what was kept goes back at once) and the message gets
+   * 452 4.3.1 at its end; past maxSize chunks are only counted (552). The bytes go back when the
+   * message is committed or refused, or when the session closes.
+   */
   private onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): void {
+    const budget = this.deps.dataBudget;
     const chunks: Buffer[] = [];
     let size = 0;
+    let held = 0;
+    let overBudget = false;
+    const giveBack = () => {
+      budget.give(held);
+      held = 0;
+      this.dataHeld.delete(session.id);
+    };
+    this.dataHeld.set(session.id, giveBack);
     stream.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= this.opts.maxSize) chunks.push(chunk); // past the limit: count, do not keep
+      if (overBudget || size > this.opts.maxSize) return; // past a limit: count, do not keep
+      if (!budget.take(chunk.length)) {
+        overBudget = true;
+        chunks.length = 0;
+        giveBack();
+        this.log.warn('message data budget full: this message is not kept (452 at its end)', { session: session.id, ip: session.remoteAddress, in_use: budget.inUse, max: budget.max });
+        return;
+      }
+      held += chunk.length;
+      chunks.push(chunk);
     });
     stream.on('error', (e: Error) => this.log.info('message stream error', { session: session.id, error: e.message }));
     stream.on('end', () => {
-      if (stream.sizeExceeded || size > this.opts.maxSize) return cb(smtpError('mail_too_large', `Message exceeds the maximum size of ${this.opts.maxSize} bytes`));
-      if (this.inboundSession(session)) return void this.acceptInbound(session, Buffer.concat(chunks), cb);
+      const done = (err?: Error | null, message?: string) => {
+        giveBack();
+        cb(err, message);
+      };
+      if (stream.sizeExceeded || size > this.opts.maxSize) return done(smtpError('mail_too_large', `Message exceeds the maximum size of ${this.opts.maxSize} bytes`));
+      if (overBudget) return done(smtpError('mail_data_memory_full'));
+      if (this.inboundSession(session)) return void this.acceptInbound(session, Buffer.concat(chunks), done);
       const from = session.envelope.mailFrom;
       const account = this.account(session);
-      if (!from || !account) return cb(smtpError('mail_auth_required'));
+      if (!from || !account) return done(smtpError('mail_auth_required'));
       const rcptTo = session.envelope.rcptTo.map((r) => r.address);
       const nowMs = this.now();
       const received = receivedHeader(session, this.opts.hostname, session.secure ? 'ESMTPSA' : 'ESMTPA', nowMs);
@@ -434,11 +483,11 @@ export class SubmissionServer {
       this.deps.queue.enqueueSoon({ account: account.name, mailFrom: from.address, rcptTo, raw: Buffer.concat([Buffer.from(received), ...chunks]) }, nowMs, queued).then(
         (ids) => {
           this.deps.accountRate.take(account.name); // one per accepted message, however many recipients
-          cb(null, `2.0.0 Ok: queued as ${ids.join(',')}`);
+          done(null, `2.0.0 Ok: queued as ${ids.join(',')}`);
         },
         (e: unknown) => {
           this.log.error('queueing failed', { session: session.id, error: (e as Error).message });
-          cb(smtpError('mail_store_unavailable'));
+          done(smtpError('mail_store_unavailable'));
         },
       );
     });
