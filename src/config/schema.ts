@@ -52,7 +52,7 @@ export const configSchema = z
     mail_dns_servers: z
       .array(resolverAddress)
       .default([])
-      .describe('Mail relay: DNS servers for its lookups (the SPF/DKIM/DMARC checks of inbound mail, the MX lookups of mx providers), ip or ip:port, e.g. 127.0.0.1:53 for our own DNS server; empty = the system\'s (/etc/resolv.conf), or for mx providers our own DNS server then upstreams when upstreams are set'),
+      .describe('Mail relay: DNS servers for its lookups (the SPF/DKIM/DMARC checks of inbound mail, the MX lookups of mx providers), ip or ip:port; our own DNS server only with upstreams set (it answers nothing else: mail serve refuses it otherwise); empty = the system\'s (/etc/resolv.conf), or for mx providers our own DNS server then upstreams when upstreams are set'),
     mail_hostname: z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, 'must be a host name').optional().describe('Mail relay: name in the greeting, EHLO and the self-signed certificate; default: this host\'s name'),
     mail_max_size: positive.default(25 * 1024 * 1024).describe('Mail relay: largest message accepted, bytes (advertised as SIZE)'),
     mail_max_clients: positive.default(100).describe('Mail relay: concurrent SMTP connections; more get 421'),

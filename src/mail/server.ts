@@ -521,6 +521,10 @@ export class SubmissionServer {
       this.log.info('inbound rejected by DMARC', { session: session.id, ip: client.ip, from: from.address, spf, dkim, dmarc });
       return cb(smtpError('mail_dmarc_reject', check.verdict.reason));
     }
+    if (check.verdict.kind === 'defer') {
+      this.log.warn('inbound deferred: DNS decided the DMARC check (451, the sender retries)', { session: session.id, ip: client.ip, from: from.address, spf, dkim, dmarc });
+      return cb(smtpError('mail_auth_check_failed', check.verdict.reason));
+    }
     const rcptTo = session.envelope.rcptTo.map((r) => r.address);
     const nowMs = this.now();
     const received = receivedHeader(session, this.opts.hostname, session.transmissionType, nowMs);

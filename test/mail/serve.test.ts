@@ -134,6 +134,16 @@ describe('mail: `dnsproxy mail serve`', function () {
     }
   });
 
+  it('mail_dns_servers naming our own DNS server while upstreams is empty exits 2 saying why (every outside check would be temperror)', async () => {
+    p = run(['mail', 'serve', '--data-dir', tmp.dir, '--smtp-port', '0', '--submission-port', '0', '--listen-ip', '127.0.0.1'], { DNSPROXY_MAIL_DNS_SERVERS: '127.0.0.1:53' });
+    expect(await p.exited, p.out()).to.equal(2);
+    expect(p.out()).to.include("mail_dns_servers: 127.0.0.1:53 is this node's own DNS server, which answers only its own zones while upstreams is empty");
+    p = run(['mail', 'serve', '--data-dir', tmp.dir, '--smtp-port', '0', '--submission-port', '0', '--listen-ip', '127.0.0.1'], { DNSPROXY_MAIL_DNS_SERVERS: '127.0.0.1:53', DNSPROXY_UPSTREAMS: '192.0.2.53', DNSPROXY_MAIL_HOSTNAME: HOSTNAME, DNSPROXY_LOG_LEVEL: 'info' });
+    await eventually(() => p!.out().includes('"mail relay started"'), 20_000, `started with upstreams set; output:\n${p.out()}`);
+    p.proc.kill('SIGTERM');
+    expect(await p.exited, p.out()).to.equal(0);
+  });
+
   it('a bad setting exits 2 with one line naming the field and where it came from', async () => {
     p = run(['mail', 'serve', '--data-dir', tmp.dir, '--submission-port', '70000'], { DNSPROXY_MAIL_MAX_SIZE: '-5' });
     expect(await p.exited).to.equal(2);
