@@ -300,10 +300,11 @@ export class SubmissionServer {
     const { lockout } = this.deps;
     const ipKey = `ip:${ip}`;
     const locked = (wait: number, whose: string) => smtpError('mail_auth_locked', `Too many failed logins ${whose}, try again in ${Math.ceil(wait / 1000)} s`);
-    if (lockout.lockedFor(ipKey)) return cb(locked(lockout.lockedFor(ipKey), `from ${safe(ip)}`));
+    const ipLocked = lockout.lockedFor(ipKey); // before waiting for a slot: a locked address waits for nothing
+    if (ipLocked) return cb(locked(ipLocked, `from ${safe(ip)}`));
     const release = await this.deps.slots.acquire(ip);
     try {
-      if (!this.open.has(session.id)) return; // the client left while waiting for its turn
+      if (!this.open.has(session.id)) return cb(smtpError('mail_auth_busy')); // the client left while waiting for its turn: no hash for nobody
       const username = auth.username ?? '';
       const secret = auth.password ?? '';
       const account = this.deps.auth.accountOf(username);
