@@ -43,8 +43,8 @@ export const mailRoutes =
     app.get('/api/v1/mail/providers', { schema: { tags } }, async () => ({ providers: store.providers().map(shown) }));
     app.put('/api/v1/mail/providers/:name', { schema: { tags, params: nameParam, body: providerConfig, description: 'Create or replace a provider' } }, async (req, reply) => {
       const created = !store.provider(req.params.name);
-      const provider = store.putProvider({ name: req.params.name, config: req.body });
-      log.info('mail provider saved', { name: provider.name, type: provider.config.type, target: target(provider.config) });
+      const provider = store.putProvider({ name: req.params.name, config: req.body }, { ownAddresses: [deps.nodeIp] });
+      log.info('mail provider saved', { name: provider.name, type: provider.config.type, target: target(provider.config), ...(provider.config.type !== 'mx' && provider.config.allow_private ? { allow_private: true } : {}) });
       return reply.code(created ? 201 : 200).send({ provider: shown(provider) });
     });
     app.delete('/api/v1/mail/providers/:name', { schema: { tags, params: nameParam } }, async (req, reply) => {

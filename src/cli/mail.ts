@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { logger, setLogLevel } from '../log/index.js';
+import { mailDnsProblem } from '../mail/resolver.js';
 import { CliError } from './client.js';
 import type { Globals } from './commands.js';
 import { mailAdminCommands } from './mail-admin.js';
@@ -46,6 +47,8 @@ export function mailCommands(program: Command, g: Globals): void {
         if (e instanceof ConfigError) throw new CliError(e.lines.join('\n'), 2);
         throw e;
       }
+      const dnsProblem = mailDnsProblem(config);
+      if (dnsProblem) throw new CliError(dnsProblem, 2);
       setLogLevel(config.log_level);
       // bin/dnsproxy's --optimize-for-size serves the controller's memory target. In the relay its
       // memory-reducing full GCs throw optimized code away, to be compiled again under load (about

@@ -52,10 +52,12 @@ export const configSchema = z
     mail_dns_servers: z
       .array(resolverAddress)
       .default([])
-      .describe('Mail relay: DNS servers for its lookups (the SPF/DKIM/DMARC checks of inbound mail, the MX lookups of mx providers), ip or ip:port, e.g. 127.0.0.1:53 for our own DNS server; empty = the system\'s (/etc/resolv.conf), or for mx providers our own DNS server then upstreams when upstreams are set'),
+      .describe('Mail relay: DNS servers for its lookups (the SPF/DKIM/DMARC checks of inbound mail, the MX lookups of mx providers), ip or ip:port; our own DNS server only with upstreams set (it answers nothing else: mail serve refuses it otherwise); empty = the system\'s (/etc/resolv.conf), or for mx providers our own DNS server then upstreams when upstreams are set'),
     mail_hostname: z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, 'must be a host name').optional().describe('Mail relay: name in the greeting, EHLO and the self-signed certificate; default: this host\'s name'),
     mail_max_size: positive.default(25 * 1024 * 1024).describe('Mail relay: largest message accepted, bytes (advertised as SIZE)'),
     mail_max_clients: positive.default(100).describe('Mail relay: concurrent SMTP connections; more get 421'),
+    mail_max_clients_per_ip: z.coerce.number().int('must be an integer').min(0, 'must be >= 0').default(10).describe('Mail relay: SMTP sessions one client address may have open at once (all listeners together); more get 421 4.7.0 at connect; 0 = no limit'),
+    mail_max_data_in_flight: positive.default(64 * 1024 * 1024).describe('Mail relay: bytes of message data all sessions together may hold in memory while receiving (DATA not yet committed); a message that does not fit gets 452 4.3.1 (the client retries); at least mail_max_size'),
     mail_workers: positive.default(4).describe('Mail relay: deliveries in flight at once'),
     mail_retry_base_ms: positive.default(60_000).describe('Mail relay: first retry delay; doubles per attempt up to mail_retry_max_ms'),
     mail_retry_max_ms: positive.default(3_600_000),
@@ -66,7 +68,8 @@ export const configSchema = z
     mail_tls_key: z.string().min(1).optional(),
   })
   .strict()
-  .refine((c) => (c.mail_tls_cert === undefined) === (c.mail_tls_key === undefined), { path: ['mail_tls_key'], message: 'mail_tls_cert and mail_tls_key go together' });
+  .refine((c) => (c.mail_tls_cert === undefined) === (c.mail_tls_key === undefined), { path: ['mail_tls_key'], message: 'mail_tls_cert and mail_tls_key go together' })
+  .refine((c) => c.mail_max_data_in_flight >= c.mail_max_size, { path: ['mail_max_data_in_flight'], message: 'must be at least mail_max_size (a message of the largest size must fit)' });
 
 export type Config = z.infer<typeof configSchema> & { node_ip: string };
 

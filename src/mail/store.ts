@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { AppError, fieldError } from '../errors.js';
 import { prepared, type Db } from '../store/db.js';
 import { keyHash, keyState, newKey, rotationPlan } from './apikeys.js';
+import { providerDestinationIssues } from './destination.js';
 import { hashPassword } from './password.js';
 import type { z } from 'zod';
 import { providerConfig, type Account, type AccountInput, type KeyInfo, type KeyInput, type Provider, type Rule, type RuleInput } from './schema.js';
@@ -156,10 +157,16 @@ export class MailStore {
 
   // ---- providers ----
 
-  /** Creates or replaces a provider. */
-  /** Stores a provider; its config is parsed here, so omitted settings get their defaults (e.g. max_connections). */
-  putProvider(input: { name: string; config: z.input<typeof providerConfig> }): Provider {
+  /**
+   * Creates or replaces a provider; its config is parsed here, so omitted settings get their
+   * defaults (e.g. max_connections). A host or URL the relay would not connect to (destination.ts:
+   * loopback, link-local, metadata, localhost, `ownAddresses`) without allow_private, or an smtp
+   * host that is no host name or IP address, is a 400 naming the field, and nothing is written.
+   */
+  putProvider(input: { name: string; config: z.input<typeof providerConfig> }, opts: { ownAddresses?: readonly string[] } = {}): Provider {
     const config = providerConfig.parse(input.config);
+    const issues = providerDestinationIssues(config, new Set(opts.ownAddresses));
+    if (issues.length) throw new AppError('invalid_body', undefined, issues);
     const at = this.now().toISOString();
     this.write(
       `INSERT INTO mail_providers (name, type, config, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
