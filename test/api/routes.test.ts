@@ -90,6 +90,28 @@ describe('api: /api/v1/routes, plan, dry runs', () => {
     });
   }
 
+  // Every view of the routes and records that once went down with one bad row.
+  const allViewsAnswer = async () => {
+    for (const url of ['/api/v1/routes', '/api/v1/plan', '/api/v1/caddyfile', '/api/v1/records', '/list-records', '/api/v1/zones/home.arpa/export'])
+      expect((await req('GET', url)).statusCode, url).to.equal(200);
+  };
+
+  for (const [field, value] of [['path', '//'], ['path', '/./'], ['path', '/a/../b'], ['path', '/a//b'], ['health_path', '//'], ['health_path', '/..']] as const) {
+    it(`400 for ${field} ${JSON.stringify(value)} on POST and PUT; nothing stored, every list still answers`, async () => {
+      const body = { hosts: ['bad.home.arpa'], upstreams: ['192.0.2.5:80'] };
+      const posted = await req('POST', '/api/v1/routes', { ...body, [field]: value });
+      expect(posted.statusCode, posted.body).to.equal(400);
+      expect(posted.json().error.fields.map((x: { path: string }) => x.path)).to.deep.equal([field]);
+      expect(f.db.prepare('SELECT count(*) FROM routes').pluck().get()).to.equal(0);
+      const id = (await req('POST', '/api/v1/routes', body)).json().route.id as string;
+      const put = await req('PUT', `/api/v1/routes/${id}`, { ...body, [field]: value });
+      expect(put.statusCode, put.body).to.equal(400);
+      expect((await req('GET', `/api/v1/routes/${id}`)).json().route).to.include({ path: null, health_path: null });
+      await allViewsAnswer();
+      expect((await req('POST', '/add-record', llm)).statusCode).to.equal(201);
+    });
+  }
+
   it('?dry_run=true shows the DNS and route plan and applies nothing', async () => {
     const heard: unknown[] = [];
     f.records.onChange((c) => heard.push(c));
