@@ -13,7 +13,7 @@ import { openDb, type Db } from './store/db.js';
 import { RecordStore } from './store/records.js';
 import { TokenStore } from './store/tokens.js';
 import { RouteStore } from './store/routes.js';
-import { simulate } from './store/simulate.js';
+import { simulate, transact } from './store/simulate.js';
 import { mailComponent } from './mail/heartbeat.js';
 import { MailStore } from './mail/store.js';
 import { MessageStore } from './mail/messages.js';
@@ -167,6 +167,7 @@ export class Controller {
         proxyStatus: () => ({ ...reconciler.state(), applied: reconciler.applied() }),
         caddyfile: caddyfileExport,
         simulate: (fn) => simulate(db, [records, routes], fn),
+        transaction: (fn) => transact(db, [records, routes], fn),
         mail: { store: new MailStore(db), messages: new MessageStore(db) },
       });
       await this.api.listen({ host: c.listen_ip, port: c.api_port });

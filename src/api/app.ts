@@ -42,6 +42,8 @@ export interface ApiDeps {
   caddyfile: (desired: DesiredProxy) => string;
   /** Runs writes in a rolled-back transaction (dry runs). */
   simulate: <T>(fn: () => T) => T;
+  /** Runs a request's checks and writes in one transaction; the stores notify once it committed. */
+  transaction: <T>(fn: () => T) => T;
   /** The mail relay's settings and queue (the relay itself is another process). */
   mail: { store: MailStore; messages: MessageStore };
 }

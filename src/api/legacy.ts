@@ -36,8 +36,8 @@ export const legacyRoutes =
       { schema: { tags, body: addRecordBody, querystring: dryRunQuery, description: 'Create or replace the A record (and proxy route) for a service' } },
       async (req, reply) => {
         const write = legacyWrite(req.body, deps.zones, deps.nodeIp);
-        assertRecordsNoClash(deps, [write]);
         const out = mutate(deps, req.query.dry_run === 'true', () => {
+          assertRecordsNoClash(deps, [write]);
           const put = deps.records.putOne(write);
           return { result: put, dns: dnsPlan([put]) };
         });

@@ -22,13 +22,16 @@ export interface DryRun {
 
 const key = (r: { name: string; type: string }) => `${r.name} ${r.type}`;
 
-export function dnsPlan(put: { record: StoredRecord; created: boolean }[], removed: StoredRecord[] = []): DnsPlan {
+export function dnsPlan(put: { record: StoredRecord; created: boolean }[], removed: readonly { name: string; type: string }[] = []): DnsPlan {
   return { added: put.filter((p) => p.created).map((p) => key(p.record)), changed: put.filter((p) => !p.created).map((p) => key(p.record)), removed: removed.map(key) };
 }
 
-/** Runs `mutate` for real, or (dryRun) inside a rolled-back transaction and returns what it would change. */
+/**
+ * Runs `run` (its checks and its writes) in one transaction that commits, or (dryRun) in one that
+ * is rolled back, and then returns what it would change.
+ */
 export function mutate<T>(deps: ApiDeps, dryRun: boolean, run: () => { result: T; dns: DnsPlan }): T | DryRun {
-  if (!dryRun) return run().result;
+  if (!dryRun) return deps.transaction(() => run().result);
   return deps.simulate(() => {
     const before = deps.proxy.build(true).routes;
     const { dns } = run();

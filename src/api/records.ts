@@ -20,15 +20,15 @@ export const recordRoutes =
 
     app.get('/api/v1/records', { schema: { tags, querystring: recordFilter } }, async (req) => {
       const q = req.query;
-      return {
-        records: deps.records.list({
-          zone: q.zone !== undefined ? placeName(q.zone, deps.zones, 'zone').zone : undefined,
-          name: q.name !== undefined ? at(q.name) : undefined,
-          type: q.type,
-          service_name: q.service_name,
-          proxied: q.proxied === undefined ? undefined : q.proxied === 'true',
-        }),
-      };
+      // Stored sets that no longer parse are not served; they are listed apart (only when there are any).
+      const { records, invalid } = deps.records.scan({
+        zone: q.zone !== undefined ? placeName(q.zone, deps.zones, 'zone').zone : undefined,
+        name: q.name !== undefined ? at(q.name) : undefined,
+        type: q.type,
+        service_name: q.service_name,
+        proxied: q.proxied === undefined ? undefined : q.proxied === 'true',
+      });
+      return { records, ...(invalid.length ? { invalid } : {}) };
     });
 
     app.get('/api/v1/records/:name/:type', { schema: { tags, params: nameTypeParams } }, async (req) => {
@@ -39,10 +39,10 @@ export const recordRoutes =
 
     app.post('/api/v1/records', { schema: { tags, body: recordInput, querystring: dryRunQuery } }, async (req, reply) => {
       const write = recordWrite(req.body, deps.zones);
-      if (deps.records.get(write.name, write.data.type))
-        throw new AppError('conflict', `${write.name} ${write.data.type} already exists; use PUT /api/v1/records/${write.name}/${write.data.type} to replace it`);
-      assertRecordsNoClash(deps, [write]);
       const out = mutate(deps, req.query.dry_run === 'true', () => {
+        if (deps.records.get(write.name, write.data.type))
+          throw new AppError('conflict', `${write.name} ${write.data.type} already exists; use PUT /api/v1/records/${write.name}/${write.data.type} to replace it`);
+        assertRecordsNoClash(deps, [write]);
         const put = deps.records.putOne(write);
         return { result: put, dns: dnsPlan([put]) };
       });
@@ -53,8 +53,8 @@ export const recordRoutes =
       const write = recordWrite(req.body, deps.zones);
       if (write.name !== at(req.params.name) || write.data.type !== req.params.type)
         throw new AppError('invalid_body', undefined, [{ path: write.name !== at(req.params.name) ? 'name' : 'type', message: 'must match the URL' }]);
-      assertRecordsNoClash(deps, [write]);
       const out = mutate(deps, req.query.dry_run === 'true', () => {
+        assertRecordsNoClash(deps, [write]);
         const put = deps.records.putOne(write);
         return { result: put, dns: dnsPlan([put]) };
       });

@@ -27,17 +27,23 @@ export const proxyRoutes =
     app.get('/api/v1/routes', { schema: { tags } }, async () => ({ routes: deps.proxy.views() }));
     app.get('/api/v1/routes/:id', { schema: { tags, params: idParam } }, async (req) => ({ route: view(req.params.id) }));
 
+    // Checks and write in one transaction (mutate): nothing can slip in between them.
     app.post('/api/v1/routes', { schema: { tags, body: routeInput, querystring: dryRunQuery } }, async (req, reply) => {
-      assertNoClash(deps, { id: '', hosts: req.body.hosts, path: req.body.path ?? null });
-      const out = mutate(deps, req.query.dry_run === 'true', () => ({ result: deps.routes.put(req.body).route, dns: { added: [], changed: [], removed: [] } }));
+      const out = mutate(deps, req.query.dry_run === 'true', () => {
+        assertNoClash(deps, { id: '', hosts: req.body.hosts, path: req.body.path ?? null });
+        return { result: deps.routes.put(req.body).route, dns: { added: [], changed: [], removed: [] } };
+      });
       return 'dry_run' in out ? out : reply.code(201).send({ route: view(out.id) });
     });
 
+    // A stored row that no longer parses can be replaced here (it is listed with status error).
     app.put('/api/v1/routes/:id', { schema: { tags, params: idParam, body: routeInput, querystring: dryRunQuery } }, async (req) => {
       apiOnly(req.params.id);
-      if (!deps.routes.get(req.params.id)) throw new AppError('not_found', `no route ${req.params.id}`);
-      assertNoClash(deps, { id: req.params.id, hosts: req.body.hosts, path: req.body.path ?? null });
-      const out = mutate(deps, req.query.dry_run === 'true', () => ({ result: deps.routes.put(req.body, req.params.id).route, dns: { added: [], changed: [], removed: [] } }));
+      const out = mutate(deps, req.query.dry_run === 'true', () => {
+        if (!deps.routes.has(req.params.id)) throw new AppError('not_found', `no route ${req.params.id}`);
+        assertNoClash(deps, { id: req.params.id, hosts: req.body.hosts, path: req.body.path ?? null });
+        return { result: deps.routes.put(req.body, req.params.id).route, dns: { added: [], changed: [], removed: [] } };
+      });
       return 'dry_run' in out ? out : { route: view(out.id) };
     });
 

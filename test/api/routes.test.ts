@@ -112,6 +112,30 @@ describe('api: /api/v1/routes, plan, dry runs', () => {
     });
   }
 
+  it('a stored route that no longer parses is listed with status error and the reason, never served, and can be replaced or removed', async () => {
+    // What the old code stored for path "//": an empty path, which no schema accepts.
+    f.db.prepare(`INSERT INTO routes (id, hosts, path, upstreams, tls, health_path, created_at, updated_at) VALUES ('api:00000000', '["bad.home.arpa"]', '', '["192.0.2.5:80"]', 'off', NULL, 't', 't')`).run();
+    const created = await req('POST', '/api/v1/routes', { hosts: ['good.home.arpa'], upstreams: ['192.0.2.5:80'] });
+    expect(created.statusCode, created.body).to.equal(201);
+    const good = created.json().route.id as string;
+    await allViewsAnswer();
+    const listed = (await req('GET', '/api/v1/routes')).json().routes as { id: string; status: string; error: string | null; hosts: string[] }[];
+    expect(listed.map((r) => r.id)).to.deep.equal(['api:00000000', good]);
+    expect(listed[0]).to.deep.include({ status: 'error', hosts: ['bad.home.arpa'] });
+    expect(listed[0]?.error).to.match(/does not parse \(path: .*\)/);
+    expect((await req('GET', '/api/v1/routes/api:00000000')).json().route.status).to.equal('error');
+    expect(f.proxy.desired().routes.map((r) => r.id)).to.deep.equal([good]);
+    expect((await req('GET', '/api/v1/caddyfile')).body).not.to.include('bad.home.arpa');
+    expect((await req('POST', '/add-record', llm)).statusCode).to.equal(201);
+    const repaired = await req('PUT', '/api/v1/routes/api:00000000', { hosts: ['bad.home.arpa'], upstreams: ['192.0.2.5:80'], path: '/ok' });
+    expect(repaired.statusCode, repaired.body).to.equal(200);
+    expect(repaired.json().route).to.include({ status: 'pending', path: '/ok' });
+    f.db.prepare(`UPDATE routes SET upstreams = 'not json' WHERE id = 'api:00000000'`).run();
+    expect((await req('GET', '/api/v1/routes/api:00000000')).json().route.error).to.include('unreadable');
+    expect((await req('DELETE', '/api/v1/routes/api:00000000')).statusCode).to.equal(204);
+    await allViewsAnswer();
+  });
+
   it('?dry_run=true shows the DNS and route plan and applies nothing', async () => {
     const heard: unknown[] = [];
     f.records.onChange((c) => heard.push(c));

@@ -7,7 +7,7 @@ import { openDb, type Db } from '../../src/store/db.js';
 import { RecordStore } from '../../src/store/records.js';
 import { TokenStore } from '../../src/store/tokens.js';
 import { RouteStore } from '../../src/store/routes.js';
-import { simulate } from '../../src/store/simulate.js';
+import { simulate, transact } from '../../src/store/simulate.js';
 import { ProxyState } from '../../src/proxy/state.js';
 import { zoneResolver } from '../../src/proxy/resolve.js';
 import type { DesiredProxy } from '../../src/proxy/types.js';
@@ -54,6 +54,7 @@ export async function apiFixture(): Promise<ApiFixture> {
     proxyStatus: () => ({ applied: applied.value, caddyUp: true, inSync: applied.value !== null, lastError: null }),
     caddyfile: (d) => d.routes.map((r) => `${r.hosts.join(' ')} -> ${r.upstreams.join(' ')}`).join('\n'),
     simulate: (fn) => simulate(db, [records, routes], fn),
+    transaction: (fn) => transact(db, [records, routes], fn),
     zones: ZONES,
     nodeIp: NODE_IP,
     records,
