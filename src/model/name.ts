@@ -95,7 +95,15 @@ export const targetName = z
   .describe('Absolute domain name (trailing dot optional)');
 
 export const ipv4 = z.string().refine((v) => isIP(v) === 4, 'must be an IPv4 address').describe('IPv4 address');
-export const ipv6 = z.string().refine((v) => isIP(v) === 6, 'must be an IPv6 address').describe('IPv6 address');
+// isIP() accepts a zone id (`fe80::1%eth0`): it names an interface of one host, has no meaning in
+// DNS data, and breaks the zone file export, so no address value may carry one.
+export const ipv6 = z
+  .string()
+  .superRefine((v, ctx) => {
+    if (v.includes('%')) ctx.addIssue({ code: 'custom', message: 'must not carry an IPv6 zone id (%…): it names an interface of one host' });
+    else if (isIP(v) !== 6) ctx.addIssue({ code: 'custom', message: 'must be an IPv6 address' });
+  })
+  .describe('IPv6 address');
 export const port = z.number().int('must be an integer').min(1, 'must be 1-65535').max(65535, 'must be 1-65535');
 
 /**

@@ -41,6 +41,7 @@ describe('api: /api/v1/records', () => {
 
   const bad: [string, Record<string, unknown>, string, number][] = [
     ['bad AAAA', { name: 'x', type: 'AAAA', values: ['192.0.2.1'] }, 'values.0', 400],
+    ['AAAA with an IPv6 zone id', { name: 'x', type: 'AAAA', values: ['2001:db8::1', 'fe80::1%eth0'] }, 'values.1', 400],
     ['empty values', { name: 'x', type: 'A', values: [] }, 'values', 400],
     ['two CNAME targets', { name: 'x', type: 'CNAME', values: ['a.home.arpa', 'b.home.arpa'] }, 'values', 400],
     ['MX exchange with a space', { name: 'x', type: 'MX', values: [{ preference: 1, exchange: 'mail x' }] }, 'values.0.exchange', 400],
