@@ -3,7 +3,7 @@
 import { AppError, fieldError } from '../errors.js';
 import type { AddRecordBody } from './legacy.js';
 import { ownerName } from './name.js';
-import { DEFAULT_TTL, type Proxy, type RecordData, type RecordInput, type RecordWrite } from './record.js';
+import { DEFAULT_TTL, rrsetSizeProblem, type Proxy, type RecordData, type RecordInput, type RecordWrite } from './record.js';
 
 /** Absolute owner name + zone for user input, or a 400 naming `field`. */
 export function placeName(input: string, zones: readonly string[], field = 'name'): { name: string; zone: string } {
@@ -15,7 +15,10 @@ export function placeName(input: string, zones: readonly string[], field = 'name
 export function recordWrite(input: RecordInput, zones: readonly string[], fieldPrefix = ''): RecordWrite {
   const { name, service_name, ttl, ...rest } = input;
   const { proxy, ...data } = rest as typeof rest & { proxy?: Proxy };
-  return { ...placeName(name, zones, `${fieldPrefix}name`), data: data as RecordData, ttl, proxy: proxy ?? null, service_name: service_name ?? null };
+  const placed = placeName(name, zones, `${fieldPrefix}name`);
+  const tooBig = rrsetSizeProblem(placed.name, data as RecordData);
+  if (tooBig) throw fieldError(`${fieldPrefix}values`, tooBig);
+  return { ...placed, data: data as RecordData, ttl, proxy: proxy ?? null, service_name: service_name ?? null };
 }
 
 /** `POST /add-record`: A record `name` → `ip` (default: the node IP), upstream `forward_to_ip:port`. */
