@@ -14,7 +14,7 @@ import type { DesiredProxy } from '../proxy/types.js';
 import type { MailStore } from '../mail/store.js';
 import type { MessageStore } from '../mail/messages.js';
 import { installAuth } from './auth.js';
-import { installErrorHandling } from './errors.js';
+import { errorOptions, installErrorHandling } from './errors.js';
 import type { HealthReport } from './health.js';
 import { legacyRoutes } from './legacy.js';
 import { mailRoutes } from './mail.js';
@@ -53,7 +53,7 @@ const BODY_LIMIT = 16 * 1024 * 1024;
 
 export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   const log = logger('api');
-  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, genReqId: () => Math.random().toString(36).slice(2, 10) });
+  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, genReqId: () => Math.random().toString(36).slice(2, 10), ...errorOptions(log) });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app, log);

@@ -55,8 +55,9 @@ export const legacyRoutes =
       async (req) => {
         const name = req.body?.name ?? req.query.name;
         if (!name) throw fieldError('name', 'is required (JSON body {"name": …} or ?name=)');
+        const placed = placeName(name, deps.zones, 'name', req.body?.name !== undefined ? 'invalid_body' : 'invalid_query');
         const out = mutate(deps, req.query.dry_run === 'true', () => {
-          const removed = deps.records.remove(placeName(name, deps.zones).name);
+          const removed = deps.records.remove(placed.name);
           return { result: removed, dns: dnsPlan([], removed) };
         });
         return 'dry_run' in out ? out : { status: 'removed', removed: out };

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { AppError } from '../errors.js';
+import { AppError, type ErrorCode } from '../errors.js';
 import { RECORD_TYPES, recordFilter, recordInput, type RecordType } from '../model/record.js';
 import { placeName, recordWrite } from '../model/write.js';
 import type { ApiDeps } from './app.js';
@@ -15,15 +15,16 @@ export const recordRoutes =
   (deps: ApiDeps): FastifyPluginAsync =>
   async (plain) => {
     const app = plain.withTypeProvider<ZodTypeProvider>();
-    const at = (name: string) => placeName(name, deps.zones, 'name').name;
+    // Names in the path (the default) or the query: a bad one is labelled where it is.
+    const at = (name: string, code: ErrorCode = 'invalid_params') => placeName(name, deps.zones, 'name', code).name;
     const tags = ['records'];
 
     app.get('/api/v1/records', { schema: { tags, querystring: recordFilter } }, async (req) => {
       const q = req.query;
       // Stored sets that no longer parse are not served; they are listed apart (only when there are any).
       const { records, invalid } = deps.records.scan({
-        zone: q.zone !== undefined ? placeName(q.zone, deps.zones, 'zone').zone : undefined,
-        name: q.name !== undefined ? at(q.name) : undefined,
+        zone: q.zone !== undefined ? placeName(q.zone, deps.zones, 'zone', 'invalid_query').zone : undefined,
+        name: q.name !== undefined ? at(q.name, 'invalid_query') : undefined,
         type: q.type,
         service_name: q.service_name,
         proxied: q.proxied === undefined ? undefined : q.proxied === 'true',

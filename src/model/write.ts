@@ -1,14 +1,14 @@
 // Turns validated user input into store writes: places names in a served zone and maps the
 // original service's add-record body onto an A record set with a proxy block. Pure.
-import { AppError, fieldError } from '../errors.js';
+import { AppError, fieldError, type ErrorCode } from '../errors.js';
 import type { AddRecordBody } from './legacy.js';
 import { ownerName } from './name.js';
 import { DEFAULT_TTL, rrsetSizeProblem, type Proxy, type RecordData, type RecordInput, type RecordWrite } from './record.js';
 
-/** Absolute owner name + zone for user input, or a 400 naming `field`. */
-export function placeName(input: string, zones: readonly string[], field = 'name'): { name: string; zone: string } {
+/** Absolute owner name + zone for user input, or a 400 naming `field` (`code`: where the field is, body by default). */
+export function placeName(input: string, zones: readonly string[], field = 'name', code: ErrorCode = 'invalid_body'): { name: string; zone: string } {
   const placed = ownerName(input, zones);
-  if ('error' in placed) throw fieldError(field, placed.error);
+  if ('error' in placed) throw fieldError(field, placed.error, code);
   return placed;
 }
 

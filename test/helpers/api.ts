@@ -1,7 +1,7 @@
 // An API instance on a temp database, for inject() tests.
 import type { FastifyInstance } from 'fastify';
 import { build } from '../../src/api/app.js';
-import { rollUp } from '../../src/api/health.js';
+import { rollUp, type HealthReport } from '../../src/api/health.js';
 import { ZoneIndex } from '../../src/dns/index.js';
 import { openDb, type Db } from '../../src/store/db.js';
 import { RecordStore } from '../../src/store/records.js';
@@ -36,7 +36,7 @@ export interface ApiFixture {
   close: () => Promise<void>;
 }
 
-export async function apiFixture(): Promise<ApiFixture> {
+export async function apiFixture(opts: { health?: () => HealthReport } = {}): Promise<ApiFixture> {
   const tmp = tempDir();
   const db = openDb(tmp.dir);
   const records = new RecordStore(db, ZONES);
@@ -60,7 +60,7 @@ export async function apiFixture(): Promise<ApiFixture> {
     records,
     tokens,
     servedRecords: (z) => index.servedRecords(z),
-    health: () => rollUp({ store: { status: 'ok' }, dns: { status: 'ok' }, proxy: { status: 'disabled' }, mail: { status: 'disabled' } }),
+    health: opts.health ?? (() => rollUp({ store: { status: 'ok' }, dns: { status: 'ok' }, proxy: { status: 'disabled' }, mail: { status: 'disabled' } })),
     version: 'test',
     mail: { store: new MailStore(db), messages: new MessageStore(db) },
   });
