@@ -54,9 +54,9 @@ function routeTable(app: FastifyInstance): (path: string) => string[] {
 }
 
 /** Fastify server options that route framework errors through the catalog. */
-export function errorOptions(log: Logger): Pick<FastifyServerOptions, 'maxParamLength' | 'frameworkErrors' | 'clientErrorHandler' | 'return503OnClosing'> {
+export function errorOptions(log: Logger): Pick<FastifyServerOptions, 'routerOptions' | 'frameworkErrors' | 'clientErrorHandler' | 'return503OnClosing'> {
   return {
-    maxParamLength: MAX_PARAM_LENGTH,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: (err: FastifyError, _req: FastifyRequest, reply: FastifyReply) => {
       const e = toAppError(err);
       if (e.code === 'internal') log.error('request failed before routing', { err: err.stack ?? String(err) });
