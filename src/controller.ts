@@ -25,6 +25,8 @@ import { CaddyProcess, caddyEnv, caddyPids } from './proxy/process.js';
 import { Reconciler } from './proxy/reconcile.js';
 import { markerId, render } from './proxy/render.js';
 import { join } from 'node:path';
+import { networkInterfaces } from 'node:os';
+import { addressClass } from './model/address.js';
 import { VERSION } from './version.js';
 
 
@@ -35,6 +37,17 @@ export function zoneSettings(config: Config): ZoneSettings[] {
     hostmaster: `hostmaster.${name}`,
     nodeIp: config.node_ip,
   }));
+}
+
+/**
+ * This node's own addresses, which a proxy upstream may dial only with an admin token: node_ip,
+ * listen_ip, and every local address when listen_ip is the unspecified one (then the API and
+ * the relay answer on all of them).
+ */
+export function ownAddresses(config: Pick<Config, 'node_ip' | 'listen_ip'>): string[] {
+  const out = new Set([config.node_ip, config.listen_ip]);
+  if (addressClass(config.listen_ip) === 'unspecified') for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.add(a.address);
+  return [...out];
 }
 
 /** Log lines name at most this many record sets; a 10,000-name import would otherwise log ~260 KB in one line. */
@@ -157,6 +170,7 @@ export class Controller {
       this.api = await build({
         zones: c.zones,
         nodeIp: c.node_ip,
+        ownAddresses: ownAddresses(c),
         records,
         routes,
         proxy,

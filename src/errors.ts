@@ -9,6 +9,7 @@ export const ERRORS = {
   invalid_zone_file: { status: 400, title: 'The zone file has errors; nothing was applied' },
   bad_request: { status: 400, title: 'The request is malformed' },
   unauthorized: { status: 401, title: 'A valid bearer token is required' },
+  forbidden: { status: 403, title: 'The token\'s scope does not allow this' },
   not_found: { status: 404, title: 'No such resource' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
   request_timeout: { status: 408, title: 'The request was not received in time' },

@@ -28,6 +28,8 @@ import { zoneRoutes } from './zones.js';
 export interface ApiDeps {
   zones: readonly string[];
   nodeIp: string;
+  /** This node's own addresses: an upstream dialling one needs an admin token (reach.ts). */
+  ownAddresses: readonly string[];
   records: RecordStore;
   tokens: TokenStore;
   /** Everything a zone serves (SOA, synthesised NS/glue, user records), for export. */

@@ -40,7 +40,7 @@ export const recordRoutes =
 
     app.post('/api/v1/records', { schema: { tags, body: recordInput, querystring: dryRunQuery } }, async (req, reply) => {
       const write = recordWrite(req.body, deps.zones);
-      const out = mutate(deps, req.query.dry_run === 'true', () => {
+      const out = mutate(deps, req, () => {
         if (deps.records.get(write.name, write.data.type))
           throw new AppError('conflict', `${write.name} ${write.data.type} already exists; use PUT /api/v1/records/${write.name}/${write.data.type} to replace it`);
         assertRecordsNoClash(deps, [write]);
@@ -54,7 +54,7 @@ export const recordRoutes =
       const write = recordWrite(req.body, deps.zones);
       if (write.name !== at(req.params.name) || write.data.type !== req.params.type)
         throw new AppError('invalid_body', undefined, [{ path: write.name !== at(req.params.name) ? 'name' : 'type', message: 'must match the URL' }]);
-      const out = mutate(deps, req.query.dry_run === 'true', () => {
+      const out = mutate(deps, req, () => {
         assertRecordsNoClash(deps, [write]);
         const put = deps.records.putOne(write);
         return { result: put, dns: dnsPlan([put]) };
@@ -63,7 +63,7 @@ export const recordRoutes =
     });
 
     app.delete('/api/v1/records/:name/:type', { schema: { tags, params: nameTypeParams, querystring: dryRunQuery } }, async (req, reply) => {
-      const out = mutate(deps, req.query.dry_run === 'true', () => {
+      const out = mutate(deps, req, () => {
         const removed = deps.records.remove(at(req.params.name), req.params.type as RecordType);
         return { result: removed, dns: dnsPlan([], removed) };
       });
@@ -71,7 +71,7 @@ export const recordRoutes =
     });
 
     app.delete('/api/v1/records/:name', { schema: { tags, params: nameParam, querystring: dryRunQuery, description: 'Removes every record set at the name' } }, async (req) => {
-      const out = mutate(deps, req.query.dry_run === 'true', () => {
+      const out = mutate(deps, req, () => {
         const removed = deps.records.remove(at(req.params.name));
         return { result: removed, dns: dnsPlan([], removed) };
       });

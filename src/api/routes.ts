@@ -29,7 +29,7 @@ export const proxyRoutes =
 
     // Checks and write in one transaction (mutate): nothing can slip in between them.
     app.post('/api/v1/routes', { schema: { tags, body: routeInput, querystring: dryRunQuery } }, async (req, reply) => {
-      const out = mutate(deps, req.query.dry_run === 'true', () => {
+      const out = mutate(deps, req, () => {
         assertNoClash(deps, { id: '', hosts: req.body.hosts, path: req.body.path ?? null });
         return { result: deps.routes.put(req.body).route, dns: { added: [], changed: [], removed: [] } };
       });
@@ -39,7 +39,7 @@ export const proxyRoutes =
     // A stored row that no longer parses can be replaced here (it is listed with status error).
     app.put('/api/v1/routes/:id', { schema: { tags, params: idParam, body: routeInput, querystring: dryRunQuery } }, async (req) => {
       apiOnly(req.params.id);
-      const out = mutate(deps, req.query.dry_run === 'true', () => {
+      const out = mutate(deps, req, () => {
         if (!deps.routes.has(req.params.id)) throw new AppError('not_found', `no route ${req.params.id}`);
         assertNoClash(deps, { id: req.params.id, hosts: req.body.hosts, path: req.body.path ?? null });
         return { result: deps.routes.put(req.body, req.params.id).route, dns: { added: [], changed: [], removed: [] } };
@@ -49,7 +49,7 @@ export const proxyRoutes =
 
     app.delete('/api/v1/routes/:id', { schema: { tags, params: idParam, querystring: dryRunQuery } }, async (req, reply) => {
       apiOnly(req.params.id);
-      const out = mutate(deps, req.query.dry_run === 'true', () => ({ result: deps.routes.remove(req.params.id), dns: { added: [], changed: [], removed: [] } }));
+      const out = mutate(deps, req, () => ({ result: deps.routes.remove(req.params.id), dns: { added: [], changed: [], removed: [] } }));
       return 'dry_run' in out ? out : reply.code(204).send();
     });
 

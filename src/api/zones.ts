@@ -49,7 +49,7 @@ export const zoneRoutes =
           throw new AppError('invalid_zone_file', `${parsed.errors.length} line(s) have errors; nothing was applied`, parsed.errors.map((e) => ({ path: `line ${e.line}`, message: e.message })));
         const placed = parsed.records.map((r, i) => recordWrite(r, [zone], `records.${i}.`));
         const replace = req.query.mode === 'replace';
-        return mutate(deps, req.query.dry_run === 'true', () => {
+        return mutate(deps, req, () => {
           // Records the server synthesises (apex NS, glue) come back in our own exports: leave them synthesised.
           const current = new Map(deps.records.list({ zone }).map((r) => [`${r.name} ${r.type}`, r]));
           const synthesised = new Set(deps.servedRecords(zone).filter((r) => r.type !== 'SOA' && !current.has(`${r.name} ${r.type}`)).map((r) => JSON.stringify([r.name, r.type, r.values])));

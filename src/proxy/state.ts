@@ -34,7 +34,8 @@ export class ProxyState {
   constructor(
     private readonly records: RecordStore,
     private readonly routes: RouteStore,
-    private readonly resolve: Resolver,
+    /** Upstream names in our zones → addresses (the DNS index); the API's upstream checks use it too. */
+    readonly resolve: Resolver,
     readonly settings: ProxySettings,
   ) {
     this.proxied = new Map(records.list({ proxied: true }).map((r) => [`${r.name} ${r.type}`, r]));

@@ -175,4 +175,9 @@ export const MIGRATIONS: readonly string[] = [
     )
     .join('\n  ')}
   `,
+  // 9: API token scopes (src/model/token.ts). Every token from before scopes existed could do
+  // everything, so it stays admin; new tokens choose theirs.
+  `
+  ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'admin'; -- read | write | admin
+  `,
 ];

@@ -47,7 +47,7 @@ export async function apiFixture(opts: { health?: () => HealthReport } = {}): Pr
   const routes = new RouteStore(db);
   const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: 80, httpsPort: 443, admin: '127.0.0.1:2019' });
   const applied: { value: DesiredProxy | null } = { value: null };
-  const { token } = tokens.create('test');
+  const { token } = tokens.create('test', 'admin');
   const app = await build({
     routes,
     proxy,
@@ -57,6 +57,7 @@ export async function apiFixture(opts: { health?: () => HealthReport } = {}): Pr
     transaction: (fn) => transact(db, [records, routes], fn),
     zones: ZONES,
     nodeIp: NODE_IP,
+    ownAddresses: [NODE_IP, '127.0.0.1'],
     records,
     tokens,
     servedRecords: (z) => index.servedRecords(z),
