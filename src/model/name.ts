@@ -118,6 +118,9 @@ export function upstreamProblem(text: string): string | null {
   if (m[1] !== undefined) return isIP(m[1]) === 6 ? null : 'bracketed host must be an IPv6 address';
   const host = m[2] ?? '';
   if (isIP(host) === 4) return null;
+  // inet_aton() reads 127.1, 2130706433, 0x7f000001 and 0177.0.0.1 as 127.0.0.1: a resolver that
+  // uses it would dial an address no check saw. A host name never ends in such a label (RFC 3696 §2).
+  if (/^(?:\d+|0x[0-9a-f]+)$/i.test(host.split('.').pop() ?? '')) return 'host must be a dotted-quad IPv4 address or a name (a name does not end in a numeric label)';
   const problem = nameProblem(host);
   return problem ? `host ${problem}` : null;
 }

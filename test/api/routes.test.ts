@@ -80,6 +80,10 @@ describe('api: /api/v1/routes, plan, dry runs', () => {
     ['a bad escape in a health path', { hosts: ['a.home.arpa'], upstreams: ['192.0.2.5:80'], health_path: '/%zz' }, 'health_path'],
     ['an unknown tls mode', { hosts: ['a.home.arpa'], upstreams: ['192.0.2.5:80'], tls: 'self' }, 'tls'],
     ['no upstreams', { hosts: ['a.home.arpa'], upstreams: [] }, 'upstreams'],
+    ['a short-form IPv4 host ("127.1" is 127.0.0.1 to inet_aton)', { hosts: ['a.home.arpa'], upstreams: ['127.1:2019'] }, 'upstreams.0'],
+    ['a decimal IPv4 host', { hosts: ['a.home.arpa'], upstreams: ['2130706433:2019'] }, 'upstreams.0'],
+    ['a hexadecimal IPv4 host', { hosts: ['a.home.arpa'], upstreams: ['0x7f000001:2019'] }, 'upstreams.0'],
+    ['an octal dotted IPv4 host', { hosts: ['a.home.arpa'], upstreams: ['0177.0.0.1:2019'] }, 'upstreams.0'],
   ];
   for (const [what, body, field] of injections) {
     it(`400 for ${what} (field "${field}")`, async () => {
