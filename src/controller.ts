@@ -27,6 +27,7 @@ import { markerId, render } from './proxy/render.js';
 import { join } from 'node:path';
 import { networkInterfaces } from 'node:os';
 import { addressClass } from './model/address.js';
+import { adminTokenProblem } from './model/token.js';
 import { VERSION } from './version.js';
 
 
@@ -87,7 +88,10 @@ export class Controller {
       const db = (this.db = openDb(c.data_dir));
       const records = new RecordStore(db, c.zones);
       const tokens = new TokenStore(db);
-      const generated = tokens.bootstrap(process.env.DNSPROXY_ADMIN_TOKEN || undefined);
+      const fixed = process.env.DNSPROXY_ADMIN_TOKEN || undefined;
+      const weak = fixed === undefined ? null : adminTokenProblem(fixed);
+      if (weak) throw new Error(`DNSPROXY_ADMIN_TOKEN ${weak}`);
+      const generated = tokens.bootstrap(fixed);
       if (generated) {
         this.announce(`dnsproxy: first start: admin API token (shown once, stored hashed): ${generated}`);
         this.log.info('admin token generated and printed once');

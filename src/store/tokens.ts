@@ -62,16 +62,30 @@ export class TokenStore {
   }
 
   /**
-   * First-start bootstrap. With `fixed` (DNSPROXY_ADMIN_TOKEN) that token is made valid (added once
-   * as "bootstrap"). Without it, a token named "admin" is generated when no token exists yet.
-   * Returns the generated secret (to be printed once) or undefined.
+   * Start-time bootstrap. With `fixed` (DNSPROXY_ADMIN_TOKEN): the first time a value is seen, it
+   * becomes an admin token named "bootstrap", replacing the token an earlier value made; the same
+   * value at later starts changes nothing, so a revoked bootstrap token stays revoked. Without
+   * it, an admin token named "admin" is generated when no token exists yet. Returns the generated
+   * secret (to be printed once) or undefined.
    */
   bootstrap(fixed?: string): string | undefined {
-    if (fixed) {
-      if (!this.db.prepare('SELECT 1 FROM tokens WHERE hash = ?').get(sha256(fixed))) this.create('bootstrap', 'admin', fixed);
-      return undefined;
-    }
-    const any = this.db.prepare('SELECT 1 FROM tokens LIMIT 1').get();
-    return any ? undefined : this.create('admin', 'admin').token;
+    return this.db
+      .transaction(() => {
+        if (fixed) {
+          const hash = sha256(fixed);
+          const last = this.db.prepare('SELECT hash, token_id FROM token_bootstrap WHERE id = 1').get() as { hash: string; token_id: string } | undefined;
+          if (last?.hash === hash) return undefined;
+          if (last) this.db.prepare('DELETE FROM tokens WHERE id = ?').run(last.token_id);
+          // The value may already be a token (set by hand before this table existed): it becomes the admin one.
+          const existing = this.db.prepare('SELECT id FROM tokens WHERE hash = ?').pluck().get(hash) as string | undefined;
+          if (existing) this.db.prepare("UPDATE tokens SET scope = 'admin' WHERE id = ?").run(existing);
+          const id = existing ?? this.create('bootstrap', 'admin', fixed).info.id;
+          this.db.prepare('INSERT INTO token_bootstrap (id, hash, token_id) VALUES (1, ?, ?) ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, token_id = excluded.token_id').run(hash, id);
+          return undefined;
+        }
+        const any = this.db.prepare('SELECT 1 FROM tokens LIMIT 1').get();
+        return any ? undefined : this.create('admin', 'admin').token;
+      })
+      .immediate();
   }
 }
