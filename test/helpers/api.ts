@@ -36,7 +36,13 @@ export interface ApiFixture {
   close: () => Promise<void>;
 }
 
-export async function apiFixture(opts: { health?: () => HealthReport } = {}): Promise<ApiFixture> {
+export interface ApiFixtureOptions {
+  health?: () => HealthReport;
+  /** The Caddyfile export; default: one line per route (the real one is src/proxy/caddyfile.ts). */
+  caddyfile?: (desired: DesiredProxy) => string;
+}
+
+export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixture> {
   const tmp = tempDir();
   const db = openDb(tmp.dir);
   const records = new RecordStore(db, ZONES);
@@ -52,7 +58,7 @@ export async function apiFixture(opts: { health?: () => HealthReport } = {}): Pr
     routes,
     proxy,
     proxyStatus: () => ({ applied: applied.value, caddyUp: true, inSync: applied.value !== null, lastError: null }),
-    caddyfile: (d) => d.routes.map((r) => `${r.hosts.join(' ')} -> ${r.upstreams.join(' ')}`).join('\n'),
+    caddyfile: opts.caddyfile ?? ((d) => d.routes.map((r) => `${r.hosts.join(' ')} -> ${r.upstreams.join(' ')}`).join('\n')),
     simulate: (fn) => simulate(db, [records, routes], fn),
     transaction: (fn) => transact(db, [records, routes], fn),
     zones: ZONES,
