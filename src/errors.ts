@@ -9,11 +9,15 @@ export const ERRORS = {
   invalid_zone_file: { status: 400, title: 'The zone file has errors; nothing was applied' },
   bad_request: { status: 400, title: 'The request is malformed' },
   unauthorized: { status: 401, title: 'A valid bearer token is required' },
+  forbidden: { status: 403, title: 'The token\'s scope does not allow this' },
   not_found: { status: 404, title: 'No such resource' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
+  request_timeout: { status: 408, title: 'The request was not received in time' },
   conflict: { status: 409, title: 'The change conflicts with existing data' },
   payload_too_large: { status: 413, title: 'The request body is too large' },
+  uri_too_long: { status: 414, title: 'The URL is too long' },
   unsupported_media_type: { status: 415, title: 'Send application/json' },
+  headers_too_large: { status: 431, title: 'The request headers are too large' },
   proxy_rejected: { status: 502, title: 'Caddy rejected the configuration' },
   unavailable: { status: 503, title: 'A component is temporarily unavailable; retry' },
   internal: { status: 500, title: 'Internal error' },
@@ -63,7 +67,8 @@ export class AppError extends Error {
   readonly code: ErrorCode;
   readonly fields: FieldIssue[];
   constructor(code: ErrorCode, message?: string, fields: FieldIssue[] = []) {
-    super(message ?? (fields.length ? fields.map((f) => `${f.path || '(body)'}: ${f.message}`).join('; ') : ERRORS[code].title));
+    const whole = code === 'invalid_query' ? '(query)' : code === 'invalid_params' ? '(path)' : '(body)';
+    super(message ?? (fields.length ? fields.map((f) => `${f.path || whole}: ${f.message}`).join('; ') : ERRORS[code].title));
     this.code = code;
     this.fields = fields;
   }

@@ -36,8 +36,8 @@ export const legacyRoutes =
       { schema: { tags, body: addRecordBody, querystring: dryRunQuery, description: 'Create or replace the A record (and proxy route) for a service' } },
       async (req, reply) => {
         const write = legacyWrite(req.body, deps.zones, deps.nodeIp);
-        assertRecordsNoClash(deps, [write]);
-        const out = mutate(deps, req.query.dry_run === 'true', () => {
+        const out = mutate(deps, req, () => {
+          assertRecordsNoClash(deps, [write]);
           const put = deps.records.putOne(write);
           return { result: put, dns: dnsPlan([put]) };
         });
@@ -55,8 +55,9 @@ export const legacyRoutes =
       async (req) => {
         const name = req.body?.name ?? req.query.name;
         if (!name) throw fieldError('name', 'is required (JSON body {"name": …} or ?name=)');
-        const out = mutate(deps, req.query.dry_run === 'true', () => {
-          const removed = deps.records.remove(placeName(name, deps.zones).name);
+        const placed = placeName(name, deps.zones, 'name', req.body?.name !== undefined ? 'invalid_body' : 'invalid_query');
+        const out = mutate(deps, req, () => {
+          const removed = deps.records.remove(placed.name);
           return { result: removed, dns: dnsPlan([], removed) };
         });
         return 'dry_run' in out ? out : { status: 'removed', removed: out };

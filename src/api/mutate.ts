@@ -2,10 +2,13 @@
 import { z } from 'zod';
 import { AppError } from '../errors.js';
 import type { RecordWrite, StoredRecord } from '../model/record.js';
+import { scopeAllows, type TokenScope } from '../model/token.js';
 import { hostClash, recordRouteId } from '../proxy/desired.js';
 import { planRoutes, type RoutePlan } from '../proxy/plan.js';
 import type { DesiredRoute } from '../proxy/types.js';
 import type { ApiDeps } from './app.js';
+import { forbidden } from './auth.js';
+import { reachChecker } from './reach.js';
 
 export const dryRunQuery = z.object({ dry_run: z.enum(['true', 'false']).default('false').describe('Validate and show the plan without applying') });
 
@@ -22,16 +25,45 @@ export interface DryRun {
 
 const key = (r: { name: string; type: string }) => `${r.name} ${r.type}`;
 
-export function dnsPlan(put: { record: StoredRecord; created: boolean }[], removed: StoredRecord[] = []): DnsPlan {
+export function dnsPlan(put: { record: StoredRecord; created: boolean }[], removed: readonly { name: string; type: string }[] = []): DnsPlan {
   return { added: put.filter((p) => p.created).map((p) => key(p.record)), changed: put.filter((p) => !p.created).map((p) => key(p.record)), removed: removed.map(key) };
 }
 
-/** Runs `mutate` for real, or (dryRun) inside a rolled-back transaction and returns what it would change. */
-export function mutate<T>(deps: ApiDeps, dryRun: boolean, run: () => { result: T; dns: DnsPlan }): T | DryRun {
-  if (!dryRun) return run().result;
+/** What mutate() needs of the request: whether it is a dry run, and its token. */
+export interface MutateRequest {
+  query: { dry_run?: 'true' | 'false' };
+  token: { scope: TokenScope } | null;
+}
+
+const reachers = new WeakMap<ApiDeps, () => Map<string, string>>();
+
+/**
+ * Below admin, `run` must not make any proxy upstream reach this host or a metadata service
+ * that did not before (a new route, new upstreams, or a record an upstream name resolves through).
+ */
+function guarded<T>(deps: ApiDeps, req: MutateRequest, run: () => T): () => T {
+  const scope = req.token?.scope ?? 'read';
+  if (scopeAllows(scope, 'admin')) return run;
+  return () => {
+    let reach = reachers.get(deps);
+    if (!reach) reachers.set(deps, (reach = reachChecker({ ...deps, resolve: deps.proxy.resolve })));
+    const before = reach();
+    const out = run();
+    for (const [key, why] of reach()) if (!before.has(key)) throw forbidden('admin', scope, why);
+    return out;
+  };
+}
+
+/**
+ * Runs `run` (its checks and its writes) in one transaction that commits, or (?dry_run=true) in
+ * one that is rolled back, and then returns what it would change.
+ */
+export function mutate<T>(deps: ApiDeps, req: MutateRequest, run: () => { result: T; dns: DnsPlan }): T | DryRun {
+  const checked = guarded(deps, req, run);
+  if (req.query.dry_run !== 'true') return deps.transaction(() => checked().result);
   return deps.simulate(() => {
     const before = deps.proxy.build(true).routes;
-    const { dns } = run();
+    const { dns } = checked();
     return { dry_run: true as const, plan: { dns, routes: planRoutes(before, deps.proxy.build(true).routes) } };
   });
 }

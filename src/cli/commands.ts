@@ -2,6 +2,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { RECORD_TYPES, type RecordType } from '../model/record.js';
+import { DEFAULT_TOKEN_SCOPE, TOKEN_SCOPES } from '../model/token.js';
 import { call, CliError, type ApiTarget } from './client.js';
 import { printJson, table, valueText } from './output.js';
 import { dryQuery, printResult } from './routes.js';
@@ -126,19 +127,22 @@ export function zoneCommands(program: Command, g: Globals): void {
 }
 
 export function tokenCommands(program: Command, g: Globals): void {
-  const token = program.command('token').description('API tokens: create, list, revoke');
+  const token = program.command('token').description('API tokens (admin only): create, list, revoke');
   token
     .command('create')
+    .description(`create a token; scope ${TOKEN_SCOPES.join(' | ')} (default ${DEFAULT_TOKEN_SCOPE}): read can only GET, admin manages tokens and mail credentials`)
     .argument('<name>')
-    .action(async (name: string) => {
-      const res = (await call(g.target(), 'POST', '/api/v1/tokens', { name })) as { token: string; id: string };
+    .option('--scope <scope>', `${TOKEN_SCOPES.join(' | ')}`)
+    .action(async (name: string, o: { scope?: string }) => {
+      if (o.scope !== undefined && !(TOKEN_SCOPES as readonly string[]).includes(o.scope)) throw new CliError(`unknown scope "${o.scope}" (one of ${TOKEN_SCOPES.join(', ')})`, 2);
+      const res = (await call(g.target(), 'POST', '/api/v1/tokens', { name, ...(o.scope ? { scope: o.scope } : {}) })) as { token: string; id: string; scope: string };
       if (g.json()) printJson(res);
-      else console.log(`token ${res.id} (${name}), shown once:\n${res.token}`);
+      else console.log(`token ${res.id} (${name}, scope ${res.scope}), shown once:\n${res.token}`);
     });
   token.command('list').action(async () => {
-    const res = (await call(g.target(), 'GET', '/api/v1/tokens')) as { tokens: { id: string; name: string; created_at: string; last_used_at: string | null }[] };
+    const res = (await call(g.target(), 'GET', '/api/v1/tokens')) as { tokens: { id: string; name: string; scope: string; created_at: string; last_used_at: string | null }[] };
     if (g.json()) printJson(res);
-    else console.log(table(['ID', 'NAME', 'CREATED', 'LAST USED'], res.tokens.map((t) => [t.id, t.name, t.created_at, t.last_used_at ?? '-'])));
+    else console.log(table(['ID', 'NAME', 'SCOPE', 'CREATED', 'LAST USED'], res.tokens.map((t) => [t.id, t.name, t.scope, t.created_at, t.last_used_at ?? '-'])));
   });
   token
     .command('revoke')

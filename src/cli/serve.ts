@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { logger, setLogLevel } from '../log/index.js';
+import { adminTokenProblem } from '../model/token.js';
 import { CliError } from './client.js';
 import { runUntilSignal, startFailed } from './signals.js';
 
@@ -61,6 +62,9 @@ export function serveCommand(program: Command): void {
         if (e instanceof ConfigError) throw new CliError(e.lines.join('\n'), 2);
         throw e;
       }
+      const adminToken = process.env.DNSPROXY_ADMIN_TOKEN || undefined;
+      const weak = adminToken === undefined ? null : adminTokenProblem(adminToken);
+      if (weak) throw new CliError(`config: DNSPROXY_ADMIN_TOKEN ${weak} (from env DNSPROXY_ADMIN_TOKEN)`, 2);
       setLogLevel(config.log_level);
       const log = logger('serve');
       await runUntilSignal(async () => {

@@ -90,13 +90,14 @@ export async function supervisorStatus(conf: string, env: NodeJS.ProcessEnv = pr
 }
 
 /**
- * GET /health (needs no token). Not call(): /health answers 503 with the full report when the
- * controller is down, and that report is what this command shows.
+ * GET /health (needs no token; with one, the answer carries each component's detail). Not call():
+ * /health answers 503 with the full report when the controller is down, and that report is what
+ * this command shows.
  */
-export async function healthStatus(apiUrl: string): Promise<HealthStatus> {
+export async function healthStatus(apiUrl: string, token?: string): Promise<HealthStatus> {
   const url = `${apiUrl.replace(/\/$/, '')}/health`;
   try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) });
+    const res = await fetch(url, { signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS), ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) });
     const body = (await res.json()) as Partial<HealthReport> & { version?: unknown; node?: unknown };
     if (body.status !== 'ok' && body.status !== 'degraded' && body.status !== 'down') throw new Error(`unexpected answer (HTTP ${res.status})`);
     // Printed to a terminal: only a plain version string ("0.1.0", "v24.22.3") is shown.
@@ -131,7 +132,7 @@ export function statusCommand(program: Command, g: Globals): void {
     .option('--supervisor-conf <file>', 'supervisord config (env DNSPROXY_SUPERVISOR_CONF, default ./supervisord.conf)')
     .action(async (o: { supervisorConf?: string }) => {
       const conf = o.supervisorConf ?? (process.env.DNSPROXY_SUPERVISOR_CONF || './supervisord.conf');
-      const [supervisor, health] = await Promise.all([supervisorStatus(conf), healthStatus(g.target().url)]);
+      const [supervisor, health] = await Promise.all([supervisorStatus(conf), healthStatus(g.target().url, g.target().token)]);
       const status: StackStatus = { ok: stackOk({ supervisor, health }), supervisor, health };
       if (g.json()) printJson(status);
       else console.log(statusText(status));

@@ -16,12 +16,30 @@ export const hostName = z
   .transform((v) => v.toLowerCase().replace(/\.$/, ''))
   .describe('Host name served by the route (wildcard * allowed as the leftmost label)');
 
+/**
+ * Why a path prefix is unusable, or null. Caddy matches the cleaned request path (no `//`, `.`
+ * or `..` segments), so a prefix holding one would never match; and the stored form must parse
+ * again ("//" once became "", which no schema accepts).
+ */
+export function pathProblem(v: string): string | null {
+  if (v === '/') return null;
+  const segments = v.slice(1).split('/');
+  if (segments.at(-1) === '') segments.pop(); // one trailing "/" is dropped
+  if (segments.some((s) => s === '')) return 'must not hold an empty segment ("//")';
+  if (segments.some((s) => s === '.' || s === '..')) return 'must not hold "." or ".." segments (Caddy matches the cleaned path)';
+  return null;
+}
+
 // Letters, digits and - . _ ~ / only: nothing that could break out of Caddy JSON matchers or a Caddyfile.
 export const pathPrefix = z
   .string()
   .max(200)
   .regex(/^\/[A-Za-z0-9._~/-]*$/, 'must start with "/" and hold only letters, digits and - . _ ~ /')
-  .transform((v) => (v.length > 1 ? v.replace(/\/+$/, '') : v));
+  .superRefine((v, ctx) => {
+    const problem = pathProblem(v);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .transform((v) => (v.length > 1 && v.endsWith('/') ? v.slice(0, -1) : v));
 
 export const routeInput = z
   .object({

@@ -1,21 +1,24 @@
 // Turns validated user input into store writes: places names in a served zone and maps the
 // original service's add-record body onto an A record set with a proxy block. Pure.
-import { AppError, fieldError } from '../errors.js';
+import { AppError, fieldError, type ErrorCode } from '../errors.js';
 import type { AddRecordBody } from './legacy.js';
 import { ownerName } from './name.js';
-import { DEFAULT_TTL, type Proxy, type RecordData, type RecordInput, type RecordWrite } from './record.js';
+import { DEFAULT_TTL, rrsetSizeProblem, type Proxy, type RecordData, type RecordInput, type RecordWrite } from './record.js';
 
-/** Absolute owner name + zone for user input, or a 400 naming `field`. */
-export function placeName(input: string, zones: readonly string[], field = 'name'): { name: string; zone: string } {
+/** Absolute owner name + zone for user input, or a 400 naming `field` (`code`: where the field is, body by default). */
+export function placeName(input: string, zones: readonly string[], field = 'name', code: ErrorCode = 'invalid_body'): { name: string; zone: string } {
   const placed = ownerName(input, zones);
-  if ('error' in placed) throw fieldError(field, placed.error);
+  if ('error' in placed) throw fieldError(field, placed.error, code);
   return placed;
 }
 
 export function recordWrite(input: RecordInput, zones: readonly string[], fieldPrefix = ''): RecordWrite {
   const { name, service_name, ttl, ...rest } = input;
   const { proxy, ...data } = rest as typeof rest & { proxy?: Proxy };
-  return { ...placeName(name, zones, `${fieldPrefix}name`), data: data as RecordData, ttl, proxy: proxy ?? null, service_name: service_name ?? null };
+  const placed = placeName(name, zones, `${fieldPrefix}name`);
+  const tooBig = rrsetSizeProblem(placed.name, data as RecordData);
+  if (tooBig) throw fieldError(`${fieldPrefix}values`, tooBig);
+  return { ...placed, data: data as RecordData, ttl, proxy: proxy ?? null, service_name: service_name ?? null };
 }
 
 /** `POST /add-record`: A record `name` → `ip` (default: the node IP), upstream `forward_to_ip:port`. */

@@ -175,4 +175,21 @@ export const MIGRATIONS: readonly string[] = [
     )
     .join('\n  ')}
   `,
+  // 9: API token scopes (src/model/token.ts). Every token from before scopes existed could do
+  // everything, so it stays admin; new tokens choose theirs.
+  `
+  ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'admin'; -- read | write | admin
+  `,
+  // 10: which DNSPROXY_ADMIN_TOKEN value was bootstrapped, and the token it made: the same value
+  // at the next start changes nothing (a revoked bootstrap token stays revoked), a changed one
+  // replaces that token. Seeded with the newest token the older code named "bootstrap".
+  `
+  CREATE TABLE token_bootstrap (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    hash TEXT NOT NULL,            -- sha256 hex of the value, like tokens.hash
+    token_id TEXT NOT NULL         -- the token it made (gone from tokens once revoked)
+  );
+  INSERT INTO token_bootstrap (id, hash, token_id)
+    SELECT 1, hash, id FROM tokens WHERE name = 'bootstrap' ORDER BY created_at DESC, id DESC LIMIT 1;
+  `,
 ];

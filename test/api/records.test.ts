@@ -41,6 +41,7 @@ describe('api: /api/v1/records', () => {
 
   const bad: [string, Record<string, unknown>, string, number][] = [
     ['bad AAAA', { name: 'x', type: 'AAAA', values: ['192.0.2.1'] }, 'values.0', 400],
+    ['AAAA with an IPv6 zone id', { name: 'x', type: 'AAAA', values: ['2001:db8::1', 'fe80::1%eth0'] }, 'values.1', 400],
     ['empty values', { name: 'x', type: 'A', values: [] }, 'values', 400],
     ['two CNAME targets', { name: 'x', type: 'CNAME', values: ['a.home.arpa', 'b.home.arpa'] }, 'values', 400],
     ['MX exchange with a space', { name: 'x', type: 'MX', values: [{ preference: 1, exchange: 'mail x' }] }, 'values.0.exchange', 400],
@@ -121,6 +122,28 @@ describe('api: /api/v1/records', () => {
     await f.app.inject({ method: 'DELETE', url: '/api/v1/records/a/A', headers: f.auth });
     expect(f.records.serial('home.arpa.')).to.equal(before + 3);
     expect(f.records.serial('lab.example.')).to.be.lessThan(before + 1);
+  });
+
+  it('a stored set that no longer parses is listed apart under "invalid", not served, and can be replaced or removed', async () => {
+    expect((await post({ name: 'ok', type: 'A', values: ['192.0.2.1'] })).statusCode).to.equal(201);
+    f.db.prepare(`INSERT INTO records (name, type, zone, ttl, data, proxy, service_name, created_at, updated_at) VALUES ('bad.home.arpa.', 'A', 'home.arpa.', 300, '["not-an-address"]', NULL, NULL, 't', 't')`).run();
+    const get = (url: string) => f.app.inject({ method: 'GET', url, headers: f.auth });
+    const list = await get('/api/v1/records');
+    expect(list.statusCode, list.body).to.equal(200);
+    expect(list.json().records.map((r: { name: string }) => r.name)).to.deep.equal(['ok.home.arpa.']);
+    expect(list.json().invalid).to.have.length(1);
+    expect(list.json().invalid[0]).to.deep.include({ name: 'bad.home.arpa.', type: 'A' });
+    expect(list.json().invalid[0].reason).to.include('values.0');
+    expect((await get('/api/v1/records?zone=lab.example')).json()).to.deep.equal({ records: [] });
+    for (const url of ['/list-records', '/api/v1/routes', '/api/v1/plan', '/api/v1/zones/home.arpa/export']) expect((await get(url)).statusCode, url).to.equal(200);
+    expect((await get('/api/v1/records/bad/A')).statusCode).to.equal(404);
+    const replaced = await f.app.inject({ method: 'PUT', url: '/api/v1/records/bad/A', headers: f.auth, payload: { name: 'bad', type: 'A', values: ['192.0.2.2'] } });
+    expect(replaced.statusCode, replaced.body).to.be.oneOf([200, 201]);
+    expect((await get('/api/v1/records')).json().invalid).to.equal(undefined);
+    f.db.prepare(`UPDATE records SET data = 'not json' WHERE name = 'bad.home.arpa.'`).run();
+    expect((await get('/api/v1/records')).json().invalid[0].reason).to.include('unreadable');
+    expect((await f.app.inject({ method: 'DELETE', url: '/api/v1/records/bad/A', headers: f.auth })).statusCode).to.equal(204);
+    expect((await get('/api/v1/records')).json().invalid).to.equal(undefined);
   });
 
   it('never answers 500 to garbage bodies', async () => {

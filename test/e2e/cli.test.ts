@@ -107,12 +107,21 @@ describe('e2e: dnsproxy CLI', function () {
     expect(JSON.parse(nx.stdout).rcode).to.equal('NXDOMAIN');
   });
 
-  it('token create, list and revoke', async () => {
+  it('token create (with a scope), list and revoke', async () => {
     const made = JSON.parse((await cli(['--json', 'token', 'create', 'ci'], env)).stdout);
     expect(made.token).to.match(/^dp_/);
+    expect(made.scope).to.equal('write');
     expect((await cli(['list'], { ...env, DNSPROXY_TOKEN: made.token })).code).to.equal(0);
+    const ro = await cli(['token', 'create', 'ro', '--scope', 'read'], env);
+    expect(ro.stdout).to.match(/^token [0-9a-f]+ \(ro, scope read\), shown once:\ndp_/);
+    const roToken = ro.stdout.trim().split('\n')[1]!;
+    const denied = await cli(['add-record', 'ro-test', '192.0.2.1'], { ...env, DNSPROXY_TOKEN: roToken });
+    expect(denied.code).to.equal(1);
+    expect(denied.stderr).to.include('needs a token with scope write (this token has scope read)').and.include('forbidden, HTTP 403');
+    expect((await cli(['token', 'create', 'x', '--scope', 'root'], env)).code).to.equal(2);
     const list = await cli(['token', 'list'], env);
-    expect(list.stdout).to.match(/^ID\s+NAME\s+CREATED\s+LAST USED/);
+    expect(list.stdout).to.match(/^ID\s+NAME\s+SCOPE\s+CREATED\s+LAST USED/);
+    expect(list.stdout).to.match(/\bbootstrap\s+admin\b/).and.match(/\bci\s+write\b/).and.match(/\bro\s+read\b/);
     expect((await cli(['token', 'revoke', made.id], env)).code).to.equal(0);
     expect((await cli(['list'], { ...env, DNSPROXY_TOKEN: made.token })).code).to.equal(1);
   });
