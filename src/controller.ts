@@ -102,7 +102,7 @@ export class Controller {
       await this.dns.start();
 
       const routes = new RouteStore(db);
-      const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: c.http_port, httpsPort: c.https_port, admin: c.caddy_admin });
+      const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: c.http_port, httpsPort: c.https_port, listenIp: c.listen_ip, admin: c.caddy_admin });
       if (c.caddy_spawn) {
         this.caddyProcess = new CaddyProcess(join(c.data_dir, 'caddy'), c.caddy_admin, logger('caddy'));
         this.caddyProcess.start();

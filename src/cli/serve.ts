@@ -31,7 +31,7 @@ export function serveCommand(program: Command): void {
     .option('--zone <zone>', 'zone to serve, repeatable (env DNSPROXY_ZONE, comma-separated; default home.arpa)', collect)
     .option('--dns-port <port>', 'DNS port, UDP and TCP (env DNSPROXY_DNS_PORT, default 53)')
     .option('--api-port <port>', 'HTTP API port (env DNSPROXY_API_PORT, default 8080)')
-    .option('--listen-ip <ip>', 'address DNS and API listen on (env DNSPROXY_LISTEN_IP, default 127.0.0.1)')
+    .option('--listen-ip <ip>', 'address DNS, the API and Caddy\'s HTTP/HTTPS listen on (env DNSPROXY_LISTEN_IP, default 127.0.0.1)')
     .option('--http-port <port>', 'Caddy HTTP port (env DNSPROXY_HTTP_PORT, default 80)')
     .option('--https-port <port>', 'Caddy HTTPS port (env DNSPROXY_HTTPS_PORT, default 443)')
     .option('--caddy-admin <host:port>', 'Caddy admin API (env DNSPROXY_CADDY_ADMIN, default 127.0.0.1:2019)')

@@ -23,7 +23,7 @@ export const configSchema = z
     zones: z.array(zoneName).min(1, 'at least one zone is required').default(['home.arpa.']).describe('Zones we are authoritative for'),
     nameservers: z.array(zoneName).default([]).describe('Apex NS targets; default ns1.<zone> with glue to node_ip'),
     node_ip: z.string().refine((v) => isIP(v) === 4, 'must be an IPv4 address').optional().describe('This node\'s IP: A target of proxied records; default: Tailscale or first non-loopback IPv4'),
-    listen_ip: ip.default('127.0.0.1').describe('Address the DNS server and API listen on'),
+    listen_ip: ip.default('127.0.0.1').describe('Address the DNS server, the API and Caddy\'s HTTP/HTTPS servers listen on (the mail relay too)'),
     dns_port: portNumber.default(53),
     api_port: portNumber.default(8080),
     http_port: portNumber.default(80),

@@ -3,6 +3,7 @@
 // `caddy adapt` without warnings and serves what render() serves (same routes chosen by
 // selectRoutes, same per-host order, same 404s); it is flat (one site block per set of hosts
 // sharing routes), so it lacks render()'s host grouping for large tables.
+import { isIP } from 'node:net';
 import { nameProblem, upstreamProblem } from '../model/name.js';
 import {
   compareRoutes,
@@ -53,6 +54,11 @@ function helpers(): Record<string, HelperDelegate> {
     port,
     address: (v: unknown, tls: TlsMode) => (tls === 'off' ? `http://${host(v)}` : host(v)),
     listen: (v: unknown) => token('admin listen address', v, /^(?:127(?:\.\d{1,3}){3}|localhost|\[::1\]):\d{1,5}$/),
+    /** listen_ip for `default_bind`: an IP literal (IPv6 without brackets, as Caddy takes it there). */
+    bind: (v: unknown) => {
+      const s = token('listen address', v, /^[0-9A-Fa-f.:]{2,45}$/);
+      return isIP(s) ? s : fail('listen address', v, 'is not an IP address');
+    },
     dial: (v: unknown) => {
       const s = token('upstream', v, /^[A-Za-z0-9_.:[\]-]{1,300}$/);
       const problem = upstreamProblem(s);
@@ -92,6 +98,7 @@ interface SiteView {
 }
 interface View {
   admin: string;
+  listenIp: string;
   httpPort: number;
   httpsPort: number;
   internalCa: boolean;
@@ -149,6 +156,7 @@ export function caddyfileExport(desired: DesiredProxy): string {
   const { settings } = desired;
   return template({
     admin: settings.admin,
+    listenIp: settings.listenIp,
     httpPort: settings.httpPort,
     httpsPort: settings.httpsPort,
     internalCa: routes.some((r) => r.tls === 'internal'),

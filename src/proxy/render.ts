@@ -84,6 +84,11 @@ function sorted<T>(value: T): T {
 const uniqSorted = (xs: readonly string[]): string[] => [...new Set(xs)].sort();
 export const isWildcard = (host: string): boolean => host.startsWith('*.');
 
+/** A server listen address on `ip` (listen_ip): `127.0.0.1:80`, `[::1]:80`. */
+export function listenAddress(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
 /** Path matcher for a prefix: `/app` → `/app`, `/app/*` (never `/apple`). */
 export function pathPatterns(path: string): string[] {
   return [path, path.endsWith('/') ? `${path}*` : `${path}/*`];
@@ -333,7 +338,7 @@ export function render(desired: DesiredProxy): Rendered {
 
   const servers: Json = {
     [SERVER_HTTP]: {
-      listen: [`:${settings.httpPort}`],
+      listen: [listenAddress(settings.listenIp, settings.httpPort)],
       // tls off: no certificates for these hosts; Caddy still adds its redirects for TLS hosts here.
       automatic_https: { disable: true },
       metrics: {},
@@ -343,7 +348,7 @@ export function render(desired: DesiredProxy): Rendered {
   if (secure.length > 0)
     servers[SERVER_HTTPS] = {
       '@id': SERVER_HTTPS,
-      listen: [`:${settings.httpsPort}`],
+      listen: [listenAddress(settings.listenIp, settings.httpsPort)],
       metrics: {},
       routes: serverRoutes(SERVER_HTTPS, secure, 0, ids),
     };

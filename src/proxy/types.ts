@@ -22,6 +22,8 @@ export interface DesiredRoute {
 export interface ProxySettings {
   httpPort: number;
   httpsPort: number;
+  /** Address Caddy's HTTP and HTTPS servers bind (`listen_ip`): never every interface unless it is `0.0.0.0` / `::`. */
+  listenIp: string;
   /** Caddy admin listen address, loopback `host:port`; rendered into every config we push. */
   admin: string;
 }

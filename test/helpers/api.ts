@@ -45,7 +45,7 @@ export async function apiFixture(): Promise<ApiFixture> {
   for (const zone of ZONES) index.load(zone, records.serial(zone), records.list({ zone }));
   records.onChange((c) => index.apply(c));
   const routes = new RouteStore(db);
-  const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: 80, httpsPort: 443, admin: '127.0.0.1:2019' });
+  const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: 80, httpsPort: 443, listenIp: '127.0.0.1', admin: '127.0.0.1:2019' });
   const applied: { value: DesiredProxy | null } = { value: null };
   const { token } = tokens.create('test');
   const app = await build({

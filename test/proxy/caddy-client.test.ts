@@ -123,7 +123,7 @@ describe('CaddyAdmin and caddy validate (real Caddy 2.6)', function () {
   let caddy: RunningCaddy | undefined;
   let env: NodeJS.ProcessEnv;
   const doc = (routes: DesiredRoute[], httpPort = caddy!.httpPort): DesiredProxy => ({
-    settings: { admin: caddy!.adminListen, httpPort, httpsPort: caddy!.httpsPort },
+    settings: { admin: caddy!.adminListen, httpPort, httpsPort: caddy!.httpsPort, listenIp: '127.0.0.1' },
     routes,
   });
   before(async function () {

@@ -32,7 +32,7 @@ describe('proxy reconciler with a real Caddy', function () {
   const names = ['a', 'b', 'c'];
   let httpPort = 0;
   const desired = (): DesiredProxy => ({
-    settings: { admin: caddy.adminListen, httpPort, httpsPort: caddy.httpsPort },
+    settings: { admin: caddy.adminListen, httpPort, httpsPort: caddy.httpsPort, listenIp: '127.0.0.1' },
     routes: [...routes].sort((x, y) => (x.id < y.id ? -1 : 1)),
   });
 

@@ -19,7 +19,7 @@ import { GOLDEN, goldenNames, goldenInput } from './fixture.js';
 
 
 type Json = Record<string, unknown>;
-const settings = { httpPort: 8080, httpsPort: 8443, admin: '127.0.0.1:2019' };
+const settings = { httpPort: 8080, httpsPort: 8443, listenIp: '127.0.0.1', admin: '127.0.0.1:2019' };
 const route = (id: string, hosts: string[], more: Partial<DesiredRoute> = {}): DesiredRoute => ({
   id,
   hosts,
@@ -154,7 +154,7 @@ describe('proxy/render', () => {
       const { config } = render({ settings, routes: [] });
       expect(config.admin).to.deep.equal({ listen: '127.0.0.1:2019', config: { persist: false } });
       const http = servers(config)[SERVER_HTTP]!;
-      expect(http.listen).to.deep.equal([':8080']);
+      expect(http.listen).to.deep.equal(['127.0.0.1:8080']);
       expect(http.metrics).to.deep.equal({});
       expect(http.automatic_https).to.deep.equal({ disable: true });
       expect(routesOf(config)).to.deep.equal([
@@ -162,6 +162,21 @@ describe('proxy/render', () => {
       ]);
       expect(servers(config)[SERVER_HTTPS]).to.equal(undefined);
       expect((config.apps as Json).tls).to.equal(undefined);
+    });
+
+    it('both servers bind listen_ip, never every interface (IPv6 in brackets)', () => {
+      const secure = [route('api:s', ['s.example.test'], { tls: 'internal' }), route('api:p', ['p.example.test'])];
+      for (const [listenIp, http, https] of [
+        ['127.0.0.1', '127.0.0.1:8080', '127.0.0.1:8443'],
+        ['100.64.0.7', '100.64.0.7:8080', '100.64.0.7:8443'],
+        ['::1', '[::1]:8080', '[::1]:8443'],
+        ['fd7a:115c:a1e0::7', '[fd7a:115c:a1e0::7]:8080', '[fd7a:115c:a1e0::7]:8443'],
+        ['0.0.0.0', '0.0.0.0:8080', '0.0.0.0:8443'],
+      ]) {
+        const { config } = render({ settings: { ...settings, listenIp: listenIp! }, routes: secure });
+        expect(servers(config)[SERVER_HTTP]!.listen, listenIp).to.deep.equal([http]);
+        expect(servers(config)[SERVER_HTTPS]!.listen, listenIp).to.deep.equal([https]);
+      }
     });
 
     it('every generated @id starts with the prefix and is unique', () => {
