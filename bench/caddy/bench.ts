@@ -329,7 +329,7 @@ async function phase(n: number, backend: Backend, doWrk: boolean): Promise<Phase
   const ours: RunningCaddy = await startCaddy();
   notePid(ours.pid);
   cleanups.push(() => ours.stop());
-  const raw: RunningCaddy = await startCaddy();
+  const raw: RunningCaddy = await startCaddy({ admin: 'tcp' }); // postLoad() speaks TCP
   notePid(raw.pid);
   cleanups.push(() => raw.stop());
   const c = await startController(data.dir, {

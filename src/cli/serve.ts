@@ -34,7 +34,7 @@ export function serveCommand(program: Command): void {
     .option('--listen-ip <ip>', 'address DNS, the API and Caddy\'s HTTP/HTTPS listen on (env DNSPROXY_LISTEN_IP, default 127.0.0.1)')
     .option('--http-port <port>', 'Caddy HTTP port (env DNSPROXY_HTTP_PORT, default 80)')
     .option('--https-port <port>', 'Caddy HTTPS port (env DNSPROXY_HTTPS_PORT, default 443)')
-    .option('--caddy-admin <host:port>', 'Caddy admin API (env DNSPROXY_CADDY_ADMIN, default 127.0.0.1:2019)')
+    .option('--caddy-admin <address>', 'Caddy admin API: unix/<path> or loopback host:port (env DNSPROXY_CADDY_ADMIN, default unix/<data-dir>/run/caddy-admin.sock)')
     .option('--node-ip <ip>', 'this node\'s IPv4 (env DNSPROXY_NODE_IP, default: detected)')
     .option('--upstream <ip[:port]>', 'resolver for names outside our zones, repeatable (env DNSPROXY_UPSTREAMS)', collect)
     .option('--log-level <level>', 'error|warn|info|debug (env DNSPROXY_LOG_LEVEL)')

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { createRequire } from 'node:module';
 import type YAML from 'yaml';
+import { defaultAdminAddress, adminAddressProblem } from '../proxy/admin-address.js';
 import { CONFIG_KEYS, LIST_KEYS, configSchema, type Config } from './schema.js';
 
 /** yaml is loaded when a YAML file is read (~5 MiB resident otherwise spent for nothing). */
@@ -92,5 +93,9 @@ export function loadConfig(src: ConfigSources = {}): Config {
       }),
     );
   }
-  return { ...parsed.data, node_ip: parsed.data.node_ip ?? detectNodeIp(src.interfaces ?? networkInterfaces()) };
+  // The admin socket's default follows the data dir; a data dir too deep for a socket path says so here.
+  const caddyAdmin = parsed.data.caddy_admin ?? defaultAdminAddress(parsed.data.data_dir);
+  const adminProblem = adminAddressProblem(caddyAdmin);
+  if (adminProblem) throw new ConfigError([`config: caddy_admin: default ${caddyAdmin}: ${adminProblem}; set caddy_admin (DNSPROXY_CADDY_ADMIN) to a shorter unix/<path>`]);
+  return { ...parsed.data, caddy_admin: caddyAdmin, node_ip: parsed.data.node_ip ?? detectNodeIp(src.interfaces ?? networkInterfaces()) };
 }

@@ -5,6 +5,7 @@
 // sharing routes), so it lacks render()'s host grouping for large tables.
 import { isIP } from 'node:net';
 import { nameProblem, upstreamProblem } from '../model/name.js';
+import { adminAddressProblem } from './admin-address.js';
 import {
   compareRoutes,
   FAIL_DURATION,
@@ -53,7 +54,11 @@ function helpers(): Record<string, HelperDelegate> {
     host,
     port,
     address: (v: unknown, tls: TlsMode) => (tls === 'off' ? `http://${host(v)}` : host(v)),
-    listen: (v: unknown) => token('admin listen address', v, /^(?:127(?:\.\d{1,3}){3}|localhost|\[::1\]):\d{1,5}$/),
+    listen: (v: unknown) => {
+      const s = token('admin listen address', v, /^(?:unix\/\/[A-Za-z0-9._+@,=/-]{1,200}|(?:127(?:\.\d{1,3}){3}|localhost|\[::1\]):\d{1,5})$/);
+      const problem = adminAddressProblem(s);
+      return problem ? fail('admin listen address', v, problem) : s;
+    },
     /** listen_ip for `default_bind`: an IP literal (IPv6 without brackets, as Caddy takes it there). */
     bind: (v: unknown) => {
       const s = token('listen address', v, /^[0-9A-Fa-f.:]{2,45}$/);

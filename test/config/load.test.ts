@@ -59,6 +59,20 @@ describe('config', () => {
     }
   });
 
+  it('caddy_admin: a unix socket under the data dir by default; loopback TCP only when set so; anything else refused', () => {
+    const admin = (env: Record<string, string>) => loadConfig({ env, interfaces: noIfaces }).caddy_admin;
+    expect(admin({ DNSPROXY_DATA_DIR: '/srv/dnsproxy' })).to.equal('unix//srv/dnsproxy/run/caddy-admin.sock');
+    // A relative data dir is made absolute: Caddy and the controller may run in other directories.
+    expect(admin({ DNSPROXY_DATA_DIR: 'data' })).to.equal(`unix/${join(process.cwd(), 'data', 'run', 'caddy-admin.sock')}`);
+    for (const ok of ['127.0.0.1:2019', '[::1]:2019', 'localhost:2019', 'unix//run/dnsproxy/caddy-admin.sock']) expect(admin({ DNSPROXY_CADDY_ADMIN: ok })).to.equal(ok);
+    for (const bad of ['0.0.0.0:2019', '192.0.2.10:2019', '[::]:2019', 'admin.example:2019', ':2019', 'unix/relative.sock', 'unix//run/x|0600']) {
+      expect(() => admin({ DNSPROXY_CADDY_ADMIN: bad }), bad).to.throw(ConfigError, /^config: caddy_admin: .*\(from env DNSPROXY_CADDY_ADMIN\)$/);
+    }
+    expect(() => admin({ DNSPROXY_CADDY_ADMIN: '0.0.0.0:2019' })).to.throw(ConfigError, /on the network/);
+    // A data dir too deep for a socket path (107 bytes) says so instead of failing in Caddy.
+    expect(() => admin({ DNSPROXY_DATA_DIR: `/${'d'.repeat(100)}` })).to.throw(ConfigError, /caddy_admin: default unix\/.*longer than 107 bytes.*; set caddy_admin/);
+  });
+
   it('prefers a Tailscale address for node_ip', () => {
     const iface = (address: string) => ({ address, family: 'IPv4' as const, internal: false, netmask: '255.255.255.0', mac: '', cidr: null });
     expect(detectNodeIp({ eth0: [iface('192.0.2.4')], tailscale0: [iface('100.101.102.103')] })).to.equal('100.101.102.103');
