@@ -46,9 +46,3 @@ export function parseAdminAddress(admin: string): AdminAddress {
 export function defaultAdminAddress(dataDir: string): string {
   return `unix/${resolve(dataDir, 'run', ADMIN_SOCKET_NAME)}`;
 }
-
-/** The admin API's TCP port, or null for a unix socket: a port our own routes must never reach. */
-export function adminTcpPort(admin: string): number | null {
-  const m = /:(\d{1,5})$/.exec(admin);
-  return admin.startsWith('unix/') || !m ? null : Number(m[1]);
-}

@@ -179,6 +179,31 @@ describe('proxy/render', () => {
       }
     });
 
+    it("leaves out routes serving localhost or dialling Caddy's own ports, with a warning, even without settings.own", () => {
+      const tcpAdmin = { ...settings, listenIp: '100.64.0.7' };
+      const { config, skipped, warnings } = render({
+        settings: tcpAdmin,
+        routes: [
+          route('api:admin', ['x.example.test'], { upstreams: ['127.0.0.1:2019'] }),
+          route('api:self', ['y.example.test'], { upstreams: ['100.64.0.7:8443'] }),
+          route('api:loop', ['z.example.test'], { upstreams: ['localhost:8080'] }),
+          route('api:lh', ['localhost', 'w.example.test']),
+          route('api:ok', ['ok.example.test'], { upstreams: ['127.0.0.1:3000'] }),
+        ],
+      });
+      expect(skipped).to.deep.equal([
+        { id: 'api:admin', reason: "upstream 127.0.0.1:2019 is this node's Caddy admin API (caddy_admin): a route must not reach dnsproxy's own listeners" },
+        { id: 'api:lh', reason: 'host localhost always means this host (RFC 6761); a route must not serve it' },
+        { id: 'api:loop', reason: "upstream localhost:8080 is this node's Caddy HTTP port (http_port): a route must not reach dnsproxy's own listeners" },
+        { id: 'api:self', reason: "upstream 100.64.0.7:8443 is this node's Caddy HTTPS port (https_port): a route must not reach dnsproxy's own listeners" },
+      ]);
+      expect(warnings).to.have.length(4);
+      expect(routesOf(config).map((r) => r['@id'])).to.deep.equal(['dnsproxy-route-api:ok', `${SERVER_HTTP}-catch-all`]);
+      // A unix-socket admin has no port to protect: 2019 is just another loopback port then.
+      const unix = render({ settings: { ...settings, admin: 'unix//run/caddy-admin.sock' }, routes: [route('api:admin', ['x.example.test'], { upstreams: ['127.0.0.1:2019'] })] });
+      expect(unix.skipped).to.deep.equal([]);
+    });
+
     it('every generated @id starts with the prefix and is unique', () => {
       for (const name of goldenNames) {
         const all = ids(render(goldenInput(name)).config);
