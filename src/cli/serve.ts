@@ -1,6 +1,6 @@
 // `dnsproxy serve`: runs the controller until SIGTERM/SIGINT. Each flag is also DNSPROXY_<NAME>.
 import type { Command } from 'commander';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { adminDefaultProblem, ConfigError, loadConfig } from '../config/load.js';
 import { logger, setLogLevel } from '../log/index.js';
 import { CliError } from './client.js';
 import { runUntilSignal, startFailed } from './signals.js';
@@ -61,6 +61,8 @@ export function serveCommand(program: Command): void {
         if (e instanceof ConfigError) throw new CliError(e.lines.join('\n'), 2);
         throw e;
       }
+      const adminProblem = adminDefaultProblem(config);
+      if (adminProblem) throw new CliError(adminProblem, 2);
       setLogLevel(config.log_level);
       const log = logger('serve');
       await runUntilSignal(async () => {

@@ -93,9 +93,14 @@ export function loadConfig(src: ConfigSources = {}): Config {
       }),
     );
   }
-  // The admin socket's default follows the data dir; a data dir too deep for a socket path says so here.
+  // The admin socket's default follows the data dir. A data dir too deep for a socket path is
+  // refused by `serve` (adminDefaultProblem), not here: the mail relay reads this config too.
   const caddyAdmin = parsed.data.caddy_admin ?? defaultAdminAddress(parsed.data.data_dir);
-  const adminProblem = adminAddressProblem(caddyAdmin);
-  if (adminProblem) throw new ConfigError([`config: caddy_admin: default ${caddyAdmin}: ${adminProblem}; set caddy_admin (DNSPROXY_CADDY_ADMIN) to a shorter unix/<path>`]);
   return { ...parsed.data, caddy_admin: caddyAdmin, node_ip: parsed.data.node_ip ?? detectNodeIp(src.interfaces ?? networkInterfaces()) };
+}
+
+/** Why the (defaulted) caddy_admin cannot be used, as a config error line, or null. Set values were checked by the schema already. */
+export function adminDefaultProblem(config: Config): string | null {
+  const problem = adminAddressProblem(config.caddy_admin);
+  return problem ? `config: caddy_admin: default ${config.caddy_admin}: ${problem}; set caddy_admin (--caddy-admin, DNSPROXY_CADDY_ADMIN) to a shorter unix/<path>` : null;
 }

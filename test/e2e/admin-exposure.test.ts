@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { adminRequest, freePorts, hasCaddy, request, startBackend, tcpListeners, type Backend } from '../helpers/caddy.js';
-import { startController, TOKEN, type Running } from '../helpers/controller.js';
+import { cli, startController, TOKEN, type Running } from '../helpers/controller.js';
 import { within } from '../helpers/supervisor.js';
 import { tempDir } from '../helpers/tmp.js';
 import { DB_FILE } from '../../src/store/db.js';
@@ -113,6 +113,16 @@ describe("e2e: Caddy's admin API is not reachable through Caddy", function () {
     expect((await routeStatus('api:0ld0a0a1')).error).to.equal(`upstream 127.0.0.1:${apiPort} is this node's HTTP API (api_port): a route must not reach dnsproxy's own listeners`);
     expect((await via('localhost:2019', '/config/')).body).to.equal('no route for this host');
     expect((await via('api.home.arpa', '/api/v1/records')).body).to.equal('no route for this host');
+  });
+
+  it('serve refuses a non-loopback caddy_admin, and a data dir too deep for the default socket, with exit 2 and one line', async () => {
+    const wide = await cli(['serve', '--data-dir', join(tmp.dir, 'data'), '--caddy-admin', '0.0.0.0:2019']);
+    expect(wide.code).to.equal(2);
+    expect(wide.stderr).to.match(/caddy_admin: must be unix\/<absolute path> or a loopback host:port .*on the network \(from --caddy-admin\)/);
+    const deep = await cli(['serve', '--data-dir', join(tmp.dir, 'd'.repeat(100))], { DNSPROXY_CADDY_ADMIN: '' });
+    expect(deep.code).to.equal(2);
+    expect(deep.stderr).to.match(/caddy_admin: default unix\/.* is longer than 107 bytes .*; set caddy_admin/);
+    for (const r of [wide, deep]) expect(r.stderr.trim().split('\n')).to.have.length(1);
   });
 
   it('loopback TCP admin set explicitly: the route to it is refused, a stored one is left out, Caddy still answers only the controller', async () => {
