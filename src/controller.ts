@@ -25,8 +25,9 @@ import { CaddyProcess, caddyEnv, caddyPids } from './proxy/process.js';
 import { Reconciler } from './proxy/reconcile.js';
 import { markerId, render } from './proxy/render.js';
 import { join } from 'node:path';
-import { networkInterfaces } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
 import { addressClass } from './model/address.js';
+import { ownEndpoints } from './model/endpoints.js';
 import { adminTokenProblem } from './model/token.js';
 import { VERSION } from './version.js';
 
@@ -119,7 +120,9 @@ export class Controller {
       await this.dns.start();
 
       const routes = new RouteStore(db);
-      const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: c.http_port, httpsPort: c.https_port, admin: c.caddy_admin });
+      // `own`: the listeners and addresses no route may reach (checked by the API and by render).
+      const own = ownEndpoints({ ...c, hostname: hostname() });
+      const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: c.http_port, httpsPort: c.https_port, listenIp: c.listen_ip, admin: c.caddy_admin, own });
       if (c.caddy_spawn) {
         this.caddyProcess = new CaddyProcess(join(c.data_dir, 'caddy'), c.caddy_admin, logger('caddy'));
         this.caddyProcess.start();

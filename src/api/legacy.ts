@@ -8,7 +8,7 @@ import { ownerNameInput } from '../model/name.js';
 import type { StoredRecord } from '../model/record.js';
 import { legacyWrite, placeName } from '../model/write.js';
 import type { ApiDeps } from './app.js';
-import { assertRecordsNoClash, dnsPlan, dryRunQuery, mutate } from './mutate.js';
+import { assertRecordsNoClash, assertRecordsNotOwnEndpoint, dnsPlan, dryRunQuery, mutate } from './mutate.js';
 
 /** An A record in the original service's list shape, with the full record beside it. */
 function legacyView(r: StoredRecord) {
@@ -36,7 +36,10 @@ export const legacyRoutes =
       { schema: { tags, body: addRecordBody, querystring: dryRunQuery, description: 'Create or replace the A record (and proxy route) for a service' } },
       async (req, reply) => {
         const write = legacyWrite(req.body, deps.zones, deps.nodeIp);
+        // The upstream is forward_to_ip:port (forward_to_ip defaults to ip, then to the node IP).
+        const upstreamField = req.body.forward_to_ip !== undefined ? 'forward_to_ip' : req.body.ip !== undefined ? 'ip' : 'port';
         const out = mutate(deps, req, () => {
+          assertRecordsNotOwnEndpoint(deps, [write], () => upstreamField);
           assertRecordsNoClash(deps, [write]);
           const put = deps.records.putOne(write);
           return { result: put, dns: dnsPlan([put]) };

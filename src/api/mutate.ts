@@ -1,9 +1,11 @@
 // Shared by every mutating route: proxy host clash checks, and ?dry_run=true plans.
 import { z } from 'zod';
-import { AppError } from '../errors.js';
+import { AppError, type FieldIssue } from '../errors.js';
+import { routeHostProblem, upstreamOwnProblem } from '../model/endpoints.js';
 import type { RecordWrite, StoredRecord } from '../model/record.js';
 import { scopeAllows, type TokenScope } from '../model/token.js';
 import { hostClash, recordRouteId } from '../proxy/desired.js';
+import { endpointsOf } from '../proxy/guard.js';
 import { planRoutes, type RoutePlan } from '../proxy/plan.js';
 import type { DesiredRoute } from '../proxy/types.js';
 import type { ApiDeps } from './app.js';
@@ -81,6 +83,31 @@ export function assertNoClash(deps: ApiDeps, route: RouteKey): void {
       if (deps.records.get(`${host}.`, type)?.proxy?.enabled) existing.push({ id: recordRouteId(`${host}.`), hosts: [host], path: null });
   const clash = hostClash(route, existing);
   if (clash) throw new AppError('conflict', `host ${clash.host}${route.path ?? ''} is already served by route ${clash.id}`);
+}
+
+/**
+ * 400 naming every field whose route host is localhost/loopback or whose upstream is one of this
+ * node's own listeners (Caddy's admin API on TCP, the API, DNS, Caddy's ports, the mail relay).
+ * `hosts` and `upstreams` are [field path, value] pairs. Runs before any write, dry runs included.
+ */
+export function assertNotOwnEndpoint(deps: ApiDeps, hosts: readonly [string, string][], upstreams: readonly [string, string][]): void {
+  const own = endpointsOf(deps.proxy.settings);
+  const fields: FieldIssue[] = [];
+  for (const [path, host] of hosts) {
+    const problem = routeHostProblem(host);
+    if (problem) fields.push({ path, message: problem });
+  }
+  for (const [path, upstream] of upstreams) {
+    const problem = upstreamOwnProblem(upstream, own);
+    if (problem) fields.push({ path, message: problem });
+  }
+  if (fields.length) throw new AppError('invalid_body', undefined, fields);
+}
+
+/** Proxy settings of record writes: their name as a route host, their upstreams (assertNotOwnEndpoint). */
+export function assertRecordsNotOwnEndpoint(deps: ApiDeps, writes: readonly RecordWrite[], upstreamField = (i: number) => `proxy.upstreams.${i}`): void {
+  for (const w of writes)
+    if (w.proxy) assertNotOwnEndpoint(deps, w.proxy.enabled ? [['name', w.name]] : [], w.proxy.upstreams.map((u, i) => [upstreamField(i), u]));
 }
 
 /** For record writes that enable the proxy: their implied route must not clash with another route. */

@@ -6,7 +6,7 @@ import { AppError, type ErrorCode } from '../errors.js';
 import { RECORD_TYPES, recordFilter, recordInput, type RecordType } from '../model/record.js';
 import { placeName, recordWrite } from '../model/write.js';
 import type { ApiDeps } from './app.js';
-import { assertRecordsNoClash, dnsPlan, dryRunQuery, mutate } from './mutate.js';
+import { assertRecordsNoClash, assertRecordsNotOwnEndpoint, dnsPlan, dryRunQuery, mutate } from './mutate.js';
 
 const nameParam = z.object({ name: z.string().describe('Owner name, relative or absolute') });
 const nameTypeParams = nameParam.extend({ type: z.enum(RECORD_TYPES) });
@@ -43,6 +43,7 @@ export const recordRoutes =
       const out = mutate(deps, req, () => {
         if (deps.records.get(write.name, write.data.type))
           throw new AppError('conflict', `${write.name} ${write.data.type} already exists; use PUT /api/v1/records/${write.name}/${write.data.type} to replace it`);
+        assertRecordsNotOwnEndpoint(deps, [write]);
         assertRecordsNoClash(deps, [write]);
         const put = deps.records.putOne(write);
         return { result: put, dns: dnsPlan([put]) };
@@ -55,6 +56,7 @@ export const recordRoutes =
       if (write.name !== at(req.params.name) || write.data.type !== req.params.type)
         throw new AppError('invalid_body', undefined, [{ path: write.name !== at(req.params.name) ? 'name' : 'type', message: 'must match the URL' }]);
       const out = mutate(deps, req, () => {
+        assertRecordsNotOwnEndpoint(deps, [write]);
         assertRecordsNoClash(deps, [write]);
         const put = deps.records.putOne(write);
         return { result: put, dns: dnsPlan([put]) };

@@ -4,6 +4,7 @@ import { LOG_LEVELS } from '../log/index.js';
 import { absolute, nameProblem } from '../model/name.js';
 import { isIP } from 'node:net';
 import { mailDomain } from '../mail/schema.js';
+import { adminAddressProblem } from '../proxy/admin-address.js';
 
 const zoneName = z.string().superRefine((v, ctx) => {
   const problem = nameProblem(v);
@@ -15,7 +16,6 @@ const ip = z.string().refine((v) => isIP(v) !== 0, 'must be an IP address');
 const positive = z.coerce.number().int('must be an integer').positive('must be > 0');
 /** A DNS server to ask: ip or ip:port ([v6]:port). */
 const resolverAddress = z.string().regex(/^(?:\[[0-9a-fA-F:]+\]:\d+|[0-9.]+(?::\d+)?|[0-9a-fA-F:]+)$/, 'must be ip or ip:port');
-const hostPort = z.string().regex(/^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port');
 
 export const configSchema = z
   .object({
@@ -23,12 +23,19 @@ export const configSchema = z
     zones: z.array(zoneName).min(1, 'at least one zone is required').default(['home.arpa.']).describe('Zones we are authoritative for'),
     nameservers: z.array(zoneName).default([]).describe('Apex NS targets; default ns1.<zone> with glue to node_ip'),
     node_ip: z.string().refine((v) => isIP(v) === 4, 'must be an IPv4 address').optional().describe('This node\'s IP: A target of proxied records; default: Tailscale or first non-loopback IPv4'),
-    listen_ip: ip.default('127.0.0.1').describe('Address the DNS server and API listen on'),
+    listen_ip: ip.default('127.0.0.1').describe('Address the DNS server, the API and Caddy\'s HTTP/HTTPS servers listen on (the mail relay too)'),
     dns_port: portNumber.default(53),
     api_port: portNumber.default(8080),
     http_port: portNumber.default(80),
     https_port: portNumber.default(443),
-    caddy_admin: hostPort.default('127.0.0.1:2019').describe('Caddy admin API (loopback only)'),
+    caddy_admin: z
+      .string()
+      .superRefine((v, ctx) => {
+        const problem = adminAddressProblem(v);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .optional()
+      .describe('Caddy admin API: unix/<absolute path> (default unix/<data_dir>/run/caddy-admin.sock, owner-only) or a loopback host:port such as 127.0.0.1:2019; anything else is refused'),
     caddy_spawn: z
       .union([z.boolean(), z.enum(['1', '0', 'true', 'false'])])
       .default(false)
@@ -71,7 +78,8 @@ export const configSchema = z
   .refine((c) => (c.mail_tls_cert === undefined) === (c.mail_tls_key === undefined), { path: ['mail_tls_key'], message: 'mail_tls_cert and mail_tls_key go together' })
   .refine((c) => c.mail_max_data_in_flight >= c.mail_max_size, { path: ['mail_max_data_in_flight'], message: 'must be at least mail_max_size (a message of the largest size must fit)' });
 
-export type Config = z.infer<typeof configSchema> & { node_ip: string };
+/** The loaded config: node_ip detected and caddy_admin defaulted when not set. */
+export type Config = z.infer<typeof configSchema> & { node_ip: string; caddy_admin: string };
 
 /** Settings that may come from the environment as DNSPROXY_<UPPER_NAME>; lists are comma-separated. */
 export const CONFIG_KEYS = Object.keys(configSchema.shape) as (keyof typeof configSchema.shape)[];

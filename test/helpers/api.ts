@@ -15,6 +15,8 @@ import { setLogLevel } from '../../src/log/index.js';
 import { MailStore } from '../../src/mail/store.js';
 import { MessageStore } from '../../src/mail/messages.js';
 import { tempDir } from './tmp.js';
+import { loadConfig } from '../../src/config/load.js';
+import { ownEndpoints } from '../../src/model/endpoints.js';
 
 // In-process tests assert on responses; request lines would only bury mocha's output.
 setLogLevel('warn');
@@ -51,7 +53,11 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
   for (const zone of ZONES) index.load(zone, records.serial(zone), records.list({ zone }));
   records.onChange((c) => index.apply(c));
   const routes = new RouteStore(db);
-  const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: 80, httpsPort: 443, admin: '127.0.0.1:2019' });
+  // Proxy settings from the config defaults, as the controller wires them, with Caddy's admin API
+  // on loopback TCP (127.0.0.1:2019) so tests can show a route to it refused.
+  const config = loadConfig({ env: { DNSPROXY_DATA_DIR: tmp.dir, DNSPROXY_NODE_IP: NODE_IP, DNSPROXY_CADDY_ADMIN: '127.0.0.1:2019' }, interfaces: {} });
+  const settings = { httpPort: config.http_port, httpsPort: config.https_port, listenIp: config.listen_ip, admin: config.caddy_admin, own: ownEndpoints(config) };
+  const proxy = new ProxyState(records, routes, zoneResolver(index), settings);
   const applied: { value: DesiredProxy | null } = { value: null };
   const { token } = tokens.create('test', 'admin');
   const app = await build({
