@@ -85,9 +85,9 @@ const RECORDS = (n: number) => [
   { name: `ns${n}`, type: 'NS', values: ['ns.sub.home.arpa'] },
 ];
 const PROVIDERS = [
-  { type: 'smtp', host: 'smtp.example.net', port: 587, security: 'starttls', tls_verify: true, auth: { user: 'relay', pass: 'secret' }, max_connections: 2 },
+  { type: 'smtp', host: 'smtp.example.net', port: 587, security: 'starttls', tls_verify: true, auth: { user: 'relay', pass: 'secret' }, max_connections: 2, allow_private: false },
   { type: 'mx', port: 25 },
-  { type: 'http', format: 'sendgrid', url: 'https://api.example.net/v3/mail/send', auth: { scheme: 'bearer', token: 'tok' } },
+  { type: 'http', format: 'sendgrid', url: 'https://api.example.net/v3/mail/send', auth: { scheme: 'bearer', token: 'tok' }, allow_private: false },
   { type: 'http', format: 'mailgun', url: 'https://api.example.net/v3/x/messages.mime', auth: { scheme: 'basic', user: 'api', pass: 'key' } },
   { type: 'http', format: 'postmark', url: 'https://api.example.net/email', auth: { scheme: 'header', name: 'X-Postmark-Server-Token', value: 'tok' } },
 ];

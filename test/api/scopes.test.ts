@@ -75,7 +75,8 @@ describe('api: token scopes', () => {
     expect((await call('write', 'POST', '/api/v1/mail/rules', { provider: 'p' })).statusCode).to.equal(201);
   });
 
-  const internal = ['127.0.0.1:2019', '127.0.0.1:8080', '[::1]:80', '0.0.0.0:8080', '169.254.169.254:80', '[fe80::1]:80', '100.100.100.200:80', '224.0.0.1:80', `${NODE_IP}:8080`, 'localhost:2019', 'api.localhost:8080', '[::ffff:127.0.0.1]:2019'];
+  // Ports that are none of our listeners: those are refused for every scope (400, test/api/own-endpoints.test.ts).
+  const internal = ['127.0.0.1:3001', '127.0.0.1:3002', '[::1]:3003', '0.0.0.0:3002', '169.254.169.254:3003', '[fe80::1]:3003', '100.100.100.200:3003', '224.0.0.1:3003', `${NODE_IP}:3002`, 'localhost:3001', 'api.localhost:3002', '[::ffff:127.0.0.1]:3001'];
   for (const upstream of internal)
     it(`an upstream reaching ${upstream} needs admin (routes, records, add-record), dry runs too`, async () => {
       expectForbidden(await call('write', 'POST', '/api/v1/routes', { hosts: ['a.home.arpa'], upstreams: ['192.0.2.5:80', upstream] }), 'admin');
@@ -83,7 +84,7 @@ describe('api: token scopes', () => {
       expectForbidden(await call('write', 'PUT', '/api/v1/records/a/A', { name: 'a', type: 'A', values: ['192.0.2.1'], proxy: { enabled: true, upstreams: [upstream] } }), 'admin');
       const host = upstream.slice(0, upstream.lastIndexOf(':')).replace(/^\[|\]$/g, '');
       if (!host.includes(':'))
-        expectForbidden(await call('write', 'POST', '/add-record', { service_name: 'a', name: 'a', ip: '192.0.2.1', forward_to_ip: host, port: 8080, proxy_enabled: true }), 'admin');
+        expectForbidden(await call('write', 'POST', '/add-record', { service_name: 'a', name: 'a', ip: '192.0.2.1', forward_to_ip: host, port: 3002, proxy_enabled: true }), 'admin');
       expect(f.routes.list()).to.deep.equal([]);
       expect(f.records.count()).to.equal(0);
       expect((await call('admin', 'POST', '/api/v1/routes', { hosts: ['a.home.arpa'], upstreams: [upstream] })).statusCode).to.equal(201);
