@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
-import { routeInput } from '../model/route.js';
+import { routeBody } from '../model/route.js';
 import { planRoutes } from '../proxy/plan.js';
 import type { ApiDeps } from './app.js';
 import { assertNoClash, dryRunQuery, mutate } from './mutate.js';
@@ -27,13 +27,13 @@ export const proxyRoutes =
     app.get('/api/v1/routes', { schema: { tags } }, async () => ({ routes: deps.proxy.views() }));
     app.get('/api/v1/routes/:id', { schema: { tags, params: idParam } }, async (req) => ({ route: view(req.params.id) }));
 
-    app.post('/api/v1/routes', { schema: { tags, body: routeInput, querystring: dryRunQuery } }, async (req, reply) => {
+    app.post('/api/v1/routes', { schema: { tags, body: routeBody, querystring: dryRunQuery } }, async (req, reply) => {
       assertNoClash(deps, { id: '', hosts: req.body.hosts, path: req.body.path ?? null });
       const out = mutate(deps, req.query.dry_run === 'true', () => ({ result: deps.routes.put(req.body).route, dns: { added: [], changed: [], removed: [] } }));
       return 'dry_run' in out ? out : reply.code(201).send({ route: view(out.id) });
     });
 
-    app.put('/api/v1/routes/:id', { schema: { tags, params: idParam, body: routeInput, querystring: dryRunQuery } }, async (req) => {
+    app.put('/api/v1/routes/:id', { schema: { tags, params: idParam, body: routeBody, querystring: dryRunQuery } }, async (req) => {
       apiOnly(req.params.id);
       if (!deps.routes.get(req.params.id)) throw new AppError('not_found', `no route ${req.params.id}`);
       assertNoClash(deps, { id: req.params.id, hosts: req.body.hosts, path: req.body.path ?? null });
