@@ -85,6 +85,23 @@ describe('api: /api/v1/records', () => {
     expect((await post({ name: 'digits', type: 'CNAME', values: ['100.1.1.2.home.arpa'] })).statusCode).to.equal(201);
   });
 
+  it('a replacement without the proxy block names the route it removed (and its upstreams); the dry run shows it', async () => {
+    const put = (body: object, q = '') => f.app.inject({ method: 'PUT', url: `/api/v1/records/nas/A${q}`, headers: f.auth, payload: body });
+    const proxied = { name: 'nas', type: 'A', values: ['192.0.2.20'], proxy: { enabled: true, upstreams: ['192.0.2.31:8000'], tls: 'internal' } };
+    const first = await put(proxied);
+    expect(first.statusCode).to.equal(201);
+    expect(first.json()).not.to.have.property('removed_route');
+    const same = await put({ ...proxied, values: ['192.0.2.21'] });
+    expect(same.json()).not.to.have.property('removed_route');
+    const dry = (await put({ name: 'nas', type: 'A', values: ['192.0.2.20'] }, '?dry_run=true')).json();
+    expect(dry.plan.routes.removed.map((r: { id: string; upstreams: string[] }) => [r.id, r.upstreams])).to.deep.equal([['record:nas.home.arpa', ['192.0.2.31:8000']]]);
+    const plain = await put({ name: 'nas', type: 'A', values: ['192.0.2.20'] });
+    expect(plain.statusCode).to.equal(200);
+    expect(plain.json().removed_route).to.deep.equal({ id: 'record:nas.home.arpa', hosts: ['nas.home.arpa'], upstreams: ['192.0.2.31:8000'], tls: 'internal' });
+    expect(f.proxy.views()).to.deep.equal([]);
+    expect((await put({ name: 'nas', type: 'A', values: ['192.0.2.22'] })).json()).not.to.have.property('removed_route');
+  });
+
   it('409 for a duplicate POST, CNAME beside data, data beside CNAME, CNAME at the apex', async () => {
     expect((await post({ name: 'a', type: 'A', values: ['192.0.2.1'] })).statusCode).to.equal(201);
     const dup = await post({ name: 'a', type: 'A', values: ['192.0.2.2'] });
