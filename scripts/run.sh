@@ -29,7 +29,8 @@ case "$DNSPROXY_RUN_DIR" in /*) ;; *) DNSPROXY_RUN_DIR="$PWD/$DNSPROXY_RUN_DIR" 
 mkdir -p "$DNSPROXY_DATA_DIR" "$DNSPROXY_RUN_DIR"
 # A second supervisord on the same socket would start a second Caddy (SO_REUSEPORT lets both bind).
 if [ -S "$DNSPROXY_RUN_DIR/supervisor.sock" ] && supervisorctl -c supervisord.conf pid >/dev/null 2>&1; then
-  die "already running (supervisord pid $(supervisorctl -c supervisord.conf pid)); stop it first: supervisorctl -c supervisord.conf shutdown"
+  # The stop command needs this run dir: a plain shell has no DNSPROXY_RUN_DIR for supervisord.conf to expand.
+  die "already running (supervisord pid $(supervisorctl -c supervisord.conf pid)); stop it first: DNSPROXY_RUN_DIR=$(printf %q "$DNSPROXY_RUN_DIR") $(printf %q "$PWD/bin/dnsproxy") stop"
 fi
 need_npm
 # supervisord opens /dev/stdout again for each program's output: on a socket (journald, Node's
