@@ -8,7 +8,7 @@ import { logger, setLogLevel } from '../log/index.js';
 import { CliError } from './client.js';
 import type { Globals } from './commands.js';
 import { mailAdminCommands } from './mail-admin.js';
-import { runUntilSignal, startFailed } from './signals.js';
+import { lockDataDirOrFail, runUntilSignal, startFailed } from './signals.js';
 
 interface MailServeFlags {
   config?: string;
@@ -53,6 +53,7 @@ export function mailCommands(program: Command, g: Globals): void {
       // flag at every GC, and the queue threads started later share it.
       setFlagsFromString('--no-optimize-for-size');
       const log = logger('mail.serve');
+      const unlock = await lockDataDirOrFail(config.data_dir, 'mail');
       await runUntilSignal(async () => {
         const { MailRelay, relayOptions } = await import('../mail/index.js'); // client commands never load the relay
         const relay = new MailRelay({
@@ -67,7 +68,7 @@ export function mailCommands(program: Command, g: Globals): void {
         });
         return (signal) => {
           log.info('stopping: open sessions and deliveries in flight finish first', { signal });
-          return relay.stop();
+          return relay.stop().finally(unlock);
         };
       });
     });

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { logger, setLogLevel } from '../log/index.js';
 import { CliError } from './client.js';
-import { runUntilSignal, startFailed } from './signals.js';
+import { lockDataDirOrFail, runUntilSignal, startFailed } from './signals.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -63,6 +63,7 @@ export function serveCommand(program: Command): void {
       }
       setLogLevel(config.log_level);
       const log = logger('serve');
+      const unlock = await lockDataDirOrFail(config.data_dir, 'controller');
       await runUntilSignal(async () => {
         const { Controller } = await import('../controller.js'); // client commands never load the server side
         const controller = new Controller(config);
@@ -71,7 +72,7 @@ export function serveCommand(program: Command): void {
         });
         return (signal) => {
           log.info('stopping', { signal });
-          return controller.stop();
+          return controller.stop().finally(unlock);
         };
       });
     });

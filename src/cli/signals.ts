@@ -12,6 +12,22 @@ export function startFailed(e: unknown, flags: string): CliError {
   return new CliError(err.code === 'EADDRINUSE' || err.code === 'EACCES' ? `cannot listen: ${err.message} (choose other ports with ${flags})` : `start failed: ${err.message}`);
 }
 
+/**
+ * Takes the data dir's lock for `role` (src/store/lock.ts) and returns its release, or fails as the
+ * CLI reports it: a second controller or relay on one data dir refuses to start.
+ */
+export async function lockDataDirOrFail(dataDir: string, role: 'controller' | 'mail'): Promise<() => void> {
+  const { DataDirLocked, lockDataDir } = await import('../store/lock.js'); // on use: client commands never load SQLite
+  try {
+    return lockDataDir(dataDir, role).release;
+  } catch (e) {
+    if (!(e instanceof DataDirLocked)) throw e;
+    throw new CliError(
+      `${e.message}: stop it first, or give this one another data dir. Under scripts/run.sh or in the container supervisord runs it: stop the stack with "dnsproxy stop", and put settings (DNSPROXY_*) in the environment the stack starts with`,
+    );
+  }
+}
+
 /** A started server's stop. */
 export type Stop = (signal: string) => Promise<void>;
 
