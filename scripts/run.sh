@@ -32,6 +32,8 @@ if [ -S "$DNSPROXY_RUN_DIR/supervisor.sock" ] && supervisorctl -c supervisord.co
   # The stop command needs this run dir: a plain shell has no DNSPROXY_RUN_DIR for supervisord.conf to expand.
   die "already running (supervisord pid $(supervisorctl -c supervisord.conf pid)); stop it first: DNSPROXY_RUN_DIR=$(printf %q "$DNSPROXY_RUN_DIR") $(printf %q "$PWD/bin/dnsproxy") stop"
 fi
+# A port another process holds would leave a half-running stack: say which DNSPROXY_* moves it, start nothing.
+node scripts/check-ports.mjs || exit 1
 need_npm
 # supervisord opens /dev/stdout again for each program's output: on a socket (journald, Node's
 # child_process) that fails with ENXIO, and on a file opened without O_APPEND the writes clobber

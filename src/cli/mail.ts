@@ -64,7 +64,7 @@ export function mailCommands(program: Command, g: Globals): void {
           },
         });
         await relay.start().catch((e: unknown) => {
-          throw startFailed(e, '--smtp-port/--submission-port/--smtps-port');
+          throw startFailed(e, '--smtp-port/--submission-port/--smtps-port', 'DNSPROXY_SMTP_PORT/DNSPROXY_SUBMISSION_PORT/DNSPROXY_SMTPS_PORT');
         });
         return (signal) => {
           log.info('stopping: open sessions and deliveries in flight finish first', { signal });

@@ -68,7 +68,7 @@ export function serveCommand(program: Command): void {
         const { Controller } = await import('../controller.js'); // client commands never load the server side
         const controller = new Controller(config);
         await controller.start().catch((e: unknown) => {
-          throw startFailed(e, '--dns-port/--api-port');
+          throw startFailed(e, '--dns-port/--api-port', 'DNSPROXY_DNS_PORT/DNSPROXY_API_PORT');
         });
         return (signal) => {
           log.info('stopping', { signal });

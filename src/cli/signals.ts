@@ -6,10 +6,16 @@
 // reported the same way by both (startFailed()).
 import { CliError } from './client.js';
 
-/** A start that failed, as the CLI reports it: a port taken or not allowed names the flags that choose ports (`flags`). */
-export function startFailed(e: unknown, flags: string): CliError {
+/**
+ * A start that failed, as the CLI reports it: a port taken or not allowed names the flags that
+ * choose ports (`flags`), or under supervisord (scripts/run.sh, the container: it sets
+ * SUPERVISOR_ENABLED), where no flag can be given, the DNSPROXY_* variables (`envVars`).
+ */
+export function startFailed(e: unknown, flags: string, envVars?: string, env: NodeJS.ProcessEnv = process.env): CliError {
   const err = e as NodeJS.ErrnoException;
-  return new CliError(err.code === 'EADDRINUSE' || err.code === 'EACCES' ? `cannot listen: ${err.message} (choose other ports with ${flags})` : `start failed: ${err.message}`);
+  if (err.code !== 'EADDRINUSE' && err.code !== 'EACCES') return new CliError(`start failed: ${err.message}`);
+  const how = env.SUPERVISOR_ENABLED && envVars ? `${envVars} in the environment the stack starts with (scripts/run.sh, docker run -e)` : flags;
+  return new CliError(`cannot listen: ${err.message} (choose other ports with ${how})`);
 }
 
 /**
