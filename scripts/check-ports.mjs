@@ -15,9 +15,9 @@ const SPECS = [
   ['DNSPROXY_DNS_PORT', 'the DNS server', ['tcp', 'udp'], listen],
   ['DNSPROXY_HTTP_PORT', 'Caddy HTTP', ['tcp'], ''],
   ['DNSPROXY_HTTPS_PORT', 'Caddy HTTPS', ['tcp'], ''],
-  ['DNSPROXY_SMTP_PORT', 'the mail relay (SMTP)', ['tcp'], listen],
-  ['DNSPROXY_SUBMISSION_PORT', 'the mail relay (submission)', ['tcp'], listen],
-  ['DNSPROXY_SMTPS_PORT', 'the mail relay (implicit TLS)', ['tcp'], listen],
+  ['DNSPROXY_SMTP_PORT', 'mail relay SMTP', ['tcp'], listen],
+  ['DNSPROXY_SUBMISSION_PORT', 'mail relay submission', ['tcp'], listen],
+  ['DNSPROXY_SMTPS_PORT', 'mail relay implicit TLS', ['tcp'], listen],
 ];
 
 /** Binds and closes at once; resolves with the error code (EADDRINUSE, EACCES, …) or null. */

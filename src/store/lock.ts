@@ -53,6 +53,8 @@ export function lockDataDir(dataDir: string, role: LockRole): DataDirLock {
   const file = resolve(join(dataDir, `${role}.lock`));
   const db = new Database(file, { timeout: 0 });
   try {
+    // No journal file beside the lock (the default mode writes a 512-byte one); nothing is ever written.
+    db.pragma('journal_mode = MEMORY');
     db.exec('BEGIN EXCLUSIVE');
   } catch (e) {
     db.close();

@@ -3,7 +3,7 @@
 // refuses to start, naming the one that runs; a holder killed with SIGKILL leaves no stale lock.
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { realpathSync } from 'node:fs';
+import { readdirSync, realpathSync } from 'node:fs';
 import { freePorts } from '../helpers/caddy.js';
 import { BIN, startController, type Running } from '../helpers/controller.js';
 import { startMailServe, type MailProcess } from '../helpers/mail.js';
@@ -71,9 +71,10 @@ describe('deploy: one controller and one mail relay per data dir', function () {
     controllers.push(await startController(dir, env));
   });
 
-  it('a controller and a relay share a data dir (each holds its own lock)', async () => {
+  it('a controller and a relay share a data dir (each holds its own lock, one empty file each)', async () => {
     const [smtp, submission, caddyAdmin] = (await freePorts(3)) as [number, number, number];
     controllers.push(await startController(dir, { DNSPROXY_CADDY_ADMIN: `127.0.0.1:${caddyAdmin}` }));
     relays.push(await startMailServe({ dataDir: dir, smtpPort: smtp, submissionPort: submission }));
+    expect(readdirSync(dir).filter((f) => f.includes('.lock')).sort()).to.deep.equal(['controller.lock', 'mail.lock']);
   });
 });
