@@ -132,6 +132,10 @@ describe('e2e: dnsproxy CLI', function () {
     const r = await cli(['resolve', 'res.home.arpa', 'A', '--port', String(c.dnsPort)], env);
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout).to.include('NOERROR, authoritative').and.include('192.0.2.44');
+    // Without --port it asks DNSPROXY_DNS_PORT, as the README tour exports it for run.sh's 5300.
+    const byEnv = await cli(['resolve', 'res.home.arpa'], { ...env, DNSPROXY_DNS_PORT: String(c.dnsPort) });
+    expect(byEnv.code, byEnv.stderr).to.equal(0);
+    expect(byEnv.stdout).to.include('192.0.2.44');
     const nx = await cli(['--json', 'resolve', 'nope.home.arpa', '--port', String(c.dnsPort)], env);
     expect(nx.code).to.equal(1);
     expect(JSON.parse(nx.stdout).rcode).to.equal('NXDOMAIN');
