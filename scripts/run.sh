@@ -34,8 +34,11 @@ mkdir -p "$DNSPROXY_DATA_DIR"
 [ "$DNSPROXY_RUN_DIR" != "$DNSPROXY_DATA_DIR/run" ] || chmod 0700 "$DNSPROXY_RUN_DIR"
 # A second supervisord on the same socket would start a second Caddy (SO_REUSEPORT lets both bind).
 if [ -S "$DNSPROXY_RUN_DIR/supervisor.sock" ] && supervisorctl -c supervisord.conf pid >/dev/null 2>&1; then
-  die "already running (supervisord pid $(supervisorctl -c supervisord.conf pid)); stop it first: supervisorctl -c supervisord.conf shutdown"
+  # The stop command needs this run dir: a plain shell has no DNSPROXY_RUN_DIR for supervisord.conf to expand.
+  die "already running (supervisord pid $(supervisorctl -c supervisord.conf pid)); stop it first: DNSPROXY_RUN_DIR=$(printf %q "$DNSPROXY_RUN_DIR") $(printf %q "$PWD/bin/dnsproxy") stop"
 fi
+# A port another process holds would leave a half-running stack: say which DNSPROXY_* moves it, start nothing.
+node scripts/check-ports.mjs || exit 1
 need_npm
 echo "dnsproxy: running on Node $(node --version) ($(command -v node))" >&2
 # supervisord opens /dev/stdout again for each program's output: on a socket (journald, Node's

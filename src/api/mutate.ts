@@ -7,7 +7,7 @@ import { scopeAllows, type TokenScope } from '../model/token.js';
 import { hostClash, recordRouteId } from '../proxy/desired.js';
 import { endpointsOf } from '../proxy/guard.js';
 import { planRoutes, type RoutePlan } from '../proxy/plan.js';
-import type { DesiredRoute } from '../proxy/types.js';
+import type { DesiredRoute, TlsMode } from '../proxy/types.js';
 import type { ApiDeps } from './app.js';
 import { forbidden } from './auth.js';
 import { reachChecker } from './reach.js';
@@ -68,6 +68,34 @@ export function mutate<T>(deps: ApiDeps, req: MutateRequest, run: () => { result
     const { dns } = checked();
     return { dry_run: true as const, plan: { dns, routes: planRoutes(before, deps.proxy.build(true).routes) } };
   });
+}
+
+/** A record-derived route as a write response names it. */
+export interface RecordRoute {
+  id: string;
+  hosts: string[];
+  upstreams: string[];
+  tls: TlsMode;
+}
+
+/** The route the proxied A/AAAA record sets at `name` imply, or null. */
+function recordRouteAt(deps: ApiDeps, name: string): RecordRoute | null {
+  for (const type of ['A', 'AAAA'] as const) {
+    const proxy = deps.records.get(name, type)?.proxy;
+    if (proxy?.enabled) return { id: recordRouteId(name), hosts: [name.replace(/\.$/, '')], upstreams: proxy.upstreams, tls: proxy.tls ?? 'off' };
+  }
+  return null;
+}
+
+/**
+ * Stores one record set and names the proxy route the write took away, if any: a record set
+ * replaced without its proxy block (re-added without --proxy, or proxy_enabled false) removes the
+ * route its name had, and the client must hear of it.
+ */
+export function putRecord(deps: ApiDeps, write: RecordWrite): { record: StoredRecord; created: boolean; removed_route?: RecordRoute } {
+  const before = recordRouteAt(deps, write.name);
+  const put = deps.records.putOne(write);
+  return before && !recordRouteAt(deps, write.name) ? { ...put, removed_route: before } : put;
 }
 
 type RouteKey = Pick<DesiredRoute, 'id' | 'hosts' | 'path'>;

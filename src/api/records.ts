@@ -6,7 +6,7 @@ import { AppError, type ErrorCode } from '../errors.js';
 import { RECORD_TYPES, recordFilter, recordInput, type RecordType } from '../model/record.js';
 import { placeName, recordWrite } from '../model/write.js';
 import type { ApiDeps } from './app.js';
-import { assertRecordsNoClash, assertRecordsNotOwnEndpoint, dnsPlan, dryRunQuery, mutate } from './mutate.js';
+import { assertRecordsNoClash, assertRecordsNotOwnEndpoint, dnsPlan, dryRunQuery, mutate, putRecord } from './mutate.js';
 
 const nameParam = z.object({ name: z.string().describe('Owner name, relative or absolute') });
 const nameTypeParams = nameParam.extend({ type: z.enum(RECORD_TYPES) });
@@ -45,10 +45,10 @@ export const recordRoutes =
           throw new AppError('conflict', `${write.name} ${write.data.type} already exists; use PUT /api/v1/records/${write.name}/${write.data.type} to replace it`);
         assertRecordsNotOwnEndpoint(deps, [write]);
         assertRecordsNoClash(deps, [write]);
-        const put = deps.records.putOne(write);
+        const put = putRecord(deps, write);
         return { result: put, dns: dnsPlan([put]) };
       });
-      return 'dry_run' in out ? out : reply.code(201).send({ record: out.record });
+      return 'dry_run' in out ? out : reply.code(201).send({ record: out.record, ...(out.removed_route ? { removed_route: out.removed_route } : {}) });
     });
 
     app.put('/api/v1/records/:name/:type', { schema: { tags, params: nameTypeParams, body: recordInput, querystring: dryRunQuery } }, async (req, reply) => {
@@ -58,10 +58,10 @@ export const recordRoutes =
       const out = mutate(deps, req, () => {
         assertRecordsNotOwnEndpoint(deps, [write]);
         assertRecordsNoClash(deps, [write]);
-        const put = deps.records.putOne(write);
+        const put = putRecord(deps, write);
         return { result: put, dns: dnsPlan([put]) };
       });
-      return 'dry_run' in out ? out : reply.code(out.created ? 201 : 200).send({ record: out.record });
+      return 'dry_run' in out ? out : reply.code(out.created ? 201 : 200).send({ record: out.record, ...(out.removed_route ? { removed_route: out.removed_route } : {}) });
     });
 
     app.delete('/api/v1/records/:name/:type', { schema: { tags, params: nameTypeParams, querystring: dryRunQuery } }, async (req, reply) => {

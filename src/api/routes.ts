@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
-import { routeInput } from '../model/route.js';
+import { routeBody } from '../model/route.js';
 import { planRoutes } from '../proxy/plan.js';
 import type { ApiDeps } from './app.js';
 import { assertNoClash, assertNotOwnEndpoint, dryRunQuery, mutate } from './mutate.js';
@@ -31,7 +31,7 @@ export const proxyRoutes =
       assertNotOwnEndpoint(deps, body.hosts.map((h, i) => [`hosts.${i}`, h]), body.upstreams.map((u, i) => [`upstreams.${i}`, u]));
 
     // Checks and write in one transaction (mutate): nothing can slip in between them.
-    app.post('/api/v1/routes', { schema: { tags, body: routeInput, querystring: dryRunQuery } }, async (req, reply) => {
+    app.post('/api/v1/routes', { schema: { tags, body: routeBody, querystring: dryRunQuery } }, async (req, reply) => {
       const out = mutate(deps, req, () => {
         assertSafe(req.body);
         assertNoClash(deps, { id: '', hosts: req.body.hosts, path: req.body.path ?? null });
@@ -41,7 +41,7 @@ export const proxyRoutes =
     });
 
     // A stored row that no longer parses can be replaced here (it is listed with status error).
-    app.put('/api/v1/routes/:id', { schema: { tags, params: idParam, body: routeInput, querystring: dryRunQuery } }, async (req) => {
+    app.put('/api/v1/routes/:id', { schema: { tags, params: idParam, body: routeBody, querystring: dryRunQuery } }, async (req) => {
       apiOnly(req.params.id);
       const out = mutate(deps, req, () => {
         if (!deps.routes.has(req.params.id)) throw new AppError('not_found', `no route ${req.params.id}`);

@@ -4,7 +4,7 @@ import { adminDefaultProblem, ConfigError, loadConfig } from '../config/load.js'
 import { logger, setLogLevel } from '../log/index.js';
 import { adminTokenProblem } from '../model/token.js';
 import { CliError } from './client.js';
-import { runUntilSignal, startFailed } from './signals.js';
+import { lockDataDirOrFail, runUntilSignal, startFailed } from './signals.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -69,15 +69,16 @@ export function serveCommand(program: Command): void {
       if (adminProblem) throw new CliError(adminProblem, 2);
       setLogLevel(config.log_level);
       const log = logger('serve');
+      const unlock = await lockDataDirOrFail(config.data_dir, 'controller');
       await runUntilSignal(async () => {
         const { Controller } = await import('../controller.js'); // client commands never load the server side
         const controller = new Controller(config);
         await controller.start().catch((e: unknown) => {
-          throw startFailed(e, '--dns-port/--api-port');
+          throw startFailed(e, '--dns-port/--api-port', 'DNSPROXY_DNS_PORT/DNSPROXY_API_PORT');
         });
         return (signal) => {
           log.info('stopping', { signal });
-          return controller.stop();
+          return controller.stop().finally(unlock);
         };
       });
     });

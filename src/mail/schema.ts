@@ -256,7 +256,9 @@ export interface KeyInfo {
   created_at: string;
   last_used_at: string | null;
   expires_at: string | null;
-  state: 'active' | 'expiring' | 'expired';
+  /** Set once the key is revoked (revoke, or rotation without keep_old); it stays listed. */
+  revoked_at: string | null;
+  state: 'active' | 'expiring' | 'expired' | 'revoked';
 }
 
 export const certInput = z

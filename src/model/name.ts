@@ -88,7 +88,7 @@ export const targetName = z
   .string()
   .max(MAX_NAME_CHARS + 1)
   .superRefine((v, ctx) => {
-    const problem = nameProblem(v);
+    const problem = isIP(v) === 6 ? `${v} is an IPv6 address, but a target must be a host name (an address goes in an AAAA record)` : nameProblem(v);
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   })
   .transform(absolute)

@@ -1,6 +1,7 @@
 // Reverse-proxy routes: explicit ones from /api/v1/routes, and the ones proxied records imply.
 import { z } from 'zod';
 import { TLS_MODES } from '../proxy/types.js';
+import { ACME_HINT, acmeNameProblem, hostNameProblem } from './certname.js';
 import { nameProblem, upstream } from './name.js';
 
 /** Hosts or upstreams one route may list; bounds the rendered config per route. */
@@ -51,6 +52,22 @@ export const routeInput = z
   })
   .strict();
 export type RouteInput = z.infer<typeof routeInput>;
+
+/**
+ * A route as clients send it: routeInput plus the rules for hosts that get certificates (certname.ts).
+ * Not used to read stored rows, so a route stored before these rules still loads.
+ */
+export const routeBody = routeInput.superRefine((r, ctx) => {
+  r.hosts.forEach((host, i) => {
+    const problem = hostNameProblem(host);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['hosts', i], message: problem });
+  });
+  if (r.tls === 'acme')
+    for (const host of r.hosts) {
+      const problem = acmeNameProblem(host);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['tls'], message: `acme: ${problem}; ${ACME_HINT}` });
+    }
+});
 
 export const ROUTE_STATUSES = ['pending', 'active', 'error'] as const;
 export type RouteStatus = (typeof ROUTE_STATUSES)[number];

@@ -192,4 +192,11 @@ export const MIGRATIONS: readonly string[] = [
   INSERT INTO token_bootstrap (id, hash, token_id)
     SELECT 1, hash, id FROM tokens WHERE name = 'bootstrap' ORDER BY created_at DESC, id DESC LIMIT 1;
   `,
+  // 11: mail: a revoked API key stays listed (state revoked) instead of being deleted; the relay
+  // refuses it as before. The settings-version trigger also counts revoked_at.
+  `
+  ALTER TABLE mail_account_keys ADD COLUMN revoked_at TEXT; -- set by revoke and by rotation; NULL while usable
+  DROP TRIGGER mail_account_keys_update_version;
+  CREATE TRIGGER mail_account_keys_update_version AFTER UPDATE OF account, hash, expires_at, revoked_at ON mail_account_keys BEGIN UPDATE mail_settings_version SET v = v + 1; END;
+  `,
 ];

@@ -84,6 +84,10 @@ describe('api: /api/v1/routes, plan, dry runs', () => {
     ['a decimal IPv4 host', { hosts: ['a.home.arpa'], upstreams: ['2130706433:2019'] }, 'upstreams.0'],
     ['a hexadecimal IPv4 host', { hosts: ['a.home.arpa'], upstreams: ['0x7f000001:2019'] }, 'upstreams.0'],
     ['an octal dotted IPv4 host', { hosts: ['a.home.arpa'], upstreams: ['0177.0.0.1:2019'] }, 'upstreams.0'],
+    ['"_" in a host', { hosts: ['a.home.arpa', 'my_app.home.arpa'], upstreams: ['192.0.2.5:80'] }, 'hosts.1'],
+    ...['app.home.arpa', 'nas.internal', 'nas.lan', 'printer.local', 'app.localhost', 'a.test', 'a.invalid', 'www.example', 'nas', '192.0.2.5', '*.example.com'].map(
+      (host): [string, object, string] => [`tls acme for ${host}`, { hosts: ['public.example.com', host], upstreams: ['192.0.2.5:80'], tls: 'acme' }, 'tls'],
+    ),
   ];
   for (const [what, body, field] of injections) {
     it(`400 for ${what} (field "${field}")`, async () => {
@@ -138,6 +142,20 @@ describe('api: /api/v1/routes, plan, dry runs', () => {
     expect((await req('GET', '/api/v1/routes/api:00000000')).json().route.error).to.include('unreadable');
     expect((await req('DELETE', '/api/v1/routes/api:00000000')).statusCode).to.equal(204);
     await allViewsAnswer();
+  });
+
+  it('tls acme for a public name is taken; the refusal says to use tls internal', async () => {
+    expect((await req('POST', '/api/v1/routes', { hosts: ['public.example.com'], upstreams: ['192.0.2.5:80'], tls: 'acme' })).statusCode).to.equal(201);
+    const res = await req('POST', '/api/v1/routes', { hosts: ['app.home.arpa'], upstreams: ['192.0.2.5:80'], tls: 'acme' });
+    expect(res.json().error.fields).to.deep.equal([{ path: 'tls', message: 'acme: no public CA issues a certificate for app.home.arpa (.arpa is not a public domain); use tls internal (Caddy\'s own CA; trust its root on your devices) for private names' }]);
+    expect((await req('POST', '/api/v1/routes', { hosts: ['app.home.arpa'], upstreams: ['192.0.2.5:80'], tls: 'internal' })).statusCode).to.equal(201);
+  });
+
+  it('an acme route for a private name stored before the check is an error, left out of Caddy\'s config', async () => {
+    const { route } = f.routes.put({ hosts: ['old.home.arpa'], upstreams: ['192.0.2.5:80'], tls: 'acme' });
+    expect((await req('GET', `/api/v1/routes/${route.id}`)).json().route).to.deep.include({ status: 'error' });
+    expect((await req('GET', `/api/v1/routes/${route.id}`)).json().route.error).to.include('no public CA issues a certificate for old.home.arpa');
+    expect(f.proxy.build().routes).to.deep.equal([]);
   });
 
   it('?dry_run=true shows the DNS and route plan and applies nothing', async () => {
