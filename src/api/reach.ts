@@ -19,6 +19,8 @@ export interface ReachDeps {
   resolve: Resolver;
 }
 
+/** Addresses whose check is remembered at most (bounds memory, not correctness). */
+const MAX_KNOWN = 10_000;
 /** CNAMEs followed at most, as the DNS lookup does in-zone. */
 const MAX_CNAME_HOPS = 8;
 
@@ -59,9 +61,17 @@ export function reachChecker(deps: ReachDeps): () => Map<string, string> {
     const family = isIP(a);
     if (family) own.addAddress(a, family === 4 ? 'ipv4' : 'ipv6');
   }
+  // An address's answer never changes, and a check costs several BlockList lookups: remember them.
+  const known = new Map<string, boolean>();
   const internal = (ip: string): boolean => {
-    const family = isIP(ip);
-    return family !== 0 && (isInternalAddress(ip) || own.check(ip, family === 4 ? 'ipv4' : 'ipv6'));
+    let yes = known.get(ip);
+    if (yes === undefined) {
+      const family = isIP(ip);
+      yes = family !== 0 && (isInternalAddress(ip) || own.check(ip, family === 4 ? 'ipv4' : 'ipv6'));
+      if (known.size >= MAX_KNOWN) known.clear();
+      known.set(ip, yes);
+    }
+    return yes;
   };
   /** The internal addresses (or localhost names) `upstream` reaches. */
   const reaches = (upstream: string): string[] => {
@@ -78,8 +88,8 @@ export function reachChecker(deps: ReachDeps): () => Map<string, string> {
     const add = (id: string, upstreams: readonly string[]) => {
       for (const u of upstreams) for (const addr of reaches(u)) found.set(`${id} ${u} ${addr}`, `route ${id}: upstream ${u} reaches ${addr}, this host or a metadata service`);
     };
-    for (const r of deps.routes.list()) add(r.id, r.upstreams);
-    for (const r of deps.records.list({ proxied: true })) if (r.type === 'A' || r.type === 'AAAA') add(recordRouteId(r.name), r.proxy?.upstreams ?? []);
+    for (const r of deps.routes.upstreams()) add(r.id, r.upstreams);
+    for (const r of deps.records.proxiedUpstreams()) add(recordRouteId(r.name), r.upstreams);
     return found;
   };
 }

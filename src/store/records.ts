@@ -113,6 +113,20 @@ export class RecordStore implements Notifying {
     return { records, invalid };
   }
 
+  /** The proxy upstreams of every proxied A/AAAA set as written, without parsing the rest (the API's upstream checks read them per write). */
+  proxiedUpstreams(): { name: string; upstreams: string[] }[] {
+    const rows = this.db.prepare(`SELECT name, json_extract(proxy, '$.upstreams') AS upstreams FROM records WHERE type IN ('A', 'AAAA') AND json_extract(proxy, '$.enabled') = 1`).all() as { name: string; upstreams: string | null }[];
+    return rows.map((r) => {
+      let list: unknown = [];
+      try {
+        list = JSON.parse(r.upstreams ?? '[]');
+      } catch {
+        // an unreadable row is not served (scan()); it reaches nothing
+      }
+      return { name: r.name, upstreams: Array.isArray(list) ? list.filter((u): u is string => typeof u === 'string') : [] };
+    });
+  }
+
   /** The sets that can be served (invalid rows left out: see scan()). */
   list(filter: ListFilter = {}): StoredRecord[] {
     return this.scan(filter).records;

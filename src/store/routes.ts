@@ -121,6 +121,11 @@ export class RouteStore implements Notifying {
     return { routes, broken: bad };
   }
 
+  /** Each stored route's upstreams as written, without parsing the rest (the API's upstream checks read them per write). */
+  upstreams(): { id: string; upstreams: string[] }[] {
+    return (this.db.prepare('SELECT id, upstreams FROM routes').all() as { id: string; upstreams: string }[]).map((r) => ({ id: r.id, upstreams: strings(jsonOr(r.upstreams, [])) }));
+  }
+
   /** The routes that can be served (broken rows left out: see scan()). */
   list(): StoredRoute[] {
     return this.scan().routes;
