@@ -18,7 +18,6 @@ export DNSPROXY_DNS_PORT="${DNSPROXY_DNS_PORT:-5300}"
 export DNSPROXY_API_PORT="${DNSPROXY_API_PORT:-8080}"
 export DNSPROXY_HTTP_PORT="${DNSPROXY_HTTP_PORT:-8081}"
 export DNSPROXY_HTTPS_PORT="${DNSPROXY_HTTPS_PORT:-8443}"
-export DNSPROXY_CADDY_ADMIN="${DNSPROXY_CADDY_ADMIN:-127.0.0.1:2019}"
 export DNSPROXY_SMTP_PORT="${DNSPROXY_SMTP_PORT:-2525}"
 export DNSPROXY_SUBMISSION_PORT="${DNSPROXY_SUBMISSION_PORT:-2587}"
 # Implicit TLS submission (465 in the image); set it empty to have no such listener.
@@ -26,11 +25,20 @@ export DNSPROXY_SMTPS_PORT="${DNSPROXY_SMTPS_PORT-2465}"
 # supervisord needs absolute paths (it changes directory for its programs).
 case "$DNSPROXY_DATA_DIR" in /*) ;; *) DNSPROXY_DATA_DIR="$PWD/$DNSPROXY_DATA_DIR" ;; esac
 case "$DNSPROXY_RUN_DIR" in /*) ;; *) DNSPROXY_RUN_DIR="$PWD/$DNSPROXY_RUN_DIR" ;; esac
-mkdir -p "$DNSPROXY_DATA_DIR" "$DNSPROXY_RUN_DIR"
+# Caddy's admin API: a unix socket in the run dir (owner-only, like supervisor's socket beside it);
+# set DNSPROXY_CADDY_ADMIN=127.0.0.1:2019 for a loopback TCP admin instead.
+export DNSPROXY_CADDY_ADMIN="${DNSPROXY_CADDY_ADMIN:-unix/$DNSPROXY_RUN_DIR/caddy-admin.sock}"
+mkdir -p "$DNSPROXY_DATA_DIR"
+[ -d "$DNSPROXY_RUN_DIR" ] || mkdir -p -m 0700 "$DNSPROXY_RUN_DIR"
+# The default run dir is ours (older versions made it 0755): owner-only, like the sockets in it.
+[ "$DNSPROXY_RUN_DIR" != "$DNSPROXY_DATA_DIR/run" ] || chmod 0700 "$DNSPROXY_RUN_DIR"
 # A second supervisord on the same socket would start a second Caddy (SO_REUSEPORT lets both bind).
 if [ -S "$DNSPROXY_RUN_DIR/supervisor.sock" ] && supervisorctl -c supervisord.conf pid >/dev/null 2>&1; then
-  die "already running (supervisord pid $(supervisorctl -c supervisord.conf pid)); stop it first: supervisorctl -c supervisord.conf shutdown"
+  # The stop command needs this run dir: a plain shell has no DNSPROXY_RUN_DIR for supervisord.conf to expand.
+  die "already running (supervisord pid $(supervisorctl -c supervisord.conf pid)); stop it first: DNSPROXY_RUN_DIR=$(printf %q "$DNSPROXY_RUN_DIR") $(printf %q "$PWD/bin/dnsproxy") stop"
 fi
+# A port another process holds would leave a half-running stack: say which DNSPROXY_* moves it, start nothing.
+node scripts/check-ports.mjs || exit 1
 need_npm
 echo "dnsproxy: running on Node $(node --version) ($(command -v node))" >&2
 # supervisord opens /dev/stdout again for each program's output: on a socket (journald, Node's

@@ -13,7 +13,7 @@ import { openDb, type Db } from './store/db.js';
 import { RecordStore } from './store/records.js';
 import { TokenStore } from './store/tokens.js';
 import { RouteStore } from './store/routes.js';
-import { simulate } from './store/simulate.js';
+import { simulate, transact } from './store/simulate.js';
 import { mailComponent } from './mail/heartbeat.js';
 import { MailStore } from './mail/store.js';
 import { MessageStore } from './mail/messages.js';
@@ -25,6 +25,10 @@ import { CaddyProcess, caddyEnv, caddyPids } from './proxy/process.js';
 import { Reconciler } from './proxy/reconcile.js';
 import { markerId, render } from './proxy/render.js';
 import { join } from 'node:path';
+import { hostname, networkInterfaces } from 'node:os';
+import { addressClass } from './model/address.js';
+import { ownEndpoints } from './model/endpoints.js';
+import { adminTokenProblem } from './model/token.js';
 import { VERSION } from './version.js';
 
 
@@ -35,6 +39,17 @@ export function zoneSettings(config: Config): ZoneSettings[] {
     hostmaster: `hostmaster.${name}`,
     nodeIp: config.node_ip,
   }));
+}
+
+/**
+ * This node's own addresses, which a proxy upstream may dial only with an admin token: node_ip,
+ * listen_ip, and every local address when listen_ip is the unspecified one (then the API and
+ * the relay answer on all of them).
+ */
+export function ownAddresses(config: Pick<Config, 'node_ip' | 'listen_ip'>): string[] {
+  const out = new Set([config.node_ip, config.listen_ip]);
+  if (addressClass(config.listen_ip) === 'unspecified') for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) out.add(a.address);
+  return [...out];
 }
 
 /** Log lines name at most this many record sets; a 10,000-name import would otherwise log ~260 KB in one line. */
@@ -74,7 +89,10 @@ export class Controller {
       const db = (this.db = openDb(c.data_dir));
       const records = new RecordStore(db, c.zones);
       const tokens = new TokenStore(db);
-      const generated = tokens.bootstrap(process.env.DNSPROXY_ADMIN_TOKEN || undefined);
+      const fixed = process.env.DNSPROXY_ADMIN_TOKEN || undefined;
+      const weak = fixed === undefined ? null : adminTokenProblem(fixed);
+      if (weak) throw new Error(`DNSPROXY_ADMIN_TOKEN ${weak}`);
+      const generated = tokens.bootstrap(fixed);
       if (generated) {
         this.announce(`dnsproxy: first start: admin API token (shown once, stored hashed): ${generated}`);
         this.log.info('admin token generated and printed once');
@@ -102,7 +120,9 @@ export class Controller {
       await this.dns.start();
 
       const routes = new RouteStore(db);
-      const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: c.http_port, httpsPort: c.https_port, admin: c.caddy_admin });
+      // `own`: the listeners and addresses no route may reach (checked by the API and by render).
+      const own = ownEndpoints({ ...c, hostname: hostname() });
+      const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: c.http_port, httpsPort: c.https_port, listenIp: c.listen_ip, admin: c.caddy_admin, own });
       if (c.caddy_spawn) {
         this.caddyProcess = new CaddyProcess(join(c.data_dir, 'caddy'), c.caddy_admin, logger('caddy'));
         this.caddyProcess.start();
@@ -157,6 +177,7 @@ export class Controller {
       this.api = await build({
         zones: c.zones,
         nodeIp: c.node_ip,
+        ownAddresses: ownAddresses(c),
         records,
         routes,
         proxy,
@@ -167,6 +188,7 @@ export class Controller {
         proxyStatus: () => ({ ...reconciler.state(), applied: reconciler.applied() }),
         caddyfile: caddyfileExport,
         simulate: (fn) => simulate(db, [records, routes], fn),
+        transaction: (fn) => transact(db, [records, routes], fn),
         mail: { store: new MailStore(db), messages: new MessageStore(db) },
       });
       await this.api.listen({ host: c.listen_ip, port: c.api_port });

@@ -9,11 +9,15 @@ export const ERRORS = {
   invalid_zone_file: { status: 400, title: 'The zone file has errors; nothing was applied' },
   bad_request: { status: 400, title: 'The request is malformed' },
   unauthorized: { status: 401, title: 'A valid bearer token is required' },
+  forbidden: { status: 403, title: 'The token\'s scope does not allow this' },
   not_found: { status: 404, title: 'No such resource' },
   method_not_allowed: { status: 405, title: 'Method not allowed' },
+  request_timeout: { status: 408, title: 'The request was not received in time' },
   conflict: { status: 409, title: 'The change conflicts with existing data' },
   payload_too_large: { status: 413, title: 'The request body is too large' },
+  uri_too_long: { status: 414, title: 'The URL is too long' },
   unsupported_media_type: { status: 415, title: 'Send application/json' },
+  headers_too_large: { status: 431, title: 'The request headers are too large' },
   proxy_rejected: { status: 502, title: 'Caddy rejected the configuration' },
   unavailable: { status: 503, title: 'A component is temporarily unavailable; retry' },
   internal: { status: 500, title: 'Internal error' },
@@ -21,6 +25,8 @@ export const ERRORS = {
   mail_auth_required: { status: 401, smtp: 530, enhanced: '5.7.0', title: 'Authentication required' },
   mail_auth_failed: { status: 401, smtp: 535, enhanced: '5.7.8', title: 'Authentication credentials invalid' },
   mail_auth_busy: { status: 503, smtp: 454, enhanced: '4.7.0', title: 'Temporary authentication failure, try again later' },
+  mail_starttls_required: { status: 401, smtp: 530, enhanced: '5.7.0', title: 'Must issue a STARTTLS command first' },
+  mail_auth_locked: { status: 429, smtp: 454, enhanced: '4.7.0', title: 'Too many failed logins, try again later' },
   mail_auth_in_transaction: { status: 400, smtp: 503, enhanced: '5.5.1', title: 'AUTH is not permitted during a mail transaction; send RSET first' },
   mail_sender_denied: { status: 403, smtp: 550, enhanced: '5.7.1', title: 'Sender address not allowed for this account' },
   mail_no_route: { status: 403, smtp: 550, enhanced: '5.7.1', title: 'Relaying to this domain is not configured' },
@@ -29,6 +35,8 @@ export const ERRORS = {
   mail_store_unavailable: { status: 503, smtp: 451, enhanced: '4.3.0', title: 'Temporary local problem, try again later' },
   mail_rate_limited: { status: 429, smtp: 451, enhanced: '4.7.0', title: 'Too many messages from this account, try again later' },
   mail_connection_rate: { status: 429, smtp: 421, enhanced: '4.7.0', title: 'Too many connections from this address, try again later' },
+  mail_client_limit: { status: 429, smtp: 421, enhanced: '4.7.0', title: 'Too many connections from this address at once, try again later' },
+  mail_data_memory_full: { status: 507, smtp: 452, enhanced: '4.3.1', title: 'Insufficient system storage: too much mail being received at once, try again later' },
   mail_session_expired: { status: 503, smtp: 421, enhanced: '4.4.2', title: 'Session time limit reached, reconnect to go on' },
   // Inbound mail (the SMTP port without AUTH, for the domains we host: src/mail/inbound.ts).
   mail_relay_denied: { status: 403, smtp: 550, enhanced: '5.7.1', title: 'Relaying denied: without AUTH this server accepts mail only for its own domains' },
@@ -59,7 +67,8 @@ export class AppError extends Error {
   readonly code: ErrorCode;
   readonly fields: FieldIssue[];
   constructor(code: ErrorCode, message?: string, fields: FieldIssue[] = []) {
-    super(message ?? (fields.length ? fields.map((f) => `${f.path || '(body)'}: ${f.message}`).join('; ') : ERRORS[code].title));
+    const whole = code === 'invalid_query' ? '(query)' : code === 'invalid_params' ? '(path)' : '(body)';
+    super(message ?? (fields.length ? fields.map((f) => `${f.path || whole}: ${f.message}`).join('; ') : ERRORS[code].title));
     this.code = code;
     this.fields = fields;
   }

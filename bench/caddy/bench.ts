@@ -329,7 +329,7 @@ async function phase(n: number, backend: Backend, doWrk: boolean): Promise<Phase
   const ours: RunningCaddy = await startCaddy();
   notePid(ours.pid);
   cleanups.push(() => ours.stop());
-  const raw: RunningCaddy = await startCaddy();
+  const raw: RunningCaddy = await startCaddy({ admin: 'tcp' }); // postLoad() speaks TCP
   notePid(raw.pid);
   cleanups.push(() => raw.stop());
   const c = await startController(data.dir, {
@@ -363,12 +363,12 @@ async function phase(n: number, backend: Backend, doWrk: boolean): Promise<Phase
 
   // The same N routes for the raw Caddy: render() of the equivalent desired state.
   const hosts = Array.from({ length: n }, (_, i) => fqdn(i));
-  const check = render(desiredOf(hosts, backend.dial, { httpPort: ours.httpPort, httpsPort: ours.httpsPort, admin: ours.adminListen }));
+  const check = render(desiredOf(hosts, backend.dial, { httpPort: ours.httpPort, httpsPort: ours.httpsPort, listenIp: '127.0.0.1', admin: ours.adminListen }));
   const running = (await ours.get('/config/apps/http/servers/dnsproxy-http/@id')) as string;
   const same = running === markerId(check.hash);
   out(`equivalent desired state: render() marker ${markerId(check.hash)} ${same ? '==' : '!='} our Caddy's ${running}`);
   if (!same) throw new Error('the equivalent desired state does not render to what the controller pushed; raw would not be comparable');
-  const rawSettings: Settings = { httpPort: raw.httpPort, httpsPort: raw.httpsPort, admin: raw.adminListen };
+  const rawSettings: Settings = { httpPort: raw.httpPort, httpsPort: raw.httpsPort, listenIp: '127.0.0.1', admin: raw.adminListen };
   const rawBase = render(desiredOf(hosts, backend.dial, rawSettings));
   const jsonBytes = JSON.stringify(rawBase.config).length;
   await postLoad(raw.adminListen, JSON.stringify(rawBase.config));
@@ -477,7 +477,7 @@ async function phase(n: number, backend: Backend, doWrk: boolean): Promise<Phase
   // 4. the controller's per-push CPU work, offline on its own database, with the same sources.
   const total = n + K;
   await c.stop();
-  r.offline = offlineBreakdown(data.dir, { httpPort: ours.httpPort, httpsPort: ours.httpsPort, admin: ours.adminListen }, total);
+  r.offline = offlineBreakdown(data.dir, { httpPort: ours.httpPort, httpsPort: ours.httpsPort, listenIp: '127.0.0.1', admin: ours.adminListen }, total);
   const o = r.offline;
   out(
     `controller CPU per push at ${total} routes (offline, same code, median of 5): buildDesired ${f1(o.build!)} ms, per-route hashes ${f1(o.hashes!)} ms, ` +

@@ -32,7 +32,8 @@ PIN=${PIN:-0}
 FLOOR=${FLOOR:-1}
 QUIET_WAIT=${QUIET_WAIT:-120}
 QUIET_PCT=${QUIET_PCT:-10}
-TOKEN="bench-admin-token-$RANDOM$RANDOM$RANDOM"
+# At least 24 characters: dnsproxy serve refuses a shorter DNSPROXY_ADMIN_TOKEN.
+TOKEN="bench-admin-token-$(od -An -N12 -tx1 /dev/urandom | tr -d " \n")"
 export PATH="$PATH:/usr/sbin:/sbin"
 
 say() { printf '\n== %s\n' "$*"; }

@@ -169,9 +169,9 @@ SMTP_PORT=$(node "$H" freeport)
 SUBMISSION_PORT=$(node "$H" freeport)
 while [[ $SUBMISSION_PORT == "$SMTP_PORT" || $SUBMISSION_PORT == "$SINK_PORT" ]]; do SUBMISSION_PORT=$(node "$H" freeport); done
 # Every message comes from one account and every connection from 127.0.0.1: exactly what the
-# per-account message and per-address connection limits are there to stop, so both are off (0).
+# per-account message and per-address connection limits are there to stop, so they are off (0).
 RELAY_ENV=(DNSPROXY_MAIL_HOSTNAME=relay.example.net DNSPROXY_LOG_LEVEL="$LOG_LEVEL" DNSPROXY_MAIL_MAX_CLIENTS=$((IDLE + CONNS + 100))
-  DNSPROXY_MAIL_ACCOUNT_MESSAGES_PER_HOUR=0 DNSPROXY_MAIL_IP_CONNECTIONS_PER_MINUTE=0)
+  DNSPROXY_MAIL_ACCOUNT_MESSAGES_PER_HOUR=0 DNSPROXY_MAIL_IP_CONNECTIONS_PER_MINUTE=0 DNSPROXY_MAIL_MAX_CLIENTS_PER_IP=0)
 [[ -n ${WORKERS:-} ]] && RELAY_ENV+=(DNSPROXY_MAIL_WORKERS="$WORKERS")
 # bin/dnsproxy directly, as supervisord runs it (its V8 flags apply). For the profile, node with the
 # same flags (taken from the shebang) plus --cpu-prof, which NODE_OPTIONS does not accept.

@@ -14,7 +14,7 @@ import type { DesiredProxy } from '../proxy/types.js';
 import type { MailStore } from '../mail/store.js';
 import type { MessageStore } from '../mail/messages.js';
 import { installAuth } from './auth.js';
-import { installErrorHandling } from './errors.js';
+import { errorOptions, installErrorHandling } from './errors.js';
 import type { HealthReport } from './health.js';
 import { legacyRoutes } from './legacy.js';
 import { mailRoutes } from './mail.js';
@@ -28,6 +28,8 @@ import { zoneRoutes } from './zones.js';
 export interface ApiDeps {
   zones: readonly string[];
   nodeIp: string;
+  /** This node's own addresses: an upstream dialling one needs an admin token (reach.ts). */
+  ownAddresses: readonly string[];
   records: RecordStore;
   tokens: TokenStore;
   /** Everything a zone serves (SOA, synthesised NS/glue, user records), for export. */
@@ -42,6 +44,8 @@ export interface ApiDeps {
   caddyfile: (desired: DesiredProxy) => string;
   /** Runs writes in a rolled-back transaction (dry runs). */
   simulate: <T>(fn: () => T) => T;
+  /** Runs a request's checks and writes in one transaction; the stores notify once it committed. */
+  transaction: <T>(fn: () => T) => T;
   /** The mail relay's settings and queue (the relay itself is another process). */
   mail: { store: MailStore; messages: MessageStore };
 }
@@ -51,7 +55,7 @@ const BODY_LIMIT = 16 * 1024 * 1024;
 
 export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   const log = logger('api');
-  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, genReqId: () => Math.random().toString(36).slice(2, 10) });
+  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, genReqId: () => Math.random().toString(36).slice(2, 10), ...errorOptions(log) });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app, log);

@@ -1,19 +1,53 @@
-// Bearer-token check on every route except the open probes.
-import type { FastifyInstance } from 'fastify';
+// Bearer-token check on every route except the open probes, and the scope each route needs:
+// `config: { scope }` on the route, else `read` for GET/HEAD and `write` for the rest. Checks that
+// depend on the body (upstreams reaching this host) are made where the write happens (mutate.ts).
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from '../errors.js';
+import { scopeAllows, type TokenScope } from '../model/token.js';
 import type { TokenStore } from '../store/tokens.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The least token scope the route needs (default: read for GET/HEAD, write otherwise). */
+    scope?: TokenScope;
+  }
+  interface FastifyRequest {
+    /** The request's token, set by the auth hook (null on the open probes). */
+    token: { id: string; scope: TokenScope } | null;
+  }
+}
 
 /** Routes a load balancer, supervisor or Prometheus reaches without a token. */
 export const OPEN_PATHS: ReadonlySet<string> = new Set(['/health', '/ready', '/metrics']);
 
+/** The bearer token a request carries, if any. */
+export const bearerOf = (req: FastifyRequest): string | undefined => /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+
+/** 403 naming the scope needed and the one the token has. */
+export function forbidden(need: TokenScope, have: TokenScope, what: string): AppError {
+  return new AppError('forbidden', `${what} needs a token with scope ${need} (this token has scope ${have})`);
+}
+
+/** Throws 403 unless the request's token has at least `need`. */
+export function requireScope(req: FastifyRequest, need: TokenScope, what: string): void {
+  const have = req.token?.scope ?? 'read';
+  if (!scopeAllows(have, need)) throw forbidden(need, have, what);
+}
+
 export function installAuth(app: FastifyInstance, tokens: TokenStore): void {
+  app.decorateRequest('token', null);
   app.addHook('onRequest', async (req, reply) => {
     if (OPEN_PATHS.has(req.url.split('?')[0] ?? '')) return;
-    const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
-    const id = m?.[1] ? tokens.verify(m[1]) : undefined;
-    if (!id) {
+    const secret = bearerOf(req);
+    const token = secret ? tokens.authenticate(secret) : undefined;
+    if (!token) {
       void reply.header('www-authenticate', 'Bearer realm="dnsproxy"');
-      throw new AppError('unauthorized', m ? 'the bearer token is not valid (revoked or mistyped)' : 'send Authorization: Bearer <token>');
+      throw new AppError('unauthorized', secret ? 'the bearer token is not valid (revoked or mistyped)' : 'send Authorization: Bearer <token>');
     }
+    req.token = token;
+    // An unknown path or method (404/405) needs no scope to be told so.
+    if (req.routeOptions.url === undefined) return;
+    const need = req.routeOptions.config.scope ?? (req.method === 'GET' || req.method === 'HEAD' ? 'read' : 'write');
+    requireScope(req, need, `${req.method} ${req.routeOptions.url}`);
   });
 }

@@ -8,7 +8,7 @@ import { ownerNameInput } from '../model/name.js';
 import type { StoredRecord } from '../model/record.js';
 import { legacyWrite, placeName } from '../model/write.js';
 import type { ApiDeps } from './app.js';
-import { assertRecordsNoClash, dnsPlan, dryRunQuery, mutate } from './mutate.js';
+import { assertRecordsNoClash, assertRecordsNotOwnEndpoint, dnsPlan, dryRunQuery, mutate, putRecord } from './mutate.js';
 
 /** An A record in the original service's list shape, with the full record beside it. */
 function legacyView(r: StoredRecord) {
@@ -33,16 +33,19 @@ export const legacyRoutes =
 
     app.post(
       '/add-record',
-      { schema: { tags, body: addRecordBody, querystring: dryRunQuery, description: 'Create or replace the A record (and proxy route) for a service' } },
+      { schema: { tags, body: addRecordBody, querystring: dryRunQuery, description: 'Create or replace the A record (and proxy route) for a service; `removed_route` names the proxy route a replacement without proxy_enabled took away' } },
       async (req, reply) => {
         const write = legacyWrite(req.body, deps.zones, deps.nodeIp);
-        assertRecordsNoClash(deps, [write]);
-        const out = mutate(deps, req.query.dry_run === 'true', () => {
-          const put = deps.records.putOne(write);
+        // The upstream is forward_to_ip:port (forward_to_ip defaults to ip, then to the node IP).
+        const upstreamField = req.body.forward_to_ip !== undefined ? 'forward_to_ip' : req.body.ip !== undefined ? 'ip' : 'port';
+        const out = mutate(deps, req, () => {
+          assertRecordsNotOwnEndpoint(deps, [write], () => upstreamField);
+          assertRecordsNoClash(deps, [write]);
+          const put = putRecord(deps, write);
           return { result: put, dns: dnsPlan([put]) };
         });
         if ('dry_run' in out) return out;
-        return reply.code(out.created ? 201 : 200).send({ status: out.created ? 'created' : 'updated', ...legacyView(out.record) });
+        return reply.code(out.created ? 201 : 200).send({ status: out.created ? 'created' : 'updated', ...legacyView(out.record), ...(out.removed_route ? { removed_route: out.removed_route } : {}) });
       },
     );
 
@@ -55,8 +58,9 @@ export const legacyRoutes =
       async (req) => {
         const name = req.body?.name ?? req.query.name;
         if (!name) throw fieldError('name', 'is required (JSON body {"name": …} or ?name=)');
-        const out = mutate(deps, req.query.dry_run === 'true', () => {
-          const removed = deps.records.remove(placeName(name, deps.zones).name);
+        const placed = placeName(name, deps.zones, 'name', req.body?.name !== undefined ? 'invalid_body' : 'invalid_query');
+        const out = mutate(deps, req, () => {
+          const removed = deps.records.remove(placed.name);
           return { result: removed, dns: dnsPlan([], removed) };
         });
         return 'dry_run' in out ? out : { status: 'removed', removed: out };

@@ -21,13 +21,15 @@ export const mailCredentialRoutes =
     const tags = ['mail'];
     const nameParam = z.object({ name: mailName });
     const keyParam = z.object({ name: mailName, id: z.string().regex(/^[0-9a-f]{12}$/, 'must be a key id') });
+    // Keys and the certificate are credentials: admin only (auth.ts); reading them is read.
+    const admin = { scope: 'admin' as const };
 
     app.get('/api/v1/mail/accounts/:name/keys', { schema: { tags, params: nameParam, description: "The account's API keys: id, label, created, last used, expiry, state. Never the key." } }, async (req) => ({
       keys: store.keys(req.params.name),
     }));
     app.post(
       '/api/v1/mail/accounts/:name/keys',
-      { schema: { tags, params: nameParam, body: keyInput, description: 'Add a key; `key` in the response is shown this once (only its hash is stored)' } },
+      { config: admin, schema: { tags, params: nameParam, body: keyInput, description: 'Add a key; `key` in the response is shown this once (only its hash is stored)' } },
       async (req, reply) => {
         const { info, key } = store.addKey(req.params.name, req.body);
         log.info('mail account key added', { account: info.account, id: info.id, expires_at: info.expires_at });
@@ -37,6 +39,7 @@ export const mailCredentialRoutes =
     app.post(
       '/api/v1/mail/accounts/:name/keys/rotate',
       {
+        config: admin,
         schema: {
           tags,
           params: nameParam,
@@ -50,7 +53,7 @@ export const mailCredentialRoutes =
         return reply.code(201).send({ key: r.key, info: r.info, kept: r.kept, removed: r.removed });
       },
     );
-    app.delete('/api/v1/mail/accounts/:name/keys/:id', { schema: { tags, params: keyParam, description: 'Revoke a key now' } }, async (req, reply) => {
+    app.delete('/api/v1/mail/accounts/:name/keys/:id', { config: admin, schema: { tags, params: keyParam, description: 'Revoke a key now' } }, async (req, reply) => {
       store.revokeKey(req.params.name, req.params.id);
       log.info('mail account key revoked', { account: req.params.name, id: req.params.id });
       return reply.code(204).send();
@@ -75,6 +78,7 @@ export const mailCredentialRoutes =
     app.put(
       '/api/v1/mail/cert',
       {
+        config: admin,
         schema: {
           tags,
           body: certInput,
@@ -89,7 +93,7 @@ export const mailCredentialRoutes =
         return { ...shown(), warnings: check.warnings };
       },
     );
-    app.delete('/api/v1/mail/cert', { schema: { tags, description: 'Forget the certificate set here: the relay goes back to mail_tls_cert or its self-signed one' } }, async (req, reply) => {
+    app.delete('/api/v1/mail/cert', { config: admin, schema: { tags, description: 'Forget the certificate set here: the relay goes back to mail_tls_cert or its self-signed one' } }, async (req, reply) => {
       store.removeOperatorCert();
       log.info('mail STARTTLS certificate removed');
       return reply.code(204).send();

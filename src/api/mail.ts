@@ -27,27 +27,29 @@ export const mailRoutes =
     const { store, messages } = deps.mail;
     const tags = ['mail'];
     const nameParam = z.object({ name: mailName });
+    // Credentials and keys (accounts, providers, DKIM) are admin; rules and the queue are write (auth.ts).
+    const admin = { scope: 'admin' as const };
 
     app.get('/api/v1/mail/accounts', { schema: { tags } }, async () => ({ accounts: store.accounts() }));
-    app.post('/api/v1/mail/accounts', { schema: { tags, body: accountInput } }, async (req, reply) => {
+    app.post('/api/v1/mail/accounts', { config: admin, schema: { tags, body: accountInput } }, async (req, reply) => {
       const account = await store.addAccount(req.body);
       log.info('mail account added', { name: account.name, domains: account.allowed_domains });
       return reply.code(201).send({ account });
     });
-    app.delete('/api/v1/mail/accounts/:name', { schema: { tags, params: nameParam } }, async (req, reply) => {
+    app.delete('/api/v1/mail/accounts/:name', { config: admin, schema: { tags, params: nameParam } }, async (req, reply) => {
       store.removeAccount(req.params.name);
       log.info('mail account removed', { name: req.params.name });
       return reply.code(204).send();
     });
 
     app.get('/api/v1/mail/providers', { schema: { tags } }, async () => ({ providers: store.providers().map(shown) }));
-    app.put('/api/v1/mail/providers/:name', { schema: { tags, params: nameParam, body: providerConfig, description: 'Create or replace a provider' } }, async (req, reply) => {
+    app.put('/api/v1/mail/providers/:name', { config: admin, schema: { tags, params: nameParam, body: providerConfig, description: 'Create or replace a provider; admin only' } }, async (req, reply) => {
       const created = !store.provider(req.params.name);
-      const provider = store.putProvider({ name: req.params.name, config: req.body });
-      log.info('mail provider saved', { name: provider.name, type: provider.config.type, target: target(provider.config) });
+      const provider = store.putProvider({ name: req.params.name, config: req.body }, { ownAddresses: [deps.nodeIp] });
+      log.info('mail provider saved', { name: provider.name, type: provider.config.type, target: target(provider.config), ...(provider.config.type !== 'mx' && provider.config.allow_private ? { allow_private: true } : {}) });
       return reply.code(created ? 201 : 200).send({ provider: shown(provider) });
     });
-    app.delete('/api/v1/mail/providers/:name', { schema: { tags, params: nameParam } }, async (req, reply) => {
+    app.delete('/api/v1/mail/providers/:name', { config: admin, schema: { tags, params: nameParam } }, async (req, reply) => {
       store.removeProvider(req.params.name);
       return reply.code(204).send();
     });
@@ -69,6 +71,7 @@ export const mailRoutes =
     app.post(
       '/api/v1/mail/dkim/:domain',
       {
+        config: admin,
         schema: {
           tags,
           params: domainParam,

@@ -2,15 +2,23 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { registry } from '../metrics.js';
 import type { ApiDeps } from './app.js';
+import { bearerOf } from './auth.js';
+import type { HealthReport } from './health.js';
+
+const statusOnly = (r: HealthReport): HealthReport => ({ status: r.status, components: Object.fromEntries(Object.entries(r.components).map(([name, c]) => [name, { status: c.status }])) });
 
 export const probeRoutes =
   (deps: ApiDeps): FastifyPluginAsync =>
   async (app) => {
-    app.get('/health', { schema: { tags: ['probes'], security: [] } }, async (_req, reply) => {
+    // Open to load balancers and supervisors, which need the status only; the details (error text
+    // from Caddy, the store, the relay) go only to a request with a valid token.
+    app.get('/health', { schema: { tags: ['probes'], security: [], description: 'Status of each component; the details only with a valid bearer token' } }, async (req, reply) => {
       const report = deps.health();
+      const token = bearerOf(req);
+      const shown = token && deps.tokens.verify(token) ? report : statusOnly(report);
       // The controller's version and Node.js runtime (`dnsproxy status` shows them); /metrics
       // already publishes the runtime as nodejs_version_info, so this tells no one anything new.
-      return reply.code(report.status === 'down' ? 503 : 200).send({ ...report, version: deps.version, node: process.version });
+      return reply.code(report.status === 'down' ? 503 : 200).send({ ...shown, version: deps.version, node: process.version });
     });
     app.get('/ready', { schema: { tags: ['probes'], security: [] } }, async (_req, reply) => {
       const report = deps.health();

@@ -3,10 +3,10 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
-import { routeInput } from '../model/route.js';
+import { routeBody } from '../model/route.js';
 import { planRoutes } from '../proxy/plan.js';
 import type { ApiDeps } from './app.js';
-import { assertNoClash, dryRunQuery, mutate } from './mutate.js';
+import { assertNoClash, assertNotOwnEndpoint, dryRunQuery, mutate } from './mutate.js';
 
 const idParam = z.object({ id: z.string().regex(/^(api|record):[a-z0-9._*-]{1,253}$/, 'must be a route id such as api:1a2b3c4d or record:llm.home.arpa') });
 
@@ -27,23 +27,34 @@ export const proxyRoutes =
     app.get('/api/v1/routes', { schema: { tags } }, async () => ({ routes: deps.proxy.views() }));
     app.get('/api/v1/routes/:id', { schema: { tags, params: idParam } }, async (req) => ({ route: view(req.params.id) }));
 
-    app.post('/api/v1/routes', { schema: { tags, body: routeInput, querystring: dryRunQuery } }, async (req, reply) => {
-      assertNoClash(deps, { id: '', hosts: req.body.hosts, path: req.body.path ?? null });
-      const out = mutate(deps, req.query.dry_run === 'true', () => ({ result: deps.routes.put(req.body).route, dns: { added: [], changed: [], removed: [] } }));
+    const assertSafe = (body: { hosts: string[]; upstreams: string[] }) =>
+      assertNotOwnEndpoint(deps, body.hosts.map((h, i) => [`hosts.${i}`, h]), body.upstreams.map((u, i) => [`upstreams.${i}`, u]));
+
+    // Checks and write in one transaction (mutate): nothing can slip in between them.
+    app.post('/api/v1/routes', { schema: { tags, body: routeBody, querystring: dryRunQuery } }, async (req, reply) => {
+      const out = mutate(deps, req, () => {
+        assertSafe(req.body);
+        assertNoClash(deps, { id: '', hosts: req.body.hosts, path: req.body.path ?? null });
+        return { result: deps.routes.put(req.body).route, dns: { added: [], changed: [], removed: [] } };
+      });
       return 'dry_run' in out ? out : reply.code(201).send({ route: view(out.id) });
     });
 
-    app.put('/api/v1/routes/:id', { schema: { tags, params: idParam, body: routeInput, querystring: dryRunQuery } }, async (req) => {
+    // A stored row that no longer parses can be replaced here (it is listed with status error).
+    app.put('/api/v1/routes/:id', { schema: { tags, params: idParam, body: routeBody, querystring: dryRunQuery } }, async (req) => {
       apiOnly(req.params.id);
-      if (!deps.routes.get(req.params.id)) throw new AppError('not_found', `no route ${req.params.id}`);
-      assertNoClash(deps, { id: req.params.id, hosts: req.body.hosts, path: req.body.path ?? null });
-      const out = mutate(deps, req.query.dry_run === 'true', () => ({ result: deps.routes.put(req.body, req.params.id).route, dns: { added: [], changed: [], removed: [] } }));
+      const out = mutate(deps, req, () => {
+        if (!deps.routes.has(req.params.id)) throw new AppError('not_found', `no route ${req.params.id}`);
+        assertSafe(req.body);
+        assertNoClash(deps, { id: req.params.id, hosts: req.body.hosts, path: req.body.path ?? null });
+        return { result: deps.routes.put(req.body, req.params.id).route, dns: { added: [], changed: [], removed: [] } };
+      });
       return 'dry_run' in out ? out : { route: view(out.id) };
     });
 
     app.delete('/api/v1/routes/:id', { schema: { tags, params: idParam, querystring: dryRunQuery } }, async (req, reply) => {
       apiOnly(req.params.id);
-      const out = mutate(deps, req.query.dry_run === 'true', () => ({ result: deps.routes.remove(req.params.id), dns: { added: [], changed: [], removed: [] } }));
+      const out = mutate(deps, req, () => ({ result: deps.routes.remove(req.params.id), dns: { added: [], changed: [], removed: [] } }));
       return 'dry_run' in out ? out : reply.code(204).send();
     });
 

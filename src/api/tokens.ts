@@ -1,8 +1,10 @@
-// /api/v1/tokens: create (secret shown once), list, revoke.
+// /api/v1/tokens: create (secret shown once), list, revoke. Admin only: a token list says who can
+// reach the API, and a token that could mint or revoke tokens could make itself an admin.
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { logger } from '../log/index.js';
+import { DEFAULT_TOKEN_SCOPE, tokenName, tokenScope } from '../model/token.js';
 import type { ApiDeps } from './app.js';
 
 export const tokenRoutes =
@@ -11,19 +13,27 @@ export const tokenRoutes =
     const app = plain.withTypeProvider<ZodTypeProvider>();
     const log = logger('tokens');
     const tags = ['tokens'];
-    app.get('/api/v1/tokens', { schema: { tags } }, async () => ({ tokens: deps.tokens.list() }));
+    const config = { scope: 'admin' as const };
+    app.get('/api/v1/tokens', { config, schema: { tags, description: 'Tokens with their scope (never the secret); admin only' } }, async () => ({ tokens: deps.tokens.list() }));
     app.post(
       '/api/v1/tokens',
-      { schema: { tags, body: z.object({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'may hold letters, digits, ".", "-", "_" (max 63)') }).strict() } },
+      {
+        config,
+        schema: {
+          tags,
+          body: z.object({ name: tokenName, scope: tokenScope.default(DEFAULT_TOKEN_SCOPE) }).strict(),
+          description: `Create a token (the secret is in this response only); scope defaults to ${DEFAULT_TOKEN_SCOPE}; admin only`,
+        },
+      },
       async (req, reply) => {
-        const { token, info } = deps.tokens.create(req.body.name);
-        log.info('token created', { id: info.id, name: info.name });
+        const { token, info } = deps.tokens.create(req.body.name, req.body.scope);
+        log.info('token created', { id: info.id, name: info.name, scope: info.scope, by: req.token?.id });
         return reply.code(201).send({ token, ...info });
       },
     );
-    app.delete('/api/v1/tokens/:id', { schema: { tags, params: z.object({ id: z.string().regex(/^[0-9a-f]{1,32}$/, 'must be a token id') }) } }, async (req, reply) => {
+    app.delete('/api/v1/tokens/:id', { config, schema: { tags, params: z.object({ id: z.string().regex(/^[0-9a-f]{1,32}$/, 'must be a token id') }), description: 'Revoke a token now; admin only' } }, async (req, reply) => {
       deps.tokens.revoke(req.params.id);
-      log.info('token revoked', { id: req.params.id });
+      log.info('token revoked', { id: req.params.id, by: req.token?.id });
       return reply.code(204).send();
     });
   };

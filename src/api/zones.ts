@@ -47,19 +47,19 @@ export const zoneRoutes =
         const parsed = parseZoneFile(req.body, zone);
         if (parsed.errors.length)
           throw new AppError('invalid_zone_file', `${parsed.errors.length} line(s) have errors; nothing was applied`, parsed.errors.map((e) => ({ path: `line ${e.line}`, message: e.message })));
-        // Records the server synthesises (apex NS, glue) come back in our own exports: leave them synthesised.
-        const current = new Map(deps.records.list({ zone }).map((r) => [`${r.name} ${r.type}`, r]));
-        const synthesised = new Set(deps.servedRecords(zone).filter((r) => r.type !== 'SOA' && !current.has(`${r.name} ${r.type}`)).map((r) => JSON.stringify([r.name, r.type, r.values])));
-        // Zone files carry no proxy settings or service names: an imported set keeps the ones it had.
-        const writes = parsed.records
-          .map((r, i) => recordWrite(r, [zone], `records.${i}.`))
-          .filter((w) => !synthesised.has(JSON.stringify([w.name, w.data.type, w.data.values])))
-          .map((w) => {
-            const had = current.get(`${w.name} ${w.data.type}`);
-            return had ? { ...w, proxy: had.proxy, service_name: had.service_name } : w;
-          });
+        const placed = parsed.records.map((r, i) => recordWrite(r, [zone], `records.${i}.`));
         const replace = req.query.mode === 'replace';
-        return mutate(deps, req.query.dry_run === 'true', () => {
+        return mutate(deps, req, () => {
+          // Records the server synthesises (apex NS, glue) come back in our own exports: leave them synthesised.
+          const current = new Map(deps.records.list({ zone }).map((r) => [`${r.name} ${r.type}`, r]));
+          const synthesised = new Set(deps.servedRecords(zone).filter((r) => r.type !== 'SOA' && !current.has(`${r.name} ${r.type}`)).map((r) => JSON.stringify([r.name, r.type, r.values])));
+          // Zone files carry no proxy settings or service names: an imported set keeps the ones it had.
+          const writes = placed
+            .filter((w) => !synthesised.has(JSON.stringify([w.name, w.data.type, w.data.values])))
+            .map((w) => {
+              const had = current.get(`${w.name} ${w.data.type}`);
+              return had ? { ...w, proxy: had.proxy, service_name: had.service_name } : w;
+            });
           const results = deps.records.put(writes, replace ? { replaceZone: zone } : {});
           const kept = new Set(results.map((r) => `${r.record.name} ${r.record.type}`));
           const removed = replace ? [...current].filter(([k]) => !kept.has(k)).map(([, r]) => r) : [];

@@ -2,9 +2,10 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { RECORD_TYPES, type RecordType } from '../model/record.js';
+import { DEFAULT_TOKEN_SCOPE, TOKEN_SCOPES } from '../model/token.js';
 import { call, CliError, type ApiTarget } from './client.js';
 import { printJson, table, valueText } from './output.js';
-import { dryQuery, printResult } from './routes.js';
+import { dryQuery, printResult, settleRoute, waitOption } from './routes.js';
 import { parseValue } from './values.js';
 
 export interface Globals {
@@ -48,7 +49,8 @@ export function recordCommands(program: Command, g: Globals): void {
     .option('--service <name>', 'service name')
     .option('--tls <mode>', 'TLS for the proxied name: off | internal | acme')
     .option('--dry-run', 'validate and show the plan without applying')
-    .action(async (name: string, values: string[], o: { type: string; ttl?: number; proxy: string[]; service?: string; tls?: string; dryRun?: boolean }) => {
+    .option('--wait <seconds>', 'with --proxy: wait this long for Caddy to take the route, exit 1 if it ends in error; 0: do not wait (default 20)', waitOption, 20)
+    .action(async (name: string, values: string[], o: { type: string; ttl?: number; proxy: string[]; service?: string; tls?: string; dryRun?: boolean; wait: number }) => {
       const type = recordType(o.type);
       const body = {
         name,
@@ -60,6 +62,15 @@ export function recordCommands(program: Command, g: Globals): void {
       };
       const res = await call(g.target(), 'PUT', `/api/v1/records/${enc(name)}/${type}${dryQuery(o.dryRun)}`, body);
       printResult(g, res, (r: { record: RecordView }) => recordRows([r.record]));
+      if (o.dryRun) return;
+      const { record, removed_route: removed } = res as { record: RecordView; removed_route?: { id: string; upstreams: string[]; tls: string } };
+      // Replacing a proxied name's record set without --proxy takes its route away: say so, and how to keep it.
+      if (removed) {
+        const keep = [...removed.upstreams.map((u) => `--proxy ${u}`), ...(removed.tls !== 'off' ? [`--tls ${removed.tls}`] : [])].join(' ');
+        console.error(`dnsproxy: removed route ${removed.id} → ${removed.upstreams.join(', ')}: the new record set has no --proxy (add ${keep} to keep it)`);
+      }
+      // --json prints the record alone (one document); a route in error still exits 1.
+      if (record.proxy?.enabled) await settleRoute(g, `record:${record.name.replace(/\.$/, '')}`, o.wait, !g.json());
     });
 
   program
@@ -126,19 +137,22 @@ export function zoneCommands(program: Command, g: Globals): void {
 }
 
 export function tokenCommands(program: Command, g: Globals): void {
-  const token = program.command('token').description('API tokens: create, list, revoke');
+  const token = program.command('token').description('API tokens (admin only): create, list, revoke');
   token
     .command('create')
+    .description(`create a token; scope ${TOKEN_SCOPES.join(' | ')} (default ${DEFAULT_TOKEN_SCOPE}): read can only GET, admin manages tokens and mail credentials`)
     .argument('<name>')
-    .action(async (name: string) => {
-      const res = (await call(g.target(), 'POST', '/api/v1/tokens', { name })) as { token: string; id: string };
+    .option('--scope <scope>', `${TOKEN_SCOPES.join(' | ')}`)
+    .action(async (name: string, o: { scope?: string }) => {
+      if (o.scope !== undefined && !(TOKEN_SCOPES as readonly string[]).includes(o.scope)) throw new CliError(`unknown scope "${o.scope}" (one of ${TOKEN_SCOPES.join(', ')})`, 2);
+      const res = (await call(g.target(), 'POST', '/api/v1/tokens', { name, ...(o.scope ? { scope: o.scope } : {}) })) as { token: string; id: string; scope: string };
       if (g.json()) printJson(res);
-      else console.log(`token ${res.id} (${name}), shown once:\n${res.token}`);
+      else console.log(`token ${res.id} (${name}, scope ${res.scope}), shown once:\n${res.token}`);
     });
   token.command('list').action(async () => {
-    const res = (await call(g.target(), 'GET', '/api/v1/tokens')) as { tokens: { id: string; name: string; created_at: string; last_used_at: string | null }[] };
+    const res = (await call(g.target(), 'GET', '/api/v1/tokens')) as { tokens: { id: string; name: string; scope: string; created_at: string; last_used_at: string | null }[] };
     if (g.json()) printJson(res);
-    else console.log(table(['ID', 'NAME', 'CREATED', 'LAST USED'], res.tokens.map((t) => [t.id, t.name, t.created_at, t.last_used_at ?? '-'])));
+    else console.log(table(['ID', 'NAME', 'SCOPE', 'CREATED', 'LAST USED'], res.tokens.map((t) => [t.id, t.name, t.scope, t.created_at, t.last_used_at ?? '-'])));
   });
   token
     .command('revoke')

@@ -13,9 +13,9 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 interface Account { name: string; email: string; allowed_domains: string[] }
 type ProviderConfig =
-  | { type: 'smtp'; host: string; port: number; security: string; tls_verify: boolean; auth?: { user: string } }
+  | { type: 'smtp'; host: string; port: number; security: string; tls_verify: boolean; auth?: { user: string }; allow_private?: boolean }
   | { type: 'mx'; port: number }
-  | { type: 'http'; format: string; url: string; auth?: { scheme: string; user?: string; name?: string } };
+  | { type: 'http'; format: string; url: string; auth?: { scheme: string; user?: string; name?: string }; allow_private?: boolean };
 interface Provider { name: string; config: ProviderConfig }
 interface Rule { id: string; priority: number; sender_domain: string | null; recipient_domain: string | null; account: string | null; provider: string; fallback_provider: string | null }
 interface Message { id: string; status: string; account: string; mail_from: string; rcpt_to: string[]; attempts: number; provider: string | null; next_attempt_at: number; last_error: string | null; parent_id: string | null }
@@ -59,15 +59,19 @@ interface ProviderFlags {
   format?: string;
   auth?: string;
   header?: string;
+  allowPrivate?: boolean;
 }
 
 /** The PUT body for `provider add`, and how the saved provider is described; usage errors (exit 2) before anything is read from stdin. */
 async function providerBody(target: string | undefined, o: ProviderFlags): Promise<{ body: object; said: string }> {
+  if (o.allowPrivate && o.type === 'mx') throw new CliError('--allow-private is for smtp and http providers (an mx provider dials the hosts DNS names)', 2);
+  const allow = o.allowPrivate ? { allow_private: true } : {};
+  const allowSaid = o.allowPrivate ? ', private addresses allowed' : '';
   if (o.type === 'smtp') {
     const m = target ? /^(.+):(\d{1,5})$/.exec(target) : null;
     if (!m) throw new CliError(`${target ?? '(none)'}: expected host:port`, 2);
     const auth = o.user ? { user: o.user, pass: await secret(o.pass, 'provider password') } : undefined;
-    return { body: { type: 'smtp', host: m[1], port: Number(m[2]), security: o.security, tls_verify: o.tlsVerify, max_connections: Number(o.maxConnections), ...(auth ? { auth } : {}) }, said: `${m[1]}:${m[2]}, ${o.security}, ≤ ${o.maxConnections} connections` };
+    return { body: { type: 'smtp', host: m[1], port: Number(m[2]), security: o.security, tls_verify: o.tlsVerify, max_connections: Number(o.maxConnections), ...(auth ? { auth } : {}), ...allow }, said: `${m[1]}:${m[2]}, ${o.security}, ≤ ${o.maxConnections} connections${allowSaid}` };
   }
   if (o.type === 'mx') {
     if (target !== undefined) throw new CliError(`an mx provider has no target (it looks up each recipient domain's MX hosts); got ${target}`, 2);
@@ -91,14 +95,15 @@ async function providerBody(target: string | undefined, o: ProviderFlags): Promi
         : scheme === 'basic'
           ? { scheme, user, pass: await secret(o.pass, 'API key') }
           : { scheme, name: header, value: await secret(o.pass, 'API key') };
-  return { body: { type: 'http', format: o.format, url: target, ...(auth ? { auth } : {}) }, said: `${o.format} API at ${target}${auth ? `, ${scheme} auth` : ''}` };
+  return { body: { type: 'http', format: o.format, url: target, ...(auth ? { auth } : {}), ...allow }, said: `${o.format} API at ${target}${auth ? `, ${scheme} auth` : ''}${allowSaid}` };
 }
 
 /** TARGET, MODE and AUTH of `provider list`. */
 function providerColumns(c: ProviderConfig): [string, string, string] {
-  if (c.type === 'smtp') return [`${c.host}:${c.port}`, `${c.security}${c.tls_verify ? '' : ' (unverified)'}`, c.auth?.user ?? '-'];
+  const allowed = c.type !== 'mx' && c.allow_private ? ', private allowed' : '';
+  if (c.type === 'smtp') return [`${c.host}:${c.port}`, `${c.security}${c.tls_verify ? '' : ' (unverified)'}${allowed}`, c.auth?.user ?? '-'];
   if (c.type === 'mx') return [`MX hosts:${c.port}`, 'starttls if offered', '-'];
-  return [c.url, c.format, c.auth ? [c.auth.scheme, c.auth.user ?? c.auth.name].filter(Boolean).join(' ') : '-'];
+  return [c.url, `${c.format}${allowed}`, c.auth ? [c.auth.scheme, c.auth.user ?? c.auth.name].filter(Boolean).join(' ') : '-'];
 }
 
 export function mailAdminCommands(mail: Command, g: Globals): void {
@@ -148,6 +153,7 @@ export function mailAdminCommands(mail: Command, g: Globals): void {
     .option('--format <format>', `http: ${HTTP_FORMATS.join(' | ')}`)
     .option('--auth <scheme>', 'http: bearer | basic | header | none (default by format: sendgrid bearer, mailgun basic as api, postmark header X-Postmark-Server-Token, raw none)')
     .option('--header <name>', 'http --auth header: the header carrying the key')
+    .option('--allow-private', "smtp, http: allow a loopback, link-local or metadata address, localhost, or this node's own address (refused by default)")
     .action(async (name: string, target: string | undefined, o: ProviderFlags) => {
       const { body, said } = await providerBody(target, o);
       const res = (await call(g.target(), 'PUT', `/api/v1/mail/providers/${enc(name)}`, body)) as { provider: Provider };

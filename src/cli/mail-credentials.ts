@@ -10,7 +10,7 @@ import { printJson, table } from './output.js';
 
 const enc = encodeURIComponent;
 
-interface KeyInfo { id: string; account: string; label: string; created_at: string; last_used_at: string | null; expires_at: string | null; state: string }
+interface KeyInfo { id: string; account: string; label: string; created_at: string; last_used_at: string | null; expires_at: string | null; revoked_at: string | null; state: string }
 interface CertInfo { subject: string; issuer: string; names: string[]; not_before: string; not_after: string; fingerprint_sha256: string; self_signed: boolean; expired: boolean; chain_length: number }
 interface CertView {
   presented: (CertInfo & { source: string; since: string }) | null;
@@ -56,7 +56,7 @@ export function accountKeyCommands(account: Command, g: Globals): void {
     });
   key
     .command('list')
-    .description("list the account's keys (never the keys themselves)")
+    .description("list the account's keys, revoked ones too (never the keys themselves)")
     .argument('<account>')
     .action(async (name: string) => {
       const res = (await call(g.target(), 'GET', `/api/v1/mail/accounts/${enc(name)}/keys`)) as { keys: KeyInfo[] };

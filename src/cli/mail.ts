@@ -5,10 +5,11 @@ import type { Command } from 'commander';
 import { setFlagsFromString } from 'node:v8';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { logger, setLogLevel } from '../log/index.js';
+import { mailDnsProblem } from '../mail/resolver.js';
 import { CliError } from './client.js';
 import type { Globals } from './commands.js';
 import { mailAdminCommands } from './mail-admin.js';
-import { runUntilSignal, startFailed } from './signals.js';
+import { lockDataDirOrFail, runUntilSignal, startFailed } from './signals.js';
 
 interface MailServeFlags {
   config?: string;
@@ -46,6 +47,8 @@ export function mailCommands(program: Command, g: Globals): void {
         if (e instanceof ConfigError) throw new CliError(e.lines.join('\n'), 2);
         throw e;
       }
+      const dnsProblem = mailDnsProblem(config);
+      if (dnsProblem) throw new CliError(dnsProblem, 2);
       setLogLevel(config.log_level);
       // bin/dnsproxy's --optimize-for-size serves the controller's memory target. In the relay its
       // memory-reducing full GCs throw optimized code away, to be compiled again under load (about
@@ -53,6 +56,7 @@ export function mailCommands(program: Command, g: Globals): void {
       // flag at every GC, and the queue threads started later share it.
       setFlagsFromString('--no-optimize-for-size');
       const log = logger('mail.serve');
+      const unlock = await lockDataDirOrFail(config.data_dir, 'mail');
       await runUntilSignal(async () => {
         const { MailRelay, relayOptions } = await import('../mail/index.js'); // client commands never load the relay
         const relay = new MailRelay({
@@ -63,11 +67,11 @@ export function mailCommands(program: Command, g: Globals): void {
           },
         });
         await relay.start().catch((e: unknown) => {
-          throw startFailed(e, '--smtp-port/--submission-port/--smtps-port');
+          throw startFailed(e, '--smtp-port/--submission-port/--smtps-port', 'DNSPROXY_SMTP_PORT/DNSPROXY_SUBMISSION_PORT/DNSPROXY_SMTPS_PORT');
         });
         return (signal) => {
           log.info('stopping: open sessions and deliveries in flight finish first', { signal });
-          return relay.stop();
+          return relay.stop().finally(unlock);
         };
       });
     });

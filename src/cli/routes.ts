@@ -52,6 +52,50 @@ export function printResult(g: Globals, res: unknown, human: (res: never) => str
 
 export const dryQuery = (dryRun?: boolean) => (dryRun ? '?dry_run=true' : '');
 
+/**
+ * How long add-route (and add-record --proxy) wait by default for the reconciler to report a new
+ * route active or in error: an isolated change is pushed at once (well under 1 s), and a config
+ * Caddy rejects is narrowed down to the routes to blame within the reconciler's 15 s budget.
+ */
+const SETTLE_WAIT_S = 20;
+/** Polling the route's status: a local GET, cheap. */
+const SETTLE_POLL_MS = 100;
+/** After this long still pending, ask whether Caddy answers at all (then waiting longer is pointless). */
+const CADDY_CHECK_AFTER_MS = 1000;
+
+export const waitOption = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new CliError(`--wait must be a number of seconds >= 0, not "${v}"`, 2);
+  return n;
+};
+
+/**
+ * Waits (up to `waitS` seconds) until route `id` leaves `pending`, then prints it (`print`). A route that
+ * ends in `error` exits 1 with the reason on stderr; one still pending is reported on stderr
+ * (it stays stored and applies once Caddy takes it).
+ */
+export async function settleRoute(g: Globals, id: string, waitS: number, print = true): Promise<void> {
+  const deadline = Date.now() + waitS * 1000;
+  const started = Date.now();
+  let route = ((await call(g.target(), 'GET', `/api/v1/routes/${enc(id)}`)) as { route: RouteView }).route;
+  let why = `Caddy has not applied it within ${waitS} s (dnsproxy plan shows what is pending)`;
+  while (route.status === 'pending' && Date.now() < deadline) {
+    if (Date.now() - started >= CADDY_CHECK_AFTER_MS) {
+      const plan = (await call(g.target(), 'GET', '/api/v1/plan')) as { caddy_up: boolean; last_error: string | null };
+      if (!plan.caddy_up) {
+        why = `Caddy's admin API does not answer${plan.last_error ? ` (${plan.last_error})` : ''}; it applies when Caddy is back`;
+        break;
+      }
+    }
+    await new Promise((r) => setTimeout(r, Math.min(SETTLE_POLL_MS, Math.max(0, deadline - Date.now()))));
+    route = ((await call(g.target(), 'GET', `/api/v1/routes/${enc(id)}`)) as { route: RouteView }).route;
+  }
+  if (print && g.json()) printJson({ route });
+  else if (print) console.log(routeTable([route]));
+  if (route.status === 'error') throw new CliError(`route ${route.id} is in error: ${route.error ?? 'no reason given'}`);
+  if (route.status === 'pending' && waitS > 0) console.error(`dnsproxy: route ${route.id} is stored but still pending: ${why}`);
+}
+
 export function routeCommands(program: Command, g: Globals): void {
   program
     .command('add-route')
@@ -62,10 +106,12 @@ export function routeCommands(program: Command, g: Globals): void {
     .option('--tls <mode>', 'off | internal | acme', 'off')
     .option('--health-path <path>', 'active health check path')
     .option('--dry-run', 'validate and show the plan without applying')
-    .action(async (host: string, upstreams: string[], o: { path?: string; tls: string; healthPath?: string; dryRun?: boolean }) => {
+    .option('--wait <seconds>', `wait this long for Caddy to take the route (active), exit 1 if it ends in error; 0: do not wait (default ${SETTLE_WAIT_S})`, waitOption, SETTLE_WAIT_S)
+    .action(async (host: string, upstreams: string[], o: { path?: string; tls: string; healthPath?: string; dryRun?: boolean; wait: number }) => {
       const body = { hosts: host.split(','), upstreams, tls: o.tls, ...(o.path ? { path: o.path } : {}), ...(o.healthPath ? { health_path: o.healthPath } : {}) };
       const res = await call(g.target(), 'POST', `/api/v1/routes${dryQuery(o.dryRun)}`, body);
-      printResult(g, res, (r: { route: RouteView }) => routeTable([r.route]));
+      if (o.dryRun) printResult(g, res, () => '');
+      else await settleRoute(g, (res as { route: RouteView }).route.id, o.wait);
     });
 
   program

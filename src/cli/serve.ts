@@ -1,9 +1,10 @@
 // `dnsproxy serve`: runs the controller until SIGTERM/SIGINT. Each flag is also DNSPROXY_<NAME>.
 import type { Command } from 'commander';
-import { ConfigError, loadConfig } from '../config/load.js';
+import { adminDefaultProblem, ConfigError, loadConfig } from '../config/load.js';
 import { logger, setLogLevel } from '../log/index.js';
+import { adminTokenProblem } from '../model/token.js';
 import { CliError } from './client.js';
-import { runUntilSignal, startFailed } from './signals.js';
+import { lockDataDirOrFail, runUntilSignal, startFailed } from './signals.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -31,10 +32,10 @@ export function serveCommand(program: Command): void {
     .option('--zone <zone>', 'zone to serve, repeatable (env DNSPROXY_ZONE, comma-separated; default home.arpa)', collect)
     .option('--dns-port <port>', 'DNS port, UDP and TCP (env DNSPROXY_DNS_PORT, default 53)')
     .option('--api-port <port>', 'HTTP API port (env DNSPROXY_API_PORT, default 8080)')
-    .option('--listen-ip <ip>', 'address DNS and API listen on (env DNSPROXY_LISTEN_IP, default 127.0.0.1)')
+    .option('--listen-ip <ip>', 'address DNS, the API and Caddy\'s HTTP/HTTPS listen on (env DNSPROXY_LISTEN_IP, default 127.0.0.1)')
     .option('--http-port <port>', 'Caddy HTTP port (env DNSPROXY_HTTP_PORT, default 80)')
     .option('--https-port <port>', 'Caddy HTTPS port (env DNSPROXY_HTTPS_PORT, default 443)')
-    .option('--caddy-admin <host:port>', 'Caddy admin API (env DNSPROXY_CADDY_ADMIN, default 127.0.0.1:2019)')
+    .option('--caddy-admin <address>', 'Caddy admin API: unix/<path> or loopback host:port (env DNSPROXY_CADDY_ADMIN, default unix/<data-dir>/run/caddy-admin.sock)')
     .option('--node-ip <ip>', 'this node\'s IPv4 (env DNSPROXY_NODE_IP, default: detected)')
     .option('--upstream <ip[:port]>', 'resolver for names outside our zones, repeatable (env DNSPROXY_UPSTREAMS)', collect)
     .option('--log-level <level>', 'error|warn|info|debug (env DNSPROXY_LOG_LEVEL)')
@@ -61,17 +62,23 @@ export function serveCommand(program: Command): void {
         if (e instanceof ConfigError) throw new CliError(e.lines.join('\n'), 2);
         throw e;
       }
+      const adminToken = process.env.DNSPROXY_ADMIN_TOKEN || undefined;
+      const weak = adminToken === undefined ? null : adminTokenProblem(adminToken);
+      if (weak) throw new CliError(`config: DNSPROXY_ADMIN_TOKEN ${weak} (from env DNSPROXY_ADMIN_TOKEN)`, 2);
+      const adminProblem = adminDefaultProblem(config);
+      if (adminProblem) throw new CliError(adminProblem, 2);
       setLogLevel(config.log_level);
       const log = logger('serve');
+      const unlock = await lockDataDirOrFail(config.data_dir, 'controller');
       await runUntilSignal(async () => {
         const { Controller } = await import('../controller.js'); // client commands never load the server side
         const controller = new Controller(config);
         await controller.start().catch((e: unknown) => {
-          throw startFailed(e, '--dns-port/--api-port');
+          throw startFailed(e, '--dns-port/--api-port', 'DNSPROXY_DNS_PORT/DNSPROXY_API_PORT');
         });
         return (signal) => {
           log.info('stopping', { signal });
-          return controller.stop();
+          return controller.stop().finally(unlock);
         };
       });
     });

@@ -6,10 +6,32 @@
 // reported the same way by both (startFailed()).
 import { CliError } from './client.js';
 
-/** A start that failed, as the CLI reports it: a port taken or not allowed names the flags that choose ports (`flags`). */
-export function startFailed(e: unknown, flags: string): CliError {
+/**
+ * A start that failed, as the CLI reports it: a port taken or not allowed names the flags that
+ * choose ports (`flags`), or under supervisord (scripts/run.sh, the container: it sets
+ * SUPERVISOR_ENABLED), where no flag can be given, the DNSPROXY_* variables (`envVars`).
+ */
+export function startFailed(e: unknown, flags: string, envVars?: string, env: NodeJS.ProcessEnv = process.env): CliError {
   const err = e as NodeJS.ErrnoException;
-  return new CliError(err.code === 'EADDRINUSE' || err.code === 'EACCES' ? `cannot listen: ${err.message} (choose other ports with ${flags})` : `start failed: ${err.message}`);
+  if (err.code !== 'EADDRINUSE' && err.code !== 'EACCES') return new CliError(`start failed: ${err.message}`);
+  const how = env.SUPERVISOR_ENABLED && envVars ? `${envVars} in the environment the stack starts with (scripts/run.sh, docker run -e)` : flags;
+  return new CliError(`cannot listen: ${err.message} (choose other ports with ${how})`);
+}
+
+/**
+ * Takes the data dir's lock for `role` (src/store/lock.ts) and returns its release, or fails as the
+ * CLI reports it: a second controller or relay on one data dir refuses to start.
+ */
+export async function lockDataDirOrFail(dataDir: string, role: 'controller' | 'mail'): Promise<() => void> {
+  const { DataDirLocked, lockDataDir } = await import('../store/lock.js'); // on use: client commands never load SQLite
+  try {
+    return lockDataDir(dataDir, role).release;
+  } catch (e) {
+    if (!(e instanceof DataDirLocked)) throw e;
+    throw new CliError(
+      `${e.message}: stop it first, or give this one another data dir. Under scripts/run.sh or in the container supervisord runs it: stop the stack with "dnsproxy stop", and put settings (DNSPROXY_*) in the environment the stack starts with`,
+    );
+  }
 }
 
 /** A started server's stop. */

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { createRequire } from 'node:module';
 import type YAML from 'yaml';
+import { defaultAdminAddress, adminAddressProblem } from '../proxy/admin-address.js';
 import { CONFIG_KEYS, LIST_KEYS, configSchema, type Config } from './schema.js';
 
 /** yaml is loaded when a YAML file is read (~5 MiB resident otherwise spent for nothing). */
@@ -92,5 +93,14 @@ export function loadConfig(src: ConfigSources = {}): Config {
       }),
     );
   }
-  return { ...parsed.data, node_ip: parsed.data.node_ip ?? detectNodeIp(src.interfaces ?? networkInterfaces()) };
+  // The admin socket's default follows the data dir. A data dir too deep for a socket path is
+  // refused by `serve` (adminDefaultProblem), not here: the mail relay reads this config too.
+  const caddyAdmin = parsed.data.caddy_admin ?? defaultAdminAddress(parsed.data.data_dir);
+  return { ...parsed.data, caddy_admin: caddyAdmin, node_ip: parsed.data.node_ip ?? detectNodeIp(src.interfaces ?? networkInterfaces()) };
+}
+
+/** Why the (defaulted) caddy_admin cannot be used, as a config error line, or null. Set values were checked by the schema already. */
+export function adminDefaultProblem(config: Config): string | null {
+  const problem = adminAddressProblem(config.caddy_admin);
+  return problem ? `config: caddy_admin: default ${config.caddy_admin}: ${problem}; set caddy_admin (--caddy-admin, DNSPROXY_CADDY_ADMIN) to a shorter unix/<path>` : null;
 }

@@ -4,6 +4,7 @@ import { LOG_LEVELS } from '../log/index.js';
 import { absolute, nameProblem } from '../model/name.js';
 import { isIP } from 'node:net';
 import { mailDomain } from '../mail/schema.js';
+import { adminAddressProblem } from '../proxy/admin-address.js';
 
 const zoneName = z.string().superRefine((v, ctx) => {
   const problem = nameProblem(v);
@@ -15,7 +16,6 @@ const ip = z.string().refine((v) => isIP(v) !== 0, 'must be an IP address');
 const positive = z.coerce.number().int('must be an integer').positive('must be > 0');
 /** A DNS server to ask: ip or ip:port ([v6]:port). */
 const resolverAddress = z.string().regex(/^(?:\[[0-9a-fA-F:]+\]:\d+|[0-9.]+(?::\d+)?|[0-9a-fA-F:]+)$/, 'must be ip or ip:port');
-const hostPort = z.string().regex(/^(?:\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'must be host:port');
 
 export const configSchema = z
   .object({
@@ -23,12 +23,19 @@ export const configSchema = z
     zones: z.array(zoneName).min(1, 'at least one zone is required').default(['home.arpa.']).describe('Zones we are authoritative for'),
     nameservers: z.array(zoneName).default([]).describe('Apex NS targets; default ns1.<zone> with glue to node_ip'),
     node_ip: z.string().refine((v) => isIP(v) === 4, 'must be an IPv4 address').optional().describe('This node\'s IP: A target of proxied records; default: Tailscale or first non-loopback IPv4'),
-    listen_ip: ip.default('127.0.0.1').describe('Address the DNS server and API listen on'),
+    listen_ip: ip.default('127.0.0.1').describe('Address the DNS server, the API and Caddy\'s HTTP/HTTPS servers listen on (the mail relay too)'),
     dns_port: portNumber.default(53),
     api_port: portNumber.default(8080),
     http_port: portNumber.default(80),
     https_port: portNumber.default(443),
-    caddy_admin: hostPort.default('127.0.0.1:2019').describe('Caddy admin API (loopback only)'),
+    caddy_admin: z
+      .string()
+      .superRefine((v, ctx) => {
+        const problem = adminAddressProblem(v);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .optional()
+      .describe('Caddy admin API: unix/<absolute path> (default unix/<data_dir>/run/caddy-admin.sock, owner-only) or a loopback host:port such as 127.0.0.1:2019; anything else is refused'),
     caddy_spawn: z
       .union([z.boolean(), z.enum(['1', '0', 'true', 'false'])])
       .default(false)
@@ -52,10 +59,12 @@ export const configSchema = z
     mail_dns_servers: z
       .array(resolverAddress)
       .default([])
-      .describe('Mail relay: DNS servers for its lookups (the SPF/DKIM/DMARC checks of inbound mail, the MX lookups of mx providers), ip or ip:port, e.g. 127.0.0.1:53 for our own DNS server; empty = the system\'s (/etc/resolv.conf), or for mx providers our own DNS server then upstreams when upstreams are set'),
+      .describe('Mail relay: DNS servers for its lookups (the SPF/DKIM/DMARC checks of inbound mail, the MX lookups of mx providers), ip or ip:port; our own DNS server only with upstreams set (it answers nothing else: mail serve refuses it otherwise); empty = the system\'s (/etc/resolv.conf), or for mx providers our own DNS server then upstreams when upstreams are set'),
     mail_hostname: z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, 'must be a host name').optional().describe('Mail relay: name in the greeting, EHLO and the self-signed certificate; default: this host\'s name'),
     mail_max_size: positive.default(25 * 1024 * 1024).describe('Mail relay: largest message accepted, bytes (advertised as SIZE)'),
     mail_max_clients: positive.default(100).describe('Mail relay: concurrent SMTP connections; more get 421'),
+    mail_max_clients_per_ip: z.coerce.number().int('must be an integer').min(0, 'must be >= 0').default(10).describe('Mail relay: SMTP sessions one client address may have open at once (all listeners together); more get 421 4.7.0 at connect; 0 = no limit'),
+    mail_max_data_in_flight: positive.default(64 * 1024 * 1024).describe('Mail relay: bytes of message data all sessions together may hold in memory while receiving (DATA not yet committed); a message that does not fit gets 452 4.3.1 (the client retries); at least mail_max_size'),
     mail_workers: positive.default(4).describe('Mail relay: deliveries in flight at once'),
     mail_retry_base_ms: positive.default(60_000).describe('Mail relay: first retry delay; doubles per attempt up to mail_retry_max_ms'),
     mail_retry_max_ms: positive.default(3_600_000),
@@ -66,9 +75,11 @@ export const configSchema = z
     mail_tls_key: z.string().min(1).optional(),
   })
   .strict()
-  .refine((c) => (c.mail_tls_cert === undefined) === (c.mail_tls_key === undefined), { path: ['mail_tls_key'], message: 'mail_tls_cert and mail_tls_key go together' });
+  .refine((c) => (c.mail_tls_cert === undefined) === (c.mail_tls_key === undefined), { path: ['mail_tls_key'], message: 'mail_tls_cert and mail_tls_key go together' })
+  .refine((c) => c.mail_max_data_in_flight >= c.mail_max_size, { path: ['mail_max_data_in_flight'], message: 'must be at least mail_max_size (a message of the largest size must fit)' });
 
-export type Config = z.infer<typeof configSchema> & { node_ip: string };
+/** The loaded config: node_ip detected and caddy_admin defaulted when not set. */
+export type Config = z.infer<typeof configSchema> & { node_ip: string; caddy_admin: string };
 
 /** Settings that may come from the environment as DNSPROXY_<UPPER_NAME>; lists are comma-separated. */
 export const CONFIG_KEYS = Object.keys(configSchema.shape) as (keyof typeof configSchema.shape)[];

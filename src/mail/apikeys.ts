@@ -26,10 +26,11 @@ export const looksLikeKey = (secret: string): boolean => KEY_RE.test(secret);
 /** What the database stores: sha256 hex of the whole key. */
 export const keyHash = (key: string): string => createHash('sha256').update(key).digest('hex');
 
-export type KeyState = 'active' | 'expiring' | 'expired';
+export type KeyState = 'active' | 'expiring' | 'expired' | 'revoked';
 
-/** `active`: no expiry; `expiring`: works until `expires_at`; `expired`: refused (535) from `expires_at` on. */
-export function keyState(expiresAt: string | null, nowMs: number): KeyState {
+/** `active`: no expiry; `expiring`: works until `expires_at`; `expired`: refused (535) from `expires_at` on; `revoked`: refused since `revokedAt`. */
+export function keyState(expiresAt: string | null, nowMs: number, revokedAt: string | null = null): KeyState {
+  if (revokedAt !== null) return 'revoked';
   if (expiresAt === null) return 'active';
   return Date.parse(expiresAt) > nowMs ? 'expiring' : 'expired';
 }
@@ -41,7 +42,8 @@ export interface KeyExpiry {
 
 /**
  * What a rotation does to the account's existing keys, given how long they may keep working
- * (`keepOldMs`, 0 = stop now). Pure; the store applies it in the transaction that adds the new key.
+ * (`keepOldMs`, 0 = stop now). Pure; the store applies it in the transaction that adds the new key
+ * ("removed" keys are revoked there: they stay listed, as revoked).
  *
  * | old key                          | keepOldMs = 0 | keepOldMs = d           |
  * |----------------------------------|---------------|-------------------------|

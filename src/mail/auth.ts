@@ -135,6 +135,25 @@ export class Authenticator {
     return { account: found.account };
   }
 
+  /** The account `username` (its name or email) names, or undefined: what a login's failures are counted against. */
+  accountOf(username: string): string | undefined {
+    return this.store.login(username)?.account.name;
+  }
+
+  /**
+   * `secret` as an API key of the account `username` names, live: the login, else undefined.
+   * A hash lookup, never scrypt: what a locked-out account still takes (a key cannot be guessed,
+   * and an owner whose password someone else is guessing keeps its apps running).
+   */
+  verifyKey(username: string, secret: string): AuthOk | undefined {
+    if (!looksLikeKey(secret)) return undefined;
+    const found = this.store.login(username);
+    const key = this.store.keyByHash(keyHash(secret));
+    if (!found || !key || key.account !== found.account.name || keyState(key.expires_at, this.now()) === 'expired') return undefined;
+    this.used.set(key.id, this.now());
+    return { account: found.account, keyId: key.id };
+  }
+
   /** Whether a session that logged in with key `keyId` may go on (the key still exists and has not expired). */
   keyLive(keyId: string): boolean {
     return this.store.keyLive(keyId, this.now());

@@ -1,7 +1,8 @@
 // Hands one queued message to a provider, by its type: `smtp` through a pooled connection to the
 // smarthost (smtp.ts), `mx` straight to the recipient domain's mail hosts (mx.ts), `http` to an
-// e-mail API (http.ts). The message goes as accepted (DKIM-signed when the sender domain has a
+// e-mail API (http.ts); `smtp` and `http` only to hosts destination.ts allows. The message goes as accepted (DKIM-signed when the sender domain has a
 // key) with our envelope. Returns the attempt; never throws.
+import type { LookupFunction } from 'node:net';
 import { signMessage } from './dkim.js';
 import { HttpSender } from './http.js';
 import { MxSender, smtpConnect, type MxConnect, type MxResolver } from './mx.js';
@@ -24,6 +25,10 @@ export interface DelivererDeps {
   random?: () => number;
   /** `http` providers: no reply after this is a transient failure (http.ts HTTP_TIMEOUT_MS unless given). */
   httpTimeoutMs?: number;
+  /** This node's own addresses: `smtp` and `http` providers without allow_private never connect there (destination.ts). */
+  ownAddresses?: readonly string[];
+  /** DNS for `smtp` and `http` provider hosts (dns.lookup unless given; tests give names addresses). */
+  lookup?: LookupFunction;
   now?: () => number;
 }
 
@@ -34,9 +39,10 @@ export class Deliverer {
   private readonly now: () => number;
 
   constructor(hostname: string, deps: DelivererDeps) {
-    this.smtp = new SmtpPools(hostname);
+    const own = new Set(deps.ownAddresses);
+    this.smtp = new SmtpPools(hostname, { own, ...(deps.lookup ? { lookup: deps.lookup } : {}) });
     this.mx = new MxSender(deps.resolver, deps.mxConnect ?? smtpConnect(hostname), deps.random);
-    this.http = new HttpSender(deps.httpTimeoutMs);
+    this.http = new HttpSender({ own, ...(deps.httpTimeoutMs ? { timeoutMs: deps.httpTimeoutMs } : {}), ...(deps.lookup ? { lookup: deps.lookup } : {}) });
     this.now = deps.now ?? Date.now;
   }
 
@@ -64,5 +70,6 @@ export class Deliverer {
   /** Closes every pooled connection. */
   close(): void {
     this.smtp.close();
+    this.http.close();
   }
 }

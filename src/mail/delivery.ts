@@ -21,6 +21,8 @@ export interface DeliverySetup {
   queue: QueueOptions;
   /** DNS servers for `mx` providers; none: the system's. */
   mxDnsServers?: readonly string[];
+  /** This node's own addresses (node_ip, listen_ip): providers without allow_private never connect there. */
+  ownAddresses?: readonly string[];
   /** The main thread's (logLevel()): the thread logs at the same level. */
   logLevel: LogLevel;
 }
@@ -42,7 +44,7 @@ export interface Delivery {
 
 /** The Queue and its Deliverer on `messages`, started (in this thread, or on the delivery thread with `messages` sending its writes to the writer). */
 export function startQueue(db: Db, messages: QueueStore, s: DeliverySetup, extra: { mxResolver?: MxResolver; pace?: Pace } = {}): { queue: Queue; stop(): Promise<void> } {
-  const deliverer = new Deliverer(s.hostname, { resolver: extra.mxResolver ?? systemResolver(s.mxDnsServers) });
+  const deliverer = new Deliverer(s.hostname, { resolver: extra.mxResolver ?? systemResolver(s.mxDnsServers), ...(s.ownAddresses ? { ownAddresses: s.ownAddresses } : {}) });
   const queue = new Queue({ messages, store: new MailStore(db), deliverer, ...(extra.pace ? { pace: extra.pace } : {}) }, s.queue);
   queue.start();
   return {

@@ -1,7 +1,8 @@
 // `http` providers: one POST per attempt to an e-mail API. The request is built by a pure function
-// (httpRequest), the reply mapped by another (httpOutcome); HttpSender only does the I/O (Node's
-// fetch). The API key goes into one request header and nowhere else: not in logs, the delivery
-// log, errors or API responses.
+// (httpRequest), the reply mapped by another (httpOutcome); HttpSender only does the I/O
+// (node:http/https, to addresses destination.ts allows). The API key goes into one request header
+// and nowhere else: not in logs, the delivery log, errors or API responses. The delivery log keeps
+// the reply's status line, never its body.
 //
 // Formats (the recipients are always the envelope's: the queue splits messages per recipient
 // domain, so a header's To/Cc may name people another message goes to):
@@ -30,15 +31,19 @@
 //   5xx, 1xx, 3xx              transient    the API failed, or redirects (not followed: check the url)
 //   no reply (refused, DNS,    transient    the API is unreachable; after HTTP_TIMEOUT_MS
 //     TLS, timeout)
+//   host refused (loopback,    permanent    the relay does not go there without allow_private (5.3.5,
+//     metadata, …)                          destination.ts)
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { LookupFunction } from 'node:net';
 import addressparser from 'nodemailer/lib/addressparser';
+import { destinationError, guardedLookup, isDestinationError, refusedHost, urlHost } from './destination.js';
 import { decodeWords, header, parseMime, type ParsedMessage } from './mime.js';
 import type { HttpAuth, HttpProviderConfig } from './schema.js';
 import type { Outcome } from './smtp.js';
 
 /** An API that has not answered after this is a transient failure (the lease, renewed, outlives it). */
 export const HTTP_TIMEOUT_MS = 60_000;
-/** Reply text kept for the delivery log (a provider's error page can be large). */
-const MAX_REPLY_CHARS = 500;
 
 export interface HttpEnvelope {
   from: string;
@@ -154,9 +159,6 @@ export function httpRequest(config: HttpProviderConfig, envelope: HttpEnvelope, 
   }
 }
 
-/** One line of the API's reply for the delivery log. */
-const excerpt = (body: string) => body.replace(/\s+/g, ' ').trim().slice(0, MAX_REPLY_CHARS);
-
 /** A Retry-After value (delay-seconds or an HTTP date, RFC 9110 10.2.3) as milliseconds from `nowMs`; undefined when absent or unreadable. */
 export function retryAfterMs(value: string | null | undefined, nowMs: number): number | undefined {
   const v = value?.trim();
@@ -166,9 +168,13 @@ export function retryAfterMs(value: string | null | undefined, nowMs: number): n
   return Number.isNaN(at) ? undefined : Math.max(0, at - nowMs);
 }
 
-/** What an API's reply means (table above). `retryAfter`: its Retry-After header, if any. */
-export function httpOutcome(status: number, statusText: string, body: string, retryAfter?: string | null, nowMs = Date.now()): Outcome {
-  const reply = `HTTP ${status}${statusText ? ` ${statusText}` : ''}${body.trim() ? `: ${excerpt(body)}` : ''}`;
+/**
+ * What an API's reply means (table above). `retryAfter`: its Retry-After header, if any. The
+ * delivery log keeps the status line only, never the body: a reply is whatever the URL's server
+ * says, and with allow_private that may be a service of this host.
+ */
+export function httpOutcome(status: number, statusText: string, retryAfter?: string | null, nowMs = Date.now()): Outcome {
+  const reply = `HTTP ${status}${statusText ? ` ${statusText.replace(/[\x00-\x1f\x7f]/g, ' ').slice(0, 100)}` : ''}`;
   const wait = retryAfterMs(retryAfter, nowMs);
   const as = (outcome: Outcome['outcome'], enhanced: string): Outcome => {
     const retry = outcome === 'transient' ? wait : undefined; // a refusal is final whatever it asks
@@ -187,24 +193,91 @@ export function httpOutcome(status: number, statusText: string, body: string, re
   return as('transient', '4.0.0');
 }
 
-/** Why a request got no reply, without anything of the request itself (fetch errors name the cause in `cause`). */
+/** Why a request got no reply, without anything of the request itself (node:http errors carry a code). */
 function noReply(e: unknown, url: string, timeoutMs: number): string {
-  const err = e as Error & { cause?: { code?: string; message?: string } };
-  if (err.name === 'TimeoutError') return `no reply from ${new URL(url).host} within ${timeoutMs / 1000} s`;
-  return `${new URL(url).host}: ${err.cause?.code ?? err.cause?.message ?? err.message}`;
+  const err = e as Error & { code?: string; cause?: { name?: string } };
+  if (err.name === 'TimeoutError' || err.cause?.name === 'TimeoutError') return `no reply from ${new URL(url).host} within ${timeoutMs / 1000} s`;
+  return `${new URL(url).host}: ${err.code ?? err.message}`;
 }
 
-/** Sends one attempt. Never throws. */
-export class HttpSender {
-  constructor(private readonly timeoutMs = HTTP_TIMEOUT_MS) {}
+interface HttpReply {
+  status: number;
+  statusText: string;
+  retryAfter: string | undefined;
+}
 
+export interface HttpSenderOptions {
+  /** HTTP_TIMEOUT_MS unless given. */
+  timeoutMs?: number;
+  /** This node's own addresses: refused without allow_private (destination.ts). */
+  own?: ReadonlySet<string>;
+  /** DNS for API hosts (dns.lookup unless given). */
+  lookup?: LookupFunction;
+}
+
+/**
+ * Sends one attempt: node:http(s) rather than fetch, because only it lets the relay choose the
+ * address the socket connects to (guardedLookup(), destination.ts). Keep-alive agents per scheme,
+ * one pair for providers without allow_private and one for those with it, so a socket opened for
+ * one is never reused for the other.
+ */
+export class HttpSender {
+  private readonly timeoutMs: number;
+  private readonly own: ReadonlySet<string>;
+  /** Without allow_private: every address checked (destination.ts). */
+  private readonly lookup: LookupFunction;
+  /** With allow_private: as given (dns.lookup when undefined). */
+  private readonly openLookup: LookupFunction | undefined;
+  private readonly agents = {
+    guarded: { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) },
+    open: { http: new http.Agent({ keepAlive: true }), https: new https.Agent({ keepAlive: true }) },
+  };
+
+  constructor(opts: HttpSenderOptions = {}) {
+    this.timeoutMs = opts.timeoutMs ?? HTTP_TIMEOUT_MS;
+    this.own = opts.own ?? new Set();
+    this.lookup = guardedLookup(this.own, opts.lookup);
+    this.openLookup = opts.lookup;
+  }
+
+  /** Never throws. */
   async send(config: HttpProviderConfig, envelope: HttpEnvelope, message: Buffer): Promise<Outcome> {
     try {
+      const why = config.allow_private ? undefined : refusedHost(urlHost(config.url), this.own);
+      if (why) throw destinationError(`provider host ${urlHost(config.url)}: ${why}: refused (set allow_private on the provider to allow it)`);
       const req = httpRequest(config, envelope, message);
-      const res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body, redirect: 'manual', signal: AbortSignal.timeout(this.timeoutMs) });
-      return httpOutcome(res.status, res.statusText, await res.text(), res.headers.get('retry-after'));
+      const res = await this.post(config, req);
+      return httpOutcome(res.status, res.statusText, res.retryAfter);
     } catch (e) {
+      if (isDestinationError(e)) return { outcome: 'permanent', code: null, response: `5.3.5 ${e.message}`.slice(0, 1000) };
       return { outcome: 'transient', code: null, response: noReply(e, config.url, this.timeoutMs).slice(0, 1000) };
     }
+  }
+
+  /** One POST; resolves at the status line (the body is read and dropped), redirects not followed. */
+  private async post(config: HttpProviderConfig, req: HttpRequest): Promise<HttpReply> {
+    // FormData (mailgun) is encoded as fetch would: Response gives the bytes and the boundary.
+    const encoded = typeof req.body === 'string' ? { body: Buffer.from(req.body), type: undefined } : await (async (r: Response) => ({ body: Buffer.from(await r.arrayBuffer()), type: r.headers.get('content-type') ?? undefined }))(new Response(req.body));
+    const url = new URL(req.url);
+    const secure = url.protocol === 'https:';
+    const agents = config.allow_private ? this.agents.open : this.agents.guarded;
+    const headers = { ...req.headers, ...(encoded.type ? { 'content-type': encoded.type } : {}), 'content-length': String(encoded.body.length) };
+    return new Promise<HttpReply>((resolve, reject) => {
+      const options = { method: 'POST', headers, signal: AbortSignal.timeout(this.timeoutMs), ...(config.allow_private ? (this.openLookup ? { lookup: this.openLookup } : {}) : { lookup: this.lookup }) };
+      const onReply = (res: http.IncomingMessage) => {
+        res.resume();
+        res.on('error', () => undefined); // the body is not ours to keep; a reset after the status line changes nothing
+        const retryAfter = res.headers['retry-after'];
+        resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter });
+      };
+      const r = secure ? https.request(url, { ...options, agent: agents.https }, onReply) : http.request(url, { ...options, agent: agents.http }, onReply);
+      r.on('error', reject);
+      r.end(encoded.body);
+    });
+  }
+
+  /** Closes the kept-alive connections. */
+  close(): void {
+    for (const set of Object.values(this.agents)) for (const agent of Object.values(set)) agent.destroy();
   }
 }

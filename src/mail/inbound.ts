@@ -62,16 +62,29 @@ export function summarize(r: Pick<AuthenticateResult, 'spf' | 'dkim' | 'dmarc'>)
   };
 }
 
-export type InboundVerdict = { kind: 'accept' } | { kind: 'reject'; reason: string };
+export type InboundVerdict = { kind: 'accept' } | { kind: 'reject'; reason: string } | { kind: 'defer'; reason: string };
 
 /**
- * Accept unless DMARC failed and the From: domain asks for `reject` (pct= is not sampled: a
- * failing message is always refused). quarantine, none, temperror, permerror are accepted with
- * their result in Authentication-Results for the mailbox to act on.
+ * What DMARC decides (pct= is not sampled: a failing message is always refused):
+ *
+ *   dmarc       policy       spf or dkim temperror   verdict
+ *   fail        reject       no                      reject (550 5.7.1)
+ *   fail        reject       yes                     defer (451 4.4.3): it may pass once DNS answers
+ *   temperror   (unknown)    any                     defer (451 4.4.3): the policy could not be fetched
+ *   anything else                                    accept, the results in Authentication-Results
+ *
+ * Deferring what a DNS failure decides (RFC 7489 leaves it to the receiver) costs a real sender
+ * a retry; accepting would let a p=reject domain's spoofs in whenever our DNS fails, and
+ * rejecting would bounce real mail for our fault. quarantine, none and permerror are accepted
+ * with their result for the mailbox to act on.
  */
 export function verdict(s: AuthSummary): InboundVerdict {
+  const domain = s.dmarcDomain ?? 'the From: domain';
+  if (s.dmarc === 'temperror') return { kind: 'defer', reason: `The DMARC policy of ${domain} could not be looked up (DNS: temperror), try again later` };
   if (s.dmarc !== 'fail' || s.dmarcPolicy !== 'reject') return { kind: 'accept' };
-  return { kind: 'reject', reason: `DMARC policy of ${s.dmarcDomain ?? 'the From: domain'} is reject and the message fails it (spf=${s.spf}, dkim=${s.dkim})` };
+  if (s.spf === 'temperror' || s.dkim === 'temperror')
+    return { kind: 'defer', reason: `DMARC of ${domain} (p=reject) fails only because a DNS lookup failed (spf=${s.spf}, dkim=${s.dkim}), try again later` };
+  return { kind: 'reject', reason: `DMARC policy of ${domain} is reject and the message fails it (spf=${s.spf}, dkim=${s.dkim})` };
 }
 
 // ---- the header section -------------------------------------------------------------------

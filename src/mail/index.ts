@@ -5,6 +5,7 @@
 import { hostname as osHostname } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { logger, logLevel } from '../log/index.js';
+import { addressClass } from '../model/address.js';
 import { openDb, type Db } from '../store/db.js';
 import { Authenticator } from './auth.js';
 import type { Delivery } from './delivery.js';
@@ -13,11 +14,11 @@ import { HEARTBEAT_MS, writeHeartbeat, writeStopped } from './heartbeat.js';
 import { mxDnsServers, type MxResolver } from './mx.js';
 import type { RetryPolicy } from './policy.js';
 import type { QueueOptions } from './queue.js';
-import { RateLimiter } from './ratelimit.js';
+import { ConcurrencyLimit, DataBudget, RateLimiter } from './ratelimit.js';
 import { systemResolver, type DnsResolver } from './resolver.js';
 import { SubmissionServer, type InboundOptions, type SessionTimeouts } from './server.js';
 import { MailStore } from './store.js';
-import { AuthThrottle, type ThrottleOptions } from './throttle.js';
+import { AuthThrottle, LOCKOUT, LoginLockout, LoginSlots, MAX_AUTHS_PER_ADDRESS, type LockoutOptions, type ThrottleOptions } from './throttle.js';
 import { TLS_POLL_MS, TlsCertificates } from './tls.js';
 
 export interface MailRelayOptions {
@@ -36,6 +37,12 @@ export interface MailRelayOptions {
   accountMessagesPerHour?: number;
   /** Connections one client IP may open per minute (token bucket); 0 = no limit. */
   ipConnectionsPerMinute?: number;
+  /** Sessions one client IP may have open at once, all listeners together; 0 = no limit. */
+  maxClientsPerIp?: number;
+  /** Message bytes all sessions may hold in memory together (DATA not yet committed); at least maxSize. */
+  maxDataInFlight?: number;
+  /** The budget itself instead of a new one of maxDataInFlight (tests look into it). */
+  dataBudget?: DataBudget;
   tlsCert?: string | undefined;
   tlsKey?: string | undefined;
   /** Domains the SMTP port takes mail for without AUTH (inbound, we are their MX); none: no mail without AUTH (550 5.7.1 for every recipient). */
@@ -44,6 +51,8 @@ export interface MailRelayOptions {
   dnsServers?: readonly string[];
   /** The inbound checks' DNS instead of node:dns on dnsServers (tests: resolver.ts memoryResolver). */
   resolver?: DnsResolver;
+  /** This node's own addresses (node_ip, listen_ip): `smtp` and `http` providers without allow_private never connect there (destination.ts). */
+  ownAddresses?: readonly string[];
   /** DNS servers for `mx` providers (mx.ts mxDnsServers()); none: the system's. */
   mxDnsServers?: readonly string[];
   /**
@@ -60,6 +69,14 @@ export interface MailRelayOptions {
   drainMs?: number;
   closeTimeoutMs?: number;
   authThrottle?: ThrottleOptions;
+  /** Lockouts after failed logins (throttle.ts LOCKOUT unless given). */
+  authLockout?: LockoutOptions;
+  /** AUTH exchanges in progress per client address (throttle.ts MAX_AUTHS_PER_ADDRESS at once unless given: tests look into it). */
+  loginSlots?: LoginSlots;
+  /** The clock of the login throttle and lockouts (Date.now unless given: tests move it). */
+  clock?: () => number;
+  /** Waits out a failed login's delay (a timer unless given: tests release it). */
+  authSleep?: (ms: number) => Promise<void>;
   heartbeatMs?: number;
   /** How often a certificate set with `dnsproxy mail cert` is looked for (tls.ts TLS_POLL_MS unless given). */
   tlsPollMs?: number;
@@ -87,6 +104,9 @@ const DEFAULTS = {
   /** As the config's defaults (mail_account_messages_per_hour, mail_ip_connections_per_minute). */
   accountMessagesPerHour: 3600,
   ipConnectionsPerMinute: 600,
+  /** As the config's defaults (mail_max_clients_per_ip, mail_max_data_in_flight). */
+  maxClientsPerIp: 10,
+  maxDataInFlight: 64 * 1024 * 1024,
 } as const;
 
 export function relayOptions(c: Config): MailRelayOptions {
@@ -103,11 +123,14 @@ export function relayOptions(c: Config): MailRelayOptions {
     retry: { baseMs: c.mail_retry_base_ms, maxMs: c.mail_retry_max_ms, giveUpMs: c.mail_give_up_ms },
     accountMessagesPerHour: c.mail_account_messages_per_hour,
     ipConnectionsPerMinute: c.mail_ip_connections_per_minute,
+    maxClientsPerIp: c.mail_max_clients_per_ip,
+    maxDataInFlight: c.mail_max_data_in_flight,
     tlsCert: c.mail_tls_cert,
     tlsKey: c.mail_tls_key,
     mailDomains: c.mail_domains,
     dnsServers: c.mail_dns_servers,
     mxDnsServers: mxDnsServers({ configured: c.mail_dns_servers, upstreams: c.upstreams, listenIp: c.listen_ip, dnsPort: c.dns_port }),
+    ownAddresses: [...new Set([c.node_ip, c.listen_ip])].filter((ip) => addressClass(ip) !== 'unspecified'),
   };
 }
 
@@ -132,19 +155,24 @@ export class MailRelay {
       const auth = (this.auth = new Authenticator(store, o.keyTouchFlushMs === undefined ? {} : { touchFlushMs: o.keyTouchFlushMs }));
 
       const queue: QueueOptions = { workers: o.workers, leaseMs: o.leaseMs, pollMs: o.pollMs, retry: o.retry, fallbackAfter: o.fallbackAfter, drainMs: o.drainMs, hostname: o.hostname };
-      const setup = { dataDir: o.dataDir, hostname: o.hostname, queue, ...(o.mxDnsServers ? { mxDnsServers: o.mxDnsServers } : {}), logLevel: logLevel() };
+      const setup = { dataDir: o.dataDir, hostname: o.hostname, queue, ...(o.mxDnsServers ? { mxDnsServers: o.mxDnsServers } : {}), ...(o.ownAddresses ? { ownAddresses: o.ownAddresses } : {}), logLevel: logLevel() };
       const fatal = (e: Error) => {
         clearInterval(this.heartbeat?.timer); // /health: mail goes stale, then down
         o.onFatal?.(e);
       };
       const q = (this.delivery = o.mxResolver ? (await import('./delivery.js')).localDelivery(db, setup, o.mxResolver) : await ThreadedDelivery.start(setup, fatal));
 
-      const throttle = new AuthThrottle(o.authThrottle);
+      const throttle = new AuthThrottle(o.authThrottle, o.clock);
+      const lockout = new LoginLockout(o.authLockout ?? LOCKOUT, o.clock);
+      const slots = o.loginSlots ?? new LoginSlots(MAX_AUTHS_PER_ADDRESS);
       const accountRate = new RateLimiter({ limit: o.accountMessagesPerHour, perMs: 3_600_000 });
       const connectionRate = new RateLimiter({ limit: o.ipConnectionsPerMinute, perMs: 60_000 });
+      const clientsPerIp = new ConcurrencyLimit(o.maxClientsPerIp);
+      // A message of the largest size must always fit (config.ts refuses a smaller budget).
+      const dataBudget = o.dataBudget ?? new DataBudget(Math.max(o.maxDataInFlight, o.maxSize));
       const server = (listener: { inbound?: InboundOptions; implicitTls?: boolean } = {}) => {
         const s = new SubmissionServer(
-          { store, queue: q, auth, throttle, accountRate, connectionRate },
+          { store, queue: q, auth, throttle, lockout, slots, accountRate, connectionRate, clientsPerIp, dataBudget, ...(o.authSleep ? { sleep: o.authSleep } : {}) },
           { hostname: o.hostname, maxSize: o.maxSize, maxClients: o.maxClients, tls, closeTimeoutMs: o.closeTimeoutMs, ...(o.sessionTimeouts ? { timeouts: o.sessionTimeouts } : {}), ...listener },
         );
         this.servers.push(s);

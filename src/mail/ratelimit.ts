@@ -65,3 +65,63 @@ export class RateLimiter {
     this.set(key, this.level(key, t) - 1, t);
   }
 }
+
+/**
+ * Things held at once per key (sessions per client address): `tryEnter` takes one if fewer than
+ * `max` are held, `leave` gives one back; max 0 = no limit. In memory, like the buckets above.
+ */
+export class ConcurrencyLimit {
+  private readonly held = new Map<string, number>();
+
+  constructor(readonly max: number) {}
+
+  tryEnter(key: string): boolean {
+    const n = this.held.get(key) ?? 0;
+    if (this.max > 0 && n >= this.max) return false;
+    this.held.set(key, n + 1);
+    return true;
+  }
+
+  leave(key: string): void {
+    const n = (this.held.get(key) ?? 0) - 1;
+    if (n > 0) this.held.set(key, n);
+    else this.held.delete(key);
+  }
+
+  count(key: string): number {
+    return this.held.get(key) ?? 0;
+  }
+}
+
+/**
+ * Bytes of message data held in memory by all sessions together (DATA received, not yet
+ * committed): a session whose next chunk does not fit stops keeping its message and gets 452
+ * 4.3.1 at its end (the client retries), so ten clients sending 25 MB each hold at most `max`
+ * between them, not 250 MB.
+ */
+export class DataBudget {
+  private used = 0;
+
+  constructor(readonly max: number) {}
+
+  /** Takes `n` bytes if they fit; false (nothing taken) otherwise. */
+  take(n: number): boolean {
+    if (this.used + n > this.max) return false;
+    this.used += n;
+    return true;
+  }
+
+  give(n: number): void {
+    this.used = Math.max(0, this.used - n);
+  }
+
+  /** Bytes held now. */
+  get inUse(): number {
+    return this.used;
+  }
+
+  /** Bytes a new message could still take now. */
+  get free(): number {
+    return Math.max(0, this.max - this.used);
+  }
+}

@@ -4,7 +4,9 @@
 // anything else = a temporary failure). Two implementations: node:dns (production) and an
 // in-memory zone (tests, and anyone who wants to see what a record would do).
 import { Resolver } from 'node:dns/promises';
+import { isIP } from 'node:net';
 import type { AuthenticateOptions } from 'mailauth';
+import { addressClass } from '../model/address.js';
 
 export type DnsResolver = NonNullable<AuthenticateOptions['resolver']>;
 
@@ -21,6 +23,39 @@ export function systemResolver(servers: readonly string[] = [], timeoutMs = DNS_
   const r = new Resolver({ timeout: timeoutMs, tries: DNS_TRIES });
   if (servers.length) r.setServers([...servers]);
   return (name, rrtype) => r.resolve(name, rrtype) as ReturnType<DnsResolver>;
+}
+
+/** `ip`, `ip:port`, `[v6]:port` or `v6` (mail_dns_servers' forms) as address and port (53 unless given). */
+function serverAddress(server: string): { ip: string; port: number } {
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(server);
+  if (bracketed) return { ip: bracketed[1]!, port: Number(bracketed[2] ?? 53) };
+  const v4 = /^([0-9.]+)(?::(\d+))?$/.exec(server);
+  if (v4) return { ip: v4[1]!, port: Number(v4[2] ?? 53) };
+  return { ip: server, port: 53 };
+}
+
+/**
+ * Why `mail serve` must not start with these settings, or undefined: mail_dns_servers names this
+ * node's own DNS server (dns_port on listen_ip, or with a wildcard listen_ip on a loopback address
+ * or node_ip) while upstreams is empty. Our server then answers only our zones and
+ * refuses every other name, so the SPF/DKIM/DMARC checks of every outside sender would end in
+ * temperror (and the MX lookups of `mx` providers would fail).
+ */
+export function mailDnsProblem(c: { mail_dns_servers: readonly string[]; upstreams: readonly string[]; listen_ip: string; dns_port: number; node_ip: string }): string | undefined {
+  if (c.upstreams.length || c.dns_port === 0) return undefined;
+  // Ours: listen_ip itself; with a wildcard listener also loopback and node_ip (0.0.0.0 takes IPv4 only).
+  const wildcard = (ip: string) => c.listen_ip === '::' || (c.listen_ip === '0.0.0.0' && isIP(ip) === 4);
+  const ours = (ip: string) => ip === c.listen_ip || (wildcard(ip) && (addressClass(ip) === 'loopback' || ip === c.node_ip));
+  const own = c.mail_dns_servers.filter((server) => {
+    const { ip, port } = serverAddress(server);
+    return port === c.dns_port && ours(ip);
+  });
+  if (!own.length) return undefined;
+  return (
+    `mail_dns_servers: ${own.join(', ')} is this node's own DNS server, which answers only its own zones while upstreams is empty: ` +
+    'the SPF/DKIM/DMARC checks of mail from every other domain would fail (temperror). Point mail_dns_servers at a resolver, ' +
+    'leave it empty (the system\'s resolvers), or set upstreams so that our server forwards other names'
+  );
 }
 
 /** Records by type at one name; `TXT` values are lists of strings (the record's chunks). */

@@ -42,6 +42,13 @@ export interface Account {
 
 // ---- providers ----------------------------------------------------------------------------
 
+/**
+ * true lets the relay connect to this provider at this host's own, loopback, link-local or
+ * metadata addresses (destination.ts); absent or false refuses them, when the provider is saved
+ * (an IP literal) and at every delivery (what its name resolves to).
+ */
+const allowPrivate = z.boolean().optional().describe('Allow connecting to loopback, link-local, metadata and this node\'s own addresses (default: refused)');
+
 /** `tls`: TLS from the first byte (465); `starttls`: STARTTLS required; `none`: plain (LAN smarthost). */
 export const SMTP_SECURITY = ['tls', 'starttls', 'none'] as const;
 
@@ -56,6 +63,7 @@ export const smtpProvider = z
     auth: z.object({ user: z.string().min(1).max(256), pass: z.string().min(1).max(1024) }).strict().optional(),
     /** Connections the pooled transport opens to this provider at most (sends beyond wait for one); the relay's workers cap the total. */
     max_connections: z.coerce.number().int().min(1).max(50).default(2),
+    allow_private: allowPrivate,
   })
   .strict();
 
@@ -97,6 +105,7 @@ export const httpProvider = z
       .max(2048)
       .refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol) && !new URL(v).username && !new URL(v).password, 'must be an http:// or https:// URL without credentials (put them in auth)'),
     auth: httpAuth.optional(),
+    allow_private: allowPrivate,
   })
   .strict();
 
@@ -247,7 +256,9 @@ export interface KeyInfo {
   created_at: string;
   last_used_at: string | null;
   expires_at: string | null;
-  state: 'active' | 'expiring' | 'expired';
+  /** Set once the key is revoked (revoke, or rotation without keep_old); it stays listed. */
+  revoked_at: string | null;
+  state: 'active' | 'expiring' | 'expired' | 'revoked';
 }
 
 export const certInput = z

@@ -20,8 +20,8 @@ import { AuthBusyError, type Authenticator } from './auth.js';
 import { matchRule } from './route.js';
 import { domainOf } from './schema.js';
 import type { MailStore } from './store.js';
-import type { RateLimiter } from './ratelimit.js';
-import type { AuthThrottle } from './throttle.js';
+import type { ConcurrencyLimit, DataBudget, RateLimiter } from './ratelimit.js';
+import type { AuthThrottle, LoginLockout, LoginSlots } from './throttle.js';
 
 /** Recipients per message; more get 452 and the client sends the rest in another transaction. */
 const MAX_RECIPIENTS = 1000;
@@ -82,10 +82,20 @@ export interface ServerDeps {
   auth: Authenticator;
   /** Failed-login delays, shared by every listener. */
   throttle: AuthThrottle;
+  /** Failed logins per account and per client address, and the lockouts they start (454 4.7.0), shared by every listener. */
+  lockout: LoginLockout;
+  /** AUTH exchanges in progress per client address (more wait), shared by every listener. */
+  slots: LoginSlots;
+  /** Waits out a failed login's delay before its 535 (a timer unless given: tests release it). */
+  sleep?: (ms: number) => Promise<void>;
   /** Messages per account (451 4.7.0 at MAIL FROM once spent), shared by every listener. */
   accountRate: RateLimiter;
   /** Connections per client IP (421 4.7.0 at connect once spent), shared by every listener. */
   connectionRate: RateLimiter;
+  /** Sessions open at once per client IP (421 4.7.0 at connect beyond it), shared by every listener. */
+  clientsPerIp: ConcurrencyLimit;
+  /** Message bytes all sessions may hold in memory together (452 4.3.1 beyond it), shared by every listener. */
+  dataBudget: DataBudget;
   now?: () => number;
 }
 
@@ -112,12 +122,18 @@ export class SubmissionServer {
   private readonly sessionKeys = new Map<string, string>();
   /** Per session without AUTH: recipients refused as relaying so far (MAX_REFUSED_RECIPIENTS). */
   private readonly refusals = new Map<string, number>();
+  /** Sessions let in at connect and not yet closed, with their client address (clientsPerIp). */
+  private readonly open = new Map<string, string>();
+  /** Per session holding message data: gives its bytes back to the budget (on close at the latest). */
+  private readonly dataHeld = new Map<string, () => void>();
+  private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(
     private readonly deps: ServerDeps,
     private readonly opts: ServerOptions,
   ) {
     this.now = deps.now ?? Date.now;
+    this.sleep = deps.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms).unref()));
     this.timeouts = { idleMs: IDLE_TIMEOUT_MS, maxSessionMs: MAX_SESSION_MS, graceMs: SESSION_END_GRACE_MS, ...opts.timeouts };
     this.server = new SMTPServer({
       name: opts.hostname,
@@ -147,6 +163,10 @@ export class SubmissionServer {
         this.sessionTimers.delete(session.id);
         this.sessionKeys.delete(session.id);
         this.refusals.delete(session.id);
+        const ip = this.open.get(session.id);
+        if (ip !== undefined) this.deps.clientsPerIp.leave(ip);
+        this.open.delete(session.id);
+        this.dataHeld.get(session.id)?.(); // a client gone mid-DATA: its bytes go back
         this.log.debug('close', { session: session.id });
       },
     });
@@ -189,18 +209,59 @@ export class SubmissionServer {
     );
   }
 
-  /** The connection rate per client IP, then the session clock. */
+  /** Sessions at once per client IP, the connection rate per client IP, then the session clock. */
   private onConnect(session: SMTPServerSession): Error | null {
     const ip = session.remoteAddress;
+    const clients = this.deps.clientsPerIp;
+    if (clients.count(ip) >= clients.max && clients.max > 0) {
+      this.log.warn('client address at its session limit', { session: session.id, ip, limit: clients.max });
+      return smtpError('mail_client_limit', `Too many connections from ${safe(ip)} at once (at most ${clients.max}), try again later`);
+    }
     if (!this.deps.connectionRate.tryTake(ip)) {
       const wait = Math.ceil(this.deps.connectionRate.wait(ip) / 1000);
       this.log.warn('connection rate limit reached', { session: session.id, ip, limit_per_minute: this.deps.connectionRate.opts.limit });
       return smtpError('mail_connection_rate', `Too many connections from ${safe(ip)}, try again in ${wait} s`);
     }
     this.log.debug('connect', { session: session.id, ip });
+    clients.tryEnter(ip);
+    this.open.set(session.id, ip);
+    if (!this.opts.implicitTls) this.authOnlyOverTls(session);
     const deadline = this.now() + this.timeouts.maxSessionMs;
     this.armSessionEnd(session.id, this.timeouts.maxSessionMs, deadline + this.timeouts.graceMs);
     return null;
+  }
+
+  /**
+   * AUTH only over TLS (Postfix's smtpd_tls_auth_only): in plain text, EHLO lists no AUTH and AUTH
+   * is answered 530 5.7.0 before any credential is asked for (no 334) or read (an initial
+   * response on the AUTH line is dropped). smtp-server has no switch for it: with
+   * allowInsecureAuth false it still lists AUTH and answers 538 once the client has sent its
+   * credentials in clear text, and a session's disabledCommands hides AUTH from EHLO but answers
+   * AUTH with 500. So this connection's EHLO runs with AUTH disabled while in plain text, and its
+   * AUTH handler refuses first. After STARTTLS both are smtp-server's own.
+   */
+  private authOnlyOverTls(session: SMTPServerSession): void {
+    const conn = [...this.server.connections].find((c) => c.session === session);
+    if (!conn) return;
+    const ehlo = conn.handler_EHLO;
+    const auth = conn.handler_AUTH;
+    conn.handler_EHLO = (command, callback) => {
+      if (conn.secure) return ehlo.call(conn, command, callback);
+      const own = conn.session.disabledCommands;
+      conn.session.disabledCommands = [...(own ?? []), 'AUTH']; // smtp-server builds the EHLO reply synchronously
+      try {
+        ehlo.call(conn, command, callback);
+      } finally {
+        conn.session.disabledCommands = own;
+      }
+    };
+    conn.handler_AUTH = (command, callback) => {
+      if (conn.secure) return auth.call(conn, command, callback);
+      this.log.info('AUTH refused before STARTTLS', { session: session.id, ip: session.remoteAddress });
+      const e = smtpError('mail_starttls_required');
+      conn.send(e.responseCode, e.message);
+      callback();
+    };
   }
 
   /**
@@ -222,6 +283,12 @@ export class SubmissionServer {
     this.sessionTimers.set(id, timer);
   }
 
+  /**
+   * AUTH: lockouts first (throttle.ts: the client address, then the account; 454 4.7.0 without a
+   * hash, the right password too; a live API key still opens a locked account), then the
+   * password or key. At most slots.max exchanges per client address at once, a failed one holding
+   * its place through its delayed 535, so parallel connections buy no extra guesses.
+   */
   private async onAuth(auth: SMTPServerAuthentication, session: SMTPServerSession, cb: (err: Error | null | undefined, res?: { user: string }) => void): Promise<void> {
     const ip = session.remoteAddress;
     // RFC 4954 4: never in a transaction. On the SMTP port a MAIL FROM without AUTH is taken under
@@ -230,17 +297,43 @@ export class SubmissionServer {
       this.log.info('AUTH refused during a mail transaction', { session: session.id, ip });
       return cb(smtpError('mail_auth_in_transaction'));
     }
+    const { lockout } = this.deps;
+    const ipKey = `ip:${ip}`;
+    const locked = (wait: number, whose: string) => smtpError('mail_auth_locked', `Too many failed logins ${whose}, try again in ${Math.ceil(wait / 1000)} s`);
+    const ipLocked = lockout.lockedFor(ipKey); // before waiting for a slot: a locked address waits for nothing
+    if (ipLocked) return cb(locked(ipLocked, `from ${safe(ip)}`));
+    const release = await this.deps.slots.acquire(ip);
     try {
-      const ok = await this.deps.auth.verify(auth.username ?? '', auth.password ?? '');
-      if (ok) {
-        this.deps.throttle.succeed(ip);
-        if (ok.keyId) this.sessionKeys.set(session.id, ok.keyId);
-        this.log.info('authenticated', { session: session.id, ip, account: ok.account.name, ...(ok.keyId ? { key: ok.keyId } : { with: 'password' }) });
-        return cb(null, { user: ok.account.name });
+      if (!this.open.has(session.id)) return cb(smtpError('mail_auth_busy')); // the client left while waiting for its turn: no hash for nobody
+      const username = auth.username ?? '';
+      const secret = auth.password ?? '';
+      const account = this.deps.auth.accountOf(username);
+      // A name that is no account is counted under the name itself: a lockout tells nothing about which exist.
+      const accountKey = `account:${account ?? `?${username.toLowerCase()}`}`;
+      const ipWait = lockout.lockedFor(ipKey);
+      if (ipWait) return cb(locked(ipWait, `from ${safe(ip)}`));
+      const accountWait = lockout.lockedFor(accountKey);
+      const ok = accountWait ? this.deps.auth.verifyKey(username, secret) : await this.deps.auth.verify(username, secret);
+      if (!ok) {
+        if (accountWait) {
+          this.log.warn('authentication refused: the account is locked out', { session: session.id, ip, account: account ?? '(no such account)', locked_ms: accountWait });
+          return cb(locked(accountWait, 'for this account'));
+        }
+        const delay = this.deps.throttle.fail(ip);
+        const accountLock = lockout.fail(accountKey);
+        const ipLock = lockout.fail(ipKey);
+        this.log.warn('authentication failed', { session: session.id, ip, delay_ms: delay });
+        if (accountLock) this.log.warn('account locked out after repeated failed logins', { account: account ?? '(no such account)', ip, locked_ms: accountLock });
+        if (ipLock) this.log.warn('client address locked out after repeated failed logins', { ip, locked_ms: ipLock });
+        await this.sleep(delay); // the slot stays taken until the 535 goes out
+        return cb(smtpError('mail_auth_failed'));
       }
-      const delay = this.deps.throttle.fail(ip);
-      this.log.warn('authentication failed', { session: session.id, ip, delay_ms: delay });
-      setTimeout(() => cb(smtpError('mail_auth_failed')), delay).unref();
+      this.deps.throttle.succeed(ip);
+      lockout.succeed(accountKey);
+      lockout.succeed(ipKey);
+      if (ok.keyId) this.sessionKeys.set(session.id, ok.keyId);
+      this.log.info('authenticated', { session: session.id, ip, account: ok.account.name, ...(ok.keyId ? { key: ok.keyId } : { with: 'password' }) });
+      cb(null, { user: ok.account.name });
     } catch (e) {
       if (e instanceof AuthBusyError) {
         this.log.warn('authentication deferred: too many logins waiting for a hash', { session: session.id, ip });
@@ -248,6 +341,8 @@ export class SubmissionServer {
       }
       this.log.error('authentication error', { session: session.id, error: (e as Error).message });
       cb(smtpError('mail_store_unavailable'));
+    } finally {
+      release();
     }
   }
 
@@ -263,6 +358,11 @@ export class SubmissionServer {
   }
 
   private checkSender(address: SMTPServerAddress, session: SMTPServerSession): Error | null {
+    const declared = Number((address.args || {})['SIZE'] ?? 0); // RFC 1870: over what we can hold now is 452
+    if (declared > this.deps.dataBudget.free) {
+      this.log.warn('message data budget full: SIZE refused at MAIL FROM', { session: session.id, ip: session.remoteAddress, size: declared, free: this.deps.dataBudget.free });
+      return smtpError('mail_data_memory_full');
+    }
     if (this.inboundSession(session)) {
       // Any sender, <> too (bounces to our domains): SPF and DMARC judge it once the message is in.
       this.log.debug('inbound sender', { session: session.id, ip: session.remoteAddress, from: address.address });
@@ -334,20 +434,49 @@ export class SubmissionServer {
     }
   }
 
+  /**
+   * Keeps the message in memory while it comes, each chunk taken from the shared data budget:
+   * one that does not fit ends the keeping (what was kept goes back at once) and the message gets
+   * 452 4.3.1 at its end; past maxSize chunks are only counted (552). The bytes go back when the
+   * message is committed or refused, or when the session closes.
+   */
   private onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): void {
+    const budget = this.deps.dataBudget;
     const chunks: Buffer[] = [];
     let size = 0;
+    let held = 0;
+    let overBudget = false;
+    const giveBack = () => {
+      budget.give(held);
+      held = 0;
+      this.dataHeld.delete(session.id);
+    };
+    this.dataHeld.set(session.id, giveBack);
     stream.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= this.opts.maxSize) chunks.push(chunk); // past the limit: count, do not keep
+      if (overBudget || size > this.opts.maxSize) return; // past a limit: count, do not keep
+      if (!budget.take(chunk.length)) {
+        overBudget = true;
+        chunks.length = 0;
+        giveBack();
+        this.log.warn('message data budget full: this message is not kept (452 at its end)', { session: session.id, ip: session.remoteAddress, in_use: budget.inUse, max: budget.max });
+        return;
+      }
+      held += chunk.length;
+      chunks.push(chunk);
     });
     stream.on('error', (e: Error) => this.log.info('message stream error', { session: session.id, error: e.message }));
     stream.on('end', () => {
-      if (stream.sizeExceeded || size > this.opts.maxSize) return cb(smtpError('mail_too_large', `Message exceeds the maximum size of ${this.opts.maxSize} bytes`));
-      if (this.inboundSession(session)) return void this.acceptInbound(session, Buffer.concat(chunks), cb);
+      const done = (err?: Error | null, message?: string) => {
+        giveBack();
+        cb(err, message);
+      };
+      if (stream.sizeExceeded || size > this.opts.maxSize) return done(smtpError('mail_too_large', `Message exceeds the maximum size of ${this.opts.maxSize} bytes`));
+      if (overBudget) return done(smtpError('mail_data_memory_full'));
+      if (this.inboundSession(session)) return void this.acceptInbound(session, Buffer.concat(chunks), done);
       const from = session.envelope.mailFrom;
       const account = this.account(session);
-      if (!from || !account) return cb(smtpError('mail_auth_required'));
+      if (!from || !account) return done(smtpError('mail_auth_required'));
       const rcptTo = session.envelope.rcptTo.map((r) => r.address);
       const nowMs = this.now();
       const received = receivedHeader(session, this.opts.hostname, session.secure ? 'ESMTPSA' : 'ESMTPA', nowMs);
@@ -355,11 +484,11 @@ export class SubmissionServer {
       this.deps.queue.enqueueSoon({ account: account.name, mailFrom: from.address, rcptTo, raw: Buffer.concat([Buffer.from(received), ...chunks]) }, nowMs, queued).then(
         (ids) => {
           this.deps.accountRate.take(account.name); // one per accepted message, however many recipients
-          cb(null, `2.0.0 Ok: queued as ${ids.join(',')}`);
+          done(null, `2.0.0 Ok: queued as ${ids.join(',')}`);
         },
         (e: unknown) => {
           this.log.error('queueing failed', { session: session.id, error: (e as Error).message });
-          cb(smtpError('mail_store_unavailable'));
+          done(smtpError('mail_store_unavailable'));
         },
       );
     });
@@ -392,6 +521,10 @@ export class SubmissionServer {
     if (check.verdict.kind === 'reject') {
       this.log.info('inbound rejected by DMARC', { session: session.id, ip: client.ip, from: from.address, spf, dkim, dmarc });
       return cb(smtpError('mail_dmarc_reject', check.verdict.reason));
+    }
+    if (check.verdict.kind === 'defer') {
+      this.log.warn('inbound deferred: DNS decided the DMARC check (451, the sender retries)', { session: session.id, ip: client.ip, from: from.address, spf, dkim, dmarc });
+      return cb(smtpError('mail_auth_check_failed', check.verdict.reason));
     }
     const rcptTo = session.envelope.rcptTo.map((r) => r.address);
     const nowMs = this.now();

@@ -2,8 +2,11 @@
 // (connections are reused across messages), and what a nodemailer send means for the message,
 // shared with direct delivery (mx.ts).
 import { createHash } from 'node:crypto';
+import { connect as netConnect, type LookupFunction } from 'node:net';
 import nodemailer from 'nodemailer';
+import type { GetSocketCallback } from 'nodemailer/lib/mailer';
 import { logger } from '../log/index.js';
+import { destinationError, guardedLookup, isDestinationError, refusedHost } from './destination.js';
 import { classify, type SendError } from './policy.js';
 import type { Attempt, RecipientReply, SmtpProviderConfig } from './schema.js';
 
@@ -39,16 +42,58 @@ export function smtpSuccess(info: RefusalInfo & { response: string }): Outcome {
   return { outcome: 'delivered', code: Number(/^\d{3}/.exec(info.response)?.[0] ?? 250), response: `${info.response}${rejected}`.slice(0, 1000), ...(refused.length ? { refused } : {}) };
 }
 
-/** A send nodemailer rejected: classified (policy.ts), with each recipient's reply when all were refused at RCPT TO. */
+/**
+ * A send nodemailer rejected: classified (policy.ts), with each recipient's reply when all were
+ * refused at RCPT TO. A provider host the relay refused to dial (destination.ts) is a permanent
+ * failure: 5.3.5, the relay is configured not to go there.
+ */
 export function smtpFailure(e: unknown): Outcome {
+  if (isDestinationError(e)) return { outcome: 'permanent', code: null, response: `5.3.5 ${e.message}`.slice(0, 1000) };
   const refused = refusals(e as RefusalInfo);
   return { ...classify(e as SendError), ...(refused.length ? { refused } : {}) };
 }
 
 type Pool = ReturnType<typeof createPool>;
 
-function createPool(c: SmtpProviderConfig, hostname: string) {
+/** Where a provider may be dialled (destination.ts): this node's own addresses, and the DNS lookup (dns.lookup unless given). */
+export interface DestinationGuard {
+  own: ReadonlySet<string>;
+  lookup?: LookupFunction;
+}
+
+/**
+ * nodemailer's getSocket: the relay opens the connection itself and nodemailer speaks SMTP (and
+ * TLS, verified against the host name) over it. Without allow_private, to an address
+ * guardedLookup() checked (an IP literal host is checked as it is).
+ */
+function providerSocket(c: SmtpProviderConfig, guard: DestinationGuard) {
+  const lookup = c.allow_private ? guard.lookup : guardedLookup(guard.own, guard.lookup);
+  return (_options: unknown, callback: GetSocketCallback) => {
+    const why = c.allow_private ? undefined : refusedHost(c.host, guard.own);
+    if (why) return callback(destinationError(`provider host ${c.host}: ${why}: refused (set allow_private on the provider to allow it)`));
+    const socket = netConnect({ host: c.host, port: c.port, ...(lookup ? { lookup } : {}) });
+    let done = false;
+    const finish = (err: Error | null) => {
+      if (done) return;
+      done = true;
+      socket.setTimeout(0);
+      socket.removeAllListeners('timeout');
+      socket.removeListener('error', finish);
+      if (err) {
+        socket.destroy();
+        return callback(err);
+      }
+      callback(null, { connection: socket });
+    };
+    socket.setTimeout(TIMEOUTS.connectionTimeout, () => finish(Object.assign(new Error(`connection to ${c.host}:${c.port} timed out`), { code: 'ETIMEDOUT' })));
+    socket.once('error', finish);
+    socket.once('connect', () => finish(null));
+  };
+}
+
+function createPool(c: SmtpProviderConfig, hostname: string, guard: DestinationGuard) {
   return nodemailer.createTransport({
+    getSocket: providerSocket(c, guard),
     pool: true,
     maxConnections: c.max_connections,
     maxMessages: MAX_MESSAGES_PER_CONNECTION,
@@ -70,7 +115,10 @@ export class SmtpPools {
   private readonly pools = new Map<string, { key: string; pool: Pool }>();
   private readonly log = logger('mail.deliver');
 
-  constructor(private readonly hostname: string) {}
+  constructor(
+    private readonly hostname: string,
+    private readonly guard: DestinationGuard = { own: new Set() },
+  ) {}
 
   /** One attempt through the provider's pool. Never throws. */
   async send(name: string, config: SmtpProviderConfig, envelope: { from: string; to: readonly string[] }, message: Buffer): Promise<Outcome> {
@@ -86,7 +134,7 @@ export class SmtpPools {
     const cached = this.pools.get(name);
     if (cached?.key === key) return cached.pool;
     cached?.pool.close();
-    const pool = createPool(config, this.hostname);
+    const pool = createPool(config, this.hostname, this.guard);
     pool.on('error', (e: Error) => this.log.warn('provider connection error', { provider: name, error: e.message }));
     this.pools.set(name, { key, pool });
     return pool;

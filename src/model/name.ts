@@ -88,14 +88,22 @@ export const targetName = z
   .string()
   .max(MAX_NAME_CHARS + 1)
   .superRefine((v, ctx) => {
-    const problem = nameProblem(v);
+    const problem = isIP(v) === 6 ? `${v} is an IPv6 address, but a target must be a host name (an address goes in an AAAA record)` : nameProblem(v);
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   })
   .transform(absolute)
   .describe('Absolute domain name (trailing dot optional)');
 
 export const ipv4 = z.string().refine((v) => isIP(v) === 4, 'must be an IPv4 address').describe('IPv4 address');
-export const ipv6 = z.string().refine((v) => isIP(v) === 6, 'must be an IPv6 address').describe('IPv6 address');
+// isIP() accepts a zone id (`fe80::1%eth0`): it names an interface of one host, has no meaning in
+// DNS data, and breaks the zone file export, so no address value may carry one.
+export const ipv6 = z
+  .string()
+  .superRefine((v, ctx) => {
+    if (v.includes('%')) ctx.addIssue({ code: 'custom', message: 'must not carry an IPv6 zone id (%…): it names an interface of one host' });
+    else if (isIP(v) !== 6) ctx.addIssue({ code: 'custom', message: 'must be an IPv6 address' });
+  })
+  .describe('IPv6 address');
 export const port = z.number().int('must be an integer').min(1, 'must be 1-65535').max(65535, 'must be 1-65535');
 
 /**
@@ -110,6 +118,9 @@ export function upstreamProblem(text: string): string | null {
   if (m[1] !== undefined) return isIP(m[1]) === 6 ? null : 'bracketed host must be an IPv6 address';
   const host = m[2] ?? '';
   if (isIP(host) === 4) return null;
+  // inet_aton() reads 127.1, 2130706433, 0x7f000001 and 0177.0.0.1 as 127.0.0.1: a resolver that
+  // uses it would dial an address no check saw. A host name never ends in such a label (RFC 3696 §2).
+  if (/^(?:\d+|0x[0-9a-f]+)$/i.test(host.split('.').pop() ?? '')) return 'host must be a dotted-quad IPv4 address or a name (a name does not end in a numeric label)';
   const problem = nameProblem(host);
   return problem ? `host ${problem}` : null;
 }

@@ -94,6 +94,66 @@ export interface RecordWrite {
   service_name: string | null;
 }
 
+/** RFC 1035 §4.2.2: a DNS message over TCP carries a 16-bit length, so no response is longer. */
+export const MAX_DNS_MESSAGE = 65535;
+/** The smallest response that answers with a whole set: header, EDNS OPT record (RFC 6891). */
+const HEADER_BYTES = 12;
+const OPT_BYTES = 11;
+/** Question type and class. */
+const QUESTION_FIXED = 4;
+/** Each answer's owner is the question name, written as a 2-byte pointer to it (src/dns/wire.ts). */
+const OWNER_POINTER = 2;
+/** Type, class, TTL, RDLENGTH. */
+const RR_FIXED = 10;
+/** RFC 1035 §2.3.4: a wildcard set answers questions with names up to 255 octets. */
+const MAX_NAME_WIRE = 255;
+/** RFC 1035 §3.3: a TXT character-string holds at most 255 octets (longer values are split). */
+const CHARSTRING = 255;
+
+/** Octets of an absolute name on the wire, without compression. */
+const nameWire = (name: string): number => (name === '.' ? 1 : name.replace(/\.$/, '').split('.').reduce((n, label) => n + 1 + Buffer.byteLength(label), 1));
+
+function rdataBytes(data: RecordData): number[] {
+  switch (data.type) {
+    case 'A':
+      return data.values.map(() => 4);
+    case 'AAAA':
+      return data.values.map(() => 16);
+    case 'CNAME':
+    case 'NS':
+    case 'PTR':
+      return data.values.map(nameWire);
+    case 'MX':
+      return data.values.map((v) => 2 + nameWire(v.exchange));
+    case 'SRV':
+      return data.values.map((v) => 6 + nameWire(v.target));
+    case 'CAA':
+      return data.values.map((v) => 2 + Buffer.byteLength(v.tag) + Buffer.byteLength(v.value));
+    case 'TXT':
+      return data.values.map((v) => {
+        const bytes = Buffer.byteLength(v);
+        return bytes + Math.max(1, Math.ceil(bytes / CHARSTRING));
+      });
+  }
+}
+
+/**
+ * Bytes of the smallest response carrying the whole set at absolute `name` to a client with
+ * EDNS: header, question (for a wildcard, the longest name it can answer), every record, OPT.
+ */
+export function rrsetResponseBytes(name: string, data: RecordData): number {
+  const question = (name.startsWith('*.') ? MAX_NAME_WIRE : nameWire(name)) + QUESTION_FIXED;
+  return rdataBytes(data).reduce((n, rdata) => n + OWNER_POINTER + RR_FIXED + rdata, HEADER_BYTES + question + OPT_BYTES);
+}
+
+/** Why the set at absolute `name` can never be served, or null: its answer would not fit in any DNS message. */
+export function rrsetSizeProblem(name: string, data: RecordData): string | null {
+  const bytes = rrsetResponseBytes(name, data);
+  return bytes > MAX_DNS_MESSAGE
+    ? `the set needs a ${bytes}-byte DNS response, more than the ${MAX_DNS_MESSAGE} bytes any DNS message (TCP) can carry: use fewer or shorter values`
+    : null;
+}
+
 /** Response schema for a stored record (documentation and DB-row parsing). */
 export const recordSchema = z.object({
   name: z.string().describe('Absolute owner name, lower-case, trailing dot'),

@@ -1,6 +1,7 @@
 // Reverse-proxy routes: explicit ones from /api/v1/routes, and the ones proxied records imply.
 import { z } from 'zod';
 import { TLS_MODES } from '../proxy/types.js';
+import { ACME_HINT, acmeNameProblem, hostNameProblem } from './certname.js';
 import { nameProblem, upstream } from './name.js';
 
 /** Hosts or upstreams one route may list; bounds the rendered config per route. */
@@ -16,12 +17,30 @@ export const hostName = z
   .transform((v) => v.toLowerCase().replace(/\.$/, ''))
   .describe('Host name served by the route (wildcard * allowed as the leftmost label)');
 
+/**
+ * Why a path prefix is unusable, or null. Caddy matches the cleaned request path (no `//`, `.`
+ * or `..` segments), so a prefix holding one would never match; and the stored form must parse
+ * again ("//" once became "", which no schema accepts).
+ */
+export function pathProblem(v: string): string | null {
+  if (v === '/') return null;
+  const segments = v.slice(1).split('/');
+  if (segments.at(-1) === '') segments.pop(); // one trailing "/" is dropped
+  if (segments.some((s) => s === '')) return 'must not hold an empty segment ("//")';
+  if (segments.some((s) => s === '.' || s === '..')) return 'must not hold "." or ".." segments (Caddy matches the cleaned path)';
+  return null;
+}
+
 // Letters, digits and - . _ ~ / only: nothing that could break out of Caddy JSON matchers or a Caddyfile.
 export const pathPrefix = z
   .string()
   .max(200)
   .regex(/^\/[A-Za-z0-9._~/-]*$/, 'must start with "/" and hold only letters, digits and - . _ ~ /')
-  .transform((v) => (v.length > 1 ? v.replace(/\/+$/, '') : v));
+  .superRefine((v, ctx) => {
+    const problem = pathProblem(v);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .transform((v) => (v.length > 1 && v.endsWith('/') ? v.slice(0, -1) : v));
 
 export const routeInput = z
   .object({
@@ -33,6 +52,22 @@ export const routeInput = z
   })
   .strict();
 export type RouteInput = z.infer<typeof routeInput>;
+
+/**
+ * A route as clients send it: routeInput plus the rules for hosts that get certificates (certname.ts).
+ * Not used to read stored rows, so a route stored before these rules still loads.
+ */
+export const routeBody = routeInput.superRefine((r, ctx) => {
+  r.hosts.forEach((host, i) => {
+    const problem = hostNameProblem(host);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['hosts', i], message: problem });
+  });
+  if (r.tls === 'acme')
+    for (const host of r.hosts) {
+      const problem = acmeNameProblem(host);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['tls'], message: `acme: ${problem}; ${ACME_HINT}` });
+    }
+});
 
 export const ROUTE_STATUSES = ['pending', 'active', 'error'] as const;
 export type RouteStatus = (typeof ROUTE_STATUSES)[number];

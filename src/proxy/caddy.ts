@@ -1,14 +1,14 @@
-// Caddy admin API client (loopback only) and `caddy validate` for checking a config without
+// Caddy admin API client (a unix socket, or loopback TCP) and `caddy validate` for checking a config without
 // touching the running one. Errors are typed: CaddyRejected (Caddy said no: 4xx, permanent for
 // that document) vs CaddyUnavailable (no answer, 5xx or timeout: retry later).
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import { isIPv4 } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
 import { AppError } from '../errors.js';
+import { parseAdminAddress } from './admin-address.js';
 
 /** A loopback /load of 5,000 routes takes ~0.4 s; certificate loading can add seconds. Past this Caddy is stuck. */
 export const LOAD_TIMEOUT_MS = 30_000;
@@ -65,17 +65,15 @@ export interface CaddyPing {
   startedAt?: number;
 }
 
-/** `127.0.0.1:2019`, `[::1]:2019` or `localhost:2019` → host and port; anything else (incl. unix sockets) throws. */
-export function parseLoopbackAdmin(admin: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(admin);
-  const host = m?.[1] ?? m?.[2];
-  const port = Number(m?.[3]);
-  const loopback = host === 'localhost' || host === '::1' || (host !== undefined && isIPv4(host) && host.startsWith('127.'));
-  if (!m || !loopback || !(port >= 1 && port <= 65535)) {
-    throw new Error(`Caddy admin address must be a loopback host:port (127.0.0.0/8, [::1] or localhost), got "${admin}"`);
-  }
-  return { host: host!, port };
-}
+/**
+ * Node's http.request over the admin unix socket with an empty Host header. Caddy 2.6.2 allows
+ * only that Host on a unix-socket admin endpoint (admin.go allowedOrigins: `""` for unix
+ * listeners; `host not allowed: localhost` otherwise, measured), and Node sets `Host: localhost`
+ * itself unless told not to (setHost: false). An empty Host is also what Caddy's own CLI sends.
+ */
+const emptyHostTransport = {
+  request: (options: http.RequestOptions, callback: (res: http.IncomingMessage) => void) => http.request({ ...options, setHost: false, headers: { ...options.headers, Host: '' } }, callback),
+};
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -97,16 +95,17 @@ export class CaddyAdmin implements CaddyApi {
   private readonly loadTimeoutMs: number;
   private readonly readTimeoutMs: number;
 
-  /** `admin`: the loopback `host:port` Caddy's admin API listens on. Throws for anything else. */
+  /** `admin`: `unix/<path>` or the loopback `host:port` Caddy's admin API listens on. Throws for anything else. */
   constructor(admin: string, opts: { loadTimeoutMs?: number; readTimeoutMs?: number } = {}) {
-    parseLoopbackAdmin(admin);
+    const where = parseAdminAddress(admin);
     this.address = admin;
     this.loadTimeoutMs = opts.loadTimeoutMs ?? LOAD_TIMEOUT_MS;
     this.readTimeoutMs = opts.readTimeoutMs ?? READ_TIMEOUT_MS;
     this.http = axios.create({
-      baseURL: `http://${admin}`,
-      // The Host header axios derives from baseURL (`127.0.0.1:2019`) is one Caddy's origin check
-      // accepts: its own listen address. Never go through an HTTP(S)_PROXY from the environment.
+      // Over TCP the Host header axios derives from baseURL (`127.0.0.1:2019`) is one Caddy's
+      // origin check accepts: its own listen address. Over the socket it must be empty (above).
+      ...(where.kind === 'unix' ? { baseURL: 'http://localhost', socketPath: where.path, transport: emptyHostTransport } : { baseURL: `http://${admin}` }),
+      // Never go through an HTTP(S)_PROXY from the environment.
       proxy: false,
       // No keep-alive: after a Caddy restart a pooled socket would only fail once more.
       httpAgent: new http.Agent({ keepAlive: false }),

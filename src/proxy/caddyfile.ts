@@ -3,7 +3,9 @@
 // `caddy adapt` without warnings and serves what render() serves (same routes chosen by
 // selectRoutes, same per-host order, same 404s); it is flat (one site block per set of hosts
 // sharing routes), so it lacks render()'s host grouping for large tables.
+import { isIP } from 'node:net';
 import { nameProblem, upstreamProblem } from '../model/name.js';
+import { adminAddressProblem } from './admin-address.js';
 import {
   compareRoutes,
   FAIL_DURATION,
@@ -52,7 +54,16 @@ function helpers(): Record<string, HelperDelegate> {
     host,
     port,
     address: (v: unknown, tls: TlsMode) => (tls === 'off' ? `http://${host(v)}` : host(v)),
-    listen: (v: unknown) => token('admin listen address', v, /^(?:127(?:\.\d{1,3}){3}|localhost|\[::1\]):\d{1,5}$/),
+    listen: (v: unknown) => {
+      const s = token('admin listen address', v, /^(?:unix\/\/[A-Za-z0-9._+@,=/-]{1,200}|(?:127(?:\.\d{1,3}){3}|localhost|\[::1\]):\d{1,5})$/);
+      const problem = adminAddressProblem(s);
+      return problem ? fail('admin listen address', v, problem) : s;
+    },
+    /** listen_ip for `default_bind`: an IP literal (IPv6 without brackets, as Caddy takes it there). */
+    bind: (v: unknown) => {
+      const s = token('listen address', v, /^[0-9A-Fa-f.:]{2,45}$/);
+      return isIP(s) ? s : fail('listen address', v, 'is not an IP address');
+    },
     dial: (v: unknown) => {
       const s = token('upstream', v, /^[A-Za-z0-9_.:[\]-]{1,300}$/);
       const problem = upstreamProblem(s);
@@ -92,6 +103,7 @@ interface SiteView {
 }
 interface View {
   admin: string;
+  listenIp: string;
   httpPort: number;
   httpsPort: number;
   internalCa: boolean;
@@ -149,6 +161,7 @@ export function caddyfileExport(desired: DesiredProxy): string {
   const { settings } = desired;
   return template({
     admin: settings.admin,
+    listenIp: settings.listenIp,
     httpPort: settings.httpPort,
     httpsPort: settings.httpsPort,
     internalCa: routes.some((r) => r.tls === 'internal'),

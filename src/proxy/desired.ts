@@ -1,4 +1,5 @@
 // Desired proxy state from stored data. Pure: the caller passes records, routes and a resolver.
+import { ACME_HINT, acmeNameProblem } from '../model/certname.js';
 import type { StoredRecord } from '../model/record.js';
 import type { StoredRoute } from '../store/routes.js';
 import type { DesiredRoute } from './types.js';
@@ -60,6 +61,9 @@ export function buildDesired(records: readonly StoredRecord[], routes: readonly 
   const add = (source: object, route: () => Omit<DesiredRoute, 'upstreams'>, upstreams: readonly string[]) => {
     const known = memo?.get(source);
     if (known?.literal) return void built.push(known.route);
+    // Stored before the API refused it: Caddy would ask Let's Encrypt for it forever, and HTTPS fails.
+    const acme = known ? null : acmeProblem(route());
+    if (acme) return void errors.set(route().id, acme);
     const d = dials(upstreams, resolve);
     if ('error' in d) return void errors.set(route().id, d.error);
     if (known && known.route.upstreams.length === d.dials.length && known.route.upstreams.every((u, i) => u === d.dials[i])) return void built.push(known.route);
@@ -76,6 +80,13 @@ export function buildDesired(records: readonly StoredRecord[], routes: readonly 
   // A name with both A and AAAA proxied yields one route.
   const byId = new Map(built.map((r) => [r.id, r]));
   return { routes: [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), errors };
+}
+
+/** Why a `tls: acme` route cannot get its certificate (a host no public CA issues for), or null. */
+function acmeProblem(route: Pick<DesiredRoute, 'hosts' | 'tls'>): string | null {
+  if (route.tls !== 'acme') return null;
+  const problem = route.hosts.map(acmeNameProblem).find((p) => p !== null);
+  return problem ? `left out: ${problem}; ${ACME_HINT}` : null;
 }
 
 /** The first existing route already serving one of `route`'s host+path pairs, or undefined. */

@@ -2,11 +2,30 @@
 // program. Also spots a second Caddy: two can bind the same ports through SO_REUSEPORT.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Logger } from '../log/index.js';
+import { parseAdminAddress } from './admin-address.js';
 
 /** How long a spawned Caddy gets to exit on SIGTERM before SIGKILL. */
 const STOP_GRACE_MS = 5000;
+/** sh's exit status when `exec` finds no such command. */
+const SH_NOT_FOUND = 127;
+
+/**
+ * The argv that runs Caddy with umask 077, so the admin socket it creates is srwx------: Caddy
+ * 2.6.2 has no socket mode option (`unix//path|0600` arrived in 2.7; 2.6.2 takes `|0600` as part
+ * of the file name) and creates the socket with 0777 & ~umask. Connecting needs write permission
+ * on the socket, so other users cannot (measured). Same as scripts/caddy-run.sh.
+ */
+export function caddyArgv(bin: string, args: readonly string[]): [string, string[]] {
+  return ['/bin/sh', ['-c', 'umask 077 && exec "$0" "$@"', bin, ...args]];
+}
+
+/** Creates the admin socket's directory (mode 0700, owner only) when the admin API is a unix socket. */
+export function prepareAdminSocketDir(admin: string): void {
+  const where = parseAdminAddress(admin);
+  if (where.kind === 'unix') mkdirSync(dirname(where.path), { recursive: true, mode: 0o700 });
+}
 
 /** PIDs of running processes whose executable name is `caddy` (Linux /proc; [] elsewhere). */
 export function caddyPids(): number[] {
@@ -31,7 +50,7 @@ export function caddyEnv(dir: string): NodeJS.ProcessEnv {
   return { ...process.env, HOME: dir, XDG_DATA_HOME: join(dir, 'data'), XDG_CONFIG_HOME: join(dir, 'config') };
 }
 
-/** The config Caddy starts with: admin on loopback only, nothing else, nothing persisted. */
+/** The config Caddy starts with: admin on its unix socket (or loopback), nothing else, nothing persisted. */
 export function bootstrapConfig(admin: string): Record<string, unknown> {
   return { admin: { listen: admin, config: { persist: false } } };
 }
@@ -52,7 +71,9 @@ export class CaddyProcess {
     mkdirSync(this.dir, { recursive: true });
     const config = join(this.dir, 'bootstrap.json');
     writeFileSync(config, JSON.stringify(bootstrapConfig(this.admin)));
-    const child = spawn(this.bin, ['run', '--config', config], {
+    prepareAdminSocketDir(this.admin);
+    const [cmd, args] = caddyArgv(this.bin, ['run', '--config', config]);
+    const child = spawn(cmd, args, {
       env: caddyEnv(this.dir),
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -61,6 +82,8 @@ export class CaddyProcess {
     child.once('error', (e) => this.log.error('cannot start caddy', { bin: this.bin, err: e.message, hint: 'install it: apt-get install caddy' }));
     child.once('exit', (code, signal) => {
       if (this.stopping) return;
+      // sh's "command not found": restarting would only fail again every 500 ms.
+      if (code === SH_NOT_FOUND) return this.log.error('cannot start caddy', { bin: this.bin, err: 'not found', hint: 'install it: apt-get install caddy' });
       this.log.warn('caddy exited; restarting it', { code, signal });
       setTimeout(() => !this.stopping && this.start(), 500).unref();
     });

@@ -2,6 +2,8 @@
 // (in any route/host/upstream order) gives byte-identical JSON and hash; the input is never
 // mutated. Layout and the reasons for it: src/proxy/README.md ("Render").
 import { createHash } from 'node:crypto';
+import { routeOwnProblem, type OwnEndpoints } from '../model/endpoints.js';
+import { endpointsOf } from './guard.js';
 import { ID_PREFIX, type DesiredProxy, type DesiredRoute, type Rendered, type TlsMode } from './types.js';
 
 /** Server names (keys under apps.http.servers). The HTTP server always exists and carries the marker. */
@@ -84,6 +86,11 @@ function sorted<T>(value: T): T {
 const uniqSorted = (xs: readonly string[]): string[] => [...new Set(xs)].sort();
 export const isWildcard = (host: string): boolean => host.startsWith('*.');
 
+/** A server listen address on `ip` (listen_ip): `127.0.0.1:80`, `[::1]:80`. */
+export function listenAddress(ip: string, port: number): string {
+  return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
 /** Path matcher for a prefix: `/app` → `/app`, `/app/*` (never `/apple`). */
 export function pathPatterns(path: string): string[] {
   return [path, path.endsWith('/') ? `${path}*` : `${path}/*`];
@@ -105,13 +112,26 @@ export interface Selection {
   warnings: string[];
 }
 
+/** routeOwnProblem() per (normalised) route object, for the endpoint set it was checked against. */
+const ownProblems = new WeakMap<DesiredRoute, { own: OwnEndpoints; problem: string | null }>();
+function ownProblem(r: DesiredRoute, own: OwnEndpoints): string | null {
+  const known = ownProblems.get(r);
+  if (known?.own === own) return known.problem;
+  const problem = routeOwnProblem(r, own);
+  ownProblems.set(r, { own, problem });
+  return problem;
+}
+
 /**
  * Chooses the routes to serve. Rules, applied in id order (first route wins):
- * a route is left out when its id repeats, it has no host or upstream, one of its (host, path)
- * pairs is already routed, or one of its hosts is already served with another tls mode.
- * Shared by render() and the Caddyfile export so both serve the same routes.
+ * a route is left out when its id repeats, it has no host or upstream, it would serve a
+ * localhost/loopback host or reach one of our own listeners (the API refuses those; this is the
+ * last line of defence for rows already stored, and for names in our zones that resolve to this
+ * node), one of its (host, path) pairs is already routed, or one of its hosts is already served
+ * with another tls mode. Shared by render() and the Caddyfile export so both serve the same routes.
  */
 export function selectRoutes(desired: DesiredProxy): Selection {
+  const own = endpointsOf(desired.settings);
   const keyed = desired.routes.map(normalised);
   // Ties on id are broken by content so the winner does not depend on input order.
   keyed.sort((a, b) => (a.r.id < b.r.id ? -1 : a.r.id > b.r.id ? 1 : tieKey(a) < tieKey(b) ? -1 : tieKey(a) > tieKey(b) ? 1 : 0));
@@ -128,6 +148,7 @@ export function selectRoutes(desired: DesiredProxy): Selection {
     if (ids.has(r.id)) reason = 'duplicate route id';
     else if (r.hosts.length === 0) reason = 'no hosts';
     else if (r.upstreams.length === 0) reason = 'no upstreams';
+    else reason = ownProblem(r, own);
     for (const host of r.hosts) {
       const claim = hostTls.get(host);
       if (reason || !claim) continue;
@@ -333,7 +354,7 @@ export function render(desired: DesiredProxy): Rendered {
 
   const servers: Json = {
     [SERVER_HTTP]: {
-      listen: [`:${settings.httpPort}`],
+      listen: [listenAddress(settings.listenIp, settings.httpPort)],
       // tls off: no certificates for these hosts; Caddy still adds its redirects for TLS hosts here.
       automatic_https: { disable: true },
       metrics: {},
@@ -343,7 +364,7 @@ export function render(desired: DesiredProxy): Rendered {
   if (secure.length > 0)
     servers[SERVER_HTTPS] = {
       '@id': SERVER_HTTPS,
-      listen: [`:${settings.httpsPort}`],
+      listen: [listenAddress(settings.listenIp, settings.httpsPort)],
       metrics: {},
       routes: serverRoutes(SERVER_HTTPS, secure, 0, ids),
     };

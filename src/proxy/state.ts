@@ -34,7 +34,8 @@ export class ProxyState {
   constructor(
     private readonly records: RecordStore,
     private readonly routes: RouteStore,
-    private readonly resolve: Resolver,
+    /** Upstream names in our zones → addresses (the DNS index); the API's upstream checks use it too. */
+    readonly resolve: Resolver,
     readonly settings: ProxySettings,
   ) {
     this.proxied = new Map(records.list({ proxied: true }).map((r) => [`${r.name} ${r.type}`, r]));
@@ -89,7 +90,10 @@ export class ProxyState {
     const { routes, errors } = this.build();
     const desired = new Map(routes.map((r) => [r.id, r]));
     const out: Route[] = [];
-    for (const r of this.routes.list()) out.push({ ...r, source: 'api', ...this.statusOf(r.id, desired.get(r.id), errors.get(r.id)) });
+    const stored = this.routes.scan();
+    for (const r of stored.routes) out.push({ ...r, source: 'api', ...this.statusOf(r.id, desired.get(r.id), errors.get(r.id)) });
+    // Rows that no longer parse are never built; they are shown so they can be replaced or removed.
+    for (const { reason, ...r } of stored.broken) out.push({ ...r, source: 'api', status: 'error', error: reason });
     const seen = new Set(out.map((v) => v.id));
     for (const rec of this.proxied.values()) {
       if (rec.type !== 'A' && rec.type !== 'AAAA') continue;

@@ -1,6 +1,8 @@
 // Shared shapes of the proxy module: what the controller wants Caddy to run, and the seams
 // (renderer, Caddy admin client, validator) the reconciler is built from.
 
+import type { OwnEndpoints } from '../model/endpoints.js';
+
 export const TLS_MODES = ['off', 'internal', 'acme'] as const;
 export type TlsMode = (typeof TLS_MODES)[number];
 
@@ -22,8 +24,15 @@ export interface DesiredRoute {
 export interface ProxySettings {
   httpPort: number;
   httpsPort: number;
-  /** Caddy admin listen address, loopback `host:port`; rendered into every config we push. */
+  /** Address Caddy's HTTP and HTTPS servers bind (`listen_ip`): never every interface unless it is `0.0.0.0` / `::`. */
+  listenIp: string;
+  /** Caddy admin listen address, `unix/<path>` or loopback `host:port`; rendered into every config we push. */
   admin: string;
+  /**
+   * This node's listeners and addresses no route may reach (ownEndpoints(config); the controller
+   * always passes them). endpointsOf() adds the admin TCP port, httpPort, httpsPort and listenIp.
+   */
+  own?: OwnEndpoints;
 }
 
 export interface DesiredProxy {

@@ -175,4 +175,28 @@ export const MIGRATIONS: readonly string[] = [
     )
     .join('\n  ')}
   `,
+  // 9: API token scopes (src/model/token.ts). Every token from before scopes existed could do
+  // everything, so it stays admin; new tokens choose theirs.
+  `
+  ALTER TABLE tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'admin'; -- read | write | admin
+  `,
+  // 10: which DNSPROXY_ADMIN_TOKEN value was bootstrapped, and the token it made: the same value
+  // at the next start changes nothing (a revoked bootstrap token stays revoked), a changed one
+  // replaces that token. Seeded with the newest token the older code named "bootstrap".
+  `
+  CREATE TABLE token_bootstrap (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    hash TEXT NOT NULL,            -- sha256 hex of the value, like tokens.hash
+    token_id TEXT NOT NULL         -- the token it made (gone from tokens once revoked)
+  );
+  INSERT INTO token_bootstrap (id, hash, token_id)
+    SELECT 1, hash, id FROM tokens WHERE name = 'bootstrap' ORDER BY created_at DESC, id DESC LIMIT 1;
+  `,
+  // 11: mail: a revoked API key stays listed (state revoked) instead of being deleted; the relay
+  // refuses it as before. The settings-version trigger also counts revoked_at.
+  `
+  ALTER TABLE mail_account_keys ADD COLUMN revoked_at TEXT; -- set by revoke and by rotation; NULL while usable
+  DROP TRIGGER mail_account_keys_update_version;
+  CREATE TRIGGER mail_account_keys_update_version AFTER UPDATE OF account, hash, expires_at, revoked_at ON mail_account_keys BEGIN UPDATE mail_settings_version SET v = v + 1; END;
+  `,
 ];

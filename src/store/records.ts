@@ -1,10 +1,17 @@
 // Desired DNS state: record sets keyed by (name, type), and each zone's SOA serial.
 // Contract: every mutating call is one IMMEDIATE transaction; it either commits entirely (serial
-// bumped once per touched zone, listeners told after commit) or throws and changes nothing.
-import { AppError } from '../errors.js';
-import { recordInput, type Proxy, type RecordChange, type RecordData, type RecordType, type RecordWrite, type StoredRecord } from '../model/record.js';
+// bumped once per touched zone, listeners told after commit) or throws and changes nothing. Each
+// set is read back through the model schema before it is written, so only rows that read back are
+// committed. A stored row that no longer parses (a rule tightened since, a hand edit) is never
+// served and never fails a list: scan() reports it apart, and a write or remove replaces it.
+import { ZodError } from 'zod';
+import { AppError, zodFields } from '../errors.js';
+import { logger } from '../log/index.js';
+import { inZone } from '../model/name.js';
+import { recordInput, rrsetSizeProblem, type Proxy, type RecordChange, type RecordData, type RecordType, type RecordWrite, type StoredRecord } from '../model/record.js';
 import { conflictProblem } from '../model/rules.js';
 import type { Db } from './db.js';
+import { notify, type Notifying } from './simulate.js';
 
 export interface ListFilter {
   zone?: string;
@@ -12,6 +19,14 @@ export interface ListFilter {
   type?: RecordType;
   service_name?: string;
   proxied?: boolean;
+}
+
+/** A stored row that does not parse: where it is, and why it is not served. */
+export interface InvalidRecord {
+  name: string;
+  type: string;
+  zone: string;
+  reason: string;
 }
 
 interface Row {
@@ -26,20 +41,36 @@ interface Row {
   updated_at: string;
 }
 
-/** Parses a DB row through the model schema, so a bad row is caught on read, not served. */
+/** Parses a DB row through the model schema, so a bad row is caught on read, not served. Throws ZodError or SyntaxError. */
 function fromRow(row: Row): StoredRecord {
   const proxy = row.proxy === null ? null : (JSON.parse(row.proxy) as Proxy);
-  const parsed = recordInput.parse({ name: row.name, type: row.type, ttl: row.ttl, values: JSON.parse(row.data), ...(proxy ? { proxy } : {}) });
-  const { name: _n, service_name: _s, proxy: _p, ttl, ...data } = parsed as typeof parsed & { proxy?: Proxy };
-  return { ...(data as RecordData), name: row.name, zone: row.zone, ttl, proxy, service_name: row.service_name, created_at: row.created_at, updated_at: row.updated_at };
+  const parsed = recordInput.parse({
+    name: row.name,
+    type: row.type,
+    ttl: row.ttl,
+    values: JSON.parse(row.data),
+    ...(proxy ? { proxy } : {}),
+    ...(row.service_name !== null ? { service_name: row.service_name } : {}),
+  });
+  if (!inZone(row.name, row.zone)) throw new ZodError([{ code: 'custom', path: ['name'], message: `is outside its zone ${row.zone}`, input: row.name }]);
+  const { name: _n, service_name: _s, proxy: parsedProxy, ttl, ...data } = parsed as typeof parsed & { proxy?: Proxy };
+  const tooBig = rrsetSizeProblem(row.name, data as RecordData);
+  if (tooBig) throw new ZodError([{ code: 'custom', path: ['values'], message: tooBig, input: undefined }]);
+  return { ...(data as RecordData), name: row.name, zone: row.zone, ttl, proxy: parsedProxy ?? null, service_name: row.service_name, created_at: row.created_at, updated_at: row.updated_at };
 }
+
+const reasonOf = (e: unknown): string =>
+  e instanceof ZodError ? zodFields(e.issues).map((f) => `${f.path || '(row)'}: ${f.message}`).join('; ') : `unreadable: ${(e as Error).message}`;
 
 export type ChangeListener = (change: RecordChange) => void;
 
-export class RecordStore {
+export class RecordStore implements Notifying {
   private readonly listeners: ChangeListener[] = [];
-  /** Set by simulate(): writes happen inside a transaction that will be rolled back, so nobody is told. */
   muted = false;
+  held: (() => void)[] | null = null;
+  private readonly log = logger('store.records');
+  /** `name type updated_at` of invalid rows already logged: each is logged once, not at every list. */
+  private readonly logged = new Set<string>();
 
   constructor(
     private readonly db: Db,
@@ -61,7 +92,8 @@ export class RecordStore {
     return row?.serial ?? 0;
   }
 
-  list(filter: ListFilter = {}): StoredRecord[] {
+  /** The stored sets matching `filter`, the ones that parse apart from the ones that do not (each logged once). */
+  scan(filter: ListFilter = {}): { records: StoredRecord[]; invalid: InvalidRecord[] } {
     const where: string[] = [];
     const args: unknown[] = [];
     for (const key of ['zone', 'name', 'type', 'service_name'] as const)
@@ -71,12 +103,55 @@ export class RecordStore {
       }
     if (filter.proxied !== undefined) where.push(filter.proxied ? "json_extract(proxy, '$.enabled') = 1" : "(proxy IS NULL OR json_extract(proxy, '$.enabled') = 0)");
     const sql = `SELECT * FROM records ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY zone, name, type`;
-    return (this.db.prepare(sql).all(...args) as Row[]).map(fromRow);
+    const records: StoredRecord[] = [];
+    const invalid: InvalidRecord[] = [];
+    for (const row of this.db.prepare(sql).all(...args) as Row[]) {
+      const r = this.read(row);
+      if ('reason' in r) invalid.push(r);
+      else records.push(r);
+    }
+    return { records, invalid };
   }
 
+  /** The proxy upstreams of every proxied A/AAAA set as written, without parsing the rest (the API's upstream checks read them per write). */
+  proxiedUpstreams(): { name: string; upstreams: string[] }[] {
+    const rows = this.db.prepare(`SELECT name, json_extract(proxy, '$.upstreams') AS upstreams FROM records WHERE type IN ('A', 'AAAA') AND json_extract(proxy, '$.enabled') = 1`).all() as { name: string; upstreams: string | null }[];
+    return rows.map((r) => {
+      let list: unknown = [];
+      try {
+        list = JSON.parse(r.upstreams ?? '[]');
+      } catch {
+        // an unreadable row is not served (scan()); it reaches nothing
+      }
+      return { name: r.name, upstreams: Array.isArray(list) ? list.filter((u): u is string => typeof u === 'string') : [] };
+    });
+  }
+
+  /** The sets that can be served (invalid rows left out: see scan()). */
+  list(filter: ListFilter = {}): StoredRecord[] {
+    return this.scan(filter).records;
+  }
+
+  /** The set, or undefined when there is none or its row does not parse. */
   get(name: string, type: RecordType): StoredRecord | undefined {
     const row = this.db.prepare('SELECT * FROM records WHERE name = ? AND type = ?').get(name, type) as Row | undefined;
-    return row && fromRow(row);
+    if (!row) return undefined;
+    const r = this.read(row);
+    return 'reason' in r ? undefined : r;
+  }
+
+  private read(row: Row): StoredRecord | InvalidRecord {
+    try {
+      return fromRow(row);
+    } catch (e) {
+      const bad = { name: row.name, type: row.type, zone: row.zone, reason: `the stored record set does not parse (${reasonOf(e)}); it is not served: replace or remove it` };
+      const key = `${row.name} ${row.type} ${row.updated_at}`;
+      if (!this.logged.has(key)) {
+        this.logged.add(key);
+        this.log.error('stored record set does not parse; not served', bad);
+      }
+      return bad;
+    }
   }
 
   /** Record sets stored, in `zone` or in all zones. */
@@ -114,8 +189,26 @@ export class RecordStore {
           const problem = conflictProblem(w.data.type, typesAt.all(w.name) as RecordType[], w.name === w.zone);
           if (problem) throw new AppError('conflict', `${w.name} ${w.data.type}: ${problem}`);
           const since = created.get(w.name, w.data.type) as string | undefined;
-          upsert.run({ name: w.name, type: w.data.type, zone: w.zone, ttl: w.ttl, data: JSON.stringify(w.data.values), proxy: w.proxy ? JSON.stringify(w.proxy) : null, service_name: w.service_name, at });
-          const record = { ...w.data, name: w.name, zone: w.zone, ttl: w.ttl, proxy: w.proxy, service_name: w.service_name, created_at: since ?? at, updated_at: at } as StoredRecord;
+          const row: Row = {
+            name: w.name,
+            type: w.data.type,
+            zone: w.zone,
+            ttl: w.ttl,
+            data: JSON.stringify(w.data.values),
+            proxy: w.proxy ? JSON.stringify(w.proxy) : null,
+            service_name: w.service_name,
+            created_at: since ?? at,
+            updated_at: at,
+          };
+          // What is committed must read back: the row goes through the same parse as every read.
+          let record: StoredRecord;
+          try {
+            record = fromRow(row);
+          } catch (e) {
+            if (!(e instanceof ZodError)) throw e;
+            throw new AppError('invalid_body', `${w.name} ${w.data.type}: ${reasonOf(e)}`, zodFields(e.issues));
+          }
+          upsert.run({ ...row, at });
           change(w.zone).upserted.push(record);
           return { record, created: since === undefined };
         });
@@ -129,8 +222,11 @@ export class RecordStore {
     return result;
   }
 
-  /** Removes the record sets at `name` (only `type` when given). Throws not_found when nothing matched. */
-  remove(name: string, type?: RecordType): StoredRecord[] {
+  /**
+   * Removes the record sets at `name` (only `type` when given), invalid rows too. Throws not_found
+   * when nothing matched. Returns what was removed (an invalid row as far as it can be shown).
+   */
+  remove(name: string, type?: RecordType): (StoredRecord | InvalidRecord)[] {
     return this.write((change) => {
         const rows = (type ? this.db.prepare('SELECT * FROM records WHERE name = ? AND type = ?').all(name, type) : this.db.prepare('SELECT * FROM records WHERE name = ?').all(name)) as Row[];
         if (rows.length === 0) throw new AppError('not_found', `no ${type ? `${type} ` : ''}record at ${name}`);
@@ -139,7 +235,7 @@ export class RecordStore {
           del.run(r.name, r.type);
           change(r.zone).removed.push({ name: r.name, type: r.type as RecordType });
         }
-        return rows.map(fromRow);
+        return rows.map((r) => this.read(r));
     });
   }
 
@@ -163,7 +259,9 @@ export class RecordStore {
         return out;
       })
       .immediate();
-    if (!this.muted) for (const c of changes.values()) for (const l of this.listeners) l(c);
+    notify(this, () => {
+      for (const c of changes.values()) for (const l of this.listeners) l(c);
+    });
     return result;
   }
 }

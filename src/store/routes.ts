@@ -1,9 +1,17 @@
 // Explicit reverse-proxy routes (`api:<id>`). Routes implied by proxied records are not stored
 // here: they are derived from the records each time (src/proxy/desired.ts).
+// Contract: a write is checked by reading its row back through the model schema inside its
+// transaction, so only rows that read back are ever committed; listeners hear of a write only
+// after it committed. A stored row that no longer parses (a rule tightened since, a hand edit) is
+// never served and never fails a list: scan() reports it apart, and it can be replaced or removed.
 import { randomBytes } from 'node:crypto';
-import { AppError } from '../errors.js';
+import { ZodError } from 'zod';
+import { AppError, zodFields } from '../errors.js';
+import { logger } from '../log/index.js';
 import { routeInput, type RouteInput } from '../model/route.js';
+import { TLS_MODES, type TlsMode } from '../proxy/types.js';
 import type { Db } from './db.js';
+import { notify, type Notifying } from './simulate.js';
 
 export interface StoredRoute extends Required<Omit<RouteInput, 'path' | 'health_path'>> {
   id: string;
@@ -11,6 +19,19 @@ export interface StoredRoute extends Required<Omit<RouteInput, 'path' | 'health_
   health_path: string | null;
   created_at: string;
   updated_at: string;
+}
+
+/** A stored row that does not parse: what can be shown of it, and why it is not served. */
+export interface BrokenRoute {
+  id: string;
+  hosts: string[];
+  path: string | null;
+  upstreams: string[];
+  tls: TlsMode;
+  health_path: string | null;
+  created_at: string;
+  updated_at: string;
+  reason: string;
 }
 
 interface Row {
@@ -24,6 +45,15 @@ interface Row {
   updated_at: string;
 }
 
+const jsonOr = (text: string, fallback: unknown): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return fallback;
+  }
+};
+
+/** The row as a route; throws a ZodError (or SyntaxError for bad JSON) when it does not parse. */
 function fromRow(row: Row): StoredRoute {
   const parsed = routeInput.parse({
     hosts: JSON.parse(row.hosts),
@@ -35,10 +65,32 @@ function fromRow(row: Row): StoredRoute {
   return { ...parsed, id: row.id, path: parsed.path ?? null, health_path: parsed.health_path ?? null, created_at: row.created_at, updated_at: row.updated_at };
 }
 
-export class RouteStore {
+const reasonOf = (e: unknown): string =>
+  e instanceof ZodError ? zodFields(e.issues).map((f) => `${f.path || '(row)'}: ${f.message}`).join('; ') : `unreadable: ${(e as Error).message}`;
+
+const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+
+function broken(row: Row, e: unknown): BrokenRoute {
+  return {
+    id: row.id,
+    hosts: strings(jsonOr(row.hosts, [])),
+    path: row.path,
+    upstreams: strings(jsonOr(row.upstreams, [])),
+    tls: (TLS_MODES as readonly string[]).includes(row.tls) ? (row.tls as TlsMode) : 'off',
+    health_path: row.health_path,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+    reason: `the stored route does not parse (${reasonOf(e)}); it is not served: replace it (PUT) or remove it`,
+  };
+}
+
+export class RouteStore implements Notifying {
   private readonly listeners: (() => void)[] = [];
-  /** Set by Store.simulate(): writes happen inside a transaction that will be rolled back, so nobody is told. */
   muted = false;
+  held: (() => void)[] | null = null;
+  private readonly log = logger('store.routes');
+  /** `id updated_at` of broken rows already logged: each is logged once, not at every list. */
+  private readonly logged = new Set<string>();
 
   constructor(
     private readonly db: Db,
@@ -49,51 +101,103 @@ export class RouteStore {
     this.listeners.push(listener);
   }
 
-  list(): StoredRoute[] {
-    return (this.db.prepare('SELECT * FROM routes ORDER BY id').all() as Row[]).map(fromRow);
+  /** Every stored route, the ones that parse apart from the ones that do not (each logged once). */
+  scan(): { routes: StoredRoute[]; broken: BrokenRoute[] } {
+    const routes: StoredRoute[] = [];
+    const bad: BrokenRoute[] = [];
+    for (const row of this.db.prepare('SELECT * FROM routes ORDER BY id').all() as Row[]) {
+      try {
+        routes.push(fromRow(row));
+      } catch (e) {
+        const b = broken(row, e);
+        bad.push(b);
+        const key = `${row.id} ${row.updated_at}`;
+        if (!this.logged.has(key)) {
+          this.logged.add(key);
+          this.log.error('stored route does not parse; not served', { id: row.id, reason: b.reason });
+        }
+      }
+    }
+    return { routes, broken: bad };
   }
 
+  /** Each stored route's upstreams as written, without parsing the rest (the API's upstream checks read them per write). */
+  upstreams(): { id: string; upstreams: string[] }[] {
+    return (this.db.prepare('SELECT id, upstreams FROM routes').all() as { id: string; upstreams: string }[]).map((r) => ({ id: r.id, upstreams: strings(jsonOr(r.upstreams, [])) }));
+  }
+
+  /** The routes that can be served (broken rows left out: see scan()). */
+  list(): StoredRoute[] {
+    return this.scan().routes;
+  }
+
+  /** The route, or undefined when there is none or its row does not parse. */
   get(id: string): StoredRoute | undefined {
     const row = this.db.prepare('SELECT * FROM routes WHERE id = ?').get(id) as Row | undefined;
-    return row && fromRow(row);
+    if (!row) return undefined;
+    try {
+      return fromRow(row);
+    } catch {
+      return undefined;
+    }
   }
 
-  /** Creates (no `id`) or replaces (`id`) a route. Returns it and whether it was new. */
+  /** Whether a row with this id is stored (parsing or not). */
+  has(id: string): boolean {
+    return this.db.prepare('SELECT 1 FROM routes WHERE id = ?').get(id) !== undefined;
+  }
+
+  /**
+   * Creates (no `id`) or replaces (`id`) a route. Returns it and whether it was new. Throws
+   * invalid_body (and stores nothing) when the row would not read back as a route.
+   */
   put(input: RouteInput, id?: string): { route: StoredRoute; created: boolean } {
     const at = this.now().toISOString();
-    const existing = id === undefined ? undefined : this.get(id);
-    const routeId = id ?? `api:${randomBytes(4).toString('hex')}`;
-    const row: Row = {
-      id: routeId,
-      hosts: JSON.stringify([...new Set(input.hosts)].sort()),
-      path: input.path ?? null,
-      upstreams: JSON.stringify(input.upstreams),
-      tls: input.tls,
-      health_path: input.health_path ?? null,
-      created_at: existing?.created_at ?? at,
-      updated_at: at,
-    };
-    this.db
-      .prepare(
-        `INSERT INTO routes (id, hosts, path, upstreams, tls, health_path, created_at, updated_at)
-         VALUES (@id, @hosts, @path, @upstreams, @tls, @health_path, @created_at, @updated_at)
-         ON CONFLICT (id) DO UPDATE SET hosts = excluded.hosts, path = excluded.path, upstreams = excluded.upstreams,
-           tls = excluded.tls, health_path = excluded.health_path, updated_at = excluded.updated_at`,
-      )
-      .run(row);
+    const out = this.db
+      .transaction(() => {
+        const since = id === undefined ? undefined : (this.db.prepare('SELECT created_at FROM routes WHERE id = ?').pluck().get(id) as string | undefined);
+        const row: Row = {
+          id: id ?? `api:${randomBytes(4).toString('hex')}`,
+          hosts: JSON.stringify([...new Set(input.hosts)].sort()),
+          path: input.path ?? null,
+          upstreams: JSON.stringify(input.upstreams),
+          tls: input.tls,
+          health_path: input.health_path ?? null,
+          created_at: since ?? at,
+          updated_at: at,
+        };
+        let route: StoredRoute;
+        try {
+          route = fromRow(row);
+        } catch (e) {
+          if (e instanceof ZodError) throw new AppError('invalid_body', undefined, zodFields(e.issues));
+          throw e;
+        }
+        this.db
+          .prepare(
+            `INSERT INTO routes (id, hosts, path, upstreams, tls, health_path, created_at, updated_at)
+             VALUES (@id, @hosts, @path, @upstreams, @tls, @health_path, @created_at, @updated_at)
+             ON CONFLICT (id) DO UPDATE SET hosts = excluded.hosts, path = excluded.path, upstreams = excluded.upstreams,
+               tls = excluded.tls, health_path = excluded.health_path, updated_at = excluded.updated_at`,
+          )
+          .run(row);
+        return { route, created: since === undefined };
+      })
+      .immediate();
     this.changed();
-    return { route: fromRow(row), created: !existing };
+    return out;
   }
 
-  remove(id: string): StoredRoute {
-    const route = this.get(id);
-    if (!route) throw new AppError('not_found', `no route ${id}`);
-    this.db.prepare('DELETE FROM routes WHERE id = ?').run(id);
+  /** Removes the route (a broken row too); not_found when there is none. Returns its id. */
+  remove(id: string): { id: string } {
+    if (this.db.prepare('DELETE FROM routes WHERE id = ?').run(id).changes === 0) throw new AppError('not_found', `no route ${id}`);
     this.changed();
-    return route;
+    return { id };
   }
 
   private changed(): void {
-    if (!this.muted) for (const l of this.listeners) l();
+    notify(this, () => {
+      for (const l of this.listeners) l();
+    });
   }
 }

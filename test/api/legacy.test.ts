@@ -19,6 +19,19 @@ describe('api: original endpoints (/add-record, /list-records, /remove-record)',
     expect(f.records.get('llm.home.arpa.', 'A')?.values).to.deep.equal(['100.1.1.2']);
   });
 
+  it('re-adding without proxy_enabled names the route it removed', async () => {
+    await f.app.inject({ method: 'POST', url: '/add-record', headers: f.auth, payload: llm });
+    const res = await f.app.inject({ method: 'POST', url: '/add-record', headers: f.auth, payload: { ...llm, proxy_enabled: false } });
+    expect(res.statusCode).to.equal(200);
+    expect(res.json()).to.deep.include({ status: 'updated', proxy_enabled: false, removed_route: { id: 'record:llm.home.arpa', hosts: ['llm.home.arpa'], upstreams: ['100.2.2.2:8080'], tls: 'off' } });
+  });
+
+  it('a proxied name with "_" is refused (400 naming it)', async () => {
+    const proxied = await f.app.inject({ method: 'POST', url: '/add-record', headers: f.auth, payload: { ...llm, name: 'my_llm' } });
+    expect(proxied.statusCode).to.equal(400);
+    expect(proxied.json().error.fields.map((x: { path: string }) => x.path)).to.deep.equal(['name']);
+  });
+
   it('defaults ip to the node IP and the upstream host to ip', async () => {
     const res = await f.app.inject({ method: 'POST', url: '/add-record', headers: f.auth, payload: { service_name: 'web', name: 'web.home.arpa', port: 3000, proxy_enabled: true } });
     expect(res.statusCode).to.equal(201);

@@ -41,6 +41,7 @@ describe('api: /api/v1/records', () => {
 
   const bad: [string, Record<string, unknown>, string, number][] = [
     ['bad AAAA', { name: 'x', type: 'AAAA', values: ['192.0.2.1'] }, 'values.0', 400],
+    ['AAAA with an IPv6 zone id', { name: 'x', type: 'AAAA', values: ['2001:db8::1', 'fe80::1%eth0'] }, 'values.1', 400],
     ['empty values', { name: 'x', type: 'A', values: [] }, 'values', 400],
     ['two CNAME targets', { name: 'x', type: 'CNAME', values: ['a.home.arpa', 'b.home.arpa'] }, 'values', 400],
     ['MX exchange with a space', { name: 'x', type: 'MX', values: [{ preference: 1, exchange: 'mail x' }] }, 'values.0.exchange', 400],
@@ -54,6 +55,16 @@ describe('api: /api/v1/records', () => {
     ['upstream injection', { name: 'x', type: 'A', values: ['192.0.2.1'], proxy: { enabled: true, upstreams: ['a"}:80'] } }, 'proxy.upstreams.0', 400],
     ['name outside zones', { name: 'x.example.net', type: 'A', values: ['192.0.2.1'] }, 'name', 400],
     ['wildcard not leftmost', { name: 'a.*.home.arpa', type: 'A', values: ['192.0.2.1'] }, 'name', 400],
+    ['CNAME to an IPv4 address', { name: 'x', type: 'CNAME', values: ['100.1.1.2'] }, 'values.0', 400],
+    ['CNAME to an IPv6 address', { name: 'x', type: 'CNAME', values: ['2001:db8::1'] }, 'values.0', 400],
+    ['CNAME to an all-digit top-level label', { name: 'x', type: 'CNAME', values: ['10.0.0'] }, 'values.0', 400],
+    ['MX exchange that is an address', { name: '@', type: 'MX', values: [{ preference: 10, exchange: '192.0.2.25' }] }, 'values.0.exchange', 400],
+    ['SRV target that is an address', { name: '_sip._tcp.home.arpa', type: 'SRV', values: [{ priority: 1, weight: 1, port: 5060, target: '192.0.2.5.' }] }, 'values.0.target', 400],
+    ['NS target that is an address', { name: 'sub', type: 'NS', values: ['192.0.2.53'] }, 'values.0', 400],
+    ['PTR target that is an address', { name: '5.2.0.192.in-addr.arpa.lab.example', type: 'PTR', values: ['192.0.2.5'] }, 'values.0', 400],
+    ['a proxied name with "_"', { name: 'my_app', type: 'A', values: ['192.0.2.1'], proxy: { enabled: true, upstreams: ['192.0.2.5:80'] } }, 'name', 400],
+    ['tls acme for a home.arpa name', { name: 'www', type: 'A', values: ['192.0.2.1'], proxy: { enabled: true, upstreams: ['192.0.2.5:80'], tls: 'acme' } }, 'proxy.tls', 400],
+    ['tls acme for a .example name', { name: 'www.lab.example', type: 'A', values: ['192.0.2.1'], proxy: { enabled: true, upstreams: ['192.0.2.5:80'], tls: 'acme' } }, 'proxy.tls', 400],
   ];
   for (const [what, body, field, status] of bad) {
     it(`${status} for ${what} (field "${field}")`, async () => {
@@ -63,6 +74,34 @@ describe('api: /api/v1/records', () => {
       expect(f.records.count()).to.equal(0);
     });
   }
+
+  it('says what to do instead: an A record for an address, tls internal for a private name', async () => {
+    const cname = await post({ name: 'x', type: 'CNAME', values: ['100.1.1.2'] });
+    expect(cname.json().error.fields[0].message).to.equal('100.1.1.2 is an IP address, but a CNAME target must be a host name: for an address use an A record (AAAA for IPv6) at this name');
+    const acme = await post({ name: 'www', type: 'A', values: ['192.0.2.1'], proxy: { enabled: true, upstreams: ['192.0.2.5:80'], tls: 'acme' } });
+    expect(acme.json().error.fields[0].message).to.include('no public CA issues a certificate for www.home.arpa').and.include('use tls internal');
+    // "_" is fine where no web site lives: SRV and DKIM-style owner names, unproxied.
+    expect((await post({ name: '_dmarc', type: 'TXT', values: ['v=DMARC1; p=none'] })).statusCode).to.equal(201);
+    expect((await post({ name: 'my_box', type: 'A', values: ['192.0.2.1'] })).statusCode).to.equal(201);
+    expect((await post({ name: 'digits', type: 'CNAME', values: ['100.1.1.2.home.arpa'] })).statusCode).to.equal(201);
+  });
+
+  it('a replacement without the proxy block names the route it removed (and its upstreams); the dry run shows it', async () => {
+    const put = (body: object, q = '') => f.app.inject({ method: 'PUT', url: `/api/v1/records/nas/A${q}`, headers: f.auth, payload: body });
+    const proxied = { name: 'nas', type: 'A', values: ['192.0.2.20'], proxy: { enabled: true, upstreams: ['192.0.2.31:8000'], tls: 'internal' } };
+    const first = await put(proxied);
+    expect(first.statusCode).to.equal(201);
+    expect(first.json()).not.to.have.property('removed_route');
+    const same = await put({ ...proxied, values: ['192.0.2.21'] });
+    expect(same.json()).not.to.have.property('removed_route');
+    const dry = (await put({ name: 'nas', type: 'A', values: ['192.0.2.20'] }, '?dry_run=true')).json();
+    expect(dry.plan.routes.removed.map((r: { id: string; upstreams: string[] }) => [r.id, r.upstreams])).to.deep.equal([['record:nas.home.arpa', ['192.0.2.31:8000']]]);
+    const plain = await put({ name: 'nas', type: 'A', values: ['192.0.2.20'] });
+    expect(plain.statusCode).to.equal(200);
+    expect(plain.json().removed_route).to.deep.equal({ id: 'record:nas.home.arpa', hosts: ['nas.home.arpa'], upstreams: ['192.0.2.31:8000'], tls: 'internal' });
+    expect(f.proxy.views()).to.deep.equal([]);
+    expect((await put({ name: 'nas', type: 'A', values: ['192.0.2.22'] })).json()).not.to.have.property('removed_route');
+  });
 
   it('409 for a duplicate POST, CNAME beside data, data beside CNAME, CNAME at the apex', async () => {
     expect((await post({ name: 'a', type: 'A', values: ['192.0.2.1'] })).statusCode).to.equal(201);
@@ -121,6 +160,28 @@ describe('api: /api/v1/records', () => {
     await f.app.inject({ method: 'DELETE', url: '/api/v1/records/a/A', headers: f.auth });
     expect(f.records.serial('home.arpa.')).to.equal(before + 3);
     expect(f.records.serial('lab.example.')).to.be.lessThan(before + 1);
+  });
+
+  it('a stored set that no longer parses is listed apart under "invalid", not served, and can be replaced or removed', async () => {
+    expect((await post({ name: 'ok', type: 'A', values: ['192.0.2.1'] })).statusCode).to.equal(201);
+    f.db.prepare(`INSERT INTO records (name, type, zone, ttl, data, proxy, service_name, created_at, updated_at) VALUES ('bad.home.arpa.', 'A', 'home.arpa.', 300, '["not-an-address"]', NULL, NULL, 't', 't')`).run();
+    const get = (url: string) => f.app.inject({ method: 'GET', url, headers: f.auth });
+    const list = await get('/api/v1/records');
+    expect(list.statusCode, list.body).to.equal(200);
+    expect(list.json().records.map((r: { name: string }) => r.name)).to.deep.equal(['ok.home.arpa.']);
+    expect(list.json().invalid).to.have.length(1);
+    expect(list.json().invalid[0]).to.deep.include({ name: 'bad.home.arpa.', type: 'A' });
+    expect(list.json().invalid[0].reason).to.include('values.0');
+    expect((await get('/api/v1/records?zone=lab.example')).json()).to.deep.equal({ records: [] });
+    for (const url of ['/list-records', '/api/v1/routes', '/api/v1/plan', '/api/v1/zones/home.arpa/export']) expect((await get(url)).statusCode, url).to.equal(200);
+    expect((await get('/api/v1/records/bad/A')).statusCode).to.equal(404);
+    const replaced = await f.app.inject({ method: 'PUT', url: '/api/v1/records/bad/A', headers: f.auth, payload: { name: 'bad', type: 'A', values: ['192.0.2.2'] } });
+    expect(replaced.statusCode, replaced.body).to.be.oneOf([200, 201]);
+    expect((await get('/api/v1/records')).json().invalid).to.equal(undefined);
+    f.db.prepare(`UPDATE records SET data = 'not json' WHERE name = 'bad.home.arpa.'`).run();
+    expect((await get('/api/v1/records')).json().invalid[0].reason).to.include('unreadable');
+    expect((await f.app.inject({ method: 'DELETE', url: '/api/v1/records/bad/A', headers: f.auth })).statusCode).to.equal(204);
+    expect((await get('/api/v1/records')).json().invalid).to.equal(undefined);
   });
 
   it('never answers 500 to garbage bodies', async () => {

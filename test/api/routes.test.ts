@@ -80,6 +80,14 @@ describe('api: /api/v1/routes, plan, dry runs', () => {
     ['a bad escape in a health path', { hosts: ['a.home.arpa'], upstreams: ['192.0.2.5:80'], health_path: '/%zz' }, 'health_path'],
     ['an unknown tls mode', { hosts: ['a.home.arpa'], upstreams: ['192.0.2.5:80'], tls: 'self' }, 'tls'],
     ['no upstreams', { hosts: ['a.home.arpa'], upstreams: [] }, 'upstreams'],
+    ['a short-form IPv4 host ("127.1" is 127.0.0.1 to inet_aton)', { hosts: ['a.home.arpa'], upstreams: ['127.1:2019'] }, 'upstreams.0'],
+    ['a decimal IPv4 host', { hosts: ['a.home.arpa'], upstreams: ['2130706433:2019'] }, 'upstreams.0'],
+    ['a hexadecimal IPv4 host', { hosts: ['a.home.arpa'], upstreams: ['0x7f000001:2019'] }, 'upstreams.0'],
+    ['an octal dotted IPv4 host', { hosts: ['a.home.arpa'], upstreams: ['0177.0.0.1:2019'] }, 'upstreams.0'],
+    ['"_" in a host', { hosts: ['a.home.arpa', 'my_app.home.arpa'], upstreams: ['192.0.2.5:80'] }, 'hosts.1'],
+    ...['app.home.arpa', 'nas.internal', 'nas.lan', 'printer.local', 'app.localhost', 'a.test', 'a.invalid', 'www.example', 'nas', '192.0.2.5', '*.example.com'].map(
+      (host): [string, object, string] => [`tls acme for ${host}`, { hosts: ['public.example.com', host], upstreams: ['192.0.2.5:80'], tls: 'acme' }, 'tls'],
+    ),
   ];
   for (const [what, body, field] of injections) {
     it(`400 for ${what} (field "${field}")`, async () => {
@@ -89,6 +97,66 @@ describe('api: /api/v1/routes, plan, dry runs', () => {
       expect(f.routes.list()).to.have.length(0);
     });
   }
+
+  // Every view of the routes and records that once went down with one bad row.
+  const allViewsAnswer = async () => {
+    for (const url of ['/api/v1/routes', '/api/v1/plan', '/api/v1/caddyfile', '/api/v1/records', '/list-records', '/api/v1/zones/home.arpa/export'])
+      expect((await req('GET', url)).statusCode, url).to.equal(200);
+  };
+
+  for (const [field, value] of [['path', '//'], ['path', '/./'], ['path', '/a/../b'], ['path', '/a//b'], ['health_path', '//'], ['health_path', '/..']] as const) {
+    it(`400 for ${field} ${JSON.stringify(value)} on POST and PUT; nothing stored, every list still answers`, async () => {
+      const body = { hosts: ['bad.home.arpa'], upstreams: ['192.0.2.5:80'] };
+      const posted = await req('POST', '/api/v1/routes', { ...body, [field]: value });
+      expect(posted.statusCode, posted.body).to.equal(400);
+      expect(posted.json().error.fields.map((x: { path: string }) => x.path)).to.deep.equal([field]);
+      expect(f.db.prepare('SELECT count(*) FROM routes').pluck().get()).to.equal(0);
+      const id = (await req('POST', '/api/v1/routes', body)).json().route.id as string;
+      const put = await req('PUT', `/api/v1/routes/${id}`, { ...body, [field]: value });
+      expect(put.statusCode, put.body).to.equal(400);
+      expect((await req('GET', `/api/v1/routes/${id}`)).json().route).to.include({ path: null, health_path: null });
+      await allViewsAnswer();
+      expect((await req('POST', '/add-record', llm)).statusCode).to.equal(201);
+    });
+  }
+
+  it('a stored route that no longer parses is listed with status error and the reason, never served, and can be replaced or removed', async () => {
+    // What the old code stored for path "//": an empty path, which no schema accepts.
+    f.db.prepare(`INSERT INTO routes (id, hosts, path, upstreams, tls, health_path, created_at, updated_at) VALUES ('api:00000000', '["bad.home.arpa"]', '', '["192.0.2.5:80"]', 'off', NULL, 't', 't')`).run();
+    const created = await req('POST', '/api/v1/routes', { hosts: ['good.home.arpa'], upstreams: ['192.0.2.5:80'] });
+    expect(created.statusCode, created.body).to.equal(201);
+    const good = created.json().route.id as string;
+    await allViewsAnswer();
+    const listed = (await req('GET', '/api/v1/routes')).json().routes as { id: string; status: string; error: string | null; hosts: string[] }[];
+    expect(listed.map((r) => r.id)).to.deep.equal(['api:00000000', good]);
+    expect(listed[0]).to.deep.include({ status: 'error', hosts: ['bad.home.arpa'] });
+    expect(listed[0]?.error).to.match(/does not parse \(path: .*\)/);
+    expect((await req('GET', '/api/v1/routes/api:00000000')).json().route.status).to.equal('error');
+    expect(f.proxy.desired().routes.map((r) => r.id)).to.deep.equal([good]);
+    expect((await req('GET', '/api/v1/caddyfile')).body).not.to.include('bad.home.arpa');
+    expect((await req('POST', '/add-record', llm)).statusCode).to.equal(201);
+    const repaired = await req('PUT', '/api/v1/routes/api:00000000', { hosts: ['bad.home.arpa'], upstreams: ['192.0.2.5:80'], path: '/ok' });
+    expect(repaired.statusCode, repaired.body).to.equal(200);
+    expect(repaired.json().route).to.include({ status: 'pending', path: '/ok' });
+    f.db.prepare(`UPDATE routes SET upstreams = 'not json' WHERE id = 'api:00000000'`).run();
+    expect((await req('GET', '/api/v1/routes/api:00000000')).json().route.error).to.include('unreadable');
+    expect((await req('DELETE', '/api/v1/routes/api:00000000')).statusCode).to.equal(204);
+    await allViewsAnswer();
+  });
+
+  it('tls acme for a public name is taken; the refusal says to use tls internal', async () => {
+    expect((await req('POST', '/api/v1/routes', { hosts: ['public.example.com'], upstreams: ['192.0.2.5:80'], tls: 'acme' })).statusCode).to.equal(201);
+    const res = await req('POST', '/api/v1/routes', { hosts: ['app.home.arpa'], upstreams: ['192.0.2.5:80'], tls: 'acme' });
+    expect(res.json().error.fields).to.deep.equal([{ path: 'tls', message: 'acme: no public CA issues a certificate for app.home.arpa (.arpa is not a public domain); use tls internal (Caddy\'s own CA; trust its root on your devices) for private names' }]);
+    expect((await req('POST', '/api/v1/routes', { hosts: ['app.home.arpa'], upstreams: ['192.0.2.5:80'], tls: 'internal' })).statusCode).to.equal(201);
+  });
+
+  it('an acme route for a private name stored before the check is an error, left out of Caddy\'s config', async () => {
+    const { route } = f.routes.put({ hosts: ['old.home.arpa'], upstreams: ['192.0.2.5:80'], tls: 'acme' });
+    expect((await req('GET', `/api/v1/routes/${route.id}`)).json().route).to.deep.include({ status: 'error' });
+    expect((await req('GET', `/api/v1/routes/${route.id}`)).json().route.error).to.include('no public CA issues a certificate for old.home.arpa');
+    expect(f.proxy.build().routes).to.deep.equal([]);
+  });
 
   it('?dry_run=true shows the DNS and route plan and applies nothing', async () => {
     const heard: unknown[] = [];

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, detectNodeIp, loadConfig } from '../../src/config/load.js';
+import { adminDefaultProblem, ConfigError, detectNodeIp, loadConfig } from '../../src/config/load.js';
 import { tempDir } from '../helpers/tmp.js';
 
 describe('config', () => {
@@ -57,6 +57,24 @@ describe('config', () => {
       expect(lines.find((l) => l.startsWith('config: listen_ip:'))).to.include('env DNSPROXY_LISTEN_IP');
       expect(lines.some((l) => l.includes('colour'))).to.equal(true);
     }
+  });
+
+  it('caddy_admin: a unix socket under the data dir by default; loopback TCP only when set so; anything else refused', () => {
+    const admin = (env: Record<string, string>) => loadConfig({ env, interfaces: noIfaces }).caddy_admin;
+    expect(admin({ DNSPROXY_DATA_DIR: '/srv/dnsproxy' })).to.equal('unix//srv/dnsproxy/run/caddy-admin.sock');
+    // A relative data dir is made absolute: Caddy and the controller may run in other directories.
+    expect(admin({ DNSPROXY_DATA_DIR: 'data' })).to.equal(`unix/${join(process.cwd(), 'data', 'run', 'caddy-admin.sock')}`);
+    for (const ok of ['127.0.0.1:2019', '[::1]:2019', 'localhost:2019', 'unix//run/dnsproxy/caddy-admin.sock']) expect(admin({ DNSPROXY_CADDY_ADMIN: ok })).to.equal(ok);
+    for (const bad of ['0.0.0.0:2019', '192.0.2.10:2019', '[::]:2019', 'admin.example:2019', ':2019', 'unix/relative.sock', 'unix//run/x|0600']) {
+      expect(() => admin({ DNSPROXY_CADDY_ADMIN: bad }), bad).to.throw(ConfigError, /^config: caddy_admin: .*\(from env DNSPROXY_CADDY_ADMIN\)$/);
+    }
+    expect(() => admin({ DNSPROXY_CADDY_ADMIN: '0.0.0.0:2019' })).to.throw(ConfigError, /on the network/);
+    // A data dir too deep for a socket path (107 bytes): `serve` says so (exit 2) instead of failing
+    // in Caddy; the config still loads, the mail relay reads it too.
+    const deep = loadConfig({ env: { DNSPROXY_DATA_DIR: `/${'d'.repeat(100)}` }, interfaces: noIfaces });
+    expect(deep.caddy_admin).to.equal(`unix//${'d'.repeat(100)}/run/caddy-admin.sock`);
+    expect(adminDefaultProblem(deep)).to.match(/^config: caddy_admin: default unix\/.*longer than 107 bytes.*; set caddy_admin \(--caddy-admin, DNSPROXY_CADDY_ADMIN\)/);
+    expect(adminDefaultProblem(loadConfig({ env: {}, interfaces: noIfaces }))).to.equal(null);
   });
 
   it('prefers a Tailscale address for node_ip', () => {

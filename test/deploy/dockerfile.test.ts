@@ -272,6 +272,17 @@ describe('deploy: Dockerfile.all against the repo', () => {
     expect(env).to.include({ DNSPROXY_DATA_DIR: '/data', DNSPROXY_LISTEN_IP: '0.0.0.0', DNSPROXY_DNS_PORT: '53', DNSPROXY_HTTP_PORT: '80', DNSPROXY_HTTPS_PORT: '443' });
   });
 
+  it("Caddy's admin API is a unix socket in the run dir, made owner-only, in the image and in scripts/run.sh", () => {
+    const env = envOf(runtime);
+    expect(env.DNSPROXY_CADDY_ADMIN).to.equal(`unix/${env.DNSPROXY_RUN_DIR}/caddy-admin.sock`);
+    const runs = runtime.instructions.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+    expect(runs, 'the image makes its run dir 0700').to.match(new RegExp(`chmod 0?700 ${env.DNSPROXY_RUN_DIR}(?:\\s|$)`));
+    const runSh = read('scripts/run.sh');
+    expect(runSh).to.include('export DNSPROXY_CADDY_ADMIN="${DNSPROXY_CADDY_ADMIN:-unix/$DNSPROXY_RUN_DIR/caddy-admin.sock}"');
+    // run.sh sets it after making the run dir absolute, so Caddy and the controller get the same path.
+    expect(runSh.indexOf('export DNSPROXY_CADDY_ADMIN=')).to.be.greaterThan(runSh.indexOf('DNSPROXY_RUN_DIR="$PWD/$DNSPROXY_RUN_DIR"'));
+  });
+
   it('the files supervisord.conf starts from DNSPROXY_APP_DIR are copied there in the runtime stage', () => {
     const appDir = envOf(runtime).DNSPROXY_APP_DIR!;
     const workdir = runtime.instructions.filter((i) => i.op === 'WORKDIR').at(-1)?.args.trim() ?? '/';

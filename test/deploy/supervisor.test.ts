@@ -3,9 +3,9 @@
 // is missing (scripts/run.sh installs both).
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { hasCaddy, startBackend, type Backend } from '../helpers/caddy.js';
+import { adminRequest, hasCaddy, startBackend, tcpListeners, type Backend } from '../helpers/caddy.js';
 import { cli, dig } from '../helpers/controller.js';
 import { addProxied, APP_DIR, CONF, describePids, hasSupervisor, serves, startStack, within, type Stack } from '../helpers/supervisor.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -67,6 +67,15 @@ describe('deploy: supervisord runs Caddy, the controller and the mail relay', fu
     }
     const live = await within(2000, () => serves(stack!, 'web.home.arpa', 'deploy-backend'));
     console.log(`      route live ${live} ms after the 201`);
+
+    // Caddy's admin API is the owner-only socket in the run dir, in the pushed config too, and
+    // Caddy's only TCP listener is listen_ip:http_port (no admin port, no other interface).
+    const socket = join(stack.env.DNSPROXY_RUN_DIR!, 'caddy-admin.sock');
+    expect(stack.env.DNSPROXY_CADDY_ADMIN).to.equal(`unix/${socket}`);
+    expect((statSync(socket).mode & 0o777).toString(8), 'admin socket mode').to.equal('700');
+    expect((statSync(stack.env.DNSPROXY_RUN_DIR!).mode & 0o777).toString(8), 'run dir mode').to.equal('700');
+    expect(JSON.parse((await adminRequest({ socket }, 'GET', '/config/admin/listen')).text)).to.equal(`unix/${socket}`);
+    expect(tcpListeners(stack.pid('caddy')!)).to.deep.equal([`127.0.0.1:${stack.httpPort}`]);
 
     const status = await cli(['--api-url', stack.apiUrl, 'status', '--json', '--supervisor-conf', CONF], { DNSPROXY_RUN_DIR: stack.env.DNSPROXY_RUN_DIR! });
     expect(status.code, status.stderr).to.equal(0);

@@ -59,6 +59,36 @@ describe('e2e: dnsproxy CLI', function () {
     expect(down.stderr).to.include('cannot reach the API');
   });
 
+  it('re-adding a proxied name without --proxy says which route and upstreams it removed; --dry-run shows it first', async () => {
+    const proxied = await cli(['add-record', 'nas', '192.0.2.20', '--proxy', '192.0.2.31:8000', '--tls', 'internal', '--wait', '0'], env);
+    expect(proxied.code, proxied.stderr).to.equal(0);
+    const dry = await cli(['add-record', 'nas', '192.0.2.20', '--dry-run'], env);
+    expect(dry.code, dry.stderr).to.equal(0);
+    expect(dry.stdout).to.match(/^- route\s+record:nas\.home\.arpa\s+nas\.home\.arpa → 192\.0\.2\.31:8000$/m);
+    const plain = await cli(['add-record', 'nas', '192.0.2.20'], env);
+    expect(plain.code, plain.stderr).to.equal(0);
+    expect(plain.stderr).to.equal('dnsproxy: removed route record:nas.home.arpa → 192.0.2.31:8000: the new record set has no --proxy (add --proxy 192.0.2.31:8000 --tls internal to keep it)\n');
+    const json = JSON.parse((await cli(['--json', 'add-record', 'nas', '192.0.2.21'], env)).stdout);
+    expect(json).not.to.have.property('removed_route');
+    const routes = JSON.parse((await cli(['--json', 'routes'], env)).stdout).routes;
+    expect(routes.map((r: { id: string }) => r.id)).not.to.include('record:nas.home.arpa');
+    expect((await cli(['remove', 'nas'], env)).code).to.equal(0);
+  });
+
+  it('a CNAME to an IP address is refused with the hint to use an A record', async () => {
+    const res = await cli(['add-record', 'x', '100.1.1.2', '--type', 'CNAME'], env);
+    expect(res.code).to.equal(1);
+    expect(res.stderr).to.equal('dnsproxy: values.0: 100.1.1.2 is an IP address, but a CNAME target must be a host name: for an address use an A record (AAAA for IPv6) at this name (invalid_body, HTTP 400)\n');
+  });
+
+  it('add-route exits 1 and says why when the route it made is in error (an upstream name without a record)', async () => {
+    const res = await cli(['add-route', 'files.home.arpa', 'ghost.home.arpa:5000'], env);
+    expect(res.code).to.equal(1);
+    expect(res.stderr).to.match(/^dnsproxy: route api:[0-9a-f]{8} is in error: upstream ghost\.home\.arpa:5000: ghost\.home\.arpa has no A or AAAA record in our zones\n$/);
+    expect(res.stdout).to.match(/^api:[0-9a-f]{8}\s+files\.home\.arpa\s+ghost\.home\.arpa:5000\s+off\s+error: /m);
+    expect((await cli(['remove-route', 'files.home.arpa'], env)).code).to.equal(0);
+  });
+
   it('exit 2 for usage errors', async () => {
     expect((await cli(['frobnicate'], env)).code).to.equal(2);
     expect((await cli(['add-record'], env)).code).to.equal(2);
@@ -102,17 +132,30 @@ describe('e2e: dnsproxy CLI', function () {
     const r = await cli(['resolve', 'res.home.arpa', 'A', '--port', String(c.dnsPort)], env);
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout).to.include('NOERROR, authoritative').and.include('192.0.2.44');
+    // Without --port it asks DNSPROXY_DNS_PORT, as the README tour exports it for run.sh's 5300.
+    const byEnv = await cli(['resolve', 'res.home.arpa'], { ...env, DNSPROXY_DNS_PORT: String(c.dnsPort) });
+    expect(byEnv.code, byEnv.stderr).to.equal(0);
+    expect(byEnv.stdout).to.include('192.0.2.44');
     const nx = await cli(['--json', 'resolve', 'nope.home.arpa', '--port', String(c.dnsPort)], env);
     expect(nx.code).to.equal(1);
     expect(JSON.parse(nx.stdout).rcode).to.equal('NXDOMAIN');
   });
 
-  it('token create, list and revoke', async () => {
+  it('token create (with a scope), list and revoke', async () => {
     const made = JSON.parse((await cli(['--json', 'token', 'create', 'ci'], env)).stdout);
     expect(made.token).to.match(/^dp_/);
+    expect(made.scope).to.equal('write');
     expect((await cli(['list'], { ...env, DNSPROXY_TOKEN: made.token })).code).to.equal(0);
+    const ro = await cli(['token', 'create', 'ro', '--scope', 'read'], env);
+    expect(ro.stdout).to.match(/^token [0-9a-f]+ \(ro, scope read\), shown once:\ndp_/);
+    const roToken = ro.stdout.trim().split('\n')[1]!;
+    const denied = await cli(['add-record', 'ro-test', '192.0.2.1'], { ...env, DNSPROXY_TOKEN: roToken });
+    expect(denied.code).to.equal(1);
+    expect(denied.stderr).to.include('needs a token with scope write (this token has scope read)').and.include('forbidden, HTTP 403');
+    expect((await cli(['token', 'create', 'x', '--scope', 'root'], env)).code).to.equal(2);
     const list = await cli(['token', 'list'], env);
-    expect(list.stdout).to.match(/^ID\s+NAME\s+CREATED\s+LAST USED/);
+    expect(list.stdout).to.match(/^ID\s+NAME\s+SCOPE\s+CREATED\s+LAST USED/);
+    expect(list.stdout).to.match(/\bbootstrap\s+admin\b/).and.match(/\bci\s+write\b/).and.match(/\bro\s+read\b/);
     expect((await cli(['token', 'revoke', made.id], env)).code).to.equal(0);
     expect((await cli(['list'], { ...env, DNSPROXY_TOKEN: made.token })).code).to.equal(1);
   });

@@ -1,6 +1,7 @@
 // Issue acceptance for the Caddy reconciler: real controller process, real Caddy, real backends.
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
+import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { cli, startController, TOKEN, type Running } from '../helpers/controller.js';
 import { hasCaddy, request, startBackend, startCaddy, type Backend, type RunningCaddy } from '../helpers/caddy.js';
@@ -73,6 +74,21 @@ describe('e2e: proxied records and routes through a real Caddy', function () {
     expect(routes.find((r: { hosts: string[] }) => r.hosts.includes('app.home.arpa'))).to.include({ status: 'active', source: 'api' });
     expect((await cli(['remove-route', 'app.home.arpa'], env)).code).to.equal(0);
     await within(1000, async () => (await via('app.home.arpa')).status === 404);
+  });
+
+  it('add-route waits for the reconciler: a route Caddy cannot load (its HTTPS port is taken) exits 1 with the reason', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve, reject) => blocker.once('error', reject).listen(caddy.httpsPort, '0.0.0.0', resolve));
+    try {
+      const bad = await cli(['add-route', 'secure.home.arpa', backend.dial, '--tls', 'internal'], env);
+      expect(bad.code).to.equal(1);
+      expect(bad.stderr).to.match(/^dnsproxy: route api:[0-9a-f]{8} is in error: .*address already in use/);
+      expect(bad.stdout).to.match(/^api:[0-9a-f]{8}\s+secure\.home\.arpa\s+\S+\s+internal\s+error: /m);
+    } finally {
+      await cli(['remove-route', 'secure.home.arpa'], env);
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+    await within(5000, async () => JSON.parse((await cli(['--json', 'plan'], env)).stdout).in_sync === true);
   });
 
   it('a burst of 500 record adds causes at most 3 Caddy loads and all 500 hosts are served', async () => {

@@ -47,7 +47,7 @@ describe('faults: the mail relay under supervisord', function () {
     const providerPort = await deadPort();
     // Set up as a user would, through the controller's API.
     await api(s, 'POST', '/api/v1/mail/accounts', ACCOUNT);
-    await api(s, 'PUT', '/api/v1/mail/providers/upstream', { type: 'smtp', host: '127.0.0.1', port: providerPort, security: 'starttls', tls_verify: false });
+    await api(s, 'PUT', '/api/v1/mail/providers/upstream', { type: 'smtp', host: '127.0.0.1', port: providerPort, security: 'starttls', tls_verify: false, allow_private: true });
     await api(s, 'POST', '/api/v1/mail/rules', { provider: 'upstream' });
 
     // Submit while the provider is down: every message must get its 250 (queued).

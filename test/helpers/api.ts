@@ -1,13 +1,13 @@
 // An API instance on a temp database, for inject() tests.
 import type { FastifyInstance } from 'fastify';
 import { build } from '../../src/api/app.js';
-import { rollUp } from '../../src/api/health.js';
+import { rollUp, type HealthReport } from '../../src/api/health.js';
 import { ZoneIndex } from '../../src/dns/index.js';
 import { openDb, type Db } from '../../src/store/db.js';
 import { RecordStore } from '../../src/store/records.js';
 import { TokenStore } from '../../src/store/tokens.js';
 import { RouteStore } from '../../src/store/routes.js';
-import { simulate } from '../../src/store/simulate.js';
+import { simulate, transact } from '../../src/store/simulate.js';
 import { ProxyState } from '../../src/proxy/state.js';
 import { zoneResolver } from '../../src/proxy/resolve.js';
 import type { DesiredProxy } from '../../src/proxy/types.js';
@@ -15,6 +15,8 @@ import { setLogLevel } from '../../src/log/index.js';
 import { MailStore } from '../../src/mail/store.js';
 import { MessageStore } from '../../src/mail/messages.js';
 import { tempDir } from './tmp.js';
+import { loadConfig } from '../../src/config/load.js';
+import { ownEndpoints } from '../../src/model/endpoints.js';
 
 // In-process tests assert on responses; request lines would only bury mocha's output.
 setLogLevel('warn');
@@ -36,7 +38,13 @@ export interface ApiFixture {
   close: () => Promise<void>;
 }
 
-export async function apiFixture(): Promise<ApiFixture> {
+export interface ApiFixtureOptions {
+  health?: () => HealthReport;
+  /** The Caddyfile export; default: one line per route (the real one is src/proxy/caddyfile.ts). */
+  caddyfile?: (desired: DesiredProxy) => string;
+}
+
+export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixture> {
   const tmp = tempDir();
   const db = openDb(tmp.dir);
   const records = new RecordStore(db, ZONES);
@@ -45,21 +53,27 @@ export async function apiFixture(): Promise<ApiFixture> {
   for (const zone of ZONES) index.load(zone, records.serial(zone), records.list({ zone }));
   records.onChange((c) => index.apply(c));
   const routes = new RouteStore(db);
-  const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: 80, httpsPort: 443, admin: '127.0.0.1:2019' });
+  // Proxy settings from the config defaults, as the controller wires them, with Caddy's admin API
+  // on loopback TCP (127.0.0.1:2019) so tests can show a route to it refused.
+  const config = loadConfig({ env: { DNSPROXY_DATA_DIR: tmp.dir, DNSPROXY_NODE_IP: NODE_IP, DNSPROXY_CADDY_ADMIN: '127.0.0.1:2019' }, interfaces: {} });
+  const settings = { httpPort: config.http_port, httpsPort: config.https_port, listenIp: config.listen_ip, admin: config.caddy_admin, own: ownEndpoints(config) };
+  const proxy = new ProxyState(records, routes, zoneResolver(index), settings);
   const applied: { value: DesiredProxy | null } = { value: null };
-  const { token } = tokens.create('test');
+  const { token } = tokens.create('test', 'admin');
   const app = await build({
     routes,
     proxy,
     proxyStatus: () => ({ applied: applied.value, caddyUp: true, inSync: applied.value !== null, lastError: null }),
-    caddyfile: (d) => d.routes.map((r) => `${r.hosts.join(' ')} -> ${r.upstreams.join(' ')}`).join('\n'),
+    caddyfile: opts.caddyfile ?? ((d) => d.routes.map((r) => `${r.hosts.join(' ')} -> ${r.upstreams.join(' ')}`).join('\n')),
     simulate: (fn) => simulate(db, [records, routes], fn),
+    transaction: (fn) => transact(db, [records, routes], fn),
     zones: ZONES,
     nodeIp: NODE_IP,
+    ownAddresses: [NODE_IP, '127.0.0.1'],
     records,
     tokens,
     servedRecords: (z) => index.servedRecords(z),
-    health: () => rollUp({ store: { status: 'ok' }, dns: { status: 'ok' }, proxy: { status: 'disabled' }, mail: { status: 'disabled' } }),
+    health: opts.health ?? (() => rollUp({ store: { status: 'ok' }, dns: { status: 'ok' }, proxy: { status: 'disabled' }, mail: { status: 'disabled' } })),
     version: 'test',
     mail: { store: new MailStore(db), messages: new MessageStore(db) },
   });

@@ -1,14 +1,17 @@
-// Test helpers for a real Caddy: a private `caddy run` on free loopback ports, POST /load,
+// Test helpers for a real Caddy: a private `caddy run` (admin API on an owner-only unix socket,
+// as in production, or on a free loopback port when asked) on free loopback ports, POST /load,
 // `caddy adapt`, plain/TLS requests with a chosen Host header, and echo backends.
 // Every Caddy started here lives in its own temp dir (HOME and XDG dirs point there), so tests
 // never read or write the user's Caddy data; stop() kills the process and removes the dir.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { ADMIN_SOCKET_NAME } from '../../src/proxy/admin-address.js';
+import { caddyArgv } from '../../src/proxy/process.js';
 import { tempDir } from './tmp.js';
 
 export const CADDY_BIN = process.env.CADDY_BIN ?? 'caddy';
@@ -43,10 +46,12 @@ export async function freePorts(n: number): Promise<number[]> {
 }
 
 export interface RunningCaddy {
-  /** `http://127.0.0.1:<port>`: base URL of the admin API. */
-  adminUrl: string;
-  /** `127.0.0.1:<port>`: what a pushed config must carry as `admin.listen`. */
+  /** `unix/<dir>/run/caddy-admin.sock` (default) or `127.0.0.1:<port>`: what a pushed config must carry as `admin.listen`. */
   adminListen: string;
+  /** The admin socket's path, or null for a TCP admin. */
+  adminSocket: string | null;
+  /** One request to the admin API (empty Host over the socket, as Caddy 2.6.2 wants there), any status. */
+  admin(method: string, path: string, body?: string, headers?: Record<string, string>): Promise<{ status: number; text: string }>;
   /** Free loopback ports reserved for the configs a test pushes (`:httpPort`, `:httpsPort`). */
   httpPort: number;
   httpsPort: number;
@@ -68,15 +73,41 @@ export interface RunningCaddy {
   restart(): Promise<void>;
 }
 
+/** One HTTP request to an admin API at a unix socket (empty Host) or a loopback `host:port`. */
+export function adminRequest(
+  target: { socket: string } | { port: number },
+  method: string,
+  path: string,
+  body?: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const where = 'socket' in target ? { socketPath: target.socket, setHost: false, headers: { Host: '', ...headers } } : { host: '127.0.0.1', port: target.port, headers };
+    const req = http.request({ ...where, method, path, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('error', reject);
+    });
+    if (body !== undefined) req.setHeader('content-type', 'application/json');
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 /**
- * Starts `caddy run` with a bootstrap config holding only `admin` (127.0.0.1:<free port>,
- * persist off) and resolves once `GET /config/` answers. The caller must call stop().
+ * Starts `caddy run` with a bootstrap config holding only `admin` (persist off) and resolves once
+ * `GET /config/` answers. The admin API listens on `<dir>/run/caddy-admin.sock` (directory 0700,
+ * Caddy started with umask 077 by the production caddyArgv()), or with `admin: 'tcp'` on
+ * 127.0.0.1:<free port>. The caller must call stop().
  */
-export async function startCaddy(): Promise<RunningCaddy> {
+export async function startCaddy(opts: { admin?: 'unix' | 'tcp' } = {}): Promise<RunningCaddy> {
   const tmp = tempDir('dnsproxy-caddy-');
   const [adminPort, httpPort, httpsPort] = (await freePorts(3)) as [number, number, number];
-  const adminListen = `127.0.0.1:${adminPort}`;
-  const adminUrl = `http://${adminListen}`;
+  const adminSocket = opts.admin === 'tcp' ? null : join(tmp.dir, 'run', ADMIN_SOCKET_NAME);
+  if (adminSocket) mkdirSync(join(tmp.dir, 'run'), { mode: 0o700 });
+  const adminListen = adminSocket ? `unix/${adminSocket}` : `127.0.0.1:${adminPort}`;
   const bootstrap = join(tmp.dir, 'bootstrap.json');
   writeFileSync(bootstrap, JSON.stringify({ admin: { listen: adminListen, config: { persist: false } } }));
   const env = { ...process.env, HOME: tmp.dir, XDG_DATA_HOME: join(tmp.dir, 'data'), XDG_CONFIG_HOME: join(tmp.dir, 'config') };
@@ -89,10 +120,8 @@ export async function startCaddy(): Promise<RunningCaddy> {
     out = (out + chunk.toString()).slice(-MAX_OUTPUT_CHARS);
   };
 
-  const admin = async (method: string, path: string, body?: string): Promise<{ status: number; text: string }> => {
-    const res = await fetch(`${adminUrl}${path}`, { method, body, headers: body === undefined ? {} : { 'content-type': 'application/json' } });
-    return { status: res.status, text: await res.text() };
-  };
+  const admin = (method: string, path: string, body?: string, headers?: Record<string, string>) =>
+    adminRequest(adminSocket ? { socket: adminSocket } : { port: adminPort }, method, path, body, headers);
 
   const waitExit = async (signal: NodeJS.Signals, timeoutMs: number): Promise<void> => {
     const p = proc;
@@ -110,7 +139,8 @@ export async function startCaddy(): Promise<RunningCaddy> {
 
   const spawnOne = async (): Promise<void> => {
     out = '';
-    const p = spawn(CADDY_BIN, ['run', '--config', bootstrap], { env, cwd: tmp.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [cmd, args] = caddyArgv(CADDY_BIN, ['run', '--config', bootstrap]);
+    const p = spawn(cmd, args, { env, cwd: tmp.dir, stdio: ['ignore', 'pipe', 'pipe'] });
     proc = p;
     p.stdout!.on('data', keep);
     p.stderr!.on('data', keep);
@@ -139,8 +169,9 @@ export async function startCaddy(): Promise<RunningCaddy> {
   }
 
   return {
-    adminUrl,
     adminListen,
+    adminSocket,
+    admin,
     httpPort,
     httpsPort,
     dir: tmp.dir,
@@ -255,4 +286,47 @@ export async function startBackend(name: string): Promise<Backend> {
       }),
   };
   return backend;
+}
+
+/** `0100007F:1F90` (a /proc/net/tcp address, little-endian words) → `127.0.0.1:8080` / `[::1]:8080`. */
+function procAddress(hex: string): string {
+  const [ip, port] = hex.split(':') as [string, string];
+  const words = ip.match(/.{8}/g)!.map((w) => w.match(/../g)!.reverse().join(''));
+  const p = parseInt(port, 16);
+  if (words.length === 1) return `${words[0]!.match(/../g)!.map((b) => parseInt(b, 16)).join('.')}:${p}`;
+  const v4mapped = words.slice(0, 2).join('') === '0'.repeat(16) && words[2] === '0000ffff';
+  if (v4mapped) return `[::ffff:${words[3]!.match(/../g)!.map((b) => parseInt(b, 16)).join('.')}]:${p}`;
+  const groups = words.join('').match(/.{4}/g)!.map((g) => parseInt(g, 16).toString(16));
+  return `[${groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::').replace(/:::+/, '::')}]:${p}`;
+}
+
+/**
+ * The TCP addresses process `pid` listens on, sorted (Linux: its socket fds matched against
+ * /proc/net/tcp and tcp6 in LISTEN state). Shows what Caddy really bound, whatever its config says.
+ */
+export function tcpListeners(pid: number): string[] {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  const out: string[] = [];
+  for (const table of ['tcp', 'tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(`/proc/${pid}/net/${table}`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      // local_address is field 1, st field 3 (0A = LISTEN), inode field 9.
+      if (f[3] === '0A' && inodes.has(f[9]!)) out.push(procAddress(f[1]!));
+    }
+  }
+  return out.sort();
 }

@@ -98,7 +98,7 @@ export async function configureRelay(dataDir: string, providerPort: number): Pro
   try {
     const store = new MailStore(db);
     await store.addAccount(ACCOUNT);
-    store.putProvider({ name: 'sink', config: { type: 'smtp', host: '127.0.0.1', port: providerPort, security: 'starttls', tls_verify: false } });
+    store.putProvider({ name: 'sink', config: { type: 'smtp', host: '127.0.0.1', port: providerPort, security: 'starttls', tls_verify: false, allow_private: true } });
     store.addRule({ priority: 1, sender_domain: null, recipient_domain: null, account: null, provider: 'sink', fallback_provider: null });
   } finally {
     db.close();

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parseSupervisorStatus } from '../../src/cli/status.js';
+import { ADMIN_SOCKET_NAME } from '../../src/proxy/admin-address.js';
 import { decode, query, udpExchange } from '../dns/fixture.js';
 import { freePorts, request } from './caddy.js';
 import { TOKEN } from './controller.js';
@@ -123,7 +124,7 @@ export interface StackOptions {
  */
 export async function startStack(opts: StackOptions = {}): Promise<Stack> {
   const tmp = tempDir('dnsproxy-stack-');
-  const [apiPort, dnsPort, httpPort, httpsPort, adminPort, smtpPort, submissionPort, smtpsPort] = (await freePorts(8)) as [number, number, number, number, number, number, number, number];
+  const [apiPort, dnsPort, httpPort, httpsPort, smtpPort, submissionPort, smtpsPort] = (await freePorts(7)) as [number, number, number, number, number, number, number];
   const env: Record<string, string> = {
     DNSPROXY_APP_DIR: APP_DIR,
     DNSPROXY_DATA_DIR: join(tmp.dir, 'data'),
@@ -133,7 +134,8 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     DNSPROXY_API_PORT: String(apiPort),
     DNSPROXY_HTTP_PORT: String(httpPort),
     DNSPROXY_HTTPS_PORT: String(httpsPort),
-    DNSPROXY_CADDY_ADMIN: `127.0.0.1:${adminPort}`,
+    // scripts/run.sh's default: Caddy's admin API on a socket in the run dir.
+    DNSPROXY_CADDY_ADMIN: `unix/${join(tmp.dir, 'run', ADMIN_SOCKET_NAME)}`,
     DNSPROXY_SMTP_PORT: String(smtpPort),
     DNSPROXY_SUBMISSION_PORT: String(submissionPort),
     DNSPROXY_SMTPS_PORT: String(smtpsPort),
@@ -143,7 +145,7 @@ export async function startStack(opts: StackOptions = {}): Promise<Stack> {
     ...opts.env,
   };
   mkdirSync(env.DNSPROXY_DATA_DIR!, { recursive: true });
-  mkdirSync(env.DNSPROXY_RUN_DIR!, { recursive: true });
+  mkdirSync(env.DNSPROXY_RUN_DIR!, { recursive: true, mode: 0o700 });
   // Nothing of the caller's DNSPROXY_* (a config file, CADDY_SPAWN…) may leak into the run.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DNSPROXY_')));
   const fullEnv = { ...inherited, ...env };

@@ -201,7 +201,7 @@ export function relayWithSink(over: Partial<MailRelayOptions>, use: (f: { r: Rel
 export async function configure(r: RelayFixture, providers: Record<string, number>, rule: { fallback?: string } = {}): Promise<void> {
   await r.store.addAccount(ACCOUNT);
   for (const [name, port] of Object.entries(providers))
-    r.store.putProvider({ name, config: { type: 'smtp', host: '127.0.0.1', port, security: 'starttls', tls_verify: false } });
+    r.store.putProvider({ name, config: { type: 'smtp', host: '127.0.0.1', port, security: 'starttls', tls_verify: false, allow_private: true } }); // a sink on loopback
   const [first] = Object.keys(providers);
   r.store.addRule({ priority: 100, sender_domain: null, recipient_domain: null, account: null, provider: first!, fallback_provider: rule.fallback ?? null });
 }
@@ -326,9 +326,9 @@ function session(socket: Socket): RawSession {
   };
 }
 
-/** A line-level SMTP client on a new connection to `port`. */
-export async function raw(port: number): Promise<RawSession> {
-  const socket = connect(port, '127.0.0.1');
+/** A line-level SMTP client on a new connection to `port`, from `localAddress` (another 127.x address: another client) when given. */
+export async function raw(port: number, localAddress?: string): Promise<RawSession> {
+  const socket = connect({ port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) });
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', () => resolve());
     socket.once('error', reject);
@@ -337,8 +337,8 @@ export async function raw(port: number): Promise<RawSession> {
 }
 
 /** Greeting, EHLO, STARTTLS, EHLO on `port`: an encrypted session, not logged in. */
-export async function rawTls(r: RelayFixture, port = r.submissionPort): Promise<RawSession> {
-  const plain = await raw(port);
+export async function rawTls(r: RelayFixture, port = r.submissionPort, localAddress?: string): Promise<RawSession> {
+  const plain = await raw(port, localAddress);
   await plain.reply(); // greeting
   plain.send('EHLO client.example.com');
   await plain.reply();

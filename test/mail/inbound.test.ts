@@ -11,7 +11,7 @@ import { signMessage } from '../../src/mail/dkim.js';
 import { relayOptions } from '../../src/mail/index.js';
 import { inboundRecipient, receivedCount, stripOwnAuthResults, verdict } from '../../src/mail/inbound.js';
 import { dkimTxt, generateDkimPrivateKey } from '../../src/mail/keys.js';
-import { memoryResolver, systemResolver, type DnsResolver } from '../../src/mail/resolver.js';
+import { mailDnsProblem, memoryResolver, systemResolver, type DnsResolver } from '../../src/mail/resolver.js';
 import type { Rule } from '../../src/mail/schema.js';
 import { ACCOUNT, client, configure, eventually, HOSTNAME, message, queuedIds, raw, refusal, sink, startRelay, type RelayFixture, type Sink } from './helpers.js';
 
@@ -30,6 +30,11 @@ function zone(dkimTxtValue: string) {
     'sel._domainkey.example.org': { TXT: [chunks(dkimTxtValue)] },
     'example.com': { TXT: [['v=spf1 ip4:192.0.2.10 -all']] },
     '_dmarc.example.com': { TXT: [['v=DMARC1; p=reject']] },
+    // DNS failing: example.info's DMARC record cannot be fetched; example.biz's SPF cannot (its DMARC is p=reject).
+    'example.info': { TXT: [['v=spf1 ip4:127.0.0.1 -all']] },
+    '_dmarc.example.info': 'SERVFAIL' as const,
+    'example.biz': 'SERVFAIL' as const,
+    '_dmarc.example.biz': { TXT: [['v=DMARC1; p=reject']] },
   };
 }
 
@@ -208,6 +213,14 @@ describe('mail: inbound for hosted domains (SPF/DKIM/DMARC, no open relay)', fun
     }
   });
 
+  it('a DMARC verdict that a DNS failure decides is 451 4.4.3 (the sender retries), not a pass for a p=reject spoof nor a 550 for a real sender', async () => {
+    const policyUnknown = await refusal(mta(r).sendMail({ envelope: { from: 'ceo@example.info', to: ['bob@example.net'] }, raw: rfc822({ from: 'ceo@example.info', to: 'bob@example.net', subject: 'policy lookup fails' }) }));
+    expect(policyUnknown.response).to.equal('451 4.4.3 The DMARC policy of example.info could not be looked up (DNS: temperror), try again later');
+    const spfUnknown = await refusal(mta(r).sendMail({ envelope: { from: 'ceo@example.biz', to: ['bob@example.net'] }, raw: rfc822({ from: 'ceo@example.biz', to: 'bob@example.net', subject: 'spf lookup fails' }) }));
+    expect(spfUnknown.response).to.equal('451 4.4.3 DMARC of example.biz (p=reject) fails only because a DNS lookup failed (spf=temperror, dkim=none), try again later');
+    expect(mailbox.received).to.have.length(0);
+  });
+
   it('answers 451 4.4.3 when the DNS checks cannot finish, and 554 5.4.6 to a message that has looped', async () => {
     hang = true;
     const slow = await refusal(mta(r).sendMail({ envelope: { from: 'alice@example.org', to: ['bob@example.net'] }, raw: rfc822({ from: 'alice@example.org', to: 'bob@example.net', subject: 'dns down' }) }));
@@ -243,17 +256,46 @@ describe('mail: inbound decisions, config and DNS resolvers', () => {
     }
   });
 
-  it('rejects only a DMARC fail whose policy is reject', () => {
-    const table: [string, string | undefined, 'accept' | 'reject'][] = [
-      ['fail', 'reject', 'reject'],
-      ['fail', 'quarantine', 'accept'],
-      ['fail', 'none', 'accept'],
-      ['pass', 'reject', 'accept'],
-      ['none', undefined, 'accept'],
-      ['temperror', undefined, 'accept'],
+  it('rejects only a DMARC fail whose policy is reject; defers (451) what a DNS failure decides', () => {
+    const table: [string, string, string | undefined, 'accept' | 'reject' | 'defer'][] = [
+      // dmarc, spf, policy, verdict
+      ['fail', 'fail', 'reject', 'reject'],
+      ['fail', 'fail', 'quarantine', 'accept'],
+      ['fail', 'fail', 'none', 'accept'],
+      ['pass', 'fail', 'reject', 'accept'],
+      ['none', 'fail', undefined, 'accept'],
+      ['none', 'temperror', undefined, 'accept'], // no policy to apply: SPF's temperror is in Authentication-Results
+      ['temperror', 'pass', undefined, 'defer'], // the policy is unknown: a p=reject spoof must not pass because our DNS failed
+      ['fail', 'temperror', 'reject', 'defer'], // it may pass once SPF can be evaluated
+      ['fail', 'temperror', 'quarantine', 'accept'],
+      ['permerror', 'fail', undefined, 'accept'],
     ];
-    for (const [dmarc, policy, kind] of table)
-      expect(verdict({ spf: 'fail', dkim: 'none', dmarc, dmarcDomain: 'example.com', ...(policy ? { dmarcPolicy: policy } : {}) }).kind, `${dmarc}/${policy}`).to.equal(kind);
+    for (const [dmarc, spf, policy, kind] of table)
+      expect(verdict({ spf, dkim: 'none', dmarc, dmarcDomain: 'example.com', ...(policy ? { dmarcPolicy: policy } : {}) }).kind, `${dmarc}/${spf}/${policy}`).to.equal(kind);
+  });
+
+  it('mail serve refuses mail_dns_servers that name our own DNS server while it has no upstreams (every outside name would be temperror)', () => {
+    const c = (over: Record<string, unknown>) => ({ mail_dns_servers: [] as string[], upstreams: [] as string[], listen_ip: '127.0.0.1', dns_port: 53, node_ip: '192.0.2.10', ...over });
+    const ours: Record<string, unknown>[] = [
+      { mail_dns_servers: ['127.0.0.1:53'] },
+      { mail_dns_servers: ['127.0.0.1'] }, // port 53 by default
+      { mail_dns_servers: ['127.0.0.53'], listen_ip: '0.0.0.0' }, // any loopback address reaches a wildcard listener
+      { mail_dns_servers: ['[::1]:53'], listen_ip: '::' },
+      { mail_dns_servers: ['9.9.9.9', '192.0.2.10:5353'], listen_ip: '192.0.2.10', dns_port: 5353 }, // node:dns stops at our REFUSED
+      { mail_dns_servers: ['192.0.2.10'], listen_ip: '0.0.0.0' },
+    ];
+    for (const over of ours) expect(mailDnsProblem(c(over)), JSON.stringify(over)).to.match(/^mail_dns_servers: .* is this node's own DNS server, which answers only its own zones while upstreams is empty/);
+    const fine: Record<string, unknown>[] = [
+      {},
+      { mail_dns_servers: ['127.0.0.1:53'], upstreams: ['9.9.9.9'] }, // ours forwards
+      { mail_dns_servers: ['9.9.9.9', '1.1.1.1:53'] },
+      { mail_dns_servers: ['127.0.0.1:5353'] }, // another port: not ours (e.g. a local unbound)
+      { mail_dns_servers: ['127.0.0.1:53'], dns_port: 0 }, // no DNS server of ours runs
+      { mail_dns_servers: ['192.0.2.10'], listen_ip: '127.0.0.1' }, // ours listens on loopback only
+      { mail_dns_servers: ['127.0.0.11'] }, // Docker's resolver, not ours on 127.0.0.1
+      { mail_dns_servers: ['[::1]:53'], listen_ip: '0.0.0.0' }, // an IPv4 wildcard does not take ::1
+    ];
+    for (const over of fine) expect(mailDnsProblem(c(over)), JSON.stringify(over)).to.equal(undefined);
   });
 
   it('removes only the Authentication-Results in our name, keeping every other byte', () => {

@@ -71,10 +71,26 @@ describe('mail: admin CLI for API keys and the certificate', function () {
     expect(await cli(['mail', 'account', 'key', 'revoke', 'app', newId])).to.include({ code: 0, stdout: `revoked key ${newId} of account app\n` });
     const again = await cli(['mail', 'account', 'key', 'revoke', 'app', newId]);
     expect(again.code).to.equal(1);
-    expect(again.stderr).to.include(`account app has no key ${newId}`);
+    expect(again.stderr).to.include(`key ${newId} of account app was already revoked at `);
     const bad = await cli(['mail', 'account', 'rotate-key', 'app', '--keep-old', '1w']);
     expect(bad.code).to.equal(1);
     expect(bad.stderr).to.include('keep_old').and.include('HTTP 400');
+  });
+
+  it('a revoked key stays listed as revoked (with when); revoking it again is a 409, an unknown key a 404', async function () {
+    this.timeout(60_000); // five CLI runs, each a tsx start
+    const added = await cli(['mail', 'account', 'key', 'add', 'app', '--label', 'to-revoke']);
+    const id = added.stdout.trim().slice(4, 16);
+    expect(await cli(['mail', 'account', 'key', 'revoke', 'app', id])).to.include({ code: 0 });
+    const list = await cli(['mail', 'account', 'key', 'list', 'app']);
+    expect(list.stdout).to.match(new RegExp(`^${id}\\s+to-revoke\\s+revoked\\s`, 'm'));
+    const revoked = JSON.parse((await cli(['--json', 'mail', 'account', 'key', 'list', 'app'])).stdout).keys.find((k: { id: string }) => k.id === id);
+    expect(revoked).to.include({ state: 'revoked' });
+    expect(revoked.revoked_at).to.match(/^\d{4}-\d\d-\d\dT[\d:.]+Z$/);
+    const again = await cli(['mail', 'account', 'key', 'revoke', 'app', id]);
+    expect(again.code).to.equal(1);
+    expect(again.stderr).to.include(`key ${id} of account app was already revoked at ${revoked.revoked_at} (conflict, HTTP 409)`);
+    expect((await cli(['mail', 'account', 'key', 'revoke', 'app', '0123456789ab'])).stderr).to.include('account app has no key 0123456789ab (not_found, HTTP 404)');
   });
 
   it('mail cert: a mismatched key exits 1 with the reason; a valid pair is set and shown (subject, expiry, fingerprint); no arguments shows it again', async () => {

@@ -81,7 +81,7 @@ describe('mail: API keys in the store and the credential checker', () => {
 
   it('lists keys without the key or its hash; revoke is per account (404 otherwise); removing the account removes its keys', () => {
     const { info, key } = store.addKey('app', { label: 'ci', expires_in: 24 * H });
-    expect(info).to.deep.equal({ id: info.id, account: 'app', label: 'ci', created_at: iso(NOW), last_used_at: null, expires_at: iso(NOW + 24 * H), state: 'expiring' });
+    expect(info).to.deep.equal({ id: info.id, account: 'app', label: 'ci', created_at: iso(NOW), last_used_at: null, expires_at: iso(NOW + 24 * H), revoked_at: null, state: 'expiring' });
     const listed = JSON.stringify(store.keys('app'));
     expect(listed).not.to.include(key).and.not.to.include(keyHash(key)).and.not.to.include('hash');
     expect(() => store.revokeKey('other', info.id)).to.throw(/has no key/);
@@ -99,7 +99,10 @@ describe('mail: API keys in the store and the credential checker', () => {
     expect(r.kept.map((k) => [k.id, k.state, k.expires_at])).to.deep.equal([a.info.id, b.info.id].sort().map((id) => [id, 'expiring', iso(NOW + 2 * H)]));
     const again = store.rotateKey('app', { keep_old: 0, label: 'now' });
     expect(again.removed.sort()).to.deep.equal([a.info.id, b.info.id, r.info.id].sort());
-    expect(store.keys('app').map((k) => k.label)).to.deep.equal(['now']);
+    expect(again.kept).to.deep.equal([]);
+    // Revoked by the rotation: still listed, as revoked; a later rotation leaves them alone.
+    expect(store.keys('app').map((k) => [k.label, k.state, k.revoked_at])).to.deep.include.members([['a', 'revoked', iso(NOW)], ['b', 'revoked', iso(NOW)], ['rotated 2030-01-01', 'revoked', iso(NOW)], ['now', 'active', null]]);
+    expect(store.rotateKey('app', { keep_old: 0, label: 'later' }).removed).to.deep.equal([again.info.id]);
   });
 
   it('a key logs in as its own account (name or email), not as another; expired and revoked keys fail; a key-shaped unknown secret falls back to the password check', async () => {

@@ -2,8 +2,10 @@
 // (421 4.7.0), the idle timeout and the total session time (421 4.4.2, a transaction in progress
 // gets a grace period). The bucket arithmetic as a table, then real sockets against a relay.
 import { expect } from 'chai';
-import { RateLimiter } from '../../src/mail/ratelimit.js';
-import { ACCOUNT, client, configure, mail, raw, rawAuthenticated, refusal, sink, startRelay, type RelayFixture, type Sink } from './helpers.js';
+import { ConfigError, loadConfig } from '../../src/config/load.js';
+import { relayOptions } from '../../src/mail/index.js';
+import { DataBudget, RateLimiter } from '../../src/mail/ratelimit.js';
+import { ACCOUNT, client, configure, eventually, mail, raw, rawAuthenticated, refusal, sink, startRelay, type RawSession, type RelayFixture, type Sink } from './helpers.js';
 
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
@@ -37,6 +39,13 @@ describe('mail: rate limits and session timeouts', function () {
       now = 2000;
       expect(r.wait('a')).to.equal(0);
     });
+  });
+
+  it('mail_max_clients_per_ip and mail_max_data_in_flight: defaults, from the environment to the relay; a budget smaller than mail_max_size is refused naming it', () => {
+    expect(relayOptions(loadConfig({ env: {}, interfaces: {} }))).to.deep.include({ maxClientsPerIp: 10, maxDataInFlight: 64 * 1024 * 1024 });
+    const env = { DNSPROXY_MAIL_MAX_CLIENTS_PER_IP: '0', DNSPROXY_MAIL_MAX_DATA_IN_FLIGHT: '30000000' };
+    expect(relayOptions(loadConfig({ env, interfaces: {} }))).to.deep.include({ maxClientsPerIp: 0, maxDataInFlight: 30_000_000 });
+    expect(() => loadConfig({ env: { DNSPROXY_MAIL_MAX_DATA_IN_FLIGHT: '1000000' }, interfaces: {} })).to.throw(ConfigError, /mail_max_data_in_flight.*at least mail_max_size/);
   });
 
   describe('against a relay', () => {
@@ -77,6 +86,73 @@ describe('mail: rate limits and session timeouts', function () {
       expect(await third.reply()).to.match(/^421 4\.7\.0 Too many connections from 127\.0\.0\.1, try again in \d+ s\r\n$/);
       expect(await third.reply()).to.equal('(closed)');
       for (const s of [first, second, third]) s.close();
+    });
+
+    it('a client address at mail_max_clients_per_ip open sessions gets 421 4.7.0 at connect, on any listener; other addresses do not; a closed session frees its place', async () => {
+      r = await startRelay({ maxClientsPerIp: 2 });
+      const held = [await raw(r.submissionPort, '127.0.0.5'), await raw(r.smtpPort, '127.0.0.5')];
+      for (const s of held) expect(await s.reply()).to.match(/^220 /);
+      for (const port of [r.submissionPort, r.smtpPort]) {
+        const over = await raw(port, '127.0.0.5');
+        expect(await over.reply()).to.equal('421 4.7.0 Too many connections from 127.0.0.5 at once (at most 2), try again later\r\n');
+        expect(await over.reply()).to.equal('(closed)');
+      }
+      const other = await raw(r.submissionPort, '127.0.0.6');
+      expect(await other.reply()).to.match(/^220 /);
+      held.shift()!.close();
+      // The relay sees the close a moment later: a new session from the address is let in once it has.
+      let again: RawSession | undefined;
+      for (const end = Date.now() + 5000; !again && Date.now() < end; ) {
+        const s = await raw(r.submissionPort, '127.0.0.5');
+        if ((await s.reply()).startsWith('220 ')) again = s;
+        else s.close();
+      }
+      expect(again, 'a place for 127.0.0.5 again').to.not.equal(undefined);
+      for (const s of [...held, other, again!]) s.close();
+    });
+
+    it('message data held in memory is bounded across sessions: a message that does not fit gets 452 4.3.1 (SIZE= at MAIL FROM, else at its end); bytes go back on commit and on disconnect', async () => {
+      const budget = new DataBudget(300_000);
+      r = await startRelay({ maxSize: 200_000, dataBudget: budget });
+      await configure(r, { sink: provider.port });
+      const line = 'x'.repeat(998);
+      const open = async (s: Awaited<ReturnType<typeof rawAuthenticated>>, size = '') => {
+        s.send(`MAIL FROM:<app@example.com>${size}`);
+        const mailFrom = await s.reply();
+        if (!mailFrom.startsWith('250')) return mailFrom;
+        s.send('RCPT TO:<big@example.org>');
+        expect(await s.reply()).to.match(/^250 /);
+        s.send('DATA');
+        expect(await s.reply()).to.match(/^354 /);
+        return mailFrom;
+      };
+      const a = await rawAuthenticated(r);
+      await open(a);
+      a.send(Buffer.from(`Subject: a\r\n\r\n${`${line}\r\n`.repeat(150)}`));
+      await eventually(() => budget.inUse >= 150_000, 5000, "the first message's bytes held");
+
+      const b = await rawAuthenticated(r);
+      expect(await open(b, ' SIZE=200000')).to.equal('452 4.3.1 Insufficient system storage: too much mail being received at once, try again later\r\n');
+      await open(b); // without SIZE= the relay learns it as the data comes
+      b.send(Buffer.from(`Subject: b\r\n\r\n${`${line}\r\n`.repeat(195)}.\r\n`));
+      expect(await b.reply()).to.equal('452 4.3.1 Insufficient system storage: too much mail being received at once, try again later\r\n');
+      expect(budget.inUse, "b's bytes went back at once").to.be.below(160_000);
+
+      a.send('.');
+      expect(await a.reply()).to.match(/^250 2\.0\.0 Ok: queued as /);
+      expect(budget.inUse, 'committed: its bytes went back').to.equal(0);
+      await open(b);
+      b.send(Buffer.from(`Subject: b again\r\n\r\n${`${line}\r\n`.repeat(195)}.\r\n`));
+      expect(await b.reply(), 'the retry fits').to.match(/^250 2\.0\.0 Ok: queued as /);
+
+      const c = await rawAuthenticated(r);
+      await open(c);
+      c.send(Buffer.from(`Subject: c\r\n\r\n${`${line}\r\n`.repeat(100)}`));
+      await eventually(() => budget.inUse >= 100_000, 5000, "the cut-off message's bytes held");
+      c.close(); // gone mid-DATA
+      await eventually(() => budget.inUse === 0, 5000, 'the bytes of a client gone mid-DATA back');
+      for (const s of [a, b]) s.close();
+      expect(r.messages.list().map((m) => m.size).sort()).to.have.length(2);
     });
 
     it('an idle client is dropped with 421 after the idle timeout', async () => {

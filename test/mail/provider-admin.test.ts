@@ -1,7 +1,7 @@
 // Setting up `mx` and `http` providers as an admin does: through the API (inject()) and the CLI
 // (a real process against the API on a loopback port). API keys are write-only.
 import { expect } from 'chai';
-import { apiFixture, type ApiFixture } from '../helpers/api.js';
+import { apiFixture, NODE_IP, type ApiFixture } from '../helpers/api.js';
 import { listenApi, runCli } from './cli-run.js';
 
 describe('mail: mx and http providers in the API and the CLI', function () {
@@ -44,6 +44,34 @@ describe('mail: mx and http providers in the API and the CLI', function () {
     expect(type.json().error.fields.map((x: { path: string }) => x.path)).to.deep.equal(['type']);
   });
 
+  it('API: a provider at this host (loopback, metadata, localhost, this node) is 400 naming the field unless allow_private; nothing is saved', async () => {
+    const refused: [object, string][] = [
+      [{ type: 'http', format: 'raw', url: 'http://127.0.0.1:2019/stop' }, 'url'],
+      [{ type: 'http', format: 'raw', url: 'http://169.254.169.254/latest/meta-data/' }, 'url'],
+      [{ type: 'smtp', host: 'localhost', port: 25 }, 'host'],
+      [{ type: 'smtp', host: '::1', port: 25 }, 'host'],
+      [{ type: 'smtp', host: NODE_IP, port: 8080 }, 'host'], // this node's own address
+    ];
+    for (const [config, path] of refused) {
+      const res = await call('PUT', '/api/v1/mail/providers/inside', config);
+      expect(res.statusCode, JSON.stringify(config)).to.equal(400);
+      expect(res.json().error).to.deep.include({ code: 'invalid_body' });
+      expect(res.json().error.fields.map((x: { path: string; message: string }) => [x.path, /allow_private: true$/.test(x.message)])).to.deep.equal([[path, true]]);
+    }
+    expect((await call('GET', '/api/v1/mail/providers')).json().providers.map((p: { name: string }) => p.name)).not.to.include('inside');
+    const allowed = await call('PUT', '/api/v1/mail/providers/inside', { type: 'smtp', host: '127.0.0.1', port: 2525, security: 'none', allow_private: true });
+    expect(allowed.statusCode).to.equal(201);
+    expect(allowed.json().provider.config).to.include({ host: '127.0.0.1', allow_private: true });
+  });
+
+  it('API: an smtp host that is no host name or IP address is 400 naming host', async () => {
+    for (const host of ['a..b', '[::1]', '-x.example', '127.1', '0x7f000001', 'fe80::1%eth0']) {
+      const res = await call('PUT', '/api/v1/mail/providers/junk', { type: 'smtp', host, port: 25, allow_private: true });
+      expect(res.statusCode, host).to.equal(400);
+      expect(res.json().error.fields.map((x: { path: string }) => x.path), host).to.deep.equal(['host']);
+    }
+  });
+
   it('CLI: provider add --type mx / --type http (key from stdin, auth by format) and provider list', async () => {
     const mx = await cli(['mail', 'provider', 'add', 'direct2', '--type', 'mx', '--port', '2525']);
     expect(mx, mx.stderr).to.include({ code: 0, stdout: "saved provider direct2 (direct to each domain's MX hosts, port 2525)\n" });
@@ -59,6 +87,16 @@ describe('mail: mx and http providers in the API and the CLI', function () {
     expect(list.stdout).to.match(/^sg\s+http\s+https:\/\/api\.sendgrid\.com\/v3\/mail\/send\s+sendgrid\s+bearer$/m);
     expect(list.stdout).to.match(/^mg\s+http\s+\S+messages\.mime\s+mailgun\s+basic api$/m);
     expect(list.stdout).not.to.include('SG.secret-key').and.not.include('key-mg');
+  });
+
+  it('CLI: provider add --allow-private for a smarthost on this host; without it the API\'s 400 names the field (exit 1)', async () => {
+    const refused = await cli(['mail', 'provider', 'add', 'local', '127.0.0.1:2525', '--security', 'none']);
+    expect(refused.code).to.equal(1);
+    expect(refused.stderr).to.include('host: 127.0.0.1 is a loopback address (this host): the relay does not connect there unless the provider sets allow_private: true');
+    const ok = await cli(['mail', 'provider', 'add', 'local', '127.0.0.1:2525', '--security', 'none', '--allow-private']);
+    expect(ok, ok.stderr).to.include({ code: 0, stdout: 'saved provider local (127.0.0.1:2525, none, ≤ 2 connections, private addresses allowed)\n' });
+    const list = await cli(['mail', 'provider', 'list']);
+    expect(list.stdout).to.match(/^local\s+smtp\s+127\.0\.0\.1:2525\s+none, private allowed\s+-$/m);
   });
 
   it('CLI: usage errors exit 2 before anything is sent', async () => {

@@ -55,7 +55,7 @@ describe('mail: `dnsproxy mail serve`', function () {
     const db = openDb(tmp.dir);
     const store = new MailStore(db);
     await store.addAccount(ACCOUNT);
-    store.putProvider({ name: 'sink', config: { type: 'smtp', host: '127.0.0.1', port: provider.port, security: 'starttls', tls_verify: false } });
+    store.putProvider({ name: 'sink', config: { type: 'smtp', host: '127.0.0.1', port: provider.port, security: 'starttls', tls_verify: false, allow_private: true } });
     store.addRule({ priority: 1, sender_domain: null, recipient_domain: null, account: null, provider: 'sink', fallback_provider: null });
     db.close();
 
@@ -132,6 +132,16 @@ describe('mail: `dnsproxy mail serve`', function () {
     } finally {
       await new Promise((resolve) => taken.close(resolve));
     }
+  });
+
+  it('mail_dns_servers naming our own DNS server while upstreams is empty exits 2 saying why (every outside check would be temperror)', async () => {
+    p = run(['mail', 'serve', '--data-dir', tmp.dir, '--smtp-port', '0', '--submission-port', '0', '--listen-ip', '127.0.0.1'], { DNSPROXY_MAIL_DNS_SERVERS: '127.0.0.1:53' });
+    expect(await p.exited, p.out()).to.equal(2);
+    expect(p.out()).to.include("mail_dns_servers: 127.0.0.1:53 is this node's own DNS server, which answers only its own zones while upstreams is empty");
+    p = run(['mail', 'serve', '--data-dir', tmp.dir, '--smtp-port', '0', '--submission-port', '0', '--listen-ip', '127.0.0.1'], { DNSPROXY_MAIL_DNS_SERVERS: '127.0.0.1:53', DNSPROXY_UPSTREAMS: '192.0.2.53', DNSPROXY_MAIL_HOSTNAME: HOSTNAME, DNSPROXY_LOG_LEVEL: 'info' });
+    await eventually(() => p!.out().includes('"mail relay started"'), 20_000, `started with upstreams set; output:\n${p.out()}`);
+    p.proc.kill('SIGTERM');
+    expect(await p.exited, p.out()).to.equal(0);
   });
 
   it('a bad setting exits 2 with one line naming the field and where it came from', async () => {

@@ -79,7 +79,7 @@ describe('mail: store', () => {
     other.prepare(`UPDATE mail_accounts SET allowed_domains = '["example.org"]' WHERE name = 'app'`).run();
     await turn();
     expect(store.account('app')?.allowed_domains).to.deep.equal(['example.org']);
-    store.putProvider({ name: 'sink', config: { type: 'smtp', host: '127.0.0.1', port: 2525 } });
+    store.putProvider({ name: 'sink', config: { type: 'smtp', host: '127.0.0.1', port: 2525, allow_private: true } });
     const rule = new MailStore(db).addRule({ priority: 10, sender_domain: null, recipient_domain: null, account: null, provider: 'sink', fallback_provider: null });
     expect(store.rules().map((r) => r.id), 'a second store on the same connection, same turn').to.deep.equal([rule.id]);
     const { info } = store.addKey('app', { label: 'ci' });

@@ -32,7 +32,7 @@ describe('mail: submission (STARTTLS + AUTH, policy replies)', function () {
     const other = sink();
     await other.listen();
     try {
-      r.store.putProvider({ name: 'other', config: { type: 'smtp', host: '127.0.0.1', port: other.port, security: 'starttls', tls_verify: false } });
+      r.store.putProvider({ name: 'other', config: { type: 'smtp', host: '127.0.0.1', port: other.port, security: 'starttls', tls_verify: false, allow_private: true } });
       r.store.addRule({ priority: 10, sender_domain: null, recipient_domain: 'example.net', account: null, provider: 'other', fallback_provider: null });
       const info = await client(r).sendMail(mail({ to: ['a@example.org', 'b@example.net'] }));
       expect(queuedIds(info.response)).to.have.length(2);
@@ -126,9 +126,33 @@ describe('mail: submission (STARTTLS + AUTH, policy replies)', function () {
     expect(await s.reply(), 'the connection ended').to.equal('(closed)');
   });
 
-  it('refuses AUTH before STARTTLS (538): passwords never cross in plain text', async () => {
+  it('offers AUTH only after STARTTLS: EHLO in plain text lists none, AUTH gets 530 5.7.0 and no credential is asked for or read', async () => {
+    for (const port of [r.submissionPort, r.smtpPort]) {
+      const s = await raw(port);
+      try {
+        await s.reply(); // greeting
+        s.send('EHLO client.example.com');
+        const ehlo = await s.reply();
+        expect(ehlo, `port ${port}`).to.include('STARTTLS').and.not.match(/AUTH/);
+        s.send(authPlain()); // the credentials on the AUTH line itself: dropped unread
+        expect(await s.reply()).to.equal('530 5.7.0 Must issue a STARTTLS command first\r\n');
+        s.send('AUTH LOGIN'); // no 334 prompt for a user name
+        expect(await s.reply()).to.equal('530 5.7.0 Must issue a STARTTLS command first\r\n');
+        s.send('STARTTLS');
+        expect(await s.reply()).to.match(/^220 /);
+        const t = await s.upgrade(r.cert);
+        t.send('EHLO client.example.com');
+        expect(await t.reply()).to.match(/^250-AUTH PLAIN LOGIN\r$/m);
+        t.send(authPlain());
+        expect(await t.reply()).to.match(/^235 /);
+        t.close();
+      } finally {
+        s.close();
+      }
+    }
+    // A client that would log in without TLS sees no AUTH, so it never sends its password; MAIL FROM is 530.
     const e = await refusal(client(r, { tls: false }).sendMail(mail()));
-    expect(e.responseCode).to.equal(538);
+    expect(e.responseCode).to.equal(530);
     expect(r.messages.list()).to.have.length(0);
   });
 

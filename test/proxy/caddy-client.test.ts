@@ -1,16 +1,22 @@
 // CaddyAdmin against a scripted HTTP server (retries, error types, timeouts) and against a real
-// Caddy 2.6 (Host check, 400 text, markers, ping); validateWithCaddy on real configs.
+// Caddy 2.6 (its admin API on an owner-only unix socket and on loopback TCP: Host check, 400
+// text, markers, ping); validateWithCaddy on real configs.
 import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { chmodSync, statSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { CaddyAdmin, CaddyRejected, CaddyUnavailable, ValidatorUnavailable, parseLoopbackAdmin, validateWithCaddy } from '../../src/proxy/caddy.js';
+import { promisify } from 'node:util';
+import { parseAdminAddress } from '../../src/proxy/admin-address.js';
+import { CaddyAdmin, CaddyRejected, CaddyUnavailable, ValidatorUnavailable, validateWithCaddy } from '../../src/proxy/caddy.js';
 import { join } from 'node:path';
 import { markerId, markerPath, render } from '../../src/proxy/render.js';
 import type { DesiredProxy, DesiredRoute } from '../../src/proxy/types.js';
 import { freePort, hasCaddy, startCaddy, type RunningCaddy } from '../helpers/caddy.js';
+import { tempDir } from '../helpers/tmp.js';
 import { route } from './reconcile-fixture.js';
 
-async function scripted(answer: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
+async function scripted(answer: (req: http.IncomingMessage, res: http.ServerResponse) => void, socket?: string) {
   const seen: { method: string; url: string; host: string; body: string }[] = [];
   const server = http.createServer((req, res) => {
     let body = '';
@@ -20,16 +26,50 @@ async function scripted(answer: (req: http.IncomingMessage, res: http.ServerResp
       answer(req, res);
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  return { seen, admin: `127.0.0.1:${port}`, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
+  if (socket) await new Promise<void>((r) => server.listen(socket, r));
+  else await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const admin = socket ? `unix/${socket}` : `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+  return { seen, admin, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
 }
 
 describe('CaddyAdmin (scripted admin API)', () => {
-  it('accepts only loopback admin addresses', () => {
-    for (const ok of ['127.0.0.1:2019', '127.3.2.1:1', 'localhost:2019', '[::1]:2019']) expect(() => parseLoopbackAdmin(ok)).not.to.throw();
-    for (const bad of ['10.0.0.1:2019', '0.0.0.0:2019', 'example.com:2019', '[::]:2019', 'unix//run/caddy.sock', '127.0.0.1', '127.0.0.1:0', '127.0.0.1:70000', 'http://127.0.0.1:2019']) {
-      expect(() => new CaddyAdmin(bad), bad).to.throw(/loopback/);
+  it('accepts a unix socket or a loopback host:port as the admin address, nothing else', () => {
+    expect(parseAdminAddress('unix//run/dnsproxy/caddy-admin.sock')).to.deep.equal({ kind: 'unix', path: '/run/dnsproxy/caddy-admin.sock' });
+    expect(parseAdminAddress('[::1]:2019')).to.deep.equal({ kind: 'tcp', host: '::1', port: 2019 });
+    for (const ok of ['127.0.0.1:2019', '127.3.2.1:1', 'localhost:2019', '[::1]:2019', 'unix//run/caddy-admin.sock']) expect(() => new CaddyAdmin(ok), ok).not.to.throw();
+    const bad: [string, RegExp][] = [
+      ['10.0.0.1:2019', /loopback/],
+      ['0.0.0.0:2019', /loopback/],
+      ['example.com:2019', /loopback/],
+      ['127.evil.example:2019', /loopback/],
+      ['[::]:2019', /loopback/],
+      [':2019', /loopback/],
+      ['127.0.0.1', /loopback/],
+      ['127.0.0.1:0', /loopback/],
+      ['127.0.0.1:70000', /loopback/],
+      ['http://127.0.0.1:2019', /loopback/],
+      ['unix/run/caddy.sock', /must be absolute/],
+      ['unix//run/{env.X}.sock', /may hold only/],
+      ['unix//run/caddy.sock|0600', /may hold only/],
+      [`unix//${'x'.repeat(120)}.sock`, /longer than 107 bytes/],
+    ];
+    for (const [address, why] of bad) expect(() => new CaddyAdmin(address), address).to.throw(why);
+  });
+
+  it('over a unix socket: sends an empty Host header (what Caddy 2.6.2 accepts there)', async () => {
+    const dir = tempDir();
+    const s = await scripted((_q, res) => res.writeHead(200).end('"dnsproxy-cfg-2"'), join(dir.dir, 'admin.sock'));
+    try {
+      const c = new CaddyAdmin(s.admin);
+      await c.load({ apps: {} });
+      expect(await c.getMarker('/config/x/@id')).to.equal('dnsproxy-cfg-2');
+      expect(s.seen).to.deep.equal([
+        { method: 'POST', url: '/load', host: '', body: '{"apps":{}}' },
+        { method: 'GET', url: '/config/x/@id', host: '', body: '' },
+      ]);
+    } finally {
+      await s.close();
+      dir.cleanup();
     }
   });
 
@@ -123,7 +163,7 @@ describe('CaddyAdmin and caddy validate (real Caddy 2.6)', function () {
   let caddy: RunningCaddy | undefined;
   let env: NodeJS.ProcessEnv;
   const doc = (routes: DesiredRoute[], httpPort = caddy!.httpPort): DesiredProxy => ({
-    settings: { admin: caddy!.adminListen, httpPort, httpsPort: caddy!.httpsPort },
+    settings: { admin: caddy!.adminListen, httpPort, httpsPort: caddy!.httpsPort, listenIp: '127.0.0.1' },
     routes,
   });
   before(async function () {
@@ -147,9 +187,49 @@ describe('CaddyAdmin and caddy validate (real Caddy 2.6)', function () {
     expect(await c.getMarker(markerPath())).to.equal(markerId(r.hash));
   });
 
-  it('accepts localhost as the admin host too', async () => {
-    const port = caddy!.adminListen.split(':')[1];
-    expect(await new CaddyAdmin(`localhost:${port}`).config()).to.have.property('admin');
+  it('the admin socket is owner-only: srwx------ in a 0700 directory; another user cannot connect', async () => {
+    const socket = caddy!.adminSocket!;
+    expect(statSync(socket).isSocket()).to.equal(true);
+    expect((statSync(socket).mode & 0o777).toString(8)).to.equal('700');
+    expect((statSync(join(socket, '..')).mode & 0o777).toString(8)).to.equal('700');
+    // As root the test can try as nobody (uid 65534). The directories are opened for traversal
+    // meanwhile, so the socket's own mode is what stops it (connecting needs write permission on
+    // the socket); with the socket made 0777 the same probe connects, so the probe is not vacuous.
+    if (process.getuid?.() !== 0) return;
+    const dirs = [caddy!.dir, join(socket, '..')];
+    const probe = `require('net').connect(process.argv[1]).on('connect', () => { console.log('connected'); process.exit(0); }).on('error', (e) => { console.log(e.code); process.exit(0); })`;
+    const asNobody = async () => (await promisify(execFile)(process.execPath, ['-e', probe, socket], { uid: 65534, gid: 65534, cwd: '/' })).stdout.trim();
+    try {
+      for (const d of dirs) chmodSync(d, 0o711);
+      expect(await asNobody()).to.equal('EACCES');
+      chmodSync(socket, 0o777);
+      expect(await asNobody()).to.equal('connected');
+    } finally {
+      chmodSync(socket, 0o700);
+      for (const d of dirs) chmodSync(d, 0o700);
+    }
+  });
+
+  it("over the socket Caddy 2.6.2 refuses any Host but the empty one (403 'host not allowed')", async () => {
+    const empty = await caddy!.admin('GET', '/config/');
+    expect(empty.status).to.equal(200);
+    const named = await caddy!.admin('GET', '/config/', undefined, { Host: 'localhost' });
+    expect(named).to.deep.equal({ status: 403, text: '{"error":"host not allowed: localhost"}\n' });
+  });
+
+  it('loopback TCP when configured (127.0.0.1:<port>): the same client works, localhost is accepted as the admin host too', async () => {
+    const tcp = await startCaddy({ admin: 'tcp' });
+    try {
+      const port = tcp.adminListen.split(':')[1];
+      for (const admin of [tcp.adminListen, `localhost:${port}`]) {
+        const c = new CaddyAdmin(admin);
+        const r = render({ settings: { admin: tcp.adminListen, httpPort: tcp.httpPort, httpsPort: tcp.httpsPort, listenIp: '127.0.0.1' }, routes: [route('a', '127.0.0.1:9')] });
+        await c.load(r.config);
+        expect(await c.getMarker(markerPath()), admin).to.equal(markerId(r.hash));
+      }
+    } finally {
+      await tcp.stop();
+    }
   });
 
   it("ping: up, with the process start time (no PID or version in 2.6's admin API)", async () => {

@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { expect } from 'chai';
 import { CaddyfileExportError, caddyfileExport } from '../../src/proxy/caddyfile.js';
 import { render } from '../../src/proxy/render.js';
-import type { DesiredProxy, DesiredRoute } from '../../src/proxy/types.js';
+import type { DesiredProxy, DesiredRoute, ProxySettings } from '../../src/proxy/types.js';
 import { caddyAdapt, hasCaddy, request, startBackend, startCaddy, type Backend, type Echo, type RunningCaddy } from '../helpers/caddy.js';
 import { GOLDEN, goldenNames, goldenInput, route } from './fixture.js';
 
@@ -103,7 +103,7 @@ describe('proxy/caddyfile', () => {
 
   describe('refuses values that could inject Caddyfile syntax', () => {
     const base = route('api:x', ['x.example.test'], ['192.0.2.1:80']);
-    const cases: [string, Partial<DesiredRoute> | { admin: string }][] = [
+    const cases: [string, Partial<DesiredRoute> | { settings: Partial<ProxySettings> }][] = [
       ['host with a space', { hosts: ['a.example.test b.example.test'] }],
       ['host with a brace', { hosts: ['x.example.test{'] }],
       ['host with an env placeholder', { hosts: ['{$HOST}'] }],
@@ -118,15 +118,16 @@ describe('proxy/caddyfile', () => {
       ['health path with a brace', { health_path: '/h{' }],
       ['health path with a quote', { health_path: '/h"' }],
       ['route id with a newline', { id: 'api:x\nhttp://evil.test {' }],
-      ['admin address with a space', { admin: '127.0.0.1:2019 {' }],
-      ['admin address that is not loopback', { admin: '0.0.0.0:2019' }],
+      ['admin address with a space', { settings: { admin: '127.0.0.1:2019 {' } }],
+      ['admin address that is not loopback', { settings: { admin: '0.0.0.0:2019' } }],
+      ['listen address with a brace', { settings: { listenIp: '127.0.0.1 {' } }],
+      ['listen address that is not an IP', { settings: { listenIp: 'localhost' } }],
     ];
     for (const [what, change] of cases) {
       it(what, () => {
+        const settings: ProxySettings = { httpPort: 80, httpsPort: 443, listenIp: '127.0.0.1', admin: '127.0.0.1:2019' };
         const desired: DesiredProxy =
-          'admin' in change
-            ? { settings: { httpPort: 80, httpsPort: 443, admin: change.admin }, routes: [base] }
-            : { settings: { httpPort: 80, httpsPort: 443, admin: '127.0.0.1:2019' }, routes: [{ ...base, ...change }] };
+          'settings' in change ? { settings: { ...settings, ...change.settings }, routes: [base] } : { settings, routes: [{ ...base, ...change }] };
         expect(() => caddyfileExport(desired)).to.throw(CaddyfileExportError);
       });
     }
@@ -167,7 +168,7 @@ describe('proxy/caddyfile', () => {
         for (const name of ['a', 'b', 'c']) backends.push(await startBackend(name));
         const [a, b, c] = backends.map((x) => x.dial) as [string, string, string];
         desired = {
-          settings: { httpPort: caddy.httpPort, httpsPort: caddy.httpsPort, admin: caddy.adminListen },
+          settings: { httpPort: caddy.httpPort, httpsPort: caddy.httpsPort, listenIp: '127.0.0.1', admin: caddy.adminListen },
           routes: [
             route('api:a', ['a.example.test', 'alias.example.test'], [a]),
             route('api:a-app', ['a.example.test'], [b], { path: '/app' }),

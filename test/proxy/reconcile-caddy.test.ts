@@ -3,10 +3,8 @@
 // Caddy is restored without any trigger(), and a foreign config loaded by another process is
 // overwritten. Skipped when `caddy` is not installed.
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
 import net from 'node:net';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import winston from 'winston';
 import { CaddyAdmin, validateWithCaddy } from '../../src/proxy/caddy.js';
 import { Reconciler, type RouteStatus } from '../../src/proxy/reconcile.js';
@@ -32,7 +30,7 @@ describe('proxy reconciler with a real Caddy', function () {
   const names = ['a', 'b', 'c'];
   let httpPort = 0;
   const desired = (): DesiredProxy => ({
-    settings: { admin: caddy.adminListen, httpPort, httpsPort: caddy.httpsPort },
+    settings: { admin: caddy.adminListen, httpPort, httpsPort: caddy.httpsPort, listenIp: '127.0.0.1' },
     routes: [...routes].sort((x, y) => (x.id < y.id ? -1 : 1)),
   });
 
@@ -113,18 +111,18 @@ describe('proxy reconciler with a real Caddy', function () {
     expect(statuses.get('broken')?.status).to.equal('error');
   });
 
-  it('detects a foreign config loaded by another process and overwrites it', async () => {
+  it('detects a foreign config loaded by another client and overwrites it', async () => {
+    const applies = rec!.state().applies;
     const foreign = {
       admin: { listen: caddy.adminListen, config: { persist: false } },
-      apps: { http: { servers: { other: { listen: [`:${httpPort}`], routes: [{ handle: [{ handler: 'static_response', status_code: 418 }] }] } } } },
+      apps: { http: { servers: { other: { listen: [`127.0.0.1:${httpPort}`], routes: [{ handle: [{ handler: 'static_response', status_code: 418 }] }] } } } },
     };
-    const script = `fetch(${JSON.stringify(`${caddy.adminUrl}/load`)}, { method: 'POST', headers: { 'content-type': 'application/json' }, body: process.argv[1] })
-      .then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(2))`;
-    await promisify(execFile)(process.execPath, ['-e', script, JSON.stringify(foreign)]);
-    expect(await via('a.example.test')).to.equal(418);
+    // Our own connection to the admin API, not the reconciler's. Whether a request still meets the
+    // foreign 418 depends on where the 1 s drift poll stands; the extra apply shows the overwrite.
+    await caddy.load(foreign);
     const ms = await waitServing('after a foreign load');
     console.log(`      foreign config overwritten after ${ms.toFixed(0)} ms`);
-    expect(rec!.state().inSync).to.equal(true);
+    expect(rec!.state()).to.include({ inSync: true, applies: applies + 1 });
   });
 
   it('applies the quarantined route once its content changes', async () => {

@@ -15,7 +15,7 @@ export function route(id: string, upstream: string, extra: Partial<DesiredRoute>
 }
 
 export function desired(routes: DesiredRoute[], admin = '127.0.0.1:2019', httpPort = 8080): DesiredProxy {
-  return { settings: { admin, httpPort, httpsPort: 8443 }, routes: [...routes].sort((a, b) => (a.id < b.id ? -1 : 1)) };
+  return { settings: { admin, httpPort, httpsPort: 8443, listenIp: '127.0.0.1' }, routes: [...routes].sort((a, b) => (a.id < b.id ? -1 : 1)) };
 }
 
 /** Deterministic Caddy JSON for `d`; the hash covers everything but the marker, which names it. */

@@ -21,7 +21,7 @@ describe('proxy/render with a real Caddy', function () {
     for (const name of ['a', 'b', 'c', 'd']) backends.push(await startBackend(name));
     [a, b, c, d] = backends as [Backend, Backend, Backend, Backend];
     desired = {
-      settings: { httpPort: caddy.httpPort, httpsPort: caddy.httpsPort, admin: caddy.adminListen },
+      settings: { httpPort: caddy.httpPort, httpsPort: caddy.httpsPort, listenIp: '127.0.0.1', admin: caddy.adminListen },
       routes: [
         route('api:a', ['a.example.test', 'alias.example.test'], [a.dial]),
         route('api:a-app', ['a.example.test'], [b.dial], { path: '/app' }),

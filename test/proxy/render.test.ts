@@ -19,7 +19,7 @@ import { GOLDEN, goldenNames, goldenInput } from './fixture.js';
 
 
 type Json = Record<string, unknown>;
-const settings = { httpPort: 8080, httpsPort: 8443, admin: '127.0.0.1:2019' };
+const settings = { httpPort: 8080, httpsPort: 8443, listenIp: '127.0.0.1', admin: '127.0.0.1:2019' };
 const route = (id: string, hosts: string[], more: Partial<DesiredRoute> = {}): DesiredRoute => ({
   id,
   hosts,
@@ -154,7 +154,7 @@ describe('proxy/render', () => {
       const { config } = render({ settings, routes: [] });
       expect(config.admin).to.deep.equal({ listen: '127.0.0.1:2019', config: { persist: false } });
       const http = servers(config)[SERVER_HTTP]!;
-      expect(http.listen).to.deep.equal([':8080']);
+      expect(http.listen).to.deep.equal(['127.0.0.1:8080']);
       expect(http.metrics).to.deep.equal({});
       expect(http.automatic_https).to.deep.equal({ disable: true });
       expect(routesOf(config)).to.deep.equal([
@@ -162,6 +162,46 @@ describe('proxy/render', () => {
       ]);
       expect(servers(config)[SERVER_HTTPS]).to.equal(undefined);
       expect((config.apps as Json).tls).to.equal(undefined);
+    });
+
+    it('both servers bind listen_ip, never every interface (IPv6 in brackets)', () => {
+      const secure = [route('api:s', ['s.example.test'], { tls: 'internal' }), route('api:p', ['p.example.test'])];
+      for (const [listenIp, http, https] of [
+        ['127.0.0.1', '127.0.0.1:8080', '127.0.0.1:8443'],
+        ['100.64.0.7', '100.64.0.7:8080', '100.64.0.7:8443'],
+        ['::1', '[::1]:8080', '[::1]:8443'],
+        ['fd7a:115c:a1e0::7', '[fd7a:115c:a1e0::7]:8080', '[fd7a:115c:a1e0::7]:8443'],
+        ['0.0.0.0', '0.0.0.0:8080', '0.0.0.0:8443'],
+      ]) {
+        const { config } = render({ settings: { ...settings, listenIp: listenIp! }, routes: secure });
+        expect(servers(config)[SERVER_HTTP]!.listen, listenIp).to.deep.equal([http]);
+        expect(servers(config)[SERVER_HTTPS]!.listen, listenIp).to.deep.equal([https]);
+      }
+    });
+
+    it("leaves out routes serving localhost or dialling Caddy's own ports, with a warning, even without settings.own", () => {
+      const tcpAdmin = { ...settings, listenIp: '100.64.0.7' };
+      const { config, skipped, warnings } = render({
+        settings: tcpAdmin,
+        routes: [
+          route('api:admin', ['x.example.test'], { upstreams: ['127.0.0.1:2019'] }),
+          route('api:self', ['y.example.test'], { upstreams: ['100.64.0.7:8443'] }),
+          route('api:loop', ['z.example.test'], { upstreams: ['localhost:8080'] }),
+          route('api:lh', ['localhost', 'w.example.test']),
+          route('api:ok', ['ok.example.test'], { upstreams: ['127.0.0.1:3000'] }),
+        ],
+      });
+      expect(skipped).to.deep.equal([
+        { id: 'api:admin', reason: "upstream 127.0.0.1:2019 is this node's Caddy admin API (caddy_admin): a route must not reach dnsproxy's own listeners" },
+        { id: 'api:lh', reason: 'host localhost always means this host (RFC 6761); a route must not serve it' },
+        { id: 'api:loop', reason: "upstream localhost:8080 is this node's Caddy HTTP port (http_port): a route must not reach dnsproxy's own listeners" },
+        { id: 'api:self', reason: "upstream 100.64.0.7:8443 is this node's Caddy HTTPS port (https_port): a route must not reach dnsproxy's own listeners" },
+      ]);
+      expect(warnings).to.have.length(4);
+      expect(routesOf(config).map((r) => r['@id'])).to.deep.equal(['dnsproxy-route-api:ok', `${SERVER_HTTP}-catch-all`]);
+      // A unix-socket admin has no port to protect: 2019 is just another loopback port then.
+      const unix = render({ settings: { ...settings, admin: 'unix//run/caddy-admin.sock' }, routes: [route('api:admin', ['x.example.test'], { upstreams: ['127.0.0.1:2019'] })] });
+      expect(unix.skipped).to.deep.equal([]);
     });
 
     it('every generated @id starts with the prefix and is unique', () => {

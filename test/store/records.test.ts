@@ -57,3 +57,45 @@ describe('store: records', () => {
     tmp.cleanup();
   });
 });
+
+describe('store: records that do not read back', () => {
+  let tmp: ReturnType<typeof tempDir>;
+  let db: ReturnType<typeof openDb>;
+  let store: RecordStore;
+  beforeEach(() => {
+    tmp = tempDir();
+    db = openDb(tmp.dir);
+    store = new RecordStore(db, ['home.arpa.']);
+  });
+  afterEach(() => {
+    db.close();
+    tmp.cleanup();
+  });
+
+  it('put() refuses a set whose row would not read back: nothing stored, serial kept, nobody told', () => {
+    store.put([a('x.home.arpa.')]);
+    const serial = store.serial('home.arpa.');
+    const heard: RecordChange[] = [];
+    store.onChange((c) => heard.push(c));
+    const bad = [a('y.home.arpa.'), a('z.home.arpa.', 'not-an-address')];
+    expect(() => store.put(bad)).to.throw(AppError).with.property('code', 'invalid_body');
+    const outside: RecordWrite = { ...a('w.lab.example.'), zone: 'home.arpa.' };
+    expect(() => store.put([outside])).to.throw(AppError).with.property('code', 'invalid_body');
+    expect(store.list().map((r) => r.name)).to.deep.equal(['x.home.arpa.']);
+    expect(store.serial('home.arpa.')).to.equal(serial);
+    expect(heard).to.have.length(0);
+  });
+
+  it('a stored row that no longer parses is left out of list() and get(), reported by scan(), and removable', () => {
+    store.put([a('x.home.arpa.')]);
+    db.prepare(`INSERT INTO records (name, type, zone, ttl, data, proxy, service_name, created_at, updated_at) VALUES ('bad.home.arpa.', 'A', 'home.arpa.', 300, '["not-an-address"]', NULL, NULL, 't', 't')`).run();
+    expect(store.list().map((r) => r.name)).to.deep.equal(['x.home.arpa.']);
+    expect(store.get('bad.home.arpa.', 'A')).to.equal(undefined);
+    const { invalid } = store.scan({ zone: 'home.arpa.' });
+    expect(invalid).to.have.length(1);
+    expect(invalid[0]).to.deep.include({ name: 'bad.home.arpa.', type: 'A', zone: 'home.arpa.' });
+    expect(invalid[0]?.reason).to.match(/does not parse \(values\.0: /);
+    expect(store.remove('bad.home.arpa.').map((r) => r.name)).to.deep.equal(['bad.home.arpa.']);
+    expect(store.scan().invalid).to.deep.equal([]);
+  });
+});

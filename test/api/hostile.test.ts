@@ -1,0 +1,321 @@
+// Hostile input, table-driven: for every operation the app serves (read from its own OpenAPI
+// document), every field of every body variant, every path and query parameter gets a list of
+// nasty values. Each answer must be a success or a refusal in the catalog shape (400; 404/409 only
+// where the refusal is about state, never the value) - never a 500 - and afterwards every view
+// (records, routes, plan, the real Caddyfile export and Caddy render, both zone exports, the mail
+// lists) must still answer.
+import { expect } from 'chai';
+import type { InjectOptions } from 'fastify';
+import { ERRORS } from '../../src/errors.js';
+import { selfSignedCert } from '../../src/mail/cert.js';
+import { caddyfileExport } from '../../src/proxy/caddyfile.js';
+import { render } from '../../src/proxy/render.js';
+import { apiFixture, type ApiFixture } from '../helpers/api.js';
+
+type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+interface Req {
+  params?: Record<string, string>;
+  query?: Record<string, string>;
+  body?: unknown;
+  /** A text/plain body (zone import). */
+  text?: string;
+}
+interface Setup {
+  routeId: string;
+  cert: { cert: string; key: string };
+}
+
+const LONG = 'x'.repeat(100_000);
+/** What an attacker or a broken script sends: the values each field, parameter and zone-file slot gets. */
+const NASTY: [string, unknown][] = [
+  ['empty', ''],
+  ['//', '//'],
+  ['/./', '/./'],
+  ['..', '..'],
+  ['path traversal', '../../etc/passwd'],
+  ['NUL', 'a\u0000b'],
+  ['CR/LF', 'a\r\nX-Injected: 1'],
+  ['newline block', 'a.home.arpa {\n\trespond 200\n}'],
+  ['Caddy placeholder', '{http.request.host}'],
+  ['env placeholder', '{$HOME}'],
+  ['handlebars', '{{handlebars}}'],
+  ['handlebars triple', '{{{constructor}}}'],
+  ['64-char label', `${'a'.repeat(64)}.home.arpa`],
+  ['Caddy admin listener', '127.0.0.1:2019'],
+  ['API listener', '127.0.0.1:8080'],
+  ['IPv6 loopback', '[::1]:2019'],
+  ['IPv6 zone id', 'fe80::1%eth0'],
+  ['short-form IPv4', '127.1'],
+  ['unicode name', 'ünïcödé.home.arpa'],
+  ['emoji', '😀'],
+  ['RTL override', '\u202egnp.exe'],
+  ['quotes', `"'\``],
+  ['backslash', '\\'],
+  ['percent', '%00%zz'],
+  ['semicolon', 'a;b'],
+  ['very long', LONG],
+  ['long label', 'a'.repeat(300)],
+  ['zero', 0],
+  ['negative', -1],
+  ['huge', 1e308],
+  ['fraction', 1.5],
+  ['true', true],
+  ['null', null],
+  ['array', ['a']],
+  ['empty array', []],
+  ['nested array', [[[]]]],
+  ['object', { a: 1 }],
+];
+const STRINGS = NASTY.filter((v): v is [string, string] => typeof v[1] === 'string');
+
+/** Answers that refuse because of state (the thing is not there, or already is), not because of the value. */
+const STATE_REFUSALS = new Set([404, 409]);
+/** Refusals besides 400: state, and a path segment over the length limit (414). */
+const REFUSALS = new Set([400, 414, ...STATE_REFUSALS]);
+
+const RECORDS = (n: number) => [
+  { name: `a${n}`, type: 'A', ttl: 60, service_name: `s${n}`, values: ['192.0.2.1'], proxy: { enabled: true, upstreams: ['192.0.2.50:8080'], tls: 'internal' } },
+  { name: `aaaa${n}`, type: 'AAAA', ttl: 60, values: ['2001:db8::1'], proxy: { enabled: false, upstreams: ['[2001:db8::5]:80'], tls: 'off' } },
+  { name: `cname${n}`, type: 'CNAME', values: ['target.home.arpa'] },
+  { name: `txt${n}`, type: 'TXT', values: ['v=spf1 -all', 'second'] },
+  { name: `mx${n}`, type: 'MX', values: [{ preference: 10, exchange: 'mail.home.arpa' }] },
+  { name: `_srv${n}._tcp.home.arpa`, type: 'SRV', values: [{ priority: 10, weight: 5, port: 5060, target: 'sip.home.arpa' }] },
+  { name: `${n}.2.0.192.in-addr.arpa.lab.example`, type: 'PTR', values: ['www.home.arpa'] },
+  { name: `caa${n}`, type: 'CAA', values: [{ flags: 0, tag: 'issue', value: 'letsencrypt.org' }] },
+  { name: `ns${n}`, type: 'NS', values: ['ns.sub.home.arpa'] },
+];
+const PROVIDERS = [
+  { type: 'smtp', host: 'smtp.example.net', port: 587, security: 'starttls', tls_verify: true, auth: { user: 'relay', pass: 'secret' }, max_connections: 2, allow_private: false },
+  { type: 'mx', port: 25 },
+  { type: 'http', format: 'sendgrid', url: 'https://api.example.net/v3/mail/send', auth: { scheme: 'bearer', token: 'tok' }, allow_private: false },
+  { type: 'http', format: 'mailgun', url: 'https://api.example.net/v3/x/messages.mime', auth: { scheme: 'basic', user: 'api', pass: 'key' } },
+  { type: 'http', format: 'postmark', url: 'https://api.example.net/email', auth: { scheme: 'header', name: 'X-Postmark-Server-Token', value: 'tok' } },
+];
+const dry = { dry_run: 'false' };
+
+/** A valid request per operation (`n` makes names unique), every optional field and variant included. */
+const BASE: Record<string, (n: number, s: Setup) => Req[]> = {
+  'POST /add-record': (n) => [{ query: dry, body: { service_name: `s${n}`, name: `h${n}`, ip: '192.0.2.1', port: 8080, forward_to_ip: '192.0.2.2', proxy_enabled: true, ttl: 60 } }],
+  'DELETE /remove-record': (n) => [{ query: dry, body: { name: `h${n}` } }, { query: { ...dry, name: `h${n}` } }],
+  'GET /api/v1/records': (n) => [{ query: { zone: 'home.arpa', name: `h${n}`, type: 'A', service_name: `s${n}`, proxied: 'true' } }],
+  'POST /api/v1/records': (n) => RECORDS(n).map((body) => ({ query: dry, body })),
+  'GET /api/v1/records/{name}/{type}': (n) => [{ params: { name: `h${n}`, type: 'A' } }],
+  'PUT /api/v1/records/{name}/{type}': (n) => RECORDS(n).map((body) => ({ query: dry, params: { name: body.name, type: body.type }, body })),
+  'DELETE /api/v1/records/{name}/{type}': (n) => [{ query: dry, params: { name: `h${n}`, type: 'A' } }],
+  'DELETE /api/v1/records/{name}': (n) => [{ query: dry, params: { name: `h${n}` } }],
+  'GET /api/v1/zones/{zone}/export': () => [{ params: { zone: 'home.arpa' } }],
+  'POST /api/v1/zones/{zone}/import': (n) => [{ query: { ...dry, mode: 'merge' }, params: { zone: 'home.arpa' }, text: `$TTL 300\nz${n} A 192.0.2.1\nz${n} TXT "hello"\n` }],
+  'POST /api/v1/tokens': (n) => [{ body: { name: `t${n}`, scope: 'write' } }],
+  'DELETE /api/v1/tokens/{id}': () => [{ params: { id: 'abcdef012345' } }],
+  'POST /api/v1/routes': (n) => [{ query: dry, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'off', health_path: '/healthz' } }],
+  'GET /api/v1/routes/{id}': (_n, s) => [{ params: { id: s.routeId } }],
+  'PUT /api/v1/routes/{id}': (n, s) => [{ query: dry, params: { id: s.routeId }, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'internal', health_path: '/healthz' } }],
+  'DELETE /api/v1/routes/{id}': (_n, s) => [{ query: dry, params: { id: s.routeId } }],
+  'POST /api/v1/mail/accounts': (n) => [{ body: { name: `a${n}`, email: `a${n}@example.com`, password: 'correct horse battery', allowed_domains: ['example.com'] } }],
+  'DELETE /api/v1/mail/accounts/{name}': (n) => [{ params: { name: `a${n}` } }],
+  'PUT /api/v1/mail/providers/{name}': (n) => PROVIDERS.map((body) => ({ params: { name: `p${n}` }, body })),
+  'DELETE /api/v1/mail/providers/{name}': (n) => [{ params: { name: `p${n}` } }],
+  'POST /api/v1/mail/rules': () => [{ body: { priority: 10, sender_domain: 'example.com', recipient_domain: 'example.org', account: 'acct', provider: 'prov', fallback_provider: 'prov' } }],
+  'DELETE /api/v1/mail/rules/{id}': () => [{ params: { id: '0123abcd' } }],
+  'GET /api/v1/mail/dkim/{domain}': () => [{ params: { domain: 'example.com' } }],
+  'POST /api/v1/mail/dkim/{domain}': () => [{ params: { domain: 'example.com' }, query: { selector: 'sel' } }],
+  'GET /api/v1/mail/queue': () => [{ query: { status: 'queued', limit: '10' } }],
+  'GET /api/v1/mail/queue/{id}': () => [{ params: { id: '0123456789abcdef' } }],
+  'DELETE /api/v1/mail/queue/{id}': () => [{ params: { id: '0123456789abcdef' } }],
+  'GET /api/v1/mail/queue/{id}/log': () => [{ params: { id: '0123456789abcdef' } }],
+  'POST /api/v1/mail/queue/{id}/retry': () => [{ params: { id: '0123456789abcdef' } }],
+  'POST /api/v1/mail/queue/{id}/hold': () => [{ params: { id: '0123456789abcdef' } }],
+  'POST /api/v1/mail/queue/{id}/release': () => [{ params: { id: '0123456789abcdef' } }],
+  'GET /api/v1/mail/accounts/{name}/keys': () => [{ params: { name: 'acct' } }],
+  'POST /api/v1/mail/accounts/{name}/keys': () => [{ params: { name: 'acct' }, body: { label: 'ci', expires_in: '30d' } }],
+  'POST /api/v1/mail/accounts/{name}/keys/rotate': () => [{ params: { name: 'acct' }, body: { label: 'next', keep_old: '24h' } }],
+  'DELETE /api/v1/mail/accounts/{name}/keys/{id}': () => [{ params: { name: 'acct', id: '0123456789ab' } }],
+  'PUT /api/v1/mail/cert': (_n, s) => [{ body: { cert: s.cert.cert, key: s.cert.key } }],
+};
+
+/** Slots in a zone file line the import parses: each gets every nasty string. */
+const ZONE_SLOTS: [string, (v: string, n: number) => string][] = [
+  ['owner', (v) => `${v} A 192.0.2.1\n`],
+  ['A address', (v, n) => `z${n} A ${v}\n`],
+  ['AAAA address', (v, n) => `z${n} AAAA ${v}\n`],
+  ['TXT string', (v, n) => `z${n} TXT "${v}"\n`],
+  ['TXT bare', (v, n) => `z${n} TXT ${v}\n`],
+  ['MX exchange', (v, n) => `z${n} MX 10 ${v}\n`],
+  ['CAA value', (v, n) => `z${n} CAA 0 issue "${v}"\n`],
+  ['TTL', (v, n) => `z${n} ${v} A 192.0.2.1\n`],
+  ['$ORIGIN', (v, n) => `$ORIGIN ${v}\nz${n} A 192.0.2.1\n`],
+  ['$TTL', (v, n) => `$TTL ${v}\nz${n} A 192.0.2.1\n`],
+];
+
+/** Every `a.b.0.c` path of a JSON value, containers included. */
+function paths(v: unknown, prefix: (string | number)[] = []): (string | number)[][] {
+  const out: (string | number)[][] = [];
+  if (Array.isArray(v)) v.forEach((x, i) => out.push([...prefix, i], ...paths(x, [...prefix, i])));
+  else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) out.push([...prefix, k], ...paths(x, [...prefix, k]));
+  return out;
+}
+
+/** `v` with the value at `path` replaced (undefined: removed). */
+function setAt(v: unknown, path: (string | number)[], value: unknown): unknown {
+  if (path.length === 0) return value;
+  const [head, ...rest] = path as [string | number, ...(string | number)[]];
+  const copy = (Array.isArray(v) ? [...v] : { ...(v as object) }) as Record<string | number, unknown>;
+  if (value === undefined && rest.length === 0) {
+    if (Array.isArray(copy)) (copy as unknown[]).splice(head as number, 1);
+    else delete copy[head];
+  } else copy[head] = setAt(copy[head], rest, value);
+  return copy;
+}
+
+/** Property names anywhere in a JSON schema (objects, unions, arrays). */
+function schemaProps(s: unknown, out = new Set<string>()): Set<string> {
+  if (!s || typeof s !== 'object') return out;
+  const o = s as { properties?: Record<string, unknown>; oneOf?: unknown[]; anyOf?: unknown[]; allOf?: unknown[]; items?: unknown };
+  for (const [k, v] of Object.entries(o.properties ?? {})) {
+    out.add(k);
+    schemaProps(v, out);
+  }
+  for (const x of [...(o.oneOf ?? []), ...(o.anyOf ?? []), ...(o.allOf ?? [])]) schemaProps(x, out);
+  schemaProps(o.items, out);
+  return out;
+}
+
+function inject(op: string, r: Req, auth: { authorization: string }): InjectOptions {
+  const [method, template] = op.split(' ') as [Method, string];
+  const url = template.replace(/\{(\w+)\}/g, (_m, p: string) => encodeURIComponent(r.params?.[p] ?? ''));
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(r.query ?? {})) for (const x of Array.isArray(v) ? v : [v]) q.append(k, String(x));
+  const full = `${url}${q.size ? `?${q}` : ''}`;
+  if (r.text !== undefined) return { method, url: full, headers: { ...auth, 'content-type': 'text/plain' }, payload: r.text };
+  if (r.body !== undefined) return { method, url: full, headers: { ...auth, 'content-type': 'application/json' }, payload: JSON.stringify(r.body) };
+  return { method, url: full, headers: auth };
+}
+
+const VIEWS = ['/api/v1/records', '/list-records', '/api/v1/routes', '/api/v1/plan', '/api/v1/caddyfile', '/api/v1/zones/home.arpa/export', '/api/v1/zones/lab.example/export'];
+const MAIL_VIEWS = ['/api/v1/mail/accounts', '/api/v1/mail/providers', '/api/v1/mail/rules', '/api/v1/mail/cert', '/api/v1/tokens'];
+
+describe('api: hostile input never gets a 500 and never breaks a view', function () {
+  this.timeout(600_000);
+  let cert: Setup['cert'];
+  let ops: { op: string; body: unknown }[] = [];
+
+  before(async () => {
+    cert = await selfSignedCert('relay.example.net', new Date());
+    const f = await apiFixture();
+    const doc = f.app.swagger() as { paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: unknown }> }; parameters?: unknown[] }>> };
+    ops = Object.entries(doc.paths).flatMap(([path, methods]) =>
+      Object.entries(methods)
+        .filter(([, o]) => o.requestBody || o.parameters?.length)
+        .map(([m, o]) => ({ op: `${m.toUpperCase()} ${path}`, body: o.requestBody && Object.values(o.requestBody.content)[0]?.schema })),
+    );
+    await f.close();
+  });
+
+  it('has a valid request for every operation that takes a body or parameters, covering every body field', () => {
+    expect(ops.length).to.be.greaterThan(30);
+    expect(ops.map((o) => o.op).filter((op) => !BASE[op]), 'operations without a hostile-input baseline').to.deep.equal([]);
+    const setup = { routeId: 'api:00000000', cert };
+    for (const { op, body } of ops) {
+      const covered = new Set(BASE[op]!(0, setup).flatMap((r) => paths(r.body).map((p) => p.filter((k) => typeof k === 'string').at(-1))));
+      expect([...schemaProps(body)].filter((k) => !covered.has(k)), `${op}: body fields no baseline sets`).to.deep.equal([]);
+    }
+  });
+
+  for (const op of Object.keys(BASE))
+    describe(op, () => {
+      let f: ApiFixture;
+      let setup: Setup;
+      let n = 0;
+      beforeEach(async () => {
+        f = await apiFixture({ caddyfile: caddyfileExport });
+        const post = async (method: Method, url: string, payload: object) => {
+          const res = await f.app.inject({ method, url, headers: f.auth, payload });
+          expect(res.statusCode, `setup ${method} ${url}: ${res.body}`).to.be.within(200, 299);
+          return res.json();
+        };
+        await post('POST', '/api/v1/mail/accounts', { name: 'acct', email: 'acct@example.com', password: 'correct horse battery', allowed_domains: ['example.com'] });
+        await post('PUT', '/api/v1/mail/providers/prov', { type: 'mx' });
+        const route = (await post('POST', '/api/v1/routes', { hosts: ['fixed.home.arpa'], upstreams: ['192.0.2.9:80'] })) as { route: { id: string } };
+        setup = { routeId: route.route.id, cert };
+      });
+      afterEach(async () => f.close());
+
+      // Rows written on this connection, committed or rolled back: while it stays the same, nothing
+      // any view reads has changed since the views last answered 200, so they are not asked again.
+      const changes = () => f.db.prepare('SELECT total_changes()').pluck().get() as number;
+      let checked = -1;
+
+      /** Sends one request; checks the answer and, when anything was written, every view after it. */
+      const attempt = async (label: string, r: Req) => {
+        const res = await f.app.inject(inject(op, r, f.auth));
+        const what = `${op} ${label}: ${res.statusCode} ${res.body.slice(0, 400)}`;
+        expect(res.statusCode, what).to.be.below(500);
+        if (res.statusCode >= 400) {
+          expect(REFUSALS.has(res.statusCode), what).to.equal(true);
+          const err = res.json().error as { code: keyof typeof ERRORS; message: string };
+          expect(ERRORS[err.code]?.status, what).to.equal(res.statusCode);
+          expect(err.message, what).to.be.a('string');
+        }
+        if (changes() === checked) return res.statusCode;
+        for (const url of [...VIEWS, ...MAIL_VIEWS]) {
+          const view = await f.app.inject({ method: 'GET', url, headers: f.auth });
+          expect(view.statusCode, `GET ${url} after ${what}`).to.equal(200);
+        }
+        expect(() => render(f.proxy.desired()), `Caddy render after ${what}`).not.to.throw();
+        checked = changes();
+        return res.statusCode;
+      };
+
+      it('the baseline itself succeeds (or is refused for state only)', async () => {
+        for (const r of BASE[op]!(++n, setup)) {
+          const status = await attempt('baseline', r);
+          expect(status < 300 || STATE_REFUSALS.has(status), `${op} baseline ${JSON.stringify(r).slice(0, 200)}: ${status}`).to.equal(true);
+        }
+      });
+
+      it('every body field: each nasty value, removed, and an unknown key beside it', async () => {
+        for (const [i, base] of BASE[op]!(0, setup).entries()) {
+          if (base.body === undefined) continue;
+          for (const path of paths(base.body)) {
+            for (const [name, value] of NASTY) {
+              const r = BASE[op]!(++n, setup)[i]!;
+              await attempt(`body ${path.join('.')} = ${name}`, { ...r, body: setAt(r.body, path, value) });
+            }
+            const r = BASE[op]!(++n, setup)[i]!;
+            await attempt(`body ${path.join('.')} removed`, { ...r, body: setAt(r.body, path, undefined) });
+          }
+          for (const [name, value] of NASTY) await attempt(`whole body = ${name}`, { ...BASE[op]!(++n, setup)[i]!, body: value });
+          const r = BASE[op]!(++n, setup)[i]!;
+          await attempt('unknown key', { ...r, body: { ...(r.body as object), surprise: '{http.request.host}' } });
+        }
+      });
+
+      it('every path and query parameter: each nasty string, and a repeated query key', async () => {
+        for (const [i, base] of BASE[op]!(0, setup).entries())
+          for (const where of ['params', 'query'] as const)
+            for (const key of Object.keys(base[where] ?? {})) {
+              for (const [name, value] of STRINGS) {
+                const r = BASE[op]!(++n, setup)[i]!;
+                await attempt(`${where} ${key} = ${name}`, { ...r, [where]: { ...r[where], [key]: value } });
+              }
+              if (where === 'query') {
+                const r = BASE[op]!(++n, setup)[i]!;
+                await attempt(`query ${key} repeated`, { ...r, query: { ...r.query, [key]: [r.query![key]!, r.query![key]!] as unknown as string } });
+              }
+            }
+      });
+
+      if (op === 'POST /api/v1/zones/{zone}/import')
+        it('every zone file slot: each nasty string; the whole file as each nasty value', async () => {
+          for (const [slot, line] of ZONE_SLOTS)
+            for (const [name, value] of STRINGS) {
+              const r = BASE[op]!(++n, setup)[0]!;
+              await attempt(`zone file ${slot} = ${name}`, { ...r, text: `${r.text}${line(value, n)}` });
+            }
+          for (const [name, value] of NASTY) {
+            const r = BASE[op]!(++n, setup)[0]!;
+            await attempt(`zone file = ${name}`, typeof value === 'string' ? { ...r, text: value } : { ...r, text: undefined, body: value });
+          }
+        });
+    });
+});
