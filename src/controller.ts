@@ -98,7 +98,7 @@ export class Controller {
         });
       });
 
-      this.dns = new DnsServer({ host: c.listen_ip, port: c.dns_port, index, upstreams: c.upstreams, axfrAllow: c.axfr_allow });
+      this.dns = new DnsServer({ host: c.listen_ip, port: c.dns_port, index, upstreams: c.upstreams, axfrAllow: c.axfr_allow, recursionAllow: c.recursion_allow });
       await this.dns.start();
 
       const routes = new RouteStore(db);

@@ -6,6 +6,7 @@ import dns from 'node:dns';
 import net, { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { logger, type Logger } from '../log/index.js';
+import { cidrList, inCidrList } from '../model/cidr.js';
 import { dnsLatency, dnsQueryTally, type QueryTally } from '../metrics.js';
 import { ResponseCache } from './cache.js';
 import { Forwarder, forwardedReply } from './forward.js';
@@ -27,6 +28,8 @@ export const MAX_TCP_PER_ADDRESS = 32;
 const MAX_TCP_INFLIGHT = 64;
 /** Cached authoritative responses per transport (about 250 bytes each with key and map slot). */
 const RESPONSE_CACHE_ENTRIES = 50_000;
+/** Who may use forwarding when the caller names nobody: this host only. */
+const LOOPBACK = ['127.0.0.0/8', '::1/128'] as const;
 /** Attempts to find a port free for both UDP and TCP when asked for port 0. */
 const PORT_ATTEMPTS = 5;
 /** How often the cached "is debug logging on" flag is refreshed. */
@@ -41,6 +44,11 @@ export interface DnsServerOptions {
   upstreams: readonly string[];
   /** Addresses allowed to AXFR/IXFR over TCP (exact IPs; IPv4-mapped IPv6 peers match their IPv4 form). */
   axfrAllow: readonly string[];
+  /**
+   * Client networks (IPs or CIDRs, see parseCidr) whose queries for names outside our zones are
+   * forwarded; others get REFUSED for those (answers from our zones stay open to all). Default: loopback.
+   */
+  recursionAllow?: readonly string[];
   log?: Logger;
   /** Clock of the TCP deadlines (tests pass a fake one). */
   clock?: Clock;
@@ -95,7 +103,7 @@ export class DnsServer {
   private debug = false;
   private debugTimer: NodeJS.Timeout | null = null;
 
-  /** Throws when an upstream or axfrAllow entry is malformed. Binds nothing until start(). */
+  /** Throws when an upstream, axfrAllow or recursionAllow entry is malformed. Binds nothing until start(). */
   constructor(opts: DnsServerOptions) {
     this.opts = opts;
     this.log = opts.log ?? logger('dns');
@@ -107,7 +115,13 @@ export class DnsServer {
         return canonicalIp(ip);
       }),
     );
-    this.cfg = { index: opts.index, forwarding: this.forwarder !== null, transferAllowed: (address) => allowed.has(canonicalIp(address)) };
+    const recursion = cidrList(opts.recursionAllow ?? LOOPBACK);
+    this.cfg = {
+      index: opts.index,
+      forwarding: this.forwarder !== null,
+      transferAllowed: (address) => allowed.has(canonicalIp(address)),
+      recursionAllowed: (address) => inCidrList(recursion, address),
+    };
   }
 
   /** Binds UDP, then TCP on the same port. Rejects (and leaves nothing bound) when either fails. */
@@ -131,7 +145,7 @@ export class DnsServer {
     this.running = true;
     this.refreshDebug();
     this.debugTimer = setInterval(() => this.refreshDebug(), DEBUG_FLAG_REFRESH_MS).unref();
-    this.log.info('dns listening', { host, port: this.port, forwarding: this.cfg.forwarding });
+    this.log.info('dns listening', { host, port: this.port, forwarding: this.cfg.forwarding, ...(this.cfg.forwarding ? { recursion_allow: this.opts.recursionAllow ?? LOOPBACK } : {}) });
   }
 
   /** Closes both sockets and every TCP connection, and ends forwarded queries. Safe to call at any point, more than once. */

@@ -155,8 +155,8 @@ export function parseDig(raw: string): DigResult {
 
 // ---- raw sockets ------------------------------------------------------------
 
-/** Sends `msg` over UDP and resolves with the first reply, or null after `ms`. */
-export function udpExchange(port: number, msg: Buffer, ms = 1000): Promise<Buffer | null> {
+/** Sends `msg` over UDP (from the loopback address `from` when given) and resolves with the first reply, or null after `ms`. */
+export function udpExchange(port: number, msg: Buffer, ms = 1000, from?: string): Promise<Buffer | null> {
   return new Promise((resolve) => {
     const s = dgram.createSocket('udp4');
     const timer = setTimeout(() => done(null), ms);
@@ -167,17 +167,18 @@ export function udpExchange(port: number, msg: Buffer, ms = 1000): Promise<Buffe
     };
     s.on('message', (m) => done(m));
     s.on('error', () => done(null));
-    s.send(msg, port, '127.0.0.1');
+    if (from) s.bind(0, from, () => s.send(msg, port, '127.0.0.1'));
+    else s.send(msg, port, '127.0.0.1');
   });
 }
 
 /** Writes `payload` on one TCP connection and collects framed replies until `expect` of them (or `expect(replies)` is true), the peer closes, or `ms` pass. */
-export function tcpExchange(port: number, payload: Buffer, expect: number | ((replies: Buffer[]) => boolean), ms = 2000): Promise<Buffer[]> {
+export function tcpExchange(port: number, payload: Buffer, expect: number | ((replies: Buffer[]) => boolean), ms = 2000, from?: string): Promise<Buffer[]> {
   const enough = typeof expect === 'number' ? (r: Buffer[]) => r.length >= expect : expect;
   return new Promise((resolve) => {
     const replies: Buffer[] = [];
     let buf = Buffer.alloc(0);
-    const s = net.connect({ host: '127.0.0.1', port });
+    const s = net.connect({ host: '127.0.0.1', port, ...(from ? { localAddress: from } : {}) });
     const timer = setTimeout(() => done(), ms);
     const done = () => {
       clearTimeout(timer);

@@ -2,6 +2,8 @@
 import { expect } from 'chai';
 import { tempDir } from '../helpers/tmp.js';
 import { dig, startController, TOKEN, type Running } from '../helpers/controller.js';
+import { ZoneIndex } from '../../src/dns/zone.js';
+import { decode, query, rec, startServer, udpExchange } from '../dns/fixture.js';
 
 const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
 const llm = { service_name: 'llm', name: 'llm', ip: '100.1.1.1', port: 8080, forward_to_ip: '100.2.2.2', proxy_enabled: true };
@@ -63,6 +65,24 @@ describe('e2e: dnsproxy serve', function () {
     await c.stop();
     c = await startController(tmp.dir, { DNSPROXY_ADMIN_TOKEN: '' });
     expect(c.output()).not.to.include('admin API token');
+  });
+
+  it('forwards names outside our zones only for clients in recursion_allow; our zones answer everyone', async () => {
+    const org = 'example.org.';
+    const index = new ZoneIndex([{ name: org, nameservers: ['ns1.example.org.'], hostmaster: 'hostmaster.example.org.', nodeIp: '203.0.113.1' }]);
+    index.load(org, 1, [rec(org, 'www', { type: 'A', values: ['203.0.113.10'] })]);
+    const upstream = await startServer({ index });
+    try {
+      c = await startController(tmp.dir, { DNSPROXY_UPSTREAMS: `127.0.0.1:${upstream.port}`, DNSPROXY_RECURSION_ALLOW: '127.0.0.1/32' });
+      const ask = async (name: string, from: string) => decode(await udpExchange(c!.dnsPort, query(name, 'A'), 2000, from));
+      expect((await ask('www.example.org', '127.0.0.1')).answers.map((a) => a.data)).to.deep.equal(['203.0.113.10']);
+      expect((await ask('www.example.org', '127.0.0.2')).rcode).to.equal('REFUSED');
+      expect((await ask('ns1.home.arpa', '127.0.0.2')).answers.map((a) => a.data)).to.deep.equal(['192.0.2.10']);
+      const started = c.output().split('\n').find((l) => l.includes('"dns listening"'));
+      expect(JSON.parse(started ?? '{}')).to.deep.include({ recursion_allow: ['127.0.0.1/32'] });
+    } finally {
+      await upstream.server.stop();
+    }
   });
 
   it('exits non-zero with one line per bad setting', async () => {
