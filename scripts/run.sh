@@ -26,7 +26,8 @@ export DNSPROXY_SMTPS_PORT="${DNSPROXY_SMTPS_PORT-2465}"
 # supervisord needs absolute paths (it changes directory for its programs).
 case "$DNSPROXY_DATA_DIR" in /*) ;; *) DNSPROXY_DATA_DIR="$PWD/$DNSPROXY_DATA_DIR" ;; esac
 case "$DNSPROXY_RUN_DIR" in /*) ;; *) DNSPROXY_RUN_DIR="$PWD/$DNSPROXY_RUN_DIR" ;; esac
-mkdir -p "$DNSPROXY_DATA_DIR" "$DNSPROXY_RUN_DIR"
+# The data dir holds secrets (the SQLite file, private keys): directories made here are ours alone.
+(umask 077 && mkdir -p "$DNSPROXY_DATA_DIR" "$DNSPROXY_RUN_DIR")
 # A second supervisord on the same socket would start a second Caddy (SO_REUSEPORT lets both bind).
 if [ -S "$DNSPROXY_RUN_DIR/supervisor.sock" ] && supervisorctl -c supervisord.conf pid >/dev/null 2>&1; then
   die "already running (supervisord pid $(supervisorctl -c supervisord.conf pid)); stop it first: supervisorctl -c supervisord.conf shutdown"
@@ -36,4 +37,6 @@ need_npm
 # child_process) that fails with ENXIO, and on a file opened without O_APPEND the writes clobber
 # each other. A tty or a pipe works, so a socket gets a pipe through cat and a file is reopened for append.
 if [ -S /dev/stdout ]; then exec > >(exec cat); elif [ -f /dev/stdout ]; then exec >>/dev/stdout; fi
+# So is whatever supervisord and its programs create (Caddy's storage included).
+umask 077
 exec supervisord -n -c supervisord.conf

@@ -8,7 +8,7 @@ import { logger, setLogLevel } from '../log/index.js';
 import { CliError } from './client.js';
 import type { Globals } from './commands.js';
 import { mailAdminCommands } from './mail-admin.js';
-import { runUntilSignal, startFailed } from './signals.js';
+import { runUntilSignal, SERVICE_UMASK, startFailed } from './signals.js';
 
 interface MailServeFlags {
   config?: string;
@@ -36,6 +36,7 @@ export function mailCommands(program: Command, g: Globals): void {
     .option('--hostname <name>', 'name in the greeting, EHLO and certificate (env DNSPROXY_MAIL_HOSTNAME, default: this host)')
     .option('--log-level <level>', 'error|warn|info|debug (env DNSPROXY_LOG_LEVEL)')
     .action(async (f: MailServeFlags) => {
+      process.umask(SERVICE_UMASK);
       let config;
       try {
         config = loadConfig({

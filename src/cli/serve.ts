@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { logger, setLogLevel } from '../log/index.js';
 import { CliError } from './client.js';
-import { runUntilSignal, startFailed } from './signals.js';
+import { runUntilSignal, SERVICE_UMASK, startFailed } from './signals.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -39,6 +39,7 @@ export function serveCommand(program: Command): void {
     .option('--upstream <ip[:port]>', 'resolver for names outside our zones, repeatable (env DNSPROXY_UPSTREAMS)', collect)
     .option('--log-level <level>', 'error|warn|info|debug (env DNSPROXY_LOG_LEVEL)')
     .action(async (f: ServeFlags) => {
+      process.umask(SERVICE_UMASK);
       let config;
       try {
         config = loadConfig({

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../log/index.js';
+import { DIR_MODE, FILE_MODE } from '../store/files.js';
 
 /** How long a spawned Caddy gets to exit on SIGTERM before SIGKILL. */
 const STOP_GRACE_MS = 5000;
@@ -49,9 +50,9 @@ export class CaddyProcess {
 
   /** Starts Caddy with the bootstrap config and keeps it running (restarts after a crash). Its state lives in `dir`. */
   start(): void {
-    mkdirSync(this.dir, { recursive: true });
+    mkdirSync(this.dir, { recursive: true, mode: DIR_MODE });
     const config = join(this.dir, 'bootstrap.json');
-    writeFileSync(config, JSON.stringify(bootstrapConfig(this.admin)));
+    writeFileSync(config, JSON.stringify(bootstrapConfig(this.admin)), { mode: FILE_MODE });
     const child = spawn(this.bin, ['run', '--config', config], {
       env: caddyEnv(this.dir),
       stdio: ['ignore', 'ignore', 'pipe'],
