@@ -22,7 +22,7 @@ export interface DryRun {
 
 const key = (r: { name: string; type: string }) => `${r.name} ${r.type}`;
 
-export function dnsPlan(put: { record: StoredRecord; created: boolean }[], removed: StoredRecord[] = []): DnsPlan {
+export function dnsPlan(put: { record: StoredRecord; created: boolean }[], removed: readonly { name: string; type: string }[] = []): DnsPlan {
   return { added: put.filter((p) => p.created).map((p) => key(p.record)), changed: put.filter((p) => !p.created).map((p) => key(p.record)), removed: removed.map(key) };
 }
 

@@ -34,12 +34,18 @@ function fromRow(row: Row): StoredRecord {
   return { ...(data as RecordData), name: row.name, zone: row.zone, ttl, proxy, service_name: row.service_name, created_at: row.created_at, updated_at: row.updated_at };
 }
 
-export type ChangeListener = (change: RecordChange) => void;
+/** Told of each committed change; a promise it returns says when it is done with it (a lock()'s release waits for that). */
+export type ChangeListener = (change: RecordChange) => unknown;
+
+/** Ends a turn taken with lock(): tells the listeners of what the other connection committed (null: nothing), and waits for them. */
+export type Release = (change: RecordChange | null) => Promise<void>;
 
 export class RecordStore {
   private readonly listeners: ChangeListener[] = [];
   /** Set by simulate(): writes happen inside a transaction that will be rolled back, so nobody is told. */
   muted = false;
+  /** Set while a writer on another connection holds the store's turn (lock()): resolves when it gives it back. */
+  private held: Promise<void> | null = null;
 
   constructor(
     private readonly db: Db,
@@ -54,6 +60,37 @@ export class RecordStore {
 
   onChange(listener: ChangeListener): void {
     this.listeners.push(listener);
+  }
+
+  /** While a writer on another connection holds the turn: a promise that resolves when it is given back; else null. Writers here await it first. */
+  get busy(): Promise<void> | null {
+    return this.held;
+  }
+
+  /** The SQLite file, for a writer on another connection (a zone import's thread). */
+  get file(): string {
+    return this.db.name;
+  }
+
+  /**
+   * Takes the store's turn for a write through another connection (a zone import's thread), once
+   * no other such writer holds it. Until the release, this store's own writes refuse (503) and
+   * callers are meant to await `busy` first: otherwise one of them could commit while the other
+   * connection's transaction holds the lock, and its change would reach the listeners (the DNS
+   * index) before the other's, out of commit order. The release announces what was committed.
+   */
+  async lock(): Promise<Release> {
+    while (this.held) await this.held;
+    let done!: () => void;
+    this.held = new Promise<void>((resolve) => (done = resolve));
+    return async (change) => {
+      try {
+        if (change && !this.muted) await Promise.all(this.listeners.map((l) => l(change)));
+      } finally {
+        this.held = null;
+        done();
+      }
+    };
   }
 
   serial(zone: string): number {
@@ -149,6 +186,7 @@ export class RecordStore {
    * changes only after the commit.
    */
   private write<T>(body: (change: (zone: string) => RecordChange) => T): T {
+    if (this.held) throw new AppError('unavailable', 'a zone import is being written; retry in a moment');
     const changes = new Map<string, RecordChange>();
     const change = (zone: string) => {
       let c = changes.get(zone);

@@ -25,6 +25,8 @@ export const NODE_IP = '192.0.2.10';
 export interface ApiFixture {
   app: FastifyInstance;
   db: Db;
+  /** The DNS index the records' changes are applied to (as the controller's). */
+  index: ZoneIndex;
   records: RecordStore;
   routes: RouteStore;
   proxy: ProxyState;
@@ -43,7 +45,10 @@ export async function apiFixture(): Promise<ApiFixture> {
   const tokens = new TokenStore(db);
   const index = new ZoneIndex(ZONES.map((name) => ({ name, nameservers: [`ns1.${name}`], hostmaster: `hostmaster.${name}`, nodeIp: NODE_IP })));
   for (const zone of ZONES) index.load(zone, records.serial(zone), records.list({ zone }));
-  records.onChange((c) => index.apply(c));
+  records.onChange((c) => {
+    index.apply(c);
+    return index.settled();
+  });
   const routes = new RouteStore(db);
   const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: 80, httpsPort: 443, admin: '127.0.0.1:2019' });
   const applied: { value: DesiredProxy | null } = { value: null };
@@ -59,6 +64,7 @@ export async function apiFixture(): Promise<ApiFixture> {
     records,
     tokens,
     servedRecords: (z) => index.servedRecords(z),
+    synthesisedRecords: (z) => index.synthesisedRecords(z),
     health: () => rollUp({ store: { status: 'ok' }, dns: { status: 'ok' }, proxy: { status: 'disabled' }, mail: { status: 'disabled' } }),
     version: 'test',
     mail: { store: new MailStore(db), messages: new MessageStore(db) },
@@ -66,6 +72,7 @@ export async function apiFixture(): Promise<ApiFixture> {
   return {
     app,
     db,
+    index,
     records,
     routes,
     proxy,
