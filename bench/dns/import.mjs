@@ -1,15 +1,15 @@
 // Does DNS keep answering while a big zone import runs? (plain Node ESM, no build step)
 //
-//   npm run build && node bench/dns/import.mjs            # LINES=150000 RATE=200 PHASES=dry,real,again
+//   npm run build && node bench/dns/import.mjs            # LINES=150000 RATE=200 PHASES=idle,dry,real,again
 //
 // Starts `bin/dnsproxy serve` (dist/) on free loopback ports with a temp data dir, makes a zone file
 // of LINES A records for home.arpa., and for each phase POSTs it to /api/v1/zones/home.arpa/import
 // while a prober sends one UDP query for an existing name every 1000/RATE ms and times each answer.
-// Phases: dry (dry_run=true), real (merge into the empty zone), again (the same file once more:
-// 150,000 unchanged sets rewritten). Prints per phase: import wall time, queries sent while it ran,
+// Phases: idle (the probe alone for IDLE_MS: the box's own share), dry (dry_run=true), real (merge
+// into the empty zone), again (the same file once more: 150,000 unchanged sets rewritten). Prints per phase: import wall time, queries sent while it ran,
 // p50/p99/max latency and queries without an answer within TIMEOUT_MS. Everything it starts is
 // stopped and its temp dir removed. Not part of `npm test`; test/api/zones.test.ts has the small one.
-// Knobs: LINES, RATE, PHASES, TIMEOUT_MS (2000), BIN (another build's bin/dnsproxy), CTL_LOG (a file
+// Knobs: LINES, RATE, PHASES, IDLE_MS (10000), TIMEOUT_MS (2000), BIN (another build's bin/dnsproxy), CTL_LOG (a file
 // for the controller's output after its start, e.g. with a BIN wrapper adding --trace-gc).
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -21,7 +21,8 @@ import { fileURLToPath } from 'node:url';
 const LINES = Number(process.env.LINES ?? 150_000);
 const RATE = Number(process.env.RATE ?? 200);
 const TIMEOUT_MS = Number(process.env.TIMEOUT_MS ?? 2000);
-const PHASES = (process.env.PHASES ?? 'dry,real,again').split(',');
+const PHASES = (process.env.PHASES ?? 'idle,dry,real,again').split(',');
+const IDLE_MS = Number(process.env.IDLE_MS ?? 10_000);
 /** A file for the controller's log lines after its start (default: dropped). */
 const CTL_LOG = process.env.CTL_LOG;
 const BIN = process.env.BIN ?? fileURLToPath(new URL('../../bin/dnsproxy', import.meta.url));
@@ -98,6 +99,14 @@ console.log(`zone file: ${LINES} lines, ${(body.length / 1048576).toFixed(1)} Mi
 
 const f = (x) => x.toFixed(1);
 for (const phase of PHASES) {
+  if (phase === 'idle') {
+    // The same probe with no import: what the box's own load costs.
+    const stop = probe();
+    await new Promise((r) => setTimeout(r, IDLE_MS));
+    const s = await stop();
+    console.log(`idle  ${(IDLE_MS / 1000).toFixed(0)} s, no import; DNS: ${s.n} queries, p50 ${f(s.p50)} ms, p99 ${f(s.p99)} ms, max ${f(s.max)} ms, unanswered ${s.lost}`);
+    continue;
+  }
   const stop = probe();
   await new Promise((r) => setTimeout(r, 500)); // a quiet baseline first
   const t0 = performance.now();
