@@ -28,8 +28,8 @@ case "$DNSPROXY_RUN_DIR" in /*) ;; *) DNSPROXY_RUN_DIR="$PWD/$DNSPROXY_RUN_DIR" 
 # Caddy's admin API: a unix socket in the run dir (owner-only, like supervisor's socket beside it);
 # set DNSPROXY_CADDY_ADMIN=127.0.0.1:2019 for a loopback TCP admin instead.
 export DNSPROXY_CADDY_ADMIN="${DNSPROXY_CADDY_ADMIN:-unix/$DNSPROXY_RUN_DIR/caddy-admin.sock}"
-mkdir -p "$DNSPROXY_DATA_DIR"
-[ -d "$DNSPROXY_RUN_DIR" ] || mkdir -p -m 0700 "$DNSPROXY_RUN_DIR"
+# The data dir holds secrets (the SQLite file, private keys): directories made here are ours alone.
+(umask 077 && mkdir -p "$DNSPROXY_DATA_DIR" "$DNSPROXY_RUN_DIR")
 # The default run dir is ours (older versions made it 0755): owner-only, like the sockets in it.
 [ "$DNSPROXY_RUN_DIR" != "$DNSPROXY_DATA_DIR/run" ] || chmod 0700 "$DNSPROXY_RUN_DIR"
 # A second supervisord on the same socket would start a second Caddy (SO_REUSEPORT lets both bind).
@@ -45,4 +45,6 @@ echo "dnsproxy: running on Node $(node --version) ($(command -v node))" >&2
 # child_process) that fails with ENXIO, and on a file opened without O_APPEND the writes clobber
 # each other. A tty or a pipe works, so a socket gets a pipe through cat and a file is reopened for append.
 if [ -S /dev/stdout ]; then exec > >(exec cat); elif [ -f /dev/stdout ]; then exec >>/dev/stdout; fi
+# So is whatever supervisord and its programs create (Caddy's storage included).
+umask 077
 exec supervisord -n -c supervisord.conf

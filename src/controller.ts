@@ -106,7 +106,8 @@ export class Controller {
       };
       countRecords();
       records.onChange((change) => {
-        index.apply(change);
+        // A big change (a zone import) is staged and swapped in whole; the store waits for settled().
+        index.apply(change, (warnings) => warnings.length && this.log.warn('records not served', { zone: change.zone, warnings: warnings.slice(0, LOGGED_NAMES) }));
         countRecords();
         this.log.info('records changed', {
           zone: change.zone,
@@ -114,9 +115,10 @@ export class Controller {
           ...listed('upserted', change.upserted),
           ...listed('removed', change.removed),
         });
+        return index.settled();
       });
 
-      this.dns = new DnsServer({ host: c.listen_ip, port: c.dns_port, index, upstreams: c.upstreams, axfrAllow: c.axfr_allow });
+      this.dns = new DnsServer({ host: c.listen_ip, port: c.dns_port, index, upstreams: c.upstreams, axfrAllow: c.axfr_allow, recursionAllow: c.recursion_allow });
       await this.dns.start();
 
       const routes = new RouteStore(db);
@@ -136,7 +138,8 @@ export class Controller {
         validate: (config) => validateWithCaddy(config, { env: caddyEnv(join(c.data_dir, 'caddy')) }),
         onStatus: (statuses) => proxy.report(statuses),
       }));
-      records.onChange(() => reconciler.trigger());
+      // After the index serves the change: upstream names inside our zones resolve through it.
+      records.onChange(() => void index.settled().then(() => reconciler.trigger()));
       routes.onChange(() => reconciler.trigger());
       reconciler.start();
       if (!c.caddy_spawn)
@@ -183,6 +186,7 @@ export class Controller {
         proxy,
         tokens,
         servedRecords: (z) => index.servedRecords(z),
+        synthesisedRecords: (z) => index.synthesisedRecords(z),
         health,
         version: VERSION,
         proxyStatus: () => ({ ...reconciler.state(), applied: reconciler.applied() }),

@@ -34,6 +34,8 @@ export interface ApiDeps {
   tokens: TokenStore;
   /** Everything a zone serves (SOA, synthesised NS/glue, user records), for export. */
   servedRecords: (zone: string) => ServedRecord[];
+  /** What a zone serves that nobody stored (apex NS unless stored, glue in effect), cheap at any zone size. */
+  synthesisedRecords: (zone: string) => ServedRecord[];
   health: () => HealthReport;
   version: string;
   routes: RouteStore;
@@ -60,6 +62,12 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app, log);
   installAuth(app, deps.tokens);
+  // While a zone import writes through its own connection (zone-import.ts), other writes wait
+  // here, off the main thread's back: SQLite would block it until the import commits.
+  app.addHook('preHandler', async (req) => {
+    if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return;
+    while (deps.records.busy) await deps.records.busy;
+  });
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
     const seconds = reply.elapsedTime / 1000;

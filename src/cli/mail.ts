@@ -9,7 +9,7 @@ import { mailDnsProblem } from '../mail/resolver.js';
 import { CliError } from './client.js';
 import type { Globals } from './commands.js';
 import { mailAdminCommands } from './mail-admin.js';
-import { lockDataDirOrFail, runUntilSignal, startFailed } from './signals.js';
+import { lockDataDirOrFail, runUntilSignal, SERVICE_UMASK, startFailed } from './signals.js';
 
 interface MailServeFlags {
   config?: string;
@@ -37,6 +37,7 @@ export function mailCommands(program: Command, g: Globals): void {
     .option('--hostname <name>', 'name in the greeting, EHLO and certificate (env DNSPROXY_MAIL_HOSTNAME, default: this host)')
     .option('--log-level <level>', 'error|warn|info|debug (env DNSPROXY_LOG_LEVEL)')
     .action(async (f: MailServeFlags) => {
+      process.umask(SERVICE_UMASK);
       let config;
       try {
         config = loadConfig({

@@ -4,7 +4,7 @@ import { adminDefaultProblem, ConfigError, loadConfig } from '../config/load.js'
 import { logger, setLogLevel } from '../log/index.js';
 import { adminTokenProblem } from '../model/token.js';
 import { CliError } from './client.js';
-import { lockDataDirOrFail, runUntilSignal, startFailed } from './signals.js';
+import { lockDataDirOrFail, runUntilSignal, SERVICE_UMASK, startFailed } from './signals.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
@@ -40,6 +40,7 @@ export function serveCommand(program: Command): void {
     .option('--upstream <ip[:port]>', 'resolver for names outside our zones, repeatable (env DNSPROXY_UPSTREAMS)', collect)
     .option('--log-level <level>', 'error|warn|info|debug (env DNSPROXY_LOG_LEVEL)')
     .action(async (f: ServeFlags) => {
+      process.umask(SERVICE_UMASK);
       let config;
       try {
         config = loadConfig({

@@ -6,6 +6,9 @@
 // reported the same way by both (startFailed()).
 import { CliError } from './client.js';
 
+/** Both services' umask, set before anything else: what they (or a library) create is their user's alone; the data dir holds secrets. */
+export const SERVICE_UMASK = 0o077;
+
 /**
  * A start that failed, as the CLI reports it: a port taken or not allowed names the flags that
  * choose ports (`flags`), or under supervisord (scripts/run.sh, the container: it sets

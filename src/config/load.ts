@@ -67,6 +67,23 @@ export function detectNodeIp(ifaces: ReturnType<typeof networkInterfaces>): stri
   return (tailscale ?? v4[0])?.address ?? '127.0.0.1';
 }
 
+/** Networks that may always use forwarding: loopback and Tailscale's ranges (100.64.0.0/10, fd7a:115c:a1e0::/48). */
+export const RECURSION_ALWAYS = ['127.0.0.0/8', '::1/128', '100.64.0.0/10', 'fd7a:115c:a1e0::/48'] as const;
+
+/**
+ * Default `recursion_allow`: RECURSION_ALWAYS plus the networks of `listenIp` — the subnet of
+ * the interface holding it (its address alone when no interface does), or for 0.0.0.0 / ::
+ * the subnets of every interface. Link-local networks are left out.
+ */
+export function defaultRecursionAllow(listenIp: string, ifaces: ReturnType<typeof networkInterfaces>): string[] {
+  const all = Object.values(ifaces).flatMap((list) => list ?? []);
+  const any = listenIp === '0.0.0.0' || listenIp === '::';
+  const own = all.filter((i) => (any ? !i.internal : i.address === listenIp) && i.cidr !== null && !/^fe[89ab]/i.test(i.address) && !i.address.startsWith('169.254.'));
+  const nets = own.map((i) => i.cidr as string);
+  if (!any && nets.length === 0) nets.push(`${listenIp}/${listenIp.includes(':') ? 128 : 32}`);
+  return [...new Set([...RECURSION_ALWAYS, ...nets])];
+}
+
 export function loadConfig(src: ConfigSources = {}): Config {
   const env = src.env ?? process.env;
   const file = src.file ?? env.DNSPROXY_CONFIG;
@@ -96,7 +113,13 @@ export function loadConfig(src: ConfigSources = {}): Config {
   // The admin socket's default follows the data dir. A data dir too deep for a socket path is
   // refused by `serve` (adminDefaultProblem), not here: the mail relay reads this config too.
   const caddyAdmin = parsed.data.caddy_admin ?? defaultAdminAddress(parsed.data.data_dir);
-  return { ...parsed.data, caddy_admin: caddyAdmin, node_ip: parsed.data.node_ip ?? detectNodeIp(src.interfaces ?? networkInterfaces()) };
+  const ifaces = src.interfaces ?? networkInterfaces();
+  return {
+    ...parsed.data,
+    caddy_admin: caddyAdmin,
+    node_ip: parsed.data.node_ip ?? detectNodeIp(ifaces),
+    recursion_allow: parsed.data.recursion_allow ?? defaultRecursionAllow(parsed.data.listen_ip, ifaces),
+  };
 }
 
 /** Why the (defaulted) caddy_admin cannot be used, as a config error line, or null. Set values were checked by the schema already. */

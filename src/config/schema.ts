@@ -5,6 +5,7 @@ import { absolute, nameProblem } from '../model/name.js';
 import { isIP } from 'node:net';
 import { mailDomain } from '../mail/schema.js';
 import { adminAddressProblem } from '../proxy/admin-address.js';
+import { parseCidr } from '../model/cidr.js';
 
 const zoneName = z.string().superRefine((v, ctx) => {
   const problem = nameProblem(v);
@@ -16,6 +17,10 @@ const ip = z.string().refine((v) => isIP(v) !== 0, 'must be an IP address');
 const positive = z.coerce.number().int('must be an integer').positive('must be > 0');
 /** A DNS server to ask: ip or ip:port ([v6]:port). */
 const resolverAddress = z.string().regex(/^(?:\[[0-9a-fA-F:]+\]:\d+|[0-9.]+(?::\d+)?|[0-9a-fA-F:]+)$/, 'must be ip or ip:port');
+const network = z.string().superRefine((v, ctx) => {
+  const c = parseCidr(v);
+  if ('error' in c) ctx.addIssue({ code: 'custom', message: c.error });
+});
 
 export const configSchema = z
   .object({
@@ -43,6 +48,10 @@ export const configSchema = z
       .describe('Run Caddy as a child process (local runs); under supervisord Caddy is its own program'),
     upstreams: z.array(resolverAddress).default([]).describe('Resolvers for names outside our zones; empty = REFUSED'),
     axfr_allow: z.array(ip).default(['127.0.0.1', '::1']).describe('Addresses allowed to AXFR'),
+    recursion_allow: z
+      .array(network)
+      .optional()
+      .describe('Client networks (IPs or CIDRs) whose queries for names outside our zones are forwarded to upstreams; others get REFUSED for them. Default: loopback, the tailnet (100.64.0.0/10, fd7a:115c:a1e0::/48) and the networks of listen_ip'),
     log_level: z.enum(LOG_LEVELS).default('info'),
     // Mail relay (`dnsproxy mail serve`).
     smtp_port: portNumber.default(25).describe('Mail relay: SMTP listener (authenticated submission as on the submission port, and inbound mail for mail_domains without AUTH)'),
@@ -78,9 +87,9 @@ export const configSchema = z
   .refine((c) => (c.mail_tls_cert === undefined) === (c.mail_tls_key === undefined), { path: ['mail_tls_key'], message: 'mail_tls_cert and mail_tls_key go together' })
   .refine((c) => c.mail_max_data_in_flight >= c.mail_max_size, { path: ['mail_max_data_in_flight'], message: 'must be at least mail_max_size (a message of the largest size must fit)' });
 
-/** The loaded config: node_ip detected and caddy_admin defaulted when not set. */
-export type Config = z.infer<typeof configSchema> & { node_ip: string; caddy_admin: string };
+/** The loaded config: node_ip detected, caddy_admin and recursion_allow defaulted when not set. */
+export type Config = z.infer<typeof configSchema> & { node_ip: string; caddy_admin: string; recursion_allow: string[] };
 
 /** Settings that may come from the environment as DNSPROXY_<UPPER_NAME>; lists are comma-separated. */
 export const CONFIG_KEYS = Object.keys(configSchema.shape) as (keyof typeof configSchema.shape)[];
-export const LIST_KEYS: ReadonlySet<string> = new Set(['zones', 'nameservers', 'upstreams', 'axfr_allow', 'mail_domains', 'mail_dns_servers']);
+export const LIST_KEYS: ReadonlySet<string> = new Set(['zones', 'nameservers', 'upstreams', 'axfr_allow', 'recursion_allow', 'mail_domains', 'mail_dns_servers']);

@@ -20,6 +20,8 @@ export interface HandlerConfig {
   index: ZoneIndex;
   /** True when names outside our zones are forwarded (RA=1); false → REFUSED. */
   forwarding: boolean;
+  /** Whether `address` (as the socket reports it) may have names outside our zones forwarded; others get REFUSED for them. */
+  recursionAllowed(address: string): boolean;
   /** Whether `address` (as the socket reports it) may transfer zones. */
   transferAllowed(address: string): boolean;
 }
@@ -66,8 +68,10 @@ export function handle(msg: Buffer, transport: Transport, remote: string, cfg: H
 
   const result = lookup(cfg.index, q.qname, qtype);
   if (result.kind === 'notauth') {
-    if (cfg.forwarding) return { kind: 'forward', query: q, limit: limitFor(q, transport), opt, qtype };
-    return reply(RCODE.REFUSED);
+    if (!cfg.forwarding) return reply(RCODE.REFUSED);
+    if (cfg.recursionAllowed(remote)) return { kind: 'forward', query: q, limit: limitFor(q, transport), opt, qtype };
+    // Not for this client: no RA, and not cached (the same bytes from an allowed client are forwarded).
+    return { kind: 'reply', message: bareResponse(q.id, flags & ~FLAG.RA, RCODE.REFUSED, q.question, opt), qtype, rcode: RCODE.REFUSED, cacheable: false };
   }
   const rcode = RCODE_OF[result.kind];
   // AA covers the answer for the question's name; a pure referral is not authoritative.

@@ -6,6 +6,7 @@ import dns from 'node:dns';
 import net, { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { logger, type Logger } from '../log/index.js';
+import { cidrList, inCidrList } from '../model/cidr.js';
 import { dnsLatency, dnsQueryTally, type QueryTally } from '../metrics.js';
 import { ResponseCache } from './cache.js';
 import { Forwarder, forwardedReply } from './forward.js';
@@ -15,14 +16,20 @@ import type { ZoneIndex } from './zone.js';
 
 /** Kernel receive buffer for the UDP socket; bursts of thousands of queries drop with the default ~200 KiB. */
 const UDP_RECV_BUFFER = 4 * 1024 * 1024;
-/** RFC 7766 §6.2.3: close idle TCP connections; seconds, not minutes, so idle clients cannot pin slots. */
-const TCP_IDLE_MS = 10_000;
+/** RFC 7766 §6.2.3: close idle TCP connections; seconds, not minutes, so idle clients cannot pin slots. Only whole messages (and our replies) count as activity. */
+export const TCP_IDLE_MS = 10_000;
+/** A whole length-prefixed message must arrive within this of its first byte: a query is one round trip, so a trickle cannot hold a slot. */
+export const TCP_MESSAGE_MS = 5_000;
 /** Open TCP connections at once; more are closed on accept. */
 const MAX_TCP_CONNECTIONS = 256;
+/** Open TCP connections from one address; more are closed on accept, so one client cannot take every slot (stubs use one or two). */
+export const MAX_TCP_PER_ADDRESS = 32;
 /** Forwarded queries in flight per TCP connection before we stop reading from it. */
 const MAX_TCP_INFLIGHT = 64;
 /** Cached authoritative responses per transport (about 250 bytes each with key and map slot). */
 const RESPONSE_CACHE_ENTRIES = 50_000;
+/** Who may use forwarding when the caller names nobody: this host only. */
+const LOOPBACK = ['127.0.0.0/8', '::1/128'] as const;
 /** Attempts to find a port free for both UDP and TCP when asked for port 0. */
 const PORT_ATTEMPTS = 5;
 /** How often the cached "is debug logging on" flag is refreshed. */
@@ -37,8 +44,28 @@ export interface DnsServerOptions {
   upstreams: readonly string[];
   /** Addresses allowed to AXFR/IXFR over TCP (exact IPs; IPv4-mapped IPv6 peers match their IPv4 form). */
   axfrAllow: readonly string[];
+  /**
+   * Client networks (IPs or CIDRs, see parseCidr) whose queries for names outside our zones are
+   * forwarded; others get REFUSED for those (answers from our zones stay open to all). Default: loopback.
+   */
+  recursionAllow?: readonly string[];
   log?: Logger;
+  /** Clock of the TCP deadlines (tests pass a fake one). */
+  clock?: Clock;
 }
+
+/** Time and timers; the TCP deadlines read nothing else. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+const systemClock: Clock = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
 
 /** A cached reply as a one-byte string: about half the memory of a Buffer (view + pooled bytes) per entry. */
 interface Cached {
@@ -66,6 +93,9 @@ export class DnsServer {
   private readonly counters = new Map<string, QueryTally>();
   private readonly latency = { udp: dnsLatency.seriesFor('udp'), tcp: dnsLatency.seriesFor('tcp') };
   private readonly conns = new Set<net.Socket>();
+  /** Open TCP connections per client address (canonical form). */
+  private readonly perAddress = new Map<string, number>();
+  private readonly clock: Clock;
   private udp: dgram.Socket | null = null;
   private tcp: net.Server | null = null;
   private port = 0;
@@ -73,10 +103,11 @@ export class DnsServer {
   private debug = false;
   private debugTimer: NodeJS.Timeout | null = null;
 
-  /** Throws when an upstream or axfrAllow entry is malformed. Binds nothing until start(). */
+  /** Throws when an upstream, axfrAllow or recursionAllow entry is malformed. Binds nothing until start(). */
   constructor(opts: DnsServerOptions) {
     this.opts = opts;
     this.log = opts.log ?? logger('dns');
+    this.clock = opts.clock ?? systemClock;
     this.forwarder = opts.upstreams.length ? new Forwarder({ upstreams: opts.upstreams }) : null;
     const allowed = new Set(
       opts.axfrAllow.map((ip) => {
@@ -84,7 +115,13 @@ export class DnsServer {
         return canonicalIp(ip);
       }),
     );
-    this.cfg = { index: opts.index, forwarding: this.forwarder !== null, transferAllowed: (address) => allowed.has(canonicalIp(address)) };
+    const recursion = cidrList(opts.recursionAllow ?? LOOPBACK);
+    this.cfg = {
+      index: opts.index,
+      forwarding: this.forwarder !== null,
+      transferAllowed: (address) => allowed.has(canonicalIp(address)),
+      recursionAllowed: (address) => inCidrList(recursion, address),
+    };
   }
 
   /** Binds UDP, then TCP on the same port. Rejects (and leaves nothing bound) when either fails. */
@@ -108,7 +145,7 @@ export class DnsServer {
     this.running = true;
     this.refreshDebug();
     this.debugTimer = setInterval(() => this.refreshDebug(), DEBUG_FLAG_REFRESH_MS).unref();
-    this.log.info('dns listening', { host, port: this.port, forwarding: this.cfg.forwarding });
+    this.log.info('dns listening', { host, port: this.port, forwarding: this.cfg.forwarding, ...(this.cfg.forwarding ? { recursion_allow: this.opts.recursionAllow ?? LOOPBACK } : {}) });
   }
 
   /** Closes both sockets and every TCP connection, and ends forwarded queries. Safe to call at any point, more than once. */
@@ -133,6 +170,13 @@ export class DnsServer {
 
   status(): 'ok' | 'down' {
     return this.running && this.udp && this.tcp?.listening ? 'ok' : 'down';
+  }
+
+  /** TCP connections open now (ones being closed not counted). */
+  tcpConnections(): number {
+    let n = 0;
+    for (const s of this.conns) if (!s.destroyed) n++;
+    return n;
   }
 
   private refreshDebug(): void {
@@ -267,16 +311,49 @@ export class DnsServer {
       socket.destroy();
       return;
     }
+    const remote = socket.remoteAddress ?? '';
+    const address = canonicalIp(remote);
+    const open = this.perAddress.get(address) ?? 0;
+    if (open >= MAX_TCP_PER_ADDRESS) {
+      if (this.debug) this.log.debug('tcp connection refused: too many from this address', { remote, open });
+      socket.destroy();
+      return;
+    }
+    this.perAddress.set(address, open + 1);
     this.conns.add(socket);
-    socket.on('close', () => this.conns.delete(socket));
     socket.on('error', () => socket.destroy());
     socket.setNoDelay(true);
-    socket.setTimeout(TCP_IDLE_MS, () => socket.destroy());
-    const remote = socket.remoteAddress ?? '';
+    const clock = this.clock;
+    const deadline = new TcpDeadline(clock.now());
+    let timer: unknown = null;
+    let armedFor = Infinity;
+    // One timer per connection; a deadline that moved later is looked at again when the timer fires.
+    const arm = () => {
+      if (timer !== null) clock.clearTimeout(timer);
+      armedFor = deadline.at();
+      timer = clock.setTimeout(expire, Math.max(0, armedFor - clock.now()));
+    };
+    const expire = () => {
+      timer = null;
+      const now = clock.now();
+      // Forwarded queries still in flight: not idle (each settles within the forwarder's timeouts).
+      if (inflight > 0) deadline.busy(now);
+      if (now >= deadline.at()) socket.destroy();
+      else arm();
+    };
+    socket.on('close', () => {
+      if (timer !== null) clock.clearTimeout(timer);
+      this.conns.delete(socket);
+      const left = (this.perAddress.get(address) ?? 1) - 1;
+      if (left > 0) this.perAddress.set(address, left);
+      else this.perAddress.delete(address);
+    });
+    arm();
     let pending: Buffer = Buffer.alloc(0);
     let inflight = 0;
     const send: Sink = (message) => {
       if (socket.destroyed || !socket.writable) return;
+      deadline.replied(clock.now());
       const frame = Buffer.allocUnsafe(2 + message.length);
       frame.writeUInt16BE(message.length, 0);
       message.copy(frame, 2);
@@ -289,6 +366,7 @@ export class DnsServer {
     };
     socket.on('data', (chunk: Buffer) => {
       pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+      let whole = false;
       // RFC 7766 §8: each message is preceded by its 2-byte length; several may arrive at once.
       while (pending.length >= 2) {
         const len = pending.readUInt16BE(0);
@@ -300,8 +378,12 @@ export class DnsServer {
         if (pending.length < 2 + len) break;
         const msg = pending.subarray(2, 2 + len);
         pending = pending.subarray(2 + len);
+        whole = true;
         if (this.onTcp(msg, remote, send, settled) && ++inflight >= MAX_TCP_INFLIGHT) socket.pause();
       }
+      if (socket.destroyed) return;
+      deadline.read(clock.now(), whole, pending.length > 0);
+      if (deadline.at() < armedFor) arm();
     });
   }
 
@@ -321,6 +403,42 @@ export class DnsServer {
       this.failed(msg, err, send);
       return false;
     }
+  }
+}
+
+/**
+ * When one TCP connection must end (pure; the server arms a timer for `at()`): TCP_MESSAGE_MS
+ * after the first byte of a message still incomplete, else TCP_IDLE_MS after the last whole
+ * message received, reply sent or moment a forwarded query was still in flight. Bytes that do
+ * not complete a message move neither, so a trickle cannot keep a connection open.
+ */
+export class TcpDeadline {
+  private idleFrom: number;
+  private messageFrom: number | null = null;
+
+  constructor(now: number) {
+    this.idleFrom = now;
+  }
+
+  /** After a chunk was read: `whole` when it completed a message, `partial` when bytes of an unfinished one remain. */
+  read(now: number, whole: boolean, partial: boolean): void {
+    if (whole) this.idleFrom = now;
+    // The unfinished message began in this chunk unless one was already under way and none completed.
+    if (!partial) this.messageFrom = null;
+    else if (whole || this.messageFrom === null) this.messageFrom = now;
+  }
+
+  replied(now: number): void {
+    this.idleFrom = now;
+  }
+
+  /** Work is pending on our side (forwarded queries): the client is not idle. */
+  busy(now: number): void {
+    this.idleFrom = now;
+  }
+
+  at(): number {
+    return this.messageFrom === null ? this.idleFrom + TCP_IDLE_MS : this.messageFrom + TCP_MESSAGE_MS;
   }
 }
 

@@ -1,6 +1,7 @@
 // The in-memory zone data the DNS server answers from. Mutated only through load()/apply();
 // every mutation bumps `generation` so response caches know to drop what they hold.
 import { isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { absolute, inZone } from '../model/name.js';
 import type { RecordChange, RecordType, StoredRecord } from '../model/record.js';
 import { rrsetOf, simpleRRset, soaRRset, type RRset, type ServedType } from './rrset.js';
@@ -33,6 +34,15 @@ function dropFrom(node: Node, type: string): boolean {
 
 /** TTL of the synthesised apex NS and glue: they change only with the config, so an hour is safe. */
 const SYNTH_TTL = 3600;
+/** A change of more RRsets than this (a zone import) is applied in slices on copies swapped in at the end; ~6 ms of work per 1,000. */
+export const STAGED_APPLY_RRSETS = 2_000;
+/** Work of a staged apply between two turns of the event loop, so DNS keeps answering meanwhile. */
+const SLICE_MS = 5;
+/** Operations between two looks at the clock during a staged apply. */
+const SLICE_CHECK = 256;
+
+/** Gives the event loop a turn (I/O callbacks, so queries, run before this resolves). */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 interface ZoneState {
   readonly settings: ZoneSettings;
@@ -58,6 +68,16 @@ function parent(name: string): string {
   return name.slice(name.indexOf('.') + 1);
 }
 
+/** Adds `delta` to the count of `name` and each ancestor up to `apex` in `refs`. */
+function addRefs(refs: Map<string, number>, apex: string, name: string, delta: number): void {
+  for (let n = name; ; n = parent(n)) {
+    const count = (refs.get(n) ?? 0) + delta;
+    if (count > 0) refs.set(n, count);
+    else refs.delete(n);
+    if (n === apex || n === '') return;
+  }
+}
+
 /** Sorts lower-case names in canonical order (RFC 4034 §6.1): label by label from the right. */
 function sortCanonical(names: string[]): string[] {
   const keyed = names.map((n) => [n.split('.').reverse().join('\x00'), n] as const);
@@ -70,6 +90,10 @@ const TYPE_ORDER: Record<ServedType, number> = { SOA: 6, A: 1, NS: 2, CNAME: 5, 
 export class ZoneIndex {
   private readonly zones = new Map<string, ZoneState>();
   private gen = 0;
+  /** A staged apply under way (see apply()), and the changes that came in meanwhile, in order. */
+  private staging: Promise<void> | null = null;
+  private readonly queued: RecordChange[] = [];
+  private readonly queuedWarnings: ((warnings: string[]) => void)[] = [];
 
   constructor(zones: readonly ZoneSettings[]) {
     for (const given of zones) {
@@ -142,19 +166,116 @@ export class ZoneIndex {
    * Applies one committed change: removals first, then upserts (each replaces the RRset for
    * its name+type). Cost is O(labels) per RRset, independent of zone size. Like load(), it
    * reports what it skipped instead of throwing (it runs inside the store's change listener).
+   *
+   * A change of more than STAGED_APPLY_RRSETS RRsets (a zone import) is not applied at once: it
+   * is built in slices of SLICE_MS on copies of the zone's maps and swapped in whole, so queries
+   * in between are answered from the zone as it was, never from half of the change. Changes that
+   * come meanwhile wait for it, in order. `settled()` says when all of that is done; warnings of
+   * a staged or queued change go to `onWarnings`.
    */
-  apply(change: RecordChange): string[] {
+  apply(change: RecordChange, onWarnings: (warnings: string[]) => void = () => undefined): string[] {
+    if (this.staging) {
+      this.queued.push(change);
+      this.queuedWarnings.push(onWarnings);
+      return [];
+    }
+    if (change.upserted.length + change.removed.length <= STAGED_APPLY_RRSETS) {
+      const warnings = this.applyNow(change);
+      onWarnings(warnings);
+      return warnings;
+    }
+    this.staging = this.staged(change, onWarnings);
+    return [];
+  }
+
+  /** Resolves once every change handed to apply() is served (at once when none is being staged). */
+  settled(): Promise<void> {
+    return this.staging ?? Promise.resolve();
+  }
+
+  private applyNow(change: RecordChange): string[] {
     const state = this.zones.get(change.zone);
     if (!state) return [`zone ${change.zone} is not served; change ignored`];
     const warnings: string[] = [];
+    for (const _ of this.edit(state, state.user, state.refs, change, null, warnings));
+    this.setSerial(state, change.serial);
+    this.gen++;
+    return warnings;
+  }
+
+  private async staged(first: RecordChange, firstWarnings: (warnings: string[]) => void): Promise<void> {
+    let change: RecordChange | undefined = first;
+    let report = firstWarnings;
+    while (change) {
+      try {
+        await this.stagedOne(change, report);
+      } catch (e) {
+        // Not swapped in: the zone is served as it was before this change.
+        report([`change of zone ${change.zone} (serial ${change.serial}) not applied: ${(e as Error).message}`]);
+      }
+      change = this.queued.shift();
+      report = this.queuedWarnings.shift() ?? (() => undefined);
+    }
+    this.staging = null;
+  }
+
+  /** One change of a staged apply: a small one (queued behind a big one) at once, a big one in slices on copies, then swapped in. */
+  private async stagedOne(change: RecordChange, report: (warnings: string[]) => void): Promise<void> {
+    const state = this.zones.get(change.zone);
+    if (!state || change.upserted.length + change.removed.length <= STAGED_APPLY_RRSETS) return report(this.applyNow(change));
+    const warnings: string[] = [];
+    const user = new Map<string, Node>();
+    const refs = new Map<string, number>();
+    function* steps(index: ZoneIndex, s: ZoneState): Generator<void> {
+      for (const [name, node] of s.user) {
+        user.set(name, node);
+        yield;
+      }
+      for (const [name, count] of s.refs) {
+        refs.set(name, count);
+        yield;
+      }
+      // Nodes are shared with the zone being served until copied on their first edit.
+      yield* index.edit(s, user, refs, change, new Set(), warnings);
+    }
+    let t0 = performance.now();
+    let n = 0;
+    for (const _ of steps(this, state))
+      if (++n % SLICE_CHECK === 0 && performance.now() - t0 > SLICE_MS) {
+        await nextTurn();
+        t0 = performance.now();
+      }
+    state.user = user;
+    state.refs = refs;
+    this.setSerial(state, change.serial);
+    this.gen++;
+    report(warnings);
+  }
+
+  /**
+   * Removals, then upserts of `change` on `user` and `refs` (the zone's own maps, or copies).
+   * With `copied`, a node is copied before its first edit (it may still be served); yields after each RRset.
+   */
+  private *edit(state: ZoneState, user: Map<string, Node>, refs: Map<string, number>, change: RecordChange, copied: Set<Node> | null, warnings: string[]): Generator<void> {
+    const own = (name: string, node: Node): Node => {
+      if (!copied || copied.has(node)) return node;
+      const copy = [...node];
+      copied.add(copy);
+      user.set(name, copy);
+      return copy;
+    };
     for (const { name: raw, type } of change.removed) {
       const name = absolute(raw);
-      const node = state.user.get(name);
-      if (!node || !dropFrom(node, type)) continue;
-      if (node.length === 0) {
-        state.user.delete(name);
-        if (!this.synthesised(state, name)) this.addRefs(state, name, -1);
+      const found = user.get(name);
+      if (found && setIn(found, type)) {
+        const node = own(name, found);
+        dropFrom(node, type);
+        if (node.length === 0) {
+          user.delete(name);
+          if (!this.synthesised(state, name)) addRefs(refs, state.settings.name, name, -1);
+        }
       }
+      yield;
     }
     for (const r of change.upserted) {
       const name = absolute(r.name);
@@ -162,16 +283,17 @@ export class ZoneIndex {
         warnings.push(`${r.name} ${r.type}: outside zone ${change.zone}; skipped`);
         continue;
       }
-      let node = state.user.get(name);
-      if (!node) {
-        state.user.set(name, (node = []));
-        if (!this.synthesised(state, name)) this.addRefs(state, name, 1);
+      const found = user.get(name);
+      let node: Node;
+      if (found) node = own(name, found);
+      else {
+        user.set(name, (node = []));
+        copied?.add(node);
+        if (!this.synthesised(state, name)) addRefs(refs, state.settings.name, name, 1);
       }
       putIn(node, rrsetOf(r));
+      yield;
     }
-    this.setSerial(state, change.serial);
-    this.gen++;
-    return warnings;
   }
 
   /** True when lower-case absolute `name` exists in `zone` (holds data or has descendants that do). */
@@ -219,19 +341,30 @@ export class ZoneIndex {
     return this.servedRRsets(zone).map(({ name, set }) => ({ name, type: set.type, ttl: set.ttl, values: [...set.values] }));
   }
 
+  /** The records served that nobody stored: apex NS (unless the user stored one) and glue still in effect; no SOA. O(nameservers). */
+  synthesisedRecords(zone: string): ServedRecord[] {
+    return this.synthesisedRRsets(zone).map(({ name, set }) => ({ name, type: set.type, ttl: set.ttl, values: [...set.values] }));
+  }
+
   /** servedRecords() with RDATA, for zone transfers. */
   servedRRsets(zone: string): { name: string; set: RRset }[] {
     const state = this.state(zone);
+    const out: { name: string; set: RRset }[] = [{ name: state.settings.name, set: state.soaSet }, ...this.synthesisedRRsets(zone)];
+    for (const name of sortCanonical([...state.user.keys()])) {
+      const sets = [...(state.user.get(name) ?? [])].sort((a, b) => TYPE_ORDER[a.type] - TYPE_ORDER[b.type]);
+      for (const set of sets) out.push({ name, set });
+    }
+    return out;
+  }
+
+  private synthesisedRRsets(zone: string): { name: string; set: RRset }[] {
+    const state = this.state(zone);
     const apex = state.settings.name;
-    const out: { name: string; set: RRset }[] = [{ name: apex, set: state.soaSet }];
+    const out: { name: string; set: RRset }[] = [];
     if (!setIn(state.user.get(apex), 'NS')) out.push({ name: apex, set: state.nsSet });
     for (const name of sortCanonical([...state.glue.keys()])) {
       const glue = state.glue.get(name);
       if (glue && this.rrset(zone, name, glue.type) === glue) out.push({ name, set: glue });
-    }
-    for (const name of sortCanonical([...state.user.keys()])) {
-      const sets = [...(state.user.get(name) ?? [])].sort((a, b) => TYPE_ORDER[a.type] - TYPE_ORDER[b.type]);
-      for (const set of sets) out.push({ name, set });
     }
     return out;
   }
@@ -257,20 +390,9 @@ export class ZoneIndex {
     state.soaSet = soaRRset(state.soa);
   }
 
-  /** Adds `delta` to the count of `name` and each ancestor up to the apex. */
-  private addRefs(state: ZoneState, name: string, delta: number): void {
-    const apex = state.settings.name;
-    for (let n = name; ; n = parent(n)) {
-      const count = (state.refs.get(n) ?? 0) + delta;
-      if (count > 0) state.refs.set(n, count);
-      else state.refs.delete(n);
-      if (n === apex || n === '') return;
-    }
-  }
-
   private resetRefs(state: ZoneState): void {
     state.refs = new Map();
     const holders = new Set<string>([state.settings.name, ...state.glue.keys(), ...state.user.keys()]);
-    for (const name of holders) this.addRefs(state, name, 1);
+    for (const name of holders) addRefs(state.refs, state.settings.name, name, 1);
   }
 }

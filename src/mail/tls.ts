@@ -7,9 +7,10 @@
 // TlsCertificates loads that at start and polls the operator certificate's stamp, so a new one
 // (or its removal) reaches the next handshake within TLS_POLL_MS, without a restart.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { logger } from '../log/index.js';
+import { DIR_MODE, FILE_MODE } from '../store/files.js';
 import { selfSignedCert } from './cert.js';
 import { checkCertPair } from './certcheck.js';
 import type { MailStore, OperatorCert, TlsSource } from './store.js';
@@ -45,13 +46,15 @@ export async function loadTls(opts: { dataDir: string; hostname: string; certFil
     if (usable(cert, key, opts.hostname, now)) return { cert, key, generated: false };
   }
   const pair = await selfSignedCert(opts.hostname, now);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirSync(dir, { recursive: true, mode: DIR_MODE });
   // Each file is replaced whole (rename); a crash between the two leaves a mismatched pair, which
-  // usable() rejects on the next start.
-  writeFileSync(`${keyPath}.tmp`, pair.key, { mode: 0o600 });
-  renameSync(`${keyPath}.tmp`, keyPath);
-  writeFileSync(`${certPath}.tmp`, pair.cert);
-  renameSync(`${certPath}.tmp`, certPath);
+  // usable() rejects on the next start. A .tmp left by such a crash is removed first: writing
+  // into it would keep its old mode.
+  for (const [path, pem] of [[keyPath, pair.key], [certPath, pair.cert]] as const) {
+    rmSync(`${path}.tmp`, { force: true });
+    writeFileSync(`${path}.tmp`, pem, { mode: FILE_MODE });
+    renameSync(`${path}.tmp`, path);
+  }
   return { ...pair, generated: true };
 }
 

@@ -5,6 +5,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Logger } from '../log/index.js';
 import { parseAdminAddress } from './admin-address.js';
+import { DIR_MODE, FILE_MODE } from '../store/files.js';
 
 /** How long a spawned Caddy gets to exit on SIGTERM before SIGKILL. */
 const STOP_GRACE_MS = 5000;
@@ -68,9 +69,9 @@ export class CaddyProcess {
 
   /** Starts Caddy with the bootstrap config and keeps it running (restarts after a crash). Its state lives in `dir`. */
   start(): void {
-    mkdirSync(this.dir, { recursive: true });
+    mkdirSync(this.dir, { recursive: true, mode: DIR_MODE });
     const config = join(this.dir, 'bootstrap.json');
-    writeFileSync(config, JSON.stringify(bootstrapConfig(this.admin)));
+    writeFileSync(config, JSON.stringify(bootstrapConfig(this.admin)), { mode: FILE_MODE });
     prepareAdminSocketDir(this.admin);
     const [cmd, args] = caddyArgv(this.bin, ['run', '--config', config]);
     const child = spawn(cmd, args, {

@@ -44,7 +44,7 @@ export class ProxyState {
       for (const r of change.removed) this.proxied.delete(`${r.name} ${r.type}`);
       for (const r of change.upserted) {
         if (r.proxy?.enabled) this.proxied.set(`${r.name} ${r.type}`, r);
-        else this.proxied.delete(`${r.name} ${r.type}`);
+        else if (this.proxied.size) this.proxied.delete(`${r.name} ${r.type}`); // a zone import's 150,000 sets: no key built for nothing
       }
     });
     routes.onChange(() => {
@@ -61,6 +61,11 @@ export class ProxyState {
     if (fresh) return buildDesired(this.records.list({ proxied: true }), this.routes.list(), this.resolve);
     this.explicit ??= this.routes.list();
     return (this.built ??= buildDesired([...this.proxied.values()], this.explicit, this.resolve, this.memo));
+  }
+
+  /** Desired routes were the proxied record sets `proxied` (a dry run computed on another connection). */
+  buildWith(proxied: readonly StoredRecord[]): DesiredBuild {
+    return buildDesired(proxied, this.routes.list(), this.resolve);
   }
 
   /** What the reconciler should make Caddy run now. */

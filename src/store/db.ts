@@ -2,9 +2,12 @@
 // Contract: WAL mode, synchronous=FULL (a committed write survives kill -9 and power loss),
 // busy timeout so the controller and the mail relay can share the file.
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { logger } from '../log/index.js';
+import { createPrivateFile, DB_FILE, secureDataDir } from './files.js';
 import { MIGRATIONS } from './migrations.js';
+
+export { DB_FILE } from './files.js';
 
 export type Db = Database.Database;
 
@@ -25,11 +28,18 @@ export function prepared(db: Db, sql: string): Database.Statement {
 
 /** How long a writer waits for the other process's transaction before SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 5000;
-export const DB_FILE = 'dnsproxy.sqlite';
 
+/**
+ * Opens (creating if needed) the database in `dataDir`. The data dir is made private first
+ * (secureDataDir: 0700, our files 0600; throws DataDirError when it cannot be), and a new
+ * database file is created 0600, a mode SQLite passes on to its -wal and -shm files.
+ */
 export function openDb(dataDir: string): Db {
-  mkdirSync(dataDir, { recursive: true });
-  const db = new Database(join(dataDir, DB_FILE));
+  for (const t of secureDataDir(dataDir))
+    logger('store').warn('permissions tightened: other users could read this', { path: t.path, from: `0${t.from.toString(8)}`, to: `0${t.to.toString(8)}` });
+  const file = join(dataDir, DB_FILE);
+  createPrivateFile(file);
+  const db = new Database(file);
   db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');

@@ -62,7 +62,11 @@ function fromRow(row: Row): StoredRecord {
 const reasonOf = (e: unknown): string =>
   e instanceof ZodError ? zodFields(e.issues).map((f) => `${f.path || '(row)'}: ${f.message}`).join('; ') : `unreadable: ${(e as Error).message}`;
 
-export type ChangeListener = (change: RecordChange) => void;
+/** Told of each committed change; a promise it returns says when it is done with it (a lock()'s release waits for that). */
+export type ChangeListener = (change: RecordChange) => unknown;
+
+/** Ends a turn taken with lock(): tells the listeners of what the other connection committed (null: nothing), and waits for them. */
+export type Release = (change: RecordChange | null) => Promise<void>;
 
 export class RecordStore implements Notifying {
   private readonly listeners: ChangeListener[] = [];
@@ -71,6 +75,8 @@ export class RecordStore implements Notifying {
   private readonly log = logger('store.records');
   /** `name type updated_at` of invalid rows already logged: each is logged once, not at every list. */
   private readonly logged = new Set<string>();
+  /** Set while a writer on another connection holds the store's turn (lock()): resolves when it gives it back. */
+  private turn: Promise<void> | null = null;
 
   constructor(
     private readonly db: Db,
@@ -85,6 +91,37 @@ export class RecordStore implements Notifying {
 
   onChange(listener: ChangeListener): void {
     this.listeners.push(listener);
+  }
+
+  /** While a writer on another connection holds the turn: a promise that resolves when it is given back; else null. Writers here await it first. */
+  get busy(): Promise<void> | null {
+    return this.turn;
+  }
+
+  /** The SQLite file, for a writer on another connection (a zone import's thread). */
+  get file(): string {
+    return this.db.name;
+  }
+
+  /**
+   * Takes the store's turn for a write through another connection (a zone import's thread), once
+   * no other such writer holds it. Until the release, this store's own writes refuse (503) and
+   * callers are meant to await `busy` first: otherwise one of them could commit while the other
+   * connection's transaction holds the lock, and its change would reach the listeners (the DNS
+   * index) before the other's, out of commit order. The release announces what was committed.
+   */
+  async lock(): Promise<Release> {
+    while (this.turn) await this.turn;
+    let done!: () => void;
+    this.turn = new Promise<void>((resolve) => (done = resolve));
+    return async (change) => {
+      try {
+        if (change && !this.muted) await Promise.all(this.listeners.map((l) => l(change)));
+      } finally {
+        this.turn = null;
+        done();
+      }
+    };
   }
 
   serial(zone: string): number {
@@ -245,6 +282,7 @@ export class RecordStore implements Notifying {
    * changes only after the commit.
    */
   private write<T>(body: (change: (zone: string) => RecordChange) => T): T {
+    if (this.turn) throw new AppError('unavailable', 'a zone import is being written; retry in a moment');
     const changes = new Map<string, RecordChange>();
     const change = (zone: string) => {
       let c = changes.get(zone);

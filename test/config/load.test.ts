@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { adminDefaultProblem, ConfigError, detectNodeIp, loadConfig } from '../../src/config/load.js';
+import { adminDefaultProblem, ConfigError, defaultRecursionAllow, detectNodeIp, loadConfig, RECURSION_ALWAYS } from '../../src/config/load.js';
 import { tempDir } from '../helpers/tmp.js';
 
 describe('config', () => {
@@ -75,6 +75,37 @@ describe('config', () => {
     expect(deep.caddy_admin).to.equal(`unix//${'d'.repeat(100)}/run/caddy-admin.sock`);
     expect(adminDefaultProblem(deep)).to.match(/^config: caddy_admin: default unix\/.*longer than 107 bytes.*; set caddy_admin \(--caddy-admin, DNSPROXY_CADDY_ADMIN\)/);
     expect(adminDefaultProblem(loadConfig({ env: {}, interfaces: noIfaces }))).to.equal(null);
+  });
+
+  describe('recursion_allow', () => {
+    const v4 = (address: string, cidr: string, internal = false) => ({ address, family: 'IPv4' as const, internal, netmask: '', mac: '', cidr });
+    const v6 = (address: string, cidr: string) => ({ address, family: 'IPv6' as const, internal: false, netmask: '', mac: '', cidr, scopeid: 0 });
+    const ifaces = {
+      lo: [v4('127.0.0.1', '127.0.0.1/8', true)],
+      eth0: [v4('192.0.2.4', '192.0.2.4/24'), v6('2001:db8:1::4', '2001:db8:1::4/64'), v6('fe80::1', 'fe80::1/64')],
+      tailscale0: [v4('100.101.102.103', '100.101.102.103/32')],
+    };
+
+    it('defaults to loopback, the tailnet and the network of listen_ip', () => {
+      expect(RECURSION_ALWAYS).to.deep.equal(['127.0.0.0/8', '::1/128', '100.64.0.0/10', 'fd7a:115c:a1e0::/48']);
+      expect(defaultRecursionAllow('127.0.0.1', ifaces)).to.deep.equal([...RECURSION_ALWAYS, '127.0.0.1/8']);
+      expect(defaultRecursionAllow('192.0.2.4', ifaces)).to.deep.equal([...RECURSION_ALWAYS, '192.0.2.4/24']);
+      expect(defaultRecursionAllow('2001:db8:1::4', ifaces)).to.deep.equal([...RECURSION_ALWAYS, '2001:db8:1::4/64']);
+      // An address no interface holds (yet): that address alone.
+      expect(defaultRecursionAllow('198.51.100.7', ifaces)).to.deep.equal([...RECURSION_ALWAYS, '198.51.100.7/32']);
+      // Every address: every interface's network but link-local ones.
+      expect(defaultRecursionAllow('0.0.0.0', ifaces)).to.deep.equal([...RECURSION_ALWAYS, '192.0.2.4/24', '2001:db8:1::4/64', '100.101.102.103/32']);
+      expect(loadConfig({ env: { DNSPROXY_LISTEN_IP: '192.0.2.4' }, interfaces: ifaces }).recursion_allow).to.deep.equal([...RECURSION_ALWAYS, '192.0.2.4/24']);
+    });
+
+    it('takes a list from env or file in place of the default, and names a bad entry', () => {
+      expect(loadConfig({ env: { DNSPROXY_RECURSION_ALLOW: '10.0.0.0/8, 192.0.2.9,2001:db8::/32' }, interfaces: ifaces }).recursion_allow).to.deep.equal(['10.0.0.0/8', '192.0.2.9', '2001:db8::/32']);
+      const file = join(tmp.dir, 'recursion.yaml');
+      writeFileSync(file, 'recursion_allow: []\n');
+      expect(loadConfig({ file, env: {}, interfaces: ifaces }).recursion_allow).to.deep.equal([]);
+      for (const bad of ['10.0.0.0/33', 'example.com', '::/129', 'fe80::1%eth0'])
+        expect(() => loadConfig({ env: { DNSPROXY_RECURSION_ALLOW: bad }, interfaces: ifaces }), bad).to.throw(ConfigError, /recursion_allow\.0: .*\(from env DNSPROXY_RECURSION_ALLOW\)/);
+    });
   });
 
   it('prefers a Tailscale address for node_ip', () => {

@@ -155,8 +155,8 @@ export function parseDig(raw: string): DigResult {
 
 // ---- raw sockets ------------------------------------------------------------
 
-/** Sends `msg` over UDP and resolves with the first reply, or null after `ms`. */
-export function udpExchange(port: number, msg: Buffer, ms = 1000): Promise<Buffer | null> {
+/** Sends `msg` over UDP (from the loopback address `from` when given) and resolves with the first reply, or null after `ms`. */
+export function udpExchange(port: number, msg: Buffer, ms = 1000, from?: string): Promise<Buffer | null> {
   return new Promise((resolve) => {
     const s = dgram.createSocket('udp4');
     const timer = setTimeout(() => done(null), ms);
@@ -167,17 +167,18 @@ export function udpExchange(port: number, msg: Buffer, ms = 1000): Promise<Buffe
     };
     s.on('message', (m) => done(m));
     s.on('error', () => done(null));
-    s.send(msg, port, '127.0.0.1');
+    if (from) s.bind(0, from, () => s.send(msg, port, '127.0.0.1'));
+    else s.send(msg, port, '127.0.0.1');
   });
 }
 
 /** Writes `payload` on one TCP connection and collects framed replies until `expect` of them (or `expect(replies)` is true), the peer closes, or `ms` pass. */
-export function tcpExchange(port: number, payload: Buffer, expect: number | ((replies: Buffer[]) => boolean), ms = 2000): Promise<Buffer[]> {
+export function tcpExchange(port: number, payload: Buffer, expect: number | ((replies: Buffer[]) => boolean), ms = 2000, from?: string): Promise<Buffer[]> {
   const enough = typeof expect === 'number' ? (r: Buffer[]) => r.length >= expect : expect;
   return new Promise((resolve) => {
     const replies: Buffer[] = [];
     let buf = Buffer.alloc(0);
-    const s = net.connect({ host: '127.0.0.1', port });
+    const s = net.connect({ host: '127.0.0.1', port, ...(from ? { localAddress: from } : {}) });
     const timer = setTimeout(() => done(), ms);
     const done = () => {
       clearTimeout(timer);
@@ -255,4 +256,48 @@ export function query(name: string, type: string, opts: { id?: number; edns?: nu
     questions: [{ name, type: type as dnsPacket.RecordType, class: 'IN' }],
     additionals: opts.edns ? [{ type: 'OPT', name: '.', udpPayloadSize: opts.edns, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }] : [],
   });
+}
+
+// ---- time ---------------------------------------------------------------------
+
+/** A clock that moves only when told; `armed()` resolves at the next setTimeout, so a test can wait for the server to have read something. */
+export class FakeClock {
+  private t = 0;
+  private seq = 0;
+  private readonly timers = new Map<number, { at: number; fn: () => void }>();
+  private waiters: (() => void)[] = [];
+
+  now(): number {
+    return this.t;
+  }
+
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = ++this.seq;
+    this.timers.set(id, { at: this.t + ms, fn });
+    for (const w of this.waiters.splice(0)) w();
+    return id;
+  }
+
+  clearTimeout(handle: unknown): void {
+    this.timers.delete(handle as number);
+  }
+
+  /** Resolves when a timer is next set. */
+  armed(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  /** Moves time forward by `ms`, running each timer that falls due on the way, in order. */
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      let next: [number, { at: number; fn: () => void }] | undefined;
+      for (const entry of this.timers) if (entry[1].at <= end && (!next || entry[1].at < next[1].at)) next = entry;
+      if (!next) break;
+      this.timers.delete(next[0]);
+      this.t = next[1].at;
+      next[1].fn();
+    }
+    this.t = end;
+  }
 }

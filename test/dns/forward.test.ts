@@ -3,7 +3,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import dnsPacket from 'dns-packet';
 import { Forwarder, parseUpstream } from '../../src/dns/forward.js';
-import type { DnsServer } from '../../src/dns/server.js';
+import { DnsServer as DnsServerClass, type DnsServer } from '../../src/dns/server.js';
 import { ZoneIndex } from '../../src/dns/zone.js';
 import { decode, frame, query, rec, startServer, tcpExchange, udpExchange } from './fixture.js';
 
@@ -155,6 +155,52 @@ describe('dns/forward', () => {
         await p.server.stop();
         await silent.close();
       }
+    });
+  });
+
+  describe('recursion allow-list (loopback aliases stand in for clients)', () => {
+    let upstream: { server: DnsServer; port: number };
+    let proxy: { server: DnsServer; port: number };
+    let open: { server: DnsServer; port: number };
+
+    before(async () => {
+      upstream = await startServer({ index: orgIndex() });
+      proxy = await startServer({ upstreams: [`127.0.0.1:${upstream.port}`], recursionAllow: ['127.0.0.1/32', '127.0.0.3'] });
+      open = await startServer({ upstreams: [`127.0.0.1:${upstream.port}`] });
+    });
+    after(async () => {
+      await Promise.all([proxy.server.stop(), open.server.stop(), upstream.server.stop()]);
+    });
+
+    it('refuses names outside our zones to a client outside the list, over UDP and TCP, without RA', async () => {
+      const r = decode(await udpExchange(proxy.port, query('www.example.org', 'A', { flags: dnsPacket.RECURSION_DESIRED }), 1000, '127.0.0.2'));
+      expect([r.rcode, r.ra, r.aa, r.answers.length]).to.deep.equal(['REFUSED', false, false, 0]);
+      expect(r.questions[0]?.name).to.equal('www.example.org');
+      const [tcp] = await tcpExchange(proxy.port, frame(query('www.example.org', 'A')), 1, 2000, '127.0.0.2');
+      expect(decode(tcp).rcode).to.equal('REFUSED');
+    });
+
+    it('still answers our own zones to that client', async () => {
+      const r = decode(await udpExchange(proxy.port, query('llm.home.arpa', 'A'), 1000, '127.0.0.2'));
+      expect([r.rcode, r.aa, r.answers.map((a) => a.data)]).to.deep.equal(['NOERROR', true, ['192.0.2.10']]);
+    });
+
+    it('forwards for listed addresses and networks, even right after refusing the same query to another client', async () => {
+      const q = query('www.example.org', 'A', { id: 77 });
+      expect(decode(await udpExchange(proxy.port, q, 1000, '127.0.0.2')).rcode).to.equal('REFUSED');
+      for (const from of ['127.0.0.1', '127.0.0.3']) {
+        const r = decode(await udpExchange(proxy.port, q, 1000, from));
+        expect([from, r.rcode, r.ra, r.answers.map((a) => a.data)]).to.deep.equal([from, 'NOERROR', true, ['203.0.113.10']]);
+      }
+    });
+
+    it('defaults to loopback (all of 127.0.0.0/8)', async () => {
+      const r = decode(await udpExchange(open.port, query('www.example.org', 'A'), 1000, '127.0.0.2'));
+      expect([r.rcode, r.answers.map((a) => a.data)]).to.deep.equal(['NOERROR', ['203.0.113.10']]);
+    });
+
+    it('rejects a malformed entry when built', () => {
+      expect(() => new DnsServerClass({ host: '127.0.0.1', port: 0, index: orgIndex(), upstreams: [], axfrAllow: [], recursionAllow: ['10.0.0.0/33'] })).to.throw(/prefix length must be 0-32/);
     });
   });
 

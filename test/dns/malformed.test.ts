@@ -179,8 +179,9 @@ describe('dns/malformed input', () => {
     this.timeout(10000);
     const open: net.Socket[] = [];
     try {
+      // Spread over loopback addresses: one address may hold only MAX_TCP_PER_ADDRESS of them.
       for (let i = 0; i < 256; i++) {
-        const s = net.connect({ host: '127.0.0.1', port });
+        const s = net.connect({ host: '127.0.0.1', port, localAddress: `127.0.0.${1 + (i % 16)}` });
         s.on('error', () => undefined);
         open.push(s);
         await new Promise((r) => s.once('connect', r));

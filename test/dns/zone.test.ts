@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { performance } from 'node:perf_hooks';
 import { lookup } from '../../src/dns/lookup.js';
-import { ZoneIndex } from '../../src/dns/zone.js';
+import { STAGED_APPLY_RRSETS, ZoneIndex } from '../../src/dns/zone.js';
 import { buildIndex, HOME, LAB, rec, ZONES } from './fixture.js';
 
 const a = (name: string, ip = '192.0.2.7') => rec(HOME, name, { type: 'A', values: [ip] });
@@ -75,5 +75,50 @@ describe('dns/zone', () => {
     expect(idx.serial(HOME)).to.equal(501);
     // A rebuild per change would cost ~500 × 10k inserts (seconds); incremental is well under 100 ms.
     expect(ms).to.be.lessThan(100);
+  });
+  describe('a big change (a zone import): staged, then swapped in whole', () => {
+    const N = STAGED_APPLY_RRSETS * 3;
+    const kind = (idx: ZoneIndex, name: string, type = 'A') => lookup(idx, `${name}.home.arpa.`, type).kind;
+
+    it('answers from the zone as it was until the whole change is in, giving the event loop turns meanwhile', async () => {
+      const idx = new ZoneIndex(ZONES);
+      idx.load(HOME, 1, [a('keep'), a('both'), rec(HOME, 'both', { type: 'TXT', values: ['old'] }), a('gone.deep')]);
+      const g0 = idx.generation;
+      const upserted = Array.from({ length: N }, (_, i) => a(`n${i}.rack${i % 40}`));
+      upserted.push(rec(HOME, 'both', { type: 'TXT', values: ['new'] }));
+      expect(idx.apply({ zone: HOME, serial: 2, upserted, removed: [{ name: 'gone.deep.home.arpa.', type: 'A' }] })).to.deep.equal([]);
+      const done = idx.settled();
+      let turns = 0;
+      let finished = false;
+      void done.then(() => (finished = true));
+      while (!finished) {
+        // What a query sees between two slices: the old zone, all of it.
+        expect([kind(idx, 'n0.rack0'), kind(idx, 'rack0'), kind(idx, 'gone.deep'), kind(idx, 'deep'), idx.serial(HOME), idx.generation]).to.deep.equal(['nxdomain', 'nxdomain', 'success', 'nodata', 1, g0]);
+        expect(lookup(idx, 'both.home.arpa.', 'TXT').answer.map((r) => String((r as { data: unknown }).data))).to.deep.equal(['old']);
+        await new Promise((r) => setImmediate(r));
+        turns++;
+      }
+      expect(turns).to.be.greaterThan(1);
+      expect([kind(idx, `n${N - 1}.rack${(N - 1) % 40}`), kind(idx, 'rack0'), kind(idx, 'gone.deep'), kind(idx, 'deep'), kind(idx, 'keep'), idx.serial(HOME), idx.generation]).to.deep.equal(['success', 'nodata', 'nxdomain', 'nxdomain', 'success', 2, g0 + 1]);
+      expect(lookup(idx, 'both.home.arpa.', 'TXT').answer.map((r) => String((r as { data: unknown }).data))).to.deep.equal(['new']);
+      expect(lookup(idx, 'both.home.arpa.', 'A').kind).to.equal('success');
+    });
+
+    it('applies changes that come meanwhile after it, in order, and reports warnings', async () => {
+      const idx = new ZoneIndex(ZONES);
+      idx.load(HOME, 1, []);
+      const warned: string[][] = [];
+      const big = Array.from({ length: N }, (_, i) => a(`n${i}`));
+      big.push(rec(LAB, 'elsewhere', { type: 'A', values: ['198.51.100.9'] }));
+      idx.apply({ zone: HOME, serial: 2, upserted: [...big, a('x', '192.0.2.1')], removed: [] }, (w) => warned.push(w));
+      idx.apply({ zone: HOME, serial: 3, upserted: [a('x', '192.0.2.2')], removed: [] });
+      idx.apply({ zone: HOME, serial: 4, upserted: [], removed: Array.from({ length: N }, (_, i) => ({ name: `n${i}.home.arpa.`, type: 'A' as const })) });
+      expect(kind(idx, 'x')).to.equal('nxdomain');
+      await idx.settled();
+      expect(lookup(idx, 'x.home.arpa.', 'A').answer.map((r) => (r as { data: unknown }).data)).to.deep.equal(['192.0.2.2']);
+      expect([kind(idx, 'n0'), idx.serial(HOME)]).to.deep.equal(['nxdomain', 4]);
+      expect(warned).to.deep.equal([['elsewhere.lab.example. A: outside zone home.arpa.; skipped']]);
+      await idx.settled(); // nothing under way: at once
+    });
   });
 });

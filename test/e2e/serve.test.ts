@@ -1,7 +1,12 @@
 // The README tour and the durability promise, against the real process.
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
-import { dig, startController, TOKEN, type Running } from '../helpers/controller.js';
+import { BIN, dig, startController, TOKEN, type Running } from '../helpers/controller.js';
+import { ZoneIndex } from '../../src/dns/zone.js';
+import { decode, query, rec, startServer, udpExchange } from '../dns/fixture.js';
 
 const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
 const llm = { service_name: 'llm', name: 'llm', ip: '100.1.1.1', port: 8080, forward_to_ip: '100.2.2.2', proxy_enabled: true };
@@ -63,6 +68,61 @@ describe('e2e: dnsproxy serve', function () {
     await c.stop();
     c = await startController(tmp.dir, { DNSPROXY_ADMIN_TOKEN: '' });
     expect(c.output()).not.to.include('admin API token');
+  });
+
+  it('forwards names outside our zones only for clients in recursion_allow; our zones answer everyone', async () => {
+    const org = 'example.org.';
+    const index = new ZoneIndex([{ name: org, nameservers: ['ns1.example.org.'], hostmaster: 'hostmaster.example.org.', nodeIp: '203.0.113.1' }]);
+    index.load(org, 1, [rec(org, 'www', { type: 'A', values: ['203.0.113.10'] })]);
+    const upstream = await startServer({ index });
+    try {
+      c = await startController(tmp.dir, { DNSPROXY_UPSTREAMS: `127.0.0.1:${upstream.port}`, DNSPROXY_RECURSION_ALLOW: '127.0.0.1/32' });
+      const ask = async (name: string, from: string) => decode(await udpExchange(c!.dnsPort, query(name, 'A'), 2000, from));
+      expect((await ask('www.example.org', '127.0.0.1')).answers.map((a) => a.data)).to.deep.equal(['203.0.113.10']);
+      expect((await ask('www.example.org', '127.0.0.2')).rcode).to.equal('REFUSED');
+      expect((await ask('ns1.home.arpa', '127.0.0.2')).answers.map((a) => a.data)).to.deep.equal(['192.0.2.10']);
+      const started = c.output().split('\n').find((l) => l.includes('"dns listening"'));
+      expect(JSON.parse(started ?? '{}')).to.deep.include({ recursion_allow: ['127.0.0.1/32'] });
+    } finally {
+      await upstream.server.stop();
+    }
+  });
+
+  it('keeps the data dir private: 0700 and 0600 from the first start, loose modes tightened at the next, umask 077', async () => {
+    const data = join(tmp.dir, 'data');
+    const mode = (f: string) => statSync(join(data, f)).mode & 0o777;
+    const files = ['dnsproxy.sqlite', 'dnsproxy.sqlite-wal', 'dnsproxy.sqlite-shm'];
+    c = await startController(data);
+    expect(readFileSync(`/proc/${c.proc.pid}/status`, 'utf8')).to.match(/^Umask:\s+0077$/m);
+    expect((await fetch(`${c.apiUrl}/add-record`, { method: 'POST', headers: auth, body: JSON.stringify(llm) })).status).to.equal(201);
+    expect([mode('.'), ...files.map(mode)]).to.deep.equal([0o700, 0o600, 0o600, 0o600]);
+    // As an older version (or a careless copy) left them; SIGKILL leaves the -wal and -shm files behind.
+    await c.kill();
+    chmodSync(data, 0o755);
+    for (const f of files) chmodSync(join(data, f), 0o644);
+    c = await startController(data);
+    expect([mode('.'), ...files.map(mode)]).to.deep.equal([0o700, 0o600, 0o600, 0o600]);
+    const tightened = c.output().split('\n').filter((l) => l.includes('permissions tightened'));
+    expect(tightened.map((l) => (JSON.parse(l) as { path: string; from: string }).from)).to.deep.equal(['0755', '0644', '0644', '0644']);
+  });
+
+  it('refuses to start when it cannot make the data dir private (a file of another user)', async function () {
+    if (process.getuid?.() !== 0) return this.skip(); // needs root to run as another user
+    const nobody = 65534;
+    const data = join(tmp.dir, 'data');
+    mkdirSync(data, { mode: 0o700 });
+    chownSync(tmp.dir, nobody, nobody);
+    chownSync(data, nobody, nobody);
+    writeFileSync(join(data, 'dnsproxy.sqlite'), '', { mode: 0o644 }); // root's, readable by all
+    chmodSync(join(data, 'dnsproxy.sqlite'), 0o644);
+    const proc = spawn(BIN, ['serve', '--data-dir', data, '--dns-port', '0', '--api-port', '0'], { uid: nobody, gid: nobody, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    proc.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => proc.once('exit', resolve));
+    expect(code, out).to.equal(1);
+    expect(out).to.include(`${join(data, 'dnsproxy.sqlite')}: mode 0644 lets other users in, and it cannot be changed (EPERM): it belongs to uid 0, this process runs as uid ${nobody}`);
+    expect(statSync(join(data, 'dnsproxy.sqlite')).mode & 0o777).to.equal(0o644);
   });
 
   it('exits non-zero with one line per bad setting', async () => {

@@ -27,6 +27,8 @@ export const NODE_IP = '192.0.2.10';
 export interface ApiFixture {
   app: FastifyInstance;
   db: Db;
+  /** The DNS index the records' changes are applied to (as the controller's). */
+  index: ZoneIndex;
   records: RecordStore;
   routes: RouteStore;
   proxy: ProxyState;
@@ -51,7 +53,10 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
   const tokens = new TokenStore(db);
   const index = new ZoneIndex(ZONES.map((name) => ({ name, nameservers: [`ns1.${name}`], hostmaster: `hostmaster.${name}`, nodeIp: NODE_IP })));
   for (const zone of ZONES) index.load(zone, records.serial(zone), records.list({ zone }));
-  records.onChange((c) => index.apply(c));
+  records.onChange((c) => {
+    index.apply(c);
+    return index.settled();
+  });
   const routes = new RouteStore(db);
   // Proxy settings from the config defaults, as the controller wires them, with Caddy's admin API
   // on loopback TCP (127.0.0.1:2019) so tests can show a route to it refused.
@@ -73,6 +78,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     records,
     tokens,
     servedRecords: (z) => index.servedRecords(z),
+    synthesisedRecords: (z) => index.synthesisedRecords(z),
     health: opts.health ?? (() => rollUp({ store: { status: 'ok' }, dns: { status: 'ok' }, proxy: { status: 'disabled' }, mail: { status: 'disabled' } })),
     version: 'test',
     mail: { store: new MailStore(db), messages: new MessageStore(db) },
@@ -80,6 +86,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
   return {
     app,
     db,
+    index,
     records,
     routes,
     proxy,

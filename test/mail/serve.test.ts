@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
@@ -109,6 +109,28 @@ describe('mail: `dnsproxy mail serve`', function () {
     const row = check.prepare(`SELECT rcpt_to FROM mail_messages WHERE rcpt_to LIKE '%drain@%'`).get() as { rcpt_to: string } | undefined;
     check.close();
     expect(row?.rcpt_to).to.equal('["drain@example.org"]');
+  });
+
+  it('runs with umask 077 and keeps the data dir private: a loose one tightened, its TLS key and certificate 0600', async () => {
+    const data = join(tmp.dir, 'data');
+    openDb(data).close();
+    chmodSync(data, 0o755);
+    chmodSync(join(data, 'dnsproxy.sqlite'), 0o644);
+    // A temporary file left by a crash while the key was being written.
+    mkdirSync(join(data, 'mail', 'tls'), { recursive: true, mode: 0o755 });
+    writeFileSync(join(data, 'mail', 'tls', 'key.pem.tmp'), 'half a key', { mode: 0o644 });
+    chmodSync(join(data, 'mail'), 0o755);
+    chmodSync(join(data, 'mail', 'tls'), 0o755);
+    p = run(['mail', 'serve', '--data-dir', data, '--smtp-port', '0', '--submission-port', '0', '--listen-ip', '127.0.0.1'], { DNSPROXY_MAIL_HOSTNAME: HOSTNAME, DNSPROXY_LOG_LEVEL: 'info' });
+    await eventually(() => p!.out().includes('"mail relay started"'), 20_000, `the relay to start; output:\n${p.out()}`);
+    expect(readFileSync(`/proc/${p.proc.pid}/status`, 'utf8')).to.match(/^Umask:\s+0077$/m);
+    const mode = (f: string) => [f, statSync(join(data, f)).mode & 0o777];
+    const want: [string, number][] = [['.', 0o700], ['dnsproxy.sqlite', 0o600], ['dnsproxy.sqlite-wal', 0o600], ['dnsproxy.sqlite-shm', 0o600], ['mail', 0o700], ['mail/tls', 0o700], ['mail/tls/key.pem', 0o600], ['mail/tls/cert.pem', 0o600]];
+    expect(want.map(([f]) => mode(f))).to.deep.equal(want);
+    expect(p.out()).to.include('permissions tightened');
+    expect(() => statSync(join(data, 'mail', 'tls', 'key.pem.tmp'))).to.throw(/ENOENT/);
+    p.proc.kill('SIGTERM');
+    expect(await p.exited).to.equal(0);
   });
 
   it('a SIGTERM that comes while it is still starting stops it once started: exit 0, not death by the signal', async () => {
