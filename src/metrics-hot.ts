@@ -47,7 +47,7 @@ export class HotHistogram {
 
   /** The series for one label value, created on first use; keep the result, do not call per observation. */
   seriesFor(value: string): HotSeries {
-    let s = this.series.get(value);
+    const s = this.series.get(value);
     if (s) return s;
     const bounds = this.bounds;
     const counts = new Float64Array(bounds.length + 1); // last slot: above every bound (+Inf only)

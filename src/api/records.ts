@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError, type ErrorCode } from '../errors.js';
-import { RECORD_TYPES, recordFilter, recordInput, type RecordType } from '../model/record.js';
+import { RECORD_TYPES, recordFilter, recordInput } from '../model/record.js';
 import { placeName, recordWrite } from '../model/write.js';
 import type { ApiDeps } from './app.js';
 import { assertRecordsNoClash, assertRecordsNotOwnEndpoint, dnsPlan, dryRunQuery, mutate, putRecord } from './mutate.js';
@@ -66,7 +66,7 @@ export const recordRoutes =
 
     app.delete('/api/v1/records/:name/:type', { schema: { tags, params: nameTypeParams, querystring: dryRunQuery } }, async (req, reply) => {
       const out = mutate(deps, req, () => {
-        const removed = deps.records.remove(at(req.params.name), req.params.type as RecordType);
+        const removed = deps.records.remove(at(req.params.name), req.params.type);
         return { result: removed, dns: dnsPlan([], removed) };
       });
       return 'dry_run' in out ? out : reply.code(204).send();

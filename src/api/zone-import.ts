@@ -123,7 +123,7 @@ export function importOnThread(records: RecordStore, job: Omit<ImportJob, 'file'
       const change = done.changed ? { zone: job.zone, serial: done.serial, upserted, removed } : null;
       void finish(change, { kind: 'applied', result: done.result as ImportResult });
     });
-    thread.once('error', (e) => {
+    thread.once('error', (e: Error) => {
       log.error('zone import thread failed', { zone: job.zone, error: e.message });
       void finish(null, e);
     });

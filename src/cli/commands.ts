@@ -86,7 +86,7 @@ export function recordCommands(program: Command, g: Globals): void {
       if (o.name) q.set('name', o.name);
       if (o.type) q.set('type', recordType(o.type));
       if (o.service) q.set('service_name', o.service);
-      const res = (await call(g.target(), 'GET', `/api/v1/records${q.size ? `?${q}` : ''}`)) as { records: RecordView[] };
+      const res = (await call(g.target(), 'GET', `/api/v1/records${q.size ? `?${q.toString()}` : ''}`)) as { records: RecordView[] };
       if (g.json()) printJson(res);
       else console.log(recordRows(res.records));
     });
@@ -131,8 +131,8 @@ export function zoneCommands(program: Command, g: Globals): void {
     .action(async (file: string, o: { zone: string; replace?: boolean; dryRun?: boolean }) => {
       const text = readFileSync(file === '-' ? 0 : file, 'utf8');
       const q = new URLSearchParams({ mode: o.replace ? 'replace' : 'merge', dry_run: o.dryRun ? 'true' : 'false' });
-      const res = await call(g.target(), 'POST', `/api/v1/zones/${enc(o.zone)}/import?${q}`, text, 'text/plain');
-      printResult(g, res, (r: Record<string, unknown>) => Object.entries(r).map(([k, v]) => `${k}: ${v}`).join('\n'));
+      const res = await call(g.target(), 'POST', `/api/v1/zones/${enc(o.zone)}/import?${q.toString()}`, text, 'text/plain');
+      printResult(g, res, (r: Record<string, unknown>) => Object.entries(r).map(([k, v]) => `${k}: ${String(v)}`).join('\n'));
     });
 }
 

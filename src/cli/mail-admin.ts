@@ -239,7 +239,7 @@ export function mailAdminCommands(mail: Command, g: Globals): void {
         );
       }
       const q = new URLSearchParams({ limit: o.limit, ...(o.status ? { status: o.status } : {}) });
-      const res = (await call(g.target(), 'GET', `/api/v1/mail/queue?${q}`)) as { messages: Message[] };
+      const res = (await call(g.target(), 'GET', `/api/v1/mail/queue?${q.toString()}`)) as { messages: Message[] };
       show(g, res, () =>
         table(['ID', 'STATUS', 'FROM', 'TO', 'ATTEMPTS', 'PROVIDER', 'NEXT', 'LAST ERROR'], res.messages.map((m) => [m.id, m.status, m.mail_from || '<>', m.rcpt_to.join(','), String(m.attempts), m.provider ?? '-', ['queued', 'deferred'].includes(m.status) ? new Date(m.next_attempt_at).toISOString() : '-', m.last_error ?? ''])),
       );

@@ -13,8 +13,9 @@ export function printJson(value: unknown): void {
 export function valueText(v: unknown): string {
   if (typeof v === 'string') return v;
   const o = v as Record<string, unknown>;
-  if ('exchange' in o) return `${o.preference} ${o.exchange}`;
-  if ('target' in o) return `${o.priority} ${o.weight} ${o.port} ${o.target}`;
-  if ('tag' in o) return `${o.flags} ${o.tag} "${o.value}"`;
+  const f = (k: string) => String(o[k]);
+  if ('exchange' in o) return `${f('preference')} ${f('exchange')}`;
+  if ('target' in o) return `${f('priority')} ${f('weight')} ${f('port')} ${f('target')}`;
+  if ('tag' in o) return `${f('flags')} ${f('tag')} "${f('value')}"`;
   return JSON.stringify(v);
 }

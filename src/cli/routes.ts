@@ -27,7 +27,6 @@ export interface Plan {
 }
 
 const enc = encodeURIComponent;
-const collect = (v: string, prev: string[]) => [...prev, v];
 const describe = (r: PlanRoute) => `${r.id}  ${r.hosts.join(',')}${r.path ?? ''} → ${r.upstreams.join(', ')}`;
 
 /** The plan as "+ added / ~ changed / - removed" lines; "no changes" when empty. */

@@ -28,7 +28,8 @@ export function startFailed(e: unknown, flags: string, envVars?: string, env: No
 export async function lockDataDirOrFail(dataDir: string, role: 'controller' | 'mail'): Promise<() => void> {
   const { DataDirLocked, lockDataDir } = await import('../store/lock.js'); // on use: client commands never load SQLite
   try {
-    return lockDataDir(dataDir, role).release;
+    const lock = lockDataDir(dataDir, role);
+    return () => lock.release();
   } catch (e) {
     if (!(e instanceof DataDirLocked)) throw e;
     throw new CliError(

@@ -187,7 +187,7 @@ export class DnsServer {
     const socket = dgram.createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', recvBufferSize: UDP_RECV_BUFFER, lookup: literalLookup });
     return new Promise((resolve, reject) => {
       socket.once('error', (err) => {
-        closeUdp(socket).finally(() => reject(err));
+        void closeUdp(socket).finally(() => reject(err));
       });
       socket.bind(port, host, () => {
         socket.removeAllListeners('error');

@@ -236,7 +236,7 @@ function writeRr(a: Answer, qname: string | null, buf: Buffer, at: number): numb
     return at + rrCodec.encode.bytes;
   }
   // Encode with the root as owner one byte further on, then put a pointer to offset 12 over it.
-  rrCodec.encode({ ...a, name: '.' } as Answer, buf, at + 1);
+  rrCodec.encode({ ...a, name: '.' }, buf, at + 1);
   buf[at] = 0xc0;
   buf[at + 1] = HEADER_BYTES;
   return at + 1 + rrCodec.encode.bytes;

@@ -1,6 +1,6 @@
 // Zone import: master-file text (as users paste it) → record sets validated by `recordInput`.
 import { absolute, inZone, nameProblem } from '../model/name.js';
-import { RECORD_TYPES, recordInput, rrsetSizeProblem, type RecordData, type RecordInput, type RecordType } from '../model/record.js';
+import { RECORD_TYPES, recordInput, rrsetSizeProblem, type RecordInput, type RecordType } from '../model/record.js';
 import type { Soa } from './soa.js';
 import { decodeText, lex, lineError, type Entry, type Token, type ZoneFileError } from './zonefile-lex.js';
 
@@ -70,7 +70,7 @@ export function parseZoneFile(text: string, origin: string): ParsedZoneFile {
   for (const set of p.sets.values()) {
     const { line, lines, ...input } = set;
     const parsed = recordInput.safeParse(input);
-    const tooBig = parsed.success ? rrsetSizeProblem(set.name, parsed.data as RecordData) : null;
+    const tooBig = parsed.success ? rrsetSizeProblem(set.name, parsed.data) : null;
     if (tooBig) p.errors.push(lineError(line, `${set.type}: values: ${tooBig}`));
     else if (parsed.success) records.push(parsed.data);
     for (const issue of parsed.error?.issues ?? []) {

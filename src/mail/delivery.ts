@@ -59,7 +59,9 @@ export function startQueue(db: Db, messages: QueueStore, s: DeliverySetup, extra
 /** The delivery side on `db`, in this thread; started. */
 export function localDelivery(db: Db, s: DeliverySetup, mxResolver: MxResolver): Delivery {
   const messages = new MessageStore(db);
-  const { queue, stop } = startQueue(db, messages, s, { mxResolver });
+  const started = startQueue(db, messages, s, { mxResolver });
+  const { queue } = started;
+  const stop = () => started.stop();
   return {
     owner: queue.owner,
     async enqueueSoon(m, nowMs, queued) {

@@ -58,7 +58,8 @@ export function refusedHost(host: string, own: ReadonlySet<string>): string | un
 }
 
 export function destinationError(message: string): DestinationError {
-  return Object.assign(new Error(message), { code: DESTINATION_REFUSED as typeof DESTINATION_REFUSED });
+  const extra: { code: typeof DESTINATION_REFUSED } = { code: DESTINATION_REFUSED };
+  return Object.assign(new Error(message), extra);
 }
 
 export const isDestinationError = (e: unknown): e is DestinationError => (e as { code?: unknown } | null)?.code === DESTINATION_REFUSED;
@@ -72,13 +73,13 @@ const refusal = (host: string, why: string) => `provider host ${host}: ${why}: r
  * address among public ones is not a provider, it is a trick. Give it to net.connect / http.request
  * as `lookup`: they connect to an address it returned.
  */
-export function guardedLookup(own: ReadonlySet<string>, base: LookupFunction = dnsLookup as LookupFunction): LookupFunction {
+export function guardedLookup(own: ReadonlySet<string>, base: LookupFunction = dnsLookup): LookupFunction {
   return (hostname: string, options: LookupOptions, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => {
     const named = refusedHost(hostname, own);
     if (named) return process.nextTick(() => callback(destinationError(refusal(hostname, named)), ''));
     base(hostname, { ...options, all: true }, (err, found) => {
       if (err) return callback(err, '');
-      const addresses = (Array.isArray(found) ? found : [{ address: found, family: isIP(found) }]) as LookupAddress[];
+      const addresses = Array.isArray(found) ? found : [{ address: found, family: isIP(found) }];
       for (const a of addresses) {
         const kind = refusedKind(a.address, own);
         if (kind) return callback(destinationError(refusal(hostname, `resolves to ${a.address}, ${kind}`)), '');

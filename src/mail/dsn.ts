@@ -63,6 +63,7 @@ export const rfc5322Date = (ms: number) => new Date(ms).toUTCString().replace('G
 /** One line of text: line breaks and control characters become spaces, runs of blanks one space. */
 const oneLine = (s: string, max = MAX_REPLY) =>
   s
+    // eslint-disable-next-line no-control-regex -- control characters are what this strips
     .replace(/[\u0000-\u001f\u007f]+/g, ' ')
     .replace(/ {2,}/g, ' ')
     .trim()
@@ -157,6 +158,7 @@ export function renderDsn(input: DsnInput): Buffer {
       `Last-Attempt-Date: ${rfc5322Date(input.nowMs)}`,
     ]),
   ].join('\r\n');
+  // eslint-disable-next-line no-control-regex -- the ASCII range, NUL included
   const cte = (s: string) => (/[^\x00-\x7f]/.test(s) ? '8bit' : '7bit');
   const message = [
     `From: Mail Delivery System <MAILER-DAEMON@${domainOf(input.sender)}>`,

@@ -174,6 +174,7 @@ export function retryAfterMs(value: string | null | undefined, nowMs: number): n
  * says, and with allow_private that may be a service of this host.
  */
 export function httpOutcome(status: number, statusText: string, retryAfter?: string | null, nowMs = Date.now()): Outcome {
+  // eslint-disable-next-line no-control-regex -- control characters of a status text are replaced
   const reply = `HTTP ${status}${statusText ? ` ${statusText.replace(/[\x00-\x1f\x7f]/g, ' ').slice(0, 100)}` : ''}`;
   const wait = retryAfterMs(retryAfter, nowMs);
   const as = (outcome: Outcome['outcome'], enhanced: string): Outcome => {
@@ -268,7 +269,7 @@ export class HttpSender {
         res.resume();
         res.on('error', () => undefined); // the body is not ours to keep; a reset after the status line changes nothing
         const retryAfter = res.headers['retry-after'];
-        resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter });
+        resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined });
       };
       const r = secure ? https.request(url, { ...options, agent: agents.https }, onReply) : http.request(url, { ...options, agent: agents.http }, onReply);
       r.on('error', reject);

@@ -124,7 +124,7 @@ export function decodeWords(value: string): string {
       out += gap;
       pending = { charset, bytes: [] };
     }
-    pending!.bytes.push(bytes);
+    pending.bytes.push(bytes);
     last = m.index + m[0].length;
   }
   flush();

@@ -76,7 +76,10 @@ export type MxRoute =
   | { kind: 'no_domain' }
   | { kind: 'error'; error: string };
 
-const dnsCode = (e: unknown) => String((e as { code?: unknown }).code ?? (e as Error).message);
+const dnsCode = (e: unknown): string => {
+  const code = (e as { code?: unknown }).code;
+  return typeof code === 'string' || typeof code === 'number' ? String(code) : (e as Error).message;
+};
 const bare = (name: string) => name.toLowerCase().replace(/\.$/, '');
 
 /**

@@ -142,7 +142,7 @@ export class ThreadedDelivery implements Delivery {
     const failed = started.find((r) => r.status === 'rejected');
     if (failed) {
       d.closing = true;
-      await Promise.all(started.map((r) => (r.status === 'fulfilled' ? r.value.terminate() : undefined)));
+      await Promise.all(started.flatMap((r) => (r.status === 'fulfilled' ? [r.value.terminate()] : [])));
       throw failed.reason;
     }
     [d.writer, d.delivery] = started.map((r) => (r as PromiseFulfilledResult<QueueWorker>).value) as [QueueWorker, QueueWorker];

@@ -64,7 +64,7 @@ try {
   let stop: () => Promise<void> = async () => undefined;
   if (setup.role === 'writer') {
     setup.writes.on('message', (call: WriteCall) =>
-      write(messages, call).then(
+      void write(messages, call).then(
         (value) => setup.writes.postMessage({ id: call.id, value } satisfies WriteReply),
         (e: unknown) => setup.writes.postMessage({ id: call.id, error: (e as Error).message } satisfies WriteReply),
       ),
@@ -78,7 +78,7 @@ try {
       started.queue.wake();
     };
     const started = startQueue(db, writerStore(setup.writes, messages, wake), setup, { pace });
-    stop = started.stop;
+    stop = () => started.stop();
     send({ t: 'ready', owner: started.queue.owner });
   }
   port.on('message', (msg: ToWorker) => {

@@ -100,7 +100,7 @@ export interface ServerDeps {
 }
 
 /** EHLO names and addresses go into a Received header: keep them to a safe alphabet. */
-const safe = (v: unknown) => String(v ?? '').replace(/[^A-Za-z0-9.:[\]_-]/g, '?').slice(0, 255);
+const safe = (v: unknown) => (typeof v === 'string' ? v : '').replace(/[^A-Za-z0-9.:[\]_-]/g, '?').slice(0, 255);
 
 /** Our trace field; `protocol` as RFC 3848 names it (ESMTPSA: submission over TLS, ESMTP: plain inbound, …). */
 function receivedHeader(session: SMTPServerSession, hostname: string, protocol: string, nowMs: number): string {
@@ -243,8 +243,8 @@ export class SubmissionServer {
   private authOnlyOverTls(session: SMTPServerSession): void {
     const conn = [...this.server.connections].find((c) => c.session === session);
     if (!conn) return;
-    const ehlo = conn.handler_EHLO;
-    const auth = conn.handler_AUTH;
+    const ehlo = conn.handler_EHLO.bind(conn);
+    const auth = conn.handler_AUTH.bind(conn);
     conn.handler_EHLO = (command, callback) => {
       if (conn.secure) return ehlo.call(conn, command, callback);
       const own = conn.session.disabledCommands;

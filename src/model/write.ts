@@ -60,9 +60,9 @@ export function recordWrite(input: RecordInput, zones: readonly string[], fieldP
   const { name, service_name, ttl, ...rest } = input;
   const { proxy, ...data } = rest as typeof rest & { proxy?: Proxy };
   const placed = placeName(name, zones, `${fieldPrefix}name`);
-  const tooBig = rrsetSizeProblem(placed.name, data as RecordData);
+  const tooBig = rrsetSizeProblem(placed.name, data);
   if (tooBig) throw fieldError(`${fieldPrefix}values`, tooBig);
-  const write = { ...placed, data: data as RecordData, ttl, proxy: proxy ?? null, service_name: service_name ?? null };
+  const write = { ...placed, data: data, ttl, proxy: proxy ?? null, service_name: service_name ?? null };
   checkWrite(write, fieldPrefix);
   return write;
 }

@@ -91,7 +91,11 @@ export function findMarkerPath(config: unknown, marker: string): string | null {
 /** Routes a renderer reports it left out (`Rendered.skipped`, when the renderer has it). */
 function skippedBy(rendered: Rendered): { id: string; reason: string }[] {
   const list = (rendered as { skipped?: unknown }).skipped;
-  return Array.isArray(list) ? list.filter((x): x is { id: string; reason: string } => typeof x?.id === 'string' && typeof x?.reason === 'string') : [];
+  if (!Array.isArray(list)) return [];
+  return (list as unknown[]).filter((x): x is { id: string; reason: string } => {
+    const o = x as { id?: unknown; reason?: unknown } | null;
+    return typeof o?.id === 'string' && typeof o.reason === 'string';
+  });
 }
 
 const realTimers: Timers = {
@@ -182,10 +186,15 @@ export class Reconciler {
 
   /** Pushes the latest state now; resolves once it is applied, skipped as unchanged, or failed. No-op after stop(). */
   async flush(): Promise<void> {
-    while (this.inflight) await this.inflight;
+    await this.settled();
     if (this.stopped) return;
     this.dirty = true;
     this.kick();
+    await this.settled();
+  }
+
+  /** Resolves once no push is in flight (kick() may start one: TypeScript cannot see that through a call). */
+  private async settled(): Promise<void> {
     while (this.inflight) await this.inflight;
   }
 

@@ -144,7 +144,7 @@ export function selectRoutes(desired: DesiredProxy): Selection {
   const served = new Map<string, string>();
   const ids = new Set<string>();
   for (const { r } of keyed) {
-    let reason: string | null = null;
+    let reason: string | null;
     if (ids.has(r.id)) reason = 'duplicate route id';
     else if (r.hosts.length === 0) reason = 'no hosts';
     else if (r.upstreams.length === 0) reason = 'no upstreams';

@@ -20,7 +20,7 @@ const statements = new WeakMap<Db, Map<string, Database.Statement>>();
  */
 export function prepared(db: Db, sql: string): Database.Statement {
   let byDb = statements.get(db);
-  if (!byDb) statements.set(db, (byDb = new Map()));
+  if (!byDb) statements.set(db, (byDb = new Map<string, Database.Statement>()));
   let stmt = byDb.get(sql);
   if (!stmt) byDb.set(sql, (stmt = db.prepare(sql)));
   return stmt;

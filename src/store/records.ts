@@ -8,7 +8,7 @@ import { ZodError } from 'zod';
 import { AppError, zodFields } from '../errors.js';
 import { logger } from '../log/index.js';
 import { inZone } from '../model/name.js';
-import { recordInput, rrsetSizeProblem, type Proxy, type RecordChange, type RecordData, type RecordType, type RecordWrite, type StoredRecord } from '../model/record.js';
+import { recordInput, rrsetSizeProblem, type Proxy, type RecordChange, type RecordType, type RecordWrite, type StoredRecord } from '../model/record.js';
 import { conflictProblem } from '../model/rules.js';
 import type { Db } from './db.js';
 import { notify, type Notifying } from './simulate.js';
@@ -48,15 +48,15 @@ function fromRow(row: Row): StoredRecord {
     name: row.name,
     type: row.type,
     ttl: row.ttl,
-    values: JSON.parse(row.data),
+    values: JSON.parse(row.data) as unknown,
     ...(proxy ? { proxy } : {}),
     ...(row.service_name !== null ? { service_name: row.service_name } : {}),
   });
   if (!inZone(row.name, row.zone)) throw new ZodError([{ code: 'custom', path: ['name'], message: `is outside its zone ${row.zone}`, input: row.name }]);
   const { name: _n, service_name: _s, proxy: parsedProxy, ttl, ...data } = parsed as typeof parsed & { proxy?: Proxy };
-  const tooBig = rrsetSizeProblem(row.name, data as RecordData);
+  const tooBig = rrsetSizeProblem(row.name, data);
   if (tooBig) throw new ZodError([{ code: 'custom', path: ['values'], message: tooBig, input: undefined }]);
-  return { ...(data as RecordData), name: row.name, zone: row.zone, ttl, proxy: parsedProxy ?? null, service_name: row.service_name, created_at: row.created_at, updated_at: row.updated_at };
+  return { ...(data), name: row.name, zone: row.zone, ttl, proxy: parsedProxy ?? null, service_name: row.service_name, created_at: row.created_at, updated_at: row.updated_at };
 }
 
 const reasonOf = (e: unknown): string =>

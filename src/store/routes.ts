@@ -56,8 +56,8 @@ const jsonOr = (text: string, fallback: unknown): unknown => {
 /** The row as a route; throws a ZodError (or SyntaxError for bad JSON) when it does not parse. */
 function fromRow(row: Row): StoredRoute {
   const parsed = routeInput.parse({
-    hosts: JSON.parse(row.hosts),
-    upstreams: JSON.parse(row.upstreams),
+    hosts: JSON.parse(row.hosts) as unknown,
+    upstreams: JSON.parse(row.upstreams) as unknown,
     tls: row.tls,
     ...(row.path !== null ? { path: row.path } : {}),
     ...(row.health_path !== null ? { health_path: row.health_path } : {}),

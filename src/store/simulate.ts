@@ -2,7 +2,8 @@
 // simulate() (dry runs) performs them, looks at the result, then rolls everything back.
 import type { Db } from './db.js';
 
-const ROLLBACK = Symbol('rollback');
+/** Thrown to roll a simulate() transaction back; never escapes it. */
+const ROLLBACK = new Error('rollback');
 
 /** What transact() and simulate() need of a store: its change notifications can be dropped or held. */
 export interface Notifying {

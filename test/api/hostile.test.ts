@@ -185,7 +185,7 @@ function inject(op: string, r: Req, auth: { authorization: string }): InjectOpti
   const url = template.replace(/\{(\w+)\}/g, (_m, p: string) => encodeURIComponent(r.params?.[p] ?? ''));
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(r.query ?? {})) for (const x of Array.isArray(v) ? v : [v]) q.append(k, String(x));
-  const full = `${url}${q.size ? `?${q}` : ''}`;
+  const full = `${url}${q.size ? `?${q.toString()}` : ''}`;
   if (r.text !== undefined) return { method, url: full, headers: { ...auth, 'content-type': 'text/plain' }, payload: r.text };
   if (r.body !== undefined) return { method, url: full, headers: { ...auth, 'content-type': 'application/json' }, payload: JSON.stringify(r.body) };
   return { method, url: full, headers: auth };

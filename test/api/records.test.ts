@@ -21,7 +21,7 @@ describe('api: /api/v1/records', () => {
     { name: '*.apps.home.arpa', type: 'A', values: ['192.0.2.9'], ttl: 60 },
   ];
   for (const body of good) {
-    it(`creates ${body.type} ${body.name} (201) and reads it back`, async () => {
+    it(`creates ${String(body.type)} ${String(body.name)} (201) and reads it back`, async () => {
       const res = await post(body);
       expect(res.statusCode, res.body).to.equal(201);
       const rec = res.json().record;

@@ -24,7 +24,7 @@ export const ZONES: ZoneSettings[] = [
 /** A stored record set; `name` is relative to `zone` unless it ends with a dot (`@` is the apex). */
 export function rec(zone: string, name: string, data: RecordData, ttl = 300): StoredRecord {
   const owner = name === '@' ? zone : name.endsWith('.') ? name : `${name}.${zone}`;
-  return { ...data, name: owner, zone, ttl, proxy: null, service_name: null, created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' } as StoredRecord;
+  return { ...data, name: owner, zone, ttl, proxy: null, service_name: null, created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z' };
 }
 
 /** Sixty TXT strings: far beyond 512 and 1232 bytes, well inside 64 KiB. */
@@ -124,7 +124,7 @@ export interface DigResult {
 export function dig(port: number, args: string[]): Promise<DigResult> {
   return new Promise((resolve, reject) => {
     execFile('dig', ['@127.0.0.1', '-p', String(port), '+norec', '+nocookie', '+time=2', '+tries=1', ...args], (err, stdout) => {
-      if (err && !stdout) return reject(err);
+      if (err && !stdout) return reject(new Error(err.message, { cause: err }));
       resolve(parseDig(stdout));
     });
   });

@@ -142,8 +142,8 @@ export async function startCaddy(opts: { admin?: 'unix' | 'tcp' } = {}): Promise
     const [cmd, args] = caddyArgv(CADDY_BIN, ['run', '--config', bootstrap]);
     const p = spawn(cmd, args, { env, cwd: tmp.dir, stdio: ['ignore', 'pipe', 'pipe'] });
     proc = p;
-    p.stdout!.on('data', keep);
-    p.stderr!.on('data', keep);
+    p.stdout.on('data', keep);
+    p.stderr.on('data', keep);
     exited = new Promise((resolve) => p.once('exit', () => resolve()));
     const deadline = Date.now() + START_TIMEOUT_MS;
     for (;;) {
@@ -316,7 +316,7 @@ export function tcpListeners(pid: number): string[] {
   }
   const out: string[] = [];
   for (const table of ['tcp', 'tcp6']) {
-    let text = '';
+    let text: string;
     try {
       text = readFileSync(`/proc/${pid}/net/${table}`, 'utf8');
     } catch {

@@ -37,8 +37,8 @@ export async function startController(dataDir: string, env: Record<string, strin
         resolve(JSON.parse(line) as { api: string; dns: string });
       }
     };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    proc.stdout.on('data', onData);
+    proc.stderr.on('data', (c: Buffer) => (out += c.toString()));
     void exited.then((code) => {
       clearTimeout(timer);
       reject(new Error(`controller exited (${code}) before starting:\n${out}`));

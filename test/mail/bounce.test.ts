@@ -7,7 +7,7 @@ import { client, configure, deadPort, eventually, mail, message, queuedIds, sink
 describe('mail: bounces (DSN to the sender) and per-recipient outcomes', function () {
   let r: RelayFixture | undefined;
   const sinks = sinkSet();
-  const newSink = sinks.start;
+  const newSink: typeof sinks.start = (...args) => sinks.start(...args);
 
   afterEach(async () => {
     await r?.close();

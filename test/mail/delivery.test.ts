@@ -2,12 +2,12 @@
 // provider is down, refuses, or keeps failing; and a lease left by a crashed relay.
 import { expect } from 'chai';
 import { tempDir } from '../helpers/tmp.js';
-import { client, configure, deadPort, eventually, mail, message, queuedIds, sinkSet, startRelay, type RelayFixture, type Sink } from './helpers.js';
+import { client, configure, deadPort, eventually, mail, message, queuedIds, sinkSet, startRelay, type RelayFixture } from './helpers.js';
 
 describe('mail: delivery (retries, bounces, fallback, leases)', function () {
   let r: RelayFixture | undefined;
   const sinks = sinkSet();
-  const newSink = sinks.start;
+  const newSink: typeof sinks.start = (...args) => sinks.start(...args);
 
   afterEach(async () => {
     await r?.close();

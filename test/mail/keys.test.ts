@@ -8,7 +8,7 @@ import { duration } from '../../src/mail/schema.js';
 import { MailStore } from '../../src/mail/store.js';
 import { openDb, type Db } from '../../src/store/db.js';
 import { tempDir } from '../helpers/tmp.js';
-import { ACCOUNT, authPlain, client, configure, eventually, mail, queuedIds, rawTls, refusal, relayWithSink, sink, startRelay, type RelayFixture, type Sink } from './helpers.js';
+import { ACCOUNT, authPlain, client, eventually, mail, queuedIds, rawTls, refusal, relayWithSink, type RelayFixture } from './helpers.js';
 
 const NOW = Date.parse('2030-01-01T00:00:00Z');
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -203,8 +203,7 @@ describe('mail: API keys in the store and the credential checker', () => {
 
 describe('mail: SMTP AUTH with an API key (real relay)', function () {
   let r: RelayFixture;
-  let provider: Sink;
-  relayWithSink({ keyTouchFlushMs: 50 }, (f) => ({ r, provider } = f));
+  relayWithSink({ keyTouchFlushMs: 50 }, (f) => ({ r } = f));
 
   it('a key works as the password (user = account name or email), the message is queued, and the key shows last used', async () => {
     const { info, key } = r.store.addKey('app', { label: 'ci' });

@@ -144,13 +144,13 @@ describe('mail: mx and http providers', function () {
       closers.push(...hosts.map((h) => h.close));
       // Both on one port is impossible; two domains, each with its MX host on its own port, and two providers.
       const zone = memoryResolver({ 'tls.example': { MX: [{ exchange: 'mx.tls.example', priority: 10 }] }, 'plain.example': { MX: [{ exchange: 'mx.plain.example', priority: 10 }] }, 'mx.tls.example': { A: [UP] }, 'mx.plain.example': { A: [UP] } });
-      await relay({ type: 'mx', port: hosts[0]!.port }, await newSink(), zone);
-      r!.store.putProvider({ name: 'plain', config: { type: 'mx', port: hosts[1]!.port } });
+      await relay({ type: 'mx', port: hosts[0].port }, await newSink(), zone);
+      r!.store.putProvider({ name: 'plain', config: { type: 'mx', port: hosts[1].port } });
       r!.store.addRule({ priority: 20, sender_domain: null, recipient_domain: 'plain.example', account: null, provider: 'plain', fallback_provider: null });
       const ids = queuedIds((await client(r!).sendMail(mail({ to: ['a@tls.example', 'b@plain.example'] }))).response);
       await eventually(() => ids.every((id) => r!.messages.get(id)?.status === 'delivered'), 10_000, 'both delivered');
-      expect(hosts[0]!.sessions).to.deep.equal([{ rcpt: ['a@tls.example'], secure: true }]);
-      expect(hosts[1]!.sessions).to.deep.equal([{ rcpt: ['b@plain.example'], secure: false }]);
+      expect(hosts[0].sessions).to.deep.equal([{ rcpt: ['a@tls.example'], secure: true }]);
+      expect(hosts[1].sessions).to.deep.equal([{ rcpt: ['b@plain.example'], secure: false }]);
     });
 
     it('null MX ("0 ."): bounced after one attempt without dialling anyone; the sender gets a DSN with Status 5.1.10', async () => {
@@ -182,7 +182,7 @@ describe('mail: mx and http providers', function () {
       const out: string[] = [];
       const write = process.stdout.write.bind(process.stdout);
       setLogLevel('debug');
-      process.stdout.write = ((chunk: string | Uint8Array) => (out.push(String(chunk)), true)) as typeof process.stdout.write;
+      process.stdout.write = ((chunk: string | Uint8Array) => (out.push(String(chunk)), true));
       let id: string | undefined;
       try {
         [id] = queuedIds((await client(r!).sendMail(mail({ to: ['ann@example.org', 'bob@example.org'], subject: 'via the API', text: 'hello from the relay' }))).response);

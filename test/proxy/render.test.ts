@@ -14,7 +14,7 @@ import {
   SERVER_HTTP,
   SERVER_HTTPS,
 } from '../../src/proxy/render.js';
-import { ID_PREFIX, type DesiredProxy, type DesiredRoute } from '../../src/proxy/types.js';
+import { ID_PREFIX, type DesiredRoute } from '../../src/proxy/types.js';
 import { GOLDEN, goldenNames, goldenInput } from './fixture.js';
 
 
@@ -243,7 +243,7 @@ describe('proxy/render', () => {
       const hostsOf = (server: string) => routesOf(config, server).flatMap((r) => ((r.match as Json[] | undefined)?.[0]?.host as string[]) ?? []);
       expect(hostsOf(SERVER_HTTPS)).to.not.include('www.example.test');
       expect(hostsOf(SERVER_HTTP)).to.not.include('vault.home.arpa');
-      expect(((config.apps as Json).pki as Json)).to.deep.equal({ certificate_authorities: { local: { install_trust: false } } });
+      expect(((config.apps as Json).pki)).to.deep.equal({ certificate_authorities: { local: { install_trust: false } } });
     });
 
     it('conflicts: first route by id keeps the host+path or the tls mode; the other is skipped with a reason', () => {
