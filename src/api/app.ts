@@ -13,7 +13,7 @@ import type { ProxyState } from '../proxy/state.js';
 import type { DesiredProxy } from '../proxy/types.js';
 import type { MailStore } from '../mail/store.js';
 import type { MessageStore } from '../mail/messages.js';
-import { installAuth } from './auth.js';
+import { DOCS_PREFIX, installAuth } from './auth.js';
 import { errorOptions, installErrorHandling } from './errors.js';
 import type { HealthReport } from './health.js';
 import { legacyRoutes } from './legacy.js';
@@ -77,7 +77,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
     },
     transform: jsonSchemaTransform,
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(swaggerUi, { routePrefix: DOCS_PREFIX });
 
   await app.register(probeRoutes(deps));
   await app.register(legacyRoutes(deps));
