@@ -108,5 +108,29 @@ need_npm() {
       || die "npm ci failed (better-sqlite3 compiles from source when no prebuilt binary can be downloaded: it needs python3, make and g++)"
     echo "$abi" >"$ABI_MARK"
   fi
-  npm run --silent build >&2 || die "TypeScript build failed"
+  need_build "$why"
+}
+
+# The TypeScript build (tsc, ~8 s on a warm restart) runs only when its inputs changed since the
+# last successful build: BUILD_INPUTS newer than BUILD_STAMP (a deleted or added file changes its
+# directory's mtime, which counts too), no stamp yet, or FORCE non-empty (node_modules was just
+# reinstalled). The stamp is taken before tsc starts, so an edit made during a build triggers the next.
+BUILD_STAMP=dist/.dnsproxy-build-stamp
+BUILD_INPUTS=(src tsconfig.json package.json package-lock.json)
+need_build() {
+  local force=${1:-} why="" inputs=() p changed
+  for p in "${BUILD_INPUTS[@]}"; do [ -e "$p" ] && inputs+=("$p"); done
+  if [ -n "$force" ]; then why="node_modules reinstalled"
+  elif [ ! -f "$BUILD_STAMP" ]; then why="no previous build"
+  elif [ ${#inputs[@]} -gt 0 ] && changed=$(find "${inputs[@]}" -newer "$BUILD_STAMP" -print -quit) && [ -n "$changed" ]; then
+    why="$changed changed"
+  fi
+  if [ -z "$why" ]; then
+    echo "dnsproxy: build up to date (nothing in ${BUILD_INPUTS[*]} changed since the last build)" >&2
+    return 0
+  fi
+  echo "dnsproxy: building ($why)" >&2
+  mkdir -p "$(dirname "$BUILD_STAMP")" && touch "$BUILD_STAMP.new" || die "cannot write $BUILD_STAMP.new"
+  npm run --silent build >&2 || { rm -f "$BUILD_STAMP.new"; die "TypeScript build failed"; }
+  mv -f "$BUILD_STAMP.new" "$BUILD_STAMP" || die "cannot write $BUILD_STAMP"
 }

@@ -150,9 +150,9 @@ export class Controller {
               hint: 'start Caddy (apt-get install caddy; supervisord runs it in the container) or set DNSPROXY_CADDY_SPAWN=1',
             });
         });
-      const others = caddyPids();
-      if (others.length > 1)
-        this.log.warn('more than one caddy process is running; two can share ports through SO_REUSEPORT, stop the extra ones', { pids: others });
+      const ours = caddyPids(c.caddy_admin);
+      if (ours.length > 1)
+        this.log.warn('more than one caddy process serves this admin address; two can share ports through SO_REUSEPORT, stop the extra ones', { pids: ours, admin: c.caddy_admin });
 
       const dns = this.dns;
       // The relay is its own process: its heartbeat row in the shared database tells whether it runs.

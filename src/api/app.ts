@@ -2,7 +2,7 @@
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { jsonSchemaTransform, serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
+import { serializerCompiler, validatorCompiler } from 'fastify-type-provider-zod';
 import type { ServedRecord } from '../dns/soa.js';
 import { logger } from '../log/index.js';
 import { apiLatency, apiRequests } from '../metrics.js';
@@ -13,11 +13,12 @@ import type { ProxyState } from '../proxy/state.js';
 import type { DesiredProxy } from '../proxy/types.js';
 import type { MailStore } from '../mail/store.js';
 import type { MessageStore } from '../mail/messages.js';
-import { installAuth } from './auth.js';
+import { DOCS_PREFIX, installAuth } from './auth.js';
 import { errorOptions, installErrorHandling } from './errors.js';
 import type { HealthReport } from './health.js';
 import { legacyRoutes } from './legacy.js';
 import { mailRoutes } from './mail.js';
+import { openApiTransform } from './openapi.js';
 import { mailCredentialRoutes } from './mail-credentials.js';
 import { probeRoutes } from './probes.js';
 import { recordRoutes } from './records.js';
@@ -79,13 +80,14 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
 
   await app.register(swagger, {
     openapi: {
-      info: { title: 'dnsproxy API', version: deps.version, description: 'Records, zones and tokens of the dnsproxy controller' },
+      info: { title: 'dnsproxy API', version: deps.version, description:
+          'The dnsproxy controller: DNS records (and the original /add-record endpoints), zones (import, export), reverse-proxy routes served by Caddy (plan, Caddyfile export), API tokens, and the mail relay (accounts and API keys, providers, routing rules, DKIM, the queue, the STARTTLS certificate). Every route needs a bearer token except /health, /ready and /metrics.' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
-    transform: jsonSchemaTransform,
+    transform: openApiTransform,
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  await app.register(swaggerUi, { routePrefix: DOCS_PREFIX });
 
   await app.register(probeRoutes(deps));
   await app.register(legacyRoutes(deps));

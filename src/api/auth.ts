@@ -1,4 +1,4 @@
-// Bearer-token check on every route except the open probes, and the scope each route needs:
+// Bearer-token check on every route except the open probes and the API docs, and the scope each route needs:
 // `config: { scope }` on the route, else `read` for GET/HEAD and `write` for the rest. Checks that
 // depend on the body (upstreams reaching this host) are made where the write happens (mutate.ts).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -20,6 +20,20 @@ declare module 'fastify' {
 /** Routes a load balancer, supervisor or Prometheus reaches without a token. */
 export const OPEN_PATHS: ReadonlySet<string> = new Set(['/health', '/ready', '/metrics']);
 
+/**
+ * The API documentation a browser loads before it can hold a token: Swagger UI (its page, JS,
+ * CSS, initializer, under DOCS_PREFIX) and the OpenAPI document it renders (`/docs/json`,
+ * `/docs/yaml`, `/openapi.json`). They describe the operations and schemas, which are the
+ * public source's, and hold no data; the page's Authorize button then sends the bearer token
+ * with every call it makes, and those calls are checked like any other. Matched on the route
+ * Fastify chose, never on the raw URL, so `/docs/../api/v1/…` or an unknown `/docs/…` path is not open.
+ */
+export const DOCS_PREFIX = '/docs';
+export const isOpenDocsRoute = (method: string, route: string | undefined): boolean =>
+  (method === 'GET' || method === 'HEAD') &&
+  route !== undefined &&
+  (route === '/openapi.json' || route === DOCS_PREFIX || route.startsWith(`${DOCS_PREFIX}/`));
+
 /** The bearer token a request carries, if any. */
 export const bearerOf = (req: FastifyRequest): string | undefined => /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
 
@@ -38,6 +52,7 @@ export function installAuth(app: FastifyInstance, tokens: TokenStore): void {
   app.decorateRequest('token', null);
   app.addHook('onRequest', async (req, reply) => {
     if (OPEN_PATHS.has(req.url.split('?')[0] ?? '')) return;
+    if (isOpenDocsRoute(req.method, req.routeOptions.url)) return;
     const secret = bearerOf(req);
     const token = secret ? tokens.authenticate(secret) : undefined;
     if (!token) {

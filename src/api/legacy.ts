@@ -9,6 +9,7 @@ import type { StoredRecord } from '../model/record.js';
 import { legacyWrite, placeName } from '../model/write.js';
 import type { ApiDeps } from './app.js';
 import { assertRecordsNoClash, assertRecordsNotOwnEndpoint, dnsPlan, dryRunQuery, mutate, putRecord } from './mutate.js';
+import { DRY_RUN, successes } from './openapi.js';
 
 /** An A record in the original service's list shape, with the full record beside it. */
 function legacyView(r: StoredRecord) {
@@ -33,7 +34,7 @@ export const legacyRoutes =
 
     app.post(
       '/add-record',
-      { schema: { tags, body: addRecordBody, querystring: dryRunQuery, description: 'Create or replace the A record (and proxy route) for a service; `removed_route` names the proxy route a replacement without proxy_enabled took away' } },
+      { schema: { summary: "Add or replace a service's A record (and proxy route)", response: successes({ 201: 'created', 200: `updated, or ${DRY_RUN}` }), tags, body: addRecordBody, querystring: dryRunQuery, description: 'Create or replace the A record (and proxy route) for a service; `removed_route` names the proxy route a replacement without proxy_enabled took away' } },
       async (req, reply) => {
         const write = legacyWrite(req.body, deps.zones, deps.nodeIp);
         // The upstream is forward_to_ip:port (forward_to_ip defaults to ip, then to the node IP).
@@ -49,12 +50,12 @@ export const legacyRoutes =
       },
     );
 
-    app.get('/list-records', { schema: { tags } }, async () => ({ records: deps.records.list({ type: 'A' }).map(legacyView) }));
+    app.get('/list-records', { schema: { summary: 'List the A records (original format)', response: successes({ 200: 'the A records' }), tags } }, async () => ({ records: deps.records.list({ type: 'A' }).map(legacyView) }));
 
     // The name may come as JSON body {"name"} or as ?name=.
     app.delete(
       '/remove-record',
-      { schema: { tags, querystring: dryRunQuery.extend({ name: ownerNameInput.optional() }), body: z.object({ name: ownerNameInput }).strict().nullish() } },
+      { schema: { summary: 'Remove every record at a name', response: successes({ 200: `removed (the records removed), or ${DRY_RUN}` }), tags, querystring: dryRunQuery.extend({ name: ownerNameInput.optional() }), body: z.object({ name: ownerNameInput }).strict().nullish() } },
       async (req) => {
         const name = req.body?.name ?? req.query.name;
         if (!name) throw fieldError('name', 'is required (JSON body {"name": …} or ?name=)');

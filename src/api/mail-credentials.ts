@@ -11,6 +11,7 @@ import { checkCertPair, describeCert } from '../mail/certcheck.js';
 import { certInput, keyInput, mailName, rotateInput } from '../mail/schema.js';
 import { TLS_POLL_MS } from '../mail/tls.js';
 import type { ApiDeps } from './app.js';
+import { successes } from './openapi.js';
 
 export const mailCredentialRoutes =
   (deps: ApiDeps): FastifyPluginAsync =>
@@ -24,12 +25,12 @@ export const mailCredentialRoutes =
     // Keys and the certificate are credentials: admin only (auth.ts); reading them is read.
     const admin = { scope: 'admin' as const };
 
-    app.get('/api/v1/mail/accounts/:name/keys', { schema: { tags, params: nameParam, description: "The account's API keys: id, label, created, last used, expiry, state. Never the key." } }, async (req) => ({
+    app.get('/api/v1/mail/accounts/:name/keys', { schema: { summary: "List a mail account's API keys", response: successes({ 200: 'the keys, never the secret' }), tags, params: nameParam, description: "The account's API keys: id, label, created, last used, expiry, state. Never the key." } }, async (req) => ({
       keys: store.keys(req.params.name),
     }));
     app.post(
       '/api/v1/mail/accounts/:name/keys',
-      { config: admin, schema: { tags, params: nameParam, body: keyInput, description: 'Add a key; `key` in the response is shown this once (only its hash is stored)' } },
+      { config: admin, schema: { summary: 'Add a mail account API key (admin)', response: successes({ 201: 'created; the key is shown this once' }), tags, params: nameParam, body: keyInput, description: 'Add a key; `key` in the response is shown this once (only its hash is stored)' } },
       async (req, reply) => {
         const { info, key } = store.addKey(req.params.name, req.body);
         log.info('mail account key added', { account: info.account, id: info.id, expires_at: info.expires_at });
@@ -41,6 +42,8 @@ export const mailCredentialRoutes =
       {
         config: admin,
         schema: {
+          summary: "Rotate a mail account's API keys (admin)",
+          response: successes({ 201: 'the new key (shown this once), kept and removed keys' }),
           tags,
           params: nameParam,
           body: rotateInput,
@@ -53,7 +56,7 @@ export const mailCredentialRoutes =
         return reply.code(201).send({ key: r.key, info: r.info, kept: r.kept, removed: r.removed });
       },
     );
-    app.delete('/api/v1/mail/accounts/:name/keys/:id', { config: admin, schema: { tags, params: keyParam, description: 'Revoke a key now' } }, async (req, reply) => {
+    app.delete('/api/v1/mail/accounts/:name/keys/:id', { config: admin, schema: { summary: 'Revoke a mail account API key (admin)', response: successes({ 204: 'revoked' }), tags, params: keyParam, description: 'Revoke a key now' } }, async (req, reply) => {
       store.revokeKey(req.params.name, req.params.id);
       log.info('mail account key revoked', { account: req.params.name, id: req.params.id });
       return reply.code(204).send();
@@ -74,12 +77,14 @@ export const mailCredentialRoutes =
         pending: operator !== undefined && presented?.operator_set_at_ms !== operator.set_at_ms,
       };
     };
-    app.get('/api/v1/mail/cert', { schema: { tags, description: 'The STARTTLS certificate the relay presents, and the one set here (never a private key)' } }, async () => shown());
+    app.get('/api/v1/mail/cert', { schema: { summary: "Get the relay's STARTTLS certificate", response: successes({ 200: 'the certificate in use and the one set here' }), tags, description: 'The STARTTLS certificate the relay presents, and the one set here (never a private key)' } }, async () => shown());
     app.put(
       '/api/v1/mail/cert',
       {
         config: admin,
         schema: {
+          summary: "Set the relay's STARTTLS certificate (admin)",
+          response: successes({ 200: 'set; with warnings' }),
           tags,
           body: certInput,
           description: `Set the STARTTLS certificate (PEM chain, leaf first) and its key. 400 when the key does not match, the chain is out of order, or a certificate is expired or not yet valid. The relay presents it from its next STARTTLS (or implicit-TLS connection), within ${TLS_POLL_MS / 1000} s.`,
@@ -93,7 +98,7 @@ export const mailCredentialRoutes =
         return { ...shown(), warnings: check.warnings };
       },
     );
-    app.delete('/api/v1/mail/cert', { config: admin, schema: { tags, description: 'Forget the certificate set here: the relay goes back to mail_tls_cert or its self-signed one' } }, async (req, reply) => {
+    app.delete('/api/v1/mail/cert', { config: admin, schema: { summary: 'Remove the STARTTLS certificate set here (admin)', response: successes({ 204: 'removed' }), tags, description: 'Forget the certificate set here: the relay goes back to mail_tls_cert or its self-signed one' } }, async (req, reply) => {
       store.removeOperatorCert();
       log.info('mail STARTTLS certificate removed');
       return reply.code(204).send();

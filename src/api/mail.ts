@@ -10,6 +10,7 @@ import { dkimTxt, generateDkimPrivateKey } from '../mail/keys.js';
 import type { OperatorAction } from '../mail/messages.js';
 import { accountInput, mailDomain, mailName, MESSAGE_STATUSES, providerConfig, publicConfig, ruleInput, type Provider, type ProviderConfig } from '../mail/schema.js';
 import type { ApiDeps } from './app.js';
+import { successes } from './openapi.js';
 
 /** A provider as shown: passwords, tokens and API keys are never returned. */
 const shown = (p: Provider) => ({ name: p.name, config: publicConfig(p.config) });
@@ -30,40 +31,40 @@ export const mailRoutes =
     // Credentials and keys (accounts, providers, DKIM) are admin; rules and the queue are write (auth.ts).
     const admin = { scope: 'admin' as const };
 
-    app.get('/api/v1/mail/accounts', { schema: { tags } }, async () => ({ accounts: store.accounts() }));
-    app.post('/api/v1/mail/accounts', { config: admin, schema: { tags, body: accountInput } }, async (req, reply) => {
+    app.get('/api/v1/mail/accounts', { schema: { summary: 'List mail submission accounts', response: successes({ 200: 'the accounts' }), tags } }, async () => ({ accounts: store.accounts() }));
+    app.post('/api/v1/mail/accounts', { config: admin, schema: { summary: 'Create a mail submission account (admin)', response: successes({ 201: 'created' }), tags, body: accountInput } }, async (req, reply) => {
       const account = await store.addAccount(req.body);
       log.info('mail account added', { name: account.name, domains: account.allowed_domains });
       return reply.code(201).send({ account });
     });
-    app.delete('/api/v1/mail/accounts/:name', { config: admin, schema: { tags, params: nameParam } }, async (req, reply) => {
+    app.delete('/api/v1/mail/accounts/:name', { config: admin, schema: { summary: 'Delete a mail account (admin)', response: successes({ 204: 'deleted' }), tags, params: nameParam } }, async (req, reply) => {
       store.removeAccount(req.params.name);
       log.info('mail account removed', { name: req.params.name });
       return reply.code(204).send();
     });
 
-    app.get('/api/v1/mail/providers', { schema: { tags } }, async () => ({ providers: store.providers().map(shown) }));
-    app.put('/api/v1/mail/providers/:name', { config: admin, schema: { tags, params: nameParam, body: providerConfig, description: 'Create or replace a provider; admin only' } }, async (req, reply) => {
+    app.get('/api/v1/mail/providers', { schema: { summary: 'List delivery providers (secrets hidden)', response: successes({ 200: 'the providers' }), tags } }, async () => ({ providers: store.providers().map(shown) }));
+    app.put('/api/v1/mail/providers/:name', { config: admin, schema: { summary: 'Create or replace a delivery provider (admin)', response: successes({ 201: 'created', 200: 'replaced' }), tags, params: nameParam, body: providerConfig, description: 'Create or replace a provider; admin only' } }, async (req, reply) => {
       const created = !store.provider(req.params.name);
       const provider = store.putProvider({ name: req.params.name, config: req.body }, { ownAddresses: [deps.nodeIp] });
       log.info('mail provider saved', { name: provider.name, type: provider.config.type, target: target(provider.config), ...(provider.config.type !== 'mx' && provider.config.allow_private ? { allow_private: true } : {}) });
       return reply.code(created ? 201 : 200).send({ provider: shown(provider) });
     });
-    app.delete('/api/v1/mail/providers/:name', { config: admin, schema: { tags, params: nameParam } }, async (req, reply) => {
+    app.delete('/api/v1/mail/providers/:name', { config: admin, schema: { summary: 'Delete a delivery provider (admin)', response: successes({ 204: 'deleted' }), tags, params: nameParam } }, async (req, reply) => {
       store.removeProvider(req.params.name);
       return reply.code(204).send();
     });
 
-    app.get('/api/v1/mail/rules', { schema: { tags } }, async () => ({ rules: store.rules() }));
-    app.post('/api/v1/mail/rules', { schema: { tags, body: ruleInput } }, async (req, reply) => reply.code(201).send({ rule: store.addRule(req.body) }));
-    app.delete('/api/v1/mail/rules/:id', { schema: { tags, params: z.object({ id: z.string().regex(/^[0-9a-f]{8}$/, 'must be a rule id') }) } }, async (req, reply) => {
+    app.get('/api/v1/mail/rules', { schema: { summary: 'List mail routing rules', response: successes({ 200: 'the rules' }), tags } }, async () => ({ rules: store.rules() }));
+    app.post('/api/v1/mail/rules', { schema: { summary: 'Add a mail routing rule', response: successes({ 201: 'created' }), tags, body: ruleInput } }, async (req, reply) => reply.code(201).send({ rule: store.addRule(req.body) }));
+    app.delete('/api/v1/mail/rules/:id', { schema: { summary: 'Delete a mail routing rule', response: successes({ 204: 'deleted' }), tags, params: z.object({ id: z.string().regex(/^[0-9a-f]{8}$/, 'must be a rule id') }) } }, async (req, reply) => {
       store.removeRule(req.params.id);
       return reply.code(204).send();
     });
 
     const dkimView = (domain: string, selector: string, privateKey: string) => ({ domain, selector, record: `${selector}._domainkey.${domain}`, txt: dkimTxt(privateKey) });
     const domainParam = z.object({ domain: mailDomain });
-    app.get('/api/v1/mail/dkim/:domain', { schema: { tags, params: domainParam } }, async (req) => {
+    app.get('/api/v1/mail/dkim/:domain', { schema: { summary: "Get a domain's DKIM key's DNS record", response: successes({ 200: 'the selector and TXT record (never the private key)' }), tags, params: domainParam } }, async (req) => {
       const key = store.dkimKey(req.params.domain);
       if (!key) throw new AppError('not_found', `no DKIM key for ${req.params.domain}`);
       return { dkim: dkimView(key.domain, key.selector, key.private_key) };
@@ -73,6 +74,8 @@ export const mailRoutes =
       {
         config: admin,
         schema: {
+          summary: "Generate a domain's DKIM key (admin)",
+          response: successes({ 201: 'generated; publish the returned TXT record' }),
           tags,
           params: domainParam,
           querystring: z.object({ selector: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a DNS label').default(DEFAULT_SELECTOR) }).strict(),
@@ -89,7 +92,7 @@ export const mailRoutes =
 
     app.get(
       '/api/v1/mail/queue',
-      { schema: { tags, querystring: z.object({ status: z.enum(MESSAGE_STATUSES).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }).strict() } },
+      { schema: { summary: 'List queued and sent messages', response: successes({ 200: 'the messages' }), tags, querystring: z.object({ status: z.enum(MESSAGE_STATUSES).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }).strict() } },
       async (req) => ({ messages: messages.list({ ...(req.query.status ? { status: req.query.status } : {}), limit: req.query.limit }) }),
     );
     const idParam = z.object({ id: z.string().regex(/^[0-9a-f]{16}$/, 'must be a message id') });
@@ -98,24 +101,24 @@ export const mailRoutes =
       if (!message) throw new AppError('not_found', `no message ${id}`);
       return message;
     };
-    app.get('/api/v1/mail/queue/:id', { schema: { tags, params: idParam } }, async (req) => ({ message: found(req.params.id), deliveries: messages.deliveries(req.params.id) }));
-    app.get('/api/v1/mail/queue/:id/log', { schema: { tags, params: idParam, description: 'The delivery attempts of one message, oldest first' } }, async (req) => {
+    app.get('/api/v1/mail/queue/:id', { schema: { summary: 'Get one message with its deliveries', response: successes({ 200: 'the message' }), tags, params: idParam } }, async (req) => ({ message: found(req.params.id), deliveries: messages.deliveries(req.params.id) }));
+    app.get('/api/v1/mail/queue/:id/log', { schema: { summary: "A message's delivery attempts", response: successes({ 200: 'the attempts, oldest first' }), tags, params: idParam, description: 'The delivery attempts of one message, oldest first' } }, async (req) => {
       found(req.params.id);
       return { deliveries: messages.deliveries(req.params.id) };
     });
     // The relay polls every second: a retried or released message goes out within that.
-    const actions: [OperatorAction, string][] = [
-      ['retry', 'Make a queued, deferred or held message due now (409 while in flight or once final)'],
-      ['hold', 'Keep a queued or deferred message from being delivered until released'],
-      ['release', 'Put a held message back in the queue, due now'],
+    const actions: [OperatorAction, string, string][] = [
+      ['retry', 'Retry a message now', 'Make a queued, deferred or held message due now (409 while in flight or once final)'],
+      ['hold', 'Hold a message', 'Keep a queued or deferred message from being delivered until released'],
+      ['release', 'Release a held message', 'Put a held message back in the queue, due now'],
     ];
-    for (const [action, description] of actions)
-      app.post(`/api/v1/mail/queue/:id/${action}`, { schema: { tags, params: idParam, description } }, async (req) => {
+    for (const [action, summary, description] of actions)
+      app.post(`/api/v1/mail/queue/:id/${action}`, { schema: { summary, response: successes({ 200: 'the message, updated' }), tags, params: idParam, description } }, async (req) => {
         const message = messages.operate(req.params.id, action, Date.now());
         log.info(`mail message ${action}`, { id: message.id, status: message.status });
         return { message };
       });
-    app.delete('/api/v1/mail/queue/:id', { schema: { tags, params: idParam, description: 'Delete a message (not while in flight) with its delivery log' } }, async (req, reply) => {
+    app.delete('/api/v1/mail/queue/:id', { schema: { summary: 'Delete a message from the queue', response: successes({ 204: 'deleted' }), tags, params: idParam, description: 'Delete a message (not while in flight) with its delivery log' } }, async (req, reply) => {
       messages.delete(req.params.id, Date.now());
       log.info('mail message deleted', { id: req.params.id });
       return reply.code(204).send();

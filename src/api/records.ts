@@ -7,6 +7,7 @@ import { RECORD_TYPES, recordFilter, recordInput } from '../model/record.js';
 import { placeName, recordWrite } from '../model/write.js';
 import type { ApiDeps } from './app.js';
 import { assertRecordsNoClash, assertRecordsNotOwnEndpoint, dnsPlan, dryRunQuery, mutate, putRecord } from './mutate.js';
+import { DRY_RUN, successes } from './openapi.js';
 
 const nameParam = z.object({ name: z.string().describe('Owner name, relative or absolute') });
 const nameTypeParams = nameParam.extend({ type: z.enum(RECORD_TYPES) });
@@ -19,7 +20,7 @@ export const recordRoutes =
     const at = (name: string, code: ErrorCode = 'invalid_params') => placeName(name, deps.zones, 'name', code).name;
     const tags = ['records'];
 
-    app.get('/api/v1/records', { schema: { tags, querystring: recordFilter } }, async (req) => {
+    app.get('/api/v1/records', { schema: { summary: 'List record sets (filter by zone, type, name)', response: successes({ 200: 'the record sets' }), tags, querystring: recordFilter } }, async (req) => {
       const q = req.query;
       // Stored sets that no longer parse are not served; they are listed apart (only when there are any).
       const { records, invalid } = deps.records.scan({
@@ -32,13 +33,13 @@ export const recordRoutes =
       return { records, ...(invalid.length ? { invalid } : {}) };
     });
 
-    app.get('/api/v1/records/:name/:type', { schema: { tags, params: nameTypeParams } }, async (req) => {
+    app.get('/api/v1/records/:name/:type', { schema: { summary: 'Get one record set', response: successes({ 200: 'the record set' }), tags, params: nameTypeParams } }, async (req) => {
       const record = deps.records.get(at(req.params.name), req.params.type);
       if (!record) throw new AppError('not_found', `no ${req.params.type} record at ${at(req.params.name)}`);
       return { record };
     });
 
-    app.post('/api/v1/records', { schema: { tags, body: recordInput, querystring: dryRunQuery } }, async (req, reply) => {
+    app.post('/api/v1/records', { schema: { summary: 'Create a record set', response: successes({ 201: 'created', 200: DRY_RUN }), tags, body: recordInput, querystring: dryRunQuery } }, async (req, reply) => {
       const write = recordWrite(req.body, deps.zones);
       const out = mutate(deps, req, () => {
         if (deps.records.get(write.name, write.data.type))
@@ -51,7 +52,7 @@ export const recordRoutes =
       return 'dry_run' in out ? out : reply.code(201).send({ record: out.record, ...(out.removed_route ? { removed_route: out.removed_route } : {}) });
     });
 
-    app.put('/api/v1/records/:name/:type', { schema: { tags, params: nameTypeParams, body: recordInput, querystring: dryRunQuery } }, async (req, reply) => {
+    app.put('/api/v1/records/:name/:type', { schema: { summary: 'Create or replace a record set', response: successes({ 201: 'created', 200: `replaced, or ${DRY_RUN}` }), tags, params: nameTypeParams, body: recordInput, querystring: dryRunQuery } }, async (req, reply) => {
       const write = recordWrite(req.body, deps.zones);
       if (write.name !== at(req.params.name) || write.data.type !== req.params.type)
         throw new AppError('invalid_body', undefined, [{ path: write.name !== at(req.params.name) ? 'name' : 'type', message: 'must match the URL' }]);
@@ -64,7 +65,7 @@ export const recordRoutes =
       return 'dry_run' in out ? out : reply.code(out.created ? 201 : 200).send({ record: out.record, ...(out.removed_route ? { removed_route: out.removed_route } : {}) });
     });
 
-    app.delete('/api/v1/records/:name/:type', { schema: { tags, params: nameTypeParams, querystring: dryRunQuery } }, async (req, reply) => {
+    app.delete('/api/v1/records/:name/:type', { schema: { summary: 'Delete a record set', response: successes({ 204: 'deleted', 200: DRY_RUN }), tags, params: nameTypeParams, querystring: dryRunQuery } }, async (req, reply) => {
       const out = mutate(deps, req, () => {
         const removed = deps.records.remove(at(req.params.name), req.params.type);
         return { result: removed, dns: dnsPlan([], removed) };
@@ -72,7 +73,7 @@ export const recordRoutes =
       return 'dry_run' in out ? out : reply.code(204).send();
     });
 
-    app.delete('/api/v1/records/:name', { schema: { tags, params: nameParam, querystring: dryRunQuery, description: 'Removes every record set at the name' } }, async (req) => {
+    app.delete('/api/v1/records/:name', { schema: { summary: 'Delete every record set at a name', response: successes({ 200: `the record sets removed, or ${DRY_RUN}` }), tags, params: nameParam, querystring: dryRunQuery, description: 'Removes every record set at the name' } }, async (req) => {
       const out = mutate(deps, req, () => {
         const removed = deps.records.remove(at(req.params.name));
         return { result: removed, dns: dnsPlan([], removed) };

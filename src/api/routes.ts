@@ -7,6 +7,7 @@ import { routeBody } from '../model/route.js';
 import { planRoutes } from '../proxy/plan.js';
 import type { ApiDeps } from './app.js';
 import { assertNoClash, assertNotOwnEndpoint, dryRunQuery, mutate } from './mutate.js';
+import { DRY_RUN, successes } from './openapi.js';
 
 const idParam = z.object({ id: z.string().regex(/^(api|record):[a-z0-9._*-]{1,253}$/, 'must be a route id such as api:1a2b3c4d or record:llm.home.arpa') });
 
@@ -24,14 +25,14 @@ export const proxyRoutes =
       if (id.startsWith('record:')) throw new AppError('conflict', `${id} follows its DNS record: change or remove the record, or disable its proxy`);
     };
 
-    app.get('/api/v1/routes', { schema: { tags } }, async () => ({ routes: deps.proxy.views() }));
-    app.get('/api/v1/routes/:id', { schema: { tags, params: idParam } }, async (req) => ({ route: view(req.params.id) }));
+    app.get('/api/v1/routes', { schema: { summary: 'List proxy routes with their status', response: successes({ 200: 'the routes' }), tags } }, async () => ({ routes: deps.proxy.views() }));
+    app.get('/api/v1/routes/:id', { schema: { summary: 'Get one proxy route', response: successes({ 200: 'the route' }), tags, params: idParam } }, async (req) => ({ route: view(req.params.id) }));
 
     const assertSafe = (body: { hosts: string[]; upstreams: string[] }) =>
       assertNotOwnEndpoint(deps, body.hosts.map((h, i) => [`hosts.${i}`, h]), body.upstreams.map((u, i) => [`upstreams.${i}`, u]));
 
     // Checks and write in one transaction (mutate): nothing can slip in between them.
-    app.post('/api/v1/routes', { schema: { tags, body: routeBody, querystring: dryRunQuery } }, async (req, reply) => {
+    app.post('/api/v1/routes', { schema: { summary: 'Create a proxy route', response: successes({ 201: 'created', 200: DRY_RUN }), tags, body: routeBody, querystring: dryRunQuery } }, async (req, reply) => {
       const out = mutate(deps, req, () => {
         assertSafe(req.body);
         assertNoClash(deps, { id: '', hosts: req.body.hosts, path: req.body.path ?? null });
@@ -41,7 +42,7 @@ export const proxyRoutes =
     });
 
     // A stored row that no longer parses can be replaced here (it is listed with status error).
-    app.put('/api/v1/routes/:id', { schema: { tags, params: idParam, body: routeBody, querystring: dryRunQuery } }, async (req) => {
+    app.put('/api/v1/routes/:id', { schema: { summary: 'Replace a proxy route', response: successes({ 200: `replaced, or ${DRY_RUN}` }), tags, params: idParam, body: routeBody, querystring: dryRunQuery } }, async (req) => {
       apiOnly(req.params.id);
       const out = mutate(deps, req, () => {
         if (!deps.routes.has(req.params.id)) throw new AppError('not_found', `no route ${req.params.id}`);
@@ -52,13 +53,13 @@ export const proxyRoutes =
       return 'dry_run' in out ? out : { route: view(out.id) };
     });
 
-    app.delete('/api/v1/routes/:id', { schema: { tags, params: idParam, querystring: dryRunQuery } }, async (req, reply) => {
+    app.delete('/api/v1/routes/:id', { schema: { summary: 'Delete a proxy route', response: successes({ 204: 'deleted', 200: DRY_RUN }), tags, params: idParam, querystring: dryRunQuery } }, async (req, reply) => {
       apiOnly(req.params.id);
       const out = mutate(deps, req, () => ({ result: deps.routes.remove(req.params.id), dns: { added: [], changed: [], removed: [] } }));
       return 'dry_run' in out ? out : reply.code(204).send();
     });
 
-    app.get('/api/v1/plan', { schema: { tags, description: 'Routes Caddy would change to reach the desired state; DNS changes apply at once, so its part is empty' } }, async () => {
+    app.get('/api/v1/plan', { schema: { summary: 'What Caddy would change to reach the desired routes', response: successes({ 200: 'the plan' }), tags, description: 'Routes Caddy would change to reach the desired state; DNS changes apply at once, so its part is empty' } }, async () => {
       const status = deps.proxyStatus();
       return {
         caddy_up: status.caddyUp,
@@ -68,7 +69,7 @@ export const proxyRoutes =
       };
     });
 
-    app.get('/api/v1/caddyfile', { schema: { tags, description: 'The routes as a human-readable Caddyfile (text/plain)' } }, async (_req, reply) =>
+    app.get('/api/v1/caddyfile', { schema: { summary: 'Export the routes as a Caddyfile', response: successes({ 200: 'the Caddyfile (text/plain)' }), tags, description: 'The routes as a human-readable Caddyfile (text/plain)' } }, async (_req, reply) =>
       reply.type('text/plain; charset=utf-8').send(deps.caddyfile(deps.proxy.desired())),
     );
   };

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { logger } from '../log/index.js';
 import { DEFAULT_TOKEN_SCOPE, tokenName, tokenScope } from '../model/token.js';
 import type { ApiDeps } from './app.js';
+import { successes } from './openapi.js';
 
 export const tokenRoutes =
   (deps: ApiDeps): FastifyPluginAsync =>
@@ -14,12 +15,14 @@ export const tokenRoutes =
     const log = logger('tokens');
     const tags = ['tokens'];
     const config = { scope: 'admin' as const };
-    app.get('/api/v1/tokens', { config, schema: { tags, description: 'Tokens with their scope (never the secret); admin only' } }, async () => ({ tokens: deps.tokens.list() }));
+    app.get('/api/v1/tokens', { config, schema: { summary: 'List API tokens (admin)', response: successes({ 200: 'the tokens, without secrets' }), tags, description: 'Tokens with their scope (never the secret); admin only' } }, async () => ({ tokens: deps.tokens.list() }));
     app.post(
       '/api/v1/tokens',
       {
         config,
         schema: {
+          summary: 'Create an API token (admin)',
+          response: successes({ 201: 'created; the secret is shown this once' }),
           tags,
           body: z.object({ name: tokenName, scope: tokenScope.default(DEFAULT_TOKEN_SCOPE) }).strict(),
           description: `Create a token (the secret is in this response only); scope defaults to ${DEFAULT_TOKEN_SCOPE}; admin only`,
@@ -31,7 +34,7 @@ export const tokenRoutes =
         return reply.code(201).send({ token, ...info });
       },
     );
-    app.delete('/api/v1/tokens/:id', { config, schema: { tags, params: z.object({ id: z.string().regex(/^[0-9a-f]{1,32}$/, 'must be a token id') }), description: 'Revoke a token now; admin only' } }, async (req, reply) => {
+    app.delete('/api/v1/tokens/:id', { config, schema: { summary: 'Revoke an API token (admin)', response: successes({ 204: 'revoked' }), tags, params: z.object({ id: z.string().regex(/^[0-9a-f]{1,32}$/, 'must be a token id') }), description: 'Revoke a token now; admin only' } }, async (req, reply) => {
       deps.tokens.revoke(req.params.id);
       log.info('token revoked', { id: req.params.id, by: req.token?.id });
       return reply.code(204).send();

@@ -11,6 +11,7 @@ import { planRoutes } from '../proxy/plan.js';
 import type { ApiDeps } from './app.js';
 import { dnsPlan, dryRunQuery, mutate } from './mutate.js';
 import { importOnThread } from './zone-import.js';
+import { DRY_RUN, successes } from './openapi.js';
 
 const zoneParam = z.object({ zone: z.string().describe('Zone name, e.g. home.arpa') });
 
@@ -25,11 +26,11 @@ export const zoneRoutes =
       return zone;
     };
 
-    app.get('/api/v1/zones', { schema: { tags } }, async () => ({
+    app.get('/api/v1/zones', { schema: { summary: 'List the served zones with serial and record count', response: successes({ 200: 'the zones' }), tags } }, async () => ({
       zones: deps.zones.map((name) => ({ name, serial: deps.records.serial(name), records: deps.records.count(name) })),
     }));
 
-    app.get('/api/v1/zones/:zone/export', { schema: { tags, params: zoneParam, description: 'RFC 1035 master file (text/plain)' } }, async (req, reply) => {
+    app.get('/api/v1/zones/:zone/export', { schema: { summary: 'Export a zone as a master file', response: successes({ 200: 'the zone file (text/plain)' }), tags, params: zoneParam, description: 'RFC 1035 master file (text/plain)' } }, async (req, reply) => {
       const zone = served(req.params.zone);
       return reply.type('text/plain; charset=utf-8').send(exportZone(zone, deps.servedRecords(zone)));
     });
@@ -38,6 +39,8 @@ export const zoneRoutes =
       '/api/v1/zones/:zone/import',
       {
         schema: {
+          summary: 'Import a master file into a zone (merge or replace)',
+          response: successes({ 200: `imported (counts and the new serial), or ${DRY_RUN}` }),
           tags,
           params: zoneParam,
           querystring: dryRunQuery.extend({ mode: z.enum(['merge', 'replace']).default('merge') }),

@@ -8,6 +8,7 @@ import { nameProblem, upstreamProblem } from '../model/name.js';
 import { adminAddressProblem } from './admin-address.js';
 import {
   compareRoutes,
+  DEFAULT_HTTPS_PORT,
   FAIL_DURATION,
   HEALTH_INTERVAL,
   HEALTH_TIMEOUT,
@@ -108,6 +109,8 @@ interface View {
   httpsPort: number;
   internalCa: boolean;
   secure: boolean;
+  /** TLS hosts the HTTP port redirects itself (HTTPS port ≠ 443, as render() does); empty otherwise. */
+  redirectHosts: string[];
   sites: SiteView[];
   keepalive: string;
   tryDuration: string;
@@ -166,6 +169,8 @@ export function caddyfileExport(desired: DesiredProxy): string {
     httpsPort: settings.httpsPort,
     internalCa: routes.some((r) => r.tls === 'internal'),
     secure: routes.some((r) => r.tls !== 'off'),
+    redirectHosts:
+      settings.httpsPort === DEFAULT_HTTPS_PORT ? [] : [...new Set(routes.filter((r) => r.tls !== 'off').flatMap((r) => r.hosts))].sort(),
     sites: sites(routes),
     keepalive: KEEPALIVE_IDLE,
     tryDuration: TRY_DURATION,

@@ -2,7 +2,7 @@
 // program. Also spots a second Caddy: two can bind the same ports through SO_REUSEPORT.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import type { Logger } from '../log/index.js';
 import { parseAdminAddress } from './admin-address.js';
 import { DIR_MODE, FILE_MODE } from '../store/files.js';
@@ -28,22 +28,34 @@ export function prepareAdminSocketDir(admin: string): void {
   if (where.kind === 'unix') mkdirSync(dirname(where.path), { recursive: true, mode: 0o700 });
 }
 
-/** PIDs of running processes whose executable name is `caddy` (Linux /proc; [] elsewhere). */
-export function caddyPids(): number[] {
+/**
+ * PIDs of running Caddy processes (executable name `caddy`; Linux /proc, [] elsewhere) that serve
+ * this stack's admin address `admin`: their `run --config` file (read through /proc/<pid>/cwd)
+ * sets `admin.listen` to it. Other users' Caddies (their cmdline or config unreadable, or another
+ * admin address) do not count; two Caddies of one stack can share its ports through SO_REUSEPORT.
+ */
+export function caddyPids(admin: string, proc = '/proc'): number[] {
+  let entries: string[];
   try {
-    return readdirSync('/proc')
-      .filter((d) => /^\d+$/.test(d))
-      .filter((d) => {
-        try {
-          return readFileSync(`/proc/${d}/comm`, 'utf8').trim() === 'caddy';
-        } catch {
-          return false;
-        }
-      })
-      .map(Number);
+    entries = readdirSync(proc).filter((d) => /^\d+$/.test(d));
   } catch {
     return [];
   }
+  return entries
+    .filter((d) => {
+      try {
+        if (readFileSync(join(proc, d, 'comm'), 'utf8').trim() !== 'caddy') return false;
+        const argv = readFileSync(join(proc, d, 'cmdline'), 'utf8').split('\0');
+        const at = argv.findIndex((a) => a === '--config' || a.startsWith('--config='));
+        const file = at < 0 ? undefined : argv[at]!.startsWith('--config=') ? argv[at]!.slice('--config='.length) : argv[at + 1];
+        if (!file) return false;
+        const config = JSON.parse(readFileSync(isAbsolute(file) ? file : join(proc, d, 'cwd', file), 'utf8')) as { admin?: { listen?: unknown } };
+        return config.admin?.listen === admin;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 /** Environment that keeps a Caddy we run (or `caddy validate`) storing its data under `dir`, not the user's home. */

@@ -28,6 +28,8 @@ export const HEALTH_INTERVAL = '10s';
 export const HEALTH_TIMEOUT = '5s';
 export const NO_HOST_BODY = 'no route for this host';
 export const NO_PATH_BODY = 'no route for this path';
+/** The standard HTTPS port: a browser leaves it out of URLs, and so does Caddy's own redirect. */
+export const DEFAULT_HTTPS_PORT = 443;
 
 export interface Skipped {
   id: string;
@@ -308,7 +310,7 @@ function lowerCaseHost(server: string): Json {
  * Caddy inserts its HTTP→HTTPS redirects after the last route with a host matcher, i.e. just
  * before our catch-all. `otherHosts`: names Caddy's redirect route adds to this server.
  */
-function serverRoutes(server: string, routes: DesiredRoute[], otherHosts: number, ids: Ids): Json[] {
+function serverRoutes(server: string, routes: DesiredRoute[], otherHosts: number, ids: Ids, beforeCatchAll?: Json): Json[] {
   const byHost = new Map<string, DesiredRoute[]>();
   for (const r of routes)
     for (const h of r.hosts) {
@@ -328,8 +330,29 @@ function serverRoutes(server: string, routes: DesiredRoute[], otherHosts: number
   out.push(...leaves(wild, byHost, ids));
   const wildMiss = missing(wild);
   if (wildMiss.length) out.push(notFound(`${server}-no-path-wildcard`, NO_PATH_BODY, wildMiss));
+  if (beforeCatchAll) out.push(beforeCatchAll);
   out.push(notFound(`${server}-catch-all`, NO_HOST_BODY));
   return out;
+}
+
+/**
+ * HTTP→HTTPS redirect for the TLS hosts, in place of Caddy's automatic one. Caddy 2.6 treats
+ * `https_port` as an internal port and leaves it out of its redirect (`:8080` → `https://host/…`),
+ * so with a non-443 HTTPS port we render the redirect ourselves, keeping the port; same 308 as Caddy.
+ */
+function httpsRedirect(hosts: string[], httpsPort: number): Json {
+  return {
+    '@id': `${SERVER_HTTP}-https-redirect`,
+    match: [{ host: hosts }],
+    handle: [
+      {
+        handler: 'static_response',
+        status_code: 308,
+        headers: { Location: [`https://{http.request.host}:${httpsPort}{http.request.uri}`] },
+      },
+    ],
+    terminal: true,
+  };
 }
 
 function tlsPolicies(routes: DesiredRoute[]): Json[] {
@@ -350,7 +373,10 @@ export function render(desired: DesiredProxy): Rendered {
   const ids = new Ids();
   const plain = routes.filter((r) => r.tls === 'off');
   const secure = routes.filter((r) => r.tls !== 'off');
-  const secureHosts = uniqSorted(secure.flatMap((r) => r.hosts)).length;
+  const secureHostList = uniqSorted(secure.flatMap((r) => r.hosts));
+  const secureHosts = secureHostList.length;
+  // Caddy's own redirect is right on the default port only (see httpsRedirect).
+  const ownRedirect = secure.length > 0 && settings.httpsPort !== DEFAULT_HTTPS_PORT;
 
   const servers: Json = {
     [SERVER_HTTP]: {
@@ -358,13 +384,14 @@ export function render(desired: DesiredProxy): Rendered {
       // tls off: no certificates for these hosts; Caddy still adds its redirects for TLS hosts here.
       automatic_https: { disable: true },
       metrics: {},
-      routes: serverRoutes(SERVER_HTTP, plain, secureHosts, ids),
+      routes: serverRoutes(SERVER_HTTP, plain, secureHosts, ids, ownRedirect ? httpsRedirect(secureHostList, settings.httpsPort) : undefined),
     },
   };
   if (secure.length > 0)
     servers[SERVER_HTTPS] = {
       '@id': SERVER_HTTPS,
       listen: [listenAddress(settings.listenIp, settings.httpsPort)],
+      ...(ownRedirect ? { automatic_https: { disable_redirects: true } } : {}),
       metrics: {},
       routes: serverRoutes(SERVER_HTTPS, secure, 0, ids),
     };

@@ -12,7 +12,6 @@ describe('api: auth, tokens, probes, OpenAPI', () => {
     expect(none.headers['www-authenticate']).to.include('Bearer');
     expect(none.json().error.code).to.equal('unauthorized');
     expect((await f.app.inject({ method: 'GET', url: '/list-records', headers: { authorization: 'Bearer nope' } })).statusCode).to.equal(401);
-    expect((await f.app.inject({ method: 'GET', url: '/openapi.json' })).statusCode).to.equal(401);
     const health = await f.app.inject({ method: 'GET', url: '/health' });
     expect(health.statusCode).to.equal(200);
     expect(health.json()).to.deep.include({ status: 'ok' });
@@ -48,6 +47,43 @@ describe('api: auth, tokens, probes, OpenAPI', () => {
     expect(f.tokens.verify(first!)).to.be.a('string');
     expect(f.tokens.bootstrap('fixed-secret-for-tests')).to.equal(undefined);
     expect(f.tokens.verify('fixed-secret-for-tests')).to.be.a('string');
+  });
+
+  it('Swagger UI and the OpenAPI document load without a token (a browser has none yet); the API does not', async () => {
+    const page = await f.app.inject({ method: 'GET', url: '/docs/' });
+    expect(page.statusCode).to.equal(200);
+    expect(page.headers['content-type']).to.match(/^text\/html/);
+    // Every asset the page references loads without a token too.
+    const assets = [...page.body.matchAll(/(?:src|href)="\.\/([^"]+)"/g)].map((m) => m[1]!);
+    expect(assets).to.include.members(['static/swagger-ui.css', 'static/swagger-ui-bundle.js', 'static/swagger-initializer.js']);
+    for (const asset of assets) {
+      const res = await f.app.inject({ method: 'GET', url: `/docs/${asset}` });
+      expect(res.statusCode, asset).to.equal(200);
+    }
+    expect((await f.app.inject({ method: 'GET', url: '/docs' })).statusCode).to.be.oneOf([200, 302]);
+    // The initializer loads ./json: the spec, which declares bearer security for the Authorize button.
+    const init = await f.app.inject({ method: 'GET', url: '/docs/static/swagger-initializer.js' });
+    expect(init.body).to.include("resolveUrl('./json')");
+    for (const url of ['/docs/json', '/openapi.json']) {
+      const spec = await f.app.inject({ method: 'GET', url });
+      expect(spec.statusCode, url).to.equal(200);
+      expect(spec.json().components.securitySchemes).to.deep.equal({ bearer: { type: 'http', scheme: 'bearer' } });
+      expect(spec.json().security).to.deep.equal([{ bearer: [] }]);
+    }
+    expect((await f.app.inject({ method: 'GET', url: '/docs/yaml' })).statusCode).to.equal(200);
+    // The API stays closed, also behind paths that start like the docs or try to climb out of them.
+    for (const [method, url] of [
+      ['GET', '/api/v1/records'],
+      ['GET', '/api/v1/tokens'],
+      ['POST', '/api/v1/tokens'],
+      ['GET', '/docs/../api/v1/records'],
+      ['GET', '/docs/static/../../api/v1/tokens'],
+      ['GET', '/docs/nothing-here'],
+      ['POST', '/docs/json'],
+    ] as const) {
+      const res = await f.app.inject({ method, url, payload: method === 'POST' ? {} : undefined });
+      expect(res.statusCode, `${method} ${url}`).to.equal(401);
+    }
   });
 
   it('serves an OpenAPI document generated from the schemas, and Swagger UI', async () => {

@@ -7,7 +7,7 @@
 // is what scripts/test.sh itself goes through).
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { APP_DIR } from '../helpers/supervisor.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -160,7 +160,7 @@ describe('deploy: the Node.js runtime of the scripts (scripts/lib.sh)', function
         expect(r.npm).to.deep.equal(['ci --no-audit --no-fund', 'run --silent build']);
         expect(readFileSync(join(dir, 'node_modules/.dnsproxy-abi'), 'utf8')).to.equal(`linux-${ARCH}-127\n`);
         const again = bash(c, 'need_npm', dir);
-        expect(again.npm.slice(2)).to.deep.equal(['run --silent build']);
+        expect(again.npm.slice(2)).to.deep.equal([]);
       } finally {
         c.cleanup();
       }
@@ -186,6 +186,60 @@ describe('deploy: the Node.js runtime of the scripts (scripts/lib.sh)', function
         const r = bash(c, 'need_npm', dir);
         expect(r.stderr).to.include('npm ci (package-lock.json changed)');
         expect(r.npm.slice(1)).to.deep.equal(['ci --no-audit --no-fund', 'run --silent build']);
+      } finally {
+        c.cleanup();
+      }
+    });
+
+    it('builds only when src/, tsconfig.json or the lockfile changed since the last build (stamp in dist/)', () => {
+      const c = checkout(`${MIN_MAJOR}.0.0`);
+      try {
+        const dir = project(c, `linux-${ARCH}-127`);
+        mkdirSync(join(dir, 'src/api'), { recursive: true });
+        const past = new Date(Date.now() - 300_000);
+        for (const f of ['src/api/app.ts', 'src/main.ts', 'tsconfig.json']) {
+          writeFileSync(join(dir, f), '// x\n');
+          utimesSync(join(dir, f), past, past);
+        }
+        for (const d of ['src/api', 'src']) utimesSync(join(dir, d), past, past);
+        const stamp = join(dir, 'dist/.dnsproxy-build-stamp');
+        const first = bash(c, 'need_npm', dir);
+        expect(first.code, first.stderr).to.equal(0);
+        expect(first.stderr).to.include('dnsproxy: building (no previous build)');
+        expect(first.npm).to.deep.equal(['run --silent build']);
+        // The stamp moved back between the inputs' time and now, so an input can be made newer than it while still in the past.
+        const stampTime = new Date(Date.now() - 100_000); // after the lockfile (120 s ago), before now
+        utimesSync(stamp, stampTime, stampTime);
+        const stampAt = statSync(stamp).mtimeMs;
+
+        // A warm restart: nothing changed, so no tsc, and the stamp is left as it was.
+        const warm = bash(c, 'need_npm', dir);
+        expect(warm.code, warm.stderr).to.equal(0);
+        expect(warm.npm).to.deep.equal(['run --silent build']);
+        expect(warm.stderr).to.include('dnsproxy: build up to date');
+        expect(statSync(stamp).mtimeMs).to.equal(stampAt);
+
+        // Each input, made newer than the stamp, triggers exactly one build.
+        const later = new Date(stampAt + 10_000);
+        let builds = 1;
+        const touchAndBuild = (f: string, changed: string) => {
+          utimesSync(stamp, stampTime, stampTime);
+          utimesSync(join(dir, f), later, later);
+          const r = bash(c, 'need_npm', dir);
+          expect(r.code, r.stderr).to.equal(0);
+          expect(r.stderr).to.include(`dnsproxy: building (${changed} changed)`);
+          expect(r.npm).to.have.length(++builds);
+          expect(bash(c, 'need_npm', dir).npm).to.have.length(builds);
+          utimesSync(join(dir, f), past, past);
+        };
+        touchAndBuild('src/api/app.ts', 'src/api/app.ts');
+        touchAndBuild('tsconfig.json', 'tsconfig.json');
+        // A deleted source file changes its directory's mtime.
+        utimesSync(stamp, stampTime, stampTime);
+        rmSync(join(dir, 'src/main.ts'));
+        const r = bash(c, 'need_npm', dir);
+        expect(r.stderr).to.include('dnsproxy: building (src changed)');
+        expect(r.npm).to.have.length(builds + 1);
       } finally {
         c.cleanup();
       }

@@ -240,10 +240,26 @@ describe('proxy/render', () => {
         [['public.example.com'], [{ module: 'acme' }]],
         [['*.svc.home.arpa', 'vault.home.arpa'], [{ module: 'internal' }]],
       ]);
-      const hostsOf = (server: string) => routesOf(config, server).flatMap((r) => ((r.match as Json[] | undefined)?.[0]?.host as string[]) ?? []);
+      const hostsOf = (server: string) =>
+        routesOf(config, server)
+          .filter((r) => r['@id'] !== `${SERVER_HTTP}-https-redirect`)
+          .flatMap((r) => ((r.match as Json[] | undefined)?.[0]?.host as string[]) ?? []);
       expect(hostsOf(SERVER_HTTPS)).to.not.include('www.example.test');
       expect(hostsOf(SERVER_HTTP)).to.not.include('vault.home.arpa');
       expect(((config.apps as Json).pki)).to.deep.equal({ certificate_authorities: { local: { install_trust: false } } });
+    });
+
+    it('HTTPS port ≠ 443: the HTTP server redirects TLS hosts keeping the port; Caddy\'s redirect is off', () => {
+      const { config } = render(goldenInput('features'));
+      const redirect = routesOf(config, SERVER_HTTP).find((r) => r['@id'] === `${SERVER_HTTP}-https-redirect`);
+      expect(redirect?.match).to.deep.equal([{ host: ['*.svc.home.arpa', 'public.example.com', 'vault.home.arpa'] }]);
+      expect(JSON.stringify(redirect?.handle)).to.include('https://{http.request.host}:8443{http.request.uri}');
+      const servers = ((config.apps as Json).http as Json).servers as Record<string, Json>;
+      expect(servers[SERVER_HTTPS]?.automatic_https).to.deep.equal({ disable_redirects: true });
+      // On 443 Caddy's own redirect is right: nothing extra is rendered.
+      const input = goldenInput('features');
+      const on443 = render({ ...input, settings: { ...input.settings, httpsPort: 443 } }).config;
+      expect(JSON.stringify(on443)).to.not.include('https-redirect').and.not.include('disable_redirects');
     });
 
     it('conflicts: first route by id keeps the host+path or the tls mode; the other is skipped with a reason', () => {
