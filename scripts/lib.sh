@@ -90,9 +90,10 @@ install_node() {
 
 # npm dependencies, installed when package-lock.json changed since the last install or when the
 # node running now has another native-module ABI than the one node_modules was built with
-# (better-sqlite3 is compiled for one ABI: Node 20's 115, Node 24's 137); then compile.
+# (better-sqlite3 is compiled for one ABI: Node 20's 115, Node 24's 137). need_npm also compiles;
+# need_modules only installs (the benchmarks' SKIP_BUILD=1 uses the dist/ already there).
 ABI_MARK=node_modules/.dnsproxy-abi
-need_npm() {
+need_modules() {
   local abi why=""
   abi=$(node -p 'process.platform + "-" + process.arch + "-" + process.versions.modules') || die "node does not run"
   if [ ! -f node_modules/.package-lock.json ]; then why="no node_modules"
@@ -108,5 +109,8 @@ need_npm() {
       || die "npm ci failed (better-sqlite3 compiles from source when no prebuilt binary can be downloaded: it needs python3, make and g++)"
     echo "$abi" >"$ABI_MARK"
   fi
+}
+need_npm() {
+  need_modules
   npm run --silent build >&2 || die "TypeScript build failed"
 }
