@@ -90,9 +90,10 @@ install_node() {
 
 # npm dependencies, installed when package-lock.json changed since the last install or when the
 # node running now has another native-module ABI than the one node_modules was built with
-# (better-sqlite3 is compiled for one ABI: Node 20's 115, Node 24's 137); then compile.
+# (better-sqlite3 is compiled for one ABI: Node 20's 115, Node 24's 137). need_npm also compiles;
+# need_modules only installs (the benchmarks' SKIP_BUILD=1 uses the dist/ already there).
 ABI_MARK=node_modules/.dnsproxy-abi
-need_npm() {
+need_modules() {
   local abi why=""
   abi=$(node -p 'process.platform + "-" + process.arch + "-" + process.versions.modules') || die "node does not run"
   if [ ! -f node_modules/.package-lock.json ]; then why="no node_modules"
@@ -108,7 +109,8 @@ need_npm() {
       || die "npm ci failed (better-sqlite3 compiles from source when no prebuilt binary can be downloaded: it needs python3, make and g++)"
     echo "$abi" >"$ABI_MARK"
   fi
-  need_build "$why"
+  # Non-empty when node_modules was just (re)installed: need_npm then builds even if the stamp is newer.
+  MODULES_INSTALLED=$why
 }
 
 # The TypeScript build (tsc, ~8 s on a warm restart) runs only when its inputs changed since the
@@ -133,4 +135,10 @@ need_build() {
   mkdir -p "$(dirname "$BUILD_STAMP")" && touch "$BUILD_STAMP.new" || die "cannot write $BUILD_STAMP.new"
   npm run --silent build >&2 || { rm -f "$BUILD_STAMP.new"; die "TypeScript build failed"; }
   mv -f "$BUILD_STAMP.new" "$BUILD_STAMP" || die "cannot write $BUILD_STAMP"
+}
+
+# need_npm: the npm dependencies (need_modules), then the build when its inputs changed (need_build).
+need_npm() {
+  need_modules
+  need_build "$MODULES_INSTALLED"
 }

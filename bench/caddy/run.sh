@@ -28,10 +28,8 @@ need_debs caddy:caddy wrk:wrk
 need_node
 
 cd "$ROOT"
-if [[ ! -d node_modules ]]; then
-  echo "bench/caddy: npm install"
-  npm install --no-audit --no-fund >/dev/null || die "npm install failed"
-fi
+# Installs node_modules when missing or built for another Node ABI (scripts/lib.sh).
+need_modules
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   npm run -s build || die "npm run build failed"
 fi

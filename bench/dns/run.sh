@@ -143,9 +143,10 @@ H="$HERE/helper.mjs"
 
 # ---- build and start the controller -----------------------------------------
 cd "$ROOT"
+# Installs node_modules when missing or built for another Node ABI (scripts/lib.sh).
+need_modules
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   say "build"
-  [[ -d node_modules ]] || npm install --no-audit --no-fund >/dev/null
   npm run build --silent
 fi
 

@@ -144,9 +144,10 @@ measure() {
 
 # ---- build, smtp-sink, relay --------------------------------------------------
 cd "$ROOT"
+# Installs node_modules when missing or built for another Node ABI (scripts/lib.sh).
+need_modules
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   say "build"
-  [[ -d node_modules ]] || npm install --no-audit --no-fund >/dev/null
   npm run build --silent
 fi
 
