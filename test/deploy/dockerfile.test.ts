@@ -276,7 +276,7 @@ describe('deploy: Dockerfile.all against the repo', () => {
     const env = envOf(runtime);
     expect(env.DNSPROXY_CADDY_ADMIN).to.equal(`unix/${env.DNSPROXY_RUN_DIR}/caddy-admin.sock`);
     const runs = runtime.instructions.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
-    expect(runs, 'the image makes its run dir 0700').to.match(new RegExp(`chmod 0?700 ${env.DNSPROXY_RUN_DIR}(?:\\s|$)`));
+    expect(runs, 'the image makes its run dir 0700').to.match(new RegExp(`chmod 0?700 (?:/\\S+ )*${env.DNSPROXY_RUN_DIR}(?:\\s|$)`));
     const runSh = read('scripts/run.sh');
     expect(runSh).to.include('export DNSPROXY_CADDY_ADMIN="${DNSPROXY_CADDY_ADMIN:-unix/$DNSPROXY_RUN_DIR/caddy-admin.sock}"');
     // run.sh sets it after making the run dir absolute, so Caddy and the controller get the same path.
