@@ -76,21 +76,6 @@ describe('e2e: proxied records and routes through a real Caddy', function () {
     await within(1000, async () => (await via('app.home.arpa')).status === 404);
   });
 
-  it('add-route waits for the reconciler: a route Caddy cannot load (its HTTPS port is taken) exits 1 with the reason', async () => {
-    const blocker = createServer();
-    await new Promise<void>((resolve, reject) => blocker.once('error', reject).listen(caddy.httpsPort, '0.0.0.0', resolve));
-    try {
-      const bad = await cli(['add-route', 'secure.home.arpa', backend.dial, '--tls', 'internal'], env);
-      expect(bad.code).to.equal(1);
-      expect(bad.stderr).to.match(/^dnsproxy: route api:[0-9a-f]{8} is in error: .*address already in use/);
-      expect(bad.stdout).to.match(/^api:[0-9a-f]{8}\s+secure\.home\.arpa\s+\S+\s+internal\s+error: /m);
-    } finally {
-      await cli(['remove-route', 'secure.home.arpa'], env);
-      await new Promise((resolve) => blocker.close(resolve));
-    }
-    await within(5000, async () => JSON.parse((await cli(['--json', 'plan'], env)).stdout).in_sync === true);
-  });
-
   it('a burst of 500 record adds causes at most 3 Caddy loads and all 500 hosts are served', async () => {
     const before = await loads(c);
     const [host, port] = backend.dial.split(':');
@@ -143,5 +128,23 @@ describe('e2e: proxied records and routes through a real Caddy', function () {
     const plan = JSON.parse((await cli(['--json', 'plan'], env)).stdout);
     expect(plan).to.include({ caddy_up: true, in_sync: true });
     expect(plan.plan.routes).to.deep.equal({ added: [], changed: [], removed: [] });
+  });
+
+  // Last in this file: Caddy 2.6.2 can leave the HTTP listener of a load that failed on a taken
+  // port open beside the running one (SO_REUSEPORT), and that listener answers from the failed
+  // config for a share of later connections: tests after it saw hosts missing at random.
+  it('add-route waits for the reconciler: a route Caddy cannot load (its HTTPS port is taken) exits 1 with the reason', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve, reject) => blocker.once('error', reject).listen(caddy.httpsPort, '0.0.0.0', resolve));
+    try {
+      const bad = await cli(['add-route', 'secure.home.arpa', backend.dial, '--tls', 'internal'], env);
+      expect(bad.code).to.equal(1);
+      expect(bad.stderr).to.match(/^dnsproxy: route api:[0-9a-f]{8} is in error: .*address already in use/);
+      expect(bad.stdout).to.match(/^api:[0-9a-f]{8}\s+secure\.home\.arpa\s+\S+\s+internal\s+error: /m);
+    } finally {
+      await cli(['remove-route', 'secure.home.arpa'], env);
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+    await within(5000, async () => JSON.parse((await cli(['--json', 'plan'], env)).stdout).in_sync === true);
   });
 });
