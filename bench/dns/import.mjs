@@ -26,7 +26,7 @@ const IDLE_MS = Number(process.env.IDLE_MS ?? 10_000);
 /** A file for the controller's log lines after its start (default: dropped). */
 const CTL_LOG = process.env.CTL_LOG;
 const BIN = process.env.BIN ?? fileURLToPath(new URL('../../bin/dnsproxy', import.meta.url));
-const TOKEN = `bench-import-${process.pid}`;
+const TOKEN = `bench-import-token-${process.pid}-0123456789`;
 
 const dir = mkdtempSync(join(tmpdir(), 'dnsproxy-bench-import-'));
 const ctl = spawn(BIN, ['serve', '--data-dir', dir, '--dns-port', '0', '--api-port', '0', '--listen-ip', '127.0.0.1'], {
