@@ -8,7 +8,7 @@ import type { Config } from './config/schema.js';
 import { DnsServer, ZoneIndex } from './dns/index.js';
 import type { ZoneSettings } from './dns/soa.js';
 import { logger } from './log/index.js';
-import { recordsGauge } from './metrics.js';
+import { countRecordsWith } from './metrics.js';
 import { openDb, type Db } from './store/db.js';
 import { RecordStore } from './store/records.js';
 import { TokenStore } from './store/tokens.js';
@@ -71,6 +71,7 @@ function proxyHealth(reconciler: Reconciler): HealthReport['components'][string]
 
 export class Controller {
   private db?: Db;
+  private uncount?: () => void;
   private dns?: DnsServer;
   private api?: FastifyInstance;
   private reconciler?: Reconciler;
@@ -100,15 +101,13 @@ export class Controller {
 
       const index = new ZoneIndex(zoneSettings(c));
       for (const zone of c.zones) index.load(zone, records.serial(zone), records.list({ zone }));
-      const countRecords = () => {
-        recordsGauge.reset();
-        for (const zone of c.zones) recordsGauge.labels(zone).set(records.count(zone));
-      };
-      countRecords();
+      // Counted when /metrics is read, and only again after a change (COUNT(*) over a big zone is not free).
+      let counts: Map<string, number> | null = null;
+      this.uncount = countRecordsWith(() => (counts ??= new Map(c.zones.map((zone) => [zone, records.count(zone)]))));
       records.onChange((change) => {
         // A big change (a zone import) is staged and swapped in whole; the store waits for settled().
         index.apply(change, (warnings) => warnings.length && this.log.warn('records not served', { zone: change.zone, warnings: warnings.slice(0, LOGGED_NAMES) }));
-        countRecords();
+        counts = null;
         this.log.info('records changed', {
           zone: change.zone,
           serial: change.serial,
@@ -211,6 +210,7 @@ export class Controller {
     await this.reconciler?.stop().catch(() => undefined);
     await this.caddyProcess?.stop().catch(() => undefined);
     await this.dns?.stop().catch(() => undefined);
+    this.uncount?.();
     this.db?.close();
     this.api = this.reconciler = this.caddyProcess = this.dns = this.db = undefined;
   }

@@ -10,6 +10,9 @@ import type { Proxy, RecordChange, RecordType, RecordWrite } from '../model/reco
 import { recordWrite } from '../model/write.js';
 import { openDb, type Db } from '../store/db.js';
 import { RecordStore } from '../store/records.js';
+import { RouteStore } from '../store/routes.js';
+import { forbidden } from './auth.js';
+import { reachChecker } from './reach.js';
 import { simulate } from '../store/simulate.js';
 import { IMPORT_CHUNK, type FromImport, type ImportJob, type ToImport } from './zone-import.js';
 
@@ -33,8 +36,34 @@ function current(db: Db): Map<string, { name: string; type: RecordType; proxy: P
   return new Map(rows.map((r) => [`${r.name} ${r.type}`, { ...r, proxy: r.proxy === null ? null : (JSON.parse(r.proxy) as Proxy) }]));
 }
 
+/**
+ * Below admin (job.guard): throws 403 when the import makes a proxy upstream reach this host or a
+ * metadata service that did not before — the check mutate() runs for every other write. Names
+ * resolve through the stored records (this transaction's view) and the synthesised glue.
+ */
+function guarded<T>(db: Db, store: RecordStore, run: () => T): T {
+  const guard = job.guard;
+  if (!guard) return run();
+  const glue = new Map<string, string[]>();
+  for (const json of job.synthesised) {
+    const [name, type, values] = JSON.parse(json) as [string, string, unknown[]];
+    if (type !== 'A' && type !== 'AAAA') continue;
+    const key = name.replace(/\.$/, '').toLowerCase();
+    glue.set(key, [...(glue.get(key) ?? []), ...values.filter((v): v is string => typeof v === 'string')]);
+  }
+  const reach = reachChecker({ zones: job.zones, ownAddresses: guard.ownAddresses, routes: new RouteStore(db), records: store, resolve: (host) => glue.get(host.replace(/\.$/, '')) });
+  const before = reach();
+  const out = run();
+  for (const [key, why] of reach()) if (!before.has(key)) throw forbidden('admin', guard.scope, why);
+  return out;
+}
+
 /** Inside the transaction: the writes with their kept settings, put (and for replace the others removed). */
 function apply(db: Db, store: RecordStore, parsed: RecordWrite[]) {
+  return guarded(db, store, () => applyUnguarded(db, store, parsed));
+}
+
+function applyUnguarded(db: Db, store: RecordStore, parsed: RecordWrite[]) {
   const had = current(db);
   const writes = parsed.map((w) => {
     const old = had.get(`${w.name} ${w.data.type}`);
