@@ -1,6 +1,8 @@
 // The zone import's thread (zone-import.ts has the protocol): parses and validates the text,
 // then — once the main thread hands it the store's turn — writes it in one transaction on a
 // connection of its own and sends the committed change back in parts.
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { dirname } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { dnsPlan } from './mutate.js';
@@ -18,6 +20,24 @@ import { IMPORT_CHUNK, type FromImport, type ImportJob, type ToImport } from './
 
 const job = workerData as ImportJob;
 const port = parentPort!;
+
+/** How much lower this thread's CPU priority is than the process's (nice steps): the main thread answers DNS. */
+export const IMPORT_NICE = 10;
+
+/**
+ * Lowers this thread's CPU priority (Linux: setpriority on a thread id applies to that thread
+ * only), so on a busy machine the kernel runs the main thread, which answers DNS, before the
+ * import. Elsewhere, or when refused, the import runs at the process's priority.
+ */
+function yieldCpu(): void {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + IMPORT_NICE));
+  } catch {
+    // not Linux, or not allowed: no harm
+  }
+}
+yieldCpu();
 const post = (msg: FromImport) => port.postMessage(msg);
 
 /** Parsed, checked and placed in the zone; throws invalid_zone_file (every line's error) or a field error. */
