@@ -19,6 +19,11 @@ export type ProbeResult = { ok: true; issuer: string; notAfter: string } | { ok:
 
 export type CertState = { state: 'ok'; issuer: string; not_after: string } | { state: 'pending'; reason: string | null } | { state: 'failed'; reason: string };
 
+/** The name a handshake asks for to check `host`: a wildcard host is asked for as one name under it. */
+export function probeName(host: string): string {
+  return host.startsWith('*.') ? `dnsproxy-cert-check.${host.slice(2)}` : host;
+}
+
 /** One handshake to `ip:port` with SNI `servername`; the certificate is read, not verified (a local CA is fine). */
 export function probeCertificate(o: { ip: string; port: number; servername: string; timeoutMs?: number }): Promise<ProbeResult> {
   return new Promise((resolve) => {
