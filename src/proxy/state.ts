@@ -91,11 +91,11 @@ export class ProxyState {
     this.certs = states;
   }
 
-  /** The TLS hosts of the routes Caddy runs now (what CertWatch should probe; a wildcard as one name under it). */
-  tlsHosts(): string[] {
-    const hosts = new Set<string>();
-    for (const r of this.build().routes) if (r.tls !== 'off' && this.reported.get(r.id)?.status === 'active') for (const h of r.hosts) hosts.add(h);
-    return [...hosts].sort();
+  /** The TLS hosts of the routes Caddy runs now, each with its route's text (what CertWatch should probe). */
+  tlsHosts(): Map<string, string> {
+    const hosts = new Map<string, string>();
+    for (const r of this.build().routes) if (r.tls !== 'off' && this.reported.get(r.id)?.status === 'active') for (const h of r.hosts) hosts.set(h, textOf(r));
+    return hosts;
   }
 
   private statusOf(id: string, route: DesiredRoute | undefined, buildError: string | undefined): { status: RouteStatus; error: string | null } {
