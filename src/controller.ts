@@ -10,6 +10,7 @@ import type { ZoneSettings } from './dns/soa.js';
 import { logger } from './log/index.js';
 import { countRecordsWith } from './metrics.js';
 import { openDb, type Db } from './store/db.js';
+import { backupInto } from './store/backup.js';
 import { RecordStore } from './store/records.js';
 import { TokenStore } from './store/tokens.js';
 import { RouteStore } from './store/routes.js';
@@ -208,6 +209,7 @@ export class Controller {
         simulate: (fn) => simulate(db, [records, routes], fn),
         transaction: (fn) => transact(db, [records, routes], fn),
         mail: { store: new MailStore(db), messages: new MessageStore(db) },
+        backup: () => backupInto(db, c.data_dir),
       });
       await this.api.listen({ host: c.listen_ip, port: c.api_port });
       const apiPort = (this.api.server.address() as { port: number }).port;
