@@ -21,6 +21,10 @@ TAG="node:${NODE_PIN%%.*}-bookworm-slim"
 want="node-$NODE_PIN npm-$NPM_PIN"
 
 command -v podman >/dev/null 2>&1 || die "podman is missing (apt-get install podman)"
+# One maker at a time (two test runs at once): the second waits, then finds the image made.
+mkdir -p .tmp
+exec 9>.tmp/node-base.lock
+flock 9
 if podman image exists "$TAG" 2>/dev/null; then
   have=$(podman image inspect --format "{{ index .Labels \"$LABEL_KEY\" }}" "$TAG" 2>/dev/null || true)
   case "$have" in
@@ -50,9 +54,9 @@ nodedir="$DNSPROXY_ROOT/.runtime/node-v$NODE_PIN-linux-$arch"
 [ "$("$nodedir/bin/node" --version 2>/dev/null)" = "v$NODE_PIN" ] || install_node "$arch" "$nodedir" "no pinned Node in .runtime"
 
 started=$SECONDS
-mkdir -p .tmp
 work=$(mktemp -d "$DNSPROXY_ROOT/.tmp/node-base.XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# --one-file-system: were debootstrap stopped half-way, its /proc mount in the target is left alone.
+trap 'rm -rf --one-file-system "$work"' EXIT
 root="$work/rootfs"
 echo "dnsproxy: making $TAG: debootstrap bookworm minbase from $mirror" >&2
 debootstrap --variant=minbase bookworm "$root" "$mirror" >"$work/debootstrap.log" 2>&1 \
@@ -96,12 +100,14 @@ mv "$work/package" "$root/usr/local/lib/node_modules/npm"
 ln -s ../lib/node_modules/npm/bin/npm-cli.js "$root/usr/local/bin/npm"
 ln -s ../lib/node_modules/npm/bin/npx-cli.js "$root/usr/local/bin/npx"
 
-podman image rm -f "$TAG" >/dev/null 2>&1 || true
+# Imported under the tag (which moves off an older image), then the older one is removed.
+old=$(podman image inspect --format '{{ .Id }}' "$TAG" 2>/dev/null || true)
 tar --numeric-owner --xattrs -C "$root" -c . | podman import \
   --change "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
   --change "ENV NODE_VERSION=$NODE_PIN" \
   --change "LABEL $LABEL_KEY=\"$want\"" \
   --change 'CMD ["node"]' \
   - "$TAG" >/dev/null || die "podman import failed"
+[ -z "$old" ] || podman image rm "$old" >/dev/null 2>&1 || true
 echo "dnsproxy: $TAG made in $((SECONDS - started)) s ($(podman image inspect --format '{{ .Size }}' "$TAG" | awk '{printf "%d MB", $1/1e6}'))" >&2
 echo "$TAG"

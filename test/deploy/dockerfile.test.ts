@@ -1,4 +1,5 @@
-// Dockerfile.all is never built here (no Docker engine): this checks it against the repo instead.
+// Dockerfile.all checked against the repo without building it (image.test.ts builds and runs it
+// with podman where podman can run).
 // Every local COPY source exists and survives .dockerignore, every script a RUN names exists, the
 // runtime stage runs supervisord with a copy of the top-level supervisord.conf, the files that
 // config starts are in the image, every %(ENV_X)s it reads gets a value from the Dockerfile's
