@@ -29,13 +29,13 @@ const BASE_TIMEOUT_MS = 10 * 60_000;
 const BUILD_TIMEOUT_MS = 15 * 60_000;
 /** The issue's bound on the runtime image (node, caddy, supervisor/python, node_modules). */
 const MAX_IMAGE_MB = 350;
-/** supervisord → RUNNING after startsecs (caddy 1 s, controller 2 s, relay 15 s), slower when loaded. */
+/** supervisord → RUNNING after startsecs (caddy 1 s, controller 2 s, relay 20 s), slower when loaded. */
 const START_TIMEOUT_MS = 90_000;
 /** supervisord stops the relay, the controller, then Caddy, each with stopwaitsecs=15 at worst. */
 const STOP_TIMEOUT_S = 50;
 /** One podman call (exec, inspect, run -d) on a loaded box. */
 const PODMAN_CALL_MS = 60_000;
-/** A relay that cannot start: 4 tries of 3–10 s each (more when loaded) and the back-off between them. */
+/** A relay that cannot start: 4 tries of 3–15 s each (more when loaded) and the back-off between them. */
 const RELAY_FATAL_TIMEOUT_MS = 180_000;
 /** How often a state is polled while waiting for it. */
 const POLL_MS = 250;
@@ -465,14 +465,14 @@ describe('deploy: the image, built and run with podman', function () {
           '-e', `DNSPROXY_SUBMISSION_PORT=${submission}`, '-e', `DNSPROXY_SMTPS_PORT=${smtps}`, IMAGE,
         ]);
         const started = Date.now();
-        // 4 failing starts of 3–10 s each plus supervisord's back-off (1 + 2 + 3 s); with startsecs
+        // 4 failing starts of 3–15 s each plus supervisord's back-off (1 + 2 + 3 s); with startsecs
         // shorter than a failing start this never ends (each start counts as RUNNING and resets the tries).
         const state = await until('the relay FATAL', RELAY_FATAL_TIMEOUT_MS, async () => ((await states(name)).mail?.state === 'FATAL' ? 'FATAL' : undefined));
         const r = await podmanTry(['logs', name]);
         const text = r.stdout + r.stderr;
         const exits = (text.match(/exited: mail \(exit status 1; not expected\)/g) ?? []).length;
         const durations = startDurations(text, 'mail');
-        console.log(`      relay ${state} after ${((Date.now() - started) / 1000).toFixed(1)} s and ${exits} failed starts of ${durations.map((d) => d.toFixed(1)).join(', ')} s (startsecs 15)`);
+        console.log(`      relay ${state} after ${((Date.now() - started) / 1000).toFixed(1)} s and ${exits} failed starts of ${durations.map((d) => d.toFixed(1)).join(', ')} s (startsecs 20)`);
         expect(text).to.match(/gave up: mail entered FATAL state, too many start retries too quickly/);
         expect(exits).to.be.at.least(4);
       } finally {
