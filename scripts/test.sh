@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_node
 need_debs dig:bind9-dnsutils named-checkzone:bind9utils caddy:caddy supervisord:supervisor
-# test/deploy/image.test.ts builds Dockerfile.all with podman and runs it (~5–10 min cold, seconds
-# with podman's layer cache). Its tools are installed here as root on Debian; where they cannot be,
+# test/deploy/image.test.ts builds Dockerfile.all with podman and runs it (~15 min cold on a loaded box,
+# ~4 min with podman's layer cache). Its tools are installed here as root on Debian; where they cannot be,
 # the test says why and skips. DNSPROXY_SKIP_IMAGE_TEST=1 skips it.
 IMAGE_DEBS=(podman runc containernetworking-plugins iptables debootstrap)
 if [ -z "${DNSPROXY_SKIP_IMAGE_TEST:-}" ] && { [ $# -eq 0 ] || [[ " $* " == *image* ]]; } \
