@@ -1,7 +1,7 @@
 // Desired proxy state from stored data. Pure: the caller passes records, routes and a resolver.
 import { ACME_HINT, acmeNameProblem } from '../model/certname.js';
 import type { StoredRecord } from '../model/record.js';
-import type { StoredRoute } from '../store/routes.js';
+import type { StoredRoute } from '../model/route.js';
 import type { DesiredRoute } from './types.js';
 
 /**

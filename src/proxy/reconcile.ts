@@ -15,8 +15,10 @@
 import { caddyApplies, caddyApplyDuration, caddyUp as caddyUpGauge, proxyRoutes } from '../metrics.js';
 import { logger, type Logger } from '../log/index.js';
 import { CaddyRejected, CaddyUnavailable, type CaddyApi } from './caddy.js';
-import { ISOLATE_BUDGET_MS, caddyMessage, canonicalJson, isolate, routeHash, type IsolateResult, type Render, type Validate } from './quarantine.js';
-import { ID_PREFIX, type DesiredProxy, type Rendered } from './types.js';
+import type { AppliedStatus } from '../model/route.js';
+import { ISOLATE_BUDGET_MS, caddyMessage, isolate, routeHash, type IsolateResult, type Render, type Validate } from './quarantine.js';
+import { canonicalJson, markerId as defaultMarkerId } from './render.js';
+import type { DesiredProxy, Rendered } from './types.js';
 
 /** First retry after Caddy did not answer: a restart under a supervisor takes ~100 ms. */
 export const RETRY_MIN_MS = 250;
@@ -25,10 +27,6 @@ export const RETRY_MAX_MS = 5_000;
 /** Load→reject→isolate rounds per push. With a validator one round suffices; without, each round removes ≥1 route. */
 export const MAX_REJECT_ROUNDS = 10;
 
-export interface RouteStatus {
-  status: 'active' | 'error';
-  error: string | null;
-}
 
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown;
@@ -44,7 +42,7 @@ export interface ReconcilerOptions {
   /** Checks a config without touching the live one (validateWithCaddy); absent → position parsing only. */
   validate?: Validate;
   /** Every desired route's status after each push that reached Caddy; called only when it changed. */
-  onStatus: (statuses: Map<string, RouteStatus>) => void;
+  onStatus: (statuses: Map<string, AppliedStatus>) => void;
   /** Quiet time before a push; default 150 ms. */
   debounceMs?: number;
   /** Longest a trigger waits under a continuous burst; default 1 s. */
@@ -69,8 +67,6 @@ export interface ReconcilerState {
   /** Caddy is believed to run the render of the current desired state (minus quarantined routes). */
   inSync: boolean;
 }
-
-export const defaultMarkerId = (hash: string): string => `${ID_PREFIX}cfg-${hash.slice(0, 16)}`;
 
 /** `/config/...` path of the `@id` whose value is `marker`, or null when the config has none. */
 export function findMarkerPath(config: unknown, marker: string): string | null {
@@ -362,7 +358,7 @@ export class Reconciler {
 
   /** Calls onStatus when any desired route's status changed; routes not yet applied are left out. */
   private report(desired: DesiredProxy, hashes: Map<string, string>, globalError?: string): void {
-    const statuses = new Map<string, RouteStatus>();
+    const statuses = new Map<string, AppliedStatus>();
     for (const r of desired.routes) {
       const q = this.quarantine.get(r.id);
       const skip = this.skipped.get(r.id);

@@ -1,16 +1,11 @@
 // Desired proxy state read from the stores, plus each route's last reported status.
-import type { Route, RouteStatus } from '../model/route.js';
+import type { AppliedStatus, Route, RouteStatus, StoredRoute } from '../model/route.js';
 import type { StoredRecord } from '../model/record.js';
 import type { RecordStore } from '../store/records.js';
-import type { RouteStore, StoredRoute } from '../store/routes.js';
+import type { RouteStore } from '../store/routes.js';
 import { buildDesired, recordRouteId, type BuiltRoute, type DesiredBuild, type Resolver } from './desired.js';
 import type { DesiredProxy, DesiredRoute, ProxySettings } from './types.js';
 
-/** Status the reconciler reports for a route it tried to apply. */
-export interface AppliedStatus {
-  status: 'active' | 'error';
-  error: string | null;
-}
 
 /** A route's JSON, computed once per route object (routes are immutable; builds reuse unchanged ones). */
 const texts = new WeakMap<DesiredRoute, string>();

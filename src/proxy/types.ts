@@ -2,9 +2,9 @@
 // (renderer, Caddy admin client, validator) the reconciler is built from.
 
 import type { OwnEndpoints } from '../model/endpoints.js';
+import type { TlsMode } from '../model/route.js';
 
-export const TLS_MODES = ['off', 'internal', 'acme'] as const;
-export type TlsMode = (typeof TLS_MODES)[number];
+export type { TlsMode } from '../model/route.js';
 
 /** One reverse-proxy route as the renderer takes it: every field already validated. */
 export interface DesiredRoute {
