@@ -70,6 +70,6 @@ export const proxyRoutes =
     });
 
     app.get('/api/v1/caddyfile', { schema: { summary: 'Export the routes as a Caddyfile', response: successes({ 200: 'the Caddyfile (text/plain)' }), tags, description: 'The routes as a human-readable Caddyfile (text/plain)' } }, async (_req, reply) =>
-      reply.type('text/plain; charset=utf-8').send(deps.caddyfile(deps.proxy.desired())),
+      reply.type('text/plain; charset=utf-8').send(deps.caddyfile(deps.proxy.desiredAll())),
     );
   };

@@ -1,11 +1,22 @@
 // Desired proxy state read from the stores, plus each route's last reported status.
-import type { AppliedStatus, Route, RouteStatus, StoredRoute } from '../model/route.js';
-import type { StoredRecord } from '../model/record.js';
+// The pipeline (pipeline.ts) tells it of every committed change; it never subscribes itself.
+import { routeOwnProblem } from '../model/endpoints.js';
+import type { AppliedStatus, Route, RouteMode, RouteStatus, StoredRoute } from '../model/route.js';
+import type { RecordChange, StoredRecord } from '../model/record.js';
 import type { RecordStore } from '../store/records.js';
 import type { RouteStore } from '../store/routes.js';
-import { buildDesired, recordRouteId, type BuiltRoute, type DesiredBuild, type Resolver } from './desired.js';
+import { buildDesired, recordRouteId, splitRoutes, type BuiltRoute, type DesiredBuild, type Resolver } from './desired.js';
+import { endpointsOf } from './guard.js';
 import type { DesiredProxy, DesiredRoute, ProxySettings } from './types.js';
 
+/** Desired routes by how they are served: `explicit` in Caddy's config, `dynamic` through DNS. */
+export interface SplitRoutes {
+  explicit: DesiredRoute[];
+  dynamic: DesiredRoute[];
+}
+
+
+const dynamicIdSets = new WeakMap<SplitRoutes, Set<string>>();
 
 /** A route's JSON, computed once per route object (routes are immutable; builds reuse unchanged ones). */
 const texts = new WeakMap<DesiredRoute, string>();
@@ -25,27 +36,45 @@ export class ProxyState {
   private built: DesiredBuild | null = null;
   /** Source record/route → the route built from it, so unchanged routes keep their identity (buildDesired). */
   private readonly memo = new WeakMap<object, BuiltRoute>();
+  /** The last split, for the build it was made from. */
+  private splitOf: { build: DesiredBuild; split: SplitRoutes } | null = null;
+  private current: ProxySettings;
 
   constructor(
     private readonly records: RecordStore,
     private readonly routes: RouteStore,
     /** Upstream names in our zones → addresses (the DNS index); the API's upstream checks use it too. */
     readonly resolve: Resolver,
-    readonly settings: ProxySettings,
+    settings: ProxySettings,
   ) {
+    this.current = settings;
     this.proxied = new Map(records.list({ proxied: true }).map((r) => [`${r.name} ${r.type}`, r]));
-    records.onChange((change) => {
-      this.built = null;
-      for (const r of change.removed) this.proxied.delete(`${r.name} ${r.type}`);
-      for (const r of change.upserted) {
-        if (r.proxy?.enabled) this.proxied.set(`${r.name} ${r.type}`, r);
-        else if (this.proxied.size) this.proxied.delete(`${r.name} ${r.type}`); // a zone import's 150,000 sets: no key built for nothing
-      }
-    });
-    routes.onChange(() => {
-      this.explicit = null;
-      this.built = null;
-    });
+  }
+
+  get settings(): ProxySettings {
+    return this.current;
+  }
+
+  /** Serve plain names through DNS from now on: Caddy asks `resolver` (`udp/<ip>:<port>`). Before the first push. */
+  useResolver(resolver: string): void {
+    this.current = { ...this.current, dynamic: { resolver } };
+    this.splitOf = null;
+  }
+
+  /** A committed record change (the pipeline calls this after the DNS index has it). */
+  recordsChanged(change: RecordChange): void {
+    this.built = null;
+    for (const r of change.removed) this.proxied.delete(`${r.name} ${r.type}`);
+    for (const r of change.upserted) {
+      if (r.proxy?.enabled) this.proxied.set(`${r.name} ${r.type}`, r);
+      else if (this.proxied.size) this.proxied.delete(`${r.name} ${r.type}`); // a zone import's 150,000 sets: no key built for nothing
+    }
+  }
+
+  /** A committed route change. */
+  routesChanged(): void {
+    this.explicit = null;
+    this.built = null;
   }
 
   /**
@@ -63,9 +92,27 @@ export class ProxyState {
     return buildDesired(proxied, this.routes.list(), this.resolve);
   }
 
-  /** What the reconciler should make Caddy run now. */
+  /** The current routes split by how they are served (cached per build). */
+  split(): SplitRoutes {
+    const build = this.build();
+    if (this.splitOf?.build !== build) this.splitOf = { build, split: this.classify(build.routes) };
+    return this.splitOf.split;
+  }
+
+  /** splitRoutes() with this state's settings (also for dry runs' builds). */
+  classify(routes: readonly DesiredRoute[]): SplitRoutes {
+    const own = endpointsOf(this.current);
+    return splitRoutes(routes, this.current.dynamic !== undefined, (r) => routeOwnProblem(r, own));
+  }
+
+  /** What the reconciler should make Caddy run now: the explicit routes (plain names go through DNS). */
   desired(): DesiredProxy {
-    return { settings: this.settings, routes: this.build().routes };
+    return { settings: this.current, routes: this.split().explicit };
+  }
+
+  /** Every desired route, plain ones included (the Caddyfile export writes them all). */
+  desiredAll(): DesiredProxy {
+    return { settings: this.current, routes: this.build().routes };
   }
 
   /** Called by the reconciler after each apply. */
@@ -78,7 +125,24 @@ export class ProxyState {
     for (const id of this.reported.keys()) if (!current.has(id)) this.reported.delete(id);
   }
 
-  private statusOf(id: string, route: DesiredRoute | undefined, buildError: string | undefined): { status: RouteStatus; error: string | null } {
+  private statusOf(id: string, route: DesiredRoute | undefined, buildError: string | undefined): { status: RouteStatus; error: string | null; mode?: RouteMode } {
+    const mode: RouteMode = route && this.dynamicIds().has(id) ? 'dynamic' : 'explicit';
+    return { ...this.statusOnly(id, route, buildError), mode };
+  }
+
+  private dynamicIds(): Set<string> {
+    const split = this.split();
+    let ids = dynamicIdSets.get(split);
+    if (!ids) dynamicIdSets.set(split, (ids = new Set(split.dynamic.map((r) => r.id))));
+    return ids;
+  }
+
+  /** The mode a route id is served in now. */
+  modeOf(id: string): RouteMode {
+    return this.dynamicIds().has(id) ? 'dynamic' : 'explicit';
+  }
+
+  private statusOnly(id: string, route: DesiredRoute | undefined, buildError: string | undefined): { status: RouteStatus; error: string | null } {
     if (buildError) return { status: 'error', error: buildError };
     const r = this.reported.get(id);
     if (!r || !route || r.route !== textOf(route)) return { status: 'pending', error: null };
@@ -93,7 +157,7 @@ export class ProxyState {
     const stored = this.routes.scan();
     for (const r of stored.routes) out.push({ ...r, source: 'api', ...this.statusOf(r.id, desired.get(r.id), errors.get(r.id)) });
     // Rows that no longer parse are never built; they are shown so they can be replaced or removed.
-    for (const { reason, ...r } of stored.broken) out.push({ ...r, source: 'api', status: 'error', error: reason });
+    for (const { reason, ...r } of stored.broken) out.push({ ...r, source: 'api', mode: 'explicit', status: 'error', error: reason });
     const seen = new Set(out.map((v) => v.id));
     for (const rec of this.proxied.values()) {
       if (rec.type !== 'A' && rec.type !== 'AAAA') continue;

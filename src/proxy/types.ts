@@ -33,6 +33,12 @@ export interface ProxySettings {
    * always passes them). endpointsOf() adds the admin TCP port, httpPort, httpsPort and listenIp.
    */
   own?: OwnEndpoints;
+  /**
+   * Where Caddy asks our DNS server about plain names (`udp/<ip>:<port>`). Set: render adds the
+   * static dynamic routes and plain names are served through DNS (no reload per change). Absent:
+   * every route is rendered into the config.
+   */
+  dynamic?: { resolver: string };
 }
 
 export interface DesiredProxy {
