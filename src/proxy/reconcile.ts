@@ -12,7 +12,7 @@
 // - CaddyRejected: the routes to blame are found without touching the live config (quarantine.ts),
 //   reported `error` with Caddy's text and left out until their content changes; the rest is pushed.
 // - CaddyUnavailable: desired state is kept; retried with backoff (RETRY_MIN_MS doubling to RETRY_MAX_MS).
-import { caddyApplies, caddyApplyDuration, caddyUp as caddyUpGauge, proxyRoutes } from '../metrics.js';
+import { caddyApplies, caddyApplyDuration, caddyLoads, caddyUp as caddyUpGauge, proxyRoutes } from '../metrics.js';
 import { logger, type Logger } from '../log/index.js';
 import { CaddyRejected, CaddyUnavailable, type CaddyApi } from './caddy.js';
 import type { AppliedStatus } from '../model/route.js';
@@ -62,6 +62,8 @@ export interface ReconcilerState {
   lastAppliedAt: number | null;
   lastError: string | null;
   applies: number;
+  /** Loads Caddy accepted, by reason: startup, change (explicit routes), restore (drift). */
+  loads: { startup: number; change: number; restore: number };
   failures: number;
   quarantined: string[];
   /** Caddy is believed to run the render of the current desired state (minus quarantined routes). */
@@ -133,6 +135,8 @@ export class Reconciler {
   private generation = 0;
   private readonly quarantine = new Map<string, { hash: string; error: string }>();
   private lastReported = '';
+  /** Loads Caddy accepted, by reason (also dnsproxy_caddy_loads_total). */
+  private readonly loadsBy = { startup: 0, change: 0, restore: 0 };
 
   constructor(opts: ReconcilerOptions) {
     this.o = {
@@ -201,6 +205,7 @@ export class Reconciler {
       lastAppliedAt: this.lastAppliedAt,
       lastError: this.lastError,
       applies: this.applies,
+      loads: { ...this.loadsBy },
       failures: this.failures,
       quarantined: [...this.quarantine.keys()].sort(),
       inSync: this.up && !this.drift && !this.dirty && !this.inflight && this.lastHash !== null && this.lastHash === this.targetHash,
@@ -271,6 +276,7 @@ export class Reconciler {
         return this.report(desired, hashes);
       }
       for (const w of rendered.warnings) this.o.log.warn('render warning', { warning: w });
+      const reason = this.lastHash === null ? 'startup' : this.drift ? 'restore' : 'change';
       const t0 = this.o.now();
       const outcome = await this.o.caddy.load(rendered.config, rendered.json).then(
         () => null,
@@ -285,6 +291,8 @@ export class Reconciler {
       if (outcome === null) {
         this.o.log.info('caddy apply', { ...line, quarantined: this.quarantine.size });
         this.applies++;
+        caddyLoads.inc({ reason });
+        this.loadsBy[reason]++;
         this.lastAppliedAt = this.o.now();
         this.recordApplied(doc, rendered, hashes);
         return this.report(desired, hashes);
