@@ -5,11 +5,11 @@
 // there, which is nothing, so backend addresses never leave the node. Never cached by the server:
 // the table changes without the zone index's generation moving.
 import type { Answer } from 'dns-packet';
+import { RESERVED_PROXY_LABEL } from '../model/name.js';
 
 /** The reserved labels every name below lives under; the API refuses record names holding `_px`. */
-export const PLAIN_SERVICE = '_px';
+export const PLAIN_SERVICE = RESERVED_PROXY_LABEL;
 export const PLAIN_PROTO = '_tcp';
-export const RESERVED_LABEL = PLAIN_SERVICE;
 /** Seconds: Caddy re-asks every refresh anyway; a resolver in between must not hold an old backend. */
 export const PLAIN_TTL = 1;
 
