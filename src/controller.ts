@@ -8,7 +8,7 @@ import type { Config } from './config/schema.js';
 import { DnsServer, PlainUpstreams, ZoneIndex } from './dns/index.js';
 import type { ZoneSettings } from './dns/soa.js';
 import { logger } from './log/index.js';
-import { recordsGauge } from './metrics.js';
+import { countRecordsWith } from './metrics.js';
 import { openDb, type Db } from './store/db.js';
 import type { ApiDeps } from './api/app.js';
 import { RecordStore } from './store/records.js';
@@ -106,6 +106,8 @@ export interface Wired {
   plain: PlainUpstreams;
   reconciler: Reconciler | null;
   pipeline: ChangePipeline;
+  /** Stops /metrics from counting this wiring's records (the gauge reads them when scraped). */
+  uncount: () => void;
   /** The API's dependencies that come from the wiring (the caller adds health, mail, …). */
   api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'settled'>;
 }
@@ -126,6 +128,9 @@ export function wire(c: Config, deps: WireDeps): Wired {
   const own = ownEndpoints({ ...c, hostname: deps.hostname ?? hostname() });
   const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: c.http_port, httpsPort: c.https_port, listenIp: c.listen_ip, admin: c.caddy_admin, own });
   const plain = new PlainUpstreams();
+  // Counted when /metrics is read, and only again after a change (COUNT(*) over a big zone is not free).
+  let counts: Map<string, number> | null = null;
+  const uncount = countRecordsWith(() => (counts ??= new Map(c.zones.map((zone) => [zone, records.count(zone)]))));
   const reconciler = deps.caddy
     ? new Reconciler({
         render,
@@ -148,11 +153,10 @@ export function wire(c: Config, deps: WireDeps): Wired {
     ...(deps.defer ? { defer: deps.defer } : {}),
     log,
     onRecords: (change) => {
-      recordsGauge.labels(change.zone).set(records.count(change.zone));
+      counts = null;
       log.info('records changed', { zone: change.zone, serial: change.serial, ...listed('upserted', change.upserted), ...listed('removed', change.removed) });
     },
   });
-  for (const zone of c.zones) recordsGauge.labels(zone).set(records.count(zone));
   return {
     records,
     routes,
@@ -162,6 +166,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
     plain,
     reconciler,
     pipeline,
+    uncount,
     api: {
       zones: c.zones,
       nodeIp: c.node_ip,
@@ -183,6 +188,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
 
 export class Controller {
   private db?: Db;
+  private uncount?: () => void;
   private dns?: DnsServer;
   private api?: FastifyInstance;
   private reconciler?: Reconciler;
@@ -206,6 +212,7 @@ export class Controller {
       const caddy = new CaddyAdmin(c.caddy_admin);
       const wired = wire(c, { db, caddy, reconciler: { validate: (config) => validateWithCaddy(config, { env: caddyEnv(join(c.data_dir, 'caddy')) }) } });
       const { records, tokens, index, proxy, plain, pipeline } = wired;
+      this.uncount = wired.uncount;
       const reconciler = (this.reconciler = wired.reconciler!);
       const fixed = process.env.DNSPROXY_ADMIN_TOKEN || undefined;
       const weak = fixed === undefined ? null : adminTokenProblem(fixed);
@@ -279,6 +286,7 @@ export class Controller {
     await this.reconciler?.stop().catch(() => undefined);
     await this.caddyProcess?.stop().catch(() => undefined);
     await this.dns?.stop().catch(() => undefined);
+    this.uncount?.();
     this.db?.close();
     this.api = this.reconciler = this.caddyProcess = this.dns = this.db = undefined;
   }
