@@ -17,7 +17,7 @@ export const proxyRoutes =
     const app = plain.withTypeProvider<ZodTypeProvider>();
     const tags = ['routes'];
     const view = (id: string) => {
-      const v = deps.proxy.views().find((r) => r.id === id);
+      const v = deps.proxy.view(id);
       if (!v) throw new AppError('not_found', `no route ${id}`);
       return v;
     };

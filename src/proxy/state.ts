@@ -17,6 +17,7 @@ export interface SplitRoutes {
 
 
 const dynamicIdSets = new WeakMap<SplitRoutes, Set<string>>();
+const idMaps = new WeakMap<DesiredBuild, Map<string, DesiredRoute>>();
 
 /** A route's JSON, computed once per route object (routes are immutable; builds reuse unchanged ones). */
 const texts = new WeakMap<DesiredRoute, string>();
@@ -117,7 +118,7 @@ export class ProxyState {
 
   /** Called by the reconciler after each apply. */
   report(statuses: ReadonlyMap<string, AppliedStatus>): void {
-    const current = new Map(this.build().routes.map((r) => [r.id, r]));
+    const current = this.byId();
     for (const [id, s] of statuses) {
       const route = current.get(id);
       if (route) this.reported.set(id, { ...s, route: textOf(route) });
@@ -151,8 +152,8 @@ export class ProxyState {
 
   /** Every route (explicit and record-derived) as the API shows it, sorted by id. */
   views(): Route[] {
-    const { routes, errors } = this.build();
-    const desired = new Map(routes.map((r) => [r.id, r]));
+    const { errors } = this.build();
+    const desired = this.byId();
     const out: Route[] = [];
     const stored = this.routes.scan();
     for (const r of stored.routes) out.push({ ...r, source: 'api', ...this.statusOf(r.id, desired.get(r.id), errors.get(r.id)) });
@@ -164,19 +165,47 @@ export class ProxyState {
       const id = recordRouteId(rec.name);
       if (seen.has(id)) continue;
       seen.add(id);
-      out.push({
-        id,
-        source: 'record',
-        hosts: [rec.name.replace(/\.$/, '')],
-        path: null,
-        upstreams: rec.proxy?.upstreams ?? [],
-        tls: rec.proxy?.tls ?? 'off',
-        health_path: null,
-        created_at: rec.created_at,
-        updated_at: rec.updated_at,
-        ...this.statusOf(id, desired.get(id), errors.get(id)),
-      });
+      out.push(this.recordView(rec, desired.get(id), errors.get(id)));
     }
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** One route as views() shows it, or undefined; without building every other view (a write's reply). */
+  view(id: string): Route | undefined {
+    const { errors } = this.build();
+    const desired = this.byId();
+    if (id.startsWith('record:')) {
+      const name = `${id.slice('record:'.length)}.`;
+      const rec = this.proxied.get(`${name} A`) ?? this.proxied.get(`${name} AAAA`);
+      return rec ? this.recordView(rec, desired.get(id), errors.get(id)) : undefined;
+    }
+    const r = this.routes.get(id);
+    // An API id whose row does not parse (or none): the full listing knows which.
+    if (!r) return this.routes.has(id) ? this.views().find((v) => v.id === id) : undefined;
+    return { ...r, source: 'api', ...this.statusOf(r.id, desired.get(r.id), errors.get(r.id)) };
+  }
+
+  /** The current build's routes by id (cached per build). */
+  private byId(): Map<string, DesiredRoute> {
+    const build = this.build();
+    let map = idMaps.get(build);
+    if (!map) idMaps.set(build, (map = new Map(build.routes.map((r) => [r.id, r]))));
+    return map;
+  }
+
+  private recordView(rec: StoredRecord, route: DesiredRoute | undefined, error: string | undefined): Route {
+    const id = recordRouteId(rec.name);
+    return {
+      id,
+      source: 'record',
+      hosts: [rec.name.replace(/\.$/, '')],
+      path: null,
+      upstreams: rec.proxy?.upstreams ?? [],
+      tls: rec.proxy?.tls ?? 'off',
+      health_path: null,
+      created_at: rec.created_at,
+      updated_at: rec.updated_at,
+      ...this.statusOf(id, route, error),
+    };
   }
 }

@@ -90,6 +90,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     close: async () => {
       await app.close();
       await w.pipeline.settled();
+      w.uncount();
       db.close();
       tmp.cleanup();
     },
