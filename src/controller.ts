@@ -11,6 +11,7 @@ import { logger } from './log/index.js';
 import { countRecordsWith } from './metrics.js';
 import { openDb, type Db } from './store/db.js';
 import type { ApiDeps } from './api/app.js';
+import { backupInto } from './store/backup.js';
 import { RecordStore } from './store/records.js';
 import { TokenStore } from './store/tokens.js';
 import { RouteStore } from './store/routes.js';
@@ -26,6 +27,7 @@ import { CaddyProcess, caddyEnv, caddyPids } from './proxy/process.js';
 import { ChangePipeline } from './proxy/pipeline.js';
 import { Reconciler, type ReconcilerOptions } from './proxy/reconcile.js';
 import type { CaddyApi } from './proxy/caddy.js';
+import { CertWatch, probeCertificate, probeName } from './proxy/certs.js';
 import { markerId, render } from './proxy/render.js';
 import { join } from 'node:path';
 import { hostname, networkInterfaces } from 'node:os';
@@ -192,6 +194,7 @@ export class Controller {
   private dns?: DnsServer;
   private api?: FastifyInstance;
   private reconciler?: Reconciler;
+  private certs?: CertWatch;
   private caddyProcess?: CaddyProcess;
   private readonly log = logger('controller');
 
@@ -225,6 +228,18 @@ export class Controller {
 
       this.dns = new DnsServer({ host: c.listen_ip, port: c.dns_port, index, upstreams: c.upstreams, axfrAllow: c.axfr_allow, recursionAllow: c.recursion_allow, plain: { table: plain, allow: plainAllow(c) } });
       await this.dns.start();
+      // Caddy's admin API says nothing of certificates: a handshake per TLS host does (certs.ts).
+      const probeIp = addressClass(c.listen_ip) === 'unspecified' ? (c.listen_ip.includes(':') ? '::1' : '127.0.0.1') : c.listen_ip;
+      this.certs = new CertWatch({
+        probe: (host) => probeCertificate({ ip: probeIp, port: c.https_port, servername: probeName(host) }),
+        graceMs: c.cert_grace_ms,
+        onChange: (states) => {
+          proxy.reportCerts(states);
+          for (const [host, s] of states) if (s.state === 'failed') this.log.warn('no certificate for a TLS host; its route is in error', { host, reason: s.reason });
+        },
+      });
+      // After each status report (the pipeline's, after ProxyState has it): probe the TLS hosts Caddy now runs.
+      pipeline.on('status', () => this.certs?.watch(proxy.tlsHosts()));
       // Plain names are served by Caddy asking this DNS server (src/proxy/README.md, "Dynamic routes").
       proxy.useResolver(dnsResolverAddress(c.listen_ip, this.dns.address().port));
       pipeline.start();
@@ -269,6 +284,7 @@ export class Controller {
         health,
         version: VERSION,
         mail: { store: new MailStore(db), messages: new MessageStore(db) },
+        backup: () => backupInto(db, c.data_dir),
       });
       await this.api.listen({ host: c.listen_ip, port: c.api_port });
       const apiPort = (this.api.server.address() as { port: number }).port;
@@ -283,11 +299,12 @@ export class Controller {
 
   async stop(): Promise<void> {
     await this.api?.close().catch(() => undefined);
+    this.certs?.stop();
     await this.reconciler?.stop().catch(() => undefined);
     await this.caddyProcess?.stop().catch(() => undefined);
     await this.dns?.stop().catch(() => undefined);
     this.uncount?.();
     this.db?.close();
-    this.api = this.reconciler = this.caddyProcess = this.dns = this.db = undefined;
+    this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = undefined;
   }
 }

@@ -143,6 +143,9 @@ async function main(): Promise<void> {
       back.push(await add(`burst${i}`));
     }
     out(`   back to back (next request as soon as the reply arrives): median ${med(back).toFixed(1)} ms, p90 ${p90(back).toFixed(1)} ms`);
+  } catch (e) {
+    out(`controller output (last 3 kB):\n${c.output().slice(-3000)}`);
+    throw e;
   } finally {
     await c.stop();
     await caddy.stop();

@@ -12,12 +12,19 @@ import tls from 'node:tls';
 export const PROBE_TIMEOUT_MS = 5_000;
 /** ACME issuance takes seconds; with retries a minute. A host younger than this is `pending`, not `failed`. */
 export const CERT_GRACE_MS = 60_000;
-/** How often each TLS host is probed again (a failed host: how soon a fix is seen). */
+/** How often a host without a certificate is probed again (how soon a fix is seen). */
 export const CERT_PROBE_INTERVAL_MS = 30_000;
+/** How often a host with its certificate is probed again (a renewal that fails shows within this): one handshake per host, not per 30 s. */
+export const CERT_OK_INTERVAL_MS = 600_000;
 
 export type ProbeResult = { ok: true; issuer: string; notAfter: string } | { ok: false; reason: string };
 
 export type CertState = { state: 'ok'; issuer: string; not_after: string } | { state: 'pending'; reason: string | null } | { state: 'failed'; reason: string };
+
+/** The name a handshake asks for to check `host`: a wildcard host is asked for as one name under it. */
+export function probeName(host: string): string {
+  return host.startsWith('*.') ? `dnsproxy-cert-check.${host.slice(2)}` : host;
+}
 
 /** One handshake to `ip:port` with SNI `servername`; the certificate is read, not verified (a local CA is fine). */
 export function probeCertificate(o: { ip: string; port: number; servername: string; timeoutMs?: number }): Promise<ProbeResult> {
@@ -52,6 +59,7 @@ export interface CertWatchOptions {
   clearTimer?: (t: unknown) => void;
   graceMs?: number;
   intervalMs?: number;
+  okIntervalMs?: number;
   /** Called after a probe changed a host's state (and only then). */
   onChange: (states: ReadonlyMap<string, CertState>) => void;
 }
@@ -61,7 +69,7 @@ export interface CertWatchOptions {
  * reached Caddy; new hosts are probed at once (in turn), every host again each interval.
  */
 export class CertWatch {
-  private readonly hosts = new Map<string, { since: number; state: CertState; next: number }>();
+  private readonly hosts = new Map<string, { since: number; state: CertState; next: number; version: string }>();
   private timer: unknown = null;
   private running = false;
   private stopped = false;
@@ -75,13 +83,16 @@ export class CertWatch {
     this.clearTimer = o.clearTimer ?? ((t) => clearTimeout(t as NodeJS.Timeout));
   }
 
-  /** The TLS hosts now served (lower case, no trailing dot). Others are forgotten. */
-  watch(hosts: Iterable<string>): void {
+  /**
+   * The TLS hosts now served (lower case, no trailing dot), each with the version of the route
+   * serving it: a host new or with a changed route starts over (probed at once, a new grace).
+   * Others are forgotten.
+   */
+  watch(hosts: ReadonlyMap<string, string>): void {
     const now = this.now();
-    const want = new Set(hosts);
     let changed = false;
-    for (const h of [...this.hosts.keys()]) if (!want.has(h)) changed = this.hosts.delete(h) || changed;
-    for (const h of want) if (!this.hosts.has(h)) this.hosts.set(h, { since: now, state: { state: 'pending', reason: null }, next: now });
+    for (const [h, entry] of [...this.hosts]) if (hosts.get(h) !== entry.version) changed = this.hosts.delete(h) || changed;
+    for (const [h, version] of hosts) if (!this.hosts.has(h)) this.hosts.set(h, { since: now, state: { state: 'pending', reason: null }, next: now, version });
     if (changed) this.o.onChange(this.states());
     this.schedule();
   }
@@ -100,7 +111,7 @@ export class CertWatch {
         const r = await this.o.probe(host);
         if (this.stopped || this.hosts.get(host) !== entry) continue;
         const now = this.now();
-        entry.next = now + (this.o.intervalMs ?? CERT_PROBE_INTERVAL_MS);
+        entry.next = now + (r.ok ? (this.o.okIntervalMs ?? CERT_OK_INTERVAL_MS) : (this.o.intervalMs ?? CERT_PROBE_INTERVAL_MS));
         const state: CertState = r.ok ? { state: 'ok', issuer: r.issuer, not_after: r.notAfter } : now - entry.since < (this.o.graceMs ?? CERT_GRACE_MS) ? { state: 'pending', reason: r.reason } : { state: 'failed', reason: r.reason };
         if (JSON.stringify(state) !== JSON.stringify(entry.state)) {
           entry.state = state;

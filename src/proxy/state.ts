@@ -7,6 +7,7 @@ import type { RecordStore } from '../store/records.js';
 import type { RouteStore } from '../store/routes.js';
 import { buildDesired, recordRouteId, splitRoutes, type BuiltRoute, type DesiredBuild, type Resolver } from './desired.js';
 import { endpointsOf } from './guard.js';
+import type { CertState } from './certs.js';
 import type { DesiredProxy, DesiredRoute, ProxySettings } from './types.js';
 
 /** Desired routes by how they are served: `explicit` in Caddy's config, `dynamic` through DNS. */
@@ -40,6 +41,8 @@ export class ProxyState {
   /** The last split, for the build it was made from. */
   private splitOf: { build: DesiredBuild; split: SplitRoutes } | null = null;
   private current: ProxySettings;
+  /** Certificate state per TLS host Caddy serves (certs.ts CertWatch): a failed one puts its route in error. */
+  private certs: ReadonlyMap<string, CertState> = new Map();
 
   constructor(
     private readonly records: RecordStore,
@@ -126,6 +129,18 @@ export class ProxyState {
     for (const id of this.reported.keys()) if (!current.has(id)) this.reported.delete(id);
   }
 
+  /** Called when a TLS host's certificate state changed (certs.ts). */
+  reportCerts(states: ReadonlyMap<string, CertState>): void {
+    this.certs = states;
+  }
+
+  /** The TLS hosts of the routes Caddy runs now, each with its route's text (what CertWatch should probe). */
+  tlsHosts(): Map<string, string> {
+    const hosts = new Map<string, string>();
+    for (const r of this.build().routes) if (r.tls !== 'off' && this.reported.get(r.id)?.status === 'active') for (const h of r.hosts) hosts.set(h, textOf(r));
+    return hosts;
+  }
+
   private statusOf(id: string, route: DesiredRoute | undefined, buildError: string | undefined): { status: RouteStatus; error: string | null; mode?: RouteMode } {
     const mode: RouteMode = route && this.dynamicIds().has(id) ? 'dynamic' : 'explicit';
     return { ...this.statusOnly(id, route, buildError), mode };
@@ -147,6 +162,11 @@ export class ProxyState {
     if (buildError) return { status: 'error', error: buildError };
     const r = this.reported.get(id);
     if (!r || !route || r.route !== textOf(route)) return { status: 'pending', error: null };
+    if (r.status === 'active' && route.tls !== 'off')
+      for (const h of route.hosts) {
+        const cert = this.certs.get(h);
+        if (cert?.state === 'failed') return { status: 'error', error: `certificate for ${h}: ${cert.reason}` };
+      }
     return { status: r.status, error: r.error };
   }
 

@@ -8,6 +8,7 @@ import { rollUp, type HealthReport } from '../../src/api/health.js';
 import type { ZoneIndex } from '../../src/dns/index.js';
 import type { ProxyState } from '../../src/proxy/state.js';
 import { openDb, type Db } from '../../src/store/db.js';
+import { backupInto } from '../../src/store/backup.js';
 import type { RecordStore } from '../../src/store/records.js';
 import type { RouteStore } from '../../src/store/routes.js';
 import type { TokenStore } from '../../src/store/tokens.js';
@@ -27,6 +28,8 @@ export const NODE_IP = '192.0.2.10';
 export interface ApiFixture {
   app: FastifyInstance;
   db: Db;
+  /** The data dir (the database and, for a moment, backups). */
+  dir: string;
   /** The DNS index the records' changes are applied to (as the controller's). */
   index: ZoneIndex;
   records: RecordStore;
@@ -73,10 +76,12 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     health: opts.health ?? (() => rollUp({ store: { status: 'ok' }, dns: { status: 'ok' }, proxy: { status: 'disabled' }, mail: { status: 'disabled' } })),
     version: 'test',
     mail: { store: new MailStore(db), messages: new MessageStore(db) },
+    backup: () => backupInto(db, tmp.dir),
   });
   return {
     app,
     db,
+    dir: tmp.dir,
     index: w.index,
     records: w.records,
     routes: w.routes,

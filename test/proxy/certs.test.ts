@@ -35,7 +35,7 @@ describe('proxy/certs: CertWatch (fake clock)', () => {
   it('a host without a certificate is pending during the grace, then failed with the reason; a fix shows at the next probe', async () => {
     const results = new Map<string, ProbeResult>([['ok.example.test', { ok: true, issuer: 'Caddy Local Authority', notAfter: '2026-12-08T00:00:00.000Z' }]]);
     const h = harness(results);
-    h.watch.watch(['ok.example.test', 'bad.example.com']);
+    h.watch.watch(new Map([['ok.example.test', 'v1'], ['bad.example.com', 'v1']]));
     await h.tick();
     expect(h.probed).to.deep.equal(['ok.example.test', 'bad.example.com']);
     expect(h.watch.states().get('ok.example.test')).to.deep.equal({ state: 'ok', issuer: 'Caddy Local Authority', not_after: '2026-12-08T00:00:00.000Z' });
@@ -52,15 +52,29 @@ describe('proxy/certs: CertWatch (fake clock)', () => {
 
   it('forgets hosts no longer served, and reports only changes', async () => {
     const h = harness(new Map([['a.example.test', { ok: true, issuer: 'X', notAfter: '2027-01-01T00:00:00.000Z' }]]));
-    h.watch.watch(['a.example.test', 'b.example.test']);
+    h.watch.watch(new Map([['a.example.test', 'v1'], ['b.example.test', 'v1']]));
     await h.tick();
     const changes = h.seen.length;
     await h.tick();
     expect(h.seen.length, 'the same results again: no change reported').to.equal(changes);
-    h.watch.watch(['a.example.test']);
+    h.watch.watch(new Map([['a.example.test', 'v1']]));
     expect([...h.watch.states().keys()]).to.deep.equal(['a.example.test']);
     expect(h.seen.length).to.equal(changes + 1);
     h.watch.stop();
+  });
+
+  it('a host whose route changed starts over: probed at once, with a new grace', async () => {
+    const h = harness(new Map());
+    h.watch.watch(new Map([['x.example.com', 'v1']]));
+    for (let i = 0; i < 3; i++) await h.tick();
+    expect(h.watch.states().get('x.example.com')?.state).to.equal('failed');
+    const probes = h.probed.length;
+    h.watch.watch(new Map([['x.example.com', 'v2']]));
+    expect(h.watch.states().get('x.example.com')).to.deep.equal({ state: 'pending', reason: null });
+    await h.tick();
+    expect(h.probed.length).to.equal(probes + 1);
+    expect(h.at(), 'probed at once, not 30 s later').to.equal(60_000);
+    expect(h.watch.states().get('x.example.com')?.state).to.equal('pending');
   });
 });
 
