@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_node
-need_debs dig:bind9-dnsutils named-checkzone:bind9utils caddy:caddy supervisord:supervisor
+# nsd: the reference server of test/dns/nsd.test.ts (its binaries live in /usr/sbin).
+PATH="$PATH:/usr/sbin:/sbin" need_debs dig:bind9-dnsutils named-checkzone:bind9utils caddy:caddy supervisord:supervisor nsd:nsd nsd-checkconf:nsd
 need_npm
 echo "dnsproxy: testing on Node $(node --version) ($(command -v node))" >&2
 # Lines of src/ the tests must run; below it the coverage check fails.

@@ -1,7 +1,7 @@
 // RRsets as the DNS layer holds them: the stored values plus their wire RDATA, built once when a
 // record set enters the index so that answering never converts values.
 import dnsPacket from 'dns-packet';
-import type { StoredRecord } from '../model/record.js';
+import { txtStrings, type StoredRecord } from '../model/record.js';
 import type { ServedRecord, Soa } from './soa.js';
 import { COMP, TYPE_CODE, type Comp, type Rr } from './wire.js';
 
@@ -22,18 +22,6 @@ export interface RRset {
   readonly kept?: readonly number[];
   /** Where RDATA holds names that may be compressed (RFC 3597 §4: the RFC 1035 types only). */
   readonly comp: Comp;
-}
-
-/** RFC 1035 §3.3: a character-string holds at most 255 octets. */
-const MAX_CHARSTRING = 255;
-
-/** Splits a TXT value into character-strings of at most 255 bytes (an empty value is one empty string). */
-export function txtChunks(value: string): Buffer[] {
-  const bytes = Buffer.from(value, 'utf8');
-  if (bytes.length === 0) return [bytes];
-  const out: Buffer[] = [];
-  for (let i = 0; i < bytes.length; i += MAX_CHARSTRING) out.push(bytes.subarray(i, i + MAX_CHARSTRING));
-  return out;
 }
 
 interface Codec {
@@ -73,7 +61,7 @@ function pieces(r: StoredRecord): Buffer[] {
     case 'NS':
       return r.values.map((v) => packed(r.type, v));
     case 'TXT':
-      return r.values.map((v) => packed('TXT', txtChunks(v)));
+      return r.values.map((v) => packed('TXT', txtStrings(v)));
     case 'MX':
       return r.values.map((v) => packed('MX', { preference: v.preference, exchange: v.exchange }));
     case 'SRV':

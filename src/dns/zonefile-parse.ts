@@ -1,8 +1,11 @@
 // Zone import: master-file text (as users paste it) → record sets validated by `recordInput`.
 import { absolute, inZone, nameProblem } from '../model/name.js';
-import { RECORD_TYPES, recordInput, rrsetSizeProblem, type RecordInput, type RecordType } from '../model/record.js';
+import { CHARSTRING_BYTES, RECORD_TYPES, recordInput, rrsetSizeProblem, type RecordInput, type RecordType, type TxtString } from '../model/record.js';
 import type { Soa } from './soa.js';
-import { decodeText, lex, lineError, type Entry, type Token, type ZoneFileError } from './zonefile-lex.js';
+import { decodeBytes, decodeText, lex, lineError, type Entry, type Token, type ZoneFileError } from './zonefile-lex.js';
+
+/** Whether bytes are valid UTF-8 (then a TXT string is kept as text, else as hex). */
+const utf8 = { test: (b: Buffer): boolean => Buffer.from(b.toString('utf8'), 'utf8').equals(b) };
 
 export type { ZoneFileError } from './zonefile-lex.js';
 
@@ -52,8 +55,8 @@ interface Parse {
  * Parses `text` against zone `origin`. Pure: no I/O, inputs untouched.
  * Lines with the same owner and type merge into one record set whose TTL is the first line's
  * (BIND does the same; RFC 2181 §5.2 says TTLs within a set must match, we do not pick the minimum).
- * A TXT line's character-strings are joined into one value (what SPF/DKIM readers do);
- * export re-splits values at 255 bytes, so export → parse gives the same value back.
+ * A TXT line's character-strings are kept as given (RFC 1035 §3.3.14): one string is a text value,
+ * several a list; export writes them back the same way, so export → parse gives the same value.
  * Not supported, each reported as a line error: `$INCLUDE`, `$GENERATE`, classes other than IN,
  * types other than A AAAA CNAME TXT MX SRV PTR CAA NS SOA, owner names outside `origin`.
  */
@@ -157,6 +160,18 @@ function record(p: Parse, entry: Entry): void {
   p.sets.set(key, set);
 }
 
+/**
+ * The text value whose 255-byte cut gives exactly these strings (one string; or pieces of 255
+ * bytes and a shorter last one, as export writes a long text), or null: then they stay a list.
+ */
+function asText(strings: TxtString[]): string | null {
+  const bytes = strings.map((s) => (typeof s === 'string' ? Buffer.from(s, 'utf8') : Buffer.from(s.hex, 'hex')));
+  const last = bytes.length - 1;
+  if (!bytes.every((b, i) => (i < last ? b.length === CHARSTRING_BYTES : last === 0 || b.length > 0))) return null;
+  const joined = Buffer.concat(bytes);
+  return utf8.test(joined) ? joined.toString('utf8') : null;
+}
+
 const isImportType = (t: string): t is ImportType => (SUPPORTED as readonly string[]).includes(t);
 
 /** A value, or why not; `field` names the offending part ('' = the whole value, absent = the line). */
@@ -178,13 +193,15 @@ function rdataValue(type: RecordType, rdata: Token[], origin: string): Field {
   const fields = FIELDS[type];
   if (type === 'TXT') {
     if (rdata.length === 0) return { error: 'needs at least one string' };
-    let text = '';
-    for (const tok of rdata) {
-      const decoded = decodeText(tok.raw);
+    // Each character-string is kept as given (RFC 1035 §3.3.14): one string is a text, several a list.
+    const strings: TxtString[] = [];
+    for (const [i, tok] of rdata.entries()) {
+      const decoded = decodeBytes(tok.raw);
       if ('error' in decoded) return { ...decoded, field: '' };
-      text += decoded.text;
+      if (decoded.bytes.length > CHARSTRING_BYTES) return { error: `string ${i + 1} holds ${decoded.bytes.length} bytes; a character-string holds at most ${CHARSTRING_BYTES} (RFC 1035 §3.3): split it into several quoted strings`, field: '' };
+      strings.push(utf8.test(decoded.bytes) ? decoded.bytes.toString('utf8') : { hex: decoded.bytes.toString('hex') });
     }
-    return { value: text };
+    return { value: asText(strings) ?? strings };
   }
   if (rdata.length !== fields.length)
     return { error: `takes ${fields.length} field${fields.length > 1 ? 's' : ''} (${fields.join(' ')}), found ${rdata.length}` };

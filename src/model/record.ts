@@ -23,6 +23,47 @@ const printable = (what: string) =>
 
 const u16 = z.number().int('must be an integer').min(0).max(65535);
 
+/** RFC 1035 §3.3: a <character-string> holds at most 255 octets. */
+export const CHARSTRING_BYTES = 255;
+
+/** One TXT character-string kept as given: text (UTF-8 on the wire), or `{hex}` for bytes that are not UTF-8 text. */
+const txtString = z.union([
+  z.string().refine((v) => Buffer.byteLength(v) <= CHARSTRING_BYTES, `a string in a list may hold at most ${CHARSTRING_BYTES} bytes (UTF-8)`),
+  z
+    .object({ hex: z.string().regex(/^(?:[0-9a-f]{2}){0,255}$/i, `must be hex digits, at most ${CHARSTRING_BYTES} bytes`) })
+    .strict()
+    .describe('Bytes that are not UTF-8 text, in hex'),
+]);
+export type TxtString = z.infer<typeof txtString>;
+
+/**
+ * A TXT value: one text, split into 255-byte character-strings on the wire; or a list of
+ * character-strings kept as given (RFC 1035 §3.3.14; DNS-SD, RFC 6763 §6, reads each as a key=value).
+ */
+export const txtValue = z.union([
+  z.string().max(MAX_TEXT),
+  z
+    .array(txtString)
+    .min(1, 'a list holds at least one string')
+    .refine((l) => l.reduce((n, x) => n + 1 + txtStringBytes(x).length, 0) <= MAX_TEXT + 16, `the strings may hold at most ${MAX_TEXT} bytes in all`),
+]);
+export type TxtValue = z.infer<typeof txtValue>;
+
+/** The bytes of one TXT character-string. */
+export function txtStringBytes(s: TxtString): Buffer {
+  return typeof s === 'string' ? Buffer.from(s, 'utf8') : Buffer.from(s.hex, 'hex');
+}
+
+/** The character-strings of a TXT value as they go on the wire: a text cut every 255 bytes (an empty one is one empty string), a list as given. */
+export function txtStrings(v: TxtValue): Buffer[] {
+  if (Array.isArray(v)) return v.map(txtStringBytes);
+  const bytes = Buffer.from(v, 'utf8');
+  if (bytes.length === 0) return [bytes];
+  const out: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += CHARSTRING_BYTES) out.push(bytes.subarray(i, i + CHARSTRING_BYTES));
+  return out;
+}
+
 export const proxySchema = z
   .object({
     enabled: z.boolean().default(false),
@@ -59,7 +100,7 @@ export const recordInput = z.discriminatedUnion('type', [
   z.object({ ...common, type: z.literal('A'), values: values(ipv4), proxy: proxySchema.optional() }).strict(),
   z.object({ ...common, type: z.literal('AAAA'), values: values(ipv6), proxy: proxySchema.optional() }).strict(),
   z.object({ ...common, type: z.literal('CNAME'), values: z.array(targetName).length(1, 'a CNAME has exactly one target') }).strict(),
-  z.object({ ...common, type: z.literal('TXT'), values: values(printable('TXT value')) }).strict(),
+  z.object({ ...common, type: z.literal('TXT'), values: values(txtValue) }).strict(),
   z.object({ ...common, type: z.literal('MX'), values: values(mxValue) }).strict(),
   z.object({ ...common, type: z.literal('SRV'), values: values(srvValue) }).strict(),
   z.object({ ...common, type: z.literal('PTR'), values: values(targetName) }).strict(),
@@ -107,8 +148,6 @@ const OWNER_POINTER = 2;
 const RR_FIXED = 10;
 /** RFC 1035 §2.3.4: a wildcard set answers questions with names up to 255 octets. */
 const MAX_NAME_WIRE = 255;
-/** RFC 1035 §3.3: a TXT character-string holds at most 255 octets (longer values are split). */
-const CHARSTRING = 255;
 
 /** Octets of an absolute name on the wire, without compression. */
 const nameWire = (name: string): number => (name === '.' ? 1 : name.replace(/\.$/, '').split('.').reduce((n, label) => n + 1 + Buffer.byteLength(label), 1));
@@ -130,10 +169,7 @@ function rdataBytes(data: RecordData): number[] {
     case 'CAA':
       return data.values.map((v) => 2 + Buffer.byteLength(v.tag) + Buffer.byteLength(v.value));
     case 'TXT':
-      return data.values.map((v) => {
-        const bytes = Buffer.byteLength(v);
-        return bytes + Math.max(1, Math.ceil(bytes / CHARSTRING));
-      });
+      return data.values.map((v) => txtStrings(v).reduce((n, b) => n + 1 + b.length, 0));
   }
 }
 

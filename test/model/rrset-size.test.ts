@@ -57,7 +57,7 @@ describe('model: record sets that cannot fit in a DNS message', () => {
 
     it('zone import of such a set: 400 naming the line, nothing applied', async () => {
       const chunks = (v: string) => (v.match(/.{1,250}/g) ?? []).map((c) => `"${c}"`).join(' ');
-      const text = `ok A 192.0.2.1\n${overLimit.values.map((v) => `t TXT ${chunks(v)}`).join('\n')}\n`;
+      const text = `ok A 192.0.2.1\n${overLimit.values.map((v) => `t TXT ${chunks(v as string)}`).join('\n')}\n`;
       const res = await f.app.inject({ method: 'POST', url: '/api/v1/zones/home.arpa/import', headers: { ...f.auth, 'content-type': 'text/plain' }, payload: text });
       expect(res.statusCode, res.body.slice(0, 300)).to.equal(400);
       expect(res.json().error.code).to.equal('invalid_zone_file');
