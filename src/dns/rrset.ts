@@ -1,9 +1,10 @@
 // RRsets as the DNS layer holds them: the stored values plus their wire RDATA, built once when a
 // record set enters the index so that answering never converts values.
 import dnsPacket from 'dns-packet';
-import { txtStrings, type StoredRecord } from '../model/record.js';
+import { typeCode, txtStrings, type StoredRecord } from '../model/record.js';
+import { parseRdata } from '../model/rdata.js';
 import type { ServedRecord, Soa } from './soa.js';
-import { COMP, TYPE_CODE, type Comp, type Rr } from './wire.js';
+import { COMP, type Comp, type Rr } from './wire.js';
 
 export type ServedType = ServedRecord['type'];
 
@@ -78,6 +79,16 @@ function pieces(r: StoredRecord): Buffer[] {
         value.copy(out, 4 + tag.length);
         return out;
       });
+    default:
+      // Stored in canonical presentation form (src/model/rdata.ts), which always parses.
+      return r.values.map((v) => {
+        const parsed = parseRdata(r.type, v);
+        const rdata = 'error' in parsed ? Buffer.alloc(0) : parsed.wire;
+        const out = Buffer.allocUnsafe(2 + rdata.length);
+        out.writeUInt16BE(rdata.length, 0);
+        rdata.copy(out, 2);
+        return out;
+      });
   }
 }
 
@@ -85,16 +96,16 @@ const COMP_OF: Partial<Record<ServedType, Comp>> = { NS: COMP.NAME, CNAME: COMP.
 
 /** The RRset for a stored record set. */
 export function rrsetOf(r: StoredRecord): RRset {
-  return { type: r.type, code: TYPE_CODE[r.type], ttl: r.ttl, values: r.values, ...joined(pieces(r)), comp: COMP_OF[r.type] ?? COMP.NONE };
+  return { type: r.type, code: typeCode(r.type), ttl: r.ttl, values: r.values, ...joined(pieces(r)), comp: COMP_OF[r.type] ?? COMP.NONE };
 }
 
 export function soaRRset(soa: Soa): RRset {
   const { ttl, ...data } = soa;
-  return { type: 'SOA', code: TYPE_CODE.SOA, ttl, values: [soa], wire: packed('SOA', data), count: 1, comp: COMP.SOA };
+  return { type: 'SOA', code: typeCode('SOA'), ttl, values: [soa], wire: packed('SOA', data), count: 1, comp: COMP.SOA };
 }
 
 export function simpleRRset(type: 'A' | 'AAAA' | 'NS', ttl: number, values: string[]): RRset {
-  return { type, code: TYPE_CODE[type], ttl, values, ...joined(values.map((v) => packed(type, v))), comp: COMP_OF[type] ?? COMP.NONE };
+  return { type, code: typeCode(type), ttl, values, ...joined(values.map((v) => packed(type, v))), comp: COMP_OF[type] ?? COMP.NONE };
 }
 
 /** The RRset's records with owner `owner` (written as given: the caller decides the case). */

@@ -3,7 +3,7 @@
 // throws on hostile input (parsers return a verdict instead).
 
 /** RR type codes we name; any other type is shown as `TYPE<n>` (RFC 3597). */
-export const TYPE = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, OPT: 41, DS: 43, IXFR: 251, AXFR: 252, ANY: 255, CAA: 257 } as const;
+export const TYPE = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, OPT: 41, DS: 43, SSHFP: 44, TLSA: 52, SVCB: 64, HTTPS: 65, IXFR: 251, AXFR: 252, ANY: 255, CAA: 257 } as const;
 const TYPE_NAMES = new Map<number, string>(Object.entries(TYPE).map(([k, v]) => [v, k]));
 
 export function typeName(code: number): string {
@@ -199,9 +199,6 @@ const OPT_BYTES = 11;
 /** Where an RR's RDATA holds names that may be compressed (RFC 3597 §4: only the RFC 1035 types). */
 export const COMP = { NONE: 0, NAME: 1, MX: 2, SOA: 3 } as const;
 export type Comp = (typeof COMP)[keyof typeof COMP];
-
-/** Type codes of the types we store. */
-export const TYPE_CODE = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, CAA: 257 } as const;
 
 /**
  * One resource record to write: owner (presentation text, `\DDD` escapes allowed), type, TTL,

@@ -115,8 +115,35 @@ export function generateZone(): Generated {
   add('caa', 300, 'CAA', '0 iodef "mailto:security@example.net"');
   add('caa', 300, 'CAA', '128 tbs "Unknown"');
 
+  // Issue 19: duplicates (folded), null MX, SRV target ".", TXT bytes, more types, generic form.
+  add('dup', 300, 'A', '192.0.2.77');
+  add('dup', 300, 'A', '192.0.2.77');
+  add('dup', 300, 'AAAA', '2001:db8::77');
+  add('dup', 300, 'AAAA', '2001:DB8:0:0::77');
+  add('dup', 300, 'TXT', '"same"');
+  add('dup', 300, 'TXT', 'same');
+  add('nomail', 300, 'MX', '0 .');
+  add('_imap._tcp', 300, 'SRV', '0 0 0 .');
+  add('esc', 300, 'TXT', String.raw`"a\010b\255" "\"q\" \\ ;" ""`);
+  add('esc', 300, 'TXT', String.raw`"caf\195\169" "x=1"`);
+  add('sub1', 300, 'DS', '60485 5 1 2BB183AF5F22588179A53B0A98631FAD1A292118');
+  add('sub1', 300, 'DS', '60485 8 2 ( 2BB183AF5F22588179A53B0A98631FAD1A292118 2BB183AF5F22588179A53B0A98631FAD )');
+  add('svc', 300, 'HTTPS', '1 . alpn=h2,h3 ipv4hint=192.0.2.7 port=8443');
+  add('svc', 300, 'HTTPS', `2 h005.${ZONE} alpn="h2" ipv6hint=2001:db8::7 mandatory=alpn`);
+  add('alias', 300, 'HTTPS', `0 h006.${ZONE}`);
+  add('_8443._https.api', 300, 'SVCB', `1 api.${ZONE} alpn=h2 key65000="x"`);
+  add('api', 300, 'A', '192.0.2.8');
+  add('_443._tcp.h001', 300, 'TLSA', `3 1 1 ${'ab'.repeat(32)}`);
+  add('h002', 300, 'SSHFP', `4 2 ${'cd'.repeat(32)}`);
+  add('h002', 300, 'SSHFP', `1 1 ${'ef'.repeat(20)}`);
+  add('caa', 300, 'CAA', '0 issuewild ";"');
+  add('caa', 300, 'CAA', '0 issue letsencrypt.org');
+  add('gen', 300, 'TYPE65534', '\\# 4 0A000001');
+  add('gen', 300, 'TYPE65000', '\\# 0');
+  add('gen', 300, 'TYPE260', '\\# 3 ABCDEF');
+
   const queries: [string, string][] = [];
-  const TYPES = ['A', 'AAAA', 'TXT', 'MX', 'NS', 'SOA', 'CNAME', 'SRV', 'PTR', 'CAA', 'ANY', 'DS'];
+  const TYPES = ['A', 'AAAA', 'TXT', 'MX', 'NS', 'SOA', 'CNAME', 'SRV', 'PTR', 'CAA', 'ANY', 'DS', 'HTTPS', 'TLSA'];
   for (const [name, types] of names) {
     for (const t of types) queries.push([name, t]);
     queries.push([name, pick(TYPES)]);

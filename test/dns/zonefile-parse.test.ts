@@ -115,7 +115,7 @@ sub       NS  ns1.sub
 
 const bad: Case[] = [
   { title: 'bad IPv4 address on its line', text: 'ok A 192.0.2.1\nbad A 192.0.2.256', errors: [[2, 'A: values.0: must be an IPv4 address (got "192.0.2.256")']] },
-  { title: 'unknown type', text: '\nx HINFO "pc" "linux"', errors: [[2, 'unsupported record type "HINFO" (supported: A, AAAA, CNAME, TXT, MX, SRV, PTR, CAA, NS, SOA)']] },
+  { title: 'unknown type', text: '\nx HINFO "pc" "linux"', errors: [[2, 'unsupported record type "HINFO" (supported: A, AAAA, CNAME, TXT, MX, SRV, PTR, CAA, NS, DS, SSHFP, TLSA, SVCB, HTTPS, SOA; any other as TYPEnnn \\# <length> <hex>, RFC 3597)']] },
   {
     title: 'names outside the origin',
     text: 'www.example.org. A 192.0.2.1\nhome.arpa.evil. A 192.0.2.1\n$ORIGIN example.org.\nwww A 192.0.2.1',
