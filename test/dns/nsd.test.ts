@@ -104,6 +104,26 @@ class Client {
     });
   }
 
+  /** Sends `msg` and collects the replies carrying its ID until `done` says so (a zone transfer). */
+  askMany(msg: Buffer, done: (m: Buffer) => boolean): Promise<Buffer[]> {
+    const id = msg.readUInt16BE(0);
+    const out: Buffer[] = [];
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`transfer incomplete after ${REPLY_MS} ms on port ${this.port}`)), REPLY_MS);
+      const next = (m: Buffer) => {
+        out.push(m);
+        if (done(m)) {
+          clearTimeout(timer);
+          resolve(out);
+        } else this.waiting.set(id, next);
+      };
+      this.waiting.set(id, next);
+      const len = Buffer.alloc(2);
+      len.writeUInt16BE(msg.length);
+      this.tcp?.write(Buffer.concat([len, msg]));
+    });
+  }
+
   close(): void {
     this.udp?.close();
     this.tcp?.destroy();
@@ -156,6 +176,31 @@ function allowed(nsd: Seen, ours: Seen, type: string): Seen {
   return out;
 }
 
+/** Every record of a zone transfer (RR text, sorted; the closing SOA dropped) from the server on `port`. */
+async function axfr(port: number): Promise<string[]> {
+  const c = new Client(port, true);
+  await c.open();
+  const rrs: string[] = [];
+  let soas = 0;
+  try {
+    const q = dnsPacket.encode({ type: 'query', id: 7, questions: [{ name: ZONE, type: 'AXFR', class: 'IN' }] });
+    // Every message of the transfer carries the query's ID: collect until the second SOA.
+    const messages = await c.askMany(q, (m) => {
+      for (const a of dnsPacket.decode(m).answers ?? []) if (a.type === 'SOA') soas++;
+      return soas >= 2;
+    });
+    for (const m of messages) {
+      const p = dnsPacket.decode(m) as ReturnType<typeof dnsPacket.decode> & { rcode: string };
+      expect(p.rcode).to.equal('NOERROR');
+      for (const a of p.answers ?? []) rrs.push(`${a.name.toLowerCase()} ${(a as { ttl?: number }).ttl} ${a.type} ${dataText((a as { data?: unknown }).data)}`);
+    }
+  } finally {
+    c.close();
+  }
+  rrs.pop();
+  return rrs.sort();
+}
+
 describe('dns: answers identical to NSD on a generated zone', function () {
   this.timeout(180_000);
   let gen: Generated;
@@ -188,6 +233,12 @@ describe('dns: answers identical to NSD on a generated zone', function () {
   it('the zone has at least 300 names, and at least 1,500 queries are compared', () => {
     expect(gen.names.size).to.be.at.least(300);
     expect(gen.queries.length * MODES.length).to.be.at.least(1500);
+  });
+
+  it('AXFR of the imported zone gives back exactly its records, as NSD transfers them', async () => {
+    const [x, y] = await Promise.all([axfr(ours), axfr(nsd?.port ?? 0)]);
+    expect(x.length).to.be.greaterThan(gen.names.size);
+    expect(x).to.deep.equal(y);
   });
 
   for (const mode of MODES)

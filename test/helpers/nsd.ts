@@ -70,6 +70,7 @@ remote-control:
 zone:
     name: "${zone}"
     zonefile: "${dir}/zone"
+    provide-xfr: 127.0.0.1 NOKEY
 `,
   );
   execFileSync(check, [conf], { stdio: 'pipe' });
