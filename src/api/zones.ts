@@ -74,7 +74,8 @@ export const zoneRoutes =
             const kept = new Set(results.map((r) => `${r.record.name} ${r.record.type}`));
             const removed = replace ? [...current].filter(([k]) => !kept.has(k)).map(([, r]) => r) : [];
             const dns = dnsPlan(results, removed);
-            return { result: { applied: results.length, created: dns.added.length, removed: removed.length, serial: deps.records.serial(zone) }, dns };
+            const warnings = parsed.warnings.map((w) => ({ path: `line ${w.line}`, message: w.message }));
+            return { result: { applied: results.length, created: dns.added.length, removed: removed.length, serial: deps.records.serial(zone), ...(warnings.length ? { warnings } : {}) }, dns };
           });
         }
         // Parsed, validated and written on a thread of its own (zone-import.ts): a big file must not stop DNS.

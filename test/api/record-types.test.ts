@@ -51,6 +51,10 @@ describe('api: record types and values of issue 19', () => {
   it('zone import: duplicate lines are served once', async () => {
     const res = await f.app.inject({ method: 'POST', url: '/api/v1/zones/home.arpa/import', headers: { ...f.auth, 'content-type': 'text/plain' }, payload: 'dup A 192.0.2.77\ndup A 192.0.2.77\ndup AAAA 2001:db8::77\ndup AAAA 2001:0db8::0:77\n' });
     expect(res.statusCode, res.body).to.equal(200);
+    expect(res.json().warnings).to.deep.equal([
+      { path: 'line 2', message: 'A: repeats the record on line 1 (the same data in canonical form): served once (RFC 2181 §5)' },
+      { path: 'line 4', message: 'AAAA: repeats the record on line 3 (the same data in canonical form): served once (RFC 2181 §5)' },
+    ]);
     expect(f.records.get('dup.home.arpa.', 'A')?.values).to.deep.equal(['192.0.2.77']);
     expect(f.records.get('dup.home.arpa.', 'AAAA')?.values).to.deep.equal(['2001:db8::77']);
     expect(served(f, 'dup.home.arpa', 1)).to.deep.equal(['"192.0.2.77"']);
