@@ -8,8 +8,9 @@ import type { Config } from './config/schema.js';
 import { DnsServer, ZoneIndex } from './dns/index.js';
 import type { ZoneSettings } from './dns/soa.js';
 import { logger } from './log/index.js';
-import { recordsGauge } from './metrics.js';
+import { countRecordsWith } from './metrics.js';
 import { openDb, type Db } from './store/db.js';
+import { backupInto } from './store/backup.js';
 import { RecordStore } from './store/records.js';
 import { TokenStore } from './store/tokens.js';
 import { RouteStore } from './store/routes.js';
@@ -22,6 +23,7 @@ import { zoneResolver } from './proxy/resolve.js';
 import { CaddyAdmin, validateWithCaddy } from './proxy/caddy.js';
 import { caddyfileExport } from './proxy/caddyfile.js';
 import { CaddyProcess, caddyEnv, caddyPids } from './proxy/process.js';
+import { CertWatch, probeCertificate, probeName } from './proxy/certs.js';
 import { Reconciler } from './proxy/reconcile.js';
 import { markerId, render } from './proxy/render.js';
 import { join } from 'node:path';
@@ -71,9 +73,11 @@ function proxyHealth(reconciler: Reconciler): HealthReport['components'][string]
 
 export class Controller {
   private db?: Db;
+  private uncount?: () => void;
   private dns?: DnsServer;
   private api?: FastifyInstance;
   private reconciler?: Reconciler;
+  private certs?: CertWatch;
   private caddyProcess?: CaddyProcess;
   private readonly log = logger('controller');
 
@@ -100,15 +104,13 @@ export class Controller {
 
       const index = new ZoneIndex(zoneSettings(c));
       for (const zone of c.zones) index.load(zone, records.serial(zone), records.list({ zone }));
-      const countRecords = () => {
-        recordsGauge.reset();
-        for (const zone of c.zones) recordsGauge.labels(zone).set(records.count(zone));
-      };
-      countRecords();
+      // Counted when /metrics is read, and only again after a change (COUNT(*) over a big zone is not free).
+      let counts: Map<string, number> | null = null;
+      this.uncount = countRecordsWith(() => (counts ??= new Map(c.zones.map((zone) => [zone, records.count(zone)]))));
       records.onChange((change) => {
         // A big change (a zone import) is staged and swapped in whole; the store waits for settled().
         index.apply(change, (warnings) => warnings.length && this.log.warn('records not served', { zone: change.zone, warnings: warnings.slice(0, LOGGED_NAMES) }));
-        countRecords();
+        counts = null;
         this.log.info('records changed', {
           zone: change.zone,
           serial: change.serial,
@@ -136,8 +138,21 @@ export class Controller {
         markerId,
         caddy,
         validate: (config) => validateWithCaddy(config, { env: caddyEnv(join(c.data_dir, 'caddy')) }),
-        onStatus: (statuses) => proxy.report(statuses),
+        onStatus: (statuses) => {
+          proxy.report(statuses);
+          this.certs?.watch(proxy.tlsHosts());
+        },
       }));
+      // Caddy's admin API says nothing of certificates: a handshake per TLS host does (certs.ts).
+      const probeIp = addressClass(c.listen_ip) === 'unspecified' ? (c.listen_ip.includes(':') ? '::1' : '127.0.0.1') : c.listen_ip;
+      this.certs = new CertWatch({
+        probe: (host) => probeCertificate({ ip: probeIp, port: c.https_port, servername: probeName(host) }),
+        graceMs: c.cert_grace_ms,
+        onChange: (states) => {
+          proxy.reportCerts(states);
+          for (const [host, s] of states) if (s.state === 'failed') this.log.warn('no certificate for a TLS host; its route is in error', { host, reason: s.reason });
+        },
+      });
       // After the index serves the change: upstream names inside our zones resolve through it.
       records.onChange(() => void index.settled().then(() => reconciler.trigger()));
       routes.onChange(() => reconciler.trigger());
@@ -194,6 +209,7 @@ export class Controller {
         simulate: (fn) => simulate(db, [records, routes], fn),
         transaction: (fn) => transact(db, [records, routes], fn),
         mail: { store: new MailStore(db), messages: new MessageStore(db) },
+        backup: () => backupInto(db, c.data_dir),
       });
       await this.api.listen({ host: c.listen_ip, port: c.api_port });
       const apiPort = (this.api.server.address() as { port: number }).port;
@@ -208,10 +224,12 @@ export class Controller {
 
   async stop(): Promise<void> {
     await this.api?.close().catch(() => undefined);
+    this.certs?.stop();
     await this.reconciler?.stop().catch(() => undefined);
     await this.caddyProcess?.stop().catch(() => undefined);
     await this.dns?.stop().catch(() => undefined);
+    this.uncount?.();
     this.db?.close();
-    this.api = this.reconciler = this.caddyProcess = this.dns = this.db = undefined;
+    this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = undefined;
   }
 }

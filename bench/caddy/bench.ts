@@ -30,7 +30,7 @@ import { tempDir } from '../../test/helpers/tmp.js';
 // The same sources the controller's dist/ is built from (run.sh builds it first).
 import { buildDesired } from '../../src/proxy/desired.js';
 import { routeHash } from '../../src/proxy/quarantine.js';
-import { markerId, render } from '../../src/proxy/render.js';
+import { markerId, markerPath, render } from '../../src/proxy/render.js';
 import type { DesiredProxy, DesiredRoute, ProxySettings as Settings } from '../../src/proxy/types.js';
 import { openDb } from '../../src/store/db.js';
 import { RecordStore } from '../../src/store/records.js';
@@ -364,7 +364,7 @@ async function phase(n: number, backend: Backend, doWrk: boolean): Promise<Phase
   // The same N routes for the raw Caddy: render() of the equivalent desired state.
   const hosts = Array.from({ length: n }, (_, i) => fqdn(i));
   const check = render(desiredOf(hosts, backend.dial, { httpPort: ours.httpPort, httpsPort: ours.httpsPort, listenIp: '127.0.0.1', admin: ours.adminListen }));
-  const running = (await ours.get('/config/apps/http/servers/dnsproxy-http/@id')) as string;
+  const running = (await ours.get(markerPath())) as string;
   const same = running === markerId(check.hash);
   out(`equivalent desired state: render() marker ${markerId(check.hash)} ${same ? '==' : '!='} our Caddy's ${running}`);
   if (!same) throw new Error('the equivalent desired state does not render to what the controller pushed; raw would not be comparable');

@@ -9,7 +9,7 @@
 // into the empty zone), again (the same file once more: 150,000 unchanged sets rewritten). Prints per phase: import wall time, queries sent while it ran,
 // p50/p99/max latency and queries without an answer within TIMEOUT_MS. Everything it starts is
 // stopped and its temp dir removed. Not part of `npm test`; test/api/zones.test.ts has the small one.
-// Knobs: LINES, RATE, PHASES, IDLE_MS (10000), TIMEOUT_MS (2000), BIN (another build's bin/dnsproxy), CTL_LOG (a file
+// Knobs: LINES, RATE, PHASES, IDLE_MS (10000), AFTER_MS (5000, probing after each import), TIMEOUT_MS (2000), BIN (another build's bin/dnsproxy), CTL_LOG (a file
 // for the controller's output after its start, e.g. with a BIN wrapper adding --trace-gc).
 import { spawn } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -23,6 +23,8 @@ const RATE = Number(process.env.RATE ?? 200);
 const TIMEOUT_MS = Number(process.env.TIMEOUT_MS ?? 2000);
 const PHASES = (process.env.PHASES ?? 'idle,dry,real,again').split(',');
 const IDLE_MS = Number(process.env.IDLE_MS ?? 10_000);
+/** Probing after each import's reply, for the GC that follows it (0: none). */
+const AFTER_MS = Number(process.env.AFTER_MS ?? 5_000);
 /** A file for the controller's log lines after its start (default: dropped). */
 const CTL_LOG = process.env.CTL_LOG;
 const BIN = process.env.BIN ?? fileURLToPath(new URL('../../bin/dnsproxy', import.meta.url));
@@ -115,6 +117,13 @@ for (const phase of PHASES) {
   const ms = performance.now() - t0;
   const s = await stop();
   console.log(`${phase.padEnd(5)} HTTP ${res.status} in ${(ms / 1000).toFixed(2)} s (${text.length} bytes); DNS: ${s.n} queries, p50 ${f(s.p50)} ms, p99 ${f(s.p99)} ms, max ${f(s.max)} ms, unanswered ${s.lost}`);
+  if (AFTER_MS > 0) {
+    // The seconds after: the heap shrinks again once the import is done (src/heap.ts).
+    const next = probe();
+    await new Promise((r) => setTimeout(r, AFTER_MS));
+    const a = await next();
+    console.log(`  after ${(AFTER_MS / 1000).toFixed(0)} s: DNS: ${a.n} queries, p50 ${f(a.p50)} ms, p99 ${f(a.p99)} ms, max ${f(a.max)} ms, unanswered ${a.lost}`);
+  }
 }
 // SIGTERM first: the controller stops cleanly (and writes a --cpu-prof profile, if a BIN wrapper asked for one).
 ctl.kill('SIGTERM');

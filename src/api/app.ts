@@ -17,6 +17,7 @@ import { DOCS_PREFIX, installAuth } from './auth.js';
 import { errorOptions, installErrorHandling } from './errors.js';
 import type { HealthReport } from './health.js';
 import { legacyRoutes } from './legacy.js';
+import { backupRoutes } from './backup.js';
 import { mailRoutes } from './mail.js';
 import { openApiTransform } from './openapi.js';
 import { mailCredentialRoutes } from './mail-credentials.js';
@@ -51,6 +52,8 @@ export interface ApiDeps {
   transaction: <T>(fn: () => T) => T;
   /** The mail relay's settings and queue (the relay itself is another process). */
   mail: { store: MailStore; messages: MessageStore };
+  /** Takes a consistent copy of the database into a new owner-only file; the caller removes it. */
+  backup: () => Promise<{ file: string; pages: number }>;
 }
 
 /** Largest request body: a 10,000-name zone file is ~0.5 MiB. */
@@ -97,6 +100,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(proxyRoutes(deps));
   await app.register(mailRoutes(deps));
   await app.register(mailCredentialRoutes(deps));
+  await app.register(backupRoutes(deps));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

@@ -1,6 +1,8 @@
 // The zone import's thread (zone-import.ts has the protocol): parses and validates the text,
 // then — once the main thread hands it the store's turn — writes it in one transaction on a
 // connection of its own and sends the committed change back in parts.
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { dirname } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import { dnsPlan } from './mutate.js';
@@ -10,11 +12,32 @@ import type { Proxy, RecordChange, RecordType, RecordWrite } from '../model/reco
 import { recordWrite } from '../model/write.js';
 import { openDb, type Db } from '../store/db.js';
 import { RecordStore } from '../store/records.js';
+import { RouteStore } from '../store/routes.js';
+import { forbidden } from './auth.js';
+import { reachChecker } from './reach.js';
 import { simulate } from '../store/simulate.js';
 import { IMPORT_CHUNK, type FromImport, type ImportJob, type ToImport } from './zone-import.js';
 
 const job = workerData as ImportJob;
 const port = parentPort!;
+
+/** How much lower this thread's CPU priority is than the process's (nice steps): the main thread answers DNS. */
+export const IMPORT_NICE = 10;
+
+/**
+ * Lowers this thread's CPU priority (Linux: setpriority on a thread id applies to that thread
+ * only), so on a busy machine the kernel runs the main thread, which answers DNS, before the
+ * import. Elsewhere, or when refused, the import runs at the process's priority.
+ */
+function yieldCpu(): void {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + IMPORT_NICE));
+  } catch {
+    // not Linux, or not allowed: no harm
+  }
+}
+yieldCpu();
 const post = (msg: FromImport) => port.postMessage(msg);
 
 /** Parsed, checked and placed in the zone; throws invalid_zone_file (every line's error) or a field error. */
@@ -36,8 +59,34 @@ function current(db: Db): Map<string, { name: string; type: RecordType; proxy: P
   return new Map(rows.map((r) => [`${r.name} ${r.type}`, { ...r, proxy: r.proxy === null ? null : (JSON.parse(r.proxy) as Proxy) }]));
 }
 
+/**
+ * Below admin (job.guard): throws 403 when the import makes a proxy upstream reach this host or a
+ * metadata service that did not before — the check mutate() runs for every other write. Names
+ * resolve through the stored records (this transaction's view) and the synthesised glue.
+ */
+function guarded<T>(db: Db, store: RecordStore, run: () => T): T {
+  const guard = job.guard;
+  if (!guard) return run();
+  const glue = new Map<string, string[]>();
+  for (const json of job.synthesised) {
+    const [name, type, values] = JSON.parse(json) as [string, string, unknown[]];
+    if (type !== 'A' && type !== 'AAAA') continue;
+    const key = name.replace(/\.$/, '').toLowerCase();
+    glue.set(key, [...(glue.get(key) ?? []), ...values.filter((v): v is string => typeof v === 'string')]);
+  }
+  const reach = reachChecker({ zones: job.zones, ownAddresses: guard.ownAddresses, routes: new RouteStore(db), records: store, resolve: (host) => glue.get(host.replace(/\.$/, '')) });
+  const before = reach();
+  const out = run();
+  for (const [key, why] of reach()) if (!before.has(key)) throw forbidden('admin', guard.scope, why);
+  return out;
+}
+
 /** Inside the transaction: the writes with their kept settings, put (and for replace the others removed). */
 function apply(db: Db, store: RecordStore, parsed: RecordWrite[]) {
+  return guarded(db, store, () => applyUnguarded(db, store, parsed));
+}
+
+function applyUnguarded(db: Db, store: RecordStore, parsed: RecordWrite[]) {
   const had = current(db);
   const writes = parsed.map((w) => {
     const old = had.get(`${w.name} ${w.data.type}`);

@@ -2,14 +2,13 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { exportZone, parseZoneFile } from '../dns/zonefile.js';
+import { exportZone } from '../dns/zonefile.js';
 import { AppError } from '../errors.js';
 import { absolute } from '../model/name.js';
 import { scopeAllows } from '../model/token.js';
-import { recordWrite } from '../model/write.js';
 import { planRoutes } from '../proxy/plan.js';
 import type { ApiDeps } from './app.js';
-import { dnsPlan, dryRunQuery, mutate } from './mutate.js';
+import { dryRunQuery } from './mutate.js';
 import { importOnThread } from './zone-import.js';
 import { DRY_RUN, successes } from './openapi.js';
 
@@ -50,38 +49,13 @@ export const zoneRoutes =
       },
       async (req, reply) => {
         const zone = served(req.params.zone);
-        // Below admin an import must pass the scope check, which looks at the upstreams before and
-        // after the write inside its transaction (mutate): that runs on this thread. Admin imports,
-        // which need no such check, are parsed and written on a thread of their own.
-        if (!scopeAllows(req.token?.scope ?? 'read', 'admin')) {
-          const parsed = parseZoneFile(req.body, zone);
-          if (parsed.errors.length)
-            throw new AppError('invalid_zone_file', `${parsed.errors.length} line(s) have errors; nothing was applied`, parsed.errors.map((e) => ({ path: `line ${e.line}`, message: e.message })));
-          const placed = parsed.records.map((r, i) => recordWrite(r, [zone], `records.${i}.`));
-          const replace = req.query.mode === 'replace';
-          return mutate(deps, req, () => {
-            // Records the server synthesises (apex NS, glue) come back in our own exports: leave them synthesised.
-            const current = new Map(deps.records.list({ zone }).map((r) => [`${r.name} ${r.type}`, r]));
-            const synthesised = new Set(deps.servedRecords(zone).filter((r) => r.type !== 'SOA' && !current.has(`${r.name} ${r.type}`)).map((r) => JSON.stringify([r.name, r.type, r.values])));
-            // Zone files carry no proxy settings or service names: an imported set keeps the ones it had.
-            const writes = placed
-              .filter((w) => !synthesised.has(JSON.stringify([w.name, w.data.type, w.data.values])))
-              .map((w) => {
-                const had = current.get(`${w.name} ${w.data.type}`);
-                return had ? { ...w, proxy: had.proxy, service_name: had.service_name } : w;
-              });
-            const results = deps.records.put(writes, replace ? { replaceZone: zone } : {});
-            const kept = new Set(results.map((r) => `${r.record.name} ${r.record.type}`));
-            const removed = replace ? [...current].filter(([k]) => !kept.has(k)).map(([, r]) => r) : [];
-            const dns = dnsPlan(results, removed);
-            const warnings = parsed.warnings.map((w) => ({ path: `line ${w.line}`, message: w.message }));
-            return { result: { applied: results.length, created: dns.added.length, removed: removed.length, serial: deps.records.serial(zone), ...(warnings.length ? { warnings } : {}) }, dns };
-          });
-        }
         // Parsed, validated and written on a thread of its own (zone-import.ts): a big file must not stop DNS.
         const synthesised = deps.synthesisedRecords(zone).map((r) => JSON.stringify([r.name, r.type, r.values]));
         const dryRun = req.query.dry_run === 'true';
-        const out = await importOnThread(deps.records, { zone, zones: deps.zones, text: req.body, mode: req.query.mode, dryRun, synthesised });
+        // Below admin the thread also runs the scope check (reach.ts) inside its transaction.
+        const scope = req.token?.scope ?? 'read';
+        const guard = scopeAllows(scope, 'admin') ? null : { scope, ownAddresses: [...deps.ownAddresses] };
+        const out = await importOnThread(deps.records, { zone, zones: deps.zones, text: req.body, mode: req.query.mode, dryRun, synthesised, guard });
         if (out.kind === 'applied') return out.result;
         // The DNS plan comes as JSON text: parsing and serialising it again here (a line per record set) would cost the main thread.
         const routes = planRoutes(deps.proxy.build(true).routes, deps.proxy.buildWith(out.proxied).routes);

@@ -22,6 +22,8 @@ export const CLIENT_RETRY_BASE_MS = 100;
 export const MAX_CONFIG_BYTES = 64 * 1024 * 1024;
 /** `caddy validate` provisions a 5,000-route config in well under 1 s; a hung run must not hold the push loop. */
 export const VALIDATE_TIMEOUT_MS = 10_000;
+/** Exactly this request URI (no query) is the one admin request Caddy 2.6.2 logs below INFO. */
+const METRICS_PATH = '/metrics';
 
 /** Caddy refused the request (4xx); `caddyError` is Caddy's own text, e.g. `... parse "%zz": invalid URL escape "%zz"`. */
 export class CaddyRejected extends AppError {
@@ -53,6 +55,12 @@ export interface CaddyApi {
   getMarker(path: string): Promise<string | null>;
   /** The whole running config (GET /config/), null when Caddy runs an empty one. */
   config(): Promise<unknown>;
+  /**
+   * A token that changes whenever the running config may have changed (Caddy restarted, or an
+   * admin request that can change the config was served), read without leaving a line in Caddy's
+   * log; null when Caddy does not tell (then only the marker can say).
+   */
+  revision(): Promise<string | null>;
 }
 
 export interface CaddyPing {
@@ -140,10 +148,24 @@ export class CaddyAdmin implements CaddyApi {
     return res === null ? null : parseJson(res.data);
   }
 
+  /**
+   * From admin `/metrics`: `process_start_time_seconds` and the number of admin requests other
+   * than GET/HEAD/OPTIONS (`revisionOf`). Caddy 2.6.2 logs every admin request at INFO, with
+   * its headers, except a request for exactly `/metrics`, which it logs at DEBUG (admin.go
+   * adminHandler.ServeHTTP): this check leaves no line in Caddy's log at its default level.
+   * null when /metrics answers 404 or lacks the start time.
+   */
+  async revision(): Promise<string | null> {
+    // identity: Caddy's metrics handler gzips for any client that accepts it (axios does by default), the bulk of the cost.
+    const get = () => this.http.get(METRICS_PATH, { timeout: this.readTimeoutMs, headers: { 'accept-encoding': 'identity' } });
+    const res = await this.call(`GET ${METRICS_PATH}`, get, { nullOn: [404] });
+    return res === null ? null : revisionOf(String(res.data));
+  }
+
   /** One try, never throws. Caddy 2.6 has no version/PID endpoint; /metrics gives build info and start time. */
   async ping(): Promise<CaddyPing> {
     try {
-      const res = await this.http.get('/metrics', { timeout: this.readTimeoutMs });
+      const res = await this.http.get(METRICS_PATH, { timeout: this.readTimeoutMs });
       if (res.status >= 500) return { up: false };
       if (res.status !== 200) return { up: (await this.http.get('/config/', { timeout: this.readTimeoutMs })).status === 200 };
       const text = String(res.data);
@@ -178,6 +200,28 @@ export class CaddyAdmin implements CaddyApi {
     }
     throw last!;
   }
+}
+
+/** Admin methods that never change the config: every other one (POST/PUT/PATCH/DELETE) may. */
+const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * `<process start>/<admin requests that may change the config>` from Caddy's admin /metrics
+ * text, or null without `process_start_time_seconds`. Caddy 2.6.2 counts every admin request in
+ * `caddy_admin_http_requests_total{code,handler,method,path}` once its handler returned (so a
+ * change is in the config before it is in the count), and a restart resets the counts and moves
+ * the start time (1/100 s resolution). A POST /adapt or a refused load also counts: that only
+ * costs one marker read.
+ */
+export function revisionOf(metrics: string): string | null {
+  const start = /^process_start_time_seconds (\S+)$/m.exec(metrics)?.[1];
+  if (start === undefined) return null;
+  let changes = 0;
+  for (const m of metrics.matchAll(/^caddy_admin_http_requests_total\{([^}]*)\} (\S+)$/gm)) {
+    const method = /(?:^|,)method="([^"]*)"/.exec(m[1]!)?.[1] ?? '';
+    if (!READ_METHODS.has(method)) changes += Number(m[2]);
+  }
+  return `${start}/${changes}`;
 }
 
 function parseJson(data: unknown): unknown {

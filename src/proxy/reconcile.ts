@@ -6,9 +6,11 @@
 //   (debounce, capped by a max wait from the burst's first trigger). One push at a time; triggers
 //   during a push cause exactly one more push after it, with the state as of then.
 // - Every push renders the whole document; a document whose hash Caddy is known to run is not
-//   pushed again. "Known to run" is checked every driftPollMs by reading the marker `@id`;
-//   a missing or different marker (Caddy restarted, foreign config) re-applies at once. When
-//   unsure (first push, after an outage) the marker is read first: a match adopts, no reload.
+//   pushed again. "Known to run" is checked every driftPollMs: Caddy's revision (admin /metrics:
+//   start time + count of config-changing admin requests, a request Caddy does not log) and,
+//   only when that moved since the marker last matched, the marker `@id`; a missing or different
+//   marker (Caddy restarted, foreign config) re-applies at once. When unsure (first push, after
+//   an outage) the marker is read first: a match adopts, no reload.
 // - CaddyRejected: the routes to blame are found without touching the live config (quarantine.ts),
 //   reported `error` with Caddy's text and left out until their content changes; the rest is pushed.
 // - CaddyUnavailable: desired state is kept; retried with backoff (RETRY_MIN_MS doubling to RETRY_MAX_MS).
@@ -30,6 +32,15 @@ export interface RouteStatus {
   error: string | null;
 }
 
+/**
+ * What one drift poll found. `unchanged`: Caddy's revision is the one the marker last matched
+ * under (nothing else read); `verified`: the revision moved and the marker still matches;
+ * `drift`: a push was started (marker missing or different, or Caddy came back before anything
+ * was applied); `idle`: nothing applied yet and Caddy answers; `down`: Caddy did not answer;
+ * `failed`: an unexpected answer (logged); `skipped`: a push was in flight or ran meanwhile.
+ */
+export type PollOutcome = 'unchanged' | 'verified' | 'drift' | 'idle' | 'down' | 'failed' | 'skipped';
+
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
@@ -49,8 +60,10 @@ export interface ReconcilerOptions {
   debounceMs?: number;
   /** Longest a trigger waits under a continuous burst; default 1 s. */
   maxWaitMs?: number;
-  /** Marker check period; default 1 s, so a restarted Caddy is restored in < 2 s (poll + load). */
+  /** Drift poll period; default 1 s, so a restarted Caddy is restored in < 2 s (poll + load). */
   driftPollMs?: number;
+  /** Called after every drift poll with what it found (tests wait on it); must not throw. */
+  onPoll?: (outcome: PollOutcome) => void;
   /** The marker `@id` the render carries for a hash; default `dnsproxy-cfg-<first 16 hex>`. */
   markerId?: (hash: string) => string;
   now?: () => number;
@@ -104,7 +117,7 @@ const realTimers: Timers = {
 };
 
 export class Reconciler {
-  private readonly o: Required<Omit<ReconcilerOptions, 'validate'>> & { validate?: Validate };
+  private readonly o: Required<Omit<ReconcilerOptions, 'validate' | 'onPoll'>> & Pick<ReconcilerOptions, 'validate' | 'onPoll'>;
   private started = false;
   private stopped = false;
   private dirty = false;
@@ -135,6 +148,8 @@ export class Reconciler {
   private markerPath: string | null = null;
   /** Bumped per successful load: a marker read that started before it is stale. */
   private generation = 0;
+  /** Caddy's revision when the marker last matched, in this generation: the same revision needs no marker read. */
+  private verified: { revision: string; generation: number } | null = null;
   private readonly quarantine = new Map<string, { hash: string; error: string }>();
   private lastReported = '';
 
@@ -360,7 +375,11 @@ export class Reconciler {
     return canonicalJson(await this.o.caddy.config()) === canonicalJson(config);
   }
 
-  /** Calls onStatus when any desired route's status changed; routes not yet applied are left out. */
+  /**
+   * Calls onStatus when any desired route's status changed, or a route changed and kept its
+   * status (the listener ties a status to the route it was reported for); routes not yet applied
+   * are left out.
+   */
   private report(desired: DesiredProxy, hashes: Map<string, string>, globalError?: string): void {
     const statuses = new Map<string, RouteStatus>();
     for (const r of desired.routes) {
@@ -375,7 +394,7 @@ export class Reconciler {
     for (const s of statuses.values()) counts[s.status]++;
     proxyRoutes.set({ status: 'active' }, counts.active);
     proxyRoutes.set({ status: 'error' }, counts.error);
-    const key = canonicalJson([...statuses]);
+    const key = canonicalJson([...statuses].map(([id, st]) => [id, st, hashes.get(id) ?? null]));
     if (key === this.lastReported) return;
     this.lastReported = key;
     this.o.onStatus(statuses);
@@ -414,44 +433,55 @@ export class Reconciler {
     }, this.o.driftPollMs);
   }
 
-  /**
-   * Drift check: does Caddy still run lastHash? Also the probe that notices Caddy coming back
-   * after an outage. Re-applies at once on drift.
-   */
+  /** One drift check, then tells onPoll what it found. */
   private async poll(): Promise<void> {
-    if (this.stopped || this.inflight) return;
+    const outcome = await this.check();
+    this.o.onPoll?.(outcome);
+  }
+
+  /**
+   * Drift check: does Caddy still run lastHash? Reads Caddy's revision (unlogged), and the
+   * marker (one logged admin request) only when the revision moved since the marker last
+   * matched. Also the probe that notices Caddy coming back after an outage. Re-applies at once
+   * on drift.
+   */
+  private async check(): Promise<PollOutcome> {
+    if (this.stopped || this.inflight) return 'skipped';
     const gen = this.generation;
     const wasUp = this.up;
     let running: boolean;
+    let revision: string | null;
     try {
-      if (this.lastHash !== null && this.appliedConfig !== null) {
-        running = await this.runs(this.appliedConfig, this.lastHash, this.markerPath);
-      } else {
-        await this.o.caddy.getMarker('/config/admin/listen');
-        running = false;
-      }
+      // Read before the marker: a change counted in this revision is already in the config the marker read sees.
+      revision = await this.o.caddy.revision();
+      if (revision !== null && !this.drift && this.verified?.generation === gen && this.verified.revision === revision) return 'unchanged';
+      // Nothing applied yet: the revision read was the probe (it throws CaddyUnavailable when Caddy is down).
+      running = this.lastHash !== null && this.appliedConfig !== null && (await this.runs(this.appliedConfig, this.lastHash, this.markerPath));
     } catch (err) {
       if (!(err instanceof CaddyUnavailable)) {
         this.o.log.warn('drift check failed', { error: (err as Error).message });
-        return;
+        return 'failed';
       }
       this.setUp(false);
       this.drift = true;
       this.dirty = true;
-      return this.scheduleRetry();
+      this.scheduleRetry();
+      return 'down';
     }
-    if (gen !== this.generation || this.inflight || this.stopped) return;
+    if (gen !== this.generation || this.inflight || this.stopped) return 'skipped';
     this.setUp(true);
     if (running) {
       this.drift = false;
-      return;
+      this.verified = revision === null ? null : { revision, generation: gen };
+      return 'verified';
     }
     // Nothing applied yet: only a Caddy that just came back is worth an immediate push.
-    if (this.lastHash === null && wasUp) return;
+    if (this.lastHash === null && wasUp) return 'idle';
     if (this.lastHash !== null && !this.drift) this.o.log.warn('caddy config drifted; re-applying', { expected: this.o.markerId(this.lastHash) });
     this.drift = true;
     this.dirty = true;
     this.clearRetry();
     this.kick();
+    return 'drift';
   }
 }

@@ -6,7 +6,7 @@ import { routeOwnProblem, type OwnEndpoints } from '../model/endpoints.js';
 import { endpointsOf } from './guard.js';
 import { ID_PREFIX, type DesiredProxy, type DesiredRoute, type Rendered, type TlsMode } from './types.js';
 
-/** Server names (keys under apps.http.servers). The HTTP server always exists and carries the marker. */
+/** Server names (keys under apps.http.servers). The HTTP server always exists. */
 export const SERVER_HTTP = `${ID_PREFIX}http`;
 export const SERVER_HTTPS = `${ID_PREFIX}https`;
 export const MARKER_PREFIX = `${ID_PREFIX}cfg-`;
@@ -36,19 +36,22 @@ export interface Skipped {
   reason: string;
 }
 
-/** The marker `@id` that a config with this hash carries on its HTTP server. */
+/** The marker `@id` that a config with this hash carries at its top level. */
 export function markerId(hash: string): string {
   return `${MARKER_PREFIX}${hash.slice(0, 16)}`;
 }
 
 /**
  * Admin API path whose value is the running config's marker (a JSON string). Drift check:
- * `GET <adminUrl><markerPath()>` equals JSON `markerId(rendered.hash)`, else re-apply (404 or
- * another value means Caddy restarted, or someone else loaded a config). `GET /id/<markerId>`
- * answering 200 is the equivalent check by id.
+ * `GET <adminUrl><markerPath()>` equals JSON `markerId(rendered.hash)`, else re-apply (`null` or
+ * another value means Caddy restarted, or someone else loaded a config). The marker sits at the
+ * top of the config because Caddy 2.6.2 answers a GET of a key inside any object with that key's
+ * value or `null`, but a GET whose path crosses a missing key with 400 "invalid traversal path"
+ * and an `"error"` line in its log (admin.go unsyncedConfigAccess, handleError): under the
+ * bootstrap config (`admin` only) the old path below `apps` did exactly that on every first start.
  */
 export function markerPath(): string {
-  return `/config/apps/http/servers/${SERVER_HTTP}/@id`;
+  return '/config/@id';
 }
 
 /** JSON with object keys sorted at every depth (code-unit order); `undefined` members dropped. */
@@ -365,7 +368,8 @@ function tlsPolicies(routes: DesiredRoute[]): Json[] {
 
 /**
  * The whole Caddy config for `desired`. `hash` covers the config without the marker; the
- * marker `@id` (markerId(hash)) is then set on the HTTP server. Never throws on valid input.
+ * marker `@id` (markerId(hash)) is then set at the config's top level (Caddy strips `@id`
+ * fields before decoding, RemoveMetaFields). Never throws on valid input.
  */
 export function render(desired: DesiredProxy): Rendered {
   const { settings } = desired;
@@ -405,13 +409,10 @@ export function render(desired: DesiredProxy): Rendered {
   const text = JSON.stringify(unmarked);
   const hash = createHash('sha256').update(text).digest('hex');
   const marker = markerId(hash);
-  // "@id" sorts before every other server key, so putting it first keeps the object canonical
-  // without copying the server again, and the text gains it at the server's opening brace.
-  const http = (unmarked.apps as { http: { servers: Record<string, Json> } }).http;
-  http.servers[SERVER_HTTP] = { '@id': marker, ...http.servers[SERVER_HTTP] };
-  const serverKey = `${JSON.stringify(SERVER_HTTP)}:{`;
-  const at = text.indexOf(serverKey) + serverKey.length;
-  // Two slices around the insertion share the text's characters (replace() would copy ~400 KB at 1,000 routes).
-  const json = `${text.slice(0, at)}"@id":${JSON.stringify(marker)},${text.slice(at)}`;
-  return { config: unmarked, json, hash, warnings, skipped };
+  // "@id" sorts before every other top-level key ('@' < 'a'), so putting it first keeps the
+  // object canonical, and the text gains it right after its opening brace.
+  const config = { '@id': marker, ...unmarked };
+  // The slice shares the text's characters (a copy would be ~400 KB at 1,000 routes).
+  const json = `{"@id":${JSON.stringify(marker)},${text.slice(1)}`;
+  return { config, json, hash, warnings, skipped };
 }

@@ -107,7 +107,33 @@ describe('api: token scopes', () => {
     expectForbidden(imported, 'admin');
     expect(f.records.get('svc.home.arpa.', 'A')?.values).to.deep.equal(['192.0.2.7']);
     expect(f.records.get('ghost.home.arpa.', 'A')).to.equal(undefined);
+    // The import's thread runs the same check: through a CNAME to the admin's loopback name, as a dry run too, and in replace mode.
+    const importAs = (payload: string, query = '') => f.app.inject({ method: 'POST', url: `/api/v1/zones/home.arpa/import${query}`, headers: { ...as.write, 'content-type': 'text/plain' }, payload });
+    expectForbidden(await importAs('ghost CNAME lo.home.arpa.\n', '?dry_run=true'), 'admin');
+    expectForbidden(await importAs('ghost CNAME lo.home.arpa.\n', '?mode=merge'), 'admin');
+    expect(f.records.get('ghost.home.arpa.', 'CNAME')).to.equal(undefined);
+    // A write token imports what reaches nothing internal.
+    const fine = await importAs('other A 192.0.2.44\nsvc A 192.0.2.9\n');
+    expect(fine.statusCode, fine.body).to.equal(200);
+    expect(f.records.get('svc.home.arpa.', 'A')?.values).to.deep.equal(['192.0.2.9']);
     expect((await call('write', 'PUT', '/api/v1/records/svc/A', { name: 'svc', type: 'A', values: ['192.0.2.8'] })).statusCode).to.equal(200);
+  });
+
+  it("a read token cannot import, and a write token's import does not run in the request's thread", async () => {
+    const read = await f.app.inject({ method: 'POST', url: '/api/v1/zones/home.arpa/import', headers: { ...as.read, 'content-type': 'text/plain' }, payload: 'x A 192.0.2.1\n' });
+    expectForbidden(read, 'write');
+    let busy = 0;
+    const check = setInterval(() => busy++, 1);
+    try {
+      const text = Array.from({ length: 20_000 }, (_, i) => `h${i} A 192.0.2.${i % 250}`).join('\n');
+      const res = await f.app.inject({ method: 'POST', url: '/api/v1/zones/home.arpa/import', headers: { ...as.write, 'content-type': 'text/plain' }, payload: text });
+      expect(res.statusCode, res.body).to.equal(200);
+    } finally {
+      clearInterval(check);
+    }
+    // Parsed and written on the main thread, 20,000 lines took one task (no timer in between).
+    expect(busy).to.be.greaterThan(5);
+    expect(f.records.get('h19999.home.arpa.', 'A')?.values).to.deep.equal(['192.0.2.249']);
   });
 
   it('a route that already reaches this host (made by admin) does not block other writes', async () => {

@@ -50,6 +50,25 @@ describe('e2e: dnsproxy serve', function () {
     if (answer !== undefined) expect(answer.trim()).to.equal('100.1.1.1');
   });
 
+  it('/metrics counts the stored record sets per zone, as of the scrape', async () => {
+    c = await startController(tmp.dir);
+    const counted = async () => Number(/^dnsproxy_records\{zone="home\.arpa\."\} (\d+)$/m.exec(await (await fetch(`${c!.apiUrl}/metrics`)).text())?.[1]);
+    const stored = async () => ((await (await fetch(`${c!.apiUrl}/api/v1/records`, { headers: auth })).json()) as { records: unknown[] }).records.length;
+    const seen = [await counted()];
+    await fetch(`${c.apiUrl}/add-record`, { method: 'POST', headers: auth, body: JSON.stringify(llm) });
+    expect(await counted()).to.equal(await stored());
+    seen.push(await counted());
+    await fetch(`${c.apiUrl}/add-record`, { method: 'POST', headers: auth, body: JSON.stringify({ ...llm, name: 'two', service_name: 'two' }) });
+    expect(await counted()).to.equal(await stored());
+    seen.push(await counted());
+    expect((await fetch(`${c.apiUrl}/remove-record?name=llm`, { method: 'DELETE', headers: { authorization: auth.authorization } })).status).to.equal(200);
+    expect(await counted()).to.equal(await stored());
+    seen.push(await counted());
+    expect(seen[1]).to.be.greaterThan(seen[0]!);
+    expect(seen[2]).to.be.greaterThan(seen[1]!);
+    expect(seen[3]).to.be.lessThan(seen[2]!);
+  });
+
   it('logs one JSON line per API request and per change; stops cleanly on SIGTERM', async () => {
     c = await startController(tmp.dir);
     await fetch(`${c.apiUrl}/add-record`, { method: 'POST', headers: auth, body: JSON.stringify(llm) });

@@ -4,6 +4,7 @@ import { build } from '../../src/api/app.js';
 import { rollUp, type HealthReport } from '../../src/api/health.js';
 import { ZoneIndex } from '../../src/dns/index.js';
 import { openDb, type Db } from '../../src/store/db.js';
+import { backupInto } from '../../src/store/backup.js';
 import { RecordStore } from '../../src/store/records.js';
 import { TokenStore } from '../../src/store/tokens.js';
 import { RouteStore } from '../../src/store/routes.js';
@@ -82,6 +83,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     health: opts.health ?? (() => rollUp({ store: { status: 'ok' }, dns: { status: 'ok' }, proxy: { status: 'disabled' }, mail: { status: 'disabled' } })),
     version: 'test',
     mail: { store: new MailStore(db), messages: new MessageStore(db) },
+    backup: () => backupInto(db, tmp.dir),
   });
   return {
     app,

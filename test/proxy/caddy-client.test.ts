@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { promisify } from 'node:util';
 import { parseAdminAddress } from '../../src/proxy/admin-address.js';
-import { CaddyAdmin, CaddyRejected, CaddyUnavailable, ValidatorUnavailable, validateWithCaddy } from '../../src/proxy/caddy.js';
+import { CaddyAdmin, CaddyRejected, CaddyUnavailable, ValidatorUnavailable, revisionOf, validateWithCaddy } from '../../src/proxy/caddy.js';
 import { join } from 'node:path';
 import { markerId, markerPath, render } from '../../src/proxy/render.js';
 import type { DesiredProxy, DesiredRoute } from '../../src/proxy/types.js';
@@ -154,6 +154,46 @@ describe('CaddyAdmin (scripted admin API)', () => {
     }
   });
 
+  it('revision: GET exactly /metrics; start time + admin requests that may change the config; null on 404', async () => {
+    // The shape of Caddy 2.6.2's /metrics (labels sorted; counters appear once a request was counted).
+    const text = [
+      '# HELP caddy_admin_http_requests_total Counter of requests made to the Admin API\'s HTTP endpoints.',
+      '# TYPE caddy_admin_http_requests_total counter',
+      'caddy_admin_http_requests_total{code="200",handler="admin",method="GET",path="/config/"} 17',
+      'caddy_admin_http_requests_total{code="200",handler="load",method="POST",path="/load"} 2',
+      'caddy_admin_http_requests_total{code="400",handler="load",method="POST",path="/load"} 1',
+      'caddy_admin_http_requests_total{code="200",handler="admin",method="PATCH",path="/config/"} 1',
+      'caddy_admin_http_requests_total{code="200",handler="admin",method="DELETE",path="/id/"} 1',
+      'caddy_admin_http_requests_total{code="200",handler="metrics",method="GET",path="/metrics"} 40',
+      'caddy_admin_http_requests_total{code="200",handler="admin",method="OPTIONS",path="/config/"} 3',
+      'process_start_time_seconds 1.7966531386e+09',
+      '',
+    ].join('\n');
+    expect(revisionOf(text)).to.equal('1.7966531386e+09/5');
+    expect(revisionOf(text.replace('} 17', '} 18').replace('} 40', '} 41'))).to.equal('1.7966531386e+09/5');
+    expect(revisionOf(text.replace('method="POST",path="/load"} 2', 'method="POST",path="/load"} 3'))).to.equal('1.7966531386e+09/6');
+    expect(revisionOf(text.replace('1.7966531386e+09', '1.7966532001e+09'))).to.equal('1.7966532001e+09/5');
+    expect(revisionOf('caddy_admin_http_requests_total{code="200",handler="load",method="POST",path="/load"} 2\n')).to.equal(null);
+    const answers: [number, string][] = [
+      [200, text],
+      [404, '404 page not found'],
+    ];
+    const s = await scripted((_q, res) => {
+      const [code, body] = answers.shift()!;
+      res.writeHead(code).end(body);
+    });
+    try {
+      const c = new CaddyAdmin(s.admin);
+      expect(await c.revision()).to.equal('1.7966531386e+09/5');
+      expect(await c.revision()).to.equal(null);
+      expect(s.seen.map((q) => `${q.method} ${q.url}`)).to.deep.equal(['GET /metrics', 'GET /metrics']);
+    } finally {
+      await s.close();
+    }
+    const down = await new CaddyAdmin(`127.0.0.1:${await freePort()}`).revision().catch((e: unknown) => e);
+    expect(down).to.be.instanceOf(CaddyUnavailable);
+  });
+
   it('ping is down, without throwing, when nothing listens', async () => {
     expect(await new CaddyAdmin(`127.0.0.1:${await freePort()}`).ping()).to.deep.equal({ up: false });
   });
@@ -229,6 +269,49 @@ describe('CaddyAdmin and caddy validate (real Caddy 2.6)', function () {
       }
     } finally {
       await tcp.stop();
+    }
+  });
+
+  it("revision: stays put under reads, moves on every load (even a refused one) and on a restart; Caddy logs none of its requests", async () => {
+    const own = await startCaddy();
+    try {
+      const c = new CaddyAdmin(own.adminListen);
+      const settings = { admin: own.adminListen, httpPort: own.httpPort, httpsPort: own.httpsPort, listenIp: '127.0.0.1' };
+      const r0 = await c.revision();
+      expect(r0).to.match(/^\d\.\d+e\+09\/0$/);
+      /** URIs of the admin requests Caddy logged, up to a sentinel request of ours whose line has come through the pipe. */
+      const loggedUpTo = async (n: number): Promise<string[]> => {
+        expect((await own.admin('GET', `/config/admin/listen?sentinel=${n}`)).status).to.equal(200);
+        const t0 = performance.now();
+        while (!own.output().includes(`sentinel=${n}"`)) {
+          if (performance.now() - t0 > 5_000) throw new Error("Caddy's log line for the sentinel did not arrive");
+          await new Promise((res) => setTimeout(res, 10));
+        }
+        return own
+          .output()
+          .split('\n')
+          .filter((l) => l.includes('"received request"'))
+          .map((l) => (JSON.parse(l) as { uri: string }).uri);
+      };
+      const before = (await loggedUpTo(0)).length;
+      for (let i = 0; i < 5; i++) expect(await c.revision()).to.equal(r0);
+      await c.getMarker(markerPath());
+      await c.config();
+      expect(await c.revision()).to.equal(r0);
+      await c.load(render({ settings, routes: [route('a', '127.0.0.1:9')] }).config);
+      const r1 = await c.revision();
+      expect(r1).to.not.equal(r0);
+      await c.load(render({ settings, routes: [route('a', '127.0.0.1:9', { health_path: '/%zz' })] }).config).catch((e: unknown) => expect(e).to.be.instanceOf(CaddyRejected));
+      const r2 = await c.revision();
+      expect(r2).to.not.equal(r1);
+      // Every line Caddy logged since: the marker read, the config read and the two loads, each once; no /metrics.
+      expect((await loggedUpTo(1)).slice(before)).to.deep.equal(['/config/@id', '/config/', '/load', '/load', '/config/admin/listen?sentinel=1']);
+      await own.restart();
+      const r3 = await c.revision();
+      expect(r3).to.match(/\/0$/);
+      expect(r3!.split('/')[0]).to.not.equal(r0!.split('/')[0]);
+    } finally {
+      await own.stop();
     }
   });
 

@@ -1,13 +1,14 @@
 // Reconciler with render() against a real Caddy 2.6: routes serve real HTTP to echo backends, a
 // route Caddy rejects is quarantined while the others keep serving, a SIGKILLed and restarted
 // Caddy is restored without any trigger(), and a foreign config loaded by another process is
-// overwritten. Skipped when `caddy` is not installed.
+// overwritten. The drift poll leaves no line in Caddy's log, and a first start none at "error".
+// Skipped when `caddy` is not installed.
 import { expect } from 'chai';
 import net from 'node:net';
 import { join } from 'node:path';
 import winston from 'winston';
 import { CaddyAdmin, validateWithCaddy } from '../../src/proxy/caddy.js';
-import { Reconciler, type RouteStatus } from '../../src/proxy/reconcile.js';
+import { Reconciler, type PollOutcome, type RouteStatus } from '../../src/proxy/reconcile.js';
 import { markerId, render } from '../../src/proxy/render.js';
 import type { DesiredProxy, DesiredRoute } from '../../src/proxy/types.js';
 import { hasCaddy, request, startBackend, startCaddy, type Backend, type Echo, type RunningCaddy } from '../helpers/caddy.js';
@@ -19,6 +20,24 @@ const silent = winston.createLogger({ silent: true });
 const RESTORE_BOUND_MS = 2_000;
 /** How long the waits below poll before failing: generous against a loaded machine. */
 const WAIT_MS = 5_000;
+
+/** Caddy's JSON log lines (one object per line; anything else is skipped). */
+const logLines = (output: string): Record<string, unknown>[] =>
+  output.split('\n').flatMap((l) => {
+    try {
+      const o = JSON.parse(l) as Record<string, unknown> | null;
+      return o && typeof o === 'object' ? [o] : [];
+    } catch {
+      return [];
+    }
+  });
+/** `METHOD uri` of every admin API request Caddy logged. */
+const adminRequests = (output: string): string[] =>
+  logLines(output)
+    .filter((l) => l.logger === 'admin.api' && l.msg === 'received request')
+    .map((l) => `${String(l.method)} ${String(l.uri)}`);
+const errorLines = (output: string): string[] =>
+  output.split('\n').filter((l) => logLines(l)[0]?.level === 'error');
 
 describe('proxy reconciler with a real Caddy', function () {
   this.timeout(30_000);
@@ -162,5 +181,107 @@ describe('proxy reconciler with a real Caddy', function () {
     await new Promise((r) => held.close(r));
     await waitServing('after the port was freed');
     expect(rec!.state()).to.include({ inSync: true, lastError: null });
+  });
+});
+
+describe("proxy reconciler's drift poll and Caddy's log (real Caddy)", function () {
+  this.timeout(30_000);
+  /** Polls watched after the first marker check: 20 at 1 s would be 20 s of production polling. */
+  const POLLS = 20;
+  let caddy: RunningCaddy | undefined;
+  let rec: Reconciler | undefined;
+  let backend: Backend | undefined;
+  const seen: PollOutcome[] = [];
+  let waiters: (() => void)[] = [];
+  /** Resolves with the index of the first poll at or after `from` that satisfies `pred`. */
+  const pollWhere = (from: number, pred: (o: PollOutcome, i: number) => boolean): Promise<number> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no such drift poll within ${WAIT_MS} ms; seen: ${seen.join(',')}`)), WAIT_MS);
+      const look = () => {
+        const i = seen.findIndex((o, j) => j >= from && pred(o, j));
+        if (i >= 0) {
+          clearTimeout(timer);
+          return resolve(i);
+        }
+        waiters.push(look);
+      };
+      look();
+    });
+
+  let sentinels = 0;
+  /**
+   * Caddy's log up to now: makes one logged admin request of its own and waits until its line
+   * has come through the pipe (Caddy writes its log in order), then returns the whole output.
+   */
+  const logSoFar = async (): Promise<{ output: string; sentinel: string }> => {
+    const uri = `/config/admin/listen?sentinel=${++sentinels}`;
+    expect((await caddy!.admin('GET', uri)).status).to.equal(200);
+    const t0 = performance.now();
+    while (!adminRequests(caddy!.output()).includes(`GET ${uri}`)) {
+      if (performance.now() - t0 > WAIT_MS) throw new Error(`Caddy's log line for ${uri} did not arrive within ${WAIT_MS} ms`);
+      await sleep(10);
+    }
+    return { output: caddy!.output(), sentinel: `GET ${uri}` };
+  };
+
+  before(async function () {
+    if (!hasCaddy()) return this.skip();
+    caddy = await startCaddy();
+    backend = await startBackend('a');
+    const c = caddy;
+    const routes = [route('a', backend.dial)];
+    rec = new Reconciler({
+      desired: () => ({ settings: { admin: c.adminListen, httpPort: c.httpPort, httpsPort: c.httpsPort, listenIp: '127.0.0.1' }, routes }),
+      render,
+      markerId,
+      caddy: new CaddyAdmin(c.adminListen),
+      onStatus: () => undefined,
+      // Short, so the test sees many polls quickly; what each poll asks Caddy does not depend on it.
+      driftPollMs: 25,
+      onPoll: (o) => {
+        seen.push(o);
+        const w = waiters;
+        waiters = [];
+        for (const f of w) f();
+      },
+      log: silent,
+    });
+    rec.start();
+    await rec.flush();
+  });
+
+  after(async () => {
+    await rec?.stop();
+    await caddy?.stop();
+    await backend?.close();
+  });
+
+  it('the first start (Caddy on its bootstrap config) leaves no "error" line in Caddy\'s log', async () => {
+    expect(rec!.state()).to.include({ inSync: true, applies: 1 });
+    expect((await request({ port: caddy!.httpPort, host: 'a.example.test' })).status).to.equal(200);
+    const { output } = await logSoFar();
+    expect(errorLines(output)).to.deep.equal([]);
+  });
+
+  it(`${POLLS} drift polls in a row add no admin request line to Caddy's log, and no error`, async () => {
+    // The first poll after our load reads the marker once (the load moved Caddy's revision).
+    const first = await pollWhere(0, (o) => o === 'verified');
+    const before = await logSoFar();
+    const last = await pollWhere(first + 1, (_o, i) => i >= first + POLLS);
+    expect(seen.slice(first + 1, last + 1)).to.deep.equal(Array(POLLS).fill('unchanged'));
+    const after = await logSoFar();
+    expect(adminRequests(after.output)).to.deep.equal([...adminRequests(before.output), after.sentinel]);
+    // The polls did reach Caddy: its own count of /metrics requests.
+    const metrics = (await caddy!.admin('GET', '/metrics')).text;
+    const polled = Number(/^caddy_admin_http_requests_total\{code="200",handler="metrics",method="GET",path="\/metrics"\} (\d+)$/m.exec(metrics)?.[1]);
+    expect(polled).to.be.at.least(POLLS);
+    // All the reconciler asked Caddy with a logged request since Caddy started: the adopt check
+    // before the first push, the push, and the poll's marker read after it (the helper's start
+    // probes `GET /config/`, our sentinels `?sentinel=`).
+    const ours = adminRequests(after.output).filter((r) => r !== 'GET /config/' && !r.includes('?sentinel='));
+    expect(ours).to.deep.equal(['GET /config/%40id', 'POST /load', 'GET /config/%40id']);
+    console.log(`      Caddy logged ${ours.length} admin requests of the reconciler (${ours.join(', ')}); ${polled} drift polls left no line`);
+    expect(errorLines(after.output)).to.deep.equal([]);
+    expect(rec!.state()).to.include({ inSync: true, applies: 1 });
   });
 });

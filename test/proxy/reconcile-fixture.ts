@@ -55,9 +55,19 @@ export function fakeVerdict(config: Record<string, unknown>): string | null {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** In-memory Caddy admin: `running` is what a real one would serve. */
+/**
+ * In-memory Caddy admin: `running` is what a real one would serve. `revision()` works like
+ * Caddy 2.6.2's /metrics: the process start and a count of config-changing requests (every
+ * load, accepted or not); change `running` through restart()/foreignLoad() so it moves.
+ */
 export class FakeCaddy implements CaddyApi {
   running: Record<string, unknown> | null = null;
+  /** False: answers revision() with null, like a Caddy whose /metrics says nothing. */
+  metrics = true;
+  starts = 1;
+  changes = 0;
+  markerReads = 0;
+  revisionReads = 0;
   loads: Record<string, unknown>[] = [];
   /** Load attempts, including refused/rejected ones, with their time. */
   attempts: number[] = [];
@@ -70,6 +80,7 @@ export class FakeCaddy implements CaddyApi {
     this.attempts.push(Date.now());
     if (this.down) throw new CaddyUnavailable('POST /load: ECONNREFUSED');
     this.inflight++;
+    this.changes++;
     this.maxInflight = Math.max(this.maxInflight, this.inflight);
     try {
       if (this.loadDelayMs) await sleep(this.loadDelayMs);
@@ -84,6 +95,7 @@ export class FakeCaddy implements CaddyApi {
 
   async getMarker(path: string): Promise<string | null> {
     if (this.down) throw new CaddyUnavailable(`GET ${path}: ECONNREFUSED`);
+    this.markerReads++;
     let v: unknown = this.running;
     for (const seg of path.replace(/^\/config\/?/, '').split('/').filter(Boolean)) v = (v as any)?.[decodeURIComponent(seg)];
     return typeof v === 'string' ? v : null;
@@ -92,6 +104,25 @@ export class FakeCaddy implements CaddyApi {
   async config(): Promise<unknown> {
     if (this.down) throw new CaddyUnavailable('GET /config/: ECONNREFUSED');
     return this.running;
+  }
+
+  async revision(): Promise<string | null> {
+    if (this.down) throw new CaddyUnavailable('GET /metrics: ECONNREFUSED');
+    this.revisionReads++;
+    return this.metrics ? `${this.starts}/${this.changes}` : null;
+  }
+
+  /** Caddy restarted with `config` (its bootstrap): new start time, counts reset. */
+  restart(config: Record<string, unknown> | null): void {
+    this.running = config;
+    this.starts++;
+    this.changes = 0;
+  }
+
+  /** Another client loaded `config`. */
+  foreignLoad(config: Record<string, unknown> | null): void {
+    this.running = config;
+    this.changes++;
   }
 
   /** Hosts of the routes the running config serves. */

@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import winston from 'winston';
 import { CaddyRejected } from '../../src/proxy/caddy.js';
 import { parseRoutePosition, routesAt } from '../../src/proxy/quarantine.js';
-import { Reconciler, type ReconcilerOptions, type RouteStatus } from '../../src/proxy/reconcile.js';
+import { Reconciler, type PollOutcome, type ReconcilerOptions, type RouteStatus } from '../../src/proxy/reconcile.js';
 import type { DesiredProxy } from '../../src/proxy/types.js';
 import { FakeCaddy, desired, fakeVerdict, route, testRender } from './reconcile-fixture.js';
 
@@ -17,6 +17,32 @@ async function until(cond: () => boolean, ms = 3_000): Promise<void> {
     if (Date.now() > end) throw new Error('condition not met in time');
     await sleep(5);
   }
+}
+
+/** Drift poll outcomes as onPoll reports them; `after(n)` resolves once `n` polls were reported in all. */
+function pollLog() {
+  const seen: PollOutcome[] = [];
+  let waiters: { n: number; resolve: () => void }[] = [];
+  return {
+    seen,
+    onPoll: (o: PollOutcome) => {
+      seen.push(o);
+      waiters = waiters.filter((w) => (seen.length >= w.n ? (w.resolve(), false) : true));
+    },
+    after: (n: number) => new Promise<void>((resolve) => (seen.length >= n ? resolve() : waiters.push({ n, resolve }))),
+    /** Resolves at the first poll from now on that reported `outcome`. */
+    next(outcome: PollOutcome): Promise<number> {
+      const from = seen.length;
+      return new Promise((resolve) => {
+        const look = () => {
+          const i = seen.indexOf(outcome, from);
+          if (i >= 0) return resolve(i);
+          waiters.push({ n: seen.length + 1, resolve: look });
+        };
+        look();
+      });
+    },
+  };
 }
 
 function setup(state: DesiredProxy, opts: Partial<ReconcilerOptions> = {}) {
@@ -223,11 +249,81 @@ describe('proxy reconciler (fake Caddy)', () => {
     const { caddy, rec } = track(setup(desired([route('a', '192.0.2.1:80')]), { driftPollMs: 30 }));
     rec.start();
     await until(() => rec.state().inSync);
-    caddy.running = { admin: { listen: '127.0.0.1:2019' } };
+    caddy.restart({ admin: { listen: '127.0.0.1:2019' } });
     await until(() => caddy.loads.length === 2 && caddy.hosts().length === 1);
-    caddy.running = { apps: { http: { servers: { other: { listen: [':1'], routes: [] } } } } };
+    caddy.foreignLoad({ apps: { http: { servers: { other: { listen: [':1'], routes: [] } } } } });
     await until(() => caddy.loads.length === 3 && caddy.hosts().length === 1);
     expect(rec.state().applies).to.equal(3);
+  });
+
+  it("reads only Caddy's revision while it stays put; the marker once after each load, without re-applying", async () => {
+    const polls = pollLog();
+    const { caddy, box, rec } = track(setup(desired([route('a', '192.0.2.1:80')]), { driftPollMs: 5, onPoll: polls.onPoll }));
+    rec.start();
+    await rec.flush();
+    // The first push read the marker once (adopt check) before loading.
+    expect(caddy.markerReads).to.equal(1);
+    const first = await polls.next('verified');
+    expect(caddy.markerReads).to.equal(2);
+    await polls.after(first + 1 + 20);
+    expect(polls.seen.slice(first + 1, first + 21)).to.deep.equal(Array(20).fill('unchanged'));
+    expect(caddy.markerReads).to.equal(2);
+    expect(caddy.revisionReads).to.be.at.least(21);
+    // Our own load moves the revision: one marker read, it matches, no re-apply.
+    box.state = desired([route('a', '192.0.2.1:80'), route('b', '192.0.2.2:80')]);
+    rec.trigger();
+    await rec.flush();
+    const reads = caddy.markerReads;
+    const again = await polls.next('verified');
+    await polls.after(again + 1 + 10);
+    expect(polls.seen.slice(again + 1, again + 11)).to.deep.equal(Array(10).fill('unchanged'));
+    expect(caddy.markerReads).to.equal(reads + 1);
+    expect(caddy.loads).to.have.length(2);
+    expect(rec.state()).to.include({ applies: 2, inSync: true });
+  });
+
+  it('a revision that moved under the same marker (a refused foreign load) costs one marker read, no reload', async () => {
+    const polls = pollLog();
+    const { caddy, rec } = track(setup(desired([route('a', '192.0.2.1:80')]), { driftPollMs: 5, onPoll: polls.onPoll }));
+    rec.start();
+    await polls.next('verified');
+    await polls.next('unchanged');
+    caddy.changes++;
+    const i = await polls.next('verified');
+    expect(polls.seen.slice(0, i).filter((o) => o === 'drift')).to.deep.equal([]);
+    expect(caddy.loads).to.have.length(1);
+  });
+
+  it("without a revision (Caddy's /metrics silent) the marker is read at every poll, and drift is still found", async () => {
+    const polls = pollLog();
+    const { caddy, rec } = track(setup(desired([route('a', '192.0.2.1:80')]), { driftPollMs: 5, onPoll: polls.onPoll }));
+    caddy.metrics = false;
+    rec.start();
+    const first = await polls.next('verified');
+    const reads = caddy.markerReads;
+    await polls.after(first + 1 + 5);
+    expect(polls.seen.slice(first + 1, first + 6)).to.deep.equal(Array(5).fill('verified'));
+    expect(caddy.markerReads).to.be.at.least(reads + 5);
+    caddy.running = null;
+    await polls.next('drift');
+    await until(() => rec.state().inSync && caddy.hosts().length === 1);
+    expect(rec.state().applies).to.equal(2);
+  });
+
+  it('before anything is applied, the poll only probes Caddy, and pushes when it comes back', async () => {
+    const polls = pollLog();
+    const render = (d: DesiredProxy) => testRender({ ...d, routes: d.routes.map((r) => ({ ...r, upstreams: ['badtls:1'] })) });
+    const { caddy, rec } = track(setup(desired([route('a', '192.0.2.1:80')]), { driftPollMs: 5, onPoll: polls.onPoll, render }));
+    rec.start();
+    await polls.next('idle');
+    expect(rec.state()).to.include({ lastHash: null, caddyUp: true });
+    const reads = caddy.markerReads;
+    await polls.next('idle');
+    expect(caddy.markerReads).to.equal(reads);
+    caddy.down = true;
+    await polls.next('down');
+    caddy.down = false;
+    await polls.next('drift');
   });
 
   it('adopts the config Caddy already runs (controller restart) without reloading it', async () => {

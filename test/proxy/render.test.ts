@@ -131,13 +131,14 @@ describe('proxy/render', () => {
   });
 
   describe('marker', () => {
-    it('the HTTP server carries markerId(hash); hash = sha256 of the canonical config without it', () => {
-      const { config, hash } = render(goldenInput('features'));
-      const http = servers(config)[SERVER_HTTP]!;
-      expect(http['@id']).to.equal(markerId(hash)).and.match(/^dnsproxy-cfg-[0-9a-f]{16}$/);
-      expect(markerPath()).to.equal(`/config/apps/http/servers/${SERVER_HTTP}/@id`);
+    it('the config carries markerId(hash) at its top level; hash = sha256 of the canonical config without it', () => {
+      const { config, hash, json } = render(goldenInput('features'));
+      expect(config['@id']).to.equal(markerId(hash)).and.match(/^dnsproxy-cfg-[0-9a-f]{16}$/);
+      expect(servers(config)[SERVER_HTTP]!['@id']).to.equal(undefined);
+      expect(markerPath()).to.equal('/config/@id');
+      expect(json).to.equal(JSON.stringify(config));
       const unmarked = JSON.parse(JSON.stringify(config)) as Json;
-      delete servers(unmarked)[SERVER_HTTP]!['@id'];
+      delete unmarked['@id'];
       expect(hash).to.equal(createHash('sha256').update(canonicalJson(unmarked)).digest('hex'));
       expect(hashConfig(unmarked)).to.equal(hash);
     });
