@@ -39,6 +39,15 @@ function packed(type: string, data: unknown): Buffer {
   return buf;
 }
 
+/** RDLENGTH + RDATA of an IPv4 address (checked by the model): the common case, kept off dns-packet's generic path. */
+function ipv4Wire(v: string): Buffer {
+  const out = Buffer.allocUnsafe(6);
+  out.writeUInt16BE(4, 0);
+  let at = 2;
+  for (const part of v.split('.')) out[at++] = Number(part);
+  return out;
+}
+
 /** Joins RDLENGTH+RDATA pieces, dropping byte-equal duplicates (they are equal in canonical form: names are lower-case). */
 function joined(pieces: Buffer[]): { wire: Buffer; count: number; kept?: number[] } {
   const kept: Buffer[] = [];
@@ -56,6 +65,7 @@ function joined(pieces: Buffer[]): { wire: Buffer; count: number; kept?: number[
 function pieces(r: StoredRecord): Buffer[] {
   switch (r.type) {
     case 'A':
+      return r.values.map(ipv4Wire);
     case 'AAAA':
     case 'CNAME':
     case 'PTR':
@@ -105,7 +115,7 @@ export function soaRRset(soa: Soa): RRset {
 }
 
 export function simpleRRset(type: 'A' | 'AAAA' | 'NS', ttl: number, values: string[]): RRset {
-  return { type, code: typeCode(type), ttl, values, ...joined(values.map((v) => packed(type, v))), comp: COMP_OF[type] ?? COMP.NONE };
+  return { type, code: typeCode(type), ttl, values, ...joined(values.map((v) => (type === 'A' ? ipv4Wire(v) : packed(type, v)))), comp: COMP_OF[type] ?? COMP.NONE };
 }
 
 /** The RRset's records with owner `owner` (written as given: the caller decides the case). */
