@@ -53,7 +53,7 @@ export interface ApiDeps {
   /** The mail relay's settings and queue (the relay itself is another process). */
   mail: { store: MailStore; messages: MessageStore };
   /** Takes a consistent copy of the database into a new owner-only file; the caller removes it. */
-  backup: () => Promise<{ file: string; pages: number }>;
+  backup: () => Promise<{ file: string; pages: number; restarts: number }>;
 }
 
 /** Largest request body: a 10,000-name zone file is ~0.5 MiB. */

@@ -2,7 +2,7 @@
 // one SQLite file. Admin only: it holds every secret (provider passwords, API key hashes, DKIM
 // and TLS private keys). Restore is `dnsproxy restore` with the stack stopped (no API route).
 import type { FastifyPluginAsync } from 'fastify';
-import { createReadStream, rmSync } from 'node:fs';
+import { createReadStream, openSync, rmSync } from 'node:fs';
 import { logger } from '../log/index.js';
 import type { ApiDeps } from './app.js';
 import { successes } from './openapi.js';
@@ -23,10 +23,13 @@ export const backupRoutes =
         },
       },
       async (req, reply) => {
-        const { file, pages } = await deps.backup();
-        log.info('backup taken', { pages, by: req.token?.id });
-        const stream = createReadStream(file);
-        stream.once('close', () => rmSync(file, { force: true }));
+        const { file, pages, restarts } = await deps.backup();
+        log.info('backup taken', { pages, restarts, by: req.token?.id });
+        // Opened, then unlinked at once: the data lives as long as the stream, and nothing is left
+        // behind in the data dir whatever happens to the response (or to this process).
+        const fd = openSync(file, 'r');
+        rmSync(file, { force: true });
+        const stream = createReadStream('', { fd });
         const stamp = new Date().toISOString().replace(/[:.]/g, '-');
         return reply.type('application/vnd.sqlite3').header('content-disposition', `attachment; filename="dnsproxy-${stamp}.sqlite"`).header('cache-control', 'no-store').send(stream);
       },

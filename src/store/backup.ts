@@ -21,15 +21,32 @@ import { MIGRATIONS } from './migrations.js';
 
 export class BackupError extends Error {}
 
+/** Pages copied per step of a backup (each step between two turns of the event loop). */
+const STEP_PAGES = 256;
+/**
+ * A write by another connection (the relay's) restarts the copy from the first page. After this
+ * many restarts the rest is copied in one step (a read transaction of a few hundred ms at 100 MB),
+ * or a relay writing all the time would keep the backup from ever finishing.
+ */
+const MAX_RESTARTS = 3;
+
 /** Writes a consistent copy of `db` to `dest` (owner-only). Other writes go on meanwhile. */
-export async function backupDb(db: Db, dest: string): Promise<{ pages: number }> {
-  const out = await db.backup(dest);
+export async function backupDb(db: Db, dest: string): Promise<{ pages: number; restarts: number }> {
+  let restarts = 0;
+  let last = Infinity;
+  const out = await db.backup(dest, {
+    progress: ({ remainingPages }) => {
+      if (remainingPages >= last) restarts++; // a restart copies its first step again: no progress
+      last = remainingPages;
+      return restarts >= MAX_RESTARTS ? 0x7fffffff : STEP_PAGES;
+    },
+  });
   chmodSync(dest, FILE_MODE);
-  return { pages: out.totalPages };
+  return { pages: out.totalPages, restarts };
 }
 
 /** A backup of `db` into a new owner-only file in `dir` (beside the database: same file system, same permissions). */
-export async function backupInto(db: Db, dir: string): Promise<{ file: string; pages: number }> {
+export async function backupInto(db: Db, dir: string): Promise<{ file: string; pages: number; restarts: number }> {
   const file = join(dir, `.backup-${randomUUID()}.sqlite`);
   try {
     return { file, ...(await backupDb(db, file)) };

@@ -28,6 +28,8 @@ export const NODE_IP = '192.0.2.10';
 export interface ApiFixture {
   app: FastifyInstance;
   db: Db;
+  /** The data dir (the database and, for a moment, backups). */
+  dir: string;
   /** The DNS index the records' changes are applied to (as the controller's). */
   index: ZoneIndex;
   records: RecordStore;
@@ -88,6 +90,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
   return {
     app,
     db,
+    dir: tmp.dir,
     index,
     records,
     routes,
