@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_node
-need_debs dig:bind9-dnsutils named-checkzone:bind9utils caddy:caddy supervisord:supervisor
+# nsd: the reference server of test/dns/nsd.test.ts (its binaries live in /usr/sbin).
+PATH="$PATH:/usr/sbin:/sbin" need_debs dig:bind9-dnsutils named-checkzone:bind9utils caddy:caddy supervisord:supervisor nsd:nsd nsd-checkconf:nsd
 # test/deploy/image.test.ts builds Dockerfile.all with podman and runs it (~15 min cold on a loaded box,
 # ~4 min with podman's layer cache). Its tools are installed here as root on Debian; where they cannot be,
 # the test says why and skips. DNSPROXY_SKIP_IMAGE_TEST=1 skips it.

@@ -3,14 +3,14 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError, type ErrorCode } from '../errors.js';
-import { RECORD_TYPES, recordFilter, recordInput } from '../model/record.js';
+import { recordFilter, recordInput, recordType } from '../model/record.js';
 import { placeName, recordWrite } from '../model/write.js';
 import type { ApiDeps } from './app.js';
 import { assertRecordsNoClash, assertRecordsNotOwnEndpoint, dnsPlan, dryRunQuery, mutate, putRecord } from './mutate.js';
 import { DRY_RUN, successes } from './openapi.js';
 
 const nameParam = z.object({ name: z.string().describe('Owner name, relative or absolute') });
-const nameTypeParams = nameParam.extend({ type: z.enum(RECORD_TYPES) });
+const nameTypeParams = nameParam.extend({ type: recordType });
 
 export const recordRoutes =
   (deps: ApiDeps): FastifyPluginAsync =>
@@ -49,7 +49,7 @@ export const recordRoutes =
         const put = putRecord(deps, write);
         return { result: put, dns: dnsPlan([put]) };
       });
-      return 'dry_run' in out ? out : reply.code(201).send({ record: out.record, ...(out.removed_route ? { removed_route: out.removed_route } : {}) });
+      return 'dry_run' in out ? out : reply.code(201).send({ record: out.record, ...(out.removed_route ? { removed_route: out.removed_route } : {}), ...(write.notes ? { warnings: write.notes } : {}) });
     });
 
     app.put('/api/v1/records/:name/:type', { schema: { summary: 'Create or replace a record set', response: successes({ 201: 'created', 200: `replaced, or ${DRY_RUN}` }), tags, params: nameTypeParams, body: recordInput, querystring: dryRunQuery } }, async (req, reply) => {
@@ -62,7 +62,7 @@ export const recordRoutes =
         const put = putRecord(deps, write);
         return { result: put, dns: dnsPlan([put]) };
       });
-      return 'dry_run' in out ? out : reply.code(out.created ? 201 : 200).send({ record: out.record, ...(out.removed_route ? { removed_route: out.removed_route } : {}) });
+      return 'dry_run' in out ? out : reply.code(out.created ? 201 : 200).send({ record: out.record, ...(out.removed_route ? { removed_route: out.removed_route } : {}), ...(write.notes ? { warnings: write.notes } : {}) });
     });
 
     app.delete('/api/v1/records/:name/:type', { schema: { summary: 'Delete a record set', response: successes({ 204: 'deleted', 200: DRY_RUN }), tags, params: nameTypeParams, querystring: dryRunQuery } }, async (req, reply) => {

@@ -41,8 +41,11 @@ yieldCpu();
 const post = (msg: FromImport) => port.postMessage(msg);
 
 /** Parsed, checked and placed in the zone; throws invalid_zone_file (every line's error) or a field error. */
+let warnings: { path: string; message: string }[] = [];
+
 function parse(): RecordWrite[] {
   const parsed = parseZoneFile(job.text, job.zone);
+  warnings = parsed.warnings.map((w) => ({ path: `line ${w.line}`, message: w.message }));
   if (parsed.errors.length)
     throw new AppError('invalid_zone_file', `${parsed.errors.length} line(s) have errors; nothing was applied`, parsed.errors.map((e) => ({ path: `line ${e.line}`, message: e.message })));
   const synthesised = new Set(job.synthesised);
@@ -127,7 +130,7 @@ function run(parsed: RecordWrite[]): FromImport[] {
     const result = db
       .transaction(() => {
         const { results, removed, dns } = apply(db, store, parsed);
-        return { applied: results.length, created: dns.added.length, removed: removed.length, serial: store.serial(job.zone) };
+        return { applied: results.length, created: dns.added.length, removed: removed.length, serial: store.serial(job.zone), ...(warnings.length ? { warnings } : {}) };
       })
       .immediate();
     const rest = change ? parts(change) : [];

@@ -51,6 +51,8 @@ export interface ImportResult {
   created: number;
   removed: number;
   serial: number;
+  /** Lines accepted with a change (duplicate records folded, RFC 2181 §5), as `{path: "line N", message}`. */
+  warnings?: FieldIssue[];
 }
 
 export type FromImport =

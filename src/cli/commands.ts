@@ -1,7 +1,7 @@
 // API-client commands: records, zones, tokens. Each prints a table, or the API's JSON with --json.
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { RECORD_TYPES, type RecordType } from '../model/record.js';
+import { RECORD_TYPES, recordTypeProblem, type RecordType } from '../model/record.js';
 import { DEFAULT_TOKEN_SCOPE, TOKEN_SCOPES } from '../model/token.js';
 import { call, CliError, type ApiTarget } from './client.js';
 import { printJson, table, valueText } from './output.js';
@@ -24,7 +24,7 @@ interface RecordView {
 
 const recordType = (t: string): RecordType => {
   const up = t.toUpperCase();
-  if (!(RECORD_TYPES as readonly string[]).includes(up)) throw new CliError(`unknown record type "${t}" (one of ${RECORD_TYPES.join(', ')})`, 2);
+  if (recordTypeProblem(up)) throw new CliError(`unknown record type "${t}" (one of ${RECORD_TYPES.join(', ')}, or TYPEnnn)`, 2);
   return up as RecordType;
 };
 const collect = (v: string, prev: string[]) => [...prev, v];

@@ -1,10 +1,9 @@
 // Turns one received message into what the server should do: drop it, send bytes, send a zone
 // transfer, or forward it. Lookup kinds become RCODE and flags here and nowhere else.
 // Pure apart from reading the index; never throws on hostile input (the server still guards).
-import type { Answer } from 'dns-packet';
 import { lookup, type LookupKind } from './lookup.js';
 import { answers } from './rrset.js';
-import { CLASS_ANY, CLASS_IN, EDNS_UDP_SIZE, FLAG, RCODE, TYPE, bareResponse, encodeResponse, answerBytes, parseQuery, typeName, type OptOut, type Query } from './wire.js';
+import { CLASS_ANY, CLASS_IN, EDNS_UDP_SIZE, FLAG, RCODE, TYPE, bareResponse, encodeResponse, parseQuery, typeName, type OptOut, type Query, type Rr } from './wire.js';
 import { isReservedName, type PlainUpstreams } from './upstreams.js';
 import type { ZoneIndex } from './zone.js';
 
@@ -92,19 +91,22 @@ export function handle(msg: Buffer, transport: Transport, remote: string, cfg: H
   const rcode = RCODE_OF[result.kind];
   // AA covers the answer for the question's name; a pure referral is not authoritative.
   const aa = result.kind !== 'delegation' || result.answer.length > 0 ? FLAG.AA : 0;
-  const message = encodeResponse({ id: q.id, flags: flags | aa, rcode, question: q.question, qname: q.qname, answer: result.answer, authority: result.authority, additional: result.additional, opt }, limitFor(q, transport));
+  const message = encodeResponse({ id: q.id, flags: flags | aa, rcode, question: q.question, qname: q.qname, answer: result.answer, authority: result.authority, additional: result.additional, required: result.required, opt }, limitFor(q, transport));
   return { kind: 'reply', message, qtype, rcode, cacheable: !reserved };
 }
+
+/** Upper bound of the bytes `a` takes (owner uncompressed). */
+const rrBytes = (a: Rr): number => Buffer.byteLength(a.name) + 1 + 10 + a.wire.readUInt16BE(a.at);
 
 /** AXFR (RFC 5936): SOA, every record, SOA again, packed into messages of about AXFR_MESSAGE_BYTES; the question only in the first. */
 function transfer(index: ZoneIndex, q: Query, flags: number, opt: OptOut | null): Buffer[] {
   const zone = q.lname;
-  const all: Answer[] = [];
+  const all: Rr[] = [];
   for (const { name, set } of index.servedRRsets(zone)) all.push(...answers(name, set));
   const soa = all[0];
   if (soa) all.push(soa);
   const messages: Buffer[] = [];
-  let batch: Answer[] = [];
+  let batch: Rr[] = [];
   let bytes = 0;
   const flush = () => {
     const first = messages.length === 0;
@@ -113,7 +115,7 @@ function transfer(index: ZoneIndex, q: Query, flags: number, opt: OptOut | null)
     bytes = 0;
   };
   for (const a of all) {
-    const size = answerBytes(a);
+    const size = rrBytes(a);
     if (batch.length && bytes + size > AXFR_MESSAGE_BYTES) flush();
     batch.push(a);
     bytes += size;

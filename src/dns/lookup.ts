@@ -8,17 +8,19 @@
 //   x.b.home.arpa. TXT      b exists, x.b does not; no *.b             nxdomain (+SOA)
 //   x.home.arpa. TXT        x does not; *.home.arpa exists             success, owner x.home.arpa.
 //   h.sub.home.arpa. A      sub has NS below the apex                  delegation (NS + glue)
-import type { Answer } from 'dns-packet';
 import { answers, type RRset } from './rrset.js';
+import type { Rr } from './wire.js';
 import type { ZoneIndex } from './zone.js';
 
 export type LookupKind = 'success' | 'nxdomain' | 'nodata' | 'delegation' | 'notauth';
 
 export interface LookupResult {
   kind: LookupKind;
-  answer: Answer[];
-  authority: Answer[];
-  additional: Answer[];
+  answer: Rr[];
+  authority: Rr[];
+  additional: Rr[];
+  /** How many records at the start of `additional` a response must carry (a referral's in-domain glue, RFC 9471). */
+  required: number;
 }
 
 /** CNAME hops followed inside our zones before answering with the chain so far (loop guard). */
@@ -50,45 +52,52 @@ function step(index: ZoneIndex, zone: string, name: string, qtype: string): Step
   return { kind: 'data', sets: index.rrsets(zone, name) };
 }
 
-/** A/AAAA at `target` when it is in a served zone and not below a delegation (`glue` lifts that for referrals). */
-function addresses(index: ZoneIndex, target: string, glue: boolean): Answer[] {
+/** The A or AAAA set at `target` when it is in a served zone and not below a delegation (`glue` lifts that for referrals). */
+function address(index: ZoneIndex, target: string, type: 'A' | 'AAAA', glue: boolean): RRset | undefined {
   const zone = index.zoneFor(target);
-  if (!zone) return [];
-  if (!glue) {
-    const s = step(index, zone, target, 'A');
-    if (s.kind !== 'data') return [];
-  }
-  const out: Answer[] = [];
-  for (const type of ['A', 'AAAA']) {
-    const set = index.rrset(zone, target, type);
-    if (set) out.push(...answers(target, set));
-  }
-  return out;
+  if (!zone) return undefined;
+  if (!glue && step(index, zone, target, 'A').kind !== 'data') return undefined;
+  return index.rrset(zone, target, type);
 }
 
 function targetOf(set: RRset, i: number): string | undefined {
-  const data = set.rdata[i];
-  if (typeof data === 'string') return data;
-  if (data && typeof data === 'object' && 'exchange' in data) return data.exchange;
-  if (data && typeof data === 'object' && 'target' in data) return data.target;
+  const v = set.values[i];
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && 'exchange' in v) return (v as { exchange: string }).exchange;
+  if (v && typeof v === 'object' && 'target' in v) return (v as { target: string }).target;
   return undefined;
 }
 
-function additionalFor(index: ZoneIndex, set: RRset, glue: boolean): Answer[] {
-  if (!TARGET_TYPES.has(set.type)) return [];
-  const seen = new Set<string>();
-  const out: Answer[] = [];
-  for (let i = 0; i < set.rdata.length; i++) {
+/**
+ * In-zone addresses of the set's targets for the additional section: all A sets, then all AAAA
+ * sets (as NSD orders them). For a referral (`cut`), glue for names below the cut comes first and
+ * is required (RFC 9471); the rest is optional.
+ */
+function additionalFor(index: ZoneIndex, set: RRset, glue: boolean, cut?: string): { additional: Rr[]; required: number } {
+  if (!TARGET_TYPES.has(set.type)) return { additional: [], required: 0 };
+  const targets = new Set<string>();
+  for (let i = 0; i < set.values.length; i++) {
     const target = targetOf(set, i);
-    if (target === undefined || seen.has(target)) continue;
-    seen.add(target);
-    out.push(...addresses(index, target, glue));
+    if (target !== undefined && target !== '.') targets.add(target);
   }
-  return out;
+  const inDomain = (t: string) => cut !== undefined && t.endsWith(`.${cut}`);
+  const additional: Rr[] = [];
+  let required = 0;
+  for (const pass of cut === undefined ? [false] : [true, false])
+    for (const type of ['A', 'AAAA'] as const)
+      for (const target of targets) {
+        if (cut !== undefined && inDomain(target) !== pass) continue;
+        const found = address(index, target, type, glue);
+        if (!found) continue;
+        const rrs = answers(target, found);
+        additional.push(...rrs);
+        if (pass) required += rrs.length;
+      }
+  return { additional, required };
 }
 
 /** The zone's SOA for a negative answer, with TTL min(SOA TTL, MINIMUM) (RFC 2308 §3). */
-function negativeSoa(index: ZoneIndex, zone: string): Answer[] {
+function negativeSoa(index: ZoneIndex, zone: string): Rr[] {
   const soa = index.soa(zone);
   const set = index.rrset(zone, zone, 'SOA');
   return set ? answers(zone, set, Math.min(soa.ttl, soa.minimum)) : [];
@@ -106,31 +115,31 @@ function negativeSoa(index: ZoneIndex, zone: string): Answer[] {
  *   protect against amplification, which the UDP size limit and TC already bound here).
  */
 export function lookup(index: ZoneIndex, qname: string, qtype: string): LookupResult {
-  const answer: Answer[] = [];
+  const answer: Rr[] = [];
   let owner = qname.endsWith('.') ? qname : `${qname}.`;
   let name = owner.toLowerCase();
   const seen = new Set<string>();
   for (let hop = 0; ; hop++) {
     const zone = index.zoneFor(name);
-    if (!zone) return { kind: hop === 0 ? 'notauth' : 'success', answer, authority: [], additional: [] };
+    if (!zone) return { kind: hop === 0 ? 'notauth' : 'success', answer, authority: [], additional: [], required: 0 };
     const s = step(index, zone, name, qtype);
-    if (s.kind === 'cut') return { kind: 'delegation', answer, authority: answers(s.at, s.ns), additional: additionalFor(index, s.ns, true) };
-    if (s.kind === 'nx') return { kind: 'nxdomain', answer, authority: negativeSoa(index, zone), additional: [] };
+    if (s.kind === 'cut') return { kind: 'delegation', answer, authority: answers(s.at, s.ns), ...additionalFor(index, s.ns, true, s.at) };
+    if (s.kind === 'nx') return { kind: 'nxdomain', answer, authority: negativeSoa(index, zone), additional: [], required: 0 };
     if (qtype === 'ANY' && s.sets.length) {
       for (const set of s.sets) answer.push(...answers(owner, set));
-      return { kind: 'success', answer, authority: [], additional: [] };
+      return { kind: 'success', answer, authority: [], additional: [], required: 0 };
     }
     const set = s.sets.find((x) => x.type === qtype);
     if (set) {
       answer.push(...answers(owner, set));
-      return { kind: 'success', answer, authority: [], additional: additionalFor(index, set, name === zone && set.type === 'NS') };
+      return { kind: 'success', answer, authority: [], ...additionalFor(index, set, name === zone && set.type === 'NS') };
     }
     const cname = qtype === 'CNAME' ? undefined : s.sets.find((x) => x.type === 'CNAME');
     const target = cname && targetOf(cname, 0);
-    if (!cname || target === undefined) return { kind: 'nodata', answer, authority: negativeSoa(index, zone), additional: [] };
+    if (!cname || target === undefined) return { kind: 'nodata', answer, authority: negativeSoa(index, zone), additional: [], required: 0 };
     answer.push(...answers(owner, cname));
     seen.add(name);
-    if (seen.has(target) || hop + 1 >= MAX_CNAME_HOPS) return { kind: 'success', answer, authority: [], additional: [] };
+    if (seen.has(target) || hop + 1 >= MAX_CNAME_HOPS) return { kind: 'success', answer, authority: [], additional: [], required: 0 };
     owner = name = target;
   }
 }

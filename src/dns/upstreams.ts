@@ -4,8 +4,9 @@
 // addresses are answered (Caddy asks from one of them); everyone else gets what the zone holds
 // there, which is nothing, so backend addresses never leave the node. Never cached by the server:
 // the table changes without the zone index's generation moving.
-import type { Answer } from 'dns-packet';
 import { RESERVED_PROXY_LABEL } from '../model/name.js';
+import { answers, simpleRRset, srvRRset } from './rrset.js';
+import type { Rr } from './wire.js';
 
 /** The reserved labels every name below lives under; the API refuses record names holding `_px`. */
 export const PLAIN_SERVICE = RESERVED_PROXY_LABEL;
@@ -57,13 +58,13 @@ export class PlainUpstreams {
    * The answer section for a query under the reserved labels, or null when the name is not one
    * of ours (the caller then answers from the zone). `qname` is the name as asked (owner echoed).
    */
-  answer(lname: string, qname: string, qtype: string): Answer[] | null {
+  answer(lname: string, qname: string, qtype: string): Rr[] | null {
     if (lname.startsWith(`${PLAIN_SERVICE}.${PLAIN_PROTO}.`)) {
       const backends = this.byHost.get(lname.slice(PLAIN_SERVICE.length + PLAIN_PROTO.length + 2, -1));
       if (!backends) return null;
       if (qtype !== 'SRV' && qtype !== 'ANY') return [];
       const host = lname.slice(PLAIN_SERVICE.length + PLAIN_PROTO.length + 2, -1);
-      return backends.map((b, i) => ({ type: 'SRV', name: qname, ttl: PLAIN_TTL, class: 'IN', data: { priority: 10, weight: 10, port: b.port, target: targetName(host, i).slice(0, -1) } }));
+      return answers(qname, srvRRset(PLAIN_TTL, backends.map((b, i) => ({ priority: 10, weight: 10, port: b.port, target: targetName(host, i).slice(0, -1) }))));
     }
     const m = /^u(\d{1,3})\._px\._tcp\.(.+)\.$/.exec(lname);
     if (!m) return null;
@@ -71,6 +72,6 @@ export class PlainUpstreams {
     if (!backend) return null;
     const type = backend.ip.includes(':') ? 'AAAA' : 'A';
     if (qtype !== type && qtype !== 'ANY') return [];
-    return [{ type, name: qname, ttl: PLAIN_TTL, class: 'IN', data: backend.ip }];
+    return answers(qname, simpleRRset(type, PLAIN_TTL, [backend.ip]));
   }
 }

@@ -1,11 +1,9 @@
 // DNS wire format for the serving path: parse a query's header, question and OPT straight from
 // the bytes, and encode responses with dns-packet's RR codec. Pure functions; nothing here
 // throws on hostile input (parsers return a verdict instead).
-import dnsPacket from 'dns-packet';
-import type { Answer } from 'dns-packet';
 
 /** RR type codes we name; any other type is shown as `TYPE<n>` (RFC 3597). */
-export const TYPE = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, OPT: 41, DS: 43, IXFR: 251, AXFR: 252, ANY: 255, CAA: 257 } as const;
+export const TYPE = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, OPT: 41, DS: 43, SSHFP: 44, TLSA: 52, SVCB: 64, HTTPS: 65, IXFR: 251, AXFR: 252, ANY: 255, CAA: 257 } as const;
 const TYPE_NAMES = new Map<number, string>(Object.entries(TYPE).map(([k, v]) => [v, k]));
 
 export function typeName(code: number): string {
@@ -191,23 +189,33 @@ function asciiLower(s: string): string {
   return /[A-Z]/.test(s) ? s.replace(/[A-Z]+/g, (m) => m.toLowerCase()) : s;
 }
 
-// dns-packet's per-RR codec is exported at runtime but missing from @types/dns-packet.
-interface RrCodec {
-  encode(a: Answer, buf: Buffer, offset: number): Buffer;
-  encodingLength(a: Answer): number;
-}
-interface EncodeBytes {
-  bytes: number;
-}
-const rrCodec = (dnsPacket as unknown as { answer: RrCodec & { encode: EncodeBytes } }).answer;
-const nameCodec = (dnsPacket as unknown as { name: { encodingLength(n: string): number } }).name;
-
 /** Our OPT: the payload size we accept and DO echoed (RFC 3225). The extended RCODE comes from `Response.rcode`. */
 export interface OptOut {
   udpSize: number;
   dnssecOk: boolean;
 }
 const OPT_BYTES = 11;
+
+/** Where an RR's RDATA holds names that may be compressed (RFC 3597 §4: only the RFC 1035 types). */
+export const COMP = { NONE: 0, NAME: 1, MX: 2, SOA: 3 } as const;
+export type Comp = (typeof COMP)[keyof typeof COMP];
+
+/**
+ * One resource record to write: owner (presentation text, `\DDD` escapes allowed), type, TTL,
+ * and its RDLENGTH + RDATA at `at` in `wire` (names there uncompressed, lower-case; shared by the RRset).
+ */
+export interface Rr {
+  name: string;
+  /** Type name (`A`, `TYPE65534`) and code. */
+  type: string;
+  code: number;
+  ttl: number;
+  /** The value as stored (`ServedRecord.values[i]`), for readers that want it without decoding. */
+  data: unknown;
+  wire: Buffer;
+  at: number;
+  comp: Comp;
+}
 
 export interface Response {
   id: number;
@@ -217,29 +225,142 @@ export interface Response {
   rcode: number;
   /** Raw question section to echo, or null for none. */
   question: Buffer | null;
-  /** Owner names equal to this string are written as a pointer to the question name. */
+  /** The question name as presentation text (`Query.qname`): owners equal to it point at the question. */
   qname: string | null;
-  answer: readonly Answer[];
-  authority: readonly Answer[];
-  additional: readonly Answer[];
+  answer: readonly Rr[];
+  authority: readonly Rr[];
+  additional: readonly Rr[];
+  /** How many records at the start of `additional` must fit (a referral's in-domain glue, RFC 9471); the rest is optional. */
+  required?: number;
   opt: OptOut | null;
 }
 
-function rrLength(a: Answer, qname: string | null): number {
-  const full = rrCodec.encodingLength(a);
-  return a.name === qname ? full - nameCodec.encodingLength(a.name) + 2 : full;
+/** RFC 1035 §4.1.4: a compression pointer holds a 14-bit offset. */
+const MAX_POINTER = 0x3fff;
+/** The longest record: 255-byte owner, fixed fields, 65535 bytes of RDATA. */
+const MAX_RR = 255 + 10 + 65535;
+/** Responses are built here, then copied out: room for a full TCP message plus one record that overshoots. */
+const scratch = Buffer.allocUnsafe(65535 + MAX_RR);
+
+/** Writes one message with name compression (RFC 1035 §4.1.4); keys are lower-case presentation suffixes. */
+class Writer {
+  at = HEADER_BYTES;
+  private readonly names = new Map<string, number>();
+  /** Keys added since the start, so a record that does not fit can be taken back whole. */
+  private readonly added: string[] = [];
+
+  constructor(readonly buf: Buffer) {}
+
+  mark(): [number, number] {
+    return [this.at, this.added.length];
+  }
+
+  rollback([at, added]: [number, number]): void {
+    this.at = at;
+    while (this.added.length > added) this.names.delete(this.added.pop() as string);
+  }
+
+  private remember(key: string, offset: number): void {
+    if (offset > MAX_POINTER || this.names.has(key)) return;
+    this.names.set(key, offset);
+    this.added.push(key);
+  }
+
+  /** The question's name (at offset 12, uncompressed) becomes a target for later names. */
+  question(qname: string): void {
+    const lower = qname.toLowerCase();
+    let offset = HEADER_BYTES;
+    for (let i = 0; i < lower.length - 1; ) {
+      const dot = lower.indexOf('.', i);
+      this.remember(lower.slice(i), offset);
+      offset += 1 + labelBytes(qname.slice(i, dot)).length;
+      i = dot + 1;
+    }
+  }
+
+  /** Writes presentation name `name` (absolute), ending in a pointer when a suffix was written before. */
+  name(name: string): void {
+    const lower = name.toLowerCase();
+    const buf = this.buf;
+    for (let i = 0; i < lower.length - 1; ) {
+      const suffix = lower.slice(i);
+      const target = this.names.get(suffix);
+      if (target !== undefined) {
+        buf[this.at] = 0xc0 | (target >> 8);
+        buf[this.at + 1] = target & 0xff;
+        this.at += 2;
+        return;
+      }
+      this.remember(suffix, this.at);
+      const dot = lower.indexOf('.', i);
+      const label = name.slice(i, dot);
+      if (label.includes('\\')) {
+        const bytes = labelBytes(label);
+        buf[this.at] = bytes.length;
+        bytes.copy(buf, this.at + 1);
+        this.at += 1 + bytes.length;
+      } else {
+        buf[this.at] = label.length;
+        this.at += 1 + buf.write(label, this.at + 1, 'latin1');
+      }
+      i = dot + 1;
+    }
+    buf[this.at++] = 0;
+  }
+
+  /** Writes the uncompressed wire name at `from` in `src` with compression; returns the offset after it in `src`. */
+  wireName(src: Buffer, from: number): number {
+    let text = '';
+    for (let i = from; src[i] !== 0; i += 1 + (src[i] as number)) text += `${src.toString('latin1', i + 1, i + 1 + (src[i] as number))}.`;
+    this.name(text === '' ? '.' : text);
+    return from + (text === '' ? 1 : Buffer.byteLength(text, 'latin1') + 1);
+  }
+
+  rr(rr: Rr, qname: string | null): void {
+    const buf = this.buf;
+    if (rr.name === qname) {
+      buf[this.at] = 0xc0;
+      buf[this.at + 1] = HEADER_BYTES;
+      this.at += 2;
+    } else this.name(rr.name);
+    buf.writeUInt16BE(rr.code, this.at);
+    buf.writeUInt16BE(CLASS_IN, this.at + 2);
+    buf.writeUInt32BE(rr.ttl, this.at + 4);
+    const lenAt = this.at + 8;
+    const src = rr.wire;
+    const len = src.readUInt16BE(rr.at);
+    const from = rr.at + 2;
+    this.at = lenAt + 2;
+    if (rr.comp === COMP.NONE) this.at += src.copy(buf, this.at, from, from + len);
+    else {
+      let i = from;
+      if (rr.comp === COMP.MX) {
+        this.at += src.copy(buf, this.at, i, i + 2);
+        i += 2;
+      }
+      i = this.wireName(src, i);
+      if (rr.comp === COMP.SOA) {
+        i = this.wireName(src, i);
+        this.at += src.copy(buf, this.at, i, from + len);
+      }
+    }
+    buf.writeUInt16BE(this.at - lenAt - 2, lenAt);
+  }
 }
 
-function writeRr(a: Answer, qname: string | null, buf: Buffer, at: number): number {
-  if (a.name !== qname) {
-    rrCodec.encode(a, buf, at);
-    return at + rrCodec.encode.bytes;
+/** Bytes of one label given as presentation text (`\DDD` and `\X` escapes decoded). */
+function labelBytes(label: string): Buffer {
+  if (!label.includes('\\')) return Buffer.from(label, 'latin1');
+  const out: number[] = [];
+  for (let i = 0; i < label.length; i++) {
+    const c = label.charCodeAt(i);
+    if (c !== 0x5c) out.push(c);
+    else if (/^\d{3}$/.test(label.slice(i + 1, i + 4))) {
+      out.push(Number(label.slice(i + 1, i + 4)));
+      i += 3;
+    } else out.push(label.charCodeAt(++i));
   }
-  // Encode with the root as owner one byte further on, then put a pointer to offset 12 over it.
-  rrCodec.encode({ ...a, name: '.' }, buf, at + 1);
-  buf[at] = 0xc0;
-  buf[at + 1] = HEADER_BYTES;
-  return at + 1 + rrCodec.encode.bytes;
+  return Buffer.from(out);
 }
 
 function writeHeader(buf: Buffer, r: Response, counts: [number, number, number, number], tc: boolean): void {
@@ -263,33 +384,43 @@ function writeOpt(buf: Buffer, at: number, opt: OptOut, rcode: number): number {
 }
 
 /**
- * Encodes `r`. When the result would exceed `limit` bytes it returns instead a TC=1 response
- * carrying only the question and OPT (RFC 2181 §9: the client retries over TCP).
+ * Encodes `r` with name compression in at most `limit` bytes. Answer, authority and the first
+ * `required` additional records must fit; otherwise the result is a TC=1 response carrying only
+ * the question and OPT (RFC 2181 §9: the client retries over TCP). The rest of the additional
+ * section is filled only as far as it fits, without TC (RFC 2181 §9).
  */
 export function encodeResponse(r: Response, limit: number): Buffer {
-  const qlen = r.question ? r.question.length : 0;
   const optLen = r.opt ? OPT_BYTES : 0;
-  let size = HEADER_BYTES + qlen + optLen;
-  for (const a of r.answer) size += rrLength(a, r.qname);
-  for (const a of r.authority) size += rrLength(a, r.qname);
-  for (const a of r.additional) size += rrLength(a, r.qname);
-  const tc = size > limit;
-  if (tc) size = HEADER_BYTES + qlen + optLen;
-  const buf = Buffer.alloc(size);
+  const room = limit - optLen;
+  const w = new Writer(scratch);
+  if (r.question) {
+    w.at += r.question.copy(scratch, HEADER_BYTES);
+    if (r.qname !== null) w.question(r.qname);
+  }
+  const headerEnd = w.at;
+  let tc = false;
+  for (const section of [r.answer, r.authority])
+    for (const rr of section) {
+      w.rr(rr, r.qname);
+      if (w.at > room) tc = true;
+      if (tc) break;
+    }
+  const required = r.required ?? 0;
+  let extra = 0;
+  for (let i = 0; i < r.additional.length && !tc; i++) {
+    const mark = w.mark();
+    w.rr(r.additional[i] as Rr, r.qname);
+    if (w.at <= room) extra++;
+    else if (i < required) tc = true;
+    else w.rollback(mark);
+  }
+  if (tc) w.at = headerEnd;
   const counts: [number, number, number, number] = tc
     ? [r.question ? 1 : 0, 0, 0, r.opt ? 1 : 0]
-    : [r.question ? 1 : 0, r.answer.length, r.authority.length, r.additional.length + (r.opt ? 1 : 0)];
-  writeHeader(buf, r, counts, tc);
-  let at = HEADER_BYTES;
-  if (r.question) at += r.question.copy(buf, at);
-  if (!tc) for (const section of [r.answer, r.authority, r.additional]) for (const a of section) at = writeRr(a, r.qname, buf, at);
-  if (r.opt) writeOpt(buf, at, r.opt, r.rcode);
-  return buf;
-}
-
-/** Bytes `a` takes on the wire (owner written in full). */
-export function answerBytes(a: Answer): number {
-  return rrCodec.encodingLength(a);
+    : [r.question ? 1 : 0, r.answer.length, r.authority.length, extra + (r.opt ? 1 : 0)];
+  writeHeader(scratch, r, counts, tc);
+  const end = r.opt ? writeOpt(scratch, w.at, r.opt, r.rcode) : w.at;
+  return Buffer.from(scratch.subarray(0, end));
 }
 
 /** A minimal response (no records): errors and TC replies. `question` may be null. */

@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { absolute, inZone } from '../model/name.js';
 import type { RecordChange, RecordType, StoredRecord } from '../model/record.js';
-import { rrsetOf, simpleRRset, soaRRset, type RRset, type ServedType } from './rrset.js';
+import { rrsetOf, simpleRRset, soaRRset, type RRset } from './rrset.js';
 import { soaFor, type ServedRecord, type Soa, type ZoneSettings } from './soa.js';
 
 /** The RRsets at one name, at most one per type. Names hold one or two types, so a short array
@@ -85,7 +85,6 @@ function sortCanonical(names: string[]): string[] {
   return keyed.map(([, n]) => n);
 }
 
-const TYPE_ORDER: Record<ServedType, number> = { SOA: 6, A: 1, NS: 2, CNAME: 5, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, CAA: 257 };
 
 export class ZoneIndex {
   private readonly zones = new Map<string, ZoneState>();
@@ -329,7 +328,7 @@ export class ZoneIndex {
       if (set) out.push(set);
     }
     for (const set of this.state(zone).user.get(name) ?? []) if (!out.includes(set)) out.push(set);
-    return out.sort((a, b) => TYPE_ORDER[a.type] - TYPE_ORDER[b.type]);
+    return out.sort((a, b) => a.code - b.code);
   }
 
   /**
@@ -351,7 +350,7 @@ export class ZoneIndex {
     const state = this.state(zone);
     const out: { name: string; set: RRset }[] = [{ name: state.settings.name, set: state.soaSet }, ...this.synthesisedRRsets(zone)];
     for (const name of sortCanonical([...state.user.keys()])) {
-      const sets = [...(state.user.get(name) ?? [])].sort((a, b) => TYPE_ORDER[a.type] - TYPE_ORDER[b.type]);
+      const sets = [...(state.user.get(name) ?? [])].sort((a, b) => a.code - b.code);
       for (const set of sets) out.push({ name, set });
     }
     return out;

@@ -1,13 +1,12 @@
 // Zone export: served records → RFC 1035 master-file text, laid out by templates/zone.hbs.
 // Pure apart from reading the template once; the output passes `named-checkzone <zone> <file>`.
 import { isIP } from 'node:net';
-import { RECORD_TYPES } from '../model/record.js';
+import { recordTypeProblem, txtStrings, txtValue, type TxtValue } from '../model/record.js';
+import { parseRdata } from '../model/rdata.js';
 import { inZone, nameProblem } from '../model/name.js';
 import type { ServedRecord } from './soa.js';
 import { lazyTemplate, type HelperDelegate } from '../templates.js';
 
-/** RFC 1035 §3.3: a <character-string> holds at most 255 bytes; longer TXT values are split. */
-export const MAX_CHARACTER_STRING = 255;
 
 // `../../templates` from src/dns (tsx) and from dist/dns (compiled) alike.
 const TEMPLATE_URL = new URL('../../templates/zone.hbs', import.meta.url);
@@ -33,14 +32,9 @@ export function quoteBytes(bytes: Uint8Array): string {
   return `${out}"`;
 }
 
-/** A TXT value as space-separated quoted strings of at most 255 bytes each (`""` for empty). */
-export function txtChunks(value: string): string {
-  const bytes = Buffer.from(value, 'utf8');
-  const chunks: string[] = [];
-  for (let i = 0; i < bytes.length || i === 0; i += MAX_CHARACTER_STRING) {
-    chunks.push(quoteBytes(bytes.subarray(i, i + MAX_CHARACTER_STRING)));
-  }
-  return chunks.join(' ');
+/** A TXT value as space-separated quoted strings: a text cut every 255 bytes (`""` for empty), a list string by string. */
+export function txtText(value: TxtValue): string {
+  return txtStrings(value).map(quoteBytes).join(' ');
 }
 
 type HelperOptions = { data: { root: View } };
@@ -55,26 +49,38 @@ function helpers(): Record<string, HelperDelegate> {
   };
   return {
     name: (v: unknown) => absoluteName('name', v, false),
+    target: (v: unknown) => (v === '.' ? '.' : absoluteName('name', v, false)),
+    // Re-parsed, so only canonical RDATA text (no newline, quotes balanced) is written.
+    rdata: (type: unknown, v: unknown) => {
+      const parsed = parseRdata(str('record type', type), str(`${String(type)} value`, v));
+      return 'error' in parsed ? fail(`${String(type)} value`, v, parsed.error) : parsed.text;
+    },
     owner: (v: unknown, o: HelperOptions) => {
       const s = absoluteName('owner name', v, true);
       return inZone(s.toLowerCase(), o.data.root.zone) ? s : fail('owner name', v, `is outside the zone ${o.data.root.zone}`);
     },
     address: (v: unknown, family: number) => (isIP(str('address', v)) === family ? v : fail('address', v, `is not an IPv${family} address`)),
-    text: (v: unknown) => txtChunks(str('TXT value', v)),
+    text: (v: unknown) => {
+      const parsed = txtValue.safeParse(v);
+      return parsed.success ? txtText(parsed.data) : fail('TXT value', v, 'is not a text or a list of strings');
+    },
     quoted: (v: unknown) => quoteBytes(Buffer.from(str('CAA value', v), 'utf8')),
     caaTag: (v: unknown) => (/^[a-z0-9]{1,15}$/i.test(str('CAA tag', v)) ? v : fail('CAA tag', v, 'must be 1-15 letters or digits')),
     uint: (v: unknown, max: number) => (Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max ? String(v) : fail('number', v, `must be an integer 0-${max}`)),
-    rrtype: (v: unknown) => (v === 'SOA' || (RECORD_TYPES as readonly unknown[]).includes(v) ? v : fail('record type', v, 'is not supported')),
+    rrtype: (v: unknown) => (v === 'SOA' || (typeof v === 'string' && recordTypeProblem(v) === null) ? v : fail('record type', v, 'is not supported')),
     pad: (s: unknown, width: number) => String(s).padEnd(width),
   };
 }
+
+/** Types with a partial of their own in templates/zone.hbs; the others are presentation text. */
+const PARTIALS = new Set(['SOA', 'A', 'AAAA', 'CNAME', 'NS', 'PTR', 'TXT', 'MX', 'SRV', 'CAA']);
 
 interface View {
   zone: string;
   serial: unknown;
   ttl: number;
   ownerWidth: number;
-  lines: { owner: string; ttl: number; type: string; value: unknown }[];
+  lines: { owner: string; ttl: number; type: string; partial: string; value: unknown }[];
 }
 
 const template = lazyTemplate<View>(TEMPLATE_URL, helpers);
@@ -90,7 +96,7 @@ export function exportZone(zone: string, records: ServedRecord[]): string {
   const soa = records[0];
   if (!soa || soa.type !== 'SOA' || soa.name !== zone || soa.values.length !== 1)
     throw new ZoneExportError(`cannot export ${zone}: the first record must be its SOA`);
-  const lines = records.flatMap((r) => r.values.map((value) => ({ owner: r.name, ttl: r.ttl, type: r.type, value })));
+  const lines = records.flatMap((r) => r.values.map((value) => ({ owner: r.name, ttl: r.ttl, type: r.type, partial: PARTIALS.has(r.type) ? r.type : 'RDATA', value })));
   const serial = (soa.values[0] as { serial?: unknown } | undefined)?.serial;
   return template({
     zone,

@@ -119,3 +119,34 @@ export function decodeText(raw: string): { text: string } | { error: string } {
   }
   return { text };
 }
+
+/**
+ * The bytes a token stands for: literal characters as UTF-8, `\X` as X, `\DDD` as the byte DDD
+ * (RFC 1035 §5.1), so a TXT string can hold any byte.
+ */
+export function decodeBytes(raw: string): { bytes: Buffer } | { error: string } {
+  const out: number[] = [];
+  let literal = '';
+  const flush = () => {
+    if (literal) out.push(...Buffer.from(literal, 'utf8'));
+    literal = '';
+  };
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i] as string;
+    if (c !== '\\') {
+      literal += c;
+      continue;
+    }
+    flush();
+    const digits = /^\d{3}/.exec(raw.slice(i + 1, i + 4));
+    if (digits) {
+      const code = Number(digits[0]);
+      if (code > 255) return { error: `escape \\${digits[0]} is not a byte (0-255)` };
+      out.push(code);
+      i += 3;
+    } else if (i + 1 < raw.length) literal += raw[++i];
+    else return { error: 'a lone "\\" ends the text' };
+  }
+  flush();
+  return { bytes: Buffer.from(out) };
+}

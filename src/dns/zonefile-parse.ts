@@ -1,8 +1,11 @@
 // Zone import: master-file text (as users paste it) → record sets validated by `recordInput`.
 import { absolute, inZone, nameProblem } from '../model/name.js';
-import { RECORD_TYPES, recordInput, rrsetSizeProblem, type RecordInput, type RecordType } from '../model/record.js';
+import { CHARSTRING_BYTES, foldDuplicates, RECORD_TYPES, recordInput, recordTypeProblem, rrsetSizeProblem, type GenericType, type RecordInput, type RecordType, type TxtString } from '../model/record.js';
 import type { Soa } from './soa.js';
-import { decodeText, lex, lineError, type Entry, type Token, type ZoneFileError } from './zonefile-lex.js';
+import { decodeBytes, decodeText, lex, lineError, type Entry, type Token, type ZoneFileError } from './zonefile-lex.js';
+
+/** Whether bytes are valid UTF-8 (then a TXT string is kept as text, else as hex). */
+const utf8 = { test: (b: Buffer): boolean => Buffer.from(b.toString('utf8'), 'utf8').equals(b) };
 
 export type { ZoneFileError } from './zonefile-lex.js';
 
@@ -13,6 +16,8 @@ export interface ParsedZoneFile {
   soa?: Soa;
   /** Every problem found, sorted by line. The caller must apply nothing when this is non-empty. */
   errors: ZoneFileError[];
+  /** What was accepted with a change (duplicate records folded), sorted by line. */
+  warnings: ZoneFileError[];
 }
 
 /** RFC 2181 §8: TTLs are 31-bit; SOA serial and timers are 32-bit unsigned. */
@@ -52,8 +57,8 @@ interface Parse {
  * Parses `text` against zone `origin`. Pure: no I/O, inputs untouched.
  * Lines with the same owner and type merge into one record set whose TTL is the first line's
  * (BIND does the same; RFC 2181 §5.2 says TTLs within a set must match, we do not pick the minimum).
- * A TXT line's character-strings are joined into one value (what SPF/DKIM readers do);
- * export re-splits values at 255 bytes, so export → parse gives the same value back.
+ * A TXT line's character-strings are kept as given (RFC 1035 §3.3.14): one string is a text value,
+ * several a list; export writes them back the same way, so export → parse gives the same value.
  * Not supported, each reported as a line error: `$INCLUDE`, `$GENERATE`, classes other than IN,
  * types other than A AAAA CNAME TXT MX SRV PTR CAA NS SOA, owner names outside `origin`.
  */
@@ -67,12 +72,17 @@ export function parseZoneFile(text: string, origin: string): ParsedZoneFile {
     else record(p, entry);
   }
   const records: RecordInput[] = [];
+  const warnings: ZoneFileError[] = [];
   for (const set of p.sets.values()) {
     const { line, lines, ...input } = set;
     const parsed = recordInput.safeParse(input);
     const tooBig = parsed.success ? rrsetSizeProblem(set.name, parsed.data) : null;
     if (tooBig) p.errors.push(lineError(line, `${set.type}: values: ${tooBig}`));
-    else if (parsed.success) records.push(parsed.data);
+    else if (parsed.success) {
+      const folded = foldDuplicates(parsed.data);
+      for (const d of folded.dropped) warnings.push(lineError(lines[d.index] ?? line, `${set.type}: repeats the record on line ${lines[d.first] ?? line} (the same data in canonical form): served once (RFC 2181 §5)`));
+      records.push(folded.data);
+    }
     for (const issue of parsed.error?.issues ?? []) {
       const [field, index] = issue.path;
       const at = field === 'values' && typeof index === 'number' ? (lines[index] ?? line) : line;
@@ -83,9 +93,10 @@ export function parseZoneFile(text: string, origin: string): ParsedZoneFile {
   }
   checkCnames(p);
   const errors = p.errors.sort((a, b) => a.line - b.line);
-  if (!p.soa) return { records, errors };
+  warnings.sort((a, b) => a.line - b.line);
+  if (!p.soa) return { records, errors, warnings };
   const { line: _line, ...soa } = p.soa;
-  return { records, soa, errors };
+  return { records, soa, errors, warnings };
 }
 
 function directive(p: Parse, entry: Entry, first: Token): void {
@@ -139,7 +150,8 @@ function record(p: Parse, entry: Entry): void {
   const typeTok = tokens[k++];
   if (!typeTok) return fail('missing record type');
   const type = typeTok.raw.toUpperCase();
-  if (!isImportType(type)) return fail(`unsupported record type ${JSON.stringify(typeTok.raw)} (supported: ${SUPPORTED.join(', ')})`);
+  if (!isImportType(type))
+    return fail(/^TYPE\d+$/.test(type) ? `record type ${typeTok.raw}: ${recordTypeProblem(type) ?? ''}` : `unsupported record type ${JSON.stringify(typeTok.raw)} (supported: ${SUPPORTED.join(', ')}; any other as TYPEnnn \\# <length> <hex>, RFC 3597)`);
   if (ttl !== undefined) p.lastTtl = ttl;
   const effectiveTtl = ttl ?? p.defaultTtl ?? p.lastTtl;
   const rdata = tokens.slice(k);
@@ -157,11 +169,23 @@ function record(p: Parse, entry: Entry): void {
   p.sets.set(key, set);
 }
 
-const isImportType = (t: string): t is ImportType => (SUPPORTED as readonly string[]).includes(t);
+/**
+ * The text value whose 255-byte cut gives exactly these strings (one string; or pieces of 255
+ * bytes and a shorter last one, as export writes a long text), or null: then they stay a list.
+ */
+function asText(strings: TxtString[]): string | null {
+  const bytes = strings.map((s) => (typeof s === 'string' ? Buffer.from(s, 'utf8') : Buffer.from(s.hex, 'hex')));
+  const last = bytes.length - 1;
+  if (!bytes.every((b, i) => (i < last ? b.length === CHARSTRING_BYTES : last === 0 || b.length > 0))) return null;
+  const joined = Buffer.concat(bytes);
+  return utf8.test(joined) ? joined.toString('utf8') : null;
+}
+
+const isImportType = (t: string): t is ImportType | GenericType => (SUPPORTED as readonly string[]).includes(t) || recordTypeProblem(t) === null;
 
 /** A value, or why not; `field` names the offending part ('' = the whole value, absent = the line). */
 type Field = { value: unknown } | { error: string; field?: string };
-const FIELDS: Record<Exclude<ImportType, 'SOA'>, string[]> = {
+const FIELDS: Partial<Record<RecordType, string[]>> = {
   A: ['address'],
   AAAA: ['address'],
   CNAME: ['target'],
@@ -176,15 +200,23 @@ const FIELDS: Record<Exclude<ImportType, 'SOA'>, string[]> = {
 /** One value in the shape `recordInput` expects; ranges and name rules are left to the schema. */
 function rdataValue(type: RecordType, rdata: Token[], origin: string): Field {
   const fields = FIELDS[type];
+  if (!fields) {
+    // Types stored as presentation text (src/model/rdata.ts checks them): the tokens as written.
+    if (rdata.length === 0) return { error: 'has no data' };
+    return { value: rdata.map((t) => (t.quoted ? `"${t.raw}"` : t.raw)).join(' ') };
+  }
+  if (rdata[0]?.raw === '\\#' && !rdata[0].quoted) return { error: `takes its own syntax (${fields.join(' ') || 'quoted strings'}), not the generic \\# form` };
   if (type === 'TXT') {
     if (rdata.length === 0) return { error: 'needs at least one string' };
-    let text = '';
-    for (const tok of rdata) {
-      const decoded = decodeText(tok.raw);
+    // Each character-string is kept as given (RFC 1035 §3.3.14): one string is a text, several a list.
+    const strings: TxtString[] = [];
+    for (const [i, tok] of rdata.entries()) {
+      const decoded = decodeBytes(tok.raw);
       if ('error' in decoded) return { ...decoded, field: '' };
-      text += decoded.text;
+      if (decoded.bytes.length > CHARSTRING_BYTES) return { error: `string ${i + 1} holds ${decoded.bytes.length} bytes; a character-string holds at most ${CHARSTRING_BYTES} (RFC 1035 §3.3): split it into several quoted strings`, field: '' };
+      strings.push(utf8.test(decoded.bytes) ? decoded.bytes.toString('utf8') : { hex: decoded.bytes.toString('hex') });
     }
-    return { value: text };
+    return { value: asText(strings) ?? strings };
   }
   if (rdata.length !== fields.length)
     return { error: `takes ${fields.length} field${fields.length > 1 ? 's' : ''} (${fields.join(' ')}), found ${rdata.length}` };

@@ -102,6 +102,18 @@ export const targetName = z
   .transform(absolute)
   .describe('Absolute domain name (trailing dot optional)');
 
+/** zod: a target that may also be the root `.`: null MX (RFC 7505), SRV "service not available" (RFC 2782). */
+export const targetOrRoot = z
+  .string()
+  .max(MAX_NAME_CHARS + 1)
+  .superRefine((v, ctx) => {
+    if (v === '.') return;
+    const problem = isIP(v) === 6 ? `${v} is an IPv6 address, but a target must be a host name (an address goes in an AAAA record)` : nameProblem(v);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .transform((v) => (v === '.' ? '.' : absolute(v)))
+  .describe('Absolute domain name (trailing dot optional), or "." for none');
+
 export const ipv4 = z.string().refine((v) => isIP(v) === 4, 'must be an IPv4 address').describe('IPv4 address');
 // isIP() accepts a zone id (`fe80::1%eth0`): it names an interface of one host, has no meaning in
 // DNS data, and breaks the zone file export, so no address value may carry one.

@@ -5,7 +5,7 @@ import { AppError, fieldError, type ErrorCode } from '../errors.js';
 import { ACME_HINT, acmeNameProblem, hostNameProblem } from './certname.js';
 import type { AddRecordBody } from './legacy.js';
 import { ownerName } from './name.js';
-import { DEFAULT_TTL, rrsetSizeProblem, type Proxy, type RecordData, type RecordInput, type RecordWrite } from './record.js';
+import { DEFAULT_TTL, foldDuplicates, rrsetSizeProblem, type Proxy, type RecordData, type RecordInput, type RecordWrite } from './record.js';
 
 /** Absolute owner name + zone for user input, or a 400 naming `field` (`code`: where the field is, body by default). */
 export function placeName(input: string, zones: readonly string[], field = 'name', code: ErrorCode = 'invalid_body'): { name: string; zone: string } {
@@ -62,7 +62,9 @@ export function recordWrite(input: RecordInput, zones: readonly string[], fieldP
   const placed = placeName(name, zones, `${fieldPrefix}name`);
   const tooBig = rrsetSizeProblem(placed.name, data);
   if (tooBig) throw fieldError(`${fieldPrefix}values`, tooBig);
-  const write = { ...placed, data: data, ttl, proxy: proxy ?? null, service_name: service_name ?? null };
+  const folded = foldDuplicates(data);
+  const write: RecordWrite = { ...placed, data: folded.data, ttl, proxy: proxy ?? null, service_name: service_name ?? null };
+  if (folded.notes.length) write.notes = folded.notes.map((n) => `${fieldPrefix}${n}`);
   checkWrite(write, fieldPrefix);
   return write;
 }

@@ -65,7 +65,7 @@ describe('api: /api/v1/zones/{zone}/import', function () {
     expect(res.statusCode, res.body).to.equal(200);
     expect(res.json()).to.deep.equal({ applied: 2, created: 1, removed: 0, serial: before + 1 });
     expect(f.records.get('web.home.arpa.', 'A')).to.deep.include({ values: ['192.0.2.2'], ttl: 60, service_name: 'web', proxy: { enabled: true, upstreams: ['192.0.2.50:8080'] } });
-    expect(f.records.get('new.home.arpa.', 'TXT')).to.deep.include({ values: ['a bc'] });
+    expect(f.records.get('new.home.arpa.', 'TXT')).to.deep.include({ values: [['a b', 'c']] });
     expect(f.records.get('home.arpa.', 'NS')).to.equal(undefined);
     // Served by DNS by the time the response came.
     expect([kind('new.home.arpa.', 'TXT'), f.index.serial('home.arpa.')]).to.deep.equal(['success', before + 1]);

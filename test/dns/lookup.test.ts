@@ -1,19 +1,33 @@
 import { expect } from 'chai';
-import type { Answer } from 'dns-packet';
+import dnsPacket, { type Answer } from 'dns-packet';
+import type { Rr } from '../../src/dns/wire.js';
 import { lookup, MAX_CNAME_HOPS, type LookupKind } from '../../src/dns/lookup.js';
 import { ZoneIndex } from '../../src/dns/zone.js';
 import { buildIndex, HOME, rec, ZONES } from './fixture.js';
 
+/** The record as dns-packet decodes its wire form (owner as given). */
+export function decodeRr(rr: Rr): Answer {
+  const head = Buffer.alloc(9);
+  head.writeUInt16BE(rr.code, 1);
+  head.writeUInt16BE(1, 3);
+  head.writeUInt32BE(rr.ttl, 5);
+  const rdata = rr.wire.subarray(rr.at, rr.at + 2 + rr.wire.readUInt16BE(rr.at));
+  const codec = (dnsPacket as unknown as { answer: { decode(b: Buffer): Answer } }).answer;
+  return { ...codec.decode(Buffer.concat([head, rdata])), name: rr.name };
+}
+
 /** One record as zone-file-like text: `owner ttl TYPE rdata`. */
-export function rrText(a: Answer): string {
+export function rrText(rr: Rr): string {
+  const a = decodeRr(rr);
   const d = (a as { data: unknown }).data;
+  const n = (name: string) => `${name}.`.replace(/^\.\.$/, '.');
   let data: string;
-  if (typeof d === 'string') data = d;
+  if (typeof d === 'string') data = ['CNAME', 'NS', 'PTR'].includes(a.type) ? n(d) : d;
   else if (Array.isArray(d)) data = d.map((b: Buffer) => `"${b.toString()}"`).join(' ');
-  else if (a.type === 'MX') data = `${a.data.preference} ${a.data.exchange}`;
-  else if (a.type === 'SRV') data = `${a.data.priority} ${a.data.weight} ${a.data.port} ${a.data.target}`;
+  else if (a.type === 'MX') data = `${a.data.preference} ${n(a.data.exchange)}`;
+  else if (a.type === 'SRV') data = `${a.data.priority} ${a.data.weight} ${a.data.port} ${n(a.data.target)}`;
   else if (a.type === 'CAA') data = `${a.data.flags} ${a.data.tag} "${a.data.value}"`;
-  else if (a.type === 'SOA') data = `${a.data.mname} ${a.data.rname} ${a.data.serial}`;
+  else if (a.type === 'SOA') data = `${n(a.data.mname)} ${n(a.data.rname)} ${a.data.serial}`;
   else data = JSON.stringify(d);
   return `${a.name} ${(a as { ttl?: number }).ttl} ${a.type} ${data}`;
 }

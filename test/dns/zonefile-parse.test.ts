@@ -58,9 +58,25 @@ ptr    PTR   host`,
     ],
   },
   {
-    title: 'TXT with escaped quotes, ";" inside quotes and \\DDD; strings on one line are joined',
+    title: 'TXT with escaped quotes, ";" inside quotes and \\DDD; strings on one line are kept as given (RFC 1035 §3.3.14)',
     text: String.raw`txt TXT "say \"hi\"; not a comment " "back\\slash \065" ; a comment`,
-    records: [{ name: 'txt.home.arpa.', type: 'TXT', ttl: 300, values: ['say "hi"; not a comment back\\slash A'] }],
+    records: [{ name: 'txt.home.arpa.', type: 'TXT', ttl: 300, values: [['say "hi"; not a comment ', 'back\\slash A']] }],
+  },
+  {
+    title: 'TXT: "one" "two" "three" stays three strings; any byte through \\DDD; bytes that are not UTF-8 kept as hex',
+    text: String.raw`split TXT "one" "two" "three"
+split TXT "a\010b\000"
+split TXT "\255\254" "ok"
+split TXT "caf\195\169"`,
+    records: [{ name: 'split.home.arpa.', type: 'TXT', ttl: 300, values: [['one', 'two', 'three'], 'a\nb\u0000', [{ hex: 'fffe' }, 'ok'], 'café'] }],
+  },
+  {
+    title: 'TXT: 255-byte pieces of one text (as export writes a long value) read back as that text',
+    text: `long TXT "${'a'.repeat(255)}" "${'b'.repeat(10)}"\nlist TXT "${'a'.repeat(254)}" "b"`,
+    records: [
+      { name: 'long.home.arpa.', type: 'TXT', ttl: 300, values: [`${'a'.repeat(255)}${'b'.repeat(10)}`] },
+      { name: 'list.home.arpa.', type: 'TXT', ttl: 300, values: [[`${'a'.repeat(254)}`, 'b']] },
+    ],
   },
   {
     title: 'TTL and class in either order; names are lower-cased',
@@ -99,7 +115,7 @@ sub       NS  ns1.sub
 
 const bad: Case[] = [
   { title: 'bad IPv4 address on its line', text: 'ok A 192.0.2.1\nbad A 192.0.2.256', errors: [[2, 'A: values.0: must be an IPv4 address (got "192.0.2.256")']] },
-  { title: 'unknown type', text: '\nx HINFO "pc" "linux"', errors: [[2, 'unsupported record type "HINFO" (supported: A, AAAA, CNAME, TXT, MX, SRV, PTR, CAA, NS, SOA)']] },
+  { title: 'unknown type', text: '\nx HINFO "pc" "linux"', errors: [[2, 'unsupported record type "HINFO" (supported: A, AAAA, CNAME, TXT, MX, SRV, PTR, CAA, NS, DS, SSHFP, TLSA, SVCB, HTTPS, SOA; any other as TYPEnnn \\# <length> <hex>, RFC 3597)']] },
   {
     title: 'names outside the origin',
     text: 'www.example.org. A 192.0.2.1\nhome.arpa.evil. A 192.0.2.1\n$ORIGIN example.org.\nwww A 192.0.2.1',
@@ -126,9 +142,9 @@ const bad: Case[] = [
     ],
   },
   {
-    title: 'TXT escapes that decode to a newline',
-    text: String.raw`t TXT "a\010b"`,
-    errors: [[1, 'TXT: values.0: TXT value may hold printable ASCII only']],
+    title: 'TXT string longer than 255 bytes',
+    text: `t TXT "${'x'.repeat(256)}"`,
+    errors: [[1, 'TXT: values.0: string 1 holds 256 bytes; a character-string holds at most 255']],
   },
   {
     title: 'directives and classes we do not take',

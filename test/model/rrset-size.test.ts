@@ -8,9 +8,10 @@ import { decode, frame, HOME, query, rec, startServer, tcpExchange, ZONES } from
 
 // t.home.arpa. is 13 octets: header 12 + question 17 + OPT 11 = 40; a 4000-byte value is 4000 + 16
 // length octets, its record 12 + 4016. Sixteen of them take 64,448: the 17th fits with 1,030 bytes.
-const FULL = 'x'.repeat(4000);
-const atLimit: RecordData = { type: 'TXT', values: [...Array(16).fill(FULL), 'y'.repeat(1030)] };
-const overLimit: RecordData = { type: 'TXT', values: [...Array(16).fill(FULL), 'y'.repeat(1031)] };
+// The values differ (an RRset never holds the same RDATA twice, RFC 2181 §5).
+const FULL = Array.from({ length: 16 }, (_, i) => `${'x'.repeat(3998)}${String(i).padStart(2, '0')}`);
+const atLimit: RecordData = { type: 'TXT', values: [...FULL, 'y'.repeat(1030)] };
+const overLimit: RecordData = { type: 'TXT', values: [...FULL, 'y'.repeat(1031)] };
 
 describe('model: record sets that cannot fit in a DNS message', () => {
   it('computes the response size', () => {
@@ -56,7 +57,7 @@ describe('model: record sets that cannot fit in a DNS message', () => {
 
     it('zone import of such a set: 400 naming the line, nothing applied', async () => {
       const chunks = (v: string) => (v.match(/.{1,250}/g) ?? []).map((c) => `"${c}"`).join(' ');
-      const text = `ok A 192.0.2.1\n${overLimit.values.map((v) => `t TXT ${chunks(v)}`).join('\n')}\n`;
+      const text = `ok A 192.0.2.1\n${overLimit.values.map((v) => `t TXT ${chunks(v as string)}`).join('\n')}\n`;
       const res = await f.app.inject({ method: 'POST', url: '/api/v1/zones/home.arpa/import', headers: { ...f.auth, 'content-type': 'text/plain' }, payload: text });
       expect(res.statusCode, res.body.slice(0, 300)).to.equal(400);
       expect(res.json().error.code).to.equal('invalid_zone_file');
