@@ -77,7 +77,7 @@ const RECORDS = (n: number) => [
   { name: `a${n}`, type: 'A', ttl: 60, service_name: `s${n}`, values: ['192.0.2.1'], proxy: { enabled: true, upstreams: ['192.0.2.50:8080'], tls: 'internal' } },
   { name: `aaaa${n}`, type: 'AAAA', ttl: 60, values: ['2001:db8::1'], proxy: { enabled: false, upstreams: ['[2001:db8::5]:80'], tls: 'off' } },
   { name: `cname${n}`, type: 'CNAME', values: ['target.home.arpa'] },
-  { name: `txt${n}`, type: 'TXT', values: ['v=spf1 -all', 'second'] },
+  { name: `txt${n}`, type: 'TXT', values: ['v=spf1 -all', 'second', ['key=one', 'key=two', { hex: '00ff' }]] },
   { name: `mx${n}`, type: 'MX', values: [{ preference: 10, exchange: 'mail.home.arpa' }] },
   { name: `_srv${n}._tcp.home.arpa`, type: 'SRV', values: [{ priority: 10, weight: 5, port: 5060, target: 'sip.home.arpa' }] },
   { name: `${n}.2.0.192.in-addr.arpa.lab.example`, type: 'PTR', values: ['www.home.arpa'] },
