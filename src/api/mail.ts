@@ -7,13 +7,18 @@ import { z } from 'zod';
 import { AppError } from '../errors.js';
 import { logger } from '../log/index.js';
 import { dkimTxt, generateDkimPrivateKey } from '../mail/keys.js';
+import { hashPassword } from '../mail/password.js';
 import type { OperatorAction } from '../mail/messages.js';
 import { accountInput, mailDomain, mailName, MESSAGE_STATUSES, providerConfig, publicConfig, ruleInput, type Provider, type ProviderConfig } from '../mail/schema.js';
 import type { ApiDeps } from './app.js';
-import { successes } from './openapi.js';
+import { applyOrPlan, DRY_RUN_ONLY, withDryRun } from './mail-plan.js';
+import { DRY_RUN, successes } from './openapi.js';
 
 /** A provider as shown: passwords, tokens and API keys are never returned. */
 const shown = (p: Provider) => ({ name: p.name, config: publicConfig(p.config) });
+
+/** Stands in for a password hash or a private key in a dry run (rolled back, never stored). */
+const DRY_RUN_PLACEHOLDER = 'dry-run';
 
 /** Where a provider sends mail, for the log line (never a secret: the URL cannot carry credentials, schema.ts). */
 const target = (c: ProviderConfig) => (c.type === 'smtp' ? `${c.host}:${c.port}` : c.type === 'mx' ? `MX hosts, port ${c.port}` : `${c.format} ${new URL(c.url).origin}`);
@@ -32,34 +37,53 @@ export const mailRoutes =
     const admin = { scope: 'admin' as const };
 
     app.get('/api/v1/mail/accounts', { schema: { summary: 'List mail submission accounts', response: successes({ 200: 'the accounts' }), tags } }, async () => ({ accounts: store.accounts() }));
-    app.post('/api/v1/mail/accounts', { config: admin, schema: { summary: 'Create a mail submission account (admin)', response: successes({ 201: 'created' }), tags, body: accountInput } }, async (req, reply) => {
-      const account = await store.addAccount(req.body);
-      log.info('mail account added', { name: account.name, domains: account.allowed_domains });
-      return reply.code(201).send({ account });
+    app.post('/api/v1/mail/accounts', { config: admin, schema: { summary: 'Create a mail submission account (admin)', response: successes({ 201: 'created', 200: DRY_RUN }), tags, body: accountInput, querystring: DRY_RUN_ONLY } }, async (req, reply) => {
+      // A dry run skips the (deliberately slow) scrypt hash: nothing will be stored.
+      const hash = req.query.dry_run === 'true' ? DRY_RUN_PLACEHOLDER : await hashPassword(req.body.password);
+      const out = applyOrPlan(deps, req, 'mail', () => ({ result: store.insertAccount(req.body, hash), plan: { added: [`account ${req.body.name}`] } }));
+      if ('dry_run' in out) return out;
+      log.info('mail account added', { name: out.name, domains: out.allowed_domains });
+      return reply.code(201).send({ account: out });
     });
-    app.delete('/api/v1/mail/accounts/:name', { config: admin, schema: { summary: 'Delete a mail account (admin)', response: successes({ 204: 'deleted' }), tags, params: nameParam } }, async (req, reply) => {
-      store.removeAccount(req.params.name);
+    app.delete('/api/v1/mail/accounts/:name', { config: admin, schema: { summary: 'Delete a mail account (admin)', response: successes({ 204: 'deleted', 200: DRY_RUN }), tags, params: nameParam, querystring: DRY_RUN_ONLY } }, async (req, reply) => {
+      const out = applyOrPlan(deps, req, 'mail', () => {
+        const keys = store.keys(req.params.name).map((k) => `key ${k.id} of account ${req.params.name}`);
+        store.removeAccount(req.params.name);
+        return { result: null, plan: { removed: [`account ${req.params.name}`, ...keys] } };
+      });
+      if (out !== null) return out;
       log.info('mail account removed', { name: req.params.name });
       return reply.code(204).send();
     });
 
     app.get('/api/v1/mail/providers', { schema: { summary: 'List delivery providers (secrets hidden)', response: successes({ 200: 'the providers' }), tags } }, async () => ({ providers: store.providers().map(shown) }));
-    app.put('/api/v1/mail/providers/:name', { config: admin, schema: { summary: 'Create or replace a delivery provider (admin)', response: successes({ 201: 'created', 200: 'replaced' }), tags, params: nameParam, body: providerConfig, description: 'Create or replace a provider; admin only' } }, async (req, reply) => {
+    app.put('/api/v1/mail/providers/:name', { config: admin, schema: { summary: 'Create or replace a delivery provider (admin)', response: successes({ 201: 'created', 200: `replaced, or ${DRY_RUN}` }), tags, params: nameParam, body: providerConfig, querystring: DRY_RUN_ONLY, description: 'Create or replace a provider; admin only' } }, async (req, reply) => {
       const created = !store.provider(req.params.name);
-      const provider = store.putProvider({ name: req.params.name, config: req.body }, { ownAddresses: [deps.nodeIp] });
+      const out = applyOrPlan(deps, req, 'mail', () => ({
+        result: store.putProvider({ name: req.params.name, config: req.body }, { ownAddresses: [deps.nodeIp] }),
+        plan: created ? { added: [`provider ${req.params.name}`] } : { changed: [`provider ${req.params.name}`] },
+      }));
+      if ('dry_run' in out) return out;
+      const provider = out;
       log.info('mail provider saved', { name: provider.name, type: provider.config.type, target: target(provider.config), ...(provider.config.type !== 'mx' && provider.config.allow_private ? { allow_private: true } : {}) });
       return reply.code(created ? 201 : 200).send({ provider: shown(provider) });
     });
-    app.delete('/api/v1/mail/providers/:name', { config: admin, schema: { summary: 'Delete a delivery provider (admin)', response: successes({ 204: 'deleted' }), tags, params: nameParam } }, async (req, reply) => {
-      store.removeProvider(req.params.name);
-      return reply.code(204).send();
+    app.delete('/api/v1/mail/providers/:name', { config: admin, schema: { summary: 'Delete a delivery provider (admin)', response: successes({ 204: 'deleted', 200: DRY_RUN }), tags, params: nameParam, querystring: DRY_RUN_ONLY } }, async (req, reply) => {
+      const out = applyOrPlan(deps, req, 'mail', () => ({ result: store.removeProvider(req.params.name), plan: { removed: [`provider ${req.params.name}`] } }));
+      return out ? out : reply.code(204).send();
     });
 
     app.get('/api/v1/mail/rules', { schema: { summary: 'List mail routing rules', response: successes({ 200: 'the rules' }), tags } }, async () => ({ rules: store.rules() }));
-    app.post('/api/v1/mail/rules', { schema: { summary: 'Add a mail routing rule', response: successes({ 201: 'created' }), tags, body: ruleInput } }, async (req, reply) => reply.code(201).send({ rule: store.addRule(req.body) }));
-    app.delete('/api/v1/mail/rules/:id', { schema: { summary: 'Delete a mail routing rule', response: successes({ 204: 'deleted' }), tags, params: z.object({ id: z.string().regex(/^[0-9a-f]{8}$/, 'must be a rule id') }) } }, async (req, reply) => {
-      store.removeRule(req.params.id);
-      return reply.code(204).send();
+    app.post('/api/v1/mail/rules', { schema: { summary: 'Add a mail routing rule', response: successes({ 201: 'created', 200: DRY_RUN }), tags, body: ruleInput, querystring: DRY_RUN_ONLY } }, async (req, reply) => {
+      const out = applyOrPlan(deps, req, 'mail', () => {
+        const rule = store.addRule(req.body);
+        return { result: rule, plan: { added: [`rule ${rule.id}`] } };
+      });
+      return 'dry_run' in out ? out : reply.code(201).send({ rule: out });
+    });
+    app.delete('/api/v1/mail/rules/:id', { schema: { summary: 'Delete a mail routing rule', response: successes({ 204: 'deleted', 200: DRY_RUN }), tags, params: z.object({ id: z.string().regex(/^[0-9a-f]{8}$/, 'must be a rule id') }), querystring: DRY_RUN_ONLY } }, async (req, reply) => {
+      const out = applyOrPlan(deps, req, 'mail', () => ({ result: store.removeRule(req.params.id), plan: { removed: [`rule ${req.params.id}`] } }));
+      return out ? out : reply.code(204).send();
     });
 
     const dkimView = (domain: string, selector: string, privateKey: string) => ({ domain, selector, record: `${selector}._domainkey.${domain}`, txt: dkimTxt(privateKey) });
@@ -75,16 +99,23 @@ export const mailRoutes =
         config: admin,
         schema: {
           summary: "Generate a domain's DKIM key (admin)",
-          response: successes({ 201: 'generated; publish the returned TXT record' }),
+          response: successes({ 201: 'generated; publish the returned TXT record', 200: DRY_RUN }),
           tags,
           params: domainParam,
-          querystring: z.object({ selector: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a DNS label').default(DEFAULT_SELECTOR) }).strict(),
+          querystring: withDryRun({ selector: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a DNS label').default(DEFAULT_SELECTOR) }),
           description: 'Generate (or replace) the domain\'s signing key; publish the returned TXT record',
         },
       },
       async (req, reply) => {
-        const privateKey = await generateDkimPrivateKey();
-        store.putDkimKey({ domain: req.params.domain, selector: req.query.selector, private_key: privateKey });
+        const dry = req.query.dry_run === 'true';
+        const privateKey = dry ? DRY_RUN_PLACEHOLDER : await generateDkimPrivateKey();
+        const out = applyOrPlan(deps, req, 'mail', () => {
+          const had = store.dkimKey(req.params.domain);
+          store.putDkimKey({ domain: req.params.domain, selector: req.query.selector, private_key: privateKey });
+          const what = `dkim ${req.query.selector}._domainkey.${req.params.domain}`;
+          return { result: null, plan: had ? { changed: [what] } : { added: [what] } };
+        });
+        if (out) return out;
         log.info('DKIM key generated', { domain: req.params.domain, selector: req.query.selector });
         return reply.code(201).send({ dkim: dkimView(req.params.domain, req.query.selector, privateKey) });
       },
@@ -113,13 +144,24 @@ export const mailRoutes =
       ['release', 'Release a held message', 'Put a held message back in the queue, due now'],
     ];
     for (const [action, summary, description] of actions)
-      app.post(`/api/v1/mail/queue/:id/${action}`, { schema: { summary, response: successes({ 200: 'the message, updated' }), tags, params: idParam, description } }, async (req) => {
-        const message = messages.operate(req.params.id, action, Date.now());
+      app.post(`/api/v1/mail/queue/:id/${action}`, { schema: { summary, response: successes({ 200: `the message, updated, or ${DRY_RUN}` }), tags, params: idParam, querystring: DRY_RUN_ONLY, description } }, async (req) => {
+        const out = applyOrPlan(deps, req, 'mail', () => {
+          const before = found(req.params.id).status;
+          const message = messages.operate(req.params.id, action, Date.now());
+          return { result: message, plan: { changed: [`message ${message.id}: ${before} -> ${message.status}`] } };
+        });
+        if ('dry_run' in out) return out;
+        const message = out;
         log.info(`mail message ${action}`, { id: message.id, status: message.status });
         return { message };
       });
-    app.delete('/api/v1/mail/queue/:id', { schema: { summary: 'Delete a message from the queue', response: successes({ 204: 'deleted' }), tags, params: idParam, description: 'Delete a message (not while in flight) with its delivery log' } }, async (req, reply) => {
-      messages.delete(req.params.id, Date.now());
+    app.delete('/api/v1/mail/queue/:id', { schema: { summary: 'Delete a message from the queue', response: successes({ 204: 'deleted', 200: DRY_RUN }), tags, params: idParam, querystring: DRY_RUN_ONLY, description: 'Delete a message (not while in flight) with its delivery log' } }, async (req, reply) => {
+      const out = applyOrPlan(deps, req, 'mail', () => {
+        const attempts = messages.deliveries(req.params.id).length;
+        messages.delete(req.params.id, Date.now());
+        return { result: null, plan: { removed: [`message ${req.params.id}`, ...(attempts ? [`${attempts} delivery log entries of message ${req.params.id}`] : [])] } };
+      });
+      if (out) return out;
       log.info('mail message deleted', { id: req.params.id });
       return reply.code(204).send();
     });

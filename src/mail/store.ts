@@ -106,6 +106,11 @@ export class MailStore {
     return state.cache;
   }
 
+  /** Empties the cache (after a rolled-back dry run, whose reads may have filled it). */
+  forgetCache(): void {
+    caches.delete(this.db);
+  }
+
   /** A statement that changes settings: the cache looks at the version again on its next read. */
   private write(sql: string) {
     const state = caches.get(this.db);
@@ -117,7 +122,11 @@ export class MailStore {
 
   /** Creates an account; the password is hashed (async) before the one-row insert. */
   async addAccount(input: AccountInput): Promise<Account> {
-    const hash = await hashPassword(input.password);
+    return this.insertAccount(input, await hashPassword(input.password));
+  }
+
+  /** addAccount() with the password hashed already (the API hashes before its transaction). */
+  insertAccount(input: Omit<AccountInput, 'password'>, hash: string): Account {
     const at = this.now().toISOString();
     const domains = JSON.stringify([...new Set(input.allowed_domains)].sort());
     try {
