@@ -15,8 +15,7 @@ import { TokenStore } from './store/tokens.js';
 import { RouteStore } from './store/routes.js';
 import { simulate, transact } from './store/simulate.js';
 import { mailComponent } from './mail/heartbeat.js';
-import { MailStore } from './mail/store.js';
-import { MessageStore } from './mail/messages.js';
+import { mailWiring, type MailWiring } from './mail/wiring.js';
 import { ProxyState } from './proxy/state.js';
 import { zoneResolver } from './proxy/resolve.js';
 import { CaddyAdmin, validateWithCaddy } from './proxy/caddy.js';
@@ -74,6 +73,7 @@ export class Controller {
   private uncount?: () => void;
   private dns?: DnsServer;
   private api?: FastifyInstance;
+  private mail?: MailWiring;
   private reconciler?: Reconciler;
   private caddyProcess?: CaddyProcess;
   private readonly log = logger('controller');
@@ -192,7 +192,7 @@ export class Controller {
         caddyfile: caddyfileExport,
         simulate: (fn) => simulate(db, [records, routes], fn),
         transaction: (fn) => transact(db, [records, routes], fn),
-        mail: { store: new MailStore(db), messages: new MessageStore(db) },
+        mail: (this.mail = mailWiring({ db, records, config: c, dnsPort: () => dns.address().port, transaction: (fn) => transact(db, [records, routes], fn) })).deps,
       });
       await this.api.listen({ host: c.listen_ip, port: c.api_port });
       const apiPort = (this.api.server.address() as { port: number }).port;
@@ -206,12 +206,13 @@ export class Controller {
   }
 
   async stop(): Promise<void> {
+    this.mail?.stop();
     await this.api?.close().catch(() => undefined);
     await this.reconciler?.stop().catch(() => undefined);
     await this.caddyProcess?.stop().catch(() => undefined);
     await this.dns?.stop().catch(() => undefined);
     this.uncount?.();
     this.db?.close();
-    this.api = this.reconciler = this.caddyProcess = this.dns = this.db = undefined;
+    this.api = this.reconciler = this.caddyProcess = this.dns = this.db = this.mail = undefined;
   }
 }

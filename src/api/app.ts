@@ -13,11 +13,13 @@ import type { ProxyState } from '../proxy/state.js';
 import type { DesiredProxy } from '../proxy/types.js';
 import type { MailStore } from '../mail/store.js';
 import type { MessageStore } from '../mail/messages.js';
+import type { MailDomains } from '../mail/domains.js';
 import { DOCS_PREFIX, installAuth } from './auth.js';
 import { errorOptions, installErrorHandling } from './errors.js';
 import type { HealthReport } from './health.js';
 import { legacyRoutes } from './legacy.js';
 import { mailRoutes } from './mail.js';
+import { mailDomainRoutes } from './mail-domains.js';
 import { openApiTransform } from './openapi.js';
 import { mailCredentialRoutes } from './mail-credentials.js';
 import { probeRoutes } from './probes.js';
@@ -50,7 +52,16 @@ export interface ApiDeps {
   /** Runs a request's checks and writes in one transaction; the stores notify once it committed. */
   transaction: <T>(fn: () => T) => T;
   /** The mail relay's settings and queue (the relay itself is another process). */
-  mail: { store: MailStore; messages: MessageStore };
+  mail: {
+    store: MailStore;
+    messages: MessageStore;
+    /** Mail-aware domains: the records our DNS publishes for them (src/mail/domains.ts). */
+    domains: MailDomains;
+    /** The relay's host name (mail_hostname): MX target, MTA-STS policy mx. */
+    hostname: string;
+    /** Where our DNS server answers (for `mail domain check`). */
+    dnsServer: () => { host: string; port: number };
+  };
 }
 
 /** Largest request body: a 10,000-name zone file is ~0.5 MiB. */
@@ -97,6 +108,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(proxyRoutes(deps));
   await app.register(mailRoutes(deps));
   await app.register(mailCredentialRoutes(deps));
+  await app.register(mailDomainRoutes(deps));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

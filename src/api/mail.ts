@@ -11,7 +11,7 @@ import { hashPassword } from '../mail/password.js';
 import type { OperatorAction } from '../mail/messages.js';
 import { accountInput, mailDomain, mailName, MESSAGE_STATUSES, providerConfig, publicConfig, ruleInput, type Provider, type ProviderConfig } from '../mail/schema.js';
 import type { ApiDeps } from './app.js';
-import { applyOrPlan, DRY_RUN_ONLY, withDryRun } from './mail-plan.js';
+import { applyOrPlan, DRY_RUN_ONLY, withDryRun, type Plan } from './mail-plan.js';
 import { DRY_RUN, successes } from './openapi.js';
 
 /** A provider as shown: passwords, tokens and API keys are never returned. */
@@ -35,6 +35,14 @@ export const mailRoutes =
     const nameParam = z.object({ name: mailName });
     // Credentials and keys (accounts, providers, DKIM) are admin; rules and the queue are write (auth.ts).
     const admin = { scope: 'admin' as const };
+    /**
+     * The SPF records of mail-aware domains name the providers the rules use: after a rule or
+     * provider change they are published again, in the same transaction; the plan names them.
+     */
+    const withDns = (p: Partial<Plan>): Partial<Plan> => {
+      const dns = deps.mail.domains.publishAll();
+      return { ...p, changed: [...(p.changed ?? []), ...dns.put.map((x) => `dns ${x.record.name} ${x.record.type}`)] };
+    };
 
     app.get('/api/v1/mail/accounts', { schema: { summary: 'List mail submission accounts', response: successes({ 200: 'the accounts' }), tags } }, async () => ({ accounts: store.accounts() }));
     app.post('/api/v1/mail/accounts', { config: admin, schema: { summary: 'Create a mail submission account (admin)', response: successes({ 201: 'created', 200: DRY_RUN }), tags, body: accountInput, querystring: DRY_RUN_ONLY } }, async (req, reply) => {
@@ -59,17 +67,21 @@ export const mailRoutes =
     app.get('/api/v1/mail/providers', { schema: { summary: 'List delivery providers (secrets hidden)', response: successes({ 200: 'the providers' }), tags } }, async () => ({ providers: store.providers().map(shown) }));
     app.put('/api/v1/mail/providers/:name', { config: admin, schema: { summary: 'Create or replace a delivery provider (admin)', response: successes({ 201: 'created', 200: `replaced, or ${DRY_RUN}` }), tags, params: nameParam, body: providerConfig, querystring: DRY_RUN_ONLY, description: 'Create or replace a provider; admin only' } }, async (req, reply) => {
       const created = !store.provider(req.params.name);
-      const out = applyOrPlan(deps, req, 'mail', () => ({
-        result: store.putProvider({ name: req.params.name, config: req.body }, { ownAddresses: [deps.nodeIp] }),
-        plan: created ? { added: [`provider ${req.params.name}`] } : { changed: [`provider ${req.params.name}`] },
-      }));
+      const out = applyOrPlan(deps, req, 'mail', () => {
+        const provider = store.putProvider({ name: req.params.name, config: req.body }, { ownAddresses: [deps.nodeIp] });
+        const what = `provider ${req.params.name}`;
+        return { result: provider, plan: withDns(created ? { added: [what] } : { changed: [what] }) };
+      });
       if ('dry_run' in out) return out;
       const provider = out;
       log.info('mail provider saved', { name: provider.name, type: provider.config.type, target: target(provider.config), ...(provider.config.type !== 'mx' && provider.config.allow_private ? { allow_private: true } : {}) });
       return reply.code(created ? 201 : 200).send({ provider: shown(provider) });
     });
     app.delete('/api/v1/mail/providers/:name', { config: admin, schema: { summary: 'Delete a delivery provider (admin)', response: successes({ 204: 'deleted', 200: DRY_RUN }), tags, params: nameParam, querystring: DRY_RUN_ONLY } }, async (req, reply) => {
-      const out = applyOrPlan(deps, req, 'mail', () => ({ result: store.removeProvider(req.params.name), plan: { removed: [`provider ${req.params.name}`] } }));
+      const out = applyOrPlan(deps, req, 'mail', () => {
+        store.removeProvider(req.params.name);
+        return { result: null, plan: withDns({ removed: [`provider ${req.params.name}`] }) };
+      });
       return out ? out : reply.code(204).send();
     });
 
@@ -77,12 +89,15 @@ export const mailRoutes =
     app.post('/api/v1/mail/rules', { schema: { summary: 'Add a mail routing rule', response: successes({ 201: 'created', 200: DRY_RUN }), tags, body: ruleInput, querystring: DRY_RUN_ONLY } }, async (req, reply) => {
       const out = applyOrPlan(deps, req, 'mail', () => {
         const rule = store.addRule(req.body);
-        return { result: rule, plan: { added: [`rule ${rule.id}`] } };
+        return { result: rule, plan: withDns({ added: [`rule ${rule.id}`] }) };
       });
       return 'dry_run' in out ? out : reply.code(201).send({ rule: out });
     });
     app.delete('/api/v1/mail/rules/:id', { schema: { summary: 'Delete a mail routing rule', response: successes({ 204: 'deleted', 200: DRY_RUN }), tags, params: z.object({ id: z.string().regex(/^[0-9a-f]{8}$/, 'must be a rule id') }), querystring: DRY_RUN_ONLY } }, async (req, reply) => {
-      const out = applyOrPlan(deps, req, 'mail', () => ({ result: store.removeRule(req.params.id), plan: { removed: [`rule ${req.params.id}`] } }));
+      const out = applyOrPlan(deps, req, 'mail', () => {
+        store.removeRule(req.params.id);
+        return { result: null, plan: withDns({ removed: [`rule ${req.params.id}`] }) };
+      });
       return out ? out : reply.code(204).send();
     });
 

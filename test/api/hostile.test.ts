@@ -131,6 +131,17 @@ const BASE: Record<string, (n: number, s: Setup) => Req[]> = {
   'POST /api/v1/mail/accounts/{name}/keys/rotate': () => [{ params: { name: 'acct' }, body: { label: 'next', keep_old: '24h' } }],
   'DELETE /api/v1/mail/accounts/{name}/keys/{id}': () => [{ params: { name: 'acct', id: '0123456789ab' } }],
   'PUT /api/v1/mail/cert': (_n, s) => [{ body: { cert: s.cert.cert, key: s.cert.key } }],
+  'DELETE /api/v1/mail/cert': () => [{ query: dry }],
+  'GET /api/v1/mail/domains/{domain}': () => [{ params: { domain: 'lab.example' } }],
+  'PUT /api/v1/mail/domains/{domain}': () => [
+    {
+      params: { domain: 'lab.example' },
+      body: { dmarc_policy: 'quarantine', dmarc_rua: 'd@lab.example', tls_rpt_rua: 't@lab.example', mta_sts_mode: 'enforce', spf_all: '-all', spf_include: ['spf.example.net'], spf_addresses: ['192.0.2.10', '2001:db8::1'], selector: 'sel' },
+    },
+  ],
+  'DELETE /api/v1/mail/domains/{domain}': () => [{ query: dry, params: { domain: 'lab.example' } }],
+  'POST /api/v1/mail/domains/{domain}/dkim/rotate': () => [{ query: dry, params: { domain: 'lab.example' }, body: { selector: 'k2', sign_after: 60, grace: 120 } }],
+  'GET /api/v1/mail/domains/{domain}/check': () => [{ params: { domain: 'lab.example' } }],
 };
 
 /** Slots in a zone file line the import parses: each gets every nasty string. */
@@ -192,7 +203,7 @@ function inject(op: string, r: Req, auth: { authorization: string }): InjectOpti
 }
 
 const VIEWS = ['/api/v1/records', '/list-records', '/api/v1/routes', '/api/v1/plan', '/api/v1/caddyfile', '/api/v1/zones/home.arpa/export', '/api/v1/zones/lab.example/export'];
-const MAIL_VIEWS = ['/api/v1/mail/accounts', '/api/v1/mail/providers', '/api/v1/mail/rules', '/api/v1/mail/cert', '/api/v1/tokens'];
+const MAIL_VIEWS = ['/api/v1/mail/accounts', '/api/v1/mail/providers', '/api/v1/mail/rules', '/api/v1/mail/cert', '/api/v1/mail/domains', '/api/v1/tokens'];
 
 describe('api: hostile input never gets a 500 and never breaks a view', function () {
   this.timeout(600_000);

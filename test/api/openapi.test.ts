@@ -58,6 +58,12 @@ const SUCCESS: Record<string, number[]> = {
   'GET /api/v1/mail/cert': [200],
   'PUT /api/v1/mail/cert': [200],
   'DELETE /api/v1/mail/cert': [200, 204],
+  'GET /api/v1/mail/domains': [200],
+  'GET /api/v1/mail/domains/{domain}': [200],
+  'PUT /api/v1/mail/domains/{domain}': [200, 201],
+  'DELETE /api/v1/mail/domains/{domain}': [200],
+  'POST /api/v1/mail/domains/{domain}/dkim/rotate': [200],
+  'GET /api/v1/mail/domains/{domain}/check': [200],
 };
 
 describe('api: the OpenAPI document', () => {

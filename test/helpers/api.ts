@@ -12,8 +12,7 @@ import { ProxyState } from '../../src/proxy/state.js';
 import { zoneResolver } from '../../src/proxy/resolve.js';
 import type { DesiredProxy } from '../../src/proxy/types.js';
 import { setLogLevel } from '../../src/log/index.js';
-import { MailStore } from '../../src/mail/store.js';
-import { MessageStore } from '../../src/mail/messages.js';
+import { mailWiring, type MailWiring } from '../../src/mail/wiring.js';
 import { tempDir } from './tmp.js';
 import { loadConfig } from '../../src/config/load.js';
 import { ownEndpoints } from '../../src/model/endpoints.js';
@@ -23,6 +22,8 @@ setLogLevel('warn');
 
 export const ZONES = ['home.arpa.', 'lab.example.'];
 export const NODE_IP = '192.0.2.10';
+/** The relay's host name in API tests: inside a test zone, so MX and MTA-STS name it there. */
+export const MAIL_HOSTNAME = 'mail.lab.example';
 
 export interface ApiFixture {
   app: FastifyInstance;
@@ -37,6 +38,8 @@ export interface ApiFixture {
   /** What the fake reconciler reports as applied; tests set it. */
   applied: { value: DesiredProxy | null };
   auth: { authorization: string };
+  /** The controller's mail wiring: tick() runs the due mail jobs. */
+  mail: MailWiring;
   close: () => Promise<void>;
 }
 
@@ -44,6 +47,10 @@ export interface ApiFixtureOptions {
   health?: () => HealthReport;
   /** The Caddyfile export; default: one line per route (the real one is src/proxy/caddyfile.ts). */
   caddyfile?: (desired: DesiredProxy) => string;
+  /** Our DNS server's port, for `mail domain check` (default 53: nothing listens in most tests). */
+  dnsPort?: () => number;
+  /** The mail jobs' clock (DKIM rotation). */
+  now?: () => number;
 }
 
 export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixture> {
@@ -65,6 +72,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
   const proxy = new ProxyState(records, routes, zoneResolver(index), settings);
   const applied: { value: DesiredProxy | null } = { value: null };
   const { token } = tokens.create('test', 'admin');
+  let mail: MailWiring | undefined;
   const app = await build({
     routes,
     proxy,
@@ -81,7 +89,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     synthesisedRecords: (z) => index.synthesisedRecords(z),
     health: opts.health ?? (() => rollUp({ store: { status: 'ok' }, dns: { status: 'ok' }, proxy: { status: 'disabled' }, mail: { status: 'disabled' } })),
     version: 'test',
-    mail: { store: new MailStore(db), messages: new MessageStore(db) },
+    mail: (mail = mailWiring({ db, records, config: { mail_hostname: MAIL_HOSTNAME, node_ip: NODE_IP, listen_ip: '127.0.0.1' }, dnsPort: () => opts.dnsPort?.() ?? 53, transaction: (fn) => transact(db, [records, routes], fn), timer: false, ...(opts.now ? { now: opts.now } : {}) })).deps,
   });
   return {
     app,
@@ -94,6 +102,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     token,
     applied,
     auth: { authorization: `Bearer ${token}` },
+    mail: mail,
     close: async () => {
       await app.close();
       db.close();
