@@ -10,6 +10,7 @@ import type { ZoneSettings } from './dns/soa.js';
 import { logger } from './log/index.js';
 import { countRecordsWith } from './metrics.js';
 import { openDb, type Db } from './store/db.js';
+import { backupInto } from './store/backup.js';
 import { RecordStore } from './store/records.js';
 import { TokenStore } from './store/tokens.js';
 import { RouteStore } from './store/routes.js';
@@ -21,6 +22,7 @@ import { zoneResolver } from './proxy/resolve.js';
 import { CaddyAdmin, validateWithCaddy } from './proxy/caddy.js';
 import { caddyfileExport } from './proxy/caddyfile.js';
 import { CaddyProcess, caddyEnv, caddyPids } from './proxy/process.js';
+import { CertWatch, probeCertificate, probeName } from './proxy/certs.js';
 import { Reconciler } from './proxy/reconcile.js';
 import { markerId, render } from './proxy/render.js';
 import { join } from 'node:path';
@@ -75,6 +77,7 @@ export class Controller {
   private api?: FastifyInstance;
   private mail?: MailWiring;
   private reconciler?: Reconciler;
+  private certs?: CertWatch;
   private caddyProcess?: CaddyProcess;
   private readonly log = logger('controller');
 
@@ -135,8 +138,21 @@ export class Controller {
         markerId,
         caddy,
         validate: (config) => validateWithCaddy(config, { env: caddyEnv(join(c.data_dir, 'caddy')) }),
-        onStatus: (statuses) => proxy.report(statuses),
+        onStatus: (statuses) => {
+          proxy.report(statuses);
+          this.certs?.watch(proxy.tlsHosts());
+        },
       }));
+      // Caddy's admin API says nothing of certificates: a handshake per TLS host does (certs.ts).
+      const probeIp = addressClass(c.listen_ip) === 'unspecified' ? (c.listen_ip.includes(':') ? '::1' : '127.0.0.1') : c.listen_ip;
+      this.certs = new CertWatch({
+        probe: (host) => probeCertificate({ ip: probeIp, port: c.https_port, servername: probeName(host) }),
+        graceMs: c.cert_grace_ms,
+        onChange: (states) => {
+          proxy.reportCerts(states);
+          for (const [host, s] of states) if (s.state === 'failed') this.log.warn('no certificate for a TLS host; its route is in error', { host, reason: s.reason });
+        },
+      });
       // After the index serves the change: upstream names inside our zones resolve through it.
       records.onChange(() => void index.settled().then(() => reconciler.trigger()));
       routes.onChange(() => reconciler.trigger());
@@ -193,6 +209,7 @@ export class Controller {
         simulate: (fn) => simulate(db, [records, routes], fn),
         transaction: (fn) => transact(db, [records, routes], fn),
         mail: (this.mail = mailWiring({ db, records, config: c, dnsPort: () => dns.address().port, transaction: (fn) => transact(db, [records, routes], fn) })).deps,
+        backup: () => backupInto(db, c.data_dir),
       });
       await this.api.listen({ host: c.listen_ip, port: c.api_port });
       const apiPort = (this.api.server.address() as { port: number }).port;
@@ -208,11 +225,12 @@ export class Controller {
   async stop(): Promise<void> {
     this.mail?.stop();
     await this.api?.close().catch(() => undefined);
+    this.certs?.stop();
     await this.reconciler?.stop().catch(() => undefined);
     await this.caddyProcess?.stop().catch(() => undefined);
     await this.dns?.stop().catch(() => undefined);
     this.uncount?.();
     this.db?.close();
-    this.api = this.reconciler = this.caddyProcess = this.dns = this.db = this.mail = undefined;
+    this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = this.mail = undefined;
   }
 }

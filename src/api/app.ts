@@ -18,6 +18,7 @@ import { DOCS_PREFIX, installAuth } from './auth.js';
 import { errorOptions, installErrorHandling } from './errors.js';
 import type { HealthReport } from './health.js';
 import { legacyRoutes } from './legacy.js';
+import { backupRoutes } from './backup.js';
 import { mailRoutes } from './mail.js';
 import { mailDomainRoutes } from './mail-domains.js';
 import { openApiTransform } from './openapi.js';
@@ -62,6 +63,8 @@ export interface ApiDeps {
     /** Where our DNS server answers (for `mail domain check`). */
     dnsServer: () => { host: string; port: number };
   };
+  /** Takes a consistent copy of the database into a new owner-only file; the caller removes it. */
+  backup: () => Promise<{ file: string; pages: number; restarts: number }>;
 }
 
 /** Largest request body: a 10,000-name zone file is ~0.5 MiB. */
@@ -109,6 +112,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(mailRoutes(deps));
   await app.register(mailCredentialRoutes(deps));
   await app.register(mailDomainRoutes(deps));
+  await app.register(backupRoutes(deps));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

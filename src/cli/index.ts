@@ -1,6 +1,7 @@
 // The dnsproxy command line. Exit codes: 0 ok, 1 error, 2 usage error; errors are one line on stderr.
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
+import { backupCommands } from './backup.js';
 import { CliError } from './client.js';
 import { recordCommands, tokenCommands, zoneCommands } from './commands.js';
 import { mailCommands } from './mail.js';
@@ -29,6 +30,7 @@ export async function main(argv: string[]): Promise<number> {
   serveCommand(program);
   mailCommands(program, g);
   statusCommand(program, g);
+  backupCommands(program, g);
   // Sub-commands inherit exitOverride so usage errors reach the catch below.
   const override = (c: Command) => {
     c.exitOverride();

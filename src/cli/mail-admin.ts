@@ -15,7 +15,7 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 interface Account { name: string; email: string; allowed_domains: string[] }
 type ProviderConfig =
   | { type: 'smtp'; host: string; port: number; security: string; tls_verify: boolean; auth?: { user: string }; allow_private?: boolean }
-  | { type: 'mx'; port: number }
+  | { type: 'mx'; port: number; allow_private?: boolean }
   | { type: 'http'; format: string; url: string; auth?: { scheme: string; user?: string; name?: string }; allow_private?: boolean };
 interface Provider { name: string; config: ProviderConfig }
 interface Rule { id: string; priority: number; sender_domain: string | null; recipient_domain: string | null; account: string | null; provider: string; fallback_provider: string | null }
@@ -65,7 +65,6 @@ interface ProviderFlags {
 
 /** The PUT body for `provider add`, and how the saved provider is described; usage errors (exit 2) before anything is read from stdin. */
 async function providerBody(target: string | undefined, o: ProviderFlags): Promise<{ body: object; said: string }> {
-  if (o.allowPrivate && o.type === 'mx') throw new CliError('--allow-private is for smtp and http providers (an mx provider dials the hosts DNS names)', 2);
   const allow = o.allowPrivate ? { allow_private: true } : {};
   const allowSaid = o.allowPrivate ? ', private addresses allowed' : '';
   if (o.type === 'smtp') {
@@ -76,7 +75,7 @@ async function providerBody(target: string | undefined, o: ProviderFlags): Promi
   }
   if (o.type === 'mx') {
     if (target !== undefined) throw new CliError(`an mx provider has no target (it looks up each recipient domain's MX hosts); got ${target}`, 2);
-    return { body: { type: 'mx', port: o.port }, said: `direct to each domain's MX hosts, port ${o.port}` };
+    return { body: { type: 'mx', port: o.port, ...allow }, said: `direct to each domain's MX hosts, port ${o.port}${allowSaid}` };
   }
   if (o.type !== 'http') throw new CliError(`--type ${o.type}: expected smtp, mx or http`, 2);
   if (!target) throw new CliError('an http provider needs the API URL as its target', 2);
@@ -101,7 +100,7 @@ async function providerBody(target: string | undefined, o: ProviderFlags): Promi
 
 /** TARGET, MODE and AUTH of `provider list`. */
 function providerColumns(c: ProviderConfig): [string, string, string] {
-  const allowed = c.type !== 'mx' && c.allow_private ? ', private allowed' : '';
+  const allowed = c.allow_private ? ', private allowed' : '';
   if (c.type === 'smtp') return [`${c.host}:${c.port}`, `${c.security}${c.tls_verify ? '' : ' (unverified)'}${allowed}`, c.auth?.user ?? '-'];
   if (c.type === 'mx') return [`MX hosts:${c.port}`, 'starttls if offered', '-'];
   return [c.url, `${c.format}${allowed}`, c.auth ? [c.auth.scheme, c.auth.user ?? c.auth.name].filter(Boolean).join(' ') : '-'];

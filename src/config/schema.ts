@@ -46,6 +46,7 @@ export const configSchema = z
       .default(false)
       .transform((v) => v === true || v === '1' || v === 'true')
       .describe('Run Caddy as a child process (local runs); under supervisord Caddy is its own program'),
+    cert_grace_ms: positive.default(60_000).describe('How long a TLS host may be without a certificate (ACME issuance under way) before its route shows error; probed by a TLS handshake every 30 s'),
     upstreams: z.array(resolverAddress).default([]).describe('Resolvers for names outside our zones; empty = REFUSED'),
     axfr_allow: z.array(ip).default(['127.0.0.1', '::1']).describe('Addresses allowed to AXFR'),
     recursion_allow: z

@@ -37,9 +37,10 @@ export class Deliverer {
   private readonly mx: MxSender;
   private readonly http: HttpSender;
   private readonly now: () => number;
+  private readonly own: ReadonlySet<string>;
 
   constructor(hostname: string, deps: DelivererDeps) {
-    const own = new Set(deps.ownAddresses);
+    const own = (this.own = new Set(deps.ownAddresses));
     this.smtp = new SmtpPools(hostname, { own, ...(deps.lookup ? { lookup: deps.lookup } : {}) });
     this.mx = new MxSender(deps.resolver, deps.mxConnect ?? smtpConnect(hostname), deps.random);
     this.http = new HttpSender({ own, ...(deps.httpTimeoutMs ? { timeoutMs: deps.httpTimeoutMs } : {}), ...(deps.lookup ? { lookup: deps.lookup } : {}) });
@@ -63,7 +64,7 @@ export class Deliverer {
     const c = provider.config;
     if (c.type === 'smtp') return this.smtp.send(provider.name, c, envelope, message);
     this.smtp.drop(provider.name); // was an smtp provider once: its pool goes
-    if (c.type === 'mx') return this.mx.send(c.port, envelope, message);
+    if (c.type === 'mx') return this.mx.send(c.port, envelope, message, c.allow_private ? null : this.own);
     return this.http.send(c, envelope, message);
   }
 

@@ -28,6 +28,7 @@
 import { isIP } from 'node:net';
 import nodemailer from 'nodemailer';
 import { z } from 'zod';
+import { refusedAddress } from './destination.js';
 import { isPermanent } from './policy.js';
 import { domainOf } from './schema.js';
 import { smtpFailure, smtpSuccess, TIMEOUTS, type Outcome } from './smtp.js';
@@ -151,8 +152,14 @@ export class MxSender {
     private readonly random: () => number = Math.random,
   ) {}
 
-  /** One attempt for `envelope` (one recipient domain) on `port`. Never throws. */
-  async send(port: number, envelope: MxEnvelope, message: Buffer): Promise<Outcome> {
+  /**
+   * One attempt for `envelope` (one recipient domain) on `port`. Never throws. With `own` (this
+   * node's addresses; null when the provider sets allow_private), an MX address that is this host,
+   * link-local, metadata or multicast is skipped (destination.ts): the recipient domain's owner
+   * must not make the relay talk to our own ports. When every address is skipped the message
+   * bounces (5.4.6, as Postfix's "mail loops back to myself").
+   */
+  async send(port: number, envelope: MxEnvelope, message: Buffer, own: ReadonlySet<string> | null = null): Promise<Outcome> {
     const domain = domainOf(envelope.to[0] ?? '');
     const local = (outcome: Outcome['outcome'], response: string): Outcome => ({ outcome, code: null, response: response.slice(0, 1000) });
     const route = await lookupMx(domain, this.resolver, this.random);
@@ -163,6 +170,7 @@ export class MxSender {
     const failures: string[] = [];
     let lastReply: Outcome | undefined;
     let connections = 0;
+    let skipped = 0;
     for (const host of route.hosts) {
       if (connections >= MAX_ADDRESSES) break;
       const found = await hostAddresses(host.name, this.resolver);
@@ -172,6 +180,12 @@ export class MxSender {
         continue;
       }
       for (const address of found.addresses.slice(0, MAX_ADDRESSES - connections)) {
+        const refused = own && refusedAddress(address, own);
+        if (refused) {
+          skipped++;
+          failures.push(`${host.name}[${address}]: not dialled, ${refused}`);
+          continue;
+        }
         connections++;
         let o = await this.connect({ address, host: host.name, port, tls: true }, envelope, message);
         if (o.tlsFailed) o = await this.connect({ address, host: host.name, port, tls: false }, envelope, message);
@@ -182,6 +196,7 @@ export class MxSender {
       }
     }
     const tried = failures.join('; ') || 'no host to try';
+    if (connections === 0 && skipped > 0) return local('permanent', `5.4.6 no MX host of ${domain} may be dialled: ${tried}`);
     // The last host that answered speaks for the attempt (its 4xx is what a DSN reports); else none answered.
     if (lastReply) return { outcome: 'transient', code: lastReply.code, response: `${lastReply.response} (tried ${tried})`.slice(0, 1000) };
     return local('transient', `4.4.1 no MX host of ${domain} took the message: ${tried}`);

@@ -73,6 +73,8 @@ export const mxProvider = z
     type: z.literal('mx'),
     /** 25 on the internet; another port only for tests and LAN setups (every MX host is dialled on it). */
     port: z.coerce.number().int().min(1).max(65535).default(25),
+    /** MX hosts that resolve to loopback, link-local, metadata or this node's own addresses are skipped unless set (destination.ts). */
+    allow_private: allowPrivate,
   })
   .strict();
 

@@ -375,7 +375,11 @@ export class Reconciler {
     return canonicalJson(await this.o.caddy.config()) === canonicalJson(config);
   }
 
-  /** Calls onStatus when any desired route's status changed; routes not yet applied are left out. */
+  /**
+   * Calls onStatus when any desired route's status changed, or a route changed and kept its
+   * status (the listener ties a status to the route it was reported for); routes not yet applied
+   * are left out.
+   */
   private report(desired: DesiredProxy, hashes: Map<string, string>, globalError?: string): void {
     const statuses = new Map<string, RouteStatus>();
     for (const r of desired.routes) {
@@ -390,7 +394,7 @@ export class Reconciler {
     for (const s of statuses.values()) counts[s.status]++;
     proxyRoutes.set({ status: 'active' }, counts.active);
     proxyRoutes.set({ status: 'error' }, counts.error);
-    const key = canonicalJson([...statuses]);
+    const key = canonicalJson([...statuses].map(([id, st]) => [id, st, hashes.get(id) ?? null]));
     if (key === this.lastReported) return;
     this.lastReported = key;
     this.o.onStatus(statuses);

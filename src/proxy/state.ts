@@ -3,6 +3,7 @@ import type { Route, RouteStatus } from '../model/route.js';
 import type { StoredRecord } from '../model/record.js';
 import type { RecordStore } from '../store/records.js';
 import type { RouteStore, StoredRoute } from '../store/routes.js';
+import type { CertState } from './certs.js';
 import { buildDesired, recordRouteId, type BuiltRoute, type DesiredBuild, type Resolver } from './desired.js';
 import type { DesiredProxy, DesiredRoute, ProxySettings } from './types.js';
 
@@ -30,6 +31,8 @@ export class ProxyState {
   private built: DesiredBuild | null = null;
   /** Source record/route → the route built from it, so unchanged routes keep their identity (buildDesired). */
   private readonly memo = new WeakMap<object, BuiltRoute>();
+  /** Certificate state per TLS host Caddy serves (certs.ts CertWatch): a failed one puts its route in error. */
+  private certs: ReadonlyMap<string, CertState> = new Map();
 
   constructor(
     private readonly records: RecordStore,
@@ -83,10 +86,27 @@ export class ProxyState {
     for (const id of this.reported.keys()) if (!current.has(id)) this.reported.delete(id);
   }
 
+  /** Called when a TLS host's certificate state changed (certs.ts). */
+  reportCerts(states: ReadonlyMap<string, CertState>): void {
+    this.certs = states;
+  }
+
+  /** The TLS hosts of the routes Caddy runs now, each with its route's text (what CertWatch should probe). */
+  tlsHosts(): Map<string, string> {
+    const hosts = new Map<string, string>();
+    for (const r of this.build().routes) if (r.tls !== 'off' && this.reported.get(r.id)?.status === 'active') for (const h of r.hosts) hosts.set(h, textOf(r));
+    return hosts;
+  }
+
   private statusOf(id: string, route: DesiredRoute | undefined, buildError: string | undefined): { status: RouteStatus; error: string | null } {
     if (buildError) return { status: 'error', error: buildError };
     const r = this.reported.get(id);
     if (!r || !route || r.route !== textOf(route)) return { status: 'pending', error: null };
+    if (r.status === 'active' && route.tls !== 'off')
+      for (const h of route.hosts) {
+        const cert = this.certs.get(h);
+        if (cert?.state === 'failed') return { status: 'error', error: `certificate for ${h}: ${cert.reason}` };
+      }
     return { status: r.status, error: r.error };
   }
 

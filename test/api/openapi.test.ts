@@ -32,6 +32,7 @@ const SUCCESS: Record<string, number[]> = {
   'PUT /api/v1/routes/{id}': [200],
   'DELETE /api/v1/routes/{id}': [200, 204],
   'GET /api/v1/plan': [200],
+  'GET /api/v1/backup': [200],
   'GET /api/v1/caddyfile': [200],
   'GET /api/v1/mail/accounts': [200],
   'POST /api/v1/mail/accounts': [200, 201],

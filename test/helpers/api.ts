@@ -4,6 +4,7 @@ import { build } from '../../src/api/app.js';
 import { rollUp, type HealthReport } from '../../src/api/health.js';
 import { ZoneIndex } from '../../src/dns/index.js';
 import { openDb, type Db } from '../../src/store/db.js';
+import { backupInto } from '../../src/store/backup.js';
 import { RecordStore } from '../../src/store/records.js';
 import { TokenStore } from '../../src/store/tokens.js';
 import { RouteStore } from '../../src/store/routes.js';
@@ -28,6 +29,8 @@ export const MAIL_HOSTNAME = 'mail.lab.example';
 export interface ApiFixture {
   app: FastifyInstance;
   db: Db;
+  /** The data dir (the database and, for a moment, backups). */
+  dir: string;
   /** The DNS index the records' changes are applied to (as the controller's). */
   index: ZoneIndex;
   records: RecordStore;
@@ -90,10 +93,12 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     health: opts.health ?? (() => rollUp({ store: { status: 'ok' }, dns: { status: 'ok' }, proxy: { status: 'disabled' }, mail: { status: 'disabled' } })),
     version: 'test',
     mail: (mail = mailWiring({ db, records, config: { mail_hostname: MAIL_HOSTNAME, node_ip: NODE_IP, listen_ip: '127.0.0.1' }, dnsPort: () => opts.dnsPort?.() ?? 53, transaction: (fn) => transact(db, [records, routes], fn), timer: false, ...(opts.now ? { now: opts.now } : {}) })).deps,
+    backup: () => backupInto(db, tmp.dir),
   });
   return {
     app,
     db,
+    dir: tmp.dir,
     index,
     records,
     routes,

@@ -83,6 +83,32 @@ describe('mail mx: an attempt (which hosts, in what order, what is reported)', (
     expect(calls).to.deep.equal(['mx1.example.org[192.0.2.1]:25', 'mx1.example.org[2001:db8::1]:25', 'mx2.example.org[192.0.2.2]:25']);
   });
 
+  it('MX addresses that are this host, link-local or metadata are skipped; all skipped bounces (5.4.6); allow_private dials them', async () => {
+    const own = new Set(['192.0.2.10']);
+    const hostile = {
+      'example.org': { MX: [mx(10, 'lo.example.org'), mx(20, 'meta.example.org'), mx(30, 'self.example.org'), mx(40, 'ok.example.org')] },
+      'lo.example.org': { A: ['127.0.0.1'], AAAA: ['::1'] },
+      'meta.example.org': { A: ['169.254.169.254'] },
+      'self.example.org': { A: ['192.0.2.10'] },
+      'ok.example.org': { A: ['192.0.2.4'] },
+    };
+    const first = scripted({ '192.0.2.4': [ok] });
+    expect(await new MxSender(memoryResolver(hostile), first.connect, () => 0).send(25, envelope, message, own)).to.deep.equal(ok);
+    expect(first.calls).to.deep.equal(['ok.example.org[192.0.2.4]:25']);
+
+    const { 'ok.example.org': _, ...onlyInternal } = hostile;
+    const none = scripted({});
+    const out = await new MxSender(memoryResolver({ ...onlyInternal, 'example.org': { MX: hostile['example.org'].MX.slice(0, 3) } }), none.connect, () => 0).send(25, envelope, message, own);
+    expect(none.calls).to.deep.equal([]);
+    expect(out.outcome).to.equal('permanent');
+    expect(out.response).to.match(/^5\.4\.6 no MX host of example\.org may be dialled: lo\.example\.org\[127\.0\.0\.1\]: not dialled, 127\.0\.0\.1 is a loopback address/);
+    expect(out.response).to.include('169.254.169.254 is a link-local address').and.to.include("192.0.2.10 is this node's own address");
+
+    const allowed = scripted({ '127.0.0.1': [ok] });
+    expect(await new MxSender(memoryResolver(hostile), allowed.connect, () => 0).send(25, envelope, message, null)).to.deep.equal(ok);
+    expect(allowed.calls).to.deep.equal(['lo.example.org[127.0.0.1]:25']);
+  });
+
   it('a 5xx ends the attempt at that host: bounced, the next host is not asked', async () => {
     const { calls, connect } = scripted({ '192.0.2.1': [unknownUser] });
     expect(await new MxSender(memoryResolver(zone), connect, () => 0).send(25, envelope, message)).to.deep.equal(unknownUser);

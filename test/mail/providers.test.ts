@@ -94,7 +94,7 @@ describe('mail: mx and http providers', function () {
     r = await startRelay(mxResolver ? { mxResolver } : {});
     await r.store.addAccount(ACCOUNT);
     // Every server here listens on loopback: allowed explicitly (destination.ts).
-    r.store.putProvider({ name: 'out', config: out.type === 'mx' ? out : { ...out, allow_private: true } });
+    r.store.putProvider({ name: 'out', config: { ...out, allow_private: true } });
     r.store.putProvider({ name: 'home', config: { type: 'smtp', host: UP, port: home.port, security: 'starttls', tls_verify: false, allow_private: true } });
     r.store.addRule({ priority: 100, sender_domain: null, recipient_domain: null, account: null, provider: 'out', fallback_provider: null });
     r.store.addRule({ priority: 10, sender_domain: null, recipient_domain: 'example.com', account: null, provider: 'home', fallback_provider: null });
@@ -145,7 +145,7 @@ describe('mail: mx and http providers', function () {
       // Both on one port is impossible; two domains, each with its MX host on its own port, and two providers.
       const zone = memoryResolver({ 'tls.example': { MX: [{ exchange: 'mx.tls.example', priority: 10 }] }, 'plain.example': { MX: [{ exchange: 'mx.plain.example', priority: 10 }] }, 'mx.tls.example': { A: [UP] }, 'mx.plain.example': { A: [UP] } });
       await relay({ type: 'mx', port: hosts[0].port }, await newSink(), zone);
-      r!.store.putProvider({ name: 'plain', config: { type: 'mx', port: hosts[1].port } });
+      r!.store.putProvider({ name: 'plain', config: { type: 'mx', port: hosts[1].port, allow_private: true } });
       r!.store.addRule({ priority: 20, sender_domain: null, recipient_domain: 'plain.example', account: null, provider: 'plain', fallback_provider: null });
       const ids = queuedIds((await client(r!).sendMail(mail({ to: ['a@tls.example', 'b@plain.example'] }))).response);
       await eventually(() => ids.every((id) => r!.messages.get(id)?.status === 'delivered'), 10_000, 'both delivered');
