@@ -9,7 +9,7 @@ import { logger } from '../log/index.js';
 import { dkimTxt, generateDkimPrivateKey } from '../mail/keys.js';
 import { hashPassword } from '../mail/password.js';
 import type { OperatorAction } from '../mail/messages.js';
-import { accountInput, mailDomain, mailName, MESSAGE_STATUSES, providerConfig, publicConfig, ruleInput, type Provider, type ProviderConfig } from '../mail/schema.js';
+import { accountInput, accountUpdate, mailDomain, mailName, MESSAGE_STATUSES, providerConfig, publicConfig, ruleInput, type Provider, type ProviderConfig } from '../mail/schema.js';
 import type { ApiDeps } from './app.js';
 import { applyOrPlan, DRY_RUN_ONLY, withDryRun, type Plan } from './mail-plan.js';
 import { DRY_RUN, successes } from './openapi.js';
@@ -53,6 +53,25 @@ export const mailRoutes =
       log.info('mail account added', { name: out.name, domains: out.allowed_domains });
       return reply.code(201).send({ account: out });
     });
+    app.get('/api/v1/mail/accounts/:name', { schema: { summary: 'Get one mail account', response: successes({ 200: 'the account (never its password)' }), tags, params: nameParam } }, async (req) => {
+      const account = store.account(req.params.name);
+      if (!account) throw new AppError('not_found', `no account ${req.params.name}`);
+      return { account };
+    });
+    app.put(
+      '/api/v1/mail/accounts/:name',
+      { config: admin, schema: { summary: 'Change a mail account: password, email, domains (admin)', response: successes({ 200: `changed, or ${DRY_RUN}` }), tags, params: nameParam, body: accountUpdate, querystring: DRY_RUN_ONLY, description: 'Changes the fields given; a new password applies from the next login (sessions open stay)' } },
+      async (req) => {
+        const { password, ...patch } = req.body;
+        const dry = req.query.dry_run === 'true';
+        const hash = password === undefined ? undefined : dry ? DRY_RUN_PLACEHOLDER : await hashPassword(password);
+        const fields = [...Object.keys(patch), ...(password === undefined ? [] : ['password'])];
+        const out = applyOrPlan(deps, req, 'mail', () => ({ result: store.updateAccount(req.params.name, patch, hash), plan: { changed: [`account ${req.params.name}: ${fields.join(', ')}`] } }));
+        if ('dry_run' in out) return out;
+        log.info('mail account changed', { name: out.name, fields });
+        return { account: out };
+      },
+    );
     app.delete('/api/v1/mail/accounts/:name', { config: admin, schema: { summary: 'Delete a mail account (admin)', response: successes({ 204: 'deleted', 200: DRY_RUN }), tags, params: nameParam, querystring: DRY_RUN_ONLY } }, async (req, reply) => {
       const out = applyOrPlan(deps, req, 'mail', () => {
         const keys = store.keys(req.params.name).map((k) => `key ${k.id} of account ${req.params.name}`);
@@ -77,6 +96,11 @@ export const mailRoutes =
       log.info('mail provider saved', { name: provider.name, type: provider.config.type, target: target(provider.config), ...(provider.config.type !== 'mx' && provider.config.allow_private ? { allow_private: true } : {}) });
       return reply.code(created ? 201 : 200).send({ provider: shown(provider) });
     });
+    app.get('/api/v1/mail/providers/:name', { schema: { summary: 'Get one delivery provider (secrets hidden)', response: successes({ 200: 'the provider' }), tags, params: nameParam } }, async (req) => {
+      const provider = store.provider(req.params.name);
+      if (!provider) throw new AppError('not_found', `no provider ${req.params.name}`);
+      return { provider: shown(provider) };
+    });
     app.delete('/api/v1/mail/providers/:name', { config: admin, schema: { summary: 'Delete a delivery provider (admin)', response: successes({ 204: 'deleted', 200: DRY_RUN }), tags, params: nameParam, querystring: DRY_RUN_ONLY } }, async (req, reply) => {
       const out = applyOrPlan(deps, req, 'mail', () => {
         store.removeProvider(req.params.name);
@@ -92,6 +116,12 @@ export const mailRoutes =
         return { result: rule, plan: withDns({ added: [`rule ${rule.id}`] }) };
       });
       return 'dry_run' in out ? out : reply.code(201).send({ rule: out });
+    });
+    const ruleId = z.object({ id: z.string().regex(/^[0-9a-f]{8}$/, 'must be a rule id') });
+    app.get('/api/v1/mail/rules/:id', { schema: { summary: 'Get one mail routing rule', response: successes({ 200: 'the rule' }), tags, params: ruleId } }, async (req) => ({ rule: store.rule(req.params.id) }));
+    app.put('/api/v1/mail/rules/:id', { schema: { summary: 'Replace a mail routing rule', response: successes({ 200: `replaced, or ${DRY_RUN}` }), tags, params: ruleId, body: ruleInput, querystring: DRY_RUN_ONLY } }, async (req) => {
+      const out = applyOrPlan(deps, req, 'mail', () => ({ result: store.putRule(req.params.id, req.body), plan: withDns({ changed: [`rule ${req.params.id}`] }) }));
+      return 'dry_run' in out ? out : { rule: out };
     });
     app.delete('/api/v1/mail/rules/:id', { schema: { summary: 'Delete a mail routing rule', response: successes({ 204: 'deleted', 200: DRY_RUN }), tags, params: z.object({ id: z.string().regex(/^[0-9a-f]{8}$/, 'must be a rule id') }), querystring: DRY_RUN_ONLY } }, async (req, reply) => {
       const out = applyOrPlan(deps, req, 'mail', () => {

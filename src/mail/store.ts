@@ -8,7 +8,7 @@ import { keyHash, keyState, newKey, rotationPlan } from './apikeys.js';
 import { providerDestinationIssues } from './destination.js';
 import { hashPassword } from './password.js';
 import type { z } from 'zod';
-import { providerConfig, type Account, type AccountInput, type KeyInfo, type KeyInput, type Provider, type Rule, type RuleInput } from './schema.js';
+import { providerConfig, type Account, type AccountInput, type AccountUpdate, type KeyInfo, type KeyInput, type Provider, type Rule, type RuleInput } from './schema.js';
 
 interface AccountRow {
   name: string;
@@ -160,6 +160,25 @@ export class MailStore {
     return row && { account: account(row), hash: row.password_hash };
   }
 
+  /**
+   * Changes an account's email, allowed domains and/or password (`hash`, made by the caller off
+   * the event loop). A new password ends no session; the relay's login cache forgets the old one
+   * when the row changes (settings version). 404 for an unknown account, 409 for a taken email.
+   */
+  updateAccount(name: string, patch: Omit<AccountUpdate, 'password'>, hash?: string): Account {
+    const old = this.readAccount(name);
+    if (!old) throw new AppError('not_found', `no account ${name}`);
+    const email = patch.email ?? old.email;
+    const domains = JSON.stringify([...new Set(patch.allowed_domains ?? old.allowed_domains)].sort());
+    try {
+      this.write('UPDATE mail_accounts SET email = ?, allowed_domains = ?, password_hash = COALESCE(?, password_hash), updated_at = ? WHERE name = ?').run(email, domains, hash ?? null, this.now().toISOString(), name);
+    } catch (e) {
+      if (isUnique(e)) throw new AppError('conflict', `another account has email ${email}`);
+      throw e;
+    }
+    return this.readAccount(name)!;
+  }
+
   removeAccount(name: string): void {
     if (this.write('DELETE FROM mail_accounts WHERE name = ?').run(name).changes === 0) throw new AppError('not_found', `no account ${name}`);
   }
@@ -233,6 +252,24 @@ export class MailStore {
   private readRules(): Rule[] {
     return prepared(this.db, 'SELECT id, priority, sender_domain, recipient_domain, account, provider, fallback_provider FROM mail_rules ORDER BY priority, created_at, id')
       .all() as Rule[];
+  }
+
+  /** The rule with this id (404 when none). */
+  rule(id: string): Rule {
+    const rule = this.rules().find((r) => r.id === id);
+    if (!rule) throw new AppError('not_found', `no rule ${id}`);
+    return rule;
+  }
+
+  /** Replaces rule `id` (keeping its id and place among equal priorities); providers checked as for addRule. */
+  putRule(id: string, input: RuleInput): Rule {
+    this.rule(id);
+    for (const field of ['provider', 'fallback_provider'] as const) {
+      const name = input[field];
+      if (name !== null && !this.provider(name)) throw fieldError(field, `no provider named ${name}`);
+    }
+    this.write('UPDATE mail_rules SET priority = @priority, sender_domain = @sender_domain, recipient_domain = @recipient_domain, account = @account, provider = @provider, fallback_provider = @fallback_provider WHERE id = @id').run({ ...input, id });
+    return { ...input, id };
   }
 
   removeRule(id: string): void {
