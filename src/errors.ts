@@ -20,6 +20,7 @@ export const ERRORS = {
   headers_too_large: { status: 431, title: 'The request headers are too large' },
   proxy_rejected: { status: 502, title: 'Caddy rejected the configuration' },
   unavailable: { status: 503, title: 'A component is temporarily unavailable; retry' },
+  rate_limited: { status: 429, title: 'Too many requests with this key; try again after Retry-After seconds' },
   internal: { status: 500, title: 'Internal error' },
   // Mail relay (src/mail): 4xx replies are transient (the client retries), 5xx permanent.
   mail_auth_required: { status: 401, smtp: 530, enhanced: '5.7.0', title: 'Authentication required' },

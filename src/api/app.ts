@@ -14,7 +14,7 @@ import type { DesiredProxy } from '../proxy/types.js';
 import type { MailStore } from '../mail/store.js';
 import type { MessageStore } from '../mail/messages.js';
 import type { MailDomains } from '../mail/domains.js';
-import { DOCS_PREFIX, installAuth } from './auth.js';
+import { DOCS_PREFIX, installAuth, type AccountKeys } from './auth.js';
 import { errorOptions, installErrorHandling } from './errors.js';
 import type { HealthReport } from './health.js';
 import { legacyRoutes } from './legacy.js';
@@ -62,6 +62,8 @@ export interface ApiDeps {
     hostname: string;
     /** Where our DNS server answers (for `mail domain check`). */
     dnsServer: () => { host: string; port: number };
+    /** Mail account API keys as bearer tokens, and their rate limit (mail-account.ts). */
+    keys: AccountKeys;
   };
   /** Takes a consistent copy of the database into a new owner-only file; the caller removes it. */
   backup: () => Promise<{ file: string; pages: number; restarts: number }>;
@@ -76,7 +78,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app, log);
-  installAuth(app, deps.tokens);
+  installAuth(app, deps.tokens, deps.mail.keys);
   // While a zone import writes through its own connection (zone-import.ts), other writes wait
   // here, off the main thread's back: SQLite would block it until the import commits.
   app.addHook('preHandler', async (req) => {

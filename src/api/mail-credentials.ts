@@ -11,6 +11,7 @@ import { checkCertPair, describeCert } from '../mail/certcheck.js';
 import { certInput, keyInput, mailName, rotateInput } from '../mail/schema.js';
 import { TLS_POLL_MS } from '../mail/tls.js';
 import type { ApiDeps } from './app.js';
+import { requireOwn } from './mail-account.js';
 import { applyOrPlan, DRY_RUN_ONLY } from './mail-plan.js';
 import { DRY_RUN, successes } from './openapi.js';
 
@@ -25,14 +26,19 @@ export const mailCredentialRoutes =
     const keyParam = z.object({ name: mailName, id: z.string().regex(/^[0-9a-f]{12}$/, 'must be a key id') });
     // Keys and the certificate are credentials: admin only (auth.ts); reading them is read.
     const admin = { scope: 'admin' as const };
+    // An account's API key manages its own account's keys too (mail-account.ts).
+    const mine = { account: true };
+    const ownKeys = { ...admin, ...mine };
 
-    app.get('/api/v1/mail/accounts/:name/keys', { schema: { summary: "List a mail account's API keys", response: successes({ 200: 'the keys, never the secret' }), tags, params: nameParam, description: "The account's API keys: id, label, created, last used, expiry, state. Never the key." } }, async (req) => ({
-      keys: store.keys(req.params.name),
-    }));
+    app.get('/api/v1/mail/accounts/:name/keys', { config: mine, schema: { summary: "List a mail account's API keys", response: successes({ 200: 'the keys, never the secret' }), tags, params: nameParam, description: "The account's API keys: id, label, created, last used, expiry, state. Never the key." } }, async (req) => {
+      requireOwn(req, req.params.name);
+      return { keys: store.keys(req.params.name) };
+    });
     app.post(
       '/api/v1/mail/accounts/:name/keys',
-      { config: admin, schema: { summary: 'Add a mail account API key (admin)', response: successes({ 201: 'created; the key is shown this once', 200: DRY_RUN }), tags, params: nameParam, body: keyInput, querystring: DRY_RUN_ONLY, description: 'Add a key; `key` in the response is shown this once (only its hash is stored). A dry run makes no key.' } },
+      { config: ownKeys, schema: { summary: 'Add a mail account API key (admin)', response: successes({ 201: 'created; the key is shown this once', 200: DRY_RUN }), tags, params: nameParam, body: keyInput, querystring: DRY_RUN_ONLY, description: 'Add a key; `key` in the response is shown this once (only its hash is stored). A dry run makes no key.' } },
       async (req, reply) => {
+        requireOwn(req, req.params.name);
         const out = applyOrPlan(deps, req, 'mail', () => {
           const made = store.addKey(req.params.name, req.body);
           return { result: made, plan: { added: [`key ${made.info.id} of account ${req.params.name}`] } };
@@ -46,7 +52,7 @@ export const mailCredentialRoutes =
     app.post(
       '/api/v1/mail/accounts/:name/keys/rotate',
       {
-        config: admin,
+        config: ownKeys,
         schema: {
           summary: "Rotate a mail account's API keys (admin)",
           response: successes({ 201: 'the new key (shown this once), kept and removed keys', 200: DRY_RUN }),
@@ -58,6 +64,7 @@ export const mailCredentialRoutes =
         },
       },
       async (req, reply) => {
+        requireOwn(req, req.params.name);
         const out = applyOrPlan(deps, req, 'mail', () => {
           const r = store.rotateKey(req.params.name, req.body);
           const of = ` of account ${req.params.name}`;
@@ -69,7 +76,8 @@ export const mailCredentialRoutes =
         return reply.code(201).send({ key: r.key, info: r.info, kept: r.kept, removed: r.removed });
       },
     );
-    app.delete('/api/v1/mail/accounts/:name/keys/:id', { config: admin, schema: { summary: 'Revoke a mail account API key (admin)', response: successes({ 204: 'revoked', 200: DRY_RUN }), tags, params: keyParam, querystring: DRY_RUN_ONLY, description: 'Revoke a key now' } }, async (req, reply) => {
+    app.delete('/api/v1/mail/accounts/:name/keys/:id', { config: ownKeys, schema: { summary: 'Revoke a mail account API key (admin)', response: successes({ 204: 'revoked', 200: DRY_RUN }), tags, params: keyParam, querystring: DRY_RUN_ONLY, description: 'Revoke a key now' } }, async (req, reply) => {
+      requireOwn(req, req.params.name);
       const out = applyOrPlan(deps, req, 'mail', () => ({ result: store.revokeKey(req.params.name, req.params.id), plan: { changed: [`key ${req.params.id} of account ${req.params.name}: revoked`] } }));
       if (out) return out;
       log.info('mail account key revoked', { account: req.params.name, id: req.params.id });

@@ -11,6 +11,7 @@ import { hashPassword } from '../mail/password.js';
 import type { OperatorAction } from '../mail/messages.js';
 import { accountInput, accountUpdate, mailDomain, mailName, MESSAGE_STATUSES, providerConfig, publicConfig, ruleInput, type Provider, type ProviderConfig } from '../mail/schema.js';
 import type { ApiDeps } from './app.js';
+import { requireOwn } from './mail-account.js';
 import { applyOrPlan, DRY_RUN_ONLY, withDryRun, type Plan } from './mail-plan.js';
 import { DRY_RUN, successes } from './openapi.js';
 
@@ -44,7 +45,11 @@ export const mailRoutes =
       return { ...p, changed: [...(p.changed ?? []), ...dns.put.map((x) => `dns ${x.record.name} ${x.record.type}`)] };
     };
 
-    app.get('/api/v1/mail/accounts', { schema: { summary: 'List mail submission accounts', response: successes({ 200: 'the accounts' }), tags } }, async () => ({ accounts: store.accounts() }));
+    // Routes an account's API key may call too, for its own account only (mail-account.ts).
+    const mine = { account: true };
+    app.get('/api/v1/mail/accounts', { config: mine, schema: { summary: 'List mail submission accounts', response: successes({ 200: 'the accounts (an account key: its own)' }), tags } }, async (req) => ({
+      accounts: store.accounts().filter((a) => req.mailAccount === null || a.name === req.mailAccount),
+    }));
     app.post('/api/v1/mail/accounts', { config: admin, schema: { summary: 'Create a mail submission account (admin)', response: successes({ 201: 'created', 200: DRY_RUN }), tags, body: accountInput, querystring: DRY_RUN_ONLY } }, async (req, reply) => {
       // A dry run skips the (deliberately slow) scrypt hash: nothing will be stored.
       const hash = req.query.dry_run === 'true' ? DRY_RUN_PLACEHOLDER : await hashPassword(req.body.password);
@@ -53,16 +58,21 @@ export const mailRoutes =
       log.info('mail account added', { name: out.name, domains: out.allowed_domains });
       return reply.code(201).send({ account: out });
     });
-    app.get('/api/v1/mail/accounts/:name', { schema: { summary: 'Get one mail account', response: successes({ 200: 'the account (never its password)' }), tags, params: nameParam } }, async (req) => {
+    app.get('/api/v1/mail/accounts/:name', { config: mine, schema: { summary: 'Get one mail account', response: successes({ 200: 'the account (never its password)' }), tags, params: nameParam } }, async (req) => {
+      requireOwn(req, req.params.name);
       const account = store.account(req.params.name);
       if (!account) throw new AppError('not_found', `no account ${req.params.name}`);
       return { account };
     });
     app.put(
       '/api/v1/mail/accounts/:name',
-      { config: admin, schema: { summary: 'Change a mail account: password, email, domains (admin)', response: successes({ 200: `changed, or ${DRY_RUN}` }), tags, params: nameParam, body: accountUpdate, querystring: DRY_RUN_ONLY, description: 'Changes the fields given; a new password applies from the next login (sessions open stay)' } },
+      { config: { ...admin, ...mine }, schema: { summary: 'Change a mail account: password, email, domains (admin)', response: successes({ 200: `changed, or ${DRY_RUN}` }), tags, params: nameParam, body: accountUpdate, querystring: DRY_RUN_ONLY, description: 'Changes the fields given; a new password applies from the next login (sessions open stay)' } },
       async (req) => {
         const { password, ...patch } = req.body;
+        requireOwn(req, req.params.name);
+        // An account may change its password, never what it may send as.
+        if (req.mailAccount !== null && Object.keys(patch).length)
+          throw new AppError('forbidden', `an account's API key may change its password only; ${Object.keys(patch).join(', ')} need an admin token`);
         const dry = req.query.dry_run === 'true';
         const hash = password === undefined ? undefined : dry ? DRY_RUN_PLACEHOLDER : await hashPassword(password);
         const fields = [...Object.keys(patch), ...(password === undefined ? [] : ['password'])];
@@ -168,18 +178,19 @@ export const mailRoutes =
 
     app.get(
       '/api/v1/mail/queue',
-      { schema: { summary: 'List queued and sent messages', response: successes({ 200: 'the messages' }), tags, querystring: z.object({ status: z.enum(MESSAGE_STATUSES).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }).strict() } },
-      async (req) => ({ messages: messages.list({ ...(req.query.status ? { status: req.query.status } : {}), limit: req.query.limit }) }),
+      { config: mine, schema: { summary: 'List queued and sent messages', response: successes({ 200: 'the messages' }), tags, querystring: z.object({ status: z.enum(MESSAGE_STATUSES).optional(), limit: z.coerce.number().int().min(1).max(1000).default(100) }).strict() } },
+      async (req) => ({ messages: messages.list({ ...(req.query.status ? { status: req.query.status } : {}), ...(req.mailAccount !== null ? { account: req.mailAccount } : {}), limit: req.query.limit }) }),
     );
     const idParam = z.object({ id: z.string().regex(/^[0-9a-f]{16}$/, 'must be a message id') });
-    const found = (id: string) => {
+    /** The message, 404 when there is none or it is another account's (an account key). */
+    const found = (id: string, req: { mailAccount: string | null }) => {
       const message = messages.get(id);
-      if (!message) throw new AppError('not_found', `no message ${id}`);
+      if (!message || (req.mailAccount !== null && message.account !== req.mailAccount)) throw new AppError('not_found', `no message ${id}`);
       return message;
     };
-    app.get('/api/v1/mail/queue/:id', { schema: { summary: 'Get one message with its deliveries', response: successes({ 200: 'the message' }), tags, params: idParam } }, async (req) => ({ message: found(req.params.id), deliveries: messages.deliveries(req.params.id) }));
-    app.get('/api/v1/mail/queue/:id/log', { schema: { summary: "A message's delivery attempts", response: successes({ 200: 'the attempts, oldest first' }), tags, params: idParam, description: 'The delivery attempts of one message, oldest first' } }, async (req) => {
-      found(req.params.id);
+    app.get('/api/v1/mail/queue/:id', { config: mine, schema: { summary: 'Get one message with its deliveries', response: successes({ 200: 'the message' }), tags, params: idParam } }, async (req) => ({ message: found(req.params.id, req), deliveries: messages.deliveries(req.params.id) }));
+    app.get('/api/v1/mail/queue/:id/log', { config: mine, schema: { summary: "A message's delivery attempts", response: successes({ 200: 'the attempts, oldest first' }), tags, params: idParam, description: 'The delivery attempts of one message, oldest first' } }, async (req) => {
+      found(req.params.id, req);
       return { deliveries: messages.deliveries(req.params.id) };
     });
     // The relay polls every second: a retried or released message goes out within that.
@@ -189,9 +200,9 @@ export const mailRoutes =
       ['release', 'Release a held message', 'Put a held message back in the queue, due now'],
     ];
     for (const [action, summary, description] of actions)
-      app.post(`/api/v1/mail/queue/:id/${action}`, { schema: { summary, response: successes({ 200: `the message, updated, or ${DRY_RUN}` }), tags, params: idParam, querystring: DRY_RUN_ONLY, description } }, async (req) => {
+      app.post(`/api/v1/mail/queue/:id/${action}`, { config: mine, schema: { summary, response: successes({ 200: `the message, updated, or ${DRY_RUN}` }), tags, params: idParam, querystring: DRY_RUN_ONLY, description } }, async (req) => {
         const out = applyOrPlan(deps, req, 'mail', () => {
-          const before = found(req.params.id).status;
+          const before = found(req.params.id, req).status;
           const message = messages.operate(req.params.id, action, Date.now());
           return { result: message, plan: { changed: [`message ${message.id}: ${before} -> ${message.status}`] } };
         });
@@ -200,8 +211,9 @@ export const mailRoutes =
         log.info(`mail message ${action}`, { id: message.id, status: message.status });
         return { message };
       });
-    app.delete('/api/v1/mail/queue/:id', { schema: { summary: 'Delete a message from the queue', response: successes({ 204: 'deleted', 200: DRY_RUN }), tags, params: idParam, querystring: DRY_RUN_ONLY, description: 'Delete a message (not while in flight) with its delivery log' } }, async (req, reply) => {
+    app.delete('/api/v1/mail/queue/:id', { config: mine, schema: { summary: 'Delete a message from the queue', response: successes({ 204: 'deleted', 200: DRY_RUN }), tags, params: idParam, querystring: DRY_RUN_ONLY, description: 'Delete a message (not while in flight) with its delivery log' } }, async (req, reply) => {
       const out = applyOrPlan(deps, req, 'mail', () => {
+        found(req.params.id, req);
         const attempts = messages.deliveries(req.params.id).length;
         messages.delete(req.params.id, Date.now());
         return { result: null, plan: { removed: [`message ${req.params.id}`, ...(attempts ? [`${attempts} delivery log entries of message ${req.params.id}`] : [])] } };

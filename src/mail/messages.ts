@@ -286,10 +286,13 @@ export class MessageStore {
   }
 
   /** Newest first. */
-  list(filter: { status?: MessageStatus; limit?: number } = {}): Message[] {
-    const rows = filter.status
-      ? prepared(this.db, 'SELECT * FROM mail_messages WHERE status = ? ORDER BY created_at_ms DESC, id LIMIT ?').all(filter.status, filter.limit ?? 100)
-      : prepared(this.db, 'SELECT * FROM mail_messages ORDER BY created_at_ms DESC, id LIMIT ?').all(filter.limit ?? 100);
+  list(filter: { status?: MessageStatus; account?: string; limit?: number } = {}): Message[] {
+    // NULL parameters match everything: one statement for every filter combination.
+    const rows = prepared(this.db, 'SELECT * FROM mail_messages WHERE (@status IS NULL OR status = @status) AND (@account IS NULL OR account = @account) ORDER BY created_at_ms DESC, id LIMIT @limit').all({
+      status: filter.status ?? null,
+      account: filter.account ?? null,
+      limit: filter.limit ?? 100,
+    });
     return rows.map((r) => messageRow.parse(r));
   }
 

@@ -1,6 +1,8 @@
 // What the controller runs for the mail relay's settings (wiring only): the stores the API
 // writes through, and the minute job that moves DKIM rotations on (domains.ts settle()).
 import { hostname as osHostname } from 'node:os';
+import { accountOfKey, KeyRateLimiter } from '../api/mail-account.js';
+import type { AccountKeys } from '../api/auth.js';
 import { logger } from '../log/index.js';
 import type { Db } from '../store/db.js';
 import type { RecordStore } from '../store/records.js';
@@ -12,7 +14,7 @@ import { MailStore } from './store.js';
 export const MAIL_JOB_INTERVAL_MS = 60_000;
 
 export interface MailWiring {
-  deps: { store: MailStore; messages: MessageStore; domains: MailDomains; hostname: string; dnsServer: () => { host: string; port: number } };
+  deps: { store: MailStore; messages: MessageStore; domains: MailDomains; hostname: string; dnsServer: () => { host: string; port: number }; keys: AccountKeys };
   /** Runs the due jobs once (the timer calls it; tests call it with their clock). */
   tick: () => void;
   stop: () => void;
@@ -24,7 +26,7 @@ export const askAt = (listenIp: string): string => (listenIp === '0.0.0.0' ? '12
 export function mailWiring(o: {
   db: Db;
   records: RecordStore;
-  config: { mail_hostname?: string | undefined; node_ip: string; listen_ip: string };
+  config: { mail_hostname?: string | undefined; node_ip: string; listen_ip: string; api_key_requests_per_minute: number };
   dnsPort: () => number;
   /** The controller's unit of work (transact()): a job's record writes notify the DNS after commit. */
   transaction: <T>(fn: () => T) => T;
@@ -36,6 +38,7 @@ export function mailWiring(o: {
   const store = new MailStore(o.db);
   const hostname = o.config.mail_hostname ?? osHostname();
   const domains = new MailDomains(o.db, o.records, store, { hostname, nodeIp: o.config.node_ip, ...(o.now ? { now: o.now } : {}) });
+  const now = o.now ?? Date.now;
   const tick = () => {
     try {
       const changed = o.transaction(() => domains.settle());
@@ -47,8 +50,14 @@ export function mailWiring(o: {
   const timer = o.timer === false ? undefined : setInterval(tick, MAIL_JOB_INTERVAL_MS);
   timer?.unref();
   return {
-    deps: { store, messages: new MessageStore(o.db), domains, hostname, dnsServer: () => ({ host: askAt(o.config.listen_ip), port: o.dnsPort() }) },
+    deps: { store, messages: new MessageStore(o.db), domains, hostname, dnsServer: () => ({ host: askAt(o.config.listen_ip), port: o.dnsPort() }), keys: accountKeys(store, o.config.api_key_requests_per_minute, now) },
     tick,
     stop: () => clearInterval(timer),
   };
+}
+
+/** Account API keys as bearer tokens for the mail API, `perMinute` requests a minute each. */
+export function accountKeys(store: MailStore, perMinute: number, now: () => number = Date.now): AccountKeys {
+  const limiter = new KeyRateLimiter(perMinute, now);
+  return { account: (secret) => accountOfKey(store, secret, now()), take: (id) => limiter.take(id), perMinute };
 }
