@@ -344,6 +344,39 @@ export class MessageStore {
 
 export type OperatorAction = 'retry' | 'hold' | 'release';
 
+/** Messages purged per transaction: the relay's writer waits for each, so each stays short. */
+export const PURGE_BATCH = 500;
+
+/**
+ * Retention: deletes the final messages (delivered, bounced, failed) queued before `cutoffMs`,
+ * their delivery logs, and bodies no message uses any more, in batches of PURGE_BATCH (one
+ * transaction each). A message still queued, deferred, held or sending is never deleted, however
+ * old. Returns how many messages went.
+ */
+export function purgeBefore(db: Db, cutoffMs: number): number {
+  const pick = prepared(db, "SELECT id, body_id FROM mail_messages WHERE created_at_ms < ? AND status IN ('delivered', 'bounced', 'failed') ORDER BY created_at_ms LIMIT ?");
+  const delLog = prepared(db, 'DELETE FROM mail_deliveries WHERE message_id = ?');
+  const delMsg = prepared(db, 'DELETE FROM mail_messages WHERE id = ?');
+  const used = prepared(db, 'SELECT 1 FROM mail_messages WHERE body_id = ? LIMIT 1');
+  const delBody = prepared(db, 'DELETE FROM mail_bodies WHERE id = ?');
+  let total = 0;
+  for (;;) {
+    const n = db
+      .transaction(() => {
+        const rows = pick.all(cutoffMs, PURGE_BATCH) as { id: string; body_id: string | null }[];
+        for (const r of rows) {
+          delLog.run(r.id);
+          delMsg.run(r.id);
+          if (r.body_id && !used.get(r.body_id)) delBody.run(r.body_id);
+        }
+        return rows.length;
+      })
+      .immediate();
+    total += n;
+    if (n < PURGE_BATCH) return total;
+  }
+}
+
 const IN_FLIGHT = 'a delivery attempt is in flight; try again in a moment';
 
 /** A relay holds the message's lease now (one whose lease lapsed is waiting to be claimed again). */

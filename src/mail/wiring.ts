@@ -7,11 +7,12 @@ import { logger } from '../log/index.js';
 import type { Db } from '../store/db.js';
 import type { RecordStore } from '../store/records.js';
 import { MailDomains } from './domains.js';
-import { MessageStore } from './messages.js';
+import { MessageStore, purgeBefore } from './messages.js';
 import { MailStore } from './store.js';
 
-/** How often the controller looks for DKIM rotation steps that are due: a step is at most this late. */
+/** How often the controller runs the mail jobs (DKIM rotation steps, retention): each is at most this late. */
 export const MAIL_JOB_INTERVAL_MS = 60_000;
+const DAY_MS = 86_400_000;
 
 export interface MailWiring {
   deps: { store: MailStore; messages: MessageStore; domains: MailDomains; hostname: string; dnsServer: () => { host: string; port: number }; keys: AccountKeys };
@@ -26,7 +27,7 @@ export const askAt = (listenIp: string): string => (listenIp === '0.0.0.0' ? '12
 export function mailWiring(o: {
   db: Db;
   records: RecordStore;
-  config: { mail_hostname?: string | undefined; node_ip: string; listen_ip: string; api_key_requests_per_minute: number };
+  config: { mail_hostname?: string | undefined; node_ip: string; listen_ip: string; api_key_requests_per_minute: number; mail_retention_days: number };
   dnsPort: () => number;
   /** The controller's unit of work (transact()): a job's record writes notify the DNS after commit. */
   transaction: <T>(fn: () => T) => T;
@@ -46,6 +47,13 @@ export function mailWiring(o: {
     } catch (e) {
       log.error('DKIM rotation step failed; retried at the next tick', { error: (e as Error).message });
     }
+    if (o.config.mail_retention_days > 0)
+      try {
+        const purged = purgeBefore(o.db, now() - o.config.mail_retention_days * DAY_MS);
+        if (purged) log.info('mail retention: old messages deleted', { messages: purged, retention_days: o.config.mail_retention_days });
+      } catch (e) {
+        log.error('mail retention failed; retried at the next tick', { error: (e as Error).message });
+      }
   };
   const timer = o.timer === false ? undefined : setInterval(tick, MAIL_JOB_INTERVAL_MS);
   timer?.unref();

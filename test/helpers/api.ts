@@ -52,6 +52,8 @@ export interface ApiFixtureOptions {
   caddyfile?: (desired: DesiredProxy) => string;
   /** Our DNS server's port, for `mail domain check` (default 53: nothing listens in most tests). */
   dnsPort?: () => number;
+  /** mail_retention_days (default 30, as the setting). */
+  retentionDays?: number;
   /** Requests a minute per mail account API key (default 100, as the setting). */
   keyRequestsPerMinute?: number;
   /** The mail jobs' and key rate limit's clock (DKIM rotation). */
@@ -94,7 +96,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     synthesisedRecords: (z) => index.synthesisedRecords(z),
     health: opts.health ?? (() => rollUp({ store: { status: 'ok' }, dns: { status: 'ok' }, proxy: { status: 'disabled' }, mail: { status: 'disabled' } })),
     version: 'test',
-    mail: (mail = mailWiring({ db, records, config: { mail_hostname: MAIL_HOSTNAME, node_ip: NODE_IP, listen_ip: '127.0.0.1', api_key_requests_per_minute: opts.keyRequestsPerMinute ?? 100 }, dnsPort: () => opts.dnsPort?.() ?? 53, transaction: (fn) => transact(db, [records, routes], fn), timer: false, ...(opts.now ? { now: opts.now } : {}) })).deps,
+    mail: (mail = mailWiring({ db, records, config: { mail_hostname: MAIL_HOSTNAME, node_ip: NODE_IP, listen_ip: '127.0.0.1', api_key_requests_per_minute: opts.keyRequestsPerMinute ?? 100, mail_retention_days: opts.retentionDays ?? 30 }, dnsPort: () => opts.dnsPort?.() ?? 53, transaction: (fn) => transact(db, [records, routes], fn), timer: false, ...(opts.now ? { now: opts.now } : {}) })).deps,
     backup: () => backupInto(db, tmp.dir),
   });
   return {
