@@ -45,6 +45,7 @@ export const ERRORS = {
   mail_inbound_unrouted: { status: 503, smtp: 451, enhanced: '4.3.5', title: 'Mail for this domain cannot be routed here yet, try again later' },
   mail_dmarc_reject: { status: 403, smtp: 550, enhanced: '5.7.1', title: 'Rejected by the DMARC policy of the From: domain' },
   mail_auth_check_failed: { status: 503, smtp: 451, enhanced: '4.4.3', title: 'Could not check SPF/DKIM/DMARC (DNS), try again later' },
+  mail_recipient_suppressed: { status: 409, smtp: 550, enhanced: '5.1.1', title: 'The recipient is suppressed' },
   mail_loop: { status: 508, smtp: 554, enhanced: '5.4.6', title: 'Too many hops: a mail loop' },
 } as const;
 

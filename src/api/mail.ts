@@ -141,6 +141,30 @@ export const mailRoutes =
       return out ? out : reply.code(204).send();
     });
 
+    // Suppressed recipients: refused at RCPT TO (550 5.1.1) until removed; hard bounces add themselves.
+    const addressParam = z.object({ address: z.string().max(254).regex(/^[^\s@<>]+@[^\s@<>]+$/, 'must be an email address') });
+    app.get('/api/v1/mail/suppressions', { schema: { summary: 'List suppressed recipients', response: successes({ 200: 'the suppressed addresses, why and since when' }), tags } }, async () => ({ suppressions: store.suppressions() }));
+    app.post(
+      '/api/v1/mail/suppressions',
+      { schema: { summary: 'Suppress a recipient', response: successes({ 201: 'suppressed', 200: `already suppressed (reason replaced), or ${DRY_RUN}` }), tags, querystring: DRY_RUN_ONLY, body: z.object({ address: addressParam.shape.address, reason: z.string().max(500).regex(/^[\x20-\x7e]*$/, 'printable ASCII only').default('added by an operator') }).strict() } },
+      async (req, reply) => {
+        const out = applyOrPlan(deps, req, 'mail', () => {
+          const created = store.suppress(req.body.address, 'manual', req.body.reason);
+          const what = `suppression ${req.body.address.toLowerCase()}`;
+          return { result: created, plan: created ? { added: [what] } : { changed: [what] } };
+        });
+        if (typeof out !== 'boolean') return out;
+        log.info('mail recipient suppressed', { address: req.body.address.toLowerCase() });
+        return reply.code(out ? 201 : 200).send({ suppression: store.suppression(req.body.address) });
+      },
+    );
+    app.delete('/api/v1/mail/suppressions/:address', { schema: { summary: 'Remove a suppression', response: successes({ 204: 'removed', 200: DRY_RUN }), tags, params: addressParam, querystring: DRY_RUN_ONLY } }, async (req, reply) => {
+      const out = applyOrPlan(deps, req, 'mail', () => ({ result: store.unsuppress(req.params.address), plan: { removed: [`suppression ${req.params.address.toLowerCase()}`] } }));
+      if (out) return out;
+      log.info('mail suppression removed', { address: req.params.address.toLowerCase() });
+      return reply.code(204).send();
+    });
+
     const dkimView = (domain: string, selector: string, privateKey: string) => ({ domain, selector, record: `${selector}._domainkey.${domain}`, txt: dkimTxt(privateKey) });
     const domainParam = z.object({ domain: mailDomain });
     app.get('/api/v1/mail/dkim/:domain', { schema: { summary: "Get a domain's DKIM key's DNS record", response: successes({ 200: 'the selector and TXT record (never the private key)' }), tags, params: domainParam } }, async (req) => {

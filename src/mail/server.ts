@@ -399,6 +399,9 @@ export class SubmissionServer {
       const recipientDomain = domainOf(address.address);
       const rule = recipientDomain && matchRule(this.deps.store.rules(), { account: account.name, senderDomain: domainOf(from.address), recipientDomain });
       if (!rule) return smtpError('mail_no_route', `Relaying to <${address.address}> is not configured`);
+      const suppressed = this.deps.store.suppression(address.address);
+      if (suppressed)
+        return smtpError('mail_recipient_suppressed', `<${address.address}> is suppressed since ${suppressed.created_at} (${suppressed.source === 'bounce' ? 'it hard-bounced' : 'added by an operator'}: ${suppressed.reason.slice(0, 200)}); not sent`);
       return null;
     } catch (e) {
       this.log.error('recipient check failed', { session: session.id, error: (e as Error).message });

@@ -229,4 +229,14 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (domain, selector)
   );
   `,
+  // 13: mail: suppressed recipients (src/mail/store.ts): an address that hard-bounced (5.1.x) or
+  // that an operator added is refused at RCPT TO (550 5.1.1) until removed.
+  `
+  CREATE TABLE mail_suppressions (
+    address    TEXT PRIMARY KEY, -- lower case
+    source     TEXT NOT NULL CHECK (source IN ('bounce', 'manual')),
+    reason     TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  `,
 ];

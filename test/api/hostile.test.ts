@@ -138,6 +138,8 @@ const BASE: Record<string, (n: number, s: Setup) => Req[]> = {
   'PUT /api/v1/mail/cert': (_n, s) => [{ body: { cert: s.cert.cert, key: s.cert.key } }],
   'DELETE /api/v1/mail/cert': () => [{ query: dry }],
   'GET /api/v1/mail/domains/{domain}': () => [{ params: { domain: 'lab.example' } }],
+  'POST /api/v1/mail/suppressions': (n) => [{ query: dry, body: { address: `s${n}@example.org`, reason: 'asked to stop' } }],
+  'DELETE /api/v1/mail/suppressions/{address}': (n) => [{ query: dry, params: { address: `s${n}@example.org` } }],
   'PUT /api/v1/mail/domains/{domain}': () => [
     {
       params: { domain: 'lab.example' },
@@ -208,7 +210,7 @@ function inject(op: string, r: Req, auth: { authorization: string }): InjectOpti
 }
 
 const VIEWS = ['/api/v1/records', '/list-records', '/api/v1/routes', '/api/v1/plan', '/api/v1/caddyfile', '/api/v1/zones/home.arpa/export', '/api/v1/zones/lab.example/export'];
-const MAIL_VIEWS = ['/api/v1/mail/accounts', '/api/v1/mail/providers', '/api/v1/mail/rules', '/api/v1/mail/cert', '/api/v1/mail/domains', '/api/v1/tokens'];
+const MAIL_VIEWS = ['/api/v1/mail/accounts', '/api/v1/mail/providers', '/api/v1/mail/rules', '/api/v1/mail/cert', '/api/v1/mail/domains', '/api/v1/mail/suppressions', '/api/v1/tokens'];
 
 describe('api: hostile input never gets a 500 and never breaks a view', function () {
   this.timeout(600_000);
