@@ -8,6 +8,7 @@ import type { Db } from '../store/db.js';
 import type { RecordStore } from '../store/records.js';
 import { MailDomains } from './domains.js';
 import { MessageStore, purgeBefore } from './messages.js';
+import { mailMetricsFrom } from './metrics.js';
 import { MailStore } from './store.js';
 
 /** How often the controller runs the mail jobs (DKIM rotation steps, retention): each is at most this late. */
@@ -55,12 +56,16 @@ export function mailWiring(o: {
         log.error('mail retention failed; retried at the next tick', { error: (e as Error).message });
       }
   };
+  const unmetrics = mailMetricsFrom(o.db, store, now);
   const timer = o.timer === false ? undefined : setInterval(tick, MAIL_JOB_INTERVAL_MS);
   timer?.unref();
   return {
     deps: { store, messages: new MessageStore(o.db), domains, hostname, dnsServer: () => ({ host: askAt(o.config.listen_ip), port: o.dnsPort() }), keys: accountKeys(store, o.config.api_key_requests_per_minute, now) },
     tick,
-    stop: () => clearInterval(timer),
+    stop: () => {
+      clearInterval(timer);
+      unmetrics();
+    },
   };
 }
 

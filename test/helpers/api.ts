@@ -113,6 +113,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     auth: { authorization: `Bearer ${token}` },
     mail: mail,
     close: async () => {
+      mail.stop();
       await app.close();
       db.close();
       tmp.cleanup();
