@@ -61,6 +61,9 @@ export const configSchema = z
     smtps_port: z
       .preprocess((v) => (v === '' || v === null ? undefined : v), portNumber.optional())
       .describe('Mail relay: submission over implicit TLS (RFC 8314, usually 465): TLS from the first byte, then AUTH as on the submission port; unset = no such listener'),
+    mail_metrics_port: z
+      .preprocess((v) => (v === '' || v === null ? undefined : v), portNumber.optional())
+      .describe('Mail relay: port of its own Prometheus endpoint (/metrics on listen_ip: connections, sessions, messages accepted/refused by reason, AUTH results); unset = none'),
     mail_domains: z
       .array(mailDomain)
       .max(1000)
