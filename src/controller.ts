@@ -5,11 +5,12 @@ import type { FastifyInstance } from 'fastify';
 import { build } from './api/app.js';
 import { rollUp, type HealthReport } from './api/health.js';
 import type { Config } from './config/schema.js';
-import { DnsServer, ZoneIndex } from './dns/index.js';
+import { DnsServer, PlainUpstreams, ZoneIndex } from './dns/index.js';
 import type { ZoneSettings } from './dns/soa.js';
 import { logger } from './log/index.js';
 import { countRecordsWith } from './metrics.js';
 import { openDb, type Db } from './store/db.js';
+import type { ApiDeps } from './api/app.js';
 import { backupInto } from './store/backup.js';
 import { RecordStore } from './store/records.js';
 import { TokenStore } from './store/tokens.js';
@@ -22,8 +23,10 @@ import { zoneResolver } from './proxy/resolve.js';
 import { CaddyAdmin, validateWithCaddy } from './proxy/caddy.js';
 import { caddyfileExport } from './proxy/caddyfile.js';
 import { CaddyProcess, caddyEnv, caddyPids } from './proxy/process.js';
+import { ChangePipeline } from './proxy/pipeline.js';
+import { Reconciler, type ReconcilerOptions } from './proxy/reconcile.js';
+import type { CaddyApi } from './proxy/caddy.js';
 import { CertWatch, probeCertificate, probeName } from './proxy/certs.js';
-import { Reconciler } from './proxy/reconcile.js';
 import { markerId, render } from './proxy/render.js';
 import { join } from 'node:path';
 import { hostname, networkInterfaces } from 'node:os';
@@ -70,6 +73,120 @@ function proxyHealth(reconciler: Reconciler): HealthReport['components'][string]
   return { status: 'ok', ...(s.inSync ? {} : { detail: 'applying changes' }) };
 }
 
+
+/** Where our DNS server can be asked from this node: listen_ip, or loopback when that is the unspecified address. */
+export function dnsResolverAddress(listenIp: string, port: number): string {
+  const kind = addressClass(listenIp);
+  const ip = kind === 'unspecified' ? (listenIp.includes(':') ? '::1' : '127.0.0.1') : listenIp;
+  return ip.includes(':') ? `udp/[${ip}]:${port}` : `udp/${ip}:${port}`;
+}
+
+/** The addresses our DNS answers plain names' backends to: this node's own (Caddy asks from one of them). */
+export function plainAllow(config: Pick<Config, 'node_ip' | 'listen_ip'>): string[] {
+  return ['127.0.0.0/8', '::1/128', ...ownAddresses(config).filter((a) => addressClass(a) !== 'unspecified')];
+}
+
+export interface WireDeps {
+  db: Db;
+  /** Caddy's admin API; null: no reconciler (tests of the API alone). */
+  caddy: CaddyApi | null;
+  /** Reconciler knobs (tests pass timers, validate, …). */
+  reconciler?: Partial<Omit<ReconcilerOptions, 'desired' | 'caddy' | 'onStatus'>>;
+  /** How the pipeline defers its work off the writer's stack (default setImmediate). */
+  defer?: (fn: () => void) => void;
+  /** hostname(), for the endpoints no route may reach. */
+  hostname?: string;
+}
+
+export interface Wired {
+  records: RecordStore;
+  routes: RouteStore;
+  tokens: TokenStore;
+  index: ZoneIndex;
+  proxy: ProxyState;
+  plain: PlainUpstreams;
+  reconciler: Reconciler | null;
+  pipeline: ChangePipeline;
+  /** Stops /metrics from counting this wiring's records (the gauge reads them when scraped). */
+  uncount: () => void;
+  /** The API's dependencies that come from the wiring (the caller adds health, mail, …). */
+  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'settled'>;
+}
+
+/**
+ * The controller's wiring, shared with the API test fixture: stores, the zone index, the proxy
+ * state, the reconciler and the change pipeline that alone connects them (pipeline.ts). Nothing
+ * listens or pushes until `pipeline.start()` and `reconciler.start()`.
+ */
+export function wire(c: Config, deps: WireDeps): Wired {
+  const { db } = deps;
+  const records = new RecordStore(db, c.zones);
+  const tokens = new TokenStore(db);
+  const routes = new RouteStore(db);
+  const index = new ZoneIndex(zoneSettings(c));
+  for (const zone of c.zones) index.load(zone, records.serial(zone), records.list({ zone }));
+  // `own`: the listeners and addresses no route may reach (checked by the API and by render).
+  const own = ownEndpoints({ ...c, hostname: deps.hostname ?? hostname() });
+  const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: c.http_port, httpsPort: c.https_port, listenIp: c.listen_ip, admin: c.caddy_admin, own });
+  const plain = new PlainUpstreams();
+  // Counted when /metrics is read, and only again after a change (COUNT(*) over a big zone is not free).
+  let counts: Map<string, number> | null = null;
+  const uncount = countRecordsWith(() => (counts ??= new Map(c.zones.map((zone) => [zone, records.count(zone)]))));
+  const reconciler = deps.caddy
+    ? new Reconciler({
+        render,
+        markerId,
+        ...deps.reconciler,
+        desired: () => proxy.desired(),
+        caddy: deps.caddy,
+        // Called only after reconciler.start(), by when `pipeline` exists.
+        onStatus: (statuses) => pipeline.reported(statuses),
+      })
+    : null;
+  const log = logger('pipeline');
+  const pipeline = new ChangePipeline({
+    records,
+    routes,
+    index,
+    proxy,
+    plain,
+    ...(reconciler ? { reconciler } : {}),
+    ...(deps.defer ? { defer: deps.defer } : {}),
+    log,
+    onRecords: (change) => {
+      counts = null;
+      log.info('records changed', { zone: change.zone, serial: change.serial, ...listed('upserted', change.upserted), ...listed('removed', change.removed) });
+    },
+  });
+  return {
+    records,
+    routes,
+    tokens,
+    index,
+    proxy,
+    plain,
+    reconciler,
+    pipeline,
+    uncount,
+    api: {
+      zones: c.zones,
+      nodeIp: c.node_ip,
+      ownAddresses: ownAddresses(c),
+      records,
+      routes,
+      proxy,
+      tokens,
+      servedRecords: (z) => index.servedRecords(z),
+      synthesisedRecords: (z) => index.synthesisedRecords(z),
+      proxyStatus: () => (reconciler ? { ...reconciler.state(), applied: reconciler.applied() } : { applied: null, caddyUp: false, inSync: false, lastError: null }),
+      caddyfile: caddyfileExport,
+      simulate: (fn) => simulate(db, [records, routes], fn),
+      transaction: (fn) => transact(db, [records, routes], fn),
+      settled: () => pipeline.settled(),
+    },
+  };
+}
+
 export class Controller {
   private db?: Db;
   private uncount?: () => void;
@@ -91,8 +208,15 @@ export class Controller {
     const c = this.config;
     try {
       const db = (this.db = openDb(c.data_dir));
-      const records = new RecordStore(db, c.zones);
-      const tokens = new TokenStore(db);
+      if (c.caddy_spawn) {
+        this.caddyProcess = new CaddyProcess(join(c.data_dir, 'caddy'), c.caddy_admin, logger('caddy'));
+        this.caddyProcess.start();
+      }
+      const caddy = new CaddyAdmin(c.caddy_admin);
+      const wired = wire(c, { db, caddy, reconciler: { validate: (config) => validateWithCaddy(config, { env: caddyEnv(join(c.data_dir, 'caddy')) }) } });
+      const { records, tokens, index, proxy, plain, pipeline } = wired;
+      this.uncount = wired.uncount;
+      const reconciler = (this.reconciler = wired.reconciler!);
       const fixed = process.env.DNSPROXY_ADMIN_TOKEN || undefined;
       const weak = fixed === undefined ? null : adminTokenProblem(fixed);
       if (weak) throw new Error(`DNSPROXY_ADMIN_TOKEN ${weak}`);
@@ -102,47 +226,8 @@ export class Controller {
         this.log.info('admin token generated and printed once');
       }
 
-      const index = new ZoneIndex(zoneSettings(c));
-      for (const zone of c.zones) index.load(zone, records.serial(zone), records.list({ zone }));
-      // Counted when /metrics is read, and only again after a change (COUNT(*) over a big zone is not free).
-      let counts: Map<string, number> | null = null;
-      this.uncount = countRecordsWith(() => (counts ??= new Map(c.zones.map((zone) => [zone, records.count(zone)]))));
-      records.onChange((change) => {
-        // A big change (a zone import) is staged and swapped in whole; the store waits for settled().
-        index.apply(change, (warnings) => warnings.length && this.log.warn('records not served', { zone: change.zone, warnings: warnings.slice(0, LOGGED_NAMES) }));
-        counts = null;
-        this.log.info('records changed', {
-          zone: change.zone,
-          serial: change.serial,
-          ...listed('upserted', change.upserted),
-          ...listed('removed', change.removed),
-        });
-        return index.settled();
-      });
-
-      this.dns = new DnsServer({ host: c.listen_ip, port: c.dns_port, index, upstreams: c.upstreams, axfrAllow: c.axfr_allow, recursionAllow: c.recursion_allow });
+      this.dns = new DnsServer({ host: c.listen_ip, port: c.dns_port, index, upstreams: c.upstreams, axfrAllow: c.axfr_allow, recursionAllow: c.recursion_allow, plain: { table: plain, allow: plainAllow(c) } });
       await this.dns.start();
-
-      const routes = new RouteStore(db);
-      // `own`: the listeners and addresses no route may reach (checked by the API and by render).
-      const own = ownEndpoints({ ...c, hostname: hostname() });
-      const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: c.http_port, httpsPort: c.https_port, listenIp: c.listen_ip, admin: c.caddy_admin, own });
-      if (c.caddy_spawn) {
-        this.caddyProcess = new CaddyProcess(join(c.data_dir, 'caddy'), c.caddy_admin, logger('caddy'));
-        this.caddyProcess.start();
-      }
-      const caddy = new CaddyAdmin(c.caddy_admin);
-      const reconciler = (this.reconciler = new Reconciler({
-        desired: () => proxy.desired(),
-        render,
-        markerId,
-        caddy,
-        validate: (config) => validateWithCaddy(config, { env: caddyEnv(join(c.data_dir, 'caddy')) }),
-        onStatus: (statuses) => {
-          proxy.report(statuses);
-          this.certs?.watch(proxy.tlsHosts());
-        },
-      }));
       // Caddy's admin API says nothing of certificates: a handshake per TLS host does (certs.ts).
       const probeIp = addressClass(c.listen_ip) === 'unspecified' ? (c.listen_ip.includes(':') ? '::1' : '127.0.0.1') : c.listen_ip;
       this.certs = new CertWatch({
@@ -153,9 +238,11 @@ export class Controller {
           for (const [host, s] of states) if (s.state === 'failed') this.log.warn('no certificate for a TLS host; its route is in error', { host, reason: s.reason });
         },
       });
-      // After the index serves the change: upstream names inside our zones resolve through it.
-      records.onChange(() => void index.settled().then(() => reconciler.trigger()));
-      routes.onChange(() => reconciler.trigger());
+      // After each status report (the pipeline's, after ProxyState has it): probe the TLS hosts Caddy now runs.
+      pipeline.on('status', () => this.certs?.watch(proxy.tlsHosts()));
+      // Plain names are served by Caddy asking this DNS server (src/proxy/README.md, "Dynamic routes").
+      proxy.useResolver(dnsResolverAddress(c.listen_ip, this.dns.address().port));
+      pipeline.start();
       reconciler.start();
       if (!c.caddy_spawn)
         void caddy.ping().then((p) => {
@@ -193,22 +280,10 @@ export class Controller {
         });
       };
       this.api = await build({
-        zones: c.zones,
-        nodeIp: c.node_ip,
-        ownAddresses: ownAddresses(c),
-        records,
-        routes,
-        proxy,
-        tokens,
-        servedRecords: (z) => index.servedRecords(z),
-        synthesisedRecords: (z) => index.synthesisedRecords(z),
+        ...wired.api,
         health,
         version: VERSION,
-        proxyStatus: () => ({ ...reconciler.state(), applied: reconciler.applied() }),
-        caddyfile: caddyfileExport,
-        simulate: (fn) => simulate(db, [records, routes], fn),
-        transaction: (fn) => transact(db, [records, routes], fn),
-        mail: (this.mail = mailWiring({ db, records, config: c, dnsPort: () => dns.address().port, transaction: (fn) => transact(db, [records, routes], fn) })).deps,
+        mail: (this.mail = mailWiring({ db, records: wired.records, config: c, dnsPort: () => dns.address().port, transaction: wired.api.transaction })).deps,
         backup: () => backupInto(db, c.data_dir),
       });
       await this.api.listen({ host: c.listen_ip, port: c.api_port });

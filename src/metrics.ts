@@ -89,6 +89,19 @@ export const caddyApplies = new client.Counter({
   registers: [registry],
 });
 
+/**
+ * Caddy config loads that succeeded, by why they were needed: `startup` (first push of this
+ * process), `change` (the explicit routes changed), `restore` (Caddy restarted, or ran another
+ * config: the marker did not match). Each one closes every proxied websocket; plain names'
+ * changes never count here (they go through DNS).
+ */
+export const caddyLoads = new client.Counter({
+  name: 'dnsproxy_caddy_loads_total',
+  help: 'Config loads Caddy accepted, by reason (startup, change, restore)',
+  labelNames: ['reason'] as const,
+  registers: [registry],
+});
+
 export const caddyApplyDuration = new client.Histogram({
   name: 'dnsproxy_caddy_apply_duration_seconds',
   help: 'Time for one POST /load to Caddy, whatever its result',

@@ -3,7 +3,8 @@
 # against a bare `POST /load` of the same config into a second Caddy; host lookup cost at 5,000
 # routes (wrk, first vs last host); RSS of Caddy and the controller. Loopback only.
 #
-#   bash bench/caddy/run.sh
+#   bash bench/caddy/run.sh                 # reload path (bench.ts)
+#   BENCH=dynamic bash bench/caddy/run.sh   # plain names through DNS (dynamic.ts)
 #
 # Builds dist/ (npm run build), then runs bench/caddy/bench.ts with `npx tsx` (what it measures
 # and how: see the header of that file). Everything it starts (Caddy x2 per N, the controller,
@@ -66,7 +67,7 @@ BENCH_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" status --porcelain -- src 2>/dev/null | grep -q . && BENCH_REV="$BENCH_REV + uncommitted src/ changes (dist/ built from the working tree)"
 export BENCH_REV
 echo "bench/caddy: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(caddy version | cut -d' ' -f1), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), node $(node -v)"
-TMPDIR="$WORK" BENCH_PIDFILE="$WORK/pids" npx tsx "$HERE/bench.ts" &
+TMPDIR="$WORK" BENCH_PIDFILE="$WORK/pids" npx tsx "$HERE/${BENCH:-bench}.ts" &
 HELPER_PID=$!
 rc=0
 wait "$HELPER_PID" || rc=$?

@@ -52,6 +52,8 @@ export interface ApiDeps {
   simulate: <T>(fn: () => T) => T;
   /** Runs a request's checks and writes in one transaction; the stores notify once it committed. */
   transaction: <T>(fn: () => T) => T;
+  /** Resolves once every committed change has gone through the change pipeline (DNS published, reconciler told). */
+  settled: () => Promise<void>;
   /** The mail relay's settings and queue (the relay itself is another process). */
   mail: {
     store: MailStore;

@@ -22,7 +22,8 @@ export interface DnsPlan {
 
 export interface DryRun {
   dry_run: true;
-  plan: { dns: DnsPlan; routes: RoutePlan };
+  /** `caddy_reload`: whether applying it makes Caddy load a new config (closing every proxied websocket); plain names change DNS only. */
+  plan: { dns: DnsPlan; routes: RoutePlan; caddy_reload: boolean };
 }
 
 const key = (r: { name: string; type: string }) => `${r.name} ${r.type}`;
@@ -66,8 +67,15 @@ export function mutate<T>(deps: ApiDeps, req: MutateRequest, run: () => { result
   return deps.simulate(() => {
     const before = deps.proxy.build(true).routes;
     const { dns } = checked();
-    return { dry_run: true as const, plan: { dns, routes: planRoutes(before, deps.proxy.build(true).routes) } };
+    const after = deps.proxy.build(true).routes;
+    return { dry_run: true as const, plan: { dns, routes: planRoutes(before, after), caddy_reload: reloads(deps, before, after) } };
   });
+}
+
+/** Whether going from `before` to `after` (all desired routes) changes what Caddy's config carries. */
+export function reloads(deps: Pick<ApiDeps, 'proxy'>, before: readonly DesiredRoute[], after: readonly DesiredRoute[]): boolean {
+  const p = planRoutes(deps.proxy.classify(before).explicit, deps.proxy.classify(after).explicit);
+  return p.added.length + p.changed.length + p.removed.length > 0;
 }
 
 /** A record-derived route as a write response names it. */

@@ -17,7 +17,7 @@ export const proxyRoutes =
     const app = plain.withTypeProvider<ZodTypeProvider>();
     const tags = ['routes'];
     const view = (id: string) => {
-      const v = deps.proxy.views().find((r) => r.id === id);
+      const v = deps.proxy.view(id);
       if (!v) throw new AppError('not_found', `no route ${id}`);
       return v;
     };
@@ -59,17 +59,19 @@ export const proxyRoutes =
       return 'dry_run' in out ? out : reply.code(204).send();
     });
 
-    app.get('/api/v1/plan', { schema: { summary: 'What Caddy would change to reach the desired routes', response: successes({ 200: 'the plan' }), tags, description: 'Routes Caddy would change to reach the desired state; DNS changes apply at once, so its part is empty' } }, async () => {
+    app.get('/api/v1/plan', { schema: { summary: 'What Caddy would change to reach the desired routes', response: successes({ 200: 'the plan' }), tags, description: 'Routes Caddy would change to reach the desired state (explicit routes only: plain names are served through DNS) and whether that needs a Caddy reload; DNS changes apply at once, so its part is empty' } }, async () => {
       const status = deps.proxyStatus();
+      // Caddy's config carries the explicit routes only; plain names are live as soon as DNS has them.
+      const routes = planRoutes(status.applied?.routes ?? [], deps.proxy.split().explicit);
       return {
         caddy_up: status.caddyUp,
         in_sync: status.inSync,
         last_error: status.lastError,
-        plan: { dns: { added: [], changed: [], removed: [] }, routes: planRoutes(status.applied?.routes ?? [], deps.proxy.build().routes) },
+        plan: { dns: { added: [], changed: [], removed: [] }, routes, caddy_reload: routes.added.length + routes.changed.length + routes.removed.length > 0 },
       };
     });
 
     app.get('/api/v1/caddyfile', { schema: { summary: 'Export the routes as a Caddyfile', response: successes({ 200: 'the Caddyfile (text/plain)' }), tags, description: 'The routes as a human-readable Caddyfile (text/plain)' } }, async (_req, reply) =>
-      reply.type('text/plain; charset=utf-8').send(deps.caddyfile(deps.proxy.desired())),
+      reply.type('text/plain; charset=utf-8').send(deps.caddyfile(deps.proxy.desiredAll())),
     );
   };

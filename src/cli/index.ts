@@ -1,6 +1,7 @@
 // The dnsproxy command line. Exit codes: 0 ok, 1 error, 2 usage error; errors are one line on stderr.
 import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
+import { defaultApiUrl } from './api-url.js';
 import { backupCommands } from './backup.js';
 import { CliError } from './client.js';
 import { recordCommands, tokenCommands, zoneCommands } from './commands.js';
@@ -14,7 +15,7 @@ export async function main(argv: string[]): Promise<number> {
   const program = new Command('dnsproxy')
     .version(VERSION)
     .description('DNS names, Caddy routes and mail relay for a small private network')
-    .option('--api-url <url>', 'controller API (env DNSPROXY_API_URL)', process.env.DNSPROXY_API_URL || 'http://127.0.0.1:8080')
+    .option('--api-url <url>', 'controller API (env DNSPROXY_API_URL; default from DNSPROXY_LISTEN_IP and DNSPROXY_API_PORT)', defaultApiUrl(process.env))
     .option('--token <token>', 'API bearer token (env DNSPROXY_TOKEN)')
     .option('--json', 'machine-readable output')
     .exitOverride()

@@ -14,6 +14,8 @@ interface RouteView {
   tls: string;
   status: string;
   error: string | null;
+  /** dynamic (served through DNS, no Caddy reload) or explicit (in Caddy's config). */
+  mode?: string;
 }
 interface PlanRoute {
   id: string;
@@ -24,6 +26,8 @@ interface PlanRoute {
 export interface Plan {
   dns: { added: string[]; changed: string[]; removed: string[] };
   routes: { added: PlanRoute[]; changed: { id: string; before: PlanRoute; after: PlanRoute }[]; removed: PlanRoute[] };
+  /** Whether applying it makes Caddy load a new config (older servers leave it out). */
+  caddy_reload?: boolean;
 }
 
 const enc = encodeURIComponent;
@@ -39,7 +43,8 @@ export function planText(plan: Plan): string {
     ...plan.routes.changed.map((c) => `~ route  ${describe(c.after)}  (was → ${c.before.upstreams.join(', ')})`),
     ...plan.routes.removed.map((r) => `- route  ${describe(r)}`),
   ];
-  return lines.length ? lines.join('\n') : 'no changes';
+  const reload = plan.caddy_reload === undefined ? [] : [plan.caddy_reload ? 'caddy reload: yes (every proxied websocket is closed)' : 'caddy reload: no'];
+  return lines.length ? [...lines, ...reload].join('\n') : 'no changes';
 }
 
 /** Prints a mutating command's answer: the plan for --dry-run, else `human(res)`. */
@@ -162,7 +167,7 @@ export function routeCommands(program: Command, g: Globals): void {
 
 function routeTable(routes: RouteView[]): string {
   return table(
-    ['ID', 'HOSTS', 'UPSTREAMS', 'TLS', 'STATUS'],
-    routes.map((r) => [r.id, `${r.hosts.join(',')}${r.path ?? ''}`, r.upstreams.join(', '), r.tls, r.error ? `${r.status}: ${r.error}` : r.status]),
+    ['ID', 'HOSTS', 'UPSTREAMS', 'TLS', 'STATUS', 'MODE'],
+    routes.map((r) => [r.id, `${r.hosts.join(',')}${r.path ?? ''}`, r.upstreams.join(', '), r.tls, r.error ? `${r.status}: ${r.error}` : r.status, r.mode ?? '-']),
   );
 }

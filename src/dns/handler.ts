@@ -5,6 +5,7 @@ import type { Answer } from 'dns-packet';
 import { lookup, type LookupKind } from './lookup.js';
 import { answers } from './rrset.js';
 import { CLASS_ANY, CLASS_IN, EDNS_UDP_SIZE, FLAG, RCODE, TYPE, bareResponse, encodeResponse, answerBytes, parseQuery, typeName, type OptOut, type Query } from './wire.js';
+import { isReservedName, type PlainUpstreams } from './upstreams.js';
 import type { ZoneIndex } from './zone.js';
 
 /** RFC 1035 §4.2.1: the UDP limit for a client without EDNS. */
@@ -24,6 +25,11 @@ export interface HandlerConfig {
   recursionAllowed(address: string): boolean;
   /** Whether `address` (as the socket reports it) may transfer zones. */
   transferAllowed(address: string): boolean;
+  /**
+   * Plain proxied names' backends (upstreams.ts), answered under the reserved labels only to
+   * `allowed` addresses (this node's own: Caddy asks from one of them). Absent: zone data only.
+   */
+  plain?: { table: PlainUpstreams; allowed(address: string): boolean };
 }
 
 export type Outcome =
@@ -66,7 +72,17 @@ export function handle(msg: Buffer, transport: Transport, remote: string, cfg: H
     return { kind: 'transfer', messages: transfer(cfg.index, q, flags | FLAG.AA, opt), qtype };
   }
 
+  // Reserved names: never cached (the table changes without the index) and never forwarded.
+  const reserved = isReservedName(q.lname);
+  if (reserved) {
+    const mine = cfg.plain?.allowed(remote) ? cfg.plain.table.answer(q.lname, q.qname, qtype) : null;
+    if (mine) {
+      const message = encodeResponse({ id: q.id, flags: flags | FLAG.AA, rcode: RCODE.NOERROR, question: q.question, qname: q.qname, answer: mine, authority: [], additional: [], opt }, limitFor(q, transport));
+      return { kind: 'reply', message, qtype, rcode: RCODE.NOERROR, cacheable: false };
+    }
+  }
   const result = lookup(cfg.index, q.qname, qtype);
+  if (reserved && result.kind === 'notauth') return reply(RCODE.REFUSED, false);
   if (result.kind === 'notauth') {
     if (!cfg.forwarding) return reply(RCODE.REFUSED);
     if (cfg.recursionAllowed(remote)) return { kind: 'forward', query: q, limit: limitFor(q, transport), opt, qtype };
@@ -77,7 +93,7 @@ export function handle(msg: Buffer, transport: Transport, remote: string, cfg: H
   // AA covers the answer for the question's name; a pure referral is not authoritative.
   const aa = result.kind !== 'delegation' || result.answer.length > 0 ? FLAG.AA : 0;
   const message = encodeResponse({ id: q.id, flags: flags | aa, rcode, question: q.question, qname: q.qname, answer: result.answer, authority: result.authority, additional: result.additional, opt }, limitFor(q, transport));
-  return { kind: 'reply', message, qtype, rcode, cacheable: true };
+  return { kind: 'reply', message, qtype, rcode, cacheable: !reserved };
 }
 
 /** AXFR (RFC 5936): SOA, every record, SOA again, packed into messages of about AXFR_MESSAGE_BYTES; the question only in the first. */

@@ -13,6 +13,7 @@ import { Forwarder, forwardedReply } from './forward.js';
 import { handle, type HandlerConfig, type Outcome, type Transport } from './handler.js';
 import { FLAG, HEADER_BYTES, RCODE, bareResponse, rcodeName } from './wire.js';
 import type { ZoneIndex } from './zone.js';
+import type { PlainUpstreams } from './upstreams.js';
 
 /** Kernel receive buffer for the UDP socket; bursts of thousands of queries drop with the default ~200 KiB. */
 const UDP_RECV_BUFFER = 4 * 1024 * 1024;
@@ -52,6 +53,8 @@ export interface DnsServerOptions {
   log?: Logger;
   /** Clock of the TCP deadlines (tests pass a fake one). */
   clock?: Clock;
+  /** Plain proxied names' backends, answered to `allow` (IPs or CIDRs: this node's own addresses) only. */
+  plain?: { table: PlainUpstreams; allow: readonly string[] };
 }
 
 /** Time and timers; the TCP deadlines read nothing else. */
@@ -122,6 +125,10 @@ export class DnsServer {
       transferAllowed: (address) => allowed.has(canonicalIp(address)),
       recursionAllowed: (address) => inCidrList(recursion, address),
     };
+    if (opts.plain) {
+      const own = cidrList(opts.plain.allow);
+      this.cfg.plain = { table: opts.plain.table, allowed: (address) => inCidrList(own, address) };
+    }
   }
 
   /** Binds UDP, then TCP on the same port. Rejects (and leaves nothing bound) when either fails. */

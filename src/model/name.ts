@@ -73,6 +73,12 @@ export function ownerName(input: string, zones: readonly string[]): { name: stri
 }
 
 /** zod: owner name as typed by a user (relative or absolute, wildcard allowed). */
+/**
+ * The label under which our DNS answers Caddy about plain proxied names (`_px._tcp.<host>`, src/dns/upstreams.ts).
+ * No stored record may use it: it would shadow or be shadowed by those answers.
+ */
+export const RESERVED_PROXY_LABEL = '_px';
+
 export const ownerNameInput = z
   .string()
   .max(MAX_NAME_CHARS + 1)
@@ -80,6 +86,8 @@ export const ownerNameInput = z
     if (v === '@') return;
     const problem = nameProblem(v, { wildcard: true });
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
+    else if (v.toLowerCase().replace(/\.$/, '').split('.').includes(RESERVED_PROXY_LABEL))
+      ctx.addIssue({ code: 'custom', message: `the label "${RESERVED_PROXY_LABEL}" is reserved for the proxy's answers to Caddy` });
   })
   .describe('Owner name: a single label, "@", or a name inside a served zone');
 

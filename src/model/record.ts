@@ -1,6 +1,6 @@
 // Record sets (RRsets): one row per owner name + type, the unit the API, store and DNS share.
 import { z } from 'zod';
-import { TLS_MODES } from '../proxy/types.js';
+import { TLS_MODES } from './route.js';
 import { ipv4, ipv6, ownerNameInput, targetName, upstream } from './name.js';
 
 export const RECORD_TYPES = ['A', 'AAAA', 'CNAME', 'TXT', 'MX', 'SRV', 'PTR', 'CAA', 'NS'] as const;

@@ -1,8 +1,11 @@
 // Reverse-proxy routes: explicit ones from /api/v1/routes, and the ones proxied records imply.
 import { z } from 'zod';
-import { TLS_MODES } from '../proxy/types.js';
 import { ACME_HINT, acmeNameProblem, hostNameProblem } from './certname.js';
 import { nameProblem, upstream } from './name.js';
+
+/** TLS for a proxied host: none, Caddy's local CA, or a public ACME CA. */
+export const TLS_MODES = ['off', 'internal', 'acme'] as const;
+export type TlsMode = (typeof TLS_MODES)[number];
 
 /** Hosts or upstreams one route may list; bounds the rendered config per route. */
 const MAX_ITEMS = 100;
@@ -69,8 +72,39 @@ export const routeBody = routeInput.superRefine((r, ctx) => {
     }
 });
 
+/** An explicit route as stored (`api:<id>`): routeInput with its defaults filled in. */
+export interface StoredRoute {
+  id: string;
+  hosts: string[];
+  path: string | null;
+  upstreams: string[];
+  tls: TlsMode;
+  health_path: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A stored row that does not parse: what can be shown of it (a StoredRoute), and why it is not served. */
+export interface BrokenRoute extends StoredRoute {
+  reason: string;
+}
+
 export const ROUTE_STATUSES = ['pending', 'active', 'error'] as const;
 export type RouteStatus = (typeof ROUTE_STATUSES)[number];
+
+/** What the proxy reports for a route it tried to serve (`pending` is only ever shown, never reported). */
+export interface AppliedStatus {
+  status: Exclude<RouteStatus, 'pending'>;
+  error: string | null;
+}
+
+/**
+ * How a route is served. `dynamic`: a plain name (whole host, address upstreams, no handler of its
+ * own) answered by Caddy's static catch-all route through DNS, so changing it needs no Caddy
+ * reload. `explicit`: its own route in the config Caddy loads.
+ */
+export const ROUTE_MODES = ['dynamic', 'explicit'] as const;
+export type RouteMode = (typeof ROUTE_MODES)[number];
 
 /** A route as the API shows it. `source: record` routes follow their record and are changed through it. */
 export interface Route {
@@ -79,8 +113,10 @@ export interface Route {
   hosts: string[];
   path: string | null;
   upstreams: string[];
-  tls: (typeof TLS_MODES)[number];
+  tls: TlsMode;
   health_path: string | null;
+  /** Absent for a stored row that does not parse (never served). */
+  mode?: RouteMode;
   status: RouteStatus;
   error: string | null;
   created_at: string;

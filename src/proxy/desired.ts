@@ -1,7 +1,7 @@
 // Desired proxy state from stored data. Pure: the caller passes records, routes and a resolver.
 import { ACME_HINT, acmeNameProblem } from '../model/certname.js';
 import type { StoredRecord } from '../model/record.js';
-import type { StoredRoute } from '../store/routes.js';
+import type { StoredRoute } from '../model/route.js';
 import type { DesiredRoute } from './types.js';
 
 /**
@@ -98,4 +98,33 @@ export function hostClash(route: Pick<DesiredRoute, 'id' | 'hosts' | 'path'>, ex
     if (host) return { id: other.id, host };
   }
   return undefined;
+}
+
+/** A dial address `a.b.c.d:port` or `[v6]:port`: the only kind a DNS answer can carry as a backend. */
+const isAddressDial = (dial: string): boolean => isAddress(dial.slice(0, dial.lastIndexOf(':')));
+
+/** Whether one of `hosts` (an explicit route's) claims `host`: the same name, or a wildcard one label above it. */
+function claimed(host: string, hosts: ReadonlySet<string>): boolean {
+  if (hosts.has(host)) return true;
+  const dot = host.indexOf('.');
+  return dot > 0 && hosts.has(`*${host.slice(dot)}`);
+}
+
+/**
+ * Splits desired routes into the ones Caddy's config must carry (`explicit`) and the plain names
+ * served by the static dynamic route through our DNS (`dynamic`). Plain: a proxied record's route
+ * for one exact host, no path, no health check, `tls: off`, every upstream an address, and no
+ * explicit route claiming the host (its own handlers, or a wildcard that would match first).
+ * `enabled` false (no DNS address for Caddy) keeps every route explicit. Pure; order kept.
+ */
+export function splitRoutes(routes: readonly DesiredRoute[], enabled: boolean, ownProblem: (r: DesiredRoute) => string | null = () => null): { explicit: DesiredRoute[]; dynamic: DesiredRoute[] } {
+  if (!enabled) return { explicit: [...routes], dynamic: [] };
+  const candidate = (r: DesiredRoute) =>
+    r.id.startsWith('record:') && r.hosts.length === 1 && !r.hosts[0]!.startsWith('*.') && r.path === null && r.health_path === null && r.tls === 'off' && r.upstreams.length > 0 && r.upstreams.every(isAddressDial);
+  const explicitHosts = new Set<string>();
+  for (const r of routes) if (!candidate(r)) for (const h of r.hosts) explicitHosts.add(h.toLowerCase());
+  const explicit: DesiredRoute[] = [];
+  const dynamic: DesiredRoute[] = [];
+  for (const r of routes) (candidate(r) && !claimed(r.hosts[0]!.toLowerCase(), explicitHosts) && ownProblem(r) === null ? dynamic : explicit).push(r);
+  return { explicit, dynamic };
 }

@@ -10,6 +10,7 @@
 //      prefix; its last route is a culprit. 1 + log2(N) validations per bad route.
 // With a validator, every guess is confirmed and the loop repeats until the remainder validates.
 import { createHash } from 'node:crypto';
+import { canonicalJson } from './render.js';
 import type { DesiredProxy, DesiredRoute, ProxySettings, Rendered } from './types.js';
 
 /** Caddy's error text for a config, or null when it is valid. Must not change what Caddy runs. */
@@ -18,15 +19,6 @@ export type Render = (desired: DesiredProxy) => Rendered;
 
 /** Bounds one isolation (pushes wait meanwhile): `caddy validate` takes ~0.35 s at 5,000 routes, ~15 runs per bad route. */
 export const ISOLATE_BUDGET_MS = 15_000;
-
-/** JSON with object keys sorted: equal routes give equal text. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
-  );
-}
 
 /** Caddy's error text without the wrapper /load adds and `caddy validate` does not, so both read the same. */
 export function caddyMessage(text: string): string {

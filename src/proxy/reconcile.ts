@@ -14,11 +14,13 @@
 // - CaddyRejected: the routes to blame are found without touching the live config (quarantine.ts),
 //   reported `error` with Caddy's text and left out until their content changes; the rest is pushed.
 // - CaddyUnavailable: desired state is kept; retried with backoff (RETRY_MIN_MS doubling to RETRY_MAX_MS).
-import { caddyApplies, caddyApplyDuration, caddyUp as caddyUpGauge, proxyRoutes } from '../metrics.js';
+import { caddyApplies, caddyApplyDuration, caddyLoads, caddyUp as caddyUpGauge, proxyRoutes } from '../metrics.js';
 import { logger, type Logger } from '../log/index.js';
 import { CaddyRejected, CaddyUnavailable, type CaddyApi } from './caddy.js';
-import { ISOLATE_BUDGET_MS, caddyMessage, canonicalJson, isolate, routeHash, type IsolateResult, type Render, type Validate } from './quarantine.js';
-import { ID_PREFIX, type DesiredProxy, type Rendered } from './types.js';
+import type { AppliedStatus } from '../model/route.js';
+import { ISOLATE_BUDGET_MS, caddyMessage, isolate, routeHash, type IsolateResult, type Render, type Validate } from './quarantine.js';
+import { canonicalJson, markerId as defaultMarkerId } from './render.js';
+import type { DesiredProxy, Rendered } from './types.js';
 
 /** First retry after Caddy did not answer: a restart under a supervisor takes ~100 ms. */
 export const RETRY_MIN_MS = 250;
@@ -27,10 +29,6 @@ export const RETRY_MAX_MS = 5_000;
 /** Load→reject→isolate rounds per push. With a validator one round suffices; without, each round removes ≥1 route. */
 export const MAX_REJECT_ROUNDS = 10;
 
-export interface RouteStatus {
-  status: 'active' | 'error';
-  error: string | null;
-}
 
 /**
  * What one drift poll found. `unchanged`: Caddy's revision is the one the marker last matched
@@ -55,7 +53,7 @@ export interface ReconcilerOptions {
   /** Checks a config without touching the live one (validateWithCaddy); absent → position parsing only. */
   validate?: Validate;
   /** Every desired route's status after each push that reached Caddy; called only when it changed. */
-  onStatus: (statuses: Map<string, RouteStatus>) => void;
+  onStatus: (statuses: Map<string, AppliedStatus>) => void;
   /** Quiet time before a push; default 150 ms. */
   debounceMs?: number;
   /** Longest a trigger waits under a continuous burst; default 1 s. */
@@ -77,13 +75,13 @@ export interface ReconcilerState {
   lastAppliedAt: number | null;
   lastError: string | null;
   applies: number;
+  /** Loads Caddy accepted, by reason: startup, change (explicit routes), restore (drift). */
+  loads: { startup: number; change: number; restore: number };
   failures: number;
   quarantined: string[];
   /** Caddy is believed to run the render of the current desired state (minus quarantined routes). */
   inSync: boolean;
 }
-
-export const defaultMarkerId = (hash: string): string => `${ID_PREFIX}cfg-${hash.slice(0, 16)}`;
 
 /** `/config/...` path of the `@id` whose value is `marker`, or null when the config has none. */
 export function findMarkerPath(config: unknown, marker: string): string | null {
@@ -152,6 +150,8 @@ export class Reconciler {
   private verified: { revision: string; generation: number } | null = null;
   private readonly quarantine = new Map<string, { hash: string; error: string }>();
   private lastReported = '';
+  /** Loads Caddy accepted, by reason (also dnsproxy_caddy_loads_total). */
+  private readonly loadsBy = { startup: 0, change: 0, restore: 0 };
 
   constructor(opts: ReconcilerOptions) {
     this.o = {
@@ -220,6 +220,7 @@ export class Reconciler {
       lastAppliedAt: this.lastAppliedAt,
       lastError: this.lastError,
       applies: this.applies,
+      loads: { ...this.loadsBy },
       failures: this.failures,
       quarantined: [...this.quarantine.keys()].sort(),
       inSync: this.up && !this.drift && !this.dirty && !this.inflight && this.lastHash !== null && this.lastHash === this.targetHash,
@@ -290,6 +291,7 @@ export class Reconciler {
         return this.report(desired, hashes);
       }
       for (const w of rendered.warnings) this.o.log.warn('render warning', { warning: w });
+      const reason = this.lastHash === null ? 'startup' : this.drift ? 'restore' : 'change';
       const t0 = this.o.now();
       const outcome = await this.o.caddy.load(rendered.config, rendered.json).then(
         () => null,
@@ -304,6 +306,8 @@ export class Reconciler {
       if (outcome === null) {
         this.o.log.info('caddy apply', { ...line, quarantined: this.quarantine.size });
         this.applies++;
+        caddyLoads.inc({ reason });
+        this.loadsBy[reason]++;
         this.lastAppliedAt = this.o.now();
         this.recordApplied(doc, rendered, hashes);
         return this.report(desired, hashes);
@@ -381,7 +385,7 @@ export class Reconciler {
    * are left out.
    */
   private report(desired: DesiredProxy, hashes: Map<string, string>, globalError?: string): void {
-    const statuses = new Map<string, RouteStatus>();
+    const statuses = new Map<string, AppliedStatus>();
     for (const r of desired.routes) {
       const q = this.quarantine.get(r.id);
       const skip = this.skipped.get(r.id);

@@ -3,6 +3,7 @@
 // mutated. Layout and the reasons for it: src/proxy/README.md ("Render").
 import { createHash } from 'node:crypto';
 import { routeOwnProblem, type OwnEndpoints } from '../model/endpoints.js';
+import { PLAIN_SERVICE } from '../dns/upstreams.js';
 import { endpointsOf } from './guard.js';
 import { ID_PREFIX, type DesiredProxy, type DesiredRoute, type Rendered, type TlsMode } from './types.js';
 
@@ -28,6 +29,14 @@ export const HEALTH_INTERVAL = '10s';
 export const HEALTH_TIMEOUT = '5s';
 export const NO_HOST_BODY = 'no route for this host';
 export const NO_PATH_BODY = 'no route for this path';
+/** A changed SRV answer (a plain name's backends) is used within this (Caddy caches lookups per name). */
+export const DYNAMIC_REFRESH = '1s';
+/** Extra tries of the dynamic route: another backend after a dial error; a name without SRV fails fast (no try_duration wait). */
+export const DYNAMIC_RETRIES = 2;
+/** Set by the dynamic route so its "no upstreams" (a name we do not serve) becomes the catch-all 404, and no other 503 does. */
+export const DYNAMIC_VAR = `${ID_PREFIX.replace(/-$/, '')}_dynamic`;
+/** The SRV service label Caddy asks for (`_px._tcp.<host>`, src/dns/upstreams.ts); Go adds the underscores. */
+const DYNAMIC_SERVICE = PLAIN_SERVICE.replace(/^_/, '');
 /** The standard HTTPS port: a browser leaves it out of URLs, and so does Caddy's own redirect. */
 export const DEFAULT_HTTPS_PORT = 443;
 
@@ -313,7 +322,7 @@ function lowerCaseHost(server: string): Json {
  * Caddy inserts its HTTP→HTTPS redirects after the last route with a host matcher, i.e. just
  * before our catch-all. `otherHosts`: names Caddy's redirect route adds to this server.
  */
-function serverRoutes(server: string, routes: DesiredRoute[], otherHosts: number, ids: Ids, beforeCatchAll?: Json): Json[] {
+function serverRoutes(server: string, routes: DesiredRoute[], otherHosts: number, ids: Ids, beforeCatchAll: Json[] = []): Json[] {
   const byHost = new Map<string, DesiredRoute[]>();
   for (const r of routes)
     for (const h of r.hosts) {
@@ -333,9 +342,43 @@ function serverRoutes(server: string, routes: DesiredRoute[], otherHosts: number
   out.push(...leaves(wild, byHost, ids));
   const wildMiss = missing(wild);
   if (wildMiss.length) out.push(notFound(`${server}-no-path-wildcard`, NO_PATH_BODY, wildMiss));
-  if (beforeCatchAll) out.push(beforeCatchAll);
+  out.push(...beforeCatchAll);
   out.push(notFound(`${server}-catch-all`, NO_HOST_BODY));
   return out;
+}
+
+/**
+ * The static route for plain names: every host no route above claimed is proxied to the
+ * backends our DNS lists for it (`_px._tcp.<host>` SRV, targets resolved through our DNS too).
+ * A host without SRV gets "no upstreams available" (503), which dynamicMiss() turns into the
+ * catch-all 404. Never changes with the names it serves, so adding one needs no reload.
+ */
+function dynamicRoute(server: string, resolver: string): Json {
+  const dns = { addresses: [resolver] };
+  return {
+    '@id': `${server}-dynamic`,
+    handle: [
+      { handler: 'vars', [DYNAMIC_VAR]: '1' },
+      {
+        handler: 'reverse_proxy',
+        dynamic_upstreams: { name: '{http.request.host}', proto: 'tcp', refresh: DYNAMIC_REFRESH, resolver: dns, service: DYNAMIC_SERVICE, source: 'srv' },
+        headers: { request: { set: { 'X-Real-IP': ['{http.request.remote.host}'] } } },
+        load_balancing: { retries: DYNAMIC_RETRIES, selection_policy: { policy: 'round_robin' } },
+        transport: { keep_alive: { idle_timeout: KEEPALIVE_IDLE }, protocol: 'http', resolver: dns },
+      },
+    ],
+    terminal: true,
+  };
+}
+
+/** Error route: the dynamic route's 503 (no SRV: not a name we serve) answers as the catch-all does. */
+function dynamicMiss(server: string): Json {
+  return {
+    '@id': `${server}-dynamic-miss`,
+    match: [{ expression: '{http.error.status_code} == 503', vars: { [DYNAMIC_VAR]: ['1'] } }],
+    handle: [{ handler: 'static_response', status_code: 404, body: NO_HOST_BODY }],
+    terminal: true,
+  };
 }
 
 /**
@@ -388,7 +431,11 @@ export function render(desired: DesiredProxy): Rendered {
       // tls off: no certificates for these hosts; Caddy still adds its redirects for TLS hosts here.
       automatic_https: { disable: true },
       metrics: {},
-      routes: serverRoutes(SERVER_HTTP, plain, secureHosts, ids, ownRedirect ? httpsRedirect(secureHostList, settings.httpsPort) : undefined),
+      routes: serverRoutes(SERVER_HTTP, plain, secureHosts, ids, [
+        ...(ownRedirect ? [httpsRedirect(secureHostList, settings.httpsPort)] : []),
+        ...(settings.dynamic ? [dynamicRoute(SERVER_HTTP, settings.dynamic.resolver)] : []),
+      ]),
+      ...(settings.dynamic ? { errors: { routes: [dynamicMiss(SERVER_HTTP)] } } : {}),
     },
   };
   if (secure.length > 0)

@@ -1,17 +1,24 @@
 // Desired proxy state read from the stores, plus each route's last reported status.
-import type { Route, RouteStatus } from '../model/route.js';
-import type { StoredRecord } from '../model/record.js';
+// The pipeline (pipeline.ts) tells it of every committed change; it never subscribes itself.
+import { routeOwnProblem } from '../model/endpoints.js';
+import type { AppliedStatus, Route, RouteMode, RouteStatus, StoredRoute } from '../model/route.js';
+import type { RecordChange, StoredRecord } from '../model/record.js';
 import type { RecordStore } from '../store/records.js';
-import type { RouteStore, StoredRoute } from '../store/routes.js';
+import type { RouteStore } from '../store/routes.js';
+import { buildDesired, recordRouteId, splitRoutes, type BuiltRoute, type DesiredBuild, type Resolver } from './desired.js';
+import { endpointsOf } from './guard.js';
 import type { CertState } from './certs.js';
-import { buildDesired, recordRouteId, type BuiltRoute, type DesiredBuild, type Resolver } from './desired.js';
 import type { DesiredProxy, DesiredRoute, ProxySettings } from './types.js';
 
-/** Status the reconciler reports for a route it tried to apply. */
-export interface AppliedStatus {
-  status: 'active' | 'error';
-  error: string | null;
+/** Desired routes by how they are served: `explicit` in Caddy's config, `dynamic` through DNS. */
+export interface SplitRoutes {
+  explicit: DesiredRoute[];
+  dynamic: DesiredRoute[];
 }
+
+
+const dynamicIdSets = new WeakMap<SplitRoutes, Set<string>>();
+const idMaps = new WeakMap<DesiredBuild, Map<string, DesiredRoute>>();
 
 /** A route's JSON, computed once per route object (routes are immutable; builds reuse unchanged ones). */
 const texts = new WeakMap<DesiredRoute, string>();
@@ -31,6 +38,9 @@ export class ProxyState {
   private built: DesiredBuild | null = null;
   /** Source record/route → the route built from it, so unchanged routes keep their identity (buildDesired). */
   private readonly memo = new WeakMap<object, BuiltRoute>();
+  /** The last split, for the build it was made from. */
+  private splitOf: { build: DesiredBuild; split: SplitRoutes } | null = null;
+  private current: ProxySettings;
   /** Certificate state per TLS host Caddy serves (certs.ts CertWatch): a failed one puts its route in error. */
   private certs: ReadonlyMap<string, CertState> = new Map();
 
@@ -39,21 +49,36 @@ export class ProxyState {
     private readonly routes: RouteStore,
     /** Upstream names in our zones → addresses (the DNS index); the API's upstream checks use it too. */
     readonly resolve: Resolver,
-    readonly settings: ProxySettings,
+    settings: ProxySettings,
   ) {
+    this.current = settings;
     this.proxied = new Map(records.list({ proxied: true }).map((r) => [`${r.name} ${r.type}`, r]));
-    records.onChange((change) => {
-      this.built = null;
-      for (const r of change.removed) this.proxied.delete(`${r.name} ${r.type}`);
-      for (const r of change.upserted) {
-        if (r.proxy?.enabled) this.proxied.set(`${r.name} ${r.type}`, r);
-        else if (this.proxied.size) this.proxied.delete(`${r.name} ${r.type}`); // a zone import's 150,000 sets: no key built for nothing
-      }
-    });
-    routes.onChange(() => {
-      this.explicit = null;
-      this.built = null;
-    });
+  }
+
+  get settings(): ProxySettings {
+    return this.current;
+  }
+
+  /** Serve plain names through DNS from now on: Caddy asks `resolver` (`udp/<ip>:<port>`). Before the first push. */
+  useResolver(resolver: string): void {
+    this.current = { ...this.current, dynamic: { resolver } };
+    this.splitOf = null;
+  }
+
+  /** A committed record change (the pipeline calls this after the DNS index has it). */
+  recordsChanged(change: RecordChange): void {
+    this.built = null;
+    for (const r of change.removed) this.proxied.delete(`${r.name} ${r.type}`);
+    for (const r of change.upserted) {
+      if (r.proxy?.enabled) this.proxied.set(`${r.name} ${r.type}`, r);
+      else if (this.proxied.size) this.proxied.delete(`${r.name} ${r.type}`); // a zone import's 150,000 sets: no key built for nothing
+    }
+  }
+
+  /** A committed route change. */
+  routesChanged(): void {
+    this.explicit = null;
+    this.built = null;
   }
 
   /**
@@ -71,14 +96,32 @@ export class ProxyState {
     return buildDesired(proxied, this.routes.list(), this.resolve);
   }
 
-  /** What the reconciler should make Caddy run now. */
+  /** The current routes split by how they are served (cached per build). */
+  split(): SplitRoutes {
+    const build = this.build();
+    if (this.splitOf?.build !== build) this.splitOf = { build, split: this.classify(build.routes) };
+    return this.splitOf.split;
+  }
+
+  /** splitRoutes() with this state's settings (also for dry runs' builds). */
+  classify(routes: readonly DesiredRoute[]): SplitRoutes {
+    const own = endpointsOf(this.current);
+    return splitRoutes(routes, this.current.dynamic !== undefined, (r) => routeOwnProblem(r, own));
+  }
+
+  /** What the reconciler should make Caddy run now: the explicit routes (plain names go through DNS). */
   desired(): DesiredProxy {
-    return { settings: this.settings, routes: this.build().routes };
+    return { settings: this.current, routes: this.split().explicit };
+  }
+
+  /** Every desired route, plain ones included (the Caddyfile export writes them all). */
+  desiredAll(): DesiredProxy {
+    return { settings: this.current, routes: this.build().routes };
   }
 
   /** Called by the reconciler after each apply. */
   report(statuses: ReadonlyMap<string, AppliedStatus>): void {
-    const current = new Map(this.build().routes.map((r) => [r.id, r]));
+    const current = this.byId();
     for (const [id, s] of statuses) {
       const route = current.get(id);
       if (route) this.reported.set(id, { ...s, route: textOf(route) });
@@ -98,7 +141,24 @@ export class ProxyState {
     return hosts;
   }
 
-  private statusOf(id: string, route: DesiredRoute | undefined, buildError: string | undefined): { status: RouteStatus; error: string | null } {
+  private statusOf(id: string, route: DesiredRoute | undefined, buildError: string | undefined): { status: RouteStatus; error: string | null; mode?: RouteMode } {
+    const mode: RouteMode = route && this.dynamicIds().has(id) ? 'dynamic' : 'explicit';
+    return { ...this.statusOnly(id, route, buildError), mode };
+  }
+
+  private dynamicIds(): Set<string> {
+    const split = this.split();
+    let ids = dynamicIdSets.get(split);
+    if (!ids) dynamicIdSets.set(split, (ids = new Set(split.dynamic.map((r) => r.id))));
+    return ids;
+  }
+
+  /** The mode a route id is served in now. */
+  modeOf(id: string): RouteMode {
+    return this.dynamicIds().has(id) ? 'dynamic' : 'explicit';
+  }
+
+  private statusOnly(id: string, route: DesiredRoute | undefined, buildError: string | undefined): { status: RouteStatus; error: string | null } {
     if (buildError) return { status: 'error', error: buildError };
     const r = this.reported.get(id);
     if (!r || !route || r.route !== textOf(route)) return { status: 'pending', error: null };
@@ -112,32 +172,60 @@ export class ProxyState {
 
   /** Every route (explicit and record-derived) as the API shows it, sorted by id. */
   views(): Route[] {
-    const { routes, errors } = this.build();
-    const desired = new Map(routes.map((r) => [r.id, r]));
+    const { errors } = this.build();
+    const desired = this.byId();
     const out: Route[] = [];
     const stored = this.routes.scan();
     for (const r of stored.routes) out.push({ ...r, source: 'api', ...this.statusOf(r.id, desired.get(r.id), errors.get(r.id)) });
     // Rows that no longer parse are never built; they are shown so they can be replaced or removed.
-    for (const { reason, ...r } of stored.broken) out.push({ ...r, source: 'api', status: 'error', error: reason });
+    for (const { reason, ...r } of stored.broken) out.push({ ...r, source: 'api', mode: 'explicit', status: 'error', error: reason });
     const seen = new Set(out.map((v) => v.id));
     for (const rec of this.proxied.values()) {
       if (rec.type !== 'A' && rec.type !== 'AAAA') continue;
       const id = recordRouteId(rec.name);
       if (seen.has(id)) continue;
       seen.add(id);
-      out.push({
-        id,
-        source: 'record',
-        hosts: [rec.name.replace(/\.$/, '')],
-        path: null,
-        upstreams: rec.proxy?.upstreams ?? [],
-        tls: rec.proxy?.tls ?? 'off',
-        health_path: null,
-        created_at: rec.created_at,
-        updated_at: rec.updated_at,
-        ...this.statusOf(id, desired.get(id), errors.get(id)),
-      });
+      out.push(this.recordView(rec, desired.get(id), errors.get(id)));
     }
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  }
+
+  /** One route as views() shows it, or undefined; without building every other view (a write's reply). */
+  view(id: string): Route | undefined {
+    const { errors } = this.build();
+    const desired = this.byId();
+    if (id.startsWith('record:')) {
+      const name = `${id.slice('record:'.length)}.`;
+      const rec = this.proxied.get(`${name} A`) ?? this.proxied.get(`${name} AAAA`);
+      return rec ? this.recordView(rec, desired.get(id), errors.get(id)) : undefined;
+    }
+    const r = this.routes.get(id);
+    // An API id whose row does not parse (or none): the full listing knows which.
+    if (!r) return this.routes.has(id) ? this.views().find((v) => v.id === id) : undefined;
+    return { ...r, source: 'api', ...this.statusOf(r.id, desired.get(r.id), errors.get(r.id)) };
+  }
+
+  /** The current build's routes by id (cached per build). */
+  private byId(): Map<string, DesiredRoute> {
+    const build = this.build();
+    let map = idMaps.get(build);
+    if (!map) idMaps.set(build, (map = new Map(build.routes.map((r) => [r.id, r]))));
+    return map;
+  }
+
+  private recordView(rec: StoredRecord, route: DesiredRoute | undefined, error: string | undefined): Route {
+    const id = recordRouteId(rec.name);
+    return {
+      id,
+      source: 'record',
+      hosts: [rec.name.replace(/\.$/, '')],
+      path: null,
+      upstreams: rec.proxy?.upstreams ?? [],
+      tls: rec.proxy?.tls ?? 'off',
+      health_path: null,
+      created_at: rec.created_at,
+      updated_at: rec.updated_at,
+      ...this.statusOf(id, route, error),
+    };
   }
 }

@@ -2,9 +2,9 @@
 // (renderer, Caddy admin client, validator) the reconciler is built from.
 
 import type { OwnEndpoints } from '../model/endpoints.js';
+import type { TlsMode } from '../model/route.js';
 
-export const TLS_MODES = ['off', 'internal', 'acme'] as const;
-export type TlsMode = (typeof TLS_MODES)[number];
+export type { TlsMode } from '../model/route.js';
 
 /** One reverse-proxy route as the renderer takes it: every field already validated. */
 export interface DesiredRoute {
@@ -33,6 +33,12 @@ export interface ProxySettings {
    * always passes them). endpointsOf() adds the admin TCP port, httpPort, httpsPort and listenIp.
    */
   own?: OwnEndpoints;
+  /**
+   * Where Caddy asks our DNS server about plain names (`udp/<ip>:<port>`). Set: render adds the
+   * static dynamic routes and plain names are served through DNS (no reload per change). Absent:
+   * every route is rendered into the config.
+   */
+  dynamic?: { resolver: string };
 }
 
 export interface DesiredProxy {

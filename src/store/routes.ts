@@ -8,31 +8,10 @@ import { randomBytes } from 'node:crypto';
 import { ZodError } from 'zod';
 import { AppError, zodFields } from '../errors.js';
 import { logger } from '../log/index.js';
-import { routeInput, type RouteInput } from '../model/route.js';
-import { TLS_MODES, type TlsMode } from '../proxy/types.js';
+import { TLS_MODES, routeInput, type BrokenRoute, type RouteInput, type StoredRoute, type TlsMode } from '../model/route.js';
 import type { Db } from './db.js';
 import { notify, type Notifying } from './simulate.js';
 
-export interface StoredRoute extends Required<Omit<RouteInput, 'path' | 'health_path'>> {
-  id: string;
-  path: string | null;
-  health_path: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-/** A stored row that does not parse: what can be shown of it, and why it is not served. */
-export interface BrokenRoute {
-  id: string;
-  hosts: string[];
-  path: string | null;
-  upstreams: string[];
-  tls: TlsMode;
-  health_path: string | null;
-  created_at: string;
-  updated_at: string;
-  reason: string;
-}
 
 interface Row {
   id: string;

@@ -197,3 +197,43 @@ describe('api: /api/v1/routes, plan, dry runs', () => {
     expect((await req('GET', '/api/v1/routes/x y')).statusCode).to.equal(400);
   });
 });
+
+describe('api: plain names (dynamic mode) and whether a change reloads Caddy', () => {
+  let f: ApiFixture;
+  beforeEach(async () => (f = await apiFixture({ resolver: 'udp/127.0.0.1:5300' })));
+  afterEach(async () => f.close());
+
+  const req = (method: 'GET' | 'POST' | 'PUT' | 'DELETE', url: string, payload?: object) => f.app.inject({ method, url, headers: f.auth, ...(payload ? { payload } : {}) });
+  const llm = { service_name: 'llm', name: 'llm', ip: '100.1.1.1', port: 8080, forward_to_ip: '100.2.2.2', proxy_enabled: true };
+
+  it('a plain record is mode dynamic and its dry run needs no reload; an explicit route is and does', async () => {
+    const dry = (await req('POST', '/add-record?dry_run=true', llm)).json();
+    expect(dry.plan.caddy_reload).to.equal(false);
+    expect(dry.plan.routes.added.map((r: { id: string }) => r.id)).to.deep.equal(['record:llm.home.arpa']);
+    await req('POST', '/add-record', llm);
+    expect((await req('GET', '/api/v1/routes/record:llm.home.arpa')).json().route).to.include({ mode: 'dynamic' });
+    await f.pipeline.settled();
+    expect(f.plain.has('llm.home.arpa')).to.equal(true);
+    // Nothing explicit pending: the plan has no Caddy changes.
+    f.applied.value = f.proxy.desired();
+    expect((await req('GET', '/api/v1/plan')).json().plan).to.deep.include({ caddy_reload: false, routes: { added: [], changed: [], removed: [] } });
+
+    const route = (await req('POST', '/api/v1/routes?dry_run=true', { hosts: ['llm.home.arpa'], path: '/admin', upstreams: ['192.0.2.5:80'] })).json();
+    expect(route.plan.caddy_reload).to.equal(true);
+    const made = (await req('POST', '/api/v1/routes', { hosts: ['llm.home.arpa'], path: '/admin', upstreams: ['192.0.2.5:80'] })).json().route;
+    expect(made).to.include({ mode: 'explicit' });
+    // The record's name is claimed by an explicit route now: it is explicit too, and the plan shows the reload.
+    expect((await req('GET', '/api/v1/routes/record:llm.home.arpa')).json().route).to.include({ mode: 'explicit' });
+    const plan = (await req('GET', '/api/v1/plan')).json().plan;
+    expect(plan.caddy_reload).to.equal(true);
+    expect(plan.routes.added.map((r: { id: string }) => r.id).sort()).to.deep.equal([made.id, 'record:llm.home.arpa'].sort());
+    await f.pipeline.settled();
+    expect(f.plain.has('llm.home.arpa')).to.equal(false);
+  });
+
+  it('a plain record whose upstream is a name outside our zones stays explicit', async () => {
+    const res = await req('POST', '/api/v1/records', { name: 'nas', type: 'A', values: ['100.1.1.2'], proxy: { enabled: true, upstreams: ['nas.tailnet.example:5000'] } });
+    expect(res.statusCode, res.body).to.equal(201);
+    expect((await req('GET', '/api/v1/routes/record:nas.home.arpa')).json().route).to.include({ mode: 'explicit' });
+  });
+});

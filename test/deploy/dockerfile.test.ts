@@ -1,4 +1,5 @@
-// Dockerfile.all is never built here (no Docker engine): this checks it against the repo instead.
+// Dockerfile.all checked against the repo without building it (image.test.ts builds and runs it
+// with podman where podman can run).
 // Every local COPY source exists and survives .dockerignore, every script a RUN names exists, the
 // runtime stage runs supervisord with a copy of the top-level supervisord.conf, the files that
 // config starts are in the image, every %(ENV_X)s it reads gets a value from the Dockerfile's
@@ -148,6 +149,14 @@ describe('deploy: Dockerfile.all against the repo', () => {
   const text = read('Dockerfile.all');
   const all = stages(parseDockerfile(text));
   const runtime = all.at(-1)!;
+  /** The stage a FROM scratch stage copies its whole file system from (`COPY --from=<stage> / /` first). */
+  const rootSource = (st: Stage): Stage | undefined => {
+    const first = copies(st)[0];
+    if (st.image !== 'scratch' || !first || first.from === null || first.sources.join(' ') !== '/' || first.dest !== '/') return undefined;
+    return all.find((s) => s.name === first.from || String(s.index) === first.from);
+  };
+  /** The runtime stage and the stage its file system comes from, when it is FROM scratch. */
+  const runtimeStages = [rootSource(runtime), runtime].filter((x): x is Stage => x !== undefined);
   const dockerignore = read('.dockerignore').split('\n');
   const conf = read('supervisord.conf');
 
@@ -196,13 +205,19 @@ describe('deploy: Dockerfile.all against the repo', () => {
       }
   });
 
-  it('every stage builds on node:<major>-bookworm-slim, the major scripts/lib.sh pins, which package.json "engines" allows', () => {
+  it('every stage builds on node:<major>-bookworm-slim, the major scripts/lib.sh pins, which package.json "engines" allows (or on scratch, from such a stage\'s whole file system)', () => {
     const lib = read('scripts/lib.sh');
     const pin = /^NODE_PIN=(\d+)\.\d+\.\d+$/m.exec(lib)?.[1];
     const min = /^NODE_MIN_MAJOR=(\d+)$/m.exec(lib)?.[1];
     expect(pin, 'scripts/lib.sh: NODE_PIN=<major>.<minor>.<patch>').to.be.a('string');
     expect(min, 'scripts/lib.sh: NODE_MIN_MAJOR=<major>').to.be.a('string');
-    for (const st of all) expect(st.image, `stage ${st.name ?? st.index}`).to.equal(`node:${pin}-bookworm-slim`);
+    for (const st of all) {
+      if (st.image === 'scratch') {
+        const root = rootSource(st);
+        expect(root, `stage ${st.name ?? st.index}: FROM scratch must start with COPY --from=<stage> / /`).not.to.equal(undefined);
+        expect(root!.image, `stage ${st.name ?? st.index}: its / comes from`).to.equal(`node:${pin}-bookworm-slim`);
+      } else expect(st.image, `stage ${st.name ?? st.index}`).to.equal(`node:${pin}-bookworm-slim`);
+    }
     expect((JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node).to.equal(`>=${min}`);
     expect(Number(pin)).to.be.at.least(Number(min));
   });
@@ -275,7 +290,7 @@ describe('deploy: Dockerfile.all against the repo', () => {
   it("Caddy's admin API is a unix socket in the run dir, made owner-only, in the image and in scripts/run.sh", () => {
     const env = envOf(runtime);
     expect(env.DNSPROXY_CADDY_ADMIN).to.equal(`unix/${env.DNSPROXY_RUN_DIR}/caddy-admin.sock`);
-    const runs = runtime.instructions.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+    const runs = runtimeStages.flatMap((st) => st.instructions).filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
     expect(runs, 'the image makes its run dir 0700').to.match(new RegExp(`chmod 0?700 (?:/\\S+ )*${env.DNSPROXY_RUN_DIR}(?:\\s|$)`));
     const runSh = read('scripts/run.sh');
     expect(runSh).to.include('export DNSPROXY_CADDY_ADMIN="${DNSPROXY_CADDY_ADMIN:-unix/$DNSPROXY_RUN_DIR/caddy-admin.sock}"');
@@ -297,10 +312,31 @@ describe('deploy: Dockerfile.all against the repo', () => {
       expect(copy, `${inImage} (supervisord.conf) is not copied into the image`).not.to.equal(undefined);
       if (copy!.from === null) {
         const dest = posix.resolve(workdir, copy!.dest);
-        const src = dest === inImage ? copy!.sources[0]! : join(copy!.sources[0]!, relative(dest, inImage));
+        const rel = relative(dest, inImage);
+        // COPY a b ./dir/ puts each file source under its own name; COPY dir ./dir copies the tree.
+        const named = copy!.sources.find((x) => posix.basename(x) === rel && !statSync(join(APP_DIR, x)).isDirectory());
+        const src = dest === inImage ? copy!.sources[0]! : (named ?? join(copy!.sources[0]!, rel));
         expect(existsSync(join(APP_DIR, src)), `${src} (copied to ${inImage})`).to.equal(true);
       }
     }
+  });
+
+  it('the ENTRYPOINT is scripts/container-start.sh, copied into the image; it checks the data dir, then runs the CMD', () => {
+    const entry = runtime.instructions.filter((i) => i.op === 'ENTRYPOINT').at(-1);
+    expect(entry, 'ENTRYPOINT').not.to.equal(undefined);
+    const argv = words(entry!.args);
+    expect(argv).to.deep.equal([`${envOf(runtime).DNSPROXY_APP_DIR}/scripts/container-start.sh`]);
+    expect(copies(runtime).some((c) => c.from === null && c.sources.includes('scripts/container-start.sh'))).to.equal(true);
+    expect(statSync(join(APP_DIR, 'scripts/container-start.sh')).mode & 0o111, 'executable').not.to.equal(0);
+    expect(read('scripts/container-start.sh')).to.match(/^exec "\$@"$/m);
+  });
+
+  it('pins the service user\'s uid and gid (a bind mount can be chowned before the first start), and the build stage builds against the image\'s Node headers', () => {
+    const runs = runtimeStages.flatMap((st) => st.instructions).filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+    expect(runs).to.match(/useradd [^&]*--uid 10001 /);
+    expect(runs).to.match(/groupadd [^&]*--gid 10001 /);
+    expect(read('docs/deployment.md')).to.include('chown -R 10001:10001');
+    expect(envOf(all[0]!)).to.include({ npm_config_nodedir: '/usr/local' });
   });
 
   it('every stage installs only packages Debian 12 has (checked with apt-cache when this host is bookworm)', function () {
@@ -308,7 +344,7 @@ describe('deploy: Dockerfile.all against the repo', () => {
     if (!/VERSION_CODENAME=bookworm/.test(osRelease) || spawnSync('apt-cache', ['--version']).status !== 0) return this.skip();
     if (!/500 \S+/.test(spawnSync('apt-cache', ['policy']).stdout.toString())) return this.skip(); // no package lists on this host
     expect(all[0]!.image).to.match(/bookworm/);
-    expect(runtime.image).to.match(/bookworm/);
+    expect(runtimeStages[0]!.image).to.match(/bookworm/);
     const installs = all.flatMap((st) => st.instructions).filter((i) => i.op === 'RUN').flatMap((i) => [...i.args.matchAll(/apt-get install ((?:-\S+\s+)*)([\w.+\s-]+?)(?:&&|$)/g)].flatMap((m) => m[2]!.split(/\s+/).filter((w) => w && !w.startsWith('-'))));
     expect(installs).to.include.members(['caddy', 'supervisor', 'libcap2-bin']);
     // One apt-cache call (each costs ~0.5 s): "pkg:\n  Installed: …\n  Candidate: 1.2-3" per known package.

@@ -51,7 +51,8 @@ describe('e2e: proxied records and routes through a real Caddy', function () {
     tmp?.cleanup();
   });
 
-  it('POST /add-record (proxied) is served within 1 s; removing it gives the catch-all 404 within 1 s', async () => {
+  // A plain name is served through DNS: Caddy re-asks a name's SRV every DYNAMIC_REFRESH (1 s), so a removal shows within 2 s.
+  it('POST /add-record (proxied) is served within 1 s; removing it gives the catch-all 404 within 2 s', async () => {
     const [host, port] = backend.dial.split(':');
     const res = await fetch(`${c.apiUrl}/add-record`, { method: 'POST', headers: auth, body: JSON.stringify({ service_name: 'llm', name: 'llm', ip: '127.0.0.1', port: Number(port), forward_to_ip: host, proxy_enabled: true }) });
     expect(res.status).to.equal(201);
@@ -62,7 +63,7 @@ describe('e2e: proxied records and routes through a real Caddy', function () {
     expect(reply.headers['x-real-ip']).to.equal('127.0.0.1');
     const del = await fetch(`${c.apiUrl}/remove-record?name=llm`, { method: 'DELETE', headers: { authorization: auth.authorization } });
     expect(del.status).to.equal(200);
-    const down = await within(1000, async () => (await via('llm.home.arpa')).status === 404);
+    const down = await within(2000, async () => (await via('llm.home.arpa')).status === 404);
     console.log(`      route live after ${up} ms, gone after ${down} ms`);
   });
 
@@ -76,7 +77,7 @@ describe('e2e: proxied records and routes through a real Caddy', function () {
     await within(1000, async () => (await via('app.home.arpa')).status === 404);
   });
 
-  it('a burst of 500 record adds causes at most 3 Caddy loads and all 500 hosts are served', async () => {
+  it('a burst of 500 plain record adds causes no Caddy load and all 500 hosts are served', async () => {
     const before = await loads(c);
     const [host, port] = backend.dial.split(':');
     const started = Date.now();
@@ -90,7 +91,7 @@ describe('e2e: proxied records and routes through a real Caddy', function () {
     await within(3000, async () => JSON.parse((await cli(['--json', 'plan'], env)).stdout).in_sync === true);
     const pushes = (await loads(c)) - before;
     console.log(`      500 adds acknowledged in ${acked} ms → ${pushes} Caddy load(s)`);
-    expect(pushes).to.be.within(1, 3);
+    expect(pushes).to.equal(0);
     for (const i of [0, 137, 250, 499]) expect((await via(`s${i}.home.arpa`)).body).to.include('llm-backend');
   });
 

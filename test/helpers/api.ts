@@ -1,22 +1,22 @@
 // An API instance on a temp database, for inject() tests.
 import type { FastifyInstance } from 'fastify';
 import { build } from '../../src/api/app.js';
+import { wire } from '../../src/controller.js';
+import type { PlainUpstreams } from '../../src/dns/index.js';
+import type { ChangePipeline } from '../../src/proxy/pipeline.js';
 import { rollUp, type HealthReport } from '../../src/api/health.js';
-import { ZoneIndex } from '../../src/dns/index.js';
+import type { ZoneIndex } from '../../src/dns/index.js';
+import type { ProxyState } from '../../src/proxy/state.js';
 import { openDb, type Db } from '../../src/store/db.js';
 import { backupInto } from '../../src/store/backup.js';
-import { RecordStore } from '../../src/store/records.js';
-import { TokenStore } from '../../src/store/tokens.js';
-import { RouteStore } from '../../src/store/routes.js';
-import { simulate, transact } from '../../src/store/simulate.js';
-import { ProxyState } from '../../src/proxy/state.js';
-import { zoneResolver } from '../../src/proxy/resolve.js';
+import type { RecordStore } from '../../src/store/records.js';
+import type { RouteStore } from '../../src/store/routes.js';
+import type { TokenStore } from '../../src/store/tokens.js';
 import type { DesiredProxy } from '../../src/proxy/types.js';
 import { setLogLevel } from '../../src/log/index.js';
 import { mailWiring, type MailWiring } from '../../src/mail/wiring.js';
 import { tempDir } from './tmp.js';
 import { loadConfig } from '../../src/config/load.js';
-import { ownEndpoints } from '../../src/model/endpoints.js';
 
 // In-process tests assert on responses; request lines would only bury mocha's output.
 setLogLevel('warn');
@@ -36,6 +36,9 @@ export interface ApiFixture {
   records: RecordStore;
   routes: RouteStore;
   proxy: ProxyState;
+  /** The DNS table of plain names the pipeline publishes. */
+  plain: PlainUpstreams;
+  pipeline: ChangePipeline;
   tokens: TokenStore;
   token: string;
   /** What the fake reconciler reports as applied; tests set it. */
@@ -58,56 +61,46 @@ export interface ApiFixtureOptions {
   keyRequestsPerMinute?: number;
   /** The mail jobs' and key rate limit's clock (DKIM rotation). */
   now?: () => number;
+  /** Serve plain names through DNS, Caddy asking this resolver address (default: every route explicit). */
+  resolver?: string;
+  /** How the pipeline defers its work (default setImmediate). */
+  defer?: (fn: () => void) => void;
 }
 
 export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixture> {
   const tmp = tempDir();
   const db = openDb(tmp.dir);
-  const records = new RecordStore(db, ZONES);
-  const tokens = new TokenStore(db);
-  const index = new ZoneIndex(ZONES.map((name) => ({ name, nameservers: [`ns1.${name}`], hostmaster: `hostmaster.${name}`, nodeIp: NODE_IP })));
-  for (const zone of ZONES) index.load(zone, records.serial(zone), records.list({ zone }));
-  records.onChange((c) => {
-    index.apply(c);
-    return index.settled();
-  });
-  const routes = new RouteStore(db);
   // Proxy settings from the config defaults, as the controller wires them, with Caddy's admin API
   // on loopback TCP (127.0.0.1:2019) so tests can show a route to it refused.
-  const config = loadConfig({ env: { DNSPROXY_DATA_DIR: tmp.dir, DNSPROXY_NODE_IP: NODE_IP, DNSPROXY_CADDY_ADMIN: '127.0.0.1:2019' }, interfaces: {} });
-  const settings = { httpPort: config.http_port, httpsPort: config.https_port, listenIp: config.listen_ip, admin: config.caddy_admin, own: ownEndpoints(config) };
-  const proxy = new ProxyState(records, routes, zoneResolver(index), settings);
+  const config = { ...loadConfig({ env: { DNSPROXY_DATA_DIR: tmp.dir, DNSPROXY_NODE_IP: NODE_IP, DNSPROXY_CADDY_ADMIN: '127.0.0.1:2019' }, interfaces: {} }), zones: ZONES };
+  // The controller's own wiring, without a reconciler: tests set what Caddy "runs" (applied).
+  const w = wire(config, { db, caddy: null, ...(opts.defer ? { defer: opts.defer } : {}) });
+  if (opts.resolver) w.proxy.useResolver(opts.resolver);
+  w.pipeline.start();
   const applied: { value: DesiredProxy | null } = { value: null };
-  const { token } = tokens.create('test', 'admin');
+  const { token } = w.tokens.create('test', 'admin');
   let mail: MailWiring | undefined;
   const app = await build({
-    routes,
-    proxy,
+    ...w.api,
+    ownAddresses: [NODE_IP, '127.0.0.1'],
     proxyStatus: () => ({ applied: applied.value, caddyUp: true, inSync: applied.value !== null, lastError: null }),
     caddyfile: opts.caddyfile ?? ((d) => d.routes.map((r) => `${r.hosts.join(' ')} -> ${r.upstreams.join(' ')}`).join('\n')),
-    simulate: (fn) => simulate(db, [records, routes], fn),
-    transaction: (fn) => transact(db, [records, routes], fn),
-    zones: ZONES,
-    nodeIp: NODE_IP,
-    ownAddresses: [NODE_IP, '127.0.0.1'],
-    records,
-    tokens,
-    servedRecords: (z) => index.servedRecords(z),
-    synthesisedRecords: (z) => index.synthesisedRecords(z),
     health: opts.health ?? (() => rollUp({ store: { status: 'ok' }, dns: { status: 'ok' }, proxy: { status: 'disabled' }, mail: { status: 'disabled' } })),
     version: 'test',
-    mail: (mail = mailWiring({ db, records, config: { mail_hostname: MAIL_HOSTNAME, node_ip: NODE_IP, listen_ip: '127.0.0.1', api_key_requests_per_minute: opts.keyRequestsPerMinute ?? 100, mail_retention_days: opts.retentionDays ?? 30 }, dnsPort: () => opts.dnsPort?.() ?? 53, transaction: (fn) => transact(db, [records, routes], fn), timer: false, ...(opts.now ? { now: opts.now } : {}) })).deps,
+    mail: (mail = mailWiring({ db, records: w.records, config: { mail_hostname: MAIL_HOSTNAME, node_ip: NODE_IP, listen_ip: '127.0.0.1', api_key_requests_per_minute: opts.keyRequestsPerMinute ?? 100, mail_retention_days: opts.retentionDays ?? 30 }, dnsPort: () => opts.dnsPort?.() ?? 53, transaction: w.api.transaction, timer: false, ...(opts.now ? { now: opts.now } : {}) })).deps,
     backup: () => backupInto(db, tmp.dir),
   });
   return {
     app,
     db,
     dir: tmp.dir,
-    index,
-    records,
-    routes,
-    proxy,
-    tokens,
+    index: w.index,
+    records: w.records,
+    routes: w.routes,
+    proxy: w.proxy,
+    plain: w.plain,
+    pipeline: w.pipeline,
+    tokens: w.tokens,
     token,
     applied,
     auth: { authorization: `Bearer ${token}` },
@@ -115,6 +108,8 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     close: async () => {
       mail.stop();
       await app.close();
+      await w.pipeline.settled();
+      w.uncount();
       db.close();
       tmp.cleanup();
     },

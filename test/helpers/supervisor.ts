@@ -17,8 +17,8 @@ import { tempDir } from './tmp.js';
 
 export const APP_DIR = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
 export const CONF = join(APP_DIR, 'supervisord.conf');
-/** Every program reaches RUNNING after startsecs (1 s, 2 s, 2 s); a loaded box may need more. */
-const START_TIMEOUT_MS = 30_000;
+/** Every program reaches RUNNING after startsecs (1 s, 2 s, 20 s); a loaded box may need more. */
+const START_TIMEOUT_MS = 60_000;
 /** run.sh compiles first (tsc ~5 s, npm ci when the lockfile changed), slower on a loaded box. */
 const RUN_SH_START_TIMEOUT_MS = 90_000;
 /** supervisord stops the controller then Caddy, each with stopwaitsecs=15 at worst. */

@@ -4,8 +4,7 @@
 // test/helpers/caddy.ts instead.
 import { createHash } from 'node:crypto';
 import { CaddyRejected, CaddyUnavailable, type CaddyApi } from '../../src/proxy/caddy.js';
-import { canonicalJson } from '../../src/proxy/quarantine.js';
-import { defaultMarkerId } from '../../src/proxy/reconcile.js';
+import { canonicalJson, markerId } from '../../src/proxy/render.js';
 import type { DesiredProxy, DesiredRoute, Rendered } from '../../src/proxy/types.js';
 
 export const SERVER = 'dnsproxy';
@@ -37,7 +36,7 @@ export function testRender(d: DesiredProxy): Rendered {
   const server: Record<string, unknown> = { listen: [`127.0.0.1:${d.settings.httpPort}`], routes, automatic_https: { disable: true } };
   const config = { admin: { listen: d.settings.admin, config: { persist: false } }, apps: { http: { servers: { [SERVER]: server } } } };
   const hash = createHash('sha256').update(canonicalJson(config)).digest('hex');
-  server['@id'] = defaultMarkerId(hash);
+  server['@id'] = markerId(hash);
   return { config, hash, warnings: [] };
 }
 

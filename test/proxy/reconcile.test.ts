@@ -4,7 +4,8 @@ import { expect } from 'chai';
 import winston from 'winston';
 import { CaddyRejected } from '../../src/proxy/caddy.js';
 import { parseRoutePosition, routesAt } from '../../src/proxy/quarantine.js';
-import { Reconciler, type PollOutcome, type ReconcilerOptions, type RouteStatus } from '../../src/proxy/reconcile.js';
+import type { AppliedStatus as RouteStatus } from '../../src/model/route.js';
+import { Reconciler, type PollOutcome, type ReconcilerOptions } from '../../src/proxy/reconcile.js';
 import type { DesiredProxy } from '../../src/proxy/types.js';
 import { FakeCaddy, desired, fakeVerdict, route, testRender } from './reconcile-fixture.js';
 

@@ -1,0 +1,146 @@
+// The change pipeline (src/proxy/pipeline.ts) through the controller's own wiring (wire()):
+// stage order, nothing rendered on the writer's stack, no stale push whatever the start order.
+import { expect } from 'chai';
+import { wire, type Wired } from '../../src/controller.js';
+import { loadConfig } from '../../src/config/load.js';
+import { openDb, type Db } from '../../src/store/db.js';
+import { zoneResolver } from '../../src/proxy/resolve.js';
+import { FakeCaddy } from './reconcile-fixture.js';
+import { tempDir } from '../helpers/tmp.js';
+import { setLogLevel } from '../../src/log/index.js';
+
+setLogLevel('warn');
+
+const ZONE = 'home.arpa.';
+const a = (name: string, ip: string, proxy?: { upstreams: string[] }) => ({
+  name: `${name}.${ZONE}`,
+  zone: ZONE,
+  data: { type: 'A' as const, values: [ip] },
+  ttl: 300,
+  proxy: proxy ? { enabled: true, upstreams: proxy.upstreams } : null,
+  service_name: null,
+});
+
+/** Dials in a config Caddy runs (any depth). */
+function dials(config: unknown): string[] {
+  const out: string[] = [];
+  const walk = (v: unknown): void => {
+    if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object')
+      for (const [k, x] of Object.entries(v)) {
+        if (k === 'dial' && typeof x === 'string') out.push(x);
+        else walk(x);
+      }
+  };
+  walk(config);
+  return out.sort();
+}
+
+describe('change pipeline', function () {
+  this.timeout(30_000);
+  let tmp: ReturnType<typeof tempDir>;
+  let db: Db;
+  let w: Wired;
+  let caddy: FakeCaddy;
+  let queue: (() => void)[];
+  const drain = () => {
+    while (queue.length) queue.shift()!();
+  };
+
+  function setup(resolver?: string): void {
+    tmp = tempDir();
+    db = openDb(tmp.dir);
+    caddy = new FakeCaddy();
+    queue = [];
+    const config = loadConfig({ env: { DNSPROXY_DATA_DIR: tmp.dir, DNSPROXY_NODE_IP: '192.0.2.10' }, interfaces: {} });
+    w = wire(config, { db, caddy, reconciler: { debounceMs: 0, maxWaitMs: 0, driftPollMs: 60_000 }, defer: (fn) => queue.push(fn) });
+    if (resolver) w.proxy.useResolver(resolver);
+  }
+  afterEach(async () => {
+    drain();
+    await w?.pipeline.settled();
+    await w?.reconciler?.stop();
+    db?.close();
+    tmp?.cleanup();
+  });
+
+  async function settle(): Promise<void> {
+    for (let i = 0; i < 20 && queue.length; i++) {
+      drain();
+      await w.pipeline.settled();
+    }
+    await w.reconciler!.flush();
+  }
+
+  it('runs index → desired → reconcile in that order, off the writer stack', async () => {
+    setup();
+    const order: string[] = [];
+    const apply = w.index.apply.bind(w.index);
+    w.index.apply = (c, cb) => (order.push('index'), apply(c, cb));
+    const split = w.proxy.split.bind(w.proxy);
+    w.proxy.split = () => (order.push('desired'), split());
+    const trigger = w.reconciler!.trigger.bind(w.reconciler!);
+    w.reconciler!.trigger = () => (order.push('reconcile'), trigger());
+    w.pipeline.start();
+    w.reconciler!.start();
+    await settle();
+    order.length = 0;
+    const loads = caddy.loads.length;
+    w.api.transaction(() => w.records.put([a('app', '192.0.2.10', { upstreams: ['192.0.2.7:8080'] })]));
+    // The write returned: the index has it, nothing was rendered or pushed yet.
+    expect(order).to.deep.equal(['index']);
+    expect(caddy.loads.length).to.equal(loads);
+    await settle();
+    expect(order.slice(0, 3)).to.deep.equal(['index', 'desired', 'reconcile']);
+    expect(dials(caddy.running)).to.deep.equal(['192.0.2.7:8080']);
+  });
+
+  for (const first of ['reconciler', 'pipeline'] as const)
+    it(`an upstream name in our zone is pushed with its new address (${first} started first)`, async () => {
+      setup();
+      w.records.put([a('db', '192.0.2.1')]);
+      w.routes.put({ hosts: ['app.home.arpa'], upstreams: ['db.home.arpa:5432'], tls: 'off' });
+      if (first === 'reconciler') w.reconciler!.start();
+      w.pipeline.start();
+      if (first === 'pipeline') w.reconciler!.start();
+      await settle();
+      expect(dials(caddy.running)).to.deep.equal(['192.0.2.1:5432']);
+      // The reconciler reads desired state whenever it likes: it must never see the old address
+      // once the index serves the new one.
+      const resolve = zoneResolver(w.index);
+      let stale = 0;
+      const desired = w.proxy.desired.bind(w.proxy);
+      w.proxy.desired = () => {
+        const d = desired();
+        if (resolve('db.home.arpa')?.[0] === '192.0.2.2' && dials(d.routes.map((r) => r.upstreams.map((dial) => ({ dial })))).includes('192.0.2.1:5432')) stale++;
+        return d;
+      };
+      w.api.transaction(() => w.records.put([a('db', '192.0.2.2')]));
+      await w.reconciler!.flush(); // a push forced before the pipeline ran
+      await settle();
+      expect(stale).to.equal(0);
+      expect(dials(caddy.running)).to.deep.equal(['192.0.2.2:5432']);
+    });
+
+  it('a plain record change goes to the DNS table only: the reconciler is not triggered', async () => {
+    setup('udp/127.0.0.1:53');
+    w.pipeline.start();
+    w.reconciler!.start();
+    await settle();
+    const triggers = w.pipeline.counts.triggers;
+    const loads = caddy.loads.length;
+    w.api.transaction(() => w.records.put([a('plain', '192.0.2.10', { upstreams: ['192.0.2.8:80'] })]));
+    await settle();
+    expect(w.pipeline.counts.triggers).to.equal(triggers);
+    expect(caddy.loads.length).to.equal(loads);
+    expect(w.plain.answer('_px._tcp.plain.home.arpa.', '_px._tcp.plain.home.arpa.', 'SRV')).to.have.length(1);
+    expect(w.proxy.views().find((r) => r.id === 'record:plain.home.arpa')).to.include({ mode: 'dynamic', status: 'active' });
+    // A route of its own for the same host makes the name explicit: one trigger, DNS entry gone.
+    w.api.transaction(() => w.routes.put({ hosts: ['plain.home.arpa'], path: '/admin', upstreams: ['192.0.2.9:80'], tls: 'off' }));
+    await settle();
+    expect(w.pipeline.counts.triggers).to.equal(triggers + 1);
+    expect(w.plain.has('plain.home.arpa')).to.equal(false);
+    expect(w.proxy.views().find((r) => r.id === 'record:plain.home.arpa')).to.include({ mode: 'explicit', status: 'active' });
+    expect(dials(caddy.running)).to.include('192.0.2.8:80');
+  });
+});
