@@ -17,8 +17,7 @@ import { TokenStore } from './store/tokens.js';
 import { RouteStore } from './store/routes.js';
 import { simulate, transact } from './store/simulate.js';
 import { mailComponent } from './mail/heartbeat.js';
-import { MailStore } from './mail/store.js';
-import { MessageStore } from './mail/messages.js';
+import { mailWiring, type MailWiring } from './mail/wiring.js';
 import { ProxyState } from './proxy/state.js';
 import { zoneResolver } from './proxy/resolve.js';
 import { CaddyAdmin, validateWithCaddy } from './proxy/caddy.js';
@@ -193,6 +192,7 @@ export class Controller {
   private uncount?: () => void;
   private dns?: DnsServer;
   private api?: FastifyInstance;
+  private mail?: MailWiring;
   private reconciler?: Reconciler;
   private certs?: CertWatch;
   private caddyProcess?: CaddyProcess;
@@ -283,7 +283,7 @@ export class Controller {
         ...wired.api,
         health,
         version: VERSION,
-        mail: { store: new MailStore(db), messages: new MessageStore(db) },
+        mail: (this.mail = mailWiring({ db, records: wired.records, config: c, dnsPort: () => dns.address().port, transaction: wired.api.transaction })).deps,
         backup: () => backupInto(db, c.data_dir),
       });
       await this.api.listen({ host: c.listen_ip, port: c.api_port });
@@ -298,6 +298,7 @@ export class Controller {
   }
 
   async stop(): Promise<void> {
+    this.mail?.stop();
     await this.api?.close().catch(() => undefined);
     this.certs?.stop();
     await this.reconciler?.stop().catch(() => undefined);
@@ -305,6 +306,6 @@ export class Controller {
     await this.dns?.stop().catch(() => undefined);
     this.uncount?.();
     this.db?.close();
-    this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = undefined;
+    this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = this.mail = undefined;
   }
 }

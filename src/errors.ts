@@ -20,6 +20,7 @@ export const ERRORS = {
   headers_too_large: { status: 431, title: 'The request headers are too large' },
   proxy_rejected: { status: 502, title: 'Caddy rejected the configuration' },
   unavailable: { status: 503, title: 'A component is temporarily unavailable; retry' },
+  rate_limited: { status: 429, title: 'Too many requests with this key; try again after Retry-After seconds' },
   internal: { status: 500, title: 'Internal error' },
   // Mail relay (src/mail): 4xx replies are transient (the client retries), 5xx permanent.
   mail_auth_required: { status: 401, smtp: 530, enhanced: '5.7.0', title: 'Authentication required' },
@@ -44,6 +45,7 @@ export const ERRORS = {
   mail_inbound_unrouted: { status: 503, smtp: 451, enhanced: '4.3.5', title: 'Mail for this domain cannot be routed here yet, try again later' },
   mail_dmarc_reject: { status: 403, smtp: 550, enhanced: '5.7.1', title: 'Rejected by the DMARC policy of the From: domain' },
   mail_auth_check_failed: { status: 503, smtp: 451, enhanced: '4.4.3', title: 'Could not check SPF/DKIM/DMARC (DNS), try again later' },
+  mail_recipient_suppressed: { status: 409, smtp: 550, enhanced: '5.1.1', title: 'The recipient is suppressed' },
   mail_loop: { status: 508, smtp: 554, enhanced: '5.4.6', title: 'Too many hops: a mail loop' },
 } as const;
 

@@ -13,12 +13,14 @@ import type { ProxyState } from '../proxy/state.js';
 import type { DesiredProxy } from '../proxy/types.js';
 import type { MailStore } from '../mail/store.js';
 import type { MessageStore } from '../mail/messages.js';
-import { DOCS_PREFIX, installAuth } from './auth.js';
+import type { MailDomains } from '../mail/domains.js';
+import { DOCS_PREFIX, installAuth, type AccountKeys } from './auth.js';
 import { errorOptions, installErrorHandling } from './errors.js';
 import type { HealthReport } from './health.js';
 import { legacyRoutes } from './legacy.js';
 import { backupRoutes } from './backup.js';
 import { mailRoutes } from './mail.js';
+import { mailDomainRoutes } from './mail-domains.js';
 import { openApiTransform } from './openapi.js';
 import { mailCredentialRoutes } from './mail-credentials.js';
 import { probeRoutes } from './probes.js';
@@ -53,7 +55,18 @@ export interface ApiDeps {
   /** Resolves once every committed change has gone through the change pipeline (DNS published, reconciler told). */
   settled: () => Promise<void>;
   /** The mail relay's settings and queue (the relay itself is another process). */
-  mail: { store: MailStore; messages: MessageStore };
+  mail: {
+    store: MailStore;
+    messages: MessageStore;
+    /** Mail-aware domains: the records our DNS publishes for them (src/mail/domains.ts). */
+    domains: MailDomains;
+    /** The relay's host name (mail_hostname): MX target, MTA-STS policy mx. */
+    hostname: string;
+    /** Where our DNS server answers (for `mail domain check`). */
+    dnsServer: () => { host: string; port: number };
+    /** Mail account API keys as bearer tokens, and their rate limit (mail-account.ts). */
+    keys: AccountKeys;
+  };
   /** Takes a consistent copy of the database into a new owner-only file; the caller removes it. */
   backup: () => Promise<{ file: string; pages: number; restarts: number }>;
 }
@@ -67,7 +80,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installErrorHandling(app, log);
-  installAuth(app, deps.tokens);
+  installAuth(app, deps.tokens, deps.mail.keys);
   // While a zone import writes through its own connection (zone-import.ts), other writes wait
   // here, off the main thread's back: SQLite would block it until the import commits.
   app.addHook('preHandler', async (req) => {
@@ -102,6 +115,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(proxyRoutes(deps));
   await app.register(mailRoutes(deps));
   await app.register(mailCredentialRoutes(deps));
+  await app.register(mailDomainRoutes(deps));
   await app.register(backupRoutes(deps));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();

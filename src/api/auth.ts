@@ -10,10 +10,14 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** The least token scope the route needs (default: read for GET/HEAD, write otherwise). */
     scope?: TokenScope;
+    /** A mail account's API key may call this route (for its own account only: mail-account.ts). */
+    account?: boolean;
   }
   interface FastifyRequest {
     /** The request's token, set by the auth hook (null on the open probes). */
     token: { id: string; scope: TokenScope } | null;
+    /** The mail account whose API key authenticated the request (null: a token, or none). */
+    mailAccount: string | null;
   }
 }
 
@@ -48,13 +52,37 @@ export function requireScope(req: FastifyRequest, need: TokenScope, what: string
   if (!scopeAllows(have, need)) throw forbidden(need, have, what);
 }
 
-export function installAuth(app: FastifyInstance, tokens: TokenStore): void {
+/** Bearer secrets that are not API tokens: a mail account's API key (mail-account.ts), and its rate limit. */
+export interface AccountKeys {
+  /** The account and key id `secret` is a live key of, else undefined. */
+  account: (secret: string) => { account: string; keyId: string } | undefined;
+  /** null when the key may make another request now, else the seconds until it may. */
+  take: (keyId: string) => number | null;
+  /** Requests per minute per key (for the 429's message). */
+  perMinute: number;
+}
+
+export function installAuth(app: FastifyInstance, tokens: TokenStore, keys?: AccountKeys): void {
   app.decorateRequest('token', null);
+  app.decorateRequest('mailAccount', null);
   app.addHook('onRequest', async (req, reply) => {
     if (OPEN_PATHS.has(req.url.split('?')[0] ?? '')) return;
     if (isOpenDocsRoute(req.method, req.routeOptions.url)) return;
     const secret = bearerOf(req);
     const token = secret ? tokens.authenticate(secret) : undefined;
+    const key = !token && secret && keys ? keys.account(secret) : undefined;
+    if (key) {
+      const wait = keys!.take(key.keyId);
+      if (wait !== null) {
+        void reply.header('retry-after', String(wait));
+        throw new AppError('rate_limited', `this API key made more than ${keys!.perMinute} requests a minute; try again in ${wait} s`);
+      }
+      req.mailAccount = key.account;
+      if (req.routeOptions.url === undefined) return;
+      if (!req.routeOptions.config.account)
+        throw new AppError('forbidden', `${req.method} ${req.routeOptions.url} needs an API token; a mail account's API key reaches only its own account's mail routes`);
+      return;
+    }
     if (!token) {
       void reply.header('www-authenticate', 'Bearer realm="dnsproxy"');
       throw new AppError('unauthorized', secret ? 'the bearer token is not valid (revoked or mistyped)' : 'send Authorization: Bearer <token>');

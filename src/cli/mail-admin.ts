@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { call, CliError } from './client.js';
 import { accountKeyCommands, mailCertCommand } from './mail-credentials.js';
+import { mailDomainCommands } from './mail-domains.js';
 import type { Globals } from './commands.js';
 import { printJson, table } from './output.js';
 
@@ -219,6 +220,7 @@ export function mailAdminCommands(mail: Command, g: Globals): void {
     });
 
   mailCertCommand(mail, g);
+  mailDomainCommands(mail, g);
 
   mail
     .command('queue')

@@ -20,6 +20,7 @@ import { SubmissionServer, type InboundOptions, type SessionTimeouts } from './s
 import { MailStore } from './store.js';
 import { AuthThrottle, LOCKOUT, LoginLockout, LoginSlots, MAX_AUTHS_PER_ADDRESS, type LockoutOptions, type ThrottleOptions } from './throttle.js';
 import { TLS_POLL_MS, TlsCertificates } from './tls.js';
+import { serveRelayMetrics } from './relay-metrics.js';
 
 export interface MailRelayOptions {
   dataDir: string;
@@ -28,6 +29,8 @@ export interface MailRelayOptions {
   submissionPort: number;
   /** Submission over implicit TLS (RFC 8314, usually 465); none: no such listener. */
   smtpsPort?: number | undefined;
+  /** The relay's own Prometheus endpoint (relay-metrics.ts); none: not served. */
+  metricsPort?: number | undefined;
   hostname: string;
   maxSize: number;
   maxClients: number;
@@ -116,6 +119,7 @@ export function relayOptions(c: Config): MailRelayOptions {
     smtpPort: c.smtp_port,
     submissionPort: c.submission_port,
     smtpsPort: c.smtps_port,
+    metricsPort: c.mail_metrics_port,
     hostname: c.mail_hostname ?? osHostname(),
     maxSize: c.mail_max_size,
     maxClients: c.mail_max_clients,
@@ -141,11 +145,12 @@ export class MailRelay {
   private heartbeat?: { timer: NodeJS.Timeout; owner: string };
   private auth?: Authenticator;
   private tlsTimer?: NodeJS.Timeout;
+  private metrics?: { port: number; close: () => Promise<void> };
   private readonly log = logger('mail');
 
   constructor(private readonly opts: MailRelayOptions) {}
 
-  async start(): Promise<{ smtpPort: number; submissionPort: number; smtpsPort?: number }> {
+  async start(): Promise<{ smtpPort: number; submissionPort: number; smtpsPort?: number; metricsPort?: number }> {
     const o = { ...DEFAULTS, ...this.opts };
     try {
       const db = (this.db = openDb(o.dataDir));
@@ -185,7 +190,8 @@ export class MailRelay {
       const smtpPort = await server({ inbound }).listen(o.smtpPort, o.listenIp);
       const submissionPort = await server().listen(o.submissionPort, o.listenIp);
       const smtpsPort = o.smtpsPort === undefined ? undefined : await server({ implicitTls: true }).listen(o.smtpsPort, o.listenIp);
-      const ports = { smtpPort, submissionPort, ...(smtpsPort === undefined ? {} : { smtpsPort }) };
+      this.metrics = o.metricsPort === undefined ? undefined : await serveRelayMetrics(o.listenIp, o.metricsPort);
+      const ports = { smtpPort, submissionPort, ...(smtpsPort === undefined ? {} : { smtpsPort }), ...(this.metrics ? { metricsPort: this.metrics.port } : {}) };
       // A certificate set or removed with `dnsproxy mail cert` reaches the next TLS handshake on every listener.
       let polling = false; // one poll at a time (making a self-signed pair can outlast the interval)
       const reloadTls = async () => {
@@ -229,6 +235,8 @@ export class MailRelay {
   }
 
   async stop(): Promise<void> {
+    await this.metrics?.close();
+    this.metrics = undefined;
     clearInterval(this.heartbeat?.timer);
     clearInterval(this.tlsTimer);
     await Promise.all([...this.servers.map((s) => s.close()), this.delivery?.stop()]);

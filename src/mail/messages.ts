@@ -236,6 +236,13 @@ export class MessageStore {
     ).get(self.next.status, self.attempt ? 1 : 0, self.next.next_attempt_at, self.next.provider, self.next.last_error, nowMs, self.rcpt_to ? JSON.stringify(self.rcpt_to) : null, id, owner) as { body_id: string | null } | undefined;
     if (!updated) return false;
     this.log(id, self.attempt, nowMs);
+    if (self.next.status === 'bounced' || splits.some((s) => s.next.status === 'bounced')) {
+      const m = this.get(id)!;
+      if (m.mail_from !== '') {
+        this.suppressHardBounce(self.next.status, self.attempt, m.rcpt_to, nowMs);
+        for (const s of splits) this.suppressHardBounce(s.next.status, s.attempt, s.rcpt_to, nowMs);
+      }
+    }
     if (self.dsn || splits.length) {
       const parent = this.get(id)!;
       if (self.dsn) this.queueDsn(parent, id, self.dsn, nowMs);
@@ -252,6 +259,17 @@ export class MessageStore {
     }
     if (FINAL_STATUSES.has(self.next.status) && updated.body_id) this.purgeBody(updated.body_id);
     return true;
+  }
+
+  /**
+   * A hard bounce (bounced with a 5.1.x status: no such mailbox or domain) suppresses its
+   * recipients, so the relay refuses them at RCPT TO from then on. Other bounces (size, policy,
+   * a refused host) do not: the address may well exist. DSNs (sender `<>`) suppress nothing.
+   */
+  private suppressHardBounce(status: string, attempt: Attempt | null, rcpts: readonly string[], nowMs: number): void {
+    if (status !== 'bounced' || !attempt || !HARD_BOUNCE.test(attempt.response)) return;
+    const put = prepared(this.db, "INSERT INTO mail_suppressions (address, source, reason, created_at) VALUES (?, 'bounce', ?, ?) ON CONFLICT (address) DO NOTHING");
+    for (const r of rcpts) put.run(r.toLowerCase(), attempt.response.slice(0, 500), new Date(nowMs).toISOString());
   }
 
   private log(id: string, attempt: Attempt | null, nowMs: number): void {
@@ -286,10 +304,13 @@ export class MessageStore {
   }
 
   /** Newest first. */
-  list(filter: { status?: MessageStatus; limit?: number } = {}): Message[] {
-    const rows = filter.status
-      ? prepared(this.db, 'SELECT * FROM mail_messages WHERE status = ? ORDER BY created_at_ms DESC, id LIMIT ?').all(filter.status, filter.limit ?? 100)
-      : prepared(this.db, 'SELECT * FROM mail_messages ORDER BY created_at_ms DESC, id LIMIT ?').all(filter.limit ?? 100);
+  list(filter: { status?: MessageStatus; account?: string; limit?: number } = {}): Message[] {
+    // NULL parameters match everything: one statement for every filter combination.
+    const rows = prepared(this.db, 'SELECT * FROM mail_messages WHERE (@status IS NULL OR status = @status) AND (@account IS NULL OR account = @account) ORDER BY created_at_ms DESC, id LIMIT @limit').all({
+      status: filter.status ?? null,
+      account: filter.account ?? null,
+      limit: filter.limit ?? 100,
+    });
     return rows.map((r) => messageRow.parse(r));
   }
 
@@ -340,6 +361,42 @@ export class MessageStore {
 }
 
 export type OperatorAction = 'retry' | 'hold' | 'release';
+
+/** RFC 3463 §3.2: 5.1.x are addressing failures (no such mailbox, domain, bad syntax): a hard bounce. */
+const HARD_BOUNCE = /(^|\s)5\.1\.\d{1,3}(\s|$)/;
+
+/** Messages purged per transaction: the relay's writer waits for each, so each stays short. */
+export const PURGE_BATCH = 500;
+
+/**
+ * Retention: deletes the final messages (delivered, bounced, failed) queued before `cutoffMs`,
+ * their delivery logs, and bodies no message uses any more, in batches of PURGE_BATCH (one
+ * transaction each). A message still queued, deferred, held or sending is never deleted, however
+ * old. Returns how many messages went.
+ */
+export function purgeBefore(db: Db, cutoffMs: number): number {
+  const pick = prepared(db, "SELECT id, body_id FROM mail_messages WHERE created_at_ms < ? AND status IN ('delivered', 'bounced', 'failed') ORDER BY created_at_ms LIMIT ?");
+  const delLog = prepared(db, 'DELETE FROM mail_deliveries WHERE message_id = ?');
+  const delMsg = prepared(db, 'DELETE FROM mail_messages WHERE id = ?');
+  const used = prepared(db, 'SELECT 1 FROM mail_messages WHERE body_id = ? LIMIT 1');
+  const delBody = prepared(db, 'DELETE FROM mail_bodies WHERE id = ?');
+  let total = 0;
+  for (;;) {
+    const n = db
+      .transaction(() => {
+        const rows = pick.all(cutoffMs, PURGE_BATCH) as { id: string; body_id: string | null }[];
+        for (const r of rows) {
+          delLog.run(r.id);
+          delMsg.run(r.id);
+          if (r.body_id && !used.get(r.body_id)) delBody.run(r.body_id);
+        }
+        return rows.length;
+      })
+      .immediate();
+    total += n;
+    if (n < PURGE_BATCH) return total;
+  }
+}
 
 const IN_FLIGHT = 'a delivery attempt is in flight; try again in a moment';
 

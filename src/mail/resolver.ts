@@ -83,3 +83,38 @@ export function memoryResolver(zone: Record<string, ZoneName | 'SERVFAIL'>): Dns
   };
   return Object.assign(resolve, { queries });
 }
+
+/** dns2's TYPE numbers of the record types the checks ask. */
+const DNS2_TYPES: Record<string, number> = { A: 1, NS: 2, CNAME: 5, MX: 15, TXT: 16, AAAA: 28 };
+
+/**
+ * One DNS server asked with the dns2 client (UDP), in mailauth's shape: `dnsproxy mail domain
+ * check` asks our own server this way, so what it validates is what our server answers.
+ */
+export function dns2Resolver(host: string, port: number, timeoutMs = DNS_TIMEOUT_MS): DnsResolver {
+  const fail = (code: string, name: string, rrtype: string) => Object.assign(new Error(`query${rrtype} ${code} ${name}`), { code, hostname: name });
+  return (async (name: string, rrtype: string) => {
+    const { default: dns2 } = await import('dns2');
+    const type = rrtype.toUpperCase();
+    const num = DNS2_TYPES[type];
+    if (num === undefined) throw fail('ENOTIMP', name, rrtype);
+    const ask = dns2.UDPClient({ dns: host, port, timeout: timeoutMs });
+    let res;
+    try {
+      res = await ask(name, type, undefined, { recursive: false });
+    } catch {
+      throw fail('ETIMEOUT', name, rrtype);
+    }
+    if (res.header.rcode === 3) throw fail('ENOTFOUND', name, rrtype);
+    if (res.header.rcode !== 0) throw fail('ESERVFAIL', name, rrtype);
+    const answers = res.answers.filter((a) => a.type === num);
+    if (!answers.length) throw fail('ENODATA', name, rrtype);
+    const out = answers.map((a) => {
+      if (type === 'TXT') return Array.isArray(a.data) ? a.data : [String(a.data)];
+      if (type === 'MX') return { exchange: a.exchange, priority: a.priority };
+      if (type === 'CNAME' || type === 'NS') return a.domain ?? a.ns;
+      return a.address;
+    });
+    return out as Awaited<ReturnType<DnsResolver>>;
+  });
+}

@@ -32,6 +32,14 @@ export const accountInput = z
   .strict();
 export type AccountInput = z.infer<typeof accountInput>;
 
+/** PUT /api/v1/mail/accounts/{name}: the fields to change (a password change, new domains, a new email). */
+export const accountUpdate = accountInput
+  .omit({ name: true })
+  .partial()
+  .strict()
+  .refine((u) => Object.keys(u).length > 0, 'give at least one of email, password, allowed_domains');
+export type AccountUpdate = z.infer<typeof accountUpdate>;
+
 export interface Account {
   name: string;
   email: string;

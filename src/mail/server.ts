@@ -18,6 +18,7 @@ import type { Delivery } from './delivery.js';
 import type { DnsResolver } from './resolver.js';
 import { AuthBusyError, type Authenticator } from './auth.js';
 import { matchRule } from './route.js';
+import { reasonOf, relayAuth, relayConnections, relayMessages, relaySessions, type Listener } from './relay-metrics.js';
 import { domainOf } from './schema.js';
 import type { MailStore } from './store.js';
 import type { ConcurrencyLimit, DataBudget, RateLimiter } from './ratelimit.js';
@@ -127,12 +128,21 @@ export class SubmissionServer {
   /** Per session holding message data: gives its bytes back to the budget (on close at the latest). */
   private readonly dataHeld = new Map<string, () => void>();
   private readonly sleep: (ms: number) => Promise<void>;
+  /** The listener's name in the metrics. */
+  private readonly listener: Listener;
+
+  /** Counts a refusal (relay-metrics.ts) and hands it on. */
+  private refused(e: Error | null): Error | null {
+    if (e) relayMessages.labels(this.listener, 'rejected', reasonOf(e)).inc();
+    return e;
+  }
 
   constructor(
     private readonly deps: ServerDeps,
     private readonly opts: ServerOptions,
   ) {
     this.now = deps.now ?? Date.now;
+    this.listener = opts.inbound !== undefined ? 'smtp' : opts.implicitTls ? 'smtps' : 'submission';
     this.sleep = deps.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms).unref()));
     this.timeouts = { idleMs: IDLE_TIMEOUT_MS, maxSessionMs: MAX_SESSION_MS, graceMs: SESSION_END_GRACE_MS, ...opts.timeouts };
     this.server = new SMTPServer({
@@ -153,12 +163,27 @@ export class SubmissionServer {
       closeTimeout: opts.closeTimeoutMs,
       disableReverseLookup: true,
       logger: false,
-      onConnect: (session, cb) => cb(this.onConnect(session)),
-      onAuth: (auth, session, cb) => void this.onAuth(auth, session, cb),
-      onMailFrom: (address, session, cb) => cb(this.checkSender(address, session)),
-      onRcptTo: (address, session, cb) => cb(this.checkRecipient(address, session)),
-      onData: (stream, session, cb) => this.onData(stream, session, cb),
+      onConnect: (session, cb) => {
+        const e = this.onConnect(session);
+        relayConnections.labels(this.listener, e ? reasonOf(e) : 'accepted').inc();
+        if (!e) relaySessions.labels(this.listener).inc();
+        cb(e);
+      },
+      onAuth: (auth, session, cb) =>
+        void this.onAuth(auth, session, (e, res) => {
+          relayAuth.labels(this.listener, e ? reasonOf(e) : 'ok').inc();
+          cb(e, res);
+        }),
+      onMailFrom: (address, session, cb) => cb(this.refused(this.checkSender(address, session))),
+      onRcptTo: (address, session, cb) => cb(this.refused(this.checkRecipient(address, session))),
+      onData: (stream, session, cb) =>
+        this.onData(stream, session, (e, message) => {
+          if (e) this.refused(e);
+          else relayMessages.labels(this.listener, 'accepted', 'accepted').inc();
+          cb(e, message);
+        }),
       onClose: (session) => {
+        if (this.open.has(session.id)) relaySessions.labels(this.listener).dec();
         clearTimeout(this.sessionTimers.get(session.id));
         this.sessionTimers.delete(session.id);
         this.sessionKeys.delete(session.id);
@@ -399,6 +424,9 @@ export class SubmissionServer {
       const recipientDomain = domainOf(address.address);
       const rule = recipientDomain && matchRule(this.deps.store.rules(), { account: account.name, senderDomain: domainOf(from.address), recipientDomain });
       if (!rule) return smtpError('mail_no_route', `Relaying to <${address.address}> is not configured`);
+      const suppressed = this.deps.store.suppression(address.address);
+      if (suppressed)
+        return smtpError('mail_recipient_suppressed', `<${address.address}> is suppressed since ${suppressed.created_at} (${suppressed.source === 'bounce' ? 'it hard-bounced' : 'added by an operator'}: ${suppressed.reason.slice(0, 200)}); not sent`);
       return null;
     } catch (e) {
       this.log.error('recipient check failed', { session: session.id, error: (e as Error).message });

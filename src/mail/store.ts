@@ -8,7 +8,7 @@ import { keyHash, keyState, newKey, rotationPlan } from './apikeys.js';
 import { providerDestinationIssues } from './destination.js';
 import { hashPassword } from './password.js';
 import type { z } from 'zod';
-import { providerConfig, type Account, type AccountInput, type KeyInfo, type KeyInput, type Provider, type Rule, type RuleInput } from './schema.js';
+import { providerConfig, type Account, type AccountInput, type AccountUpdate, type KeyInfo, type KeyInput, type Provider, type Rule, type RuleInput } from './schema.js';
 
 interface AccountRow {
   name: string;
@@ -26,6 +26,13 @@ const account = (r: AccountRow): Account => ({
   created_at: r.created_at,
   updated_at: r.updated_at,
 });
+
+export interface Suppression {
+  address: string;
+  source: 'bounce' | 'manual';
+  reason: string;
+  created_at: string;
+}
 
 export interface DkimKey {
   domain: string;
@@ -106,6 +113,11 @@ export class MailStore {
     return state.cache;
   }
 
+  /** Empties the cache (after a rolled-back dry run, whose reads may have filled it). */
+  forgetCache(): void {
+    caches.delete(this.db);
+  }
+
   /** A statement that changes settings: the cache looks at the version again on its next read. */
   private write(sql: string) {
     const state = caches.get(this.db);
@@ -117,7 +129,11 @@ export class MailStore {
 
   /** Creates an account; the password is hashed (async) before the one-row insert. */
   async addAccount(input: AccountInput): Promise<Account> {
-    const hash = await hashPassword(input.password);
+    return this.insertAccount(input, await hashPassword(input.password));
+  }
+
+  /** addAccount() with the password hashed already (the API hashes before its transaction). */
+  insertAccount(input: Omit<AccountInput, 'password'>, hash: string): Account {
     const at = this.now().toISOString();
     const domains = JSON.stringify([...new Set(input.allowed_domains)].sort());
     try {
@@ -149,6 +165,25 @@ export class MailStore {
     const u = username.toLowerCase();
     const row = prepared(this.db, 'SELECT * FROM mail_accounts WHERE name = ? OR email = ?').get(u, u) as AccountRow | undefined;
     return row && { account: account(row), hash: row.password_hash };
+  }
+
+  /**
+   * Changes an account's email, allowed domains and/or password (`hash`, made by the caller off
+   * the event loop). A new password ends no session; the relay's login cache forgets the old one
+   * when the row changes (settings version). 404 for an unknown account, 409 for a taken email.
+   */
+  updateAccount(name: string, patch: Omit<AccountUpdate, 'password'>, hash?: string): Account {
+    const old = this.readAccount(name);
+    if (!old) throw new AppError('not_found', `no account ${name}`);
+    const email = patch.email ?? old.email;
+    const domains = JSON.stringify([...new Set(patch.allowed_domains ?? old.allowed_domains)].sort());
+    try {
+      this.write('UPDATE mail_accounts SET email = ?, allowed_domains = ?, password_hash = COALESCE(?, password_hash), updated_at = ? WHERE name = ?').run(email, domains, hash ?? null, this.now().toISOString(), name);
+    } catch (e) {
+      if (isUnique(e)) throw new AppError('conflict', `another account has email ${email}`);
+      throw e;
+    }
+    return this.readAccount(name)!;
   }
 
   removeAccount(name: string): void {
@@ -224,6 +259,24 @@ export class MailStore {
   private readRules(): Rule[] {
     return prepared(this.db, 'SELECT id, priority, sender_domain, recipient_domain, account, provider, fallback_provider FROM mail_rules ORDER BY priority, created_at, id')
       .all() as Rule[];
+  }
+
+  /** The rule with this id (404 when none). */
+  rule(id: string): Rule {
+    const rule = this.rules().find((r) => r.id === id);
+    if (!rule) throw new AppError('not_found', `no rule ${id}`);
+    return rule;
+  }
+
+  /** Replaces rule `id` (keeping its id and place among equal priorities); providers checked as for addRule. */
+  putRule(id: string, input: RuleInput): Rule {
+    this.rule(id);
+    for (const field of ['provider', 'fallback_provider'] as const) {
+      const name = input[field];
+      if (name !== null && !this.provider(name)) throw fieldError(field, `no provider named ${name}`);
+    }
+    this.write('UPDATE mail_rules SET priority = @priority, sender_domain = @sender_domain, recipient_domain = @recipient_domain, account = @account, provider = @provider, fallback_provider = @fallback_provider WHERE id = @id').run({ ...input, id });
+    return { ...input, id };
   }
 
   removeRule(id: string): void {
@@ -328,6 +381,30 @@ export class MailStore {
     this.db.transaction(() => {
       for (const [id, ms] of used) upd.run(new Date(ms).toISOString(), id);
     })();
+  }
+
+  // ---- suppressions (migration 13): recipients refused at RCPT TO ----
+
+  /** The suppression of `address` (case-insensitive), if any: one indexed read per RCPT TO. */
+  suppression(address: string): Suppression | undefined {
+    return prepared(this.db, 'SELECT address, source, reason, created_at FROM mail_suppressions WHERE address = ?').get(address.toLowerCase()) as Suppression | undefined;
+  }
+
+  suppressions(): Suppression[] {
+    return prepared(this.db, 'SELECT address, source, reason, created_at FROM mail_suppressions ORDER BY address').all() as Suppression[];
+  }
+
+  /** Suppresses `address` (replacing an earlier entry); returns whether it was new. */
+  suppress(address: string, source: Suppression['source'], reason: string): boolean {
+    const had = this.suppression(address);
+    prepared(this.db, 'INSERT INTO mail_suppressions (address, source, reason, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET source = excluded.source, reason = excluded.reason, created_at = excluded.created_at')
+      .run(address.toLowerCase(), source, reason, this.now().toISOString());
+    return !had;
+  }
+
+  /** 404 when the address is not suppressed. */
+  unsuppress(address: string): void {
+    if (prepared(this.db, 'DELETE FROM mail_suppressions WHERE address = ?').run(address.toLowerCase()).changes === 0) throw new AppError('not_found', `${address} is not suppressed`);
   }
 
   // ---- STARTTLS certificate (tls.ts chooses, certcheck.ts validates) ----

@@ -199,4 +199,44 @@ export const MIGRATIONS: readonly string[] = [
   DROP TRIGGER mail_account_keys_update_version;
   CREATE TRIGGER mail_account_keys_update_version AFTER UPDATE OF account, hash, expires_at, revoked_at ON mail_account_keys BEGIN UPDATE mail_settings_version SET v = v + 1; END;
   `,
+  // 12: mail-aware domains (src/mail/domains.ts): their settings, every record value each one
+  // published (so removing it takes exactly those away, never a user's own values), and DKIM
+  // selectors published beside the signing key: a new one before it signs, an old one in its grace.
+  `
+  CREATE TABLE mail_published_domains (
+    domain     TEXT PRIMARY KEY, -- bare, lower case
+    zone       TEXT NOT NULL,
+    settings   TEXT NOT NULL,    -- JSON, src/mail/domain.ts mailDomainSettings
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  CREATE TABLE mail_domain_records (
+    domain TEXT NOT NULL,
+    name   TEXT NOT NULL, -- absolute owner name
+    type   TEXT NOT NULL,
+    value  TEXT NOT NULL, -- one value of the set, as canonical JSON
+    PRIMARY KEY (name, type, value)
+  );
+  CREATE INDEX mail_domain_records_domain ON mail_domain_records (domain);
+  CREATE TABLE mail_dkim_published (
+    domain      TEXT NOT NULL,
+    selector    TEXT NOT NULL,
+    txt         TEXT NOT NULL,
+    private_key TEXT,             -- a pending key's; NULL once retired
+    at_ms       INTEGER NOT NULL, -- pending: signs from then; retired: unpublished then
+    grace_ms    INTEGER NOT NULL DEFAULT 0, -- pending: how long the key it replaces stays published
+    state       TEXT NOT NULL CHECK (state IN ('pending', 'retired')),
+    PRIMARY KEY (domain, selector)
+  );
+  `,
+  // 13: mail: suppressed recipients (src/mail/store.ts): an address that hard-bounced (5.1.x) or
+  // that an operator added is refused at RCPT TO (550 5.1.1) until removed.
+  `
+  CREATE TABLE mail_suppressions (
+    address    TEXT PRIMARY KEY, -- lower case
+    source     TEXT NOT NULL CHECK (source IN ('bounce', 'manual')),
+    reason     TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  `,
 ];

@@ -113,6 +113,11 @@ const BASE: Record<string, (n: number, s: Setup) => Req[]> = {
   'DELETE /api/v1/routes/{id}': (_n, s) => [{ query: dry, params: { id: s.routeId } }],
   'POST /api/v1/mail/accounts': (n) => [{ body: { name: `a${n}`, email: `a${n}@example.com`, password: 'correct horse battery', allowed_domains: ['example.com'] } }],
   'DELETE /api/v1/mail/accounts/{name}': (n) => [{ params: { name: `a${n}` } }],
+  'GET /api/v1/mail/accounts/{name}': () => [{ params: { name: 'acct' } }],
+  'PUT /api/v1/mail/accounts/{name}': (n) => [{ query: dry, params: { name: 'acct' }, body: { email: `acct${n}@example.com`, password: 'a new long password', allowed_domains: ['example.com'] } }],
+  'GET /api/v1/mail/providers/{name}': () => [{ params: { name: 'prov' } }],
+  'GET /api/v1/mail/rules/{id}': () => [{ params: { id: '0123abcd' } }],
+  'PUT /api/v1/mail/rules/{id}': () => [{ query: dry, params: { id: '0123abcd' }, body: { priority: 10, sender_domain: 'example.com', recipient_domain: 'example.org', account: 'acct', provider: 'prov', fallback_provider: 'prov' } }],
   'PUT /api/v1/mail/providers/{name}': (n) => PROVIDERS.map((body) => ({ params: { name: `p${n}` }, body })),
   'DELETE /api/v1/mail/providers/{name}': (n) => [{ params: { name: `p${n}` } }],
   'POST /api/v1/mail/rules': () => [{ body: { priority: 10, sender_domain: 'example.com', recipient_domain: 'example.org', account: 'acct', provider: 'prov', fallback_provider: 'prov' } }],
@@ -131,6 +136,19 @@ const BASE: Record<string, (n: number, s: Setup) => Req[]> = {
   'POST /api/v1/mail/accounts/{name}/keys/rotate': () => [{ params: { name: 'acct' }, body: { label: 'next', keep_old: '24h' } }],
   'DELETE /api/v1/mail/accounts/{name}/keys/{id}': () => [{ params: { name: 'acct', id: '0123456789ab' } }],
   'PUT /api/v1/mail/cert': (_n, s) => [{ body: { cert: s.cert.cert, key: s.cert.key } }],
+  'DELETE /api/v1/mail/cert': () => [{ query: dry }],
+  'GET /api/v1/mail/domains/{domain}': () => [{ params: { domain: 'lab.example' } }],
+  'POST /api/v1/mail/suppressions': (n) => [{ query: dry, body: { address: `s${n}@example.org`, reason: 'asked to stop' } }],
+  'DELETE /api/v1/mail/suppressions/{address}': (n) => [{ query: dry, params: { address: `s${n}@example.org` } }],
+  'PUT /api/v1/mail/domains/{domain}': () => [
+    {
+      params: { domain: 'lab.example' },
+      body: { dmarc_policy: 'quarantine', dmarc_rua: 'd@lab.example', tls_rpt_rua: 't@lab.example', mta_sts_mode: 'enforce', spf_all: '-all', spf_include: ['spf.example.net'], spf_addresses: ['192.0.2.10', '2001:db8::1'], selector: 'sel' },
+    },
+  ],
+  'DELETE /api/v1/mail/domains/{domain}': () => [{ query: dry, params: { domain: 'lab.example' } }],
+  'POST /api/v1/mail/domains/{domain}/dkim/rotate': () => [{ query: dry, params: { domain: 'lab.example' }, body: { selector: 'k2', sign_after: 60, grace: 120 } }],
+  'GET /api/v1/mail/domains/{domain}/check': () => [{ params: { domain: 'lab.example' } }],
 };
 
 /** Slots in a zone file line the import parses: each gets every nasty string. */
@@ -192,7 +210,7 @@ function inject(op: string, r: Req, auth: { authorization: string }): InjectOpti
 }
 
 const VIEWS = ['/api/v1/records', '/list-records', '/api/v1/routes', '/api/v1/plan', '/api/v1/caddyfile', '/api/v1/zones/home.arpa/export', '/api/v1/zones/lab.example/export'];
-const MAIL_VIEWS = ['/api/v1/mail/accounts', '/api/v1/mail/providers', '/api/v1/mail/rules', '/api/v1/mail/cert', '/api/v1/tokens'];
+const MAIL_VIEWS = ['/api/v1/mail/accounts', '/api/v1/mail/providers', '/api/v1/mail/rules', '/api/v1/mail/cert', '/api/v1/mail/domains', '/api/v1/mail/suppressions', '/api/v1/tokens'];
 
 describe('api: hostile input never gets a 500 and never breaks a view', function () {
   this.timeout(600_000);

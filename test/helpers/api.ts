@@ -14,8 +14,7 @@ import type { RouteStore } from '../../src/store/routes.js';
 import type { TokenStore } from '../../src/store/tokens.js';
 import type { DesiredProxy } from '../../src/proxy/types.js';
 import { setLogLevel } from '../../src/log/index.js';
-import { MailStore } from '../../src/mail/store.js';
-import { MessageStore } from '../../src/mail/messages.js';
+import { mailWiring, type MailWiring } from '../../src/mail/wiring.js';
 import { tempDir } from './tmp.js';
 import { loadConfig } from '../../src/config/load.js';
 
@@ -24,6 +23,8 @@ setLogLevel('warn');
 
 export const ZONES = ['home.arpa.', 'lab.example.'];
 export const NODE_IP = '192.0.2.10';
+/** The relay's host name in API tests: inside a test zone, so MX and MTA-STS name it there. */
+export const MAIL_HOSTNAME = 'mail.lab.example';
 
 export interface ApiFixture {
   app: FastifyInstance;
@@ -43,6 +44,8 @@ export interface ApiFixture {
   /** What the fake reconciler reports as applied; tests set it. */
   applied: { value: DesiredProxy | null };
   auth: { authorization: string };
+  /** The controller's mail wiring: tick() runs the due mail jobs. */
+  mail: MailWiring;
   close: () => Promise<void>;
 }
 
@@ -50,6 +53,14 @@ export interface ApiFixtureOptions {
   health?: () => HealthReport;
   /** The Caddyfile export; default: one line per route (the real one is src/proxy/caddyfile.ts). */
   caddyfile?: (desired: DesiredProxy) => string;
+  /** Our DNS server's port, for `mail domain check` (default 53: nothing listens in most tests). */
+  dnsPort?: () => number;
+  /** mail_retention_days (default 30, as the setting). */
+  retentionDays?: number;
+  /** Requests a minute per mail account API key (default 100, as the setting). */
+  keyRequestsPerMinute?: number;
+  /** The mail jobs' and key rate limit's clock (DKIM rotation). */
+  now?: () => number;
   /** Serve plain names through DNS, Caddy asking this resolver address (default: every route explicit). */
   resolver?: string;
   /** How the pipeline defers its work (default setImmediate). */
@@ -68,6 +79,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
   w.pipeline.start();
   const applied: { value: DesiredProxy | null } = { value: null };
   const { token } = w.tokens.create('test', 'admin');
+  let mail: MailWiring | undefined;
   const app = await build({
     ...w.api,
     ownAddresses: [NODE_IP, '127.0.0.1'],
@@ -75,7 +87,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     caddyfile: opts.caddyfile ?? ((d) => d.routes.map((r) => `${r.hosts.join(' ')} -> ${r.upstreams.join(' ')}`).join('\n')),
     health: opts.health ?? (() => rollUp({ store: { status: 'ok' }, dns: { status: 'ok' }, proxy: { status: 'disabled' }, mail: { status: 'disabled' } })),
     version: 'test',
-    mail: { store: new MailStore(db), messages: new MessageStore(db) },
+    mail: (mail = mailWiring({ db, records: w.records, config: { mail_hostname: MAIL_HOSTNAME, node_ip: NODE_IP, listen_ip: '127.0.0.1', api_key_requests_per_minute: opts.keyRequestsPerMinute ?? 100, mail_retention_days: opts.retentionDays ?? 30 }, dnsPort: () => opts.dnsPort?.() ?? 53, transaction: w.api.transaction, timer: false, ...(opts.now ? { now: opts.now } : {}) })).deps,
     backup: () => backupInto(db, tmp.dir),
   });
   return {
@@ -92,7 +104,9 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     token,
     applied,
     auth: { authorization: `Bearer ${token}` },
+    mail: mail,
     close: async () => {
+      mail.stop();
       await app.close();
       await w.pipeline.settled();
       w.uncount();
