@@ -72,14 +72,23 @@ export const routeBody = routeInput.superRefine((r, ctx) => {
     }
 });
 
-/** An explicit route as stored (`api:<id>`): routeInput with its defaults filled in. */
-export interface StoredRoute {
+/** One reverse-proxy route, every field validated: what the proxy renders (DesiredRoute) and the core of a stored one. */
+export interface RouteShape {
+  /** Stable id: `api:<id>` for /api/v1/routes, `record:<fqdn without dot>` for proxied records. */
   id: string;
+  /** Lower-case host names without trailing dot; `*.x` allowed as the leftmost label. */
   hosts: string[];
+  /** Path prefix (`/app`), or null for the whole host. */
   path: string | null;
+  /** Dial addresses `host:port` / `[v6]:port`; several → load-balanced with passive health checks. */
   upstreams: string[];
   tls: TlsMode;
+  /** Active health check path (GET, 2xx/3xx = healthy) or null. */
   health_path: string | null;
+}
+
+/** An explicit route as stored (`api:<id>`): routeInput with its defaults filled in. */
+export interface StoredRoute extends RouteShape {
   created_at: string;
   updated_at: string;
 }

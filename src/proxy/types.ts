@@ -2,24 +2,12 @@
 // (renderer, Caddy admin client, validator) the reconciler is built from.
 
 import type { OwnEndpoints } from '../model/endpoints.js';
-import type { TlsMode } from '../model/route.js';
+import type { RouteShape } from '../model/route.js';
 
 export type { TlsMode } from '../model/route.js';
 
-/** One reverse-proxy route as the renderer takes it: every field already validated. */
-export interface DesiredRoute {
-  /** Stable id: `api:<id>` for /api/v1/routes, `record:<fqdn without dot>` for proxied records. */
-  id: string;
-  /** Lower-case host names without trailing dot; `*.x` allowed as the leftmost label. */
-  hosts: string[];
-  /** Path prefix (`/app`), or null for the whole host. */
-  path: string | null;
-  /** Dial addresses `host:port` / `[v6]:port`; several → load-balanced with passive health checks. */
-  upstreams: string[];
-  tls: TlsMode;
-  /** Active health check path (GET, 2xx/3xx = healthy) or null. */
-  health_path: string | null;
-}
+/** One reverse-proxy route as the renderer takes it (the shape lives in the model). */
+export type DesiredRoute = RouteShape;
 
 export interface ProxySettings {
   httpPort: number;

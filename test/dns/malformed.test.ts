@@ -4,6 +4,7 @@ import net from 'node:net';
 import dnsPacket from 'dns-packet';
 import type { DnsServer } from '../../src/dns/server.js';
 import { captureLog, decode, frame, query, startServer, tcpExchange, udpExchange } from './fixture.js';
+import { prng } from '../helpers/prng.js';
 
 /** Header with the given counts followed by `body`. */
 function raw(h: { id?: number; flags?: number; qd?: number; an?: number; ns?: number; ar?: number }, body: Buffer): Buffer {
@@ -25,17 +26,6 @@ function wireName(labels: (string | Buffer)[]): Buffer {
 const typeClass = (type: number, cls = 1) => Buffer.from([type >> 8, type & 0xff, cls >> 8, cls & 0xff]);
 const OPT = Buffer.from([0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
 
-/** Deterministic PRNG (mulberry32) so a failing fuzz run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('dns/malformed input', () => {
   let server: DnsServer;

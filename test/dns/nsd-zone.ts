@@ -1,22 +1,11 @@
 // A generated zone for the differential test against NSD (test/dns/nsd.test.ts): every record
 // type and feature we serve, as zone-file text both servers load, and the queries to ask.
 // Deterministic: a seeded generator, so a failure names the same query on every run.
+import { prng } from '../helpers/prng.js';
 
 export const ZONE = 'diff.test.';
 export const NODE_IP = '192.0.2.1';
 export const SERIAL = 2026120701;
-
-/** mulberry32: a small seeded PRNG (tests must be reproducible). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface Generated {
   text: string;
@@ -29,7 +18,7 @@ export interface Generated {
 }
 
 export function generateZone(): Generated {
-  const rand = rng(19);
+  const rand = prng(19);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)] as T;
   const lines: string[] = [];
   const names = new Map<string, Set<string>>();
@@ -158,6 +147,6 @@ export function generateZone(): Generated {
 
 /** `name` with its letters' case mixed (seeded), as resolvers using 0x20 encoding ask. */
 export function mixCase(name: string, seed: number): string {
-  const rand = rng(seed);
+  const rand = prng(seed);
   return name.replace(/[a-z]/g, (c) => (rand() < 0.5 ? c.toUpperCase() : c));
 }
