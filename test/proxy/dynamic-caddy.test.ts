@@ -214,5 +214,11 @@ describe('on-demand certificates and upgrade questions through a real Caddy and 
     expect(await client.ask('hi')).to.equal('ws:hi');
     expect(upgrades).to.deep.equal(['w.home.arpa']);
     client.close();
+    // The same for a plain TLS name over HTTPS (its own question kind); s1 has its certificate (Caddy's burst is spent).
+    set('s1.home.arpa', ws, 'internal');
+    const secure = await wsConnect(caddy.httpsPort, 's1.home.arpa', '/', true);
+    expect(await secure.ask('tls')).to.equal('ws:tls');
+    expect(upgrades).to.deep.equal(['w.home.arpa', 's1.home.arpa']);
+    secure.close();
   });
 });
