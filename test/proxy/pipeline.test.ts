@@ -168,6 +168,12 @@ describe('change pipeline', function () {
     // The other names' question kinds are not upgrades.
     expect(w.plain.answer('_px._tcp.quiet.home.arpa.', '_px._tcp.quiet.home.arpa.', 'SRV')).to.have.length(1);
 
+    // A dry run predicts the extra load for `ws` only.
+    const all = w.proxy.build().routes;
+    const without = (id: string) => all.filter((r) => r.id !== id);
+    expect(w.proxy.extraReload(all, without('record:ws.home.arpa'))).to.equal(true);
+    expect(w.proxy.extraReload(all, without('record:quiet.home.arpa'))).to.equal(false);
+    expect(w.proxy.extraReload(all, without('record:old.home.arpa'))).to.equal(false);
     drop('quiet');
     drop('old');
     await settle();
@@ -201,5 +207,32 @@ describe('change pipeline', function () {
     drain();
     await w.pipeline.settled();
     expect(w.pipeline.counts.closeSessions).to.equal(1);
+  });
+
+  it('the first TLS plain name brings the on-demand HTTPS part (one load, predicted by a dry run); later ones change DNS only', async () => {
+    setup();
+    w.proxy.useResolver('udp/127.0.0.1:53', { issuer: 'internal', ask: 'http://127.0.0.1:1/ask', rateLimit: { interval: '1m', burst: 60 } });
+    w.pipeline.start();
+    w.reconciler!.start();
+    await settle();
+    const https = () => Boolean((caddy.running?.apps as { http: { servers: Record<string, unknown> } }).http.servers['dnsproxy-https']);
+    expect(https()).to.equal(false);
+    const tlsRec = (name: string) => ({ ...a(name, '192.0.2.10'), proxy: { enabled: true, upstreams: ['192.0.2.8:443'], tls: 'internal' as const } });
+    const route = (name: string) => ({ id: `record:${name}.home.arpa`, hosts: [`${name}.home.arpa`], path: null, upstreams: ['192.0.2.8:443'], tls: 'internal' as const, health_path: null });
+    expect(w.proxy.extraReload([], [route('s1')])).to.equal(true);
+    const loads = caddy.loads.length;
+    w.api.transaction(() => w.records.put([tlsRec('s1')]));
+    await settle();
+    expect(caddy.loads.length).to.equal(loads + 1);
+    expect(https()).to.equal(true);
+    expect(w.proxy.views().find((r) => r.id === 'record:s1.home.arpa')).to.include({ mode: 'dynamic', status: 'active' });
+    expect(w.plain.get('s1.home.arpa')?.tls).to.equal('internal');
+    expect(w.proxy.extraReload([route('s1')], [route('s1'), route('s2')])).to.equal(false);
+    w.api.transaction(() => w.records.put([tlsRec('s2')]));
+    await settle();
+    w.api.transaction(() => w.records.remove(`s1.${ZONE}`, 'A'));
+    await settle();
+    expect(caddy.loads.length).to.equal(loads + 1);
+    expect(https()).to.equal(true);
   });
 });
