@@ -129,7 +129,7 @@ export function wsConnect(port: number, host: string, path = '/', secure = false
       waiting = null;
       endedResolve();
     };
-    socket.on('error', (e) => (open ? end() : reject(e)));
+    socket.on('error', (e: Error) => (open ? end() : reject(e)));
     socket.on('close', end);
     socket.once(secure ? 'secureConnect' : 'connect', () =>
       socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`),
