@@ -24,6 +24,8 @@ import { CaddyAdmin, validateWithCaddy } from './proxy/caddy.js';
 import { caddyfileExport } from './proxy/caddyfile.js';
 import { CaddyProcess, caddyEnv, caddyPids } from './proxy/process.js';
 import { ChangePipeline } from './proxy/pipeline.js';
+import { ON_DEMAND_BURST, ON_DEMAND_INTERVAL, startOnDemandServer, type OnDemandServer } from './proxy/ondemand.js';
+import type { OnDemandSettings } from './proxy/types.js';
 import { Reconciler, type ReconcilerOptions } from './proxy/reconcile.js';
 import type { CaddyApi } from './proxy/caddy.js';
 import { CertWatch, probeCertificate, probeName } from './proxy/certs.js';
@@ -152,6 +154,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
     plain,
     ...(reconciler ? { reconciler } : {}),
     ...(deps.defer ? { defer: deps.defer } : {}),
+    ...(deps.reconciler?.now ? { now: deps.reconciler.now } : {}),
     log,
     onRecords: (change) => {
       counts = null;
@@ -195,6 +198,7 @@ export class Controller {
   private mail?: MailWiring;
   private reconciler?: Reconciler;
   private certs?: CertWatch;
+  private onDemand?: OnDemandServer;
   private caddyProcess?: CaddyProcess;
   private readonly log = logger('controller');
 
@@ -240,8 +244,16 @@ export class Controller {
       });
       // After each status report (the pipeline's, after ProxyState has it): probe the TLS hosts Caddy now runs.
       pipeline.on('status', () => this.certs?.watch(proxy.tlsHosts()));
-      // Plain names are served by Caddy asking this DNS server (src/proxy/README.md, "Dynamic routes").
-      proxy.useResolver(dnsResolverAddress(c.listen_ip, this.dns.address().port));
+      // Plain names are served by Caddy asking this DNS server (src/proxy/README.md, "Dynamic routes");
+      // plain TLS names get certificates on demand, Caddy asking the loopback endpoint first.
+      let onDemand: OnDemandSettings | undefined;
+      if (c.tls_on_demand !== 'off') {
+        const issuer = c.tls_on_demand;
+        this.onDemand = await startOnDemandServer({ port: c.tls_ask_port, issuer, httpsPort: c.https_port, lookup: (host) => plain.get(host)?.tls, log: logger('on-demand') });
+        plain.redirectTo({ ip: this.onDemand.ip, port: this.onDemand.port });
+        onDemand = { issuer, ask: this.onDemand.askUrl, rateLimit: { interval: ON_DEMAND_INTERVAL, burst: ON_DEMAND_BURST } };
+      }
+      proxy.useResolver(dnsResolverAddress(c.listen_ip, this.dns.address().port), onDemand);
       pipeline.start();
       reconciler.start();
       if (!c.caddy_spawn)
@@ -304,8 +316,9 @@ export class Controller {
     await this.reconciler?.stop().catch(() => undefined);
     await this.caddyProcess?.stop().catch(() => undefined);
     await this.dns?.stop().catch(() => undefined);
+    await this.onDemand?.close().catch(() => undefined);
     this.uncount?.();
     this.db?.close();
-    this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = this.mail = undefined;
+    this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = this.mail = this.onDemand = undefined;
   }
 }

@@ -97,7 +97,7 @@ export const caddyApplies = new client.Counter({
  */
 export const caddyLoads = new client.Counter({
   name: 'dnsproxy_caddy_loads_total',
-  help: 'Config loads Caddy accepted, by reason (startup, change, restore)',
+  help: 'Config loads Caddy accepted, by reason (startup, change, restore, close_sessions)',
   labelNames: ['reason'] as const,
   registers: [registry],
 });

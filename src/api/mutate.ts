@@ -75,7 +75,7 @@ export function mutate<T>(deps: ApiDeps, req: MutateRequest, run: () => { result
 /** Whether going from `before` to `after` (all desired routes) changes what Caddy's config carries. */
 export function reloads(deps: Pick<ApiDeps, 'proxy'>, before: readonly DesiredRoute[], after: readonly DesiredRoute[]): boolean {
   const p = planRoutes(deps.proxy.classify(before).explicit, deps.proxy.classify(after).explicit);
-  return p.added.length + p.changed.length + p.removed.length > 0;
+  return p.added.length + p.changed.length + p.removed.length > 0 || deps.proxy.extraReload(before, after);
 }
 
 /** A record-derived route as a write response names it. */

@@ -49,8 +49,11 @@ export class CaddyUnavailable extends AppError {
 
 /** What the reconciler needs from Caddy; CaddyAdmin implements it, unit tests pass a fake. */
 export interface CaddyApi {
-  /** Replaces the whole running config; on CaddyRejected the old config keeps running. Idempotent. `json` is `JSON.stringify(config)` when the caller has it. */
-  load(config: Record<string, unknown>, json?: string): Promise<void>;
+  /**
+   * Replaces the whole running config; on CaddyRejected the old config keeps running. Idempotent. `json` is `JSON.stringify(config)` when the caller has it.
+   * `force`: reload even if Caddy already runs this config (Caddy 2.6.2 skips an unchanged one unless `Cache-Control: must-revalidate`, admin.go).
+   */
+  load(config: Record<string, unknown>, json?: string, force?: boolean): Promise<void>;
   /** The string at a `/config/...` path, or null when absent/not a string. */
   getMarker(path: string): Promise<string | null>;
   /** The whole running config (GET /config/), null when Caddy runs an empty one. */
@@ -129,10 +132,11 @@ export class CaddyAdmin implements CaddyApi {
   }
 
   /** POST /load: replaces the running config. CaddyRejected on 4xx (old config still running). `json`, when given, is `JSON.stringify(config)`. */
-  async load(config: Record<string, unknown>, json: string = JSON.stringify(config)): Promise<void> {
+  async load(config: Record<string, unknown>, json: string = JSON.stringify(config), force = false): Promise<void> {
     // The body is serialised already: axios's default transform would JSON.parse it again to check it (~5 ms at 1,000 routes).
     const asIs = [(data: string) => data];
-    await this.call('POST /load', () => this.http.post('/load', json, { headers: { 'content-type': 'application/json' }, timeout: this.loadTimeoutMs, transformRequest: asIs }));
+    const headers = { 'content-type': 'application/json', ...(force ? { 'cache-control': 'must-revalidate' } : {}) };
+    await this.call('POST /load', () => this.http.post('/load', json, { headers, timeout: this.loadTimeoutMs, transformRequest: asIs }));
   }
 
   /** 404 and 400 are null: Caddy answers 400 "invalid traversal path" when a parent key is missing. */

@@ -2,7 +2,7 @@
 import { ACME_HINT, acmeNameProblem } from '../model/certname.js';
 import type { StoredRecord } from '../model/record.js';
 import type { StoredRoute } from '../model/route.js';
-import type { DesiredRoute } from './types.js';
+import type { DesiredRoute, TlsMode } from './types.js';
 
 /**
  * Addresses of `host` in our zones: undefined when the host is not inside a served zone (Caddy
@@ -113,14 +113,27 @@ function claimed(host: string, hosts: ReadonlySet<string>): boolean {
 /**
  * Splits desired routes into the ones Caddy's config must carry (`explicit`) and the plain names
  * served by the static dynamic route through our DNS (`dynamic`). Plain: a proxied record's route
- * for one exact host, no path, no health check, `tls: off`, every upstream an address, and no
+ * for one exact host, no path, no health check, `tls: off` or the tls mode certificates are had on
+ * demand for (`onDemandTls`, the catch-all policy's issuer), every upstream an address, and no
  * explicit route claiming the host (its own handlers, or a wildcard that would match first).
  * `enabled` false (no DNS address for Caddy) keeps every route explicit. Pure; order kept.
  */
-export function splitRoutes(routes: readonly DesiredRoute[], enabled: boolean, ownProblem: (r: DesiredRoute) => string | null = () => null): { explicit: DesiredRoute[]; dynamic: DesiredRoute[] } {
+export function splitRoutes(
+  routes: readonly DesiredRoute[],
+  enabled: boolean,
+  ownProblem: (r: DesiredRoute) => string | null = () => null,
+  onDemandTls: TlsMode | null = null,
+): { explicit: DesiredRoute[]; dynamic: DesiredRoute[] } {
   if (!enabled) return { explicit: [...routes], dynamic: [] };
   const candidate = (r: DesiredRoute) =>
-    r.id.startsWith('record:') && r.hosts.length === 1 && !r.hosts[0]!.startsWith('*.') && r.path === null && r.health_path === null && r.tls === 'off' && r.upstreams.length > 0 && r.upstreams.every(isAddressDial);
+    r.id.startsWith('record:') &&
+    r.hosts.length === 1 &&
+    !r.hosts[0]!.startsWith('*.') &&
+    r.path === null &&
+    r.health_path === null &&
+    (r.tls === 'off' || r.tls === onDemandTls) &&
+    r.upstreams.length > 0 &&
+    r.upstreams.every(isAddressDial);
   const explicitHosts = new Set<string>();
   for (const r of routes) if (!candidate(r)) for (const h of r.hosts) explicitHosts.add(h.toLowerCase());
   const explicit: DesiredRoute[] = [];

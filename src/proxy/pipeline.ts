@@ -9,7 +9,7 @@
 // Changes that arrive before stage 2 runs are handled in one pass. `settled()` resolves once every
 // change so far went through stage 3; the `status` event carries each route status report.
 import { EventEmitter } from 'node:events';
-import { backendOf, type PlainBackend, type PlainUpstreams } from '../dns/upstreams.js';
+import { backendOf, type PlainEntry, type PlainUpstreams } from '../dns/upstreams.js';
 import type { ZoneIndex } from '../dns/zone.js';
 import type { Logger } from '../log/index.js';
 import type { AppliedStatus } from '../model/route.js';
@@ -22,6 +22,10 @@ import type { DesiredProxy, DesiredRoute } from './types.js';
 /** What the pipeline needs of the reconciler (Reconciler implements it). */
 export interface ReconcileStage {
   trigger(): void;
+  /** One load even though the config is unchanged (reason `close_sessions`): the only way Caddy 2.6.2 closes open websockets. */
+  closeSessions(): void;
+  /** When Caddy last accepted a load of ours (the reconciler's clock), or null. */
+  lastLoadAt(): number | null;
   /** What Caddy runs, or null before the first apply: plain names are active only once the dynamic route is in. */
   applied(): DesiredProxy | null;
 }
@@ -39,8 +43,17 @@ export interface PipelineOptions {
   onRecords?: (change: RecordChange) => void;
   /** How stage 2 is deferred; default setImmediate (after the reply is written). */
   defer?: (fn: () => void) => void;
+  /** Clock for upgrade times, the same as the reconciler's (default Date.now). */
+  now?: () => number;
   log?: Logger;
 }
+
+/**
+ * An upgrade question this long before a load may still be the one a session opened after it
+ * used: Caddy 2.6.2 keeps SRV answers in a process-wide cache for the refresh (1 s) across loads,
+ * and a load takes up to a few seconds at 5,000 routes.
+ */
+export const UPGRADE_MARGIN_MS = 5_000;
 
 const sameList = (a: readonly DesiredRoute[], b: readonly DesiredRoute[] | null): boolean => b !== null && a.length === b.length && a.every((r, i) => r === b[i]);
 
@@ -51,11 +64,16 @@ export class ChangePipeline extends EventEmitter {
   private handled = 0;
   private scheduled = false;
   private running: Promise<void> | null = null;
-  /** The explicit routes last handed to the reconciler (compared by identity: unchanged routes keep theirs). */
+  /** The explicit routes last handed to the reconciler (compared by identity: unchanged routes keep theirs), and the settings with them. */
   private lastExplicit: readonly DesiredRoute[] | null = null;
+  private lastSettings: object | null = null;
   private readonly waiters: { at: number; resolve: () => void }[] = [];
-  /** Stage runs, and how many of them triggered the reconciler (tests and /metrics read them). */
-  readonly counts = { runs: 0, triggers: 0 };
+  /** Stage runs, how many of them triggered the reconciler, and how many asked for a load to close sessions (tests and /metrics read them). */
+  readonly counts = { runs: 0, triggers: 0, closeSessions: 0 };
+  /** Plain host → when Caddy last asked its upgrade question (a websocket was opened through it). */
+  private readonly upgrades = new Map<string, number>();
+  /** The plain table last published. */
+  private lastTable: ReadonlyMap<string, PlainEntry> = new Map();
 
   /** Subscribes to both stores: from here on every committed change reaches the index (stage 1). */
   constructor(private readonly o: PipelineOptions) {
@@ -73,6 +91,23 @@ export class ChangePipeline extends EventEmitter {
       proxy.routesChanged();
       this.schedule();
     });
+    o.plain.onUpgrade = (host) => void this.upgrades.set(host, (o.now ?? Date.now)());
+    proxy.mayHaveSessions = (host) => this.mayHaveSessions(host);
+  }
+
+  /**
+   * Whether `host` may have open websockets through Caddy: an upgrade question since shortly before
+   * the last load (every load closes them all). Before any load of ours (a Caddy config adopted
+   * at start, sessions opened before this process) nobody knows: yes.
+   */
+  private mayHaveSessions(host: string): boolean {
+    const loaded = this.o.reconciler?.lastLoadAt() ?? null;
+    if (loaded === null) return true;
+    const at = this.upgrades.get(host);
+    if (at === undefined) return false;
+    if (at >= loaded - UPGRADE_MARGIN_MS) return true;
+    this.upgrades.delete(host);
+    return false;
   }
 
   /** Runs stages 2 and 3 for what is stored now, and after every change from here on. */
@@ -98,8 +133,11 @@ export class ChangePipeline extends EventEmitter {
 
   private dynamicStatuses(): Map<string, AppliedStatus> {
     const out = new Map<string, AppliedStatus>();
-    if (this.o.reconciler?.applied() == null) return out;
-    for (const r of this.o.proxy.split().dynamic) out.set(r.id, { status: 'active', error: null });
+    const applied = this.o.reconciler?.applied();
+    if (applied == null) return out;
+    // A TLS name is served once Caddy runs the on-demand HTTPS part.
+    const secure = applied.settings.dynamic?.onDemand !== undefined;
+    for (const r of this.o.proxy.split().dynamic) if (r.tls === 'off' || secure) out.set(r.id, { status: 'active', error: null });
     return out;
   }
 
@@ -124,15 +162,29 @@ export class ChangePipeline extends EventEmitter {
     this.scheduled = false;
     this.counts.runs++;
     // Stage 2: desired state from the stores' cached view and the settled index.
-    const { explicit, dynamic } = this.o.proxy.split();
+    const split = this.o.proxy.split();
+    const { explicit, dynamic } = split;
+    // The settings Caddy should run change once: the on-demand HTTPS part comes with the first TLS name.
+    const settings = this.o.proxy.settingsFor(split);
     // Stage 3: DNS first (plain names), then Caddy (explicit routes), only if those changed.
-    const table = new Map<string, PlainBackend[]>();
-    for (const r of dynamic) table.set(r.hosts[0]!.toLowerCase(), r.upstreams.map(backendOf));
+    const table = new Map<string, PlainEntry>();
+    for (const r of dynamic) table.set(r.hosts[0]!.toLowerCase(), { backends: r.upstreams.map(backendOf), tls: r.tls });
     this.o.plain.replace(table);
-    if (!sameList(explicit, this.lastExplicit)) {
+    // A plain name that is gone (or now served on the other server) may leave websockets open:
+    // only a load closes them (Caddy 2.6.2 streaming.go: hijacked connections close at the
+    // handler's Cleanup). Names that never had one change DNS only.
+    const stranded = [...this.lastTable].filter(([host, was]) => table.get(host)?.tls !== was.tls && this.mayHaveSessions(host)).map(([host]) => host);
+    this.lastTable = table;
+    for (const host of this.upgrades.keys()) if (!table.has(host)) this.upgrades.delete(host);
+    if (!sameList(explicit, this.lastExplicit) || settings !== this.lastSettings) {
       this.lastExplicit = explicit;
+      this.lastSettings = settings;
       this.counts.triggers++;
       this.o.reconciler?.trigger();
+    } else if (stranded.length && this.o.reconciler) {
+      this.counts.closeSessions++;
+      this.o.log?.info('plain names with websockets removed: one load closes their sessions', { hosts: stranded.slice(0, 20), count: stranded.length });
+      this.o.reconciler.closeSessions();
     }
     const dyn = this.dynamicStatuses();
     if (dyn.size) this.o.proxy.report(dyn);

@@ -76,7 +76,7 @@ export interface ReconcilerState {
   lastError: string | null;
   applies: number;
   /** Loads Caddy accepted, by reason: startup, change (explicit routes), restore (drift). */
-  loads: { startup: number; change: number; restore: number };
+  loads: { startup: number; change: number; restore: number; close_sessions: number };
   failures: number;
   quarantined: string[];
   /** Caddy is believed to run the render of the current desired state (minus quarantined routes). */
@@ -151,7 +151,9 @@ export class Reconciler {
   private readonly quarantine = new Map<string, { hash: string; error: string }>();
   private lastReported = '';
   /** Loads Caddy accepted, by reason (also dnsproxy_caddy_loads_total). */
-  private readonly loadsBy = { startup: 0, change: 0, restore: 0 };
+  private readonly loadsBy = { startup: 0, change: 0, restore: 0, close_sessions: 0 };
+  /** A load is wanted even if the config is unchanged (closeSessions()). */
+  private forceLoad = false;
 
   constructor(opts: ReconcilerOptions) {
     this.o = {
@@ -197,6 +199,22 @@ export class Reconciler {
     this.burstStart ??= now;
     this.debounceDue = Math.min(now + this.o.debounceMs, this.burstStart + this.o.maxWaitMs);
     if (this.debounceTimer === null) this.armDebounce(this.debounceDue - now);
+  }
+
+  /**
+   * Load Caddy once more even if the config is unchanged (reason `close_sessions`): Caddy 2.6.2
+   * closes hijacked connections (websockets) only when a load cleans up the old handlers. Coalesced
+   * like trigger(); any load (a change in the same burst) serves the purpose.
+   */
+  closeSessions(): void {
+    if (this.stopped) return;
+    this.forceLoad = true;
+    this.trigger();
+  }
+
+  /** When Caddy last accepted a load of ours (this reconciler's clock), or null. */
+  lastLoadAt(): number | null {
+    return this.lastAppliedAt;
   }
 
   /** Pushes the latest state now; resolves once it is applied, skipped as unchanged, or failed. No-op after stop(). */
@@ -281,19 +299,19 @@ export class Reconciler {
       const rendered = this.o.render(doc);
       this.targetHash = rendered.hash;
       this.skipped = new Map(skippedBy(rendered).map((x) => [x.id, x.reason]));
-      if (rendered.hash === this.lastHash && !this.drift) return this.report(desired, hashes);
+      if (rendered.hash === this.lastHash && !this.drift && !this.forceLoad) return this.report(desired, hashes);
       if (this.stopped) return;
       // After a restart of ours or an outage, Caddy may still run exactly this document: adopt it
       // instead of reloading (a reload closes websockets and drops a few requests).
-      if (this.drift && (await this.runs(rendered.config, rendered.hash).catch(() => false))) {
+      if (this.drift && !this.forceLoad && (await this.runs(rendered.config, rendered.hash).catch(() => false))) {
         this.o.log.info('caddy already runs this config', { routes: doc.routes.length, hash: rendered.hash.slice(0, 12) });
         this.recordApplied(doc, rendered, hashes);
         return this.report(desired, hashes);
       }
       for (const w of rendered.warnings) this.o.log.warn('render warning', { warning: w });
-      const reason = this.lastHash === null ? 'startup' : this.drift ? 'restore' : 'change';
+      const reason = this.lastHash === null ? 'startup' : this.drift ? 'restore' : rendered.hash === this.lastHash && this.forceLoad ? 'close_sessions' : 'change';
       const t0 = this.o.now();
-      const outcome = await this.o.caddy.load(rendered.config, rendered.json).then(
+      const outcome = await this.o.caddy.load(rendered.config, rendered.json, reason === 'close_sessions').then(
         () => null,
         (err: unknown) => err,
       );
@@ -308,6 +326,7 @@ export class Reconciler {
         this.applies++;
         caddyLoads.inc({ reason });
         this.loadsBy[reason]++;
+        this.forceLoad = false;
         this.lastAppliedAt = this.o.now();
         this.recordApplied(doc, rendered, hashes);
         return this.report(desired, hashes);
@@ -398,7 +417,8 @@ export class Reconciler {
     for (const s of statuses.values()) counts[s.status]++;
     proxyRoutes.set({ status: 'active' }, counts.active);
     proxyRoutes.set({ status: 'error' }, counts.error);
-    const key = canonicalJson([...statuses].map(([id, st]) => [id, st, hashes.get(id) ?? null]));
+    // Whether Caddy runs the on-demand HTTPS part is reported too: plain TLS names become active with it (pipeline.ts).
+    const key = canonicalJson([...[...statuses].map(([id, st]) => [id, st, hashes.get(id) ?? null]), this.appliedDoc?.settings.dynamic?.onDemand !== undefined]);
     if (key === this.lastReported) return;
     this.lastReported = key;
     this.o.onStatus(statuses);

@@ -3,9 +3,9 @@
 // mutated. Layout and the reasons for it: src/proxy/README.md ("Render").
 import { createHash } from 'node:crypto';
 import { routeOwnProblem, type OwnEndpoints } from '../model/endpoints.js';
-import { PLAIN_SERVICE } from '../dns/upstreams.js';
+import { PLAIN_SERVICE, srvQuestion, type PlainKind } from '../dns/upstreams.js';
 import { endpointsOf } from './guard.js';
-import { ID_PREFIX, type DesiredProxy, type DesiredRoute, type Rendered, type TlsMode } from './types.js';
+import { ID_PREFIX, type DesiredProxy, type DesiredRoute, type OnDemandSettings, type Rendered, type TlsMode } from './types.js';
 
 /** Server names (keys under apps.http.servers). The HTTP server always exists. */
 export const SERVER_HTTP = `${ID_PREFIX}http`;
@@ -347,28 +347,39 @@ function serverRoutes(server: string, routes: DesiredRoute[], otherHosts: number
   return out;
 }
 
+/** The reverse_proxy of a dynamic route: backends from the SRV question of `kind` (src/dns/upstreams.ts). */
+function dynamicProxy(kind: PlainKind, resolver: string): Json {
+  const dns = { addresses: [resolver] };
+  // The HTTP server's ordinary question keeps Caddy's service/proto form; the others name the SRV owner whole (2.6.2 asks `name` as is when both are empty).
+  const srv = kind === 'http' ? { name: '{http.request.host}', proto: 'tcp', service: DYNAMIC_SERVICE } : { name: srvQuestion(kind) };
+  return {
+    handler: 'reverse_proxy',
+    dynamic_upstreams: { ...srv, refresh: DYNAMIC_REFRESH, resolver: dns, source: 'srv' },
+    headers: { request: { set: { 'X-Real-IP': ['{http.request.remote.host}'] } } },
+    load_balancing: { retries: DYNAMIC_RETRIES, selection_policy: { policy: 'round_robin' } },
+    transport: { keep_alive: { idle_timeout: KEEPALIVE_IDLE }, protocol: 'http', resolver: dns },
+  };
+}
+
 /**
- * The static route for plain names: every host no route above claimed is proxied to the
- * backends our DNS lists for it (`_px._tcp.<host>` SRV, targets resolved through our DNS too).
+ * The static routes for plain names: every host no route above claimed is proxied to the
+ * backends our DNS lists for it (`[<kind>.]_px._tcp.<host>` SRV, targets resolved through our DNS
+ * too). A request with an `Upgrade` header (a websocket being opened) asks its own question, so our
+ * DNS sees which names may hold open sessions (src/proxy/README.md, "Sessions of removed names").
  * A host without SRV gets "no upstreams available" (503), which dynamicMiss() turns into the
  * catch-all 404. Never changes with the names it serves, so adding one needs no reload.
  */
-function dynamicRoute(server: string, resolver: string): Json {
-  const dns = { addresses: [resolver] };
-  return {
-    '@id': `${server}-dynamic`,
-    handle: [
-      { handler: 'vars', [DYNAMIC_VAR]: '1' },
-      {
-        handler: 'reverse_proxy',
-        dynamic_upstreams: { name: '{http.request.host}', proto: 'tcp', refresh: DYNAMIC_REFRESH, resolver: dns, service: DYNAMIC_SERVICE, source: 'srv' },
-        headers: { request: { set: { 'X-Real-IP': ['{http.request.remote.host}'] } } },
-        load_balancing: { retries: DYNAMIC_RETRIES, selection_policy: { policy: 'round_robin' } },
-        transport: { keep_alive: { idle_timeout: KEEPALIVE_IDLE }, protocol: 'http', resolver: dns },
-      },
-    ],
-    terminal: true,
-  };
+function dynamicRoutes(server: string, resolver: string, secure: boolean): Json[] {
+  const vars = { handler: 'vars', [DYNAMIC_VAR]: '1' };
+  return [
+    {
+      '@id': `${server}-dynamic-upgrade`,
+      match: [{ header: { Upgrade: ['*'] } }],
+      handle: [vars, dynamicProxy(secure ? 'httpsUpgrade' : 'httpUpgrade', resolver)],
+      terminal: true,
+    },
+    { '@id': `${server}-dynamic`, handle: [vars, dynamicProxy(secure ? 'https' : 'http', resolver)], terminal: true },
+  ];
 }
 
 /** Error route: the dynamic route's 503 (no SRV: not a name we serve) answers as the catch-all does. */
@@ -387,6 +398,7 @@ function dynamicMiss(server: string): Json {
  * so with a non-443 HTTPS port we render the redirect ourselves, keeping the port; same 308 as Caddy.
  */
 function httpsRedirect(hosts: string[], httpsPort: number): Json {
+  const port = httpsPort === DEFAULT_HTTPS_PORT ? '' : `:${httpsPort}`;
   return {
     '@id': `${SERVER_HTTP}-https-redirect`,
     match: [{ host: hosts }],
@@ -394,19 +406,22 @@ function httpsRedirect(hosts: string[], httpsPort: number): Json {
       {
         handler: 'static_response',
         status_code: 308,
-        headers: { Location: [`https://{http.request.host}:${httpsPort}{http.request.uri}`] },
+        headers: { Location: [`https://{http.request.host}${port}{http.request.uri}`] },
       },
     ],
     terminal: true,
   };
 }
 
-function tlsPolicies(routes: DesiredRoute[]): Json[] {
+/** Explicit TLS routes' policies (their names as subjects), then the catch-all on-demand policy (none match first: Caddy takes the first policy that matches a name). */
+function tlsPolicies(routes: DesiredRoute[], onDemand: OnDemandSettings | undefined): Json[] {
   const subjects = (mode: TlsMode) => uniqSorted(routes.filter((r) => r.tls === mode).flatMap((r) => r.hosts));
-  return (['acme', 'internal'] as const)
+  const policies: Json[] = (['acme', 'internal'] as const)
     .map((mode) => ({ mode, hosts: subjects(mode) }))
     .filter((p) => p.hosts.length > 0)
     .map((p) => ({ '@id': `${ID_PREFIX}tls-${p.mode}`, subjects: p.hosts, issuers: [{ module: p.mode }] }));
+  if (onDemand) policies.push({ '@id': `${ID_PREFIX}tls-on-demand`, issuers: [{ module: onDemand.issuer }], on_demand: true });
+  return policies;
 }
 
 /**
@@ -422,8 +437,11 @@ export function render(desired: DesiredProxy): Rendered {
   const secure = routes.filter((r) => r.tls !== 'off');
   const secureHostList = uniqSorted(secure.flatMap((r) => r.hosts));
   const secureHosts = secureHostList.length;
-  // Caddy's own redirect is right on the default port only (see httpsRedirect).
-  const ownRedirect = secure.length > 0 && settings.httpsPort !== DEFAULT_HTTPS_PORT;
+  const dynamic = settings.dynamic;
+  const onDemand = dynamic?.onDemand;
+  // Caddy's own redirect is right on the default port only (see httpsRedirect); with the
+  // on-demand catch-all it would redirect every HTTP request (autohttps.go), so ours then too.
+  const ownRedirect = secure.length > 0 && (settings.httpsPort !== DEFAULT_HTTPS_PORT || onDemand !== undefined);
 
   const servers: Json = {
     [SERVER_HTTP]: {
@@ -433,23 +451,29 @@ export function render(desired: DesiredProxy): Rendered {
       metrics: {},
       routes: serverRoutes(SERVER_HTTP, plain, secureHosts, ids, [
         ...(ownRedirect ? [httpsRedirect(secureHostList, settings.httpsPort)] : []),
-        ...(settings.dynamic ? [dynamicRoute(SERVER_HTTP, settings.dynamic.resolver)] : []),
+        ...(dynamic ? dynamicRoutes(SERVER_HTTP, dynamic.resolver, false) : []),
       ]),
-      ...(settings.dynamic ? { errors: { routes: [dynamicMiss(SERVER_HTTP)] } } : {}),
+      ...(dynamic ? { errors: { routes: [dynamicMiss(SERVER_HTTP)] } } : {}),
     },
   };
-  if (secure.length > 0)
+  // With on-demand certificates the HTTPS server is there whatever names are served (it must not change with them).
+  if (secure.length > 0 || onDemand)
     servers[SERVER_HTTPS] = {
       '@id': SERVER_HTTPS,
       listen: [listenAddress(settings.listenIp, settings.httpsPort)],
-      ...(ownRedirect ? { automatic_https: { disable_redirects: true } } : {}),
+      ...(ownRedirect || onDemand ? { automatic_https: { disable_redirects: true } } : {}),
       metrics: {},
-      routes: serverRoutes(SERVER_HTTPS, secure, 0, ids),
+      routes: serverRoutes(SERVER_HTTPS, secure, 0, ids, onDemand && dynamic ? dynamicRoutes(SERVER_HTTPS, dynamic.resolver, true) : []),
+      ...(onDemand && dynamic ? { errors: { routes: [dynamicMiss(SERVER_HTTPS)] } } : {}),
     };
   const apps: Json = { http: { http_port: settings.httpPort, https_port: settings.httpsPort, servers } };
-  if (secure.length > 0) apps.tls = { automation: { policies: tlsPolicies(secure) } };
+  if (secure.length > 0 || onDemand) {
+    const automation: Json = { policies: tlsPolicies(secure, onDemand) };
+    if (onDemand) automation.on_demand = { ask: onDemand.ask, rate_limit: { burst: onDemand.rateLimit.burst, interval: onDemand.rateLimit.interval } };
+    apps.tls = { automation };
+  }
   // The local CA must not try to install its root into the system trust store (needs root, prompts).
-  if (secure.some((r) => r.tls === 'internal')) apps.pki = { certificate_authorities: { local: { install_trust: false } } };
+  if (secure.some((r) => r.tls === 'internal') || onDemand?.issuer === 'internal') apps.pki = { certificate_authorities: { local: { install_trust: false } } };
 
   const unmarked = sorted({ admin: { listen: settings.admin, config: { persist: false } }, apps });
   // `sorted` inserted keys in order, so the native JSON.stringify is the canonical text (hashConfig's result, ~5× faster).

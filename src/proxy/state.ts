@@ -8,7 +8,7 @@ import type { RouteStore } from '../store/routes.js';
 import { buildDesired, recordRouteId, splitRoutes, type BuiltRoute, type DesiredBuild, type Resolver } from './desired.js';
 import { endpointsOf } from './guard.js';
 import type { CertState } from './certs.js';
-import type { DesiredProxy, DesiredRoute, ProxySettings } from './types.js';
+import type { DesiredProxy, DesiredRoute, OnDemandSettings, ProxySettings } from './types.js';
 
 /** Desired routes by how they are served: `explicit` in Caddy's config, `dynamic` through DNS. */
 export interface SplitRoutes {
@@ -41,6 +41,10 @@ export class ProxyState {
   /** The last split, for the build it was made from. */
   private splitOf: { build: DesiredBuild; split: SplitRoutes } | null = null;
   private current: ProxySettings;
+  /** `current` without the on-demand part: what Caddy runs until the first TLS name (no HTTPS listener bound for nothing). */
+  private withoutOnDemand: ProxySettings;
+  /** A TLS name has been served since start: the HTTPS server and on-demand policy stay from then on (removing the last TLS name costs no load). */
+  private tlsSeen = false;
   /** Certificate state per TLS host Caddy serves (certs.ts CertWatch): a failed one puts its route in error. */
   private certs: ReadonlyMap<string, CertState> = new Map();
 
@@ -51,7 +55,7 @@ export class ProxyState {
     readonly resolve: Resolver,
     settings: ProxySettings,
   ) {
-    this.current = settings;
+    this.current = this.withoutOnDemand = settings;
     this.proxied = new Map(records.list({ proxied: true }).map((r) => [`${r.name} ${r.type}`, r]));
   }
 
@@ -59,9 +63,13 @@ export class ProxyState {
     return this.current;
   }
 
-  /** Serve plain names through DNS from now on: Caddy asks `resolver` (`udp/<ip>:<port>`). Before the first push. */
-  useResolver(resolver: string): void {
-    this.current = { ...this.current, dynamic: { resolver } };
+  /**
+   * Serve plain names through DNS from now on: Caddy asks `resolver` (`udp/<ip>:<port>`); with
+   * `onDemand`, plain names of its issuer's tls mode too (certificates on demand). Before the first push.
+   */
+  useResolver(resolver: string, onDemand?: OnDemandSettings): void {
+    this.current = { ...this.current, dynamic: { resolver, ...(onDemand ? { onDemand } : {}) } };
+    this.withoutOnDemand = onDemand ? { ...this.current, dynamic: { resolver } } : this.current;
     this.splitOf = null;
   }
 
@@ -106,12 +114,39 @@ export class ProxyState {
   /** splitRoutes() with this state's settings (also for dry runs' builds). */
   classify(routes: readonly DesiredRoute[]): SplitRoutes {
     const own = endpointsOf(this.current);
-    return splitRoutes(routes, this.current.dynamic !== undefined, (r) => routeOwnProblem(r, own));
+    return splitRoutes(routes, this.current.dynamic !== undefined, (r) => routeOwnProblem(r, own), this.current.dynamic?.onDemand?.issuer ?? null);
   }
 
-  /** What the reconciler should make Caddy run now: the explicit routes (plain names go through DNS). */
+  /** Whether a plain host may have open websockets (the pipeline sets it; see ChangePipeline). */
+  mayHaveSessions: (host: string) => boolean = () => false;
+
+  /**
+   * Whether going from `before` to `after` (desired routes, a dry run's) makes Caddy load, beyond
+   * explicit routes changing: the first TLS name brings the on-demand HTTPS part, and a plain name
+   * that may have websockets and stops being served as such is closed by a load.
+   */
+  extraReload(before: readonly DesiredRoute[], after: readonly DesiredRoute[]): boolean {
+    if (!this.tlsSeen && this.current !== this.withoutOnDemand && after.some((r) => r.tls !== 'off')) return true;
+    const now = new Map(this.classify(after).dynamic.map((r) => [r.hosts[0]!.toLowerCase(), r.tls]));
+    return this.classify(before).dynamic.some((r) => {
+      const host = r.hosts[0]!.toLowerCase();
+      return now.get(host) !== r.tls && this.mayHaveSessions(host);
+    });
+  }
+
+  /**
+   * What the reconciler should make Caddy run now: the explicit routes (plain names go through
+   * DNS), and the on-demand HTTPS part once any TLS name exists (then for good, see `tlsSeen`).
+   */
   desired(): DesiredProxy {
-    return { settings: this.current, routes: this.split().explicit };
+    const split = this.split();
+    return { settings: this.settingsFor(split), routes: split.explicit };
+  }
+
+  /** The settings Caddy should run with this split (the on-demand part once a TLS name exists). */
+  settingsFor({ explicit, dynamic }: SplitRoutes): ProxySettings {
+    if (!this.tlsSeen && this.current !== this.withoutOnDemand) this.tlsSeen = explicit.some((r) => r.tls !== 'off') || dynamic.some((r) => r.tls !== 'off');
+    return this.tlsSeen ? this.current : this.withoutOnDemand;
   }
 
   /** Every desired route, plain ones included (the Caddyfile export writes them all). */

@@ -26,7 +26,21 @@ export interface ProxySettings {
    * static dynamic routes and plain names are served through DNS (no reload per change). Absent:
    * every route is rendered into the config.
    */
-  dynamic?: { resolver: string };
+  dynamic?: { resolver: string; onDemand?: OnDemandSettings };
+}
+
+/**
+ * Plain TLS names served without reloads (src/proxy/README.md, "Certificates on demand"): one
+ * catch-all on-demand automation policy with `issuer`; Caddy asks `ask` (`GET ?domain=`) before
+ * it gets a certificate for a name it has none for.
+ */
+export interface OnDemandSettings {
+  /** The issuer of the catch-all policy: plain names with this tls mode are dynamic, the other mode stays explicit. */
+  issuer: 'internal' | 'acme';
+  /** The controller's ask endpoint, `http://127.0.0.1:<port>/ask` (loopback only). */
+  ask: string;
+  /** Caddy's own limit on certificates obtained on demand (tls.automation.on_demand.rate_limit). */
+  rateLimit: { interval: string; burst: number };
 }
 
 export interface DesiredProxy {

@@ -42,6 +42,15 @@ describe('config', () => {
     expect(() => load({ DNSPROXY_SMTPS_PORT: 'abc' })).to.throw(ConfigError, /smtps_port/);
   });
 
+  it('tls_on_demand (internal by default, acme or off) and tls_ask_port (0 by default); a bad one names the field', () => {
+    const load = (env: Record<string, string>) => loadConfig({ env, interfaces: noIfaces });
+    expect(load({})).to.deep.include({ tls_on_demand: 'internal', tls_ask_port: 0 });
+    expect(load({ DNSPROXY_TLS_ON_DEMAND: 'acme', DNSPROXY_TLS_ASK_PORT: '5380' })).to.deep.include({ tls_on_demand: 'acme', tls_ask_port: 5380 });
+    expect(load({ DNSPROXY_TLS_ON_DEMAND: 'off' }).tls_on_demand).to.equal('off');
+    expect(() => load({ DNSPROXY_TLS_ON_DEMAND: 'always' })).to.throw(ConfigError, /tls_on_demand/);
+    expect(() => load({ DNSPROXY_TLS_ASK_PORT: '70000' })).to.throw(ConfigError, /tls_ask_port/);
+  });
+
   it('reports one line per bad field, with its source', () => {
     const file = join(tmp.dir, 'bad.yaml');
     writeFileSync(file, 'dns_port: 70000\nzones: ["a b"]\ncolour: blue\n');

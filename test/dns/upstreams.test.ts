@@ -15,7 +15,14 @@ const ask = (name: string, type: string) => dnsPacket.encode({ type: 'query', id
 
 describe('dns: plain names for Caddy', () => {
   const table = new PlainUpstreams();
-  table.replace(new Map([['app.home.arpa', ['192.0.2.7:8080', '[2001:db8::7]:9090'].map(backendOf)]]));
+  const upgrades: string[] = [];
+  table.onUpgrade = (host) => upgrades.push(host);
+  table.replace(
+    new Map([
+      ['app.home.arpa', { backends: ['192.0.2.7:8080', '[2001:db8::7]:9090'].map(backendOf), tls: 'off' as const }],
+      ['secure.home.arpa', { backends: ['192.0.2.8:8443'].map(backendOf), tls: 'internal' as const }],
+    ]),
+  );
   const cfg = (allowed: boolean): HandlerConfig => ({ index: buildIndex(), forwarding: true, recursionAllowed: () => true, transferAllowed: () => false, plain: { table, allowed: () => allowed } });
 
   it('answers SRV (one target per backend) and the targets’ addresses to allowed addresses, uncached', () => {
@@ -33,6 +40,30 @@ describe('dns: plain names for Caddy', () => {
     const none = dnsPacket.decode((handle(ask('u0._px._tcp.app.home.arpa', 'AAAA'), 'udp', '127.0.0.1', cfg(true)) as { message: Buffer }).message);
     expect(rcode(none)).to.equal('NOERROR');
     expect(none.answers).to.have.length(0);
+  });
+
+  it('each question kind: tls off on HTTP only, a TLS name on HTTPS with its backends and on HTTP at the redirect responder; upgrades are reported', () => {
+    const srv = (name: string) => datas(dnsPacket.decode((handle(ask(name, 'SRV'), 'udp', '127.0.0.1', cfg(true)) as { message: Buffer }).message));
+    const addr = (name: string) => datas(dnsPacket.decode((handle(ask(name, 'A'), 'udp', '127.0.0.1', cfg(true)) as { message: Buffer }).message));
+    expect(srv('_tls._px._tcp.secure.home.arpa')).to.deep.equal([{ priority: 10, weight: 10, port: 8443, target: 'u0._tls._px._tcp.secure.home.arpa' }]);
+    expect(addr('u0._tls._px._tcp.secure.home.arpa')).to.deep.equal(['192.0.2.8']);
+    expect(srv('_tls._px._tcp.app.home.arpa')).to.deep.equal([]);
+    // No redirect responder yet: a TLS name is not served on HTTP.
+    table.redirectTo(null);
+    expect(srv('_px._tcp.secure.home.arpa')).to.deep.equal([]);
+    table.redirectTo({ ip: '127.0.0.1', port: 40123 });
+    expect(srv('_px._tcp.secure.home.arpa')).to.deep.equal([{ priority: 10, weight: 10, port: 40123, target: 'u0._px._tcp.secure.home.arpa' }]);
+    expect(addr('u0._px._tcp.secure.home.arpa')).to.deep.equal(['127.0.0.1']);
+    expect(upgrades).to.deep.equal([]);
+    expect(srv('_ws._px._tcp.app.home.arpa')).to.have.length(2);
+    expect(srv('_tlsws._px._tcp.secure.home.arpa')).to.have.length(1);
+    expect(srv('_tlsws._px._tcp.app.home.arpa')).to.deep.equal([]);
+    expect(srv('_ws._px._tcp.nobody.home.arpa')).to.deep.equal([]);
+    expect(upgrades).to.deep.equal(['app.home.arpa', 'secure.home.arpa']);
+    // Unknown leading labels are not ours.
+    expect(table.answer('_x._px._tcp.app.home.arpa.', '_x._px._tcp.app.home.arpa.', 'SRV')).to.equal(null);
+    expect(table.answer('u0._x._px._tcp.app.home.arpa.', 'u0._x._px._tcp.app.home.arpa.', 'A')).to.equal(null);
+    table.redirectTo(null);
   });
 
   it('other clients get what the zone holds there (nothing), uncached; reserved names are never forwarded', () => {

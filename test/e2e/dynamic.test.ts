@@ -1,6 +1,7 @@
 // Issue acceptance for plain names served through DNS (no Caddy reload per change): real
 // controller process, real Caddy 2.6.2, real backends, a real websocket session through Caddy.
 import { expect } from 'chai';
+import tls from 'node:tls';
 import { cli, startController, TOKEN, type Running } from '../helpers/controller.js';
 import { hasCaddy, request, startBackend, startCaddy, type Backend, type RunningCaddy } from '../helpers/caddy.js';
 import { startWsEcho, wsConnect, type WsEcho } from '../helpers/ws.js';
@@ -22,10 +23,23 @@ function deadline<T>(p: Promise<T>, limitMs: number, what: string): Promise<T> {
   return Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what}: not within ${limitMs} ms`)), limitMs))]);
 }
 
-/** Caddy loads accepted, from the controller's own metrics (all reasons). */
-async function loads(c: Running): Promise<number> {
+/** Caddy loads accepted, from the controller's own metrics (all reasons, or one). */
+async function loads(c: Running, reason = '\\w+'): Promise<number> {
   const text = await (await fetch(`${c.apiUrl}/metrics`)).text();
-  return [...text.matchAll(/^dnsproxy_caddy_loads_total\{reason="\w+"\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  return [...text.matchAll(new RegExp(`^dnsproxy_caddy_loads_total\\{reason="${reason}"\\} (\\d+)`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
+}
+
+/** A TLS handshake to Caddy with SNI `servername`: the certificate's SAN, or the error (certificate read, not verified). */
+function handshake(port: number, servername: string): Promise<{ san: string } | { error: string }> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false }, () => {
+      const san = socket.getPeerCertificate().subjectaltname ?? '';
+      socket.destroy();
+      resolve({ san });
+    });
+    socket.setTimeout(15_000, () => socket.destroy(new Error('handshake timed out')));
+    socket.on('error', (e) => resolve({ error: e.message }));
+  });
 }
 
 describe('e2e: plain names through DNS, websockets across changes', function () {
@@ -117,6 +131,64 @@ describe('e2e: plain names through DNS, websockets across changes', function () 
     expect((await cli(['remove-route', id!], env)).code).to.equal(0);
     await within(3000, async () => (await route('record:a.home.arpa')).mode === 'dynamic');
     await within(2000, async () => (await via('a.home.arpa')).body === 'w2');
+  });
+
+  it('removing plain name A ends its websocket session with one close_sessions load; removing names that never had one loads nothing', async () => {
+    expect((await put('b', w1.dial)).status).to.equal(201);
+    await within(1000, async () => (await via('b.home.arpa')).body === 'w1');
+    const ws = await wsConnect(caddy.httpPort, 'b.home.arpa');
+    expect(await ws.ask('hello')).to.equal('w1:hello');
+    const before = await loads(c);
+    const closes = await loads(c, 'close_sessions');
+    // 100 changes to other plain names (none ever had a websocket), and b's own backend: DNS only.
+    for (let i = 0; i < 100; i++) {
+      const r = i % 2 === 0 ? await put(`q${i >> 1}`, other.dial) : await remove(`q${i >> 1}`);
+      expect(r.status, `change ${i}`).to.be.oneOf([200, 201]);
+    }
+    expect((await put('b', w2.dial)).status).to.equal(200);
+    await within(2000, async () => (await via('b.home.arpa')).body === 'w2');
+    expect(await ws.ask('still')).to.equal('w1:still');
+    expect(await loads(c)).to.equal(before);
+    // b is removed: its session ends, through one load.
+    const t0 = Date.now();
+    expect((await remove('b')).status).to.equal(200);
+    await deadline(ws.ended, 5000, 'session end after b was removed');
+    const ended = Date.now() - t0;
+    await within(2000, async () => (await loads(c, 'close_sessions')) === closes + 1);
+    expect(await loads(c)).to.equal(before + 1);
+    await within(2000, async () => (await via('b.home.arpa')).status === 404);
+    console.log(`      b's session ended ${ended} ms after its removal (1 close_sessions load; 0 loads in 101 changes before)`);
+  });
+
+  it('tls internal plain names: the first brings the HTTPS listener (one load, and the dry run says so); every later one is served over HTTPS with its certificate and no load', async () => {
+    const add = (name: string, dry = false) =>
+      fetch(`${c.apiUrl}/api/v1/records${dry ? '?dry_run=true' : ''}`, { method: 'POST', headers: auth, body: JSON.stringify({ name, type: 'A', values: ['127.0.0.1'], proxy: { enabled: true, upstreams: [other.dial], tls: 'internal' } }) });
+    const https = async (host: string) => JSON.parse((await request({ port: caddy.httpsPort, host, tls: { servername: host } })).body).backend === 'other';
+    const first = await loads(c);
+    expect(((await (await add('sec0', true)).json()) as { plan: { caddy_reload: boolean } }).plan.caddy_reload).to.equal(true);
+    expect((await add('sec0')).status).to.equal(201);
+    await within(5000, async () => (await route('record:sec0.home.arpa')).status === 'active');
+    await within(5000, () => https('sec0.home.arpa'));
+    expect(await loads(c)).to.equal(first + 1);
+
+    const before = await loads(c);
+    expect(((await (await add('sec', true)).json()) as { plan: { caddy_reload: boolean } }).plan.caddy_reload).to.equal(false);
+    const t0 = Date.now();
+    const res = await add('sec');
+    expect(res.status, await res.clone().text()).to.equal(201);
+    const served = await within(5000, () => https('sec.home.arpa'), t0);
+    expect(await handshake(caddy.httpsPort, 'sec.home.arpa')).to.deep.equal({ san: 'DNS:sec.home.arpa' });
+    const plain = await via('sec.home.arpa');
+    expect(plain.status).to.equal(308);
+    expect(plain.headers.location).to.equal(`https://sec.home.arpa:${caddy.httpsPort}/`);
+    expect(await route('record:sec.home.arpa')).to.include({ mode: 'dynamic' });
+    await within(5000, async () => (await route('record:sec.home.arpa')).status === 'active');
+    // A name we do not serve gets no certificate; removing TLS names costs no load either.
+    expect(await handshake(caddy.httpsPort, 'nobody.home.arpa')).to.have.property('error');
+    expect((await remove('sec0')).status).to.equal(200);
+    await within(2000, async () => 'error' in (await handshake(caddy.httpsPort, 'sec0.home.arpa')) || (await request({ port: caddy.httpsPort, host: 'sec0.home.arpa', tls: { servername: 'sec0.home.arpa' } })).status === 404);
+    expect(await loads(c)).to.equal(before);
+    console.log(`      tls internal plain name served over HTTPS ${served} ms after its 201, 0 loads`);
   });
 
   it('after Caddy is SIGKILLed and started again, plain names serve again within 2 s', async () => {

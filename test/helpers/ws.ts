@@ -3,6 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
+import tls from 'node:tls';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
@@ -113,10 +114,10 @@ export interface WsClient {
   close(): void;
 }
 
-/** Opens a WebSocket session to 127.0.0.1:`port` with `Host: host`. */
-export function wsConnect(port: number, host: string, path = '/'): Promise<WsClient> {
+/** Opens a WebSocket session to 127.0.0.1:`port` with `Host: host`; over TLS (SNI `host`, certificate not verified) when `secure`. */
+export function wsConnect(port: number, host: string, path = '/', secure = false): Promise<WsClient> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, '127.0.0.1');
+    const socket = secure ? tls.connect({ port, host: '127.0.0.1', servername: host, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }) : net.connect(port, '127.0.0.1');
     const key = randomBytes(16).toString('base64');
     let open = false;
     let waiting: { resolve: (t: string) => void; reject: (e: Error) => void } | null = null;
@@ -128,9 +129,9 @@ export function wsConnect(port: number, host: string, path = '/'): Promise<WsCli
       waiting = null;
       endedResolve();
     };
-    socket.on('error', (e) => (open ? end() : reject(e)));
+    socket.on('error', (e: Error) => (open ? end() : reject(e)));
     socket.on('close', end);
-    socket.once('connect', () =>
+    socket.once(secure ? 'secureConnect' : 'connect', () =>
       socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`),
     );
     let head = Buffer.alloc(0);

@@ -47,13 +47,14 @@ describe('change pipeline', function () {
     while (queue.length) queue.shift()!();
   };
 
+  let clock = 1_000_000;
   function setup(resolver?: string): void {
     tmp = tempDir();
     db = openDb(tmp.dir);
     caddy = new FakeCaddy();
     queue = [];
     const config = loadConfig({ env: { DNSPROXY_DATA_DIR: tmp.dir, DNSPROXY_NODE_IP: '192.0.2.10' }, interfaces: {} });
-    w = wire(config, { db, caddy, reconciler: { debounceMs: 0, maxWaitMs: 0, driftPollMs: 60_000 }, defer: (fn) => queue.push(fn) });
+    w = wire(config, { db, caddy, reconciler: { debounceMs: 0, maxWaitMs: 0, driftPollMs: 60_000, now: () => clock }, defer: (fn) => queue.push(fn) });
     if (resolver) w.proxy.useResolver(resolver);
   }
   afterEach(async () => {
@@ -142,5 +143,96 @@ describe('change pipeline', function () {
     expect(w.plain.has('plain.home.arpa')).to.equal(false);
     expect(w.proxy.views().find((r) => r.id === 'record:plain.home.arpa')).to.include({ mode: 'explicit', status: 'active' });
     expect(dials(caddy.running)).to.include('192.0.2.8:80');
+  });
+
+  it('removing a plain name that had a websocket loads Caddy once (close_sessions); one that never had one, or whose upgrade predates the last load, stays DNS-only', async () => {
+    setup('udp/127.0.0.1:53');
+    w.pipeline.start();
+    w.reconciler!.start();
+    await settle();
+    const put = (name: string) => w.api.transaction(() => w.records.put([a(name, '192.0.2.10', { upstreams: ['192.0.2.8:80'] })]));
+    const drop = (name: string) => w.api.transaction(() => w.records.remove(`${name}.${ZONE}`, 'A'));
+    for (const n of ['ws', 'quiet', 'old']) put(n);
+    await settle();
+    const loads = () => w.reconciler!.state().loads;
+    const base = loads();
+    // Caddy's upgrade question for `ws` and `old` (a websocket opened through each); `old`'s before a later load.
+    const up = (host: string) => expect(w.plain.answer(`_ws._px._tcp.${host}.`, `_ws._px._tcp.${host}.`, 'SRV')).to.have.length(1);
+    up('old.home.arpa');
+    clock += 60_000;
+    w.api.transaction(() => w.routes.put({ hosts: ['other.home.arpa'], upstreams: ['192.0.2.9:80'], tls: 'off' }));
+    await settle();
+    expect(loads().change).to.equal(base.change + 1);
+    clock += 60_000;
+    up('ws.home.arpa');
+    // The other names' question kinds are not upgrades.
+    expect(w.plain.answer('_px._tcp.quiet.home.arpa.', '_px._tcp.quiet.home.arpa.', 'SRV')).to.have.length(1);
+
+    // A dry run predicts the extra load for `ws` only.
+    const all = w.proxy.build().routes;
+    const without = (id: string) => all.filter((r) => r.id !== id);
+    expect(w.proxy.extraReload(all, without('record:ws.home.arpa'))).to.equal(true);
+    expect(w.proxy.extraReload(all, without('record:quiet.home.arpa'))).to.equal(false);
+    expect(w.proxy.extraReload(all, without('record:old.home.arpa'))).to.equal(false);
+    drop('quiet');
+    drop('old');
+    await settle();
+    expect(loads().close_sessions).to.equal(0);
+    expect(caddy.forced).to.equal(0);
+    expect(w.pipeline.counts.closeSessions).to.equal(0);
+
+    drop('ws');
+    await settle();
+    expect(w.pipeline.counts.closeSessions).to.equal(1);
+    expect(loads().close_sessions).to.equal(1);
+    expect(caddy.forced).to.equal(1);
+    expect(loads().change).to.equal(base.change + 1);
+    // Loaded once: nothing else is stranded now.
+    put('ws');
+    await settle();
+    drop('ws');
+    await settle();
+    expect(loads().close_sessions).to.equal(1);
+  });
+
+  it('before any load of its own (a config adopted at start), a removed plain name may have sessions: one load', async () => {
+    setup('udp/127.0.0.1:53');
+    w.api.transaction(() => w.records.put([a('x', '192.0.2.10', { upstreams: ['192.0.2.8:80'] })]));
+    w.pipeline.start();
+    drain();
+    await w.pipeline.settled();
+    // No reconciler start: it has loaded nothing, so lastLoadAt() is null.
+    expect(w.reconciler!.lastLoadAt()).to.equal(null);
+    w.api.transaction(() => w.records.remove(`x.${ZONE}`, 'A'));
+    drain();
+    await w.pipeline.settled();
+    expect(w.pipeline.counts.closeSessions).to.equal(1);
+  });
+
+  it('the first TLS plain name brings the on-demand HTTPS part (one load, predicted by a dry run); later ones change DNS only', async () => {
+    setup();
+    w.proxy.useResolver('udp/127.0.0.1:53', { issuer: 'internal', ask: 'http://127.0.0.1:1/ask', rateLimit: { interval: '1m', burst: 60 } });
+    w.pipeline.start();
+    w.reconciler!.start();
+    await settle();
+    const https = () => Boolean((caddy.running?.apps as { http: { servers: Record<string, unknown> } }).http.servers['dnsproxy-https']);
+    expect(https()).to.equal(false);
+    const tlsRec = (name: string) => ({ ...a(name, '192.0.2.10'), proxy: { enabled: true, upstreams: ['192.0.2.8:443'], tls: 'internal' as const } });
+    const route = (name: string) => ({ id: `record:${name}.home.arpa`, hosts: [`${name}.home.arpa`], path: null, upstreams: ['192.0.2.8:443'], tls: 'internal' as const, health_path: null });
+    expect(w.proxy.extraReload([], [route('s1')])).to.equal(true);
+    const loads = caddy.loads.length;
+    w.api.transaction(() => w.records.put([tlsRec('s1')]));
+    await settle();
+    expect(caddy.loads.length).to.equal(loads + 1);
+    expect(https()).to.equal(true);
+    expect(w.proxy.views().find((r) => r.id === 'record:s1.home.arpa')).to.include({ mode: 'dynamic', status: 'active' });
+    expect(w.plain.get('s1.home.arpa')?.tls).to.equal('internal');
+    expect(w.proxy.extraReload([route('s1')], [route('s1'), route('s2')])).to.equal(false);
+    w.api.transaction(() => w.records.put([tlsRec('s2')]));
+    await settle();
+    w.api.transaction(() => w.records.remove(`s1.${ZONE}`, 'A'));
+    await settle();
+    expect(caddy.loads.length).to.equal(loads + 1);
+    expect(https()).to.equal(true);
   });
 });

@@ -75,8 +75,12 @@ export class FakeCaddy implements CaddyApi {
   inflight = 0;
   maxInflight = 0;
 
-  async load(config: Record<string, unknown>): Promise<void> {
+  /** Loads asked to reload even an unchanged config (Cache-Control: must-revalidate). */
+  forced = 0;
+
+  async load(config: Record<string, unknown>, _json?: string, force = false): Promise<void> {
     this.attempts.push(Date.now());
+    if (force) this.forced++;
     if (this.down) throw new CaddyUnavailable('POST /load: ECONNREFUSED');
     this.inflight++;
     this.changes++;
