@@ -35,7 +35,7 @@ function dials(upstreams: readonly string[], resolve: Resolver): { dials: string
     }
     const addresses = resolve(host.toLowerCase());
     if (addresses === undefined) out.push(u.toLowerCase());
-    else if (addresses.length === 0) return { error: `upstream ${u}: ${host} has no A or AAAA record in our zones` };
+    else if (addresses.length === 0) return { error: host.toLowerCase().startsWith('device:') ? `upstream ${u}: no device ${host.slice(7)} in the tailnet (never seen)` : `upstream ${u}: ${host} has no A or AAAA record in our zones` };
     else for (const a of addresses) out.push(a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
   }
   return { dials: out.length > 1 ? [...new Set(out)] : out };
