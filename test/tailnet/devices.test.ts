@@ -234,6 +234,28 @@ describe('tailnet: devices in records and routes', () => {
     expect((await req('GET', '/api/v1/records/db/A')).json().record.device).to.deep.equal({ name: 'laptop', state: 'ok' });
   });
 
+  it('device upstreams: /add-record proxies to the device by default; reaching this node needs admin, its listeners never', async () => {
+    const add = await req('POST', '/add-record', { service_name: 'app', name: 'app', target_device: 'laptop', port: 3000, proxy_enabled: true });
+    expect(add.statusCode, add.body).to.equal(201);
+    expect(add.json()).to.include({ ip: '100.64.0.5', forward_to_ip: 'device:laptop', port: 3000 });
+    await f.pipeline.settled();
+    expect(f.proxy.build().routes.find((r) => r.id === 'record:app.home.arpa')?.upstreams).to.deep.equal(['100.64.0.5:3000', '[fd7a:115c:a1e0:ab12:4843:cd96:6258:b205]:3000']);
+    // A device that is this node (its address is node_ip).
+    api.peers.push({ id: 'nME', hostName: 'me', ips: ['192.0.2.10'], online: true });
+    await poll();
+    const { token } = f.tokens.create('script', 'write');
+    const asWrite = (payload: object) => f.app.inject({ method: 'POST', url: '/api/v1/routes', headers: { authorization: `Bearer ${token}` }, payload });
+    const refused = await asWrite({ hosts: ['me.home.arpa'], upstreams: ['device:me:9000'] });
+    expect(refused.statusCode, refused.body).to.equal(403);
+    expect(refused.json().error.message).to.include('192.0.2.10');
+    expect((await asWrite({ hosts: ['lap.home.arpa'], upstreams: ['device:laptop:9000'] })).statusCode).to.equal(201);
+    expect((await req('POST', '/api/v1/routes', { hosts: ['me.home.arpa'], upstreams: ['device:me:9000'] })).statusCode).to.equal(201);
+    const own = await req('POST', '/api/v1/routes', { hosts: ['api.home.arpa'], upstreams: ['device:me:8080'] });
+    expect(own.statusCode).to.equal(400);
+    expect(own.json().error.fields[0]).to.include({ path: 'upstreams.0' });
+    expect(own.json().error.fields[0].message).to.match(/device:me:8080 \(192\.0\.2\.10\): .*own listeners/);
+  });
+
   it('a dry run with target_device binds nothing', async () => {
     const res = await req('POST', '/api/v1/records?dry_run=true', { name: 'web', type: 'A', target_device: 'laptop' });
     expect(res.statusCode, res.body).to.equal(200);
