@@ -70,3 +70,16 @@ describe('tailnet: settings', () => {
     expect(JSON.stringify(servers(plain))).not.to.include('remote_ip');
   });
 });
+
+describe('tailnet: device upstreams never reach Caddy by name', () => {
+  it('buildDesired without a device resolver leaves the route out; the Caddyfile export refuses one', async () => {
+    const { buildDesired } = await import('../../src/proxy/desired.js');
+    const { caddyfileExport } = await import('../../src/proxy/caddyfile.js');
+    const stored = { id: 'api:1', hosts: ['a.home.arpa'], path: null, upstreams: ['device:laptop:80'], tls: 'off' as const, health_path: null, created_at: '', updated_at: '' };
+    const built = buildDesired([], [stored], () => undefined);
+    expect(built.routes).to.deep.equal([]);
+    expect(built.errors.get('api:1')).to.equal('upstream device:laptop:80: no tailnet device list to resolve it');
+    const settings = { admin: '127.0.0.1:2019', httpPort: 80, httpsPort: 443, listenIp: '127.0.0.1' };
+    expect(() => caddyfileExport({ settings, routes: [{ id: 'api:1', hosts: ['a.home.arpa'], path: null, upstreams: ['device:laptop:80'], tls: 'off', health_path: null }] })).to.throw(/device upstream/);
+  });
+});
