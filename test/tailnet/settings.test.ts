@@ -83,3 +83,18 @@ describe('tailnet: device upstreams never reach Caddy by name', () => {
     expect(() => caddyfileExport({ settings, routes: [{ id: 'api:1', hosts: ['a.home.arpa'], path: null, upstreams: ['device:laptop:80'], tls: 'off', health_path: null }] })).to.throw(/device upstream/);
   });
 });
+
+describe('tailnet: device names as users write them', () => {
+  it('device:<name>:<port> upstreams: one DNS label and a port', async () => {
+    const { upstreamProblem } = await import('../../src/model/name.js');
+    const { deviceName, deviceNameProblem } = await import('../../src/model/device.js');
+    expect(upstreamProblem('device:Laptop:80')).to.equal(null);
+    expect(upstreamProblem('device:laptop')).to.equal('must be device:<name>:<port>');
+    expect(upstreamProblem('device:laptop:0')).to.equal('port must be 1-65535');
+    expect(upstreamProblem('device:-x:80')).to.match(/^device name must be one DNS label/);
+    expect(upstreamProblem('device::80')).to.equal('device name must not be empty');
+    expect(deviceNameProblem('a'.repeat(64))).to.match(/at most 63/);
+    expect(deviceName.parse('NAS-2')).to.equal('nas-2');
+    expect(deviceName.safeParse('nas.lan').success).to.equal(false);
+  });
+});
