@@ -98,7 +98,10 @@ export class Devices extends EventEmitter {
       if (parsed.skipped.length) this.o.log?.warn('tailnet devices left out', { skipped: parsed.skipped.slice(0, 20) });
     } catch (e) {
       const error = (e as Error).message;
-      if (error !== this.lastError) this.o.log?.warn('cannot read the tailnet device list; records and routes naming devices keep their addresses', { error });
+      // Never read (a node without tailscaled, the socket not mounted): info, once; a list that was readable and is not: warn.
+      if (error !== this.lastError)
+        if (this.loaded) this.o.log?.warn('cannot read the tailnet device list; records and routes naming devices keep their addresses', { error });
+        else this.o.log?.info('no tailnet device list (device names cannot be used until it is readable)', { error });
       this.lastError = error;
       this.emit('polled', { ok: false, error });
       return;
