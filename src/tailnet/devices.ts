@@ -166,9 +166,15 @@ export class Devices extends EventEmitter {
     return out.sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
-  /** Addresses of `name` (present, else last seen), for an upstream `device:<name>:<port>`: [] when never seen. */
+  /**
+   * Addresses of `name` for an upstream `device:<name>:<port>`: the device present under that
+   * name; else, for a name that left, the same device (node id) under its new name, else its last
+   * addresses; [] when never seen.
+   */
   addresses(name: string): string[] {
-    const d = this.get(name);
+    const n = name.toLowerCase();
+    const gone = this.gone.get(n);
+    const d = this.current.get(n) ?? (gone ? (this.byId(gone.id) ?? gone) : undefined);
     return d ? [...d.ipv4, ...d.ipv6] : [];
   }
 }

@@ -188,18 +188,23 @@ describe('tailnet: devices in records and routes', () => {
     expect(f.devices.binder.rewrites).to.equal(1);
   });
 
-  it('a renamed device: records follow it (by node id); its name taken by another device moves them there', async () => {
+  it('a renamed device: records and routes follow it (by node id); its name taken by another device moves them there', async () => {
     await req('POST', '/api/v1/records', { name: 'web', type: 'A', target_device: 'laptop' });
+    const route = (await req('POST', '/api/v1/routes', { hosts: ['app.home.arpa'], upstreams: ['device:laptop:8080'] })).json().route;
+    const dials = () => f.proxy.build().routes.find((r) => r.id === route.id)?.upstreams;
     api.peers[0]!.dnsLabel = 'laptop-old';
     api.peers[0]!.ips = ['100.64.0.9'];
     await poll();
     expect(await ask('web.home.arpa')).to.deep.equal(['100.64.0.9']);
+    expect(dials()).to.deep.equal(['100.64.0.9:8080']);
     expect((await req('GET', '/api/v1/records/web/A')).json().record.device).to.deep.equal({ name: 'laptop-old', state: 'ok' });
     // Another device now takes the name the binding follows.
     api.peers.push({ id: 'nNEW1CNTRL', hostName: 'laptop-old', ips: ['100.64.0.20'], online: true, lastSeen: '2026-12-07T11:00:00Z' });
     api.peers[0]!.dnsLabel = 'laptop-2';
     await poll();
     expect(await ask('web.home.arpa')).to.deep.equal(['100.64.0.20']);
+    // The route asked for `laptop`, which is still that node (now laptop-2).
+    expect(dials()).to.deep.equal(['100.64.0.9:8080']);
   });
 
   it('a device that leaves: its records keep the last address and show missing; routes keep dialling it', async () => {
