@@ -5,9 +5,19 @@
 // variables run.sh exported; exit 0 when all are free, 1 with one line per problem on stderr.
 import { createSocket } from 'node:dgram';
 import { createServer } from 'node:net';
+import { networkInterfaces } from 'node:os';
 
 const env = process.env;
-const listen = env.DNSPROXY_LISTEN_IP || '127.0.0.1';
+/** `tailnet` (src/config/load.ts): this node's Tailscale IPv4, 100.64.0.0/10; none: the controller refuses to start and says why. */
+function tailnetIp() {
+  const v4 = Object.values(networkInterfaces()).flat().filter((i) => i && i.family === 'IPv4' && !i.internal);
+  return v4.map((i) => i.address).find((a) => {
+    const [x, y] = a.split('.').map(Number);
+    return x === 100 && y >= 64 && y < 128;
+  });
+}
+const listenSetting = env.DNSPROXY_LISTEN_IP || '127.0.0.1';
+const listen = listenSetting === 'tailnet' ? (tailnetIp() ?? '127.0.0.1') : listenSetting;
 
 /** [variable, what listens there, protocols, address it binds]. Caddy's HTTP/HTTPS listen on every interface. */
 const SPECS = [

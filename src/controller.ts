@@ -36,6 +36,10 @@ import { addressClass } from './model/address.js';
 import { ownEndpoints } from './model/endpoints.js';
 import { adminTokenProblem } from './model/token.js';
 import { VERSION } from './version.js';
+import { tailnetOnly } from './config/schema.js';
+import { DeviceBindingStore } from './store/devices.js';
+import { DeviceBinder, Devices, deviceResolver, statusSource, type StatusSource, type TailnetDeps } from './tailnet/index.js';
+import type { Timers } from './tailnet/devices.js';
 
 
 export function zoneSettings(config: Config): ZoneSettings[] {
@@ -98,6 +102,8 @@ export interface WireDeps {
   defer?: (fn: () => void) => void;
   /** hostname(), for the endpoints no route may reach. */
   hostname?: string;
+  /** The tailnet device list's source and poll timer (default: the settings' LocalAPI socket or CLI, real timers). */
+  devices?: { source?: StatusSource | null; timers?: Timers };
 }
 
 export interface Wired {
@@ -111,8 +117,10 @@ export interface Wired {
   pipeline: ChangePipeline;
   /** Stops /metrics from counting this wiring's records (the gauge reads them when scraped). */
   uncount: () => void;
+  /** Tailnet devices: polled once `devices.registry.start()` runs; each change re-binds records and re-resolves routes. */
+  devices: TailnetDeps;
   /** The API's dependencies that come from the wiring (the caller adds health, mail, …). */
-  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'settled'>;
+  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'settled' | 'devices'>;
 }
 
 /**
@@ -129,7 +137,15 @@ export function wire(c: Config, deps: WireDeps): Wired {
   for (const zone of c.zones) index.load(zone, records.serial(zone), records.list({ zone }));
   // `own`: the listeners and addresses no route may reach (checked by the API and by render).
   const own = ownEndpoints({ ...c, hostname: deps.hostname ?? hostname() });
-  const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: c.http_port, httpsPort: c.https_port, listenIp: c.listen_ip, admin: c.caddy_admin, own });
+  const registry = new Devices({ source: deps.devices?.source === undefined ? statusSource(c) : deps.devices.source, pollMs: c.device_poll_ms, ...(deps.devices?.timers ? { timers: deps.devices.timers } : {}), log: logger('tailnet') });
+  const proxy = new ProxyState(records, routes, deviceResolver(zoneResolver(index), registry), {
+    httpPort: c.http_port,
+    httpsPort: c.https_port,
+    listenIp: c.listen_ip,
+    admin: c.caddy_admin,
+    own,
+    ...(tailnetOnly(c) ? { allowClients: c.tailnet_ranges } : {}),
+  });
   const plain = new PlainUpstreams();
   // Counted when /metrics is read, and only again after a change (COUNT(*) over a big zone is not free).
   let counts: Map<string, number> | null = null;
@@ -161,6 +177,15 @@ export function wire(c: Config, deps: WireDeps): Wired {
       log.info('records changed', { zone: change.zone, serial: change.serial, ...listed('upserted', change.upserted), ...listed('removed', change.removed) });
     },
   });
+  const transaction = <T>(fn: () => T): T => transact(db, [records, routes], fn);
+  const bindings = new DeviceBindingStore(db);
+  const binder = new DeviceBinder({ devices: registry, bindings, records, transaction, log: logger('tailnet') });
+  // A device moved: bound records are rewritten (ordinary writes, through the pipeline), and routes naming `device:` upstreams are rebuilt.
+  registry.on('change', () => {
+    binder.sync();
+    pipeline.resolversChanged();
+  });
+  const devices: TailnetDeps = { registry, binder, bindings };
   return {
     records,
     routes,
@@ -171,6 +196,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
     reconciler,
     pipeline,
     uncount,
+    devices,
     api: {
       zones: c.zones,
       nodeIp: c.node_ip,
@@ -184,8 +210,9 @@ export function wire(c: Config, deps: WireDeps): Wired {
       proxyStatus: () => (reconciler ? { ...reconciler.state(), applied: reconciler.applied() } : { applied: null, caddyUp: false, inSync: false, lastError: null }),
       caddyfile: caddyfileExport,
       simulate: (fn) => simulate(db, [records, routes], fn),
-      transaction: (fn) => transact(db, [records, routes], fn),
+      transaction,
       settled: () => pipeline.settled(),
+      devices,
     },
   };
 }
@@ -200,6 +227,7 @@ export class Controller {
   private certs?: CertWatch;
   private onDemand?: OnDemandServer;
   private caddyProcess?: CaddyProcess;
+  private devices?: Devices;
   private readonly log = logger('controller');
 
   constructor(
@@ -256,6 +284,7 @@ export class Controller {
       proxy.useResolver(dnsResolverAddress(c.listen_ip, this.dns.address().port), onDemand);
       pipeline.start();
       reconciler.start();
+      (this.devices = wired.devices.registry).start();
       if (!c.caddy_spawn)
         void caddy.ping().then((p) => {
           if (!p.up)
@@ -313,12 +342,13 @@ export class Controller {
     this.mail?.stop();
     await this.api?.close().catch(() => undefined);
     this.certs?.stop();
+    await this.devices?.stop();
     await this.reconciler?.stop().catch(() => undefined);
     await this.caddyProcess?.stop().catch(() => undefined);
     await this.dns?.stop().catch(() => undefined);
     await this.onDemand?.close().catch(() => undefined);
     this.uncount?.();
     this.db?.close();
-    this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = this.mail = this.onDemand = undefined;
+    this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = this.mail = this.onDemand = this.devices = undefined;
   }
 }

@@ -10,6 +10,7 @@ import type { RecordStore } from '../store/records.js';
 import type { RouteStore } from '../store/routes.js';
 import type { TokenStore } from '../store/tokens.js';
 import type { ProxyState } from '../proxy/state.js';
+import type { TailnetDeps } from '../tailnet/index.js';
 import type { DesiredProxy } from '../proxy/types.js';
 import type { MailStore } from '../mail/store.js';
 import type { MessageStore } from '../mail/messages.js';
@@ -23,6 +24,7 @@ import { mailRoutes } from './mail.js';
 import { mailDomainRoutes } from './mail-domains.js';
 import { openApiTransform } from './openapi.js';
 import { mailCredentialRoutes } from './mail-credentials.js';
+import { deviceRoutes } from './devices.js';
 import { probeRoutes } from './probes.js';
 import { recordRoutes } from './records.js';
 import { proxyRoutes } from './routes.js';
@@ -67,6 +69,8 @@ export interface ApiDeps {
     /** Mail account API keys as bearer tokens, and their rate limit (mail-account.ts). */
     keys: AccountKeys;
   };
+  /** Tailnet devices (src/tailnet): `target_device`, `device:<name>` upstreams, GET /api/v1/devices. Absent: no tailnet. */
+  devices?: TailnetDeps;
   /** Takes a consistent copy of the database into a new owner-only file; the caller removes it. */
   backup: () => Promise<{ file: string; pages: number; restarts: number }>;
 }
@@ -117,6 +121,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(mailCredentialRoutes(deps));
   await app.register(mailDomainRoutes(deps));
   await app.register(backupRoutes(deps));
+  await app.register(deviceRoutes(deps));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

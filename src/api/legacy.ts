@@ -10,6 +10,7 @@ import { legacyWrite, placeName } from '../model/write.js';
 import type { ApiDeps } from './app.js';
 import { assertRecordsNoClash, assertRecordsNotOwnEndpoint, dnsPlan, dryRunQuery, mutate, putRecord } from './mutate.js';
 import { DRY_RUN, successes } from './openapi.js';
+import { bindRecord, resolveTarget } from './devices.js';
 
 /** An A record in the original service's list shape, with the full record beside it. */
 function legacyView(r: StoredRecord) {
@@ -36,21 +37,25 @@ export const legacyRoutes =
       '/add-record',
       { schema: { summary: "Add or replace a service's A record (and proxy route)", response: successes({ 201: 'created', 200: `updated, or ${DRY_RUN}` }), tags, body: addRecordBody, querystring: dryRunQuery, description: 'Create or replace the A record (and proxy route) for a service; `removed_route` names the proxy route a replacement without proxy_enabled took away' } },
       async (req, reply) => {
-        const write = legacyWrite(req.body, deps.zones, deps.nodeIp);
+        // target_device: the A record answers the device's IPv4 and the upstream defaults to the device (both follow it).
+        const target = req.body.target_device !== undefined ? resolveTarget(deps, req.body.target_device, 'A') : undefined;
+        const body = target ? { ...req.body, ip: target.device.ipv4[0], forward_to_ip: req.body.forward_to_ip ?? `device:${target.device.name}` } : req.body;
+        const write = legacyWrite(body, deps.zones, deps.nodeIp);
         // The upstream is forward_to_ip:port (forward_to_ip defaults to ip, then to the node IP).
-        const upstreamField = req.body.forward_to_ip !== undefined ? 'forward_to_ip' : req.body.ip !== undefined ? 'ip' : 'port';
+        const upstreamField = req.body.forward_to_ip !== undefined ? 'forward_to_ip' : req.body.ip !== undefined ? 'ip' : target ? 'target_device' : 'port';
         const out = mutate(deps, req, () => {
           assertRecordsNotOwnEndpoint(deps, [write], () => upstreamField);
           assertRecordsNoClash(deps, [write]);
           const put = putRecord(deps, write);
+          if (target) bindRecord(deps, put.record, target);
           return { result: put, dns: dnsPlan([put]) };
         });
         if ('dry_run' in out) return out;
-        return reply.code(out.created ? 201 : 200).send({ status: out.created ? 'created' : 'updated', ...legacyView(out.record), ...(out.removed_route ? { removed_route: out.removed_route } : {}) });
+        return reply.code(out.created ? 201 : 200).send({ status: out.created ? 'created' : 'updated', ...legacyView(out.record), ...(deps.devices?.binder.deviceOf(out.record) ? { device: deps.devices.binder.deviceOf(out.record) } : {}), ...(out.removed_route ? { removed_route: out.removed_route } : {}) });
       },
     );
 
-    app.get('/list-records', { schema: { summary: 'List the A records (original format)', response: successes({ 200: 'the A records' }), tags } }, async () => ({ records: deps.records.list({ type: 'A' }).map(legacyView) }));
+    app.get('/list-records', { schema: { summary: 'List the A records (original format)', response: successes({ 200: 'the A records' }), tags } }, async () => ({ records: deps.records.list({ type: 'A' }).map((r) => ({ ...legacyView(r), ...(deps.devices?.binder.deviceOf(r) ? { device: deps.devices.binder.deviceOf(r) } : {}) })) }));
 
     // The name may come as JSON body {"name"} or as ?name=.
     app.delete(

@@ -11,6 +11,8 @@ import type { DesiredRoute, TlsMode } from '../proxy/types.js';
 import type { ApiDeps } from './app.js';
 import { forbidden } from './auth.js';
 import { reachChecker } from './reach.js';
+import { unknownDeviceFields } from './devices.js';
+import { deviceOfHost } from '../model/device.js';
 
 export const dryRunQuery = z.object({ dry_run: z.enum(['true', 'false']).default('false').describe('Validate and show the plan without applying') });
 
@@ -134,10 +136,23 @@ export function assertNotOwnEndpoint(deps: ApiDeps, hosts: readonly [string, str
     if (problem) fields.push({ path, message: problem });
   }
   for (const [path, upstream] of upstreams) {
-    const problem = upstreamOwnProblem(upstream, own);
+    const problem = upstreamOwnProblem(upstream, own) ?? deviceOwnProblem(deps, upstream, own);
     if (problem) fields.push({ path, message: problem });
   }
+  fields.push(...unknownDeviceFields(deps, upstreams));
   if (fields.length) throw new AppError('invalid_body', undefined, fields);
+}
+
+/** A `device:<name>:<port>` upstream whose device's addresses are one of our own listeners (the device is this node). */
+function deviceOwnProblem(deps: ApiDeps, upstream: string, own: ReturnType<typeof endpointsOf>): string | null {
+  const at = upstream.lastIndexOf(':');
+  const host = upstream.slice(0, at);
+  if (deviceOfHost(host) === null) return null;
+  for (const a of deps.proxy.resolve(host.toLowerCase()) ?? []) {
+    const problem = upstreamOwnProblem(`${a.includes(':') ? `[${a}]` : a}${upstream.slice(at)}`, own);
+    if (problem) return `${upstream} (${a}): ${problem}`;
+  }
+  return null;
 }
 
 /** Proxy settings of record writes: their name as a route host, their upstreams (assertNotOwnEndpoint). */

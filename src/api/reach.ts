@@ -2,6 +2,7 @@
 // service or a multicast group. Only an admin token may add a route, or change a record, so that
 // an upstream reaches one of them: mutate() compares internalReach() before and after the write,
 // inside its transaction.
+import { deviceOfHost } from '../model/device.js';
 import { BlockList, isIP } from 'node:net';
 import { isInternalAddress, isLocalhostName } from '../model/address.js';
 import { absolute, zoneOf } from '../model/name.js';
@@ -79,6 +80,8 @@ export function reachChecker(deps: ReachDeps): () => Map<string, string> {
     const host = upstream.slice(0, at).replace(/^\[(.*)\]$/, '$1');
     if (isIP(host)) return internal(host) ? [host] : [];
     if (isLocalhostName(host)) return [host];
+    // A tailnet device (`device:<name>`): its addresses now; this node itself among the devices reaches here.
+    if (deviceOfHost(host) !== null) return (deps.resolve(host.toLowerCase()) ?? []).filter(internal);
     if (!zoneOf(absolute(host), deps.zones)) return []; // dialled by name by Caddy: see docs/security.md
     return [...new Set([...(deps.resolve(host.toLowerCase()) ?? []), ...storedAddresses(deps, host)])].filter(internal);
   };

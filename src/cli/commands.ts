@@ -20,6 +20,8 @@ interface RecordView {
   values: unknown[];
   proxy: { enabled: boolean; upstreams: string[] } | null;
   service_name: string | null;
+  /** A record bound to a tailnet device (`--device`): its name and state (ok, offline, missing, unknown). */
+  device?: { name: string; state: string };
 }
 
 const recordType = (t: string): RecordType => {
@@ -33,16 +35,17 @@ const enc = encodeURIComponent;
 function recordRows(records: RecordView[]): string {
   return table(
     ['NAME', 'TYPE', 'TTL', 'VALUE', 'PROXY', 'SERVICE'],
-    records.map((r) => [r.name, r.type, String(r.ttl), r.values.map(valueText).join(', '), r.proxy?.enabled ? `→ ${r.proxy.upstreams.join(', ')}` : '-', r.service_name ?? '-']),
+    records.map((r) => [r.name, r.type, String(r.ttl), `${r.values.map(valueText).join(', ')}${r.device ? ` (device ${r.device.name}: ${r.device.state})` : ''}`, r.proxy?.enabled ? `→ ${r.proxy.upstreams.join(', ')}` : '-', r.service_name ?? '-']),
   );
 }
 
 export function recordCommands(program: Command, g: Globals): void {
   program
     .command('add-record')
-    .description('create or replace a record set, e.g. add-record llm 100.64.0.5 --proxy 100.64.0.9:8080')
+    .description('create or replace a record set, e.g. add-record llm 100.64.0.5 --proxy 100.64.0.9:8080, or add-record web --device laptop')
     .argument('<name>', 'single label, @, or a name inside a served zone')
-    .argument('<values...>', 'values; MX "10 mail.example.com", SRV "10 5 5060 sip.example.com", CAA "0 issue letsencrypt.org"')
+    .argument('[values...]', 'values; MX "10 mail.example.com", SRV "10 5 5060 sip.example.com", CAA "0 issue letsencrypt.org"')
+    .option('--device <name>', 'answer a tailnet device\'s addresses instead of values (A: IPv4, AAAA: IPv6), following the device when it moves')
     .option('-t, --type <type>', 'record type', 'A')
     .option('--ttl <seconds>', 'TTL in seconds', (v) => Number(v))
     .option('--proxy <host:port>', 'reverse-proxy this name to an upstream (repeatable)', collect, [] as string[])
@@ -50,12 +53,13 @@ export function recordCommands(program: Command, g: Globals): void {
     .option('--tls <mode>', 'TLS for the proxied name: off | internal | acme')
     .option('--dry-run', 'validate and show the plan without applying')
     .option('--wait <seconds>', 'with --proxy: wait this long for Caddy to take the route, exit 1 if it ends in error; 0: do not wait (default 20)', waitOption, 20)
-    .action(async (name: string, values: string[], o: { type: string; ttl?: number; proxy: string[]; service?: string; tls?: string; dryRun?: boolean; wait: number }) => {
+    .action(async (name: string, values: string[], o: { type: string; ttl?: number; proxy: string[]; service?: string; tls?: string; dryRun?: boolean; wait: number; device?: string }) => {
       const type = recordType(o.type);
+      if ((o.device !== undefined) === (values.length > 0)) throw new CliError('give values or --device <name> (not both)', 2);
       const body = {
         name,
         type,
-        values: values.map((v) => parseValue(type, v)),
+        ...(o.device !== undefined ? { target_device: o.device } : { values: values.map((v) => parseValue(type, v)) }),
         ...(o.ttl !== undefined ? { ttl: o.ttl } : {}),
         ...(o.proxy.length ? { proxy: { enabled: true, upstreams: o.proxy, ...(o.tls ? { tls: o.tls } : {}) } } : {}),
         ...(o.service ? { service_name: o.service } : {}),

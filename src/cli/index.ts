@@ -5,6 +5,7 @@ import { defaultApiUrl } from './api-url.js';
 import { backupCommands } from './backup.js';
 import { CliError } from './client.js';
 import { recordCommands, tokenCommands, zoneCommands } from './commands.js';
+import { deviceCommands } from './devices.js';
 import { mailCommands } from './mail.js';
 import { resolveCommand } from './resolve.js';
 import { routeCommands } from './routes.js';
@@ -26,6 +27,7 @@ export async function main(argv: string[]): Promise<number> {
   recordCommands(program, g);
   zoneCommands(program, g);
   routeCommands(program, g);
+  deviceCommands(program, g);
   tokenCommands(program, g);
   resolveCommand(program, g.json);
   serveCommand(program);

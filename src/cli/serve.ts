@@ -21,6 +21,11 @@ interface ServeFlags {
   nodeIp?: string;
   upstream?: string[];
   logLevel?: string;
+  tailnetOnly?: string;
+  tailnetRange?: string[];
+  tailscaleSocket?: string;
+  tailscaleCli?: string;
+  devicePollMs?: string;
 }
 
 export function serveCommand(program: Command): void {
@@ -32,7 +37,12 @@ export function serveCommand(program: Command): void {
     .option('--zone <zone>', 'zone to serve, repeatable (env DNSPROXY_ZONE, comma-separated; default home.arpa)', collect)
     .option('--dns-port <port>', 'DNS port, UDP and TCP (env DNSPROXY_DNS_PORT, default 53)')
     .option('--api-port <port>', 'HTTP API port (env DNSPROXY_API_PORT, default 8080)')
-    .option('--listen-ip <ip>', 'address DNS, the API and Caddy\'s HTTP/HTTPS listen on (env DNSPROXY_LISTEN_IP, default 127.0.0.1)')
+    .option('--listen-ip <ip>', 'address DNS, the API and Caddy\'s HTTP/HTTPS listen on, or "tailnet" for this node\'s Tailscale address (env DNSPROXY_LISTEN_IP, default 127.0.0.1)')
+    .option('--tailnet-only <mode>', 'auto|on|off: Caddy answers 403 to clients outside --tailnet-range (env DNSPROXY_TAILNET_ONLY, default auto: on when this node has a Tailscale address)')
+    .option('--tailnet-range <cidr>', 'client network Caddy serves with --tailnet-only, repeatable (env DNSPROXY_TAILNET_RANGES; default the tailnet and loopback)', collect)
+    .option('--tailscale-socket <path>', 'tailscaled\'s LocalAPI socket for the device list (env DNSPROXY_TAILSCALE_SOCKET, default /var/run/tailscale/tailscaled.sock)')
+    .option('--tailscale-cli <program>', 'read the device list with "<program> status --json" instead (env DNSPROXY_TAILSCALE_CLI)')
+    .option('--device-poll-ms <ms>', 'how often the device list is read (env DNSPROXY_DEVICE_POLL_MS, default 10000)')
     .option('--http-port <port>', 'Caddy HTTP port (env DNSPROXY_HTTP_PORT, default 80)')
     .option('--https-port <port>', 'Caddy HTTPS port (env DNSPROXY_HTTPS_PORT, default 443)')
     .option('--caddy-admin <address>', 'Caddy admin API: unix/<path> or loopback host:port (env DNSPROXY_CADDY_ADMIN, default unix/<data-dir>/run/caddy-admin.sock)')
@@ -57,6 +67,11 @@ export function serveCommand(program: Command): void {
             node_ip: f.nodeIp,
             upstreams: f.upstream,
             log_level: f.logLevel,
+            tailnet_only: f.tailnetOnly,
+            tailnet_ranges: f.tailnetRange,
+            tailscale_socket: f.tailscaleSocket,
+            tailscale_cli: f.tailscaleCli,
+            device_poll_ms: f.devicePollMs,
           },
         });
       } catch (e) {

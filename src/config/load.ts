@@ -57,14 +57,20 @@ function fromEnv(env: NodeJS.ProcessEnv): Layer {
   return out;
 }
 
-/** Tailscale address (100.64.0.0/10) if any, else the first non-internal IPv4, else loopback. */
-export function detectNodeIp(ifaces: ReturnType<typeof networkInterfaces>): string {
+/** This node's Tailscale IPv4 address (100.64.0.0/10), or null. */
+export function detectTailnetIp(ifaces: ReturnType<typeof networkInterfaces>): string | null {
   const v4 = Object.values(ifaces).flatMap((list) => list ?? []).filter((i) => i.family === 'IPv4' && !i.internal);
   const tailscale = v4.find((i) => {
     const [a, b] = i.address.split('.').map(Number);
     return a === 100 && b !== undefined && b >= 64 && b < 128;
   });
-  return (tailscale ?? v4[0])?.address ?? '127.0.0.1';
+  return tailscale?.address ?? null;
+}
+
+/** Tailscale address (100.64.0.0/10) if any, else the first non-internal IPv4, else loopback. */
+export function detectNodeIp(ifaces: ReturnType<typeof networkInterfaces>): string {
+  const v4 = Object.values(ifaces).flatMap((list) => list ?? []).filter((i) => i.family === 'IPv4' && !i.internal);
+  return detectTailnetIp(ifaces) ?? v4[0]?.address ?? '127.0.0.1';
 }
 
 /** Networks that may always use forwarding: loopback and Tailscale's ranges (100.64.0.0/10, fd7a:115c:a1e0::/48). */
@@ -114,11 +120,18 @@ export function loadConfig(src: ConfigSources = {}): Config {
   // refused by `serve` (adminDefaultProblem), not here: the mail relay reads this config too.
   const caddyAdmin = parsed.data.caddy_admin ?? defaultAdminAddress(parsed.data.data_dir);
   const ifaces = src.interfaces ?? networkInterfaces();
+  const tailnetIp = detectTailnetIp(ifaces);
+  // `listen_ip: tailnet` binds the DNS server, the API, the relay and Caddy to the Tailscale address.
+  if (parsed.data.listen_ip === 'tailnet' && tailnetIp === null)
+    throw new ConfigError([`config: listen_ip: tailnet, but this node has no Tailscale address (100.64.0.0/10) yet; start tailscaled first or set an address${origin.listen_ip ? ` (from ${origin.listen_ip})` : ''}`]);
+  const listenIp = parsed.data.listen_ip === 'tailnet' ? (tailnetIp as string) : parsed.data.listen_ip;
   return {
     ...parsed.data,
+    listen_ip: listenIp,
     caddy_admin: caddyAdmin,
     node_ip: parsed.data.node_ip ?? detectNodeIp(ifaces),
-    recursion_allow: parsed.data.recursion_allow ?? defaultRecursionAllow(parsed.data.listen_ip, ifaces),
+    recursion_allow: parsed.data.recursion_allow ?? defaultRecursionAllow(listenIp, ifaces),
+    tailnet_ip: tailnetIp,
   };
 }
 

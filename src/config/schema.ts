@@ -28,7 +28,10 @@ export const configSchema = z
     zones: z.array(zoneName).min(1, 'at least one zone is required').default(['home.arpa.']).describe('Zones we are authoritative for'),
     nameservers: z.array(zoneName).default([]).describe('Apex NS targets; default ns1.<zone> with glue to node_ip'),
     node_ip: z.string().refine((v) => isIP(v) === 4, 'must be an IPv4 address').optional().describe('This node\'s IP: A target of proxied records; default: Tailscale or first non-loopback IPv4'),
-    listen_ip: ip.default('127.0.0.1').describe('Address the DNS server, the API and Caddy\'s HTTP/HTTPS servers listen on (the mail relay too)'),
+    listen_ip: z
+      .union([ip, z.literal('tailnet')])
+      .default('127.0.0.1')
+      .describe('Address the DNS server, the API and Caddy\'s HTTP/HTTPS servers listen on (the mail relay too); `tailnet`: this node\'s Tailscale address (100.64.0.0/10), refused at start when there is none'),
     dns_port: portNumber.default(53),
     api_port: portNumber.default(8080),
     http_port: portNumber.default(80),
@@ -61,6 +64,16 @@ export const configSchema = z
       .optional()
       .describe('Client networks (IPs or CIDRs) whose queries for names outside our zones are forwarded to upstreams; others get REFUSED for them. Default: loopback, the tailnet (100.64.0.0/10, fd7a:115c:a1e0::/48) and the networks of listen_ip'),
     log_level: z.enum(LOG_LEVELS).default('info'),
+    // Tailnet (src/tailnet): devices by name, and who may use the proxy.
+    tailscale_socket: z.string().min(1).default('/var/run/tailscale/tailscaled.sock').describe('tailscaled\'s LocalAPI socket, asked for the device list (GET /localapi/v0/status)'),
+    tailscale_cli: z.string().regex(/^[A-Za-z0-9_./-]{1,255}$/, 'must be a program name or path').optional().describe('Read the device list with `<this> status --json` instead of the LocalAPI socket (e.g. tailscale)'),
+    device_poll_ms: positive.default(10_000).describe('How often the device list is read; records and routes naming a device follow it within one poll'),
+    tailnet_only: z
+      .union([z.boolean(), z.enum(['auto', 'on', 'off', '1', '0', 'true', 'false'])])
+      .default('auto')
+      .transform((v) => (v === 'auto' ? 'auto' : v === true || v === 'on' || v === '1' || v === 'true' ? 'on' : 'off'))
+      .describe('Caddy answers 403 to clients outside tailnet_ranges (before any route); auto: on when this node has a Tailscale address'),
+    tailnet_ranges: z.array(network).min(1, 'at least one network is required').default(['100.64.0.0/10', 'fd7a:115c:a1e0::/48', '127.0.0.0/8', '::1/128']).describe('Client networks Caddy proxies for when tailnet_only is on: the tailnet\'s ranges and this node\'s loopback'),
     // Mail relay (`dnsproxy mail serve`).
     smtp_port: portNumber.default(25).describe('Mail relay: SMTP listener (authenticated submission as on the submission port, and inbound mail for mail_domains without AUTH)'),
     submission_port: portNumber.default(587).describe('Mail relay: submission listener (STARTTLS + AUTH)'),
@@ -101,8 +114,19 @@ export const configSchema = z
   .refine((c) => c.mail_max_data_in_flight >= c.mail_max_size, { path: ['mail_max_data_in_flight'], message: 'must be at least mail_max_size (a message of the largest size must fit)' });
 
 /** The loaded config: node_ip detected, caddy_admin and recursion_allow defaulted when not set. */
-export type Config = z.infer<typeof configSchema> & { node_ip: string; caddy_admin: string; recursion_allow: string[] };
+export type Config = z.infer<typeof configSchema> & {
+  node_ip: string;
+  caddy_admin: string;
+  recursion_allow: string[];
+  /** This node's Tailscale address (100.64.0.0/10) when it has one (loadConfig detects it). */
+  tailnet_ip?: string | null;
+};
+
+/** Whether Caddy refuses clients outside tailnet_ranges: `on`, or `auto` with a Tailscale address on this node. */
+export function tailnetOnly(c: Pick<Config, 'tailnet_only' | 'tailnet_ip'>): boolean {
+  return c.tailnet_only === 'on' || (c.tailnet_only === 'auto' && Boolean(c.tailnet_ip));
+}
 
 /** Settings that may come from the environment as DNSPROXY_<UPPER_NAME>; lists are comma-separated. */
 export const CONFIG_KEYS = Object.keys(configSchema.shape) as (keyof typeof configSchema.shape)[];
-export const LIST_KEYS: ReadonlySet<string> = new Set(['zones', 'nameservers', 'upstreams', 'axfr_allow', 'recursion_allow', 'mail_domains', 'mail_dns_servers']);
+export const LIST_KEYS: ReadonlySet<string> = new Set(['zones', 'nameservers', 'upstreams', 'axfr_allow', 'recursion_allow', 'mail_domains', 'mail_dns_servers', 'tailnet_ranges']);

@@ -1,5 +1,6 @@
 // Domain-name rules shared by every edge (API, CLI, zone import, config).
 // A name is kept lower-case and absolute (trailing dot) once it is inside the system.
+import { deviceUpstreamProblem } from './device.js';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 
@@ -131,6 +132,8 @@ export const port = z.number().int('must be an integer').min(1, 'must be 1-65535
  * names included). Returns why it is unusable, or null.
  */
 export function upstreamProblem(text: string): string | null {
+  const device = deviceUpstreamProblem(text);
+  if (device !== undefined) return device;
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
   if (!m) return 'must be host:port (IPv6 in brackets)';
   const p = Number(m[3]);

@@ -1,5 +1,6 @@
 // Turns validated user input into store writes: places names in a served zone and maps the
 // original service's add-record body onto an A record set with a proxy block. Pure.
+import { DEVICE_PREFIX } from './device.js';
 import { isIP } from 'node:net';
 import { AppError, fieldError, type ErrorCode } from '../errors.js';
 import { ACME_HINT, acmeNameProblem, hostNameProblem } from './certname.js';
@@ -73,7 +74,7 @@ export function recordWrite(input: RecordInput, zones: readonly string[], fieldP
 export function legacyWrite(body: AddRecordBody, zones: readonly string[], nodeIp: string): RecordWrite {
   const ip = body.ip ?? nodeIp;
   const host = body.forward_to_ip ?? ip;
-  const upstream = body.port === undefined ? null : `${host.includes(':') ? `[${host}]` : host}:${body.port}`;
+  const upstream = body.port === undefined ? null : `${host.includes(':') && !host.startsWith(DEVICE_PREFIX) ? `[${host}]` : host}:${body.port}`;
   if (body.proxy_enabled && !upstream) throw new AppError('invalid_body', undefined, [{ path: 'port', message: 'is required when proxy_enabled is true' }]);
   const write: RecordWrite = {
     ...placeName(body.name, zones),

@@ -67,7 +67,7 @@ function helpers(): Record<string, HelperDelegate> {
     },
     dial: (v: unknown) => {
       const s = token('upstream', v, /^[A-Za-z0-9_.:[\]-]{1,300}$/);
-      const problem = upstreamProblem(s);
+      const problem = s.toLowerCase().startsWith('device:') ? 'a device upstream is written as its addresses' : upstreamProblem(s);
       return problem ? fail('upstream', v, problem) : s;
     },
     /** A route's path prefix as the matcher's arguments: `/app` → `/app /app/*`. */

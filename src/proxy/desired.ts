@@ -34,8 +34,10 @@ function dials(upstreams: readonly string[], resolve: Resolver): { dials: string
       continue;
     }
     const addresses = resolve(host.toLowerCase());
+    // A `device:` host is never dialled by name: without a device resolver it cannot be served.
+    if (addresses === undefined && host.toLowerCase().startsWith('device:')) return { error: `upstream ${u}: no tailnet device list to resolve it` };
     if (addresses === undefined) out.push(u.toLowerCase());
-    else if (addresses.length === 0) return { error: `upstream ${u}: ${host} has no A or AAAA record in our zones` };
+    else if (addresses.length === 0) return { error: host.toLowerCase().startsWith('device:') ? `upstream ${u}: no device ${host.slice(7)} in the tailnet (never seen)` : `upstream ${u}: ${host} has no A or AAAA record in our zones` };
     else for (const a of addresses) out.push(a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
   }
   return { dials: out.length > 1 ? [...new Set(out)] : out };

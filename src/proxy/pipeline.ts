@@ -117,6 +117,12 @@ export class ChangePipeline extends EventEmitter {
     this.schedule();
   }
 
+  /** Upstream names resolve differently now (tailnet devices moved): rebuild the desired routes and publish them. */
+  resolversChanged(): void {
+    this.o.proxy.routesChanged();
+    this.schedule();
+  }
+
   /** Resolves once every change seen so far has been published and handed to the reconciler. */
   settled(): Promise<void> {
     if (this.handled >= this.seen || !this.started) return Promise.resolve();

@@ -413,6 +413,24 @@ function httpsRedirect(hosts: string[], httpsPort: number): Json {
   };
 }
 
+/** Body of the 403 a client outside the allowed networks gets (`tailnet_only`). */
+export const OUTSIDE_BODY = 'forbidden: this proxy serves the tailnet only\n';
+
+/**
+ * First route of a server under `tailnet_only`: a client whose connection comes from outside
+ * `ranges` gets 403 before any host route runs. `remote_ip` without `forwarded` reads the TCP
+ * peer, never a header a client could set. ACME HTTP-01 challenges are answered by Caddy before
+ * routes, so certificates are unaffected.
+ */
+function clientFilter(server: string, ranges: readonly string[]): Json {
+  return {
+    '@id': `${server}-tailnet-only`,
+    match: [{ not: [{ remote_ip: { ranges: uniqSorted([...ranges]) } }] }],
+    handle: [{ handler: 'static_response', status_code: 403, body: OUTSIDE_BODY }],
+    terminal: true,
+  };
+}
+
 /** Explicit TLS routes' policies (their names as subjects), then the catch-all on-demand policy (none match first: Caddy takes the first policy that matches a name). */
 function tlsPolicies(routes: DesiredRoute[], onDemand: OnDemandSettings | undefined): Json[] {
   const subjects = (mode: TlsMode) => uniqSorted(routes.filter((r) => r.tls === mode).flatMap((r) => r.hosts));
@@ -466,6 +484,7 @@ export function render(desired: DesiredProxy): Rendered {
       routes: serverRoutes(SERVER_HTTPS, secure, 0, ids, onDemand && dynamic ? dynamicRoutes(SERVER_HTTPS, dynamic.resolver, true) : []),
       ...(onDemand && dynamic ? { errors: { routes: [dynamicMiss(SERVER_HTTPS)] } } : {}),
     };
+  if (settings.allowClients) for (const [name, server] of Object.entries(servers)) (server as { routes: Json[] }).routes.unshift(clientFilter(name, settings.allowClients));
   const apps: Json = { http: { http_port: settings.httpPort, https_port: settings.httpsPort, servers } };
   if (secure.length > 0 || onDemand) {
     const automation: Json = { policies: tlsPolicies(secure, onDemand) };

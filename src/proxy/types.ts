@@ -27,6 +27,11 @@ export interface ProxySettings {
    * every route is rendered into the config.
    */
   dynamic?: { resolver: string; onDemand?: OnDemandSettings };
+  /**
+   * Client networks (CIDRs, checked by the config schema) Caddy serves (`tailnet_only`). Set: every
+   * server's first route answers 403 to any other client address, before any host route. Absent: all.
+   */
+  allowClients?: readonly string[];
 }
 
 /**

@@ -239,4 +239,18 @@ export const MIGRATIONS: readonly string[] = [
     created_at TEXT NOT NULL
   );
   `,
+  // 14: records bound to a tailnet device (src/store/devices.ts): the device name as written, the
+  // device's stable id when bound (a renamed device is followed), and the record's updated_at as
+  // the binder last wrote it (any other write to the record ends the binding).
+  `
+  CREATE TABLE device_bindings (
+    name       TEXT NOT NULL, -- absolute owner name
+    type       TEXT NOT NULL CHECK (type IN ('A', 'AAAA')),
+    device     TEXT NOT NULL,
+    device_id  TEXT NOT NULL DEFAULT '',
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (name, type)
+  );
+  CREATE INDEX device_bindings_device ON device_bindings (device);
+  `,
 ];

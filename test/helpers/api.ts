@@ -1,7 +1,9 @@
 // An API instance on a temp database, for inject() tests.
 import type { FastifyInstance } from 'fastify';
 import { build } from '../../src/api/app.js';
-import { wire } from '../../src/controller.js';
+import { wire, type WireDeps } from '../../src/controller.js';
+import type { Config } from '../../src/config/schema.js';
+import type { TailnetDeps } from '../../src/tailnet/index.js';
 import type { PlainUpstreams } from '../../src/dns/index.js';
 import type { ChangePipeline } from '../../src/proxy/pipeline.js';
 import { rollUp, type HealthReport } from '../../src/api/health.js';
@@ -46,6 +48,8 @@ export interface ApiFixture {
   auth: { authorization: string };
   /** The controller's mail wiring: tick() runs the due mail jobs. */
   mail: MailWiring;
+  /** Tailnet devices (not polling until the test polls or starts them). */
+  devices: TailnetDeps;
   close: () => Promise<void>;
 }
 
@@ -65,6 +69,10 @@ export interface ApiFixtureOptions {
   resolver?: string;
   /** How the pipeline defers its work (default setImmediate). */
   defer?: (fn: () => void) => void;
+  /** Tailnet device source and poll timers (default: no source, so no device is known). */
+  devices?: WireDeps['devices'];
+  /** Settings over the test defaults (e.g. tailnet_only). */
+  config?: Partial<Config>;
 }
 
 export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixture> {
@@ -72,9 +80,9 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
   const db = openDb(tmp.dir);
   // Proxy settings from the config defaults, as the controller wires them, with Caddy's admin API
   // on loopback TCP (127.0.0.1:2019) so tests can show a route to it refused.
-  const config = { ...loadConfig({ env: { DNSPROXY_DATA_DIR: tmp.dir, DNSPROXY_NODE_IP: NODE_IP, DNSPROXY_CADDY_ADMIN: '127.0.0.1:2019' }, interfaces: {} }), zones: ZONES };
+  const config = { ...loadConfig({ env: { DNSPROXY_DATA_DIR: tmp.dir, DNSPROXY_NODE_IP: NODE_IP, DNSPROXY_CADDY_ADMIN: '127.0.0.1:2019' }, interfaces: {} }), zones: ZONES, ...opts.config };
   // The controller's own wiring, without a reconciler: tests set what Caddy "runs" (applied).
-  const w = wire(config, { db, caddy: null, ...(opts.defer ? { defer: opts.defer } : {}) });
+  const w = wire(config, { db, caddy: null, devices: opts.devices ?? { source: null }, ...(opts.defer ? { defer: opts.defer } : {}) });
   if (opts.resolver) w.proxy.useResolver(opts.resolver);
   w.pipeline.start();
   const applied: { value: DesiredProxy | null } = { value: null };
@@ -105,8 +113,10 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     applied,
     auth: { authorization: `Bearer ${token}` },
     mail: mail,
+    devices: w.devices,
     close: async () => {
       mail.stop();
+      await w.devices.registry.stop();
       await app.close();
       await w.pipeline.settled();
       w.uncount();
