@@ -54,6 +54,12 @@ export const configSchema = z
       .optional()
       .describe('Client networks (IPs or CIDRs) whose queries for names outside our zones are forwarded to upstreams; others get REFUSED for them. Default: loopback, the tailnet (100.64.0.0/10, fd7a:115c:a1e0::/48) and the networks of listen_ip'),
     log_level: z.enum(LOG_LEVELS).default('info'),
+    state_file: z.string().min(1).optional().describe('A state file (dnsproxy export) applied at start and again on every save; a refused version leaves the last good state serving (shown in /health as state_file)'),
+    state_prune: z
+      .union([z.boolean(), z.enum(['1', '0', 'true', 'false'])])
+      .default(false)
+      .transform((v) => v === true || v === '1' || v === 'true')
+      .describe('With state_file: also remove what the file lacks (record sets, routes, mail domains, accounts, providers, rules)'),
     // Mail relay (`dnsproxy mail serve`).
     smtp_port: portNumber.default(25).describe('Mail relay: SMTP listener (authenticated submission as on the submission port, and inbound mail for mail_domains without AUTH)'),
     submission_port: portNumber.default(587).describe('Mail relay: submission listener (STARTTLS + AUTH)'),
