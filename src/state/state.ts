@@ -200,6 +200,9 @@ function write(deps: StateDeps, prepared: PreparedState, prune: boolean): Record
         if (soa[k] !== v) throw fieldError(`zones.${i}.soa.${k}`, `is ${JSON.stringify(soa[k])} here; SOA settings follow the config (nameservers) and cannot be set by a state file`);
   });
 
+  // Certificates are a typed section with nothing behind it yet: refused rather than ignored.
+  if (doc.certificates.length) throw fieldError('certificates.0', 'certificates are not managed by dnsproxy yet (Caddy gets its own): leave the list empty');
+
   // Providers first: rules name them.
   const providerNames = new Set<string>();
   doc.mail.providers.forEach((p, i) => {

@@ -32,7 +32,7 @@ const exportText = async (f: ApiFixture) => {
 const apply = (f: ApiFixture, text: string, query = '') => call(f, 'POST', `/api/v1/state${query}`, text, { 'content-type': 'application/yaml' });
 
 /** Every kind of object the state holds: records of each type (proxied ones too), a route, mail domains, accounts, providers, rules. */
-async function seed(f: ApiFixture): Promise<void> {
+async function seed(f: ApiFixture): Promise<string[]> {
   await ok(f, 'PUT', '/api/v1/records/web/A', { name: 'web', type: 'A', values: ['192.0.2.20', '192.0.2.21'], ttl: 120, service_name: 'web', proxy: { enabled: true, upstreams: ['192.0.2.30:8080'], tls: 'internal' } });
   await ok(f, 'PUT', '/api/v1/records/web/AAAA', { name: 'web', type: 'AAAA', values: ['2001:db8::20'] });
   await ok(f, 'PUT', '/api/v1/records/alias/CNAME', { name: 'alias', type: 'CNAME', values: ['web.home.arpa.'] });
@@ -53,7 +53,11 @@ async function seed(f: ApiFixture): Promise<void> {
   await ok(f, 'POST', '/api/v1/mail/rules', { priority: 10, recipient_domain: 'example.org', provider: 'api', fallback_provider: 'relay' });
   await ok(f, 'POST', '/api/v1/mail/rules', { provider: 'direct' });
   await ok(f, 'POST', '/api/v1/mail/accounts', { name: 'app', email: 'app@lab.example', password: ACCOUNT_PASSWORD, allowed_domains: ['lab.example', 'home.arpa'] });
+  const key = (await ok(f, 'POST', '/api/v1/mail/accounts/app/keys', { label: 'ci' })).json().key as string;
   await ok(f, 'PUT', '/api/v1/mail/domains/lab.example', { dmarc_policy: 'quarantine', dmarc_rua: 'dmarc@lab.example', mta_sts_mode: 'enforce' });
+  const dkim = f.mail.deps.store.dkimKey('lab.example')!.private_key;
+  // Secret material the export must not carry: the account API key, the DKIM key's body.
+  return [key, dkim.split('\n')[1]!];
 }
 
 /** The export with the secrets an empty instance cannot have (they are never exported) put back in. */
@@ -80,7 +84,7 @@ describe('state: export and apply the whole desired state', function () {
   });
 
   it('export → apply to an empty instance → export is byte-identical, with every kind of object; no secret is exported', async () => {
-    await seed(a);
+    const minted = await seed(a);
     const first = await exportText(a);
     // Every kind of object is there.
     const doc = parse(first) as Record<string, unknown> & { records: { name: string; type: string; values: unknown[] }[]; mail: Record<string, unknown[]> };
@@ -96,7 +100,7 @@ describe('state: export and apply the whole desired state', function () {
     expect(doc.records.find((r) => r.name === 'lab.example.' && r.type === 'TXT')?.values).to.deep.equal(['site-verification=abc']);
     expect(doc.records.some((r) => r.name.includes('_domainkey') || r.name.startsWith('_dmarc'))).to.equal(false);
     // No secret material: passwords, provider credentials, DKIM private keys, hashes, API tokens.
-    for (const secret of [SMTP_PASS, HTTP_TOKEN, ACCOUNT_PASSWORD, a.token, 'PRIVATE KEY', 'scrypt$', 'password', 'pass:', 'token:'])
+    for (const secret of [SMTP_PASS, HTTP_TOKEN, ACCOUNT_PASSWORD, a.token, ...minted, 'PRIVATE KEY', 'scrypt$', 'password', 'pass:', 'token:'])
       expect(first, `export holds ${secret}`).not.to.include(secret);
 
     // An empty instance cannot have the providers' secrets: a file without them is refused, naming the field, and nothing is written.
@@ -210,6 +214,11 @@ describe('state: export and apply the whole desired state', function () {
     expect(conflict.statusCode, conflict.body).to.equal(409);
     expect(b.records.get('fine.home.arpa.', 'A')).to.equal(undefined);
 
+    const cert = await call(b, 'POST', '/api/v1/state', { version: 1, certificates: [{ name: 'web', source: 'file', ref: 'certs/web.pem' }] });
+    expect(cert.statusCode).to.equal(400);
+    expect(cert.json().error.fields[0].path).to.equal('certificates.0');
+    const soa = await call(b, 'POST', '/api/v1/state', { version: 1, zones: [{ name: 'home.arpa.', soa: { mname: 'ns1.home.arpa.', rname: 'hostmaster.home.arpa.', refresh: 1, retry: 600, expire: 604800, minimum: 60, ttl: 300 } }] });
+    expect(soa.json().error.fields[0].path).to.equal('zones.0.soa.refresh');
     const zone = await call(b, 'POST', '/api/v1/state', { version: 1, zones: [{ name: 'other.example.' }] });
     expect(zone.json().error.fields[0].path).to.equal('zones.0.name');
 
