@@ -1,6 +1,7 @@
 // `dnsproxy export` and `dnsproxy apply -f <file>`: the whole desired state as a YAML file, through
 // the API (admin token). Secrets are not exported; apply keeps the stored ones a file leaves out.
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { FILE_MODE } from '../store/files.js';
 import type { Command } from 'commander';
 import { call, CliError } from './client.js';
 import type { Globals } from './commands.js';
@@ -37,11 +38,15 @@ export function planLines(out: StatePlanView): string[] {
 export function stateCommands(program: Command, g: Globals): void {
   program
     .command('export')
-    .description('print the whole desired state as YAML (admin token): zones, records, routes, mail domains, accounts, providers, rules; secrets are left out')
-    .action(async () => {
-      const text = await call(g.target(), 'GET', g.json() ? '/api/v1/state?format=json' : '/api/v1/state');
-      if (g.json()) printJson(text);
-      else process.stdout.write(String(text));
+    .description('print the whole desired state as YAML (admin token): zones, records, routes, mail domains, accounts, providers, rules; secrets are left out. --caddyfile: the routes as a Caddyfile')
+    .option('--caddyfile', 'the routes as a Caddyfile instead (passes caddy adapt)')
+    .option('-o, --output <file>', 'write to a file instead of stdout')
+    .action(async (o: { caddyfile?: boolean; output?: string }) => {
+      const json = g.json() && !o.caddyfile;
+      const res = await call(g.target(), 'GET', o.caddyfile ? '/api/v1/caddyfile' : json ? '/api/v1/state?format=json' : '/api/v1/state');
+      const text = json ? `${JSON.stringify(res, null, 2)}\n` : String(res);
+      if (o.output) writeFileSync(o.output, text, { mode: FILE_MODE });
+      else process.stdout.write(text);
     });
 
   program
