@@ -6,7 +6,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { logger } from '../log/index.js';
-import { parseStateText, toYaml } from '../state/format.js';
+import { parseStateTextOffThread, toYaml } from '../state/format.js';
 import { applyDocument, exportState, STATE_AREAS } from '../state/state.js';
 import type { ApiDeps } from './app.js';
 import { dryRunQuery } from './mutate.js';
@@ -56,7 +56,7 @@ export const stateRoutes =
         },
       },
       async (req) => {
-        const raw = typeof req.body === 'string' ? parseStateText(req.body) : req.body;
+        const raw = typeof req.body === 'string' ? await parseStateTextOffThread(req.body) : req.body;
         const out = await applyDocument(deps, raw, { dryRun: req.query.dry_run === 'true', prune: req.query.prune === 'true' });
         if (!out.dry_run && out.changed) log.info('state applied', { by: req.token?.id, prune: out.prune, ...summary(out.plan) });
         return out;

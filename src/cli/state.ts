@@ -2,6 +2,8 @@
 // the API (admin token). Secrets are not exported; apply keeps the stored ones a file leaves out.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { FILE_MODE } from '../store/files.js';
+import { AppError } from '../errors.js';
+import { parseStateText, toYaml } from '../state/format.js';
 import type { Command } from 'commander';
 import { call, CliError } from './client.js';
 import type { Globals } from './commands.js';
@@ -42,9 +44,9 @@ export function stateCommands(program: Command, g: Globals): void {
     .option('--caddyfile', 'the routes as a Caddyfile instead (passes caddy adapt)')
     .option('-o, --output <file>', 'write to a file instead of stdout')
     .action(async (o: { caddyfile?: boolean; output?: string }) => {
-      const json = g.json() && !o.caddyfile;
-      const res = await call(g.target(), 'GET', o.caddyfile ? '/api/v1/caddyfile' : json ? '/api/v1/state?format=json' : '/api/v1/state');
-      const text = json ? `${JSON.stringify(res, null, 2)}\n` : String(res);
+      // The state comes as JSON and is written as YAML here (the same toYaml() as the API's): the controller's thread is spared the YAML.
+      const res = await call(g.target(), 'GET', o.caddyfile ? '/api/v1/caddyfile' : '/api/v1/state?format=json');
+      const text = o.caddyfile ? String(res) : g.json() ? `${JSON.stringify(res, null, 2)}\n` : toYaml(res);
       if (o.output) writeFileSync(o.output, text, { mode: FILE_MODE });
       else process.stdout.write(text);
     });
@@ -62,8 +64,16 @@ export function stateCommands(program: Command, g: Globals): void {
       } catch (e) {
         throw new CliError(`cannot read ${o.file}: ${(e as Error).message}`);
       }
+      // Read as YAML here and sent as JSON: a syntax error is shown without a round trip, and the controller parses JSON only.
+      let doc: unknown;
+      try {
+        doc = parseStateText(text);
+      } catch (e) {
+        if (e instanceof AppError) throw new CliError(`${o.file}: ${e.message}`);
+        throw e;
+      }
       const query = [o.dryRun ? 'dry_run=true' : '', o.prune ? 'prune=true' : ''].filter(Boolean).join('&');
-      const out = (await call(g.target(), 'POST', `/api/v1/state${query ? `?${query}` : ''}`, text, 'application/yaml')) as StatePlanView;
+      const out = (await call(g.target(), 'POST', `/api/v1/state${query ? `?${query}` : ''}`, doc ?? null)) as StatePlanView;
       if (g.json()) return printJson(out);
       const lines = planLines(out);
       const head = out.dry_run ? 'dry run, nothing applied' : out.changed ? 'applied' : 'nothing to change';

@@ -11,7 +11,7 @@ import { hashPassword, verifyPassword } from '../mail/password.js';
 import { providerConfig, publicConfig, type ProviderConfig, type RuleInput } from '../mail/schema.js';
 import { absolute } from '../model/name.js';
 import { STATE_VERSION, type SoaSettings } from '../model/state.js';
-import type { StoredRecord } from '../model/record.js';
+import type { RecordWrite, StoredRecord } from '../model/record.js';
 import { placeName, recordWrite } from '../model/write.js';
 import { recordRouteId } from '../proxy/desired.js';
 import { planRoutes, type RoutePlan } from '../proxy/plan.js';
@@ -273,6 +273,7 @@ function write(deps: StateDeps, prepared: PreparedState, prune: boolean): Record
     if (entry) current.set(setKey(r), { record: r, entry: valueKey(entry) });
   }
   const fileRecords = new Set<string>();
+  const puts: RecordWrite[] = [];
   const proxied: { id: string; host: string; path: string }[] = [];
   doc.records.forEach((input, i) => {
     const w = recordWrite(input, deps.zones, `records.${i}.`);
@@ -281,12 +282,17 @@ function write(deps: StateDeps, prepared: PreparedState, prune: boolean): Record
     fileRecords.add(key);
     if (w.proxy) assertNotOwnEndpoint(deps, w.proxy.enabled ? [[`records.${i}.name`, w.name]] : [], w.proxy.upstreams.map((u, j) => [`records.${i}.proxy.upstreams.${j}`, u]));
     if (w.proxy?.enabled) proxied.push({ id: recordRouteId(w.name), host: w.name.replace(/\.$/, ''), path: `records.${i}` });
-    const entry = valueKey(present({ ...input, name: w.name, values: w.data.values }, STORED_ONLY));
+    // A value the file gives that a mail domain publishes counts as the domain's (export leaves it out).
+    const mine = owned.get(key);
+    const values = mine ? (w.data.values as unknown[]).filter((v) => !mine.has(valueKey(v))) : w.data.values;
+    const entry = valueKey(present({ ...input, name: w.name, values }, STORED_ONLY));
     const had = current.get(key);
     if (had?.entry === entry) return;
-    deps.records.putOne(w);
+    puts.push(w);
     note('records', had ? 'changed' : 'added', key);
   });
+  // One store write for all of them: one serial bump per zone and one change for the DNS index.
+  if (puts.length) deps.records.put(puts);
 
   // Explicit routes, by id.
   const fileRoutes = new Set<string>();

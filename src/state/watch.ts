@@ -8,7 +8,7 @@ import { AppError } from '../errors.js';
 import type { Logger } from '../log/index.js';
 import type { ComponentStatus } from '../api/health.js';
 import { summary } from '../api/state.js';
-import { parseStateText } from './format.js';
+import { parseStateTextOffThread } from './format.js';
 import { applyDocument, type StateDeps, type StatePlan } from './state.js';
 
 /** Field errors a health detail names at most (the log line has them all). */
@@ -65,7 +65,7 @@ export class StateWatch extends EventEmitter {
     const at = (this.opts.now ?? (() => new Date()))().toISOString();
     try {
       const text = await readFile(file, 'utf8');
-      const plan: StatePlan = await applyDocument(this.opts.deps, parseStateText(text), { dryRun: false, prune: this.opts.prune });
+      const plan: StatePlan = await applyDocument(this.opts.deps, await parseStateTextOffThread(text), { dryRun: false, prune: this.opts.prune });
       this.current = { status: 'ok', detail: `${file} applied at ${at}` };
       if (plan.changed) log.info('state file applied', { file, prune: plan.prune, ...summary(plan.plan) });
       else log.info('state file applied: nothing to change', { file });

@@ -77,6 +77,8 @@ describe('e2e: desired state as code', function () {
     const exported = await cli(['export'], env);
     expect(exported.code, exported.stderr).to.equal(0);
     expect(exported.stdout).to.match(/^version: 1\n/).and.include('svc.home.arpa.');
+    // The CLI writes the YAML from the JSON export with the API's own writer: the same bytes as GET /api/v1/state.
+    expect(exported.stdout).to.equal(await (await fetch(`${c.apiUrl}/api/v1/state`, { headers: { authorization: `Bearer ${TOKEN}` } })).text());
     // --caddyfile still gives the routes as a Caddyfile (what export printed before the state file).
     const caddyfile = await cli(['export', '--caddyfile'], env);
     expect(caddyfile.code, caddyfile.stderr).to.equal(0);
@@ -93,6 +95,10 @@ describe('e2e: desired state as code', function () {
     expect(await answer()).to.deep.equal(['192.0.2.2']);
     const wrong = await cli(['apply', '-f', copy], { ...env, DNSPROXY_TOKEN: 'nope-not-a-token-000000000' });
     expect(wrong.code).to.equal(1);
+    writeFileSync(copy, 'version: 1\nrecords: [\n');
+    const syntax = await cli(['apply', '-f', copy], env);
+    expect(syntax.code).to.equal(1);
+    expect(syntax.stderr).to.match(/exported\.yaml: the state file is not valid YAML: line \d+, column \d+/);
     writeFileSync(copy, 'version: 3\n');
     const version = await cli(['apply', '-f', copy], env);
     expect(version.code).to.equal(1);

@@ -124,6 +124,12 @@ describe('state: export and apply the whole desired state', function () {
     expect(again.json().changed).to.equal(false);
     expect(b.mail.deps.store.provider('relay')?.config).to.deep.include({ auth: { user: 'relay-user', pass: SMTP_PASS } });
     expect(await exportText(b)).to.equal(first);
+    // A file that also lists a value the mail domain publishes (its SPF) is no change: that value is the domain's.
+    const spf = b.records.get('lab.example.', 'TXT')!.values.find((v) => typeof v === 'string' && v.startsWith('v=spf1'));
+    const withSpf = (parse(first) as { records: { name: string; type: string; values: unknown[] }[] });
+    withSpf.records.find((r) => r.name === 'lab.example.' && r.type === 'TXT')!.values.push(spf);
+    const spfAgain = await apply(b, stringify(withSpf));
+    expect(spfAgain.json().changed, spfAgain.body).to.equal(false);
     // The account made from the file has no password until one is set: it cannot log in.
     expect(b.mail.deps.store.login('app')?.hash).to.equal('!');
     // The served DNS is the same: the proxied record, the mail domain's MX and SPF merged with the user's TXT.
@@ -232,6 +238,22 @@ describe('state: export and apply the whole desired state', function () {
     const read = await b.app.inject({ method: 'GET', url: '/api/v1/state', headers: { authorization: `Bearer ${token}` } });
     expect(read.statusCode).to.equal(403);
     expect(await exportText(b)).to.equal(before);
+  });
+
+  it('a long YAML body is parsed on a thread of its own: applied, or refused naming the line', async () => {
+    const records = Array.from({ length: 1500 }, (_, i) => ({ name: `h${i}.home.arpa.`, type: 'A', values: [`10.0.${i >> 8}.${i & 255}`] }));
+    const text = stringify({ version: 1, records });
+    expect(text.length).to.be.above(64 * 1024);
+    const broken = `${text}  - name: [unclosed\n`;
+    const refused = await apply(b, broken);
+    expect(refused.statusCode, refused.body).to.equal(400);
+    // The unclosed flow sequence on the last line: reported there or at the end of the file after it.
+    const line = Number(/^line (\d+), column \d+$/.exec(refused.json().error.fields[0].path)?.[1]);
+    expect(line).to.be.within(text.split('\n').length, text.split('\n').length + 1);
+    const res = await apply(b, text);
+    expect(res.statusCode, res.body).to.equal(200);
+    expect(res.json().plan.records.added).to.have.length(1500);
+    expect(b.records.count('home.arpa.')).to.equal(1500);
   });
 
   it('a file omitting a secret keeps the stored one; giving it changes it', async () => {
