@@ -57,7 +57,8 @@ const byKey = <T>(key: (x: T) => string) => (a: T, b: T) => (key(a) < key(b) ? -
 export function exportState(deps: StateDeps): Record<string, unknown> {
   const owned = deps.mail.domains.ownedValues();
   const { store, domains } = deps.mail;
-  const rules = store.rules().map(ruleEntryOf).sort((a, b) => (a.priority as number) - (b.priority as number) || byKey(valueKey)(a, b));
+  // Two identical rules route like one (first match wins): written once, so the file applies again.
+  const rules = [...new Map(store.rules().map((r) => [valueKey(ruleEntryOf(r)), ruleEntryOf(r)])).values()].sort((a, b) => (a.priority as number) - (b.priority as number) || byKey(valueKey)(a, b));
   return {
     version: STATE_VERSION,
     zones: deps.zones.map((name) => present({ name, soa: soaOf(deps, name) })),

@@ -52,6 +52,7 @@ async function seed(f: ApiFixture): Promise<string[]> {
   await ok(f, 'PUT', '/api/v1/mail/providers/api', { type: 'http', format: 'raw', url: 'https://mail.example.net/send', auth: { scheme: 'bearer', token: HTTP_TOKEN } });
   await ok(f, 'POST', '/api/v1/mail/rules', { priority: 10, recipient_domain: 'example.org', provider: 'api', fallback_provider: 'relay' });
   await ok(f, 'POST', '/api/v1/mail/rules', { provider: 'direct' });
+  await ok(f, 'POST', '/api/v1/mail/rules', { provider: 'direct' }); // the same rule twice: exported once
   await ok(f, 'POST', '/api/v1/mail/accounts', { name: 'app', email: 'app@lab.example', password: ACCOUNT_PASSWORD, allowed_domains: ['lab.example', 'home.arpa'] });
   const key = (await ok(f, 'POST', '/api/v1/mail/accounts/app/keys', { label: 'ci' })).json().key as string;
   await ok(f, 'PUT', '/api/v1/mail/domains/lab.example', { dmarc_policy: 'quarantine', dmarc_rua: 'dmarc@lab.example', mta_sts_mode: 'enforce' });
