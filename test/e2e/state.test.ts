@@ -72,6 +72,11 @@ describe('e2e: desired state as code', function () {
       await new Promise((resolve) => c!.proc.stdout?.once('data', resolve));
     }
 
+    // A config file that no longer loads changes nothing: one line names the field.
+    writeFileSync(config, 'log_level: loud\n');
+    await logged(c, '"config file refused; the running settings stay"', 1);
+    expect(c.output()).to.include('log_level');
+
     // export > file; apply -f file: nothing to change; --dry-run of a change shows it and changes nothing.
     const env = { DNSPROXY_API_URL: c.apiUrl, DNSPROXY_TOKEN: TOKEN };
     const exported = await cli(['export'], env);
