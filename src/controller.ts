@@ -40,6 +40,10 @@ import { tailnetOnly } from './config/schema.js';
 import { DeviceBindingStore } from './store/devices.js';
 import { DeviceBinder, Devices, deviceResolver, statusSource, type StatusSource, type TailnetDeps } from './tailnet/index.js';
 import type { Timers } from './tailnet/devices.js';
+import { configChanges, FileWatch } from './config/watch.js';
+import { setLogLevel } from './log/index.js';
+import { StateWatch } from './state/watch.js';
+import type { StateDeps } from './state/state.js';
 
 
 export function zoneSettings(config: Config): ZoneSettings[] {
@@ -228,6 +232,9 @@ export class Controller {
   private onDemand?: OnDemandServer;
   private caddyProcess?: CaddyProcess;
   private devices?: Devices;
+  private stateDeps?: StateDeps;
+  private stateWatch?: StateWatch;
+  private configWatch?: FileWatch;
   private readonly log = logger('controller');
 
   constructor(
@@ -318,15 +325,19 @@ export class Controller {
           dns: { status: dns.status() },
           proxy: proxyHealth(reconciler),
           mail: mail(),
+          // Only while serve --watch runs: whether the state file's last version was applied.
+          ...(this.stateWatch ? { state_file: this.stateWatch.health() } : {}),
         });
       };
-      this.api = await build({
+      const apiDeps: ApiDeps = {
         ...wired.api,
         health,
         version: VERSION,
         mail: (this.mail = mailWiring({ db, records: wired.records, config: c, dnsPort: () => dns.address().port, transaction: wired.api.transaction })).deps,
         backup: () => backupInto(db, c.data_dir),
-      });
+      };
+      this.stateDeps = apiDeps;
+      this.api = await build(apiDeps);
       await this.api.listen({ host: c.listen_ip, port: c.api_port });
       const apiPort = (this.api.server.address() as { port: number }).port;
       const dnsPort = this.dns.address().port;
@@ -338,7 +349,49 @@ export class Controller {
     }
   }
 
+  /**
+   * `serve --watch <file>`: applies the state file now and after every save; a refused version
+   * leaves the last good state serving and shows in /health (`state_file`). After start().
+   */
+  async watchState(file: string, prune: boolean): Promise<StateWatch> {
+    if (!this.stateDeps) throw new Error('watchState() before start()');
+    const w = (this.stateWatch = new StateWatch({ file, deps: this.stateDeps, prune, log: logger('state') }));
+    await w.start();
+    return w;
+  }
+
+  /**
+   * Watches the config file: a setting that can change while running (LIVE_SETTINGS: the log
+   * level) takes effect, every other changed one is logged as needing a restart. A file that no
+   * longer loads changes nothing (logged).
+   */
+  async watchConfig(file: string, reload: () => Config): Promise<FileWatch> {
+    const log = logger('config');
+    let running = this.config;
+    const w = (this.configWatch = new FileWatch({
+      file,
+      onChange: async () => {
+        let next: Config;
+        try {
+          next = reload();
+        } catch (e) {
+          log.error('config file refused; the running settings stay', { file, error: (e as { lines?: string[] }).lines ?? (e as Error).message });
+          return;
+        }
+        const { live, restart } = configChanges(running, next);
+        if (live.includes('log_level')) setLogLevel(next.log_level);
+        running = { ...running, ...Object.fromEntries(live.map((k) => [k, next[k]])) };
+        if (live.length) log.info('config file changed: applied', { file, settings: live });
+        if (restart.length) log.warn('config file changed: these settings take effect at the next restart', { file, settings: restart });
+      },
+    }));
+    await w.ready;
+    return w;
+  }
+
   async stop(): Promise<void> {
+    await this.configWatch?.close().catch(() => undefined);
+    await this.stateWatch?.stop().catch(() => undefined);
     this.mail?.stop();
     await this.api?.close().catch(() => undefined);
     this.certs?.stop();
@@ -350,5 +403,6 @@ export class Controller {
     this.uncount?.();
     this.db?.close();
     this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = this.mail = this.onDemand = this.devices = undefined;
+    this.stateWatch = this.configWatch = this.stateDeps = undefined;
   }
 }

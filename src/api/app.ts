@@ -27,6 +27,7 @@ import { mailCredentialRoutes } from './mail-credentials.js';
 import { deviceRoutes } from './devices.js';
 import { probeRoutes } from './probes.js';
 import { recordRoutes } from './records.js';
+import { stateRoutes } from './state.js';
 import { proxyRoutes } from './routes.js';
 import { tokenRoutes } from './tokens.js';
 import { zoneRoutes } from './zones.js';
@@ -122,6 +123,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(mailDomainRoutes(deps));
   await app.register(backupRoutes(deps));
   await app.register(deviceRoutes(deps));
+  await app.register(stateRoutes(deps));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

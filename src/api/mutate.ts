@@ -114,7 +114,7 @@ type RouteKey = Pick<DesiredRoute, 'id' | 'hosts' | 'path'>;
  * 409 when `route` would serve a host+path another route already serves. Looks only at the
  * explicit routes and at the records named like `route`'s hosts, so a burst of adds stays linear.
  */
-export function assertNoClash(deps: ApiDeps, route: RouteKey): void {
+export function assertNoClash(deps: Pick<ApiDeps, 'routes' | 'records'>, route: RouteKey): void {
   const existing: RouteKey[] = deps.routes.list();
   for (const host of route.hosts)
     for (const type of ['A', 'AAAA'] as const)
@@ -128,7 +128,7 @@ export function assertNoClash(deps: ApiDeps, route: RouteKey): void {
  * node's own listeners (Caddy's admin API on TCP, the API, DNS, Caddy's ports, the mail relay).
  * `hosts` and `upstreams` are [field path, value] pairs. Runs before any write, dry runs included.
  */
-export function assertNotOwnEndpoint(deps: ApiDeps, hosts: readonly [string, string][], upstreams: readonly [string, string][]): void {
+export function assertNotOwnEndpoint(deps: Pick<ApiDeps, 'proxy'>, hosts: readonly [string, string][], upstreams: readonly [string, string][]): void {
   const own = endpointsOf(deps.proxy.settings);
   const fields: FieldIssue[] = [];
   for (const [path, host] of hosts) {

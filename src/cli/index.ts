@@ -10,6 +10,7 @@ import { mailCommands } from './mail.js';
 import { resolveCommand } from './resolve.js';
 import { routeCommands } from './routes.js';
 import { serveCommand } from './serve.js';
+import { stateCommands } from './state.js';
 import { statusCommand } from './status.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -34,6 +35,7 @@ export async function main(argv: string[]): Promise<number> {
   mailCommands(program, g);
   statusCommand(program, g);
   backupCommands(program, g);
+  stateCommands(program, g);
   // Sub-commands inherit exitOverride so usage errors reach the catch below.
   const override = (c: Command) => {
     c.exitOverride();

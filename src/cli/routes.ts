@@ -1,6 +1,5 @@
-// Proxy commands: add-route, routes, remove-route, plan, export.
+// Proxy commands: add-route, routes, remove-route, plan (export --caddyfile is in state.ts).
 import type { Command } from 'commander';
-import { writeFileSync } from 'node:fs';
 import { call, CliError } from './client.js';
 import type { Globals } from './commands.js';
 import { printJson, table } from './output.js';
@@ -153,16 +152,7 @@ export function routeCommands(program: Command, g: Globals): void {
       else console.log(`caddy: ${res.caddy_up ? 'up' : 'DOWN'}${res.in_sync ? ', in sync' : ', not in sync'}${res.last_error ? ` (last error: ${res.last_error})` : ''}\n${planText(res.plan)}`);
     });
 
-  program
-    .command('export')
-    .description('print the routes as a Caddyfile')
-    .option('--caddyfile', 'Caddyfile format (the default and only format for now)')
-    .option('-o, --output <file>', 'write to a file instead of stdout')
-    .action(async (o: { output?: string }) => {
-      const text = (await call(g.target(), 'GET', '/api/v1/caddyfile')) as string;
-      if (o.output) writeFileSync(o.output, text);
-      else process.stdout.write(text);
-    });
+  // `export --caddyfile` (the routes as a Caddyfile) is in state.ts: `export` alone writes the state file.
 }
 
 function routeTable(routes: RouteView[]): string {

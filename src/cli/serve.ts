@@ -26,6 +26,8 @@ interface ServeFlags {
   tailscaleSocket?: string;
   tailscaleCli?: string;
   devicePollMs?: string;
+  watch?: string;
+  watchPrune?: boolean;
 }
 
 export function serveCommand(program: Command): void {
@@ -49,31 +51,36 @@ export function serveCommand(program: Command): void {
     .option('--node-ip <ip>', 'this node\'s IPv4 (env DNSPROXY_NODE_IP, default: detected)')
     .option('--upstream <ip[:port]>', 'resolver for names outside our zones, repeatable (env DNSPROXY_UPSTREAMS)', collect)
     .option('--log-level <level>', 'error|warn|info|debug (env DNSPROXY_LOG_LEVEL)')
+    .option('--watch <file>', 'apply this state file (dnsproxy export) now and on every save (env DNSPROXY_STATE_FILE)')
+    .option('--watch-prune', 'with --watch: also remove what the file lacks (env DNSPROXY_STATE_PRUNE)')
     .action(async (f: ServeFlags) => {
       process.umask(SERVICE_UMASK);
       let config;
+      const sources = {
+        file: f.config,
+        flags: {
+          data_dir: f.dataDir,
+          zones: f.zone,
+          dns_port: f.dnsPort,
+          api_port: f.apiPort,
+          listen_ip: f.listenIp,
+          http_port: f.httpPort,
+          https_port: f.httpsPort,
+          caddy_admin: f.caddyAdmin,
+          node_ip: f.nodeIp,
+          upstreams: f.upstream,
+          log_level: f.logLevel,
+          state_file: f.watch,
+          state_prune: f.watchPrune,
+          tailnet_only: f.tailnetOnly,
+          tailnet_ranges: f.tailnetRange,
+          tailscale_socket: f.tailscaleSocket,
+          tailscale_cli: f.tailscaleCli,
+          device_poll_ms: f.devicePollMs,
+        },
+      };
       try {
-        config = loadConfig({
-          file: f.config,
-          flags: {
-            data_dir: f.dataDir,
-            zones: f.zone,
-            dns_port: f.dnsPort,
-            api_port: f.apiPort,
-            listen_ip: f.listenIp,
-            http_port: f.httpPort,
-            https_port: f.httpsPort,
-            caddy_admin: f.caddyAdmin,
-            node_ip: f.nodeIp,
-            upstreams: f.upstream,
-            log_level: f.logLevel,
-            tailnet_only: f.tailnetOnly,
-            tailnet_ranges: f.tailnetRange,
-            tailscale_socket: f.tailscaleSocket,
-            tailscale_cli: f.tailscaleCli,
-            device_poll_ms: f.devicePollMs,
-          },
-        });
+        config = loadConfig(sources);
       } catch (e) {
         if (e instanceof ConfigError) throw new CliError(e.lines.join('\n'), 2);
         throw e;
@@ -92,6 +99,10 @@ export function serveCommand(program: Command): void {
         await controller.start().catch((e: unknown) => {
           throw startFailed(e, '--dns-port/--api-port', 'DNSPROXY_DNS_PORT/DNSPROXY_API_PORT');
         });
+        // The config file is watched: the log level changes at once, other settings say they need a restart.
+        const configFile = f.config ?? process.env.DNSPROXY_CONFIG;
+        if (configFile) await controller.watchConfig(configFile, () => loadConfig(sources));
+        if (config.state_file) await controller.watchState(config.state_file, config.state_prune);
         return (signal) => {
           log.info('stopping', { signal });
           return controller.stop().finally(unlock);

@@ -74,6 +74,12 @@ export const configSchema = z
       .transform((v) => (v === 'auto' ? 'auto' : v === true || v === 'on' || v === '1' || v === 'true' ? 'on' : 'off'))
       .describe('Caddy answers 403 to clients outside tailnet_ranges (before any route); auto: on when this node has a Tailscale address'),
     tailnet_ranges: z.array(network).min(1, 'at least one network is required').default(['100.64.0.0/10', 'fd7a:115c:a1e0::/48', '127.0.0.0/8', '::1/128']).describe('Client networks Caddy proxies for when tailnet_only is on: the tailnet\'s ranges and this node\'s loopback'),
+    state_file: z.string().min(1).optional().describe('A state file (dnsproxy export) applied at start and again on every save; a refused version leaves the last good state serving (shown in /health as state_file)'),
+    state_prune: z
+      .union([z.boolean(), z.enum(['1', '0', 'true', 'false'])])
+      .default(false)
+      .transform((v) => v === true || v === '1' || v === 'true')
+      .describe('With state_file: also remove what the file lacks (record sets, routes, mail domains, accounts, providers, rules)'),
     // Mail relay (`dnsproxy mail serve`).
     smtp_port: portNumber.default(25).describe('Mail relay: SMTP listener (authenticated submission as on the submission port, and inbound mail for mail_domains without AUTH)'),
     submission_port: portNumber.default(587).describe('Mail relay: submission listener (STARTTLS + AUTH)'),

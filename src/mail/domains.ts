@@ -75,6 +75,20 @@ export class MailDomains {
     return r && row(r);
   }
 
+  /**
+   * Every value the mail domains published, as `name type` → the values' canonical keys
+   * (domain.ts valueKey): what a state export leaves out of the record sets, as the domains make it.
+   */
+  ownedValues(): Map<string, Set<string>> {
+    const out = new Map<string, Set<string>>();
+    for (const o of prepared(this.db, 'SELECT name, type, value FROM mail_domain_records').all() as { name: string; type: string; value: string }[]) {
+      const k = `${o.name} ${o.type}`;
+      if (!out.has(k)) out.set(k, new Set());
+      out.get(k)!.add(o.value);
+    }
+    return out;
+  }
+
   /** The selectors published beside the signing one (rotation). */
   selectors(domain: string): PublishedSelector[] {
     return prepared(this.db, 'SELECT selector, at_ms, state FROM mail_dkim_published WHERE domain = ? ORDER BY at_ms, selector').all(bare(domain)) as PublishedSelector[];

@@ -33,6 +33,8 @@ const SUCCESS: Record<string, number[]> = {
   'DELETE /api/v1/routes/{id}': [200, 204],
   'GET /api/v1/plan': [200],
   'GET /api/v1/backup': [200],
+  'GET /api/v1/state': [200],
+  'POST /api/v1/state': [200],
   'GET /api/v1/caddyfile': [200],
   'GET /api/v1/mail/accounts': [200],
   'POST /api/v1/mail/accounts': [200, 201],

@@ -1,0 +1,274 @@
+// Desired state as code: GET /api/v1/state exports the whole state (secrets left out), POST
+// applies a document in one transaction. Export → apply to an empty instance → export is
+// byte-identical on a state with every kind of object; dry runs change nothing; --prune removes
+// what the file lacks and nothing is removed without it; refusals name the field and write nothing.
+import { expect } from 'chai';
+import { parse, stringify } from 'yaml';
+import { apiFixture, type ApiFixture } from '../helpers/api.js';
+
+const SMTP_PASS = 'smtp-secret-Zq81x';
+const HTTP_TOKEN = 'bearer-secret-Yk27w';
+const ACCOUNT_PASSWORD = 'account-password-Xp93';
+
+type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
+
+async function call(f: ApiFixture, method: Method, url: string, payload?: unknown, headers: Record<string, string> = {}) {
+  return f.app.inject({ method, url, headers: { ...f.auth, ...headers }, ...(payload === undefined ? {} : { payload: payload as string }) });
+}
+
+async function ok(f: ApiFixture, method: Method, url: string, payload?: unknown) {
+  const res = await call(f, method, url, payload);
+  expect(res.statusCode, `${method} ${url}: ${res.body}`).to.be.oneOf([200, 201, 204]);
+  return res;
+}
+
+const exportText = async (f: ApiFixture) => {
+  const res = await call(f, 'GET', '/api/v1/state');
+  expect(res.statusCode, res.body).to.equal(200);
+  expect(res.headers['content-type']).to.match(/^application\/yaml/);
+  return res.body;
+};
+
+const apply = (f: ApiFixture, text: string, query = '') => call(f, 'POST', `/api/v1/state${query}`, text, { 'content-type': 'application/yaml' });
+
+/** Every kind of object the state holds: records of each type (proxied ones too), a route, mail domains, accounts, providers, rules. */
+async function seed(f: ApiFixture): Promise<string[]> {
+  await ok(f, 'PUT', '/api/v1/records/web/A', { name: 'web', type: 'A', values: ['192.0.2.20', '192.0.2.21'], ttl: 120, service_name: 'web', proxy: { enabled: true, upstreams: ['192.0.2.30:8080'], tls: 'internal' } });
+  await ok(f, 'PUT', '/api/v1/records/web/AAAA', { name: 'web', type: 'AAAA', values: ['2001:db8::20'] });
+  await ok(f, 'PUT', '/api/v1/records/alias/CNAME', { name: 'alias', type: 'CNAME', values: ['web.home.arpa.'] });
+  await ok(f, 'PUT', '/api/v1/records/notes/TXT', { name: 'notes', type: 'TXT', values: ['plain text', ['k=v', 'a=b'], [{ hex: 'ff00' }]] });
+  await ok(f, 'PUT', '/api/v1/records/@/MX', { name: '@', type: 'MX', values: [{ preference: 20, exchange: 'mx2.home.arpa.' }] });
+  await ok(f, 'PUT', '/api/v1/records/_sip._tcp.home.arpa./SRV', { name: '_sip._tcp.home.arpa.', type: 'SRV', values: [{ priority: 10, weight: 5, port: 5060, target: 'web.home.arpa.' }] });
+  await ok(f, 'PUT', '/api/v1/records/@/CAA', { name: '@', type: 'CAA', values: [{ flags: 0, tag: 'issue', value: 'letsencrypt.org' }] });
+  await ok(f, 'PUT', '/api/v1/records/host/SSHFP', { name: 'host', type: 'SSHFP', values: ['4 2 abababababababababababababababababababababababababababababababab'] });
+  await ok(f, 'PUT', '/api/v1/records/odd/TYPE65400', { name: 'odd', type: 'TYPE65400', values: ['\\# 2 abcd'] });
+  // A user's own value beside the mail domain's SPF (the export keeps only it), and a plain name.
+  await ok(f, 'PUT', '/api/v1/records/lab.example./TXT', { name: 'lab.example.', type: 'TXT', values: ['site-verification=abc'] });
+  await ok(f, 'PUT', '/api/v1/records/plain.lab.example./A', { name: 'plain.lab.example.', type: 'A', values: ['192.0.2.40'], proxy: { enabled: true, upstreams: ['192.0.2.41:80'] } });
+  const route = await ok(f, 'POST', '/api/v1/routes', { hosts: ['app.home.arpa', 'www.app.home.arpa'], path: '/api', upstreams: ['192.0.2.50:9000', '192.0.2.51:9000'], tls: 'off', health_path: '/healthz' });
+  expect(route.json().route.id).to.match(/^api:/);
+  await ok(f, 'PUT', '/api/v1/mail/providers/relay', { type: 'smtp', host: 'smtp.example.net', port: 587, auth: { user: 'relay-user', pass: SMTP_PASS } });
+  await ok(f, 'PUT', '/api/v1/mail/providers/direct', { type: 'mx' });
+  await ok(f, 'PUT', '/api/v1/mail/providers/api', { type: 'http', format: 'raw', url: 'https://mail.example.net/send', auth: { scheme: 'bearer', token: HTTP_TOKEN } });
+  await ok(f, 'POST', '/api/v1/mail/rules', { priority: 10, recipient_domain: 'example.org', provider: 'api', fallback_provider: 'relay' });
+  await ok(f, 'POST', '/api/v1/mail/rules', { provider: 'direct' });
+  await ok(f, 'POST', '/api/v1/mail/rules', { provider: 'direct' }); // the same rule twice: exported once
+  await ok(f, 'POST', '/api/v1/mail/accounts', { name: 'app', email: 'app@lab.example', password: ACCOUNT_PASSWORD, allowed_domains: ['lab.example', 'home.arpa'] });
+  const key = (await ok(f, 'POST', '/api/v1/mail/accounts/app/keys', { label: 'ci' })).json().key as string;
+  await ok(f, 'PUT', '/api/v1/mail/domains/lab.example', { dmarc_policy: 'quarantine', dmarc_rua: 'dmarc@lab.example', mta_sts_mode: 'enforce' });
+  const dkim = f.mail.deps.store.dkimKey('lab.example')!.private_key;
+  // Secret material the export must not carry: the account API key, the DKIM key's body.
+  return [key, dkim.split('\n')[1]!];
+}
+
+/** The export with the secrets an empty instance cannot have (they are never exported) put back in. */
+function withSecrets(text: string): string {
+  const doc = parse(text) as { mail: { providers: { name: string; config: { auth?: Record<string, string> } }[] } };
+  for (const p of doc.mail.providers) {
+    if (p.name === 'relay') p.config.auth!.pass = SMTP_PASS;
+    if (p.name === 'api') p.config.auth!.token = HTTP_TOKEN;
+  }
+  return stringify(doc);
+}
+
+describe('state: export and apply the whole desired state', function () {
+  this.timeout(60_000);
+  let a: ApiFixture;
+  let b: ApiFixture;
+  beforeEach(async () => {
+    a = await apiFixture();
+    b = await apiFixture();
+  });
+  afterEach(async () => {
+    await a.close();
+    await b.close();
+  });
+
+  it('export → apply to an empty instance → export is byte-identical, with every kind of object; no secret is exported', async () => {
+    const minted = await seed(a);
+    const first = await exportText(a);
+    // Every kind of object is there.
+    const doc = parse(first) as Record<string, unknown> & { records: { name: string; type: string; values: unknown[] }[]; mail: Record<string, unknown[]> };
+    expect(doc.version).to.equal(1);
+    expect(new Set(doc.records.map((r) => r.type))).to.deep.equal(new Set(['A', 'AAAA', 'CNAME', 'TXT', 'MX', 'SRV', 'CAA', 'SSHFP', 'TYPE65400']));
+    expect((doc.routes as unknown[]).length).to.equal(1);
+    expect(doc.mail.domains).to.have.length(1);
+    expect(doc.mail.accounts).to.have.length(1);
+    expect(doc.mail.providers).to.have.length(3);
+    expect(doc.mail.rules).to.have.length(2);
+    expect((doc.zones as { name: string; soa: { rname: string } }[]).map((z) => z.name)).to.deep.equal(['home.arpa.', 'lab.example.']);
+    // The mail domain's own values are not exported (it makes them again); the user's value beside them is.
+    expect(doc.records.find((r) => r.name === 'lab.example.' && r.type === 'TXT')?.values).to.deep.equal(['site-verification=abc']);
+    expect(doc.records.some((r) => r.name.includes('_domainkey') || r.name.startsWith('_dmarc'))).to.equal(false);
+    // No secret material: passwords, provider credentials, DKIM private keys, hashes, API tokens.
+    for (const secret of [SMTP_PASS, HTTP_TOKEN, ACCOUNT_PASSWORD, a.token, ...minted, 'PRIVATE KEY', 'scrypt$', 'password', 'pass:', 'token:'])
+      expect(first, `export holds ${secret}`).not.to.include(secret);
+
+    // An empty instance cannot have the providers' secrets: a file without them is refused, naming the field, and nothing is written.
+    const empty = await exportText(b);
+    const refused = await apply(b, first);
+    expect(refused.statusCode, refused.body).to.equal(400);
+    expect(refused.json().error.fields.map((x: { path: string }) => x.path)).to.deep.equal(['mail.providers.0.config.auth.token']);
+    expect(await exportText(b)).to.equal(empty);
+
+    const applied = await apply(b, withSecrets(first));
+    expect(applied.statusCode, applied.body).to.equal(200);
+    expect(applied.json().changed).to.equal(true);
+    expect(applied.json().plan.records.added).to.include('web.home.arpa. A');
+    await b.pipeline.settled();
+    const second = await exportText(b);
+    expect(second).to.equal(first);
+
+    // The raw export (no secrets) now applies to it as nothing to change: the stored secrets are kept.
+    const again = await apply(b, first);
+    expect(again.statusCode, again.body).to.equal(200);
+    expect(again.json().changed).to.equal(false);
+    expect(b.mail.deps.store.provider('relay')?.config).to.deep.include({ auth: { user: 'relay-user', pass: SMTP_PASS } });
+    expect(await exportText(b)).to.equal(first);
+    // A file that also lists a value the mail domain publishes (its SPF) is no change: that value is the domain's.
+    const spf = b.records.get('lab.example.', 'TXT')!.values.find((v) => typeof v === 'string' && v.startsWith('v=spf1'));
+    const withSpf = (parse(first) as { records: { name: string; type: string; values: unknown[] }[] });
+    withSpf.records.find((r) => r.name === 'lab.example.' && r.type === 'TXT')!.values.push(spf);
+    const spfAgain = await apply(b, stringify(withSpf));
+    expect(spfAgain.json().changed, spfAgain.body).to.equal(false);
+    // The account made from the file has no password until one is set: it cannot log in.
+    expect(b.mail.deps.store.login('app')?.hash).to.equal('!');
+    // The served DNS is the same: the proxied record, the mail domain's MX and SPF merged with the user's TXT.
+    const served = (f: ApiFixture) => f.index.servedRecords('lab.example.').map((r) => [r.name, r.type, r.values]).filter(([name, type]) => type !== 'SOA' && !String(name).includes('_domainkey'));
+    expect(served(b)).to.deep.equal(served(a));
+    expect(b.records.get('lab.example.', 'TXT')?.values).to.have.length(2);
+  });
+
+  it('a dry run changes nothing and shows the plan', async () => {
+    await seed(a);
+    const text = withSecrets(await exportText(a));
+    const before = await exportText(b);
+    const serial = b.records.serial('home.arpa.');
+    const res = await apply(b, text, '?dry_run=true');
+    expect(res.statusCode, res.body).to.equal(200);
+    expect(res.json()).to.include({ dry_run: true, changed: true });
+    expect(res.json().plan.records.added).to.include('web.home.arpa. A');
+    expect(res.json().plan.mail_providers.added).to.deep.equal(['api', 'direct', 'relay']);
+    expect(res.json().proxy.routes.added.map((r: { id: string }) => r.id)).to.include('record:web.home.arpa');
+    expect(await exportText(b)).to.equal(before);
+    expect(b.records.serial('home.arpa.')).to.equal(serial);
+    expect(b.mail.deps.store.providers()).to.deep.equal([]);
+  });
+
+  it('without --prune nothing is removed (the plan lists it); with --prune what the file lacks goes', async () => {
+    await seed(a);
+    const text = withSecrets(await exportText(a));
+    expect((await apply(b, text)).statusCode).to.equal(200);
+    // Things the file lacks.
+    await ok(b, 'PUT', '/api/v1/records/extra/A', { name: 'extra', type: 'A', values: ['192.0.2.99'] });
+    const route = await ok(b, 'POST', '/api/v1/routes', { hosts: ['extra.home.arpa'], upstreams: ['192.0.2.98:80'] });
+    await ok(b, 'POST', '/api/v1/mail/rules', { priority: 5, sender_domain: 'home.arpa', provider: 'relay' });
+    await ok(b, 'POST', '/api/v1/mail/accounts', { name: 'other', email: 'other@home.arpa', password: 'other-password-1', allowed_domains: ['home.arpa'] });
+
+    const kept = await apply(b, text);
+    expect(kept.statusCode, kept.body).to.equal(200);
+    expect(kept.json().changed).to.equal(false);
+    expect(kept.json().plan.records.not_in_file).to.deep.equal(['extra.home.arpa. A']);
+    expect(kept.json().plan.routes.not_in_file).to.deep.equal([route.json().route.id]);
+    expect(kept.json().plan.mail_accounts.not_in_file).to.deep.equal(['other']);
+    expect(kept.json().plan.mail_rules.not_in_file).to.have.length(1);
+    expect(b.records.get('extra.home.arpa.', 'A')).to.not.equal(undefined);
+
+    const pruned = await apply(b, text, '?prune=true');
+    expect(pruned.statusCode, pruned.body).to.equal(200);
+    expect(pruned.json().plan.records.removed).to.deep.equal(['extra.home.arpa. A']);
+    expect(pruned.json().plan.routes.removed).to.deep.equal([route.json().route.id]);
+    expect(b.records.get('extra.home.arpa.', 'A')).to.equal(undefined);
+    expect(await exportText(b)).to.equal(await exportText(a));
+    // The mail domain's records were not pruned with the user's: they are not in the file's records.
+    expect(b.records.get('_dmarc.lab.example.', 'TXT')).to.not.equal(undefined);
+
+    // A section the file leaves out is never pruned: only records here.
+    const onlyRecords = await apply(b, 'version: 1\nrecords: []\n', '?prune=true');
+    expect(onlyRecords.statusCode, onlyRecords.body).to.equal(200);
+    expect(onlyRecords.json().plan.records.removed).to.include('web.home.arpa. A');
+    expect(onlyRecords.json().plan.routes.removed).to.deep.equal([]);
+    expect(onlyRecords.json().plan.routes.not_in_file).to.have.length(1);
+    expect(onlyRecords.json().plan.mail_rules.removed).to.deep.equal([]);
+    expect(b.routes.list()).to.have.length(1);
+    expect(b.records.get('web.home.arpa.', 'A')).to.equal(undefined);
+    expect(b.records.get('_dmarc.lab.example.', 'TXT'), 'the mail domain still publishes').to.not.equal(undefined);
+  });
+
+  it('refusals name the field and write nothing: a bad value, a wrong version, a conflict half-way, a token below admin', async () => {
+    const good = { name: 'fine', type: 'A', values: ['192.0.2.1'] };
+    const before = await exportText(b);
+    const bad = await call(b, 'POST', '/api/v1/state', { version: 1, records: [good, { name: 'bad', type: 'A', values: ['not-an-ip'] }] });
+    expect(bad.statusCode, bad.body).to.equal(400);
+    expect(bad.json().error.fields.map((x: { path: string }) => x.path)).to.deep.equal(['records.1.values.0']);
+
+    const version = await apply(b, 'version: 2\nrecords: []\n');
+    expect(version.statusCode).to.equal(400);
+    expect(version.json().error.fields).to.deep.equal([{ path: 'version', message: '2 is not a state-file version this dnsproxy reads (it reads 1)' }]);
+    const missing = await apply(b, 'records: []\n');
+    expect(missing.json().error.fields[0].path).to.equal('version');
+
+    const unknown = await apply(b, 'version: 1\nrecord: []\n');
+    expect(unknown.statusCode).to.equal(400);
+    expect(unknown.json().error.message).to.include('record');
+
+    const yaml = await apply(b, 'version: 1\nrecords: [\n');
+    expect(yaml.statusCode).to.equal(400);
+    expect(yaml.json().error.message).to.match(/not valid YAML: line \d+/);
+
+    // The store refuses the second set (a CNAME beside data): the first, already written inside the transaction, is rolled back.
+    const conflict = await call(b, 'POST', '/api/v1/state', { version: 1, records: [good, { name: 'fine', type: 'CNAME', values: ['web.home.arpa.'] }] });
+    expect(conflict.statusCode, conflict.body).to.equal(409);
+    expect(b.records.get('fine.home.arpa.', 'A')).to.equal(undefined);
+
+    const cert = await call(b, 'POST', '/api/v1/state', { version: 1, certificates: [{ name: 'web', source: 'file', ref: 'certs/web.pem' }] });
+    expect(cert.statusCode).to.equal(400);
+    expect(cert.json().error.fields[0].path).to.equal('certificates.0');
+    const soa = await call(b, 'POST', '/api/v1/state', { version: 1, zones: [{ name: 'home.arpa.', soa: { mname: 'ns1.home.arpa.', rname: 'hostmaster.home.arpa.', refresh: 1, retry: 600, expire: 604800, minimum: 60, ttl: 300 } }] });
+    expect(soa.json().error.fields[0].path).to.equal('zones.0.soa.refresh');
+    const zone = await call(b, 'POST', '/api/v1/state', { version: 1, zones: [{ name: 'other.example.' }] });
+    expect(zone.json().error.fields[0].path).to.equal('zones.0.name');
+
+    const own = await call(b, 'POST', '/api/v1/state', { version: 1, routes: [{ id: 'api:admin', hosts: ['x.home.arpa'], upstreams: ['127.0.0.1:2019'] }] });
+    expect(own.statusCode).to.equal(400);
+    expect(own.json().error.fields[0].path).to.equal('routes.0.upstreams.0');
+
+    const { token } = b.tokens.create('writer', 'write');
+    const scoped = await b.app.inject({ method: 'POST', url: '/api/v1/state', headers: { authorization: `Bearer ${token}` }, payload: { version: 1 } });
+    expect(scoped.statusCode).to.equal(403);
+    const read = await b.app.inject({ method: 'GET', url: '/api/v1/state', headers: { authorization: `Bearer ${token}` } });
+    expect(read.statusCode).to.equal(403);
+    expect(await exportText(b)).to.equal(before);
+  });
+
+  it('a long YAML body is parsed on a thread of its own: applied, or refused naming the line', async () => {
+    const records = Array.from({ length: 1500 }, (_, i) => ({ name: `h${i}.home.arpa.`, type: 'A', values: [`10.0.${i >> 8}.${i & 255}`] }));
+    const text = stringify({ version: 1, records });
+    expect(text.length).to.be.above(64 * 1024);
+    const broken = `${text}  - name: [unclosed\n`;
+    const refused = await apply(b, broken);
+    expect(refused.statusCode, refused.body).to.equal(400);
+    // The unclosed flow sequence on the last line: reported there or at the end of the file after it.
+    const line = Number(/^line (\d+), column \d+$/.exec(refused.json().error.fields[0].path)?.[1]);
+    expect(line).to.be.within(text.split('\n').length, text.split('\n').length + 1);
+    const res = await apply(b, text);
+    expect(res.statusCode, res.body).to.equal(200);
+    expect(res.json().plan.records.added).to.have.length(1500);
+    expect(b.records.count('home.arpa.')).to.equal(1500);
+  });
+
+  it('a file omitting a secret keeps the stored one; giving it changes it', async () => {
+    await ok(b, 'POST', '/api/v1/mail/accounts', { name: 'app', email: 'app@lab.example', password: ACCOUNT_PASSWORD, allowed_domains: ['lab.example'] });
+    const hash = b.mail.deps.store.login('app')!.hash;
+    const text = await exportText(b);
+    expect((await apply(b, text)).json().changed).to.equal(false);
+    expect(b.mail.deps.store.login('app')!.hash).to.equal(hash);
+    const doc = parse(text) as { mail: { accounts: Record<string, unknown>[] } };
+    doc.mail.accounts[0]!.password = ACCOUNT_PASSWORD;
+    expect((await apply(b, stringify(doc))).json().changed, 'the same password is no change').to.equal(false);
+    doc.mail.accounts[0]!.password = 'a-new-password-77';
+    const changed = await apply(b, stringify(doc));
+    expect(changed.json().plan.mail_accounts.changed).to.deep.equal(['app']);
+    expect(b.mail.deps.store.login('app')!.hash).to.not.equal(hash);
+  });
+});
