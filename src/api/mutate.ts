@@ -128,7 +128,7 @@ export function assertNoClash(deps: Pick<ApiDeps, 'routes' | 'records'>, route: 
  * node's own listeners (Caddy's admin API on TCP, the API, DNS, Caddy's ports, the mail relay).
  * `hosts` and `upstreams` are [field path, value] pairs. Runs before any write, dry runs included.
  */
-export function assertNotOwnEndpoint(deps: Pick<ApiDeps, 'proxy'>, hosts: readonly [string, string][], upstreams: readonly [string, string][]): void {
+export function assertNotOwnEndpoint(deps: Pick<ApiDeps, 'proxy' | 'devices'>, hosts: readonly [string, string][], upstreams: readonly [string, string][]): void {
   const own = endpointsOf(deps.proxy.settings);
   const fields: FieldIssue[] = [];
   for (const [path, host] of hosts) {
@@ -144,7 +144,7 @@ export function assertNotOwnEndpoint(deps: Pick<ApiDeps, 'proxy'>, hosts: readon
 }
 
 /** A `device:<name>:<port>` upstream whose device's addresses are one of our own listeners (the device is this node). */
-function deviceOwnProblem(deps: ApiDeps, upstream: string, own: ReturnType<typeof endpointsOf>): string | null {
+function deviceOwnProblem(deps: Pick<ApiDeps, 'proxy' | 'devices'>, upstream: string, own: ReturnType<typeof endpointsOf>): string | null {
   const at = upstream.lastIndexOf(':');
   const host = upstream.slice(0, at);
   if (deviceOfHost(host) === null) return null;
