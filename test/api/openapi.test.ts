@@ -36,6 +36,7 @@ const SUCCESS: Record<string, number[]> = {
   'GET /api/v1/state': [200],
   'POST /api/v1/state': [200],
   'GET /api/v1/caddyfile': [200],
+  'GET /api/v1/devices': [200],
   'GET /api/v1/mail/accounts': [200],
   'POST /api/v1/mail/accounts': [200, 201],
   'DELETE /api/v1/mail/accounts/{name}': [200, 204],
