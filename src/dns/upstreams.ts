@@ -46,6 +46,12 @@ export class PlainUpstreams {
     this.byHost = new Map(table);
   }
 
+  /** Changes some names: `removed` hosts first, then `set` ones (the pipeline passes what changed since its last run). */
+  patch(set: ReadonlyMap<string, readonly PlainBackend[]>, removed: readonly string[]): void {
+    for (const host of removed) this.byHost.delete(host);
+    for (const [host, backends] of set) this.byHost.set(host, backends);
+  }
+
   get size(): number {
     return this.byHost.size;
   }

@@ -42,7 +42,9 @@ export interface PipelineOptions {
   log?: Logger;
 }
 
-const sameList = (a: readonly DesiredRoute[], b: readonly DesiredRoute[] | null): boolean => b !== null && a.length === b.length && a.every((r, i) => r === b[i]);
+const sameList = (a: readonly DesiredRoute[], b: readonly DesiredRoute[] | null): boolean => a === b || (b !== null && a.length === b.length && a.every((r, i) => r === b[i]));
+const hostOf = (r: DesiredRoute): string => r.hosts[0]!.toLowerCase();
+const ACTIVE: AppliedStatus = { status: 'active', error: null };
 
 export class ChangePipeline extends EventEmitter {
   private started = false;
@@ -54,8 +56,8 @@ export class ChangePipeline extends EventEmitter {
   /** The explicit routes last handed to the reconciler (compared by identity: unchanged routes keep theirs). */
   private lastExplicit: readonly DesiredRoute[] | null = null;
   private readonly waiters: { at: number; resolve: () => void }[] = [];
-  /** Stage runs, and how many of them triggered the reconciler (tests and /metrics read them). */
-  readonly counts = { runs: 0, triggers: 0 };
+  /** Stage runs, how many of them triggered the reconciler, and how many published every plain name (tests and /metrics read them). */
+  readonly counts = { runs: 0, triggers: 0, fullPublishes: 0 };
 
   /** Subscribes to both stores: from here on every committed change reaches the index (stage 1). */
   constructor(private readonly o: PipelineOptions) {
@@ -91,16 +93,9 @@ export class ChangePipeline extends EventEmitter {
   /** The reconciler reported statuses (explicit routes): add the plain names' and pass them on. */
   reported(statuses: ReadonlyMap<string, AppliedStatus>): void {
     const all = new Map(statuses);
-    for (const [id, s] of this.dynamicStatuses()) all.set(id, s);
-    this.o.proxy.report(all);
+    if (this.o.reconciler?.applied() != null) for (const r of this.o.proxy.split().dynamic) all.set(r.id, ACTIVE);
+    this.o.proxy.report(all, true);
     this.emit('status', all);
-  }
-
-  private dynamicStatuses(): Map<string, AppliedStatus> {
-    const out = new Map<string, AppliedStatus>();
-    if (this.o.reconciler?.applied() == null) return out;
-    for (const r of this.o.proxy.split().dynamic) out.set(r.id, { status: 'active', error: null });
-    return out;
   }
 
   private schedule(): void {
@@ -123,18 +118,29 @@ export class ChangePipeline extends EventEmitter {
     } while (upTo !== this.seen);
     this.scheduled = false;
     this.counts.runs++;
-    // Stage 2: desired state from the stores' cached view and the settled index.
-    const { explicit, dynamic } = this.o.proxy.split();
+    // Stage 2: desired state from the stores' cached view and the settled index (only what changed is rebuilt).
+    const { explicit } = this.o.proxy.split();
+    const delta = this.o.proxy.drainDynamic();
     // Stage 3: DNS first (plain names), then Caddy (explicit routes), only if those changed.
-    const table = new Map<string, PlainBackend[]>();
-    for (const r of dynamic) table.set(r.hosts[0]!.toLowerCase(), r.upstreams.map(backendOf));
-    this.o.plain.replace(table);
+    const live = this.o.reconciler?.applied() != null;
+    const dyn = new Map<string, AppliedStatus>();
+    if (delta.full) {
+      const table = new Map<string, PlainBackend[]>();
+      for (const r of delta.routes) table.set(hostOf(r), r.upstreams.map(backendOf));
+      this.o.plain.replace(table);
+      this.counts.fullPublishes++;
+      if (live) for (const r of delta.routes) dyn.set(r.id, ACTIVE);
+    } else {
+      const set = new Map<string, PlainBackend[]>();
+      for (const r of delta.set) set.set(hostOf(r), r.upstreams.map(backendOf));
+      this.o.plain.patch(set, delta.removed.map(hostOf).filter((h) => !set.has(h)));
+      if (live) for (const r of delta.set) dyn.set(r.id, ACTIVE);
+    }
     if (!sameList(explicit, this.lastExplicit)) {
       this.lastExplicit = explicit;
       this.counts.triggers++;
       this.o.reconciler?.trigger();
     }
-    const dyn = this.dynamicStatuses();
     if (dyn.size) this.o.proxy.report(dyn);
     this.handled = Math.max(this.handled, upTo);
     for (let i = this.waiters.length - 1; i >= 0; i--)
@@ -142,6 +148,6 @@ export class ChangePipeline extends EventEmitter {
         this.waiters[i]!.resolve();
         this.waiters.splice(i, 1);
       }
-    this.emit('settled', { explicit: explicit.length, dynamic: dynamic.length });
+    this.emit('settled', { explicit: explicit.length, dynamic: this.o.plain.size });
   }
 }
