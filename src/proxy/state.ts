@@ -412,7 +412,13 @@ export class ProxyState {
     const r = this.routes.get(id);
     // An API id whose row does not parse (or none): the full listing knows which.
     if (!r) return this.routes.has(id) ? this.views().find((v) => v.id === id) : undefined;
-    return { ...r, source: 'api', ...this.statusOf(r.id, this.routeOf(r.id), this.errorOf(r.id)) };
+    if (!this.api.stale) return { ...r, source: 'api', ...this.statusOf(r.id, this.routeOf(r.id), this.errorOf(r.id)) };
+    // A route write's reply (the explicit routes are rebuilt after it, off the request's stack):
+    // this route alone; a route that is not a plain candidate is explicit whatever the others are.
+    const one = buildDesired([], [r], this.resolve, this.memo);
+    const route = one.routes[0];
+    if (route && this.current.dynamic !== undefined && splitRoutes([route], true).dynamic.length === 1) return { ...r, source: 'api', ...this.statusOf(r.id, this.routeOf(r.id), this.errorOf(r.id)) };
+    return { ...r, source: 'api', ...this.statusOnly(r.id, route, one.errors.get(r.id)), mode: 'explicit' };
   }
 
   private recordView(rec: StoredRecord, route: DesiredRoute | undefined, error: string | undefined): Route {
