@@ -3,12 +3,13 @@
 // Per N (ROUTES, default 100,1000,5000), with a fresh private Caddy ("ours"), our controller
 // (`bin/dnsproxy serve --caddy-admin/--http-port/--https-port` at that Caddy) and a second private
 // Caddy ("raw") next to it, one echo backend for all:
-//   1. preload N proxied records (POST /add-record, PRELOAD_CONCURRENCY in flight), wait for in_sync;
+//   1. preload N explicit routes, one host each (POST /api/v1/routes, PRELOAD_CONCURRENCY in flight;
+//      proxied records would be plain names served through DNS, never loaded: dynamic.ts), wait for in_sync;
 //      load render() of the equivalent desired state into the raw Caddy (hash checked against ours);
-//   2. K times, interleaved: ours = one POST /add-record → first 200 from the backend through Caddy
+//   2. K times, interleaved: ours = one POST /api/v1/routes → first 200 from the backend through Caddy
 //      for that Host (fresh connection every POLL_MS, from the moment the call is sent); raw = POST
 //      /load of render(N + one more route), pre-serialised, → first 200 through the raw Caddy, polled
-//      the same way. Ours is split with the controller's log ("records changed" = commit; "caddy
+//      the same way. Ours is split with the API's answer (= commit) and the controller's log ("caddy
 //      apply" timestamp minus its durationMs = push start) and Caddy's log ("received request" for
 //      /load = rx, "load complete"), both Caddies' logs giving Caddy's own /load time;
 //   3. RSS (VmRSS / VmHWM) of both Caddies and the controller;
@@ -33,7 +34,7 @@ import { routeHash } from '../../src/proxy/quarantine.js';
 import { markerId, markerPath, render } from '../../src/proxy/render.js';
 import type { DesiredProxy, DesiredRoute, ProxySettings as Settings } from '../../src/proxy/types.js';
 import { openDb } from '../../src/store/db.js';
-import { RecordStore } from '../../src/store/records.js';
+import { RouteStore } from '../../src/store/routes.js';
 
 const env = process.env;
 const ROUTES = (env.ROUTES ?? '100,1000,5000').split(',').map(Number);
@@ -134,8 +135,9 @@ const fqdn = (i: number) => `${label(i)}.${ZONE}`;
 function routeFor(host: string, dial: string): DesiredRoute {
   return { id: `record:${host}`, hosts: [host], path: null, upstreams: [dial], tls: 'off', health_path: null };
 }
-function desiredOf(hosts: string[], dial: string, settings: Settings): DesiredProxy {
-  const routes = hosts.map((h) => routeFor(h, dial)).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+function desiredOf(hosts: string[], dial: string, settings: Settings, stored: readonly DesiredRoute[] = []): DesiredProxy {
+  const have = new Set(stored.flatMap((r) => r.hosts));
+  const routes = [...stored, ...hosts.filter((h) => !have.has(h)).map((h) => routeFor(h, dial))].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   return { settings, routes };
 }
 
@@ -169,16 +171,23 @@ function postLoad(adminListen: string, body: string): Promise<number> {
   });
 }
 
-async function addRecord(api: string, i: number, dial: string): Promise<number> {
-  const [ip, port] = dial.split(':');
-  const res = await fetch(`${api}/add-record`, {
-    method: 'POST',
-    headers: auth,
-    body: JSON.stringify({ service_name: label(i), name: label(i), ip: '127.0.0.1', port: Number(port), forward_to_ip: ip, proxy_enabled: true }),
-  });
+/**
+ * One explicit route for the i-th host (POST /api/v1/routes). A proxied record would be a plain
+ * name served through DNS, with no Caddy load at all (dynamic.ts): the reload path is measured
+ * with explicit routes, which Caddy's config carries like the raw Caddy's.
+ */
+async function addRoute(api: string, i: number, dial: string): Promise<number> {
+  const res = await fetch(`${api}/api/v1/routes`, { method: 'POST', headers: auth, body: JSON.stringify({ hosts: [fqdn(i)], upstreams: [dial] }) });
   await res.arrayBuffer();
-  if (res.status !== 201) throw new Error(`add-record ${label(i)} answered ${res.status}`);
+  if (res.status !== 201) throw new Error(`route ${fqdn(i)} answered ${res.status}`);
   return res.status;
+}
+
+/** The explicit routes the controller holds, as desired routes (their ids are the controller's). */
+async function storedRoutes(api: string): Promise<DesiredRoute[]> {
+  const res = await fetch(`${api}/api/v1/routes`, { headers: { authorization: auth.authorization } });
+  const { routes } = (await res.json()) as { routes: (DesiredRoute & { source: string })[] };
+  return routes.filter((r) => r.source === 'api').map((r) => ({ id: r.id, hosts: r.hosts, path: r.path, upstreams: r.upstreams, tls: r.tls, health_path: r.health_path }));
 }
 
 async function plan(api: string): Promise<{ in_sync: boolean; caddy_up: boolean }> {
@@ -352,7 +361,7 @@ async function phase(n: number, backend: Backend, doWrk: boolean): Promise<Phase
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(PRELOAD_CONCURRENCY, n) }, async () => {
-      while (next < n) await addRecord(api, next++, backend.dial);
+      while (next < n) await addRoute(api, next++, backend.dial);
     }),
   );
   const acked = Date.now() - t0;
@@ -363,19 +372,24 @@ async function phase(n: number, backend: Backend, doWrk: boolean): Promise<Phase
 
   // The same N routes for the raw Caddy: render() of the equivalent desired state.
   const hosts = Array.from({ length: n }, (_, i) => fqdn(i));
-  const check = render(desiredOf(hosts, backend.dial, { httpPort: ours.httpPort, httpsPort: ours.httpsPort, listenIp: '127.0.0.1', admin: ours.adminListen }));
+  const stored = await storedRoutes(api);
+  // The controller serves plain names through its DNS server: its config carries the dynamic
+  // route asking that resolver (read back from the config our Caddy runs), so the raw one does too.
+  const resolver = /"resolver":\{"addresses":\["([^"]+)"\]/.exec(JSON.stringify(await ours.get('/config/')))?.[1];
+  const dynamic = resolver ? { dynamic: { resolver } } : {};
+  const check = render(desiredOf(hosts, backend.dial, { httpPort: ours.httpPort, httpsPort: ours.httpsPort, listenIp: '127.0.0.1', admin: ours.adminListen, ...dynamic }, stored));
   const running = (await ours.get(markerPath())) as string;
   const same = running === markerId(check.hash);
   out(`equivalent desired state: render() marker ${markerId(check.hash)} ${same ? '==' : '!='} our Caddy's ${running}`);
   if (!same) throw new Error('the equivalent desired state does not render to what the controller pushed; raw would not be comparable');
-  const rawSettings: Settings = { httpPort: raw.httpPort, httpsPort: raw.httpsPort, listenIp: '127.0.0.1', admin: raw.adminListen };
-  const rawBase = render(desiredOf(hosts, backend.dial, rawSettings));
+  const rawSettings: Settings = { httpPort: raw.httpPort, httpsPort: raw.httpsPort, listenIp: '127.0.0.1', admin: raw.adminListen, ...dynamic };
+  const rawBase = render(desiredOf(hosts, backend.dial, rawSettings, stored));
   const jsonBytes = JSON.stringify(rawBase.config).length;
   await postLoad(raw.adminListen, JSON.stringify(rawBase.config));
   await untilServed(raw.httpPort, fqdn(n - 1), backend.name, 5000);
   // Pre-serialised raw configs (N + 1 … N + K routes, each with a new host), not timed.
   const rawExtra = Array.from({ length: K }, (_, k) => fqdn(n + 1000 + k));
-  const rawBodies = rawExtra.map((_, k) => JSON.stringify(render(desiredOf([...hosts, ...rawExtra.slice(0, k + 1)], backend.dial, rawSettings)).config));
+  const rawBodies = rawExtra.map((_, k) => JSON.stringify(render(desiredOf([...hosts, ...rawExtra.slice(0, k + 1)], backend.dial, rawSettings, stored)).config));
 
   const rss = () => ({
     caddy_ours: { rss: procKiB(ours.pid, 'VmRSS'), hwm: procKiB(ours.pid, 'VmHWM') },
@@ -390,9 +404,9 @@ async function phase(n: number, backend: Backend, doWrk: boolean): Promise<Phase
   const seg = (k: string, v: number) => {
     if (Number.isFinite(v)) (r.seg[k] ??= []).push(v);
   };
-  out(`apply latency, K = ${K} (ms). ours = POST /add-record sent → first 200 through Caddy; raw = POST /load sent → first 200`);
+  out(`apply latency, K = ${K} (ms). ours = POST /api/v1/routes sent → first 200 through Caddy; raw = POST /load sent → first 200`);
   out(`(both polled from the moment the request is sent). ours split with the controller's log and Caddy's log:`);
-  out(`  →commit: API until the record is committed; render: commit → push start (desired state, route hashes, render);`);
+  out(`  →commit: API until the route is committed (its answer); render: answer → push start (desired state, route hashes, render);`);
   out(`  →rx: push start → Caddy logs "received request" (JSON.stringify, connect); rx→served: Caddy until the host serves;`);
   out(`  load: Caddy "received request" → "load complete"; api: when the API call answered.`);
   out(`   k |   ours  →commit  render    →rx  rx→served   load     api |    raw  rx→served   load`);
@@ -404,16 +418,16 @@ async function phase(n: number, backend: Backend, doWrk: boolean): Promise<Phase
     const before = logLines(c).length;
     const a0 = nowEpoch();
     let a1 = NaN;
-    const call = addRecord(api, i, backend.dial).then(() => (a1 = nowEpoch()));
+    const call = addRoute(api, i, backend.dial).then(() => (a1 = nowEpoch()));
     const served = await untilServed(ours.httpPort, host, backend.name);
     await call;
     await untilInSync(api, 60_000);
     const lines = logLines(c).slice(before);
-    const commit = lines.find((l) => l.message === 'records changed' && Array.isArray(l.upserted) && (l.upserted as string[]).some((u) => u.startsWith(`${host}.`)));
     const apply = lines.find((l) => l.message === 'caddy apply' && l.result === 'ok' && (l.routes as number) >= n + k + 1);
     const load = caddyLoads(ours.output(), a0)[0];
     const pushStart = apply ? ts(apply) - Number(apply.durationMs) : NaN;
-    const commitTs = commit ? ts(commit) : NaN;
+    // A route write commits before its reply, and nothing renders before the reply: the answer marks the commit.
+    const commitTs = a1;
     const o = {
       total: served.at - a0,
       commit: commitTs - a0,
@@ -477,11 +491,11 @@ async function phase(n: number, backend: Backend, doWrk: boolean): Promise<Phase
   // 4. the controller's per-push CPU work, offline on its own database, with the same sources.
   const total = n + K;
   await c.stop();
-  r.offline = offlineBreakdown(data.dir, { httpPort: ours.httpPort, httpsPort: ours.httpsPort, listenIp: '127.0.0.1', admin: ours.adminListen }, total);
+  r.offline = offlineBreakdown(data.dir, { ...rawSettings, httpPort: ours.httpPort, httpsPort: ours.httpsPort, admin: ours.adminListen }, total);
   const o = r.offline;
   out(
     `controller CPU per push at ${total} routes (offline, same code, median of 5): buildDesired ${f1(o.build!)} ms, per-route hashes ${f1(o.hashes!)} ms, ` +
-      `render+sha256 ${f1(o.render!)} ms, JSON.stringify ${f1(o.stringify!)} ms (${(o.bytes! / 1024).toFixed(0)} KiB) = ${f1(o.sum!)} ms; [store read of the records, now cached: ${f1(o.list!)} ms]`,
+      `render+sha256 ${f1(o.render!)} ms, JSON.stringify ${f1(o.stringify!)} ms (${(o.bytes! / 1024).toFixed(0)} KiB) = ${f1(o.sum!)} ms; [store read of the routes, once per route change: ${f1(o.list!)} ms]`,
   );
   while (cleanups.length > keep) await cleanups.pop()!();
   return r;
@@ -490,18 +504,18 @@ async function phase(n: number, backend: Backend, doWrk: boolean): Promise<Phase
 function offlineBreakdown(dir: string, settings: Settings, expect: number): Record<string, number> {
   const db = openDb(dir);
   try {
-    const records = new RecordStore(db, [ZONE]);
+    const store = new RouteStore(db);
     const rounds: Record<string, number[]> = { list: [], build: [], hashes: [], render: [], stringify: [] };
     let bytes = 0;
     for (let round = 0; round < 7; round++) {
-      // Store read: since 171194b ProxyState keeps proxied records from change events, so a push
-      // no longer pays this; timed for reference.
+      // Store read: ProxyState reads the explicit routes once per route change (not per push);
+      // timed for reference.
       const t0 = performance.now();
-      const list = records.list({ proxied: true });
+      const list = store.list();
       const t1 = performance.now();
-      // On the push path: ProxyState.build() → buildDesired over the cached records; per-route
+      // On the push path: ProxyState.build() → buildDesired over the routes; per-route
       // hashes (reconcile()); render() incl. its sha256; JSON.stringify in CaddyAdmin.load().
-      const built = buildDesired(list, [], () => undefined);
+      const built = buildDesired([], list, () => undefined);
       const t2 = performance.now();
       const hashes = new Map(built.routes.map((r: DesiredRoute) => [r.id, routeHash(r)]));
       const t3 = performance.now();

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Caddy benchmark: how long our controller takes to get a new proxied record served through Caddy,
-# against a bare `POST /load` of the same config into a second Caddy; host lookup cost at 5,000
-# routes (wrk, first vs last host); RSS of Caddy and the controller. Loopback only.
+# Caddy benchmark, two parts in one run (loopback only):
+#   1. dynamic.ts — plain names through DNS: record changes per second absorbed with zero Caddy
+#      loads; req/s through a dynamic vs an explicit route to the same backend; the config Caddy
+#      runs at 1, 100, 5,000, 10,000 plain names and the 10,000th host's req/s vs the first's;
+#      POST /add-record response time with 5,000 names present;
+#   2. bench.ts — the reload path: how long our controller takes to get a new explicit route
+#      served through Caddy, against a bare `POST /load` of the same config into a second Caddy;
+#      host lookup cost at 5,000 routes (wrk, first vs last host); RSS of Caddy and the controller.
 #
-#   bash bench/caddy/run.sh                 # reload path (bench.ts)
-#   BENCH=dynamic bash bench/caddy/run.sh   # plain names through DNS (dynamic.ts)
+#   bash bench/caddy/run.sh                 # both
+#   BENCH=dynamic bash bench/caddy/run.sh   # only part 1 (BENCH=bench: only part 2)
 #
-# Builds dist/ (npm run build), then runs bench/caddy/bench.ts with `npx tsx` (what it measures
-# and how: see the header of that file). Everything it starts (Caddy x2 per N, the controller,
+# Builds dist/ (npm run build), then runs each part with `npx tsx` (what it measures and how: see
+# the header of each file). Everything it starts (Caddy x2 per N, the controller,
 # the echo backend, wrk) is stopped and every temp dir removed on exit (trap), even on failure.
 # Not part of `npm test`. Needs root only to apt-get install missing tools (caddy, wrk).
 #
@@ -67,9 +72,14 @@ BENCH_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$ROOT" status --porcelain -- src 2>/dev/null | grep -q . && BENCH_REV="$BENCH_REV + uncommitted src/ changes (dist/ built from the working tree)"
 export BENCH_REV
 echo "bench/caddy: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(caddy version | cut -d' ' -f1), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), node $(node -v)"
-TMPDIR="$WORK" BENCH_PIDFILE="$WORK/pids" npx tsx "$HERE/${BENCH:-bench}.ts" &
-HELPER_PID=$!
 rc=0
-wait "$HELPER_PID" || rc=$?
-HELPER_PID=""
+for part in ${BENCH:-dynamic bench}; do
+  echo "== bench/caddy/$part.ts (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  TMPDIR="$WORK" BENCH_PIDFILE="$WORK/pids" npx tsx "$HERE/$part.ts" &
+  HELPER_PID=$!
+  wait "$HELPER_PID" || rc=$?
+  HELPER_PID=""
+  [[ $rc == 0 ]] || break
+done
+echo "bench/caddy: done (load average $(cut -d' ' -f1-3 /proc/loadavg))"
 exit "$rc"

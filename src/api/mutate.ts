@@ -112,10 +112,11 @@ type RouteKey = Pick<DesiredRoute, 'id' | 'hosts' | 'path'>;
 
 /**
  * 409 when `route` would serve a host+path another route already serves. Looks only at the
- * explicit routes and at the records named like `route`'s hosts, so a burst of adds stays linear.
+ * explicit routes and the records that serve `route`'s hosts, so its cost does not grow with the
+ * number of routes or records.
  */
 export function assertNoClash(deps: Pick<ApiDeps, 'routes' | 'records'>, route: RouteKey): void {
-  const existing: RouteKey[] = deps.routes.list();
+  const existing: RouteKey[] = deps.routes.withHosts(route.hosts);
   for (const host of route.hosts)
     for (const type of ['A', 'AAAA'] as const)
       if (deps.records.get(`${host}.`, type)?.proxy?.enabled) existing.push({ id: recordRouteId(`${host}.`), hosts: [host], path: null });

@@ -87,6 +87,17 @@ export class PlainUpstreams {
     this.redirect = target;
   }
 
+  /** Changes some names: `removed` hosts first, then `set` ones (the pipeline passes what changed since its last run). */
+  patch(set: ReadonlyMap<string, PlainEntry>, removed: readonly string[]): void {
+    for (const host of removed) this.byHost.delete(host);
+    for (const [host, backends] of set) this.byHost.set(host, backends);
+  }
+
+  /** Every published name and its entry. */
+  entries(): IterableIterator<[string, PlainEntry]> {
+    return this.byHost.entries();
+  }
+
   get size(): number {
     return this.byHost.size;
   }

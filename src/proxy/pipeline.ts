@@ -55,7 +55,9 @@ export interface PipelineOptions {
  */
 export const UPGRADE_MARGIN_MS = 5_000;
 
-const sameList = (a: readonly DesiredRoute[], b: readonly DesiredRoute[] | null): boolean => b !== null && a.length === b.length && a.every((r, i) => r === b[i]);
+const sameList = (a: readonly DesiredRoute[], b: readonly DesiredRoute[] | null): boolean => a === b || (b !== null && a.length === b.length && a.every((r, i) => r === b[i]));
+const hostOf = (r: DesiredRoute): string => r.hosts[0]!.toLowerCase();
+const ACTIVE: AppliedStatus = { status: 'active', error: null };
 
 export class ChangePipeline extends EventEmitter {
   private started = false;
@@ -68,12 +70,10 @@ export class ChangePipeline extends EventEmitter {
   private lastExplicit: readonly DesiredRoute[] | null = null;
   private lastSettings: object | null = null;
   private readonly waiters: { at: number; resolve: () => void }[] = [];
-  /** Stage runs, how many of them triggered the reconciler, and how many asked for a load to close sessions (tests and /metrics read them). */
-  readonly counts = { runs: 0, triggers: 0, closeSessions: 0 };
+  /** Stage runs, how many of them triggered the reconciler, asked for a load to close sessions, and published every plain name (tests and /metrics read them). */
+  readonly counts = { runs: 0, triggers: 0, closeSessions: 0, fullPublishes: 0 };
   /** Plain host → when Caddy last asked its upgrade question (a websocket was opened through it). */
   private readonly upgrades = new Map<string, number>();
-  /** The plain table last published. */
-  private lastTable: ReadonlyMap<string, PlainEntry> = new Map();
 
   /** Subscribes to both stores: from here on every committed change reaches the index (stage 1). */
   constructor(private readonly o: PipelineOptions) {
@@ -132,19 +132,18 @@ export class ChangePipeline extends EventEmitter {
   /** The reconciler reported statuses (explicit routes): add the plain names' and pass them on. */
   reported(statuses: ReadonlyMap<string, AppliedStatus>): void {
     const all = new Map(statuses);
-    for (const [id, s] of this.dynamicStatuses()) all.set(id, s);
-    this.o.proxy.report(all);
+    const served = this.servedNow();
+    if (served) for (const r of this.o.proxy.split().dynamic) if (served(r)) all.set(r.id, ACTIVE);
+    this.o.proxy.report(all, true);
     this.emit('status', all);
   }
 
-  private dynamicStatuses(): Map<string, AppliedStatus> {
-    const out = new Map<string, AppliedStatus>();
+  /** Whether a plain route is served by what Caddy runs: a TLS name once Caddy runs the on-demand HTTPS part. */
+  private servedNow(): ((r: DesiredRoute) => boolean) | null {
     const applied = this.o.reconciler?.applied();
-    if (applied == null) return out;
-    // A TLS name is served once Caddy runs the on-demand HTTPS part.
+    if (applied == null) return null;
     const secure = applied.settings.dynamic?.onDemand !== undefined;
-    for (const r of this.o.proxy.split().dynamic) if (r.tls === 'off' || secure) out.set(r.id, { status: 'active', error: null });
-    return out;
+    return (r) => r.tls === 'off' || secure;
   }
 
   private schedule(): void {
@@ -167,21 +166,41 @@ export class ChangePipeline extends EventEmitter {
     } while (upTo !== this.seen);
     this.scheduled = false;
     this.counts.runs++;
-    // Stage 2: desired state from the stores' cached view and the settled index.
+    // Stage 2: desired state from the stores' cached view and the settled index (only what changed is rebuilt).
     const split = this.o.proxy.split();
-    const { explicit, dynamic } = split;
+    const { explicit } = split;
     // The settings Caddy should run change once: the on-demand HTTPS part comes with the first TLS name.
     const settings = this.o.proxy.settingsFor(split);
+    const delta = this.o.proxy.drainDynamic();
     // Stage 3: DNS first (plain names), then Caddy (explicit routes), only if those changed.
-    const table = new Map<string, PlainEntry>();
-    for (const r of dynamic) table.set(r.hosts[0]!.toLowerCase(), { backends: r.upstreams.map(backendOf), tls: r.tls });
-    this.o.plain.replace(table);
+    const served = this.servedNow();
+    const dyn = new Map<string, AppliedStatus>();
+    const entry = (r: DesiredRoute): PlainEntry => ({ backends: r.upstreams.map(backendOf), tls: r.tls });
     // A plain name that is gone (or now served on the other server) may leave websockets open:
     // only a load closes them (Caddy 2.6.2 streaming.go: hijacked connections close at the
     // handler's Cleanup). Names that never had one change DNS only.
-    const stranded = [...this.lastTable].filter(([host, was]) => table.get(host)?.tls !== was.tls && this.mayHaveSessions(host)).map(([host]) => host);
-    this.lastTable = table;
-    for (const host of this.upgrades.keys()) if (!table.has(host)) this.upgrades.delete(host);
+    const stranded: string[] = [];
+    const strands = (host: string, next: PlainEntry | undefined) => {
+      const was = this.o.plain.get(host);
+      if (was !== undefined && next?.tls !== was.tls && this.mayHaveSessions(host)) stranded.push(host);
+    };
+    if (delta.full) {
+      const table = new Map<string, PlainEntry>();
+      for (const r of delta.routes) table.set(hostOf(r), entry(r));
+      for (const [host] of [...this.o.plain.entries()]) strands(host, table.get(host));
+      this.o.plain.replace(table);
+      this.counts.fullPublishes++;
+      if (served) for (const r of delta.routes) if (served(r)) dyn.set(r.id, ACTIVE);
+    } else {
+      const set = new Map<string, PlainEntry>();
+      for (const r of delta.set) set.set(hostOf(r), entry(r));
+      const removed = delta.removed.map(hostOf).filter((h) => !set.has(h));
+      for (const host of removed) strands(host, undefined);
+      for (const [host, next] of set) strands(host, next);
+      this.o.plain.patch(set, removed);
+      if (served) for (const r of delta.set) if (served(r)) dyn.set(r.id, ACTIVE);
+    }
+    for (const host of [...this.upgrades.keys()]) if (this.o.plain.get(host) === undefined) this.upgrades.delete(host);
     if (!sameList(explicit, this.lastExplicit) || settings !== this.lastSettings) {
       this.lastExplicit = explicit;
       this.lastSettings = settings;
@@ -192,7 +211,6 @@ export class ChangePipeline extends EventEmitter {
       this.o.log?.info('plain names with websockets removed: one load closes their sessions', { hosts: stranded.slice(0, 20), count: stranded.length });
       this.o.reconciler.closeSessions();
     }
-    const dyn = this.dynamicStatuses();
     if (dyn.size) this.o.proxy.report(dyn);
     this.handled = Math.max(this.handled, upTo);
     for (let i = this.waiters.length - 1; i >= 0; i--)
@@ -200,6 +218,6 @@ export class ChangePipeline extends EventEmitter {
         this.waiters[i]!.resolve();
         this.waiters.splice(i, 1);
       }
-    this.emit('settled', { explicit: explicit.length, dynamic: dynamic.length });
+    this.emit('settled', { explicit: explicit.length, dynamic: this.o.plain.size });
   }
 }

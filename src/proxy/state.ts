@@ -1,5 +1,6 @@
 // Desired proxy state read from the stores, plus each route's last reported status.
 // The pipeline (pipeline.ts) tells it of every committed change; it never subscribes itself.
+import { isIP } from 'node:net';
 import { routeOwnProblem } from '../model/endpoints.js';
 import type { AppliedStatus, Route, RouteMode, RouteStatus, StoredRoute } from '../model/route.js';
 import type { RecordChange, StoredRecord } from '../model/record.js';
@@ -17,8 +18,6 @@ export interface SplitRoutes {
 }
 
 
-const dynamicIdSets = new WeakMap<SplitRoutes, Set<string>>();
-const idMaps = new WeakMap<DesiredBuild, Map<string, DesiredRoute>>();
 
 /** A route's JSON, computed once per route object (routes are immutable; builds reuse unchanged ones). */
 const texts = new WeakMap<DesiredRoute, string>();
@@ -28,18 +27,65 @@ function textOf(route: DesiredRoute): string {
   return text;
 }
 
+/** Dials `host:port`; whether each host is an IP literal (then its dials never change with the records). */
+function literal(upstreams: readonly string[]): boolean {
+  return upstreams.every((u) => isIP(u.slice(0, u.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1')) !== 0);
+}
+
+const byId = (a: DesiredRoute, b: DesiredRoute) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/** Plain names whose DNS backends changed since the pipeline last asked (drainDynamic). */
+export type DynamicDelta = { full: true; routes: DesiredRoute[] } | { full: false; set: DesiredRoute[]; removed: DesiredRoute[] };
+
+/**
+ * Work counters: whole-table passes (`full*`, `materialized`) happen at start-up and on explicit
+ * changes (which reload Caddy anyway); a record change costs `evaluated` per-name builds only.
+ * Tests assert on them so an O(records) pass per write cannot come back unnoticed.
+ */
+export interface ProxyCounts {
+  /** buildDesired over every explicit (API) route. */
+  fullRouteBuilds: number;
+  /** splitRoutes over every desired route. */
+  fullSplits: number;
+  /** Sorted lists of every desired route made (listings, the Caddyfile export, TLS hosts). */
+  materialized: number;
+  /** Routes built one by one (a changed record name, or a route whose upstream names resolve through records). */
+  evaluated: number;
+}
+
 export class ProxyState {
   /** Route id → status and the exact route it was reported for (a changed route is pending again). */
   private readonly reported = new Map<string, AppliedStatus & { route: string }>();
   /** Proxied record sets by `name type`, kept current from the store's change events (no re-read per push). */
   private proxied: Map<string, StoredRecord>;
-  private explicit: StoredRoute[] | null = null;
+  /** Record names whose proxied sets changed since the last build. */
+  private readonly dirty = new Set<string>();
+  /** Record names whose routes have upstream names (resolved through the records): rebuilt after every record change. */
+  private readonly nameBound = new Set<string>();
+  /** Record-derived routes and build errors, by route id, as of the last build. */
+  private readonly recordRoutes = new Map<string, DesiredRoute>();
+  private readonly recordErrors = new Map<string, string>();
+  /** Explicit (API) routes built, by id; `stale` after a route change (rebuilt whole: it reloads Caddy anyway). */
+  private api: { routes: Map<string, DesiredRoute>; errors: Map<string, string>; nameBound: StoredRoute[]; stale: boolean } = { routes: new Map(), errors: new Map(), nameBound: [], stale: true };
+  private recordsMoved = false;
   /** The last build; any record or route change drops it (names in upstreams resolve through records). */
   private built: DesiredBuild | null = null;
+  /** Route ids whose route (or absence) changed in builds the split has not seen yet. */
+  private readonly changedIds = new Set<string>();
   /** Source record/route → the route built from it, so unchanged routes keep their identity (buildDesired). */
   private readonly memo = new WeakMap<object, BuiltRoute>();
-  /** The last split, for the build it was made from. */
-  private splitOf: { build: DesiredBuild; split: SplitRoutes } | null = null;
+  /** The split kept up to date per changed route; null: split everything at the next look. */
+  private splitState: {
+    explicit: Map<string, DesiredRoute>;
+    dynamic: Map<string, DesiredRoute>;
+    /** Host (lower-case) → routes that are not plain candidates serving it: they can claim a plain name. */
+    claimers: Map<string, DesiredRoute[]>;
+    list: DesiredRoute[];
+    view: SplitRoutes;
+    build: DesiredBuild;
+  } | null = null;
+  /** Dynamic routes changed since drainDynamic() (null: every one, after a whole split). */
+  private dynamicDelta: { set: Map<string, DesiredRoute>; removed: Map<string, DesiredRoute> } | null = null;
   private current: ProxySettings;
   /** `current` without the on-demand part: what Caddy runs until the first TLS name (no HTTPS listener bound for nothing). */
   private withoutOnDemand: ProxySettings;
@@ -47,6 +93,7 @@ export class ProxyState {
   private tlsSeen = false;
   /** Certificate state per TLS host Caddy serves (certs.ts CertWatch): a failed one puts its route in error. */
   private certs: ReadonlyMap<string, CertState> = new Map();
+  readonly counts: ProxyCounts = { fullRouteBuilds: 0, fullSplits: 0, materialized: 0, evaluated: 0 };
 
   constructor(
     private readonly records: RecordStore,
@@ -57,6 +104,7 @@ export class ProxyState {
   ) {
     this.current = this.withoutOnDemand = settings;
     this.proxied = new Map(records.list({ proxied: true }).map((r) => [`${r.name} ${r.type}`, r]));
+    for (const r of this.proxied.values()) this.dirty.add(r.name);
   }
 
   get settings(): ProxySettings {
@@ -70,33 +118,105 @@ export class ProxyState {
   useResolver(resolver: string, onDemand?: OnDemandSettings): void {
     this.current = { ...this.current, dynamic: { resolver, ...(onDemand ? { onDemand } : {}) } };
     this.withoutOnDemand = onDemand ? { ...this.current, dynamic: { resolver } } : this.current;
-    this.splitOf = null;
+    this.splitState = null;
   }
 
-  /** A committed record change (the pipeline calls this after the DNS index has it). */
+  /** A committed record change (the pipeline calls this after the DNS index has it). O(sets changed). */
   recordsChanged(change: RecordChange): void {
     this.built = null;
-    for (const r of change.removed) this.proxied.delete(`${r.name} ${r.type}`);
+    this.recordsMoved = true;
+    for (const r of change.removed) if (this.proxied.delete(`${r.name} ${r.type}`)) this.dirty.add(r.name);
     for (const r of change.upserted) {
-      if (r.proxy?.enabled) this.proxied.set(`${r.name} ${r.type}`, r);
-      else if (this.proxied.size) this.proxied.delete(`${r.name} ${r.type}`); // a zone import's 150,000 sets: no key built for nothing
+      if (r.proxy?.enabled) {
+        this.proxied.set(`${r.name} ${r.type}`, r);
+        this.dirty.add(r.name);
+      } else if (this.proxied.size && this.proxied.delete(`${r.name} ${r.type}`)) this.dirty.add(r.name); // a zone import's 150,000 sets: no key built for nothing
     }
   }
 
   /** A committed route change. */
   routesChanged(): void {
-    this.explicit = null;
+    this.api.stale = true;
     this.built = null;
   }
 
   /**
    * Desired routes. `fresh` reads the stores instead of the cache: dry runs need it, because
    * their writes sit in a transaction that is rolled back and never reaches the change events.
+   * Otherwise only what changed is built again: the record names changed since the last build,
+   * the routes whose upstream names resolve through records, and all explicit routes after a
+   * route change. `routes` is sorted when first read (a listing), not per build.
    */
   build(fresh = false): DesiredBuild {
     if (fresh) return buildDesired(this.records.list({ proxied: true }), this.routes.list(), this.resolve);
-    this.explicit ??= this.routes.list();
-    return (this.built ??= buildDesired([...this.proxied.values()], this.explicit, this.resolve, this.memo));
+    if (this.built) return this.built;
+    const set = (routes: Map<string, DesiredRoute>, errors: Map<string, string>, id: string, b: DesiredBuild) => {
+      const before = routes.get(id);
+      const route = b.routes.find((r) => r.id === id);
+      const error = b.errors.get(id);
+      if (route) routes.set(id, route);
+      else routes.delete(id);
+      if (error !== undefined) errors.set(id, error);
+      else errors.delete(id);
+      if (before !== route) this.changed(id, route);
+    };
+    if (this.api.stale) {
+      const stored = this.routes.list();
+      const b = buildDesired([], stored, this.resolve, this.memo);
+      this.counts.fullRouteBuilds++;
+      const old = this.api.routes;
+      const routes = new Map(b.routes.map((r) => [r.id, r]));
+      for (const id of new Set([...old.keys(), ...routes.keys()])) if (old.get(id) !== routes.get(id)) this.changed(id, routes.get(id));
+      this.api = { routes, errors: b.errors, nameBound: stored.filter((r) => !literal(r.upstreams)), stale: false };
+    } else if (this.recordsMoved && this.api.nameBound.length) {
+      this.counts.evaluated += this.api.nameBound.length;
+      const b = buildDesired([], this.api.nameBound, this.resolve, this.memo);
+      for (const r of this.api.nameBound) set(this.api.routes, this.api.errors, r.id, b);
+    }
+    for (const name of this.recordsMoved ? this.nameBound : []) this.dirty.add(name);
+    for (const name of this.dirty) {
+      const sets = [this.proxied.get(`${name} A`), this.proxied.get(`${name} AAAA`)].filter((r): r is StoredRecord => r !== undefined);
+      this.counts.evaluated++;
+      set(this.recordRoutes, this.recordErrors, recordRouteId(name), buildDesired(sets, [], this.resolve, this.memo));
+      if (sets.some((r) => !literal(r.proxy?.upstreams ?? []))) this.nameBound.add(name);
+      else this.nameBound.delete(name);
+    }
+    this.dirty.clear();
+    this.recordsMoved = false;
+    const { recordRoutes, recordErrors, api } = this;
+    let sorted: DesiredRoute[] | null = null;
+    let errors: Map<string, string> | null = null;
+    const counts = this.counts;
+    // Read right away by the callers (never kept across a change): the maps are the current ones.
+    return (this.built = {
+      get routes() {
+        if (!sorted) {
+          counts.materialized++;
+          sorted = [...recordRoutes.values(), ...api.routes.values()].sort(byId);
+        }
+        return sorted;
+      },
+      get errors() {
+        return (errors ??= new Map([...recordErrors, ...api.errors]));
+      },
+    });
+  }
+
+  /** A route id's route changed (or went away): the split and the statuses hear of it. */
+  private changed(id: string, route: DesiredRoute | undefined): void {
+    this.changedIds.add(id);
+    if (!route) this.reported.delete(id);
+  }
+
+  /** The current route with this id, or undefined. */
+  private routeOf(id: string): DesiredRoute | undefined {
+    this.build();
+    return this.recordRoutes.get(id) ?? this.api.routes.get(id);
+  }
+
+  private errorOf(id: string): string | undefined {
+    this.build();
+    return this.recordErrors.get(id) ?? this.api.errors.get(id);
   }
 
   /** Desired routes were the proxied record sets `proxied` (a dry run computed on another connection). */
@@ -104,11 +224,114 @@ export class ProxyState {
     return buildDesired(proxied, this.routes.list(), this.resolve);
   }
 
-  /** The current routes split by how they are served (cached per build). */
+  /**
+   * The current routes split by how they are served. Kept up to date per changed route: a plain
+   * name's route is placed by splitRoutes() over it and the explicit routes that could claim its
+   * host; a change to a route that is not a plain candidate (it changes what Caddy's config
+   * carries, so a load follows anyway) splits everything again.
+   */
   split(): SplitRoutes {
+    return this.splitView();
+  }
+
+  private splitView(): SplitRoutes {
     const build = this.build();
-    if (this.splitOf?.build !== build) this.splitOf = { build, split: this.classify(build.routes) };
-    return this.splitOf.split;
+    const st = this.splitState;
+    if (st?.build === build) return st.view;
+    const enabled = this.current.dynamic !== undefined;
+    const own = endpointsOf(this.current);
+    const ownProblem = (r: DesiredRoute) => routeOwnProblem(r, own);
+    const candidate = (r: DesiredRoute) => this.splitBy([r], true).dynamic.length === 1;
+    const incremental =
+      st !== null &&
+      enabled &&
+      [...this.changedIds].every((id) => {
+        const before = st.explicit.get(id) ?? st.dynamic.get(id);
+        const after = this.routeOf(id);
+        return (!before || candidate(before)) && (!after || candidate(after));
+      });
+    if (!incremental || !st) return this.splitAll(build, enabled, ownProblem);
+    let explicitMoved = false;
+    for (const id of this.changedIds) {
+      const before = st.explicit.get(id) ?? st.dynamic.get(id);
+      if (st.explicit.delete(id)) explicitMoved = true;
+      if (st.dynamic.delete(id)) this.dynamicChanged(id, undefined, before);
+      const route = this.routeOf(id);
+      if (!route) continue;
+      this.counts.evaluated++;
+      const host = route.hosts[0]!.toLowerCase();
+      const dot = host.indexOf('.');
+      const claimers = [...(st.claimers.get(host) ?? []), ...(dot > 0 ? (st.claimers.get(`*${host.slice(dot)}`) ?? []) : [])];
+      if (this.splitBy([...claimers, route], true, ownProblem).dynamic.includes(route)) {
+        st.dynamic.set(id, route);
+        this.dynamicChanged(id, route, before);
+      } else {
+        st.explicit.set(id, route);
+        explicitMoved = true;
+      }
+    }
+    this.changedIds.clear();
+    if (explicitMoved) st.list = [...st.explicit.values()].sort(byId);
+    const { dynamic } = st;
+    let dynamicList: DesiredRoute[] | null = null;
+    st.view = {
+      explicit: st.list,
+      get dynamic() {
+        return (dynamicList ??= [...dynamic.values()].sort(byId));
+      },
+    };
+    st.build = build;
+    return st.view;
+  }
+
+  private splitAll(build: DesiredBuild, enabled: boolean, ownProblem: (r: DesiredRoute) => string | null): SplitRoutes {
+    this.counts.fullSplits++;
+    const routes = build.routes;
+    const view = this.splitBy(routes, enabled, ownProblem);
+    const claimers = new Map<string, DesiredRoute[]>();
+    for (const r of routes)
+      if (!(enabled && this.splitBy([r], true).dynamic.length === 1))
+        for (const h of r.hosts) {
+          const key = h.toLowerCase();
+          claimers.set(key, [...(claimers.get(key) ?? []), r]);
+        }
+    const previous = this.splitState ? [...this.splitState.explicit.values()] : null;
+    const list = previous && previous.length === view.explicit.length && view.explicit.every((r, i) => r === this.splitState?.list[i]) ? this.splitState!.list : view.explicit;
+    this.splitState = { explicit: new Map(view.explicit.map((r) => [r.id, r])), dynamic: new Map(view.dynamic.map((r) => [r.id, r])), claimers, list, view: { explicit: list, dynamic: view.dynamic }, build };
+    this.changedIds.clear();
+    this.dynamicDelta = null;
+    return this.splitState.view;
+  }
+
+  private dynamicChanged(id: string, route: DesiredRoute | undefined, before: DesiredRoute | undefined): void {
+    if (!this.dynamicDelta) return; // everything is sent at the next drain anyway
+    if (route) {
+      this.dynamicDelta.set.set(id, route);
+      this.dynamicDelta.removed.delete(id);
+    } else {
+      this.dynamicDelta.set.delete(id);
+      if (before) this.dynamicDelta.removed.set(id, before);
+    }
+  }
+
+  /** The plain names changed since the last call (everything the first time and after a whole split). */
+  drainDynamic(): DynamicDelta {
+    const view = this.splitView();
+    const delta = this.dynamicDelta;
+    this.dynamicDelta = { set: new Map(), removed: new Map() };
+    if (!delta) return { full: true, routes: view.dynamic };
+    return { full: false, set: [...delta.set.values()], removed: [...delta.removed.values()] };
+  }
+
+  /** Whether route `id` is served through DNS now (a plain name). */
+  isDynamic(id: string): boolean {
+    this.splitView();
+    return this.splitState?.dynamic.has(id) ?? false;
+  }
+
+  /** splitRoutes() with the tls mode served on demand (plain TLS names of that mode are dynamic). */
+  private splitBy(routes: readonly DesiredRoute[], enabled: boolean, ownProblem?: (r: DesiredRoute) => string | null): SplitRoutes {
+    return splitRoutes(routes, enabled, ownProblem, this.current.dynamic?.onDemand?.issuer ?? null);
   }
 
   /** splitRoutes() with this state's settings (also for dry runs' builds). */
@@ -154,14 +377,16 @@ export class ProxyState {
     return { settings: this.current, routes: this.build().routes };
   }
 
-  /** Called by the reconciler after each apply. */
-  report(statuses: ReadonlyMap<string, AppliedStatus>): void {
-    const current = this.byId();
+  /**
+   * Statuses for the routes named (the reconciler's after each apply, or plain names just
+   * published). `all`: `statuses` covers every route, so ids not in it and gone are dropped.
+   */
+  report(statuses: ReadonlyMap<string, AppliedStatus>, all = false): void {
     for (const [id, s] of statuses) {
-      const route = current.get(id);
+      const route = this.routeOf(id);
       if (route) this.reported.set(id, { ...s, route: textOf(route) });
     }
-    for (const id of this.reported.keys()) if (!current.has(id)) this.reported.delete(id);
+    if (all) for (const id of this.reported.keys()) if (!this.routeOf(id)) this.reported.delete(id);
   }
 
   /** Called when a TLS host's certificate state changed (certs.ts). */
@@ -177,20 +402,13 @@ export class ProxyState {
   }
 
   private statusOf(id: string, route: DesiredRoute | undefined, buildError: string | undefined): { status: RouteStatus; error: string | null; mode?: RouteMode } {
-    const mode: RouteMode = route && this.dynamicIds().has(id) ? 'dynamic' : 'explicit';
+    const mode: RouteMode = route && this.isDynamic(id) ? 'dynamic' : 'explicit';
     return { ...this.statusOnly(id, route, buildError), mode };
-  }
-
-  private dynamicIds(): Set<string> {
-    const split = this.split();
-    let ids = dynamicIdSets.get(split);
-    if (!ids) dynamicIdSets.set(split, (ids = new Set(split.dynamic.map((r) => r.id))));
-    return ids;
   }
 
   /** The mode a route id is served in now. */
   modeOf(id: string): RouteMode {
-    return this.dynamicIds().has(id) ? 'dynamic' : 'explicit';
+    return this.isDynamic(id) ? 'dynamic' : 'explicit';
   }
 
   private statusOnly(id: string, route: DesiredRoute | undefined, buildError: string | undefined): { status: RouteStatus; error: string | null } {
@@ -207,11 +425,10 @@ export class ProxyState {
 
   /** Every route (explicit and record-derived) as the API shows it, sorted by id. */
   views(): Route[] {
-    const { errors } = this.build();
-    const desired = this.byId();
+    this.build();
     const out: Route[] = [];
     const stored = this.routes.scan();
-    for (const r of stored.routes) out.push({ ...r, source: 'api', ...this.statusOf(r.id, desired.get(r.id), errors.get(r.id)) });
+    for (const r of stored.routes) out.push({ ...r, source: 'api', ...this.statusOf(r.id, this.routeOf(r.id), this.errorOf(r.id)) });
     // Rows that no longer parse are never built; they are shown so they can be replaced or removed.
     for (const { reason, ...r } of stored.broken) out.push({ ...r, source: 'api', mode: 'explicit', status: 'error', error: reason });
     const seen = new Set(out.map((v) => v.id));
@@ -220,32 +437,28 @@ export class ProxyState {
       const id = recordRouteId(rec.name);
       if (seen.has(id)) continue;
       seen.add(id);
-      out.push(this.recordView(rec, desired.get(id), errors.get(id)));
+      out.push(this.recordView(rec, this.routeOf(id), this.errorOf(id)));
     }
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
 
   /** One route as views() shows it, or undefined; without building every other view (a write's reply). */
   view(id: string): Route | undefined {
-    const { errors } = this.build();
-    const desired = this.byId();
     if (id.startsWith('record:')) {
       const name = `${id.slice('record:'.length)}.`;
       const rec = this.proxied.get(`${name} A`) ?? this.proxied.get(`${name} AAAA`);
-      return rec ? this.recordView(rec, desired.get(id), errors.get(id)) : undefined;
+      return rec ? this.recordView(rec, this.routeOf(id), this.errorOf(id)) : undefined;
     }
     const r = this.routes.get(id);
     // An API id whose row does not parse (or none): the full listing knows which.
     if (!r) return this.routes.has(id) ? this.views().find((v) => v.id === id) : undefined;
-    return { ...r, source: 'api', ...this.statusOf(r.id, desired.get(r.id), errors.get(r.id)) };
-  }
-
-  /** The current build's routes by id (cached per build). */
-  private byId(): Map<string, DesiredRoute> {
-    const build = this.build();
-    let map = idMaps.get(build);
-    if (!map) idMaps.set(build, (map = new Map(build.routes.map((r) => [r.id, r]))));
-    return map;
+    if (!this.api.stale) return { ...r, source: 'api', ...this.statusOf(r.id, this.routeOf(r.id), this.errorOf(r.id)) };
+    // A route write's reply (the explicit routes are rebuilt after it, off the request's stack):
+    // this route alone; a route that is not a plain candidate is explicit whatever the others are.
+    const one = buildDesired([], [r], this.resolve, this.memo);
+    const route = one.routes[0];
+    if (route && this.current.dynamic !== undefined && this.splitBy([route], true).dynamic.length === 1) return { ...r, source: 'api', ...this.statusOf(r.id, this.routeOf(r.id), this.errorOf(r.id)) };
+    return { ...r, source: 'api', ...this.statusOnly(r.id, route, one.errors.get(r.id)), mode: 'explicit' };
   }
 
   private recordView(rec: StoredRecord, route: DesiredRoute | undefined, error: string | undefined): Route {

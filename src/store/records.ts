@@ -10,7 +10,7 @@ import { logger } from '../log/index.js';
 import { inZone } from '../model/name.js';
 import { recordInput, rrsetSizeProblem, type Proxy, type RecordChange, type RecordType, type RecordWrite, type StoredRecord } from '../model/record.js';
 import { conflictProblem } from '../model/rules.js';
-import type { Db } from './db.js';
+import { prepared, type Db } from './db.js';
 import { notify, type Notifying } from './simulate.js';
 
 export interface ListFilter {
@@ -125,7 +125,7 @@ export class RecordStore implements Notifying {
   }
 
   serial(zone: string): number {
-    const row = this.db.prepare('SELECT serial FROM zones WHERE name = ?').get(zone) as { serial: number } | undefined;
+    const row = prepared(this.db, 'SELECT serial FROM zones WHERE name = ?').get(zone) as { serial: number } | undefined;
     return row?.serial ?? 0;
   }
 
@@ -171,7 +171,7 @@ export class RecordStore implements Notifying {
 
   /** The set, or undefined when there is none or its row does not parse. */
   get(name: string, type: RecordType): StoredRecord | undefined {
-    const row = this.db.prepare('SELECT * FROM records WHERE name = ? AND type = ?').get(name, type) as Row | undefined;
+    const row = prepared(this.db, 'SELECT * FROM records WHERE name = ? AND type = ?').get(name, type) as Row | undefined;
     if (!row) return undefined;
     const r = this.read(row);
     return 'reason' in r ? undefined : r;
@@ -207,25 +207,26 @@ export class RecordStore implements Notifying {
         if (opts.replaceZone !== undefined) {
           const keep = new Set(writes.map((w) => `${w.name} ${w.data.type}`));
           const old = this.db.prepare('SELECT name, type FROM records WHERE zone = ?').all(opts.replaceZone) as { name: string; type: RecordType }[];
-          const del = this.db.prepare('DELETE FROM records WHERE name = ? AND type = ?');
+          const del = prepared(this.db, 'DELETE FROM records WHERE name = ? AND type = ?');
           for (const r of old)
             if (!keep.has(`${r.name} ${r.type}`)) {
               del.run(r.name, r.type);
               change(opts.replaceZone).removed.push(r);
             }
         }
-        const typesAt = this.db.prepare('SELECT type FROM records WHERE name = ?').pluck();
-        const created = this.db.prepare('SELECT created_at FROM records WHERE name = ? AND type = ?').pluck();
-        const upsert = this.db.prepare(
+        // Statements parsed once per connection (prepared()): a write's cost must not include parsing SQL.
+        const typesAt = prepared(this.db, 'SELECT type FROM records WHERE name = ?');
+        const created = prepared(this.db, 'SELECT created_at FROM records WHERE name = ? AND type = ?');
+        const upsert = prepared(this.db, 
           `INSERT INTO records (name, type, zone, ttl, data, proxy, service_name, created_at, updated_at)
            VALUES (@name, @type, @zone, @ttl, @data, @proxy, @service_name, @at, @at)
            ON CONFLICT (name, type) DO UPDATE SET zone = excluded.zone, ttl = excluded.ttl, data = excluded.data,
              proxy = excluded.proxy, service_name = excluded.service_name, updated_at = excluded.updated_at`,
         );
         return writes.map((w) => {
-          const problem = conflictProblem(w.data.type, typesAt.all(w.name) as RecordType[], w.name === w.zone);
+          const problem = conflictProblem(w.data.type, (typesAt.all(w.name) as { type: RecordType }[]).map((r) => r.type), w.name === w.zone);
           if (problem) throw new AppError('conflict', `${w.name} ${w.data.type}: ${problem}`);
-          const since = created.get(w.name, w.data.type) as string | undefined;
+          const since = (created.get(w.name, w.data.type) as { created_at: string } | undefined)?.created_at;
           const row: Row = {
             name: w.name,
             type: w.data.type,
@@ -265,9 +266,9 @@ export class RecordStore implements Notifying {
    */
   remove(name: string, type?: RecordType): (StoredRecord | InvalidRecord)[] {
     return this.write((change) => {
-        const rows = (type ? this.db.prepare('SELECT * FROM records WHERE name = ? AND type = ?').all(name, type) : this.db.prepare('SELECT * FROM records WHERE name = ?').all(name)) as Row[];
+        const rows = (type ? prepared(this.db, 'SELECT * FROM records WHERE name = ? AND type = ?').all(name, type) : prepared(this.db, 'SELECT * FROM records WHERE name = ?').all(name)) as Row[];
         if (rows.length === 0) throw new AppError('not_found', `no ${type ? `${type} ` : ''}record at ${name}`);
-        const del = this.db.prepare('DELETE FROM records WHERE name = ? AND type = ?');
+        const del = prepared(this.db, 'DELETE FROM records WHERE name = ? AND type = ?');
         for (const r of rows) {
           del.run(r.name, r.type);
           change(r.zone).removed.push({ name: r.name, type: r.type as RecordType });
@@ -289,11 +290,11 @@ export class RecordStore implements Notifying {
       if (!c) changes.set(zone, (c = { zone, serial: 0, upserted: [], removed: [] }));
       return c;
     };
-    const bump = this.db.prepare('UPDATE zones SET serial = serial + 1 WHERE name = ? RETURNING serial').pluck();
+    const bump = prepared(this.db, 'UPDATE zones SET serial = serial + 1 WHERE name = ? RETURNING serial');
     const result = this.db
       .transaction(() => {
         const out = body(change);
-        for (const c of changes.values()) c.serial = (bump.get(c.zone) as number | undefined) ?? 0;
+        for (const c of changes.values()) c.serial = (bump.get(c.zone) as { serial: number } | undefined)?.serial ?? 0;
         return out;
       })
       .immediate();

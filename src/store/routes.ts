@@ -9,7 +9,7 @@ import { ZodError } from 'zod';
 import { AppError, zodFields } from '../errors.js';
 import { logger } from '../log/index.js';
 import { TLS_MODES, routeInput, type BrokenRoute, type RouteInput, type StoredRoute, type TlsMode } from '../model/route.js';
-import type { Db } from './db.js';
+import { prepared, type Db } from './db.js';
 import { notify, type Notifying } from './simulate.js';
 
 
@@ -108,6 +108,28 @@ export class RouteStore implements Notifying {
   /** The routes that can be served (broken rows left out: see scan()). */
   list(): StoredRoute[] {
     return this.scan().routes;
+  }
+
+  /**
+   * The routes serving one of `hosts` (exactly as written; broken rows left out), for a write's
+   * clash check: rows are matched in SQLite and only those are parsed, not every route.
+   */
+  withHosts(hosts: readonly string[]): StoredRoute[] {
+    const out: StoredRoute[] = [];
+    const seen = new Set<string>();
+    const stmt = prepared(this.db, 'SELECT * FROM routes WHERE instr(hosts, ?) > 0');
+    for (const host of hosts)
+      for (const row of stmt.all(JSON.stringify(host)) as Row[]) {
+        if (seen.has(row.id)) continue;
+        seen.add(row.id);
+        try {
+          const route = fromRow(row);
+          if (route.hosts.includes(host)) out.push(route);
+        } catch {
+          // not served (scan() reports it); it claims nothing
+        }
+      }
+    return out;
   }
 
   /** The route, or undefined when there is none or its row does not parse. */

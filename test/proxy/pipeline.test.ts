@@ -36,6 +36,33 @@ function dials(config: unknown): string[] {
   return out.sort();
 }
 
+/** Timers that fire only when the test moves the clock (the reconciler's `now`/`timers`). */
+class ManualClock {
+  t = 0;
+  private seq = 0;
+  private readonly due = new Map<number, { at: number; fn: () => void }>();
+  readonly now = () => this.t;
+  setTimeout(fn: () => void, ms: number): unknown {
+    this.due.set(++this.seq, { at: this.t + ms, fn });
+    return this.seq;
+  }
+  clearTimeout(handle: unknown): void {
+    this.due.delete(handle as number);
+  }
+  /** Moves the clock by `ms`, firing what falls due (in time order). */
+  advance(ms: number): void {
+    const end = this.t + ms;
+    for (;;) {
+      const next = [...this.due].filter(([, d]) => d.at <= end).sort((a, b) => a[1].at - b[1].at || a[0] - b[0])[0];
+      if (!next) break;
+      this.due.delete(next[0]);
+      this.t = next[1].at;
+      next[1].fn();
+    }
+    this.t = end;
+  }
+}
+
 describe('change pipeline', function () {
   this.timeout(30_000);
   let tmp: ReturnType<typeof tempDir>;
@@ -48,13 +75,14 @@ describe('change pipeline', function () {
   };
 
   let clock = 1_000_000;
-  function setup(resolver?: string): void {
+  function setup(resolver?: string, manual?: ManualClock): void {
     tmp = tempDir();
     db = openDb(tmp.dir);
     caddy = new FakeCaddy();
     queue = [];
     const config = loadConfig({ env: { DNSPROXY_DATA_DIR: tmp.dir, DNSPROXY_NODE_IP: '192.0.2.10' }, interfaces: {} });
-    w = wire(config, { db, caddy, reconciler: { debounceMs: 0, maxWaitMs: 0, driftPollMs: 60_000, now: () => clock }, defer: (fn) => queue.push(fn) });
+    const reconciler = manual ? { debounceMs: 150, maxWaitMs: 1_000, driftPollMs: 60_000, now: manual.now, timers: manual } : { debounceMs: 0, maxWaitMs: 0, driftPollMs: 60_000, now: () => clock };
+    w = wire(config, { db, caddy, reconciler, defer: (fn) => queue.push(fn) });
     if (resolver) w.proxy.useResolver(resolver);
   }
   afterEach(async () => {
@@ -235,4 +263,33 @@ describe('change pipeline', function () {
     expect(caddy.loads.length).to.equal(loads + 1);
     expect(https()).to.equal(true);
   });
+
+  // The reconciler's debounce on a clock the test moves: how many loads a burst of explicit route
+  // adds costs depends on their spacing in time only, never on how busy the machine is.
+  for (const [spacingMs, expected] of [
+    [1, 1], // 300 adds in 0.3 s: one debounce window → one load
+    [8, 3], // 300 adds in 2.4 s: the 1 s max wait forces a load per second → three
+  ] as const)
+    it(`300 explicit route adds ${spacingMs} ms apart (manual clock) cost exactly ${expected} Caddy load(s)`, async function () {
+      this.timeout(120_000); // each add is a durable commit and rebuilds the explicit routes (as a real one does)
+      const clock = new ManualClock();
+      setup(undefined, clock);
+      w.pipeline.start();
+      w.reconciler!.start();
+      drain();
+      await w.pipeline.settled();
+      await w.reconciler!.flush();
+      const loads = caddy.loads.length;
+      for (let i = 0; i < 300; i++) {
+        w.api.transaction(() => w.routes.put({ hosts: [`r${i}.home.arpa`], upstreams: ['192.0.2.7:8080'], tls: 'off' }));
+        drain(); // the pipeline's run: the explicit routes changed, so it triggers the reconciler
+        await w.pipeline.settled();
+        clock.advance(spacingMs);
+        await new Promise((r) => setImmediate(r)); // a push the clock started goes out
+      }
+      clock.advance(1_000);
+      await w.reconciler!.flush();
+      expect(caddy.loads.length - loads).to.equal(expected);
+      expect(dials(caddy.running)).to.have.length(300);
+    });
 });

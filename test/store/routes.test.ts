@@ -37,6 +37,18 @@ describe('store: routes', () => {
     expect(heard).to.equal(1);
   });
 
+  it('withHosts() finds the routes serving a host exactly (not a longer name holding it), broken rows left out', () => {
+    const a = routes.put(route({ hosts: ['a.home.arpa', 'b.home.arpa'] })).route;
+    routes.put(route({ hosts: ['ba.home.arpa'] }));
+    routes.put(route({ hosts: ['x.a.home.arpa'] }));
+    const c = routes.put(route({ hosts: ['c.home.arpa'], path: '/x' })).route;
+    expect(routes.withHosts(['a.home.arpa']).map((r) => r.id)).to.deep.equal([a.id]);
+    expect(routes.withHosts(['b.home.arpa', 'a.home.arpa', 'c.home.arpa']).map((r) => r.id).sort()).to.deep.equal([a.id, c.id].sort());
+    expect(routes.withHosts(['home.arpa', 'z.home.arpa'])).to.deep.equal([]);
+    db.prepare("UPDATE routes SET upstreams = 'nope' WHERE id = ?").run(c.id);
+    expect(routes.withHosts(['c.home.arpa'])).to.deep.equal([]);
+  });
+
   it('scan() keeps a row that no longer parses apart; list() and get() leave it out; remove() removes it', () => {
     const { route: ok } = routes.put(route());
     db.prepare(`INSERT INTO routes (id, hosts, path, upstreams, tls, health_path, created_at, updated_at) VALUES ('api:00000000', '["b.home.arpa"]', '', '["192.0.2.5:80"]', 'off', NULL, 't', 't')`).run();
