@@ -124,7 +124,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
   const tokens = new TokenStore(db);
   const routes = new RouteStore(db);
   const index = new ZoneIndex(zoneSettings(c));
-  for (const zone of c.zones) index.load(zone, records.serial(zone), records.list({ zone }));
+  for (const zone of c.zones) index.load(zone, records.serial(zone), records.list({ zone }), records.soa(zone));
   // `own`: the listeners and addresses no route may reach (checked by the API and by render).
   const own = ownEndpoints({ ...c, hostname: deps.hostname ?? hostname() });
   const proxy = new ProxyState(records, routes, zoneResolver(index), { httpPort: c.http_port, httpsPort: c.https_port, listenIp: c.listen_ip, admin: c.caddy_admin, own });

@@ -126,8 +126,19 @@ export function lookup(index: ZoneIndex, qname: string, qtype: string): LookupRe
     if (s.kind === 'cut') return { kind: 'delegation', answer, authority: answers(s.at, s.ns), ...additionalFor(index, s.ns, true, s.at) };
     if (s.kind === 'nx') return { kind: 'nxdomain', answer, authority: negativeSoa(index, zone), additional: [], required: 0 };
     if (qtype === 'ANY' && s.sets.length) {
-      for (const set of s.sets) answer.push(...answers(owner, set));
-      return { kind: 'success', answer, authority: [], additional: [], required: 0 };
+      // Each set's additional-section processing (RFC 1035 §3.7.1), as NSD does: MX, SRV and NS targets' addresses, each once.
+      const additional: Rr[] = [];
+      const seenAdd = new Set<string>();
+      for (const set of s.sets) {
+        answer.push(...answers(owner, set));
+        for (const rr of additionalFor(index, set, name === zone && set.type === 'NS').additional) {
+          const key = `${rr.name} ${rr.code} ${rr.at}`;
+          if (seenAdd.has(key)) continue;
+          seenAdd.add(key);
+          additional.push(rr);
+        }
+      }
+      return { kind: 'success', answer, authority: [], additional, required: 0 };
     }
     const set = s.sets.find((x) => x.type === qtype);
     if (set) {

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { TLS_MODES } from './route.js';
 import { ipv4, ipv6, ownerNameInput, targetName, targetOrRoot, upstream } from './name.js';
 import { canonicalIpv6, genericTypeProblem, parseRdata, TEXT_TYPES } from './rdata.js';
+import type { ZoneSoa } from './zone.js';
 
 /** The types we name; any other data type is stored in the RFC 3597 generic form as `TYPEnnn`. */
 export const RECORD_TYPES = ['A', 'AAAA', 'CNAME', 'TXT', 'MX', 'SRV', 'PTR', 'CAA', 'NS', 'DS', 'SSHFP', 'TLSA', 'SVCB', 'HTTPS'] as const;
@@ -296,6 +297,8 @@ export interface RecordChange {
   serial: number;
   upserted: StoredRecord[];
   removed: { name: string; type: RecordType }[];
+  /** The zone's SOA fields when this change set them (a zone import with a SOA line). */
+  soa?: ZoneSoa;
 }
 
 /** Pagination-free filter for listing. */

@@ -50,6 +50,9 @@ function checkWrite(w: RecordWrite, fieldPrefix: string): void {
     const host = w.name.replace(/\.$/, '');
     const hostProblem = hostNameProblem(host);
     if (hostProblem) issues.push({ path: `${fieldPrefix}name`, message: `${host} is proxied, so it ${hostProblem}` });
+    // RFC 4592 makes `sub.*.example` an ordinary DNS name, but Caddy reads any `*` label of a host as a wildcard.
+    else if (host.split('.').slice(1).includes('*'))
+      issues.push({ path: `${fieldPrefix}name`, message: `${host} is proxied, but its "*" label below the leftmost one is an ordinary DNS label that Caddy would read as a wildcard` });
     const acme = w.proxy.tls === 'acme' ? acmeNameProblem(host) : null;
     if (acme) issues.push({ path: `${fieldPrefix}proxy.tls`, message: `acme: ${acme}; ${ACME_HINT}` });
   }

@@ -239,4 +239,8 @@ export const MIGRATIONS: readonly string[] = [
     created_at TEXT NOT NULL
   );
   `,
+  // 14: an imported zone's SOA fields (src/model/zone.ts zoneSoa, JSON; NULL: the ones from config).
+  `
+  ALTER TABLE zones ADD COLUMN soa TEXT;
+  `,
 ];

@@ -10,6 +10,7 @@ import { logger } from '../log/index.js';
 import { inZone } from '../model/name.js';
 import { recordInput, rrsetSizeProblem, type Proxy, type RecordChange, type RecordType, type RecordWrite, type StoredRecord } from '../model/record.js';
 import { conflictProblem } from '../model/rules.js';
+import { zoneSoa, type ZoneSoa } from '../model/zone.js';
 import type { Db } from './db.js';
 import { notify, type Notifying } from './simulate.js';
 
@@ -129,6 +130,18 @@ export class RecordStore implements Notifying {
     return row?.serial ?? 0;
   }
 
+  /** The zone's SOA fields from an import, or null (the settings' ones apply). A row that does not parse is logged and ignored. */
+  soa(zone: string): ZoneSoa | null {
+    const text = this.db.prepare('SELECT soa FROM zones WHERE name = ?').pluck().get(zone) as string | null | undefined;
+    if (text === null || text === undefined) return null;
+    try {
+      return zoneSoa.parse(JSON.parse(text));
+    } catch (e) {
+      this.log.error('stored SOA fields do not parse; the zone is served with the configured ones', { zone, reason: reasonOf(e) });
+      return null;
+    }
+  }
+
   /** The stored sets matching `filter`, the ones that parse apart from the ones that do not (each logged once). */
   scan(filter: ListFilter = {}): { records: StoredRecord[]; invalid: InvalidRecord[] } {
     const where: string[] = [];
@@ -201,9 +214,16 @@ export class RecordStore implements Notifying {
    * record of that zone is removed in the same transaction. Throws AppError('conflict') and
    * stores nothing when any set breaks a rule in `conflictProblem`.
    */
-  put(writes: readonly RecordWrite[], opts: { replaceZone?: string } = {}): { record: StoredRecord; created: boolean }[] {
+  put(writes: readonly RecordWrite[], opts: { replaceZone?: string; soa?: { zone: string; fields: ZoneSoa; serial: number } } = {}): { record: StoredRecord; created: boolean }[] {
     const at = this.now().toISOString();
-    return this.write((change) => {
+    return this.write((change, floor) => {
+        if (opts.soa) {
+          // An imported SOA: its fields are kept, and the serial (bumped below) never falls under the file's.
+          const fields = zoneSoa.parse(opts.soa.fields);
+          this.db.prepare('UPDATE zones SET soa = ? WHERE name = ?').run(JSON.stringify(fields), opts.soa.zone);
+          change(opts.soa.zone).soa = fields;
+          floor(opts.soa.zone, opts.soa.serial);
+        }
         if (opts.replaceZone !== undefined) {
           const keep = new Set(writes.map((w) => `${w.name} ${w.data.type}`));
           const old = this.db.prepare('SELECT name, type FROM records WHERE zone = ?').all(opts.replaceZone) as { name: string; type: RecordType }[];
@@ -281,7 +301,7 @@ export class RecordStore implements Notifying {
    * Each touched zone's serial is bumped inside the same transaction; listeners hear of the
    * changes only after the commit.
    */
-  private write<T>(body: (change: (zone: string) => RecordChange) => T): T {
+  private write<T>(body: (change: (zone: string) => RecordChange, floor: (zone: string, serial: number) => void) => T): T {
     if (this.turn) throw new AppError('unavailable', 'a zone import is being written; retry in a moment');
     const changes = new Map<string, RecordChange>();
     const change = (zone: string) => {
@@ -289,11 +309,13 @@ export class RecordStore implements Notifying {
       if (!c) changes.set(zone, (c = { zone, serial: 0, upserted: [], removed: [] }));
       return c;
     };
-    const bump = this.db.prepare('UPDATE zones SET serial = serial + 1 WHERE name = ? RETURNING serial').pluck();
+    // The lowest serial each zone may have after this write (an imported SOA's).
+    const floors = new Map<string, number>();
+    const bump = this.db.prepare('UPDATE zones SET serial = max(serial + 1, ?) WHERE name = ? RETURNING serial').pluck();
     const result = this.db
       .transaction(() => {
-        const out = body(change);
-        for (const c of changes.values()) c.serial = (bump.get(c.zone) as number | undefined) ?? 0;
+        const out = body(change, (zone, serial) => floors.set(zone, serial));
+        for (const c of changes.values()) c.serial = (bump.get(floors.get(c.zone) ?? 0, c.zone) as number | undefined) ?? 0;
         return out;
       })
       .immediate();
