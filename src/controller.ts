@@ -16,6 +16,8 @@ import { RecordStore } from './store/records.js';
 import { TokenStore } from './store/tokens.js';
 import { RouteStore } from './store/routes.js';
 import { simulate, transact } from './store/simulate.js';
+import { ViewStore } from './store/views.js';
+import { ViewTable } from './dns/views.js';
 import { mailComponent } from './mail/heartbeat.js';
 import { mailWiring, type MailWiring } from './mail/wiring.js';
 import { ProxyState } from './proxy/state.js';
@@ -102,6 +104,9 @@ export interface Wired {
   records: RecordStore;
   routes: RouteStore;
   tokens: TokenStore;
+  /** Split-horizon views: the store, and the table the DNS server matches clients against (kept in step). */
+  views: ViewStore;
+  viewTable: ViewTable;
   index: ZoneIndex;
   proxy: ProxyState;
   plain: PlainUpstreams;
@@ -110,7 +115,7 @@ export interface Wired {
   /** Stops /metrics from counting this wiring's records (the gauge reads them when scraped). */
   uncount: () => void;
   /** The API's dependencies that come from the wiring (the caller adds health, mail, …). */
-  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'settled'>;
+  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'settled'>;
 }
 
 /**
@@ -123,6 +128,10 @@ export function wire(c: Config, deps: WireDeps): Wired {
   const records = new RecordStore(db, c.zones);
   const tokens = new TokenStore(db);
   const routes = new RouteStore(db);
+  const views = new ViewStore(db);
+  const viewTable = new ViewTable();
+  viewTable.replace(views.list());
+  views.onChange((list) => viewTable.replace(list));
   const index = new ZoneIndex(zoneSettings(c));
   for (const zone of c.zones) index.load(zone, records.serial(zone), records.list({ zone }), records.soa(zone));
   // `own`: the listeners and addresses no route may reach (checked by the API and by render).
@@ -162,6 +171,8 @@ export function wire(c: Config, deps: WireDeps): Wired {
     records,
     routes,
     tokens,
+    views,
+    viewTable,
     index,
     proxy,
     plain,
@@ -176,12 +187,13 @@ export function wire(c: Config, deps: WireDeps): Wired {
       routes,
       proxy,
       tokens,
+      views,
       servedRecords: (z) => index.servedRecords(z),
       synthesisedRecords: (z) => index.synthesisedRecords(z),
       proxyStatus: () => (reconciler ? { ...reconciler.state(), applied: reconciler.applied() } : { applied: null, caddyUp: false, inSync: false, lastError: null }),
       caddyfile: caddyfileExport,
-      simulate: (fn) => simulate(db, [records, routes], fn),
-      transaction: (fn) => transact(db, [records, routes], fn),
+      simulate: (fn) => simulate(db, [records, routes, views], fn),
+      transaction: (fn) => transact(db, [records, routes, views], fn),
       settled: () => pipeline.settled(),
     },
   };
@@ -226,7 +238,7 @@ export class Controller {
         this.log.info('admin token generated and printed once');
       }
 
-      this.dns = new DnsServer({ host: c.listen_ip, port: c.dns_port, index, upstreams: c.upstreams, axfrAllow: c.axfr_allow, recursionAllow: c.recursion_allow, plain: { table: plain, allow: plainAllow(c) } });
+      this.dns = new DnsServer({ host: c.listen_ip, port: c.dns_port, index, upstreams: c.upstreams, axfrAllow: c.axfr_allow, recursionAllow: c.recursion_allow, plain: { table: plain, allow: plainAllow(c) }, views: wired.viewTable });
       await this.dns.start();
       // Caddy's admin API says nothing of certificates: a handshake per TLS host does (certs.ts).
       const probeIp = addressClass(c.listen_ip) === 'unspecified' ? (c.listen_ip.includes(':') ? '::1' : '127.0.0.1') : c.listen_ip;

@@ -11,6 +11,7 @@ import { AppError } from '../errors.js';
 import type { Proxy, RecordChange, RecordType, RecordWrite } from '../model/record.js';
 import { recordWrite } from '../model/write.js';
 import type { ZoneSoa } from '../model/zone.js';
+import type { RecordViews } from '../model/view.js';
 import { openDb, type Db } from '../store/db.js';
 import { RecordStore } from '../store/records.js';
 import { RouteStore } from '../store/routes.js';
@@ -61,9 +62,9 @@ function parse(): RecordWrite[] {
 }
 
 /** The zone's stored sets: the proxy settings and service name each keeps (a zone file carries neither). */
-function current(db: Db): Map<string, { name: string; type: RecordType; proxy: Proxy | null; service_name: string | null }> {
-  const rows = db.prepare('SELECT name, type, proxy, service_name FROM records WHERE zone = ?').all(job.zone) as { name: string; type: RecordType; proxy: string | null; service_name: string | null }[];
-  return new Map(rows.map((r) => [`${r.name} ${r.type}`, { ...r, proxy: r.proxy === null ? null : (JSON.parse(r.proxy) as Proxy) }]));
+function current(db: Db): Map<string, { name: string; type: RecordType; proxy: Proxy | null; service_name: string | null; views: RecordViews | null }> {
+  const rows = db.prepare('SELECT name, type, proxy, service_name, views FROM records WHERE zone = ?').all(job.zone) as { name: string; type: RecordType; proxy: string | null; service_name: string | null; views: string | null }[];
+  return new Map(rows.map((r) => [`${r.name} ${r.type}`, { ...r, proxy: r.proxy === null ? null : (JSON.parse(r.proxy) as Proxy), views: r.views === null ? null : (JSON.parse(r.views) as RecordViews) }]));
 }
 
 /**
@@ -97,7 +98,8 @@ function applyUnguarded(db: Db, store: RecordStore, parsed: RecordWrite[]) {
   const had = current(db);
   const writes = parsed.map((w) => {
     const old = had.get(`${w.name} ${w.data.type}`);
-    return old ? { ...w, proxy: old.proxy, service_name: old.service_name } : w;
+    // A zone file carries none of these: a set it replaces keeps them (per-view values too).
+    return old ? { ...w, proxy: old.proxy, service_name: old.service_name, ...(old.views ? { views: old.views } : {}) } : w;
   });
   const replace = job.mode === 'replace';
   const results = store.put(writes, { ...(replace ? { replaceZone: job.zone } : {}), ...(soa ? { soa } : {}) });

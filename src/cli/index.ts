@@ -5,6 +5,7 @@ import { defaultApiUrl } from './api-url.js';
 import { backupCommands } from './backup.js';
 import { CliError } from './client.js';
 import { recordCommands, tokenCommands, zoneCommands } from './commands.js';
+import { viewCommands } from './views.js';
 import { mailCommands } from './mail.js';
 import { resolveCommand } from './resolve.js';
 import { routeCommands } from './routes.js';
@@ -27,6 +28,7 @@ export async function main(argv: string[]): Promise<number> {
   zoneCommands(program, g);
   routeCommands(program, g);
   tokenCommands(program, g);
+  viewCommands(program, g);
   resolveCommand(program, g.json);
   serveCommand(program);
   mailCommands(program, g);

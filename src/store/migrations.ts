@@ -243,4 +243,15 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE zones ADD COLUMN soa TEXT;
   `,
+  // 15: split-horizon DNS (src/model/view.ts): named views of client networks, and per-view values
+  // of A/AAAA sets (JSON {"<view>": {"values": [...]}} or NULL).
+  `
+  CREATE TABLE views (
+    name       TEXT PRIMARY KEY,
+    cidrs      TEXT NOT NULL, -- JSON array of networks as given
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  ALTER TABLE records ADD COLUMN views TEXT;
+  `,
 ];

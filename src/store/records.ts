@@ -11,6 +11,7 @@ import { inZone } from '../model/name.js';
 import { recordInput, rrsetSizeProblem, type Proxy, type RecordChange, type RecordType, type RecordWrite, type StoredRecord } from '../model/record.js';
 import { conflictProblem } from '../model/rules.js';
 import { zoneSoa, type ZoneSoa } from '../model/zone.js';
+import type { RecordViews } from '../model/view.js';
 import type { Db } from './db.js';
 import { notify, type Notifying } from './simulate.js';
 
@@ -38,6 +39,7 @@ interface Row {
   data: string;
   proxy: string | null;
   service_name: string | null;
+  views: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -52,12 +54,13 @@ function fromRow(row: Row): StoredRecord {
     values: JSON.parse(row.data) as unknown,
     ...(proxy ? { proxy } : {}),
     ...(row.service_name !== null ? { service_name: row.service_name } : {}),
+    ...(row.views !== null && row.views !== undefined ? { views: JSON.parse(row.views) as unknown } : {}),
   });
   if (!inZone(row.name, row.zone)) throw new ZodError([{ code: 'custom', path: ['name'], message: `is outside its zone ${row.zone}`, input: row.name }]);
-  const { name: _n, service_name: _s, proxy: parsedProxy, ttl, ...data } = parsed as typeof parsed & { proxy?: Proxy };
+  const { name: _n, service_name: _s, proxy: parsedProxy, views, ttl, ...data } = parsed as typeof parsed & { proxy?: Proxy; views?: RecordViews };
   const tooBig = rrsetSizeProblem(row.name, data);
   if (tooBig) throw new ZodError([{ code: 'custom', path: ['values'], message: tooBig, input: undefined }]);
-  return { ...(data), name: row.name, zone: row.zone, ttl, proxy: parsedProxy ?? null, service_name: row.service_name, created_at: row.created_at, updated_at: row.updated_at };
+  return { ...(data), name: row.name, zone: row.zone, ttl, proxy: parsedProxy ?? null, service_name: row.service_name, ...(views ? { views } : {}), created_at: row.created_at, updated_at: row.updated_at };
 }
 
 const reasonOf = (e: unknown): string =>
@@ -237,14 +240,19 @@ export class RecordStore implements Notifying {
         const typesAt = this.db.prepare('SELECT type FROM records WHERE name = ?').pluck();
         const created = this.db.prepare('SELECT created_at FROM records WHERE name = ? AND type = ?').pluck();
         const upsert = this.db.prepare(
-          `INSERT INTO records (name, type, zone, ttl, data, proxy, service_name, created_at, updated_at)
-           VALUES (@name, @type, @zone, @ttl, @data, @proxy, @service_name, @at, @at)
+          `INSERT INTO records (name, type, zone, ttl, data, proxy, service_name, views, created_at, updated_at)
+           VALUES (@name, @type, @zone, @ttl, @data, @proxy, @service_name, @views, @at, @at)
            ON CONFLICT (name, type) DO UPDATE SET zone = excluded.zone, ttl = excluded.ttl, data = excluded.data,
-             proxy = excluded.proxy, service_name = excluded.service_name, updated_at = excluded.updated_at`,
+             proxy = excluded.proxy, service_name = excluded.service_name, views = excluded.views, updated_at = excluded.updated_at`,
         );
+        const viewExists = this.db.prepare('SELECT 1 FROM views WHERE name = ?').pluck();
         return writes.map((w) => {
           const problem = conflictProblem(w.data.type, typesAt.all(w.name) as RecordType[], w.name === w.zone);
           if (problem) throw new AppError('conflict', `${w.name} ${w.data.type}: ${problem}`);
+          // Checked here, in the write's transaction, so a view removed meanwhile cannot be named.
+          const unknown = Object.keys(w.views ?? {}).filter((v) => !viewExists.get(v));
+          if (unknown.length)
+            throw new AppError('invalid_body', undefined, unknown.map((v) => ({ path: `views.${v}`, message: `${w.name} ${w.data.type}: no view "${v}" (define it with POST /api/v1/views)` })));
           const since = created.get(w.name, w.data.type) as string | undefined;
           const row: Row = {
             name: w.name,
@@ -254,6 +262,7 @@ export class RecordStore implements Notifying {
             data: JSON.stringify(w.data.values),
             proxy: w.proxy ? JSON.stringify(w.proxy) : null,
             service_name: w.service_name,
+            views: w.views && Object.keys(w.views).length ? JSON.stringify(w.views) : null,
             created_at: since ?? at,
             updated_at: at,
           };
