@@ -138,7 +138,10 @@ describe('api + dns: split-horizon views', function () {
     expect(busy.json().error.message).to.include('nas.home.arpa. A');
     const dry = await call('DELETE', '/api/v1/views/tailnet?dry_run=true');
     expect(dry.json()).to.deep.equal({ dry_run: true, plan: { views: { added: [], changed: [], removed: ['view tailnet'] } } });
+    // A hand-edited row that does not parse is left out (it matches no client), not a 500.
+    f.db.prepare(`INSERT INTO views (name, cidrs, created_at, updated_at) VALUES ('broken', '["10.0.0.0/99"]', 't', 't')`).run();
     expect((await call('GET', '/api/v1/views')).json().views.map((v: { name: string }) => v.name)).to.deep.equal(['lan', 'tailnet']);
+    f.db.prepare(`DELETE FROM views WHERE name = 'broken'`).run();
     expect((await call('DELETE', '/api/v1/views/tailnet')).statusCode).to.equal(204);
     expect((await call('GET', '/api/v1/views/tailnet')).statusCode).to.equal(404);
     expect((await call('DELETE', '/api/v1/views/tailnet')).statusCode).to.equal(404);

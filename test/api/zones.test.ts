@@ -102,6 +102,12 @@ describe('api: /api/v1/zones/{zone}/import', function () {
     expect(first.statusCode, first.body).to.equal(200);
     expect(first.json().serial).to.equal(high);
     expect(f.records.soa('home.arpa.')).to.deep.equal(fields);
+    const zones = (await f.app.inject({ method: 'GET', url: '/api/v1/zones', headers: f.auth })).json().zones as { name: string; soa: unknown }[];
+    expect(zones.map((z) => [z.name, z.soa])).to.deep.equal([['home.arpa.', fields], ['lab.example.', null]]);
+    // A hand-edited SOA that does not parse: the configured one is served (logged, no 500).
+    f.db.prepare(`UPDATE zones SET soa = '{"mname": 1}' WHERE name = 'lab.example.'`).run();
+    expect(f.records.soa('lab.example.')).to.equal(null);
+    f.db.prepare(`UPDATE zones SET soa = NULL WHERE name = 'lab.example.'`).run();
     expect(f.index.soa('home.arpa.')).to.deep.equal({ ...fields, serial: high });
     expect(lookup(f.index, 'sub.*.home.arpa.', 'TXT').answer.map((a) => a.data)).to.deep.equal(['this is not a wildcard']);
     expect(lookup(f.index, 'ghost.*.home.arpa.', 'TXT').kind).to.equal('nxdomain');
