@@ -16,6 +16,8 @@ import { RecordStore } from './store/records.js';
 import { TokenStore } from './store/tokens.js';
 import { RouteStore } from './store/routes.js';
 import { simulate, transact } from './store/simulate.js';
+import { ViewStore } from './store/views.js';
+import { ViewTable } from './dns/views.js';
 import { mailComponent } from './mail/heartbeat.js';
 import { mailWiring, type MailWiring } from './mail/wiring.js';
 import { ProxyState } from './proxy/state.js';
@@ -114,6 +116,9 @@ export interface Wired {
   records: RecordStore;
   routes: RouteStore;
   tokens: TokenStore;
+  /** Split-horizon views: the store, and the table the DNS server matches clients against (kept in step). */
+  views: ViewStore;
+  viewTable: ViewTable;
   index: ZoneIndex;
   proxy: ProxyState;
   plain: PlainUpstreams;
@@ -124,7 +129,7 @@ export interface Wired {
   /** Tailnet devices: polled once `devices.registry.start()` runs; each change re-binds records and re-resolves routes. */
   devices: TailnetDeps;
   /** The API's dependencies that come from the wiring (the caller adds health, mail, …). */
-  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'settled' | 'devices'>;
+  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'settled' | 'devices'>;
 }
 
 /**
@@ -137,8 +142,12 @@ export function wire(c: Config, deps: WireDeps): Wired {
   const records = new RecordStore(db, c.zones);
   const tokens = new TokenStore(db);
   const routes = new RouteStore(db);
+  const views = new ViewStore(db);
+  const viewTable = new ViewTable();
+  viewTable.replace(views.list());
+  views.onChange((list) => viewTable.replace(list));
   const index = new ZoneIndex(zoneSettings(c));
-  for (const zone of c.zones) index.load(zone, records.serial(zone), records.list({ zone }));
+  for (const zone of c.zones) index.load(zone, records.serial(zone), records.list({ zone }), records.soa(zone));
   // `own`: the listeners and addresses no route may reach (checked by the API and by render).
   const own = ownEndpoints({ ...c, hostname: deps.hostname ?? hostname() });
   const registry = new Devices({ source: deps.devices?.source === undefined ? statusSource(c) : deps.devices.source, pollMs: c.device_poll_ms, ...(deps.devices?.timers ? { timers: deps.devices.timers } : {}), log: logger('tailnet') });
@@ -181,7 +190,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
       log.info('records changed', { zone: change.zone, serial: change.serial, ...listed('upserted', change.upserted), ...listed('removed', change.removed) });
     },
   });
-  const transaction = <T>(fn: () => T): T => transact(db, [records, routes], fn);
+  const transaction = <T>(fn: () => T): T => transact(db, [records, routes, views], fn);
   const bindings = new DeviceBindingStore(db);
   const binder = new DeviceBinder({ devices: registry, bindings, records, transaction, log: logger('tailnet') });
   // A device moved: bound records are rewritten (ordinary writes, through the pipeline), and routes naming `device:` upstreams are rebuilt.
@@ -194,6 +203,8 @@ export function wire(c: Config, deps: WireDeps): Wired {
     records,
     routes,
     tokens,
+    views,
+    viewTable,
     index,
     proxy,
     plain,
@@ -209,11 +220,12 @@ export function wire(c: Config, deps: WireDeps): Wired {
       routes,
       proxy,
       tokens,
+      views,
       servedRecords: (z) => index.servedRecords(z),
       synthesisedRecords: (z) => index.synthesisedRecords(z),
       proxyStatus: () => (reconciler ? { ...reconciler.state(), applied: reconciler.applied() } : { applied: null, caddyUp: false, inSync: false, lastError: null }),
       caddyfile: caddyfileExport,
-      simulate: (fn) => simulate(db, [records, routes], fn),
+      simulate: (fn) => simulate(db, [records, routes, views], fn),
       transaction,
       settled: () => pipeline.settled(),
       devices,
@@ -265,7 +277,7 @@ export class Controller {
         this.log.info('admin token generated and printed once');
       }
 
-      this.dns = new DnsServer({ host: c.listen_ip, port: c.dns_port, index, upstreams: c.upstreams, axfrAllow: c.axfr_allow, recursionAllow: c.recursion_allow, plain: { table: plain, allow: plainAllow(c) } });
+      this.dns = new DnsServer({ host: c.listen_ip, port: c.dns_port, index, upstreams: c.upstreams, axfrAllow: c.axfr_allow, recursionAllow: c.recursion_allow, plain: { table: plain, allow: plainAllow(c) }, views: wired.viewTable });
       await this.dns.start();
       // Caddy's admin API says nothing of certificates: a handshake per TLS host does (certs.ts).
       const probeIp = addressClass(c.listen_ip) === 'unspecified' ? (c.listen_ip.includes(':') ? '::1' : '127.0.0.1') : c.listen_ip;

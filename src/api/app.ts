@@ -9,6 +9,7 @@ import { apiLatency, apiRequests } from '../metrics.js';
 import type { RecordStore } from '../store/records.js';
 import type { RouteStore } from '../store/routes.js';
 import type { TokenStore } from '../store/tokens.js';
+import type { ViewStore } from '../store/views.js';
 import type { ProxyState } from '../proxy/state.js';
 import type { TailnetDeps } from '../tailnet/index.js';
 import type { DesiredProxy } from '../proxy/types.js';
@@ -30,6 +31,7 @@ import { recordRoutes } from './records.js';
 import { stateRoutes } from './state.js';
 import { proxyRoutes } from './routes.js';
 import { tokenRoutes } from './tokens.js';
+import { viewRoutes } from './views.js';
 import { zoneRoutes } from './zones.js';
 
 export interface ApiDeps {
@@ -39,6 +41,8 @@ export interface ApiDeps {
   ownAddresses: readonly string[];
   records: RecordStore;
   tokens: TokenStore;
+  /** Split-horizon views (client networks → per-record values). */
+  views: ViewStore;
   /** Everything a zone serves (SOA, synthesised NS/glue, user records), for export. */
   servedRecords: (zone: string) => ServedRecord[];
   /** What a zone serves that nobody stored (apex NS unless stored, glue in effect), cheap at any zone size. */
@@ -104,7 +108,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(swagger, {
     openapi: {
       info: { title: 'dnsproxy API', version: deps.version, description:
-          'The dnsproxy controller: DNS records (and the original /add-record endpoints), zones (import, export), reverse-proxy routes served by Caddy (plan, Caddyfile export), API tokens, and the mail relay (accounts and API keys, providers, routing rules, DKIM, the queue, the STARTTLS certificate). Every route needs a bearer token except /health, /ready and /metrics.' },
+          'The dnsproxy controller: DNS records (and the original /add-record endpoints), split-horizon views, zones (import, export), reverse-proxy routes served by Caddy (plan, Caddyfile export), API tokens, and the mail relay (accounts and API keys, providers, routing rules, DKIM, the queue, the STARTTLS certificate). Every route needs a bearer token except /health, /ready and /metrics.' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
@@ -117,6 +121,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(recordRoutes(deps));
   await app.register(zoneRoutes(deps));
   await app.register(tokenRoutes(deps));
+  await app.register(viewRoutes(deps));
   await app.register(proxyRoutes(deps));
   await app.register(mailRoutes(deps));
   await app.register(mailCredentialRoutes(deps));

@@ -47,7 +47,8 @@ function storedAddresses(deps: ReachDeps, host: string): string[] {
       if (!zone) continue;
       for (const owner of [name, ...wildcardsAbove(name, zone)])
         for (const r of deps.records.list({ name: owner })) {
-          if (r.type === 'A' || r.type === 'AAAA') out.push(...r.values);
+          // Per-view values too (split horizon): Caddy's resolver may sit in any view.
+          if (r.type === 'A' || r.type === 'AAAA') out.push(...r.values, ...Object.values(r.views ?? {}).flatMap((v) => v.values));
           else if (r.type === 'CNAME') next.push(...r.values);
         }
     }

@@ -10,6 +10,8 @@ import { parseZoneFile } from '../dns/zonefile.js';
 import { AppError } from '../errors.js';
 import type { Proxy, RecordChange, RecordType, RecordWrite } from '../model/record.js';
 import { recordWrite } from '../model/write.js';
+import type { ZoneSoa } from '../model/zone.js';
+import type { RecordViews } from '../model/view.js';
 import { openDb, type Db } from '../store/db.js';
 import { RecordStore } from '../store/records.js';
 import { RouteStore } from '../store/routes.js';
@@ -42,21 +44,27 @@ const post = (msg: FromImport) => port.postMessage(msg);
 
 /** Parsed, checked and placed in the zone; throws invalid_zone_file (every line's error) or a field error. */
 let warnings: { path: string; message: string }[] = [];
+/** The file's SOA, when it has one: its fields are kept, its serial is the zone's lowest from now on. */
+let soa: { zone: string; fields: ZoneSoa; serial: number } | undefined;
 
 function parse(): RecordWrite[] {
   const parsed = parseZoneFile(job.text, job.zone);
   warnings = parsed.warnings.map((w) => ({ path: `line ${w.line}`, message: w.message }));
   if (parsed.errors.length)
     throw new AppError('invalid_zone_file', `${parsed.errors.length} line(s) have errors; nothing was applied`, parsed.errors.map((e) => ({ path: `line ${e.line}`, message: e.message })));
+  if (parsed.soa) {
+    const { serial, ...fields } = parsed.soa;
+    soa = { zone: job.zone, fields: { ...fields, mname: fields.mname.toLowerCase(), rname: fields.rname.toLowerCase() }, serial };
+  }
   const synthesised = new Set(job.synthesised);
   // Records the server synthesises (apex NS, glue) come back in our own exports: leave them synthesised.
   return parsed.records.map((r, i) => recordWrite(r, [job.zone], `records.${i}.`)).filter((w) => !synthesised.has(JSON.stringify([w.name, w.data.type, w.data.values])));
 }
 
 /** The zone's stored sets: the proxy settings and service name each keeps (a zone file carries neither). */
-function current(db: Db): Map<string, { name: string; type: RecordType; proxy: Proxy | null; service_name: string | null }> {
-  const rows = db.prepare('SELECT name, type, proxy, service_name FROM records WHERE zone = ?').all(job.zone) as { name: string; type: RecordType; proxy: string | null; service_name: string | null }[];
-  return new Map(rows.map((r) => [`${r.name} ${r.type}`, { ...r, proxy: r.proxy === null ? null : (JSON.parse(r.proxy) as Proxy) }]));
+function current(db: Db): Map<string, { name: string; type: RecordType; proxy: Proxy | null; service_name: string | null; views: RecordViews | null }> {
+  const rows = db.prepare('SELECT name, type, proxy, service_name, views FROM records WHERE zone = ?').all(job.zone) as { name: string; type: RecordType; proxy: string | null; service_name: string | null; views: string | null }[];
+  return new Map(rows.map((r) => [`${r.name} ${r.type}`, { ...r, proxy: r.proxy === null ? null : (JSON.parse(r.proxy) as Proxy), views: r.views === null ? null : (JSON.parse(r.views) as RecordViews) }]));
 }
 
 /**
@@ -90,10 +98,11 @@ function applyUnguarded(db: Db, store: RecordStore, parsed: RecordWrite[]) {
   const had = current(db);
   const writes = parsed.map((w) => {
     const old = had.get(`${w.name} ${w.data.type}`);
-    return old ? { ...w, proxy: old.proxy, service_name: old.service_name } : w;
+    // A zone file carries none of these: a set it replaces keeps them (per-view values too).
+    return old ? { ...w, proxy: old.proxy, service_name: old.service_name, ...(old.views ? { views: old.views } : {}) } : w;
   });
   const replace = job.mode === 'replace';
-  const results = store.put(writes, replace ? { replaceZone: job.zone } : {});
+  const results = store.put(writes, { ...(replace ? { replaceZone: job.zone } : {}), ...(soa ? { soa } : {}) });
   const kept = new Set(results.map((r) => `${r.record.name} ${r.record.type}`));
   const removed = replace ? [...had].filter(([k]) => !kept.has(k)).map(([, r]) => r) : [];
   return { results, removed, dns: dnsPlan(results, removed) };
@@ -134,7 +143,8 @@ function run(parsed: RecordWrite[]): FromImport[] {
       })
       .immediate();
     const rest = change ? parts(change) : [];
-    post({ t: 'done', changed: change !== null, serial: result.serial, result, dry: null, parts: rest.length });
+    const fields = (change as RecordChange | null)?.soa;
+    post({ t: 'done', changed: change !== null, serial: result.serial, result, dry: null, parts: rest.length, ...(fields ? { soa: fields } : {}) });
     return rest;
   } finally {
     db.close();

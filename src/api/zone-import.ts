@@ -25,6 +25,7 @@ import { throughputHeap } from '../heap.js';
 import { logger } from '../log/index.js';
 import type { RecordChange, RecordType, StoredRecord } from '../model/record.js';
 import type { TokenScope } from '../model/token.js';
+import type { ZoneSoa } from '../model/zone.js';
 import type { RecordStore } from '../store/records.js';
 
 export interface ImportJob {
@@ -58,7 +59,7 @@ export interface ImportResult {
 export type FromImport =
   | { t: 'ready' }
   /** Committed (or simulated): `parts` parts of the change follow, one per 'next'. */
-  | { t: 'done'; changed: boolean; serial: number; result: ImportResult | null; dry: { dnsJson: string; proxied: StoredRecord[] } | null; parts: number }
+  | { t: 'done'; changed: boolean; serial: number; result: ImportResult | null; dry: { dnsJson: string; proxied: StoredRecord[] } | null; parts: number; soa?: ZoneSoa }
   | { t: 'part'; upserted: StoredRecord[]; removed: { name: string; type: RecordType }[] }
   | { t: 'failed'; code: ErrorCode; message: string; fields: FieldIssue[] };
 
@@ -144,7 +145,7 @@ function runThread(records: RecordStore, job: Omit<ImportJob, 'file'>): Promise<
       if (!done) return;
       // One part at a time, each in a task of its own, so queries are answered in between.
       if (partsIn < done.parts) return void thread.postMessage({ t: 'next' } satisfies ToImport);
-      const change = done.changed ? { zone: job.zone, serial: done.serial, upserted, removed } : null;
+      const change: RecordChange | null = done.changed ? { zone: job.zone, serial: done.serial, upserted, removed, ...(done.soa ? { soa: done.soa } : {}) } : null;
       void finish(change, { kind: 'applied', result: done.result as ImportResult });
     });
     thread.once('error', (e: Error) => {

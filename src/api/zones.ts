@@ -25,8 +25,9 @@ export const zoneRoutes =
       return zone;
     };
 
-    app.get('/api/v1/zones', { schema: { summary: 'List the served zones with serial and record count', response: successes({ 200: 'the zones' }), tags } }, async () => ({
-      zones: deps.zones.map((name) => ({ name, serial: deps.records.serial(name), records: deps.records.count(name) })),
+    app.get('/api/v1/zones', { schema: { summary: 'List the served zones with serial, record count and imported SOA fields', response: successes({ 200: 'the zones' }), tags } }, async () => ({
+      // soa: an imported zone file's SOA fields (null: the configured nameserver, hostmaster and timers).
+      zones: deps.zones.map((name) => ({ name, serial: deps.records.serial(name), records: deps.records.count(name), soa: deps.records.soa(name) })),
     }));
 
     app.get('/api/v1/zones/:zone/export', { schema: { summary: 'Export a zone as a master file', response: successes({ 200: 'the zone file (text/plain)' }), tags, params: zoneParam, description: 'RFC 1035 master file (text/plain)' } }, async (req, reply) => {

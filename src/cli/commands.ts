@@ -7,6 +7,7 @@ import { call, CliError, type ApiTarget } from './client.js';
 import { printJson, table, valueText } from './output.js';
 import { dryQuery, printResult, settleRoute, waitOption } from './routes.js';
 import { parseValue } from './values.js';
+import { viewValues } from './views.js';
 
 export interface Globals {
   target: () => ApiTarget;
@@ -22,6 +23,7 @@ interface RecordView {
   service_name: string | null;
   /** A record bound to a tailnet device (`--device`): its name and state (ok, offline, missing, unknown). */
   device?: { name: string; state: string };
+  views?: Record<string, { values: unknown[] }>;
 }
 
 const recordType = (t: string): RecordType => {
@@ -32,10 +34,14 @@ const recordType = (t: string): RecordType => {
 const collect = (v: string, prev: string[]) => [...prev, v];
 const enc = encodeURIComponent;
 
+/** ` (tailnet: 100.64.0.5; lan: 192.168.1.5)` for a set with per-view values, else nothing. */
+const viewsText = (views: RecordView['views']): string =>
+  views && Object.keys(views).length ? ` (${Object.entries(views).map(([v, { values }]) => `${v}: ${values.map(valueText).join(', ')}`).join('; ')})` : '';
+
 function recordRows(records: RecordView[]): string {
   return table(
     ['NAME', 'TYPE', 'TTL', 'VALUE', 'PROXY', 'SERVICE'],
-    records.map((r) => [r.name, r.type, String(r.ttl), `${r.values.map(valueText).join(', ')}${r.device ? ` (device ${r.device.name}: ${r.device.state})` : ''}`, r.proxy?.enabled ? `→ ${r.proxy.upstreams.join(', ')}` : '-', r.service_name ?? '-']),
+    records.map((r) => [r.name, r.type, String(r.ttl), `${r.values.map(valueText).join(', ')}${viewsText(r.views)}${r.device ? ` (device ${r.device.name}: ${r.device.state})` : ''}`, r.proxy?.enabled ? `→ ${r.proxy.upstreams.join(', ')}` : '-', r.service_name ?? '-']),
   );
 }
 
@@ -50,12 +56,14 @@ export function recordCommands(program: Command, g: Globals): void {
     .option('--ttl <seconds>', 'TTL in seconds', (v) => Number(v))
     .option('--proxy <host:port>', 'reverse-proxy this name to an upstream (repeatable)', collect, [] as string[])
     .option('--service <name>', 'service name')
+    .option('--view <name=value>', 'split horizon (A/AAAA): clients in view NAME get VALUE instead (repeatable; see `views`)', collect, [] as string[])
     .option('--tls <mode>', 'TLS for the proxied name: off | internal | acme')
     .option('--dry-run', 'validate and show the plan without applying')
     .option('--wait <seconds>', 'with --proxy: wait this long for Caddy to take the route, exit 1 if it ends in error; 0: do not wait (default 20)', waitOption, 20)
-    .action(async (name: string, values: string[], o: { type: string; ttl?: number; proxy: string[]; service?: string; tls?: string; dryRun?: boolean; wait: number; device?: string }) => {
+    .action(async (name: string, values: string[], o: { type: string; ttl?: number; proxy: string[]; service?: string; view: string[]; tls?: string; dryRun?: boolean; wait: number; device?: string }) => {
       const type = recordType(o.type);
       if ((o.device !== undefined) === (values.length > 0)) throw new CliError('give values or --device <name> (not both)', 2);
+      const views = viewValues(o.view);
       const body = {
         name,
         type,
@@ -63,6 +71,7 @@ export function recordCommands(program: Command, g: Globals): void {
         ...(o.ttl !== undefined ? { ttl: o.ttl } : {}),
         ...(o.proxy.length ? { proxy: { enabled: true, upstreams: o.proxy, ...(o.tls ? { tls: o.tls } : {}) } } : {}),
         ...(o.service ? { service_name: o.service } : {}),
+        ...(views ? { views } : {}),
       };
       const res = await call(g.target(), 'PUT', `/api/v1/records/${enc(name)}/${type}${dryQuery(o.dryRun)}`, body);
       printResult(g, res, (r: { record: RecordView }) => recordRows([r.record]));

@@ -6,6 +6,7 @@ import { backupCommands } from './backup.js';
 import { CliError } from './client.js';
 import { recordCommands, tokenCommands, zoneCommands } from './commands.js';
 import { deviceCommands } from './devices.js';
+import { viewCommands } from './views.js';
 import { mailCommands } from './mail.js';
 import { resolveCommand } from './resolve.js';
 import { routeCommands } from './routes.js';
@@ -30,6 +31,7 @@ export async function main(argv: string[]): Promise<number> {
   routeCommands(program, g);
   deviceCommands(program, g);
   tokenCommands(program, g);
+  viewCommands(program, g);
   resolveCommand(program, g.json);
   serveCommand(program);
   mailCommands(program, g);

@@ -47,7 +47,8 @@ function limitFor(q: Query, transport: Transport): number {
   return Math.min(Math.max(q.edns.udpSize, MIN_UDP_SIZE), EDNS_UDP_SIZE);
 }
 
-export function handle(msg: Buffer, transport: Transport, remote: string, cfg: HandlerConfig): Outcome {
+/** `view`: the client's split-horizon view (null: none), as the server matched its address. */
+export function handle(msg: Buffer, transport: Transport, remote: string, cfg: HandlerConfig, view: string | null = null): Outcome {
   const parsed = parseQuery(msg);
   if (parsed.kind === 'drop') return { kind: 'drop' };
   if (parsed.kind === 'error') {
@@ -80,7 +81,7 @@ export function handle(msg: Buffer, transport: Transport, remote: string, cfg: H
       return { kind: 'reply', message, qtype, rcode: RCODE.NOERROR, cacheable: false };
     }
   }
-  const result = lookup(cfg.index, q.qname, qtype);
+  const result = lookup(cfg.index, q.qname, qtype, view);
   if (reserved && result.kind === 'notauth') return reply(RCODE.REFUSED, false);
   if (result.kind === 'notauth') {
     if (!cfg.forwarding) return reply(RCODE.REFUSED);

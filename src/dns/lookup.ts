@@ -8,7 +8,7 @@
 //   x.b.home.arpa. TXT      b exists, x.b does not; no *.b             nxdomain (+SOA)
 //   x.home.arpa. TXT        x does not; *.home.arpa exists             success, owner x.home.arpa.
 //   h.sub.home.arpa. A      sub has NS below the apex                  delegation (NS + glue)
-import { answers, type RRset } from './rrset.js';
+import { answers, forView, type RRset } from './rrset.js';
 import type { Rr } from './wire.js';
 import type { ZoneIndex } from './zone.js';
 
@@ -53,11 +53,12 @@ function step(index: ZoneIndex, zone: string, name: string, qtype: string): Step
 }
 
 /** The A or AAAA set at `target` when it is in a served zone and not below a delegation (`glue` lifts that for referrals). */
-function address(index: ZoneIndex, target: string, type: 'A' | 'AAAA', glue: boolean): RRset | undefined {
+function address(index: ZoneIndex, target: string, type: 'A' | 'AAAA', glue: boolean, view: string | null): RRset | undefined {
   const zone = index.zoneFor(target);
   if (!zone) return undefined;
   if (!glue && step(index, zone, target, 'A').kind !== 'data') return undefined;
-  return index.rrset(zone, target, type);
+  const set = index.rrset(zone, target, type);
+  return set && forView(set, view);
 }
 
 function targetOf(set: RRset, i: number): string | undefined {
@@ -73,7 +74,7 @@ function targetOf(set: RRset, i: number): string | undefined {
  * sets (as NSD orders them). For a referral (`cut`), glue for names below the cut comes first and
  * is required (RFC 9471); the rest is optional.
  */
-function additionalFor(index: ZoneIndex, set: RRset, glue: boolean, cut?: string): { additional: Rr[]; required: number } {
+function additionalFor(index: ZoneIndex, set: RRset, glue: boolean, view: string | null, cut?: string): { additional: Rr[]; required: number } {
   if (!TARGET_TYPES.has(set.type)) return { additional: [], required: 0 };
   const targets = new Set<string>();
   for (let i = 0; i < set.values.length; i++) {
@@ -87,7 +88,7 @@ function additionalFor(index: ZoneIndex, set: RRset, glue: boolean, cut?: string
     for (const type of ['A', 'AAAA'] as const)
       for (const target of targets) {
         if (cut !== undefined && inDomain(target) !== pass) continue;
-        const found = address(index, target, type, glue);
+        const found = address(index, target, type, glue, view);
         if (!found) continue;
         const rrs = answers(target, found);
         additional.push(...rrs);
@@ -105,7 +106,8 @@ function negativeSoa(index: ZoneIndex, zone: string): Rr[] {
 
 /**
  * Answers `qname` (as asked: any case, trailing dot optional) for `qtype` (a type name such as
- * 'A', 'ANY' or 'TYPE65'). Records owned by the query name carry `qname` exactly as given;
+ * 'A', 'ANY' or 'TYPE65') to a client in `view` (null: in none), whose A/AAAA sets with values for
+ * that view answer with those. Records owned by the query name carry `qname` exactly as given;
  * all other names are lower-case absolute.
  *
  * - CNAMEs are followed across our zones up to MAX_CNAME_HOPS; a loop or the hop limit ends the
@@ -114,7 +116,7 @@ function negativeSoa(index: ZoneIndex, zone: string): Rr[] {
  * - ANY returns every RRset at the name (we serve small private zones; RFC 8482 minimal answers
  *   protect against amplification, which the UDP size limit and TC already bound here).
  */
-export function lookup(index: ZoneIndex, qname: string, qtype: string): LookupResult {
+export function lookup(index: ZoneIndex, qname: string, qtype: string, view: string | null = null): LookupResult {
   const answer: Rr[] = [];
   let owner = qname.endsWith('.') ? qname : `${qname}.`;
   let name = owner.toLowerCase();
@@ -123,16 +125,27 @@ export function lookup(index: ZoneIndex, qname: string, qtype: string): LookupRe
     const zone = index.zoneFor(name);
     if (!zone) return { kind: hop === 0 ? 'notauth' : 'success', answer, authority: [], additional: [], required: 0 };
     const s = step(index, zone, name, qtype);
-    if (s.kind === 'cut') return { kind: 'delegation', answer, authority: answers(s.at, s.ns), ...additionalFor(index, s.ns, true, s.at) };
+    if (s.kind === 'cut') return { kind: 'delegation', answer, authority: answers(s.at, s.ns), ...additionalFor(index, s.ns, true, view, s.at) };
     if (s.kind === 'nx') return { kind: 'nxdomain', answer, authority: negativeSoa(index, zone), additional: [], required: 0 };
     if (qtype === 'ANY' && s.sets.length) {
-      for (const set of s.sets) answer.push(...answers(owner, set));
-      return { kind: 'success', answer, authority: [], additional: [], required: 0 };
+      // Each set's additional-section processing (RFC 1035 §3.7.1), as NSD does: MX, SRV and NS targets' addresses, each once.
+      const additional: Rr[] = [];
+      const seenAdd = new Set<string>();
+      for (const set of s.sets) {
+        answer.push(...answers(owner, forView(set, view)));
+        for (const rr of additionalFor(index, set, name === zone && set.type === 'NS', view).additional) {
+          const key = `${rr.name} ${rr.code} ${rr.at}`;
+          if (seenAdd.has(key)) continue;
+          seenAdd.add(key);
+          additional.push(rr);
+        }
+      }
+      return { kind: 'success', answer, authority: [], additional, required: 0 };
     }
     const set = s.sets.find((x) => x.type === qtype);
     if (set) {
-      answer.push(...answers(owner, set));
-      return { kind: 'success', answer, authority: [], ...additionalFor(index, set, name === zone && set.type === 'NS') };
+      answer.push(...answers(owner, forView(set, view)));
+      return { kind: 'success', answer, authority: [], ...additionalFor(index, set, name === zone && set.type === 'NS', view) };
     }
     const cname = qtype === 'CNAME' ? undefined : s.sets.find((x) => x.type === 'CNAME');
     const target = cname && targetOf(cname, 0);

@@ -23,6 +23,13 @@ export interface RRset {
   readonly kept?: readonly number[];
   /** Where RDATA holds names that may be compressed (RFC 3597 §4: the RFC 1035 types only). */
   readonly comp: Comp;
+  /** Split horizon: the set served to clients in each view instead of this one (A/AAAA only). */
+  readonly views?: ReadonlyMap<string, RRset>;
+}
+
+/** The set a client in `view` gets: its view's when the set has one, else the set itself. */
+export function forView(set: RRset, view: string | null): RRset {
+  return view === null || !set.views ? set : (set.views.get(view) ?? set);
 }
 
 interface Codec {
@@ -106,7 +113,11 @@ const COMP_OF: Partial<Record<ServedType, Comp>> = { NS: COMP.NAME, CNAME: COMP.
 
 /** The RRset for a stored record set. */
 export function rrsetOf(r: StoredRecord): RRset {
-  return { type: r.type, code: typeCode(r.type), ttl: r.ttl, values: r.values, ...joined(pieces(r)), comp: COMP_OF[r.type] ?? COMP.NONE };
+  const base = { type: r.type, code: typeCode(r.type), ttl: r.ttl, values: r.values, ...joined(pieces(r)), comp: COMP_OF[r.type] ?? COMP.NONE };
+  if (!r.views || (r.type !== 'A' && r.type !== 'AAAA')) return base;
+  const views = new Map<string, RRset>();
+  for (const [name, v] of Object.entries(r.views)) views.set(name, { ...base, values: v.values, ...joined(pieces({ ...r, values: v.values })) });
+  return { ...base, views };
 }
 
 export function soaRRset(soa: Soa): RRset {

@@ -9,6 +9,7 @@ import { logger, type Logger } from '../log/index.js';
 import { cidrList, inCidrList } from '../model/cidr.js';
 import { dnsLatency, dnsQueryTally, type QueryTally } from '../metrics.js';
 import { ResponseCache } from './cache.js';
+import type { ViewTable } from './views.js';
 import { Forwarder, forwardedReply } from './forward.js';
 import { handle, type HandlerConfig, type Outcome, type Transport } from './handler.js';
 import { FLAG, HEADER_BYTES, RCODE, bareResponse, rcodeName } from './wire.js';
@@ -55,7 +56,12 @@ export interface DnsServerOptions {
   clock?: Clock;
   /** Plain proxied names' backends, answered to `allow` (IPs or CIDRs: this node's own addresses) only. */
   plain?: { table: PlainUpstreams; allow: readonly string[] };
+  /** Split horizon: which view a client's source address is in (its A/AAAA answers follow it). Absent: one answer for all. */
+  views?: ViewTable;
 }
+
+/** Response-cache generations per view-table generation: the two counters combined stay exact below 2^53. */
+const VIEW_GENERATION_STEP = 2 ** 32;
 
 /** Time and timers; the TCP deadlines read nothing else. */
 export interface Clock {
@@ -226,13 +232,34 @@ export class DnsServer {
       // Too short to be a query, or a response (QR=1): answering those invites loops.
       if (msg.length < HEADER_BYTES || ((msg[2] as number) & 0x80) !== 0) return;
       const send: Sink = (out) => socket.send(out, rinfo.port, rinfo.address);
-      const key = msg.toString('latin1', 2);
-      const hit = this.udpCache.get(key, this.opts.index.generation);
+      const view = this.viewOf(rinfo.address);
+      const key = this.cacheKey(msg, view);
+      const hit = this.udpCache.get(key, this.generation());
       if (hit) return this.sendCached(hit, msg, send, 'udp', t0, rinfo.address);
-      this.dispatch(msg, 'udp', rinfo.address, t0, send, key);
+      this.dispatch(msg, 'udp', rinfo.address, t0, send, key, undefined, view);
     } catch (err) {
       this.failed(msg, err, (out) => socket.send(out, rinfo.port, rinfo.address));
     }
+  }
+
+  /** The client's view, or null (in none, or no views defined). */
+  private viewOf(address: string): string | null {
+    const views = this.opts.views;
+    return views && views.size ? views.viewOf(address) : null;
+  }
+
+  /**
+   * Cache key: the query bytes after the ID; while views are defined, prefixed with the client's
+   * view name (empty for none) and a NUL, which no view name holds, so no two views share an entry.
+   */
+  private cacheKey(msg: Buffer, view: string | null): string {
+    const bytes = msg.toString('latin1', 2);
+    return this.opts.views?.size ? `${view ?? ''}\u0000${bytes}` : bytes;
+  }
+
+  /** The cache generation: the index's and the view table's (a key format change empties the cache too). */
+  private generation(): number {
+    return this.opts.index.generation + (this.opts.views?.generation ?? 0) * VIEW_GENERATION_STEP;
   }
 
   private sendCached(hit: Cached, msg: Buffer, send: Sink, transport: Transport, t0: number, remote: string): void {
@@ -248,9 +275,9 @@ export class DnsServer {
   // ---- shared -------------------------------------------------------------
 
   /** Handles one query (cache miss); replies through `send`. Returns true when it went to the forwarder (`done` runs when that settles). */
-  private dispatch(msg: Buffer, transport: Transport, remote: string, t0: number, send: Sink, key: string, done?: () => void): boolean {
-    const generation = this.opts.index.generation;
-    const outcome: Outcome = handle(msg, transport, remote, this.cfg);
+  private dispatch(msg: Buffer, transport: Transport, remote: string, t0: number, send: Sink, key: string, done?: () => void, view: string | null = null): boolean {
+    const generation = this.generation();
+    const outcome: Outcome = handle(msg, transport, remote, this.cfg, view);
     switch (outcome.kind) {
       case 'drop':
         return false;
@@ -399,13 +426,14 @@ export class DnsServer {
     const t0 = performance.now();
     try {
       if (((msg[2] as number) & 0x80) !== 0) return false;
-      const key = msg.toString('latin1', 2);
-      const hit = this.tcpCache.get(key, this.opts.index.generation);
+      const view = this.viewOf(remote);
+      const key = this.cacheKey(msg, view);
+      const hit = this.tcpCache.get(key, this.generation());
       if (hit) {
         this.sendCached(hit, msg, send, 'tcp', t0, remote);
         return false;
       }
-      return this.dispatch(msg, 'tcp', remote, t0, send, key, done);
+      return this.dispatch(msg, 'tcp', remote, t0, send, key, done, view);
     } catch (err) {
       this.failed(msg, err, send);
       return false;

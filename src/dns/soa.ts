@@ -1,5 +1,6 @@
 // The SOA we synthesise for each served zone. Serial comes from the store (bumped on every change).
 import type { RecordType } from '../model/record.js';
+import type { ZoneSoa } from '../model/zone.js';
 
 /** Settings of one served zone, from config. Names are absolute and lower-case. */
 export interface ZoneSettings {
@@ -28,7 +29,9 @@ export interface Soa {
 /** Timers suited to a small private zone served by one primary; negative answers cached 60 s so new names appear quickly. */
 export const SOA_TIMERS = { refresh: 3600, retry: 600, expire: 604800, minimum: 60, ttl: 300 } as const;
 
-export function soaFor(zone: ZoneSettings, serial: number): Soa {
+/** The zone's SOA: `fields` from an imported zone file when given, else from the settings and SOA_TIMERS; the serial always ours. */
+export function soaFor(zone: ZoneSettings, serial: number, fields?: ZoneSoa | null): Soa {
+  if (fields) return { ...fields, serial };
   return { mname: zone.nameservers[0] ?? `ns1.${zone.name}`, rname: zone.hostmaster, serial, ...SOA_TIMERS };
 }
 

@@ -158,7 +158,9 @@ export function parseQuery(msg: Buffer): ParseResult {
   const an = msg.readUInt16BE(6);
   const ns = msg.readUInt16BE(8);
   const ar = msg.readUInt16BE(10);
-  const formerr = (edns: Edns | null = null): ParseResult => ({ kind: 'error', id, opcode, rd, rcode: RCODE.FORMERR, edns });
+  // An opcode we do not implement is NOTIMP whatever follows the header (RFC 1035 §4.1.1): the
+  // question of a STATUS, NOTIFY or UPDATE need not look like a query's, or be there at all.
+  const formerr = (edns: Edns | null = null): ParseResult => ({ kind: 'error', id, opcode, rd, rcode: opcode === 0 ? RCODE.FORMERR : RCODE.NOTIMP, edns });
   if (qdcount !== 1) return formerr();
   const name = readQuestionName(msg, HEADER_BYTES);
   if (!name || name.end + 4 > msg.length) return formerr();

@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { absolute, inZone } from '../model/name.js';
 import type { RecordChange, RecordType, StoredRecord } from '../model/record.js';
+import type { ZoneSoa } from '../model/zone.js';
 import { rrsetOf, simpleRRset, soaRRset, type RRset } from './rrset.js';
 import { soaFor, type ServedRecord, type Soa, type ZoneSettings } from './soa.js';
 
@@ -47,6 +48,8 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 interface ZoneState {
   readonly settings: ZoneSettings;
   serial: number;
+  /** SOA fields from an imported zone file (null: settings and SOA_TIMERS). */
+  fields: ZoneSoa | null;
   soa: Soa;
   soaSet: RRset;
   /** Apex NS built from settings (used unless the user stores an apex NS RRset). */
@@ -100,7 +103,7 @@ export class ZoneIndex {
       const nameservers = (given.nameservers.length ? given.nameservers : [`ns1.${name}`]).map(absolute);
       const settings = { ...given, name, nameservers };
       const soa = soaFor(settings, 0);
-      this.zones.set(name, { settings, serial: 0, soa, soaSet: soaRRset(soa), nsSet: simpleRRset('NS', SYNTH_TTL, nameservers), glue: new Map(), user: new Map(), refs: new Map() });
+      this.zones.set(name, { settings, serial: 0, fields: null, soa, soaSet: soaRRset(soa), nsSet: simpleRRset('NS', SYNTH_TTL, nameservers), glue: new Map(), user: new Map(), refs: new Map() });
     }
     // Glue for every nameserver name that falls in a served zone, in the most specific one.
     for (const { settings } of this.zones.values()) {
@@ -136,10 +139,11 @@ export class ZoneIndex {
   }
 
   /**
-   * Replaces a zone's content and serial. Records outside `zone` (or an unserved `zone`) are
-   * skipped and reported in the returned warnings; nothing is thrown for bad data.
+   * Replaces a zone's content, serial and SOA fields (`soa`: an imported file's; null or absent:
+   * the settings'). Records outside `zone` (or an unserved `zone`) are skipped and reported in the
+   * returned warnings; nothing is thrown for bad data.
    */
-  load(zone: string, serial: number, records: readonly StoredRecord[]): string[] {
+  load(zone: string, serial: number, records: readonly StoredRecord[], soa: ZoneSoa | null = null): string[] {
     const state = this.zones.get(zone);
     if (!state) return [`zone ${zone} is not served; ${records.length} record sets ignored`];
     const warnings: string[] = [];
@@ -156,6 +160,7 @@ export class ZoneIndex {
     }
     state.user = user;
     this.resetRefs(state);
+    state.fields = soa;
     this.setSerial(state, serial);
     this.gen++;
     return warnings;
@@ -197,6 +202,7 @@ export class ZoneIndex {
     if (!state) return [`zone ${change.zone} is not served; change ignored`];
     const warnings: string[] = [];
     for (const _ of this.edit(state, state.user, state.refs, change, null, warnings));
+    if (change.soa) state.fields = change.soa;
     this.setSerial(state, change.serial);
     this.gen++;
     return warnings;
@@ -246,6 +252,7 @@ export class ZoneIndex {
       }
     state.user = user;
     state.refs = refs;
+    if (change.soa) state.fields = change.soa;
     this.setSerial(state, change.serial);
     this.gen++;
     report(warnings);
@@ -385,7 +392,7 @@ export class ZoneIndex {
 
   private setSerial(state: ZoneState, serial: number): void {
     state.serial = serial;
-    state.soa = soaFor(state.settings, serial);
+    state.soa = soaFor(state.settings, serial, state.fields);
     state.soaSet = soaRRset(state.soa);
   }
 

@@ -44,7 +44,7 @@ function helpers(): Record<string, HelperDelegate> {
   const str = (what: string, v: unknown): string => (typeof v === 'string' ? v : fail(what, v, 'is not a string'));
   const absoluteName = (what: string, v: unknown, wildcard: boolean): string => {
     const s = str(what, v);
-    const problem = nameProblem(s, { wildcard }) ?? (s.endsWith('.') ? null : 'is not absolute (no trailing dot)');
+    const problem = nameProblem(s, { wildcard, ownerStars: wildcard }) ?? (s.endsWith('.') ? null : 'is not absolute (no trailing dot)');
     return problem ? fail(what, v, problem) : s;
   };
   return {

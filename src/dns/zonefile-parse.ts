@@ -125,7 +125,7 @@ function record(p: Parse, entry: Entry): void {
   let k = 0;
   if (!entry.blankOwner) {
     const owner = resolve((tokens[k++] as Token).raw, p.origin);
-    const problem = nameProblem(owner, { wildcard: true });
+    const problem = nameProblem(owner, { wildcard: true, ownerStars: true });
     const outside = !problem && !inZone(owner, p.zone);
     p.owner = problem || outside ? null : owner;
     if (problem) return fail(`name ${JSON.stringify(owner)}: ${problem}`);

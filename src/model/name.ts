@@ -14,8 +14,14 @@ export const MAX_NAME_CHARS = 253;
 // braces, semicolons, backslashes or placeholders.
 const LABEL_RE = /^[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?$/;
 
-/** Returns why `text` is not a usable domain name, or null when it is. `*` is allowed as the leftmost label only with `wildcard`. */
-export function nameProblem(text: string, opts: { wildcard?: boolean } = {}): string | null {
+/**
+ * Returns why `text` is not a usable domain name, or null when it is. With `wildcard`, `*` is
+ * allowed as the leftmost label. With `ownerStars` (record owners: API and zone import) a `*`
+ * label anywhere else is allowed too: RFC 4592 §2.1.1 makes it an ordinary label
+ * (`sub.*.example.` is a name like any other, and only a leftmost `*` is a wildcard). Route hosts
+ * leave it out: Caddy reads every `*` label in a host as a wildcard.
+ */
+export function nameProblem(text: string, opts: { wildcard?: boolean; ownerStars?: boolean } = {}): string | null {
   if (text.length === 0) return 'must not be empty';
   if (/[^\x21-\x7e]/.test(text)) return 'must not contain whitespace, control or non-ASCII characters';
   const bare = text.endsWith('.') ? text.slice(0, -1) : text;
@@ -27,7 +33,7 @@ export function nameProblem(text: string, opts: { wildcard?: boolean } = {}): st
     if (label.length > MAX_LABEL_BYTES) return `label "${label.slice(0, 20)}…" is longer than ${MAX_LABEL_BYTES} bytes`;
     if (label === '*') {
       if (!opts.wildcard) return 'wildcard "*" is not allowed here';
-      if (i !== 0) return 'wildcard "*" must be the leftmost label';
+      if (i !== 0 && !opts.ownerStars) return 'wildcard "*" must be the leftmost label';
       continue;
     }
     if (!LABEL_RE.test(label)) return `label "${label}" may hold only letters, digits, "-" and "_" and must not start or end with "-"`;
@@ -67,7 +73,7 @@ export function ownerName(input: string, zones: readonly string[]): { name: stri
   if (zone) return { name, zone };
   if (!input.replace(/\.$/, '').includes('.')) {
     const placed = `${name}${first}`;
-    const problem = nameProblem(placed, { wildcard: true });
+    const problem = nameProblem(placed, { wildcard: true, ownerStars: true });
     return problem ? { error: problem } : { name: placed, zone: first };
   }
   return { error: `"${input}" is outside the served zones (${zones.join(', ')})` };
@@ -85,7 +91,7 @@ export const ownerNameInput = z
   .max(MAX_NAME_CHARS + 1)
   .superRefine((v, ctx) => {
     if (v === '@') return;
-    const problem = nameProblem(v, { wildcard: true });
+    const problem = nameProblem(v, { wildcard: true, ownerStars: true });
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
     else if (v.toLowerCase().replace(/\.$/, '').split('.').includes(RESERVED_PROXY_LABEL))
       ctx.addIssue({ code: 'custom', message: `the label "${RESERVED_PROXY_LABEL}" is reserved for the proxy's answers to Caddy` });

@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { TLS_MODES } from './route.js';
 import { ipv4, ipv6, ownerNameInput, targetName, targetOrRoot, upstream } from './name.js';
 import { canonicalIpv6, genericTypeProblem, parseRdata, TEXT_TYPES } from './rdata.js';
+import type { ZoneSoa } from './zone.js';
+import { recordViews, type RecordViews } from './view.js';
 
 /** The types we name; any other data type is stored in the RFC 3597 generic form as `TYPEnnn`. */
 export const RECORD_TYPES = ['A', 'AAAA', 'CNAME', 'TXT', 'MX', 'SRV', 'PTR', 'CAA', 'NS', 'DS', 'SSHFP', 'TLSA', 'SVCB', 'HTTPS'] as const;
@@ -145,8 +147,8 @@ const common = {
   service_name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'service_name may hold letters, digits, ".", "-", "_" (max 63)').optional(),
 };
 const knownInput = z.discriminatedUnion('type', [
-  z.object({ ...common, type: z.literal('A'), values: values(ipv4), proxy: proxySchema.optional() }).strict(),
-  z.object({ ...common, type: z.literal('AAAA'), values: values(ipv6), proxy: proxySchema.optional() }).strict(),
+  z.object({ ...common, type: z.literal('A'), values: values(ipv4), proxy: proxySchema.optional(), views: recordViews(ipv4).optional() }).strict(),
+  z.object({ ...common, type: z.literal('AAAA'), values: values(ipv6), proxy: proxySchema.optional(), views: recordViews(ipv6).optional() }).strict(),
   z.object({ ...common, type: z.literal('CNAME'), values: z.array(targetName).refine((v) => v.length === 1, 'a CNAME has exactly one target') }).strict(),
   z.object({ ...common, type: z.literal('TXT'), values: values(txtValue) }).strict(),
   z.object({ ...common, type: z.literal('MX'), values: mxValues }).strict(),
@@ -187,7 +189,7 @@ export type RecordInput = z.infer<typeof recordInput>;
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** `{type, values}` for one record type, discriminated on `type`. */
-export type RecordData = DistributiveOmit<RecordInput, 'name' | 'service_name' | 'proxy' | 'ttl'>;
+export type RecordData = DistributiveOmit<RecordInput, 'name' | 'service_name' | 'proxy' | 'ttl' | 'views'>;
 
 /** A stored record set, as the API returns it and the DNS server serves it. `name` is absolute and inside `zone`. */
 export type StoredRecord = RecordData & {
@@ -196,6 +198,8 @@ export type StoredRecord = RecordData & {
   ttl: number;
   proxy: Proxy | null;
   service_name: string | null;
+  /** Split horizon (A/AAAA only): other values for clients in these views (src/model/view.ts). Absent: one answer for all. */
+  views?: RecordViews;
   created_at: string;
   updated_at: string;
 };
@@ -208,6 +212,8 @@ export interface RecordWrite {
   ttl: number;
   proxy: Proxy | null;
   service_name: string | null;
+  /** Per-view values (A/AAAA only); absent: none. */
+  views?: RecordViews;
   /** What was changed on the way in (duplicate values folded), to tell the user. */
   notes?: string[];
 }
@@ -281,6 +287,7 @@ export const recordSchema = z.object({
   values: z.array(z.unknown()),
   proxy: z.object({ enabled: z.boolean(), upstreams: z.array(z.string()) }).nullable(),
   service_name: z.string().nullable(),
+  views: z.record(z.string(), z.object({ values: z.array(z.string()) })).optional().describe('Per-view values (split horizon), when the set has any'),
   created_at: z.string(),
   updated_at: z.string(),
 });
@@ -296,6 +303,8 @@ export interface RecordChange {
   serial: number;
   upserted: StoredRecord[];
   removed: { name: string; type: RecordType }[];
+  /** The zone's SOA fields when this change set them (a zone import with a SOA line). */
+  soa?: ZoneSoa;
 }
 
 /** Pagination-free filter for listing. */

@@ -7,6 +7,7 @@ import { ACME_HINT, acmeNameProblem, hostNameProblem } from './certname.js';
 import type { AddRecordBody } from './legacy.js';
 import { ownerName } from './name.js';
 import { DEFAULT_TTL, foldDuplicates, rrsetSizeProblem, type Proxy, type RecordData, type RecordInput, type RecordWrite } from './record.js';
+import type { RecordViews } from './view.js';
 
 /** Absolute owner name + zone for user input, or a 400 naming `field` (`code`: where the field is, body by default). */
 export function placeName(input: string, zones: readonly string[], field = 'name', code: ErrorCode = 'invalid_body'): { name: string; zone: string } {
@@ -51,21 +52,39 @@ function checkWrite(w: RecordWrite, fieldPrefix: string): void {
     const host = w.name.replace(/\.$/, '');
     const hostProblem = hostNameProblem(host);
     if (hostProblem) issues.push({ path: `${fieldPrefix}name`, message: `${host} is proxied, so it ${hostProblem}` });
+    // RFC 4592 makes `sub.*.example` an ordinary DNS name, but Caddy reads any `*` label of a host as a wildcard.
+    else if (host.split('.').slice(1).includes('*'))
+      issues.push({ path: `${fieldPrefix}name`, message: `${host} is proxied, but its "*" label below the leftmost one is an ordinary DNS label that Caddy would read as a wildcard` });
     const acme = w.proxy.tls === 'acme' ? acmeNameProblem(host) : null;
     if (acme) issues.push({ path: `${fieldPrefix}proxy.tls`, message: `acme: ${acme}; ${ACME_HINT}` });
   }
   if (issues.length) throw new AppError('invalid_body', undefined, issues);
 }
 
+/** Each view's values with duplicates folded (RFC 2181 §5) and its answer size checked; keys in name order, so equal input stores equal text. */
+function foldViews(name: string, type: RecordData['type'], views: RecordViews, prefix: string, notes: string[]): RecordViews {
+  const out: RecordViews = {};
+  for (const view of Object.keys(views).sort()) {
+    const folded = foldDuplicates({ type, values: (views[view] as { values: string[] }).values } as RecordData);
+    const tooBig = rrsetSizeProblem(name, folded.data);
+    if (tooBig) throw fieldError(`${prefix}${view}.values`, tooBig);
+    notes.push(...folded.notes.map((n) => `${prefix}${view}.${n}`));
+    out[view] = { values: folded.data.values as string[] };
+  }
+  return out;
+}
+
 export function recordWrite(input: RecordInput, zones: readonly string[], fieldPrefix = ''): RecordWrite {
   const { name, service_name, ttl, ...rest } = input;
-  const { proxy, ...data } = rest as typeof rest & { proxy?: Proxy };
+  const { proxy, views, ...data } = rest as typeof rest & { proxy?: Proxy; views?: RecordViews };
   const placed = placeName(name, zones, `${fieldPrefix}name`);
   const tooBig = rrsetSizeProblem(placed.name, data);
   if (tooBig) throw fieldError(`${fieldPrefix}values`, tooBig);
   const folded = foldDuplicates(data);
   const write: RecordWrite = { ...placed, data: folded.data, ttl, proxy: proxy ?? null, service_name: service_name ?? null };
-  if (folded.notes.length) write.notes = folded.notes.map((n) => `${fieldPrefix}${n}`);
+  const notes = folded.notes.map((n) => `${fieldPrefix}${n}`);
+  if (views && Object.keys(views).length) write.views = foldViews(placed.name, data.type, views, `${fieldPrefix}views.`, notes);
+  if (notes.length) write.notes = notes;
   checkWrite(write, fieldPrefix);
   return write;
 }

@@ -253,4 +253,19 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX device_bindings_device ON device_bindings (device);
   `,
+  // 15: an imported zone's SOA fields (src/model/zone.ts zoneSoa, JSON; NULL: the ones from config).
+  `
+  ALTER TABLE zones ADD COLUMN soa TEXT;
+  `,
+  // 16: split-horizon DNS (src/model/view.ts): named views of client networks, and per-view values
+  // of A/AAAA sets (JSON {"<view>": {"values": [...]}} or NULL).
+  `
+  CREATE TABLE views (
+    name       TEXT PRIMARY KEY,
+    cidrs      TEXT NOT NULL, -- JSON array of networks as given
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+  );
+  ALTER TABLE records ADD COLUMN views TEXT;
+  `,
 ];

@@ -10,6 +10,8 @@ import { logger } from '../log/index.js';
 import { inZone } from '../model/name.js';
 import { recordInput, rrsetSizeProblem, type Proxy, type RecordChange, type RecordType, type RecordWrite, type StoredRecord } from '../model/record.js';
 import { conflictProblem } from '../model/rules.js';
+import { zoneSoa, type ZoneSoa } from '../model/zone.js';
+import type { RecordViews } from '../model/view.js';
 import { prepared, type Db } from './db.js';
 import { notify, type Notifying } from './simulate.js';
 
@@ -37,6 +39,7 @@ interface Row {
   data: string;
   proxy: string | null;
   service_name: string | null;
+  views: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -51,12 +54,13 @@ function fromRow(row: Row): StoredRecord {
     values: JSON.parse(row.data) as unknown,
     ...(proxy ? { proxy } : {}),
     ...(row.service_name !== null ? { service_name: row.service_name } : {}),
+    ...(row.views !== null && row.views !== undefined ? { views: JSON.parse(row.views) as unknown } : {}),
   });
   if (!inZone(row.name, row.zone)) throw new ZodError([{ code: 'custom', path: ['name'], message: `is outside its zone ${row.zone}`, input: row.name }]);
-  const { name: _n, service_name: _s, proxy: parsedProxy, ttl, ...data } = parsed as typeof parsed & { proxy?: Proxy };
+  const { name: _n, service_name: _s, proxy: parsedProxy, views, ttl, ...data } = parsed as typeof parsed & { proxy?: Proxy; views?: RecordViews };
   const tooBig = rrsetSizeProblem(row.name, data);
   if (tooBig) throw new ZodError([{ code: 'custom', path: ['values'], message: tooBig, input: undefined }]);
-  return { ...(data), name: row.name, zone: row.zone, ttl, proxy: parsedProxy ?? null, service_name: row.service_name, created_at: row.created_at, updated_at: row.updated_at };
+  return { ...(data), name: row.name, zone: row.zone, ttl, proxy: parsedProxy ?? null, service_name: row.service_name, ...(views ? { views } : {}), created_at: row.created_at, updated_at: row.updated_at };
 }
 
 const reasonOf = (e: unknown): string =>
@@ -127,6 +131,18 @@ export class RecordStore implements Notifying {
   serial(zone: string): number {
     const row = prepared(this.db, 'SELECT serial FROM zones WHERE name = ?').get(zone) as { serial: number } | undefined;
     return row?.serial ?? 0;
+  }
+
+  /** The zone's SOA fields from an import, or null (the settings' ones apply). A row that does not parse is logged and ignored. */
+  soa(zone: string): ZoneSoa | null {
+    const text = this.db.prepare('SELECT soa FROM zones WHERE name = ?').pluck().get(zone) as string | null | undefined;
+    if (text === null || text === undefined) return null;
+    try {
+      return zoneSoa.parse(JSON.parse(text));
+    } catch (e) {
+      this.log.error('stored SOA fields do not parse; the zone is served with the configured ones', { zone, reason: reasonOf(e) });
+      return null;
+    }
   }
 
   /** The stored sets matching `filter`, the ones that parse apart from the ones that do not (each logged once). */
@@ -201,9 +217,16 @@ export class RecordStore implements Notifying {
    * record of that zone is removed in the same transaction. Throws AppError('conflict') and
    * stores nothing when any set breaks a rule in `conflictProblem`.
    */
-  put(writes: readonly RecordWrite[], opts: { replaceZone?: string } = {}): { record: StoredRecord; created: boolean }[] {
+  put(writes: readonly RecordWrite[], opts: { replaceZone?: string; soa?: { zone: string; fields: ZoneSoa; serial: number } } = {}): { record: StoredRecord; created: boolean }[] {
     const at = this.now().toISOString();
-    return this.write((change) => {
+    return this.write((change, floor) => {
+        if (opts.soa) {
+          // An imported SOA: its fields are kept, and the serial (bumped below) never falls under the file's.
+          const fields = zoneSoa.parse(opts.soa.fields);
+          this.db.prepare('UPDATE zones SET soa = ? WHERE name = ?').run(JSON.stringify(fields), opts.soa.zone);
+          change(opts.soa.zone).soa = fields;
+          floor(opts.soa.zone, opts.soa.serial);
+        }
         if (opts.replaceZone !== undefined) {
           const keep = new Set(writes.map((w) => `${w.name} ${w.data.type}`));
           const old = this.db.prepare('SELECT name, type FROM records WHERE zone = ?').all(opts.replaceZone) as { name: string; type: RecordType }[];
@@ -218,14 +241,19 @@ export class RecordStore implements Notifying {
         const typesAt = prepared(this.db, 'SELECT type FROM records WHERE name = ?');
         const created = prepared(this.db, 'SELECT created_at FROM records WHERE name = ? AND type = ?');
         const upsert = prepared(this.db, 
-          `INSERT INTO records (name, type, zone, ttl, data, proxy, service_name, created_at, updated_at)
-           VALUES (@name, @type, @zone, @ttl, @data, @proxy, @service_name, @at, @at)
+          `INSERT INTO records (name, type, zone, ttl, data, proxy, service_name, views, created_at, updated_at)
+           VALUES (@name, @type, @zone, @ttl, @data, @proxy, @service_name, @views, @at, @at)
            ON CONFLICT (name, type) DO UPDATE SET zone = excluded.zone, ttl = excluded.ttl, data = excluded.data,
-             proxy = excluded.proxy, service_name = excluded.service_name, updated_at = excluded.updated_at`,
+             proxy = excluded.proxy, service_name = excluded.service_name, views = excluded.views, updated_at = excluded.updated_at`,
         );
+        const viewExists = prepared(this.db, 'SELECT 1 AS one FROM views WHERE name = ?');
         return writes.map((w) => {
           const problem = conflictProblem(w.data.type, (typesAt.all(w.name) as { type: RecordType }[]).map((r) => r.type), w.name === w.zone);
           if (problem) throw new AppError('conflict', `${w.name} ${w.data.type}: ${problem}`);
+          // Checked here, in the write's transaction, so a view removed meanwhile cannot be named.
+          const unknown = Object.keys(w.views ?? {}).filter((v) => !viewExists.get(v));
+          if (unknown.length)
+            throw new AppError('invalid_body', undefined, unknown.map((v) => ({ path: `views.${v}`, message: `${w.name} ${w.data.type}: no view "${v}" (define it with POST /api/v1/views)` })));
           const since = (created.get(w.name, w.data.type) as { created_at: string } | undefined)?.created_at;
           const row: Row = {
             name: w.name,
@@ -235,6 +263,7 @@ export class RecordStore implements Notifying {
             data: JSON.stringify(w.data.values),
             proxy: w.proxy ? JSON.stringify(w.proxy) : null,
             service_name: w.service_name,
+            views: w.views && Object.keys(w.views).length ? JSON.stringify(w.views) : null,
             created_at: since ?? at,
             updated_at: at,
           };
@@ -282,7 +311,7 @@ export class RecordStore implements Notifying {
    * Each touched zone's serial is bumped inside the same transaction; listeners hear of the
    * changes only after the commit.
    */
-  private write<T>(body: (change: (zone: string) => RecordChange) => T): T {
+  private write<T>(body: (change: (zone: string) => RecordChange, floor: (zone: string, serial: number) => void) => T): T {
     if (this.turn) throw new AppError('unavailable', 'a zone import is being written; retry in a moment');
     const changes = new Map<string, RecordChange>();
     const change = (zone: string) => {
@@ -290,11 +319,13 @@ export class RecordStore implements Notifying {
       if (!c) changes.set(zone, (c = { zone, serial: 0, upserted: [], removed: [] }));
       return c;
     };
-    const bump = prepared(this.db, 'UPDATE zones SET serial = serial + 1 WHERE name = ? RETURNING serial');
+    // The lowest serial each zone may have after this write (an imported SOA's).
+    const floors = new Map<string, number>();
+    const bump = prepared(this.db, 'UPDATE zones SET serial = max(serial + 1, ?) WHERE name = ? RETURNING serial');
     const result = this.db
       .transaction(() => {
-        const out = body(change);
-        for (const c of changes.values()) c.serial = (bump.get(c.zone) as { serial: number } | undefined)?.serial ?? 0;
+        const out = body(change, (zone, serial) => floors.set(zone, serial));
+        for (const c of changes.values()) c.serial = (bump.get(floors.get(c.zone) ?? 0, c.zone) as { serial: number } | undefined)?.serial ?? 0;
         return out;
       })
       .immediate();

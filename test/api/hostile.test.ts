@@ -74,8 +74,8 @@ const STATE_REFUSALS = new Set([404, 409]);
 const REFUSALS = new Set([400, 414, ...STATE_REFUSALS]);
 
 const RECORDS = (n: number) => [
-  { name: `a${n}`, type: 'A', ttl: 60, service_name: `s${n}`, values: ['192.0.2.1'], proxy: { enabled: true, upstreams: ['192.0.2.50:8080'], tls: 'internal' } },
-  { name: `aaaa${n}`, type: 'AAAA', ttl: 60, values: ['2001:db8::1'], proxy: { enabled: false, upstreams: ['[2001:db8::5]:80'], tls: 'off' } },
+  { name: `a${n}`, type: 'A', ttl: 60, service_name: `s${n}`, values: ['192.0.2.1'], proxy: { enabled: true, upstreams: ['192.0.2.50:8080'], tls: 'internal' }, views: { lan: { values: ['192.168.1.1'] } } },
+  { name: `aaaa${n}`, type: 'AAAA', ttl: 60, values: ['2001:db8::1'], proxy: { enabled: false, upstreams: ['[2001:db8::5]:80'], tls: 'off' }, views: { lan: { values: ['fd00::1'] } } },
   { name: `cname${n}`, type: 'CNAME', values: ['target.home.arpa'] },
   { name: `txt${n}`, type: 'TXT', values: ['v=spf1 -all', 'second', ['key=one', 'key=two', { hex: '00ff' }]] },
   { name: `mx${n}`, type: 'MX', values: [{ preference: 10, exchange: 'mail.home.arpa' }] },
@@ -149,6 +149,10 @@ const BASE: Record<string, (n: number, s: Setup) => Req[]> = {
   'DELETE /api/v1/mail/domains/{domain}': () => [{ query: dry, params: { domain: 'lab.example' } }],
   'POST /api/v1/mail/domains/{domain}/dkim/rotate': () => [{ query: dry, params: { domain: 'lab.example' }, body: { selector: 'k2', sign_after: 60, grace: 120 } }],
   'GET /api/v1/mail/domains/{domain}/check': () => [{ params: { domain: 'lab.example' } }],
+  'POST /api/v1/views': (n) => [{ query: dry, body: { name: `v${n}`, cidrs: [`10.${(n >> 8) & 255}.${n & 255}.0/24`, `fd01:${(n & 0xffff).toString(16)}::/64`] } }],
+  'GET /api/v1/views/{name}': () => [{ params: { name: 'lan' } }],
+  'PUT /api/v1/views/{name}': (n) => [{ query: dry, params: { name: 'lan' }, body: { name: 'lan', cidrs: ['192.168.1.0/24', `172.16.${n & 255}.0/24`] } }],
+  'DELETE /api/v1/views/{name}': (n) => [{ query: dry, params: { name: `v${n}` } }],
 };
 
 /** Slots in a zone file line the import parses: each gets every nasty string. */
@@ -210,7 +214,7 @@ function inject(op: string, r: Req, auth: { authorization: string }): InjectOpti
 }
 
 const VIEWS = ['/api/v1/records', '/list-records', '/api/v1/routes', '/api/v1/plan', '/api/v1/caddyfile', '/api/v1/zones/home.arpa/export', '/api/v1/zones/lab.example/export'];
-const MAIL_VIEWS = ['/api/v1/mail/accounts', '/api/v1/mail/providers', '/api/v1/mail/rules', '/api/v1/mail/cert', '/api/v1/mail/domains', '/api/v1/mail/suppressions', '/api/v1/tokens'];
+const MAIL_VIEWS = ['/api/v1/views', '/api/v1/mail/accounts', '/api/v1/mail/providers', '/api/v1/mail/rules', '/api/v1/mail/cert', '/api/v1/mail/domains', '/api/v1/mail/suppressions', '/api/v1/tokens'];
 
 describe('api: hostile input never gets a 500 and never breaks a view', function () {
   this.timeout(600_000);
@@ -253,6 +257,7 @@ describe('api: hostile input never gets a 500 and never breaks a view', function
         };
         await post('POST', '/api/v1/mail/accounts', { name: 'acct', email: 'acct@example.com', password: 'correct horse battery', allowed_domains: ['example.com'] });
         await post('PUT', '/api/v1/mail/providers/prov', { type: 'mx' });
+        await post('POST', '/api/v1/views', { name: 'lan', cidrs: ['192.168.1.0/24'] });
         const route = (await post('POST', '/api/v1/routes', { hosts: ['fixed.home.arpa'], upstreams: ['192.0.2.9:80'] })) as { route: { id: string } };
         setup = { routeId: route.route.id, cert };
       });

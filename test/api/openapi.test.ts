@@ -76,6 +76,11 @@ const SUCCESS: Record<string, number[]> = {
   'DELETE /api/v1/mail/domains/{domain}': [200],
   'POST /api/v1/mail/domains/{domain}/dkim/rotate': [200],
   'GET /api/v1/mail/domains/{domain}/check': [200],
+  'GET /api/v1/views': [200],
+  'POST /api/v1/views': [200, 201],
+  'GET /api/v1/views/{name}': [200],
+  'PUT /api/v1/views/{name}': [200, 201],
+  'DELETE /api/v1/views/{name}': [200, 204],
 };
 
 describe('api: the OpenAPI document', () => {

@@ -54,7 +54,10 @@ describe('api: /api/v1/records', () => {
     ['proxy enabled without upstreams', { name: 'x', type: 'A', values: ['192.0.2.1'], proxy: { enabled: true } }, 'proxy.upstreams', 400],
     ['upstream injection', { name: 'x', type: 'A', values: ['192.0.2.1'], proxy: { enabled: true, upstreams: ['a"}:80'] } }, 'proxy.upstreams.0', 400],
     ['name outside zones', { name: 'x.example.net', type: 'A', values: ['192.0.2.1'] }, 'name', 400],
-    ['wildcard not leftmost', { name: 'a.*.home.arpa', type: 'A', values: ['192.0.2.1'] }, 'name', 400],
+    // RFC 4592 §2.1.1: a "*" below the leftmost label is an ordinary label, so `a.*.home.arpa` is a
+    // valid owner; proxying it is refused (Caddy would read the "*" as a wildcard).
+    ['proxied name with a "*" label not leftmost', { name: 'a.*.home.arpa', type: 'A', values: ['192.0.2.1'], proxy: { enabled: true, upstreams: ['192.0.2.9:80'] } }, 'name', 400],
+    ['"*" inside a label', { name: 'a*.home.arpa', type: 'A', values: ['192.0.2.1'] }, 'name', 400],
     ['CNAME to an IPv4 address', { name: 'x', type: 'CNAME', values: ['100.1.1.2'] }, 'values.0', 400],
     ['CNAME to an IPv6 address', { name: 'x', type: 'CNAME', values: ['2001:db8::1'] }, 'values.0', 400],
     ['CNAME to an all-digit top-level label', { name: 'x', type: 'CNAME', values: ['10.0.0'] }, 'values.0', 400],

@@ -103,6 +103,9 @@ describe('api: token scopes', () => {
     expect((await call('admin', 'PUT', '/api/v1/records/lo/A', { name: 'lo', type: 'A', values: ['127.0.0.1'] })).statusCode).to.equal(201);
     expectForbidden(await call('write', 'PUT', '/api/v1/records/ghost/CNAME', { name: 'ghost', type: 'CNAME', values: ['lo.home.arpa'] }), 'admin');
     expectForbidden(await call('write', 'PUT', '/api/v1/records/*.home.arpa/A', { name: '*.home.arpa', type: 'A', values: ['127.0.0.2'] }), 'admin');
+    // A per-view value counts too (Caddy's resolver may be in that view).
+    expect((await call('write', 'POST', '/api/v1/views', { name: 'lan', cidrs: ['192.168.1.0/24'] })).statusCode).to.equal(201);
+    expectForbidden(await call('write', 'PUT', '/api/v1/records/svc/A', { name: 'svc', type: 'A', values: ['192.0.2.7'], views: { lan: { values: ['127.0.0.1'] } } }), 'admin');
     const imported = await f.app.inject({ method: 'POST', url: '/api/v1/zones/home.arpa/import', headers: { ...as.write, 'content-type': 'text/plain' }, payload: 'svc A 127.0.0.1\n' });
     expectForbidden(imported, 'admin');
     expect(f.records.get('svc.home.arpa.', 'A')?.values).to.deep.equal(['192.0.2.7']);

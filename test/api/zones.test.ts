@@ -92,6 +92,45 @@ describe('api: /api/v1/zones/{zone}/import', function () {
     expect([kind('web.home.arpa.'), kind('fresh.home.arpa.')]).to.deep.equal(['nxdomain', 'success']);
   });
 
+  it('keeps an imported SOA (MNAME, RNAME, timers) while managing the serial, never below the file\'s; names like sub.*.<zone> import', async () => {
+    const soaLine = (serial: number) => `@ 7200 IN SOA NS.Example.COM. admin.example.com. ${serial} 1800 900 1209600 120`;
+    const text = (serial: number) => `$ORIGIN home.arpa.\n$TTL 300\n${soaLine(serial)}\n*.home.arpa. TXT "this is a wildcard"\nsub.*.home.arpa. TXT "this is not a wildcard"\n`;
+    const fields = { mname: 'ns.example.com.', rname: 'admin.example.com.', refresh: 1800, retry: 900, expire: 1209600, minimum: 120, ttl: 7200 };
+    // A file serial above ours: the zone jumps to it.
+    const high = 3_000_000_000;
+    const first = await imp(text(high));
+    expect(first.statusCode, first.body).to.equal(200);
+    expect(first.json().serial).to.equal(high);
+    expect(f.records.soa('home.arpa.')).to.deep.equal(fields);
+    const zones = (await f.app.inject({ method: 'GET', url: '/api/v1/zones', headers: f.auth })).json().zones as { name: string; soa: unknown }[];
+    expect(zones.map((z) => [z.name, z.soa])).to.deep.equal([['home.arpa.', fields], ['lab.example.', null]]);
+    // A hand-edited SOA that does not parse: the configured one is served (logged, no 500).
+    f.db.prepare(`UPDATE zones SET soa = '{"mname": 1}' WHERE name = 'lab.example.'`).run();
+    expect(f.records.soa('lab.example.')).to.equal(null);
+    f.db.prepare(`UPDATE zones SET soa = NULL WHERE name = 'lab.example.'`).run();
+    expect(f.index.soa('home.arpa.')).to.deep.equal({ ...fields, serial: high });
+    expect(lookup(f.index, 'sub.*.home.arpa.', 'TXT').answer.map((a) => a.data)).to.deep.equal(['this is not a wildcard']);
+    expect(lookup(f.index, 'ghost.*.home.arpa.', 'TXT').kind).to.equal('nxdomain');
+    // A file serial below ours: ours goes on from where it was.
+    const second = await imp(text(1));
+    expect(second.json().serial).to.equal(high + 1);
+    // Other writes keep the imported fields and bump the serial.
+    const put = await f.app.inject({ method: 'POST', url: '/api/v1/records', headers: f.auth, payload: { name: 'x', type: 'A', values: ['192.0.2.1'] } });
+    expect(put.statusCode, put.body).to.equal(201);
+    expect(f.index.soa('home.arpa.')).to.deep.equal({ ...fields, serial: high + 2 });
+    // The export carries them, and a restarted index (as the controller loads it) serves them.
+    const exported = await f.app.inject({ method: 'GET', url: '/api/v1/zones/home.arpa/export', headers: f.auth });
+    const soa = exported.body.split('\n').join(' ').replace(/;[^;]*?(?=\s\d|\s\)|$)/g, ' ').replace(/[()\s]+/g, ' ');
+    expect(soa).to.include(`7200 IN SOA ns.example.com. admin.example.com. ${high + 2} 1800 900 1209600 120 `);
+    const index = new ZoneIndex([{ name: 'home.arpa.', nameservers: ['ns1.home.arpa.'], hostmaster: 'hostmaster.home.arpa.', nodeIp: NODE_IP }]);
+    index.load('home.arpa.', f.records.serial('home.arpa.'), f.records.list({ zone: 'home.arpa.' }), f.records.soa('home.arpa.'));
+    expect(index.soa('home.arpa.')).to.deep.equal({ ...fields, serial: high + 2 });
+    // A proxied record cannot sit at such a name: Caddy would read its "*" as a wildcard.
+    const proxied = await f.app.inject({ method: 'POST', url: '/api/v1/records', headers: f.auth, payload: { name: 'sub.*.home.arpa', type: 'A', values: ['192.0.2.1'], proxy: { enabled: true, upstreams: ['192.0.2.9:80'] } } });
+    expect(proxied.statusCode).to.equal(400);
+    expect(proxied.json().error.fields[0]).to.deep.include({ path: 'name' });
+  });
+
   it('applies nothing when a line is wrong (400 naming every line) or a set conflicts (409)', async () => {
     const bad = await imp('$ORIGIN home.arpa.\nok1 300 IN A 192.0.2.1\nbroken 300 IN A 999.1.1.1\nalso 300 IN WHAT x\n');
     expect(bad.statusCode).to.equal(400);

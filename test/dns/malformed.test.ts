@@ -54,6 +54,10 @@ describe('dns/malformed input', () => {
     ['two OPT records', () => raw({ ar: 2 }, Buffer.concat([wireName(['llm', 'home', 'arpa']), typeClass(1), OPT, OPT])), 'FORMERR'],
     ['opcode NOTIFY', () => raw({ flags: 4 << 11 }, Buffer.concat([wireName(['home', 'arpa']), typeClass(6)])), 'NOTIMP'],
     ['opcode UPDATE', () => raw({ flags: 5 << 11 }, Buffer.concat([wireName(['home', 'arpa']), typeClass(6)])), 'NOTIMP'],
+    ['opcode STATUS with no question', () => raw({ flags: 2 << 11, qd: 0 }, Buffer.alloc(0)), 'NOTIMP'],
+    ['opcode 15 with no question and RD', () => raw({ flags: (15 << 11) | 0x0100, qd: 0 }, Buffer.alloc(0)), 'NOTIMP'],
+    ['opcode UPDATE with two zone entries', () => raw({ flags: 5 << 11, qd: 2 }, Buffer.concat([wireName(['home', 'arpa']), typeClass(6), wireName(['home', 'arpa']), typeClass(6)])), 'NOTIMP'],
+    ['opcode NOTIFY with a question cut short', () => raw({ flags: 4 << 11 }, Buffer.from([4, 0x68])), 'NOTIMP'],
     ['class CHAOS', () => raw({}, Buffer.concat([wireName(['version', 'bind']), typeClass(16, 3)])), 'REFUSED'],
     ['a dot inside a label', () => raw({}, Buffer.concat([wireName(['a.b', 'home', 'arpa']), typeClass(1)])), 'NXDOMAIN'],
   ];
@@ -64,6 +68,8 @@ describe('dns/malformed input', () => {
       const r = decode(reply);
       expect(r.rcode).to.equal(rcode);
       expect(r.id).to.equal(0x1234);
+      // The reply keeps the query's opcode (RFC 1035 §4.1.1).
+      expect((reply as Buffer).readUInt16BE(2) & 0x7800).to.equal(packet().readUInt16BE(2) & 0x7800);
     });
   }
 

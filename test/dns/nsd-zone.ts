@@ -150,3 +150,37 @@ export function mixCase(name: string, seed: number): string {
   const rand = prng(seed);
   return name.replace(/[a-z]/g, (c) => (rand() < 0.5 ? c.toUpperCase() : c));
 }
+
+/** RFC 4592 §2.2.1's example zone, whole: the SOA and SRV RDATA it leaves open filled in. */
+export const RFC4592_ZONE = 'example.';
+export const RFC4592_SERIAL = 2024010101;
+export const RFC4592_TEXT = `$ORIGIN example.
+example.                 3600 IN  SOA   ns.example.com. hostmaster.example.com. ${RFC4592_SERIAL} 7200 1200 1209600 300
+example.                 3600     NS    ns.example.com.
+example.                 3600     NS    ns.example.net.
+*.example.               3600     TXT   "this is a wildcard"
+*.example.               3600     MX    10 host1.example.
+sub.*.example.           3600     TXT   "this is not a wildcard"
+host1.example.           3600     A     192.0.2.1
+_ssh._tcp.host1.example. 3600     SRV   0 0 22 host1.example.
+_ssh._tcp.host2.example. 3600     SRV   0 0 22 host2.example.
+subdel.example.          3600     NS    ns.example.com.
+subdel.example.          3600     NS    ns.example.net.
+`;
+
+/** The RFC's own queries (§2.2.1, synthesised and not), then every name of the zone and some around it with each type. */
+export function rfc4592Queries(): [string, string][] {
+  const rfc: [string, string][] = [
+    ['host3.example.', 'MX'],
+    ['host3.example.', 'A'],
+    ['foo.bar.example.', 'TXT'],
+    ['host1.example.', 'MX'],
+    ['sub.*.example.', 'MX'],
+    ['_telnet._tcp.host1.example.', 'SRV'],
+    ['host.subdel.example.', 'A'],
+    ['ghost.*.example.', 'MX'],
+  ];
+  const names = ['example.', '*.example.', 'sub.*.example.', 'host1.example.', '_tcp.host1.example.', '_ssh._tcp.host1.example.', '_ssh._tcp.host2.example.', '_tcp.host2.example.', 'host2.example.', 'subdel.example.', 'x.sub.*.example.', '*.*.example.', 'a.b.c.example.', 'host1.host3.example.', 'deep.host.subdel.example.'];
+  const types = ['A', 'AAAA', 'MX', 'TXT', 'SRV', 'NS', 'SOA', 'DS', 'CNAME', 'ANY'];
+  return [...rfc, ...names.flatMap((n) => types.map((t): [string, string] => [n, t]))];
+}

@@ -24,7 +24,7 @@ import { parseZoneFile } from '../../src/dns/zonefile.js';
 import type { RecordInput, StoredRecord } from '../../src/model/record.js';
 import { nsdMissing, startNsd, type Nsd } from '../helpers/nsd.js';
 import { captureLog } from './fixture.js';
-import { generateZone, mixCase, NODE_IP, SERIAL, ZONE, type Generated } from './nsd-zone.js';
+import { generateZone, mixCase, NODE_IP, RFC4592_SERIAL, RFC4592_TEXT, RFC4592_ZONE, rfc4592Queries, SERIAL, ZONE, type Generated } from './nsd-zone.js';
 
 type Mode = { name: string; tcp: boolean; edns?: number };
 const MODES: Mode[] = [
@@ -161,9 +161,9 @@ function view(msg: Buffer): Seen {
 }
 
 /** NSD's view with the differences the RFCs allow (see the top of this file) brought to ours, when ours is within them. */
-function allowed(nsd: Seen, ours: Seen, type: string): Seen {
+function allowed(nsd: Seen, ours: Seen, type: string, zone = ZONE): Seen {
   const out = { ...nsd };
-  const apexNs = out.authority.filter((r) => r.startsWith(`${ZONE.slice(0, -1)} `) && r.split(' ')[2] === 'NS');
+  const apexNs = out.authority.filter((r) => r.startsWith(`${zone.slice(0, -1)} `) && r.split(' ')[2] === 'NS');
   if (out.answer.length && apexNs.length && !ours.authority.some((r) => apexNs.includes(r))) {
     const targets = apexNs.map((r) => `${(JSON.parse(r.split(' ').slice(3).join(' ')) as string).toLowerCase()} `);
     out.authority = out.authority.filter((r) => !apexNs.includes(r));
@@ -171,19 +171,20 @@ function allowed(nsd: Seen, ours: Seen, type: string): Seen {
   }
   if (type === 'ANY' && out.head.split(' ')[0] === ours.head.split(' ')[0]) {
     if (ours.head.includes('tc=true')) return ours;
-    if (out.answer.every((r) => ours.answer.includes(r))) return { ...out, answer: ours.answer, owners: ours.owners };
+    // Our further RRsets bring their targets' addresses: NSD's additional section must be among ours.
+    if (out.answer.every((r) => ours.answer.includes(r)) && out.additional.every((r) => ours.additional.includes(r))) return { ...out, answer: ours.answer, additional: ours.additional, owners: ours.owners };
   }
   return out;
 }
 
 /** Every record of a zone transfer (RR text, sorted; the closing SOA dropped) from the server on `port`. */
-async function axfr(port: number): Promise<string[]> {
+async function axfr(port: number, zone = ZONE): Promise<string[]> {
   const c = new Client(port, true);
   await c.open();
   const rrs: string[] = [];
   let soas = 0;
   try {
-    const q = dnsPacket.encode({ type: 'query', id: 7, questions: [{ name: ZONE, type: 'AXFR', class: 'IN' }] });
+    const q = dnsPacket.encode({ type: 'query', id: 7, questions: [{ name: zone, type: 'AXFR', class: 'IN' }] });
     // Every message of the transfer carries the query's ID: collect until the second SOA.
     const messages = await c.askMany(q, (m) => {
       for (const a of dnsPacket.decode(m).answers ?? []) if (a.type === 'SOA') soas++;
@@ -199,6 +200,44 @@ async function axfr(port: number): Promise<string[]> {
   }
   rrs.pop();
   return rrs.sort();
+}
+
+/** Asks both servers every query of `queries` in `mode` (a third of the names in mixed case); the answers that differ beyond what the RFCs allow. */
+async function compare(mode: Mode, ours: number, nsdPort: number, queries: readonly [string, string][], zone: string): Promise<{ diffs: string[]; compared: number; answered: Set<string> }> {
+  const a = new Client(ours, mode.tcp);
+  const b = new Client(nsdPort, mode.tcp);
+  await a.open();
+  await b.open();
+  const diffs: string[] = [];
+  const answered = new Set<string>();
+  let compared = 0;
+  try {
+    const list = queries.map(([name, type], i) => [i % 3 === 0 ? mixCase(name, i) : name, type, i] as const);
+    for (let start = 0; start < list.length; start += WINDOW) {
+      await Promise.all(
+        list.slice(start, start + WINDOW).map(async ([name, type, i]) => {
+          const q = dnsPacket.encode({
+            type: 'query',
+            id: i + 1,
+            questions: [{ name, type: 'A', class: 'IN' }],
+            additionals: mode.edns ? [{ type: 'OPT', name: '.', udpPayloadSize: mode.edns, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }] : [],
+          });
+          // dns-packet knows neither SVCB/HTTPS nor TYPEnnn by name: the type code goes in by hand.
+          q.writeUInt16BE(CODES[type] ?? Number(type.replace(/^TYPE/, '')), 12 + Buffer.byteLength(name) + (name.endsWith('.') ? 1 : 2));
+          const [x, y] = await Promise.all([a.ask(q), b.ask(q)]);
+          const vx = view(x);
+          const vy = allowed(view(y), vx, type, zone);
+          compared++;
+          if (vx.answer.length && !vx.head.includes('tc=true')) answered.add(type);
+          if (JSON.stringify(vx) !== JSON.stringify(vy)) diffs.push(`${name} ${type}\n    ours: ${JSON.stringify(vx)}\n    nsd:  ${JSON.stringify(vy)}`);
+        }),
+      );
+    }
+  } finally {
+    a.close();
+    b.close();
+  }
+  return { diffs, compared, answered };
 }
 
 describe('dns: answers identical to NSD on a generated zone', function () {
@@ -243,43 +282,86 @@ describe('dns: answers identical to NSD on a generated zone', function () {
 
   for (const mode of MODES)
     it(`${mode.name}: every answer identical to NSD's`, async () => {
-      const a = new Client(ours, mode.tcp);
-      const b = new Client(nsd?.port ?? 0, mode.tcp);
-      await a.open();
-      await b.open();
-      const diffs: string[] = [];
-      const answered = new Set<string>();
-      let compared = 0;
-      try {
-        const list = gen.queries.map(([name, type], i) => [i % 3 === 0 ? mixCase(name, i) : name, type, i] as const);
-        for (let start = 0; start < list.length; start += WINDOW) {
-          await Promise.all(
-            list.slice(start, start + WINDOW).map(async ([name, type, i]) => {
-              const q = dnsPacket.encode({
-                type: 'query',
-                id: i + 1,
-                questions: [{ name, type: 'A', class: 'IN' }],
-                additionals: mode.edns ? [{ type: 'OPT', name: '.', udpPayloadSize: mode.edns, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }] : [],
-              });
-              // dns-packet knows neither SVCB/HTTPS nor TYPEnnn by name: the type code goes in by hand.
-              q.writeUInt16BE(CODES[type] ?? Number(type.replace(/^TYPE/, '')), 12 + Buffer.byteLength(name) + (name.endsWith('.') ? 1 : 2));
-              const [x, y] = await Promise.all([a.ask(q), b.ask(q)]);
-              const vx = view(x);
-              const vy = allowed(view(y), vx, type);
-              compared++;
-              if (vx.answer.length && !vx.head.includes('tc=true')) answered.add(type);
-              if (JSON.stringify(vx) !== JSON.stringify(vy)) diffs.push(`${name} ${type}\n    ours: ${JSON.stringify(vx)}\n    nsd:  ${JSON.stringify(vy)}`);
-            }),
-          );
-        }
-      } finally {
-        a.close();
-        b.close();
-      }
+      const { diffs, compared, answered } = await compare(mode, ours, nsd?.port ?? 0, gen.queries, ZONE);
       expect(compared).to.equal(gen.queries.length);
       // Every type in the zone was asked for and answered (not only NODATA from both).
       const stored = new Set([...gen.names.values()].flatMap((t) => [...t]));
-      expect([...stored].filter((t) => !answered.has(t)), 'types never answered').to.deep.equal(mode.edns || mode.tcp ? [] : []);
+      expect([...stored].filter((t) => !answered.has(t)), 'types never answered').to.deep.equal([]);
+      expect(diffs, `${diffs.length} of ${compared} answers differ:\n${diffs.slice(0, 8).join('\n')}`).to.deep.equal([]);
+    });
+});
+
+// RFC 4592 §2.2.1: the example zone imported whole (its SOA fields kept, `sub.*.example.` an
+// ordinary name), and its list of queries answered as NSD answers them.
+describe('dns: the RFC 4592 example zone answered as NSD answers it', function () {
+  this.timeout(120_000);
+  let nsd: Nsd | undefined;
+  let server: DnsServer | undefined;
+  let ours = 0;
+  const queries = rfc4592Queries();
+
+  before(async function () {
+    const missing = nsdMissing();
+    if (missing) {
+      console.log(`      skipped: ${missing}`);
+      this.skip();
+    }
+    const parsed = parseZoneFile(RFC4592_TEXT, RFC4592_ZONE);
+    expect(parsed.errors, 'our import of the RFC 4592 zone').to.deep.equal([]);
+    expect(parsed.records.map((r) => `${r.name} ${r.type}`)).to.include.members(['sub.*.example. TXT', '*.example. MX', '_ssh._tcp.host2.example. SRV', 'subdel.example. NS']);
+    expect(parsed.records).to.have.length(8);
+    const { serial, ...fields } = parsed.soa ?? { serial: 0 };
+    expect(serial).to.equal(RFC4592_SERIAL);
+    // The zone's own apex NS are the file's (outside the zone: no glue of ours).
+    const index = new ZoneIndex([{ name: RFC4592_ZONE, nameservers: ['ns.example.com.'], hostmaster: 'hostmaster.example.', nodeIp: NODE_IP }]);
+    // As the store serves an import: the file's SOA fields, a serial not below the file's.
+    expect(index.load(RFC4592_ZONE, serial, parsed.records.map((r) => ({ ...stored(r), zone: RFC4592_ZONE })), fields as never)).to.deep.equal([]);
+    server = new DnsServer({ host: '127.0.0.1', port: 0, index, upstreams: [], axfrAllow: ['127.0.0.1'], log: captureLog().log });
+    await server.start();
+    ours = server.address().port;
+    nsd = await startNsd(RFC4592_ZONE, RFC4592_TEXT);
+  });
+
+  after(async () => {
+    await server?.stop();
+    await nsd?.stop();
+  });
+
+  it('AXFR gives back the zone as NSD transfers it, SOA fields included', async () => {
+    const [x, y] = await Promise.all([axfr(ours, RFC4592_ZONE), axfr(nsd?.port ?? 0, RFC4592_ZONE)]);
+    // SOA, 2 apex NS, 2 wildcard sets' records, sub.*, host1, 2 SRV, 2 delegation NS.
+    expect(x, x.join('\n')).to.have.length(11);
+    expect(x).to.deep.equal(y);
+  });
+
+  it('the RFC\'s queries get the RFC\'s kinds of answer', async () => {
+    const kinds: string[] = [];
+    const c = new Client(ours, false);
+    await c.open();
+    try {
+      for (const [name, type] of queries.slice(0, 8)) {
+        const p = dnsPacket.decode(await c.ask(dnsPacket.encode({ type: 'query', id: kinds.length + 1, questions: [{ name, type: type as 'A', class: 'IN' }] }))) as ReturnType<typeof dnsPacket.decode> & { rcode: string };
+        kinds.push(`${name} ${type} ${p.rcode} ${p.flag_aa ? 'aa' : 'referral'} ${(p.answers ?? []).map((a) => `${a.name} ${a.type}`).join(',') || '-'}`);
+      }
+    } finally {
+      c.close();
+    }
+    expect(kinds, kinds.join('\n')).to.deep.equal([
+      'host3.example. MX NOERROR aa host3.example MX',
+      'host3.example. A NOERROR aa -',
+      'foo.bar.example. TXT NOERROR aa foo.bar.example TXT',
+      'host1.example. MX NOERROR aa -',
+      'sub.*.example. MX NOERROR aa -',
+      '_telnet._tcp.host1.example. SRV NXDOMAIN aa -',
+      'host.subdel.example. A NOERROR referral -',
+      'ghost.*.example. MX NXDOMAIN aa -',
+    ]);
+  });
+
+  for (const mode of MODES)
+    it(`${mode.name}: the RFC's queries and every name with each type, identical to NSD`, async () => {
+      const { diffs, compared } = await compare(mode, ours, nsd?.port ?? 0, queries, RFC4592_ZONE);
+      expect(compared).to.equal(queries.length);
       expect(diffs, `${diffs.length} of ${compared} answers differ:\n${diffs.slice(0, 8).join('\n')}`).to.deep.equal([]);
     });
 });

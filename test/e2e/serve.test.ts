@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
 import { BIN, dig, startController, TOKEN, type Running } from '../helpers/controller.js';
 import { ZoneIndex } from '../../src/dns/zone.js';
-import { decode, query, rec, startServer, udpExchange } from '../dns/fixture.js';
+import { decode, frame, query, rec, startServer, tcpExchange, udpExchange } from '../dns/fixture.js';
 
 const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
 const llm = { service_name: 'llm', name: 'llm', ip: '100.1.1.1', port: 8080, forward_to_ip: '100.2.2.2', proxy_enabled: true };
@@ -33,6 +33,29 @@ describe('e2e: dnsproxy serve', function () {
     const nope = await dig(c.dnsPort, ['nope.home.arpa', 'A']);
     expect(nope).to.include('status: NXDOMAIN');
     expect(nope).to.match(/AUTHORITY SECTION:\nhome\.arpa\.\s+\d+\s+IN\s+SOA\s/);
+  });
+
+  it('split horizon: a view client (127.0.0.2) gets its values over UDP and TCP, before and after a restart', async () => {
+    c = await startController(tmp.dir);
+    const post = async (path: string, body: unknown) => {
+      const res = await fetch(`${c!.apiUrl}${path}`, { method: 'POST', headers: auth, body: JSON.stringify(body) });
+      expect(res.status, await res.clone().text()).to.equal(201);
+    };
+    await post('/api/v1/views', { name: 'tailnet', cidrs: ['100.64.0.0/10', '127.0.0.2'] });
+    await post('/api/v1/records', { name: 'nas', type: 'A', values: ['192.0.2.20'], views: { tailnet: { values: ['100.64.0.5'] } } });
+    const ask = async (from: string, tcp = false) => {
+      const q = query('nas.home.arpa', 'A');
+      const reply = tcp ? (await tcpExchange(c!.dnsPort, frame(q), 1, 3000, from))[0] : await udpExchange(c!.dnsPort, q, 3000, from);
+      return decode(reply).answers.map((a) => a.data);
+    };
+    for (const tcp of [false, true]) {
+      expect(await ask('127.0.0.2', tcp)).to.deep.equal(['100.64.0.5']);
+      expect(await ask('127.0.0.1', tcp)).to.deep.equal(['192.0.2.20']);
+    }
+    await c.kill();
+    c = await startController(tmp.dir);
+    expect(await ask('127.0.0.2')).to.deep.equal(['100.64.0.5']);
+    expect(await ask('127.0.0.3', true)).to.deep.equal(['192.0.2.20']);
   });
 
   it('a record acknowledged with 201 survives SIGKILL the next instant', async function () {

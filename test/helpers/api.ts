@@ -1,4 +1,5 @@
 // An API instance on a temp database, for inject() tests.
+import type { ViewTable } from '../../src/dns/views.js';
 import type { FastifyInstance } from 'fastify';
 import { build } from '../../src/api/app.js';
 import { wire, type WireDeps } from '../../src/controller.js';
@@ -42,6 +43,8 @@ export interface ApiFixture {
   plain: PlainUpstreams;
   pipeline: ChangePipeline;
   tokens: TokenStore;
+  /** The split-horizon view table a DNS server would match clients against (kept in step with /api/v1/views). */
+  viewTable: ViewTable;
   token: string;
   /** What the fake reconciler reports as applied; tests set it. */
   applied: { value: DesiredProxy | null };
@@ -109,6 +112,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     plain: w.plain,
     pipeline: w.pipeline,
     tokens: w.tokens,
+    viewTable: w.viewTable,
     token,
     applied,
     auth: { authorization: `Bearer ${token}` },

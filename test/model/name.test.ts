@@ -15,8 +15,14 @@ describe('model/name', () => {
     [`${'a'.repeat(60)}.`.repeat(5), 'longer than 253'],
     ['a..b', 'empty label'],
     ['-a', 'must not start or end'],
-    ['a.*.b', 'leftmost'],
   ];
+  it('a "*" below the leftmost label: an ordinary label for record owners (RFC 4592 §2.1.1), refused elsewhere', () => {
+    expect(nameProblem('sub.*.example.', { wildcard: true, ownerStars: true })).to.equal(null);
+    expect(nameProblem('*.*.example.', { wildcard: true, ownerStars: true })).to.equal(null);
+    expect(nameProblem('a.*.b', { wildcard: true })).to.include('leftmost');
+    expect(nameProblem('a.*.b')).to.include('not allowed');
+    expect(ownerName('sub.*.home.arpa', zones)).to.deep.equal({ name: 'sub.*.home.arpa.', zone: 'home.arpa.' });
+  });
   for (const [input, problem] of table) {
     it(`nameProblem(${JSON.stringify(input.slice(0, 30))}) → ${problem ?? 'ok'}`, () => {
       const got = nameProblem(input, { wildcard: true });
