@@ -11,7 +11,7 @@ import { MessageStore, type NewMessage } from './messages.js';
 import type { MxResolver } from './mx.js';
 import type { Pace } from './pace.js';
 import { logQueued, type QueuedLine } from './queued.js';
-import { Queue, type QueueOptions, type QueueStore } from './queue.js';
+import { Queue, type QueueDeps, type QueueOptions, type QueueStore } from './queue.js';
 import { systemResolver } from './resolver.js';
 import { MailStore } from './store.js';
 
@@ -43,9 +43,9 @@ export interface Delivery {
 }
 
 /** The Queue and its Deliverer on `messages`, started (in this thread, or on the delivery thread with `messages` sending its writes to the writer). */
-export function startQueue(db: Db, messages: QueueStore, s: DeliverySetup, extra: { mxResolver?: MxResolver; pace?: Pace } = {}): { queue: Queue; stop(): Promise<void> } {
+export function startQueue(db: Db, messages: QueueStore, s: DeliverySetup, extra: { mxResolver?: MxResolver; pace?: Pace; onAttempt?: QueueDeps['onAttempt'] } = {}): { queue: Queue; stop(): Promise<void> } {
   const deliverer = new Deliverer(s.hostname, { resolver: extra.mxResolver ?? systemResolver(s.mxDnsServers), ...(s.ownAddresses ? { ownAddresses: s.ownAddresses } : {}) });
-  const queue = new Queue({ messages, store: new MailStore(db), deliverer, ...(extra.pace ? { pace: extra.pace } : {}) }, s.queue);
+  const queue = new Queue({ messages, store: new MailStore(db), deliverer, ...(extra.pace ? { pace: extra.pace } : {}), ...(extra.onAttempt ? { onAttempt: extra.onAttempt } : {}) }, s.queue);
   queue.start();
   return {
     queue,
@@ -56,10 +56,10 @@ export function startQueue(db: Db, messages: QueueStore, s: DeliverySetup, extra
   };
 }
 
-/** The delivery side on `db`, in this thread; started. */
-export function localDelivery(db: Db, s: DeliverySetup, mxResolver: MxResolver): Delivery {
+/** The delivery side on `db`, in this thread; started. `onAttempt`: each recorded attempt (the relay's metrics). */
+export function localDelivery(db: Db, s: DeliverySetup, mxResolver: MxResolver, onAttempt?: QueueDeps['onAttempt']): Delivery {
   const messages = new MessageStore(db);
-  const started = startQueue(db, messages, s, { mxResolver });
+  const started = startQueue(db, messages, s, { mxResolver, ...(onAttempt ? { onAttempt } : {}) });
   const { queue } = started;
   const stop = () => started.stop();
   return {

@@ -20,7 +20,7 @@ import { SubmissionServer, type InboundOptions, type SessionTimeouts } from './s
 import { MailStore } from './store.js';
 import { AuthThrottle, LOCKOUT, LoginLockout, LoginSlots, MAX_AUTHS_PER_ADDRESS, type LockoutOptions, type ThrottleOptions } from './throttle.js';
 import { TLS_POLL_MS, TlsCertificates } from './tls.js';
-import { serveRelayMetrics } from './relay-metrics.js';
+import { recordAttempt, serveRelayMetrics } from './relay-metrics.js';
 
 export interface MailRelayOptions {
   dataDir: string;
@@ -165,7 +165,7 @@ export class MailRelay {
         clearInterval(this.heartbeat?.timer); // /health: mail goes stale, then down
         o.onFatal?.(e);
       };
-      const q = (this.delivery = o.mxResolver ? (await import('./delivery.js')).localDelivery(db, setup, o.mxResolver) : await ThreadedDelivery.start(setup, fatal));
+      const q = (this.delivery = o.mxResolver ? (await import('./delivery.js')).localDelivery(db, setup, o.mxResolver, recordAttempt) : await ThreadedDelivery.start(setup, fatal));
 
       const throttle = new AuthThrottle(o.authThrottle, o.clock);
       const lockout = new LoginLockout(o.authLockout ?? LOCKOUT, o.clock);

@@ -10,6 +10,7 @@ import { logger } from '../log/index.js';
 import type { Delivery, DeliverySetup } from './delivery.js';
 import type { QueuedLine } from './queued.js';
 import type { NewMessage } from './messages.js';
+import { recordAttempt, type AttemptMetric } from './relay-metrics.js';
 
 /** Which half of the delivery side a queue thread runs (queue-worker.ts). */
 export type Role = 'writer' | 'delivery';
@@ -28,7 +29,8 @@ export type FromWorker =
   | { t: 'queued'; seq: number; results: Queued[] }
   | { t: 'stopped' }
   | { t: 'closed' }
-  | { t: 'failed'; error: string };
+  | { t: 'failed'; error: string }
+  | ({ t: 'attempt' } & AttemptMetric);
 
 type Waiter = { resolve: (ids: string[]) => void; reject: (e: Error) => void };
 
@@ -138,7 +140,9 @@ export class ThreadedDelivery implements Delivery {
     const d = new ThreadedDelivery(onFatal);
     const fail = (e: Error) => d.fail(e);
     const { port1, port2 } = new MessageChannel(); // the delivery thread's writes, to the writer
-    const started = await Promise.allSettled([QueueWorker.start('writer', s, port1, (msg) => d.receive(msg), fail), QueueWorker.start('delivery', s, port2, () => undefined, fail)]);
+    const started = await Promise.allSettled([QueueWorker.start('writer', s, port1, (msg) => d.receive(msg), fail), QueueWorker.start('delivery', s, port2, (msg) => {
+      if (msg.t === 'attempt') recordAttempt(msg);
+    }, fail)]);
     const failed = started.find((r) => r.status === 'rejected');
     if (failed) {
       d.closing = true;

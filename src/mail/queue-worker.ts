@@ -13,6 +13,7 @@ import type { FromWorker, Queued, Role, ToWorker, WriteCall, WriteReply } from '
 import { MessageStore, type Settled } from './messages.js';
 import { Pace } from './pace.js';
 import type { QueueStore } from './queue.js';
+import type { AttemptMetric } from './relay-metrics.js';
 
 const port = parentPort!;
 const setup = workerData as DeliverySetup & { role: Role; writes: MessagePort };
@@ -77,7 +78,8 @@ try {
       pace.accepted(Date.now(), committed);
       started.queue.wake();
     };
-    const started = startQueue(db, writerStore(setup.writes, messages, wake), setup, { pace });
+    const onAttempt = (a: AttemptMetric) => send({ t: 'attempt', ...a }); // counted on the main thread, which serves the metrics
+    const started = startQueue(db, writerStore(setup.writes, messages, wake), setup, { pace, onAttempt });
     stop = () => started.stop();
     send({ t: 'ready', owner: started.queue.owner });
   }

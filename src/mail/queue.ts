@@ -20,6 +20,7 @@ import type { Pace } from './pace.js';
 import { renderDsn } from './dsn.js';
 import { settle, type Part, type RetryPolicy } from './policy.js';
 import { matchRule, providerFor, routeDomain } from './route.js';
+import type { AttemptMetric } from './relay-metrics.js';
 import type { Attempt, Message } from './schema.js';
 import type { MailStore } from './store.js';
 
@@ -57,6 +58,8 @@ export interface QueueDeps {
   deliverer: Pick<Deliverer, 'send'>;
   /** How long a claim should wait while the relay accepts on a busy machine (pace.ts); none: never. */
   pace?: Pick<Pace, 'delayMs'>;
+  /** Each recorded attempt, for the relay's metrics (relay-metrics.ts recordAttempt). */
+  onAttempt?: (a: AttemptMetric) => void;
   now?: () => number;
 }
 
@@ -211,6 +214,8 @@ export class Queue {
         this.log.warn('lease lost before the attempt was recorded; another worker owns the message', fields);
         return;
       }
+      const delivered = parts.some((p) => p.next.status === 'delivered');
+      this.deps.onAttempt?.({ provider: attempt.provider ?? '', result: attempt.outcome, ...(delivered ? { latencyMs: now - m.created_at_ms } : {}) });
       if (splits.length) this.log.warn('provider answered recipients differently; split the message', { ...fields, parts: [self, ...splits].map((p) => ({ rcpt: p.rcpt_to.length, status: p.next.status, code: p.attempt.code })) });
       else if (attempt.outcome === 'delivered') this.log.info('delivered', fields);
       else this.log.warn('attempt failed', { ...fields, response: attempt.response, next_attempt_at: new Date(self.next.next_attempt_at).toISOString() });
