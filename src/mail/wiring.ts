@@ -22,6 +22,9 @@ export interface MailWiring {
   stop: () => void;
 }
 
+/** The relay's host name as the controller publishes it (MX target, MTA-STS mx). */
+export const mailHostname = (c: { mail_hostname?: string | undefined }): string => c.mail_hostname ?? osHostname();
+
 /** Where to ask a DNS server that listens on `listenIp` (a wildcard listener answers on loopback). */
 export const askAt = (listenIp: string): string => (listenIp === '0.0.0.0' ? '127.0.0.1' : listenIp === '::' ? '::1' : listenIp);
 
@@ -38,7 +41,7 @@ export function mailWiring(o: {
 }): MailWiring {
   const log = logger('mail.jobs');
   const store = new MailStore(o.db);
-  const hostname = o.config.mail_hostname ?? osHostname();
+  const hostname = mailHostname(o.config);
   const domains = new MailDomains(o.db, o.records, store, { hostname, nodeIp: o.config.node_ip, ...(o.now ? { now: o.now } : {}) });
   const now = o.now ?? Date.now;
   const tick = () => {

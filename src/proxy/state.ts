@@ -65,6 +65,33 @@ export class ProxyState {
     this.splitOf = null;
   }
 
+  /**
+   * Routes another part of the controller generates (static answers: a mail domain's MTA-STS
+   * policy, src/mail/mta-sts.ts), added to every build. Read again whenever records change: the
+   * source must change only with a record (the policy's id is in the `_mta-sts` TXT record), and
+   * return the same object for an unchanged route (the reconciler compares by identity).
+   */
+  useStatics(source: () => readonly DesiredRoute[]): void {
+    this.statics = source;
+    this.built = null;
+  }
+
+  private statics: (() => readonly DesiredRoute[]) | null = null;
+
+  /** `b` with the static routes added (an id another route has already is left out, as an error). */
+  private withStatics(b: DesiredBuild): DesiredBuild {
+    const extra = this.statics?.() ?? [];
+    if (!extra.length) return b;
+    const ids = new Set(b.routes.map((r) => r.id));
+    const errors = new Map(b.errors);
+    const routes = [...b.routes];
+    for (const r of extra) {
+      if (ids.has(r.id)) errors.set(r.id, `route id ${r.id} is taken`);
+      else routes.push(r);
+    }
+    return { routes: routes.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0)), errors };
+  }
+
   /** A committed record change (the pipeline calls this after the DNS index has it). */
   recordsChanged(change: RecordChange): void {
     this.built = null;
@@ -86,14 +113,14 @@ export class ProxyState {
    * their writes sit in a transaction that is rolled back and never reaches the change events.
    */
   build(fresh = false): DesiredBuild {
-    if (fresh) return buildDesired(this.records.list({ proxied: true }), this.routes.list(), this.resolve);
+    if (fresh) return this.withStatics(buildDesired(this.records.list({ proxied: true }), this.routes.list(), this.resolve));
     this.explicit ??= this.routes.list();
-    return (this.built ??= buildDesired([...this.proxied.values()], this.explicit, this.resolve, this.memo));
+    return (this.built ??= this.withStatics(buildDesired([...this.proxied.values()], this.explicit, this.resolve, this.memo)));
   }
 
   /** Desired routes were the proxied record sets `proxied` (a dry run computed on another connection). */
   buildWith(proxied: readonly StoredRecord[]): DesiredBuild {
-    return buildDesired(proxied, this.routes.list(), this.resolve);
+    return this.withStatics(buildDesired(proxied, this.routes.list(), this.resolve));
   }
 
   /** The current routes split by how they are served (cached per build). */
