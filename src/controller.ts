@@ -17,7 +17,7 @@ import { TokenStore } from './store/tokens.js';
 import { RouteStore } from './store/routes.js';
 import { simulate, transact } from './store/simulate.js';
 import { mailComponent } from './mail/heartbeat.js';
-import { mtaStsRoutes } from './mail/mta-sts.js';
+import { mtaStsRoutes } from './mail/domains/mta-sts.js';
 import { mailHostname, mailWiring, type MailWiring } from './mail/wiring.js';
 import { ProxyState } from './proxy/state.js';
 import { zoneResolver } from './proxy/resolve.js';
@@ -243,7 +243,7 @@ export class Controller {
       pipeline.on('status', () => this.certs?.watch(proxy.tlsHosts()));
       // Plain names are served by Caddy asking this DNS server (src/proxy/README.md, "Dynamic routes").
       proxy.useResolver(dnsResolverAddress(c.listen_ip, this.dns.address().port));
-      // Each mail domain's MTA-STS policy, served by Caddy itself (src/mail/mta-sts.ts).
+      // Each mail domain's MTA-STS policy, served by Caddy itself (src/mail/domains/mta-sts.ts).
       proxy.useStatics(mtaStsRoutes(db, { hostname: mailHostname(c), tls: c.mail_mta_sts_tls }));
       pipeline.start();
       reconciler.start();

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { LOG_LEVELS } from '../log/index.js';
 import { absolute, nameProblem } from '../model/name.js';
 import { isIP } from 'node:net';
-import { mailDomain } from '../mail/schema.js';
+import { mailDomain } from '../model/mail.js';
 import { adminAddressProblem } from '../proxy/admin-address.js';
 import { parseCidr } from '../model/cidr.js';
 

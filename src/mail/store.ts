@@ -4,11 +4,11 @@
 import { randomBytes } from 'node:crypto';
 import { AppError, fieldError } from '../errors.js';
 import { prepared, type Db } from '../store/db.js';
-import { keyHash, keyState, newKey, rotationPlan } from './apikeys.js';
-import { providerDestinationIssues } from './destination.js';
-import { hashPassword } from './password.js';
+import { keyHash, keyState, newKey, rotationPlan } from './credentials/apikeys.js';
+import { providerDestinationIssues } from './delivery/destination.js';
+import { hashPassword } from './credentials/password.js';
 import type { z } from 'zod';
-import { providerConfig, type Account, type AccountInput, type AccountUpdate, type KeyInfo, type KeyInput, type Provider, type Rule, type RuleInput } from './schema.js';
+import { providerConfig, type Account, type AccountInput, type AccountUpdate, type KeyInfo, type KeyInput, type Provider, type Rule, type RuleInput } from '../model/mail.js';
 
 interface AccountRow {
   name: string;

@@ -1,13 +1,13 @@
 // What the controller runs for the mail relay's settings (wiring only): the stores the API
 // writes through, and the minute job that moves DKIM rotations on (domains.ts settle()).
 import { hostname as osHostname } from 'node:os';
-import { accountOfKey, KeyRateLimiter } from '../api/mail-account.js';
-import type { AccountKeys } from '../api/auth.js';
+import { KeyRateLimiter } from '../limit.js';
+import { accountOfKey, type AccountKeys } from './credentials/account-keys.js';
 import { logger } from '../log/index.js';
 import type { Db } from '../store/db.js';
 import type { RecordStore } from '../store/records.js';
-import { MailDomains } from './domains.js';
-import { MessageStore, purgeBefore } from './messages.js';
+import { MailDomains } from './domains/domains.js';
+import { MessageStore, purgeBefore } from './queue/messages.js';
 import { mailMetricsFrom } from './metrics.js';
 import { MailStore } from './store.js';
 

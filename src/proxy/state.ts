@@ -67,7 +67,7 @@ export class ProxyState {
 
   /**
    * Routes another part of the controller generates (static answers: a mail domain's MTA-STS
-   * policy, src/mail/mta-sts.ts), added to every build. Read again whenever records change: the
+   * policy, src/mail/domains/mta-sts.ts), added to every build. Read again whenever records change: the
    * source must change only with a record (the policy's id is in the `_mta-sts` TXT record), and
    * return the same object for an unchanged route (the reconciler compares by identity).
    */

@@ -1,5 +1,5 @@
 // Routes Caddy answers itself (`static_response`) instead of proxying: the route kind for text this
-// project generates, e.g. a mail domain's MTA-STS policy (src/mail/mta-sts.ts). Kept apart from
+// project generates, e.g. a mail domain's MTA-STS policy (src/mail/domains/mta-sts.ts). Kept apart from
 // render.ts, which only asks routeHandler() for a route's handler and staticProblem() in selectRoutes().
 import { staticResponse } from '../model/route.js';
 import type { DesiredRoute } from './types.js';

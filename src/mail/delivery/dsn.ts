@@ -11,12 +11,12 @@
 // The DSN is sent with the null reverse-path (MAIL FROM:<>), so a DSN is never answered by
 // another. Its From: is MAILER-DAEMON at the sender's own domain: the relay is allowed to send for
 // that domain (the account was), providers that only accept verified sender domains take it, and
-// the queue routes and DKIM-signs it as mail of that domain (src/mail/queue.ts).
-import { lazyTemplate } from '../templates.js';
-import { domainOf, type RecipientReply } from './schema.js';
+// the queue routes and DKIM-signs it as mail of that domain (src/mail/queue/queue.ts).
+import { lazyTemplate } from '../../templates.js';
+import { domainOf, type RecipientReply } from '../../model/mail.js';
 
-// `../../templates` from src/mail (tsx) and from dist/mail (compiled) alike.
-const TEMPLATE_URL = new URL('../../templates/dsn.hbs', import.meta.url);
+// `../../../templates` from src/mail (tsx) and from dist/mail (compiled) alike.
+const TEMPLATE_URL = new URL('../../../templates/dsn.hbs', import.meta.url);
 
 /** Headers returned in the third part at most; a longer header block is cut at a line end. */
 export const MAX_RETURNED_HEADERS = 64 * 1024;

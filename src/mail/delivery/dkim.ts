@@ -1,6 +1,6 @@
 // DKIM signing of an outgoing message with the sender domain's key (mailauth). Keys: keys.ts.
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
-import type { DkimKey } from './store.js';
+import type { DkimKey } from '../store.js';
 
 /** `raw` with a DKIM-Signature header for `key.domain` in front (relaxed/relaxed, rsa-sha256). */
 export async function signMessage(raw: Buffer, key: DkimKey): Promise<Buffer> {

@@ -1,5 +1,6 @@
 // The mail relay's model: accounts, providers, routing rules, queued messages and their delivery
 // log. One zod schema per thing, used for API/CLI input and for DB rows on read.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 /** A domain as MAIL FROM / RCPT TO carry it: lower-case, no trailing dot. */
@@ -75,7 +76,7 @@ export const smtpProvider = z
   })
   .strict();
 
-/** Direct delivery: the recipient domain's MX hosts (src/mail/mx.ts), looked up through our resolver. */
+/** Direct delivery: the recipient domain's MX hosts (src/mail/delivery/mx.ts), looked up through our resolver. */
 export const mxProvider = z
   .object({
     type: z.literal('mx'),
@@ -87,7 +88,7 @@ export const mxProvider = z
   .strict();
 
 /**
- * Request bodies an `http` provider can send (src/mail/http.ts):
+ * Request bodies an `http` provider can send (src/mail/delivery/http.ts):
  *   sendgrid  SendGrid v3 /v3/mail/send JSON (the message rebuilt from its MIME parts)
  *   postmark  Postmark /email JSON (the message rebuilt from its MIME parts)
  *   mailgun   Mailgun /v3/<domain>/messages.mime: multipart form, the message as accepted
@@ -119,7 +120,33 @@ export const httpProvider = z
   })
   .strict();
 
-export const providerConfig = z.discriminatedUnion('type', [smtpProvider, mxProvider, httpProvider]);
+/**
+ * The auth each API format uses where a body leaves it out (the vendors' documented schemes):
+ * an `http` provider's `auth` without `scheme` gets the format's, a `basic` one without `user` its
+ * user, a `header` one without `name` its header. The API and the CLI fill in the same.
+ */
+export const HTTP_AUTH_DEFAULTS: Readonly<Record<HttpFormat, { scheme: HttpAuth['scheme'] | 'none'; user?: string; name?: string }>> = {
+  sendgrid: { scheme: 'bearer' },
+  mailgun: { scheme: 'basic', user: 'api' },
+  postmark: { scheme: 'header', name: 'X-Postmark-Server-Token' },
+  raw: { scheme: 'none' },
+};
+
+/** `v` (an `http` provider's config as sent) with HTTP_AUTH_DEFAULTS filled into its `auth`; anything else as it is. */
+export function withAuthDefaults(v: unknown): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  const c = v as Record<string, unknown>;
+  if (c.type !== 'http' || c.auth === null || typeof c.auth !== 'object' || Array.isArray(c.auth)) return v;
+  const d = (HTTP_AUTH_DEFAULTS as Record<string, (typeof HTTP_AUTH_DEFAULTS)[HttpFormat] | undefined>)[String(c.format)];
+  const a = c.auth as Record<string, unknown>;
+  const scheme = a.scheme ?? (d && d.scheme !== 'none' ? d.scheme : undefined);
+  if (scheme === undefined) return v; // the schema names the missing scheme
+  const user = scheme === 'basic' && a.user === undefined && d?.user ? { user: d.user } : {};
+  const name = scheme === 'header' && a.name === undefined && d?.name ? { name: d.name } : {};
+  return { ...c, auth: { ...a, scheme, ...user, ...name } };
+}
+
+export const providerConfig = z.preprocess(withAuthDefaults, z.discriminatedUnion('type', [smtpProvider, mxProvider, httpProvider]));
 export type ProviderConfig = z.infer<typeof providerConfig>;
 export type SmtpProviderConfig = z.infer<typeof smtpProvider>;
 export type MxProviderConfig = z.infer<typeof mxProvider>;
@@ -140,6 +167,15 @@ export const providerInput = z.object({ name: mailName, config: providerConfig }
 export interface Provider {
   name: string;
   config: ProviderConfig;
+}
+
+/** A provider as the API shows it (publicConfig: no secrets). */
+export interface ProviderView {
+  name: string;
+  config:
+    | Omit<SmtpProviderConfig, 'auth'> & { auth?: { user: string } }
+    | MxProviderConfig
+    | (Omit<HttpProviderConfig, 'auth'> & { auth?: { scheme: HttpAuth['scheme']; user?: string; name?: string } });
 }
 
 // ---- routing rules ------------------------------------------------------------------------
@@ -271,9 +307,79 @@ export interface KeyInfo {
   state: 'active' | 'expiring' | 'expired' | 'revoked';
 }
 
+/** A certificate as the API describes it (src/mail/credentials/certcheck.ts). */
+export interface CertInfo {
+  /** Leaf subject, one `KEY=value` per line as OpenSSL prints it, joined with ", ". */
+  subject: string;
+  issuer: string;
+  /** subjectAltName entries (`DNS:relay.example.net`, `IP Address:192.0.2.1`). */
+  names: string[];
+  not_before: string;
+  not_after: string;
+  /** SHA-256 of the leaf's DER, `AB:CD:…` — what `openssl x509 -fingerprint -sha256` and node:tls print. */
+  fingerprint_sha256: string;
+  serial: string;
+  self_signed: boolean;
+  expired: boolean;
+  /** Certificates in the PEM (leaf + intermediates). */
+  chain_length: number;
+}
+
 export const certInput = z
   .object({
     cert: z.string().min(1).max(64 * 1024).describe('PEM certificate chain, leaf first'),
     key: z.string().min(1).max(16 * 1024).describe('PEM private key of the leaf (unencrypted)'),
   })
   .strict();
+
+// ---- mail-aware domains (src/mail/domains) --------------------------------------------------
+
+/** The selector a domain's first DKIM key gets. */
+export const DEFAULT_SELECTOR = 'dnsproxy';
+
+export const dkimSelector = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a DNS label (lower case)');
+
+/** MTA-STS policy max_age (RFC 8461 §3.2): a week, the RFC's suggestion for a stable policy. */
+export const MTA_STS_MAX_AGE = 604_800;
+
+/** The settings a mail-aware domain keeps (API body, stored as JSON). */
+export const mailDomainSettings = z
+  .object({
+    dmarc_policy: z.enum(['none', 'quarantine', 'reject']).default('none').describe('DMARC p=: none (monitor, the default), quarantine or reject'),
+    dmarc_rua: z.email().optional().describe('Where DMARC aggregate reports go (rua=mailto:)'),
+    tls_rpt_rua: z.email().optional().describe('Where TLS-RPT reports go; default postmaster@<domain>'),
+    mta_sts_mode: z.enum(['testing', 'enforce', 'none']).default('testing').describe('MTA-STS policy mode (RFC 8461); testing by default'),
+    spf_all: z.enum(['~all', '-all', '?all']).default('~all').describe('What SPF says of other senders: ~all (softfail, default), -all (fail), ?all'),
+    spf_include: z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,253}$/, 'must be a domain name')).max(5).default([]).describe('Extra SPF include: domains (a provider whose senders we do not know)'),
+    spf_addresses: z
+      .array(z.string().refine((v) => isIP(v) !== 0, 'must be an IP address'))
+      .max(10)
+      .optional()
+      .describe("Addresses SPF names as this relay's; default node_ip"),
+    selector: dkimSelector.default(DEFAULT_SELECTOR).describe("The DKIM selector of the domain's first key"),
+  })
+  .strict();
+export type MailDomainSettings = z.infer<typeof mailDomainSettings>;
+
+/** A DKIM key published but not (or no longer) signing: a new one before its time, an old one in its grace period. */
+export interface PublishedSelector {
+  selector: string;
+  /** Unix ms: the new key signs from then (pending) / the old key's record goes then (retired). */
+  at_ms: number;
+  state: 'pending' | 'retired';
+}
+
+export interface MailDomain {
+  domain: string;
+  zone: string;
+  settings: MailDomainSettings;
+  created_at: string;
+  updated_at: string;
+}
+
+/** A mail domain as the API shows it. */
+export interface MailDomainView extends MailDomain {
+  dkim: { signing: string | null; published: PublishedSelector[] };
+  /** The policy served at https://mta-sts.<domain>/.well-known/mta-sts.txt; null in mode none. */
+  mta_sts_policy: string | null;
+}

@@ -5,11 +5,11 @@
 // full hash; the caller's AuthThrottle delays the reply). Key last-used times are written in
 // batches on a timer, never on the AUTH path.
 import { createHmac, randomBytes } from 'node:crypto';
-import { logger } from '../log/index.js';
+import { logger } from '../../log/index.js';
 import { keyHash, keyState, looksLikeKey } from './apikeys.js';
 import { dummyHash, verifyPassword } from './password.js';
-import type { Account } from './schema.js';
-import type { MailStore } from './store.js';
+import type { Account } from '../../model/mail.js';
+import type { MailStore } from '../store.js';
 
 /** A successful password login is remembered this long (a client sending a message per connection pays scrypt once per 5 min). */
 export const CACHE_TTL_MS = 5 * 60_000;

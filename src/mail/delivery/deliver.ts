@@ -6,9 +6,9 @@ import type { LookupFunction } from 'node:net';
 import { signMessage } from './dkim.js';
 import { HttpSender } from './http.js';
 import { MxSender, smtpConnect, type MxConnect, type MxResolver } from './mx.js';
-import type { Attempt, Provider } from './schema.js';
+import type { Attempt, Provider } from '../../model/mail.js';
 import { SmtpPools, type Outcome } from './smtp.js';
-import type { DkimKey } from './store.js';
+import type { DkimKey } from '../store.js';
 
 export interface Envelope {
   from: string;

@@ -1,7 +1,7 @@
 // Retry policy: how an attempt's error is classified and what state the message goes to next.
 // Pure functions; the clock comes in as an argument.
 import type { NextState } from './messages.js';
-import type { Attempt, AttemptOutcome, Message, RecipientReply } from './schema.js';
+import type { Attempt, AttemptOutcome, Message, RecipientReply } from '../../model/mail.js';
 
 export interface RetryPolicy {
   /** Delay after the first failed attempt; doubles per attempt. */

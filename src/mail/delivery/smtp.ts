@@ -5,10 +5,10 @@ import { createHash } from 'node:crypto';
 import { connect as netConnect, type LookupFunction } from 'node:net';
 import nodemailer from 'nodemailer';
 import type { GetSocketCallback } from 'nodemailer/lib/mailer';
-import { logger } from '../log/index.js';
+import { logger } from '../../log/index.js';
 import { destinationError, guardedLookup, isDestinationError, refusedHost } from './destination.js';
-import { classify, type SendError } from './policy.js';
-import type { Attempt, RecipientReply, SmtpProviderConfig } from './schema.js';
+import { classify, type SendError } from '../queue/policy.js';
+import type { Attempt, RecipientReply, SmtpProviderConfig } from '../../model/mail.js';
 
 /** An attempt as a transport reports it; the Deliverer adds the provider and the duration. */
 export type Outcome = Omit<Attempt, 'provider' | 'duration_ms'>;

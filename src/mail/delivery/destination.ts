@@ -18,9 +18,9 @@
 // and its class.
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
 import { isIP, type LookupFunction } from 'node:net';
-import type { FieldIssue } from '../errors.js';
-import { addressClass, INTERNAL_CLASSES, isLocalhostName } from '../model/address.js';
-import type { ProviderConfig } from './schema.js';
+import type { FieldIssue } from '../../errors.js';
+import { addressClass, INTERNAL_CLASSES, isLocalhostName } from '../../model/address.js';
+import type { ProviderConfig } from '../../model/mail.js';
 
 /** The `code` of the error a refused connection fails with (smtp.ts and http.ts make it a permanent failure). */
 export const DESTINATION_REFUSED = 'EDESTINATION';

@@ -4,16 +4,16 @@
 // function cannot cross to another thread. Contract: enqueueSoon() settles only after the commit
 // (the 250 follows it); stop() stops claiming and waits for deliveries in flight while enqueues
 // still commit; close() ends it.
-import type { LogLevel } from '../log/index.js';
-import type { Db } from '../store/db.js';
-import { Deliverer } from './deliver.js';
+import type { LogLevel } from '../../log/index.js';
+import type { Db } from '../../store/db.js';
+import { Deliverer } from '../delivery/deliver.js';
 import { MessageStore, type NewMessage } from './messages.js';
-import type { MxResolver } from './mx.js';
+import type { MxResolver } from '../delivery/mx.js';
 import type { Pace } from './pace.js';
 import { logQueued, type QueuedLine } from './queued.js';
 import { Queue, type QueueDeps, type QueueOptions, type QueueStore } from './queue.js';
-import { systemResolver } from './resolver.js';
-import { MailStore } from './store.js';
+import { systemResolver } from '../resolver.js';
+import { MailStore } from '../store.js';
 
 export interface DeliverySetup {
   dataDir: string;

@@ -39,7 +39,7 @@ import type { LookupFunction } from 'node:net';
 import addressparser from 'nodemailer/lib/addressparser';
 import { destinationError, guardedLookup, isDestinationError, refusedHost, urlHost } from './destination.js';
 import { decodeWords, header, parseMime, type ParsedMessage } from './mime.js';
-import type { HttpAuth, HttpProviderConfig } from './schema.js';
+import type { HttpAuth, HttpProviderConfig } from '../../model/mail.js';
 import type { Outcome } from './smtp.js';
 
 /** An API that has not answered after this is a transient failure (the lease, renewed, outlives it). */

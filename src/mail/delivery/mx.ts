@@ -29,8 +29,8 @@ import { isIP } from 'node:net';
 import nodemailer from 'nodemailer';
 import { z } from 'zod';
 import { refusedAddress } from './destination.js';
-import { isPermanent } from './policy.js';
-import { domainOf } from './schema.js';
+import { isPermanent } from '../queue/policy.js';
+import { domainOf } from '../../model/mail.js';
 import { smtpFailure, smtpSuccess, TIMEOUTS, type Outcome } from './smtp.js';
 
 /**

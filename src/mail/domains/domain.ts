@@ -12,35 +12,9 @@
 // | mta-sts.<domain>              | A    | node_ip (the host that serves the policy)         |
 import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { z } from 'zod';
-import type { Provider, Rule } from './schema.js';
+import { MTA_STS_MAX_AGE, type MailDomainSettings, type Provider, type Rule } from '../../model/mail.js';
 
-/** The selector a domain's first DKIM key gets. */
-export const DEFAULT_SELECTOR = 'dnsproxy';
-
-export const dkimSelector = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'must be a DNS label (lower case)');
-
-/** MTA-STS policy max_age (RFC 8461 §3.2): a week, the RFC's suggestion for a stable policy. */
-export const MTA_STS_MAX_AGE = 604_800;
-
-/** The settings a mail-aware domain keeps (API body, stored as JSON). */
-export const mailDomainSettings = z
-  .object({
-    dmarc_policy: z.enum(['none', 'quarantine', 'reject']).default('none').describe('DMARC p=: none (monitor, the default), quarantine or reject'),
-    dmarc_rua: z.email().optional().describe('Where DMARC aggregate reports go (rua=mailto:)'),
-    tls_rpt_rua: z.email().optional().describe('Where TLS-RPT reports go; default postmaster@<domain>'),
-    mta_sts_mode: z.enum(['testing', 'enforce', 'none']).default('testing').describe('MTA-STS policy mode (RFC 8461); testing by default'),
-    spf_all: z.enum(['~all', '-all', '?all']).default('~all').describe('What SPF says of other senders: ~all (softfail, default), -all (fail), ?all'),
-    spf_include: z.array(z.string().regex(/^[A-Za-z0-9_.-]{1,253}$/, 'must be a domain name')).max(5).default([]).describe('Extra SPF include: domains (a provider whose senders we do not know)'),
-    spf_addresses: z
-      .array(z.string().refine((v) => isIP(v) !== 0, 'must be an IP address'))
-      .max(10)
-      .optional()
-      .describe("Addresses SPF names as this relay's; default node_ip"),
-    selector: dkimSelector.default(DEFAULT_SELECTOR).describe("The DKIM selector of the domain's first key"),
-  })
-  .strict();
-export type MailDomainSettings = z.infer<typeof mailDomainSettings>;
+export { DEFAULT_SELECTOR, dkimSelector, MTA_STS_MAX_AGE, mailDomainSettings, type MailDomainSettings } from '../../model/mail.js';
 
 /** One record set the domain wants published (values as the record model takes them). */
 export interface WantedSet {

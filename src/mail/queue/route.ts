@@ -1,10 +1,10 @@
 // Routing: which rule a message matches and which provider an attempt uses. Pure functions.
-import { domainOf, type Message, type MessageSource, type Rule } from './schema.js';
+import { domainOf, type Message, type MessageSource, type Rule } from '../../model/mail.js';
 
 export interface RouteQuery {
   account: string;
   senderDomain: string;
-  /** A queued message holds the recipients of one domain (src/mail/messages.ts). */
+  /** A queued message holds the recipients of one domain (src/mail/queue/messages.ts). */
   recipientDomain: string;
   /** `inbound` (mail for a domain we host, no account): only rules naming its recipient domain. Default `submission`. */
   source?: MessageSource;

@@ -3,9 +3,9 @@
 // signing key, sent from the relay's address, must pass DKIM, SPF and DMARC. One row per check.
 import { authenticate } from 'mailauth';
 import { parsePolicy } from 'mailauth/lib/mta-sts.js';
-import { signMessage } from './dkim.js';
-import type { DnsResolver } from './resolver.js';
-import type { DkimKey } from './store.js';
+import { signMessage } from '../delivery/dkim.js';
+import type { DnsResolver } from '../resolver.js';
+import type { DkimKey } from '../store.js';
 
 export interface CheckRow {
   check: string;

@@ -4,9 +4,9 @@
 // resolver given (resolver.ts). The listener (server.ts) turns the kinds returned here into
 // SMTP replies.
 import { authenticate, type AuthenticateResult } from 'mailauth';
-import type { DnsResolver } from './resolver.js';
-import { matchRule } from './route.js';
-import type { Rule } from './schema.js';
+import type { DnsResolver } from '../resolver.js';
+import { matchRule } from '../queue/route.js';
+import type { Rule } from '../../model/mail.js';
 
 /**
  * The whole check may take this long (SPF alone may make 10 lookups, each up to

@@ -11,16 +11,16 @@
 // session only.
 import type { AddressInfo } from 'node:net';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerAuthentication, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
-import { smtpError } from '../errors.js';
-import { logger } from '../log/index.js';
+import { smtpError } from '../../errors.js';
+import { logger } from '../../log/index.js';
 import { checkMessage, inboundRecipient, MAX_RECEIVED, receivedCount, stripOwnAuthResults } from './inbound.js';
-import type { Delivery } from './delivery.js';
-import type { DnsResolver } from './resolver.js';
-import { AuthBusyError, type Authenticator } from './auth.js';
-import { matchRule } from './route.js';
-import { reasonOf, relayAuth, relayConnections, relayMessages, relaySessions, type Listener } from './relay-metrics.js';
-import { domainOf } from './schema.js';
-import type { MailStore } from './store.js';
+import type { Delivery } from '../queue/delivery.js';
+import type { DnsResolver } from '../resolver.js';
+import { AuthBusyError, type Authenticator } from '../credentials/auth.js';
+import { matchRule } from '../queue/route.js';
+import { reasonOf, relayAuth, relayConnections, relayMessages, relaySessions, type Listener } from '../relay-metrics.js';
+import { domainOf } from '../../model/mail.js';
+import type { MailStore } from '../store.js';
 import type { ConcurrencyLimit, DataBudget, RateLimiter } from './ratelimit.js';
 import type { AuthThrottle, LoginLockout, LoginSlots } from './throttle.js';
 

@@ -13,16 +13,16 @@
 // - stop() claims nothing more and waits up to drainMs for deliveries in flight.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { logger } from '../log/index.js';
-import type { Deliverer } from './deliver.js';
+import { logger } from '../../log/index.js';
+import type { Deliverer } from '../delivery/deliver.js';
 import type { MessageStore } from './messages.js';
 import type { Pace } from './pace.js';
-import { renderDsn } from './dsn.js';
+import { renderDsn } from '../delivery/dsn.js';
 import { settle, type Part, type RetryPolicy } from './policy.js';
 import { matchRule, providerFor, routeDomain } from './route.js';
-import type { AttemptMetric } from './relay-metrics.js';
-import type { Attempt, Message } from './schema.js';
-import type { MailStore } from './store.js';
+import type { AttemptMetric } from '../relay-metrics.js';
+import type { Attempt, Message } from '../../model/mail.js';
+import type { MailStore } from '../store.js';
 
 export interface QueueOptions {
   /** Deliveries in flight at once. */
@@ -32,7 +32,7 @@ export interface QueueOptions {
   /** How often due messages are looked for (new ones also wake the queue at once). */
   pollMs: number;
   retry: RetryPolicy;
-  /** Failed attempts on the primary before the fallback provider takes turns (src/mail/route.ts). */
+  /** Failed attempts on the primary before the fallback provider takes turns (src/mail/queue/route.ts). */
   fallbackAfter: number;
   /** stop() waits this long for deliveries in flight; the rest are retried after their lease lapses. */
   drainMs: number;

@@ -5,15 +5,15 @@
 // writes sent to the writer, bodies read here; woken by the writer after each commit of accepted mail, and
 // paced (pace.ts) while a burst of submissions keeps the machine busy.
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { oneWritePerTurn, setLogLevel } from '../log/index.js';
-import { openDb } from '../store/db.js';
+import { oneWritePerTurn, setLogLevel } from '../../log/index.js';
+import { openDb } from '../../store/db.js';
 import type { DeliverySetup } from './delivery.js';
 import { logQueued } from './queued.js';
 import type { FromWorker, Queued, Role, ToWorker, WriteCall, WriteReply } from './queue-threads.js';
 import { MessageStore, type Settled } from './messages.js';
 import { Pace } from './pace.js';
 import type { QueueStore } from './queue.js';
-import type { AttemptMetric } from './relay-metrics.js';
+import type { AttemptMetric } from '../relay-metrics.js';
 
 const port = parentPort!;
 const setup = workerData as DeliverySetup & { role: Role; writes: MessagePort };

@@ -3,26 +3,12 @@
 // uses before it swaps a certificate in.
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
+import type { CertInfo } from '../../model/mail.js';
 
 /** A certificate expiring sooner than this gets a warning when it is set. */
 const EXPIRY_WARNING_MS = 30 * 86_400_000;
 
-export interface CertInfo {
-  /** Leaf subject, one `KEY=value` per line as OpenSSL prints it, joined with ", ". */
-  subject: string;
-  issuer: string;
-  /** subjectAltName entries (`DNS:relay.example.net`, `IP Address:192.0.2.1`). */
-  names: string[];
-  not_before: string;
-  not_after: string;
-  /** SHA-256 of the leaf's DER, `AB:CD:…` — what `openssl x509 -fingerprint -sha256` and node:tls print. */
-  fingerprint_sha256: string;
-  serial: string;
-  self_signed: boolean;
-  expired: boolean;
-  /** Certificates in the PEM (leaf + intermediates). */
-  chain_length: number;
-}
+export type { CertInfo };
 
 /** The PEM CERTIFICATE blocks of `pem`, in order. */
 export function pemCertificates(pem: string): string[] {

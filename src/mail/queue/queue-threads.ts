@@ -6,11 +6,11 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
-import { logger } from '../log/index.js';
+import { logger } from '../../log/index.js';
 import type { Delivery, DeliverySetup } from './delivery.js';
 import type { QueuedLine } from './queued.js';
 import type { NewMessage } from './messages.js';
-import { recordAttempt, type AttemptMetric } from './relay-metrics.js';
+import { recordAttempt, type AttemptMetric } from '../relay-metrics.js';
 
 /** Which half of the delivery side a queue thread runs (queue-worker.ts). */
 export type Role = 'writer' | 'delivery';

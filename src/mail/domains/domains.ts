@@ -3,29 +3,16 @@
 // is listed in mail_domain_records (migration 12), so removing the domain takes away exactly what it
 // published; a user's own values at the same names (another MX, a verification TXT) are kept.
 // Callers run each method inside the API's transaction (mutate()), so a dry run rolls it all back.
-import { AppError } from '../errors.js';
-import { DEFAULT_TTL, type RecordData, type StoredRecord } from '../model/record.js';
-import { prepared, type Db } from '../store/db.js';
-import type { RecordStore } from '../store/records.js';
+import { AppError } from '../../errors.js';
+import type { MailDomain, PublishedSelector } from '../../model/mail.js';
+import { DEFAULT_TTL, type RecordData, type StoredRecord } from '../../model/record.js';
+import { prepared, type Db } from '../../store/db.js';
+import type { RecordStore } from '../../store/records.js';
 import { mailDomainSettings, mergeSet, mtaStsPolicy, providersFor, spfValue, valueKey, wantedSets, type DomainFacts, type MailDomainSettings, type WantedSet } from './domain.js';
-import { dkimTxt } from './keys.js';
-import type { MailStore } from './store.js';
+import { dkimTxt } from '../credentials/keys.js';
+import type { MailStore } from '../store.js';
 
-export interface MailDomain {
-  domain: string;
-  zone: string;
-  settings: MailDomainSettings;
-  created_at: string;
-  updated_at: string;
-}
-
-/** A DKIM key published but not (or no longer) signing: a new one before its time, an old one in its grace period. */
-export interface PublishedSelector {
-  selector: string;
-  /** Unix ms: the new key signs from then (pending) / the old key's record goes then (retired). */
-  at_ms: number;
-  state: 'pending' | 'retired';
-}
+export type { MailDomain, PublishedSelector };
 
 /** What a publish did to the DNS: the sets written (created or replaced) and removed. */
 export interface PublishResult {

@@ -1,5 +1,5 @@
 // A small MIME reader for the `http` formats that rebuild a message from its parts (SendGrid,
-// Postmark; src/mail/http.ts): the top-level headers, the first text/plain and text/html bodies
+// Postmark; src/mail/delivery/http.ts): the top-level headers, the first text/plain and text/html bodies
 // that are not attachments, and everything else as attachments. Pure; never throws: a part it
 // cannot read is passed on as an attachment of its own bytes.
 //

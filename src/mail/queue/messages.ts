@@ -7,9 +7,9 @@
 //   transaction, and only while the caller still holds the lease: a DSN is queued exactly when
 //   its message becomes final.
 import { randomInt } from 'node:crypto';
-import { AppError } from '../errors.js';
-import { prepared, type Db } from '../store/db.js';
-import { domainOf, FINAL_STATUSES, messageRow, type Attempt, type Delivery, type Message, type MessageSource, type MessageStatus } from './schema.js';
+import { AppError } from '../../errors.js';
+import { prepared, type Db } from '../../store/db.js';
+import { domainOf, FINAL_STATUSES, messageRow, type Attempt, type Delivery, type Message, type MessageSource, type MessageStatus } from '../../model/mail.js';
 
 export interface NewMessage {
   /** '' for inbound mail (no account). */
@@ -35,7 +35,7 @@ export interface Settled {
   next: NextState;
   /** The recipients this message keeps; unset: all of them. */
   rcpt_to?: string[];
-  /** A DSN to queue back to the sender (src/mail/dsn.ts). */
+  /** A DSN to queue back to the sender (src/mail/delivery/dsn.ts). */
   dsn?: Buffer;
 }
 

@@ -9,11 +9,11 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { logger } from '../log/index.js';
-import { DIR_MODE, FILE_MODE } from '../store/files.js';
+import { logger } from '../../log/index.js';
+import { DIR_MODE, FILE_MODE } from '../../store/files.js';
 import { selfSignedCert } from './cert.js';
 import { checkCertPair } from './certcheck.js';
-import type { MailStore, OperatorCert, TlsSource } from './store.js';
+import type { MailStore, OperatorCert, TlsSource } from '../store.js';
 
 export interface TlsFiles {
   key: string;

@@ -11,8 +11,8 @@
 // The body is made here from validated fields only (the mode enum, mail_hostname, a constant
 // max_age) and checked again by the renderer. A policy changes only with its id in the
 // `_mta-sts` TXT record, so it changes only with a record: what ProxyState.useStatics() needs.
-import { staticResponse, type RouteShape, type TlsMode } from '../model/route.js';
-import { prepared, type Db } from '../store/db.js';
+import { staticResponse, type RouteShape, type TlsMode } from '../../model/route.js';
+import { prepared, type Db } from '../../store/db.js';
 import { mailDomainSettings, mtaStsPolicy } from './domain.js';
 
 /** Where RFC 8461 §3.3 has senders fetch the policy. */
