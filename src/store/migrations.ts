@@ -46,7 +46,7 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE mail_accounts (
     name TEXT PRIMARY KEY,
     email TEXT NOT NULL UNIQUE,
-    password_hash TEXT NOT NULL,   -- scrypt$N$r$p$salt$hash (src/mail/credentials/password.ts)
+    password_hash TEXT NOT NULL,   -- scrypt$N$r$p$salt$hash (src/mail/password.ts)
     allowed_domains TEXT NOT NULL, -- JSON array of lower-case domains MAIL FROM may use
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
@@ -54,7 +54,7 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE mail_providers (
     name TEXT PRIMARY KEY,
     type TEXT NOT NULL,            -- smtp (mx, http later)
-    config TEXT NOT NULL,          -- JSON, shape per type (src/model/mail.ts)
+    config TEXT NOT NULL,          -- JSON, shape per type (src/mail/schema.ts)
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
   );
@@ -154,7 +154,7 @@ export const MIGRATIONS: readonly string[] = [
   `,
   // 7: mail: how a message came in: `submission` (an account, AUTH) or `inbound` (mail for a domain
   // we host, on the SMTP port without AUTH; account ''). Inbound mail is routed only by rules that
-  // name its recipient domain and never DKIM-signed with our keys (src/mail/smtp/inbound.ts).
+  // name its recipient domain and never DKIM-signed with our keys (src/mail/inbound.ts).
   `
   ALTER TABLE mail_messages ADD COLUMN source TEXT NOT NULL DEFAULT 'submission';
   `,
@@ -199,14 +199,14 @@ export const MIGRATIONS: readonly string[] = [
   DROP TRIGGER mail_account_keys_update_version;
   CREATE TRIGGER mail_account_keys_update_version AFTER UPDATE OF account, hash, expires_at, revoked_at ON mail_account_keys BEGIN UPDATE mail_settings_version SET v = v + 1; END;
   `,
-  // 12: mail-aware domains (src/mail/domains/domains.ts): their settings, every record value each one
+  // 12: mail-aware domains (src/mail/domains.ts): their settings, every record value each one
   // published (so removing it takes exactly those away, never a user's own values), and DKIM
   // selectors published beside the signing key: a new one before it signs, an old one in its grace.
   `
   CREATE TABLE mail_published_domains (
     domain     TEXT PRIMARY KEY, -- bare, lower case
     zone       TEXT NOT NULL,
-    settings   TEXT NOT NULL,    -- JSON, src/mail/domains/domain.ts mailDomainSettings
+    settings   TEXT NOT NULL,    -- JSON, src/mail/domain.ts mailDomainSettings
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL
   );
