@@ -19,7 +19,8 @@ import { simulate, transact } from './store/simulate.js';
 import { ViewStore } from './store/views.js';
 import { ViewTable } from './dns/views.js';
 import { mailComponent } from './mail/heartbeat.js';
-import { mailWiring, type MailWiring } from './mail/wiring.js';
+import { mtaStsRoutes } from './mail/domains/mta-sts.js';
+import { mailHostname, mailWiring, type MailWiring } from './mail/wiring.js';
 import { ProxyState } from './proxy/state.js';
 import { zoneResolver } from './proxy/resolve.js';
 import { CaddyAdmin, validateWithCaddy } from './proxy/caddy.js';
@@ -301,6 +302,8 @@ export class Controller {
         onDemand = { issuer, ask: this.onDemand.askUrl, rateLimit: { interval: ON_DEMAND_INTERVAL, burst: ON_DEMAND_BURST } };
       }
       proxy.useResolver(dnsResolverAddress(c.listen_ip, this.dns.address().port), onDemand);
+      // Each mail domain's MTA-STS policy, served by Caddy itself (src/mail/domains/mta-sts.ts).
+      proxy.useStatics(mtaStsRoutes(db, { hostname: mailHostname(c), tls: c.mail_mta_sts_tls }));
       pipeline.start();
       reconciler.start();
       (this.devices = wired.devices.registry).start();

@@ -39,7 +39,7 @@ export const ERRORS = {
   mail_client_limit: { status: 429, smtp: 421, enhanced: '4.7.0', title: 'Too many connections from this address at once, try again later' },
   mail_data_memory_full: { status: 507, smtp: 452, enhanced: '4.3.1', title: 'Insufficient system storage: too much mail being received at once, try again later' },
   mail_session_expired: { status: 503, smtp: 421, enhanced: '4.4.2', title: 'Session time limit reached, reconnect to go on' },
-  // Inbound mail (the SMTP port without AUTH, for the domains we host: src/mail/inbound.ts).
+  // Inbound mail (the SMTP port without AUTH, for the domains we host: src/mail/smtp/inbound.ts).
   mail_relay_denied: { status: 403, smtp: 550, enhanced: '5.7.1', title: 'Relaying denied: without AUTH this server accepts mail only for its own domains' },
   mail_too_many_refusals: { status: 429, smtp: 421, enhanced: '4.7.0', title: 'Too many refused recipients in this session, closing' },
   mail_inbound_unrouted: { status: 503, smtp: 451, enhanced: '4.3.5', title: 'Mail for this domain cannot be routed here yet, try again later' },

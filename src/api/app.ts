@@ -14,8 +14,8 @@ import type { ProxyState } from '../proxy/state.js';
 import type { TailnetDeps } from '../tailnet/index.js';
 import type { DesiredProxy } from '../proxy/types.js';
 import type { MailStore } from '../mail/store.js';
-import type { MessageStore } from '../mail/messages.js';
-import type { MailDomains } from '../mail/domains.js';
+import type { MessageStore } from '../mail/queue/messages.js';
+import type { MailDomains } from '../mail/domains/domains.js';
 import { DOCS_PREFIX, installAuth, type AccountKeys } from './auth.js';
 import { errorOptions, installErrorHandling } from './errors.js';
 import type { HealthReport } from './health.js';
@@ -65,7 +65,7 @@ export interface ApiDeps {
   mail: {
     store: MailStore;
     messages: MessageStore;
-    /** Mail-aware domains: the records our DNS publishes for them (src/mail/domains.ts). */
+    /** Mail-aware domains: the records our DNS publishes for them (src/mail/domains/domains.ts). */
     domains: MailDomains;
     /** The relay's host name (mail_hostname): MX target, MTA-STS policy mx. */
     hostname: string;

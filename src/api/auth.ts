@@ -4,7 +4,10 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from '../errors.js';
 import { scopeAllows, type TokenScope } from '../model/token.js';
+import type { AccountKeys } from '../mail/credentials/account-keys.js';
 import type { TokenStore } from '../store/tokens.js';
+
+export type { AccountKeys };
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -50,16 +53,6 @@ export function forbidden(need: TokenScope, have: TokenScope, what: string): App
 export function requireScope(req: FastifyRequest, need: TokenScope, what: string): void {
   const have = req.token?.scope ?? 'read';
   if (!scopeAllows(have, need)) throw forbidden(need, have, what);
-}
-
-/** Bearer secrets that are not API tokens: a mail account's API key (mail-account.ts), and its rate limit. */
-export interface AccountKeys {
-  /** The account and key id `secret` is a live key of, else undefined. */
-  account: (secret: string) => { account: string; keyId: string } | undefined;
-  /** null when the key may make another request now, else the seconds until it may. */
-  take: (keyId: string) => number | null;
-  /** Requests per minute per key (for the 429's message). */
-  perMinute: number;
 }
 
 export function installAuth(app: FastifyInstance, tokens: TokenStore, keys?: AccountKeys): void {

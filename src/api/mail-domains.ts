@@ -1,5 +1,5 @@
 // /api/v1/mail/domains: mail-aware domains. Our DNS publishes MX, SPF, DKIM, DMARC, MTA-STS and
-// TLS-RPT for each (src/mail/domain.ts); removing one takes away exactly what it published. DKIM
+// TLS-RPT for each (src/mail/domains/domain.ts); removing one takes away exactly what it published. DKIM
 // rotation publishes the new selector before it signs. `check` asks our DNS server and validates
 // what it answers with mailauth. Writes are admin; every one takes ?dry_run=true (mutate()).
 import type { FastifyPluginAsync } from 'fastify';
@@ -7,11 +7,11 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
 import { logger } from '../log/index.js';
-import { checkDomain } from '../mail/domain-check.js';
-import { dkimSelector, mailDomainSettings, mtaStsId } from '../mail/domain.js';
-import { generateDkimPrivateKey } from '../mail/keys.js';
+import { checkDomain } from '../mail/domains/domain-check.js';
+import { dkimSelector, mailDomainSettings, mtaStsId } from '../mail/domains/domain.js';
+import { generateDkimPrivateKey } from '../mail/credentials/keys.js';
 import { dns2Resolver } from '../mail/resolver.js';
-import { mailDomain } from '../mail/schema.js';
+import { mailDomain } from '../model/mail.js';
 import { placeName } from '../model/write.js';
 import type { ApiDeps } from './app.js';
 import { dnsPlan, mutate } from './mutate.js';

@@ -3,6 +3,7 @@
 // in flight or final), 2 usage.
 // Secrets (account and provider passwords, API keys) come from stdin or a flag, never echoed back.
 import type { Command } from 'commander';
+import { HTTP_AUTH_DEFAULTS, HTTP_FORMATS, type Account, type Delivery, type Message, type ProviderView as Provider, type ProviderView, type Rule } from '../model/mail.js';
 import { call, CliError } from './client.js';
 import { accountKeyCommands, mailCertCommand } from './mail-credentials.js';
 import { mailDomainCommands } from './mail-domains.js';
@@ -12,15 +13,7 @@ import { printJson, table } from './output.js';
 const enc = encodeURIComponent;
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-interface Account { name: string; email: string; allowed_domains: string[] }
-type ProviderConfig =
-  | { type: 'smtp'; host: string; port: number; security: string; tls_verify: boolean; auth?: { user: string }; allow_private?: boolean }
-  | { type: 'mx'; port: number; allow_private?: boolean }
-  | { type: 'http'; format: string; url: string; auth?: { scheme: string; user?: string; name?: string }; allow_private?: boolean };
-interface Provider { name: string; config: ProviderConfig }
-interface Rule { id: string; priority: number; sender_domain: string | null; recipient_domain: string | null; account: string | null; provider: string; fallback_provider: string | null }
-interface Message { id: string; status: string; account: string; mail_from: string; rcpt_to: string[]; attempts: number; provider: string | null; next_attempt_at: number; last_error: string | null; parent_id: string | null }
-interface Delivery { at_ms: number; provider: string | null; outcome: string; code: number | null; response: string; duration_ms: number }
+type ProviderConfig = ProviderView['config'];
 
 /** A secret from the flag, else from stdin (piped), else a usage error. */
 async function secret(flag: string | undefined, what: string): Promise<string> {
@@ -39,15 +32,6 @@ const logTable = (deliveries: Delivery[]) =>
 /** Where a message came from, when it is a split-off part or a DSN. */
 const origin = (m: Message) => (m.parent_id === null ? '' : m.mail_from === '' ? `\nbounce (DSN) about ${m.parent_id}` : `\nsplit from ${m.parent_id} (the provider answered its recipients differently)`);
 const any = (v: string | null) => v ?? '*';
-
-const HTTP_FORMATS = ['sendgrid', 'postmark', 'mailgun', 'raw'] as const;
-/** The auth an API format uses unless --auth says otherwise (the vendors' documented schemes). */
-const DEFAULT_AUTH: Record<string, { scheme: string; user?: string; header?: string }> = {
-  sendgrid: { scheme: 'bearer' },
-  mailgun: { scheme: 'basic', user: 'api' },
-  postmark: { scheme: 'header', header: 'X-Postmark-Server-Token' },
-  raw: { scheme: 'none' },
-};
 
 interface ProviderFlags {
   type: string;
@@ -80,9 +64,10 @@ async function providerBody(target: string | undefined, o: ProviderFlags): Promi
   if (o.type !== 'http') throw new CliError(`--type ${o.type}: expected smtp, mx or http`, 2);
   if (!target) throw new CliError('an http provider needs the API URL as its target', 2);
   if (!o.format || !(HTTP_FORMATS as readonly string[]).includes(o.format)) throw new CliError(`--format: expected ${HTTP_FORMATS.join(', ')}`, 2);
-  const d = DEFAULT_AUTH[o.format]!;
+  // The same defaults the API fills in (model HTTP_AUTH_DEFAULTS).
+  const d = HTTP_AUTH_DEFAULTS[o.format as (typeof HTTP_FORMATS)[number]];
   const scheme = o.auth ?? d.scheme;
-  const header = o.header ?? d.header;
+  const header = o.header ?? d.name;
   const user = o.user ?? d.user;
   if (scheme === 'header' && !header) throw new CliError('--auth header needs --header <name>', 2);
   if (scheme === 'basic' && !user) throw new CliError('--auth basic needs --user <user>', 2);

@@ -5,13 +5,12 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { call, CliError } from './client.js';
+import type { CertInfo, KeyInfo } from '../model/mail.js';
 import type { Globals } from './commands.js';
 import { printJson, table } from './output.js';
 
 const enc = encodeURIComponent;
 
-interface KeyInfo { id: string; account: string; label: string; created_at: string; last_used_at: string | null; expires_at: string | null; revoked_at: string | null; state: string }
-interface CertInfo { subject: string; issuer: string; names: string[]; not_before: string; not_after: string; fingerprint_sha256: string; self_signed: boolean; expired: boolean; chain_length: number }
 interface CertView {
   presented: (CertInfo & { source: string; since: string }) | null;
   operator: (CertInfo & { set_at: string }) | null;

@@ -1,6 +1,7 @@
 // `dnsproxy mail domain add|remove|list|check|rotate-dkim <domain>`: clients of
 // /api/v1/mail/domains. `check` prints a pass/fail table and exits 1 when any row fails.
 import type { Command } from 'commander';
+import type { MailDomainView } from '../model/mail.js';
 import { call, CliError } from './client.js';
 import type { Globals } from './commands.js';
 import { printJson, table } from './output.js';
@@ -9,12 +10,7 @@ import { dryQuery, printResult } from './routes.js';
 const enc = encodeURIComponent;
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-interface DomainView {
-  domain: string;
-  zone: string;
-  settings: { dmarc_policy: string; mta_sts_mode: string; spf_all: string };
-  dkim: { signing: string | null; published: { selector: string; state: string; at_ms: number }[] };
-}
+type DomainView = MailDomainView;
 interface StoredSet { name: string; type: string }
 
 export function mailDomainCommands(mail: Command, g: Globals): void {

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { LOG_LEVELS } from '../log/index.js';
 import { absolute, nameProblem } from '../model/name.js';
 import { isIP } from 'node:net';
-import { mailDomain } from '../mail/schema.js';
+import { mailDomain } from '../model/mail.js';
 import { adminAddressProblem } from '../proxy/admin-address.js';
 import { parseCidr } from '../model/cidr.js';
 
@@ -109,6 +109,10 @@ export const configSchema = z
     mail_retry_max_ms: positive.default(3_600_000),
     mail_give_up_ms: positive.default(2 * 24 * 3_600_000).describe('Mail relay: a message still undelivered this long after acceptance fails'),
     api_key_requests_per_minute: z.coerce.number().int('must be an integer').min(0, 'must be >= 0').default(100).describe('API: requests a minute one mail account API key may make as a bearer token (a burst of this many, then evenly); more get 429 with Retry-After; 0 = no limit'),
+    mail_mta_sts_tls: z
+      .enum(['internal', 'acme'])
+      .default('internal')
+      .describe("Mail domains: the certificate Caddy serves https://mta-sts.<domain>/.well-known/mta-sts.txt with: internal (Caddy's local CA, works offline; senders do not trust it) or acme (a public CA; the name must be reachable from the internet)"),
     mail_retention_days: z.coerce.number().int('must be an integer').min(0, 'must be >= 0').default(30).describe('Mail relay: delivered, bounced and failed messages queued longer ago than this are deleted with their delivery logs (checked every minute); 0 = keep forever'),
     mail_account_messages_per_hour: z.coerce.number().int('must be an integer').min(0, 'must be >= 0').default(3600).describe('Mail relay: messages one account may submit per hour (a burst of this many, then one per 3600/N s); more get 451 4.7.0; 0 = no limit'),
     mail_ip_connections_per_minute: z.coerce.number().int('must be an integer').min(0, 'must be >= 0').default(600).describe('Mail relay: connections one client address may open per minute (a burst of this many, then evenly); more get 421 4.7.0; 0 = no limit'),

@@ -7,20 +7,20 @@ import type { Config } from '../config/schema.js';
 import { logger, logLevel } from '../log/index.js';
 import { addressClass } from '../model/address.js';
 import { openDb, type Db } from '../store/db.js';
-import { Authenticator } from './auth.js';
-import type { Delivery } from './delivery.js';
-import { ThreadedDelivery } from './queue-threads.js';
+import { Authenticator } from './credentials/auth.js';
+import type { Delivery } from './queue/delivery.js';
+import { ThreadedDelivery } from './queue/queue-threads.js';
 import { HEARTBEAT_MS, writeHeartbeat, writeStopped } from './heartbeat.js';
-import { mxDnsServers, type MxResolver } from './mx.js';
-import type { RetryPolicy } from './policy.js';
-import type { QueueOptions } from './queue.js';
-import { ConcurrencyLimit, DataBudget, RateLimiter } from './ratelimit.js';
+import { mxDnsServers, type MxResolver } from './delivery/mx.js';
+import type { RetryPolicy } from './queue/policy.js';
+import type { QueueOptions } from './queue/queue.js';
+import { ConcurrencyLimit, DataBudget, RateLimiter } from './smtp/ratelimit.js';
 import { systemResolver, type DnsResolver } from './resolver.js';
-import { SubmissionServer, type InboundOptions, type SessionTimeouts } from './server.js';
+import { SubmissionServer, type InboundOptions, type SessionTimeouts } from './smtp/server.js';
 import { MailStore } from './store.js';
-import { AuthThrottle, LOCKOUT, LoginLockout, LoginSlots, MAX_AUTHS_PER_ADDRESS, type LockoutOptions, type ThrottleOptions } from './throttle.js';
-import { TLS_POLL_MS, TlsCertificates } from './tls.js';
-import { serveRelayMetrics } from './relay-metrics.js';
+import { AuthThrottle, LOCKOUT, LoginLockout, LoginSlots, MAX_AUTHS_PER_ADDRESS, type LockoutOptions, type ThrottleOptions } from './smtp/throttle.js';
+import { TLS_POLL_MS, TlsCertificates } from './credentials/tls.js';
+import { recordAttempt, serveRelayMetrics } from './relay-metrics.js';
 
 export interface MailRelayOptions {
   dataDir: string;
@@ -165,7 +165,7 @@ export class MailRelay {
         clearInterval(this.heartbeat?.timer); // /health: mail goes stale, then down
         o.onFatal?.(e);
       };
-      const q = (this.delivery = o.mxResolver ? (await import('./delivery.js')).localDelivery(db, setup, o.mxResolver) : await ThreadedDelivery.start(setup, fatal));
+      const q = (this.delivery = o.mxResolver ? (await import('./queue/delivery.js')).localDelivery(db, setup, o.mxResolver, recordAttempt) : await ThreadedDelivery.start(setup, fatal));
 
       const throttle = new AuthThrottle(o.authThrottle, o.clock);
       const lockout = new LoginLockout(o.authLockout ?? LOCKOUT, o.clock);

@@ -6,7 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import client from 'prom-client';
 import { registry } from '../metrics.js';
 import { prepared, type Db } from '../store/db.js';
-import { MESSAGE_STATUSES } from './schema.js';
+import { MESSAGE_STATUSES } from '../model/mail.js';
 import type { MailStore } from './store.js';
 
 let source: { db: Db; store: MailStore; now: () => number } | null = null;

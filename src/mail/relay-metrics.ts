@@ -1,7 +1,9 @@
 // The relay's own counters (the relay is its own process): SMTP connections by listener and
-// outcome, sessions open, messages accepted or refused by reason, AUTH results. Served on a second
-// Prometheus endpoint, `http://<listen_ip>:<mail_metrics_port>/metrics`, when that is set; the
-// queue, delivery attempts and certificate are on the controller's /metrics (metrics.ts).
+// outcome, sessions open, messages accepted or refused by reason, AUTH results, delivery attempts
+// by provider and result and the enqueue → delivered latency by provider (counted on the delivery
+// thread, reported to the main thread: recordAttempt()). Served on a second Prometheus endpoint,
+// `http://<listen_ip>:<mail_metrics_port>/metrics`, when that is set; the queue depth, the logged
+// attempts and the certificate are on the controller's /metrics (metrics.ts).
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import client from 'prom-client';
@@ -37,6 +39,38 @@ export const relayAuth = new client.Counter({
   labelNames: ['listener', 'result'] as const,
   registers: [relayRegistry],
 });
+
+export const relayDeliveryAttempts = new client.Counter({
+  name: 'dnsproxy_mail_delivery_attempts_total',
+  help: 'Delivery attempts since the relay started, by provider (empty: no rule or provider matched) and result (delivered, transient, permanent)',
+  labelNames: ['provider', 'result'] as const,
+  registers: [relayRegistry],
+});
+
+/** Seconds from 50 ms (a provider on the LAN) to a day (retries under the default backoff). */
+export const DELIVERY_LATENCY_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600];
+
+export const relayDeliveryLatency = new client.Histogram({
+  name: 'dnsproxy_mail_delivery_latency_seconds',
+  help: 'From a message being queued to a provider taking it (retries included), by provider',
+  labelNames: ['provider'] as const,
+  buckets: DELIVERY_LATENCY_BUCKETS,
+  registers: [relayRegistry],
+});
+
+/** One recorded delivery attempt, as the queue reports it (queue.ts QueueDeps.onAttempt). */
+export interface AttemptMetric {
+  provider: string;
+  result: 'delivered' | 'transient' | 'permanent';
+  /** Queued → delivered, when some recipients were delivered by this attempt. */
+  latencyMs?: number;
+}
+
+/** Counts one attempt (on the main thread: the delivery thread posts it, queue-threads.ts). */
+export function recordAttempt(a: AttemptMetric): void {
+  relayDeliveryAttempts.labels(a.provider, a.result).inc();
+  if (a.latencyMs !== undefined) relayDeliveryLatency.labels(a.provider).observe(Math.max(0, a.latencyMs) / 1000);
+}
 
 /** The code of an smtpError() (errors.ts), or `error` for anything else. */
 export const reasonOf = (e: Error | null | undefined): string => ((e as { code?: unknown } | null | undefined)?.code as string | undefined) ?? 'error';

@@ -1,13 +1,13 @@
 // What the controller runs for the mail relay's settings (wiring only): the stores the API
 // writes through, and the minute job that moves DKIM rotations on (domains.ts settle()).
 import { hostname as osHostname } from 'node:os';
-import { accountOfKey, KeyRateLimiter } from '../api/mail-account.js';
-import type { AccountKeys } from '../api/auth.js';
+import { KeyRateLimiter } from '../limit.js';
+import { accountOfKey, type AccountKeys } from './credentials/account-keys.js';
 import { logger } from '../log/index.js';
 import type { Db } from '../store/db.js';
 import type { RecordStore } from '../store/records.js';
-import { MailDomains } from './domains.js';
-import { MessageStore, purgeBefore } from './messages.js';
+import { MailDomains } from './domains/domains.js';
+import { MessageStore, purgeBefore } from './queue/messages.js';
 import { mailMetricsFrom } from './metrics.js';
 import { MailStore } from './store.js';
 
@@ -21,6 +21,9 @@ export interface MailWiring {
   tick: () => void;
   stop: () => void;
 }
+
+/** The relay's host name as the controller publishes it (MX target, MTA-STS mx). */
+export const mailHostname = (c: { mail_hostname?: string | undefined }): string => c.mail_hostname ?? osHostname();
 
 /** Where to ask a DNS server that listens on `listenIp` (a wildcard listener answers on loopback). */
 export const askAt = (listenIp: string): string => (listenIp === '0.0.0.0' ? '127.0.0.1' : listenIp === '::' ? '::1' : listenIp);
@@ -38,7 +41,7 @@ export function mailWiring(o: {
 }): MailWiring {
   const log = logger('mail.jobs');
   const store = new MailStore(o.db);
-  const hostname = o.config.mail_hostname ?? osHostname();
+  const hostname = mailHostname(o.config);
   const domains = new MailDomains(o.db, o.records, store, { hostname, nodeIp: o.config.node_ip, ...(o.now ? { now: o.now } : {}) });
   const now = o.now ?? Date.now;
   const tick = () => {

@@ -72,6 +72,27 @@ export const routeBody = routeInput.superRefine((r, ctx) => {
     }
 });
 
+/**
+ * A fixed answer Caddy serves itself (its `static_response` handler) instead of proxying: for
+ * text this project generates from validated fields (the MTA-STS policy of a mail domain), never
+ * from a client's text. Printable ASCII and CR LF only, no `{` `}` (Caddy would expand a
+ * placeholder in it), and bounded.
+ */
+export const STATIC_CONTENT_TYPES = ['text/plain; charset=utf-8'] as const;
+/** The largest body a static route may carry (an MTA-STS policy with a few mx lines is ~100 bytes). */
+const MAX_STATIC_BODY = 4096;
+export const staticResponse = z
+  .object({
+    status: z.literal(200),
+    content_type: z.enum(STATIC_CONTENT_TYPES),
+    body: z
+      .string()
+      .max(MAX_STATIC_BODY)
+      .regex(/^[\x20-\x7a|~\r\n]*$/, 'must hold printable ASCII and line breaks only, no { or }'),
+  })
+  .strict();
+export type StaticResponse = z.infer<typeof staticResponse>;
+
 /** One reverse-proxy route, every field validated: what the proxy renders (DesiredRoute) and the core of a stored one. */
 export interface RouteShape {
   /** Stable id: `api:<id>` for /api/v1/routes, `record:<fqdn without dot>` for proxied records. */
@@ -85,6 +106,8 @@ export interface RouteShape {
   tls: TlsMode;
   /** Active health check path (GET, 2xx/3xx = healthy) or null. */
   health_path: string | null;
+  /** Caddy answers this itself instead of proxying (`upstreams` is then empty); never set from an API body. */
+  respond?: StaticResponse;
 }
 
 /** An explicit route as stored (`api:<id>`): routeInput with its defaults filled in. */

@@ -160,7 +160,10 @@ const template = lazyTemplate<View>(TEMPLATE_URL, helpers);
  * Does not mutate `desired`.
  */
 export function caddyfileExport(desired: DesiredProxy): string {
-  const { routes, skipped } = selectRoutes(desired);
+  const selected = selectRoutes(desired);
+  // Static answers (a mail domain's MTA-STS policy) are in the pushed JSON only: listed as left out.
+  const routes = selected.routes.filter((r) => !r.respond);
+  const skipped = [...selected.skipped, ...selected.routes.filter((r) => r.respond).map((r) => ({ id: r.id, reason: 'a static response (served by the pushed JSON config, not exported)' }))];
   const { settings } = desired;
   return template({
     admin: settings.admin,

@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { routeOwnProblem, type OwnEndpoints } from '../model/endpoints.js';
 import { PLAIN_SERVICE, srvQuestion, type PlainKind } from '../dns/upstreams.js';
 import { endpointsOf } from './guard.js';
+import { staticHandler, staticProblem } from './static.js';
 import { ID_PREFIX, type DesiredProxy, type DesiredRoute, type OnDemandSettings, type Rendered, type TlsMode } from './types.js';
 
 /** Server names (keys under apps.http.servers). The HTTP server always exists. */
@@ -161,8 +162,8 @@ export function selectRoutes(desired: DesiredProxy): Selection {
     let reason: string | null;
     if (ids.has(r.id)) reason = 'duplicate route id';
     else if (r.hosts.length === 0) reason = 'no hosts';
-    else if (r.upstreams.length === 0) reason = 'no upstreams';
-    else reason = ownProblem(r, own);
+    else if (r.upstreams.length === 0 && !r.respond) reason = 'no upstreams';
+    else reason = staticProblem(r) ?? ownProblem(r, own);
     for (const host of r.hosts) {
       const claim = hostTls.get(host);
       if (reason || !claim) continue;
@@ -281,7 +282,7 @@ function leaf(r: DesiredRoute, id: string, hosts: string[]): Json {
   }
   const built = canon({
     '@id': id,
-    handle: [proxyHandler(r)],
+    handle: [r.respond ? staticHandler({ ...r, respond: r.respond }) : proxyHandler(r)],
     match: [r.path === null ? { host: hosts } : { host: hosts, path: pathPatterns(r.path) }],
     terminal: true,
   });

@@ -121,6 +121,38 @@ export class ProxyState {
     this.splitState = null;
   }
 
+  /**
+   * Routes another part of the controller generates (static answers: a mail domain's MTA-STS
+   * policy, src/mail/domains/mta-sts.ts), added to every build. Read again whenever records change: the
+   * source must change only with a record (the policy's id is in the `_mta-sts` TXT record), and
+   * return the same object for an unchanged route (the reconciler compares by identity).
+   */
+  useStatics(source: () => readonly DesiredRoute[]): void {
+    this.statics = source;
+    this.built = null;
+    this.staticsStale = true;
+  }
+
+  private statics: (() => readonly DesiredRoute[]) | null = null;
+  /** The static routes as of the last build (read again after a record change), and ids refused. */
+  private staticRoutes = new Map<string, DesiredRoute>();
+  private staticErrors = new Map<string, string>();
+  private staticsStale = false;
+
+  /** `b` with the static routes added (an id another route has already is left out, as an error). */
+  private withStatics(b: DesiredBuild): DesiredBuild {
+    const extra = this.statics?.() ?? [];
+    if (!extra.length) return b;
+    const ids = new Set(b.routes.map((r) => r.id));
+    const errors = new Map(b.errors);
+    const routes = [...b.routes];
+    for (const r of extra) {
+      if (ids.has(r.id)) errors.set(r.id, `route id ${r.id} is taken`);
+      else routes.push(r);
+    }
+    return { routes: routes.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0)), errors };
+  }
+
   /** A committed record change (the pipeline calls this after the DNS index has it). O(sets changed). */
   recordsChanged(change: RecordChange): void {
     this.built = null;
@@ -148,7 +180,7 @@ export class ProxyState {
    * route change. `routes` is sorted when first read (a listing), not per build.
    */
   build(fresh = false): DesiredBuild {
-    if (fresh) return buildDesired(this.records.list({ proxied: true }), this.routes.list(), this.resolve);
+    if (fresh) return this.withStatics(buildDesired(this.records.list({ proxied: true }), this.routes.list(), this.resolve));
     if (this.built) return this.built;
     const set = (routes: Map<string, DesiredRoute>, errors: Map<string, string>, id: string, b: DesiredBuild) => {
       const before = routes.get(id);
@@ -182,8 +214,20 @@ export class ProxyState {
       else this.nameBound.delete(name);
     }
     this.dirty.clear();
+    if (this.statics && (this.staticsStale || this.recordsMoved)) {
+      const next = new Map<string, DesiredRoute>();
+      const errors = new Map<string, string>();
+      for (const r of this.statics()) {
+        if (this.recordRoutes.has(r.id) || this.api.routes.has(r.id)) errors.set(r.id, `route id ${r.id} is taken`);
+        else next.set(r.id, r);
+      }
+      for (const id of new Set([...this.staticRoutes.keys(), ...next.keys()])) if (this.staticRoutes.get(id) !== next.get(id)) this.changed(id, next.get(id));
+      this.staticRoutes = next;
+      this.staticErrors = errors;
+      this.staticsStale = false;
+    }
     this.recordsMoved = false;
-    const { recordRoutes, recordErrors, api } = this;
+    const { recordRoutes, recordErrors, api, staticRoutes, staticErrors } = this;
     let sorted: DesiredRoute[] | null = null;
     let errors: Map<string, string> | null = null;
     const counts = this.counts;
@@ -192,12 +236,12 @@ export class ProxyState {
       get routes() {
         if (!sorted) {
           counts.materialized++;
-          sorted = [...recordRoutes.values(), ...api.routes.values()].sort(byId);
+          sorted = [...recordRoutes.values(), ...api.routes.values(), ...staticRoutes.values()].sort(byId);
         }
         return sorted;
       },
       get errors() {
-        return (errors ??= new Map([...recordErrors, ...api.errors]));
+        return (errors ??= new Map([...recordErrors, ...api.errors, ...staticErrors]));
       },
     });
   }
@@ -211,17 +255,17 @@ export class ProxyState {
   /** The current route with this id, or undefined. */
   private routeOf(id: string): DesiredRoute | undefined {
     this.build();
-    return this.recordRoutes.get(id) ?? this.api.routes.get(id);
+    return this.recordRoutes.get(id) ?? this.api.routes.get(id) ?? this.staticRoutes.get(id);
   }
 
   private errorOf(id: string): string | undefined {
     this.build();
-    return this.recordErrors.get(id) ?? this.api.errors.get(id);
+    return this.recordErrors.get(id) ?? this.api.errors.get(id) ?? this.staticErrors.get(id);
   }
 
   /** Desired routes were the proxied record sets `proxied` (a dry run computed on another connection). */
   buildWith(proxied: readonly StoredRecord[]): DesiredBuild {
-    return buildDesired(proxied, this.routes.list(), this.resolve);
+    return this.withStatics(buildDesired(proxied, this.routes.list(), this.resolve));
   }
 
   /**

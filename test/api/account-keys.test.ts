@@ -2,9 +2,9 @@
 // own account (another's things are 404), a password change but no new domains; rate limited per
 // key (injected clock) with 429 and Retry-After. The admin token sees everything, unlimited.
 import { expect } from 'chai';
-import { MessageStore } from '../../src/mail/messages.js';
+import { MessageStore } from '../../src/mail/queue/messages.js';
 import { MailStore } from '../../src/mail/store.js';
-import { verifyPassword } from '../../src/mail/password.js';
+import { verifyPassword } from '../../src/mail/credentials/password.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
 
 describe('api: mail account keys as bearer tokens', () => {

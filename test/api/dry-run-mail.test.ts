@@ -2,8 +2,8 @@
 // database differs afterwards (every table compared); a malformed or misspelt flag is a 400 that
 // names it, so a typo never applies the change.
 import { expect } from 'chai';
-import { selfSignedCert } from '../../src/mail/cert.js';
-import { MessageStore } from '../../src/mail/messages.js';
+import { selfSignedCert } from '../../src/mail/credentials/cert.js';
+import { MessageStore } from '../../src/mail/queue/messages.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
 
 type Method = 'POST' | 'PUT' | 'DELETE';

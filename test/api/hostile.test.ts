@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import type { InjectOptions } from 'fastify';
 import { ERRORS } from '../../src/errors.js';
-import { selfSignedCert } from '../../src/mail/cert.js';
+import { selfSignedCert } from '../../src/mail/credentials/cert.js';
 import { caddyfileExport } from '../../src/proxy/caddyfile.js';
 import { render } from '../../src/proxy/render.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';

@@ -1,7 +1,7 @@
 // /api/v1/mail/*: what an admin sees through the controller's API (inject()). Secrets are
 // write-only; references between rules and providers are checked.
 import { expect } from 'chai';
-import { MessageStore } from '../../src/mail/messages.js';
+import { MessageStore } from '../../src/mail/queue/messages.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
 
 describe('mail: admin API', () => {

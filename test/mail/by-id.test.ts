@@ -1,6 +1,6 @@
 // GET/PUT by id for mail accounts (password change), providers and rules.
 import { expect } from 'chai';
-import { verifyPassword } from '../../src/mail/password.js';
+import { verifyPassword } from '../../src/mail/credentials/password.js';
 import { MailStore } from '../../src/mail/store.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
 

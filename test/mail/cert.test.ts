@@ -6,8 +6,8 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { selfSignedCert } from '../../src/mail/cert.js';
-import { checkCertPair } from '../../src/mail/certcheck.js';
+import { selfSignedCert } from '../../src/mail/credentials/cert.js';
+import { checkCertPair } from '../../src/mail/credentials/certcheck.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
 import { HOSTNAME, startRelay, type RelayFixture } from './helpers.js';
 

@@ -1,7 +1,7 @@
 // `dnsproxy mail account|provider|rule|dkim|queue` against a real controller API on a loopback
 // port: what the admin types and reads.
 import { expect } from 'chai';
-import { MessageStore } from '../../src/mail/messages.js';
+import { MessageStore } from '../../src/mail/queue/messages.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
 import { listenApi, runCli } from './cli-run.js';
 
@@ -36,6 +36,26 @@ describe('mail: admin CLI', function () {
 
     const dkim = await cli(['mail', 'dkim', 'create', 'example.com']);
     expect(dkim.stdout).to.match(/^dnsproxy\._domainkey\.example\.com\. TXT "v=DKIM1; k=rsa; p=[A-Za-z0-9+/=]+"\n$/);
+  });
+
+  it('an http provider made through the API gets the same auth defaults as one made with the CLI (model HTTP_AUTH_DEFAULTS)', async () => {
+    const stored = (name: string) => f.mail.deps.store.provider(name)?.config;
+    for (const [format, secretField, expected] of [
+      ['postmark', 'value', { scheme: 'header', name: 'X-Postmark-Server-Token', value: 'k-1' }],
+      ['mailgun', 'pass', { scheme: 'basic', user: 'api', pass: 'k-1' }],
+      ['sendgrid', 'token', { scheme: 'bearer', token: 'k-1' }],
+    ] as const) {
+      const viaCli = await cli(['mail', 'provider', 'add', `cli-${format}`, 'https://api.example.com/send', '--type', 'http', '--format', format], 'k-1\n');
+      expect(viaCli, viaCli.stderr).to.include({ code: 0 });
+      const viaApi = await f.app.inject({ method: 'PUT', url: `/api/v1/mail/providers/api-${format}`, headers: f.auth, payload: { type: 'http', format, url: 'https://api.example.com/send', auth: { [secretField]: 'k-1' } } });
+      expect(viaApi.statusCode, viaApi.body).to.equal(201);
+      expect(stored(`api-${format}`)).to.deep.equal(stored(`cli-${format}`));
+      expect(stored(`api-${format}`)).to.deep.include({ auth: expected });
+    }
+    // A format without a default scheme (raw) still needs one: 400 naming the field.
+    const raw = await f.app.inject({ method: 'PUT', url: '/api/v1/mail/providers/api-raw', headers: f.auth, payload: { type: 'http', format: 'raw', url: 'https://api.example.com/send', auth: { token: 'k-1' } } });
+    expect(raw.statusCode).to.equal(400);
+    expect(raw.body).to.include('auth.scheme');
   });
 
   it('mail queue lists messages and shows one', async () => {

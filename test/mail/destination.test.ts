@@ -7,10 +7,10 @@ import { Resolver } from 'node:dns/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo, LookupFunction } from 'node:net';
 import { ZoneIndex } from '../../src/dns/zone.js';
-import { Deliverer } from '../../src/mail/deliver.js';
-import { hostSyntaxProblem, providerDestinationIssues, refusedHost } from '../../src/mail/destination.js';
+import { Deliverer } from '../../src/mail/delivery/deliver.js';
+import { hostSyntaxProblem, providerDestinationIssues, refusedHost } from '../../src/mail/delivery/destination.js';
 import { memoryResolver } from '../../src/mail/resolver.js';
-import { providerConfig, type Provider } from '../../src/mail/schema.js';
+import { providerConfig, type Provider } from '../../src/model/mail.js';
 import { rec, startServer, ZONES } from '../dns/fixture.js';
 import { sinkSet } from './helpers.js';
 

@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { authenticate } from 'mailauth';
 import { DnsServer } from '../../src/dns/server.js';
-import { signMessage } from '../../src/mail/dkim.js';
+import { signMessage } from '../../src/mail/delivery/dkim.js';
 import { dns2Resolver } from '../../src/mail/resolver.js';
 import { apiFixture, MAIL_HOSTNAME, NODE_IP, type ApiFixture } from '../helpers/api.js';
 

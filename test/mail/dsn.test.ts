@@ -2,7 +2,7 @@
 // uses CRLF), and the status each provider reply becomes. UPDATE_GOLDEN=1 rewrites the files.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { expect } from 'chai';
-import { enhancedStatus, headerBlock, MAX_RETURNED_HEADERS, renderDsn, span, type DsnInput } from '../../src/mail/dsn.js';
+import { enhancedStatus, headerBlock, MAX_RETURNED_HEADERS, renderDsn, span, type DsnInput } from '../../src/mail/delivery/dsn.js';
 
 const GOLDEN = new URL('./golden/', import.meta.url);
 const T0 = Date.UTC(2024, 0, 2, 3, 4, 5);

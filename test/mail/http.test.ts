@@ -3,9 +3,9 @@
 // for the message, and the MIME reader behind the rebuilt formats.
 import { expect } from 'chai';
 import MailComposer from 'nodemailer/lib/mail-composer';
-import { authHeader, httpOutcome, httpRequest, retryAfterMs } from '../../src/mail/http.js';
-import { decodeWords, parseMime } from '../../src/mail/mime.js';
-import { providerConfig, publicConfig, type HttpProviderConfig } from '../../src/mail/schema.js';
+import { authHeader, httpOutcome, httpRequest, retryAfterMs } from '../../src/mail/delivery/http.js';
+import { decodeWords, parseMime } from '../../src/mail/delivery/mime.js';
+import { providerConfig, publicConfig, type HttpProviderConfig } from '../../src/model/mail.js';
 
 const envelope = { from: 'app@example.com', to: ['ann@example.org', 'bob@example.org'] };
 
@@ -152,7 +152,7 @@ describe('mail http: provider config (schema) and what is shown of it', () => {
     ['unknown format', { type: 'http', format: 'ses', url: 'https://x.example' }, ['format']],
     ['not http(s)', { type: 'http', format: 'raw', url: 'ftp://x.example/' }, ['url']],
     ['credentials in the URL', { type: 'http', format: 'raw', url: 'https://api:key@x.example/' }, ['url']],
-    ['basic without a user', { type: 'http', format: 'mailgun', url: 'https://x.example/', auth: { scheme: 'basic', pass: 'k' } }, ['auth.user']],
+    ['basic without a user (a format with no default user: mailgun gets api, HTTP_AUTH_DEFAULTS)', { type: 'http', format: 'raw', url: 'https://x.example/', auth: { scheme: 'basic', pass: 'k' } }, ['auth.user']],
     ['a key with a line break (header injection)', { type: 'http', format: 'raw', url: 'https://x.example/', auth: { scheme: 'bearer', token: 'a\r\nX-Evil: 1' } }, ['auth.token']],
     ['mx port out of range', { type: 'mx', port: 70000 }, ['port']],
     ['mx with a host', { type: 'mx', host: 'mx.example.org' }, ['']],

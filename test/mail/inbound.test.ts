@@ -7,12 +7,12 @@ import * as packet from 'dns-packet';
 import { createSocket } from 'node:dgram';
 import nodemailer from 'nodemailer';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
-import { signMessage } from '../../src/mail/dkim.js';
+import { signMessage } from '../../src/mail/delivery/dkim.js';
 import { relayOptions } from '../../src/mail/index.js';
-import { inboundRecipient, receivedCount, stripOwnAuthResults, verdict } from '../../src/mail/inbound.js';
-import { dkimTxt, generateDkimPrivateKey } from '../../src/mail/keys.js';
+import { inboundRecipient, receivedCount, stripOwnAuthResults, verdict } from '../../src/mail/smtp/inbound.js';
+import { dkimTxt, generateDkimPrivateKey } from '../../src/mail/credentials/keys.js';
 import { mailDnsProblem, memoryResolver, systemResolver, type DnsResolver } from '../../src/mail/resolver.js';
-import type { Rule } from '../../src/mail/schema.js';
+import type { Rule } from '../../src/model/mail.js';
 import { ACCOUNT, client, configure, eventually, HOSTNAME, message, queuedIds, raw, refusal, sink, startRelay, type RelayFixture, type Sink } from './helpers.js';
 
 /** The TXT chunks of a long value, as DNS carries them (255 bytes each). */

@@ -4,8 +4,8 @@
 import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Authenticator } from '../../src/mail/auth.js';
-import { selfSignedCert } from '../../src/mail/cert.js';
+import { Authenticator } from '../../src/mail/credentials/auth.js';
+import { selfSignedCert } from '../../src/mail/credentials/cert.js';
 import { MailStore } from '../../src/mail/store.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
 import { listenApi, runCli } from './cli-run.js';

@@ -2,9 +2,9 @@
 // single flight, hash slots, never blocking the event loop), and SMTP AUTH with a key against a
 // real relay: what a client sees (235 / 535 / 530) and what the admin sees (last used).
 import { expect } from 'chai';
-import { Authenticator, AuthBusyError } from '../../src/mail/auth.js';
-import { keyHash, keyState, looksLikeKey, newKey, rotationPlan } from '../../src/mail/apikeys.js';
-import { duration } from '../../src/mail/schema.js';
+import { Authenticator, AuthBusyError } from '../../src/mail/credentials/auth.js';
+import { keyHash, keyState, looksLikeKey, newKey, rotationPlan } from '../../src/mail/credentials/apikeys.js';
+import { duration } from '../../src/model/mail.js';
 import { MailStore } from '../../src/mail/store.js';
 import { openDb, type Db } from '../../src/store/db.js';
 import { tempDir } from '../helpers/tmp.js';

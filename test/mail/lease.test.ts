@@ -4,8 +4,8 @@
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
 import { hostname } from 'node:os';
-import { MessageStore } from '../../src/mail/messages.js';
-import { ownerGone } from '../../src/mail/queue.js';
+import { MessageStore } from '../../src/mail/queue/messages.js';
+import { ownerGone } from '../../src/mail/queue/queue.js';
 import { openDb } from '../../src/store/db.js';
 import { tempDir } from '../helpers/tmp.js';
 import { configure, eventually, sink, startRelay, type RelayFixture, type Sink } from './helpers.js';

@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { relayOptions } from '../../src/mail/index.js';
-import { DataBudget, RateLimiter } from '../../src/mail/ratelimit.js';
+import { DataBudget, RateLimiter } from '../../src/mail/smtp/ratelimit.js';
 import { ACCOUNT, client, configure, eventually, mail, raw, rawAuthenticated, refusal, sink, startRelay, type RawSession, type RelayFixture, type Sink } from './helpers.js';
 
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));

@@ -4,7 +4,7 @@
 // sessions against a relay whose login clock and 535 delays the test moves (no sleeps). Other
 // clients are other loopback addresses (127.0.0.x as the connection's local address).
 import { expect } from 'chai';
-import { LoginLockout, LoginSlots } from '../../src/mail/throttle.js';
+import { LoginLockout, LoginSlots } from '../../src/mail/smtp/throttle.js';
 import { ACCOUNT, authPlain, eventually, rawTls, startRelay, type RelayFixture } from './helpers.js';
 
 const LOCK = { failures: 10, baseMs: 60_000, maxMs: 15 * 60_000, forgetMs: 60 * 60_000 };

@@ -1,8 +1,8 @@
 // The relay's state on the controller's /metrics (one scrape): queue depth by status, delivery
 // attempts by provider and outcome, suppressions, days left on the presented certificate.
 import { expect } from 'chai';
-import { selfSignedCert } from '../../src/mail/cert.js';
-import { MessageStore } from '../../src/mail/messages.js';
+import { selfSignedCert } from '../../src/mail/credentials/cert.js';
+import { MessageStore } from '../../src/mail/queue/messages.js';
 import { MailStore } from '../../src/mail/store.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
 

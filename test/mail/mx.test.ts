@@ -2,9 +2,9 @@
 // (tables against an in-memory zone that tells NXDOMAIN from NODATA), and which connections an
 // attempt makes and what it reports (a scripted connect in place of SMTP).
 import { expect } from 'chai';
-import { lookupMx, MAX_ADDRESSES, mxDnsServers, MxSender, type MxConnect, type MxRoute } from '../../src/mail/mx.js';
+import { lookupMx, MAX_ADDRESSES, mxDnsServers, MxSender, type MxConnect, type MxRoute } from '../../src/mail/delivery/mx.js';
 import { memoryResolver } from '../../src/mail/resolver.js';
-import type { Outcome } from '../../src/mail/smtp.js';
+import type { Outcome } from '../../src/mail/delivery/smtp.js';
 
 const mx = (priority: number, exchange: string) => ({ priority, exchange });
 

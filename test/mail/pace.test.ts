@@ -1,7 +1,7 @@
-// Accepting comes first (src/mail/pace.ts): when a claim waits, as a table over a fake clock and
+// Accepting comes first (src/mail/queue/pace.ts): when a claim waits, as a table over a fake clock and
 // a fake machine.
 import { expect } from 'chai';
-import { BURST_MESSAGES, cpuTimes, MAX_PAUSE_MS, Pace, PAUSE_STEP_MS } from '../../src/mail/pace.js';
+import { BURST_MESSAGES, cpuTimes, MAX_PAUSE_MS, Pace, PAUSE_STEP_MS } from '../../src/mail/queue/pace.js';
 
 /** A machine whose next sample shows `idle` (a fraction) of the CPU time since the previous one idle. */
 function machine() {

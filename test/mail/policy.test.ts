@@ -1,10 +1,10 @@
 // The relay's pure parts as tables: routing, provider turns, backoff, error classes, next state,
 // the login throttle.
 import { expect } from 'chai';
-import { afterAttempt, backoff, classify, settle } from '../../src/mail/policy.js';
-import { matchRule, providerFor } from '../../src/mail/route.js';
-import type { Attempt, Rule } from '../../src/mail/schema.js';
-import { AuthThrottle } from '../../src/mail/throttle.js';
+import { afterAttempt, backoff, classify, settle } from '../../src/mail/queue/policy.js';
+import { matchRule, providerFor } from '../../src/mail/queue/route.js';
+import type { Attempt, Rule } from '../../src/model/mail.js';
+import { AuthThrottle } from '../../src/mail/smtp/throttle.js';
 
 const rule = (over: Partial<Rule>): Rule => ({ id: over.provider ?? 'r', priority: 100, sender_domain: null, recipient_domain: null, account: null, provider: 'default', fallback_provider: null, ...over });
 

@@ -7,13 +7,13 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import { rec, startServer, ZONES } from '../dns/fixture.js';
-import { selfSignedCert } from '../../src/mail/cert.js';
+import { selfSignedCert } from '../../src/mail/credentials/cert.js';
 import { setLogLevel } from '../../src/log/index.js';
 import type { DnsServer } from '../../src/dns/server.js';
 import { ZoneIndex } from '../../src/dns/zone.js';
 import { memoryResolver, systemResolver } from '../../src/mail/resolver.js';
-import type { MxResolver } from '../../src/mail/mx.js';
-import type { ProviderConfig } from '../../src/mail/schema.js';
+import type { MxResolver } from '../../src/mail/delivery/mx.js';
+import type { ProviderConfig } from '../../src/model/mail.js';
 import { ACCOUNT, client, eventually, mail, message, queuedIds, sinkSet, startRelay, type Received, type RelayFixture, type Sink } from './helpers.js';
 
 /** A port free on 127.0.0.1 (a sink's) is one nothing listens on at 127.0.0.2: the "down" MX host. */

@@ -1,7 +1,7 @@
 // Retention: the controller's minute job deletes exactly the final messages queued before
 // now - mail_retention_days, with their delivery logs and unused bodies (injected clock).
 import { expect } from 'chai';
-import { MessageStore, PURGE_BATCH, purgeBefore } from '../../src/mail/messages.js';
+import { MessageStore, PURGE_BATCH, purgeBefore } from '../../src/mail/queue/messages.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
 
 const DAY = 86_400_000;

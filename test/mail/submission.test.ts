@@ -2,8 +2,8 @@
 // is refused with which reply. Real sockets: nodemailer → relay → sink.
 import { expect } from 'chai';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
-import { dkimTxt, generateDkimPrivateKey } from '../../src/mail/keys.js';
-import { MAX_REFUSED_RECIPIENTS } from '../../src/mail/server.js';
+import { dkimTxt, generateDkimPrivateKey } from '../../src/mail/credentials/keys.js';
+import { MAX_REFUSED_RECIPIENTS } from '../../src/mail/smtp/server.js';
 import { authPlain, client, eventually, mail, message, queuedIds, raw, rawAuthenticated, rawTls, refusal, relayWithSink, sink, type RelayFixture, type Sink } from './helpers.js';
 
 describe('mail: submission (STARTTLS + AUTH, policy replies)', function () {

@@ -1,4 +1,4 @@
-// The relay's queue threads (src/mail/queue-threads.ts) on their own: a writer and a delivery
+// The relay's queue threads (src/mail/queue/queue-threads.ts) on their own: a writer and a delivery
 // thread on a real data dir. A message is committed before enqueueSoon() resolves, and it is
 // claimed by the delivery thread; a thread that cannot start fails start() with its reason and
 // leaves nothing running.
@@ -6,8 +6,8 @@ import { expect } from 'chai';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { logLevel } from '../../src/log/index.js';
-import { ThreadedDelivery } from '../../src/mail/queue-threads.js';
-import { MessageStore } from '../../src/mail/messages.js';
+import { ThreadedDelivery } from '../../src/mail/queue/queue-threads.js';
+import { MessageStore } from '../../src/mail/queue/messages.js';
 import { openDb } from '../../src/store/db.js';
 import { tempDir } from '../helpers/tmp.js';
 import { eventually } from './helpers.js';
