@@ -2,8 +2,8 @@
 // mail sections, whose entries are the mail API's bodies with every secret optional (an export
 // leaves them out; apply keeps the stored one when the file does).
 import { z } from 'zod';
-import { accountInput, mailDomain, mailName, ruleInput } from '../mail/schema.js';
-import { mailDomainSettings } from '../mail/domain.js';
+import { accountInput, mailDomain, mailName, ruleInput } from '../model/mail.js';
+import { mailDomainSettings } from '../mail/domains/domain.js';
 import { MAX_ENTRIES, stateDocument } from '../model/state.js';
 
 const list = <T extends z.ZodType>(entry: T) => z.array(entry).max(MAX_ENTRIES).default([]);
