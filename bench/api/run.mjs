@@ -22,6 +22,7 @@ import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { prng } from '../lib/prng.mjs';
 
 const RATE = Number(process.env.RATE ?? 1000);
 const DURATION = Number(process.env.DURATION ?? 30);
@@ -36,18 +37,6 @@ const SOCKETS = 64;
 const TOKEN = 'bench-admin-token-0123456789abcdef';
 const BIN = fileURLToPath(new URL('../../bin/dnsproxy', import.meta.url));
 const TICK = 100; // USER_HZ on Linux
-
-/** mulberry32: a fixed-seed PRNG, so runs send the same mix. */
-function prng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 async function freePort() {
   const s = createServer();
