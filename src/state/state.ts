@@ -10,7 +10,7 @@ import { valueKey } from '../mail/domains/domain.js';
 import { generateDkimPrivateKey } from '../mail/credentials/keys.js';
 import { hashPassword, verifyPassword } from '../mail/credentials/password.js';
 import { providerConfig, publicConfig, type ProviderConfig, type RuleInput } from '../model/mail.js';
-import { deviceAddresses } from '../model/device.js';
+import { deviceAddresses, type Device } from '../model/device.js';
 import { absolute } from '../model/name.js';
 import { STATE_VERSION, type SoaSettings } from '../model/state.js';
 import type { RecordWrite, StoredRecord } from '../model/record.js';
@@ -158,11 +158,41 @@ function resolveTargets(deps: StateDeps, raw: unknown): { raw: unknown; targets:
     const type = typeof rest.type === 'string' ? rest.type.toUpperCase() : '';
     if (type !== 'A' && type !== 'AAAA') throw fieldError(`records.${i}.type`, 'must be A or AAAA with target_device (the device gives addresses)');
     if ('values' in rest) throw fieldError(`records.${i}.values`, 'leave values out with target_device: they come from the device');
-    const target = resolveTarget(deps, target_device, type, `records.${i}.target_device`);
+    let target: TargetDevice;
+    try {
+      target = resolveTarget(deps, target_device, type, `records.${i}.target_device`);
+    } catch (e) {
+      const kept = keptBinding(deps, rest.name, type, target_device);
+      if (!kept) throw e;
+      targets.set(i, kept.target);
+      return { ...rest, values: kept.values };
+    }
     targets.set(i, target);
     return { ...rest, values: deviceAddresses(target.device, type) };
   });
   return { raw: { ...(raw as Record<string, unknown>), records: resolved }, targets };
+}
+
+/**
+ * A device that left the tailnet (or a list not read yet) while a stored set is still bound to it
+ * under this name: the set keeps its last addresses and its binding, as the binder keeps them, so
+ * a file exported here applies here again. Null when there is no such binding.
+ */
+function keptBinding(deps: StateDeps, name: unknown, type: 'A' | 'AAAA', device: unknown): { target: TargetDevice; values: string[] } | null {
+  if (typeof name !== 'string' || typeof device !== 'string' || !deps.devices) return null;
+  let at: string;
+  try {
+    at = placeName(name, deps.zones, 'name').name;
+  } catch {
+    return null;
+  }
+  const rec = deps.records.get(at, type);
+  const bound = rec && deps.devices.binder.deviceOf(rec);
+  const binding = deps.devices.bindings.get(at, type);
+  if (!rec || !bound || !binding || bound.name !== device.toLowerCase()) return null;
+  const values = rec.values.map(String);
+  const kept: Device = { name: binding.device, id: binding.device_id, dns_name: null, host_name: '', ipv4: type === 'A' ? values : [], ipv6: type === 'AAAA' ? values : [], online: false, last_seen: null, self: false };
+  return { target: { device: kept, type }, values };
 }
 
 /** Parses `raw` and makes the secrets the apply will store; nothing is written. */

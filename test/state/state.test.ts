@@ -91,9 +91,13 @@ describe('state: export and apply the whole desired state', function () {
   let a: ApiFixture;
   let b: ApiFixture;
   let tailnet: FakeLocalApi;
-  /** An instance that has read the tailnet's device list once (its timers never fire again). */
+  /** Each instance's device-poll timers: a test fires them to make it read the tailnet again. */
+  const timers = new Map<ApiFixture, ManualTimers>();
+  /** An instance that has read the tailnet's device list once (again only when its timers fire). */
   const withDevices = async () => {
-    const f = await apiFixture({ devices: { source: localApiSource(tailnet.socket), timers: new ManualTimers() } });
+    const t = new ManualTimers();
+    const f = await apiFixture({ devices: { source: localApiSource(tailnet.socket), timers: t } });
+    timers.set(f, t);
     const polled = once(f.devices.registry, 'polled');
     f.devices.registry.start();
     await polled;
@@ -179,6 +183,33 @@ describe('state: export and apply the whole desired state', function () {
     const served = (f: ApiFixture) => f.index.servedRecords('lab.example.').map((r) => [r.name, r.type, r.values]).filter(([name, type]) => type !== 'SOA' && !String(name).includes('_domainkey'));
     expect(served(b)).to.deep.equal(served(a));
     expect(b.records.get('lab.example.', 'TXT')?.values).to.have.length(2);
+  });
+
+  it('a set bound to a device that left the tailnet keeps its binding: its export applies again, a change keeps it bound', async () => {
+    await ok(a, 'PUT', '/api/v1/records/laptop/A', { name: 'laptop', type: 'A', target_device: 'laptop' });
+    tailnet.peers = [];
+    for (const f of [a, b]) {
+      const polled = once(f.devices.registry, 'polled');
+      expect(timers.get(f)!.fire()).to.equal(1);
+      await polled;
+      await f.pipeline.settled();
+    }
+    const text = await exportText(a);
+    expect((parse(text) as { records: unknown[] }).records).to.deep.equal([{ name: 'laptop.home.arpa.', type: 'A', ttl: 300, target_device: 'laptop' }]);
+    const again = await apply(a, text);
+    expect(again.statusCode, again.body).to.equal(200);
+    expect(again.json().changed).to.equal(false);
+    const doc = parse(text) as { records: Record<string, unknown>[] };
+    doc.records[0]!.ttl = 60;
+    const changed = await apply(a, stringify(doc));
+    expect(changed.statusCode, changed.body).to.equal(200);
+    expect(changed.json().plan.records.changed).to.deep.equal(['laptop.home.arpa. A']);
+    const rec = (await ok(a, 'GET', '/api/v1/records/laptop/A')).json().record;
+    expect(rec).to.deep.include({ ttl: 60, values: ['100.64.0.5'], device: { name: 'laptop', state: 'missing' } });
+    // Elsewhere (b has no set bound to it) the same file is refused, naming the field.
+    const refused = await apply(b, text);
+    expect(refused.statusCode, refused.body).to.equal(400);
+    expect(refused.json().error.fields.map((x: { path: string }) => x.path)).to.deep.equal(['records.0.target_device']);
   });
 
   it('a dry run changes nothing and shows the plan', async () => {
