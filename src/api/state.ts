@@ -33,7 +33,7 @@ export const stateRoutes =
           response: successes({ 200: 'the state document: YAML (application/yaml), or JSON with format=json' }),
           tags,
           querystring: z.object({ format: z.enum(['yaml', 'json']).default('yaml') }).strict(),
-          description: 'Zones with their SOA settings, record sets with their proxy settings, routes, mail domains, accounts, providers and rules. Secrets (passwords, provider credentials, DKIM keys, API tokens and keys) are left out. The same state always gives the same bytes.',
+          description: 'Zones with their SOA settings (an imported SOA included), split-horizon views, record sets with their proxy settings and per-view values (a set bound to a tailnet device as its target_device), routes (device:<name>:<port> upstreams included), mail domains, accounts, providers and rules. Secrets (passwords, provider credentials, DKIM keys, API tokens and keys) are left out. The same state always gives the same bytes.',
         },
       },
       async (req, reply) => {

@@ -40,7 +40,7 @@ export function planLines(out: StatePlanView): string[] {
 export function stateCommands(program: Command, g: Globals): void {
   program
     .command('export')
-    .description('print the whole desired state as YAML (admin token): zones, records, routes, mail domains, accounts, providers, rules; secrets are left out. --caddyfile: the routes as a Caddyfile')
+    .description('print the whole desired state as YAML (admin token): zones (SOA), views, records (device-bound ones as target_device), routes, mail domains, accounts, providers, rules; secrets are left out. --caddyfile: the routes as a Caddyfile')
     .option('--caddyfile', 'the routes as a Caddyfile instead (passes caddy adapt)')
     .option('-o, --output <file>', 'write to a file instead of stdout')
     .action(async (o: { caddyfile?: boolean; output?: string }) => {

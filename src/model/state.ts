@@ -5,6 +5,8 @@
 import { z } from 'zod';
 import { recordInput } from './record.js';
 import { routeBody, routeInput } from './route.js';
+import { viewBody } from './view.js';
+import { zoneSoa } from './zone.js';
 
 /** The one state-file version this build reads and writes; another is a 400 naming `version`. */
 export const STATE_VERSION = 1;
@@ -14,24 +16,25 @@ export const stateVersion = z.unknown().superRefine((v, ctx) => {
     ctx.addIssue({ code: 'custom', message: v === undefined ? `is required (this dnsproxy reads state files of version ${STATE_VERSION})` : `${JSON.stringify(v)} is not a state-file version this dnsproxy reads (it reads ${STATE_VERSION})` });
 }).transform(() => STATE_VERSION as typeof STATE_VERSION);
 
-/** SOA fields of a served zone (the serial is ours to manage: never in the file). */
-export const soaSettings = z
-  .object({
-    mname: z.string(),
-    rname: z.string(),
-    refresh: z.number().int().min(0),
-    retry: z.number().int().min(0),
-    expire: z.number().int().min(0),
-    minimum: z.number().int().min(0),
-    ttl: z.number().int().min(0),
-  })
-  .strict();
+/**
+ * SOA fields of a served zone (the serial is ours to manage: never in the file). Exported as the
+ * zone serves them; applied, fields that differ are stored as the zone's own, as a zone import
+ * stores an imported file's (src/model/zone.ts).
+ */
+export const soaSettings = zoneSoa;
 export type SoaSettings = z.infer<typeof soaSettings>;
 
 export const zoneEntry = z.object({ name: z.string().min(1), soa: soaSettings.optional() }).strict();
 export type ZoneEntry = z.infer<typeof zoneEntry>;
 
-/** A record set in the file: the record API's body (new record fields come with it). */
+/** A split-horizon view in the file: the view API's body. Applied before the records that name it. */
+export const viewEntry = viewBody;
+
+/**
+ * A record set in the file: the record API's body (new record fields come with it). A set bound to
+ * a tailnet device has `target_device` instead of `values` (src/state resolves it before this
+ * schema sees the entry, as the record API does).
+ */
 export const recordEntry = recordInput;
 
 /** An explicit route in the file: the route API's body plus its id (`api:<label>`), which the file keeps. */
@@ -69,6 +72,7 @@ export function stateDocument<S extends z.ZodRawShape>(extra: S) {
     .object({
       version: stateVersion,
       zones: list(zoneEntry),
+      views: list(viewEntry),
       records: list(recordEntry),
       routes: list(routeEntry),
       certificates: list(certificateRef),

@@ -4,11 +4,13 @@
 import { ZodError } from 'zod';
 import { AppError, fieldError, zodFields } from '../errors.js';
 import type { ApiDeps } from '../api/app.js';
+import { bindRecord, resolveTarget, type TargetDevice } from '../api/devices.js';
 import { assertNoClash, assertNotOwnEndpoint, reloads } from '../api/mutate.js';
 import { valueKey } from '../mail/domains/domain.js';
 import { generateDkimPrivateKey } from '../mail/credentials/keys.js';
 import { hashPassword, verifyPassword } from '../mail/credentials/password.js';
 import { providerConfig, publicConfig, type ProviderConfig, type RuleInput } from '../model/mail.js';
+import { deviceAddresses, type Device } from '../model/device.js';
 import { absolute } from '../model/name.js';
 import { STATE_VERSION, type SoaSettings } from '../model/state.js';
 import type { RecordWrite, StoredRecord } from '../model/record.js';
@@ -19,7 +21,7 @@ import type { Soa } from '../dns/soa.js';
 import { stateFile, type StateFile } from './document.js';
 
 /** What export and apply need of the controller: the API's dependencies. */
-export type StateDeps = Pick<ApiDeps, 'zones' | 'nodeIp' | 'records' | 'routes' | 'proxy' | 'servedRecords' | 'transaction' | 'simulate'> & {
+export type StateDeps = Pick<ApiDeps, 'zones' | 'nodeIp' | 'records' | 'routes' | 'proxy' | 'servedRecords' | 'transaction' | 'simulate' | 'views' | 'devices'> & {
   mail: Pick<ApiDeps['mail'], 'store' | 'domains'>;
 };
 
@@ -36,8 +38,14 @@ function present(o: Record<string, unknown>, drop: ReadonlySet<string> = new Set
 
 const setKey = (r: { name: string; type: string }) => `${r.name} ${r.type}`;
 
-/** A stored record set as the file has it: the values the mail domains publish left out (they make them again), or null when nothing is left. */
-function recordEntryOf(r: StoredRecord, owned: ReadonlyMap<string, ReadonlySet<string>>): Record<string, unknown> | null {
+/**
+ * A stored record set as the file has it: the values the mail domains publish left out (they make
+ * them again), or null when nothing is left. A set bound to a tailnet device (its binding still
+ * governs it) has `target_device` instead of its values: applied, the device gives them again.
+ */
+function recordEntryOf(deps: Pick<StateDeps, 'devices'>, r: StoredRecord, owned: ReadonlyMap<string, ReadonlySet<string>>): Record<string, unknown> | null {
+  const device = deps.devices?.binder.deviceOf(r);
+  if (device) return present({ ...r, values: undefined, target_device: device.name }, STORED_ONLY);
   const mine = owned.get(setKey(r));
   const values = mine ? (r.values as unknown[]).filter((v) => !mine.has(valueKey(v))) : r.values;
   if (values.length === 0) return null;
@@ -62,7 +70,8 @@ export function exportState(deps: StateDeps): Record<string, unknown> {
   return {
     version: STATE_VERSION,
     zones: deps.zones.map((name) => present({ name, soa: soaOf(deps, name) })),
-    records: deps.records.list().flatMap((r) => recordEntryOf(r, owned) ?? []),
+    views: deps.views.list().map((v) => ({ name: v.name, cidrs: v.cidrs })),
+    records: deps.records.list().flatMap((r) => recordEntryOf(deps, r, owned) ?? []),
     routes: deps.routes.list().map((r) => present({ ...r, id: r.id }, new Set(['created_at', 'updated_at']))),
     certificates: [],
     mail: {
@@ -96,7 +105,7 @@ export interface AreaPlan {
   not_in_file: string[];
 }
 
-export const STATE_AREAS = ['records', 'routes', 'mail_domains', 'mail_accounts', 'mail_providers', 'mail_rules'] as const;
+export const STATE_AREAS = ['zones', 'views', 'records', 'routes', 'mail_domains', 'mail_accounts', 'mail_providers', 'mail_rules'] as const;
 export type StateArea = (typeof STATE_AREAS)[number];
 
 export interface StatePlan {
@@ -118,6 +127,8 @@ export interface PreparedState {
   dkim: Map<string, string>;
   /** The sections the document has (`records`, `mail.rules`, …): prune touches only these. */
   sections: Set<string>;
+  /** Index in `records` → the tailnet device the entry names (`target_device`), resolved. */
+  targets: Map<number, TargetDevice>;
 }
 
 /** The sections `raw` names: a section left out of a file is never pruned (an export names them all). */
@@ -131,8 +142,62 @@ function sectionsOf(raw: unknown): Set<string> {
   return out;
 }
 
+/**
+ * `raw` with each record entry's `target_device` replaced by the device's addresses, as the record
+ * API does (takeTargetDevice): 400 naming `records.N.target_device` for a device not in the tailnet
+ * now, `records.N.type` / `records.N.values` for an entry that cannot be bound. `raw` is not changed.
+ */
+function resolveTargets(deps: StateDeps, raw: unknown): { raw: unknown; targets: Map<number, TargetDevice> } {
+  const targets = new Map<number, TargetDevice>();
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return { raw, targets };
+  const records = (raw as Record<string, unknown>).records;
+  if (!Array.isArray(records)) return { raw, targets };
+  const resolved = records.map((entry: unknown, i) => {
+    if (!entry || typeof entry !== 'object' || Array.isArray(entry) || !('target_device' in entry)) return entry;
+    const { target_device, ...rest } = entry as Record<string, unknown>;
+    const type = typeof rest.type === 'string' ? rest.type.toUpperCase() : '';
+    if (type !== 'A' && type !== 'AAAA') throw fieldError(`records.${i}.type`, 'must be A or AAAA with target_device (the device gives addresses)');
+    if ('values' in rest) throw fieldError(`records.${i}.values`, 'leave values out with target_device: they come from the device');
+    let target: TargetDevice;
+    try {
+      target = resolveTarget(deps, target_device, type, `records.${i}.target_device`);
+    } catch (e) {
+      const kept = keptBinding(deps, rest.name, type, target_device);
+      if (!kept) throw e;
+      targets.set(i, kept.target);
+      return { ...rest, values: kept.values };
+    }
+    targets.set(i, target);
+    return { ...rest, values: deviceAddresses(target.device, type) };
+  });
+  return { raw: { ...(raw as Record<string, unknown>), records: resolved }, targets };
+}
+
+/**
+ * A device that left the tailnet (or a list not read yet) while a stored set is still bound to it
+ * under this name: the set keeps its last addresses and its binding, as the binder keeps them, so
+ * a file exported here applies here again. Null when there is no such binding.
+ */
+function keptBinding(deps: StateDeps, name: unknown, type: 'A' | 'AAAA', device: unknown): { target: TargetDevice; values: string[] } | null {
+  if (typeof name !== 'string' || typeof device !== 'string' || !deps.devices) return null;
+  let at: string;
+  try {
+    at = placeName(name, deps.zones, 'name').name;
+  } catch {
+    return null;
+  }
+  const rec = deps.records.get(at, type);
+  const bound = rec && deps.devices.binder.deviceOf(rec);
+  const binding = deps.devices.bindings.get(at, type);
+  if (!rec || !bound || !binding || bound.name !== device.toLowerCase()) return null;
+  const values = rec.values.map(String);
+  const kept: Device = { name: binding.device, id: binding.device_id, dns_name: null, host_name: '', ipv4: type === 'A' ? values : [], ipv6: type === 'AAAA' ? values : [], online: false, last_seen: null, self: false };
+  return { target: { device: kept, type }, values };
+}
+
 /** Parses `raw` and makes the secrets the apply will store; nothing is written. */
-export async function prepareState(deps: StateDeps, raw: unknown): Promise<PreparedState> {
+export async function prepareState(deps: StateDeps, given: unknown): Promise<PreparedState> {
+  const { raw, targets } = resolveTargets(deps, given);
   const doc = parseState(raw);
   const hashes = new Map<string, string>();
   for (const a of doc.mail.accounts) {
@@ -143,7 +208,7 @@ export async function prepareState(deps: StateDeps, raw: unknown): Promise<Prepa
   }
   const dkim = new Map<string, string>();
   for (const d of doc.mail.domains) if (!deps.mail.store.dkimKey(d.domain)) dkim.set(d.domain, await generateDkimPrivateKey());
-  return { doc, hashes, dkim, sections: sectionsOf(raw) };
+  return { doc, hashes, dkim, sections: sectionsOf(raw), targets };
 }
 
 /** Secret fields of a provider's `auth`: kept from the stored config when the file leaves them out and the rest of `auth` is the same. */
@@ -186,19 +251,39 @@ export function applyState(deps: StateDeps, prepared: PreparedState, opts: { dry
 
 /** The writes, inside the caller's transaction. Returns the plan of what they did. */
 function write(deps: StateDeps, prepared: PreparedState, prune: boolean): Record<StateArea, AreaPlan> {
-  const { doc, hashes, dkim } = prepared;
+  const { doc, hashes, dkim, targets } = prepared;
   const { store, domains } = deps.mail;
   const plan = emptyPlan();
   const note = (area: StateArea, kind: keyof AreaPlan, what: string) => plan[area][kind].push(what);
 
-  // Zones come from the config: the file may list only served ones, with the SOA they have.
+  // Zones come from the config: the file may list only served ones. A zone's SOA fields that
+  // differ from the ones it serves are stored as its own, as a zone import stores a file's.
+  const seenZones = new Set<string>();
   doc.zones.forEach((z, i) => {
     const name = absolute(z.name.toLowerCase());
     if (!deps.zones.includes(name)) throw fieldError(`zones.${i}.name`, `${name} is not served (serving ${deps.zones.join(', ')}); zones come from the config`);
+    if (seenZones.has(name)) throw fieldError(`zones.${i}.name`, `${name} is listed twice`);
+    seenZones.add(name);
     const soa = soaOf(deps, name);
-    if (z.soa && soa)
-      for (const [k, v] of Object.entries(z.soa) as [keyof SoaSettings, unknown][])
-        if (soa[k] !== v) throw fieldError(`zones.${i}.soa.${k}`, `is ${JSON.stringify(soa[k])} here; SOA settings follow the config (nameservers) and cannot be set by a state file`);
+    if (!z.soa || (soa && valueKey(soa) === valueKey(z.soa))) return;
+    deps.records.put([], { soa: { zone: name, fields: z.soa, serial: deps.records.serial(name) } });
+    note('zones', 'changed', `${name} SOA`);
+  });
+
+  // Views before the record sets that give them values.
+  const fileViews = new Set<string>();
+  doc.views.forEach((v, i) => {
+    if (fileViews.has(v.name)) throw fieldError(`views.${i}.name`, `view ${v.name} is listed twice`);
+    fileViews.add(v.name);
+    const stored = deps.views.get(v.name);
+    if (stored && valueKey(stored.cidrs) === valueKey(v.cidrs)) return;
+    try {
+      deps.views.put(v, { create: false });
+    } catch (e) {
+      if (e instanceof AppError && e.fields.length) throw new AppError(e.code, e.message, e.fields.map((f) => ({ ...f, path: `views.${i}.${f.path}` })));
+      throw e;
+    }
+    note('views', stored ? 'changed' : 'added', v.name);
   });
 
   // Certificates are a typed section with nothing behind it yet: refused rather than ignored.
@@ -267,17 +352,21 @@ function write(deps: StateDeps, prepared: PreparedState, prune: boolean): Record
   });
 
   // Record sets, compared as the file writes them (the mail domains' own values left out).
+  const viewNames = new Set(deps.views.list().map((v) => v.name));
   const owned = domains.ownedValues();
   const current = new Map<string, { record: StoredRecord; entry: string }>();
   for (const r of deps.records.list()) {
-    const entry = recordEntryOf(r, owned);
+    const entry = recordEntryOf(deps, r, owned);
     if (entry) current.set(setKey(r), { record: r, entry: valueKey(entry) });
   }
   const fileRecords = new Set<string>();
   const puts: RecordWrite[] = [];
+  const bound: (TargetDevice | undefined)[] = [];
   const proxied: { id: string; host: string; path: string }[] = [];
   doc.records.forEach((input, i) => {
     const w = recordWrite(input, deps.zones, `records.${i}.`);
+    for (const v of Object.keys(w.views ?? {}))
+      if (!viewNames.has(v)) throw fieldError(`records.${i}.views.${v}`, `no view "${v}": define it in the file's views (or with POST /api/v1/views)`);
     const key = `${w.name} ${w.data.type}`;
     if (fileRecords.has(key)) throw fieldError(`records.${i}.name`, `${key} is listed twice`);
     fileRecords.add(key);
@@ -286,14 +375,20 @@ function write(deps: StateDeps, prepared: PreparedState, prune: boolean): Record
     // A value the file gives that a mail domain publishes counts as the domain's (export leaves it out).
     const mine = owned.get(key);
     const values = mine ? (w.data.values as unknown[]).filter((v) => !mine.has(valueKey(v))) : w.data.values;
-    const entry = valueKey(present({ ...input, name: w.name, values }, STORED_ONLY));
+    const target = targets.get(i);
+    const entry = valueKey(present(target ? { ...input, name: w.name, values: undefined, target_device: target.device.name } : { ...input, name: w.name, values }, STORED_ONLY));
     const had = current.get(key);
     if (had?.entry === entry) return;
     puts.push(w);
+    bound.push(target);
     note('records', had ? 'changed' : 'added', key);
   });
   // One store write for all of them: one serial bump per zone and one change for the DNS index.
-  if (puts.length) deps.records.put(puts);
+  if (puts.length)
+    deps.records.put(puts).forEach((put, j) => {
+      const target = bound[j];
+      if (target) bindRecord(deps, put.record, target);
+    });
 
   // Explicit routes, by id.
   const fileRoutes = new Set<string>();
@@ -312,7 +407,7 @@ function write(deps: StateDeps, prepared: PreparedState, prune: boolean): Record
   });
 
   // What the file lacks: listed always, removed only with prune.
-  const SECTION: Record<StateArea, string> = { records: 'records', routes: 'routes', mail_domains: 'mail.domains', mail_accounts: 'mail.accounts', mail_providers: 'mail.providers', mail_rules: 'mail.rules' };
+  const SECTION: Record<StateArea, string> = { zones: 'zones', views: 'views', records: 'records', routes: 'routes', mail_domains: 'mail.domains', mail_accounts: 'mail.accounts', mail_providers: 'mail.providers', mail_rules: 'mail.rules' };
   const gone = (area: StateArea, what: string, remove: () => void) => {
     note(area, 'not_in_file', what);
     if (prune && prepared.sections.has(SECTION[area])) {
@@ -323,6 +418,8 @@ function write(deps: StateDeps, prepared: PreparedState, prune: boolean): Record
   for (const r of store.rules()) if (!fileRules.has(ruleKey(r))) gone('mail_rules', describeRule(r), () => store.removeRule(r.id));
   for (const r of deps.routes.scan().routes) if (!fileRoutes.has(r.id)) gone('routes', r.id, () => deps.routes.remove(r.id));
   for (const [key, { record }] of current) if (!fileRecords.has(key)) gone('records', key, () => deps.records.remove(record.name, record.type));
+  // After the record sets: a view a kept set still names is refused (409 naming the sets).
+  for (const v of deps.views.list()) if (!fileViews.has(v.name)) gone('views', v.name, () => deps.views.remove(v.name));
   for (const a of store.accounts()) if (!accountNames.has(a.name)) gone('mail_accounts', a.name, () => store.removeAccount(a.name));
   const fileDomains = new Set(doc.mail.domains.map((d) => d.domain));
   for (const d of domains.list()) if (!fileDomains.has(d.domain)) gone('mail_domains', d.domain, () => domains.remove(d.domain));

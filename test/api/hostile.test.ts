@@ -6,11 +6,14 @@
 // lists) must still answer.
 import { expect } from 'chai';
 import type { InjectOptions } from 'fastify';
+import { once } from 'node:events';
 import { ERRORS } from '../../src/errors.js';
 import { selfSignedCert } from '../../src/mail/credentials/cert.js';
 import { caddyfileExport } from '../../src/proxy/caddyfile.js';
 import { render } from '../../src/proxy/render.js';
+import { localApiSource } from '../../src/tailnet/source.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
+import { ManualTimers, startFakeLocalApi, type FakeLocalApi } from '../helpers/tailscale.js';
 
 type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 interface Req {
@@ -84,6 +87,8 @@ const RECORDS = (n: number) => [
   { name: `caa${n}`, type: 'CAA', values: [{ flags: 0, tag: 'issue', value: 'letsencrypt.org' }] },
   { name: `ns${n}`, type: 'NS', values: ['ns.sub.home.arpa'] },
 ];
+/** A record set bound to a tailnet device (the fake tailnet's laptop): the device gives its values. */
+const DEVICE_RECORD = (n: number) => ({ name: `dev${n}`, type: 'AAAA', ttl: 60, target_device: 'laptop', proxy: { enabled: true, upstreams: ['device:laptop:8080'], tls: 'internal' } });
 const PROVIDERS = [
   { type: 'smtp', host: 'smtp.example.net', port: 587, security: 'starttls', tls_verify: true, auth: { user: 'relay', pass: 'secret' }, max_connections: 2, allow_private: false },
   { type: 'mx', port: 25 },
@@ -93,21 +98,54 @@ const PROVIDERS = [
 ];
 const dry = { dry_run: 'false' };
 
+/**
+ * A state document with every section (src/state), its names fixed so that applying it again is no
+ * change: each nasty value then changes one field of an otherwise settled state.
+ */
+const STATE_DOC = {
+  version: 1,
+  zones: [{ name: 'home.arpa.', soa: { mname: 'ns.example.com.', rname: 'admin.example.com.', refresh: 1800, retry: 900, expire: 1209600, minimum: 120, ttl: 7200 } }],
+  views: [{ name: 'lan', cidrs: ['192.168.1.0/24', 'fd00:1::/64'] }],
+  records: [
+    { name: 'st.home.arpa.', type: 'A', ttl: 60, service_name: 'st', values: ['192.0.2.1'], proxy: { enabled: true, upstreams: ['192.0.2.50:8080'], tls: 'internal' }, views: { lan: { values: ['192.168.1.1'] } } },
+    { name: 'st.home.arpa.', type: 'TXT', values: ['hello', ['a=b', { hex: '00ff' }]] },
+    { name: 'mx.lab.example.', type: 'MX', values: [{ preference: 10, exchange: 'mail.lab.example.' }] },
+    { name: 'dev.home.arpa.', type: 'AAAA', ttl: 60, target_device: 'laptop' },
+  ],
+  routes: [{ id: 'api:st', hosts: ['rt.home.arpa'], path: '/app', upstreams: ['192.0.2.5:80', 'device:laptop:8080'], tls: 'off', health_path: '/healthz' }],
+  certificates: [],
+  mail: {
+    domains: [{ domain: 'lab.example', settings: { dmarc_policy: 'quarantine', mta_sts_mode: 'testing', spf_include: ['spf.example.net'] } }],
+    accounts: [{ name: 'acct', email: 'acct@example.com', password: 'correct horse battery', allowed_domains: ['example.com'] }],
+    providers: [
+      { name: 'prov', config: { type: 'mx' } },
+      { name: 'relay', config: { type: 'smtp', host: 'smtp.example.net', port: 587, auth: { user: 'relay', pass: 'secret' } } },
+    ],
+    rules: [{ priority: 10, sender_domain: 'example.com', recipient_domain: 'example.org', account: 'acct', provider: 'relay', fallback_provider: 'prov' }],
+  },
+};
+
 /** A valid request per operation (`n` makes names unique), every optional field and variant included. */
 const BASE: Record<string, (n: number, s: Setup) => Req[]> = {
-  'POST /add-record': (n) => [{ query: dry, body: { service_name: `s${n}`, name: `h${n}`, ip: '192.0.2.1', port: 8080, forward_to_ip: '192.0.2.2', proxy_enabled: true, ttl: 60 } }],
+  'POST /add-record': (n) => [
+    { query: dry, body: { service_name: `s${n}`, name: `h${n}`, ip: '192.0.2.1', port: 8080, forward_to_ip: '192.0.2.2', proxy_enabled: true, ttl: 60 } },
+    { query: dry, body: { service_name: `d${n}`, name: `d${n}`, target_device: 'laptop', port: 8080, proxy_enabled: true, ttl: 60 } },
+  ],
   'DELETE /remove-record': (n) => [{ query: dry, body: { name: `h${n}` } }, { query: { ...dry, name: `h${n}` } }],
   'GET /api/v1/records': (n) => [{ query: { zone: 'home.arpa', name: `h${n}`, type: 'A', service_name: `s${n}`, proxied: 'true' } }],
-  'POST /api/v1/records': (n) => RECORDS(n).map((body) => ({ query: dry, body })),
+  'POST /api/v1/records': (n) => [...RECORDS(n), DEVICE_RECORD(n)].map((body) => ({ query: dry, body })),
   'GET /api/v1/records/{name}/{type}': (n) => [{ params: { name: `h${n}`, type: 'A' } }],
-  'PUT /api/v1/records/{name}/{type}': (n) => RECORDS(n).map((body) => ({ query: dry, params: { name: body.name, type: body.type }, body })),
+  'PUT /api/v1/records/{name}/{type}': (n) => [...RECORDS(n), DEVICE_RECORD(n)].map((body) => ({ query: dry, params: { name: body.name, type: body.type }, body })),
   'DELETE /api/v1/records/{name}/{type}': (n) => [{ query: dry, params: { name: `h${n}`, type: 'A' } }],
   'DELETE /api/v1/records/{name}': (n) => [{ query: dry, params: { name: `h${n}` } }],
   'GET /api/v1/zones/{zone}/export': () => [{ params: { zone: 'home.arpa' } }],
   'POST /api/v1/zones/{zone}/import': (n) => [{ query: { ...dry, mode: 'merge' }, params: { zone: 'home.arpa' }, text: `$TTL 300\nz${n} A 192.0.2.1\nz${n} TXT "hello"\n` }],
   'POST /api/v1/tokens': (n) => [{ body: { name: `t${n}`, scope: 'write' } }],
   'DELETE /api/v1/tokens/{id}': () => [{ params: { id: 'abcdef012345' } }],
-  'POST /api/v1/routes': (n) => [{ query: dry, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'off', health_path: '/healthz' } }],
+  'POST /api/v1/routes': (n) => [
+    { query: dry, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'off', health_path: '/healthz' } },
+    { query: dry, body: { hosts: [`rd${n}.home.arpa`], upstreams: ['device:laptop:8080', 'device:nas:80'], tls: 'internal' } },
+  ],
   'GET /api/v1/routes/{id}': (_n, s) => [{ params: { id: s.routeId } }],
   'PUT /api/v1/routes/{id}': (n, s) => [{ query: dry, params: { id: s.routeId }, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'internal', health_path: '/healthz' } }],
   'DELETE /api/v1/routes/{id}': (_n, s) => [{ query: dry, params: { id: s.routeId } }],
@@ -149,6 +187,8 @@ const BASE: Record<string, (n: number, s: Setup) => Req[]> = {
   'DELETE /api/v1/mail/domains/{domain}': () => [{ query: dry, params: { domain: 'lab.example' } }],
   'POST /api/v1/mail/domains/{domain}/dkim/rotate': () => [{ query: dry, params: { domain: 'lab.example' }, body: { selector: 'k2', sign_after: 60, grace: 120 } }],
   'GET /api/v1/mail/domains/{domain}/check': () => [{ params: { domain: 'lab.example' } }],
+  'GET /api/v1/state': () => [{ query: { format: 'json' } }, { query: { format: 'yaml' } }],
+  'POST /api/v1/state': () => [{ query: { ...dry, prune: 'false' }, body: STATE_DOC }],
   'POST /api/v1/views': (n) => [{ query: dry, body: { name: `v${n}`, cidrs: [`10.${(n >> 8) & 255}.${n & 255}.0/24`, `fd01:${(n & 0xffff).toString(16)}::/64`] } }],
   'GET /api/v1/views/{name}': () => [{ params: { name: 'lan' } }],
   'PUT /api/v1/views/{name}': (n) => [{ query: dry, params: { name: 'lan' }, body: { name: 'lan', cidrs: ['192.168.1.0/24', `172.16.${n & 255}.0/24`] } }],
@@ -220,8 +260,14 @@ describe('api: hostile input never gets a 500 and never breaks a view', function
   this.timeout(600_000);
   let cert: Setup['cert'];
   let ops: { op: string; body: unknown }[] = [];
+  /** The tailnet every fixture reads once (a fake tailscaled): devices for target_device and device: upstreams. */
+  let tailnet: FakeLocalApi;
 
   before(async () => {
+    tailnet = await startFakeLocalApi({ id: 'nSELF1CNTRL', hostName: 'dnsproxy', ips: ['100.64.0.1'] }, [
+      { id: 'nLAPTOP1CNTRL', hostName: 'laptop', ips: ['100.64.0.5', 'fd7a:115c:a1e0::5'] },
+      { id: 'nNAS1CNTRL', hostName: 'nas', ips: ['100.64.0.7'], online: false },
+    ]);
     cert = await selfSignedCert('relay.example.net', new Date());
     const f = await apiFixture();
     const doc = f.app.swagger() as { paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: unknown }> }; parameters?: unknown[] }>> };
@@ -232,6 +278,7 @@ describe('api: hostile input never gets a 500 and never breaks a view', function
     );
     await f.close();
   });
+  after(async () => tailnet.close());
 
   it('has a valid request for every operation that takes a body or parameters, covering every body field', () => {
     expect(ops.length).to.be.greaterThan(30);
@@ -249,7 +296,10 @@ describe('api: hostile input never gets a 500 and never breaks a view', function
       let setup: Setup;
       let n = 0;
       beforeEach(async () => {
-        f = await apiFixture({ caddyfile: caddyfileExport });
+        f = await apiFixture({ caddyfile: caddyfileExport, devices: { source: localApiSource(tailnet.socket), timers: new ManualTimers() } });
+        const polled = once(f.devices.registry, 'polled');
+        f.devices.registry.start();
+        await polled;
         const post = async (method: Method, url: string, payload: object) => {
           const res = await f.app.inject({ method, url, headers: f.auth, payload });
           expect(res.statusCode, `setup ${method} ${url}: ${res.body}`).to.be.within(200, 299);

@@ -1,5 +1,6 @@
 // An API instance on a temp database, for inject() tests.
 import type { ViewTable } from '../../src/dns/views.js';
+import type { ViewStore } from '../../src/store/views.js';
 import type { FastifyInstance } from 'fastify';
 import { build } from '../../src/api/app.js';
 import { wire, type WireDeps } from '../../src/controller.js';
@@ -45,6 +46,8 @@ export interface ApiFixture {
   tokens: TokenStore;
   /** The split-horizon view table a DNS server would match clients against (kept in step with /api/v1/views). */
   viewTable: ViewTable;
+  /** The split-horizon views' store (what /api/v1/views writes). */
+  views: ViewStore;
   token: string;
   /** What the fake reconciler reports as applied; tests set it. */
   applied: { value: DesiredProxy | null };
@@ -113,6 +116,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     pipeline: w.pipeline,
     tokens: w.tokens,
     viewTable: w.viewTable,
+    views: w.views,
     token,
     applied,
     auth: { authorization: `Bearer ${token}` },

@@ -3,12 +3,20 @@
 // byte-identical on a state with every kind of object; dry runs change nothing; --prune removes
 // what the file lacks and nothing is removed without it; refusals name the field and write nothing.
 import { expect } from 'chai';
+import { once } from 'node:events';
 import { parse, stringify } from 'yaml';
+import { localApiSource } from '../../src/tailnet/source.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
+import { ManualTimers, startFakeLocalApi, type FakeLocalApi } from '../helpers/tailscale.js';
 
 const SMTP_PASS = 'smtp-secret-Zq81x';
 const HTTP_TOKEN = 'bearer-secret-Yk27w';
 const ACCOUNT_PASSWORD = 'account-password-Xp93';
+/** The tailnet both instances see (a fake tailscaled LocalAPI): this node and a laptop. */
+const SELF = { id: 'nSELF1CNTRL', hostName: 'dnsproxy', ips: ['100.64.0.1'] };
+const LAPTOP = { id: 'nLAPTOP1CNTRL', hostName: 'laptop', ips: ['100.64.0.5', 'fd7a:115c:a1e0::5'], online: true, lastSeen: '2026-12-07T10:00:00Z' };
+/** An imported zone file's SOA fields (they differ from the configured ones in every field). */
+const IMPORTED_SOA = { mname: 'ns.example.com.', rname: 'admin.example.com.', refresh: 1800, retry: 900, expire: 1209600, minimum: 120, ttl: 7200 };
 
 type Method = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
@@ -31,8 +39,15 @@ const exportText = async (f: ApiFixture) => {
 
 const apply = (f: ApiFixture, text: string, query = '') => call(f, 'POST', `/api/v1/state${query}`, text, { 'content-type': 'application/yaml' });
 
-/** Every kind of object the state holds: records of each type (proxied ones too), a route, mail domains, accounts, providers, rules. */
+/** Every kind of object the state holds: a zone's imported SOA, a view, records of each type (proxied, per-view and device-bound ones too), routes (one to a tailnet device), mail domains, accounts, providers, rules. */
 async function seed(f: ApiFixture): Promise<string[]> {
+  const imported = await f.app.inject({ method: 'POST', url: '/api/v1/zones/home.arpa/import?mode=merge', headers: { ...f.auth, 'content-type': 'text/plain' }, payload: '$ORIGIN home.arpa.\n$TTL 300\n@ 7200 IN SOA ns.example.com. admin.example.com. 7 1800 900 1209600 120\n' });
+  expect(imported.statusCode, imported.body).to.equal(200);
+  await ok(f, 'POST', '/api/v1/views', { name: 'lan', cidrs: ['192.168.1.0/24', 'fd00:1::/64'] });
+  await ok(f, 'PUT', '/api/v1/records/split/A', { name: 'split', type: 'A', values: ['192.0.2.60'], views: { lan: { values: ['192.168.1.60', '192.168.1.61'] } } });
+  await ok(f, 'PUT', '/api/v1/records/laptop/A', { name: 'laptop', type: 'A', target_device: 'laptop', ttl: 60 });
+  await ok(f, 'PUT', '/api/v1/records/laptop/AAAA', { name: 'laptop', type: 'AAAA', target_device: 'laptop' });
+  await ok(f, 'POST', '/api/v1/routes', { hosts: ['dev.home.arpa'], upstreams: ['device:laptop:8080'], tls: 'internal' });
   await ok(f, 'PUT', '/api/v1/records/web/A', { name: 'web', type: 'A', values: ['192.0.2.20', '192.0.2.21'], ttl: 120, service_name: 'web', proxy: { enabled: true, upstreams: ['192.0.2.30:8080'], tls: 'internal' } });
   await ok(f, 'PUT', '/api/v1/records/web/AAAA', { name: 'web', type: 'AAAA', values: ['2001:db8::20'] });
   await ok(f, 'PUT', '/api/v1/records/alias/CNAME', { name: 'alias', type: 'CNAME', values: ['web.home.arpa.'] });
@@ -75,13 +90,28 @@ describe('state: export and apply the whole desired state', function () {
   this.timeout(60_000);
   let a: ApiFixture;
   let b: ApiFixture;
+  let tailnet: FakeLocalApi;
+  /** Each instance's device-poll timers: a test fires them to make it read the tailnet again. */
+  const timers = new Map<ApiFixture, ManualTimers>();
+  /** An instance that has read the tailnet's device list once (again only when its timers fire). */
+  const withDevices = async () => {
+    const t = new ManualTimers();
+    const f = await apiFixture({ devices: { source: localApiSource(tailnet.socket), timers: t } });
+    timers.set(f, t);
+    const polled = once(f.devices.registry, 'polled');
+    f.devices.registry.start();
+    await polled;
+    return f;
+  };
   beforeEach(async () => {
-    a = await apiFixture();
-    b = await apiFixture();
+    tailnet = await startFakeLocalApi(SELF, [LAPTOP]);
+    a = await withDevices();
+    b = await withDevices();
   });
   afterEach(async () => {
     await a.close();
     await b.close();
+    await tailnet.close();
   });
 
   it('export → apply to an empty instance → export is byte-identical, with every kind of object; no secret is exported', async () => {
@@ -91,7 +121,15 @@ describe('state: export and apply the whole desired state', function () {
     const doc = parse(first) as Record<string, unknown> & { records: { name: string; type: string; values: unknown[] }[]; mail: Record<string, unknown[]> };
     expect(doc.version).to.equal(1);
     expect(new Set(doc.records.map((r) => r.type))).to.deep.equal(new Set(['A', 'AAAA', 'CNAME', 'TXT', 'MX', 'SRV', 'CAA', 'SSHFP', 'TYPE65400']));
-    expect((doc.routes as unknown[]).length).to.equal(1);
+    expect((doc.routes as { upstreams: string[] }[]).map((r) => r.upstreams[0]).sort()).to.deep.equal(['192.0.2.50:9000', 'device:laptop:8080']);
+    // The view, a set's per-view values, the device-bound sets (the device, not its addresses), the imported SOA.
+    expect(doc.views).to.deep.equal([{ name: 'lan', cidrs: ['192.168.1.0/24', 'fd00:1::/64'] }]);
+    expect(doc.records.find((r) => r.name === 'split.home.arpa.')).to.deep.include({ values: ['192.0.2.60'], views: { lan: { values: ['192.168.1.60', '192.168.1.61'] } } });
+    expect(doc.records.filter((r) => r.name === 'laptop.home.arpa.')).to.deep.equal([
+      { name: 'laptop.home.arpa.', type: 'A', ttl: 60, target_device: 'laptop' },
+      { name: 'laptop.home.arpa.', type: 'AAAA', ttl: 300, target_device: 'laptop' },
+    ]);
+    expect((doc.zones as { name: string; soa: unknown }[]).find((z) => z.name === 'home.arpa.')?.soa).to.deep.equal(IMPORTED_SOA);
     expect(doc.mail.domains).to.have.length(1);
     expect(doc.mail.accounts).to.have.length(1);
     expect(doc.mail.providers).to.have.length(3);
@@ -115,9 +153,17 @@ describe('state: export and apply the whole desired state', function () {
     expect(applied.statusCode, applied.body).to.equal(200);
     expect(applied.json().changed).to.equal(true);
     expect(applied.json().plan.records.added).to.include('web.home.arpa. A');
+    expect(applied.json().plan.views.added).to.deep.equal(['lan']);
+    expect(applied.json().plan.zones.changed).to.deep.equal(['home.arpa. SOA']);
     await b.pipeline.settled();
     const second = await exportText(b);
     expect(second).to.equal(first);
+    // What the file made is live: the SOA is the zone's own, the sets follow the device, the view answers.
+    expect(b.records.soa('home.arpa.')).to.deep.equal(IMPORTED_SOA);
+    expect(b.index.soa('home.arpa.')).to.deep.include(IMPORTED_SOA);
+    const laptop = (await ok(b, 'GET', '/api/v1/records/laptop/AAAA')).json().record;
+    expect(laptop).to.deep.include({ values: ['fd7a:115c:a1e0::5'], device: { name: 'laptop', state: 'ok' } });
+    expect(b.views.get('lan')?.cidrs).to.deep.equal(['192.168.1.0/24', 'fd00:1::/64']);
 
     // The raw export (no secrets) now applies to it as nothing to change: the stored secrets are kept.
     const again = await apply(b, first);
@@ -137,6 +183,33 @@ describe('state: export and apply the whole desired state', function () {
     const served = (f: ApiFixture) => f.index.servedRecords('lab.example.').map((r) => [r.name, r.type, r.values]).filter(([name, type]) => type !== 'SOA' && !String(name).includes('_domainkey'));
     expect(served(b)).to.deep.equal(served(a));
     expect(b.records.get('lab.example.', 'TXT')?.values).to.have.length(2);
+  });
+
+  it('a set bound to a device that left the tailnet keeps its binding: its export applies again, a change keeps it bound', async () => {
+    await ok(a, 'PUT', '/api/v1/records/laptop/A', { name: 'laptop', type: 'A', target_device: 'laptop' });
+    tailnet.peers = [];
+    for (const f of [a, b]) {
+      const polled = once(f.devices.registry, 'polled');
+      expect(timers.get(f)!.fire()).to.equal(1);
+      await polled;
+      await f.pipeline.settled();
+    }
+    const text = await exportText(a);
+    expect((parse(text) as { records: unknown[] }).records).to.deep.equal([{ name: 'laptop.home.arpa.', type: 'A', ttl: 300, target_device: 'laptop' }]);
+    const again = await apply(a, text);
+    expect(again.statusCode, again.body).to.equal(200);
+    expect(again.json().changed).to.equal(false);
+    const doc = parse(text) as { records: Record<string, unknown>[] };
+    doc.records[0]!.ttl = 60;
+    const changed = await apply(a, stringify(doc));
+    expect(changed.statusCode, changed.body).to.equal(200);
+    expect(changed.json().plan.records.changed).to.deep.equal(['laptop.home.arpa. A']);
+    const rec = (await ok(a, 'GET', '/api/v1/records/laptop/A')).json().record;
+    expect(rec).to.deep.include({ ttl: 60, values: ['100.64.0.5'], device: { name: 'laptop', state: 'missing' } });
+    // Elsewhere (b has no set bound to it) the same file is refused, naming the field.
+    const refused = await apply(b, text);
+    expect(refused.statusCode, refused.body).to.equal(400);
+    expect(refused.json().error.fields.map((x: { path: string }) => x.path)).to.deep.equal(['records.0.target_device']);
   });
 
   it('a dry run changes nothing and shows the plan', async () => {
@@ -164,6 +237,7 @@ describe('state: export and apply the whole desired state', function () {
     const route = await ok(b, 'POST', '/api/v1/routes', { hosts: ['extra.home.arpa'], upstreams: ['192.0.2.98:80'] });
     await ok(b, 'POST', '/api/v1/mail/rules', { priority: 5, sender_domain: 'home.arpa', provider: 'relay' });
     await ok(b, 'POST', '/api/v1/mail/accounts', { name: 'other', email: 'other@home.arpa', password: 'other-password-1', allowed_domains: ['home.arpa'] });
+    await ok(b, 'POST', '/api/v1/views', { name: 'guest', cidrs: ['10.9.0.0/16'] });
 
     const kept = await apply(b, text);
     expect(kept.statusCode, kept.body).to.equal(200);
@@ -172,12 +246,16 @@ describe('state: export and apply the whole desired state', function () {
     expect(kept.json().plan.routes.not_in_file).to.deep.equal([route.json().route.id]);
     expect(kept.json().plan.mail_accounts.not_in_file).to.deep.equal(['other']);
     expect(kept.json().plan.mail_rules.not_in_file).to.have.length(1);
+    expect(kept.json().plan.views.not_in_file).to.deep.equal(['guest']);
+    expect(b.views.get('guest')).to.not.equal(undefined);
     expect(b.records.get('extra.home.arpa.', 'A')).to.not.equal(undefined);
 
     const pruned = await apply(b, text, '?prune=true');
     expect(pruned.statusCode, pruned.body).to.equal(200);
     expect(pruned.json().plan.records.removed).to.deep.equal(['extra.home.arpa. A']);
     expect(pruned.json().plan.routes.removed).to.deep.equal([route.json().route.id]);
+    expect(pruned.json().plan.views.removed).to.deep.equal(['guest']);
+    expect(b.views.get('guest')).to.equal(undefined);
     expect(b.records.get('extra.home.arpa.', 'A')).to.equal(undefined);
     expect(await exportText(b)).to.equal(await exportText(a));
     // The mail domain's records were not pruned with the user's: they are not in the file's records.
@@ -188,9 +266,11 @@ describe('state: export and apply the whole desired state', function () {
     expect(onlyRecords.statusCode, onlyRecords.body).to.equal(200);
     expect(onlyRecords.json().plan.records.removed).to.include('web.home.arpa. A');
     expect(onlyRecords.json().plan.routes.removed).to.deep.equal([]);
-    expect(onlyRecords.json().plan.routes.not_in_file).to.have.length(1);
+    expect(onlyRecords.json().plan.routes.not_in_file).to.have.length(2);
     expect(onlyRecords.json().plan.mail_rules.removed).to.deep.equal([]);
-    expect(b.routes.list()).to.have.length(1);
+    expect(onlyRecords.json().plan.views).to.deep.include({ removed: [], not_in_file: ['lan'] });
+    expect(b.routes.list()).to.have.length(2);
+    expect(b.views.get('lan'), 'views are a section of their own').to.not.equal(undefined);
     expect(b.records.get('web.home.arpa.', 'A')).to.equal(undefined);
     expect(b.records.get('_dmarc.lab.example.', 'TXT'), 'the mail domain still publishes').to.not.equal(undefined);
   });
@@ -224,8 +304,28 @@ describe('state: export and apply the whole desired state', function () {
     const cert = await call(b, 'POST', '/api/v1/state', { version: 1, certificates: [{ name: 'web', source: 'file', ref: 'certs/web.pem' }] });
     expect(cert.statusCode).to.equal(400);
     expect(cert.json().error.fields[0].path).to.equal('certificates.0');
-    const soa = await call(b, 'POST', '/api/v1/state', { version: 1, zones: [{ name: 'home.arpa.', soa: { mname: 'ns1.home.arpa.', rname: 'hostmaster.home.arpa.', refresh: 1, retry: 600, expire: 604800, minimum: 60, ttl: 300 } }] });
+    const soa = await call(b, 'POST', '/api/v1/state', { version: 1, zones: [{ name: 'home.arpa.', soa: { ...IMPORTED_SOA, refresh: -1 } }] });
+    expect(soa.statusCode, soa.body).to.equal(400);
     expect(soa.json().error.fields[0].path).to.equal('zones.0.soa.refresh');
+    // Records bound to a device need the device in the tailnet now (as the API's target_device): 400 naming the field.
+    const device = await call(b, 'POST', '/api/v1/state', { version: 1, records: [good, { name: 'gone', type: 'A', target_device: 'desktop' }] });
+    expect(device.statusCode, device.body).to.equal(400);
+    expect(device.json().error.fields.map((x: { path: string }) => x.path)).to.deep.equal(['records.1.target_device']);
+    expect(device.json().error.message).to.include('no device desktop in the tailnet');
+    const both = await call(b, 'POST', '/api/v1/state', { version: 1, records: [{ name: 'both', type: 'A', target_device: 'laptop', values: ['192.0.2.1'] }] });
+    expect(both.json().error.fields[0].path).to.equal('records.0.values');
+    const txt = await call(b, 'POST', '/api/v1/state', { version: 1, records: [{ name: 'both', type: 'TXT', target_device: 'laptop' }] });
+    expect(txt.json().error.fields[0].path).to.equal('records.0.type');
+    const upstream = await call(b, 'POST', '/api/v1/state', { version: 1, routes: [{ id: 'api:dev', hosts: ['dev.home.arpa'], upstreams: ['device:desktop:80'] }] });
+    expect(upstream.statusCode, upstream.body).to.equal(400);
+    expect(upstream.json().error.fields[0].path).to.equal('routes.0.upstreams.0');
+    // A record naming a view the file does not define (and none is stored): 400 naming the view.
+    const view = await call(b, 'POST', '/api/v1/state', { version: 1, records: [{ ...good, views: { lan: { values: ['192.168.1.1'] } } }] });
+    expect(view.statusCode, view.body).to.equal(400);
+    expect(view.json().error.fields.map((x: { path: string }) => x.path)).to.deep.equal(['records.0.views.lan']);
+    const overlap = await call(b, 'POST', '/api/v1/state', { version: 1, views: [{ name: 'one', cidrs: ['10.0.0.0/8'] }, { name: 'two', cidrs: ['10.1.0.0/16'] }] });
+    expect(overlap.statusCode, overlap.body).to.equal(400);
+    expect(overlap.json().error.fields[0].path).to.equal('views.1.cidrs.0');
     const zone = await call(b, 'POST', '/api/v1/state', { version: 1, zones: [{ name: 'other.example.' }] });
     expect(zone.json().error.fields[0].path).to.equal('zones.0.name');
 

@@ -74,10 +74,11 @@ describe('state: serve --watch', function () {
     nodeIp: NODE_IP,
     records: f.records,
     routes: f.routes,
+    views: f.views,
     proxy: f.proxy,
     servedRecords: (z) => f.index.servedRecords(z),
-    transaction: (fn) => transact(f.db, [f.records, f.routes], fn),
-    simulate: (fn) => simulate(f.db, [f.records, f.routes], fn),
+    transaction: (fn) => transact(f.db, [f.records, f.routes, f.views], fn),
+    simulate: (fn) => simulate(f.db, [f.records, f.routes, f.views], fn),
     mail: f.mail.deps,
   });
   const answer = async (name: string) => {
