@@ -62,11 +62,14 @@ const ctl = spawn(BIN, ['serve', '--data-dir', join(dir, 'data'), '--dns-port', 
   stdio: ['ignore', 'pipe', 'pipe'],
 });
 let out = '';
+let stdout = '';
 const api = await new Promise((resolve, reject) => {
   const t = setTimeout(() => reject(new Error(`controller did not start:\n${out}`)), 30_000);
   const on = (c) => {
     out = (out + c).slice(-65_536);
-    const line = out.split('\n').slice(0, -1).find((l) => l.includes('"controller started"')); // whole lines only
+    // stdout alone, whole lines only: a stderr chunk must not land inside the line we parse.
+    stdout = (stdout + c).slice(-65_536);
+    const line = stdout.split('\n').slice(0, -1).find((l) => l.startsWith('{') && l.includes('"controller started"'));
     if (line) {
       clearTimeout(t);
       resolve(JSON.parse(line).api);
