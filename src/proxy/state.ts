@@ -139,18 +139,23 @@ export class ProxyState {
   private staticErrors = new Map<string, string>();
   private staticsStale = false;
 
-  /** `b` with the static routes added (an id another route has already is left out, as an error). */
-  private withStatics(b: DesiredBuild): DesiredBuild {
-    const extra = this.statics?.() ?? [];
-    if (!extra.length) return b;
-    const ids = new Set(b.routes.map((r) => r.id));
-    const errors = new Map(b.errors);
-    const routes = [...b.routes];
-    for (const r of extra) {
-      if (ids.has(r.id)) errors.set(r.id, `route id ${r.id} is taken`);
-      else routes.push(r);
+  /** The static routes, each beside the routes whose ids `taken` reports: an id already taken is left out, as an error. */
+  private placeStatics(taken: (id: string) => boolean): { routes: Map<string, DesiredRoute>; errors: Map<string, string> } {
+    const routes = new Map<string, DesiredRoute>();
+    const errors = new Map<string, string>();
+    for (const r of this.statics?.() ?? []) {
+      if (taken(r.id)) errors.set(r.id, `route id ${r.id} is taken`);
+      else routes.set(r.id, r);
     }
-    return { routes: routes.sort((x, y) => (x.id < y.id ? -1 : x.id > y.id ? 1 : 0)), errors };
+    return { routes, errors };
+  }
+
+  /** `b` with the static routes added (a whole build: dry runs, `fresh`). */
+  private withStatics(b: DesiredBuild): DesiredBuild {
+    const ids = new Set(b.routes.map((r) => r.id));
+    const placed = this.placeStatics((id) => ids.has(id));
+    if (!placed.routes.size && !placed.errors.size) return b;
+    return { routes: [...b.routes, ...placed.routes.values()].sort(byId), errors: new Map([...b.errors, ...placed.errors]) };
   }
 
   /** A committed record change (the pipeline calls this after the DNS index has it). O(sets changed). */
@@ -215,12 +220,7 @@ export class ProxyState {
     }
     this.dirty.clear();
     if (this.statics && (this.staticsStale || this.recordsMoved)) {
-      const next = new Map<string, DesiredRoute>();
-      const errors = new Map<string, string>();
-      for (const r of this.statics()) {
-        if (this.recordRoutes.has(r.id) || this.api.routes.has(r.id)) errors.set(r.id, `route id ${r.id} is taken`);
-        else next.set(r.id, r);
-      }
+      const { routes: next, errors } = this.placeStatics((id) => this.recordRoutes.has(id) || this.api.routes.has(id));
       for (const id of new Set([...this.staticRoutes.keys(), ...next.keys()])) if (this.staticRoutes.get(id) !== next.get(id)) this.changed(id, next.get(id));
       this.staticRoutes = next;
       this.staticErrors = errors;
