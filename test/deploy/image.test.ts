@@ -19,6 +19,7 @@ import { freePorts, request, startBackend, type Backend } from '../helpers/caddy
 import { dig } from '../helpers/controller.js';
 import { APP_DIR } from '../helpers/supervisor.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until as pollUntil } from '../helpers/until.js';
 
 const run = promisify(execFile);
 /** The image under test; each build replaces it (the previous one is removed). */
@@ -75,20 +76,7 @@ function podmanProblem(): string | null {
   return null;
 }
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${last instanceof Error ? last.message : JSON.stringify(last)})` : ''}`);
-    await new Promise((r) => setTimeout(r, POLL_MS));
-  }
-}
+const until = <T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> => pollUntil(what, timeoutMs, probe, POLL_MS);
 
 /** Seconds from each "spawned: 'name'" to the "exited: name" after it, from supervisord's log lines. */
 function startDurations(log: string, name: string): number[] {

@@ -10,6 +10,7 @@ import { parsePolicy } from 'mailauth/lib/mta-sts.js';
 import { startController, TOKEN, type Running } from '../helpers/controller.js';
 import { hasCaddy, startCaddy, type RunningCaddy } from '../helpers/caddy.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
 
 const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
 const DOMAIN = 'lab.home.arpa';
@@ -48,22 +49,6 @@ function get(port: number, path: string, ca?: string): Promise<{ status: number;
   });
 }
 
-/** Polls `probe` until it returns a value; rejects after `limitMs` with the last error. */
-async function until<T>(limitMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const start = Date.now();
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() - start > limitMs) throw new Error(`not within ${limitMs} ms (${(last as Error | undefined)?.message ?? 'no answer yet'})`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 describe('e2e: MTA-STS policy served by Caddy', function () {
   this.timeout(120_000);
   let tmp: ReturnType<typeof tempDir>;
@@ -89,7 +74,7 @@ describe('e2e: MTA-STS policy served by Caddy', function () {
 
   const put = (body: unknown) => fetch(`${c.apiUrl}/api/v1/mail/domains/${DOMAIN}`, { method: 'PUT', headers: auth, body: JSON.stringify(body) });
   const policyWith = async (mode: string, ca?: string) =>
-    until(60_000, async () => {
+    until(`the policy in mode ${mode}`, 60_000, async () => {
       const r = await get(caddy.httpsPort, '/.well-known/mta-sts.txt', ca);
       return r.status === 200 && r.body.includes(`mode: ${mode}\r\n`) ? r : undefined;
     });
@@ -123,8 +108,8 @@ describe('e2e: MTA-STS policy served by Caddy', function () {
     expect(before).to.include(ROUTE_ID);
     const res = await fetch(`${c.apiUrl}/api/v1/mail/domains/${DOMAIN}`, { method: 'DELETE', headers: { authorization: auth.authorization } });
     expect(res.status, await res.text()).to.equal(200);
-    await until(30_000, async () => (JSON.stringify(await caddy.get('/config/')).includes(ROUTE_ID) ? undefined : true));
-    await until(30_000, async () => {
+    await until('the MTA-STS route gone from Caddy', 30_000, async () => (JSON.stringify(await caddy.get('/config/')).includes(ROUTE_ID) ? undefined : true));
+    await until('the policy gone', 30_000, async () => {
       const r = await get(caddy.httpsPort, '/.well-known/mta-sts.txt').catch((e: Error) => ({ status: 0, body: e.message }));
       return r.status === 200 ? undefined : r;
     });
