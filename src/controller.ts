@@ -42,7 +42,7 @@ import { VERSION } from './version.js';
 import { tailnetOnly } from './config/schema.js';
 import { DeviceBindingStore } from './store/devices.js';
 import { DeviceBinder, Devices, deviceResolver, statusSource, type StatusSource, type TailnetDeps } from './tailnet/index.js';
-import type { Timers } from './tailnet/devices.js';
+import type { Timers } from './timers.js';
 import { configChanges, FileWatch } from './config/watch.js';
 import { setLogLevel } from './log/index.js';
 import { StateWatch } from './state/watch.js';

@@ -4,6 +4,7 @@
 // effect at once and which need a restart.
 import { watch as chokidarWatch } from 'chokidar';
 import type { Config } from './schema.js';
+import { systemTimers, type Timers } from '../timers.js';
 
 /** How long a file must be quiet after an event before it is read: an editor's save is several writes. */
 export const WATCH_DEBOUNCE_MS = 250;
@@ -16,12 +17,6 @@ export const WATCH_DEBOUNCE_MS = 250;
 const WRITE_STABLE_MS = 100;
 const WRITE_POLL_MS = 25;
 
-export interface Timers {
-  setTimeout: (fn: () => void, ms: number) => unknown;
-  clearTimeout: (handle: unknown) => void;
-}
-
-const realTimers: Timers = { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
 
 /** What is watched: a file, and a call for each of its changes ('change' when written, also after a remove and re-create). */
 export type Watcher = (file: string, onEvent: (event: 'change' | 'unlink') => void) => { ready: Promise<void>; close: () => Promise<void> };
@@ -64,7 +59,7 @@ export class FileWatch {
   /** A change was seen: (re)start the quiet period. */
   poke(): void {
     if (this.closed) return;
-    const t = this.opts.timers ?? realTimers;
+    const t = this.opts.timers ?? systemTimers;
     if (this.timer !== null) t.clearTimeout(this.timer);
     this.timer = t.setTimeout(() => {
       this.timer = null;
@@ -88,7 +83,7 @@ export class FileWatch {
 
   async close(): Promise<void> {
     this.closed = true;
-    if (this.timer !== null) (this.opts.timers ?? realTimers).clearTimeout(this.timer);
+    if (this.timer !== null) (this.opts.timers ?? systemTimers).clearTimeout(this.timer);
     await this.handle.close();
     await this.running;
   }

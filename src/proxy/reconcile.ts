@@ -21,6 +21,7 @@ import type { AppliedStatus } from '../model/route.js';
 import { ISOLATE_BUDGET_MS, caddyMessage, isolate, routeHash, type IsolateResult, type Render, type Validate } from './quarantine.js';
 import { canonicalJson, markerId as defaultMarkerId } from './render.js';
 import type { DesiredProxy, Rendered } from './types.js';
+import { systemTimers, type Timers } from '../timers.js';
 
 /** First retry after Caddy did not answer: a restart under a supervisor takes ~100 ms. */
 export const RETRY_MIN_MS = 250;
@@ -38,11 +39,6 @@ export const MAX_REJECT_ROUNDS = 10;
  * `failed`: an unexpected answer (logged); `skipped`: a push was in flight or ran meanwhile.
  */
 export type PollOutcome = 'unchanged' | 'verified' | 'drift' | 'idle' | 'down' | 'failed' | 'skipped';
-
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
 
 export interface ReconcilerOptions {
   /** The state Caddy should run; read at each push (routes sorted by id). */
@@ -109,11 +105,6 @@ function skippedBy(rendered: Rendered): { id: string; reason: string }[] {
   });
 }
 
-const realTimers: Timers = {
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
-
 export class Reconciler {
   private readonly o: Required<Omit<ReconcilerOptions, 'validate' | 'onPoll'>> & Pick<ReconcilerOptions, 'validate' | 'onPoll'>;
   private started = false;
@@ -162,7 +153,7 @@ export class Reconciler {
       driftPollMs: 1_000,
       markerId: defaultMarkerId,
       now: Date.now,
-      timers: realTimers,
+      timers: systemTimers,
       log: logger('proxy'),
       ...opts,
     };

@@ -3,7 +3,8 @@
 // last good state keeps serving, the refusal is logged with its fields and shown in /health.
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
-import { FileWatch, type Timers, type Watcher } from '../config/watch.js';
+import { FileWatch, type Watcher } from '../config/watch.js';
+import type { Timers } from '../timers.js';
 import { AppError } from '../errors.js';
 import type { Logger } from '../log/index.js';
 import type { ComponentStatus } from '../api/health.js';

@@ -5,13 +5,10 @@ import type { Logger } from '../log/index.js';
 import type { Device, DeviceState } from '../model/device.js';
 import { parseStatus } from './status.js';
 import type { StatusSource } from './source.js';
+import { systemTimers, type Timers } from '../timers.js';
 
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-const realTimers: Timers = { setTimeout: (fn, ms) => setTimeout(fn, ms).unref(), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
+/** Node's timers, unref'd: a pending poll must not keep the process alive. */
+const realTimers: Timers = { setTimeout: (fn, ms) => setTimeout(fn, ms).unref(), clearTimeout: (h) => systemTimers.clearTimeout(h) };
 
 /** A device as listed: present in the last status, or remembered from an earlier one (`present: false`). */
 export interface DeviceView extends Device {
