@@ -100,10 +100,14 @@ export function dns2Resolver(host: string, port: number, timeoutMs = DNS_TIMEOUT
     if (num === undefined) throw fail('ENOTIMP', name, rrtype);
     const ask = dns2.UDPClient({ dns: host, port, timeout: timeoutMs });
     let res;
-    try {
-      res = await ask(name, type, undefined, { recursive: false });
-    } catch {
-      throw fail('ETIMEOUT', name, rrtype);
+    // As node:dns does (DNS_TRIES): a datagram lost or a reply late on a busy host is asked again
+    // before the check reports a temporary failure.
+    for (let attempt = 1; !res; attempt++) {
+      try {
+        res = await ask(name, type, undefined, { recursive: false });
+      } catch {
+        if (attempt >= DNS_TRIES) throw fail('ETIMEOUT', name, rrtype);
+      }
     }
     if (res.header.rcode === 3) throw fail('ENOTFOUND', name, rrtype);
     if (res.header.rcode !== 0) throw fail('ESERVFAIL', name, rrtype);

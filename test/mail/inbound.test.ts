@@ -11,7 +11,7 @@ import { signMessage } from '../../src/mail/delivery/dkim.js';
 import { relayOptions } from '../../src/mail/index.js';
 import { inboundRecipient, receivedCount, stripOwnAuthResults, verdict } from '../../src/mail/smtp/inbound.js';
 import { dkimTxt, generateDkimPrivateKey } from '../../src/mail/credentials/keys.js';
-import { mailDnsProblem, memoryResolver, systemResolver, type DnsResolver } from '../../src/mail/resolver.js';
+import { dns2Resolver, mailDnsProblem, memoryResolver, systemResolver, type DnsResolver } from '../../src/mail/resolver.js';
 import type { Rule } from '../../src/model/mail.js';
 import { ACCOUNT, client, configure, eventually, HOSTNAME, message, queuedIds, raw, refusal, sink, startRelay, type RelayFixture, type Sink } from './helpers.js';
 
@@ -349,6 +349,31 @@ describe('mail: inbound decisions, config and DNS resolvers', () => {
       expect(await dnsr('example.org', 'TXT')).to.deep.equal([['v=spf1 ', '-all']]);
       expect(await code(dnsr('example.org', 'MX'))).to.equal('ENODATA');
       expect(await code(dnsr('nowhere.example.org', 'TXT'))).to.equal('ENOTFOUND');
+    } finally {
+      server.close();
+    }
+  });
+
+  it('the dns2 resolver (mail domain check) asks again when a query goes unanswered, then reports ETIMEOUT', async () => {
+    // Drops the first query of each name, answers the second; "silent.example.org" never gets one.
+    const seen = new Map<string, number>();
+    const server = createSocket('udp4');
+    server.on('message', (msg, from) => {
+      const q = packet.decode(msg);
+      const name = q.questions?.[0]?.name.toLowerCase() ?? '';
+      seen.set(name, (seen.get(name) ?? 0) + 1);
+      if (name === 'silent.example.org' || seen.get(name) === 1) return;
+      const reply = packet.encode({ id: q.id, type: 'response', flags: packet.AUTHORITATIVE_ANSWER, questions: q.questions ?? [], answers: [{ type: 'TXT', name, ttl: 60, data: ['v=DMARC1; p=none'] }] });
+      server.send(reply, from.port, from.address);
+    });
+    await new Promise<void>((resolve) => server.bind(0, '127.0.0.1', resolve));
+    try {
+      const dnsr = dns2Resolver('127.0.0.1', server.address().port, 300);
+      expect(await dnsr('_dmarc.example.org', 'TXT')).to.deep.equal([['v=DMARC1; p=none']]);
+      expect(seen.get('_dmarc.example.org')).to.equal(2);
+      const failed = await dnsr('silent.example.org', 'TXT').then(() => 'answer', (e: { code: string }) => e.code);
+      expect(failed).to.equal('ETIMEOUT');
+      expect(seen.get('silent.example.org')).to.equal(2);
     } finally {
       server.close();
     }
