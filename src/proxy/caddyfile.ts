@@ -12,7 +12,9 @@ import {
   FAIL_DURATION,
   HEALTH_INTERVAL,
   HEALTH_TIMEOUT,
+  KEEPALIVE_CONNS_PER_HOST,
   KEEPALIVE_IDLE,
+  KEEPALIVE_PROBE,
   NO_HOST_BODY,
   NO_PATH_BODY,
   pathPatterns,
@@ -113,6 +115,8 @@ interface View {
   redirectHosts: string[];
   sites: SiteView[];
   keepalive: string;
+  keepaliveProbe: string;
+  keepaliveConns: number;
   tryDuration: string;
   failDuration: string;
   healthInterval: string;
@@ -176,6 +180,8 @@ export function caddyfileExport(desired: DesiredProxy): string {
       settings.httpsPort === DEFAULT_HTTPS_PORT ? [] : [...new Set(routes.filter((r) => r.tls !== 'off').flatMap((r) => r.hosts))].sort(),
     sites: sites(routes),
     keepalive: KEEPALIVE_IDLE,
+    keepaliveProbe: KEEPALIVE_PROBE,
+    keepaliveConns: KEEPALIVE_CONNS_PER_HOST,
     tryDuration: TRY_DURATION,
     failDuration: FAIL_DURATION,
     healthInterval: HEALTH_INTERVAL,

@@ -22,6 +22,16 @@ export const GROUP_FANOUT = 16;
 
 /** Idle upstream connections close soon after a reload instead of lingering (caddy-notes). */
 export const KEEPALIVE_IDLE = '5s';
+/**
+ * Idle connections kept per backend: Caddy's own default. Caddy 2.6.2 uses its defaults only
+ * when `keep_alive` is absent; setting `idle_timeout` alone leaves Go's 2 per host, so at 20
+ * concurrent requests most of them dialled a new connection (and a dynamic route's dial asks
+ * our DNS for the SRV target first).
+ */
+export const KEEPALIVE_CONNS_PER_HOST = 32;
+/** TCP keep-alive probes on backend connections: Caddy's own default, for the same reason. */
+export const KEEPALIVE_PROBE = '30s';
+const KEEP_ALIVE = { idle_timeout: KEEPALIVE_IDLE, max_idle_conns_per_host: KEEPALIVE_CONNS_PER_HOST, probe_interval: KEEPALIVE_PROBE };
 /** Passive health: an upstream that failed a request is skipped for this long. */
 export const FAIL_DURATION = '30s';
 /** How long a request may keep trying other upstreams after one fails to connect. */
@@ -245,7 +255,7 @@ function proxyHandler(r: DesiredRoute): Json {
     h.health_checks = checks;
   }
   if (several) h.load_balancing = { selection_policy: { policy: 'round_robin' }, try_duration: TRY_DURATION };
-  h.transport = { keep_alive: { idle_timeout: KEEPALIVE_IDLE }, protocol: 'http' };
+  h.transport = { keep_alive: { ...KEEP_ALIVE }, protocol: 'http' };
   h.upstreams = r.upstreams.map((dial) => ({ dial }));
   handlers.set(r, canon(h));
   return h;
@@ -358,7 +368,7 @@ function dynamicProxy(kind: PlainKind, resolver: string): Json {
     dynamic_upstreams: { ...srv, refresh: DYNAMIC_REFRESH, resolver: dns, source: 'srv' },
     headers: { request: { set: { 'X-Real-IP': ['{http.request.remote.host}'] } } },
     load_balancing: { retries: DYNAMIC_RETRIES, selection_policy: { policy: 'round_robin' } },
-    transport: { keep_alive: { idle_timeout: KEEPALIVE_IDLE }, protocol: 'http', resolver: dns },
+    transport: { keep_alive: { ...KEEP_ALIVE }, protocol: 'http', resolver: dns },
   };
 }
 

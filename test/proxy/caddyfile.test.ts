@@ -25,7 +25,7 @@ function ns(v: unknown): number | undefined {
 function proxySignature(h: Json): string {
   const hc = h.health_checks as { active?: Json; passive?: Json } | undefined;
   const lb = h.load_balancing as { selection_policy?: { policy?: string }; try_duration?: unknown } | undefined;
-  const transport = h.transport as { protocol?: string; keep_alive?: { idle_timeout?: unknown } } | undefined;
+  const transport = h.transport as { protocol?: string; keep_alive?: { idle_timeout?: unknown; probe_interval?: unknown; max_idle_conns_per_host?: unknown } } | undefined;
   const set = ((h.headers as Json | undefined)?.request as { set?: Record<string, string[]> } | undefined)?.set ?? {};
   return JSON.stringify({
     dials: ((h.upstreams as { dial: string }[]) ?? []).map((u) => u.dial).sort(),
@@ -33,7 +33,7 @@ function proxySignature(h: Json): string {
     try: ns(lb?.try_duration) ?? null,
     fail: ns(hc?.passive?.fail_duration) ?? null,
     health: hc?.active ? [hc.active.uri, ns(hc.active.interval), ns(hc.active.timeout)] : null,
-    transport: [transport?.protocol, ns(transport?.keep_alive?.idle_timeout)],
+    transport: [transport?.protocol, ns(transport?.keep_alive?.idle_timeout), ns(transport?.keep_alive?.probe_interval), transport?.keep_alive?.max_idle_conns_per_host],
     headers: Object.entries(set).map(([k, v]) => `${k.toLowerCase()}=${v.join(',')}`).sort(),
   });
 }

@@ -27,7 +27,7 @@ export function testRender(d: DesiredProxy): Rendered {
         handler: 'reverse_proxy',
         upstreams: r.upstreams.map((dial) => ({ dial })),
         ...(r.health_path ? { health_checks: { active: { uri: r.health_path, interval: '30s' } } } : {}),
-        transport: { protocol: 'http', keep_alive: { idle_timeout: '5s' } },
+        transport: { protocol: 'http', keep_alive: { idle_timeout: '5s', max_idle_conns_per_host: 32, probe_interval: '30s' } },
       },
     ],
     terminal: true,

@@ -229,7 +229,7 @@ describe('proxy/render', () => {
         upstreams: [{ dial: '192.0.2.1:80' }, { dial: '192.0.2.2:80' }],
         load_balancing: { selection_policy: { policy: 'round_robin' }, try_duration: '1s' },
         health_checks: { active: { interval: '10s', timeout: '5s', uri: '/healthz' }, passive: { fail_duration: '30s' } },
-        transport: { keep_alive: { idle_timeout: '5s' }, protocol: 'http' },
+        transport: { keep_alive: { idle_timeout: '5s', max_idle_conns_per_host: 32, probe_interval: '30s' }, protocol: 'http' },
         headers: { request: { set: { 'X-Real-IP': ['{http.request.remote.host}'] } } },
       });
     });
