@@ -262,6 +262,8 @@ export interface Backend {
   port: number;
   /** Requests received so far. */
   hits: number;
+  /** TCP connections accepted so far (keep-alive reuse shows as fewer connections than hits). */
+  connections: number;
   close(): Promise<void>;
 }
 
@@ -272,6 +274,7 @@ export async function startBackend(name: string): Promise<Backend> {
     const echo: Echo = { backend: name, method: req.method ?? '', url: req.url ?? '', headers: req.headers };
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(echo));
   });
+  server.on('connection', () => backend.connections++);
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as net.AddressInfo;
   const backend: Backend = {
@@ -279,6 +282,7 @@ export async function startBackend(name: string): Promise<Backend> {
     port,
     dial: `127.0.0.1:${port}`,
     hits: 0,
+    connections: 0,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

@@ -73,6 +73,35 @@ describe('dynamic route through a real Caddy and our DNS', function () {
     console.log(`      served after ${first} ms, changed after ${changed} ms, gone after ${gone} ms`);
   });
 
+  it('keeps backend connections alive: rounds of 20 concurrent requests reuse them, through a plain name and an explicit route', async () => {
+    // With `idle_timeout` alone Caddy 2.6.2 kept Go's 2 idle connections per backend, so each
+    // round dialled ~18 new ones (and a dynamic dial resolves the SRV target through our DNS first).
+    const ROUNDS = 8;
+    const PARALLEL = 20;
+    const three = await startBackend('three');
+    try {
+      set({ 'ka.home.arpa': [three] });
+      await within(1000, async () => JSON.parse((await via('ka.home.arpa')).body).backend === 'three');
+      const opened = async (backend: Backend, host: string) => {
+        const before = backend.connections;
+        for (let round = 0; round < ROUNDS; round++) {
+          const replies = await Promise.all(Array.from({ length: PARALLEL }, () => via(host)));
+          expect(replies.map((r) => r.status)).to.deep.equal(Array(PARALLEL).fill(200));
+        }
+        return backend.connections - before;
+      };
+      const dynamic = await opened(three, 'ka.home.arpa');
+      const explicit = await opened(two, 'explicit.home.arpa');
+      // At most one round's worth of new connections (and some slack), not one per request.
+      expect(dynamic, 'connections opened through the plain name').to.be.at.most(2 * PARALLEL);
+      expect(explicit, 'connections opened through the explicit route').to.be.at.most(2 * PARALLEL);
+      console.log(`      ${ROUNDS * PARALLEL} requests each: ${dynamic} backend connections (plain name), ${explicit} (explicit route)`);
+    } finally {
+      set({});
+      await three.close();
+    }
+  });
+
   it('a plain name with two backends is balanced across both', async () => {
     set({ 'b.home.arpa': [one, two] });
     const seen = new Set<string>();
