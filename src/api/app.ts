@@ -59,6 +59,11 @@ export interface ApiDeps {
   simulate: <T>(fn: () => T) => T;
   /** Runs a request's checks and writes in one transaction; the stores notify once it committed. */
   transaction: <T>(fn: () => T) => T;
+  /**
+   * transaction() for a request's write, committed together with the other writes of the same
+   * event-loop turn (src/store/group.ts): resolves once the commit holding it is durable.
+   */
+  commit: <T>(fn: () => T) => Promise<T>;
   /** Resolves once every committed change has gone through the change pipeline (DNS published, reconciler told). */
   settled: () => Promise<void>;
   /** The mail relay's settings and queue (the relay itself is another process). */

@@ -43,7 +43,7 @@ export const legacyRoutes =
         const write = legacyWrite(body, deps.zones, deps.nodeIp);
         // The upstream is forward_to_ip:port (forward_to_ip defaults to ip, then to the node IP).
         const upstreamField = req.body.forward_to_ip !== undefined ? 'forward_to_ip' : req.body.ip !== undefined ? 'ip' : target ? 'target_device' : 'port';
-        const out = mutate(deps, req, () => {
+        const out = await mutate(deps, req, () => {
           assertRecordsNotOwnEndpoint(deps, [write], () => upstreamField);
           assertRecordsNoClash(deps, [write]);
           const put = putRecord(deps, write);
@@ -65,7 +65,7 @@ export const legacyRoutes =
         const name = req.body?.name ?? req.query.name;
         if (!name) throw fieldError('name', 'is required (JSON body {"name": …} or ?name=)');
         const placed = placeName(name, deps.zones, 'name', req.body?.name !== undefined ? 'invalid_body' : 'invalid_query');
-        const out = mutate(deps, req, () => {
+        const out = await mutate(deps, req, () => {
           const removed = deps.records.remove(placed.name);
           return { result: removed, dns: dnsPlan([], removed) };
         });
