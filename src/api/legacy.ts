@@ -51,11 +51,21 @@ export const legacyRoutes =
           return { result: put, dns: dnsPlan([put]) };
         });
         if ('dry_run' in out) return out;
-        return reply.code(out.created ? 201 : 200).send({ status: out.created ? 'created' : 'updated', ...legacyView(out.record), ...(deps.devices?.binder.deviceOf(out.record) ? { device: deps.devices.binder.deviceOf(out.record) } : {}), ...(out.removed_route ? { removed_route: out.removed_route } : {}) });
+        const device = deps.devices?.binder.deviceOf(out.record);
+        return reply.code(out.created ? 201 : 200).send({ status: out.created ? 'created' : 'updated', ...legacyView(out.record), ...(device ? { device } : {}), ...(out.removed_route ? { removed_route: out.removed_route } : {}) });
       },
     );
 
-    app.get('/list-records', { schema: { summary: 'List the A records (original format)', response: successes({ 200: 'the A records' }), tags } }, async () => ({ records: deps.records.list({ type: 'A' }).map((r) => ({ ...legacyView(r), ...(deps.devices?.binder.deviceOf(r) ? { device: deps.devices.binder.deviceOf(r) } : {}) })) }));
+    app.get('/list-records', { schema: { summary: 'List the A records (original format)', response: successes({ 200: 'the A records' }), tags } }, async () => {
+      // One read of the bindings, not a query (two, before) per listed record: this list is read often.
+      const bound = deps.devices ? new Set(deps.devices.bindings.list().map((b) => `${b.name} ${b.type}`)) : null;
+      return {
+        records: deps.records.list({ type: 'A' }).map((r) => {
+          const device = bound?.has(`${r.name} ${r.type}`) ? deps.devices?.binder.deviceOf(r) : undefined;
+          return { ...legacyView(r), ...(device ? { device } : {}) };
+        }),
+      };
+    });
 
     // The name may come as JSON body {"name"} or as ?name=.
     app.delete(
