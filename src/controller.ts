@@ -16,6 +16,7 @@ import { RecordStore } from './store/records.js';
 import { TokenStore } from './store/tokens.js';
 import { RouteStore } from './store/routes.js';
 import { simulate, transact } from './store/simulate.js';
+import { GroupCommit, type GroupCommitOptions } from './store/group.js';
 import { ViewStore } from './store/views.js';
 import { ViewTable } from './dns/views.js';
 import { mailComponent } from './mail/heartbeat.js';
@@ -109,6 +110,8 @@ export interface WireDeps {
   defer?: (fn: () => void) => void;
   /** hostname(), for the endpoints no route may reach. */
   hostname?: string;
+  /** The API writes' group commit: how its flush is deferred, a hook per commit (tests). */
+  group?: Pick<GroupCommitOptions, 'defer' | 'committed' | 'queued'>;
   /** The tailnet device list's source and poll timer (default: the settings' LocalAPI socket or CLI, real timers). */
   devices?: { source?: StatusSource | null; timers?: Timers };
 }
@@ -125,12 +128,14 @@ export interface Wired {
   plain: PlainUpstreams;
   reconciler: Reconciler | null;
   pipeline: ChangePipeline;
+  /** The API writes' group commit (one transaction per event-loop turn). */
+  group: GroupCommit;
   /** Stops /metrics from counting this wiring's records (the gauge reads them when scraped). */
   uncount: () => void;
   /** Tailnet devices: polled once `devices.registry.start()` runs; each change re-binds records and re-resolves routes. */
   devices: TailnetDeps;
   /** The API's dependencies that come from the wiring (the caller adds health, mail, …). */
-  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'settled' | 'devices'>;
+  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'commit' | 'settled' | 'devices'>;
 }
 
 /**
@@ -192,6 +197,8 @@ export function wire(c: Config, deps: WireDeps): Wired {
     },
   });
   const transaction = <T>(fn: () => T): T => transact(db, [records, routes, views], fn);
+  // The API's writes: one commit (one fsync) per turn for all of them; a zone import's turn is waited out.
+  const group = new GroupCommit(db, [records, routes, views], { ...deps.group, ready: () => records.busy });
   const bindings = new DeviceBindingStore(db);
   const binder = new DeviceBinder({ devices: registry, bindings, records, transaction, log: logger('tailnet') });
   // A device moved: bound records are rewritten (ordinary writes, through the pipeline), and routes naming `device:` upstreams are rebuilt.
@@ -211,6 +218,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
     plain,
     reconciler,
     pipeline,
+    group,
     uncount,
     devices,
     api: {
@@ -228,6 +236,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
       caddyfile: caddyfileExport,
       simulate: (fn) => simulate(db, [records, routes, views], fn),
       transaction,
+      commit: (fn) => group.run(fn),
       settled: () => pipeline.settled(),
       devices,
     },

@@ -43,7 +43,7 @@ export const legacyRoutes =
         const write = legacyWrite(body, deps.zones, deps.nodeIp);
         // The upstream is forward_to_ip:port (forward_to_ip defaults to ip, then to the node IP).
         const upstreamField = req.body.forward_to_ip !== undefined ? 'forward_to_ip' : req.body.ip !== undefined ? 'ip' : target ? 'target_device' : 'port';
-        const out = mutate(deps, req, () => {
+        const out = await mutate(deps, req, () => {
           assertRecordsNotOwnEndpoint(deps, [write], () => upstreamField);
           assertRecordsNoClash(deps, [write]);
           const put = putRecord(deps, write);
@@ -51,11 +51,21 @@ export const legacyRoutes =
           return { result: put, dns: dnsPlan([put]) };
         });
         if ('dry_run' in out) return out;
-        return reply.code(out.created ? 201 : 200).send({ status: out.created ? 'created' : 'updated', ...legacyView(out.record), ...(deps.devices?.binder.deviceOf(out.record) ? { device: deps.devices.binder.deviceOf(out.record) } : {}), ...(out.removed_route ? { removed_route: out.removed_route } : {}) });
+        const device = deps.devices?.binder.deviceOf(out.record);
+        return reply.code(out.created ? 201 : 200).send({ status: out.created ? 'created' : 'updated', ...legacyView(out.record), ...(device ? { device } : {}), ...(out.removed_route ? { removed_route: out.removed_route } : {}) });
       },
     );
 
-    app.get('/list-records', { schema: { summary: 'List the A records (original format)', response: successes({ 200: 'the A records' }), tags } }, async () => ({ records: deps.records.list({ type: 'A' }).map((r) => ({ ...legacyView(r), ...(deps.devices?.binder.deviceOf(r) ? { device: deps.devices.binder.deviceOf(r) } : {}) })) }));
+    app.get('/list-records', { schema: { summary: 'List the A records (original format)', response: successes({ 200: 'the A records' }), tags } }, async () => {
+      // One read of the bindings, not a query (two, before) per listed record: this list is read often.
+      const bound = deps.devices ? new Set(deps.devices.bindings.list().map((b) => `${b.name} ${b.type}`)) : null;
+      return {
+        records: deps.records.list({ type: 'A' }).map((r) => {
+          const device = bound?.has(`${r.name} ${r.type}`) ? deps.devices?.binder.deviceOf(r) : undefined;
+          return { ...legacyView(r), ...(device ? { device } : {}) };
+        }),
+      };
+    });
 
     // The name may come as JSON body {"name"} or as ?name=.
     app.delete(
@@ -65,7 +75,7 @@ export const legacyRoutes =
         const name = req.body?.name ?? req.query.name;
         if (!name) throw fieldError('name', 'is required (JSON body {"name": …} or ?name=)');
         const placed = placeName(name, deps.zones, 'name', req.body?.name !== undefined ? 'invalid_body' : 'invalid_query');
-        const out = mutate(deps, req, () => {
+        const out = await mutate(deps, req, () => {
           const removed = deps.records.remove(placed.name);
           return { result: removed, dns: dnsPlan([], removed) };
         });

@@ -65,7 +65,7 @@ export const mailDomainRoutes =
         const { domain, zone } = placed(req.params.domain);
         // The key is made before the transaction (off the event loop); a dry run throws it away.
         const key = store.dkimKey(domain) ? null : await generateDkimPrivateKey();
-        const out = mutate(deps, req, () => {
+        const out = await mutate(deps, req, () => {
           if (key !== null && !store.dkimKey(domain)) store.putDkimKey({ domain, selector: req.body.selector, private_key: key });
           const r = domains.add(domain, zone, req.body);
           return { result: r, dns: dnsPlan(r.put, r.removed) };
@@ -81,7 +81,7 @@ export const mailDomainRoutes =
       { config: admin, schema: { summary: 'Unpublish a mail domain (admin)', response: successes({ 200: `the record sets changed and removed, or ${DRY_RUN}` }), tags, params: domainParam, querystring: DRY_RUN_ONLY, description: 'Takes away what the domain published; values a user keeps at the same names stay. Its DKIM key is kept (the relay still signs with it).' } },
       async (req) => {
         const domain = req.params.domain;
-        const out = mutate(deps, req, () => {
+        const out = await mutate(deps, req, () => {
           const r = domains.remove(domain);
           return { result: r, dns: dnsPlan(r.put, r.removed) };
         });
@@ -115,7 +115,7 @@ export const mailDomainRoutes =
         const domain = req.params.domain;
         const key = await generateDkimPrivateKey();
         const signFrom = domains.now() + req.body.sign_after * 1000;
-        const out = mutate(deps, req, () => {
+        const out = await mutate(deps, req, () => {
           const r = domains.startRotation(domain, req.body.selector, key, signFrom, req.body.grace * 1000);
           return { result: r, dns: dnsPlan(r.put, r.removed) };
         });

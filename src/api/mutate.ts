@@ -60,12 +60,15 @@ function guarded<T>(deps: ApiDeps, req: MutateRequest, run: () => T): () => T {
 }
 
 /**
- * Runs `run` (its checks and its writes) in one transaction that commits, or (?dry_run=true) in
- * one that is rolled back, and then returns what it would change.
+ * Runs `run` (its checks and its writes) in a transaction that commits, or (?dry_run=true) in
+ * one that is rolled back, and then returns what it would change. A real write joins the group
+ * commit (deps.commit): it runs alone in its savepoint, after the writes that came before it in
+ * this turn, and resolves once the commit holding it is durable, so the reply never runs ahead of
+ * the disk.
  */
-export function mutate<T>(deps: ApiDeps, req: MutateRequest, run: () => { result: T; dns: DnsPlan }): T | DryRun {
+export async function mutate<T>(deps: ApiDeps, req: MutateRequest, run: () => { result: T; dns: DnsPlan }): Promise<T | DryRun> {
   const checked = guarded(deps, req, run);
-  if (req.query.dry_run !== 'true') return deps.transaction(() => checked().result);
+  if (req.query.dry_run !== 'true') return deps.commit(() => checked().result);
   return deps.simulate(() => {
     const before = deps.proxy.build(true).routes;
     const { dns } = checked();

@@ -45,7 +45,7 @@ export const recordRoutes =
     app.post('/api/v1/records', { preValidation: takeTargetDevice(deps), schema: { summary: 'Create a record set', description: DEVICE_DESC, response: successes({ 201: 'created', 200: DRY_RUN }), tags, body: recordInput, querystring: dryRunQuery } }, async (req, reply) => {
       const write = recordWrite(req.body, deps.zones);
       const target = targetOf(req);
-      const out = mutate(deps, req, () => {
+      const out = await mutate(deps, req, () => {
         if (deps.records.get(write.name, write.data.type))
           throw new AppError('conflict', `${write.name} ${write.data.type} already exists; use PUT /api/v1/records/${write.name}/${write.data.type} to replace it`);
         assertRecordsNotOwnEndpoint(deps, [write]);
@@ -62,7 +62,7 @@ export const recordRoutes =
       const target = targetOf(req);
       if (write.name !== at(req.params.name) || write.data.type !== req.params.type)
         throw new AppError('invalid_body', undefined, [{ path: write.name !== at(req.params.name) ? 'name' : 'type', message: 'must match the URL' }]);
-      const out = mutate(deps, req, () => {
+      const out = await mutate(deps, req, () => {
         assertRecordsNotOwnEndpoint(deps, [write]);
         assertRecordsNoClash(deps, [write]);
         const put = putRecord(deps, write);
@@ -73,7 +73,7 @@ export const recordRoutes =
     });
 
     app.delete('/api/v1/records/:name/:type', { schema: { summary: 'Delete a record set', response: successes({ 204: 'deleted', 200: DRY_RUN }), tags, params: nameTypeParams, querystring: dryRunQuery } }, async (req, reply) => {
-      const out = mutate(deps, req, () => {
+      const out = await mutate(deps, req, () => {
         const removed = deps.records.remove(at(req.params.name), req.params.type);
         return { result: removed, dns: dnsPlan([], removed) };
       });
@@ -81,7 +81,7 @@ export const recordRoutes =
     });
 
     app.delete('/api/v1/records/:name', { schema: { summary: 'Delete every record set at a name', response: successes({ 200: `the record sets removed, or ${DRY_RUN}` }), tags, params: nameParam, querystring: dryRunQuery, description: 'Removes every record set at the name' } }, async (req) => {
-      const out = mutate(deps, req, () => {
+      const out = await mutate(deps, req, () => {
         const removed = deps.records.remove(at(req.params.name));
         return { result: removed, dns: dnsPlan([], removed) };
       });

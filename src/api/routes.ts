@@ -33,7 +33,7 @@ export const proxyRoutes =
 
     // Checks and write in one transaction (mutate): nothing can slip in between them.
     app.post('/api/v1/routes', { schema: { summary: 'Create a proxy route', response: successes({ 201: 'created', 200: DRY_RUN }), tags, body: routeBody, querystring: dryRunQuery } }, async (req, reply) => {
-      const out = mutate(deps, req, () => {
+      const out = await mutate(deps, req, () => {
         assertSafe(req.body);
         assertNoClash(deps, { id: '', hosts: req.body.hosts, path: req.body.path ?? null });
         return { result: deps.routes.put(req.body).route, dns: { added: [], changed: [], removed: [] } };
@@ -44,7 +44,7 @@ export const proxyRoutes =
     // A stored row that no longer parses can be replaced here (it is listed with status error).
     app.put('/api/v1/routes/:id', { schema: { summary: 'Replace a proxy route', response: successes({ 200: `replaced, or ${DRY_RUN}` }), tags, params: idParam, body: routeBody, querystring: dryRunQuery } }, async (req) => {
       apiOnly(req.params.id);
-      const out = mutate(deps, req, () => {
+      const out = await mutate(deps, req, () => {
         if (!deps.routes.has(req.params.id)) throw new AppError('not_found', `no route ${req.params.id}`);
         assertSafe(req.body);
         assertNoClash(deps, { id: req.params.id, hosts: req.body.hosts, path: req.body.path ?? null });
@@ -55,7 +55,7 @@ export const proxyRoutes =
 
     app.delete('/api/v1/routes/:id', { schema: { summary: 'Delete a proxy route', response: successes({ 204: 'deleted', 200: DRY_RUN }), tags, params: idParam, querystring: dryRunQuery } }, async (req, reply) => {
       apiOnly(req.params.id);
-      const out = mutate(deps, req, () => ({ result: deps.routes.remove(req.params.id), dns: { added: [], changed: [], removed: [] } }));
+      const out = await mutate(deps, req, () => ({ result: deps.routes.remove(req.params.id), dns: { added: [], changed: [], removed: [] } }));
       return 'dry_run' in out ? out : reply.code(204).send();
     });
 

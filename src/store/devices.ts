@@ -1,7 +1,7 @@
 // Record sets bound to a tailnet device (`target_device`): which device, and the record's
 // updated_at as last written with the device's addresses. A record written since by anyone else
 // (a PUT with values, a zone import) has another updated_at: its binding is over (bound()).
-import type { Db } from './db.js';
+import { prepared, type Db } from './db.js';
 
 export interface DeviceBinding {
   name: string;
@@ -31,7 +31,8 @@ export class DeviceBindingStore {
   }
 
   get(name: string, type: string): DeviceBinding | undefined {
-    return this.db.prepare('SELECT name, type, device, device_id, updated_at FROM device_bindings WHERE name = ? AND type = ?').get(name, type) as DeviceBinding | undefined;
+    // Parsed once per connection: GET /list-records asks this for every A record it lists.
+    return prepared(this.db, 'SELECT name, type, device, device_id, updated_at FROM device_bindings WHERE name = ? AND type = ?').get(name, type) as DeviceBinding | undefined;
   }
 
   list(): DeviceBinding[] {

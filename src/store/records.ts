@@ -135,7 +135,7 @@ export class RecordStore implements Notifying {
 
   /** The zone's SOA fields from an import, or null (the settings' ones apply). A row that does not parse is logged and ignored. */
   soa(zone: string): ZoneSoa | null {
-    const text = this.db.prepare('SELECT soa FROM zones WHERE name = ?').pluck().get(zone) as string | null | undefined;
+    const text = (prepared(this.db, 'SELECT soa FROM zones WHERE name = ?').get(zone) as { soa: string | null } | undefined)?.soa;
     if (text === null || text === undefined) return null;
     try {
       return zoneSoa.parse(JSON.parse(text));
@@ -209,7 +209,8 @@ export class RecordStore implements Notifying {
 
   /** Record sets stored, in `zone` or in all zones. */
   count(zone?: string): number {
-    return (zone === undefined ? this.db.prepare('SELECT count(*) FROM records').pluck().get() : this.db.prepare('SELECT count(*) FROM records WHERE zone = ?').pluck().get(zone)) as number;
+    // Statements parsed once per connection: GET /api/v1/zones counts every zone at each call.
+    return ((zone === undefined ? prepared(this.db, 'SELECT count(*) AS n FROM records').get() : prepared(this.db, 'SELECT count(*) AS n FROM records WHERE zone = ?').get(zone)) as { n: number }).n;
   }
 
   /**

@@ -3,7 +3,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { AppError } from '../errors.js';
 import { TOKEN_SCOPES, type TokenScope } from '../model/token.js';
-import type { Db } from './db.js';
+import { prepared, type Db } from './db.js';
 
 export interface TokenInfo {
   id: string;
@@ -46,7 +46,8 @@ export class TokenStore {
 
   /** The token's id and scope when `secret` is a live token, else undefined. */
   authenticate(secret: string): { id: string; scope: TokenScope } | undefined {
-    const row = this.db.prepare('SELECT id, scope FROM tokens WHERE hash = ?').get(sha256(secret)) as { id: string; scope: string } | undefined;
+    // Parsed once per connection (prepared()): every request but the probes comes through here.
+    const row = prepared(this.db, 'SELECT id, scope FROM tokens WHERE hash = ?').get(sha256(secret)) as { id: string; scope: string } | undefined;
     if (!row) return undefined;
     const t = this.now().getTime();
     if ((this.touched.get(row.id) ?? 0) + TOUCH_INTERVAL_MS < t) {

@@ -12,6 +12,7 @@ import { rollUp, type HealthReport } from '../../src/api/health.js';
 import type { ZoneIndex } from '../../src/dns/index.js';
 import type { ProxyState } from '../../src/proxy/state.js';
 import { openDb, type Db } from '../../src/store/db.js';
+import type { GroupCommit } from '../../src/store/group.js';
 import { backupInto } from '../../src/store/backup.js';
 import type { RecordStore } from '../../src/store/records.js';
 import type { RouteStore } from '../../src/store/routes.js';
@@ -56,6 +57,8 @@ export interface ApiFixture {
   mail: MailWiring;
   /** Tailnet devices (not polling until the test polls or starts them). */
   devices: TailnetDeps;
+  /** The API writes' group commit (its counts). */
+  group: GroupCommit;
   close: () => Promise<void>;
 }
 
@@ -79,6 +82,8 @@ export interface ApiFixtureOptions {
   devices?: WireDeps['devices'];
   /** Settings over the test defaults (e.g. tailnet_only). */
   config?: Partial<Config>;
+  /** The API writes' group commit: its flush's deferral and hooks (default setImmediate). */
+  group?: WireDeps['group'];
 }
 
 export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixture> {
@@ -88,7 +93,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
   // on loopback TCP (127.0.0.1:2019) so tests can show a route to it refused.
   const config = { ...loadConfig({ env: { DNSPROXY_DATA_DIR: tmp.dir, DNSPROXY_NODE_IP: NODE_IP, DNSPROXY_CADDY_ADMIN: '127.0.0.1:2019' }, interfaces: {} }), zones: ZONES, ...opts.config };
   // The controller's own wiring, without a reconciler: tests set what Caddy "runs" (applied).
-  const w = wire(config, { db, caddy: null, devices: opts.devices ?? { source: null }, ...(opts.defer ? { defer: opts.defer } : {}) });
+  const w = wire(config, { db, caddy: null, devices: opts.devices ?? { source: null }, ...(opts.defer ? { defer: opts.defer } : {}), ...(opts.group ? { group: opts.group } : {}) });
   if (opts.resolver) w.proxy.useResolver(opts.resolver);
   w.pipeline.start();
   const applied: { value: DesiredProxy | null } = { value: null };
@@ -122,6 +127,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     auth: { authorization: `Bearer ${token}` },
     mail: mail,
     devices: w.devices,
+    group: w.group,
     close: async () => {
       mail.stop();
       await w.devices.registry.stop();
