@@ -362,6 +362,7 @@ export class Controller {
         version: VERSION,
         mail: (this.mail = mailWiring({ db, records: wired.records, config: c, dnsPort: () => dns.address().port, transaction: wired.api.transaction })).deps,
         backup: () => backupInto(db, c.data_dir),
+        localCa: () => caddy.localCa(),
       };
       this.stateDeps = apiDeps;
       this.api = await build(apiDeps);
