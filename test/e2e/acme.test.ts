@@ -39,12 +39,12 @@ async function freeDnsPort(): Promise<number> {
 }
 
 /** A TLS handshake with SNI `servername` whose chain must verify against `ca` alone: the leaf's SAN and issuer, or the error. */
-function verifiedHandshake(port: number, servername: string, ca: string): Promise<{ san: string; issuer: string }> {
+function verifiedHandshake(port: number, servername: string, ca: string): Promise<{ san: string; issuer: string; fingerprint: string }> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host: '127.0.0.1', port, servername, ca }, () => {
       const cert = socket.getPeerCertificate();
       socket.destroy();
-      resolve({ san: cert.subjectaltname ?? '', issuer: [cert.issuer?.CN ?? ''].flat().join(', ') });
+      resolve({ san: cert.subjectaltname ?? '', issuer: [cert.issuer?.CN ?? ''].flat().join(', '), fingerprint: cert.fingerprint256 });
     });
     socket.setTimeout(20_000, () => socket.destroy(new Error('handshake timed out')));
     socket.once('error', reject);
@@ -155,5 +155,20 @@ describe('e2e: ACME HTTP-01 from pebble through our DNS and Caddy', function () 
     const reply = await request({ port: caddy.httpsPort, host, tls: { servername: host } });
     expect(JSON.parse(reply.body)).to.include({ backend: 'b' });
     console.log(`      explicit acme route ${host}: certificate verified ${issuedMs} ms after its 201, active ${Date.now() - start} ms after`);
+  });
+
+  it('a Caddy restart keeps both certificates: the same ones are served again, nothing is issued anew', async () => {
+    const issued = () => (pebble.output().match(/Issued certificate serial/g) ?? []).length;
+    const before = issued();
+    const hosts = ['shop.example.net', 'api.example.net'];
+    const served = await Promise.all(hosts.map((h) => verifiedHandshake(caddy.httpsPort, h, pebble.issuingRootPem)));
+    await caddy.kill();
+    const start = Date.now();
+    await caddy.restart();
+    // The controller notices the empty config and loads ours again; Caddy reads the certificates from its storage.
+    const again = await Promise.all(hosts.map((h) => until(`${h} served again`, ISSUE_LIMIT_MS, () => verifiedHandshake(caddy.httpsPort, h, pebble.issuingRootPem), 100)));
+    expect(again.map((a) => a.fingerprint)).to.deep.equal(served.map((s) => s.fingerprint));
+    expect(issued()).to.equal(before);
+    console.log(`      both certificates served again ${Date.now() - start} ms after Caddy restarted, ${issued() - before} issued`);
   });
 });
