@@ -7,8 +7,10 @@ import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { acmeSettings } from '../../src/controller.js';
 import { acmeIssuer, issuerFor, trustedRootProblem } from '../../src/proxy/acme.js';
+import { caddyfileExport } from '../../src/proxy/caddyfile.js';
 import { render } from '../../src/proxy/render.js';
 import type { DesiredProxy } from '../../src/proxy/types.js';
+import { caddyAdapt, hasCaddy } from '../helpers/caddy.js';
 import { cli } from '../helpers/controller.js';
 import { hasPebble } from '../helpers/pebble.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -116,5 +118,28 @@ describe('proxy/acme: trustedRootProblem', function () {
     const r = await cli(['serve', '--data-dir', join(tmp.dir, 'data'), '--acme-ca-root', join(tmp.dir, 'missing.pem')], { DNSPROXY_CADDY_ADMIN: '127.0.0.1:1' });
     expect(r.code).to.equal(2);
     expect(r.stderr.trim()).to.equal(`dnsproxy: config: acme_ca_root: cannot read ${join(tmp.dir, 'missing.pem')}: ENOENT`);
+  });
+});
+
+describe('proxy/acme: the Caddyfile export carries the ACME issuer settings', function () {
+  this.timeout(30_000);
+  const settings = { admin: '127.0.0.1:2019', httpPort: 8080, httpsPort: 8443, listenIp: '127.0.0.1' };
+  const routes = [route('api:a', ['shop.example.net'], ['127.0.0.1:3000'], { tls: 'acme' })];
+
+  it('writes dir, trusted_roots, email and the disabled challenge into `issuer acme`; none of it without settings', () => {
+    const text = caddyfileExport({ settings: { ...settings, acme: { ca: CA, trustedRoots: ['/etc/dnsproxy/ca.pem'], email: 'ops@example.org', challenges: ['http-01'] } }, routes });
+    expect(text).to.contain(`\t\tissuer acme {\n\t\t\tdir ${CA}\n\t\t\ttrusted_roots /etc/dnsproxy/ca.pem\n\t\t\temail ops@example.org\n\t\t\tdisable_tlsalpn_challenge\n\t\t}\n`);
+    expect(caddyfileExport({ settings: { ...settings, acme: { challenges: ['tls-alpn-01'] } }, routes })).to.contain('issuer acme {\n\t\t\tdisable_http_challenge\n\t\t}');
+    expect(caddyfileExport({ settings: { ...settings, acme: { challenges: ['http-01', 'tls-alpn-01'] } }, routes })).to.equal(caddyfileExport({ settings, routes }));
+    expect(() => caddyfileExport({ settings: { ...settings, acme: { ca: 'https://ca.example.net/{env.X}' } }, routes })).to.throw(/cannot export ACME directory URL/);
+  });
+
+  it('caddy adapt turns it into the issuer render() pushes', async function () {
+    if (!hasCaddy()) return this.skip();
+    const acme = { ca: CA, trustedRoots: ['/etc/dnsproxy/ca.pem'], email: 'ops@example.org', challenges: ['http-01'] as const };
+    const { config, warnings } = await caddyAdapt(caddyfileExport({ settings: { ...settings, acme }, routes }));
+    expect(warnings).to.deep.equal([]);
+    const issuers = (c: Record<string, unknown>) => (c as { apps: { tls: { automation: { policies: { subjects?: string[]; issuers: unknown[] }[] } } } }).apps.tls.automation.policies.find((p) => p.subjects?.includes('shop.example.net'))?.issuers;
+    expect(issuers(config)).to.deep.equal(issuers(render({ settings: { ...settings, acme }, routes }).config));
   });
 });
