@@ -172,3 +172,58 @@ describe('e2e: ACME HTTP-01 from pebble through our DNS and Caddy', function () 
     console.log(`      both certificates served again ${Date.now() - start} ms after Caddy restarted, ${issued() - before} issued`);
   });
 });
+
+describe('e2e: ACME without the CA\'s trusted root', function () {
+  this.timeout(180_000);
+  let tmp: ReturnType<typeof tempDir>;
+  let caddy: RunningCaddy;
+  let pebble: RunningPebble;
+  let c: Running;
+  let backend: Backend;
+  /** The grace the test gives an issuance before the route shows error (the default is a minute). */
+  const GRACE_MS = 1_500;
+
+  before(async function () {
+    if (!hasCaddy() || !hasPebble()) return this.skip();
+    tmp = tempDir();
+    caddy = await startCaddy();
+    backend = await startBackend('b');
+    const dnsPort = await freeDnsPort();
+    pebble = await startPebble({ dnsServer: `127.0.0.1:${dnsPort}`, httpPort: caddy.httpPort, tlsPort: caddy.httpsPort });
+    // acme_ca without acme_ca_root: nothing Caddy trusts signed pebble's HTTPS certificate.
+    c = await startController(
+      tmp.dir,
+      {
+        DNSPROXY_CADDY_ADMIN: caddy.adminListen,
+        DNSPROXY_HTTP_PORT: String(caddy.httpPort),
+        DNSPROXY_HTTPS_PORT: String(caddy.httpsPort),
+        DNSPROXY_NODE_IP: '127.0.0.1',
+        DNSPROXY_ZONE: 'example.net',
+        DNSPROXY_ACME_CA: pebble.directoryUrl,
+        DNSPROXY_CERT_GRACE_MS: String(GRACE_MS),
+      },
+      { dnsPort },
+    );
+  });
+  after(async () => {
+    await c?.stop();
+    await pebble?.stop();
+    await caddy?.stop();
+    await backend?.close();
+    tmp?.cleanup();
+  });
+
+  it('Caddy refuses to talk to the CA, nothing is ordered, and the route turns error with the reason after the grace', async () => {
+    const host = 'api.example.net';
+    const a = await fetch(`${c.apiUrl}/api/v1/records`, { method: 'POST', headers: auth, body: JSON.stringify({ name: host, type: 'A', values: ['127.0.0.1'] }) });
+    expect(a.status, await a.text()).to.equal(201);
+    const res = await fetch(`${c.apiUrl}/api/v1/routes`, { method: 'POST', headers: auth, body: JSON.stringify({ hosts: [host], upstreams: [backend.dial], tls: 'acme' }) });
+    expect(res.status, await res.text()).to.equal(201);
+    const routes = async () => ((await (await fetch(`${c.apiUrl}/api/v1/routes`, { headers: auth })).json()) as { routes: RouteView[] }).routes;
+    const failed = await until(`${host} in error`, ACTIVE_LIMIT_MS, async () => (await routes()).find((r) => r.hosts.includes(host) && r.status === 'error'), 200);
+    expect(failed.error).to.match(/^certificate for api\.example\.net: TLS handshake for api\.example\.net failed/);
+    // Caddy tried: its log names the unknown authority; pebble never got as far as an account.
+    expect(caddy.output()).to.match(/x509: certificate signed by unknown authority/);
+    expect(pebble.output()).to.not.contain('POST /sign-me-up');
+  });
+});
