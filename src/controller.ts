@@ -30,6 +30,7 @@ import { CaddyProcess, caddyEnv, caddyPids } from './proxy/process.js';
 import { ChangePipeline } from './proxy/pipeline.js';
 import { ON_DEMAND_BURST, ON_DEMAND_INTERVAL, startOnDemandServer, type OnDemandServer } from './proxy/ondemand.js';
 import type { OnDemandSettings } from './proxy/types.js';
+import type { AcmeIssuerSettings } from './proxy/acme.js';
 import { Reconciler, type ReconcilerOptions } from './proxy/reconcile.js';
 import type { CaddyApi } from './proxy/caddy.js';
 import { CertWatch, probeCertificate, probeName } from './proxy/certs.js';
@@ -143,6 +144,16 @@ export interface Wired {
  * state, the reconciler and the change pipeline that alone connects them (pipeline.ts). Nothing
  * listens or pushes until `pipeline.start()` and `reconciler.start()`.
  */
+/** The ACME issuer settings of `tls: acme` names, from the `acme_*` settings (src/proxy/acme.ts). */
+export function acmeSettings(c: Pick<Config, 'acme_ca' | 'acme_ca_root' | 'acme_email' | 'acme_challenges'>): AcmeIssuerSettings {
+  return {
+    ...(c.acme_ca !== undefined ? { ca: c.acme_ca } : {}),
+    ...(c.acme_ca_root !== undefined ? { trustedRoots: [c.acme_ca_root] } : {}),
+    ...(c.acme_email !== undefined ? { email: c.acme_email } : {}),
+    challenges: c.acme_challenges,
+  };
+}
+
 export function wire(c: Config, deps: WireDeps): Wired {
   const { db } = deps;
   const records = new RecordStore(db, c.zones);
@@ -164,6 +175,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
     admin: c.caddy_admin,
     own,
     ...(tailnetOnly(c) ? { allowClients: c.tailnet_ranges } : {}),
+    acme: acmeSettings(c),
   });
   const plain = new PlainUpstreams();
   // Counted when /metrics is read, and only again after a change (COUNT(*) over a big zone is not free).
@@ -359,6 +371,7 @@ export class Controller {
         version: VERSION,
         mail: (this.mail = mailWiring({ db, records: wired.records, config: c, dnsPort: () => dns.address().port, transaction: wired.api.transaction })).deps,
         backup: () => backupInto(db, c.data_dir),
+        localCa: () => caddy.localCa(),
       };
       this.stateDeps = apiDeps;
       this.api = await build(apiDeps);

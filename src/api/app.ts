@@ -11,6 +11,7 @@ import type { RouteStore } from '../store/routes.js';
 import type { TokenStore } from '../store/tokens.js';
 import type { ViewStore } from '../store/views.js';
 import type { ProxyState } from '../proxy/state.js';
+import type { LocalCaInfo } from '../proxy/caddy.js';
 import type { TailnetDeps } from '../tailnet/index.js';
 import type { DesiredProxy } from '../proxy/types.js';
 import type { MailStore } from '../mail/store.js';
@@ -21,6 +22,7 @@ import { errorOptions, installErrorHandling } from './errors.js';
 import type { HealthReport } from './health.js';
 import { legacyRoutes } from './legacy.js';
 import { backupRoutes } from './backup.js';
+import { caRoutes } from './ca.js';
 import { mailRoutes } from './mail.js';
 import { mailDomainRoutes } from './mail-domains.js';
 import { openApiTransform } from './openapi.js';
@@ -83,6 +85,8 @@ export interface ApiDeps {
   devices?: TailnetDeps;
   /** Takes a consistent copy of the database into a new owner-only file; the caller removes it. */
   backup: () => Promise<{ file: string; pages: number; restarts: number }>;
+  /** Caddy's internal CA (`tls internal`), read through its admin API (GET /api/v1/ca). Absent: 503. */
+  localCa?: () => Promise<LocalCaInfo>;
 }
 
 const requestLine = (req: FastifyRequest, route: string, status: number, seconds: number) => ({ req_id: req.id, method: req.method, route, url: req.url, status, ms: Math.round(seconds * 1e4) / 10 });
@@ -140,6 +144,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(backupRoutes(deps));
   await app.register(deviceRoutes(deps));
   await app.register(stateRoutes(deps));
+  await app.register(caRoutes(deps));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

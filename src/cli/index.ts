@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { VERSION } from '../version.js';
 import { defaultApiUrl } from './api-url.js';
 import { backupCommands } from './backup.js';
+import { caCommands } from './ca.js';
 import { CliError } from './client.js';
 import { recordCommands, tokenCommands, zoneCommands } from './commands.js';
 import { deviceCommands } from './devices.js';
@@ -38,6 +39,7 @@ export async function main(argv: string[]): Promise<number> {
   statusCommand(program, g);
   backupCommands(program, g);
   stateCommands(program, g);
+  caCommands(program, g);
   // Sub-commands inherit exitOverride so usage errors reach the catch below.
   const override = (c: Command) => {
     c.exitOverride();

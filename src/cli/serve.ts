@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { adminDefaultProblem, ConfigError, loadConfig } from '../config/load.js';
 import { logger, setLogLevel } from '../log/index.js';
 import { adminTokenProblem } from '../model/token.js';
+import { trustedRootProblem } from '../proxy/acme.js';
 import { CliError } from './client.js';
 import { lockDataDirOrFail, runUntilSignal, SERVICE_UMASK, startFailed } from './signals.js';
 
@@ -18,6 +19,9 @@ interface ServeFlags {
   httpPort?: string;
   httpsPort?: string;
   caddyAdmin?: string;
+  acmeCa?: string;
+  acmeCaRoot?: string;
+  acmeEmail?: string;
   nodeIp?: string;
   upstream?: string[];
   logLevel?: string;
@@ -47,6 +51,9 @@ export function serveCommand(program: Command): void {
     .option('--device-poll-ms <ms>', 'how often the device list is read (env DNSPROXY_DEVICE_POLL_MS, default 10000)')
     .option('--http-port <port>', 'Caddy HTTP port (env DNSPROXY_HTTP_PORT, default 80)')
     .option('--https-port <port>', 'Caddy HTTPS port (env DNSPROXY_HTTPS_PORT, default 443)')
+    .option('--acme-ca <url>', 'ACME directory URL for tls acme names (env DNSPROXY_ACME_CA, default Let\'s Encrypt)')
+    .option('--acme-ca-root <file>', 'PEM file of the root(s) Caddy trusts when talking to --acme-ca (env DNSPROXY_ACME_CA_ROOT)')
+    .option('--acme-email <address>', 'contact address of the ACME account (env DNSPROXY_ACME_EMAIL)')
     .option('--caddy-admin <address>', 'Caddy admin API: unix/<path> or loopback host:port (env DNSPROXY_CADDY_ADMIN, default unix/<data-dir>/run/caddy-admin.sock)')
     .option('--node-ip <ip>', 'this node\'s IPv4 (env DNSPROXY_NODE_IP, default: detected)')
     .option('--upstream <ip[:port]>', 'resolver for names outside our zones, repeatable (env DNSPROXY_UPSTREAMS)', collect)
@@ -67,6 +74,9 @@ export function serveCommand(program: Command): void {
           http_port: f.httpPort,
           https_port: f.httpsPort,
           caddy_admin: f.caddyAdmin,
+          acme_ca: f.acmeCa,
+          acme_ca_root: f.acmeCaRoot,
+          acme_email: f.acmeEmail,
           node_ip: f.nodeIp,
           upstreams: f.upstream,
           log_level: f.logLevel,
@@ -90,6 +100,8 @@ export function serveCommand(program: Command): void {
       if (weak) throw new CliError(`config: DNSPROXY_ADMIN_TOKEN ${weak} (from env DNSPROXY_ADMIN_TOKEN)`, 2);
       const adminProblem = adminDefaultProblem(config);
       if (adminProblem) throw new CliError(adminProblem, 2);
+      const rootProblem = config.acme_ca_root === undefined ? null : trustedRootProblem(config.acme_ca_root);
+      if (rootProblem) throw new CliError(`config: acme_ca_root: ${rootProblem}`, 2);
       setLogLevel(config.log_level);
       const log = logger('serve');
       const unlock = await lockDataDirOrFail(config.data_dir, 'controller');

@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { mailDomain } from '../model/mail.js';
 import { adminAddressProblem } from '../proxy/admin-address.js';
 import { parseCidr } from '../model/cidr.js';
+import { ACME_CHALLENGES } from '../proxy/acme.js';
 
 const zoneName = z.string().superRefine((v, ctx) => {
   const problem = nameProblem(v);
@@ -56,6 +57,25 @@ export const configSchema = z
     tls_ask_port: portNumber
       .default(0)
       .describe("Loopback port of the controller's on-demand certificate check (Caddy's ask) and HTTP->HTTPS redirect for plain TLS names; 0 = a free port at start (then a controller restart reloads Caddy once)"),
+    acme_ca: z
+      .string()
+      .url('must be a URL')
+      .refine((v) => v.startsWith('https://'), 'must be an https:// URL (RFC 8555: ACME runs over HTTPS)')
+      .refine((v) => !/[\s{}]/.test(v), 'must not contain whitespace or braces (Caddy placeholders)')
+      .optional()
+      .describe("ACME directory URL of the CA that issues certificates for tls acme names (e.g. a private step-ca's); default: Let's Encrypt (Caddy's default)"),
+    acme_ca_root: z
+      .string()
+      .refine((v) => v.startsWith('/'), 'must be an absolute path')
+      .refine((v) => !/[\s{}]/.test(v), 'must not contain whitespace or braces')
+      .optional()
+      .describe("PEM file of the root(s) to trust when Caddy talks to acme_ca (a private CA whose HTTPS certificate the system does not trust); readable by Caddy; checked at start"),
+    acme_email: z.email('must be an email address').optional().describe('Contact address of the ACME account (the CA may send expiry notices there)'),
+    acme_challenges: z
+      .array(z.enum(ACME_CHALLENGES))
+      .min(1, 'at least one challenge type is required')
+      .default([...ACME_CHALLENGES])
+      .describe('ACME challenges Caddy may solve: http-01 (the CA connects to http_port) and/or tls-alpn-01 (to https_port); both by default'),
     cert_grace_ms: positive.default(60_000).describe('How long a TLS host may be without a certificate (ACME issuance under way) before its route shows error; probed by a TLS handshake every 30 s'),
     upstreams: z.array(resolverAddress).default([]).describe('Resolvers for names outside our zones; empty = REFUSED'),
     axfr_allow: z.array(ip).default(['127.0.0.1', '::1']).describe('Addresses allowed to AXFR'),
@@ -139,4 +159,4 @@ export function tailnetOnly(c: Pick<Config, 'tailnet_only' | 'tailnet_ip'>): boo
 
 /** Settings that may come from the environment as DNSPROXY_<UPPER_NAME>; lists are comma-separated. */
 export const CONFIG_KEYS = Object.keys(configSchema.shape) as (keyof typeof configSchema.shape)[];
-export const LIST_KEYS: ReadonlySet<string> = new Set(['zones', 'nameservers', 'upstreams', 'axfr_allow', 'recursion_allow', 'mail_domains', 'mail_dns_servers', 'tailnet_ranges']);
+export const LIST_KEYS: ReadonlySet<string> = new Set(['zones', 'nameservers', 'upstreams', 'axfr_allow', 'recursion_allow', 'mail_domains', 'mail_dns_servers', 'tailnet_ranges', 'acme_challenges']);

@@ -25,6 +25,19 @@ export const VALIDATE_TIMEOUT_MS = 10_000;
 /** Exactly this request URI (no query) is the one admin request Caddy 2.6.2 logs below INFO. */
 const METRICS_PATH = '/metrics';
 
+/** Caddy's admin path for its default internal CA (the one `tls internal` issues from). */
+const LOCAL_CA_PATH = '/pki/ca/local';
+
+/** What Caddy's admin API says of its internal CA (`/pki/ca/<id>`): public certificates only, PEM. */
+export interface LocalCaInfo {
+  id: string;
+  name: string;
+  root_common_name: string;
+  intermediate_common_name: string;
+  root_certificate: string;
+  intermediate_certificate: string;
+}
+
 /** Caddy refused the request (4xx); `caddyError` is Caddy's own text, e.g. `... parse "%zz": invalid URL escape "%zz"`. */
 export class CaddyRejected extends AppError {
   constructor(
@@ -164,6 +177,29 @@ export class CaddyAdmin implements CaddyApi {
     const get = () => this.http.get(METRICS_PATH, { timeout: this.readTimeoutMs, headers: { 'accept-encoding': 'identity' } });
     const res = await this.call(`GET ${METRICS_PATH}`, get, { nullOn: [404] });
     return res === null ? null : revisionOf(String(res.data));
+  }
+
+  /**
+   * Caddy's internal CA (`tls internal`): GET /pki/ca/local (caddypki/adminapi.go in 2.6.2). When
+   * no config has run the pki app yet, Caddy provisions the default CA for this request, making
+   * and storing its root once: the root a later `tls internal` route is issued under.
+   */
+  async localCa(): Promise<LocalCaInfo> {
+    const res = await this.call(`GET ${LOCAL_CA_PATH}`, () => this.http.get(LOCAL_CA_PATH, { timeout: this.readTimeoutMs }));
+    const info = parseJson(res?.data) as Partial<Record<keyof LocalCaInfo, unknown>> | null;
+    const text = (k: keyof LocalCaInfo): string => {
+      const v = info?.[k];
+      return typeof v === 'string' ? v : '';
+    };
+    if (!text('root_certificate').includes('-----BEGIN CERTIFICATE-----')) throw new CaddyUnavailable(`GET ${LOCAL_CA_PATH}: no root certificate in the answer`);
+    return {
+      id: text('id'),
+      name: text('name'),
+      root_common_name: text('root_common_name'),
+      intermediate_common_name: text('intermediate_common_name'),
+      root_certificate: text('root_certificate'),
+      intermediate_certificate: text('intermediate_certificate'),
+    };
   }
 
   /** One try, never throws. Caddy 2.6 has no version/PID endpoint; /metrics gives build info and start time. */

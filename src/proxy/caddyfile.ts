@@ -77,6 +77,11 @@ function helpers(): Record<string, HelperDelegate> {
     uri: (v: unknown) => token('health path', v, /^\/[A-Za-z0-9._~!$&()+,;=:@%/?-]{0,1000}$/),
     comment: (v: unknown) => token('route id', v, /^[A-Za-z0-9_.:*@/-]{1,300}$/),
     token: (v: unknown) => token('token', v),
+    /** acme_ca: an https URL (no Caddyfile syntax, no placeholder braces). */
+    acmeDir: (v: unknown) => token('ACME directory URL', v, /^https:\/\/[A-Za-z0-9._~:/?[\]@!$&()*+,;=%-]{1,1000}$/),
+    /** acme_ca_root: an absolute file path. */
+    file: (v: unknown) => token('file path', v, /^\/[A-Za-z0-9._+@,=/-]{1,1000}$/),
+    email: (v: unknown) => token('email address', v, /^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}$/),
     quoted: (v: unknown) => (typeof v === 'string' && /^[A-Za-z0-9 .,:;!?()_-]{0,200}$/.test(v) ? `"${v}"` : fail('text', v, 'may hold only letters, digits, spaces and .,:;!?()_-')),
     eq: (a: unknown, b: unknown) => a === b,
     note: (v: unknown) => (typeof v === 'string' ? v.replace(/[^\x20-\x7e]/g, '?') : fail('note', v, 'is not a string')),
@@ -104,8 +109,17 @@ interface SiteView {
   /** No catch-all route: other paths answer 404, as render()'s no-path route does. */
   miss: boolean;
 }
+/** The acme_* settings as the `issuer acme` block's subdirectives (Caddy 2.6.2 acmeissuer.go UnmarshalCaddyfile). */
+interface AcmeView {
+  dir: string | null;
+  trustedRoots: string[];
+  email: string | null;
+  disableHttp: boolean;
+  disableTlsAlpn: boolean;
+}
 interface View {
   admin: string;
+  acme: AcmeView | null;
   listenIp: string;
   httpPort: number;
   httpsPort: number;
@@ -169,8 +183,18 @@ export function caddyfileExport(desired: DesiredProxy): string {
   const routes = selected.routes.filter((r) => !r.respond);
   const skipped = [...selected.skipped, ...selected.routes.filter((r) => r.respond).map((r) => ({ id: r.id, reason: 'a static response (served by the pushed JSON config, not exported)' }))];
   const { settings } = desired;
+  const a = settings.acme;
+  const acme: AcmeView = {
+    dir: a?.ca ?? null,
+    trustedRoots: [...(a?.trustedRoots ?? [])],
+    email: a?.email ?? null,
+    disableHttp: a?.challenges !== undefined && !a.challenges.includes('http-01'),
+    disableTlsAlpn: a?.challenges !== undefined && !a.challenges.includes('tls-alpn-01'),
+  };
+  const hasAcme = acme.dir !== null || acme.trustedRoots.length > 0 || acme.email !== null || acme.disableHttp || acme.disableTlsAlpn;
   return template({
     admin: settings.admin,
+    acme: hasAcme ? acme : null,
     listenIp: settings.listenIp,
     httpPort: settings.httpPort,
     httpsPort: settings.httpsPort,

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { routeOwnProblem, type OwnEndpoints } from '../model/endpoints.js';
 import { PLAIN_SERVICE, srvQuestion, type PlainKind } from '../dns/upstreams.js';
+import { issuerFor, type AcmeIssuerSettings } from './acme.js';
 import { endpointsOf } from './guard.js';
 import { staticHandler, staticProblem } from './static.js';
 import { ID_PREFIX, type DesiredProxy, type DesiredRoute, type OnDemandSettings, type Rendered, type TlsMode } from './types.js';
@@ -442,14 +443,18 @@ function clientFilter(server: string, ranges: readonly string[]): Json {
   };
 }
 
-/** Explicit TLS routes' policies (their names as subjects), then the catch-all on-demand policy (none match first: Caddy takes the first policy that matches a name). */
-function tlsPolicies(routes: DesiredRoute[], onDemand: OnDemandSettings | undefined): Json[] {
+/**
+ * Explicit TLS routes' policies (their names as subjects), then the catch-all on-demand policy (none
+ * match first: Caddy takes the first policy that matches a name). Every ACME issuer carries the
+ * `acme_*` settings (acme.ts), so explicit and on-demand names use the same CA.
+ */
+function tlsPolicies(routes: DesiredRoute[], onDemand: OnDemandSettings | undefined, acme: AcmeIssuerSettings | undefined): Json[] {
   const subjects = (mode: TlsMode) => uniqSorted(routes.filter((r) => r.tls === mode).flatMap((r) => r.hosts));
   const policies: Json[] = (['acme', 'internal'] as const)
     .map((mode) => ({ mode, hosts: subjects(mode) }))
     .filter((p) => p.hosts.length > 0)
-    .map((p) => ({ '@id': `${ID_PREFIX}tls-${p.mode}`, subjects: p.hosts, issuers: [{ module: p.mode }] }));
-  if (onDemand) policies.push({ '@id': `${ID_PREFIX}tls-on-demand`, issuers: [{ module: onDemand.issuer }], on_demand: true });
+    .map((p) => ({ '@id': `${ID_PREFIX}tls-${p.mode}`, subjects: p.hosts, issuers: [issuerFor(p.mode, acme)] }));
+  if (onDemand) policies.push({ '@id': `${ID_PREFIX}tls-on-demand`, issuers: [issuerFor(onDemand.issuer, acme)], on_demand: true });
   return policies;
 }
 
@@ -498,7 +503,7 @@ export function render(desired: DesiredProxy): Rendered {
   if (settings.allowClients) for (const [name, server] of Object.entries(servers)) (server as { routes: Json[] }).routes.unshift(clientFilter(name, settings.allowClients));
   const apps: Json = { http: { http_port: settings.httpPort, https_port: settings.httpsPort, servers } };
   if (secure.length > 0 || onDemand) {
-    const automation: Json = { policies: tlsPolicies(secure, onDemand) };
+    const automation: Json = { policies: tlsPolicies(secure, onDemand, settings.acme) };
     if (onDemand) automation.on_demand = { ask: onDemand.ask, rate_limit: { burst: onDemand.rateLimit.burst, interval: onDemand.rateLimit.interval } };
     apps.tls = { automation };
   }

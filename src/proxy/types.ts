@@ -3,6 +3,7 @@
 
 import type { OwnEndpoints } from '../model/endpoints.js';
 import type { RouteShape } from '../model/route.js';
+import type { AcmeIssuerSettings } from './acme.js';
 
 export type { TlsMode } from '../model/route.js';
 
@@ -32,6 +33,8 @@ export interface ProxySettings {
    * server's first route answers 403 to any other client address, before any host route. Absent: all.
    */
   allowClients?: readonly string[];
+  /** The ACME issuer of `tls: acme` names (directory URL, trusted roots, email, challenges; acme.ts). Absent: Caddy's defaults (Let's Encrypt). */
+  acme?: AcmeIssuerSettings;
 }
 
 /**

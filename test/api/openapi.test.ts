@@ -35,6 +35,7 @@ const SUCCESS: Record<string, number[]> = {
   'GET /api/v1/backup': [200],
   'GET /api/v1/state': [200],
   'POST /api/v1/state': [200],
+  'GET /api/v1/ca': [200],
   'GET /api/v1/caddyfile': [200],
   'GET /api/v1/devices': [200],
   'GET /api/v1/mail/accounts': [200],

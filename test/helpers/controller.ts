@@ -18,10 +18,13 @@ export interface Running {
   kill: () => Promise<void>;
 }
 
-/** `apiPort`: a fixed API port instead of an ephemeral one (port 0 is not in the set of listeners routes may not reach). */
-export async function startController(dataDir: string, env: Record<string, string> = {}, opts: { apiPort?: number } = {}): Promise<Running> {
+/**
+ * `apiPort`: a fixed API port instead of an ephemeral one (port 0 is not in the set of listeners routes may not reach).
+ * `dnsPort`: a fixed DNS port, for a peer that must know it before the controller starts (pebble's -dnsserver).
+ */
+export async function startController(dataDir: string, env: Record<string, string> = {}, opts: { apiPort?: number; dnsPort?: number } = {}): Promise<Running> {
   // Run as supervisord runs it: directly, so the V8 flags in bin/dnsproxy's shebang apply.
-  const proc = spawn(BIN, ['serve', '--data-dir', dataDir, '--dns-port', '0', '--api-port', String(opts.apiPort ?? 0), '--listen-ip', '127.0.0.1'], {
+  const proc = spawn(BIN, ['serve', '--data-dir', dataDir, '--dns-port', String(opts.dnsPort ?? 0), '--api-port', String(opts.apiPort ?? 0), '--listen-ip', '127.0.0.1'], {
     env: { ...process.env, DNSPROXY_ADMIN_TOKEN: TOKEN, DNSPROXY_NODE_IP: '192.0.2.10', DNSPROXY_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
