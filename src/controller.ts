@@ -46,6 +46,7 @@ import type { Timers } from './timers.js';
 import { configChanges, FileWatch } from './config/watch.js';
 import { setLogLevel } from './log/index.js';
 import { StateWatch } from './state/watch.js';
+import { CertificateStore } from './certs/store.js';
 import type { StateDeps } from './state/state.js';
 
 
@@ -111,6 +112,8 @@ export interface WireDeps {
   hostname?: string;
   /** The tailnet device list's source and poll timer (default: the settings' LocalAPI socket or CLI, real timers). */
   devices?: { source?: StatusSource | null; timers?: Timers };
+  /** The certificate store's clock (checks of uploads, renewal times); default the system's. */
+  certsNow?: () => Date;
 }
 
 export interface Wired {
@@ -129,8 +132,10 @@ export interface Wired {
   uncount: () => void;
   /** Tailnet devices: polled once `devices.registry.start()` runs; each change re-binds records and re-resolves routes. */
   devices: TailnetDeps;
+  /** Uploaded and ACME-issued certificates (src/certs): Caddy loads every one; a change triggers the reconciler. */
+  certificates: CertificateStore;
   /** The API's dependencies that come from the wiring (the caller adds health, mail, …). */
-  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'settled' | 'devices'>;
+  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'settled' | 'devices' | 'certificates'>;
 }
 
 /**
@@ -144,6 +149,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
   const tokens = new TokenStore(db);
   const routes = new RouteStore(db);
   const views = new ViewStore(db);
+  const certificates = new CertificateStore(db, deps.certsNow);
   const viewTable = new ViewTable();
   viewTable.replace(views.list());
   views.onChange((list) => viewTable.replace(list));
@@ -169,12 +175,14 @@ export function wire(c: Config, deps: WireDeps): Wired {
         render,
         markerId,
         ...deps.reconciler,
-        desired: () => proxy.desired(),
+        desired: () => ({ ...proxy.desired(), certificates: certificates.served() }),
         caddy: deps.caddy,
         // Called only after reconciler.start(), by when `pipeline` exists.
         onStatus: (statuses) => pipeline.reported(statuses),
       })
     : null;
+  // A stored certificate changed: Caddy loads the new set (a no-op when the render is unchanged).
+  certificates.onChange(() => reconciler?.trigger());
   const log = logger('pipeline');
   const pipeline = new ChangePipeline({
     records,
@@ -191,7 +199,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
       log.info('records changed', { zone: change.zone, serial: change.serial, ...listed('upserted', change.upserted), ...listed('removed', change.removed) });
     },
   });
-  const transaction = <T>(fn: () => T): T => transact(db, [records, routes, views], fn);
+  const transaction = <T>(fn: () => T): T => transact(db, [records, routes, views, certificates], fn);
   const bindings = new DeviceBindingStore(db);
   const binder = new DeviceBinder({ devices: registry, bindings, records, transaction, log: logger('tailnet') });
   // A device moved: bound records are rewritten (ordinary writes, through the pipeline), and routes naming `device:` upstreams are rebuilt.
@@ -213,6 +221,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
     pipeline,
     uncount,
     devices,
+    certificates,
     api: {
       zones: c.zones,
       nodeIp: c.node_ip,
@@ -226,10 +235,11 @@ export function wire(c: Config, deps: WireDeps): Wired {
       synthesisedRecords: (z) => index.synthesisedRecords(z),
       proxyStatus: () => (reconciler ? { ...reconciler.state(), applied: reconciler.applied() } : { applied: null, caddyUp: false, inSync: false, lastError: null }),
       caddyfile: caddyfileExport,
-      simulate: (fn) => simulate(db, [records, routes, views], fn),
+      simulate: (fn) => simulate(db, [records, routes, views, certificates], fn),
       transaction,
       settled: () => pipeline.settled(),
       devices,
+      certificates,
     },
   };
 }

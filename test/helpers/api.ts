@@ -20,6 +20,7 @@ import type { DesiredProxy } from '../../src/proxy/types.js';
 import { setLogLevel } from '../../src/log/index.js';
 import { mailWiring, type MailWiring } from '../../src/mail/wiring.js';
 import { tempDir } from './tmp.js';
+import type { CertificateStore } from '../../src/certs/store.js';
 import { loadConfig } from '../../src/config/load.js';
 
 // In-process tests assert on responses; request lines would only bury mocha's output.
@@ -56,6 +57,8 @@ export interface ApiFixture {
   mail: MailWiring;
   /** Tailnet devices (not polling until the test polls or starts them). */
   devices: TailnetDeps;
+  /** The certificate store (src/certs) the API writes. */
+  certificates: CertificateStore;
   close: () => Promise<void>;
 }
 
@@ -79,6 +82,8 @@ export interface ApiFixtureOptions {
   devices?: WireDeps['devices'];
   /** Settings over the test defaults (e.g. tailnet_only). */
   config?: Partial<Config>;
+  /** The certificate store's clock (default the system's). */
+  certsNow?: () => Date;
 }
 
 export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixture> {
@@ -88,7 +93,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
   // on loopback TCP (127.0.0.1:2019) so tests can show a route to it refused.
   const config = { ...loadConfig({ env: { DNSPROXY_DATA_DIR: tmp.dir, DNSPROXY_NODE_IP: NODE_IP, DNSPROXY_CADDY_ADMIN: '127.0.0.1:2019' }, interfaces: {} }), zones: ZONES, ...opts.config };
   // The controller's own wiring, without a reconciler: tests set what Caddy "runs" (applied).
-  const w = wire(config, { db, caddy: null, devices: opts.devices ?? { source: null }, ...(opts.defer ? { defer: opts.defer } : {}) });
+  const w = wire(config, { db, caddy: null, devices: opts.devices ?? { source: null }, ...(opts.defer ? { defer: opts.defer } : {}), ...(opts.certsNow ? { certsNow: opts.certsNow } : {}) });
   if (opts.resolver) w.proxy.useResolver(opts.resolver);
   w.pipeline.start();
   const applied: { value: DesiredProxy | null } = { value: null };
@@ -122,6 +127,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     auth: { authorization: `Bearer ${token}` },
     mail: mail,
     devices: w.devices,
+    certificates: w.certificates,
     close: async () => {
       mail.stop();
       await w.devices.registry.stop();
