@@ -8,8 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 need_node
-# nsd: the reference server of test/dns/nsd.test.ts (its binaries live in /usr/sbin).
-PATH="$PATH:/usr/sbin:/sbin" need_debs dig:bind9-dnsutils named-checkzone:bind9utils caddy:caddy supervisord:supervisor nsd:nsd nsd-checkconf:nsd
+# nsd: the reference server of test/dns/nsd.test.ts (its binaries live in /usr/sbin). pebble: the
+# ACME test CA of the certificate tests (test/helpers/pebble.ts; openssl makes its HTTPS certificate).
+PATH="$PATH:/usr/sbin:/sbin" need_debs dig:bind9-dnsutils named-checkzone:bind9utils caddy:caddy supervisord:supervisor nsd:nsd nsd-checkconf:nsd \
+  pebble:pebble openssl:openssl
 # test/deploy/image.test.ts builds Dockerfile.all with podman and runs it (~15 min cold on a loaded box,
 # ~4 min with podman's layer cache). Its tools are installed here as root on Debian; where they cannot be,
 # the test says why and skips. DNSPROXY_SKIP_IMAGE_TEST=1 skips it.
