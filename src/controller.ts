@@ -47,6 +47,10 @@ import { configChanges, FileWatch } from './config/watch.js';
 import { setLogLevel } from './log/index.js';
 import { StateWatch } from './state/watch.js';
 import { CertificateStore } from './certs/store.js';
+import { DEFAULT_ACME_DIRECTORY, Dns01Issuer, Renewer } from './certs/acme.js';
+import { dns2Resolver } from './mail/resolver.js';
+import { systemTimers } from './timers.js';
+import { readFileSync } from 'node:fs';
 import type { StateDeps } from './state/state.js';
 
 
@@ -258,12 +262,15 @@ export class Controller {
   private stateDeps?: StateDeps;
   private stateWatch?: StateWatch;
   private configWatch?: FileWatch;
+  private renewer?: Renewer;
   private readonly log = logger('controller');
 
   constructor(
     private readonly config: Config,
     /** Where the generated first-start token is shown (once). */
     private readonly announce: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
+    /** The certificates' clock and renewal timers (tests drive them; default the system's). */
+    private readonly clock: { now?: () => Date; timers?: Timers } = {},
   ) {}
 
   async start(): Promise<{ apiPort: number; dnsPort: number }> {
@@ -275,7 +282,8 @@ export class Controller {
         this.caddyProcess.start();
       }
       const caddy = new CaddyAdmin(c.caddy_admin);
-      const wired = wire(c, { db, caddy, reconciler: { validate: (config) => validateWithCaddy(config, { env: caddyEnv(join(c.data_dir, 'caddy')) }) } });
+      const certsNow = this.clock.now ?? (() => new Date());
+      const wired = wire(c, { db, caddy, certsNow, reconciler: { validate: (config) => validateWithCaddy(config, { env: caddyEnv(join(c.data_dir, 'caddy')) }) } });
       const { records, tokens, index, proxy, plain, pipeline } = wired;
       this.uncount = wired.uncount;
       const reconciler = (this.reconciler = wired.reconciler!);
@@ -354,8 +362,27 @@ export class Controller {
           ...(this.stateWatch ? { state_file: this.stateWatch.health() } : {}),
         });
       };
+      // ACME DNS-01 from our own zones (src/certs/acme.ts): the challenges are records in our zones, checked against our own server.
+      const dnsAddr = this.dns.address();
+      const acmeLog = logger('certs.acme');
+      const issuer = new Dns01Issuer({
+        store: wired.certificates,
+        records,
+        transaction: wired.api.transaction,
+        zones: c.zones,
+        resolver: dns2Resolver(probeIp, dnsAddr.port),
+        acme: { directoryUrl: c.acme_ca ?? DEFAULT_ACME_DIRECTORY, ...(c.acme_ca_root ? { caRootPem: readFileSync(c.acme_ca_root, 'utf8') } : {}), ...(c.acme_email ? { email: c.acme_email } : {}) },
+        dir: join(c.data_dir, 'acme'),
+        now: certsNow,
+        timers: this.clock.timers ?? systemTimers,
+        log: acmeLog,
+      });
+      const renewer = (this.renewer = new Renewer(issuer, { store: wired.certificates, now: certsNow, timers: this.clock.timers ?? systemTimers, log: acmeLog }));
+      issuer.on('issued', () => renewer.schedule());
+      renewer.start();
       const apiDeps: ApiDeps = {
         ...wired.api,
+        acme: issuer,
         health,
         version: VERSION,
         mail: (this.mail = mailWiring({ db, records: wired.records, config: c, dnsPort: () => dns.address().port, transaction: wired.api.transaction })).deps,
@@ -419,6 +446,7 @@ export class Controller {
     await this.stateWatch?.stop().catch(() => undefined);
     this.mail?.stop();
     await this.api?.close().catch(() => undefined);
+    await this.renewer?.stop().catch(() => undefined);
     this.certs?.stop();
     await this.devices?.stop();
     await this.reconciler?.stop().catch(() => undefined);
@@ -427,6 +455,7 @@ export class Controller {
     await this.onDemand?.close().catch(() => undefined);
     this.uncount?.();
     this.db?.close();
+    this.renewer = undefined;
     this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = this.mail = this.onDemand = this.devices = undefined;
     this.stateWatch = this.configWatch = this.stateDeps = undefined;
   }

@@ -11,6 +11,7 @@ import type { RouteStore } from '../store/routes.js';
 import type { TokenStore } from '../store/tokens.js';
 import type { ViewStore } from '../store/views.js';
 import type { CertificateStore } from '../certs/store.js';
+import type { Dns01Issuer } from '../certs/acme.js';
 import type { ProxyState } from '../proxy/state.js';
 import type { TailnetDeps } from '../tailnet/index.js';
 import type { DesiredProxy } from '../proxy/types.js';
@@ -80,6 +81,8 @@ export interface ApiDeps {
   devices?: TailnetDeps;
   /** The certificate store (src/certs): uploads, ACME certificates; keys never leave it through the API. */
   certificates: CertificateStore;
+  /** The ACME DNS-01 issuer (src/certs/acme.ts); absent: orders are 503. */
+  acme?: Pick<Dns01Issuer, 'check' | 'order'>;
   /** Takes a consistent copy of the database into a new owner-only file; the caller removes it. */
   backup: () => Promise<{ file: string; pages: number; restarts: number }>;
 }

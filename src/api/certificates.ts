@@ -8,7 +8,7 @@ import { AppError } from '../errors.js';
 import { logger } from '../log/index.js';
 import { certId, certificateCreate } from '../model/cert.js';
 import type { ApiDeps } from './app.js';
-import { applyOrPlan, DRY_RUN_ONLY } from './mail-plan.js';
+import { applyOrPlan, DRY_RUN_ONLY, isDryRun, plan } from './mail-plan.js';
 import { DRY_RUN, successes } from './openapi.js';
 
 const idParam = z.object({ id: certId });
@@ -44,12 +44,19 @@ export const certificateRoutes =
           body: certificateCreate,
           querystring: DRY_RUN_ONLY,
           description:
-            'Upload: `cert` (PEM chain, leaf first) and `key` (PEM, unencrypted). 400 naming `cert` or `key` for a malformed PEM, a key that does not match the leaf, a chain out of order, a certificate expired or not yet valid, or a leaf without DNS names. Caddy serves it for its names from the next load, in place of any certificate it would get itself.',
+            'Upload: `cert` (PEM chain, leaf first) and `key` (PEM, unencrypted). 400 naming `cert` or `key` for a malformed PEM, a key that does not match the leaf, a chain out of order, a certificate expired or not yet valid, or a leaf without DNS names. Order: `{"acme_dns01": {"names": [...]}}` gets one from the ACME CA (acme_ca) answering DNS-01 in our own zones (400 naming `acme_dns01.names.N` for a name outside them; 502 `acme_failed` with the CA\'s reason); the answer comes once it is issued and stored, and the controller renews it at two thirds of its lifetime. Caddy serves either for its names from the next load, in place of any certificate it would get itself.',
         },
       },
       async (req, reply) => {
-        const { cert, key } = req.body;
-        if (cert === undefined || key === undefined) throw new AppError('invalid_body', 'acme_dns01 orders need the DNS-01 issuer, which this controller does not run');
+        const { cert, key, acme_dns01: order } = req.body;
+        if (order) {
+          const acme = deps.acme;
+          if (!acme) throw new AppError('unavailable', 'this controller runs no ACME DNS-01 issuer');
+          acme.check(order.names);
+          if (isDryRun(req)) return { dry_run: true as const, plan: { certificates: plan({ added: [`certificate for ${order.names.join(', ')} from the ACME CA (DNS-01 in our zones)`] }) } };
+          return reply.code(201).send({ certificate: await acme.order(order.names), warnings: [] });
+        }
+        if (cert === undefined || key === undefined) throw new AppError('invalid_body', 'give cert and key, or acme_dns01');
         const out = applyOrPlan(deps, req, 'certificates', () => {
           const stored = store.add({ cert, key }, 'upload');
           return { result: stored, plan: { added: [`certificate ${stored.certificate.id} for ${stored.certificate.names.join(', ')} (sha256 ${stored.certificate.fingerprint_sha256})`] } };

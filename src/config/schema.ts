@@ -56,6 +56,20 @@ export const configSchema = z
     tls_ask_port: portNumber
       .default(0)
       .describe("Loopback port of the controller's on-demand certificate check (Caddy's ask) and HTTP->HTTPS redirect for plain TLS names; 0 = a free port at start (then a controller restart reloads Caddy once)"),
+    acme_ca: z
+      .string()
+      .url('must be a URL')
+      .refine((v) => v.startsWith('https://'), 'must be an https:// URL (RFC 8555: ACME runs over HTTPS)')
+      .refine((v) => !/[\s{}]/.test(v), 'must not contain whitespace or braces (Caddy placeholders)')
+      .optional()
+      .describe("ACME directory URL of the CA that issues certificates for tls acme names (e.g. a private step-ca's); default: Let's Encrypt (Caddy's default)"),
+    acme_ca_root: z
+      .string()
+      .refine((v) => v.startsWith('/'), 'must be an absolute path')
+      .refine((v) => !/[\s{}]/.test(v), 'must not contain whitespace or braces')
+      .optional()
+      .describe("PEM file of the root(s) to trust when Caddy talks to acme_ca (a private CA whose HTTPS certificate the system does not trust); readable by Caddy; checked at start"),
+    acme_email: z.email('must be an email address').optional().describe('Contact address of the ACME account (the CA may send expiry notices there)'),
     cert_grace_ms: positive.default(60_000).describe('How long a TLS host may be without a certificate (ACME issuance under way) before its route shows error; probed by a TLS handshake every 30 s'),
     upstreams: z.array(resolverAddress).default([]).describe('Resolvers for names outside our zones; empty = REFUSED'),
     axfr_allow: z.array(ip).default(['127.0.0.1', '::1']).describe('Addresses allowed to AXFR'),
