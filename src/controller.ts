@@ -48,6 +48,11 @@ import type { Timers } from './timers.js';
 import { configChanges, FileWatch } from './config/watch.js';
 import { setLogLevel } from './log/index.js';
 import { StateWatch } from './state/watch.js';
+import { CertificateStore } from './certs/store.js';
+import { DEFAULT_ACME_DIRECTORY, Dns01Issuer, Renewer } from './certs/acme.js';
+import { dns2Resolver } from './mail/resolver.js';
+import { systemTimers } from './timers.js';
+import { readFileSync } from 'node:fs';
 import type { StateDeps } from './state/state.js';
 
 
@@ -115,6 +120,8 @@ export interface WireDeps {
   group?: Pick<GroupCommitOptions, 'defer' | 'committed' | 'queued'>;
   /** The tailnet device list's source and poll timer (default: the settings' LocalAPI socket or CLI, real timers). */
   devices?: { source?: StatusSource | null; timers?: Timers };
+  /** The certificate store's clock (checks of uploads, renewal times); default the system's. */
+  certsNow?: () => Date;
 }
 
 export interface Wired {
@@ -135,8 +142,10 @@ export interface Wired {
   uncount: () => void;
   /** Tailnet devices: polled once `devices.registry.start()` runs; each change re-binds records and re-resolves routes. */
   devices: TailnetDeps;
+  /** Uploaded and ACME-issued certificates (src/certs): Caddy loads every one; a change triggers the reconciler. */
+  certificates: CertificateStore;
   /** The API's dependencies that come from the wiring (the caller adds health, mail, …). */
-  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'commit' | 'settled' | 'devices'>;
+  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'commit' | 'settled' | 'devices' | 'certificates'>;
 }
 
 /**
@@ -160,6 +169,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
   const tokens = new TokenStore(db);
   const routes = new RouteStore(db);
   const views = new ViewStore(db);
+  const certificates = new CertificateStore(db, deps.certsNow);
   const viewTable = new ViewTable();
   viewTable.replace(views.list());
   views.onChange((list) => viewTable.replace(list));
@@ -186,12 +196,14 @@ export function wire(c: Config, deps: WireDeps): Wired {
         render,
         markerId,
         ...deps.reconciler,
-        desired: () => proxy.desired(),
+        desired: () => ({ ...proxy.desired(), certificates: certificates.served() }),
         caddy: deps.caddy,
         // Called only after reconciler.start(), by when `pipeline` exists.
         onStatus: (statuses) => pipeline.reported(statuses),
       })
     : null;
+  // A stored certificate changed: Caddy loads the new set (a no-op when the render is unchanged).
+  certificates.onChange(() => reconciler?.trigger());
   const log = logger('pipeline');
   const pipeline = new ChangePipeline({
     records,
@@ -208,9 +220,9 @@ export function wire(c: Config, deps: WireDeps): Wired {
       log.info('records changed', { zone: change.zone, serial: change.serial, ...listed('upserted', change.upserted), ...listed('removed', change.removed) });
     },
   });
-  const transaction = <T>(fn: () => T): T => transact(db, [records, routes, views], fn);
+  const transaction = <T>(fn: () => T): T => transact(db, [records, routes, views, certificates], fn);
   // The API's writes: one commit (one fsync) per turn for all of them; a zone import's turn is waited out.
-  const group = new GroupCommit(db, [records, routes, views], { ...deps.group, ready: () => records.busy });
+  const group = new GroupCommit(db, [records, routes, views, certificates], { ...deps.group, ready: () => records.busy });
   const bindings = new DeviceBindingStore(db);
   const binder = new DeviceBinder({ devices: registry, bindings, records, transaction, log: logger('tailnet') });
   // A device moved: bound records are rewritten (ordinary writes, through the pipeline), and routes naming `device:` upstreams are rebuilt.
@@ -233,6 +245,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
     group,
     uncount,
     devices,
+    certificates,
     api: {
       zones: c.zones,
       nodeIp: c.node_ip,
@@ -246,11 +259,12 @@ export function wire(c: Config, deps: WireDeps): Wired {
       synthesisedRecords: (z) => index.synthesisedRecords(z),
       proxyStatus: () => (reconciler ? { ...reconciler.state(), applied: reconciler.applied() } : { applied: null, caddyUp: false, inSync: false, lastError: null }),
       caddyfile: caddyfileExport,
-      simulate: (fn) => simulate(db, [records, routes, views], fn),
+      simulate: (fn) => simulate(db, [records, routes, views, certificates], fn),
       transaction,
       commit: (fn) => group.run(fn),
       settled: () => pipeline.settled(),
       devices,
+      certificates,
     },
   };
 }
@@ -269,12 +283,15 @@ export class Controller {
   private stateDeps?: StateDeps;
   private stateWatch?: StateWatch;
   private configWatch?: FileWatch;
+  private renewer?: Renewer;
   private readonly log = logger('controller');
 
   constructor(
     private readonly config: Config,
     /** Where the generated first-start token is shown (once). */
     private readonly announce: (line: string) => void = (line) => process.stdout.write(`${line}\n`),
+    /** The certificates' clock and renewal timers (tests drive them; default the system's). */
+    private readonly clock: { now?: () => Date; timers?: Timers } = {},
   ) {}
 
   async start(): Promise<{ apiPort: number; dnsPort: number }> {
@@ -286,7 +303,8 @@ export class Controller {
         this.caddyProcess.start();
       }
       const caddy = new CaddyAdmin(c.caddy_admin);
-      const wired = wire(c, { db, caddy, reconciler: { validate: (config) => validateWithCaddy(config, { env: caddyEnv(join(c.data_dir, 'caddy')) }) } });
+      const certsNow = this.clock.now ?? (() => new Date());
+      const wired = wire(c, { db, caddy, certsNow, reconciler: { validate: (config) => validateWithCaddy(config, { env: caddyEnv(join(c.data_dir, 'caddy')) }) } });
       const { records, tokens, index, proxy, plain, pipeline } = wired;
       this.uncount = wired.uncount;
       const reconciler = (this.reconciler = wired.reconciler!);
@@ -365,8 +383,27 @@ export class Controller {
           ...(this.stateWatch ? { state_file: this.stateWatch.health() } : {}),
         });
       };
+      // ACME DNS-01 from our own zones (src/certs/acme.ts): the challenges are records in our zones, checked against our own server.
+      const dnsAddr = this.dns.address();
+      const acmeLog = logger('certs.acme');
+      const issuer = new Dns01Issuer({
+        store: wired.certificates,
+        records,
+        transaction: wired.api.transaction,
+        zones: c.zones,
+        resolver: dns2Resolver(probeIp, dnsAddr.port),
+        acme: { directoryUrl: c.acme_ca ?? DEFAULT_ACME_DIRECTORY, ...(c.acme_ca_root ? { caRootPem: readFileSync(c.acme_ca_root, 'utf8') } : {}), ...(c.acme_email ? { email: c.acme_email } : {}) },
+        dir: join(c.data_dir, 'acme'),
+        now: certsNow,
+        timers: this.clock.timers ?? systemTimers,
+        log: acmeLog,
+      });
+      const renewer = (this.renewer = new Renewer(issuer, { store: wired.certificates, now: certsNow, timers: this.clock.timers ?? systemTimers, log: acmeLog }));
+      issuer.on('issued', () => renewer.schedule());
+      renewer.start();
       const apiDeps: ApiDeps = {
         ...wired.api,
+        acme: issuer,
         health,
         version: VERSION,
         mail: (this.mail = mailWiring({ db, records: wired.records, config: c, dnsPort: () => dns.address().port, transaction: wired.api.transaction })).deps,
@@ -431,6 +468,7 @@ export class Controller {
     await this.stateWatch?.stop().catch(() => undefined);
     this.mail?.stop();
     await this.api?.close().catch(() => undefined);
+    await this.renewer?.stop().catch(() => undefined);
     this.certs?.stop();
     await this.devices?.stop();
     await this.reconciler?.stop().catch(() => undefined);
@@ -439,6 +477,7 @@ export class Controller {
     await this.onDemand?.close().catch(() => undefined);
     this.uncount?.();
     this.db?.close();
+    this.renewer = undefined;
     this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = this.mail = this.onDemand = this.devices = undefined;
     this.stateWatch = this.configWatch = this.stateDeps = undefined;
   }

@@ -19,6 +19,7 @@ export const ERRORS = {
   unsupported_media_type: { status: 415, title: 'Send application/json' },
   headers_too_large: { status: 431, title: 'The request headers are too large' },
   proxy_rejected: { status: 502, title: 'Caddy rejected the configuration' },
+  acme_failed: { status: 502, title: 'The ACME CA did not issue the certificate' },
   unavailable: { status: 503, title: 'A component is temporarily unavailable; retry' },
   rate_limited: { status: 429, title: 'Too many requests with this key; try again after Retry-After seconds' },
   internal: { status: 500, title: 'Internal error' },

@@ -10,6 +10,8 @@ import type { RecordStore } from '../store/records.js';
 import type { RouteStore } from '../store/routes.js';
 import type { TokenStore } from '../store/tokens.js';
 import type { ViewStore } from '../store/views.js';
+import type { CertificateStore } from '../certs/store.js';
+import type { Dns01Issuer } from '../certs/acme.js';
 import type { ProxyState } from '../proxy/state.js';
 import type { LocalCaInfo } from '../proxy/caddy.js';
 import type { TailnetDeps } from '../tailnet/index.js';
@@ -35,6 +37,7 @@ import { proxyRoutes } from './routes.js';
 import { tokenRoutes } from './tokens.js';
 import { viewRoutes } from './views.js';
 import { zoneRoutes } from './zones.js';
+import { certificateRoutes } from './certificates.js';
 
 export interface ApiDeps {
   zones: readonly string[];
@@ -83,6 +86,10 @@ export interface ApiDeps {
   };
   /** Tailnet devices (src/tailnet): `target_device`, `device:<name>` upstreams, GET /api/v1/devices. Absent: no tailnet. */
   devices?: TailnetDeps;
+  /** The certificate store (src/certs): uploads, ACME certificates; keys never leave it through the API. */
+  certificates: CertificateStore;
+  /** The ACME DNS-01 issuer (src/certs/acme.ts); absent: orders are 503. */
+  acme?: Pick<Dns01Issuer, 'check' | 'order'>;
   /** Takes a consistent copy of the database into a new owner-only file; the caller removes it. */
   backup: () => Promise<{ file: string; pages: number; restarts: number }>;
   /** Caddy's internal CA (`tls internal`), read through its admin API (GET /api/v1/ca). Absent: 503. */
@@ -123,7 +130,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(swagger, {
     openapi: {
       info: { title: 'dnsproxy API', version: deps.version, description:
-          'The dnsproxy controller: DNS records (and the original /add-record endpoints), split-horizon views, zones (import, export), reverse-proxy routes served by Caddy (plan, Caddyfile export), API tokens, and the mail relay (accounts and API keys, providers, routing rules, DKIM, the queue, the STARTTLS certificate). Every route needs a bearer token except /health, /ready and /metrics.' },
+          'The dnsproxy controller: DNS records (and the original /add-record endpoints), split-horizon views, zones (import, export), reverse-proxy routes served by Caddy (plan, Caddyfile export), certificates (uploaded, or issued by ACME DNS-01 through our zones), API tokens, and the mail relay (accounts and API keys, providers, routing rules, DKIM, the queue, the STARTTLS certificate). Every route needs a bearer token except /health, /ready and /metrics.' },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
     },
@@ -145,6 +152,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(deviceRoutes(deps));
   await app.register(stateRoutes(deps));
   await app.register(caRoutes(deps));
+  await app.register(certificateRoutes(deps));
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

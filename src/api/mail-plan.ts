@@ -21,7 +21,7 @@ export interface PlannedDryRun {
   plan: Partial<Record<PlanArea, Plan>>;
 }
 
-export type PlanArea = 'mail' | 'tokens' | 'views';
+export type PlanArea = 'mail' | 'tokens' | 'views' | 'certificates';
 
 /** A route's plan, with the lists it left out empty. */
 export const plan = (p: Partial<Plan>): Plan => ({ added: p.added ?? [], changed: p.changed ?? [], removed: p.removed ?? [] });

@@ -8,6 +8,7 @@ import { CliError } from './client.js';
 import { recordCommands, tokenCommands, zoneCommands } from './commands.js';
 import { deviceCommands } from './devices.js';
 import { viewCommands } from './views.js';
+import { certCommands } from './cert.js';
 import { mailCommands } from './mail.js';
 import { resolveCommand } from './resolve.js';
 import { routeCommands } from './routes.js';
@@ -33,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
   deviceCommands(program, g);
   tokenCommands(program, g);
   viewCommands(program, g);
+  certCommands(program, g);
   resolveCommand(program, g.json);
   serveCommand(program);
   mailCommands(program, g);

@@ -286,7 +286,12 @@ export class Reconciler {
       if (hashes.has(id)) this.o.log.info('route changed, retrying it', { route: id });
     }
     for (let round = 1; ; round++) {
-      const doc: DesiredProxy = { settings: desired.settings, routes: desired.routes.filter((r) => !this.quarantine.has(r.id)) };
+      const doc: DesiredProxy = {
+        settings: desired.settings,
+        routes: desired.routes.filter((r) => !this.quarantine.has(r.id)),
+        // Stored certificates (keys included) go to render() only; appliedDoc keeps settings and routes.
+        ...(desired.certificates?.length ? { certificates: desired.certificates } : {}),
+      };
       const rendered = this.o.render(doc);
       this.targetHash = rendered.hash;
       this.skipped = new Map(skippedBy(rendered).map((x) => [x.id, x.reason]));

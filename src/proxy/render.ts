@@ -7,7 +7,8 @@ import { PLAIN_SERVICE, srvQuestion, type PlainKind } from '../dns/upstreams.js'
 import { issuerFor, type AcmeIssuerSettings } from './acme.js';
 import { endpointsOf } from './guard.js';
 import { staticHandler, staticProblem } from './static.js';
-import { ID_PREFIX, type DesiredProxy, type DesiredRoute, type OnDemandSettings, type Rendered, type TlsMode } from './types.js';
+import { ID_PREFIX, type DesiredProxy, type DesiredRoute, type LoadedCertificate, type OnDemandSettings, type Rendered, type TlsMode } from './types.js';
+import { nameCovers } from '../model/cert.js';
 
 /** Server names (keys under apps.http.servers). The HTTP server always exists. */
 export const SERVER_HTTP = `${ID_PREFIX}http`;
@@ -444,12 +445,14 @@ function clientFilter(server: string, ranges: readonly string[]): Json {
 }
 
 /**
- * Explicit TLS routes' policies (their names as subjects), then the catch-all on-demand policy (none
- * match first: Caddy takes the first policy that matches a name). Every ACME issuer carries the
- * `acme_*` settings (acme.ts), so explicit and on-demand names use the same CA.
+ * Explicit TLS routes' policies (their names as subjects, less those a loaded certificate covers),
+ * then the catch-all on-demand policy (none match first: Caddy takes the first policy that matches
+ * a name). Every ACME issuer carries the `acme_*` settings (acme.ts), so explicit and on-demand
+ * names use the same CA.
  */
-function tlsPolicies(routes: DesiredRoute[], onDemand: OnDemandSettings | undefined, acme: AcmeIssuerSettings | undefined): Json[] {
-  const subjects = (mode: TlsMode) => uniqSorted(routes.filter((r) => r.tls === mode).flatMap((r) => r.hosts));
+function tlsPolicies(routes: DesiredRoute[], onDemand: OnDemandSettings | undefined, acme: AcmeIssuerSettings | undefined, loaded: readonly LoadedCertificate[]): Json[] {
+  const covered = (host: string) => loaded.some((c) => c.names.some((n) => nameCovers(n, host)));
+  const subjects = (mode: TlsMode) => uniqSorted(routes.filter((r) => r.tls === mode).flatMap((r) => r.hosts)).filter((h) => !covered(h));
   const policies: Json[] = (['acme', 'internal'] as const)
     .map((mode) => ({ mode, hosts: subjects(mode) }))
     .filter((p) => p.hosts.length > 0)
@@ -502,11 +505,16 @@ export function render(desired: DesiredProxy): Rendered {
     };
   if (settings.allowClients) for (const [name, server] of Object.entries(servers)) (server as { routes: Json[] }).routes.unshift(clientFilter(name, settings.allowClients));
   const apps: Json = { http: { http_port: settings.httpPort, https_port: settings.httpsPort, servers } };
+  const loaded = [...(desired.certificates ?? [])].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   if (secure.length > 0 || onDemand) {
-    const automation: Json = { policies: tlsPolicies(secure, onDemand, settings.acme) };
+    const automation: Json = { policies: tlsPolicies(secure, onDemand, settings.acme, loaded) };
     if (onDemand) automation.on_demand = { ask: onDemand.ask, rate_limit: { burst: onDemand.rateLimit.burst, interval: onDemand.rateLimit.interval } };
     apps.tls = { automation };
   }
+  // Stored certificates (src/certs): Caddy caches them at provision, before the http app collects
+  // names, and skips automatic management of every name one of them covers (2.6.2 autohttps.go,
+  // AllMatchingCertificates), so they win over `tls internal|acme` and on-demand for their names.
+  if (loaded.length) ((apps.tls ??= {}) as Json).certificates = { load_pem: loaded.map((c) => ({ certificate: c.chain, key: c.key, tags: [`${ID_PREFIX}${c.id}`] })) };
   // The local CA must not try to install its root into the system trust store (needs root, prompts).
   if (secure.some((r) => r.tls === 'internal') || onDemand?.issuer === 'internal') apps.pki = { certificate_authorities: { local: { install_trust: false } } };
 

@@ -55,6 +55,18 @@ export interface DesiredProxy {
   settings: ProxySettings;
   /** Sorted by id. */
   routes: DesiredRoute[];
+  /** Certificates from the store (src/certs) Caddy loads and serves for their names instead of getting its own. */
+  certificates?: readonly LoadedCertificate[];
+}
+
+/** A stored certificate as render() puts it into `tls.certificates.load_pem`. */
+export interface LoadedCertificate {
+  id: string;
+  /** DNS names of the leaf (`*.zone` for a wildcard). */
+  names: readonly string[];
+  /** PEM chain, leaf first. */
+  chain: string;
+  key: string;
 }
 
 export interface Rendered {

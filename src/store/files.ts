@@ -11,8 +11,8 @@ export const DIR_MODE = 0o700;
 export const FILE_MODE = 0o600;
 /** The database file's name inside the data dir. */
 export const DB_FILE = 'dnsproxy.sqlite';
-/** Entries of the data dir that are ours: SQLite's files, the relay's (mail/) and Caddy's (caddy/) trees. */
-const OWN_ENTRIES = [DB_FILE, `${DB_FILE}-wal`, `${DB_FILE}-shm`, `${DB_FILE}-journal`, 'mail', 'caddy'];
+/** Entries of the data dir that are ours: SQLite's files, the relay's (mail/), Caddy's (caddy/) and the ACME account's (acme/) trees. */
+const OWN_ENTRIES = [DB_FILE, `${DB_FILE}-wal`, `${DB_FILE}-shm`, `${DB_FILE}-journal`, 'mail', 'caddy', 'acme'];
 
 export class DataDirError extends Error {
   override name = 'DataDirError';

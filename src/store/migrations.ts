@@ -268,4 +268,28 @@ export const MIGRATIONS: readonly string[] = [
   );
   ALTER TABLE records ADD COLUMN views TEXT;
   `,
+  // 17: the certificate store (src/certs): uploaded and ACME-issued certificates, served by Caddy
+  // for their names and presented by the mail relay for its host name. The key is a column here
+  // (src/certs/README.md says why), never shown; `certificates_version` is bumped by triggers on
+  // every write, so the relay polls one row.
+  `
+  CREATE TABLE certificates (
+    id            TEXT PRIMARY KEY, -- crt_<16 hex>
+    source        TEXT NOT NULL CHECK (source IN ('upload', 'acme-dns01')),
+    names         TEXT NOT NULL,    -- JSON array of the leaf's DNS names, lower case
+    chain         TEXT NOT NULL,    -- PEM, leaf first
+    key           TEXT NOT NULL,    -- PEM private key: never in responses, logs or exports
+    fingerprint   TEXT NOT NULL,    -- SHA-256 of the leaf, AB:CD:...
+    not_before_ms INTEGER NOT NULL,
+    not_after_ms  INTEGER NOT NULL,
+    renewal       TEXT,             -- JSON (acme-dns01): names ordered, due_ms, failures, last_error
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL
+  );
+  CREATE TABLE certificates_version (id INTEGER PRIMARY KEY CHECK (id = 1), v INTEGER NOT NULL);
+  INSERT INTO certificates_version (id, v) VALUES (1, 0);
+  CREATE TRIGGER certificates_insert_version AFTER INSERT ON certificates BEGIN UPDATE certificates_version SET v = v + 1; END;
+  CREATE TRIGGER certificates_update_version AFTER UPDATE OF chain, key, names ON certificates BEGIN UPDATE certificates_version SET v = v + 1; END;
+  CREATE TRIGGER certificates_delete_version AFTER DELETE ON certificates BEGIN UPDATE certificates_version SET v = v + 1; END;
+  `,
 ];

@@ -82,6 +82,10 @@ const SUCCESS: Record<string, number[]> = {
   'GET /api/v1/views/{name}': [200],
   'PUT /api/v1/views/{name}': [200, 201],
   'DELETE /api/v1/views/{name}': [200, 204],
+  'GET /api/v1/certificates': [200],
+  'GET /api/v1/certificates/{id}': [200],
+  'POST /api/v1/certificates': [200, 201],
+  'DELETE /api/v1/certificates/{id}': [200, 204],
 };
 
 describe('api: the OpenAPI document', () => {

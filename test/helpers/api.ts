@@ -21,6 +21,7 @@ import type { DesiredProxy } from '../../src/proxy/types.js';
 import { setLogLevel } from '../../src/log/index.js';
 import { mailWiring, type MailWiring } from '../../src/mail/wiring.js';
 import { tempDir } from './tmp.js';
+import type { CertificateStore } from '../../src/certs/store.js';
 import { loadConfig } from '../../src/config/load.js';
 
 // In-process tests assert on responses; request lines would only bury mocha's output.
@@ -59,6 +60,8 @@ export interface ApiFixture {
   devices: TailnetDeps;
   /** The API writes' group commit (its counts). */
   group: GroupCommit;
+  /** The certificate store (src/certs) the API writes. */
+  certificates: CertificateStore;
   close: () => Promise<void>;
 }
 
@@ -84,6 +87,8 @@ export interface ApiFixtureOptions {
   config?: Partial<Config>;
   /** The API writes' group commit: its flush's deferral and hooks (default setImmediate). */
   group?: WireDeps['group'];
+  /** The certificate store's clock (default the system's). */
+  certsNow?: () => Date;
 }
 
 export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixture> {
@@ -93,7 +98,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
   // on loopback TCP (127.0.0.1:2019) so tests can show a route to it refused.
   const config = { ...loadConfig({ env: { DNSPROXY_DATA_DIR: tmp.dir, DNSPROXY_NODE_IP: NODE_IP, DNSPROXY_CADDY_ADMIN: '127.0.0.1:2019' }, interfaces: {} }), zones: ZONES, ...opts.config };
   // The controller's own wiring, without a reconciler: tests set what Caddy "runs" (applied).
-  const w = wire(config, { db, caddy: null, devices: opts.devices ?? { source: null }, ...(opts.defer ? { defer: opts.defer } : {}), ...(opts.group ? { group: opts.group } : {}) });
+  const w = wire(config, { db, caddy: null, devices: opts.devices ?? { source: null }, ...(opts.defer ? { defer: opts.defer } : {}), ...(opts.group ? { group: opts.group } : {}), ...(opts.certsNow ? { certsNow: opts.certsNow } : {}) });
   if (opts.resolver) w.proxy.useResolver(opts.resolver);
   w.pipeline.start();
   const applied: { value: DesiredProxy | null } = { value: null };
@@ -128,6 +133,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     mail: mail,
     devices: w.devices,
     group: w.group,
+    certificates: w.certificates,
     close: async () => {
       mail.stop();
       await w.devices.registry.stop();
