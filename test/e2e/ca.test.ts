@@ -77,6 +77,15 @@ describe('e2e: dnsproxy ca export (Caddy\'s internal CA)', function () {
     const file = join(tmp.dir, 'root.crt');
     expect((await cli(['ca', 'export', '-o', file], env)).code).to.equal(0);
     expect(readFileSync(file, 'utf8')).to.equal(first.stdout);
+
+    // The CA's private keys stay in Caddy's storage: not in the answer, the CLI's output or the controller's log.
+    const keys = ['root.key', 'intermediate.key'].map((k) => readFileSync(join(caddy.dir, 'data', 'caddy', 'pki', 'authorities', 'local', k), 'utf8'));
+    for (const key of keys) {
+      const body = key.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');
+      expect(body.length).to.be.above(56);
+      for (const text of [first.stdout, first.stderr, json.stdout, c.output()]) expect(text.replace(/\s+/g, '')).to.not.contain(body.slice(16, 56));
+    }
+    expect(json.stdout).to.not.match(/PRIVATE KEY/);
   });
 
   it('needs a token; says why when Caddy does not answer (exit 1, 503)', async () => {
