@@ -172,7 +172,8 @@ export class RecordStore implements Notifying {
     const sql = `SELECT * FROM records ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY zone, name, type`;
     const records: StoredRecord[] = [];
     const invalid: InvalidRecord[] = [];
-    for (const row of this.db.prepare(sql).all(...args) as Row[]) {
+    // prepared(): one statement per combination of filters (a few dozen at most), parsed once.
+    for (const row of prepared(this.db, sql).all(...args) as Row[]) {
       const r = this.read(row);
       if ('reason' in r) invalid.push(r);
       else records.push(r);
