@@ -36,6 +36,6 @@ export class DeviceBindingStore {
   }
 
   list(): DeviceBinding[] {
-    return this.db.prepare('SELECT name, type, device, device_id, updated_at FROM device_bindings ORDER BY name, type').all() as DeviceBinding[];
+    return prepared(this.db, 'SELECT name, type, device, device_id, updated_at FROM device_bindings ORDER BY name, type').all() as DeviceBinding[];
   }
 }

@@ -63,6 +63,12 @@ function fromRow(row: Row): StoredRecord {
   return { ...(data), name: row.name, zone: row.zone, ttl, proxy: parsedProxy ?? null, service_name: row.service_name, ...(views ? { views } : {}), created_at: row.created_at, updated_at: row.updated_at };
 }
 
+/** Parsed rows kept (RecordStore.parsed): the hot sets of a big zone, a few hundred KiB at most; the oldest entry leaves first. */
+const PARSED_CACHE_SIZE = 2048;
+
+const sameRow = (a: Row, b: Row): boolean =>
+  a.data === b.data && a.updated_at === b.updated_at && a.ttl === b.ttl && a.zone === b.zone && a.proxy === b.proxy && a.service_name === b.service_name && a.views === b.views && a.created_at === b.created_at;
+
 const reasonOf = (e: unknown): string =>
   e instanceof ZodError ? zodFields(e.issues).map((f) => `${f.path || '(row)'}: ${f.message}`).join('; ') : `unreadable: ${(e as Error).message}`;
 
@@ -79,6 +85,14 @@ export class RecordStore implements Notifying {
   private readonly log = logger('store.records');
   /** `name type updated_at` of invalid rows already logged: each is logged once, not at every list. */
   private readonly logged = new Set<string>();
+  /**
+   * Rows already parsed, by `name type`, with what they parsed to: a row read again with the same
+   * columns is not parsed again (GET /list-records reads every A row each time; the zod parse of
+   * each was ~10 % of the controller's time in bench/api). Compared column by column, so a row
+   * changed by anyone (a rolled-back write, another connection, a hand edit) is parsed anew.
+   * Callers must not mutate what get()/list() return.
+   */
+  private readonly parsed = new Map<string, { row: Row; record: StoredRecord }>();
   /** Set while a writer on another connection holds the store's turn (lock()): resolves when it gives it back. */
   private turn: Promise<void> | null = null;
 
@@ -158,7 +172,8 @@ export class RecordStore implements Notifying {
     const sql = `SELECT * FROM records ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY zone, name, type`;
     const records: StoredRecord[] = [];
     const invalid: InvalidRecord[] = [];
-    for (const row of this.db.prepare(sql).all(...args) as Row[]) {
+    // prepared(): one statement per combination of filters (a few dozen at most), parsed once.
+    for (const row of prepared(this.db, sql).all(...args) as Row[]) {
       const r = this.read(row);
       if ('reason' in r) invalid.push(r);
       else records.push(r);
@@ -194,8 +209,14 @@ export class RecordStore implements Notifying {
   }
 
   private read(row: Row): StoredRecord | InvalidRecord {
+    const key = `${row.name} ${row.type}`;
+    const hit = this.parsed.get(key);
+    if (hit && sameRow(hit.row, row)) return hit.record;
     try {
-      return fromRow(row);
+      const record = fromRow(row);
+      if (!hit && this.parsed.size >= PARSED_CACHE_SIZE) this.parsed.delete(this.parsed.keys().next().value!);
+      this.parsed.set(key, { row, record });
+      return record;
     } catch (e) {
       const bad = { name: row.name, type: row.type, zone: row.zone, reason: `the stored record set does not parse (${reasonOf(e)}); it is not served: replace or remove it` };
       const key = `${row.name} ${row.type} ${row.updated_at}`;
