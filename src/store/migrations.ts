@@ -268,4 +268,8 @@ export const MIGRATIONS: readonly string[] = [
   );
   ALTER TABLE records ADD COLUMN views TEXT;
   `,
+  // 17: a route's auth (src/model/route-auth.ts, JSON; NULL: none): bcrypt hashes and bearer tokens, never a password.
+  `
+  ALTER TABLE routes ADD COLUMN auth TEXT;
+  `,
 ];
