@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ACME_HINT, acmeNameProblem, hostNameProblem } from './certname.js';
 import { nameProblem, upstream } from './name.js';
 import { routeAuthShape, type PublicAuth, type RouteAuth } from './route-auth.js';
+import { routeHeadersShape, type RouteHeaders } from './route-headers.js';
 
 /** TLS for a proxied host: none, Caddy's local CA, or a public ACME CA. */
 export const TLS_MODES = ['off', 'internal', 'acme'] as const;
@@ -54,6 +55,7 @@ export const routeInput = z
     tls: z.enum(TLS_MODES).default('off'),
     health_path: pathPrefix.optional().describe('Active health check: GET this path on each upstream'),
     ...routeAuthShape,
+    ...routeHeadersShape,
   })
   .strict();
 export type RouteInput = z.infer<typeof routeInput>;
@@ -112,6 +114,8 @@ export interface RouteShape {
   respond?: StaticResponse;
   /** Who may reach the upstreams (route-auth.ts; stored with hashes/tokens, never passwords); absent: anyone. */
   auth?: RouteAuth;
+  /** Request/response headers, upstream Host and TLS to the upstreams (route-headers.ts); absent: the defaults. */
+  headers?: RouteHeaders;
 }
 
 /** An explicit route as stored (`api:<id>`): routeInput with its defaults filled in. */
@@ -153,6 +157,7 @@ export interface Route {
   health_path: string | null;
   /** Its auth without secrets (user names, a token count): never a password, hash or token. */
   auth?: PublicAuth;
+  headers?: RouteHeaders;
   /** Absent for a stored row that does not parse (never served). */
   mode?: RouteMode;
   status: RouteStatus;

@@ -37,7 +37,7 @@ export async function hashPasswords<T extends { auth?: RouteAuth | undefined }>(
 }
 
 /** Deep copy with object keys in sorted order (the renderer's canonical form). */
-function sortedKeys<T>(value: T): T {
+export function sortedKeys<T>(value: T): T {
   if (value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map(sortedKeys) as T;
   const obj = value as Record<string, unknown>;

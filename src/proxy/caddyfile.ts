@@ -5,6 +5,7 @@
 // sharing routes), so it lacks render()'s host grouping for large tables.
 import { isIP } from 'node:net';
 import { authSummary } from './auth.js';
+import { headersSummary } from './headers.js';
 import { nameProblem, upstreamProblem } from '../model/name.js';
 import { adminAddressProblem } from './admin-address.js';
 import {
@@ -140,7 +141,8 @@ export const AUTH_NOT_EXPORTED_BODY = 'forbidden: this route has auth, which the
 /** A route's option groups the export does not write as directives, one line each (never a hash or token). */
 function routeNotes(r: DesiredRoute): string[] {
   const auth = authSummary(r.auth);
-  return auth ? [`${auth}: enforced by the pushed JSON config; this export answers 403 instead`] : [];
+  const headers = headersSummary(r.headers);
+  return [...(auth ? [`${auth}: enforced by the pushed JSON config; this export answers 403 instead`] : []), ...(headers ? [`${headers} (in the pushed JSON config, not exported)`] : [])];
 }
 
 /** Hosts with the same ordered routes share a site block; sites ordered by first route id, then first host. */

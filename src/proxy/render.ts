@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto';
 import { routeOwnProblem, type OwnEndpoints } from '../model/endpoints.js';
 import { PLAIN_SERVICE, srvQuestion, type PlainKind } from '../dns/upstreams.js';
 import { endpointsOf } from './guard.js';
-import { optionHandlers } from './options.js';
+import { routeHandlers } from './options.js';
 import { staticHandler, staticProblem } from './static.js';
 import { ID_PREFIX, type DesiredProxy, type DesiredRoute, type OnDemandSettings, type Rendered, type TlsMode } from './types.js';
 
@@ -293,7 +293,7 @@ function leaf(r: DesiredRoute, id: string, hosts: string[]): Json {
   }
   const built = canon({
     '@id': id,
-    handle: r.respond ? [staticHandler({ ...r, respond: r.respond })] : [...optionHandlers(r), proxyHandler(r)],
+    handle: r.respond ? [staticHandler({ ...r, respond: r.respond })] : routeHandlers(r, proxyHandler(r)),
     match: [r.path === null ? { host: hosts } : { host: hosts, path: pathPatterns(r.path) }],
     terminal: true,
   });

@@ -272,4 +272,8 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE routes ADD COLUMN auth TEXT;
   `,
+  // 18: a route's headers (src/model/route-headers.ts, JSON; NULL: the defaults).
+  `
+  ALTER TABLE routes ADD COLUMN headers TEXT;
+  `,
 ];

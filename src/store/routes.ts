@@ -21,6 +21,7 @@ interface Row {
   tls: string;
   health_path: string | null;
   auth: string | null;
+  headers: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -42,6 +43,7 @@ function fromRow(row: Row): StoredRoute {
     ...(row.path !== null ? { path: row.path } : {}),
     ...(row.health_path !== null ? { health_path: row.health_path } : {}),
     ...(row.auth !== null ? { auth: JSON.parse(row.auth) as unknown } : {}),
+    ...(row.headers !== null ? { headers: JSON.parse(row.headers) as unknown } : {}),
   });
   return { ...parsed, id: row.id, path: parsed.path ?? null, health_path: parsed.health_path ?? null, created_at: row.created_at, updated_at: row.updated_at };
 }
@@ -167,6 +169,7 @@ export class RouteStore implements Notifying {
           tls: input.tls,
           health_path: input.health_path ?? null,
           auth: input.auth ? JSON.stringify(input.auth) : null,
+          headers: input.headers ? JSON.stringify(input.headers) : null,
           created_at: since ?? at,
           updated_at: at,
         };
@@ -188,6 +191,7 @@ export class RouteStore implements Notifying {
           .run(row);
         // Each route option group has its own column (its own migration), written here.
         this.db.prepare('UPDATE routes SET auth = @auth WHERE id = @id').run({ id: row.id, auth: row.auth });
+        this.db.prepare('UPDATE routes SET headers = @headers WHERE id = @id').run({ id: row.id, headers: row.headers });
         return { route, created: since === undefined };
       })
       .immediate();
