@@ -4,6 +4,7 @@ import { ACME_HINT, acmeNameProblem, hostNameProblem } from './certname.js';
 import { nameProblem, upstream } from './name.js';
 import { routeAuthShape, type PublicAuth, type RouteAuth } from './route-auth.js';
 import { routeHeadersShape, type RouteHeaders } from './route-headers.js';
+import { routeLimitsShape, type RouteLimits } from './route-limits.js';
 
 /** TLS for a proxied host: none, Caddy's local CA, or a public ACME CA. */
 export const TLS_MODES = ['off', 'internal', 'acme'] as const;
@@ -56,6 +57,7 @@ export const routeInput = z
     health_path: pathPrefix.optional().describe('Active health check: GET this path on each upstream'),
     ...routeAuthShape,
     ...routeHeadersShape,
+    ...routeLimitsShape,
   })
   .strict();
 export type RouteInput = z.infer<typeof routeInput>;
@@ -116,6 +118,8 @@ export interface RouteShape {
   auth?: RouteAuth;
   /** Request/response headers, upstream Host and TLS to the upstreams (route-headers.ts); absent: the defaults. */
   headers?: RouteHeaders;
+  /** Concurrency, queue wait and body size limits (route-limits.ts); absent: none. */
+  limits?: RouteLimits;
 }
 
 /** An explicit route as stored (`api:<id>`): routeInput with its defaults filled in. */
@@ -158,6 +162,7 @@ export interface Route {
   /** Its auth without secrets (user names, a token count): never a password, hash or token. */
   auth?: PublicAuth;
   headers?: RouteHeaders;
+  limits?: RouteLimits;
   /** Absent for a stored row that does not parse (never served). */
   mode?: RouteMode;
   status: RouteStatus;

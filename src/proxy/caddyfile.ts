@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import { authSummary } from './auth.js';
 import { headersSummary } from './headers.js';
+import { limitsSummary } from './limits.js';
 import { nameProblem, upstreamProblem } from '../model/name.js';
 import { adminAddressProblem } from './admin-address.js';
 import {
@@ -142,7 +143,12 @@ export const AUTH_NOT_EXPORTED_BODY = 'forbidden: this route has auth, which the
 function routeNotes(r: DesiredRoute): string[] {
   const auth = authSummary(r.auth);
   const headers = headersSummary(r.headers);
-  return [...(auth ? [`${auth}: enforced by the pushed JSON config; this export answers 403 instead`] : []), ...(headers ? [`${headers} (in the pushed JSON config, not exported)`] : [])];
+  const limits = limitsSummary(r.limits);
+  return [
+    ...(auth ? [`${auth}: enforced by the pushed JSON config; this export answers 403 instead`] : []),
+    ...(headers ? [`${headers} (in the pushed JSON config, not exported)`] : []),
+    ...(limits ? [`${limits} (in the pushed JSON config, not exported)`] : []),
+  ];
 }
 
 /** Hosts with the same ordered routes share a site block; sites ordered by first route id, then first host. */

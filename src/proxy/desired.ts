@@ -92,12 +92,12 @@ function acmeProblem(route: Pick<DesiredRoute, 'hosts' | 'tls'>): string | null 
 }
 
 /** A stored route's option groups (auth, …) that the proxy renders: absent ones left out, so a route without them is unchanged. */
-function routeOptions(r: StoredRoute): Partial<Pick<DesiredRoute, 'auth' | 'headers'>> {
-  return { ...(r.auth ? { auth: r.auth } : {}), ...(r.headers ? { headers: r.headers } : {}) };
+function routeOptions(r: StoredRoute): Partial<Pick<DesiredRoute, 'auth' | 'headers' | 'limits'>> {
+  return { ...(r.auth ? { auth: r.auth } : {}), ...(r.headers ? { headers: r.headers } : {}), ...(r.limits ? { limits: r.limits } : {}) };
 }
 
 /** Whether a route uses an option group only its own Caddy route can carry (it is then explicit). */
-export const hasRouteOptions = (r: DesiredRoute): boolean => r.auth !== undefined || r.headers !== undefined;
+export const hasRouteOptions = (r: DesiredRoute): boolean => r.auth !== undefined || r.headers !== undefined || r.limits !== undefined;
 
 /** The first existing route already serving one of `route`'s host+path pairs, or undefined. */
 export function hostClash(route: Pick<DesiredRoute, 'id' | 'hosts' | 'path'>, existing: readonly Pick<DesiredRoute, 'id' | 'hosts' | 'path'>[]): { id: string; host: string } | undefined {

@@ -3,6 +3,7 @@
 // at one place; each group renders in its own module.
 import { authHandlers, sortedKeys } from './auth.js';
 import { withHeaders } from './headers.js';
+import { limitHandlers, withLimits } from './limits.js';
 import type { DesiredRoute } from './types.js';
 
 type Json = Record<string, unknown>;
@@ -11,5 +12,7 @@ type Json = Record<string, unknown>;
 export function routeHandlers(r: DesiredRoute, proxy: Json): Json[] {
   let p = proxy;
   p = withHeaders(p, r.headers);
-  return [...authHandlers(r.auth), p === proxy ? proxy : sortedKeys(p)];
+  p = withLimits(p, r.limits);
+  // Auth first: a refused request never takes a slot or sends its body.
+  return [...authHandlers(r.auth), ...limitHandlers([p === proxy ? proxy : sortedKeys(p)], r.limits).map((h) => (h === proxy ? h : sortedKeys(h)))];
 }

@@ -276,4 +276,8 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE routes ADD COLUMN headers TEXT;
   `,
+  // 19: a route's limits (src/model/route-limits.ts, JSON; NULL: none).
+  `
+  ALTER TABLE routes ADD COLUMN limits TEXT;
+  `,
 ];

@@ -22,6 +22,7 @@ interface Row {
   health_path: string | null;
   auth: string | null;
   headers: string | null;
+  limits: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -44,6 +45,7 @@ function fromRow(row: Row): StoredRoute {
     ...(row.health_path !== null ? { health_path: row.health_path } : {}),
     ...(row.auth !== null ? { auth: JSON.parse(row.auth) as unknown } : {}),
     ...(row.headers !== null ? { headers: JSON.parse(row.headers) as unknown } : {}),
+    ...(row.limits !== null ? { limits: JSON.parse(row.limits) as unknown } : {}),
   });
   return { ...parsed, id: row.id, path: parsed.path ?? null, health_path: parsed.health_path ?? null, created_at: row.created_at, updated_at: row.updated_at };
 }
@@ -170,6 +172,7 @@ export class RouteStore implements Notifying {
           health_path: input.health_path ?? null,
           auth: input.auth ? JSON.stringify(input.auth) : null,
           headers: input.headers ? JSON.stringify(input.headers) : null,
+          limits: input.limits ? JSON.stringify(input.limits) : null,
           created_at: since ?? at,
           updated_at: at,
         };
@@ -192,6 +195,7 @@ export class RouteStore implements Notifying {
         // Each route option group has its own column (its own migration), written here.
         this.db.prepare('UPDATE routes SET auth = @auth WHERE id = @id').run({ id: row.id, auth: row.auth });
         this.db.prepare('UPDATE routes SET headers = @headers WHERE id = @id').run({ id: row.id, headers: row.headers });
+        this.db.prepare('UPDATE routes SET limits = @limits WHERE id = @id').run({ id: row.id, limits: row.limits });
         return { route, created: since === undefined };
       })
       .immediate();
