@@ -4,6 +4,8 @@ import type { ZodTypeProvider } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../errors.js';
 import { routeBody } from '../model/route.js';
+import { missingSecrets, withStoredAuth, type RouteAuth } from '../model/route-auth.js';
+import { forwardDial, hashPasswords } from '../proxy/auth.js';
 import { planRoutes } from '../proxy/plan.js';
 import type { ApiDeps } from './app.js';
 import { assertNoClash, assertNotOwnEndpoint, dryRunQuery, mutate } from './mutate.js';
@@ -28,15 +30,29 @@ export const proxyRoutes =
     app.get('/api/v1/routes', { schema: { summary: 'List proxy routes with their status', response: successes({ 200: 'the routes' }), tags } }, async () => ({ routes: deps.proxy.views() }));
     app.get('/api/v1/routes/:id', { schema: { summary: 'Get one proxy route', response: successes({ 200: 'the route' }), tags, params: idParam } }, async (req) => ({ route: view(req.params.id) }));
 
-    const assertSafe = (body: { hosts: string[]; upstreams: string[] }) =>
-      assertNotOwnEndpoint(deps, body.hosts.map((h, i) => [`hosts.${i}`, h]), body.upstreams.map((u, i) => [`upstreams.${i}`, u]));
+    const assertSafe = (body: { hosts: string[]; upstreams: string[]; auth?: RouteAuth | undefined }) =>
+      assertNotOwnEndpoint(deps, body.hosts.map((h, i) => [`hosts.${i}`, h]), [
+        ...body.upstreams.map((u, i): [string, string] => [`upstreams.${i}`, u]),
+        ...(body.auth?.forward ? [['auth.forward.url', forwardDial(new URL(body.auth.forward.url))] as [string, string]] : []),
+      ]);
+
+    /** A body's auth secrets present (a password or hash per account, the tokens), then passwords hashed: only hashes are stored. */
+    const secured = async <T extends { auth?: RouteAuth | undefined }>(given: T, id?: string): Promise<T> => {
+      // A replaced route keeps the secrets the body leaves out (same user name; the tokens).
+      const stored = id === undefined ? undefined : deps.routes.get(id)?.auth;
+      const body = given.auth && stored ? { ...given, auth: withStoredAuth(given.auth, stored) } : given;
+      const missing = missingSecrets(body.auth);
+      if (missing.length) throw new AppError('invalid_body', undefined, missing.map(([path, message]) => ({ path, message })));
+      return hashPasswords(body, stored);
+    };
 
     // Checks and write in one transaction (mutate): nothing can slip in between them.
     app.post('/api/v1/routes', { schema: { summary: 'Create a proxy route', response: successes({ 201: 'created', 200: DRY_RUN }), tags, body: routeBody, querystring: dryRunQuery } }, async (req, reply) => {
+      const body = await secured(req.body);
       const out = await mutate(deps, req, () => {
-        assertSafe(req.body);
-        assertNoClash(deps, { id: '', hosts: req.body.hosts, path: req.body.path ?? null });
-        return { result: deps.routes.put(req.body).route, dns: { added: [], changed: [], removed: [] } };
+        assertSafe(body);
+        assertNoClash(deps, { id: '', hosts: body.hosts, path: body.path ?? null });
+        return { result: deps.routes.put(body).route, dns: { added: [], changed: [], removed: [] } };
       });
       return 'dry_run' in out ? out : reply.code(201).send({ route: view(out.id) });
     });
@@ -44,11 +60,12 @@ export const proxyRoutes =
     // A stored row that no longer parses can be replaced here (it is listed with status error).
     app.put('/api/v1/routes/:id', { schema: { summary: 'Replace a proxy route', response: successes({ 200: `replaced, or ${DRY_RUN}` }), tags, params: idParam, body: routeBody, querystring: dryRunQuery } }, async (req) => {
       apiOnly(req.params.id);
+      const body = await secured(req.body, req.params.id);
       const out = await mutate(deps, req, () => {
         if (!deps.routes.has(req.params.id)) throw new AppError('not_found', `no route ${req.params.id}`);
-        assertSafe(req.body);
-        assertNoClash(deps, { id: req.params.id, hosts: req.body.hosts, path: req.body.path ?? null });
-        return { result: deps.routes.put(req.body, req.params.id).route, dns: { added: [], changed: [], removed: [] } };
+        assertSafe(body);
+        assertNoClash(deps, { id: req.params.id, hosts: body.hosts, path: body.path ?? null });
+        return { result: deps.routes.put(body, req.params.id).route, dns: { added: [], changed: [], removed: [] } };
       });
       return 'dry_run' in out ? out : { route: view(out.id) };
     });

@@ -1,5 +1,7 @@
 // Proxy commands: add-route, routes, remove-route, plan (export --caddyfile is in state.ts).
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
 import { call, CliError } from './client.js';
 import type { Globals } from './commands.js';
 import { printJson, table } from './output.js';
@@ -99,6 +101,26 @@ export async function settleRoute(g: Globals, id: string, waitS: number, print =
   if (route.status === 'pending' && waitS > 0) console.error(`dnsproxy: route ${route.id} is stored but still pending: ${why}`);
 }
 
+/** Route option groups a file may give (`--options`): the API checks each. */
+const OPTION_GROUPS = ['auth', 'headers', 'limits'] as const;
+
+/**
+ * `auth`/`headers`/`limits` from a YAML or JSON file, or `-` for stdin: credentials never go on
+ * the command line (where `ps` and shell history would show them). Anything else is a usage error.
+ */
+export function readRouteOptions(file: string): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = parseYaml(readFileSync(file === '-' ? 0 : file, 'utf8'));
+  } catch (e) {
+    throw new CliError(`--options ${file}: ${(e as Error).message}`, 2);
+  }
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new CliError(`--options ${file}: must hold an object with ${OPTION_GROUPS.join(', ')}`, 2);
+  const extra = Object.keys(doc).filter((k) => !(OPTION_GROUPS as readonly string[]).includes(k));
+  if (extra.length) throw new CliError(`--options ${file}: unknown key(s) ${extra.join(', ')} (it may hold ${OPTION_GROUPS.join(', ')})`, 2);
+  return doc as Record<string, unknown>;
+}
+
 export function routeCommands(program: Command, g: Globals): void {
   program
     .command('add-route')
@@ -108,10 +130,11 @@ export function routeCommands(program: Command, g: Globals): void {
     .option('--path <prefix>', 'only requests under this path prefix')
     .option('--tls <mode>', 'off | internal | acme', 'off')
     .option('--health-path <path>', 'active health check path')
+    .option('--options <file>', 'YAML/JSON file (- for stdin) with auth, headers and/or limits (README "Reverse proxy")')
     .option('--dry-run', 'validate and show the plan without applying')
     .option('--wait <seconds>', `wait this long for Caddy to take the route (active), exit 1 if it ends in error; 0: do not wait (default ${SETTLE_WAIT_S})`, waitOption, SETTLE_WAIT_S)
-    .action(async (host: string, upstreams: string[], o: { path?: string; tls: string; healthPath?: string; dryRun?: boolean; wait: number }) => {
-      const body = { hosts: host.split(','), upstreams, tls: o.tls, ...(o.path ? { path: o.path } : {}), ...(o.healthPath ? { health_path: o.healthPath } : {}) };
+    .action(async (host: string, upstreams: string[], o: { path?: string; tls: string; healthPath?: string; options?: string; dryRun?: boolean; wait: number }) => {
+      const body = { hosts: host.split(','), upstreams, tls: o.tls, ...(o.path ? { path: o.path } : {}), ...(o.healthPath ? { health_path: o.healthPath } : {}), ...(o.options ? readRouteOptions(o.options) : {}) };
       const res = await call(g.target(), 'POST', `/api/v1/routes${dryQuery(o.dryRun)}`, body);
       if (o.dryRun) printResult(g, res, () => '');
       else await settleRoute(g, (res as { route: RouteView }).route.id, o.wait);

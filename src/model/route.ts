@@ -2,6 +2,9 @@
 import { z } from 'zod';
 import { ACME_HINT, acmeNameProblem, hostNameProblem } from './certname.js';
 import { nameProblem, upstream } from './name.js';
+import { routeAuthShape, type PublicAuth, type RouteAuth } from './route-auth.js';
+import { routeHeadersShape, type RouteHeaders } from './route-headers.js';
+import { routeLimitsShape, type RouteLimits } from './route-limits.js';
 
 /** TLS for a proxied host: none, Caddy's local CA, or a public ACME CA. */
 export const TLS_MODES = ['off', 'internal', 'acme'] as const;
@@ -52,6 +55,9 @@ export const routeInput = z
     upstreams: z.array(upstream).min(1, 'at least one upstream is required').max(MAX_ITEMS).describe('host:port; a host inside our zones is resolved through our records'),
     tls: z.enum(TLS_MODES).default('off'),
     health_path: pathPrefix.optional().describe('Active health check: GET this path on each upstream'),
+    ...routeAuthShape,
+    ...routeHeadersShape,
+    ...routeLimitsShape,
   })
   .strict();
 export type RouteInput = z.infer<typeof routeInput>;
@@ -108,6 +114,12 @@ export interface RouteShape {
   health_path: string | null;
   /** Caddy answers this itself instead of proxying (`upstreams` is then empty); never set from an API body. */
   respond?: StaticResponse;
+  /** Who may reach the upstreams (route-auth.ts; stored with hashes/tokens, never passwords); absent: anyone. */
+  auth?: RouteAuth;
+  /** Request/response headers, upstream Host and TLS to the upstreams (route-headers.ts); absent: the defaults. */
+  headers?: RouteHeaders;
+  /** Concurrency, queue wait and body size limits (route-limits.ts); absent: none. */
+  limits?: RouteLimits;
 }
 
 /** An explicit route as stored (`api:<id>`): routeInput with its defaults filled in. */
@@ -147,6 +159,10 @@ export interface Route {
   upstreams: string[];
   tls: TlsMode;
   health_path: string | null;
+  /** Its auth without secrets (user names, a token count): never a password, hash or token. */
+  auth?: PublicAuth;
+  headers?: RouteHeaders;
+  limits?: RouteLimits;
   /** Absent for a stored row that does not parse (never served). */
   mode?: RouteMode;
   status: RouteStatus;

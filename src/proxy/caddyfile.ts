@@ -4,6 +4,9 @@
 // selectRoutes, same per-host order, same 404s); it is flat (one site block per set of hosts
 // sharing routes), so it lacks render()'s host grouping for large tables.
 import { isIP } from 'node:net';
+import { authSummary } from './auth.js';
+import { headersSummary } from './headers.js';
+import { limitsSummary } from './limits.js';
 import { nameProblem, upstreamProblem } from '../model/name.js';
 import { adminAddressProblem } from './admin-address.js';
 import {
@@ -92,6 +95,10 @@ interface ProxyView {
   upstreams: string[];
   several: boolean;
   healthPath: string | null;
+  /** Comment lines before the reverse_proxy: what the pushed JSON adds that is not exported (auth, without secrets). */
+  notes: string[];
+  /** The route has auth, which the export cannot carry without its secrets: it answers 403 instead (fails closed). */
+  closed: boolean;
 }
 interface HandleView {
   /** Named matcher (`p1`) for a path route, null for the host's catch-all route. */
@@ -137,10 +144,26 @@ interface View {
   healthTimeout: string;
   noHost: string;
   noPath: string;
+  closedBody: string;
   skipped: { id: string; reason: string }[];
 }
 
-const proxyView = (r: DesiredRoute): ProxyView => ({ upstreams: r.upstreams, several: r.upstreams.length > 1, healthPath: r.health_path });
+const proxyView = (r: DesiredRoute): ProxyView => ({ upstreams: r.upstreams, several: r.upstreams.length > 1, healthPath: r.health_path, notes: routeNotes(r), closed: r.auth !== undefined });
+
+/** What a route with auth answers in the export (its credentials are never exported, so it fails closed). */
+export const AUTH_NOT_EXPORTED_BODY = 'forbidden: this route has auth, which the export does not carry';
+
+/** A route's option groups the export does not write as directives, one line each (never a hash or token). */
+function routeNotes(r: DesiredRoute): string[] {
+  const auth = authSummary(r.auth);
+  const headers = headersSummary(r.headers);
+  const limits = limitsSummary(r.limits);
+  return [
+    ...(auth ? [`${auth}: enforced by the pushed JSON config; this export answers 403 instead`] : []),
+    ...(headers ? [`${headers} (in the pushed JSON config, not exported)`] : []),
+    ...(limits ? [`${limits} (in the pushed JSON config, not exported)`] : []),
+  ];
+}
 
 /** Hosts with the same ordered routes share a site block; sites ordered by first route id, then first host. */
 function sites(routes: DesiredRoute[]): SiteView[] {
@@ -212,6 +235,7 @@ export function caddyfileExport(desired: DesiredProxy): string {
     healthTimeout: HEALTH_TIMEOUT,
     noHost: NO_HOST_BODY,
     noPath: NO_PATH_BODY,
+    closedBody: AUTH_NOT_EXPORTED_BODY,
     skipped,
   });
 }

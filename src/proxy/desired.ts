@@ -78,7 +78,7 @@ export function buildDesired(records: readonly StoredRecord[], routes: readonly 
       const { name, proxy } = r;
       add(r, () => ({ id: recordRouteId(name), hosts: [name.replace(/\.$/, '')], path: null, tls: proxy.tls ?? 'off', health_path: null }), proxy.upstreams);
     }
-  for (const r of routes) add(r, () => ({ id: r.id, hosts: r.hosts, path: r.path, tls: r.tls, health_path: r.health_path }), r.upstreams);
+  for (const r of routes) add(r, () => ({ id: r.id, hosts: r.hosts, path: r.path, tls: r.tls, health_path: r.health_path, ...routeOptions(r) }), r.upstreams);
   // A name with both A and AAAA proxied yields one route.
   const byId = new Map(built.map((r) => [r.id, r]));
   return { routes: [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), errors };
@@ -90,6 +90,14 @@ function acmeProblem(route: Pick<DesiredRoute, 'hosts' | 'tls'>): string | null 
   const problem = route.hosts.map(acmeNameProblem).find((p) => p !== null);
   return problem ? `left out: ${problem}; ${ACME_HINT}` : null;
 }
+
+/** A stored route's option groups (auth, …) that the proxy renders: absent ones left out, so a route without them is unchanged. */
+function routeOptions(r: StoredRoute): Partial<Pick<DesiredRoute, 'auth' | 'headers' | 'limits'>> {
+  return { ...(r.auth ? { auth: r.auth } : {}), ...(r.headers ? { headers: r.headers } : {}), ...(r.limits ? { limits: r.limits } : {}) };
+}
+
+/** Whether a route uses an option group only its own Caddy route can carry (it is then explicit). */
+export const hasRouteOptions = (r: DesiredRoute): boolean => r.auth !== undefined || r.headers !== undefined || r.limits !== undefined;
 
 /** The first existing route already serving one of `route`'s host+path pairs, or undefined. */
 export function hostClash(route: Pick<DesiredRoute, 'id' | 'hosts' | 'path'>, existing: readonly Pick<DesiredRoute, 'id' | 'hosts' | 'path'>[]): { id: string; host: string } | undefined {
@@ -133,6 +141,7 @@ export function splitRoutes(
     !r.hosts[0]!.startsWith('*.') &&
     r.path === null &&
     r.health_path === null &&
+    !hasRouteOptions(r) &&
     (r.tls === 'off' || r.tls === onDemandTls) &&
     r.upstreams.length > 0 &&
     r.upstreams.every(isAddressDial);

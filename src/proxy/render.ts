@@ -6,6 +6,7 @@ import { routeOwnProblem, type OwnEndpoints } from '../model/endpoints.js';
 import { PLAIN_SERVICE, srvQuestion, type PlainKind } from '../dns/upstreams.js';
 import { issuerFor, type AcmeIssuerSettings } from './acme.js';
 import { endpointsOf } from './guard.js';
+import { routeHandlers } from './options.js';
 import { staticHandler, staticProblem } from './static.js';
 import { ID_PREFIX, type DesiredProxy, type DesiredRoute, type LoadedCertificate, type OnDemandSettings, type Rendered, type TlsMode } from './types.js';
 import { nameCovers } from '../model/cert.js';
@@ -294,7 +295,7 @@ function leaf(r: DesiredRoute, id: string, hosts: string[]): Json {
   }
   const built = canon({
     '@id': id,
-    handle: [r.respond ? staticHandler({ ...r, respond: r.respond }) : proxyHandler(r)],
+    handle: r.respond ? [staticHandler({ ...r, respond: r.respond })] : routeHandlers(r, proxyHandler(r)),
     match: [r.path === null ? { host: hosts } : { host: hosts, path: pathPatterns(r.path) }],
     terminal: true,
   });

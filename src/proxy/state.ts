@@ -2,6 +2,7 @@
 // The pipeline (pipeline.ts) tells it of every committed change; it never subscribes itself.
 import { isIP } from 'node:net';
 import { routeOwnProblem } from '../model/endpoints.js';
+import { publicAuth, type PublicAuth } from '../model/route-auth.js';
 import type { AppliedStatus, Route, RouteMode, RouteStatus, StoredRoute } from '../model/route.js';
 import type { RecordChange, StoredRecord } from '../model/record.js';
 import type { RecordStore } from '../store/records.js';
@@ -30,6 +31,11 @@ function textOf(route: DesiredRoute): string {
 /** Dials `host:port`; whether each host is an IP literal (then its dials never change with the records). */
 function literal(upstreams: readonly string[]): boolean {
   return upstreams.every((u) => isIP(u.slice(0, u.lastIndexOf(':')).replace(/^\[(.*)\]$/, '$1')) !== 0);
+}
+
+/** A stored route as the API shows it: its auth without secrets (never a hash or token). */
+function shown<T extends StoredRoute>({ auth, ...r }: T): Omit<T, 'auth'> & { auth?: PublicAuth } {
+  return { ...r, ...(auth ? { auth: publicAuth(auth) } : {}) };
 }
 
 const byId = (a: DesiredRoute, b: DesiredRoute) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
@@ -472,9 +478,9 @@ export class ProxyState {
     this.build();
     const out: Route[] = [];
     const stored = this.routes.scan();
-    for (const r of stored.routes) out.push({ ...r, source: 'api', ...this.statusOf(r.id, this.routeOf(r.id), this.errorOf(r.id)) });
+    for (const r of stored.routes) out.push({ ...shown(r), source: 'api', ...this.statusOf(r.id, this.routeOf(r.id), this.errorOf(r.id)) });
     // Rows that no longer parse are never built; they are shown so they can be replaced or removed.
-    for (const { reason, ...r } of stored.broken) out.push({ ...r, source: 'api', mode: 'explicit', status: 'error', error: reason });
+    for (const { reason, ...r } of stored.broken) out.push({ ...shown(r), source: 'api', mode: 'explicit', status: 'error', error: reason });
     const seen = new Set(out.map((v) => v.id));
     for (const rec of this.proxied.values()) {
       if (rec.type !== 'A' && rec.type !== 'AAAA') continue;
@@ -496,13 +502,13 @@ export class ProxyState {
     const r = this.routes.get(id);
     // An API id whose row does not parse (or none): the full listing knows which.
     if (!r) return this.routes.has(id) ? this.views().find((v) => v.id === id) : undefined;
-    if (!this.api.stale) return { ...r, source: 'api', ...this.statusOf(r.id, this.routeOf(r.id), this.errorOf(r.id)) };
+    if (!this.api.stale) return { ...shown(r), source: 'api', ...this.statusOf(r.id, this.routeOf(r.id), this.errorOf(r.id)) };
     // A route write's reply (the explicit routes are rebuilt after it, off the request's stack):
     // this route alone; a route that is not a plain candidate is explicit whatever the others are.
     const one = buildDesired([], [r], this.resolve, this.memo);
     const route = one.routes[0];
-    if (route && this.current.dynamic !== undefined && this.splitBy([route], true).dynamic.length === 1) return { ...r, source: 'api', ...this.statusOf(r.id, this.routeOf(r.id), this.errorOf(r.id)) };
-    return { ...r, source: 'api', ...this.statusOnly(r.id, route, one.errors.get(r.id)), mode: 'explicit' };
+    if (route && this.current.dynamic !== undefined && this.splitBy([route], true).dynamic.length === 1) return { ...shown(r), source: 'api', ...this.statusOf(r.id, this.routeOf(r.id), this.errorOf(r.id)) };
+    return { ...shown(r), source: 'api', ...this.statusOnly(r.id, route, one.errors.get(r.id)), mode: 'explicit' };
   }
 
   private recordView(rec: StoredRecord, route: DesiredRoute | undefined, error: string | undefined): Route {

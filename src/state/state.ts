@@ -16,6 +16,8 @@ import { STATE_VERSION, type SoaSettings } from '../model/state.js';
 import type { RecordWrite, StoredRecord } from '../model/record.js';
 import { placeName, recordWrite } from '../model/write.js';
 import { recordRouteId } from '../proxy/desired.js';
+import { forwardDial, hashPasswords } from '../proxy/auth.js';
+import { exportedAuth, missingSecrets, withStoredAuth } from '../model/route-auth.js';
 import { planRoutes, type RoutePlan } from '../proxy/plan.js';
 import type { Soa } from '../dns/soa.js';
 import { stateFile, type StateFile } from './document.js';
@@ -72,7 +74,7 @@ export function exportState(deps: StateDeps): Record<string, unknown> {
     zones: deps.zones.map((name) => present({ name, soa: soaOf(deps, name) })),
     views: deps.views.list().map((v) => ({ name: v.name, cidrs: v.cidrs })),
     records: deps.records.list().flatMap((r) => recordEntryOf(deps, r, owned) ?? []),
-    routes: deps.routes.list().map((r) => present({ ...r, id: r.id }, new Set(['created_at', 'updated_at']))),
+    routes: deps.routes.list().map((r) => present({ ...r, id: r.id, auth: r.auth && exportedAuth(r.auth) }, new Set(['created_at', 'updated_at']))),
     certificates: [],
     mail: {
       domains: domains.list().map((d) => ({ domain: d.domain, settings: d.settings })),
@@ -206,6 +208,8 @@ export async function prepareState(deps: StateDeps, given: unknown): Promise<Pre
     if (stored?.account.name === a.name && (await verifyPassword(a.password, stored.hash))) continue;
     hashes.set(a.name, await hashPassword(a.password));
   }
+  // Route passwords become bcrypt hashes here (slow, before the transaction); only hashes are stored.
+  doc.routes = await Promise.all(doc.routes.map((r) => hashPasswords(r, deps.routes.get(r.id)?.auth)));
   const dkim = new Map<string, string>();
   for (const d of doc.mail.domains) if (!deps.mail.store.dkimKey(d.domain)) dkim.set(d.domain, await generateDkimPrivateKey());
   return { doc, hashes, dkim, sections: sectionsOf(raw), targets };
@@ -393,14 +397,21 @@ function write(deps: StateDeps, prepared: PreparedState, prune: boolean): Record
   // Explicit routes, by id.
   const fileRoutes = new Set<string>();
   doc.routes.forEach((r, i) => {
-    const { id, ...input } = r;
+    const { id, ...given } = r;
+    // Secrets the file leaves out (an export does) are kept from the stored route.
+    const input = given.auth ? { ...given, auth: withStoredAuth(given.auth, deps.routes.get(id)?.auth) } : given;
+    const missing = missingSecrets(input.auth, `routes.${i}.auth`);
+    if (missing.length) throw fieldError(missing[0]![0], `${missing[0]![1]} (no secret is stored for route ${id})`);
     if (fileRoutes.has(id)) throw fieldError(`routes.${i}.id`, `route ${id} is listed twice`);
     fileRoutes.add(id);
-    assertNotOwnEndpoint(deps, input.hosts.map((h, j) => [`routes.${i}.hosts.${j}`, h]), input.upstreams.map((u, j) => [`routes.${i}.upstreams.${j}`, u]));
+    assertNotOwnEndpoint(deps, input.hosts.map((h, j) => [`routes.${i}.hosts.${j}`, h]), [
+      ...input.upstreams.map((u, j): [string, string] => [`routes.${i}.upstreams.${j}`, u]),
+      ...(input.auth?.forward ? [[`routes.${i}.auth.forward.url`, forwardDial(new URL(input.auth.forward.url))] as [string, string]] : []),
+    ]);
     const stored = deps.routes.get(id);
     const existed = deps.routes.has(id);
-    const shape = (x: { hosts: string[]; path?: string | null | undefined; upstreams: string[]; tls: string; health_path?: string | null | undefined }) =>
-      valueKey({ hosts: [...new Set(x.hosts)].sort(), path: x.path ?? null, upstreams: x.upstreams, tls: x.tls, health_path: x.health_path ?? null });
+    const shape = (x: { hosts: string[]; path?: string | null | undefined; upstreams: string[]; tls: string; health_path?: string | null | undefined; auth?: unknown; headers?: unknown; limits?: unknown }) =>
+      valueKey({ hosts: [...new Set(x.hosts)].sort(), path: x.path ?? null, upstreams: x.upstreams, tls: x.tls, health_path: x.health_path ?? null, auth: x.auth ?? null, headers: x.headers ?? null, limits: x.limits ?? null });
     if (stored && shape(stored) === shape(input)) return;
     deps.routes.put(input, id);
     note('routes', existed ? 'changed' : 'added', id);

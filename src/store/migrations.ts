@@ -292,4 +292,16 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER certificates_update_version AFTER UPDATE OF chain, key, names ON certificates BEGIN UPDATE certificates_version SET v = v + 1; END;
   CREATE TRIGGER certificates_delete_version AFTER DELETE ON certificates BEGIN UPDATE certificates_version SET v = v + 1; END;
   `,
+  // 18: a route's auth (src/model/route-auth.ts, JSON; NULL: none): bcrypt hashes and bearer tokens, never a password.
+  `
+  ALTER TABLE routes ADD COLUMN auth TEXT;
+  `,
+  // 19: a route's headers (src/model/route-headers.ts, JSON; NULL: the defaults).
+  `
+  ALTER TABLE routes ADD COLUMN headers TEXT;
+  `,
+  // 20: a route's limits (src/model/route-limits.ts, JSON; NULL: none).
+  `
+  ALTER TABLE routes ADD COLUMN limits TEXT;
+  `,
 ];

@@ -20,6 +20,9 @@ interface Row {
   upstreams: string;
   tls: string;
   health_path: string | null;
+  auth: string | null;
+  headers: string | null;
+  limits: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -40,6 +43,9 @@ function fromRow(row: Row): StoredRoute {
     tls: row.tls,
     ...(row.path !== null ? { path: row.path } : {}),
     ...(row.health_path !== null ? { health_path: row.health_path } : {}),
+    ...(row.auth !== null ? { auth: JSON.parse(row.auth) as unknown } : {}),
+    ...(row.headers !== null ? { headers: JSON.parse(row.headers) as unknown } : {}),
+    ...(row.limits !== null ? { limits: JSON.parse(row.limits) as unknown } : {}),
   });
   return { ...parsed, id: row.id, path: parsed.path ?? null, health_path: parsed.health_path ?? null, created_at: row.created_at, updated_at: row.updated_at };
 }
@@ -164,9 +170,13 @@ export class RouteStore implements Notifying {
           upstreams: JSON.stringify(input.upstreams),
           tls: input.tls,
           health_path: input.health_path ?? null,
+          auth: input.auth ? JSON.stringify(input.auth) : null,
+          headers: input.headers ? JSON.stringify(input.headers) : null,
+          limits: input.limits ? JSON.stringify(input.limits) : null,
           created_at: since ?? at,
           updated_at: at,
         };
+        if (input.auth?.basic?.accounts.some((a) => a.password !== undefined)) throw new Error('route auth: passwords must be hashed before they are stored');
         let route: StoredRoute;
         try {
           route = fromRow(row);
@@ -182,6 +192,10 @@ export class RouteStore implements Notifying {
                tls = excluded.tls, health_path = excluded.health_path, updated_at = excluded.updated_at`,
           )
           .run(row);
+        // Each route option group has its own column (its own migration), written here.
+        this.db.prepare('UPDATE routes SET auth = @auth WHERE id = @id').run({ id: row.id, auth: row.auth });
+        this.db.prepare('UPDATE routes SET headers = @headers WHERE id = @id').run({ id: row.id, headers: row.headers });
+        this.db.prepare('UPDATE routes SET limits = @limits WHERE id = @id').run({ id: row.id, limits: row.limits });
         return { route, created: since === undefined };
       })
       .immediate();

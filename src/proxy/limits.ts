@@ -1,0 +1,76 @@
+// A route's `limits` (src/model/route-limits.ts) as Caddy 2.6.2 config. 2.6.2 has no concurrency
+// limiter handler, so (checked in its source, reverseproxy/hosts.go, reverseproxy.go, selectionpolicies.go):
+// - each upstream gets `max_requests` (max_concurrent split evenly, at least 1): an upstream with
+//   that many requests in flight is not available;
+// - `load_balancing.try_duration` = queue_wait_ms: a request finding none available tries again
+//   every `try_interval` until then (a wait, not a FIFO queue); then Caddy's 503 "no upstreams available";
+// - the route's reverse_proxy sits in a subroute whose `errors` route turns that 503 into ours,
+//   with `Retry-After`;
+// - `request_body` `max_size` before it: a body read beyond it fails with 413.
+import type { RouteLimits } from '../model/route-limits.js';
+
+type Json = Record<string, unknown>;
+
+/** How often a waiting request looks for a free upstream slot (Caddy's default is 250 ms: too coarse for a queue). */
+export const QUEUE_POLL = '20ms';
+/** Retry-After when the route gives none. */
+export const DEFAULT_RETRY_AFTER_S = 1;
+export const LIMITED_BODY = 'service busy: too many requests at once, retry later\n';
+
+/** `proxy` with the concurrency limit applied (a new object; `proxy` is shared). */
+export function withLimits(proxy: Json, limits: RouteLimits | undefined): Json {
+  if (!limits?.max_concurrent) return proxy;
+  const upstreams = (proxy.upstreams as Json[] | undefined) ?? [];
+  const each = Math.max(1, Math.floor(limits.max_concurrent / Math.max(1, upstreams.length)));
+  const lb = { ...(proxy.load_balancing as Json | undefined) };
+  if (limits.queue_wait_ms) {
+    lb.try_duration = `${limits.queue_wait_ms}ms`;
+    lb.try_interval = QUEUE_POLL;
+  } else delete lb.try_duration;
+  return { ...proxy, load_balancing: lb, upstreams: upstreams.map((u) => ({ ...u, max_requests: each })) };
+}
+
+/** What a body over max_body_bytes gets. */
+export const TOO_LARGE_BODY = 'request body too large\n';
+
+/**
+ * The route's handlers around its (limited) reverse_proxy: `request_body` first, then a subroute
+ * whose error routes answer Caddy's 503 "no upstreams available" (every slot taken) with ours and
+ * `Retry-After`, and the 502 a body read beyond `max_size` ends in with 413. Measured on 2.6.2:
+ * `request_body` alone gives 502, not the 413 its docs promise, because reverse_proxy wraps the
+ * body read's 413 error in its own 502 (reverseproxy.go statusError); the message keeps
+ * "http: request body too large", which the error route matches.
+ */
+export function limitHandlers(handlers: Json[], limits: RouteLimits | undefined): Json[] {
+  if (!limits) return handlers;
+  const out: Json[] = [];
+  const errors: Json[] = [];
+  if (limits.max_body_bytes) {
+    out.push({ handler: 'request_body', max_size: limits.max_body_bytes });
+    errors.push({
+      match: [{ expression: '{http.error.status_code} == 502 && {http.error.message}.contains("http: request body too large")' }],
+      handle: [{ handler: 'static_response', status_code: 413, headers: { 'Content-Type': ['text/plain; charset=utf-8'], Connection: ['close'] }, body: TOO_LARGE_BODY }],
+      terminal: true,
+    });
+  }
+  if (limits.max_concurrent) {
+    const retryAfter = String(limits.retry_after_s ?? DEFAULT_RETRY_AFTER_S);
+    errors.push({
+      match: [{ expression: '{http.error.status_code} == 503' }],
+      handle: [{ handler: 'static_response', status_code: 503, headers: { 'Content-Type': ['text/plain; charset=utf-8'], 'Retry-After': [retryAfter] }, body: LIMITED_BODY }],
+      terminal: true,
+    });
+  }
+  out.push({ handler: 'subroute', routes: [{ handle: handlers }], errors: { routes: errors } });
+  return out;
+}
+
+/** One line for the Caddyfile export. */
+export function limitsSummary(l: RouteLimits | undefined): string | null {
+  if (!l) return null;
+  const parts = [
+    ...(l.max_concurrent ? [`max ${l.max_concurrent} concurrent requests`, `queue wait ${l.queue_wait_ms ?? 0} ms`, `Retry-After ${l.retry_after_s ?? DEFAULT_RETRY_AFTER_S} s`] : []),
+    ...(l.max_body_bytes ? [`body at most ${l.max_body_bytes} bytes`] : []),
+  ];
+  return `limits: ${parts.join(', ')}`;
+}
