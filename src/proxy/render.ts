@@ -6,6 +6,7 @@ import { routeOwnProblem, type OwnEndpoints } from '../model/endpoints.js';
 import { PLAIN_SERVICE, srvQuestion, type PlainKind } from '../dns/upstreams.js';
 import { endpointsOf } from './guard.js';
 import { staticHandler, staticProblem } from './static.js';
+import { accessLogging, serverLogs } from './access-log.js';
 import { ID_PREFIX, type DesiredProxy, type DesiredRoute, type OnDemandSettings, type Rendered, type TlsMode } from './types.js';
 
 /** Server names (keys under apps.http.servers). The HTTP server always exists. */
@@ -505,7 +506,10 @@ export function render(desired: DesiredProxy): Rendered {
   // The local CA must not try to install its root into the system trust store (needs root, prompts).
   if (secure.some((r) => r.tls === 'internal') || onDemand?.issuer === 'internal') apps.pki = { certificate_authorities: { local: { install_trust: false } } };
 
-  const unmarked = sorted({ admin: { listen: settings.admin, config: { persist: false } }, apps });
+  // Per-host stats: every server logs every request to the controller (access-log.ts).
+  if (settings.accessLog) for (const server of Object.values(servers)) (server as Json).logs = serverLogs();
+  const logging = settings.accessLog ? accessLogging(settings.accessLog) : undefined;
+  const unmarked = sorted({ admin: { listen: settings.admin, config: { persist: false } }, apps, logging });
   // `sorted` inserted keys in order, so the native JSON.stringify is the canonical text (hashConfig's result, ~5× faster).
   const text = JSON.stringify(unmarked);
   const hash = createHash('sha256').update(text).digest('hex');

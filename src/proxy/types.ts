@@ -32,6 +32,11 @@ export interface ProxySettings {
    * server's first route answers 403 to any other client address, before any host route. Absent: all.
    */
   allowClients?: readonly string[];
+  /**
+   * Where Caddy sends its access log (`tcp/127.0.0.1:<port>`, the controller's listener,
+   * access-log.ts). Set: every server logs every request there (per-host stats). Absent: no access log.
+   */
+  accessLog?: string;
 }
 
 /**
