@@ -33,6 +33,8 @@ import { Reconciler, type ReconcilerOptions } from './proxy/reconcile.js';
 import type { CaddyApi } from './proxy/caddy.js';
 import { CertWatch, probeCertificate, probeName } from './proxy/certs.js';
 import { markerId, render } from './proxy/render.js';
+import { HostStats } from './proxy/stats.js';
+import { startAccessLogServer, type AccessLogServer } from './proxy/access-log.js';
 import { join } from 'node:path';
 import { hostname, networkInterfaces } from 'node:os';
 import { addressClass } from './model/address.js';
@@ -243,6 +245,7 @@ export class Controller {
   private reconciler?: Reconciler;
   private certs?: CertWatch;
   private onDemand?: OnDemandServer;
+  private accessLog?: AccessLogServer;
   private caddyProcess?: CaddyProcess;
   private devices?: Devices;
   private stateDeps?: StateDeps;
@@ -302,6 +305,11 @@ export class Controller {
         onDemand = { issuer, ask: this.onDemand.askUrl, rateLimit: { interval: ON_DEMAND_INTERVAL, burst: ON_DEMAND_BURST } };
       }
       proxy.useResolver(dnsResolverAddress(c.listen_ip, this.dns.address().port), onDemand);
+      // Per-host stats: Caddy's access log to a loopback listener, up before the first push
+      // (Caddy 2.6.2 refuses a load whose net log writer it cannot dial).
+      const stats = new HostStats();
+      this.accessLog = await startAccessLogServer({ port: c.stats_port, stats, log: logger('stats') });
+      proxy.useAccessLog(this.accessLog.address);
       // Each mail domain's MTA-STS policy, served by Caddy itself (src/mail/domains/mta-sts.ts).
       proxy.useStatics(mtaStsRoutes(db, { hostname: mailHostname(c), tls: c.mail_mta_sts_tls }));
       pipeline.start();
@@ -350,6 +358,7 @@ export class Controller {
         version: VERSION,
         mail: (this.mail = mailWiring({ db, records: wired.records, config: c, dnsPort: () => dns.address().port, transaction: wired.api.transaction })).deps,
         backup: () => backupInto(db, c.data_dir),
+        stats,
       };
       this.stateDeps = apiDeps;
       this.api = await build(apiDeps);
@@ -415,9 +424,10 @@ export class Controller {
     await this.caddyProcess?.stop().catch(() => undefined);
     await this.dns?.stop().catch(() => undefined);
     await this.onDemand?.close().catch(() => undefined);
+    await this.accessLog?.close().catch(() => undefined);
     this.uncount?.();
     this.db?.close();
-    this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = this.mail = this.onDemand = this.devices = undefined;
+    this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = this.mail = this.onDemand = this.devices = this.accessLog = undefined;
     this.stateWatch = this.configWatch = this.stateDeps = undefined;
   }
 }
