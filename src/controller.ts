@@ -34,6 +34,7 @@ import type { CaddyApi } from './proxy/caddy.js';
 import { CertWatch, probeCertificate, probeName } from './proxy/certs.js';
 import { markerId, render } from './proxy/render.js';
 import { HostStats } from './proxy/stats.js';
+import { PortGuard } from './proxy/ports.js';
 import { startAccessLogServer, type AccessLogServer } from './proxy/access-log.js';
 import { join } from 'node:path';
 import { hostname, networkInterfaces } from 'node:os';
@@ -127,6 +128,8 @@ export interface Wired {
   plain: PlainUpstreams;
   reconciler: Reconciler | null;
   pipeline: ChangePipeline;
+  /** Extra ports another process holds (src/proxy/ports.ts); stop() it with the reconciler. */
+  ports: PortGuard;
   /** Stops /metrics from counting this wiring's records (the gauge reads them when scraped). */
   uncount: () => void;
   /** Tailnet devices: polled once `devices.registry.start()` runs; each change re-binds records and re-resolves routes. */
@@ -166,15 +169,24 @@ export function wire(c: Config, deps: WireDeps): Wired {
   // Counted when /metrics is read, and only again after a change (COUNT(*) over a big zone is not free).
   let counts: Map<string, number> | null = null;
   const uncount = countRecordsWith(() => (counts ??= new Map(c.zones.map((zone) => [zone, records.count(zone)]))));
+  // A route's extra port held by another process: its routes are left out, the rest served (ports.ts).
+  const ports = new PortGuard({
+    ip: c.listen_ip,
+    listenPorts: () => new Set(proxy.desired().routes.flatMap((r) => (r.listen ? [r.listen.port] : []))),
+    onChange: () => reconciler?.trigger(),
+  });
   const reconciler = deps.caddy
     ? new Reconciler({
         render,
         markerId,
         ...deps.reconciler,
-        desired: () => proxy.desired(),
+        desired: () => ports.apply(proxy.desired()),
         caddy: deps.caddy,
         // Called only after reconciler.start(), by when `pipeline` exists.
-        onStatus: (statuses) => pipeline.reported(statuses),
+        onStatus: (statuses) => {
+          ports.saw(statuses);
+          pipeline.reported(statuses);
+        },
       })
     : null;
   const log = logger('pipeline');
@@ -213,6 +225,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
     plain,
     reconciler,
     pipeline,
+    ports,
     uncount,
     devices,
     api: {
@@ -246,6 +259,7 @@ export class Controller {
   private certs?: CertWatch;
   private onDemand?: OnDemandServer;
   private accessLog?: AccessLogServer;
+  private ports?: PortGuard;
   private caddyProcess?: CaddyProcess;
   private devices?: Devices;
   private stateDeps?: StateDeps;
@@ -271,6 +285,7 @@ export class Controller {
       const wired = wire(c, { db, caddy, reconciler: { validate: (config) => validateWithCaddy(config, { env: caddyEnv(join(c.data_dir, 'caddy')) }) } });
       const { records, tokens, index, proxy, plain, pipeline } = wired;
       this.uncount = wired.uncount;
+      this.ports = wired.ports;
       const reconciler = (this.reconciler = wired.reconciler!);
       const fixed = process.env.DNSPROXY_ADMIN_TOKEN || undefined;
       const weak = fixed === undefined ? null : adminTokenProblem(fixed);
@@ -420,6 +435,7 @@ export class Controller {
     await this.api?.close().catch(() => undefined);
     this.certs?.stop();
     await this.devices?.stop();
+    this.ports?.stop();
     await this.reconciler?.stop().catch(() => undefined);
     await this.caddyProcess?.stop().catch(() => undefined);
     await this.dns?.stop().catch(() => undefined);

@@ -7,6 +7,7 @@ import { routeBody } from '../model/route.js';
 import { planRoutes } from '../proxy/plan.js';
 import type { ApiDeps } from './app.js';
 import { assertNoClash, assertNotOwnEndpoint, dryRunQuery, mutate } from './mutate.js';
+import { assertListen } from './listen.js';
 import { DRY_RUN, successes } from './openapi.js';
 
 const idParam = z.object({ id: z.string().regex(/^(api|record):[a-z0-9._*-]{1,253}$/, 'must be a route id such as api:1a2b3c4d or record:llm.home.arpa') });
@@ -36,6 +37,7 @@ export const proxyRoutes =
       const out = mutate(deps, req, () => {
         assertSafe(req.body);
         assertNoClash(deps, { id: '', hosts: req.body.hosts, path: req.body.path ?? null });
+        assertListen(deps, '', req.body);
         return { result: deps.routes.put(req.body).route, dns: { added: [], changed: [], removed: [] } };
       });
       return 'dry_run' in out ? out : reply.code(201).send({ route: view(out.id) });
@@ -48,6 +50,7 @@ export const proxyRoutes =
         if (!deps.routes.has(req.params.id)) throw new AppError('not_found', `no route ${req.params.id}`);
         assertSafe(req.body);
         assertNoClash(deps, { id: req.params.id, hosts: req.body.hosts, path: req.body.path ?? null });
+        assertListen(deps, req.params.id, req.body);
         return { result: deps.routes.put(req.body, req.params.id).route, dns: { added: [], changed: [], removed: [] } };
       });
       return 'dry_run' in out ? out : { route: view(out.id) };

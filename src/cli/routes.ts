@@ -108,10 +108,11 @@ export function routeCommands(program: Command, g: Globals): void {
     .option('--path <prefix>', 'only requests under this path prefix')
     .option('--tls <mode>', 'off | internal | acme', 'off')
     .option('--health-path <path>', 'active health check path')
+    .option('--listen-port <port>', 'also serve the route on this port (HTTP for --tls off, else TLS)', (v) => Number(v))
     .option('--dry-run', 'validate and show the plan without applying')
     .option('--wait <seconds>', `wait this long for Caddy to take the route (active), exit 1 if it ends in error; 0: do not wait (default ${SETTLE_WAIT_S})`, waitOption, SETTLE_WAIT_S)
-    .action(async (host: string, upstreams: string[], o: { path?: string; tls: string; healthPath?: string; dryRun?: boolean; wait: number }) => {
-      const body = { hosts: host.split(','), upstreams, tls: o.tls, ...(o.path ? { path: o.path } : {}), ...(o.healthPath ? { health_path: o.healthPath } : {}) };
+    .action(async (host: string, upstreams: string[], o: { path?: string; tls: string; healthPath?: string; listenPort?: number; dryRun?: boolean; wait: number }) => {
+      const body = { hosts: host.split(','), upstreams, tls: o.tls, ...(o.path ? { path: o.path } : {}), ...(o.healthPath ? { health_path: o.healthPath } : {}), ...(o.listenPort !== undefined ? { listen: { port: o.listenPort } } : {}) };
       const res = await call(g.target(), 'POST', `/api/v1/routes${dryQuery(o.dryRun)}`, body);
       if (o.dryRun) printResult(g, res, () => '');
       else await settleRoute(g, (res as { route: RouteView }).route.id, o.wait);

@@ -7,6 +7,7 @@ import { PLAIN_SERVICE, srvQuestion, type PlainKind } from '../dns/upstreams.js'
 import { endpointsOf } from './guard.js';
 import { staticHandler, staticProblem } from './static.js';
 import { accessLogging, serverLogs } from './access-log.js';
+import { portGroups, portServerName } from './listen.js';
 import { ID_PREFIX, type DesiredProxy, type DesiredRoute, type OnDemandSettings, type Rendered, type TlsMode } from './types.js';
 
 /** Server names (keys under apps.http.servers). The HTTP server always exists. */
@@ -461,7 +462,12 @@ function tlsPolicies(routes: DesiredRoute[], onDemand: OnDemandSettings | undefi
  */
 export function render(desired: DesiredProxy): Rendered {
   const { settings } = desired;
-  const { routes, skipped, warnings } = selectRoutes(desired);
+  const selection = selectRoutes(desired);
+  const { warnings } = selection;
+  // Extra ports (listen.ts): routes on one of our ports, a port held elsewhere, or the other protocol's port are left out whole.
+  const ports = portGroups(selection.routes, settings, settings.blockedPorts);
+  const routes = ports.kept;
+  const skipped = [...selection.skipped, ...ports.skipped];
   const ids = new Ids();
   const plain = routes.filter((r) => r.tls === 'off');
   const secure = routes.filter((r) => r.tls !== 'off');
@@ -496,6 +502,16 @@ export function render(desired: DesiredProxy): Rendered {
       routes: serverRoutes(SERVER_HTTPS, secure, 0, ids, onDemand && dynamic ? dynamicRoutes(SERVER_HTTPS, dynamic.resolver, true) : []),
       ...(onDemand && dynamic ? { errors: { routes: [dynamicMiss(SERVER_HTTPS)] } } : {}),
     };
+  for (const g of ports.groups) {
+    const name = portServerName(g.port);
+    servers[name] = {
+      listen: [listenAddress(settings.listenIp, g.port)],
+      // HTTP: never certificates; TLS: Caddy turns TLS on for the hosts (the port is not http_port), without adding redirects.
+      automatic_https: g.protocol === 'http' ? { disable: true } : { disable_redirects: true },
+      metrics: {},
+      routes: serverRoutes(name, g.routes, 0, ids),
+    };
+  }
   if (settings.allowClients) for (const [name, server] of Object.entries(servers)) (server as { routes: Json[] }).routes.unshift(clientFilter(name, settings.allowClients));
   const apps: Json = { http: { http_port: settings.httpPort, https_port: settings.httpsPort, servers } };
   if (secure.length > 0 || onDemand) {

@@ -37,6 +37,8 @@ export interface ProxySettings {
    * access-log.ts). Set: every server logs every request there (per-host stats). Absent: no access log.
    */
   accessLog?: string;
+  /** Extra ports another process holds (port → why): their routes are left out with the reason until it is gone (listen.ts). */
+  blockedPorts?: ReadonlyMap<number, string>;
 }
 
 /**

@@ -268,4 +268,8 @@ export const MIGRATIONS: readonly string[] = [
   );
   ALTER TABLE records ADD COLUMN views TEXT;
   `,
+  // 17: a route's extra listener (src/model/route-listen.ts, JSON {"port": n} or NULL).
+  `
+  ALTER TABLE routes ADD COLUMN listen TEXT;
+  `,
 ];
