@@ -91,6 +91,23 @@ describe('extra ports', () => {
     expect(await portFree('127.0.0.1', port)).to.equal(true);
   });
 
+  it('exports the port in the state file and applies a changed one', async () => {
+    const f = await apiFixture();
+    try {
+      const res = await f.app.inject({ method: 'POST', url: '/api/v1/routes', headers: f.auth, payload: { hosts: ['st.home.arpa'], upstreams: ['10.0.0.5:80'], listen: { port: 9100 } } });
+      const id = res.json<{ route: { id: string } }>().route.id;
+      const state = await f.app.inject({ method: 'GET', url: '/api/v1/state', headers: { ...f.auth, accept: 'application/json' } });
+      expect(state.body).to.match(/port: 9100|"port":9100/);
+      const doc = { version: 1, routes: [{ id, hosts: ['st.home.arpa'], upstreams: ['10.0.0.5:80'], listen: { port: 9200 } }] };
+      const applied = await f.app.inject({ method: 'POST', url: '/api/v1/state', headers: f.auth, payload: doc });
+      expect(applied.statusCode, applied.body).to.equal(200);
+      expect(f.routes.get(id)?.listen).to.deep.equal({ port: 9200 });
+      expect(applied.body).to.include(id);
+    } finally {
+      await f.close();
+    }
+  });
+
   it('stores the port with the route, shows it, and refuses what the API must', async () => {
     const f = await apiFixture();
     try {
