@@ -322,7 +322,10 @@ export class Controller {
       proxy.useResolver(dnsResolverAddress(c.listen_ip, this.dns.address().port), onDemand);
       // Per-host stats: Caddy's access log to a loopback listener, up before the first push
       // (Caddy 2.6.2 refuses a load whose net log writer it cannot dial).
-      const stats = new HostStats();
+      // Counted per host: the names Caddy runs a route for (after each status report) and plain names; the rest as one.
+      let served = new Set<string>();
+      pipeline.on('status', () => (served = new Set((reconciler.applied()?.routes ?? []).flatMap((r) => r.hosts))));
+      const stats = new HostStats({ accept: (h) => plain.has(h) || served.has(h) || (h.includes('.') && served.has(`*${h.slice(h.indexOf('.'))}`)) });
       this.accessLog = await startAccessLogServer({ port: c.stats_port, stats, log: logger('stats') });
       proxy.useAccessLog(this.accessLog.address);
       // Each mail domain's MTA-STS policy, served by Caddy itself (src/mail/domains/mta-sts.ts).

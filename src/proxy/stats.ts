@@ -21,6 +21,9 @@ const LOG_GROWTH = Math.log(HIST_GROWTH);
 /** A host name as Caddy logs it (the request's Host, lower-cased here); anything else is not counted per host. */
 const HOST_RE = /^[a-z0-9_*-][a-z0-9_.*-]{0,252}$/;
 
+/** Where requests for hosts no route serves are counted (the catch-all 404s): any Host header a client makes up would otherwise take a slot. */
+export const UNROUTED = '(unrouted)';
+
 export const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 export type StatusClass = (typeof STATUS_CLASSES)[number];
 
@@ -190,11 +193,14 @@ export class HostStats {
   private readonly hosts = new Map<string, HostWindows>();
   private readonly now: () => number;
   private readonly maxHosts: number;
+  private readonly accept: (host: string) => boolean;
   readonly counts: StatsCounts = { lines: 0, ignored: 0, evicted: 0 };
 
-  constructor(opts: { now?: () => number; maxHosts?: number } = {}) {
+  /** `accept`: whether a host is served (default: all); others are counted together under UNROUTED. */
+  constructor(opts: { now?: () => number; maxHosts?: number; accept?: (host: string) => boolean } = {}) {
     this.now = opts.now ?? Date.now;
     this.maxHosts = opts.maxHosts ?? DEFAULT_MAX_HOSTS;
+    this.accept = opts.accept ?? (() => true);
   }
 
   /** One access-log line; returns whether it was counted. */
@@ -210,8 +216,9 @@ export class HostStats {
 
   record(e: AccessEntry): void {
     const now = this.now();
-    let w = this.hosts.get(e.host);
-    if (w) this.hosts.delete(e.host); // re-inserted last: the Map's order is least recently seen first
+    const key = this.accept(e.host) ? e.host : UNROUTED;
+    let w = this.hosts.get(key);
+    if (w) this.hosts.delete(key); // re-inserted last: the Map's order is least recently seen first
     else {
       w = new HostWindows();
       if (this.hosts.size >= this.maxHosts) {
@@ -220,7 +227,7 @@ export class HostStats {
         this.counts.evicted++;
       }
     }
-    this.hosts.set(e.host, w);
+    this.hosts.set(key, w);
     w.minute.add(now, e);
     w.hour.add(now, e);
     w.lastSeen = now;
@@ -229,7 +236,7 @@ export class HostStats {
 
   /** One host's windows (zeros for a host with no request in the last hour or never seen). */
   host(name: string): HostStatsView {
-    const host = normaliseHost(name) ?? name;
+    const host = name === UNROUTED ? name : (normaliseHost(name) ?? name);
     const now = this.now();
     const w = this.hosts.get(host) ?? new HostWindows();
     return { host, minute: w.minute.summary(now), hour: w.hour.summary(now), last_seen: w.lastSeen ? new Date(w.lastSeen).toISOString() : null };

@@ -1,7 +1,7 @@
 // HostStats (pure, injected clock) and the access-log listener's line handling.
 import { expect } from 'chai';
 import net from 'node:net';
-import { HostStats, normaliseHost, parseAccessLine, DEFAULT_MAX_HOSTS } from '../../src/proxy/stats.js';
+import { HostStats, normaliseHost, parseAccessLine, DEFAULT_MAX_HOSTS, UNROUTED } from '../../src/proxy/stats.js';
 import { MAX_LINE_BYTES, accessLogging, startAccessLogServer } from '../../src/proxy/access-log.js';
 import { render } from '../../src/proxy/render.js';
 import { until } from '../helpers/until.js';
@@ -69,6 +69,16 @@ describe('HostStats', () => {
     const one = new HostStats({ now });
     one.ingest(line('o.test', 200, 0, 0.0031));
     expect(one.host('o.test').minute.latency_ms.p99).to.equal(3.1);
+  });
+
+  it('counts hosts no route serves together, so made-up Host headers take one slot', () => {
+    const s = new HostStats({ now, maxHosts: 3, accept: (h) => h === 'real.test' });
+    s.ingest(line('real.test', 200, 1, 0));
+    for (let i = 0; i < 50; i++) s.ingest(line(`junk${i}.test`, 404, 2, 0));
+    expect(s.all().map((h) => h.host)).to.deep.equal([UNROUTED, 'real.test']);
+    expect(s.host(UNROUTED).minute.status['4xx']).to.equal(50);
+    expect(s.host('real.test').minute.requests).to.equal(1);
+    expect(s.counts.evicted).to.equal(0);
   });
 
   it('keeps at most maxHosts hosts, dropping the least recently seen', () => {
