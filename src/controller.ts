@@ -35,6 +35,9 @@ import { Reconciler, type ReconcilerOptions } from './proxy/reconcile.js';
 import type { CaddyApi } from './proxy/caddy.js';
 import { CertWatch, probeCertificate, probeName } from './proxy/certs.js';
 import { markerId, render } from './proxy/render.js';
+import { HostStats } from './proxy/stats.js';
+import { PortGuard } from './proxy/ports.js';
+import { startAccessLogServer, type AccessLogServer } from './proxy/access-log.js';
 import { join } from 'node:path';
 import { hostname, networkInterfaces } from 'node:os';
 import { addressClass } from './model/address.js';
@@ -138,6 +141,8 @@ export interface Wired {
   pipeline: ChangePipeline;
   /** The API writes' group commit (one transaction per event-loop turn). */
   group: GroupCommit;
+  /** Extra ports another process holds (src/proxy/ports.ts); stop() it with the reconciler. */
+  ports: PortGuard;
   /** Stops /metrics from counting this wiring's records (the gauge reads them when scraped). */
   uncount: () => void;
   /** Tailnet devices: polled once `devices.registry.start()` runs; each change re-binds records and re-resolves routes. */
@@ -191,15 +196,24 @@ export function wire(c: Config, deps: WireDeps): Wired {
   // Counted when /metrics is read, and only again after a change (COUNT(*) over a big zone is not free).
   let counts: Map<string, number> | null = null;
   const uncount = countRecordsWith(() => (counts ??= new Map(c.zones.map((zone) => [zone, records.count(zone)]))));
+  // A route's extra port held by another process: its routes are left out, the rest served (ports.ts).
+  const ports = new PortGuard({
+    ip: c.listen_ip,
+    listenPorts: () => new Set(proxy.desired().routes.flatMap((r) => (r.listen ? [r.listen.port] : []))),
+    onChange: () => reconciler?.trigger(),
+  });
   const reconciler = deps.caddy
     ? new Reconciler({
         render,
         markerId,
         ...deps.reconciler,
-        desired: () => ({ ...proxy.desired(), certificates: certificates.served() }),
+        desired: () => ports.apply({ ...proxy.desired(), certificates: certificates.served() }),
         caddy: deps.caddy,
         // Called only after reconciler.start(), by when `pipeline` exists.
-        onStatus: (statuses) => pipeline.reported(statuses),
+        onStatus: (statuses) => {
+          ports.saw(statuses);
+          pipeline.reported(statuses);
+        },
       })
     : null;
   // A stored certificate changed: Caddy loads the new set (a no-op when the render is unchanged).
@@ -243,6 +257,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
     reconciler,
     pipeline,
     group,
+    ports,
     uncount,
     devices,
     certificates,
@@ -278,6 +293,8 @@ export class Controller {
   private reconciler?: Reconciler;
   private certs?: CertWatch;
   private onDemand?: OnDemandServer;
+  private accessLog?: AccessLogServer;
+  private ports?: PortGuard;
   private caddyProcess?: CaddyProcess;
   private devices?: Devices;
   private stateDeps?: StateDeps;
@@ -307,6 +324,7 @@ export class Controller {
       const wired = wire(c, { db, caddy, certsNow, reconciler: { validate: (config) => validateWithCaddy(config, { env: caddyEnv(join(c.data_dir, 'caddy')) }) } });
       const { records, tokens, index, proxy, plain, pipeline } = wired;
       this.uncount = wired.uncount;
+      this.ports = wired.ports;
       const reconciler = (this.reconciler = wired.reconciler!);
       const fixed = process.env.DNSPROXY_ADMIN_TOKEN || undefined;
       const weak = fixed === undefined ? null : adminTokenProblem(fixed);
@@ -341,6 +359,14 @@ export class Controller {
         onDemand = { issuer, ask: this.onDemand.askUrl, rateLimit: { interval: ON_DEMAND_INTERVAL, burst: ON_DEMAND_BURST } };
       }
       proxy.useResolver(dnsResolverAddress(c.listen_ip, this.dns.address().port), onDemand);
+      // Per-host stats: Caddy's access log to a loopback listener, up before the first push
+      // (Caddy 2.6.2 refuses a load whose net log writer it cannot dial).
+      // Counted per host: the names Caddy runs a route for (after each status report) and plain names; the rest as one.
+      let served = new Set<string>();
+      pipeline.on('status', () => (served = new Set((reconciler.applied()?.routes ?? []).flatMap((r) => r.hosts))));
+      const stats = new HostStats({ accept: (h) => plain.has(h) || served.has(h) || (h.includes('.') && served.has(`*${h.slice(h.indexOf('.'))}`)) });
+      this.accessLog = await startAccessLogServer({ port: c.stats_port, stats, log: logger('stats') });
+      proxy.useAccessLog(this.accessLog.address);
       // Each mail domain's MTA-STS policy, served by Caddy itself (src/mail/domains/mta-sts.ts).
       proxy.useStatics(mtaStsRoutes(db, { hostname: mailHostname(c), tls: c.mail_mta_sts_tls }));
       pipeline.start();
@@ -409,6 +435,7 @@ export class Controller {
         mail: (this.mail = mailWiring({ db, records: wired.records, config: c, dnsPort: () => dns.address().port, transaction: wired.api.transaction })).deps,
         backup: () => backupInto(db, c.data_dir),
         localCa: () => caddy.localCa(),
+        stats,
       };
       this.stateDeps = apiDeps;
       this.api = await build(apiDeps);
@@ -471,14 +498,16 @@ export class Controller {
     await this.renewer?.stop().catch(() => undefined);
     this.certs?.stop();
     await this.devices?.stop();
+    this.ports?.stop();
     await this.reconciler?.stop().catch(() => undefined);
     await this.caddyProcess?.stop().catch(() => undefined);
     await this.dns?.stop().catch(() => undefined);
     await this.onDemand?.close().catch(() => undefined);
+    await this.accessLog?.close().catch(() => undefined);
     this.uncount?.();
     this.db?.close();
     this.renewer = undefined;
-    this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = this.mail = this.onDemand = this.devices = undefined;
+    this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = this.mail = this.onDemand = this.devices = this.accessLog = undefined;
     this.stateWatch = this.configWatch = this.stateDeps = undefined;
   }
 }

@@ -34,6 +34,8 @@ import { probeRoutes } from './probes.js';
 import { recordRoutes } from './records.js';
 import { stateRoutes } from './state.js';
 import { proxyRoutes } from './routes.js';
+import { statsRoutes } from './stats.js';
+import type { HostStats } from '../proxy/stats.js';
 import { tokenRoutes } from './tokens.js';
 import { viewRoutes } from './views.js';
 import { zoneRoutes } from './zones.js';
@@ -90,6 +92,8 @@ export interface ApiDeps {
   certificates: CertificateStore;
   /** The ACME DNS-01 issuer (src/certs/acme.ts); absent: orders are 503. */
   acme?: Pick<Dns01Issuer, 'check' | 'order'>;
+  /** Per-host traffic from Caddy's access log (GET /api/v1/stats). Absent: the endpoints answer with no hosts. */
+  stats?: HostStats;
   /** Takes a consistent copy of the database into a new owner-only file; the caller removes it. */
   backup: () => Promise<{ file: string; pages: number; restarts: number }>;
   /** Caddy's internal CA (`tls internal`), read through its admin API (GET /api/v1/ca). Absent: 503. */
@@ -145,6 +149,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(tokenRoutes(deps));
   await app.register(viewRoutes(deps));
   await app.register(proxyRoutes(deps));
+  await app.register(statsRoutes(deps));
   await app.register(mailRoutes(deps));
   await app.register(mailCredentialRoutes(deps));
   await app.register(mailDomainRoutes(deps));

@@ -9,6 +9,7 @@ import { forwardDial, hashPasswords } from '../proxy/auth.js';
 import { planRoutes } from '../proxy/plan.js';
 import type { ApiDeps } from './app.js';
 import { assertNoClash, assertNotOwnEndpoint, dryRunQuery, mutate } from './mutate.js';
+import { assertListen } from './listen.js';
 import { DRY_RUN, successes } from './openapi.js';
 
 const idParam = z.object({ id: z.string().regex(/^(api|record):[a-z0-9._*-]{1,253}$/, 'must be a route id such as api:1a2b3c4d or record:llm.home.arpa') });
@@ -52,6 +53,7 @@ export const proxyRoutes =
       const out = await mutate(deps, req, () => {
         assertSafe(body);
         assertNoClash(deps, { id: '', hosts: body.hosts, path: body.path ?? null });
+        assertListen(deps, '', body);
         return { result: deps.routes.put(body).route, dns: { added: [], changed: [], removed: [] } };
       });
       return 'dry_run' in out ? out : reply.code(201).send({ route: view(out.id) });
@@ -65,6 +67,7 @@ export const proxyRoutes =
         if (!deps.routes.has(req.params.id)) throw new AppError('not_found', `no route ${req.params.id}`);
         assertSafe(body);
         assertNoClash(deps, { id: req.params.id, hosts: body.hosts, path: body.path ?? null });
+        assertListen(deps, req.params.id, body);
         return { result: deps.routes.put(body, req.params.id).route, dns: { added: [], changed: [], removed: [] } };
       });
       return 'dry_run' in out ? out : { route: view(out.id) };

@@ -15,6 +15,7 @@ import { routeCommands } from './routes.js';
 import { serveCommand } from './serve.js';
 import { stateCommands } from './state.js';
 import { statusCommand } from './status.js';
+import { statsCommand } from './stats.js';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('dnsproxy')
@@ -39,6 +40,7 @@ export async function main(argv: string[]): Promise<number> {
   serveCommand(program);
   mailCommands(program, g);
   statusCommand(program, g);
+  statsCommand(program, g);
   backupCommands(program, g);
   stateCommands(program, g);
   caCommands(program, g);

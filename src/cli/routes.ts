@@ -131,10 +131,11 @@ export function routeCommands(program: Command, g: Globals): void {
     .option('--tls <mode>', 'off | internal | acme', 'off')
     .option('--health-path <path>', 'active health check path')
     .option('--options <file>', 'YAML/JSON file (- for stdin) with auth, headers and/or limits (README "Reverse proxy")')
+    .option('--listen-port <port>', 'also serve the route on this port (HTTP for --tls off, else TLS)', (v) => Number(v))
     .option('--dry-run', 'validate and show the plan without applying')
     .option('--wait <seconds>', `wait this long for Caddy to take the route (active), exit 1 if it ends in error; 0: do not wait (default ${SETTLE_WAIT_S})`, waitOption, SETTLE_WAIT_S)
-    .action(async (host: string, upstreams: string[], o: { path?: string; tls: string; healthPath?: string; options?: string; dryRun?: boolean; wait: number }) => {
-      const body = { hosts: host.split(','), upstreams, tls: o.tls, ...(o.path ? { path: o.path } : {}), ...(o.healthPath ? { health_path: o.healthPath } : {}), ...(o.options ? readRouteOptions(o.options) : {}) };
+    .action(async (host: string, upstreams: string[], o: { path?: string; tls: string; healthPath?: string; options?: string; listenPort?: number; dryRun?: boolean; wait: number }) => {
+      const body = { hosts: host.split(','), upstreams, tls: o.tls, ...(o.path ? { path: o.path } : {}), ...(o.healthPath ? { health_path: o.healthPath } : {}), ...(o.options ? readRouteOptions(o.options) : {}), ...(o.listenPort !== undefined ? { listen: { port: o.listenPort } } : {}) };
       const res = await call(g.target(), 'POST', `/api/v1/routes${dryQuery(o.dryRun)}`, body);
       if (o.dryRun) printResult(g, res, () => '');
       else await settleRoute(g, (res as { route: RouteView }).route.id, o.wait);

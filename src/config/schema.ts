@@ -76,6 +76,9 @@ export const configSchema = z
       .min(1, 'at least one challenge type is required')
       .default([...ACME_CHALLENGES])
       .describe('ACME challenges Caddy may solve: http-01 (the CA connects to http_port) and/or tls-alpn-01 (to https_port); both by default'),
+    stats_port: portNumber
+      .default(0)
+      .describe("Loopback port where the controller receives Caddy's access log for per-host stats (GET /api/v1/stats); 0 = a free port at start (then a controller restart reloads Caddy once)"),
     cert_grace_ms: positive.default(60_000).describe('How long a TLS host may be without a certificate (ACME issuance under way) before its route shows error; probed by a TLS handshake every 30 s'),
     upstreams: z.array(resolverAddress).default([]).describe('Resolvers for names outside our zones; empty = REFUSED'),
     axfr_allow: z.array(ip).default(['127.0.0.1', '::1']).describe('Addresses allowed to AXFR'),

@@ -5,6 +5,7 @@ import { nameProblem, upstream } from './name.js';
 import { routeAuthShape, type PublicAuth, type RouteAuth } from './route-auth.js';
 import { routeHeadersShape, type RouteHeaders } from './route-headers.js';
 import { routeLimitsShape, type RouteLimits } from './route-limits.js';
+import { listenGroup, type RouteListen } from './route-listen.js';
 
 /** TLS for a proxied host: none, Caddy's local CA, or a public ACME CA. */
 export const TLS_MODES = ['off', 'internal', 'acme'] as const;
@@ -58,6 +59,7 @@ export const routeInput = z
     ...routeAuthShape,
     ...routeHeadersShape,
     ...routeLimitsShape,
+    listen: listenGroup.optional(),
   })
   .strict();
 export type RouteInput = z.infer<typeof routeInput>;
@@ -120,6 +122,8 @@ export interface RouteShape {
   headers?: RouteHeaders;
   /** Concurrency, queue wait and body size limits (route-limits.ts); absent: none. */
   limits?: RouteLimits;
+  /** An extra port the route is served on (route-listen.ts); absent: only http_port / https_port. */
+  listen?: RouteListen;
 }
 
 /** An explicit route as stored (`api:<id>`): routeInput with its defaults filled in. */
@@ -163,6 +167,7 @@ export interface Route {
   auth?: PublicAuth;
   headers?: RouteHeaders;
   limits?: RouteLimits;
+  listen?: RouteListen;
   /** Absent for a stored row that does not parse (never served). */
   mode?: RouteMode;
   status: RouteStatus;

@@ -78,7 +78,7 @@ export function buildDesired(records: readonly StoredRecord[], routes: readonly 
       const { name, proxy } = r;
       add(r, () => ({ id: recordRouteId(name), hosts: [name.replace(/\.$/, '')], path: null, tls: proxy.tls ?? 'off', health_path: null }), proxy.upstreams);
     }
-  for (const r of routes) add(r, () => ({ id: r.id, hosts: r.hosts, path: r.path, tls: r.tls, health_path: r.health_path, ...routeOptions(r) }), r.upstreams);
+  for (const r of routes) add(r, () => ({ id: r.id, hosts: r.hosts, path: r.path, tls: r.tls, health_path: r.health_path, ...routeOptions(r), ...(r.listen ? { listen: r.listen } : {}) }), r.upstreams);
   // A name with both A and AAAA proxied yields one route.
   const byId = new Map(built.map((r) => [r.id, r]));
   return { routes: [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), errors };
@@ -142,6 +142,7 @@ export function splitRoutes(
     r.path === null &&
     r.health_path === null &&
     !hasRouteOptions(r) &&
+    r.listen === undefined &&
     (r.tls === 'off' || r.tls === onDemandTls) &&
     r.upstreams.length > 0 &&
     r.upstreams.every(isAddressDial);

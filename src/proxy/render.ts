@@ -8,6 +8,8 @@ import { issuerFor, type AcmeIssuerSettings } from './acme.js';
 import { endpointsOf } from './guard.js';
 import { routeHandlers } from './options.js';
 import { staticHandler, staticProblem } from './static.js';
+import { accessLogging, serverLogs } from './access-log.js';
+import { portGroups, portServerName } from './listen.js';
 import { ID_PREFIX, type DesiredProxy, type DesiredRoute, type LoadedCertificate, type OnDemandSettings, type Rendered, type TlsMode } from './types.js';
 import { nameCovers } from '../model/cert.js';
 
@@ -469,7 +471,12 @@ function tlsPolicies(routes: DesiredRoute[], onDemand: OnDemandSettings | undefi
  */
 export function render(desired: DesiredProxy): Rendered {
   const { settings } = desired;
-  const { routes, skipped, warnings } = selectRoutes(desired);
+  const selection = selectRoutes(desired);
+  const { warnings } = selection;
+  // Extra ports (listen.ts): routes on one of our ports, a port held elsewhere, or the other protocol's port are left out whole.
+  const ports = portGroups(selection.routes, settings, settings.blockedPorts);
+  const routes = ports.kept;
+  const skipped = [...selection.skipped, ...ports.skipped];
   const ids = new Ids();
   const plain = routes.filter((r) => r.tls === 'off');
   const secure = routes.filter((r) => r.tls !== 'off');
@@ -504,6 +511,16 @@ export function render(desired: DesiredProxy): Rendered {
       routes: serverRoutes(SERVER_HTTPS, secure, 0, ids, onDemand && dynamic ? dynamicRoutes(SERVER_HTTPS, dynamic.resolver, true) : []),
       ...(onDemand && dynamic ? { errors: { routes: [dynamicMiss(SERVER_HTTPS)] } } : {}),
     };
+  for (const g of ports.groups) {
+    const name = portServerName(g.port);
+    servers[name] = {
+      listen: [listenAddress(settings.listenIp, g.port)],
+      // HTTP: never certificates; TLS: Caddy turns TLS on for the hosts (the port is not http_port), without adding redirects.
+      automatic_https: g.protocol === 'http' ? { disable: true } : { disable_redirects: true },
+      metrics: {},
+      routes: serverRoutes(name, g.routes, 0, ids),
+    };
+  }
   if (settings.allowClients) for (const [name, server] of Object.entries(servers)) (server as { routes: Json[] }).routes.unshift(clientFilter(name, settings.allowClients));
   const apps: Json = { http: { http_port: settings.httpPort, https_port: settings.httpsPort, servers } };
   const loaded = [...(desired.certificates ?? [])].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
@@ -519,7 +536,10 @@ export function render(desired: DesiredProxy): Rendered {
   // The local CA must not try to install its root into the system trust store (needs root, prompts).
   if (secure.some((r) => r.tls === 'internal') || onDemand?.issuer === 'internal') apps.pki = { certificate_authorities: { local: { install_trust: false } } };
 
-  const unmarked = sorted({ admin: { listen: settings.admin, config: { persist: false } }, apps });
+  // Per-host stats: every server logs every request to the controller (access-log.ts).
+  if (settings.accessLog) for (const server of Object.values(servers)) (server as Json).logs = serverLogs();
+  const logging = settings.accessLog ? accessLogging(settings.accessLog) : undefined;
+  const unmarked = sorted({ admin: { listen: settings.admin, config: { persist: false } }, apps, logging });
   // `sorted` inserted keys in order, so the native JSON.stringify is the canonical text (hashConfig's result, ~5× faster).
   const text = JSON.stringify(unmarked);
   const hash = createHash('sha256').update(text).digest('hex');

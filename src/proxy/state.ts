@@ -128,6 +128,16 @@ export class ProxyState {
   }
 
   /**
+   * Caddy sends its access log to `address` (`tcp/127.0.0.1:<port>`, per-host stats, access-log.ts)
+   * from the next push on. Keeps the on-demand settings pair as useResolver left it.
+   */
+  useAccessLog(address: string): void {
+    const same = this.current === this.withoutOnDemand;
+    this.current = { ...this.current, accessLog: address };
+    this.withoutOnDemand = same ? this.current : { ...this.withoutOnDemand, accessLog: address };
+  }
+
+  /**
    * Routes another part of the controller generates (static answers: a mail domain's MTA-STS
    * policy, src/mail/domains/mta-sts.ts), added to every build. Read again whenever records change: the
    * source must change only with a record (the policy's id is in the `_mta-sts` TXT record), and

@@ -35,6 +35,13 @@ export interface ProxySettings {
   allowClients?: readonly string[];
   /** The ACME issuer of `tls: acme` names (directory URL, trusted roots, email, challenges; acme.ts). Absent: Caddy's defaults (Let's Encrypt). */
   acme?: AcmeIssuerSettings;
+  /**
+   * Where Caddy sends its access log (`tcp/127.0.0.1:<port>`, the controller's listener,
+   * access-log.ts). Set: every server logs every request there (per-host stats). Absent: no access log.
+   */
+  accessLog?: string;
+  /** Extra ports another process holds (port → why): their routes are left out with the reason until it is gone (listen.ts). */
+  blockedPorts?: ReadonlyMap<number, string>;
 }
 
 /**

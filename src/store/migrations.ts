@@ -304,4 +304,8 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE routes ADD COLUMN limits TEXT;
   `,
+  // 21: a route's extra listener (src/model/route-listen.ts, JSON {"port": n} or NULL).
+  `
+  ALTER TABLE routes ADD COLUMN listen TEXT;
+  `,
 ];

@@ -23,6 +23,7 @@ interface Row {
   auth: string | null;
   headers: string | null;
   limits: string | null;
+  listen: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -46,6 +47,7 @@ function fromRow(row: Row): StoredRoute {
     ...(row.auth !== null ? { auth: JSON.parse(row.auth) as unknown } : {}),
     ...(row.headers !== null ? { headers: JSON.parse(row.headers) as unknown } : {}),
     ...(row.limits !== null ? { limits: JSON.parse(row.limits) as unknown } : {}),
+    ...(row.listen !== null ? { listen: JSON.parse(row.listen) as unknown } : {}),
   });
   return { ...parsed, id: row.id, path: parsed.path ?? null, health_path: parsed.health_path ?? null, created_at: row.created_at, updated_at: row.updated_at };
 }
@@ -173,6 +175,7 @@ export class RouteStore implements Notifying {
           auth: input.auth ? JSON.stringify(input.auth) : null,
           headers: input.headers ? JSON.stringify(input.headers) : null,
           limits: input.limits ? JSON.stringify(input.limits) : null,
+          listen: input.listen ? JSON.stringify(input.listen) : null,
           created_at: since ?? at,
           updated_at: at,
         };
@@ -186,16 +189,13 @@ export class RouteStore implements Notifying {
         }
         this.db
           .prepare(
-            `INSERT INTO routes (id, hosts, path, upstreams, tls, health_path, created_at, updated_at)
-             VALUES (@id, @hosts, @path, @upstreams, @tls, @health_path, @created_at, @updated_at)
+            `INSERT INTO routes (id, hosts, path, upstreams, tls, health_path, auth, headers, limits, listen, created_at, updated_at)
+             VALUES (@id, @hosts, @path, @upstreams, @tls, @health_path, @auth, @headers, @limits, @listen, @created_at, @updated_at)
              ON CONFLICT (id) DO UPDATE SET hosts = excluded.hosts, path = excluded.path, upstreams = excluded.upstreams,
-               tls = excluded.tls, health_path = excluded.health_path, updated_at = excluded.updated_at`,
+               tls = excluded.tls, health_path = excluded.health_path, auth = excluded.auth, headers = excluded.headers,
+               limits = excluded.limits, listen = excluded.listen, updated_at = excluded.updated_at`,
           )
           .run(row);
-        // Each route option group has its own column (its own migration), written here.
-        this.db.prepare('UPDATE routes SET auth = @auth WHERE id = @id').run({ id: row.id, auth: row.auth });
-        this.db.prepare('UPDATE routes SET headers = @headers WHERE id = @id').run({ id: row.id, headers: row.headers });
-        this.db.prepare('UPDATE routes SET limits = @limits WHERE id = @id').run({ id: row.id, limits: row.limits });
         return { route, created: since === undefined };
       })
       .immediate();

@@ -34,6 +34,8 @@ const SUCCESS: Record<string, number[]> = {
   'GET /api/v1/plan': [200],
   'GET /api/v1/backup': [200],
   'GET /api/v1/state': [200],
+  'GET /api/v1/stats': [200],
+  'GET /api/v1/stats/{host}': [200],
   'POST /api/v1/state': [200],
   'GET /api/v1/ca': [200],
   'GET /api/v1/caddyfile': [200],

@@ -1,4 +1,5 @@
 // An API instance on a temp database, for inject() tests.
+import type { HostStats } from '../../src/proxy/stats.js';
 import type { ViewTable } from '../../src/dns/views.js';
 import type { ViewStore } from '../../src/store/views.js';
 import type { FastifyInstance } from 'fastify';
@@ -89,6 +90,8 @@ export interface ApiFixtureOptions {
   group?: WireDeps['group'];
   /** The certificate store's clock (default the system's). */
   certsNow?: () => Date;
+  /** Per-host stats behind GET /api/v1/stats (default: none, the endpoints answer zeros). */
+  stats?: HostStats;
 }
 
 export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixture> {
@@ -113,6 +116,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     version: 'test',
     mail: (mail = mailWiring({ db, records: w.records, config: { mail_hostname: MAIL_HOSTNAME, node_ip: NODE_IP, listen_ip: '127.0.0.1', api_key_requests_per_minute: opts.keyRequestsPerMinute ?? 100, mail_retention_days: opts.retentionDays ?? 30 }, dnsPort: () => opts.dnsPort?.() ?? 53, transaction: w.api.transaction, timer: false, ...(opts.now ? { now: opts.now } : {}) })).deps,
     backup: () => backupInto(db, tmp.dir),
+    ...(opts.stats ? { stats: opts.stats } : {}),
   });
   return {
     app,
