@@ -99,6 +99,17 @@ export async function settleRoute(g: Globals, id: string, waitS: number, print =
   if (route.status === 'pending' && waitS > 0) console.error(`dnsproxy: route ${route.id} is stored but still pending: ${why}`);
 }
 
+const retriesOption = (v: string): number => {
+  if (!/^\d+$/.test(v)) throw new CliError(`--retries must be a whole number >= 0, not "${v}"`, 2);
+  return Number(v);
+};
+
+/** The `balancing` part of a route body from --policy / --try-duration / --retries (the API checks the values). */
+export function balancingBody(o: { policy?: string; tryDuration?: string; retries?: number }): { balancing?: Record<string, unknown> } {
+  if (o.policy === undefined && o.tryDuration === undefined && o.retries === undefined) return {};
+  return { balancing: { ...(o.policy !== undefined ? { policy: o.policy } : {}), ...(o.tryDuration !== undefined ? { try_duration: o.tryDuration } : {}), ...(o.retries !== undefined ? { retries: o.retries } : {}) } };
+}
+
 export function routeCommands(program: Command, g: Globals): void {
   program
     .command('add-route')
@@ -108,10 +119,13 @@ export function routeCommands(program: Command, g: Globals): void {
     .option('--path <prefix>', 'only requests under this path prefix')
     .option('--tls <mode>', 'off | internal | acme', 'off')
     .option('--health-path <path>', 'active health check path')
+    .option('--policy <policy>', 'load balancing: round_robin | random | ip_hash | least_conn | first (failover in the order given)')
+    .option('--try-duration <duration>', 'how long a request may try other upstreams, e.g. 2s')
+    .option('--retries <n>', 'extra tries on another upstream (0: none)', retriesOption)
     .option('--dry-run', 'validate and show the plan without applying')
     .option('--wait <seconds>', `wait this long for Caddy to take the route (active), exit 1 if it ends in error; 0: do not wait (default ${SETTLE_WAIT_S})`, waitOption, SETTLE_WAIT_S)
-    .action(async (host: string, upstreams: string[], o: { path?: string; tls: string; healthPath?: string; dryRun?: boolean; wait: number }) => {
-      const body = { hosts: host.split(','), upstreams, tls: o.tls, ...(o.path ? { path: o.path } : {}), ...(o.healthPath ? { health_path: o.healthPath } : {}) };
+    .action(async (host: string, upstreams: string[], o: { path?: string; tls: string; healthPath?: string; policy?: string; tryDuration?: string; retries?: number; dryRun?: boolean; wait: number }) => {
+      const body = { hosts: host.split(','), upstreams, tls: o.tls, ...(o.path ? { path: o.path } : {}), ...(o.healthPath ? { health_path: o.healthPath } : {}), ...balancingBody(o) };
       const res = await call(g.target(), 'POST', `/api/v1/routes${dryQuery(o.dryRun)}`, body);
       if (o.dryRun) printResult(g, res, () => '');
       else await settleRoute(g, (res as { route: RouteView }).route.id, o.wait);

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { DEVICE_PREFIX, deviceName } from './device.js';
 import { ipv4, ownerNameInput, port, upstreamProblem } from './name.js';
+import { balancingFields } from './route-balancing.js';
 
 export const addRecordBody = z
   .object({
@@ -13,6 +14,7 @@ export const addRecordBody = z
     target_device: deviceName.optional().describe('A tailnet device whose IPv4 address the A record answers, following the device when it moves (instead of ip)'),
     proxy_enabled: z.boolean().default(false),
     ttl: z.number().int().min(0).max(2 ** 31 - 1).optional(),
+    ...balancingFields,
   })
   .strict()
   .superRefine((b, ctx) => {

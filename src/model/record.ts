@@ -1,6 +1,7 @@
 // Record sets (RRsets): one row per owner name + type, the unit the API, store and DNS share.
 import { z } from 'zod';
 import { TLS_MODES } from './route.js';
+import { balancingFields } from './route-balancing.js';
 import { ipv4, ipv6, ownerNameInput, targetName, targetOrRoot, upstream } from './name.js';
 import { canonicalIpv6, genericTypeProblem, parseRdata, TEXT_TYPES } from './rdata.js';
 import type { ZoneSoa } from './zone.js';
@@ -95,6 +96,7 @@ export const proxySchema = z
     enabled: z.boolean().default(false),
     upstreams: z.array(upstream).max(MAX_VALUES).default([]),
     tls: z.enum(TLS_MODES).optional().describe('TLS for the proxied name: off (default), internal CA, acme'),
+    ...balancingFields,
   })
   .strict()
   .superRefine((p, ctx) => {

@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { ACME_HINT, acmeNameProblem, hostNameProblem } from './certname.js';
 import { nameProblem, upstream } from './name.js';
+import { balancingFields, type Balancing } from './route-balancing.js';
 
 /** TLS for a proxied host: none, Caddy's local CA, or a public ACME CA. */
 export const TLS_MODES = ['off', 'internal', 'acme'] as const;
@@ -52,6 +53,7 @@ export const routeInput = z
     upstreams: z.array(upstream).min(1, 'at least one upstream is required').max(MAX_ITEMS).describe('host:port; a host inside our zones is resolved through our records'),
     tls: z.enum(TLS_MODES).default('off'),
     health_path: pathPrefix.optional().describe('Active health check: GET this path on each upstream'),
+    ...balancingFields,
   })
   .strict();
 export type RouteInput = z.infer<typeof routeInput>;
@@ -106,6 +108,8 @@ export interface RouteShape {
   tls: TlsMode;
   /** Active health check path (GET, 2xx/3xx = healthy) or null. */
   health_path: string | null;
+  /** Load balancing (model/route-balancing.ts); absent: round robin. A non-default one makes the route explicit. */
+  balancing?: Balancing;
   /** Caddy answers this itself instead of proxying (`upstreams` is then empty); never set from an API body. */
   respond?: StaticResponse;
 }
@@ -147,6 +151,7 @@ export interface Route {
   upstreams: string[];
   tls: TlsMode;
   health_path: string | null;
+  balancing?: Balancing;
   /** Absent for a stored row that does not parse (never served). */
   mode?: RouteMode;
   status: RouteStatus;

@@ -1,6 +1,7 @@
 // Desired proxy state from stored data. Pure: the caller passes records, routes and a resolver.
 import { ACME_HINT, acmeNameProblem } from '../model/certname.js';
 import type { StoredRecord } from '../model/record.js';
+import { balancingIsDefault } from '../model/route-balancing.js';
 import type { StoredRoute } from '../model/route.js';
 import type { DesiredRoute, TlsMode } from './types.js';
 
@@ -76,9 +77,9 @@ export function buildDesired(records: readonly StoredRecord[], routes: readonly 
   for (const r of records)
     if (r.proxy?.enabled && (r.type === 'A' || r.type === 'AAAA')) {
       const { name, proxy } = r;
-      add(r, () => ({ id: recordRouteId(name), hosts: [name.replace(/\.$/, '')], path: null, tls: proxy.tls ?? 'off', health_path: null }), proxy.upstreams);
+      add(r, () => ({ id: recordRouteId(name), hosts: [name.replace(/\.$/, '')], path: null, tls: proxy.tls ?? 'off', health_path: null, ...(proxy.balancing ? { balancing: proxy.balancing } : {}) }), proxy.upstreams);
     }
-  for (const r of routes) add(r, () => ({ id: r.id, hosts: r.hosts, path: r.path, tls: r.tls, health_path: r.health_path }), r.upstreams);
+  for (const r of routes) add(r, () => ({ id: r.id, hosts: r.hosts, path: r.path, tls: r.tls, health_path: r.health_path, ...(r.balancing ? { balancing: r.balancing } : {}) }), r.upstreams);
   // A name with both A and AAAA proxied yields one route.
   const byId = new Map(built.map((r) => [r.id, r]));
   return { routes: [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), errors };
@@ -115,7 +116,7 @@ function claimed(host: string, hosts: ReadonlySet<string>): boolean {
 /**
  * Splits desired routes into the ones Caddy's config must carry (`explicit`) and the plain names
  * served by the static dynamic route through our DNS (`dynamic`). Plain: a proxied record's route
- * for one exact host, no path, no health check, `tls: off` or the tls mode certificates are had on
+ * for one exact host, no path, no health check, default balancing, `tls: off` or the tls mode certificates are had on
  * demand for (`onDemandTls`, the catch-all policy's issuer), every upstream an address, and no
  * explicit route claiming the host (its own handlers, or a wildcard that would match first).
  * `enabled` false (no DNS address for Caddy) keeps every route explicit. Pure; order kept.
@@ -133,6 +134,7 @@ export function splitRoutes(
     !r.hosts[0]!.startsWith('*.') &&
     r.path === null &&
     r.health_path === null &&
+    balancingIsDefault(r.balancing) &&
     (r.tls === 'off' || r.tls === onDemandTls) &&
     r.upstreams.length > 0 &&
     r.upstreams.every(isAddressDial);

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { routeOwnProblem, type OwnEndpoints } from '../model/endpoints.js';
 import { PLAIN_SERVICE, srvQuestion, type PlainKind } from '../dns/upstreams.js';
+import { keepsUpstreamOrder, loadBalancing } from './balancing.js';
 import { endpointsOf } from './guard.js';
 import { staticHandler, staticProblem } from './static.js';
 import { ID_PREFIX, type DesiredProxy, type DesiredRoute, type OnDemandSettings, type Rendered, type TlsMode } from './types.js';
@@ -34,8 +35,7 @@ export const KEEPALIVE_PROBE = '30s';
 const KEEP_ALIVE = { idle_timeout: KEEPALIVE_IDLE, max_idle_conns_per_host: KEEPALIVE_CONNS_PER_HOST, probe_interval: KEEPALIVE_PROBE };
 /** Passive health: an upstream that failed a request is skipped for this long. */
 export const FAIL_DURATION = '30s';
-/** How long a request may keep trying other upstreams after one fails to connect. */
-export const TRY_DURATION = '1s';
+export { TRY_DURATION } from './balancing.js';
 export const HEALTH_INTERVAL = '10s';
 export const HEALTH_TIMEOUT = '5s';
 export const NO_HOST_BODY = 'no route for this host';
@@ -211,7 +211,11 @@ interface Normalised {
 const normalisedRoutes = new WeakMap<DesiredRoute, Normalised>();
 function normalised(route: DesiredRoute): Normalised {
   let n = normalisedRoutes.get(route);
-  if (!n) normalisedRoutes.set(route, (n = { r: { ...route, hosts: uniqSorted(route.hosts.map((h) => h.toLowerCase())), upstreams: uniqSorted(route.upstreams) } }));
+  // `first` fails over in the order written: its upstreams keep their order (duplicates dropped).
+  if (!n) {
+    const upstreams = keepsUpstreamOrder(route.balancing) ? [...new Set(route.upstreams)] : uniqSorted(route.upstreams);
+    normalisedRoutes.set(route, (n = { r: { ...route, hosts: uniqSorted(route.hosts.map((h) => h.toLowerCase())), upstreams } }));
+  }
   return n;
 }
 const tieKey = (n: Normalised): string => (n.key ??= canonicalJson(n.r));
@@ -254,7 +258,8 @@ function proxyHandler(r: DesiredRoute): Json {
     if (several) checks.passive = { fail_duration: FAIL_DURATION };
     h.health_checks = checks;
   }
-  if (several) h.load_balancing = { selection_policy: { policy: 'round_robin' }, try_duration: TRY_DURATION };
+  const lb = loadBalancing(r.balancing, r.upstreams.length);
+  if (lb) h.load_balancing = lb;
   h.transport = { keep_alive: { ...KEEP_ALIVE }, protocol: 'http' };
   h.upstreams = r.upstreams.map((dial) => ({ dial }));
   handlers.set(r, canon(h));

@@ -515,6 +515,7 @@ export class ProxyState {
       upstreams: rec.proxy?.upstreams ?? [],
       tls: rec.proxy?.tls ?? 'off',
       health_path: null,
+      ...(rec.proxy?.balancing ? { balancing: rec.proxy.balancing } : {}),
       created_at: rec.created_at,
       updated_at: rec.updated_at,
       ...this.statusOf(id, route, error),

@@ -268,4 +268,8 @@ export const MIGRATIONS: readonly string[] = [
   );
   ALTER TABLE records ADD COLUMN views TEXT;
   `,
+  // 17 (issue 15, balancing): a route's load balancing (src/model/route-balancing.ts, JSON; NULL: round robin).
+  `
+  ALTER TABLE routes ADD COLUMN balancing TEXT;
+  `,
 ];

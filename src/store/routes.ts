@@ -20,6 +20,8 @@ interface Row {
   upstreams: string;
   tls: string;
   health_path: string | null;
+  /** JSON (model/route-balancing.ts) or NULL. */
+  balancing: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -40,8 +42,10 @@ function fromRow(row: Row): StoredRoute {
     tls: row.tls,
     ...(row.path !== null ? { path: row.path } : {}),
     ...(row.health_path !== null ? { health_path: row.health_path } : {}),
+    ...(row.balancing !== null ? { balancing: JSON.parse(row.balancing) as unknown } : {}),
   });
-  return { ...parsed, id: row.id, path: parsed.path ?? null, health_path: parsed.health_path ?? null, created_at: row.created_at, updated_at: row.updated_at };
+  const { balancing, ...rest } = parsed;
+  return { ...rest, ...(balancing ? { balancing } : {}), id: row.id, path: parsed.path ?? null, health_path: parsed.health_path ?? null, created_at: row.created_at, updated_at: row.updated_at };
 }
 
 const reasonOf = (e: unknown): string =>
@@ -164,6 +168,7 @@ export class RouteStore implements Notifying {
           upstreams: JSON.stringify(input.upstreams),
           tls: input.tls,
           health_path: input.health_path ?? null,
+          balancing: input.balancing ? JSON.stringify(input.balancing) : null,
           created_at: since ?? at,
           updated_at: at,
         };
@@ -176,10 +181,10 @@ export class RouteStore implements Notifying {
         }
         this.db
           .prepare(
-            `INSERT INTO routes (id, hosts, path, upstreams, tls, health_path, created_at, updated_at)
-             VALUES (@id, @hosts, @path, @upstreams, @tls, @health_path, @created_at, @updated_at)
+            `INSERT INTO routes (id, hosts, path, upstreams, tls, health_path, balancing, created_at, updated_at)
+             VALUES (@id, @hosts, @path, @upstreams, @tls, @health_path, @balancing, @created_at, @updated_at)
              ON CONFLICT (id) DO UPDATE SET hosts = excluded.hosts, path = excluded.path, upstreams = excluded.upstreams,
-               tls = excluded.tls, health_path = excluded.health_path, updated_at = excluded.updated_at`,
+               tls = excluded.tls, health_path = excluded.health_path, balancing = excluded.balancing, updated_at = excluded.updated_at`,
           )
           .run(row);
         return { route, created: since === undefined };
