@@ -30,6 +30,7 @@ import { probeRoutes } from './probes.js';
 import { recordRoutes } from './records.js';
 import { stateRoutes } from './state.js';
 import { proxyRoutes } from './routes.js';
+import { routeBackends } from './routes-backends.js';
 import { tokenRoutes } from './tokens.js';
 import { viewRoutes } from './views.js';
 import { zoneRoutes } from './zones.js';
@@ -123,6 +124,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(tokenRoutes(deps));
   await app.register(viewRoutes(deps));
   await app.register(proxyRoutes(deps));
+  await app.register(routeBackends(deps));
   await app.register(mailRoutes(deps));
   await app.register(mailCredentialRoutes(deps));
   await app.register(mailDomainRoutes(deps));

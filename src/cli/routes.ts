@@ -15,6 +15,8 @@ interface RouteView {
   error: string | null;
   /** dynamic (served through DNS, no Caddy reload) or explicit (in Caddy's config). */
   mode?: string;
+  /** Per-upstream weight / dead flag (absent: none set). */
+  backends?: Record<string, { weight?: number; dead?: boolean }>;
 }
 interface PlanRoute {
   id: string;
@@ -99,6 +101,11 @@ export async function settleRoute(g: Globals, id: string, waitS: number, print =
   if (route.status === 'pending' && waitS > 0) console.error(`dnsproxy: route ${route.id} is stored but still pending: ${why}`);
 }
 
+const weightOption = (v: string): number => {
+  if (!/^-?\d+$/.test(v)) throw new CliError(`--weight must be a whole number, not "${v}"`, 2);
+  return Number(v); // the API refuses weights outside 1-10, naming the field
+};
+
 const retriesOption = (v: string): number => {
   if (!/^\d+$/.test(v)) throw new CliError(`--retries must be a whole number >= 0, not "${v}"`, 2);
   return Number(v);
@@ -131,7 +138,7 @@ export function routeCommands(program: Command, g: Globals): void {
       else await settleRoute(g, (res as { route: RouteView }).route.id, o.wait);
     });
 
-  program
+  const routes = program
     .command('routes')
     .description('list proxy routes (explicit and from proxied records) with their status')
     .action(async () => {
@@ -139,6 +146,37 @@ export function routeCommands(program: Command, g: Globals): void {
       if (g.json()) printJson(res);
       else console.log(routeTable(res.routes));
     });
+
+  // `routes backends add|remove|dead|alive <route> <address>`: <route> is an id (api:…, record:…) or a host.
+  const backends = routes.command('backends').description('change one backend of a route: add (or re-weight), remove, dead (out of rotation by hand), alive');
+  const base = (route: string) => (/^(api|record):/.test(route) ? `/api/v1/routes/${enc(route)}` : `/api/v1/routes/by-host/${enc(route.toLowerCase().replace(/\.$/, ''))}`);
+  const done = async (path: string, method: 'POST' | 'DELETE', dryRun: boolean | undefined, body?: unknown) => {
+    const res = await call(g.target(), method, `${path}${dryQuery(dryRun)}`, body);
+    printResult(g, res, (r: { route: RouteView }) => routeTable([r.route]));
+  };
+  backends
+    .command('add')
+    .description('add a backend to a route, or change its weight')
+    .argument('<route>', 'route id or host')
+    .argument('<address>', 'host:port')
+    .option('--weight <n>', 'share of the requests relative to the others (1-10, default 1)', weightOption)
+    .option('--dry-run', 'validate and show the plan without applying')
+    .action(async (route: string, address: string, o: { weight?: number; dryRun?: boolean }) => done(`${base(route)}/backends`, 'POST', o.dryRun, { address, ...(o.weight !== undefined ? { weight: o.weight } : {}) }));
+  backends
+    .command('remove')
+    .description('remove a backend from a route')
+    .argument('<route>', 'route id or host')
+    .argument('<address>', 'host:port as listed')
+    .option('--dry-run', 'show the plan without applying')
+    .action(async (route: string, address: string, o: { dryRun?: boolean }) => done(`${base(route)}/backends/${enc(address)}`, 'DELETE', o.dryRun));
+  for (const state of ['dead', 'alive'] as const)
+    backends
+      .command(state)
+      .description(state === 'dead' ? 'take a backend out of rotation by hand (kept until alive)' : 'put a backend marked dead back into rotation')
+      .argument('<route>', 'route id or host')
+      .argument('<address>', 'host:port as listed')
+      .option('--dry-run', 'show the plan without applying')
+      .action(async (route: string, address: string, o: { dryRun?: boolean }) => done(`${base(route)}/backends/${enc(address)}/${state}`, 'POST', o.dryRun));
 
   program
     .command('remove-route')
@@ -169,9 +207,14 @@ export function routeCommands(program: Command, g: Globals): void {
   // `export --caddyfile` (the routes as a Caddyfile) is in state.ts: `export` alone writes the state file.
 }
 
+/** An upstream as listed: `192.0.2.5:80`, with ` x3` for a weight and ` (dead)` when out of rotation by hand. */
+function upstreamText(u: string, o: { weight?: number; dead?: boolean } | undefined): string {
+  return `${u}${o?.weight !== undefined && o.weight !== 1 ? ` x${o.weight}` : ''}${o?.dead ? ' (dead)' : ''}`;
+}
+
 function routeTable(routes: RouteView[]): string {
   return table(
     ['ID', 'HOSTS', 'UPSTREAMS', 'TLS', 'STATUS', 'MODE'],
-    routes.map((r) => [r.id, `${r.hosts.join(',')}${r.path ?? ''}`, r.upstreams.join(', '), r.tls, r.error ? `${r.status}: ${r.error}` : r.status, r.mode ?? '-']),
+    routes.map((r) => [r.id, `${r.hosts.join(',')}${r.path ?? ''}`, r.upstreams.map((u) => upstreamText(u, r.backends?.[u])).join(', '), r.tls, r.error ? `${r.status}: ${r.error}` : r.status, r.mode ?? '-']),
   );
 }

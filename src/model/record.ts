@@ -1,6 +1,7 @@
 // Record sets (RRsets): one row per owner name + type, the unit the API, store and DNS share.
 import { z } from 'zod';
 import { TLS_MODES } from './route.js';
+import { backendsFields, backendsIssues } from './route-backends.js';
 import { balancingFields } from './route-balancing.js';
 import { ipv4, ipv6, ownerNameInput, targetName, targetOrRoot, upstream } from './name.js';
 import { canonicalIpv6, genericTypeProblem, parseRdata, TEXT_TYPES } from './rdata.js';
@@ -97,9 +98,11 @@ export const proxySchema = z
     upstreams: z.array(upstream).max(MAX_VALUES).default([]),
     tls: z.enum(TLS_MODES).optional().describe('TLS for the proxied name: off (default), internal CA, acme'),
     ...balancingFields,
+    ...backendsFields,
   })
   .strict()
   .superRefine((p, ctx) => {
+    for (const issue of backendsIssues(p.upstreams, p.backends)) ctx.addIssue({ code: 'custom', ...issue });
     if (p.enabled && p.upstreams.length === 0)
       ctx.addIssue({ code: 'custom', path: ['upstreams'], message: 'at least one upstream is required when the proxy is enabled' });
   })

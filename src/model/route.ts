@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { ACME_HINT, acmeNameProblem, hostNameProblem } from './certname.js';
 import { nameProblem, upstream } from './name.js';
+import { backendsFields, backendsIssues, type Backends } from './route-backends.js';
 import { balancingFields, type Balancing } from './route-balancing.js';
 
 /** TLS for a proxied host: none, Caddy's local CA, or a public ACME CA. */
@@ -54,6 +55,7 @@ export const routeInput = z
     tls: z.enum(TLS_MODES).default('off'),
     health_path: pathPrefix.optional().describe('Active health check: GET this path on each upstream'),
     ...balancingFields,
+    ...backendsFields,
   })
   .strict();
 export type RouteInput = z.infer<typeof routeInput>;
@@ -63,6 +65,7 @@ export type RouteInput = z.infer<typeof routeInput>;
  * Not used to read stored rows, so a route stored before these rules still loads.
  */
 export const routeBody = routeInput.superRefine((r, ctx) => {
+  for (const issue of backendsIssues(r.upstreams, r.backends)) ctx.addIssue({ code: 'custom', ...issue });
   r.hosts.forEach((host, i) => {
     const problem = hostNameProblem(host);
     if (problem) ctx.addIssue({ code: 'custom', path: ['hosts', i], message: problem });
@@ -110,6 +113,10 @@ export interface RouteShape {
   health_path: string | null;
   /** Load balancing (model/route-balancing.ts); absent: round robin. A non-default one makes the route explicit. */
   balancing?: Balancing;
+  /** Per-upstream weight / by-hand dead flag, keyed by the upstream as written (model/route-backends.ts). Stored routes and records only. */
+  backends?: Backends;
+  /** Render input only (buildDesired): dial → weight > 1; such a dial is listed that many times. Dead backends are already left out of `upstreams`. */
+  weights?: Record<string, number>;
   /** Caddy answers this itself instead of proxying (`upstreams` is then empty); never set from an API body. */
   respond?: StaticResponse;
 }
@@ -152,6 +159,7 @@ export interface Route {
   tls: TlsMode;
   health_path: string | null;
   balancing?: Balancing;
+  backends?: Backends;
   /** Absent for a stored row that does not parse (never served). */
   mode?: RouteMode;
   status: RouteStatus;

@@ -261,7 +261,8 @@ function proxyHandler(r: DesiredRoute): Json {
   const lb = loadBalancing(r.balancing, r.upstreams.length);
   if (lb) h.load_balancing = lb;
   h.transport = { keep_alive: { ...KEEP_ALIVE }, protocol: 'http' };
-  h.upstreams = r.upstreams.map((dial) => ({ dial }));
+  // Caddy 2.6.2 has no weighted policy: a dial of weight w is listed w times (route-backends.ts).
+  h.upstreams = r.upstreams.flatMap((dial) => Array.from({ length: r.weights?.[dial] ?? 1 }, () => ({ dial })));
   handlers.set(r, canon(h));
   return h;
 }

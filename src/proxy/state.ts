@@ -516,6 +516,7 @@ export class ProxyState {
       tls: rec.proxy?.tls ?? 'off',
       health_path: null,
       ...(rec.proxy?.balancing ? { balancing: rec.proxy.balancing } : {}),
+      ...(rec.proxy?.backends ? { backends: rec.proxy.backends } : {}),
       created_at: rec.created_at,
       updated_at: rec.updated_at,
       ...this.statusOf(id, route, error),

@@ -268,8 +268,10 @@ export const MIGRATIONS: readonly string[] = [
   );
   ALTER TABLE records ADD COLUMN views TEXT;
   `,
-  // 17 (issue 15, balancing): a route's load balancing (src/model/route-balancing.ts, JSON; NULL: round robin).
+  // 17 (issue 15, balancing and backends): a route's load balancing (src/model/route-balancing.ts,
+  // JSON; NULL: round robin) and per-upstream weight / dead flag (src/model/route-backends.ts, JSON; NULL: none).
   `
   ALTER TABLE routes ADD COLUMN balancing TEXT;
+  ALTER TABLE routes ADD COLUMN backends TEXT;
   `,
 ];

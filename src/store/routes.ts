@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { ZodError } from 'zod';
 import { AppError, zodFields } from '../errors.js';
 import { logger } from '../log/index.js';
+import { compactBackends } from '../model/route-backends.js';
 import { TLS_MODES, routeInput, type BrokenRoute, type RouteInput, type StoredRoute, type TlsMode } from '../model/route.js';
 import { prepared, type Db } from './db.js';
 import { notify, type Notifying } from './simulate.js';
@@ -22,8 +23,17 @@ interface Row {
   health_path: string | null;
   /** JSON (model/route-balancing.ts) or NULL. */
   balancing: string | null;
+  /** JSON (model/route-backends.ts) or NULL. */
+  backends: string | null;
   created_at: string;
   updated_at: string;
+}
+
+/** The backends column: only entries that say something (weight ≠ 1, dead), for upstreams still listed. */
+function storedBackends(input: RouteInput): string | null {
+  const listed = new Set(input.upstreams);
+  const b = compactBackends(input.backends && Object.fromEntries(Object.entries(input.backends).filter(([k]) => listed.has(k))));
+  return b ? JSON.stringify(b) : null;
 }
 
 const jsonOr = (text: string, fallback: unknown): unknown => {
@@ -43,9 +53,10 @@ function fromRow(row: Row): StoredRoute {
     ...(row.path !== null ? { path: row.path } : {}),
     ...(row.health_path !== null ? { health_path: row.health_path } : {}),
     ...(row.balancing !== null ? { balancing: JSON.parse(row.balancing) as unknown } : {}),
+    ...(row.backends !== null ? { backends: JSON.parse(row.backends) as unknown } : {}),
   });
-  const { balancing, ...rest } = parsed;
-  return { ...rest, ...(balancing ? { balancing } : {}), id: row.id, path: parsed.path ?? null, health_path: parsed.health_path ?? null, created_at: row.created_at, updated_at: row.updated_at };
+  const { balancing, backends, ...rest } = parsed;
+  return { ...rest, ...(balancing ? { balancing } : {}), ...(backends ? { backends } : {}), id: row.id, path: parsed.path ?? null, health_path: parsed.health_path ?? null, created_at: row.created_at, updated_at: row.updated_at };
 }
 
 const reasonOf = (e: unknown): string =>
@@ -169,6 +180,7 @@ export class RouteStore implements Notifying {
           tls: input.tls,
           health_path: input.health_path ?? null,
           balancing: input.balancing ? JSON.stringify(input.balancing) : null,
+          backends: storedBackends(input),
           created_at: since ?? at,
           updated_at: at,
         };
@@ -181,10 +193,10 @@ export class RouteStore implements Notifying {
         }
         this.db
           .prepare(
-            `INSERT INTO routes (id, hosts, path, upstreams, tls, health_path, balancing, created_at, updated_at)
-             VALUES (@id, @hosts, @path, @upstreams, @tls, @health_path, @balancing, @created_at, @updated_at)
+            `INSERT INTO routes (id, hosts, path, upstreams, tls, health_path, balancing, backends, created_at, updated_at)
+             VALUES (@id, @hosts, @path, @upstreams, @tls, @health_path, @balancing, @backends, @created_at, @updated_at)
              ON CONFLICT (id) DO UPDATE SET hosts = excluded.hosts, path = excluded.path, upstreams = excluded.upstreams,
-               tls = excluded.tls, health_path = excluded.health_path, balancing = excluded.balancing, updated_at = excluded.updated_at`,
+               tls = excluded.tls, health_path = excluded.health_path, balancing = excluded.balancing, backends = excluded.backends, updated_at = excluded.updated_at`,
           )
           .run(row);
         return { route, created: since === undefined };

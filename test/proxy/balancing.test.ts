@@ -100,3 +100,24 @@ describe('cli: add-route balancing options', () => {
     expect(balancingBody({ policy: 'first', tryDuration: '2s', retries: 0 })).to.deep.equal({ balancing: { policy: 'first', try_duration: '2s', retries: 0 } });
   });
 });
+
+describe('proxy/backends render', () => {
+  it('lists a weighted dial that many times; weights make a record explicit; dead ones are not built', async () => {
+    const { buildDesired } = await import('../../src/proxy/desired.js');
+    const base = { id: 'api:w', hosts: ['w.test'], path: null, upstreams: ['192.0.2.1:80', '192.0.2.2:80'], tls: 'off' as const, health_path: null, created_at: '', updated_at: '' };
+    const built = buildDesired([], [{ ...base, backends: { '192.0.2.2:80': { weight: 3 }, '192.0.2.1:80': {} } }], () => undefined).routes;
+    expect(built[0]!.weights).to.deep.equal({ '192.0.2.2:80': 3 });
+    const dials = (handlerOf(built).upstreams as { dial: string }[]).map((u) => u.dial);
+    expect(dials).to.deep.equal(['192.0.2.1:80', '192.0.2.2:80', '192.0.2.2:80', '192.0.2.2:80']);
+    // A name in our zones: each of its addresses gets the weight.
+    const named = buildDesired([], [{ ...base, upstreams: ['nas.home.arpa:80'], backends: { 'nas.home.arpa:80': { weight: 2 } } }], (h) => (h === 'nas.home.arpa' ? ['192.0.2.7', '192.0.2.8'] : undefined)).routes;
+    expect(named[0]!.weights).to.deep.equal({ '192.0.2.7:80': 2, '192.0.2.8:80': 2 });
+    const dead = buildDesired([], [{ ...base, backends: { '192.0.2.1:80': { dead: true } } }], () => undefined);
+    expect(dead.routes[0]!.upstreams).to.deep.equal(['192.0.2.2:80']);
+    const allDead = buildDesired([], [{ ...base, backends: { '192.0.2.1:80': { dead: true }, '192.0.2.2:80': { dead: true } } }], () => undefined);
+    expect(allDead.routes).to.deep.equal([]);
+    expect(allDead.errors.get('api:w')).to.include('every backend is marked dead');
+    const rec = route('record:a.home.arpa', ['a.home.arpa'], ['192.0.2.1:80', '192.0.2.2:80'], { weights: { '192.0.2.1:80': 2 } });
+    expect(splitRoutes([rec], true).explicit).to.have.length(1);
+  });
+});
