@@ -26,6 +26,7 @@ const inputOf = (r: StoredRoute, upstreams: string[], backends: Backends | undef
   ...(r.path !== null ? { path: r.path } : {}),
   ...(r.health_path !== null ? { health_path: r.health_path } : {}),
   ...(r.balancing ? { balancing: r.balancing } : {}),
+  ...(r.health ? { health: r.health } : {}),
   ...(backends ? { backends } : {}),
 });
 

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { DEVICE_PREFIX, deviceName } from './device.js';
 import { ipv4, ownerNameInput, port, upstreamProblem } from './name.js';
 import { balancingFields } from './route-balancing.js';
+import { healthFields } from './route-health.js';
 
 export const addRecordBody = z
   .object({
@@ -15,6 +16,7 @@ export const addRecordBody = z
     proxy_enabled: z.boolean().default(false),
     ttl: z.number().int().min(0).max(2 ** 31 - 1).optional(),
     ...balancingFields,
+    ...healthFields,
   })
   .strict()
   .superRefine((b, ctx) => {

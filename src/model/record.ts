@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { TLS_MODES } from './route.js';
 import { backendsFields, backendsIssues } from './route-backends.js';
 import { balancingFields } from './route-balancing.js';
+import { healthFields } from './route-health.js';
 import { ipv4, ipv6, ownerNameInput, targetName, targetOrRoot, upstream } from './name.js';
 import { canonicalIpv6, genericTypeProblem, parseRdata, TEXT_TYPES } from './rdata.js';
 import type { ZoneSoa } from './zone.js';
@@ -99,6 +100,7 @@ export const proxySchema = z
     tls: z.enum(TLS_MODES).optional().describe('TLS for the proxied name: off (default), internal CA, acme'),
     ...balancingFields,
     ...backendsFields,
+    ...healthFields,
   })
   .strict()
   .superRefine((p, ctx) => {

@@ -4,6 +4,7 @@ import { ACME_HINT, acmeNameProblem, hostNameProblem } from './certname.js';
 import { nameProblem, upstream } from './name.js';
 import { backendsFields, backendsIssues, type Backends } from './route-backends.js';
 import { balancingFields, type Balancing } from './route-balancing.js';
+import { healthFields, type Health } from './route-health.js';
 
 /** TLS for a proxied host: none, Caddy's local CA, or a public ACME CA. */
 export const TLS_MODES = ['off', 'internal', 'acme'] as const;
@@ -56,6 +57,7 @@ export const routeInput = z
     health_path: pathPrefix.optional().describe('Active health check: GET this path on each upstream'),
     ...balancingFields,
     ...backendsFields,
+    ...healthFields,
   })
   .strict();
 export type RouteInput = z.infer<typeof routeInput>;
@@ -115,6 +117,8 @@ export interface RouteShape {
   balancing?: Balancing;
   /** Per-upstream weight / by-hand dead flag, keyed by the upstream as written (model/route-backends.ts). Stored routes and records only. */
   backends?: Backends;
+  /** Passive and active health checks (model/route-health.ts); absent: the defaults (passive with several upstreams, `health_path`). */
+  health?: Health;
   /** Render input only (buildDesired): dial → weight > 1; such a dial is listed that many times. Dead backends are already left out of `upstreams`. */
   weights?: Record<string, number>;
   /** Caddy answers this itself instead of proxying (`upstreams` is then empty); never set from an API body. */
@@ -160,6 +164,7 @@ export interface Route {
   health_path: string | null;
   balancing?: Balancing;
   backends?: Backends;
+  health?: Health;
   /** Absent for a stored row that does not parse (never served). */
   mode?: RouteMode;
   status: RouteStatus;

@@ -95,9 +95,9 @@ export function buildDesired(records: readonly StoredRecord[], routes: readonly 
   for (const r of records)
     if (r.proxy?.enabled && (r.type === 'A' || r.type === 'AAAA')) {
       const { name, proxy } = r;
-      add(r, () => ({ id: recordRouteId(name), hosts: [name.replace(/\.$/, '')], path: null, tls: proxy.tls ?? 'off', health_path: null, ...(proxy.balancing ? { balancing: proxy.balancing } : {}) }), proxy.upstreams, proxy.backends);
+      add(r, () => ({ id: recordRouteId(name), hosts: [name.replace(/\.$/, '')], path: null, tls: proxy.tls ?? 'off', health_path: null, ...(proxy.balancing ? { balancing: proxy.balancing } : {}), ...(proxy.health ? { health: proxy.health } : {}) }), proxy.upstreams, proxy.backends);
     }
-  for (const r of routes) add(r, () => ({ id: r.id, hosts: r.hosts, path: r.path, tls: r.tls, health_path: r.health_path, ...(r.balancing ? { balancing: r.balancing } : {}) }), r.upstreams, r.backends);
+  for (const r of routes) add(r, () => ({ id: r.id, hosts: r.hosts, path: r.path, tls: r.tls, health_path: r.health_path, ...(r.balancing ? { balancing: r.balancing } : {}), ...(r.health ? { health: r.health } : {}) }), r.upstreams, r.backends);
   // A name with both A and AAAA proxied yields one route.
   const byId = new Map(built.map((r) => [r.id, r]));
   return { routes: [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), errors };
@@ -134,7 +134,7 @@ function claimed(host: string, hosts: ReadonlySet<string>): boolean {
 /**
  * Splits desired routes into the ones Caddy's config must carry (`explicit`) and the plain names
  * served by the static dynamic route through our DNS (`dynamic`). Plain: a proxied record's route
- * for one exact host, no path, no health check, default balancing, no weights, `tls: off` or the tls mode certificates are had on
+ * for one exact host, no path, no health check, default balancing, no weights, no health settings (2.6.2 runs no active check for dynamic upstreams), `tls: off` or the tls mode certificates are had on
  * demand for (`onDemandTls`, the catch-all policy's issuer), every upstream an address, and no
  * explicit route claiming the host (its own handlers, or a wildcard that would match first).
  * `enabled` false (no DNS address for Caddy) keeps every route explicit. Pure; order kept.
@@ -154,6 +154,7 @@ export function splitRoutes(
     r.health_path === null &&
     balancingIsDefault(r.balancing) &&
     r.weights === undefined &&
+    r.health === undefined &&
     (r.tls === 'off' || r.tls === onDemandTls) &&
     r.upstreams.length > 0 &&
     r.upstreams.every(isAddressDial);

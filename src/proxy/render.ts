@@ -6,6 +6,7 @@ import { routeOwnProblem, type OwnEndpoints } from '../model/endpoints.js';
 import { PLAIN_SERVICE, srvQuestion, type PlainKind } from '../dns/upstreams.js';
 import { keepsUpstreamOrder, loadBalancing } from './balancing.js';
 import { endpointsOf } from './guard.js';
+import { healthChecks } from './health.js';
 import { staticHandler, staticProblem } from './static.js';
 import { ID_PREFIX, type DesiredProxy, type DesiredRoute, type OnDemandSettings, type Rendered, type TlsMode } from './types.js';
 
@@ -33,11 +34,8 @@ export const KEEPALIVE_CONNS_PER_HOST = 32;
 /** TCP keep-alive probes on backend connections: Caddy's own default, for the same reason. */
 export const KEEPALIVE_PROBE = '30s';
 const KEEP_ALIVE = { idle_timeout: KEEPALIVE_IDLE, max_idle_conns_per_host: KEEPALIVE_CONNS_PER_HOST, probe_interval: KEEPALIVE_PROBE };
-/** Passive health: an upstream that failed a request is skipped for this long. */
-export const FAIL_DURATION = '30s';
+export { FAIL_DURATION, HEALTH_INTERVAL, HEALTH_TIMEOUT } from './health.js';
 export { TRY_DURATION } from './balancing.js';
-export const HEALTH_INTERVAL = '10s';
-export const HEALTH_TIMEOUT = '5s';
 export const NO_HOST_BODY = 'no route for this host';
 export const NO_PATH_BODY = 'no route for this path';
 /** A changed SRV answer (a plain name's backends) is used within this (Caddy caches lookups per name). */
@@ -252,12 +250,8 @@ function proxyHandler(r: DesiredRoute): Json {
     // X-Forwarded-For/-Proto/-Host are set by reverse_proxy itself (checked on 2.6.2).
     headers: { request: { set: { 'X-Real-IP': ['{http.request.remote.host}'] } } },
   };
-  if (r.health_path !== null || several) {
-    const checks: Json = {};
-    if (r.health_path !== null) checks.active = { interval: HEALTH_INTERVAL, timeout: HEALTH_TIMEOUT, uri: r.health_path };
-    if (several) checks.passive = { fail_duration: FAIL_DURATION };
-    h.health_checks = checks;
-  }
+  const checks = healthChecks(r, several);
+  if (checks) h.health_checks = checks;
   const lb = loadBalancing(r.balancing, r.upstreams.length);
   if (lb) h.load_balancing = lb;
   h.transport = { keep_alive: { ...KEEP_ALIVE }, protocol: 'http' };

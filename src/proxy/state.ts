@@ -517,6 +517,7 @@ export class ProxyState {
       health_path: null,
       ...(rec.proxy?.balancing ? { balancing: rec.proxy.balancing } : {}),
       ...(rec.proxy?.backends ? { backends: rec.proxy.backends } : {}),
+      ...(rec.proxy?.health ? { health: rec.proxy.health } : {}),
       created_at: rec.created_at,
       updated_at: rec.updated_at,
       ...this.statusOf(id, route, error),

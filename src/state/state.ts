@@ -399,8 +399,8 @@ function write(deps: StateDeps, prepared: PreparedState, prune: boolean): Record
     assertNotOwnEndpoint(deps, input.hosts.map((h, j) => [`routes.${i}.hosts.${j}`, h]), input.upstreams.map((u, j) => [`routes.${i}.upstreams.${j}`, u]));
     const stored = deps.routes.get(id);
     const existed = deps.routes.has(id);
-    const shape = (x: { hosts: string[]; path?: string | null | undefined; upstreams: string[]; tls: string; health_path?: string | null | undefined; balancing?: unknown; backends?: unknown }) =>
-      valueKey({ hosts: [...new Set(x.hosts)].sort(), path: x.path ?? null, upstreams: x.upstreams, tls: x.tls, health_path: x.health_path ?? null, balancing: x.balancing ?? null, backends: x.backends ?? null });
+    const shape = (x: { hosts: string[]; path?: string | null | undefined; upstreams: string[]; tls: string; health_path?: string | null | undefined; balancing?: unknown; backends?: unknown; health?: unknown }) =>
+      valueKey({ hosts: [...new Set(x.hosts)].sort(), path: x.path ?? null, upstreams: x.upstreams, tls: x.tls, health_path: x.health_path ?? null, balancing: x.balancing ?? null, backends: x.backends ?? null, health: x.health ?? null });
     if (stored && shape(stored) === shape(input)) return;
     deps.routes.put(input, id);
     note('routes', existed ? 'changed' : 'added', id);

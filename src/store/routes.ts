@@ -25,6 +25,8 @@ interface Row {
   balancing: string | null;
   /** JSON (model/route-backends.ts) or NULL. */
   backends: string | null;
+  /** JSON (model/route-health.ts) or NULL. */
+  health: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -54,9 +56,10 @@ function fromRow(row: Row): StoredRoute {
     ...(row.health_path !== null ? { health_path: row.health_path } : {}),
     ...(row.balancing !== null ? { balancing: JSON.parse(row.balancing) as unknown } : {}),
     ...(row.backends !== null ? { backends: JSON.parse(row.backends) as unknown } : {}),
+    ...(row.health !== null ? { health: JSON.parse(row.health) as unknown } : {}),
   });
-  const { balancing, backends, ...rest } = parsed;
-  return { ...rest, ...(balancing ? { balancing } : {}), ...(backends ? { backends } : {}), id: row.id, path: parsed.path ?? null, health_path: parsed.health_path ?? null, created_at: row.created_at, updated_at: row.updated_at };
+  const { balancing, backends, health, ...rest } = parsed;
+  return { ...rest, ...(balancing ? { balancing } : {}), ...(backends ? { backends } : {}), ...(health ? { health } : {}), id: row.id, path: parsed.path ?? null, health_path: parsed.health_path ?? null, created_at: row.created_at, updated_at: row.updated_at };
 }
 
 const reasonOf = (e: unknown): string =>
@@ -181,6 +184,7 @@ export class RouteStore implements Notifying {
           health_path: input.health_path ?? null,
           balancing: input.balancing ? JSON.stringify(input.balancing) : null,
           backends: storedBackends(input),
+          health: input.health ? JSON.stringify(input.health) : null,
           created_at: since ?? at,
           updated_at: at,
         };
@@ -193,10 +197,10 @@ export class RouteStore implements Notifying {
         }
         this.db
           .prepare(
-            `INSERT INTO routes (id, hosts, path, upstreams, tls, health_path, balancing, backends, created_at, updated_at)
-             VALUES (@id, @hosts, @path, @upstreams, @tls, @health_path, @balancing, @backends, @created_at, @updated_at)
+            `INSERT INTO routes (id, hosts, path, upstreams, tls, health_path, balancing, backends, health, created_at, updated_at)
+             VALUES (@id, @hosts, @path, @upstreams, @tls, @health_path, @balancing, @backends, @health, @created_at, @updated_at)
              ON CONFLICT (id) DO UPDATE SET hosts = excluded.hosts, path = excluded.path, upstreams = excluded.upstreams,
-               tls = excluded.tls, health_path = excluded.health_path, balancing = excluded.balancing, backends = excluded.backends, updated_at = excluded.updated_at`,
+               tls = excluded.tls, health_path = excluded.health_path, balancing = excluded.balancing, backends = excluded.backends, health = excluded.health, updated_at = excluded.updated_at`,
           )
           .run(row);
         return { route, created: since === undefined };
