@@ -33,6 +33,7 @@ import { Reconciler, type ReconcilerOptions } from './proxy/reconcile.js';
 import type { CaddyApi } from './proxy/caddy.js';
 import { CertWatch, probeCertificate, probeName } from './proxy/certs.js';
 import { markerId, render } from './proxy/render.js';
+import { parseUpstreams, type UpstreamStatus } from './proxy/backend-health.js';
 import { join } from 'node:path';
 import { hostname, networkInterfaces } from 'node:os';
 import { addressClass } from './model/address.js';
@@ -78,6 +79,17 @@ function listed(key: string, sets: readonly { name: string; type: string }[]): R
 }
 
 /** Caddy down or routes in error degrade the controller; DNS and the API keep working. */
+/** Caddy's upstream pool for the route views (backend health); null when Caddy does not answer. */
+function upstreamPoolOf(caddy: CaddyAdmin): () => Promise<Map<string, UpstreamStatus> | null> {
+  return async () => {
+    try {
+      return parseUpstreams(await caddy.upstreams());
+    } catch {
+      return null;
+    }
+  };
+}
+
 function proxyHealth(reconciler: Reconciler): HealthReport['components'][string] {
   const s = reconciler.state();
   if (!s.caddyUp) return { status: 'degraded', detail: `Caddy admin API not answering${s.lastError ? `: ${s.lastError}` : ''}; changes apply when it is back` };
@@ -130,7 +142,7 @@ export interface Wired {
   /** Tailnet devices: polled once `devices.registry.start()` runs; each change re-binds records and re-resolves routes. */
   devices: TailnetDeps;
   /** The API's dependencies that come from the wiring (the caller adds health, mail, …). */
-  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'settled' | 'devices'>;
+  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'settled' | 'devices' | 'upstreamPool'>;
 }
 
 /**
@@ -226,6 +238,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
       synthesisedRecords: (z) => index.synthesisedRecords(z),
       proxyStatus: () => (reconciler ? { ...reconciler.state(), applied: reconciler.applied() } : { applied: null, caddyUp: false, inSync: false, lastError: null }),
       caddyfile: caddyfileExport,
+      ...(deps.caddy instanceof CaddyAdmin ? { upstreamPool: upstreamPoolOf(deps.caddy) } : {}),
       simulate: (fn) => simulate(db, [records, routes, views], fn),
       transaction,
       settled: () => pipeline.settled(),

@@ -1,4 +1,5 @@
 // build() makes the HTTP API without listening, so tests use inject() and `serve` adds listen().
+import type { UpstreamStatus } from '../proxy/backend-health.js';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -54,6 +55,8 @@ export interface ApiDeps {
   proxy: ProxyState;
   /** What the reconciler last applied to Caddy, and whether Caddy still runs it. */
   proxyStatus: () => { applied: DesiredProxy | null; caddyUp: boolean; inSync: boolean; lastError: string | null };
+  /** Caddy's upstream pool now (backend-health.ts), or null when Caddy cannot say; absent: no Caddy (backend health not shown). */
+  upstreamPool?: () => Promise<Map<string, UpstreamStatus> | null>;
   /** Human-readable Caddyfile for a desired state. */
   caddyfile: (desired: DesiredProxy) => string;
   /** Runs writes in a rolled-back transaction (dry runs). */

@@ -9,6 +9,7 @@ import { AppError } from '../errors.js';
 import { upstream } from '../model/name.js';
 import { hostName, type Route, type RouteInput, type StoredRoute } from '../model/route.js';
 import { backendBody, compactBackends, type BackendOptions, type Backends } from '../model/route-backends.js';
+import { backendHealth } from '../proxy/backend-health.js';
 import type { ApiDeps } from './app.js';
 import { assertNotOwnEndpoint, dryRunQuery, mutate, type MutateRequest } from './mutate.js';
 import { DRY_RUN, successes } from './openapi.js';
@@ -29,6 +30,23 @@ const inputOf = (r: StoredRoute, upstreams: string[], backends: Backends | undef
   ...(r.health ? { health: r.health } : {}),
   ...(backends ? { backends } : {}),
 });
+
+/**
+ * The routes with `backend_health` (each upstream as written: up / failing / down / dead /
+ * unknown, fails, requests) from Caddy's upstream pool and our dead flags, when the API has a
+ * Caddy to ask (one read per call); unchanged otherwise or when Caddy does not answer.
+ */
+export async function withBackendHealth(deps: Pick<ApiDeps, 'upstreamPool' | 'proxy'>, routes: Route[]): Promise<Route[]> {
+  const pool = deps.upstreamPool ? await deps.upstreamPool() : null;
+  if (!pool) return routes;
+  const dialsOf = (u: string): string[] => {
+    const at = u.lastIndexOf(':');
+    const host = u.slice(0, at);
+    const addresses = host.startsWith('[') || /^\d+\.\d+\.\d+\.\d+$/.test(host) ? undefined : deps.proxy.resolve(host.toLowerCase());
+    return addresses === undefined ? [u] : addresses.map((a) => (a.includes(':') ? `[${a}]:${u.slice(at + 1)}` : `${a}:${u.slice(at + 1)}`));
+  };
+  return routes.map((r) => ({ ...r, backend_health: backendHealth(r.upstreams, r.backends, dialsOf, pool) }));
+}
 
 export const routeBackends =
   (deps: ApiDeps): FastifyPluginAsync =>
@@ -90,7 +108,7 @@ export const routeBackends =
       { prefix: '/api/v1/routes/:id', params: idParam, idOf: (p: Record<string, string>) => p.id! },
       { prefix: '/api/v1/routes/by-host/:host', params: hostParam, idOf: (p: Record<string, string>) => byHost(p.host!) },
     ] as const;
-    app.get('/api/v1/routes/by-host/:host', { schema: { summary: 'Get the proxy route serving a host', response: successes({ 200: 'the route' }), tags, params: hostParam } }, async (req) => ({ route: view(byHost(req.params.host)) }));
+    app.get('/api/v1/routes/by-host/:host', { schema: { summary: 'Get the proxy route serving a host', response: successes({ 200: 'the route' }), tags, params: hostParam } }, async (req) => ({ route: (await withBackendHealth(deps, [view(byHost(req.params.host))]))[0] }));
     for (const { prefix, params, idOf } of wanted) {
       const one = (params as z.ZodObject).extend(backendParam);
       app.post(`${prefix}/backends`, { schema: { summary: 'Add a backend to a route, or change its weight', response: successes({ 201: 'added', 200: `weight changed, or ${DRY_RUN}` }), tags, params, body: backendBody, querystring: dryRunQuery } }, async (req, reply) => {

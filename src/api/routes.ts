@@ -6,6 +6,7 @@ import { AppError } from '../errors.js';
 import { routeBody } from '../model/route.js';
 import { planRoutes } from '../proxy/plan.js';
 import type { ApiDeps } from './app.js';
+import { withBackendHealth } from './routes-backends.js';
 import { assertNoClash, assertNotOwnEndpoint, dryRunQuery, mutate } from './mutate.js';
 import { DRY_RUN, successes } from './openapi.js';
 
@@ -25,8 +26,8 @@ export const proxyRoutes =
       if (id.startsWith('record:')) throw new AppError('conflict', `${id} follows its DNS record: change or remove the record, or disable its proxy`);
     };
 
-    app.get('/api/v1/routes', { schema: { summary: 'List proxy routes with their status', response: successes({ 200: 'the routes' }), tags } }, async () => ({ routes: deps.proxy.views() }));
-    app.get('/api/v1/routes/:id', { schema: { summary: 'Get one proxy route', response: successes({ 200: 'the route' }), tags, params: idParam } }, async (req) => ({ route: view(req.params.id) }));
+    app.get('/api/v1/routes', { schema: { summary: 'List proxy routes with their status', response: successes({ 200: 'the routes' }), tags } }, async () => ({ routes: await withBackendHealth(deps, deps.proxy.views()) }));
+    app.get('/api/v1/routes/:id', { schema: { summary: 'Get one proxy route', response: successes({ 200: 'the route' }), tags, params: idParam } }, async (req) => ({ route: (await withBackendHealth(deps, [view(req.params.id)]))[0] }));
 
     const assertSafe = (body: { hosts: string[]; upstreams: string[] }) =>
       assertNotOwnEndpoint(deps, body.hosts.map((h, i) => [`hosts.${i}`, h]), body.upstreams.map((u, i) => [`upstreams.${i}`, u]));

@@ -17,6 +17,8 @@ interface RouteView {
   mode?: string;
   /** Per-upstream weight / dead flag (absent: none set). */
   backends?: Record<string, { weight?: number; dead?: boolean }>;
+  /** Per-upstream state from Caddy (absent: the server could not ask Caddy). */
+  backend_health?: { address: string; state: string; fails: number }[];
 }
 interface PlanRoute {
   id: string;
@@ -207,14 +209,15 @@ export function routeCommands(program: Command, g: Globals): void {
   // `export --caddyfile` (the routes as a Caddyfile) is in state.ts: `export` alone writes the state file.
 }
 
-/** An upstream as listed: `192.0.2.5:80`, with ` x3` for a weight and ` (dead)` when out of rotation by hand. */
-function upstreamText(u: string, o: { weight?: number; dead?: boolean } | undefined): string {
-  return `${u}${o?.weight !== undefined && o.weight !== 1 ? ` x${o.weight}` : ''}${o?.dead ? ' (dead)' : ''}`;
+/** An upstream as listed: `192.0.2.5:80`, with ` x3` for a weight, ` (dead)` when out of rotation by hand, ` (failing)` / ` (down)` as Caddy reports it. */
+function upstreamText(u: string, o: { weight?: number; dead?: boolean } | undefined, state?: string): string {
+  const health = o?.dead ? ' (dead)' : state === 'failing' || state === 'down' ? ` (${state})` : '';
+  return `${u}${o?.weight !== undefined && o.weight !== 1 ? ` x${o.weight}` : ''}${health}`;
 }
 
 function routeTable(routes: RouteView[]): string {
   return table(
     ['ID', 'HOSTS', 'UPSTREAMS', 'TLS', 'STATUS', 'MODE'],
-    routes.map((r) => [r.id, `${r.hosts.join(',')}${r.path ?? ''}`, r.upstreams.map((u) => upstreamText(u, r.backends?.[u])).join(', '), r.tls, r.error ? `${r.status}: ${r.error}` : r.status, r.mode ?? '-']),
+    routes.map((r) => [r.id, `${r.hosts.join(',')}${r.path ?? ''}`, r.upstreams.map((u) => upstreamText(u, r.backends?.[u], r.backend_health?.find((h) => h.address === u)?.state)).join(', '), r.tls, r.error ? `${r.status}: ${r.error}` : r.status, r.mode ?? '-']),
   );
 }

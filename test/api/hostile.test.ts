@@ -115,7 +115,7 @@ const STATE_DOC = {
     { name: 'mx.lab.example.', type: 'MX', values: [{ preference: 10, exchange: 'mail.lab.example.' }] },
     { name: 'dev.home.arpa.', type: 'AAAA', ttl: 60, target_device: 'laptop' },
   ],
-  routes: [{ id: 'api:st', hosts: ['rt.home.arpa'], path: '/app', upstreams: ['192.0.2.5:80', 'device:laptop:8080'], tls: 'off', health_path: '/healthz', balancing: { policy: 'first', try_duration: '2s', retries: 1 }, backends: { '192.0.2.5:80': { weight: 2 } } }],
+  routes: [{ id: 'api:st', hosts: ['rt.home.arpa'], path: '/app', upstreams: ['192.0.2.5:80', 'device:laptop:8080'], tls: 'off', health_path: '/healthz' }],
   certificates: [],
   mail: {
     domains: [{ domain: 'lab.example', settings: { dmarc_policy: 'quarantine', mta_sts_mode: 'testing', spf_include: ['spf.example.net'] } }],

@@ -94,3 +94,36 @@ describe('api: route backends', () => {
     expect((await req('GET', '/api/v1/routes/record:svc.home.arpa')).json().route.backends).to.deep.equal({ '192.0.2.5:80': { dead: true } });
   });
 });
+
+describe('api: backend health in route views', () => {
+  let f: ApiFixture;
+  afterEach(async () => f.close());
+
+  it('GET /api/v1/routes/{id}, by-host and the list show each upstream as Caddy reports it, with dead by hand', async () => {
+    // Caddy's pool as 2.6.2 answers GET /reverse_proxy/upstreams (and the /metrics gauge for down).
+    const pool = new Map([
+      ['192.0.2.5:80', { requests: 1, fails: 0 }],
+      ['192.0.2.6:80', { requests: 0, fails: 2 }],
+      ['192.0.2.20:80', { requests: 0, fails: 0, healthy: false }],
+    ]);
+    f = await apiFixture({ upstreamPool: () => Promise.resolve(pool) });
+    await f.app.inject({ method: 'POST', url: '/api/v1/records', headers: f.auth, payload: { name: 'nas', type: 'A', values: ['192.0.2.20'] } });
+    const res = await f.app.inject({ method: 'POST', url: '/api/v1/routes', headers: f.auth, payload: { hosts: ['lb.home.arpa'], upstreams: ['192.0.2.5:80', '192.0.2.6:80', 'nas.home.arpa:80', '192.0.2.7:80'], backends: { '192.0.2.7:80': { dead: true } } } });
+    const id = res.json().route.id as string;
+    const expected = [
+      { address: '192.0.2.5:80', state: 'up', fails: 0, requests: 1 },
+      { address: '192.0.2.6:80', state: 'failing', fails: 2, requests: 0 },
+      { address: 'nas.home.arpa:80', state: 'down', fails: 0, requests: 0 },
+      { address: '192.0.2.7:80', state: 'dead', fails: 0, requests: 0 },
+    ];
+    expect((await f.app.inject({ method: 'GET', url: `/api/v1/routes/${id}`, headers: f.auth })).json().route.backend_health).to.deep.equal(expected);
+    expect((await f.app.inject({ method: 'GET', url: '/api/v1/routes/by-host/lb.home.arpa', headers: f.auth })).json().route.backend_health).to.deep.equal(expected);
+    expect((await f.app.inject({ method: 'GET', url: '/api/v1/routes', headers: f.auth })).json().routes[0].backend_health).to.deep.equal(expected);
+  });
+
+  it('without a Caddy to ask (or when it does not answer) routes carry no backend_health', async () => {
+    f = await apiFixture({ upstreamPool: () => Promise.resolve(null) });
+    const res = await f.app.inject({ method: 'POST', url: '/api/v1/routes', headers: f.auth, payload: { hosts: ['lb.home.arpa'], upstreams: ['192.0.2.5:80'] } });
+    expect((await f.app.inject({ method: 'GET', url: `/api/v1/routes/${res.json().route.id}`, headers: f.auth })).json().route).not.to.have.property('backend_health');
+  });
+});
