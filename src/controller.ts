@@ -38,6 +38,7 @@ import { markerId, render } from './proxy/render.js';
 import { HostStats } from './proxy/stats.js';
 import { PortGuard } from './proxy/ports.js';
 import { startAccessLogServer, type AccessLogServer } from './proxy/access-log.js';
+import { parseUpstreams, type UpstreamStatus } from './proxy/backend-health.js';
 import { join } from 'node:path';
 import { hostname, networkInterfaces } from 'node:os';
 import { addressClass } from './model/address.js';
@@ -88,6 +89,17 @@ function listed(key: string, sets: readonly { name: string; type: string }[]): R
 }
 
 /** Caddy down or routes in error degrade the controller; DNS and the API keep working. */
+/** Caddy's upstream pool for the route views (backend health); null when Caddy does not answer. */
+function upstreamPoolOf(caddy: CaddyAdmin): () => Promise<Map<string, UpstreamStatus> | null> {
+  return async () => {
+    try {
+      return parseUpstreams(await caddy.upstreams());
+    } catch {
+      return null;
+    }
+  };
+}
+
 function proxyHealth(reconciler: Reconciler): HealthReport['components'][string] {
   const s = reconciler.state();
   if (!s.caddyUp) return { status: 'degraded', detail: `Caddy admin API not answering${s.lastError ? `: ${s.lastError}` : ''}; changes apply when it is back` };
@@ -150,7 +162,7 @@ export interface Wired {
   /** Uploaded and ACME-issued certificates (src/certs): Caddy loads every one; a change triggers the reconciler. */
   certificates: CertificateStore;
   /** The API's dependencies that come from the wiring (the caller adds health, mail, …). */
-  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'commit' | 'settled' | 'devices' | 'certificates'>;
+  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'commit' | 'settled' | 'devices' | 'certificates' | 'upstreamPool'>;
 }
 
 /**
@@ -274,6 +286,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
       synthesisedRecords: (z) => index.synthesisedRecords(z),
       proxyStatus: () => (reconciler ? { ...reconciler.state(), applied: reconciler.applied() } : { applied: null, caddyUp: false, inSync: false, lastError: null }),
       caddyfile: caddyfileExport,
+      ...(deps.caddy instanceof CaddyAdmin ? { upstreamPool: upstreamPoolOf(deps.caddy) } : {}),
       simulate: (fn) => simulate(db, [records, routes, views, certificates], fn),
       transaction,
       commit: (fn) => group.run(fn),

@@ -1,4 +1,5 @@
 // build() makes the HTTP API without listening, so tests use inject() and `serve` adds listen().
+import type { UpstreamStatus } from '../proxy/backend-health.js';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
@@ -36,6 +37,7 @@ import { stateRoutes } from './state.js';
 import { proxyRoutes } from './routes.js';
 import { statsRoutes } from './stats.js';
 import type { HostStats } from '../proxy/stats.js';
+import { routeBackends } from './routes-backends.js';
 import { tokenRoutes } from './tokens.js';
 import { viewRoutes } from './views.js';
 import { zoneRoutes } from './zones.js';
@@ -60,6 +62,8 @@ export interface ApiDeps {
   proxy: ProxyState;
   /** What the reconciler last applied to Caddy, and whether Caddy still runs it. */
   proxyStatus: () => { applied: DesiredProxy | null; caddyUp: boolean; inSync: boolean; lastError: string | null };
+  /** Caddy's upstream pool now (backend-health.ts), or null when Caddy cannot say; absent: no Caddy (backend health not shown). */
+  upstreamPool?: () => Promise<Map<string, UpstreamStatus> | null>;
   /** Human-readable Caddyfile for a desired state. */
   caddyfile: (desired: DesiredProxy) => string;
   /** Runs writes in a rolled-back transaction (dry runs). */
@@ -150,6 +154,7 @@ export async function build(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(viewRoutes(deps));
   await app.register(proxyRoutes(deps));
   await app.register(statsRoutes(deps));
+  await app.register(routeBackends(deps));
   await app.register(mailRoutes(deps));
   await app.register(mailCredentialRoutes(deps));
   await app.register(mailDomainRoutes(deps));

@@ -8,6 +8,7 @@ import { missingSecrets, withStoredAuth, type RouteAuth } from '../model/route-a
 import { forwardDial, hashPasswords } from '../proxy/auth.js';
 import { planRoutes } from '../proxy/plan.js';
 import type { ApiDeps } from './app.js';
+import { withBackendHealth } from './routes-backends.js';
 import { assertNoClash, assertNotOwnEndpoint, dryRunQuery, mutate } from './mutate.js';
 import { assertListen } from './listen.js';
 import { DRY_RUN, successes } from './openapi.js';
@@ -28,8 +29,8 @@ export const proxyRoutes =
       if (id.startsWith('record:')) throw new AppError('conflict', `${id} follows its DNS record: change or remove the record, or disable its proxy`);
     };
 
-    app.get('/api/v1/routes', { schema: { summary: 'List proxy routes with their status', response: successes({ 200: 'the routes' }), tags } }, async () => ({ routes: deps.proxy.views() }));
-    app.get('/api/v1/routes/:id', { schema: { summary: 'Get one proxy route', response: successes({ 200: 'the route' }), tags, params: idParam } }, async (req) => ({ route: view(req.params.id) }));
+    app.get('/api/v1/routes', { schema: { summary: 'List proxy routes with their status', response: successes({ 200: 'the routes' }), tags } }, async () => ({ routes: await withBackendHealth(deps, deps.proxy.views()) }));
+    app.get('/api/v1/routes/:id', { schema: { summary: 'Get one proxy route', response: successes({ 200: 'the route' }), tags, params: idParam } }, async (req) => ({ route: (await withBackendHealth(deps, [view(req.params.id)]))[0] }));
 
     const assertSafe = (body: { hosts: string[]; upstreams: string[]; auth?: RouteAuth | undefined }) =>
       assertNotOwnEndpoint(deps, body.hosts.map((h, i) => [`hosts.${i}`, h]), [

@@ -17,6 +17,10 @@ interface RouteView {
   error: string | null;
   /** dynamic (served through DNS, no Caddy reload) or explicit (in Caddy's config). */
   mode?: string;
+  /** Per-upstream weight / dead flag (absent: none set). */
+  backends?: Record<string, { weight?: number; dead?: boolean }>;
+  /** Per-upstream state from Caddy (absent: the server could not ask Caddy). */
+  backend_health?: { address: string; state: string; fails: number }[];
 }
 interface PlanRoute {
   id: string;
@@ -121,6 +125,22 @@ export function readRouteOptions(file: string): Record<string, unknown> {
   return doc as Record<string, unknown>;
 }
 
+const weightOption = (v: string): number => {
+  if (!/^-?\d+$/.test(v)) throw new CliError(`--weight must be a whole number, not "${v}"`, 2);
+  return Number(v); // the API refuses weights outside 1-10, naming the field
+};
+
+const retriesOption = (v: string): number => {
+  if (!/^\d+$/.test(v)) throw new CliError(`--retries must be a whole number >= 0, not "${v}"`, 2);
+  return Number(v);
+};
+
+/** The `balancing` part of a route body from --policy / --try-duration / --retries (the API checks the values). */
+export function balancingBody(o: { policy?: string; tryDuration?: string; retries?: number }): { balancing?: Record<string, unknown> } {
+  if (o.policy === undefined && o.tryDuration === undefined && o.retries === undefined) return {};
+  return { balancing: { ...(o.policy !== undefined ? { policy: o.policy } : {}), ...(o.tryDuration !== undefined ? { try_duration: o.tryDuration } : {}), ...(o.retries !== undefined ? { retries: o.retries } : {}) } };
+}
+
 export function routeCommands(program: Command, g: Globals): void {
   program
     .command('add-route')
@@ -132,16 +152,19 @@ export function routeCommands(program: Command, g: Globals): void {
     .option('--health-path <path>', 'active health check path')
     .option('--options <file>', 'YAML/JSON file (- for stdin) with auth, headers and/or limits (README "Reverse proxy")')
     .option('--listen-port <port>', 'also serve the route on this port (HTTP for --tls off, else TLS)', (v) => Number(v))
+    .option('--policy <policy>', 'load balancing: round_robin | random | ip_hash | least_conn | first (failover in the order given)')
+    .option('--try-duration <duration>', 'how long a request may try other upstreams, e.g. 2s')
+    .option('--retries <n>', 'extra tries on another upstream (0: none)', retriesOption)
     .option('--dry-run', 'validate and show the plan without applying')
     .option('--wait <seconds>', `wait this long for Caddy to take the route (active), exit 1 if it ends in error; 0: do not wait (default ${SETTLE_WAIT_S})`, waitOption, SETTLE_WAIT_S)
-    .action(async (host: string, upstreams: string[], o: { path?: string; tls: string; healthPath?: string; options?: string; listenPort?: number; dryRun?: boolean; wait: number }) => {
-      const body = { hosts: host.split(','), upstreams, tls: o.tls, ...(o.path ? { path: o.path } : {}), ...(o.healthPath ? { health_path: o.healthPath } : {}), ...(o.options ? readRouteOptions(o.options) : {}), ...(o.listenPort !== undefined ? { listen: { port: o.listenPort } } : {}) };
+    .action(async (host: string, upstreams: string[], o: { path?: string; tls: string; healthPath?: string; options?: string; listenPort?: number; policy?: string; tryDuration?: string; retries?: number; dryRun?: boolean; wait: number }) => {
+      const body = { hosts: host.split(','), upstreams, tls: o.tls, ...(o.path ? { path: o.path } : {}), ...(o.healthPath ? { health_path: o.healthPath } : {}), ...(o.options ? readRouteOptions(o.options) : {}), ...(o.listenPort !== undefined ? { listen: { port: o.listenPort } } : {}), ...balancingBody(o) };
       const res = await call(g.target(), 'POST', `/api/v1/routes${dryQuery(o.dryRun)}`, body);
       if (o.dryRun) printResult(g, res, () => '');
       else await settleRoute(g, (res as { route: RouteView }).route.id, o.wait);
     });
 
-  program
+  const routes = program
     .command('routes')
     .description('list proxy routes (explicit and from proxied records) with their status')
     .action(async () => {
@@ -149,6 +172,37 @@ export function routeCommands(program: Command, g: Globals): void {
       if (g.json()) printJson(res);
       else console.log(routeTable(res.routes));
     });
+
+  // `routes backends add|remove|dead|alive <route> <address>`: <route> is an id (api:…, record:…) or a host.
+  const backends = routes.command('backends').description('change one backend of a route: add (or re-weight), remove, dead (out of rotation by hand), alive');
+  const base = (route: string) => (/^(api|record):/.test(route) ? `/api/v1/routes/${enc(route)}` : `/api/v1/routes/by-host/${enc(route.toLowerCase().replace(/\.$/, ''))}`);
+  const done = async (path: string, method: 'POST' | 'DELETE', dryRun: boolean | undefined, body?: unknown) => {
+    const res = await call(g.target(), method, `${path}${dryQuery(dryRun)}`, body);
+    printResult(g, res, (r: { route: RouteView }) => routeTable([r.route]));
+  };
+  backends
+    .command('add')
+    .description('add a backend to a route, or change its weight')
+    .argument('<route>', 'route id or host')
+    .argument('<address>', 'host:port')
+    .option('--weight <n>', 'share of the requests relative to the others (1-10, default 1)', weightOption)
+    .option('--dry-run', 'validate and show the plan without applying')
+    .action(async (route: string, address: string, o: { weight?: number; dryRun?: boolean }) => done(`${base(route)}/backends`, 'POST', o.dryRun, { address, ...(o.weight !== undefined ? { weight: o.weight } : {}) }));
+  backends
+    .command('remove')
+    .description('remove a backend from a route')
+    .argument('<route>', 'route id or host')
+    .argument('<address>', 'host:port as listed')
+    .option('--dry-run', 'show the plan without applying')
+    .action(async (route: string, address: string, o: { dryRun?: boolean }) => done(`${base(route)}/backends/${enc(address)}`, 'DELETE', o.dryRun));
+  for (const state of ['dead', 'alive'] as const)
+    backends
+      .command(state)
+      .description(state === 'dead' ? 'take a backend out of rotation by hand (kept until alive)' : 'put a backend marked dead back into rotation')
+      .argument('<route>', 'route id or host')
+      .argument('<address>', 'host:port as listed')
+      .option('--dry-run', 'show the plan without applying')
+      .action(async (route: string, address: string, o: { dryRun?: boolean }) => done(`${base(route)}/backends/${enc(address)}/${state}`, 'POST', o.dryRun));
 
   program
     .command('remove-route')
@@ -179,9 +233,15 @@ export function routeCommands(program: Command, g: Globals): void {
   // `export --caddyfile` (the routes as a Caddyfile) is in state.ts: `export` alone writes the state file.
 }
 
+/** An upstream as listed: `192.0.2.5:80`, with ` x3` for a weight, ` (dead)` when out of rotation by hand, ` (failing)` / ` (down)` as Caddy reports it. */
+function upstreamText(u: string, o: { weight?: number; dead?: boolean } | undefined, state?: string): string {
+  const health = o?.dead ? ' (dead)' : state === 'failing' || state === 'down' ? ` (${state})` : '';
+  return `${u}${o?.weight !== undefined && o.weight !== 1 ? ` x${o.weight}` : ''}${health}`;
+}
+
 function routeTable(routes: RouteView[]): string {
   return table(
     ['ID', 'HOSTS', 'UPSTREAMS', 'TLS', 'STATUS', 'MODE'],
-    routes.map((r) => [r.id, `${r.hosts.join(',')}${r.path ?? ''}`, r.upstreams.join(', '), r.tls, r.error ? `${r.status}: ${r.error}` : r.status, r.mode ?? '-']),
+    routes.map((r) => [r.id, `${r.hosts.join(',')}${r.path ?? ''}`, r.upstreams.map((u) => upstreamText(u, r.backends?.[u], r.backend_health?.find((h) => h.address === u)?.state)).join(', '), r.tls, r.error ? `${r.status}: ${r.error}` : r.status, r.mode ?? '-']),
   );
 }

@@ -2,6 +2,8 @@
 import { z } from 'zod';
 import { DEVICE_PREFIX, deviceName } from './device.js';
 import { ipv4, ownerNameInput, port, upstreamProblem } from './name.js';
+import { balancingFields } from './route-balancing.js';
+import { healthFields } from './route-health.js';
 
 export const addRecordBody = z
   .object({
@@ -13,6 +15,8 @@ export const addRecordBody = z
     target_device: deviceName.optional().describe('A tailnet device whose IPv4 address the A record answers, following the device when it moves (instead of ip)'),
     proxy_enabled: z.boolean().default(false),
     ttl: z.number().int().min(0).max(2 ** 31 - 1).optional(),
+    ...balancingFields,
+    ...healthFields,
   })
   .strict()
   .superRefine((b, ctx) => {

@@ -1,6 +1,9 @@
 // Record sets (RRsets): one row per owner name + type, the unit the API, store and DNS share.
 import { z } from 'zod';
 import { TLS_MODES } from './route.js';
+import { backendsFields, backendsIssues } from './route-backends.js';
+import { balancingFields } from './route-balancing.js';
+import { healthFields } from './route-health.js';
 import { ipv4, ipv6, ownerNameInput, targetName, targetOrRoot, upstream } from './name.js';
 import { canonicalIpv6, genericTypeProblem, parseRdata, TEXT_TYPES } from './rdata.js';
 import type { ZoneSoa } from './zone.js';
@@ -95,9 +98,13 @@ export const proxySchema = z
     enabled: z.boolean().default(false),
     upstreams: z.array(upstream).max(MAX_VALUES).default([]),
     tls: z.enum(TLS_MODES).optional().describe('TLS for the proxied name: off (default), internal CA, acme'),
+    ...balancingFields,
+    ...backendsFields,
+    ...healthFields,
   })
   .strict()
   .superRefine((p, ctx) => {
+    for (const issue of backendsIssues(p.upstreams, p.backends)) ctx.addIssue({ code: 'custom', ...issue });
     if (p.enabled && p.upstreams.length === 0)
       ctx.addIssue({ code: 'custom', path: ['upstreams'], message: 'at least one upstream is required when the proxy is enabled' });
   })

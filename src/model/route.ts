@@ -6,6 +6,9 @@ import { routeAuthShape, type PublicAuth, type RouteAuth } from './route-auth.js
 import { routeHeadersShape, type RouteHeaders } from './route-headers.js';
 import { routeLimitsShape, type RouteLimits } from './route-limits.js';
 import { listenGroup, type RouteListen } from './route-listen.js';
+import { backendsFields, backendsIssues, type Backends } from './route-backends.js';
+import { balancingFields, type Balancing } from './route-balancing.js';
+import { healthFields, type Health } from './route-health.js';
 
 /** TLS for a proxied host: none, Caddy's local CA, or a public ACME CA. */
 export const TLS_MODES = ['off', 'internal', 'acme'] as const;
@@ -60,6 +63,9 @@ export const routeInput = z
     ...routeHeadersShape,
     ...routeLimitsShape,
     listen: listenGroup.optional(),
+    ...balancingFields,
+    ...backendsFields,
+    ...healthFields,
   })
   .strict();
 export type RouteInput = z.infer<typeof routeInput>;
@@ -69,6 +75,7 @@ export type RouteInput = z.infer<typeof routeInput>;
  * Not used to read stored rows, so a route stored before these rules still loads.
  */
 export const routeBody = routeInput.superRefine((r, ctx) => {
+  for (const issue of backendsIssues(r.upstreams, r.backends)) ctx.addIssue({ code: 'custom', ...issue });
   r.hosts.forEach((host, i) => {
     const problem = hostNameProblem(host);
     if (problem) ctx.addIssue({ code: 'custom', path: ['hosts', i], message: problem });
@@ -114,6 +121,14 @@ export interface RouteShape {
   tls: TlsMode;
   /** Active health check path (GET, 2xx/3xx = healthy) or null. */
   health_path: string | null;
+  /** Load balancing (model/route-balancing.ts); absent: round robin. A non-default one makes the route explicit. */
+  balancing?: Balancing;
+  /** Per-upstream weight / by-hand dead flag, keyed by the upstream as written (model/route-backends.ts). Stored routes and records only. */
+  backends?: Backends;
+  /** Passive and active health checks (model/route-health.ts); absent: the defaults (passive with several upstreams, `health_path`). */
+  health?: Health;
+  /** Render input only (buildDesired): dial → weight > 1; such a dial is listed that many times. Dead backends are already left out of `upstreams`. */
+  weights?: Record<string, number>;
   /** Caddy answers this itself instead of proxying (`upstreams` is then empty); never set from an API body. */
   respond?: StaticResponse;
   /** Who may reach the upstreams (route-auth.ts; stored with hashes/tokens, never passwords); absent: anyone. */
@@ -168,6 +183,11 @@ export interface Route {
   headers?: RouteHeaders;
   limits?: RouteLimits;
   listen?: RouteListen;
+  balancing?: Balancing;
+  backends?: Backends;
+  health?: Health;
+  /** Each upstream's state as Caddy reports it, merged with the dead flag (src/proxy/backend-health.ts); only when the controller can ask Caddy. */
+  backend_health?: { address: string; state: 'up' | 'failing' | 'down' | 'dead' | 'unknown'; fails: number; requests: number }[];
   /** Absent for a stored row that does not parse (never served). */
   mode?: RouteMode;
   status: RouteStatus;

@@ -99,7 +99,7 @@ export function legacyWrite(body: AddRecordBody, zones: readonly string[], nodeI
     ...placeName(body.name, zones),
     data: { type: 'A', values: [ip] },
     ttl: body.ttl ?? DEFAULT_TTL,
-    proxy: upstream ? { enabled: body.proxy_enabled, upstreams: [upstream] } : null,
+    proxy: upstream ? { enabled: body.proxy_enabled, upstreams: [upstream], ...(body.balancing ? { balancing: body.balancing } : {}), ...(body.health ? { health: body.health } : {}) } : null,
     service_name: body.service_name,
   };
   checkWrite(write, '');

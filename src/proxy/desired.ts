@@ -1,6 +1,8 @@
 // Desired proxy state from stored data. Pure: the caller passes records, routes and a resolver.
 import { ACME_HINT, acmeNameProblem } from '../model/certname.js';
 import type { StoredRecord } from '../model/record.js';
+import type { Backends } from '../model/route-backends.js';
+import { balancingIsDefault } from '../model/route-balancing.js';
 import type { StoredRoute } from '../model/route.js';
 import type { DesiredRoute, TlsMode } from './types.js';
 
@@ -43,6 +45,19 @@ function dials(upstreams: readonly string[], resolve: Resolver): { dials: string
   return { dials: out.length > 1 ? [...new Set(out)] : out };
 }
 
+/** Dial → weight for upstreams written with a weight above 1 (each of a name's addresses gets its weight), or undefined. */
+function weightsOf(upstreams: readonly string[], backends: Backends | undefined, resolve: Resolver): Record<string, number> | undefined {
+  if (!backends) return undefined;
+  const out: Record<string, number> = {};
+  for (const u of upstreams) {
+    const w = backends[u]?.weight ?? 1;
+    if (w <= 1) continue;
+    const d = dials([u], resolve);
+    if ('dials' in d) for (const dial of d.dials) out[dial] = Math.max(out[dial] ?? 1, w);
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
 /** What buildDesired remembers per source: the route, and whether its dials came from literals only (then it cannot change). */
 export interface BuiltRoute {
   route: DesiredRoute;
@@ -60,25 +75,29 @@ export interface BuiltRoute {
 export function buildDesired(records: readonly StoredRecord[], routes: readonly StoredRoute[], resolve: Resolver, memo?: WeakMap<object, BuiltRoute>): DesiredBuild {
   const built: DesiredRoute[] = [];
   const errors = new Map<string, string>();
-  const add = (source: object, route: () => Omit<DesiredRoute, 'upstreams'>, upstreams: readonly string[]) => {
+  const add = (source: object, route: () => Omit<DesiredRoute, 'upstreams'>, written: readonly string[], backends?: Backends) => {
     const known = memo?.get(source);
     if (known?.literal) return void built.push(known.route);
     // Stored before the API refused it: Caddy would ask Let's Encrypt for it forever, and HTTPS fails.
     const acme = known ? null : acmeProblem(route());
     if (acme) return void errors.set(route().id, acme);
+    // Backends marked dead by hand are out of rotation: not dialled at all.
+    const upstreams = backends ? written.filter((u) => !backends[u]?.dead) : written;
+    if (upstreams.length === 0) return void errors.set(route().id, 'every backend is marked dead: bring one back with POST /api/v1/routes/{id}/backends/{backend}/alive');
     const d = dials(upstreams, resolve);
     if ('error' in d) return void errors.set(route().id, d.error);
+    const weights = weightsOf(upstreams, backends, resolve);
     if (known && known.route.upstreams.length === d.dials.length && known.route.upstreams.every((u, i) => u === d.dials[i])) return void built.push(known.route);
-    const fresh = { ...route(), upstreams: d.dials };
+    const fresh = { ...route(), upstreams: d.dials, ...(weights ? { weights } : {}) };
     memo?.set(source, { route: fresh, literal: upstreams.every((u) => isAddress(u.slice(0, u.lastIndexOf(':')))) });
     built.push(fresh);
   };
   for (const r of records)
     if (r.proxy?.enabled && (r.type === 'A' || r.type === 'AAAA')) {
       const { name, proxy } = r;
-      add(r, () => ({ id: recordRouteId(name), hosts: [name.replace(/\.$/, '')], path: null, tls: proxy.tls ?? 'off', health_path: null }), proxy.upstreams);
+      add(r, () => ({ id: recordRouteId(name), hosts: [name.replace(/\.$/, '')], path: null, tls: proxy.tls ?? 'off', health_path: null, ...(proxy.balancing ? { balancing: proxy.balancing } : {}), ...(proxy.health ? { health: proxy.health } : {}) }), proxy.upstreams, proxy.backends);
     }
-  for (const r of routes) add(r, () => ({ id: r.id, hosts: r.hosts, path: r.path, tls: r.tls, health_path: r.health_path, ...routeOptions(r), ...(r.listen ? { listen: r.listen } : {}) }), r.upstreams);
+  for (const r of routes) add(r, () => ({ id: r.id, hosts: r.hosts, path: r.path, tls: r.tls, health_path: r.health_path, ...routeOptions(r), ...(r.listen ? { listen: r.listen } : {}), ...(r.balancing ? { balancing: r.balancing } : {}), ...(r.health ? { health: r.health } : {}) }), r.upstreams, r.backends);
   // A name with both A and AAAA proxied yields one route.
   const byId = new Map(built.map((r) => [r.id, r]));
   return { routes: [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)), errors };
@@ -123,7 +142,7 @@ function claimed(host: string, hosts: ReadonlySet<string>): boolean {
 /**
  * Splits desired routes into the ones Caddy's config must carry (`explicit`) and the plain names
  * served by the static dynamic route through our DNS (`dynamic`). Plain: a proxied record's route
- * for one exact host, no path, no health check, `tls: off` or the tls mode certificates are had on
+ * for one exact host, no path, no health check, default balancing, no weights, no health settings (2.6.2 runs no active check for dynamic upstreams), `tls: off` or the tls mode certificates are had on
  * demand for (`onDemandTls`, the catch-all policy's issuer), every upstream an address, and no
  * explicit route claiming the host (its own handlers, or a wildcard that would match first).
  * `enabled` false (no DNS address for Caddy) keeps every route explicit. Pure; order kept.
@@ -143,6 +162,9 @@ export function splitRoutes(
     r.health_path === null &&
     !hasRouteOptions(r) &&
     r.listen === undefined &&
+    balancingIsDefault(r.balancing) &&
+    r.weights === undefined &&
+    r.health === undefined &&
     (r.tls === 'off' || r.tls === onDemandTls) &&
     r.upstreams.length > 0 &&
     r.upstreams.every(isAddressDial);

@@ -5,7 +5,9 @@ import { createHash } from 'node:crypto';
 import { routeOwnProblem, type OwnEndpoints } from '../model/endpoints.js';
 import { PLAIN_SERVICE, srvQuestion, type PlainKind } from '../dns/upstreams.js';
 import { issuerFor, type AcmeIssuerSettings } from './acme.js';
+import { keepsUpstreamOrder, loadBalancing } from './balancing.js';
 import { endpointsOf } from './guard.js';
+import { healthChecks } from './health.js';
 import { routeHandlers } from './options.js';
 import { staticHandler, staticProblem } from './static.js';
 import { accessLogging, serverLogs } from './access-log.js';
@@ -37,12 +39,8 @@ export const KEEPALIVE_CONNS_PER_HOST = 32;
 /** TCP keep-alive probes on backend connections: Caddy's own default, for the same reason. */
 export const KEEPALIVE_PROBE = '30s';
 const KEEP_ALIVE = { idle_timeout: KEEPALIVE_IDLE, max_idle_conns_per_host: KEEPALIVE_CONNS_PER_HOST, probe_interval: KEEPALIVE_PROBE };
-/** Passive health: an upstream that failed a request is skipped for this long. */
-export const FAIL_DURATION = '30s';
-/** How long a request may keep trying other upstreams after one fails to connect. */
-export const TRY_DURATION = '1s';
-export const HEALTH_INTERVAL = '10s';
-export const HEALTH_TIMEOUT = '5s';
+export { FAIL_DURATION, HEALTH_INTERVAL, HEALTH_TIMEOUT } from './health.js';
+export { TRY_DURATION } from './balancing.js';
 export const NO_HOST_BODY = 'no route for this host';
 export const NO_PATH_BODY = 'no route for this path';
 /** A changed SRV answer (a plain name's backends) is used within this (Caddy caches lookups per name). */
@@ -216,7 +214,11 @@ interface Normalised {
 const normalisedRoutes = new WeakMap<DesiredRoute, Normalised>();
 function normalised(route: DesiredRoute): Normalised {
   let n = normalisedRoutes.get(route);
-  if (!n) normalisedRoutes.set(route, (n = { r: { ...route, hosts: uniqSorted(route.hosts.map((h) => h.toLowerCase())), upstreams: uniqSorted(route.upstreams) } }));
+  // `first` fails over in the order written: its upstreams keep their order (duplicates dropped).
+  if (!n) {
+    const upstreams = keepsUpstreamOrder(route.balancing) ? [...new Set(route.upstreams)] : uniqSorted(route.upstreams);
+    normalisedRoutes.set(route, (n = { r: { ...route, hosts: uniqSorted(route.hosts.map((h) => h.toLowerCase())), upstreams } }));
+  }
   return n;
 }
 const tieKey = (n: Normalised): string => (n.key ??= canonicalJson(n.r));
@@ -253,15 +255,13 @@ function proxyHandler(r: DesiredRoute): Json {
     // X-Forwarded-For/-Proto/-Host are set by reverse_proxy itself (checked on 2.6.2).
     headers: { request: { set: { 'X-Real-IP': ['{http.request.remote.host}'] } } },
   };
-  if (r.health_path !== null || several) {
-    const checks: Json = {};
-    if (r.health_path !== null) checks.active = { interval: HEALTH_INTERVAL, timeout: HEALTH_TIMEOUT, uri: r.health_path };
-    if (several) checks.passive = { fail_duration: FAIL_DURATION };
-    h.health_checks = checks;
-  }
-  if (several) h.load_balancing = { selection_policy: { policy: 'round_robin' }, try_duration: TRY_DURATION };
+  const checks = healthChecks(r, several);
+  if (checks) h.health_checks = checks;
+  const lb = loadBalancing(r.balancing, r.upstreams.length);
+  if (lb) h.load_balancing = lb;
   h.transport = { keep_alive: { ...KEEP_ALIVE }, protocol: 'http' };
-  h.upstreams = r.upstreams.map((dial) => ({ dial }));
+  // Caddy 2.6.2 has no weighted policy: a dial of weight w is listed w times (route-backends.ts).
+  h.upstreams = r.upstreams.flatMap((dial) => Array.from({ length: r.weights?.[dial] ?? 1 }, () => ({ dial })));
   handlers.set(r, canon(h));
   return h;
 }

@@ -410,8 +410,8 @@ function write(deps: StateDeps, prepared: PreparedState, prune: boolean): Record
     ]);
     const stored = deps.routes.get(id);
     const existed = deps.routes.has(id);
-    const shape = (x: { hosts: string[]; path?: string | null | undefined; upstreams: string[]; tls: string; health_path?: string | null | undefined; auth?: unknown; headers?: unknown; limits?: unknown; listen?: { port: number } | undefined }) =>
-      valueKey({ hosts: [...new Set(x.hosts)].sort(), path: x.path ?? null, upstreams: x.upstreams, tls: x.tls, health_path: x.health_path ?? null, auth: x.auth ?? null, headers: x.headers ?? null, limits: x.limits ?? null, listen: x.listen ?? null });
+    const shape = (x: { hosts: string[]; path?: string | null | undefined; upstreams: string[]; tls: string; health_path?: string | null | undefined; auth?: unknown; headers?: unknown; limits?: unknown; listen?: { port: number } | undefined; balancing?: unknown; backends?: unknown; health?: unknown }) =>
+      valueKey({ hosts: [...new Set(x.hosts)].sort(), path: x.path ?? null, upstreams: x.upstreams, tls: x.tls, health_path: x.health_path ?? null, auth: x.auth ?? null, headers: x.headers ?? null, limits: x.limits ?? null, listen: x.listen ?? null, balancing: x.balancing ?? null, backends: x.backends ?? null, health: x.health ?? null });
     if (stored && shape(stored) === shape(input)) return;
     deps.routes.put(input, id);
     note('routes', existed ? 'changed' : 'added', id);

@@ -308,4 +308,12 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE routes ADD COLUMN listen TEXT;
   `,
+  // 22 (issue 15, balancing and backends): a route's load balancing (src/model/route-balancing.ts,
+  // JSON; NULL: round robin), per-upstream weight / dead flag (src/model/route-backends.ts, JSON; NULL: none)
+  // and health checks (src/model/route-health.ts, JSON; NULL: the defaults).
+  `
+  ALTER TABLE routes ADD COLUMN balancing TEXT;
+  ALTER TABLE routes ADD COLUMN backends TEXT;
+  ALTER TABLE routes ADD COLUMN health TEXT;
+  `,
 ];

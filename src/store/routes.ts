@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { ZodError } from 'zod';
 import { AppError, zodFields } from '../errors.js';
 import { logger } from '../log/index.js';
+import { compactBackends } from '../model/route-backends.js';
 import { TLS_MODES, routeInput, type BrokenRoute, type RouteInput, type StoredRoute, type TlsMode } from '../model/route.js';
 import { prepared, type Db } from './db.js';
 import { notify, type Notifying } from './simulate.js';
@@ -24,8 +25,21 @@ interface Row {
   headers: string | null;
   limits: string | null;
   listen: string | null;
+  /** JSON (model/route-balancing.ts) or NULL. */
+  balancing: string | null;
+  /** JSON (model/route-backends.ts) or NULL. */
+  backends: string | null;
+  /** JSON (model/route-health.ts) or NULL. */
+  health: string | null;
   created_at: string;
   updated_at: string;
+}
+
+/** The backends column: only entries that say something (weight ≠ 1, dead), for upstreams still listed. */
+function storedBackends(input: RouteInput): string | null {
+  const listed = new Set(input.upstreams);
+  const b = compactBackends(input.backends && Object.fromEntries(Object.entries(input.backends).filter(([k]) => listed.has(k))));
+  return b ? JSON.stringify(b) : null;
 }
 
 const jsonOr = (text: string, fallback: unknown): unknown => {
@@ -48,8 +62,12 @@ function fromRow(row: Row): StoredRoute {
     ...(row.headers !== null ? { headers: JSON.parse(row.headers) as unknown } : {}),
     ...(row.limits !== null ? { limits: JSON.parse(row.limits) as unknown } : {}),
     ...(row.listen !== null ? { listen: JSON.parse(row.listen) as unknown } : {}),
+    ...(row.balancing !== null ? { balancing: JSON.parse(row.balancing) as unknown } : {}),
+    ...(row.backends !== null ? { backends: JSON.parse(row.backends) as unknown } : {}),
+    ...(row.health !== null ? { health: JSON.parse(row.health) as unknown } : {}),
   });
-  return { ...parsed, id: row.id, path: parsed.path ?? null, health_path: parsed.health_path ?? null, created_at: row.created_at, updated_at: row.updated_at };
+  const { balancing, backends, health, ...rest } = parsed;
+  return { ...rest, ...(balancing ? { balancing } : {}), ...(backends ? { backends } : {}), ...(health ? { health } : {}), id: row.id, path: parsed.path ?? null, health_path: parsed.health_path ?? null, created_at: row.created_at, updated_at: row.updated_at };
 }
 
 const reasonOf = (e: unknown): string =>
@@ -176,6 +194,9 @@ export class RouteStore implements Notifying {
           headers: input.headers ? JSON.stringify(input.headers) : null,
           limits: input.limits ? JSON.stringify(input.limits) : null,
           listen: input.listen ? JSON.stringify(input.listen) : null,
+          balancing: input.balancing ? JSON.stringify(input.balancing) : null,
+          backends: storedBackends(input),
+          health: input.health ? JSON.stringify(input.health) : null,
           created_at: since ?? at,
           updated_at: at,
         };
@@ -189,11 +210,12 @@ export class RouteStore implements Notifying {
         }
         this.db
           .prepare(
-            `INSERT INTO routes (id, hosts, path, upstreams, tls, health_path, auth, headers, limits, listen, created_at, updated_at)
-             VALUES (@id, @hosts, @path, @upstreams, @tls, @health_path, @auth, @headers, @limits, @listen, @created_at, @updated_at)
+            `INSERT INTO routes (id, hosts, path, upstreams, tls, health_path, auth, headers, limits, listen, balancing, backends, health, created_at, updated_at)
+             VALUES (@id, @hosts, @path, @upstreams, @tls, @health_path, @auth, @headers, @limits, @listen, @balancing, @backends, @health, @created_at, @updated_at)
              ON CONFLICT (id) DO UPDATE SET hosts = excluded.hosts, path = excluded.path, upstreams = excluded.upstreams,
                tls = excluded.tls, health_path = excluded.health_path, auth = excluded.auth, headers = excluded.headers,
-               limits = excluded.limits, listen = excluded.listen, updated_at = excluded.updated_at`,
+               limits = excluded.limits, listen = excluded.listen, balancing = excluded.balancing, backends = excluded.backends,
+               health = excluded.health, updated_at = excluded.updated_at`,
           )
           .run(row);
         return { route, created: since === undefined };

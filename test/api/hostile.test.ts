@@ -73,11 +73,14 @@ const STRINGS = NASTY.filter((v): v is [string, string] => typeof v[1] === 'stri
 
 /** Answers that refuse because of state (the thing is not there, or already is), not because of the value. */
 const STATE_REFUSALS = new Set([404, 409]);
-/** Refusals besides 400: state, and a path segment over the length limit (414). */
-const REFUSALS = new Set([400, 414, ...STATE_REFUSALS]);
+/**
+ * Refusals besides 400: state, a path segment over the length limit (414), and a method the path
+ * does not take (405: `by-host/../backends` is normalised onto `/api/v1/routes/{id}`).
+ */
+const REFUSALS = new Set([400, 405, 414, ...STATE_REFUSALS]);
 
 const RECORDS = (n: number) => [
-  { name: `a${n}`, type: 'A', ttl: 60, service_name: `s${n}`, values: ['192.0.2.1'], proxy: { enabled: true, upstreams: ['192.0.2.50:8080'], tls: 'internal' }, views: { lan: { values: ['192.168.1.1'] } } },
+  { name: `a${n}`, type: 'A', ttl: 60, service_name: `s${n}`, values: ['192.0.2.1'], proxy: { enabled: true, upstreams: ['192.0.2.50:8080'], tls: 'internal', balancing: { policy: 'random', try_duration: '2s', retries: 1 }, backends: { '192.0.2.50:8080': { weight: 2, dead: false } }, health: { passive: { max_fails: 2, fail_duration: '10s', unhealthy_status: [502, 503], unhealthy_latency: '2s' }, active: { path: '/healthz', interval: '5s', timeout: '1s', expected_status: 200 } } }, views: { lan: { values: ['192.168.1.1'] } } },
   { name: `aaaa${n}`, type: 'AAAA', ttl: 60, values: ['2001:db8::1'], proxy: { enabled: false, upstreams: ['[2001:db8::5]:80'], tls: 'off' }, views: { lan: { values: ['fd00::1'] } } },
   { name: `cname${n}`, type: 'CNAME', values: ['target.home.arpa'] },
   { name: `txt${n}`, type: 'TXT', values: ['v=spf1 -all', 'second', ['key=one', 'key=two', { hex: '00ff' }]] },
@@ -128,7 +131,7 @@ const STATE_DOC = {
 /** A valid request per operation (`n` makes names unique), every optional field and variant included. */
 const BASE: Record<string, (n: number, s: Setup) => Req[]> = {
   'POST /add-record': (n) => [
-    { query: dry, body: { service_name: `s${n}`, name: `h${n}`, ip: '192.0.2.1', port: 8080, forward_to_ip: '192.0.2.2', proxy_enabled: true, ttl: 60 } },
+    { query: dry, body: { service_name: `s${n}`, name: `h${n}`, ip: '192.0.2.1', port: 8080, forward_to_ip: '192.0.2.2', proxy_enabled: true, ttl: 60, balancing: { policy: 'least_conn', try_duration: '2s', retries: 1 }, health: { passive: { max_fails: 2, fail_duration: '10s', unhealthy_status: [502, 503], unhealthy_latency: '2s' }, active: { path: '/healthz', interval: '5s', timeout: '1s', expected_status: 200 } } } },
     { query: dry, body: { service_name: `d${n}`, name: `d${n}`, target_device: 'laptop', port: 8080, proxy_enabled: true, ttl: 60 } },
   ],
   'DELETE /remove-record': (n) => [{ query: dry, body: { name: `h${n}` } }, { query: { ...dry, name: `h${n}` } }],
@@ -143,11 +146,20 @@ const BASE: Record<string, (n: number, s: Setup) => Req[]> = {
   'POST /api/v1/tokens': (n) => [{ body: { name: `t${n}`, scope: 'write' } }],
   'DELETE /api/v1/tokens/{id}': () => [{ params: { id: 'abcdef012345' } }],
   'POST /api/v1/routes': (n) => [
-    { query: dry, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'off', health_path: '/healthz' } },
+    { query: dry, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'off', health_path: '/healthz', balancing: { policy: 'first', try_duration: '2s', retries: 1 }, backends: { '192.0.2.5:80': { weight: 2, dead: false } }, health: { passive: { max_fails: 2, fail_duration: '10s', unhealthy_status: [502, 503], unhealthy_latency: '2s' }, active: { path: '/healthz', interval: '5s', timeout: '1s', expected_status: 200 } } } },
     { query: dry, body: { hosts: [`rd${n}.home.arpa`], upstreams: ['device:laptop:8080', 'device:nas:80'], tls: 'internal' } },
   ],
   'GET /api/v1/routes/{id}': (_n, s) => [{ params: { id: s.routeId } }],
-  'PUT /api/v1/routes/{id}': (n, s) => [{ query: dry, params: { id: s.routeId }, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'internal', health_path: '/healthz' } }],
+  'PUT /api/v1/routes/{id}': (n, s) => [{ query: dry, params: { id: s.routeId }, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'internal', health_path: '/healthz', balancing: { policy: 'ip_hash', try_duration: '2s', retries: 1 }, backends: { '192.0.2.5:80': { weight: 2, dead: false } }, health: { passive: { max_fails: 2, fail_duration: '10s', unhealthy_status: [502, 503], unhealthy_latency: '2s' }, active: { path: '/healthz', interval: '5s', timeout: '1s', expected_status: 200 } } } }],
+  'GET /api/v1/routes/by-host/{host}': () => [{ params: { host: 'fixed.home.arpa' } }],
+  'POST /api/v1/routes/{id}/backends': (_n, s) => [{ query: dry, params: { id: s.routeId }, body: { address: '192.0.2.6:80', weight: 2 } }],
+  'DELETE /api/v1/routes/{id}/backends/{backend}': (_n, s) => [{ query: dry, params: { id: s.routeId, backend: '192.0.2.9:80' } }],
+  'POST /api/v1/routes/{id}/backends/{backend}/dead': (_n, s) => [{ query: dry, params: { id: s.routeId, backend: '192.0.2.9:80' } }],
+  'POST /api/v1/routes/{id}/backends/{backend}/alive': (_n, s) => [{ query: dry, params: { id: s.routeId, backend: '192.0.2.9:80' } }],
+  'POST /api/v1/routes/by-host/{host}/backends': () => [{ query: dry, params: { host: 'fixed.home.arpa' }, body: { address: '192.0.2.6:80', weight: 2 } }],
+  'DELETE /api/v1/routes/by-host/{host}/backends/{backend}': () => [{ query: dry, params: { host: 'fixed.home.arpa', backend: '192.0.2.9:80' } }],
+  'POST /api/v1/routes/by-host/{host}/backends/{backend}/dead': () => [{ query: dry, params: { host: 'fixed.home.arpa', backend: '192.0.2.9:80' } }],
+  'POST /api/v1/routes/by-host/{host}/backends/{backend}/alive': () => [{ query: dry, params: { host: 'fixed.home.arpa', backend: '192.0.2.9:80' } }],
   'DELETE /api/v1/routes/{id}': (_n, s) => [{ query: dry, params: { id: s.routeId } }],
   'POST /api/v1/mail/accounts': (n) => [{ body: { name: `a${n}`, email: `a${n}@example.com`, password: 'correct horse battery', allowed_domains: ['example.com'] } }],
   'DELETE /api/v1/mail/accounts/{name}': (n) => [{ params: { name: `a${n}` } }],
@@ -308,7 +320,7 @@ describe('api: hostile input never gets a 500 and never breaks a view', function
         await post('POST', '/api/v1/mail/accounts', { name: 'acct', email: 'acct@example.com', password: 'correct horse battery', allowed_domains: ['example.com'] });
         await post('PUT', '/api/v1/mail/providers/prov', { type: 'mx' });
         await post('POST', '/api/v1/views', { name: 'lan', cidrs: ['192.168.1.0/24'] });
-        const route = (await post('POST', '/api/v1/routes', { hosts: ['fixed.home.arpa'], upstreams: ['192.0.2.9:80'] })) as { route: { id: string } };
+        const route = (await post('POST', '/api/v1/routes', { hosts: ['fixed.home.arpa'], upstreams: ['192.0.2.9:80', '192.0.2.11:80'] })) as { route: { id: string } };
         setup = { routeId: route.route.id, cert };
       });
       afterEach(async () => f.close());

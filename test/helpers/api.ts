@@ -3,7 +3,7 @@ import type { HostStats } from '../../src/proxy/stats.js';
 import type { ViewTable } from '../../src/dns/views.js';
 import type { ViewStore } from '../../src/store/views.js';
 import type { FastifyInstance } from 'fastify';
-import { build } from '../../src/api/app.js';
+import { build, type ApiDeps } from '../../src/api/app.js';
 import { wire, type WireDeps } from '../../src/controller.js';
 import type { Config } from '../../src/config/schema.js';
 import type { TailnetDeps } from '../../src/tailnet/index.js';
@@ -92,6 +92,8 @@ export interface ApiFixtureOptions {
   certsNow?: () => Date;
   /** Per-host stats behind GET /api/v1/stats (default: none, the endpoints answer zeros). */
   stats?: HostStats;
+  /** Caddy's upstream pool as the API reads it (backend health); default: none (no Caddy). */
+  upstreamPool?: ApiDeps['upstreamPool'];
 }
 
 export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixture> {
@@ -117,6 +119,7 @@ export async function apiFixture(opts: ApiFixtureOptions = {}): Promise<ApiFixtu
     mail: (mail = mailWiring({ db, records: w.records, config: { mail_hostname: MAIL_HOSTNAME, node_ip: NODE_IP, listen_ip: '127.0.0.1', api_key_requests_per_minute: opts.keyRequestsPerMinute ?? 100, mail_retention_days: opts.retentionDays ?? 30 }, dnsPort: () => opts.dnsPort?.() ?? 53, transaction: w.api.transaction, timer: false, ...(opts.now ? { now: opts.now } : {}) })).deps,
     backup: () => backupInto(db, tmp.dir),
     ...(opts.stats ? { stats: opts.stats } : {}),
+    ...(opts.upstreamPool ? { upstreamPool: opts.upstreamPool } : {}),
   });
   return {
     app,
