@@ -119,7 +119,7 @@ export const routeBackends =
       app.post(`${prefix}/backends`, { schema: { summary: 'Add a backend to a route, or change its weight', response: successes({ 201: 'added', 200: `weight changed, or ${DRY_RUN}` }), tags, params, body: backendBody, querystring: dryRunQuery } }, async (req, reply) => {
         const id = idOf(req.params);
         const had = deps.routes.get(id)?.upstreams.includes(req.body.address) ?? false;
-        const out = write(req, id, add(req.body));
+        const out = await write(req, id, add(req.body));
         return 'dry_run' in out ? out : reply.code(had ? 200 : 201).send(out);
       });
       app.delete(`${prefix}/backends/:backend`, { schema: { summary: 'Remove a backend from a route', response: successes({ 200: `removed (the route), or ${DRY_RUN}` }), tags, params: one, querystring: dryRunQuery } }, async (req) => {

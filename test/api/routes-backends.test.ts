@@ -27,6 +27,31 @@ describe('api: route backends', () => {
     expect(desired()?.weights).to.equal(undefined);
   });
 
+  it("a backend change keeps the route's other option groups (auth with its hash, headers, limits, listen)", async () => {
+    const body = {
+      hosts: ['kept.home.arpa'],
+      upstreams: ['192.0.2.5:80'],
+      auth: { basic: { accounts: [{ username: 'bob', password: 'correct horse battery staple' }] } },
+      headers: { request: { set: { 'X-App': 'v1' } } },
+      limits: { max_body_bytes: 1024 },
+      listen: { port: 18080 },
+    };
+    const created = await req('POST', '/api/v1/routes', body);
+    expect(created.statusCode, created.body).to.equal(201);
+    const rid = created.json().route.id as string;
+    const before = f.routes.get(rid)!;
+    for (const [url, payload] of [[`/api/v1/routes/${rid}/backends`, { address: '192.0.2.6:80', weight: 2 }], [`/api/v1/routes/${rid}/backends/192.0.2.6:80/dead`, undefined]] as const) {
+      const res = await req('POST', url, payload);
+      expect(res.statusCode, res.body).to.be.oneOf([200, 201]);
+    }
+    const after = f.routes.get(rid)!;
+    expect(after.auth).to.deep.equal(before.auth);
+    expect(after.headers).to.deep.equal(before.headers);
+    expect(after.limits).to.deep.equal(before.limits);
+    expect(after.listen).to.deep.equal({ port: 18080 });
+    expect(after.backends).to.deep.equal({ '192.0.2.6:80': { weight: 2, dead: true } });
+  });
+
   it('400 naming the field for weight <= 0, a bad address, a backends key that is no upstream', async () => {
     for (const [body, field] of [
       [{ address: '192.0.2.7:80', weight: 0 }, 'weight'],
