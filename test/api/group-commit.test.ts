@@ -149,4 +149,31 @@ describe('api: group commit of the writes of one turn', () => {
     expect(commits).to.deep.equal([{ units: 1, repliesBefore: 0 }]);
     expect(f.records.get('late.home.arpa.', 'A')?.values).to.deep.equal(['192.0.2.5']);
   });
+
+  it('when the group cannot commit (the database is locked), every write of it fails and nothing is stored or announced', async () => {
+    // A first request records the token's use (an UPDATE of its own) before the lock is taken.
+    expect((await f.app.inject({ method: 'GET', url: '/api/v1/zones', headers: f.auth })).statusCode).to.equal(200);
+    f.db.pragma('busy_timeout = 0');
+    const other = new Database(join(f.dir, DB_FILE));
+    other.prepare('BEGIN IMMEDIATE').run();
+    try {
+      const res = await oneGroup([() => put('one', ['192.0.2.1']), () => put('two', ['192.0.2.2'])]);
+      for (const r of res) expect(r.statusCode, r.body).to.be.at.least(500);
+      expect(f.group.counts.commits).to.equal(0);
+      expect(changes).to.deep.equal([]);
+    } finally {
+      other.prepare('ROLLBACK').run();
+      other.close();
+    }
+    expect(f.records.get('one.home.arpa.', 'A')).to.equal(undefined);
+  });
+
+  it('a listener that throws after the commit does not fail the writes: each is answered as committed', async () => {
+    f.records.onChange(() => {
+      throw new Error('listener broke');
+    });
+    const res = await oneGroup([() => put('a1', ['192.0.2.1']), () => put('a2', ['192.0.2.2'])]);
+    expect(res.map((r) => r.statusCode)).to.deep.equal([201, 201]);
+    expect(changes.map((c) => c.upserted[0]!.name)).to.deep.equal(['a1.home.arpa.', 'a2.home.arpa.']);
+  });
 });
