@@ -148,9 +148,37 @@ const BASE: Record<string, (n: number, s: Setup) => Req[]> = {
   'POST /api/v1/routes': (n) => [
     { query: dry, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'off', health_path: '/healthz', balancing: { policy: 'first', try_duration: '2s', retries: 1 }, backends: { '192.0.2.5:80': { weight: 2, dead: false } }, health: { passive: { max_fails: 2, fail_duration: '10s', unhealthy_status: [502, 503], unhealthy_latency: '2s' }, active: { path: '/healthz', interval: '5s', timeout: '1s', expected_status: 200 } } } },
     { query: dry, body: { hosts: [`rd${n}.home.arpa`], upstreams: ['device:laptop:8080', 'device:nas:80'], tls: 'internal' } },
+    // Route option groups (issue 15): auth of each kind, headers, limits.
+    { query: dry, body: { hosts: [`ra${n}.home.arpa`], upstreams: ['192.0.2.5:80'], auth: { basic: { realm: 'staff', accounts: [{ username: 'bob', password: 'pw' }, { username: 'eve', hash: `$2a$04$${'a'.repeat(53)}` }] } } } },
+    { query: dry, body: { hosts: [`rb${n}.home.arpa`], upstreams: ['192.0.2.5:80'], auth: { bearer: { tokens: ['t'.repeat(40)] } } } },
+    { query: dry, body: { hosts: [`rf${n}.home.arpa`], upstreams: ['192.0.2.5:80'], auth: { forward: { url: 'https://auth.example.test/verify', copy_headers: ['Remote-User'], tls_insecure_skip_verify: true } } } },
+    {
+      query: dry,
+      body: {
+        hosts: [`rh${n}.home.arpa`],
+        upstreams: ['192.0.2.5:80'],
+        headers: { request: { set: { 'X-A': 'a' }, add: { 'X-B': 'b' }, delete: ['X-C'] }, response: { set: { 'X-D': 'd' } }, upstream_host: 'upstream', upstream_tls: 'verify', upstream_tls_server_name: 'app.internal' },
+        limits: { max_concurrent: 5, queue_wait_ms: 100, max_body_bytes: 1000, retry_after_s: 2 },
+      },
+    },
   ],
   'GET /api/v1/routes/{id}': (_n, s) => [{ params: { id: s.routeId } }],
-  'PUT /api/v1/routes/{id}': (n, s) => [{ query: dry, params: { id: s.routeId }, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'internal', health_path: '/healthz', balancing: { policy: 'ip_hash', try_duration: '2s', retries: 1 }, backends: { '192.0.2.5:80': { weight: 2, dead: false } }, health: { passive: { max_fails: 2, fail_duration: '10s', unhealthy_status: [502, 503], unhealthy_latency: '2s' }, active: { path: '/healthz', interval: '5s', timeout: '1s', expected_status: 200 } } } }],
+  'PUT /api/v1/routes/{id}': (n, s) => [
+    { query: dry, params: { id: s.routeId }, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'internal', health_path: '/healthz', balancing: { policy: 'ip_hash', try_duration: '2s', retries: 1 }, backends: { '192.0.2.5:80': { weight: 2, dead: false } }, health: { passive: { max_fails: 2, fail_duration: '10s', unhealthy_status: [502, 503], unhealthy_latency: '2s' }, active: { path: '/healthz', interval: '5s', timeout: '1s', expected_status: 200 } } } },
+    { query: dry, params: { id: s.routeId }, body: { hosts: [`ra${n}.home.arpa`], upstreams: ['192.0.2.5:80'], auth: { basic: { realm: 'staff', accounts: [{ username: 'bob', password: 'pw' }, { username: 'eve', hash: `$2a$04$${'a'.repeat(53)}` }] } } } },
+    { query: dry, params: { id: s.routeId }, body: { hosts: [`rb${n}.home.arpa`], upstreams: ['192.0.2.5:80'], auth: { bearer: { tokens: ['t'.repeat(40)] } } } },
+    {
+      query: dry,
+      params: { id: s.routeId },
+      body: {
+        hosts: [`rh${n}.home.arpa`],
+        upstreams: ['192.0.2.5:80'],
+        auth: { forward: { url: 'https://auth.example.test/verify', copy_headers: ['Remote-User'], tls_insecure_skip_verify: true } },
+        headers: { request: { set: { 'X-A': 'a' }, add: { 'X-B': 'b' }, delete: ['X-C'] }, response: { set: { 'X-D': 'd' } }, upstream_host: 'upstream', upstream_tls: 'verify', upstream_tls_server_name: 'app.internal' },
+        limits: { max_concurrent: 5, queue_wait_ms: 100, max_body_bytes: 1000, retry_after_s: 2 },
+      },
+    },
+  ],
   'GET /api/v1/routes/by-host/{host}': () => [{ params: { host: 'fixed.home.arpa' } }],
   'POST /api/v1/routes/{id}/backends': (_n, s) => [{ query: dry, params: { id: s.routeId }, body: { address: '192.0.2.6:80', weight: 2 } }],
   'DELETE /api/v1/routes/{id}/backends/{backend}': (_n, s) => [{ query: dry, params: { id: s.routeId, backend: '192.0.2.9:80' } }],
