@@ -48,6 +48,7 @@ import { setLogLevel } from './log/index.js';
 import { StateWatch } from './state/watch.js';
 import { CertificateStore } from './certs/store.js';
 import { DEFAULT_ACME_DIRECTORY, Dns01Issuer, Renewer } from './certs/acme.js';
+import { certHealth, certMetricsFrom, certStates } from './certs/health.js';
 import { dns2Resolver } from './mail/resolver.js';
 import { systemTimers } from './timers.js';
 import { readFileSync } from 'node:fs';
@@ -263,6 +264,7 @@ export class Controller {
   private stateWatch?: StateWatch;
   private configWatch?: FileWatch;
   private renewer?: Renewer;
+  private uncertify?: () => void;
   private readonly log = logger('controller');
 
   constructor(
@@ -346,6 +348,14 @@ export class Controller {
           return { status: 'degraded' as const, detail: `cannot read the mail relay's heartbeat: ${(e as Error).message}` };
         }
       };
+      // Expiry within 7 days with no working renewal degrades the controller (src/certs/health.ts).
+      const certificates = (): HealthReport['components'][string] => {
+        try {
+          return certHealth(certStates(wired.certificates), certsNow().getTime());
+        } catch (e) {
+          return { status: 'degraded', detail: `cannot read the certificates: ${(e as Error).message}` };
+        }
+      };
       const health = (): HealthReport => {
         let store: 'ok' | 'down' = 'ok';
         try {
@@ -358,6 +368,7 @@ export class Controller {
           dns: { status: dns.status() },
           proxy: proxyHealth(reconciler),
           mail: mail(),
+          certificates: certificates(),
           // Only while serve --watch runs: whether the state file's last version was applied.
           ...(this.stateWatch ? { state_file: this.stateWatch.health() } : {}),
         });
@@ -380,6 +391,7 @@ export class Controller {
       const renewer = (this.renewer = new Renewer(issuer, { store: wired.certificates, now: certsNow, timers: this.clock.timers ?? systemTimers, log: acmeLog }));
       issuer.on('issued', () => renewer.schedule());
       renewer.start();
+      this.uncertify = certMetricsFrom(wired.certificates, () => certsNow().getTime());
       const apiDeps: ApiDeps = {
         ...wired.api,
         acme: issuer,
@@ -454,8 +466,9 @@ export class Controller {
     await this.dns?.stop().catch(() => undefined);
     await this.onDemand?.close().catch(() => undefined);
     this.uncount?.();
+    this.uncertify?.();
     this.db?.close();
-    this.renewer = undefined;
+    this.renewer = this.uncertify = undefined;
     this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = this.mail = this.onDemand = this.devices = undefined;
     this.stateWatch = this.configWatch = this.stateDeps = undefined;
   }
