@@ -119,6 +119,10 @@ export interface WireDeps {
   devices?: { source?: StatusSource | null; timers?: Timers };
   /** The certificate store's clock (checks of uploads, renewal times); default the system's. */
   certsNow?: () => Date;
+  /** Where our DNS server answers (the DNS-01 issuer checks its challenges there); default dns_port. */
+  dnsPort?: () => number;
+  /** The ACME issuer's timers (default the system's). */
+  certTimers?: Timers;
 }
 
 export interface Wired {
@@ -139,8 +143,10 @@ export interface Wired {
   devices: TailnetDeps;
   /** Uploaded and ACME-issued certificates (src/certs): Caddy loads every one; a change triggers the reconciler. */
   certificates: CertificateStore;
+  /** ACME DNS-01 from our zones (src/certs/acme.ts): orders through the API; the controller adds its Renewer. */
+  acme: Dns01Issuer;
   /** The API's dependencies that come from the wiring (the caller adds health, mail, …). */
-  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'settled' | 'devices' | 'certificates'>;
+  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'settled' | 'devices' | 'certificates' | 'acme'>;
 }
 
 /**
@@ -155,6 +161,20 @@ export function wire(c: Config, deps: WireDeps): Wired {
   const routes = new RouteStore(db);
   const views = new ViewStore(db);
   const certificates = new CertificateStore(db, deps.certsNow);
+  // ACME DNS-01 from our own zones: the challenges are records in our zones, checked against our own server (loopback when listen_ip is unspecified).
+  const dnsHost = addressClass(c.listen_ip) === 'unspecified' ? (c.listen_ip.includes(':') ? '::1' : '127.0.0.1') : c.listen_ip;
+  const acme = new Dns01Issuer({
+    store: certificates,
+    records,
+    transaction: <T>(fn: () => T): T => transaction(fn),
+    zones: c.zones,
+    resolver: ((name: string, type: string) => dns2Resolver(dnsHost, deps.dnsPort?.() ?? c.dns_port)(name, type)),
+    acme: { directoryUrl: c.acme_ca ?? DEFAULT_ACME_DIRECTORY, ...(c.acme_ca_root ? { caRootPem: readFileSync(c.acme_ca_root, 'utf8') } : {}), ...(c.acme_email ? { email: c.acme_email } : {}) },
+    dir: join(c.data_dir, 'acme'),
+    now: deps.certsNow ?? (() => new Date()),
+    timers: deps.certTimers ?? systemTimers,
+    log: logger('certs.acme'),
+  });
   const viewTable = new ViewTable();
   viewTable.replace(views.list());
   views.onChange((list) => viewTable.replace(list));
@@ -227,6 +247,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
     uncount,
     devices,
     certificates,
+    acme,
     api: {
       zones: c.zones,
       nodeIp: c.node_ip,
@@ -245,6 +266,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
       settled: () => pipeline.settled(),
       devices,
       certificates,
+      acme,
     },
   };
 }
@@ -285,7 +307,7 @@ export class Controller {
       }
       const caddy = new CaddyAdmin(c.caddy_admin);
       const certsNow = this.clock.now ?? (() => new Date());
-      const wired = wire(c, { db, caddy, certsNow, reconciler: { validate: (config) => validateWithCaddy(config, { env: caddyEnv(join(c.data_dir, 'caddy')) }) } });
+      const wired = wire(c, { db, caddy, certsNow, dnsPort: () => this.dns?.address().port ?? c.dns_port, ...(this.clock.timers ? { certTimers: this.clock.timers } : {}), reconciler: { validate: (config) => validateWithCaddy(config, { env: caddyEnv(join(c.data_dir, 'caddy')) }) } });
       const { records, tokens, index, proxy, plain, pipeline } = wired;
       this.uncount = wired.uncount;
       const reconciler = (this.reconciler = wired.reconciler!);
@@ -373,28 +395,14 @@ export class Controller {
           ...(this.stateWatch ? { state_file: this.stateWatch.health() } : {}),
         });
       };
-      // ACME DNS-01 from our own zones (src/certs/acme.ts): the challenges are records in our zones, checked against our own server.
-      const dnsAddr = this.dns.address();
-      const acmeLog = logger('certs.acme');
-      const issuer = new Dns01Issuer({
-        store: wired.certificates,
-        records,
-        transaction: wired.api.transaction,
-        zones: c.zones,
-        resolver: dns2Resolver(probeIp, dnsAddr.port),
-        acme: { directoryUrl: c.acme_ca ?? DEFAULT_ACME_DIRECTORY, ...(c.acme_ca_root ? { caRootPem: readFileSync(c.acme_ca_root, 'utf8') } : {}), ...(c.acme_email ? { email: c.acme_email } : {}) },
-        dir: join(c.data_dir, 'acme'),
-        now: certsNow,
-        timers: this.clock.timers ?? systemTimers,
-        log: acmeLog,
-      });
-      const renewer = (this.renewer = new Renewer(issuer, { store: wired.certificates, now: certsNow, timers: this.clock.timers ?? systemTimers, log: acmeLog }));
+      // ACME certificates are renewed at two thirds of their lifetime (src/certs/acme.ts).
+      const issuer = wired.acme;
+      const renewer = (this.renewer = new Renewer(issuer, { store: wired.certificates, now: certsNow, timers: this.clock.timers ?? systemTimers, log: logger('certs.acme') }));
       issuer.on('issued', () => renewer.schedule());
       renewer.start();
       this.uncertify = certMetricsFrom(wired.certificates, () => certsNow().getTime());
       const apiDeps: ApiDeps = {
         ...wired.api,
-        acme: issuer,
         health,
         version: VERSION,
         mail: (this.mail = mailWiring({ db, records: wired.records, config: c, dnsPort: () => dns.address().port, transaction: wired.api.transaction })).deps,
