@@ -54,6 +54,7 @@ import { setLogLevel } from './log/index.js';
 import { StateWatch } from './state/watch.js';
 import { CertificateStore } from './certs/store.js';
 import { DEFAULT_ACME_DIRECTORY, Dns01Issuer, Renewer } from './certs/acme.js';
+import { certHealth, certMetricsFrom, certStates } from './certs/health.js';
 import { dns2Resolver } from './mail/resolver.js';
 import { systemTimers } from './timers.js';
 import { readFileSync } from 'node:fs';
@@ -137,6 +138,10 @@ export interface WireDeps {
   devices?: { source?: StatusSource | null; timers?: Timers };
   /** The certificate store's clock (checks of uploads, renewal times); default the system's. */
   certsNow?: () => Date;
+  /** Where our DNS server answers (the DNS-01 issuer checks its challenges there); default dns_port. */
+  dnsPort?: () => number;
+  /** The ACME issuer's timers (default the system's). */
+  certTimers?: Timers;
 }
 
 export interface Wired {
@@ -161,8 +166,10 @@ export interface Wired {
   devices: TailnetDeps;
   /** Uploaded and ACME-issued certificates (src/certs): Caddy loads every one; a change triggers the reconciler. */
   certificates: CertificateStore;
+  /** ACME DNS-01 from our zones (src/certs/acme.ts): orders through the API; the controller adds its Renewer. */
+  acme: Dns01Issuer;
   /** The API's dependencies that come from the wiring (the caller adds health, mail, …). */
-  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'commit' | 'settled' | 'devices' | 'certificates' | 'upstreamPool'>;
+  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'commit' | 'settled' | 'devices' | 'certificates' | 'upstreamPool' | 'acme'>;
 }
 
 /**
@@ -187,6 +194,20 @@ export function wire(c: Config, deps: WireDeps): Wired {
   const routes = new RouteStore(db);
   const views = new ViewStore(db);
   const certificates = new CertificateStore(db, deps.certsNow);
+  // ACME DNS-01 from our own zones: the challenges are records in our zones, checked against our own server (loopback when listen_ip is unspecified).
+  const dnsHost = addressClass(c.listen_ip) === 'unspecified' ? (c.listen_ip.includes(':') ? '::1' : '127.0.0.1') : c.listen_ip;
+  const acme = new Dns01Issuer({
+    store: certificates,
+    records,
+    transaction: <T>(fn: () => T): T => transaction(fn),
+    zones: c.zones,
+    resolver: ((name: string, type: string) => dns2Resolver(dnsHost, deps.dnsPort?.() ?? c.dns_port)(name, type)),
+    acme: { directoryUrl: c.acme_ca ?? DEFAULT_ACME_DIRECTORY, ...(c.acme_ca_root ? { caRootPem: readFileSync(c.acme_ca_root, 'utf8') } : {}), ...(c.acme_email ? { email: c.acme_email } : {}) },
+    dir: join(c.data_dir, 'acme'),
+    now: deps.certsNow ?? (() => new Date()),
+    timers: deps.certTimers ?? systemTimers,
+    log: logger('certs.acme'),
+  });
   const viewTable = new ViewTable();
   viewTable.replace(views.list());
   views.onChange((list) => viewTable.replace(list));
@@ -273,6 +294,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
     uncount,
     devices,
     certificates,
+    acme,
     api: {
       zones: c.zones,
       nodeIp: c.node_ip,
@@ -293,6 +315,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
       settled: () => pipeline.settled(),
       devices,
       certificates,
+      acme,
     },
   };
 }
@@ -314,6 +337,7 @@ export class Controller {
   private stateWatch?: StateWatch;
   private configWatch?: FileWatch;
   private renewer?: Renewer;
+  private uncertify?: () => void;
   private readonly log = logger('controller');
 
   constructor(
@@ -334,7 +358,7 @@ export class Controller {
       }
       const caddy = new CaddyAdmin(c.caddy_admin);
       const certsNow = this.clock.now ?? (() => new Date());
-      const wired = wire(c, { db, caddy, certsNow, reconciler: { validate: (config) => validateWithCaddy(config, { env: caddyEnv(join(c.data_dir, 'caddy')) }) } });
+      const wired = wire(c, { db, caddy, certsNow, dnsPort: () => this.dns?.address().port ?? c.dns_port, ...(this.clock.timers ? { certTimers: this.clock.timers } : {}), reconciler: { validate: (config) => validateWithCaddy(config, { env: caddyEnv(join(c.data_dir, 'caddy')) }) } });
       const { records, tokens, index, proxy, plain, pipeline } = wired;
       this.uncount = wired.uncount;
       this.ports = wired.ports;
@@ -406,6 +430,14 @@ export class Controller {
           return { status: 'degraded' as const, detail: `cannot read the mail relay's heartbeat: ${(e as Error).message}` };
         }
       };
+      // Expiry within 7 days with no working renewal degrades the controller (src/certs/health.ts).
+      const certificates = (): HealthReport['components'][string] => {
+        try {
+          return certHealth(certStates(wired.certificates), certsNow().getTime());
+        } catch (e) {
+          return { status: 'degraded', detail: `cannot read the certificates: ${(e as Error).message}` };
+        }
+      };
       const health = (): HealthReport => {
         let store: 'ok' | 'down' = 'ok';
         try {
@@ -418,31 +450,19 @@ export class Controller {
           dns: { status: dns.status() },
           proxy: proxyHealth(reconciler),
           mail: mail(),
+          certificates: certificates(),
           // Only while serve --watch runs: whether the state file's last version was applied.
           ...(this.stateWatch ? { state_file: this.stateWatch.health() } : {}),
         });
       };
-      // ACME DNS-01 from our own zones (src/certs/acme.ts): the challenges are records in our zones, checked against our own server.
-      const dnsAddr = this.dns.address();
-      const acmeLog = logger('certs.acme');
-      const issuer = new Dns01Issuer({
-        store: wired.certificates,
-        records,
-        transaction: wired.api.transaction,
-        zones: c.zones,
-        resolver: dns2Resolver(probeIp, dnsAddr.port),
-        acme: { directoryUrl: c.acme_ca ?? DEFAULT_ACME_DIRECTORY, ...(c.acme_ca_root ? { caRootPem: readFileSync(c.acme_ca_root, 'utf8') } : {}), ...(c.acme_email ? { email: c.acme_email } : {}) },
-        dir: join(c.data_dir, 'acme'),
-        now: certsNow,
-        timers: this.clock.timers ?? systemTimers,
-        log: acmeLog,
-      });
-      const renewer = (this.renewer = new Renewer(issuer, { store: wired.certificates, now: certsNow, timers: this.clock.timers ?? systemTimers, log: acmeLog }));
+      // ACME certificates are renewed at two thirds of their lifetime (src/certs/acme.ts).
+      const issuer = wired.acme;
+      const renewer = (this.renewer = new Renewer(issuer, { store: wired.certificates, now: certsNow, timers: this.clock.timers ?? systemTimers, log: logger('certs.acme') }));
       issuer.on('issued', () => renewer.schedule());
       renewer.start();
+      this.uncertify = certMetricsFrom(wired.certificates, () => certsNow().getTime());
       const apiDeps: ApiDeps = {
         ...wired.api,
-        acme: issuer,
         health,
         version: VERSION,
         mail: (this.mail = mailWiring({ db, records: wired.records, config: c, dnsPort: () => dns.address().port, transaction: wired.api.transaction })).deps,
@@ -518,8 +538,9 @@ export class Controller {
     await this.onDemand?.close().catch(() => undefined);
     await this.accessLog?.close().catch(() => undefined);
     this.uncount?.();
+    this.uncertify?.();
     this.db?.close();
-    this.renewer = undefined;
+    this.renewer = this.uncertify = undefined;
     this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = this.mail = this.onDemand = this.devices = this.accessLog = undefined;
     this.stateWatch = this.configWatch = this.stateDeps = undefined;
   }

@@ -96,7 +96,8 @@ export const mailCredentialRoutes =
         // The one set with PUT (dnsproxy mail cert --cert --key), null when none is.
         operator: operator ? { set_at: new Date(operator.set_at_ms).toISOString(), ...describeCert(operator.cert, now) } : null,
         // Set but not yet presented: the relay takes it within its poll interval, or at its next start.
-        pending: operator !== undefined && presented?.operator_set_at_ms !== operator.set_at_ms,
+        // A store certificate for the host name comes before the operator's (credentials/tls.ts): nothing is pending then.
+        pending: operator !== undefined && presented?.source !== 'store' && presented?.operator_set_at_ms !== operator.set_at_ms,
       };
     };
     app.get('/api/v1/mail/cert', { schema: { summary: "Get the relay's STARTTLS certificate", response: successes({ 200: 'the certificate in use and the one set here' }), tags, description: 'The STARTTLS certificate the relay presents, and the one set here (never a private key)' } }, async () => shown());

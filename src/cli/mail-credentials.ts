@@ -90,6 +90,7 @@ function certLines(c: CertInfo): string[] {
 }
 
 const SOURCES: Record<string, string> = {
+  store: 'the certificate store (dnsproxy cert) for the relay\'s host name',
   operator: 'set with dnsproxy mail cert',
   configured: 'the mail_tls_cert / mail_tls_key files',
   'self-signed': "the relay's self-signed certificate",

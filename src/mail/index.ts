@@ -20,6 +20,7 @@ import { SubmissionServer, type InboundOptions, type SessionTimeouts } from './s
 import { MailStore } from './store.js';
 import { AuthThrottle, LOCKOUT, LoginLockout, LoginSlots, MAX_AUTHS_PER_ADDRESS, type LockoutOptions, type ThrottleOptions } from './smtp/throttle.js';
 import { TLS_POLL_MS, TlsCertificates } from './credentials/tls.js';
+import { CertificateStore } from '../certs/store.js';
 import { recordAttempt, serveRelayMetrics } from './relay-metrics.js';
 
 export interface MailRelayOptions {
@@ -155,7 +156,8 @@ export class MailRelay {
     try {
       const db = (this.db = openDb(o.dataDir));
       const store = new MailStore(db);
-      const certificates = new TlsCertificates(store, { dataDir: o.dataDir, hostname: o.hostname, certFile: o.tlsCert, keyFile: o.tlsKey });
+      // The certificate store's certificate for the host name comes first (src/certs, one store for HTTPS and mail).
+      const certificates = new TlsCertificates(store, { dataDir: o.dataDir, hostname: o.hostname, certFile: o.tlsCert, keyFile: o.tlsKey }, undefined, new CertificateStore(db));
       const tls = await certificates.load();
       const auth = (this.auth = new Authenticator(store, o.keyTouchFlushMs === undefined ? {} : { touchFlushMs: o.keyTouchFlushMs }));
 

@@ -233,6 +233,11 @@ const BASE: Record<string, (n: number, s: Setup) => Req[]> = {
   'GET /api/v1/views/{name}': () => [{ params: { name: 'lan' } }],
   'PUT /api/v1/views/{name}': (n) => [{ query: dry, params: { name: 'lan' }, body: { name: 'lan', cidrs: ['192.168.1.0/24', `172.16.${n & 255}.0/24`] } }],
   'DELETE /api/v1/views/{name}': (n) => [{ query: dry, params: { name: `v${n}` } }],
+  'GET /api/v1/certificates': () => [{}],
+  'GET /api/v1/certificates/{id}': () => [{ params: { id: 'crt_0123456789abcdef' } }],
+  // An upload (the same leaf again is 409), and an ACME order as a dry run (a real one would ask the CA).
+  'POST /api/v1/certificates': (_n, s) => [{ query: dry, body: { cert: s.cert.cert, key: s.cert.key } }, { query: { dry_run: 'true' }, body: { acme_dns01: { names: ['*.home.arpa', 'app.lab.example'] } } }],
+  'DELETE /api/v1/certificates/{id}': () => [{ query: dry, params: { id: 'crt_0123456789abcdef' } }],
 };
 
 /** Slots in a zone file line the import parses: each gets every nasty string. */
@@ -294,7 +299,7 @@ function inject(op: string, r: Req, auth: { authorization: string }): InjectOpti
 }
 
 const VIEWS = ['/api/v1/records', '/list-records', '/api/v1/routes', '/api/v1/plan', '/api/v1/caddyfile', '/api/v1/zones/home.arpa/export', '/api/v1/zones/lab.example/export'];
-const MAIL_VIEWS = ['/api/v1/views', '/api/v1/mail/accounts', '/api/v1/mail/providers', '/api/v1/mail/rules', '/api/v1/mail/cert', '/api/v1/mail/domains', '/api/v1/mail/suppressions', '/api/v1/tokens'];
+const MAIL_VIEWS = ['/api/v1/certificates', '/api/v1/views', '/api/v1/mail/accounts', '/api/v1/mail/providers', '/api/v1/mail/rules', '/api/v1/mail/cert', '/api/v1/mail/domains', '/api/v1/mail/suppressions', '/api/v1/tokens'];
 
 describe('api: hostile input never gets a 500 and never breaks a view', function () {
   this.timeout(600_000);

@@ -107,9 +107,22 @@ describe('e2e: ACME DNS-01 from our own zones (pebble)', function () {
     throw new Error(`${what}: ${servername} serves ${last}, not ${want}, after ${SERVED_WITHIN_MS} ms`);
   };
 
+  /** The controller's log lines (JSON on stdout), kept off mocha's output. */
+  const logs: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  const logged = (message: string) => logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.message === message);
+
   before(async function () {
     if (!hasCaddy() || !hasPebble()) return this.skip();
-    setLogLevel((process.env.TEST_LOG as 'info') ?? 'warn');
+    setLogLevel('info');
+    process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+      const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+      if (text.startsWith('{"')) {
+        logs.push(...text.split('\n').filter(Boolean));
+        return true;
+      }
+      return write(chunk, ...rest);
+    });
     tmp = tempDir();
     dnsPort = await freePort();
     caddy = await startCaddy();
@@ -120,6 +133,8 @@ describe('e2e: ACME DNS-01 from our own zones (pebble)', function () {
     await start();
   });
   after(async () => {
+    process.stdout.write = write;
+    setLogLevel('warn');
     await controller?.stop();
     await pebble?.stop();
     await caddy?.stop();
@@ -152,6 +167,7 @@ describe('e2e: ACME DNS-01 from our own zones (pebble)', function () {
     expect(root.subject).to.match(/Pebble Root CA/);
 
     await servedSoon('app.home.arpa', cert.fingerprint_sha256, 'the DNS-01 wildcard certificate');
+    expect(logged('certificate issued').map((l) => l.id)).to.deep.equal([cert.id]);
     const records = (await call('GET', '/api/v1/records?type=TXT')).json().records as { name: string }[];
     expect(records.filter((r) => r.name.startsWith('_acme-challenge.'))).to.deep.equal([]);
     // The renewal is planned on the injected timers, not yet run.
@@ -179,10 +195,11 @@ describe('e2e: ACME DNS-01 from our own zones (pebble)', function () {
     expect(renewed!.renewal).to.include({ failures: 0, last_error: null });
     expect(Date.parse(renewed!.renewal!.due_at)).to.be.greaterThan(now().getTime());
     await servedSoon('app.home.arpa', renewed!.fingerprint_sha256, 'the renewed certificate');
+    expect(logged('certificate renewed').map((l) => [l.id, l.sha256])).to.deep.equal([[cert.id, renewed!.fingerprint_sha256]]);
     cert = renewed!;
   });
 
-  it('a failing renewal is recorded with backoff and retried; a restart keeps the certificate, served', async () => {
+  it('a failing renewal is recorded with its backoff and logged; /metrics shows the days left; within 7 days /health is degraded; a restart keeps the certificate, served', async () => {
     await pebble.stop();
     offsetMs = Date.parse(cert.renewal!.due_at) - Date.now() + 1000;
     timers.fire();
@@ -194,6 +211,21 @@ describe('e2e: ACME DNS-01 from our own zones (pebble)', function () {
     expect(failed?.renewal?.last_error, 'the failure is recorded').to.be.a('string');
     expect(Date.parse(failed!.renewal!.due_at) - now().getTime()).to.be.within(50_000, 61_000);
     expect(failed!.fingerprint_sha256).to.equal(cert.fingerprint_sha256);
+    expect(logged('certificate renewal failed').map((l) => [l.id, l.failures])).to.deep.equal([[cert.id, 1]]);
+
+    // /metrics: days to expiry per certificate; /health: degraded once it expires within 7 days while its renewal fails.
+    const esc = (t: string) => t.replace(/[.*]/g, '\\$&');
+    const days = (text: string) => Number(new RegExp(`^dnsproxy_certificate_days_to_expiry\\{id="${cert.id}",names="${esc(cert.names.join(','))}",source="acme-dns01"\\} (-?\\d+)$`, 'm').exec(text)?.[1]);
+    const metrics = async () => (await fetch(`${api}/metrics`)).text();
+    expect(days(await metrics())).to.equal(Math.floor((Date.parse(cert.not_after) - now().getTime()) / 86_400_000));
+    const health = async () => (await call('GET', '/health')).json() as { status: string; components: Record<string, { status: string; detail?: string }> };
+    expect((await health()).components.certificates).to.deep.equal({ status: 'ok' });
+    offsetMs = Date.parse(cert.not_after) - 3 * 86_400_000 - Date.now();
+    expect(days(await metrics())).to.equal(2);
+    const degraded = await health();
+    expect(degraded.status).to.equal('degraded');
+    expect(degraded.components.certificates?.status).to.equal('degraded');
+    expect(degraded.components.certificates?.detail).to.match(new RegExp(`^${cert.id} \\(${esc(cert.names.join(', '))}\\) expires in 2 days, renewal failing \\(1×: the ACME CA at `));
 
     await controller.stop();
     await start();

@@ -114,6 +114,24 @@ describe('e2e: uploaded certificates are served by Caddy for their names', funct
     expect((await run(['cert', 'remove', certs[1]!.id])).code, 'removing it again').to.equal(1);
   });
 
+  it('cert add: usage errors exit 2; refusals exit 1 naming the field (a mismatched key, an ACME name outside our zones); --dry-run stores nothing', async () => {
+    for (const args of [['cert', 'add'], ['cert', 'add', '--cert', join(tmp.dir, 'app.pem')], ['cert', 'add', '--acme-dns01', 'a.home.arpa', '--key', join(tmp.dir, 'app.key')], ['cert', 'add', '--cert', join(tmp.dir, 'missing.pem'), '--key', join(tmp.dir, 'app.key')]]) {
+      const r = await run(args);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).to.equal(2);
+    }
+    const mismatch = await run(['cert', 'add', '--cert', join(tmp.dir, 'app.pem'), '--key', join(tmp.dir, 'wild.key')]);
+    expect(mismatch.code).to.equal(1);
+    expect(mismatch.stderr).to.match(/key: the private key does not match the certificate/);
+    const outside = await run(['cert', 'add', '--acme-dns01', '*.home.arpa', 'shop.example.com']);
+    expect(outside.code).to.equal(1);
+    expect(outside.stderr).to.match(/acme_dns01\.names\.1: shop\.example\.com is outside the zones we serve/);
+    const dry = await run(['cert', 'add', '--dry-run', '--cert', join(tmp.dir, 'app.pem'), '--key', join(tmp.dir, 'app.key')]);
+    expect(dry.code, dry.stderr).to.equal(0);
+    expect(dry.stdout).to.match(/^dry run, nothing applied:\n\+ certificate crt_[0-9a-f]{16} for app\.home\.arpa/);
+    const list = await run(['--json', 'cert', 'list']);
+    expect((JSON.parse(list.stdout) as { certificates: unknown[] }).certificates).to.deep.equal([]);
+  });
+
   it('no key material in the controller\'s log, Caddy\'s log, CLI output, API answers or dnsproxy export', async () => {
     const exported = await run(['export']);
     expect(exported.code, exported.stderr).to.equal(0);

@@ -1,11 +1,14 @@
 // The key and certificate every listener presents (at STARTTLS, or at connect on the implicit-TLS
 // port), first of:
+//   0. store      the certificate store's (src/certs: uploaded or ACME-issued) that covers the
+//                 relay's host name and has not expired
 //   1. operator   set with `dnsproxy mail cert` (PUT /api/v1/mail/cert), kept in SQLite
 //   2. configured the mail_tls_cert / mail_tls_key files
 //   3. self-signed kept in <data_dir>/mail/tls, made again when missing, expiring within a day,
 //                  or for another name
-// TlsCertificates loads that at start and polls the operator certificate's stamp, so a new one
-// (or its removal) reaches the next handshake within TLS_POLL_MS, without a restart.
+// TlsCertificates loads that at start and polls the operator certificate's stamp and the store's
+// version, so a new one (a renewal, an upload, or a removal) reaches the next handshake within
+// TLS_POLL_MS, without a restart.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,6 +17,7 @@ import { DIR_MODE, FILE_MODE } from '../../store/files.js';
 import { selfSignedCert } from './cert.js';
 import { checkCertPair } from './certcheck.js';
 import type { MailStore, OperatorCert, TlsSource } from '../store.js';
+import type { CertificateStore } from '../../certs/store.js';
 
 export interface TlsFiles {
   key: string;
@@ -88,11 +92,16 @@ export class TlsCertificates {
   private current?: PresentedTls;
   /** The operator stamp last acted on (undefined: never looked). */
   private seen: number | null | undefined;
+  /** The certificate store's version last acted on, and when the store certificate presented expires. */
+  private seenVersion: number | undefined;
+  private storeExpiresMs = Infinity;
 
   constructor(
     private readonly store: MailStore,
     private readonly opts: TlsChoice,
     private readonly now: () => Date = () => new Date(),
+    /** The certificate store (src/certs); absent: the relay's own sources only. */
+    private readonly certs?: Pick<CertificateStore, 'version' | 'forHost'>,
   ) {}
 
   async load(): Promise<PresentedTls> {
@@ -103,7 +112,8 @@ export class TlsCertificates {
 
   async poll(): Promise<PresentedTls | undefined> {
     const stamp = this.store.operatorCertStamp();
-    if (stamp === this.seen) return undefined;
+    const version = this.certs?.version();
+    if (stamp === this.seen && version === this.seenVersion && this.now().getTime() < this.storeExpiresMs) return undefined;
     const p = await this.choose(stamp === null ? undefined : this.store.operatorCert());
     if (p.cert === this.current?.cert && p.key === this.current.key && p.operatorSetAtMs === this.current.operatorSetAtMs) return undefined;
     this.present(p);
@@ -112,6 +122,15 @@ export class TlsCertificates {
 
   private async choose(operator: OperatorCert | undefined): Promise<PresentedTls> {
     this.seen = operator?.set_at_ms ?? null;
+    this.storeExpiresMs = Infinity;
+    if (this.certs) {
+      this.seenVersion = this.certs.version();
+      const stored = this.certs.forHost(this.opts.hostname, this.now().getTime());
+      if (stored) {
+        this.storeExpiresMs = stored.not_after_ms;
+        return { key: stored.key, cert: stored.chain, source: 'store', operatorSetAtMs: null };
+      }
+    }
     if (operator) {
       const check = checkCertPair(operator.cert, operator.key, this.now().getTime(), { allowExpired: true });
       if (check.ok) {
@@ -133,6 +152,6 @@ export class TlsCertificates {
     } catch (e) {
       this.log.warn('recording the presented certificate failed; dnsproxy mail cert may show an older one', { error: (e as Error).message });
     }
-    this.log.info(changed ? 'STARTTLS certificate replaced' : 'STARTTLS certificate', { source: p.source });
+    this.log.info(changed ? 'STARTTLS certificate replaced' : 'STARTTLS certificate', { source: p.source, sha256: new X509Certificate(p.cert).fingerprint256 });
   }
 }

@@ -3,8 +3,8 @@ import { AppError } from '../../errors.js';
 import { prepared } from '../../store/db.js';
 import { SuppressionStore } from './suppressions.js';
 
-/** Where STARTTLS certificates come from, in order of precedence (tls.ts). */
-export type TlsSource = 'operator' | 'configured' | 'self-signed';
+/** Where STARTTLS certificates come from, in order of precedence (tls.ts); `store`: the certificate store's (src/certs). */
+export type TlsSource = 'store' | 'operator' | 'configured' | 'self-signed';
 
 export interface OperatorCert {
   cert: string;
