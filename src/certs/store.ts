@@ -95,18 +95,7 @@ export class CertificateStore implements Notifying {
         this.db,
         `INSERT INTO certificates (id, source, names, chain, key, fingerprint, not_before_ms, not_after_ms, renewal, created_at, updated_at)
          VALUES (@id, @source, @names, @chain, @key, @fingerprint, @not_before_ms, @not_after_ms, @renewal, @at, @at)`,
-      ).run({
-        id,
-        source,
-        names: JSON.stringify(check.dnsNames),
-        chain: normalisePem(pair.cert),
-        key: normalisePem(pair.key),
-        fingerprint: check.info.fingerprint_sha256,
-        not_before_ms: Date.parse(check.info.not_before),
-        not_after_ms: Date.parse(check.info.not_after),
-        renewal: renewal ? JSON.stringify(renewal) : null,
-        at,
-      });
+      ).run({ id, source, ...pairColumns(check, pair, renewal), at });
       return { certificate: this.get(id)!, warnings: check.warnings };
     });
   }
@@ -119,17 +108,7 @@ export class CertificateStore implements Notifying {
         this.db,
         `UPDATE certificates SET names = @names, chain = @chain, key = @key, fingerprint = @fingerprint, not_before_ms = @not_before_ms,
          not_after_ms = @not_after_ms, renewal = @renewal, updated_at = @at WHERE id = @id`,
-      ).run({
-        id,
-        names: JSON.stringify(check.dnsNames),
-        chain: normalisePem(pair.cert),
-        key: normalisePem(pair.key),
-        fingerprint: check.info.fingerprint_sha256,
-        not_before_ms: Date.parse(check.info.not_before),
-        not_after_ms: Date.parse(check.info.not_after),
-        renewal: renewal ? JSON.stringify(renewal) : null,
-        at: this.now().toISOString(),
-      }).changes;
+      ).run({ id, ...pairColumns(check, pair, renewal), at: this.now().toISOString() }).changes;
       if (changes === 0) throw new AppError('not_found', `no certificate ${id}`);
       return this.get(id)!;
     });
@@ -228,6 +207,19 @@ export class CertificateStore implements Notifying {
 }
 
 /** PEM as stored and handed on: CRLF folded to LF, one trailing newline. */
+/** The columns a checked pair fills (add and replace alike). */
+function pairColumns(check: ReturnType<CertificateStore["check"]>, pair: CertificateUpload, renewal: Renewal | null) {
+  return {
+    names: JSON.stringify(check.dnsNames),
+    chain: normalisePem(pair.cert),
+    key: normalisePem(pair.key),
+    fingerprint: check.info.fingerprint_sha256,
+    not_before_ms: Date.parse(check.info.not_before),
+    not_after_ms: Date.parse(check.info.not_after),
+    renewal: renewal ? JSON.stringify(renewal) : null,
+  };
+}
+
 function normalisePem(pem: string): string {
   return `${pem.replace(/\r\n/g, '\n').trim()}\n`;
 }
