@@ -4,55 +4,18 @@
 // brings the relay's own back. Real relay on the controller's data dir, real STARTTLS sessions.
 import { expect } from 'chai';
 import { X509Certificate } from 'node:crypto';
-import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { selfSignedCert } from '../../src/mail/credentials/cert.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
 import { makeCa, makeLeaf } from '../helpers/certs.js';
 import { until } from '../helpers/until.js';
-import { HOSTNAME, startRelay, type RelayFixture } from '../mail/helpers.js';
+import { HOSTNAME, presentedAt, startRelay, type RelayFixture } from '../mail/helpers.js';
 
 const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;
 /** The relay polls every 50 ms here; a loaded box may take seconds. */
 const waitFor = (what: string, probe: () => Promise<boolean>) => until(what, 10_000, async () => ((await probe()) ? true : undefined));
 
-/** EHLO, STARTTLS, TLS handshake (no verification: we only look): the leaf the relay presented. */
-async function startTlsLeaf(port: number): Promise<string> {
-  const socket = connect(port, '127.0.0.1');
-  socket.on('error', () => undefined);
-  let buf = '';
-  const reply = (re: RegExp) =>
-    new Promise<void>((resolve, reject) => {
-      const onData = (d: Buffer) => {
-        buf += d.toString('latin1');
-        if (re.test(buf)) {
-          socket.off('data', onData);
-          buf = '';
-          resolve();
-        }
-      };
-      socket.on('data', onData);
-      socket.once('close', () => reject(new Error(`closed waiting for ${re}: ${buf}`)));
-    });
-  try {
-    await reply(/^220 .*\r\n/m);
-    socket.write('EHLO client.example.com\r\n');
-    await reply(/^250 .*\r\n/m);
-    socket.write('STARTTLS\r\n');
-    await reply(/^220 .*\r\n/m);
-    const secure = tlsConnect({ socket, servername: HOSTNAME, rejectUnauthorized: false });
-    await new Promise<void>((resolve, reject) => {
-      secure.once('secureConnect', resolve);
-      secure.once('error', reject);
-    });
-    const fp = secure.getPeerCertificate().fingerprint256;
-    secure.destroy();
-    return fp;
-  } finally {
-    socket.destroy();
-  }
-}
 
 function implicitTlsLeaf(port: number): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -84,7 +47,7 @@ describe('certs: the mail relay presents the store\'s certificate for its host n
   it('of two uploads, the one covering the host name (a wildcard) is presented at STARTTLS, a replacement (renewal) too, without a restart; removal brings the relay\'s own back', async () => {
     const ca = makeCa();
     const own = fingerprint(r.cert);
-    expect(await startTlsLeaf(r.submissionPort)).to.equal(own);
+    expect(await presentedAt(r.submissionPort)).to.equal(own);
 
     const other = makeLeaf(ca, ['www.example.net']);
     const res0 = await f.app.inject({ method: 'POST', url: '/api/v1/certificates', headers: f.auth, payload: { cert: other.cert, key: other.key } });
@@ -96,23 +59,23 @@ describe('certs: the mail relay presents the store\'s certificate for its host n
     const id = res.json().certificate.id as string;
     await waitFor('the relay to take the store certificate', async () => (await mailCert()).presented.source === 'store');
     expect((await mailCert()).presented.fingerprint_sha256).to.equal(fingerprint(wild.cert));
-    for (const port of [r.submissionPort, r.smtpPort]) expect(await startTlsLeaf(port), `STARTTLS on ${port}`).to.equal(fingerprint(wild.cert));
+    for (const port of [r.submissionPort, r.smtpPort]) expect(await presentedAt(port), `STARTTLS on ${port}`).to.equal(fingerprint(wild.cert));
     expect(await implicitTlsLeaf(r.smtpsPort!)).to.equal(fingerprint(wild.cert));
 
     // What a renewal does: the same id, a new pair.
     const renewed = makeLeaf(ca, ['*.example.net', 'example.net']);
     f.certificates.replace(id, { cert: renewed.cert + ca.cert, key: renewed.key }, null);
     await waitFor('the relay to take the renewed certificate', async () => (await mailCert()).presented.fingerprint_sha256 === fingerprint(renewed.cert));
-    expect(await startTlsLeaf(r.submissionPort)).to.equal(fingerprint(renewed.cert));
+    expect(await presentedAt(r.submissionPort)).to.equal(fingerprint(renewed.cert));
 
     // An exact name wins over the wildcard.
     const exact = makeLeaf(ca, [HOSTNAME]);
     expect((await f.app.inject({ method: 'POST', url: '/api/v1/certificates', headers: f.auth, payload: { cert: exact.cert, key: exact.key } })).statusCode).to.equal(201);
-    await waitFor('the exact certificate', async () => (await startTlsLeaf(r.submissionPort)) === fingerprint(exact.cert));
+    await waitFor('the exact certificate', async () => (await presentedAt(r.submissionPort)) === fingerprint(exact.cert));
 
     for (const c of f.certificates.list()) expect((await f.app.inject({ method: 'DELETE', url: `/api/v1/certificates/${c.id}`, headers: f.auth })).statusCode).to.equal(204);
     await waitFor('the relay to go back to its own certificate', async () => (await mailCert()).presented.source === 'self-signed');
-    expect(await startTlsLeaf(r.submissionPort)).to.equal(own);
+    expect(await presentedAt(r.submissionPort)).to.equal(own);
   });
 
   it('a store certificate comes before one set with dnsproxy mail cert, which comes back when the store one goes', async () => {
@@ -123,10 +86,10 @@ describe('certs: the mail relay presents the store\'s certificate for its host n
     const leaf = makeLeaf(ca, [HOSTNAME]);
     const id = (await f.app.inject({ method: 'POST', url: '/api/v1/certificates', headers: f.auth, payload: { cert: leaf.cert, key: leaf.key } })).json().certificate.id as string;
     await waitFor('the store certificate', async () => (await mailCert()).presented.source === 'store');
-    expect(await startTlsLeaf(r.submissionPort)).to.equal(fingerprint(leaf.cert));
+    expect(await presentedAt(r.submissionPort)).to.equal(fingerprint(leaf.cert));
     expect(((await f.app.inject({ method: 'GET', url: '/api/v1/mail/cert', headers: f.auth })).json<{ pending: boolean }>()).pending).to.equal(false);
     expect((await f.app.inject({ method: 'DELETE', url: `/api/v1/certificates/${id}`, headers: f.auth })).statusCode).to.equal(204);
     await waitFor('the operator certificate again', async () => (await mailCert()).presented.source === 'operator');
-    expect(await startTlsLeaf(r.submissionPort)).to.equal(fingerprint(operator.cert));
+    expect(await presentedAt(r.submissionPort)).to.equal(fingerprint(operator.cert));
   });
 });

@@ -3,13 +3,12 @@
 // the self-signed one before and after. The peer certificate is read with node:tls.
 import { expect } from 'chai';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { selfSignedCert } from '../../src/mail/credentials/cert.js';
 import { checkCertPair } from '../../src/mail/credentials/certcheck.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
-import { HOSTNAME, startRelay, type RelayFixture } from './helpers.js';
+import { HOSTNAME, presentedAt, startRelay, type RelayFixture } from './helpers.js';
 
 const DAY = 86_400_000;
 const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;
@@ -31,46 +30,6 @@ function presentedAtImplicit(port: number): Promise<string> {
   });
 }
 
-/** EHLO, STARTTLS, TLS handshake (no verification: we only look): the leaf the relay presented. */
-async function presentedAt(port: number): Promise<string> {
-  const socket = connect(port, '127.0.0.1');
-  socket.on('error', () => undefined);
-  let buf = '';
-  const reply = (re: RegExp) =>
-    new Promise<void>((resolve, reject) => {
-      const check = () => {
-        if (re.test(buf)) {
-          socket.off('data', onData);
-          buf = '';
-          resolve();
-        }
-      };
-      const onData = (d: Buffer) => {
-        buf += d.toString('latin1');
-        check();
-      };
-      socket.on('data', onData);
-      socket.once('close', () => reject(new Error(`closed waiting for ${re}: ${buf}`)));
-      check();
-    });
-  try {
-    await reply(/^220 .*\r\n/m);
-    socket.write('EHLO client.example.com\r\n');
-    await reply(/^250 .*\r\n/m);
-    socket.write('STARTTLS\r\n');
-    await reply(/^220 .*\r\n/m);
-    const secure = tlsConnect({ socket, servername: HOSTNAME, rejectUnauthorized: false });
-    await new Promise<void>((resolve, reject) => {
-      secure.once('secureConnect', resolve);
-      secure.once('error', reject);
-    });
-    const fp = secure.getPeerCertificate().fingerprint256;
-    secure.destroy();
-    return fp;
-  } finally {
-    socket.destroy();
-  }
-}
 
 describe('mail: STARTTLS certificate checks (certcheck.ts)', () => {
   const now = Date.now();

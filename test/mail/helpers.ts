@@ -361,3 +361,44 @@ export async function rawAuthenticated(r: RelayFixture): Promise<RawSession> {
   if (!auth.startsWith('235')) throw new Error(`AUTH failed: ${auth}`);
   return s;
 }
+
+/** EHLO, STARTTLS, TLS handshake (no verification: we only look): the leaf the relay presented. */
+export async function presentedAt(port: number): Promise<string> {
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  let buf = '';
+  const reply = (re: RegExp) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (re.test(buf)) {
+          socket.off('data', onData);
+          buf = '';
+          resolve();
+        }
+      };
+      const onData = (d: Buffer) => {
+        buf += d.toString('latin1');
+        check();
+      };
+      socket.on('data', onData);
+      socket.once('close', () => reject(new Error(`closed waiting for ${re}: ${buf}`)));
+      check();
+    });
+  try {
+    await reply(/^220 .*\r\n/m);
+    socket.write('EHLO client.example.com\r\n');
+    await reply(/^250 .*\r\n/m);
+    socket.write('STARTTLS\r\n');
+    await reply(/^220 .*\r\n/m);
+    const secure = tlsConnect({ socket, servername: HOSTNAME, rejectUnauthorized: false });
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secureConnect', resolve);
+      secure.once('error', reject);
+    });
+    const fp = secure.getPeerCertificate().fingerprint256;
+    secure.destroy();
+    return fp;
+  } finally {
+    socket.destroy();
+  }
+}
