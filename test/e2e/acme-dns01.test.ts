@@ -2,7 +2,8 @@
 // through OUR DNS server), the real controller in this process (its certificate clock and renewal
 // timers injected), real Caddy. A wildcard certificate is ordered through the API, issued after
 // pebble read our `_acme-challenge` TXT answers, served by Caddy, renewed when the injected clock
-// reaches two thirds of its lifetime, and kept across a controller restart.
+// reaches two thirds of its lifetime, presented by the mail relay for its host name, and kept
+// across a controller restart.
 import { expect } from 'chai';
 import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
@@ -15,6 +16,8 @@ import type { Timers } from '../../src/timers.js';
 import { freePort, hasCaddy, startBackend, startCaddy, type Backend, type RunningCaddy } from '../helpers/caddy.js';
 import { hasPebble, startPebble, type RunningPebble } from '../helpers/pebble.js';
 import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
+import { presentedAt, startRelay } from '../mail/helpers.js';
 
 /** How long Caddy may take to serve a change (a load is ~50 ms; the box is shared and loaded). */
 const SERVED_WITHIN_MS = 20_000;
@@ -172,6 +175,17 @@ describe('e2e: ACME DNS-01 from our own zones (pebble)', function () {
     expect(records.filter((r) => r.name.startsWith('_acme-challenge.'))).to.deep.equal([]);
     // The renewal is planned on the injected timers, not yet run.
     expect(timers.pending.size).to.equal(1);
+  });
+
+  it('the mail relay on the same data dir presents the issued certificate for its host name at STARTTLS', async () => {
+    // As supervisord runs them: the relay opens the controller's database; mail.home.arpa is under the wildcard.
+    const r = await startRelay({ hostname: 'mail.home.arpa', tlsPollMs: 50, smtpsPort: 0 }, join(tmp.dir, 'data'));
+    try {
+      await until('the relay to present the DNS-01 certificate', SERVED_WITHIN_MS, async () => ((await presentedAt(r.submissionPort)) === cert.fingerprint_sha256 ? true : undefined));
+      for (const port of [r.submissionPort, r.smtpPort]) expect(await presentedAt(port), `STARTTLS on ${port}`).to.equal(cert.fingerprint_sha256);
+    } finally {
+      await r.close();
+    }
   });
 
   it('renewal runs when the injected clock reaches two thirds of the lifetime; Caddy serves the new certificate', async () => {

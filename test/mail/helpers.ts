@@ -1,7 +1,7 @@
 // Real SMTP on loopback ephemeral ports: a relay (MailRelay on a temp data dir, configured through
 // its own SQLite handle as the controller would), sink servers standing in for providers, and a
 // nodemailer client submitting over STARTTLS + AUTH.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
@@ -168,7 +168,8 @@ export async function startRelay(over: Partial<MailRelayOptions> = {}, dir?: str
     db,
     store: new MailStore(db),
     messages: new MessageStore(db),
-    cert: readFileSync(join(tmp.dir, 'mail', 'tls', 'cert.pem'), 'utf8'),
+    // The relay's own certificate; none when it started with one from the certificate store.
+    cert: existsSync(join(tmp.dir, 'mail', 'tls', 'cert.pem')) ? readFileSync(join(tmp.dir, 'mail', 'tls', 'cert.pem'), 'utf8') : '',
     async close() {
       await relay.stop();
       db.close();
