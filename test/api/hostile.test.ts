@@ -146,7 +146,7 @@ const BASE: Record<string, (n: number, s: Setup) => Req[]> = {
   'POST /api/v1/tokens': (n) => [{ body: { name: `t${n}`, scope: 'write' } }],
   'DELETE /api/v1/tokens/{id}': () => [{ params: { id: 'abcdef012345' } }],
   'POST /api/v1/routes': (n) => [
-    { query: dry, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'off', health_path: '/healthz', balancing: { policy: 'first', try_duration: '2s', retries: 1 }, backends: { '192.0.2.5:80': { weight: 2, dead: false } }, health: { passive: { max_fails: 2, fail_duration: '10s', unhealthy_status: [502, 503], unhealthy_latency: '2s' }, active: { path: '/healthz', interval: '5s', timeout: '1s', expected_status: 200 } } } },
+    { query: dry, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'off', health_path: '/healthz', listen: { port: 18080 }, balancing: { policy: 'first', try_duration: '2s', retries: 1 }, backends: { '192.0.2.5:80': { weight: 2, dead: false } }, health: { passive: { max_fails: 2, fail_duration: '10s', unhealthy_status: [502, 503], unhealthy_latency: '2s' }, active: { path: '/healthz', interval: '5s', timeout: '1s', expected_status: 200 } } } },
     { query: dry, body: { hosts: [`rd${n}.home.arpa`], upstreams: ['device:laptop:8080', 'device:nas:80'], tls: 'internal' } },
     // Route option groups (issue 15): auth of each kind, headers, limits.
     { query: dry, body: { hosts: [`ra${n}.home.arpa`], upstreams: ['192.0.2.5:80'], auth: { basic: { realm: 'staff', accounts: [{ username: 'bob', password: 'pw' }, { username: 'eve', hash: `$2a$04$${'a'.repeat(53)}` }] } } } },
@@ -164,7 +164,7 @@ const BASE: Record<string, (n: number, s: Setup) => Req[]> = {
   ],
   'GET /api/v1/routes/{id}': (_n, s) => [{ params: { id: s.routeId } }],
   'PUT /api/v1/routes/{id}': (n, s) => [
-    { query: dry, params: { id: s.routeId }, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'internal', health_path: '/healthz', balancing: { policy: 'ip_hash', try_duration: '2s', retries: 1 }, backends: { '192.0.2.5:80': { weight: 2, dead: false } }, health: { passive: { max_fails: 2, fail_duration: '10s', unhealthy_status: [502, 503], unhealthy_latency: '2s' }, active: { path: '/healthz', interval: '5s', timeout: '1s', expected_status: 200 } } } },
+    { query: dry, params: { id: s.routeId }, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'internal', health_path: '/healthz', listen: { port: 18443 }, balancing: { policy: 'ip_hash', try_duration: '2s', retries: 1 }, backends: { '192.0.2.5:80': { weight: 2, dead: false } }, health: { passive: { max_fails: 2, fail_duration: '10s', unhealthy_status: [502, 503], unhealthy_latency: '2s' }, active: { path: '/healthz', interval: '5s', timeout: '1s', expected_status: 200 } } } },
     { query: dry, params: { id: s.routeId }, body: { hosts: [`ra${n}.home.arpa`], upstreams: ['192.0.2.5:80'], auth: { basic: { realm: 'staff', accounts: [{ username: 'bob', password: 'pw' }, { username: 'eve', hash: `$2a$04$${'a'.repeat(53)}` }] } } } },
     { query: dry, params: { id: s.routeId }, body: { hosts: [`rb${n}.home.arpa`], upstreams: ['192.0.2.5:80'], auth: { bearer: { tokens: ['t'.repeat(40)] } } } },
     {
@@ -180,6 +180,7 @@ const BASE: Record<string, (n: number, s: Setup) => Req[]> = {
     },
   ],
   'GET /api/v1/routes/by-host/{host}': () => [{ params: { host: 'fixed.home.arpa' } }],
+  'GET /api/v1/stats/{host}': () => [{ params: { host: 'fixed.home.arpa' } }],
   'POST /api/v1/routes/{id}/backends': (_n, s) => [{ query: dry, params: { id: s.routeId }, body: { address: '192.0.2.6:80', weight: 2 } }],
   'DELETE /api/v1/routes/{id}/backends/{backend}': (_n, s) => [{ query: dry, params: { id: s.routeId, backend: '192.0.2.9:80' } }],
   'POST /api/v1/routes/{id}/backends/{backend}/dead': (_n, s) => [{ query: dry, params: { id: s.routeId, backend: '192.0.2.9:80' } }],
