@@ -180,3 +180,9 @@ export function withStoredAuth(given: RouteAuth, stored: RouteAuth | null | unde
   if (given.bearer && !given.bearer.tokens && stored?.bearer?.tokens) return { bearer: { tokens: stored.bearer.tokens } };
   return given;
 }
+
+/** `host:port` Caddy dials for a forward-auth URL. */
+export function forwardDial(url: URL): string {
+  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+  return `${url.hostname}:${port}`;
+}

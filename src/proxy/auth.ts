@@ -4,7 +4,9 @@
 // reverseproxy/forwardauth/caddyfile.go (the JSON the forward_auth shortcut expands to).
 import bcrypt from 'bcryptjs';
 import { isIP } from 'node:net';
-import type { RouteAuth } from '../model/route-auth.js';
+import { forwardDial, type RouteAuth } from '../model/route-auth.js';
+
+export { forwardDial };
 
 type Json = Record<string, unknown>;
 
@@ -102,11 +104,6 @@ function bearerHandlers(bearer: NonNullable<RouteAuth['bearer']>): Json[] {
 /** A copied header whose placeholder Caddy could not expand (the auth service did not send it). */
 const UNEXPANDED = '^\\{http\\.reverse_proxy\\.header\\.';
 
-/** `host:port` Caddy dials for a forward-auth URL. */
-export function forwardDial(url: URL): string {
-  const port = url.port || (url.protocol === 'https:' ? '443' : '80');
-  return `${url.hostname}:${port}`;
-}
 
 /**
  * Forward auth, the JSON Caddy's `forward_auth` shortcut expands to: a reverse_proxy to the auth

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { ZodError } from 'zod';
 import { AppError, zodFields } from '../errors.js';
 import { logger } from '../log/index.js';
+import { forwardDial } from '../model/route-auth.js';
 import { compactBackends } from '../model/route-backends.js';
 import { TLS_MODES, routeInput, type BrokenRoute, type RouteInput, type StoredRoute, type TlsMode } from '../model/route.js';
 import { prepared, type Db } from './db.js';
@@ -128,7 +129,9 @@ export class RouteStore implements Notifying {
 
   /** Each stored route's upstreams as written, without parsing the rest (the API's upstream checks read them per write). */
   upstreams(): { id: string; upstreams: string[] }[] {
-    return (this.db.prepare('SELECT id, upstreams FROM routes').all() as { id: string; upstreams: string }[]).map((r) => ({ id: r.id, upstreams: strings(jsonOr(r.upstreams, [])) }));
+    // A forward-auth service is dialled by Caddy for every request, like an upstream: the reach check sees it too.
+    const rows = this.db.prepare("SELECT id, upstreams, json_extract(auth, '$.forward.url') AS forward FROM routes").all() as { id: string; upstreams: string; forward: unknown }[];
+    return rows.map((r) => ({ id: r.id, upstreams: [...strings(jsonOr(r.upstreams, [])), ...forwardOf(r.forward)] }));
   }
 
   /** The routes that can be served (broken rows left out: see scan()). */
@@ -236,5 +239,15 @@ export class RouteStore implements Notifying {
     notify(this, () => {
       for (const l of this.listeners) l();
     });
+  }
+}
+
+/** The dial of a stored forward-auth URL, or nothing (none, or one that does not parse). */
+function forwardOf(url: unknown): string[] {
+  if (typeof url !== 'string') return [];
+  try {
+    return [forwardDial(new URL(url))];
+  } catch {
+    return [];
   }
 }

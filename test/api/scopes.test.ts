@@ -90,6 +90,18 @@ describe('api: token scopes', () => {
       expect((await call('admin', 'POST', '/api/v1/routes', { hosts: ['a.home.arpa'], upstreams: [upstream] })).statusCode).to.equal(201);
     });
 
+  it('a forward-auth URL reaching this host or a metadata service needs admin, like an upstream (dry runs too)', async () => {
+    for (const url of ['http://169.254.169.254/latest/meta-data/', 'http://127.0.0.1:5432/', 'https://localhost:3001/verify']) {
+      const body = { hosts: ['fa.home.arpa'], upstreams: ['192.0.2.5:80'], auth: { forward: { url } } };
+      expectForbidden(await call('write', 'POST', '/api/v1/routes', body), 'admin');
+      expectForbidden(await call('write', 'POST', '/api/v1/routes?dry_run=true', body), 'admin');
+    }
+    expect(f.routes.list()).to.deep.equal([]);
+    // An outside service is fine for write; admin may point one inside.
+    expect((await call('write', 'POST', '/api/v1/routes', { hosts: ['fb.home.arpa'], upstreams: ['192.0.2.5:80'], auth: { forward: { url: 'https://auth.example.net/verify' } } })).statusCode).to.equal(201);
+    expect((await call('admin', 'POST', '/api/v1/routes', { hosts: ['fa.home.arpa'], upstreams: ['192.0.2.5:80'], auth: { forward: { url: 'http://127.0.0.1:5432/' } } })).statusCode).to.equal(201);
+  });
+
   it('add-record without ip or forward_to_ip proxies to the node IP: admin only', async () => {
     expectForbidden(await call('write', 'POST', '/add-record', { service_name: 'a', name: 'a', port: 3000, proxy_enabled: true }), 'admin');
     expect((await call('write', 'POST', '/add-record', { service_name: 'a', name: 'a', ip: '100.64.0.7', port: 3000, proxy_enabled: true })).statusCode).to.equal(201);
