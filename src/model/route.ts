@@ -76,6 +76,9 @@ export type RouteInput = z.infer<typeof routeInput>;
  */
 export const routeBody = routeInput.superRefine((r, ctx) => {
   for (const issue of backendsIssues(r.upstreams, r.backends)) ctx.addIssue({ code: 'custom', ...issue });
+  // Both set how long Caddy keeps a request looking for a backend: with a concurrency limit that is the queue wait.
+  if (r.limits?.max_concurrent !== undefined && r.balancing?.try_duration !== undefined)
+    ctx.addIssue({ code: 'custom', path: ['balancing', 'try_duration'], message: 'cannot be combined with limits.max_concurrent: a request then waits limits.queue_wait_ms for a free backend (failover to another backend still follows balancing.retries)' });
   r.hosts.forEach((host, i) => {
     const problem = hostNameProblem(host);
     if (problem) ctx.addIssue({ code: 'custom', path: ['hosts', i], message: problem });

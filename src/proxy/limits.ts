@@ -1,7 +1,7 @@
 // A route's `limits` (src/model/route-limits.ts) as Caddy 2.6.2 config. 2.6.2 has no concurrency
 // limiter handler, so (checked in its source, reverseproxy/hosts.go, reverseproxy.go, selectionpolicies.go):
-// - each upstream gets `max_requests` (max_concurrent split evenly, at least 1): an upstream with
-//   that many requests in flight is not available;
+// - each upstream gets `max_requests` (max_concurrent split over the distinct dials by weight, at
+//   least 1): an upstream with that many requests in flight is not available;
 // - `load_balancing.try_duration` = queue_wait_ms: a request finding none available tries again
 //   every `try_interval` until then (a wait, not a FIFO queue); then Caddy's 503 "no upstreams available";
 // - the route's reverse_proxy sits in a subroute whose `errors` route turns that 503 into ours,
@@ -21,13 +21,17 @@ export const LIMITED_BODY = 'service busy: too many requests at once, retry late
 export function withLimits(proxy: Json, limits: RouteLimits | undefined): Json {
   if (!limits?.max_concurrent) return proxy;
   const upstreams = (proxy.upstreams as Json[] | undefined) ?? [];
-  const each = Math.max(1, Math.floor(limits.max_concurrent / Math.max(1, upstreams.length)));
+  // Caddy counts requests per dial address (every copy of a weighted dial shares one count), so the
+  // limit is split over the distinct dials, each by its share of the copies (its weight).
+  const copies = new Map<unknown, number>();
+  for (const u of upstreams) copies.set(u.dial, (copies.get(u.dial) ?? 0) + 1);
+  const share = (dial: unknown) => Math.max(1, Math.floor((limits.max_concurrent! * (copies.get(dial) ?? 1)) / Math.max(1, upstreams.length)));
   const lb = { ...(proxy.load_balancing as Json | undefined) };
   if (limits.queue_wait_ms) {
     lb.try_duration = `${limits.queue_wait_ms}ms`;
     lb.try_interval = QUEUE_POLL;
   } else delete lb.try_duration;
-  return { ...proxy, load_balancing: lb, upstreams: upstreams.map((u) => ({ ...u, max_requests: each })) };
+  return { ...proxy, load_balancing: lb, upstreams: upstreams.map((u) => ({ ...u, max_requests: share(u.dial) })) };
 }
 
 /** What a body over max_body_bytes gets. */

@@ -35,6 +35,20 @@ describe('api: route limits', () => {
     expect(f.routes.list()).to.deep.equal([]);
   });
 
+  it('limits with balancing.try_duration is a 400 naming it; with weights the limit is split over distinct dials by weight', async () => {
+    const both = await req('POST', '/api/v1/routes', { ...base, limits: { max_concurrent: 8 }, balancing: { try_duration: '5s' } });
+    expect(both.statusCode, both.body).to.equal(400);
+    expect(fieldsOf(both.body)).to.include('balancing.try_duration');
+    const ok = await req('POST', '/api/v1/routes', { hosts: ['w.home.arpa'], upstreams: ['192.0.2.5:80', '192.0.2.6:80'], backends: { '192.0.2.5:80': { weight: 3 } }, limits: { max_concurrent: 8 } });
+    expect(ok.statusCode, ok.body).to.equal(201);
+    const route = f.proxy.build().routes.find((r) => r.hosts.includes('w.home.arpa'))!;
+    const { render } = await import('../../src/proxy/render.js');
+    const text = JSON.stringify(render({ settings: { admin: 'unix//tmp/x.sock', httpPort: 80, httpsPort: 443, listenIp: '127.0.0.1' }, routes: [route] }).config);
+    // 192.0.2.5 three times (weight 3), each copy with 6 slots (Caddy counts per dial: 6 in all); 192.0.2.6 with 2.
+    expect(text.match(/"dial":"192\.0\.2\.5:80","max_requests":6/g)?.length).to.equal(3);
+    expect(text.match(/"dial":"192\.0\.2\.6:80","max_requests":2/g)?.length).to.equal(1);
+  });
+
   it('stores, shows and exports valid limits; the route is explicit', async () => {
     const limits = { max_concurrent: 20, queue_wait_ms: 500, max_body_bytes: 1_048_576, retry_after_s: 5 };
     const res = await req('POST', '/api/v1/routes', { ...base, limits });
