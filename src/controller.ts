@@ -240,7 +240,8 @@ export function wire(c: Config, deps: WireDeps): Wired {
         render,
         markerId,
         ...deps.reconciler,
-        desired: () => ports.apply({ ...proxy.desired(), certificates: certificates.served() }),
+        // Expired certificates are left out: Caddy then gets its own for those names (at the next reconcile).
+        desired: () => ports.apply({ ...proxy.desired(), certificates: certificates.served((deps.certsNow?.() ?? new Date()).getTime()) }),
         caddy: deps.caddy,
         // Called only after reconciler.start(), by when `pipeline` exists.
         onStatus: (statuses) => {

@@ -135,10 +135,14 @@ export class CertificateStore implements Notifying {
     });
   }
 
-  /** Every certificate with its key, by id: what Caddy loads. */
-  served(): ServedCert[] {
+  /**
+   * Every certificate with its key, by id; with `nowMs`, only those not expired then (what Caddy
+   * loads: Caddy manages no certificate of its own for a name a loaded one covers, so an expired
+   * one would be served for good instead of Caddy's own).
+   */
+  served(nowMs?: number): ServedCert[] {
     const rows = prepared(this.db, 'SELECT id, names, chain, key, not_after_ms, updated_at FROM certificates ORDER BY id').all() as Pick<Row, 'id' | 'names' | 'chain' | 'key' | 'not_after_ms' | 'updated_at'>[];
-    return rows.map((r) => ({ ...r, names: JSON.parse(r.names) as string[] }));
+    return rows.filter((r) => nowMs === undefined || r.not_after_ms > nowMs).map((r) => ({ ...r, names: JSON.parse(r.names) as string[] }));
   }
 
   /**

@@ -4,6 +4,9 @@
 // the same function (src/mail/credentials/certcheck.ts re-exports it).
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
+
+/** Private key types both Node's and Go's TLS accept (Caddy loads the pair too). */
+const KEY_TYPES: readonly string[] = ['rsa', 'ec', 'ed25519'];
 import { z } from 'zod';
 import type { CertInfo } from './mail.js';
 
@@ -163,6 +166,9 @@ export function checkCertPair(certPem: string, keyPem: string, nowMs: number, op
   } catch (e) {
     return { ok: false, field: 'key', reason: `the private key does not parse: ${(e as Error).message}` };
   }
+  // What Go's TLS (Caddy) loads as well as Node's: a DSA or RSA-PSS key would pass here and make Caddy refuse every config.
+  if (!KEY_TYPES.includes(key.asymmetricKeyType ?? ''))
+    return { ok: false, field: 'key', reason: `a ${key.asymmetricKeyType ?? 'unknown'} key is not supported: give an RSA, ECDSA or Ed25519 key` };
   const leaf = chain[0]!;
   if (!leaf.checkPrivateKey(key)) {
     const at = chain.findIndex((x) => x.checkPrivateKey(key));

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { X509Certificate } from 'node:crypto';
 import { selfSignedCert } from '../../src/mail/credentials/cert.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
-import { keyMaterial, makeCa, makeLeaf, type Pem } from '../helpers/certs.js';
+import { keyMaterial, makeCa, makeLeaf, makeRsaPss, type Pem } from '../helpers/certs.js';
 
 const DAY = 86_400_000;
 
@@ -59,6 +59,9 @@ describe('certs: /api/v1/certificates', function () {
     // What Caddy and the relay get: the key, only through these two.
     expect(f.certificates.served()).to.have.length(1);
     expect(f.certificates.served()[0]!.key).to.equal(`${leaf.key.trim()}\n`);
+    // What Caddy loads leaves it out once expired (Caddy then gets its own for the names).
+    expect(f.certificates.served(Date.now()).map((c) => c.id)).to.have.length(1);
+    expect(f.certificates.served(Date.now() + 365 * DAY)).to.deep.equal([]);
     expect(f.certificates.forHost('www.home.arpa', Date.now())?.id).to.equal(c.id);
     expect(f.certificates.forHost('other.home.arpa', Date.now())).to.equal(undefined);
 
@@ -69,7 +72,7 @@ describe('certs: /api/v1/certificates', function () {
     expect((await call('GET', '/api/v1/certificates')).json().certificates).to.deep.equal([]);
   });
 
-  it('bad input is 400 naming the field: malformed PEM, key mismatch, expired, not yet valid, chain out of order, no DNS name, missing or mixed fields', async () => {
+  it('bad input is 400 naming the field: malformed PEM, key mismatch, expired, not yet valid, chain out of order, no DNS name, a key type Caddy refuses, missing or mixed fields', async () => {
     const now = Date.now();
     const expired = await selfSignedCert('old.home.arpa', new Date(now - 900 * DAY));
     const future = await selfSignedCert('new.home.arpa', new Date(now + 2 * DAY));
@@ -83,6 +86,7 @@ describe('certs: /api/v1/certificates', function () {
       ['chain out of order', { cert: ca.cert + leaf.cert, key: leaf.key }, 'cert', /^the chain is out of order: the key belongs to certificate 2; put the leaf first/],
       ['issuer before leaf', { cert: leaf.cert + wild.cert + ca.cert, key: leaf.key }, 'cert', /^certificate 2 in the chain did not issue certificate 1 \(order: leaf first/],
       ['no DNS name', { cert: ca.cert, key: ca.key }, 'cert', /names no DNS name/],
+      ['RSA-PSS key (Caddy would refuse it)', makeRsaPss('pss.home.arpa'), 'key', /^a rsa-pss key is not supported/],
       ['missing key', { cert: leaf.cert }, 'key', /^required/],
       ['upload and order at once', { cert: leaf.cert, key: leaf.key, acme_dns01: { names: ['a.home.arpa'] } }, 'cert', /either cert and key .* or acme_dns01/],
       ['unknown field', { cert: leaf.cert, key: leaf.key, pem: 'x' }, '', /pem/],

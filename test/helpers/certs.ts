@@ -46,3 +46,14 @@ export function makeLeaf(ca: Pem, names: string[], days = 20): Pem {
 export function keyMaterial(keyPem: string): string[] {
   return keyPem.split(/\r?\n/).filter((l) => l.length >= 20 && !l.startsWith('-----'));
 }
+
+/** A self-signed certificate for `name` with an RSA-PSS key: Node's TLS takes it, Go's (Caddy) does not. */
+export function makeRsaPss(name: string): Pem {
+  const t = tempDir('certs-');
+  try {
+    openssl(['req', '-x509', '-newkey', 'rsa-pss', '-pkeyopt', 'rsa_keygen_bits:2048', '-nodes', '-keyout', 'k.pem', '-out', 'c.pem', '-days', '10', '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`], t.dir);
+    return { cert: readFileSync(join(t.dir, 'c.pem'), 'utf8'), key: readFileSync(join(t.dir, 'k.pem'), 'utf8') };
+  } finally {
+    t.cleanup();
+  }
+}
