@@ -36,6 +36,7 @@ import type { CaddyApi } from './proxy/caddy.js';
 import { CertWatch, probeCertificate, probeName } from './proxy/certs.js';
 import { markerId, render } from './proxy/render.js';
 import { HostStats } from './proxy/stats.js';
+import { LatencyRanker } from './proxy/latency.js';
 import { PortGuard } from './proxy/ports.js';
 import { startAccessLogServer, type AccessLogServer } from './proxy/access-log.js';
 import { parseUpstreams, type UpstreamStatus } from './proxy/backend-health.js';
@@ -142,6 +143,8 @@ export interface WireDeps {
   dnsPort?: () => number;
   /** The ACME issuer's timers (default the system's). */
   certTimers?: Timers;
+  /** The least_latency probes' clock and timers (default the system's). */
+  latency?: { now?: () => number; timers?: Timers };
 }
 
 export interface Wired {
@@ -160,6 +163,8 @@ export interface Wired {
   group: GroupCommit;
   /** Extra ports another process holds (src/proxy/ports.ts); stop() it with the reconciler. */
   ports: PortGuard;
+  /** least_latency routes' probes and ranking (src/proxy/latency.ts): probes once start() runs; stop() it with the reconciler. */
+  latency: LatencyRanker;
   /** Stops /metrics from counting this wiring's records (the gauge reads them when scraped). */
   uncount: () => void;
   /** Tailnet devices: polled once `devices.registry.start()` runs; each change re-binds records and re-resolves routes. */
@@ -235,13 +240,21 @@ export function wire(c: Config, deps: WireDeps): Wired {
     listenPorts: () => new Set(proxy.desired().routes.flatMap((r) => (r.listen ? [r.listen.port] : []))),
     onChange: () => reconciler?.trigger(),
   });
+  // least_latency routes: probed here, rendered as `first` in ranked order (latency.ts).
+  const latency = new LatencyRanker({
+    now: deps.latency?.now ?? Date.now,
+    timers: deps.latency?.timers ?? systemTimers,
+    routes: () => proxy.desired().routes,
+    onChange: () => reconciler?.trigger(),
+    log: logger('proxy.latency'),
+  });
   const reconciler = deps.caddy
     ? new Reconciler({
         render,
         markerId,
         ...deps.reconciler,
         // Expired certificates are left out: Caddy then gets its own for those names (at the next reconcile).
-        desired: () => ports.apply({ ...proxy.desired(), certificates: certificates.served((deps.certsNow?.() ?? new Date()).getTime()) }),
+        desired: () => ports.apply({ ...latency.apply(proxy.desired()), certificates: certificates.served((deps.certsNow?.() ?? new Date()).getTime()) }),
         caddy: deps.caddy,
         // Called only after reconciler.start(), by when `pipeline` exists.
         onStatus: (statuses) => {
@@ -292,6 +305,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
     pipeline,
     group,
     ports,
+    latency,
     uncount,
     devices,
     certificates,
@@ -332,6 +346,7 @@ export class Controller {
   private onDemand?: OnDemandServer;
   private accessLog?: AccessLogServer;
   private ports?: PortGuard;
+  private latency?: LatencyRanker;
   private caddyProcess?: CaddyProcess;
   private devices?: Devices;
   private stateDeps?: StateDeps;
@@ -363,6 +378,7 @@ export class Controller {
       const { records, tokens, index, proxy, plain, pipeline } = wired;
       this.uncount = wired.uncount;
       this.ports = wired.ports;
+      this.latency = wired.latency;
       const reconciler = (this.reconciler = wired.reconciler!);
       const fixed = process.env.DNSPROXY_ADMIN_TOKEN || undefined;
       const weak = fixed === undefined ? null : adminTokenProblem(fixed);
@@ -409,6 +425,7 @@ export class Controller {
       proxy.useStatics(mtaStsRoutes(db, { hostname: mailHostname(c), tls: c.mail_mta_sts_tls }));
       pipeline.start();
       reconciler.start();
+      wired.latency.start();
       (this.devices = wired.devices.registry).start();
       if (!c.caddy_spawn)
         void caddy.ping().then((p) => {
@@ -533,6 +550,7 @@ export class Controller {
     this.certs?.stop();
     await this.devices?.stop();
     this.ports?.stop();
+    this.latency?.stop();
     await this.reconciler?.stop().catch(() => undefined);
     await this.caddyProcess?.stop().catch(() => undefined);
     await this.dns?.stop().catch(() => undefined);
@@ -542,6 +560,7 @@ export class Controller {
     this.uncertify?.();
     this.db?.close();
     this.renewer = this.uncertify = undefined;
+    this.latency = undefined;
     this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = this.mail = this.onDemand = this.devices = this.accessLog = undefined;
     this.stateWatch = this.configWatch = this.stateDeps = undefined;
   }

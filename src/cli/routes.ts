@@ -152,7 +152,7 @@ export function routeCommands(program: Command, g: Globals): void {
     .option('--health-path <path>', 'active health check path')
     .option('--options <file>', 'YAML/JSON file (- for stdin) with auth, headers and/or limits (README "Reverse proxy")')
     .option('--listen-port <port>', 'also serve the route on this port (HTTP for --tls off, else TLS)', (v) => Number(v))
-    .option('--policy <policy>', 'load balancing: round_robin | random | ip_hash | least_conn | first (failover in the order given)')
+    .option('--policy <policy>', 'load balancing: round_robin | random | ip_hash | least_conn | first (failover in the order given) | least_latency (fastest by probes)')
     .option('--try-duration <duration>', 'how long a request may try other upstreams, e.g. 2s')
     .option('--retries <n>', 'extra tries on another upstream (0: none)', retriesOption)
     .option('--dry-run', 'validate and show the plan without applying')

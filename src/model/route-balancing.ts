@@ -6,9 +6,10 @@ import { z } from 'zod';
 /**
  * Selection policies, each one Caddy 2.6.2 has under http.reverse_proxy.selection_policies
  * (selectionpolicies.go): `first` takes the upstreams in the order written (failover order);
- * `ip_hash` hashes the client's TCP address, never a header.
+ * `ip_hash` hashes the client's TCP address, never a header. `least_latency` is ours: the
+ * controller probes the upstreams and renders Caddy's `first` in ranked order (src/proxy/latency.ts).
  */
-export const BALANCING_POLICIES = ['round_robin', 'random', 'ip_hash', 'least_conn', 'first'] as const;
+export const BALANCING_POLICIES = ['round_robin', 'random', 'ip_hash', 'least_conn', 'first', 'least_latency'] as const;
 export type BalancingPolicy = (typeof BALANCING_POLICIES)[number];
 export const DEFAULT_POLICY: BalancingPolicy = 'round_robin';
 
@@ -48,7 +49,7 @@ export const balancingSchema = z
       .refine((v) => (BALANCING_POLICIES as readonly string[]).includes(v), `must be one of ${BALANCING_POLICIES.join(', ')}`)
       .transform((v) => v as BalancingPolicy)
       .default(DEFAULT_POLICY)
-      .describe('How a backend is chosen: round_robin (default), random, ip_hash (client address), least_conn, first (failover in the order written)'),
+      .describe('How a backend is chosen: round_robin (default), random, ip_hash (client address), least_conn, first (failover in the order written), least_latency (the fastest by controller probes)'),
     try_duration: duration(MAX_TRY_DURATION_MS).optional().describe('How long a request may keep trying other backends when one fails (e.g. 2s)'),
     retries: z.number().int().min(0).max(MAX_RETRIES).optional().describe('Extra tries on another backend; after a connection was made only GET, HEAD and OPTIONS requests are retried'),
   })

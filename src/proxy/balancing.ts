@@ -18,7 +18,10 @@ export const RETRY_METHODS = ['GET', 'HEAD', 'OPTIONS'] as const;
  * Whether the route's upstreams keep the order they were written in: `first` takes the first
  * available one, so order is meaning there; every other policy is order-free (render sorts).
  */
-export const keepsUpstreamOrder = (b: Balancing | undefined): boolean => b?.policy === 'first';
+export const keepsUpstreamOrder = (b: Balancing | undefined): boolean => b?.policy === 'first' || b?.policy === 'least_latency';
+
+/** Caddy's policy for ours: `least_latency` is `first` over the upstreams in the order latency.ts ranked them. */
+const caddyPolicy = (b: Balancing): string => (b.policy === 'least_latency' ? 'first' : b.policy);
 
 /**
  * The `load_balancing` of a route's reverse_proxy, or undefined when it needs none (one
@@ -28,11 +31,11 @@ export const keepsUpstreamOrder = (b: Balancing | undefined): boolean => b?.poli
 export function loadBalancing(b: Balancing | undefined, upstreams: number): Record<string, unknown> | undefined {
   if (balancingIsDefault(b) || !b) return upstreams > 1 ? { selection_policy: { policy: 'round_robin' }, try_duration: TRY_DURATION } : undefined;
   // Keys in sorted order: render() shares handler objects as they are built (canonical JSON).
-  if (b.retries === 0) return { selection_policy: { policy: b.policy } }; // no second try at all (the schema refuses try_duration with it)
+  if (b.retries === 0) return { selection_policy: { policy: caddyPolicy(b) } }; // no second try at all (the schema refuses try_duration with it)
   const lb: Record<string, unknown> = {};
   if (b.retries !== undefined) lb.retries = b.retries;
   lb.retry_match = [{ method: [...RETRY_METHODS] }];
-  lb.selection_policy = { policy: b.policy };
+  lb.selection_policy = { policy: caddyPolicy(b) };
   lb.try_duration = b.try_duration ?? TRY_DURATION;
   return lb;
 }

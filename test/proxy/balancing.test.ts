@@ -17,7 +17,7 @@ const handlerOf = (routes: DesiredRoute[]): Record<string, unknown> => {
 
 describe('model/route-balancing', () => {
   it('accepts every policy and fills in round_robin', () => {
-    for (const policy of ['round_robin', 'random', 'ip_hash', 'least_conn', 'first']) expect(balancingSchema.parse({ policy })).to.deep.equal({ policy });
+    for (const policy of ['round_robin', 'random', 'ip_hash', 'least_conn', 'first', 'least_latency']) expect(balancingSchema.parse({ policy })).to.deep.equal({ policy });
     expect(balancingSchema.parse({})).to.deep.equal({ policy: 'round_robin' });
   });
 
