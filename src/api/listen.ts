@@ -5,11 +5,11 @@ import { listenProtocol, type RouteListen } from '../model/route-listen.js';
 import { ownPortProblem } from '../proxy/listen.js';
 import type { ApiDeps } from './app.js';
 
-export function assertListen(deps: Pick<ApiDeps, 'proxy' | 'routes'>, id: string, body: { tls: string; listen?: RouteListen | undefined }): void {
+export function assertListen(deps: Pick<ApiDeps, 'proxy' | 'routes'>, id: string, body: { tls: string; listen?: RouteListen | undefined }, at = ''): void {
   if (!body.listen) return;
   const { port } = body.listen;
   const own = ownPortProblem(port, deps.proxy.settings);
-  if (own) throw new AppError('invalid_body', undefined, [{ path: 'listen.port', message: `${own}; choose another port` }]);
+  if (own) throw new AppError('invalid_body', undefined, [{ path: `${at}listen.port`, message: `${own}; choose another port` }]);
   const want = listenProtocol(body.tls);
   for (const other of deps.routes.scan().routes)
     if (other.id !== id && other.listen?.port === port && listenProtocol(other.tls) !== want)

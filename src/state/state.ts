@@ -6,6 +6,7 @@ import { AppError, fieldError, zodFields } from '../errors.js';
 import type { ApiDeps } from '../api/app.js';
 import { bindRecord, resolveTarget, type TargetDevice } from '../api/devices.js';
 import { assertNoClash, assertNotOwnEndpoint, reloads } from '../api/mutate.js';
+import { assertListen } from '../api/listen.js';
 import { valueKey } from '../mail/domains/domain.js';
 import { generateDkimPrivateKey } from '../mail/credentials/keys.js';
 import { hashPassword, verifyPassword } from '../mail/credentials/password.js';
@@ -18,6 +19,7 @@ import { placeName, recordWrite } from '../model/write.js';
 import { recordRouteId } from '../proxy/desired.js';
 import { forwardDial, hashPasswords } from '../proxy/auth.js';
 import { exportedAuth, missingSecrets, withStoredAuth } from '../model/route-auth.js';
+import { compactBackends, type Backends } from '../model/route-backends.js';
 import { planRoutes, type RoutePlan } from '../proxy/plan.js';
 import type { Soa } from '../dns/soa.js';
 import { stateFile, type StateFile } from './document.js';
@@ -403,6 +405,8 @@ function write(deps: StateDeps, prepared: PreparedState, prune: boolean): Record
     const missing = missingSecrets(input.auth, `routes.${i}.auth`);
     if (missing.length) throw fieldError(missing[0]![0], `${missing[0]![1]} (no secret is stored for route ${id})`);
     if (fileRoutes.has(id)) throw fieldError(`routes.${i}.id`, `route ${id} is listed twice`);
+    // The extra port: none of ours, and one protocol per port (as the API checks).
+    assertListen(deps, id, input, `routes.${i}.`);
     fileRoutes.add(id);
     assertNotOwnEndpoint(deps, input.hosts.map((h, j) => [`routes.${i}.hosts.${j}`, h]), [
       ...input.upstreams.map((u, j): [string, string] => [`routes.${i}.upstreams.${j}`, u]),
@@ -411,7 +415,7 @@ function write(deps: StateDeps, prepared: PreparedState, prune: boolean): Record
     const stored = deps.routes.get(id);
     const existed = deps.routes.has(id);
     const shape = (x: { hosts: string[]; path?: string | null | undefined; upstreams: string[]; tls: string; health_path?: string | null | undefined; auth?: unknown; headers?: unknown; limits?: unknown; listen?: { port: number } | undefined; balancing?: unknown; backends?: unknown; health?: unknown }) =>
-      valueKey({ hosts: [...new Set(x.hosts)].sort(), path: x.path ?? null, upstreams: x.upstreams, tls: x.tls, health_path: x.health_path ?? null, auth: x.auth ?? null, headers: x.headers ?? null, limits: x.limits ?? null, listen: x.listen ?? null, balancing: x.balancing ?? null, backends: x.backends ?? null, health: x.health ?? null });
+      valueKey({ hosts: [...new Set(x.hosts)].sort(), path: x.path ?? null, upstreams: x.upstreams, tls: x.tls, health_path: x.health_path ?? null, auth: x.auth ?? null, headers: x.headers ?? null, limits: x.limits ?? null, listen: x.listen ?? null, balancing: x.balancing ?? null, backends: compactBackends(x.backends as Backends | undefined) ?? null, health: x.health ?? null });
     if (stored && shape(stored) === shape(input)) return;
     deps.routes.put(input, id);
     note('routes', existed ? 'changed' : 'added', id);

@@ -332,6 +332,10 @@ describe('state: export and apply the whole desired state', function () {
     const own = await call(b, 'POST', '/api/v1/state', { version: 1, routes: [{ id: 'api:admin', hosts: ['x.home.arpa'], upstreams: ['127.0.0.1:2019'] }] });
     expect(own.statusCode).to.equal(400);
     expect(own.json().error.fields[0].path).to.equal('routes.0.upstreams.0');
+    // An extra port that is one of ours (Caddy's HTTP port here), as the API refuses it.
+    const port = await call(b, 'POST', '/api/v1/state', { version: 1, routes: [{ id: 'api:port', hosts: ['p.home.arpa'], upstreams: ['192.0.2.5:80'], listen: { port: b.proxy.settings.httpPort } }] });
+    expect(port.statusCode, port.body).to.equal(400);
+    expect(port.json().error.fields[0].path).to.equal('routes.0.listen.port');
 
     const { token } = b.tokens.create('writer', 'write');
     const scoped = await b.app.inject({ method: 'POST', url: '/api/v1/state', headers: { authorization: `Bearer ${token}` }, payload: { version: 1 } });
