@@ -162,6 +162,10 @@ function routeNotes(r: DesiredRoute): string[] {
     ...(auth ? [`${auth}: enforced by the pushed JSON config; this export answers 403 instead`] : []),
     ...(headers ? [`${headers} (in the pushed JSON config, not exported)`] : []),
     ...(limits ? [`${limits} (in the pushed JSON config, not exported)`] : []),
+    ...(r.balancing ? [`balancing ${JSON.stringify(r.balancing)} (in the pushed JSON config, not exported: the block below shows round robin)`] : []),
+    ...(r.weights ? [`weights ${JSON.stringify(r.weights)} (in the pushed JSON config as repeated upstreams, not exported)`] : []),
+    ...(r.health ? [`health ${JSON.stringify(r.health)} (in the pushed JSON config, not exported)`] : []),
+    ...(r.listen ? [`also served on port ${r.listen.port} (in the pushed JSON config, not exported)`] : []),
   ];
 }
 
