@@ -146,8 +146,11 @@ describe('e2e: routes on extra ports', function () {
   });
 
   it('serves a TLS route on its extra port with TLS', async () => {
+    // A port picked now: one picked in before() may since have become another socket's ephemeral port.
+    p3 = (await freePorts(1))[0]!;
     const t = await add('secure.home.arpa', { tls: 'internal', listen: { port: p3 } });
-    expect((await settled(t)).status).to.equal('active');
+    const done = await settled(t);
+    expect(done.status, JSON.stringify(done)).to.equal('active');
     const r = await until('TLS answer', 30_000, async () => {
       const res = await request({ port: p3, host: 'secure.home.arpa', tls: { servername: 'secure.home.arpa' } }).catch(() => null);
       return res?.status === 200 ? res : undefined;
