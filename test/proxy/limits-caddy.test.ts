@@ -84,6 +84,8 @@ describe('proxy/limits with a real Caddy', function () {
         route('api:queue', ['queue.example.test'], [b.dial], { limits: { max_concurrent: 2, queue_wait_ms: 30_000 } }),
         route('api:short', ['short.example.test'], [b.dial], { limits: { max_concurrent: 1, queue_wait_ms: 300 } }),
         route('api:body', ['body.example.test'], [b.dial], { limits: { max_body_bytes: 1000 } }),
+        // Nothing listens on port 9 (discard) on loopback here: every dial is refused.
+        route('api:gone', ['gone.example.test'], ['127.0.0.1:9'], { limits: { max_concurrent: 2, max_body_bytes: 1000 } }),
       ],
     };
     await caddy.load(render(desired).config);
@@ -149,12 +151,19 @@ describe('proxy/limits with a real Caddy', function () {
     expect(b.bodies).to.deep.equal([1000]);
     const big = await send(caddy.httpPort, 'body.example.test', { body: Buffer.alloc(50_000, 'a'), headers: { 'x-hold': 'no' } });
     expect([big.status, big.body]).to.deep.equal([413, TOO_LARGE_BODY]);
-    // Without Content-Length (chunked) the backend never gets the body either; Caddy 2.6.2 then
-    // answers an empty 200 with Connection: close, not 413 (measured; a limit in src/proxy/README.md).
+    // Without Content-Length (chunked) the limit is hit while the body is streamed upstream: 413 too.
     const chunked = await send(caddy.httpPort, 'body.example.test', { body: Buffer.alloc(50_000, 'a'), headers: { 'x-hold': 'no', 'transfer-encoding': 'chunked' } });
-    expect(chunked.body).not.to.equal('quick');
-    expect(chunked.headers.connection).to.equal('close');
+    expect([chunked.status, chunked.body]).to.deep.equal([413, TOO_LARGE_BODY]);
     expect(b.bodies, 'no over-limit body reached the backend whole').to.deep.equal([1000]);
+  });
+
+  it('any other error keeps its status: a refused backend is a 502, not an empty 200', async () => {
+    // The limits subroute's error routes handle 503 and 413; before the re-raise route, any other
+    // error fell through to the end of the chain and Caddy 2.6.2 answered an empty 200.
+    const r = await send(caddy.httpPort, 'gone.example.test');
+    expect(r.status).to.equal(502);
+    const small = await send(caddy.httpPort, 'gone.example.test', { body: Buffer.alloc(10, 'a') });
+    expect(small.status).to.equal(502);
   });
 
   it('the Caddyfile export names the limits in a comment and still adapts without warnings', async () => {
