@@ -78,6 +78,9 @@ describe('proxy/auth with a real Caddy', function () {
         route('api:bearer', ['bearer.example.test'], [backend.dial], { auth: { bearer: { tokens: [TOKEN_A, TOKEN_B] } } }),
         route('api:forward', ['forward.example.test'], [backend.dial], { auth: { forward: { url: `http://${auth.dial}/verify?app=1`, copy_headers: ['Remote-User'], tls_insecure_skip_verify: false } } }),
         route('api:open', ['open.example.test'], [backend.dial]),
+        // The route gives its upstream credentials of its own: set replaces the client's, add comes after a strip.
+        route('api:basic-set', ['basic-set.example.test'], [backend.dial], { auth: { basic: { accounts: [{ username: 'bob', hash }] } }, headers: { request: { set: { Authorization: 'Bearer upstream-set' } } } }),
+        route('api:bearer-add', ['bearer-add.example.test'], [backend.dial], { auth: { bearer: { tokens: [TOKEN_A] } }, headers: { request: { add: { authorization: 'Bearer upstream-add' } } } }),
       ],
     };
     await caddy.load(render(desired).config);
@@ -106,6 +109,24 @@ describe('proxy/auth with a real Caddy', function () {
       expect(echo(ok).headers).not.to.have.property('authorization');
     }
     expect(backend.hits - hits).to.equal(3);
+  });
+
+  it("the client's credentials are stripped in the reverse_proxy's own header ops, not by a handler of their own", () => {
+    const handlers = (id: string) => JSON.stringify((render(desired).config as { apps: { http: { servers: Record<string, { routes: { '@id'?: string; handle: unknown[] }[] }> } } }).apps.http.servers['dnsproxy-http']!.routes.find((r) => r['@id'] === `dnsproxy-route-${id}`)!.handle);
+    for (const id of ['api:basic', 'api:bearer']) {
+      expect(handlers(id)).not.to.include('"handler":"headers"');
+      expect(handlers(id)).to.include('"delete":["Authorization"]');
+    }
+  });
+
+  it('a route that sets or adds Authorization for its upstream sends its own value, never the client\'s', async () => {
+    const set = await send(caddy.httpPort, 'basic-set.example.test', { headers: basic('bob', PASSWORD) });
+    expect(set.status, set.body).to.equal(200);
+    expect(echo(set).headers.authorization).to.equal('Bearer upstream-set');
+    const add = await send(caddy.httpPort, 'bearer-add.example.test', { headers: { authorization: `Bearer ${TOKEN_A}` } });
+    expect(add.status, add.body).to.equal(200);
+    expect(echo(add).headers.authorization).to.equal('Bearer upstream-add');
+    expect((await send(caddy.httpPort, 'bearer-add.example.test')).status).to.equal(401);
   });
 
   it('bearer: 401 with WWW-Authenticate without or with a wrong token, 200 with either token; the backend never sees it', async () => {
@@ -165,6 +186,6 @@ describe('proxy/auth with a real Caddy', function () {
     const { config, warnings } = await caddyAdapt(text);
     expect(warnings).to.deep.equal([]);
     const adapted = JSON.stringify(config);
-    expect(adapted.match(/this route has auth/g)).to.have.length(3);
+    expect(adapted.match(/this route has auth/g)).to.have.length(desired.routes.filter((r) => r.auth).length);
   });
 });
