@@ -413,14 +413,17 @@ export class Controller {
         onDemand = { issuer, ask: this.onDemand.askUrl, rateLimit: { interval: ON_DEMAND_INTERVAL, burst: ON_DEMAND_BURST } };
       }
       proxy.useResolver(dnsResolverAddress(c.listen_ip, this.dns.address().port), onDemand);
-      // Per-host stats: Caddy's access log to a loopback listener, up before the first push
-      // (Caddy 2.6.2 refuses a load whose net log writer it cannot dial).
+      // Per-host stats (setting `stats`): Caddy's access log to a loopback listener, up before the
+      // first push (Caddy 2.6.2 refuses a load whose net log writer it cannot dial).
       // Counted per host: the names Caddy runs a route for (after each status report) and plain names; the rest as one.
-      let served = new Set<string>();
-      pipeline.on('status', () => (served = new Set((reconciler.applied()?.routes ?? []).flatMap((r) => r.hosts))));
-      const stats = new HostStats({ accept: (h) => plain.has(h) || served.has(h) || (h.includes('.') && served.has(`*${h.slice(h.indexOf('.'))}`)) });
-      this.accessLog = await startAccessLogServer({ port: c.stats_port, stats, log: logger('stats') });
-      proxy.useAccessLog(this.accessLog.address);
+      let stats: HostStats | undefined;
+      if (c.stats) {
+        let served = new Set<string>();
+        pipeline.on('status', () => (served = new Set((reconciler.applied()?.routes ?? []).flatMap((r) => r.hosts))));
+        stats = new HostStats({ accept: (h) => plain.has(h) || served.has(h) || (h.includes('.') && served.has(`*${h.slice(h.indexOf('.'))}`)) });
+        this.accessLog = await startAccessLogServer({ port: c.stats_port, stats, log: logger('stats') });
+        proxy.useAccessLog(this.accessLog.address);
+      }
       // Each mail domain's MTA-STS policy, served by Caddy itself (src/mail/domains/mta-sts.ts).
       proxy.useStatics(mtaStsRoutes(db, { hostname: mailHostname(c), tls: c.mail_mta_sts_tls }));
       pipeline.start();
@@ -486,7 +489,7 @@ export class Controller {
         mail: (this.mail = mailWiring({ db, records: wired.records, config: c, dnsPort: () => dns.address().port, transaction: wired.api.transaction })).deps,
         backup: () => backupInto(db, c.data_dir),
         localCa: () => caddy.localCa(),
-        stats,
+        ...(stats ? { stats } : {}),
       };
       this.stateDeps = apiDeps;
       this.api = await build(apiDeps);

@@ -20,6 +20,7 @@ export const ERRORS = {
   headers_too_large: { status: 431, title: 'The request headers are too large' },
   proxy_rejected: { status: 502, title: 'Caddy rejected the configuration' },
   acme_failed: { status: 502, title: 'The ACME CA did not issue the certificate' },
+  feature_off: { status: 409, title: "This feature is off in the controller's settings" },
   unavailable: { status: 503, title: 'A component is temporarily unavailable; retry' },
   rate_limited: { status: 429, title: 'Too many requests with this key; try again after Retry-After seconds' },
   internal: { status: 500, title: 'Internal error' },

@@ -96,7 +96,7 @@ export interface ApiDeps {
   certificates: CertificateStore;
   /** The ACME DNS-01 issuer (src/certs/acme.ts); absent: orders are 503. */
   acme?: Pick<Dns01Issuer, 'check' | 'order'>;
-  /** Per-host traffic from Caddy's access log (GET /api/v1/stats). Absent: the endpoints answer with no hosts. */
+  /** Per-host traffic from Caddy's access log (GET /api/v1/stats). Absent (setting `stats` off): the endpoints answer 409 feature_off. */
   stats?: HostStats;
   /** Takes a consistent copy of the database into a new owner-only file; the caller removes it. */
   backup: () => Promise<{ file: string; pages: number; restarts: number }>;

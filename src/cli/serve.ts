@@ -32,6 +32,7 @@ interface ServeFlags {
   devicePollMs?: string;
   watch?: string;
   watchPrune?: boolean;
+  stats?: string;
 }
 
 export function serveCommand(program: Command): void {
@@ -59,6 +60,7 @@ export function serveCommand(program: Command): void {
     .option('--upstream <ip[:port]>', 'resolver for names outside our zones, repeatable (env DNSPROXY_UPSTREAMS)', collect)
     .option('--log-level <level>', 'error|warn|info|debug (env DNSPROXY_LOG_LEVEL)')
     .option('--watch <file>', 'apply this state file (dnsproxy export) now and on every save (env DNSPROXY_STATE_FILE)')
+    .option('--stats <mode>', 'on|off: per-host stats from Caddy\'s access log, GET /api/v1/stats (env DNSPROXY_STATS, default off)')
     .option('--watch-prune', 'with --watch: also remove what the file lacks (env DNSPROXY_STATE_PRUNE)')
     .action(async (f: ServeFlags) => {
       process.umask(SERVICE_UMASK);
@@ -82,6 +84,7 @@ export function serveCommand(program: Command): void {
           log_level: f.logLevel,
           state_file: f.watch,
           state_prune: f.watchPrune,
+          stats: f.stats,
           tailnet_only: f.tailnetOnly,
           tailnet_ranges: f.tailnetRange,
           tailscale_socket: f.tailscaleSocket,

@@ -1,5 +1,6 @@
 // GET /api/v1/stats and /api/v1/stats/{host}: the collector's windows with the serving routes' status.
 import { expect } from 'chai';
+import { STATS_OFF } from '../../src/api/stats.js';
 import { HostStats } from '../../src/proxy/stats.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
 
@@ -79,13 +80,15 @@ describe('api: per-host stats', () => {
     }
   });
 
-  it('answers zeros without a collector', async () => {
+  it('answers 409 feature_off, saying how to turn stats on, while the setting is off', async () => {
     const bare = await apiFixture();
     try {
-      const res = await bare.app.inject({ method: 'GET', url: '/api/v1/stats/x.home.arpa', headers: bare.auth });
-      expect(res.json<{ stats: { minute: { requests: number } } }>().stats.minute.requests).to.equal(0);
-      const all = await bare.app.inject({ method: 'GET', url: '/api/v1/stats', headers: bare.auth });
-      expect(all.json<{ hosts: unknown[] }>().hosts).to.deep.equal([]);
+      for (const url of ['/api/v1/stats', '/api/v1/stats/x.home.arpa']) {
+        const res = await bare.app.inject({ method: 'GET', url, headers: bare.auth });
+        expect(res.statusCode, url).to.equal(409);
+        expect(res.json(), url).to.deep.equal({ error: { code: 'feature_off', message: STATS_OFF } });
+      }
+      expect(STATS_OFF).to.include('--stats on').and.include('DNSPROXY_STATS=on');
     } finally {
       await bare.close();
     }

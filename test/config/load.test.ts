@@ -51,6 +51,15 @@ describe('config', () => {
     expect(() => load({ DNSPROXY_TLS_ASK_PORT: '70000' })).to.throw(ConfigError, /tls_ask_port/);
   });
 
+  it('stats: off by default; on|off, 1|0, true|false from env, flags or file; anything else names the field', () => {
+    expect(loadConfig({ env: {}, interfaces: noIfaces }).stats).to.equal(false);
+    for (const [v, want] of [['on', true], ['1', true], ['true', true], ['off', false], ['0', false], ['false', false]] as const) {
+      expect(loadConfig({ env: { DNSPROXY_STATS: v }, interfaces: noIfaces }).stats, v).to.equal(want);
+    }
+    expect(loadConfig({ env: { DNSPROXY_STATS: 'off' }, flags: { stats: 'on' }, interfaces: noIfaces }).stats).to.equal(true);
+    expect(() => loadConfig({ env: { DNSPROXY_STATS: 'yes' }, interfaces: noIfaces })).to.throw(ConfigError, /stats/);
+  });
+
   it('reports one line per bad field, with its source', () => {
     const file = join(tmp.dir, 'bad.yaml');
     writeFileSync(file, 'dns_port: 70000\nzones: ["a b"]\ncolour: blue\n');

@@ -106,6 +106,15 @@ describe('e2e: proxied records and routes through a real Caddy', function () {
     expect(await loads(c)).to.equal(before);
   });
 
+  it('stats off (the default): Caddy runs no access log and GET /api/v1/stats says how to turn it on', async () => {
+    const config = (await caddy.get('/config/')) as { logging?: unknown; apps: { http: { servers: Record<string, { logs?: unknown }> } } };
+    expect(config).not.to.have.property('logging');
+    for (const [name, server] of Object.entries(config.apps.http.servers)) expect(server, name).not.to.have.property('logs');
+    const res = await fetch(`${c.apiUrl}/api/v1/stats`, { headers: auth });
+    expect(res.status).to.equal(409);
+    expect(((await res.json()) as { error: { code: string } }).error.code).to.equal('feature_off');
+  });
+
   it('after Caddy is SIGKILLed and started again, every route is back within 2 s with no API call', async () => {
     await caddy.kill();
     await caddy.restart();

@@ -27,7 +27,7 @@ describe('e2e: per-host stats from Caddy access logs', function () {
     tmp = tempDir();
     caddy = await startCaddy();
     backend = await startBackend('b');
-    c = await startController(tmp.dir, { DNSPROXY_CADDY_ADMIN: caddy.adminListen, DNSPROXY_HTTP_PORT: String(caddy.httpPort), DNSPROXY_HTTPS_PORT: String(caddy.httpsPort) });
+    c = await startController(tmp.dir, { DNSPROXY_CADDY_ADMIN: caddy.adminListen, DNSPROXY_HTTP_PORT: String(caddy.httpPort), DNSPROXY_HTTPS_PORT: String(caddy.httpsPort), DNSPROXY_STATS: 'on' });
     const r = await fetch(`${c.apiUrl}/api/v1/routes`, { method: 'POST', headers: auth, body: JSON.stringify({ hosts: ['explicit.home.arpa'], upstreams: [backend.dial] }) });
     expect(r.status).to.equal(201);
     const [host, port] = backend.dial.split(':');
