@@ -5,9 +5,8 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import tls from 'node:tls';
-import { cli, startController, TOKEN, type Running } from '../helpers/controller.js';
-import { hasCaddy, request, startBackend, startCaddy, type Backend, type RunningCaddy } from '../helpers/caddy.js';
-import { tempDir } from '../helpers/tmp.js';
+import { cli, eachController, TOKEN, type CaddyController, type Running } from '../helpers/controller.js';
+import { request, startBackend, type Backend, type RunningCaddy } from '../helpers/caddy.js';
 import { until } from '../helpers/until.js';
 
 const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
@@ -27,25 +26,18 @@ function verifiedHandshake(port: number, servername: string, ca: string): Promis
 
 describe('e2e: dnsproxy ca export (Caddy\'s internal CA)', function () {
   this.timeout(120_000);
-  let tmp: ReturnType<typeof tempDir>;
+  let tmp: CaddyController['tmp'];
   let caddy: RunningCaddy;
   let c: Running;
   let backend: Backend;
   let env: Record<string, string>;
 
-  before(async function () {
-    if (!hasCaddy()) return this.skip();
-    tmp = tempDir();
-    caddy = await startCaddy();
+  eachController(async (s) => {
+    ({ tmp, caddy, c, env } = s);
     backend = await startBackend('b');
-    c = await startController(tmp.dir, { DNSPROXY_CADDY_ADMIN: caddy.adminListen, DNSPROXY_HTTP_PORT: String(caddy.httpPort), DNSPROXY_HTTPS_PORT: String(caddy.httpsPort) });
-    env = { DNSPROXY_API_URL: c.apiUrl, DNSPROXY_TOKEN: TOKEN };
   });
   after(async () => {
-    await c?.stop();
-    await caddy?.stop();
     await backend?.close();
-    tmp?.cleanup();
   });
 
   it('prints the root before any tls internal route exists, and a tls internal route\'s chain verifies against it', async () => {

@@ -1,9 +1,8 @@
 // Issue "Day one", item 2: a route whose certificate fails shows `error` with the reason. Real
 // controller, real Caddy; no ACME CA is reachable here, so a public name's certificate never comes.
 import { expect } from 'chai';
-import { startController, TOKEN, type Running } from '../helpers/controller.js';
-import { hasCaddy, startBackend, startCaddy, type Backend, type RunningCaddy } from '../helpers/caddy.js';
-import { tempDir } from '../helpers/tmp.js';
+import { eachController, TOKEN, type Running } from '../helpers/controller.js';
+import { startBackend, type Backend } from '../helpers/caddy.js';
 
 const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
 /** The grace the test gives an issuance (the default is a minute). */
@@ -18,23 +17,15 @@ interface RouteView {
 
 describe('e2e: certificate status of TLS routes', function () {
   this.timeout(120_000);
-  let tmp: ReturnType<typeof tempDir>;
-  let caddy: RunningCaddy;
   let c: Running;
   let backend: Backend;
 
-  before(async function () {
-    if (!hasCaddy()) return this.skip();
-    tmp = tempDir();
-    caddy = await startCaddy();
+  eachController(async (s) => {
+    ({ c } = s);
     backend = await startBackend('b');
-    c = await startController(tmp.dir, { DNSPROXY_CADDY_ADMIN: caddy.adminListen, DNSPROXY_HTTP_PORT: String(caddy.httpPort), DNSPROXY_HTTPS_PORT: String(caddy.httpsPort), DNSPROXY_CERT_GRACE_MS: String(GRACE_MS) });
-  });
+  }, { DNSPROXY_CERT_GRACE_MS: String(GRACE_MS) });
   after(async () => {
-    await c?.stop();
-    await caddy?.stop();
     await backend?.close();
-    tmp?.cleanup();
   });
 
   const route = async (host: string): Promise<RouteView | undefined> => ((await (await fetch(`${c.apiUrl}/api/v1/routes`, { headers: auth })).json()) as { routes: RouteView[] }).routes.find((r) => r.hosts.includes(host));

@@ -2,10 +2,9 @@
 // controller process, real Caddy 2.6.2, real backends, a real websocket session through Caddy.
 import { expect } from 'chai';
 import tls from 'node:tls';
-import { cli, startController, TOKEN, type Running } from '../helpers/controller.js';
-import { hasCaddy, request, startBackend, startCaddy, type Backend, type RunningCaddy } from '../helpers/caddy.js';
+import { cli, eachController, TOKEN, type Running } from '../helpers/controller.js';
+import { request, startBackend, type Backend, type RunningCaddy } from '../helpers/caddy.js';
 import { startWsEcho, wsConnect, type WsEcho } from '../helpers/ws.js';
-import { tempDir } from '../helpers/tmp.js';
 
 const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
 
@@ -44,7 +43,6 @@ function handshake(port: number, servername: string): Promise<{ san: string } | 
 
 describe('e2e: plain names through DNS, websockets across changes', function () {
   this.timeout(180_000);
-  let tmp: ReturnType<typeof tempDir>;
   let caddy: RunningCaddy;
   let c: Running;
   let other: Backend;
@@ -59,24 +57,17 @@ describe('e2e: plain names through DNS, websockets across changes', function () 
   const remove = (name: string) => fetch(`${c.apiUrl}/remove-record?name=${name}`, { method: 'DELETE', headers: { authorization: auth.authorization } });
   const route = async (id: string) => ((await (await fetch(`${c.apiUrl}/api/v1/routes/${id}`, { headers: { authorization: auth.authorization } })).json()) as { route: { mode: string; status: string } }).route;
 
-  before(async function () {
-    if (!hasCaddy()) return this.skip();
-    tmp = tempDir();
-    caddy = await startCaddy();
+  eachController(async (s) => {
+    ({ caddy, c, env } = s);
     other = await startBackend('other');
     w1 = await startWsEcho('w1');
     w2 = await startWsEcho('w2');
-    c = await startController(tmp.dir, { DNSPROXY_CADDY_ADMIN: caddy.adminListen, DNSPROXY_HTTP_PORT: String(caddy.httpPort), DNSPROXY_HTTPS_PORT: String(caddy.httpsPort) });
-    env = { DNSPROXY_API_URL: c.apiUrl, DNSPROXY_TOKEN: TOKEN };
     await within(5000, async () => (await via('nothing.home.arpa')).status === 404);
   });
   after(async () => {
-    await c?.stop();
-    await caddy?.stop();
     await other?.close();
     await w1?.close();
     await w2?.close();
-    tmp?.cleanup();
   });
 
   it('a websocket through plain name A keeps echoing across 100 other changes and its own backend change, with no Caddy load; it ends when A becomes explicit', async () => {

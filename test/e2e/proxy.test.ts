@@ -3,9 +3,8 @@ import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
-import { cli, startController, TOKEN, type Running } from '../helpers/controller.js';
-import { hasCaddy, request, startBackend, startCaddy, type Backend, type RunningCaddy } from '../helpers/caddy.js';
-import { tempDir } from '../helpers/tmp.js';
+import { cli, eachController, TOKEN, type CaddyController, type Running } from '../helpers/controller.js';
+import { request, startBackend, type Backend, type RunningCaddy } from '../helpers/caddy.js';
 
 const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
 
@@ -28,27 +27,20 @@ async function loads(c: Running): Promise<number> {
 
 describe('e2e: proxied records and routes through a real Caddy', function () {
   this.timeout(120_000);
-  let tmp: ReturnType<typeof tempDir>;
+  let tmp: CaddyController['tmp'];
   let caddy: RunningCaddy;
   let c: Running;
   let backend: Backend;
   let env: Record<string, string>;
   const via = (host: string, path = '/') => request({ port: caddy.httpPort, host, path });
 
-  before(async function () {
-    if (!hasCaddy()) return this.skip();
-    tmp = tempDir();
-    caddy = await startCaddy();
+  eachController(async (s) => {
+    ({ tmp, caddy, c, env } = s);
     backend = await startBackend('llm-backend');
-    c = await startController(tmp.dir, { DNSPROXY_CADDY_ADMIN: caddy.adminListen, DNSPROXY_HTTP_PORT: String(caddy.httpPort), DNSPROXY_HTTPS_PORT: String(caddy.httpsPort) });
-    env = { DNSPROXY_API_URL: c.apiUrl, DNSPROXY_TOKEN: TOKEN };
     await within(5000, async () => (await via('nothing.home.arpa')).status === 404);
   });
   after(async () => {
-    await c?.stop();
-    await caddy?.stop();
     await backend?.close();
-    tmp?.cleanup();
   });
 
   // A plain name is served through DNS: Caddy re-asks a name's SRV every DYNAMIC_REFRESH (1 s), so a removal shows within 2 s.

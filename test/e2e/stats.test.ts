@@ -1,9 +1,8 @@
 // Issue 15 item 7 acceptance: a real controller and a real Caddy 2.6.2; GET /api/v1/stats and
 // `dnsproxy stats` equal the requests this test sent, for an explicit route and a plain name.
 import { expect } from 'chai';
-import { cli, startController, TOKEN, type Running } from '../helpers/controller.js';
-import { hasCaddy, request, startBackend, startCaddy, type Backend, type RunningCaddy } from '../helpers/caddy.js';
-import { tempDir } from '../helpers/tmp.js';
+import { cli, eachController, TOKEN, type Running } from '../helpers/controller.js';
+import { request, startBackend, type Backend, type RunningCaddy } from '../helpers/caddy.js';
 import { until } from '../helpers/until.js';
 
 const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
@@ -16,18 +15,14 @@ interface Win {
 
 describe('e2e: per-host stats from Caddy access logs', function () {
   this.timeout(180_000);
-  let tmp: ReturnType<typeof tempDir>;
   let caddy: RunningCaddy;
   let c: Running;
   let backend: Backend;
   const stats = async (host: string) => ((await (await fetch(`${c.apiUrl}/api/v1/stats/${host}`, { headers: auth })).json()) as { stats: { minute: Win; hour: Win; routes: { status: string }[] } }).stats;
 
-  before(async function () {
-    if (!hasCaddy()) return this.skip();
-    tmp = tempDir();
-    caddy = await startCaddy();
+  eachController(async (s) => {
+    ({ caddy, c } = s);
     backend = await startBackend('b');
-    c = await startController(tmp.dir, { DNSPROXY_CADDY_ADMIN: caddy.adminListen, DNSPROXY_HTTP_PORT: String(caddy.httpPort), DNSPROXY_HTTPS_PORT: String(caddy.httpsPort), DNSPROXY_STATS: 'on' });
     const r = await fetch(`${c.apiUrl}/api/v1/routes`, { method: 'POST', headers: auth, body: JSON.stringify({ hosts: ['explicit.home.arpa'], upstreams: [backend.dial] }) });
     expect(r.status).to.equal(201);
     const [host, port] = backend.dial.split(':');
@@ -38,12 +33,9 @@ describe('e2e: per-host stats from Caddy access logs', function () {
       const b = await request({ port: caddy.httpPort, host: 'plain.home.arpa' }).catch(() => null);
       return a?.status === 200 && b?.status === 200 ? true : undefined;
     });
-  });
+  }, { DNSPROXY_STATS: 'on' });
   after(async () => {
-    await c?.stop();
-    await caddy?.stop();
     await backend?.close();
-    tmp?.cleanup();
   });
 
   it('counts what was sent per host and status class, and the CLI prints it', async () => {

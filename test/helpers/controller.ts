@@ -2,6 +2,8 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { hasCaddy, startCaddy, type RunningCaddy } from './caddy.js';
+import { tempDir } from './tmp.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/dnsproxy', import.meta.url));
 export const TOKEN = 'test-admin-token-0123456789';
@@ -89,4 +91,36 @@ export async function dig(port: number, args: string[]): Promise<string | undefi
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
+}
+
+/** A controller pushing to its own real Caddy, its data in a fresh temp dir. */
+export interface CaddyController {
+  tmp: ReturnType<typeof tempDir>;
+  caddy: RunningCaddy;
+  c: Running;
+  /** The CLI's environment for `c`: its API URL and the admin token. */
+  env: Record<string, string>;
+}
+
+/**
+ * Registers in the enclosing describe a before-all hook that starts a real Caddy and a controller pushing to
+ * it (the suite is skipped where Caddy is not installed), and an after-all hook that stops both and removes the
+ * data dir. `started` gets them once they run: it fills the suite's variables and does the suite's own setup.
+ * `env` adds controller settings.
+ */
+export function eachController(started: (s: CaddyController) => void | Promise<void>, env: Record<string, string> = {}): void {
+  let s: Partial<CaddyController> = {};
+  before(async function () {
+    if (!hasCaddy()) return this.skip();
+    const tmp = tempDir();
+    s = { tmp };
+    const caddy = (s.caddy = await startCaddy());
+    const c = (s.c = await startController(tmp.dir, { DNSPROXY_CADDY_ADMIN: caddy.adminListen, DNSPROXY_HTTP_PORT: String(caddy.httpPort), DNSPROXY_HTTPS_PORT: String(caddy.httpsPort), ...env }));
+    await started({ tmp, caddy, c, env: { DNSPROXY_API_URL: c.apiUrl, DNSPROXY_TOKEN: TOKEN } });
+  });
+  after(async () => {
+    await s.c?.stop();
+    await s.caddy?.stop();
+    s.tmp?.cleanup();
+  });
 }
