@@ -1,27 +1,14 @@
 // RecordStore keeps what each row parsed to: an unchanged row is not parsed again, and a row that
 // changed in any column (another connection, a hand edit, a rolled-back write) is parsed anew.
 import { expect } from 'chai';
-import type { RecordWrite } from '../../src/model/record.js';
-import { openDb } from '../../src/store/db.js';
-import { RecordStore } from '../../src/store/records.js';
+import type { RecordStore } from '../../src/store/records.js';
 import { simulate } from '../../src/store/simulate.js';
-import { tempDir } from '../helpers/tmp.js';
-
-const a = (name: string, ip = '192.0.2.1'): RecordWrite => ({ name, zone: 'home.arpa.', data: { type: 'A', values: [ip] }, ttl: 300, proxy: null, service_name: null });
+import { aRecord as a, eachRecordStore, type OpenStore } from '../helpers/records.js';
 
 describe('store: records, parsed rows reused', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let db: ReturnType<typeof openDb>;
+  let db: OpenStore['db'];
   let store: RecordStore;
-  beforeEach(() => {
-    tmp = tempDir();
-    db = openDb(tmp.dir);
-    store = new RecordStore(db, ['home.arpa.']);
-  });
-  afterEach(() => {
-    db.close();
-    tmp.cleanup();
-  });
+  eachRecordStore((s) => ({ db, store } = s));
 
   it('an unchanged row reads back as the same parsed set (get and list alike)', () => {
     store.put([a('x.home.arpa.'), a('y.home.arpa.', '192.0.2.2')]);

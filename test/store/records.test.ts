@@ -3,9 +3,9 @@ import { AppError } from '../../src/errors.js';
 import type { RecordChange, RecordWrite } from '../../src/model/record.js';
 import { openDb } from '../../src/store/db.js';
 import { RecordStore } from '../../src/store/records.js';
+import { aRecord as a, eachRecordStore, type OpenStore } from '../helpers/records.js';
 import { tempDir } from '../helpers/tmp.js';
 
-const a = (name: string, ip = '192.0.2.1'): RecordWrite => ({ name, zone: 'home.arpa.', data: { type: 'A', values: [ip] }, ttl: 300, proxy: null, service_name: null });
 
 describe('store: records', () => {
   it('applies a batch all-or-nothing: a conflict in the second write stores neither', () => {
@@ -59,18 +59,9 @@ describe('store: records', () => {
 });
 
 describe('store: records that do not read back', () => {
-  let tmp: ReturnType<typeof tempDir>;
-  let db: ReturnType<typeof openDb>;
+  let db: OpenStore['db'];
   let store: RecordStore;
-  beforeEach(() => {
-    tmp = tempDir();
-    db = openDb(tmp.dir);
-    store = new RecordStore(db, ['home.arpa.']);
-  });
-  afterEach(() => {
-    db.close();
-    tmp.cleanup();
-  });
+  eachRecordStore((s) => ({ db, store } = s));
 
   it('put() refuses a set whose row would not read back: nothing stored, serial kept, nobody told', () => {
     store.put([a('x.home.arpa.')]);
