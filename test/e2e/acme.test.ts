@@ -59,23 +59,30 @@ interface RouteView {
   error: string | null;
 }
 
-describe('e2e: ACME HTTP-01 from pebble through our DNS and Caddy', function () {
-  this.timeout(240_000);
-  let tmp: ReturnType<typeof tempDir>;
-  let caddy: RunningCaddy;
-  let pebble: RunningPebble;
-  let c: Running;
-  let backend: Backend;
+interface AcmeStack {
+  caddy: RunningCaddy;
+  pebble: RunningPebble;
+  c: Running;
+  backend: Backend;
+}
 
+/**
+ * Registers in the enclosing describe a before-all hook that starts a real Caddy, a backend `b`, pebble and a
+ * controller for example.net whose ACME CA is pebble, with `env(pebble)` on top (the suite is skipped without
+ * Caddy or pebble), and an after-all hook that stops them all. `started` gets them once they run.
+ */
+function eachAcmeController(env: (pebble: RunningPebble) => Record<string, string>, started: (s: AcmeStack) => void): void {
+  let tmp: ReturnType<typeof tempDir> | undefined;
+  const s: Partial<AcmeStack> = {};
   before(async function () {
     if (!hasCaddy() || !hasPebble()) return this.skip();
     tmp = tempDir();
-    caddy = await startCaddy();
-    backend = await startBackend('b');
+    const caddy = (s.caddy = await startCaddy());
+    const backend = (s.backend = await startBackend('b'));
     const dnsPort = await freeDnsPort();
     // Pebble validates HTTP-01 on Caddy's HTTP port, at the address our DNS gives for the name.
-    pebble = await startPebble({ dnsServer: `127.0.0.1:${dnsPort}`, httpPort: caddy.httpPort, tlsPort: caddy.httpsPort });
-    c = await startController(
+    const pebble = (s.pebble = await startPebble({ dnsServer: `127.0.0.1:${dnsPort}`, httpPort: caddy.httpPort, tlsPort: caddy.httpsPort }));
+    const c = (s.c = await startController(
       tmp.dir,
       {
         DNSPROXY_CADDY_ADMIN: caddy.adminListen,
@@ -84,23 +91,39 @@ describe('e2e: ACME HTTP-01 from pebble through our DNS and Caddy', function () 
         DNSPROXY_NODE_IP: '127.0.0.1',
         // A zone under a public suffix: the API refuses tls acme for private names (.arpa, .internal, ...).
         DNSPROXY_ZONE: 'example.net',
-        DNSPROXY_TLS_ON_DEMAND: 'acme',
         DNSPROXY_ACME_CA: pebble.directoryUrl,
-        DNSPROXY_ACME_CA_ROOT: pebble.httpsRootFile,
-        DNSPROXY_ACME_EMAIL: 'ops@example.org',
-        // Only HTTP-01, so the issuance proves that path (TLS-ALPN-01 would also reach Caddy).
-        DNSPROXY_ACME_CHALLENGES: 'http-01',
+        ...env(pebble),
       },
       { dnsPort },
-    );
+    ));
+    started({ caddy, pebble, c, backend });
   });
   after(async () => {
-    await c?.stop();
-    await pebble?.stop();
-    await caddy?.stop();
-    await backend?.close();
+    await s.c?.stop();
+    await s.pebble?.stop();
+    await s.caddy?.stop();
+    await s.backend?.close();
     tmp?.cleanup();
   });
+}
+
+describe('e2e: ACME HTTP-01 from pebble through our DNS and Caddy', function () {
+  this.timeout(240_000);
+  let caddy: RunningCaddy;
+  let pebble: RunningPebble;
+  let c: Running;
+  let backend: Backend;
+
+  eachAcmeController(
+    (p) => ({
+      DNSPROXY_TLS_ON_DEMAND: 'acme',
+      DNSPROXY_ACME_CA_ROOT: p.httpsRootFile,
+      DNSPROXY_ACME_EMAIL: 'ops@example.org',
+      // Only HTTP-01, so the issuance proves that path (TLS-ALPN-01 would also reach Caddy).
+      DNSPROXY_ACME_CHALLENGES: 'http-01',
+    }),
+    (s) => ({ caddy, pebble, c, backend } = s),
+  );
 
   const routes = async (): Promise<RouteView[]> => ((await (await fetch(`${c.apiUrl}/api/v1/routes`, { headers: auth })).json()) as { routes: RouteView[] }).routes;
   const routeOf = async (host: string) => (await routes()).find((r) => r.hosts.includes(host));
@@ -175,7 +198,6 @@ describe('e2e: ACME HTTP-01 from pebble through our DNS and Caddy', function () 
 
 describe('e2e: ACME without the CA\'s trusted root', function () {
   this.timeout(180_000);
-  let tmp: ReturnType<typeof tempDir>;
   let caddy: RunningCaddy;
   let pebble: RunningPebble;
   let c: Running;
@@ -183,35 +205,11 @@ describe('e2e: ACME without the CA\'s trusted root', function () {
   /** The grace the test gives an issuance before the route shows error (the default is a minute). */
   const GRACE_MS = 1_500;
 
-  before(async function () {
-    if (!hasCaddy() || !hasPebble()) return this.skip();
-    tmp = tempDir();
-    caddy = await startCaddy();
-    backend = await startBackend('b');
-    const dnsPort = await freeDnsPort();
-    pebble = await startPebble({ dnsServer: `127.0.0.1:${dnsPort}`, httpPort: caddy.httpPort, tlsPort: caddy.httpsPort });
-    // acme_ca without acme_ca_root: nothing Caddy trusts signed pebble's HTTPS certificate.
-    c = await startController(
-      tmp.dir,
-      {
-        DNSPROXY_CADDY_ADMIN: caddy.adminListen,
-        DNSPROXY_HTTP_PORT: String(caddy.httpPort),
-        DNSPROXY_HTTPS_PORT: String(caddy.httpsPort),
-        DNSPROXY_NODE_IP: '127.0.0.1',
-        DNSPROXY_ZONE: 'example.net',
-        DNSPROXY_ACME_CA: pebble.directoryUrl,
-        DNSPROXY_CERT_GRACE_MS: String(GRACE_MS),
-      },
-      { dnsPort },
-    );
-  });
-  after(async () => {
-    await c?.stop();
-    await pebble?.stop();
-    await caddy?.stop();
-    await backend?.close();
-    tmp?.cleanup();
-  });
+  // acme_ca without acme_ca_root: nothing Caddy trusts signed pebble's HTTPS certificate.
+  eachAcmeController(
+    () => ({ DNSPROXY_CERT_GRACE_MS: String(GRACE_MS) }),
+    (s) => ({ caddy, pebble, c, backend } = s),
+  );
 
   it('Caddy refuses to talk to the CA, nothing is ordered, and the route turns error with the reason after the grace', async () => {
     const host = 'api.example.net';
