@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli, startController, TOKEN, type Running } from '../helpers/controller.js';
+import { cli, eachTempDir, startController, TOKEN, type Running } from '../helpers/controller.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
@@ -11,12 +11,13 @@ describe('e2e: dnsproxy backup / restore', function () {
   this.timeout(120_000);
   let tmp: ReturnType<typeof tempDir>;
   let c: Running | undefined;
-  beforeEach(() => (tmp = tempDir()));
-  afterEach(async () => {
-    if (c && c.proc.exitCode === null) await c.kill();
-    c = undefined;
-    tmp.cleanup();
-  });
+  eachTempDir(
+    (t) => {
+      tmp = t;
+      c = undefined;
+    },
+    () => c,
+  );
 
   const put = (name: string) => fetch(`${c!.apiUrl}/api/v1/records/${name}/A`, { method: 'PUT', headers: auth, body: JSON.stringify({ name, type: 'A', values: ['192.0.2.7'] }) });
   const names = async () => ((await (await fetch(`${c!.apiUrl}/api/v1/records`, { headers: auth })).json()) as { records: { name: string }[] }).records.map((r) => r.name).filter((n) => n.startsWith('b'));

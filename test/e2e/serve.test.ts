@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../helpers/tmp.js';
-import { BIN, dig, startController, TOKEN, type Running } from '../helpers/controller.js';
+import { BIN, dig, eachTempDir, startController, TOKEN, type Running } from '../helpers/controller.js';
 import { ZoneIndex } from '../../src/dns/zone.js';
 import { decode, frame, query, rec, startServer, tcpExchange, udpExchange } from '../dns/fixture.js';
 
@@ -15,12 +15,13 @@ describe('e2e: dnsproxy serve', function () {
   this.timeout(60_000);
   let tmp: ReturnType<typeof tempDir>;
   let c: Running | undefined;
-  beforeEach(() => (tmp = tempDir()));
-  afterEach(async () => {
-    if (c && c.proc.exitCode === null) await c.kill();
-    c = undefined;
-    tmp.cleanup();
-  });
+  eachTempDir(
+    (t) => {
+      tmp = t;
+      c = undefined;
+    },
+    () => c,
+  );
 
   it('add-record → dig answers with aa; unknown names are NXDOMAIN with the SOA', async function () {
     c = await startController(tmp.dir);

@@ -5,7 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import DNS from 'dns2';
-import { cli, startController, TOKEN, type Running } from '../helpers/controller.js';
+import { cli, eachTempDir, startController, TOKEN, type Running } from '../helpers/controller.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const stateText = (ip: string) => `version: 1\nrecords:\n  - name: svc.home.arpa.\n    type: A\n    values: [${ip}]\n`;
@@ -28,12 +28,14 @@ describe('e2e: desired state as code', function () {
   this.timeout(120_000);
   let tmp: ReturnType<typeof tempDir>;
   let c: Running | undefined;
-  beforeEach(() => (tmp = tempDir()));
-  afterEach(async () => {
-    if (c && c.proc.exitCode === null) await c.stop();
-    c = undefined;
-    tmp.cleanup();
-  });
+  eachTempDir(
+    (t) => {
+      tmp = t;
+      c = undefined;
+    },
+    () => c,
+    'stop',
+  );
 
   it('serve --watch applies good saves, refuses a bad one while DNS keeps the old answer; the config file is watched; export/apply through the CLI', async () => {
     const file = join(tmp.dir, 'state.yaml');

@@ -124,3 +124,18 @@ export function eachController(started: (s: CaddyController) => void | Promise<v
     s.tmp?.cleanup();
   });
 }
+
+/**
+ * Registers in the enclosing describe, for each test: before it, a fresh temp dir given to `made` (which also
+ * clears the suite's controller variable); after it, the controller `running()` returns is ended if it still
+ * runs (SIGKILL, or SIGTERM and a wait with `end: 'stop'`) and the dir removed.
+ */
+export function eachTempDir(made: (tmp: ReturnType<typeof tempDir>) => void, running: () => Running | undefined, end: 'kill' | 'stop' = 'kill'): void {
+  let tmp: ReturnType<typeof tempDir>;
+  beforeEach(() => made((tmp = tempDir())));
+  afterEach(async () => {
+    const c = running();
+    if (c && c.proc.exitCode === null) await (end === 'kill' ? c.kill() : c.stop());
+    tmp.cleanup();
+  });
+}
