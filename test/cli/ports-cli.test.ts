@@ -1,19 +1,14 @@
 // `dnsproxy add-route … --listen-port N` against a real API: stored with the route, own ports refused.
 import { expect } from 'chai';
-import { apiFixture, type ApiFixture } from '../helpers/api.js';
-import { listenApi, runCli } from '../mail/cli-run.js';
+import type { ApiFixture } from '../helpers/api.js';
+import { eachCliApi } from '../mail/cli-run.js';
 
 describe('cli: add-route --listen-port', function () {
   this.timeout(60_000);
   let f: ApiFixture;
-  let url: string;
-
-  before(async () => {
-    f = await apiFixture();
-    url = await listenApi(f);
+  const cli = eachCliApi((made) => {
+    f = made;
   });
-  after(() => f.close());
-  const cli = (args: string[]) => runCli({ url, token: f.token }, args);
 
   it('stores the extra port and refuses one of our own ports naming listen.port', async () => {
     const ok = await cli(['--json', 'add-route', 'p.home.arpa', '10.0.0.5:80', '--listen-port', '9100', '--wait', '0']);

@@ -1,22 +1,17 @@
 // `dnsproxy add-route --options <file|->`: auth, headers and limits from a file or stdin (never
 // the command line), checked by the API; the listing shows no secret.
 import { expect } from 'chai';
-import { apiFixture, type ApiFixture } from '../helpers/api.js';
-import { listenApi, runCli } from '../mail/cli-run.js';
+import type { ApiFixture } from '../helpers/api.js';
+import { eachCliApi } from '../mail/cli-run.js';
 
 const PASSWORD = 'cli-Secret-pw-8812';
 
 describe('cli: add-route --options', function () {
   this.timeout(60_000);
   let f: ApiFixture;
-  let url: string;
-  before(async () => {
-    f = await apiFixture();
-    url = await listenApi(f);
+  const cli = eachCliApi((made) => {
+    f = made;
   });
-  after(async () => f.close());
-
-  const cli = (args: string[], stdin = '') => runCli({ url, token: f.token }, args, stdin);
 
   it('takes auth, headers and limits from stdin; the answer and the listing hold no secret', async () => {
     const options = `auth:\n  basic:\n    accounts:\n      - username: bob\n        password: ${PASSWORD}\nheaders:\n  response:\n    set:\n      X-Served-By: dnsproxy\nlimits:\n  max_concurrent: 5\n`;

@@ -1,20 +1,18 @@
 // `dnsproxy routes backends add|remove|dead|alive` and `add-route --policy` against a real API.
 import { expect } from 'chai';
-import { apiFixture, type ApiFixture } from '../helpers/api.js';
-import { listenApi, runCli } from '../mail/cli-run.js';
+import type { ApiFixture } from '../helpers/api.js';
+import { eachCliApi } from '../mail/cli-run.js';
 
 describe('cli: routes backends', function () {
   this.timeout(60_000);
   let f: ApiFixture;
-  let url: string;
-  before(async () => {
+  const cli = eachCliApi(
+    (made) => {
+      f = made;
+    },
     // Caddy's pool as the API reads it: 192.0.2.6:80 unhealthy in its last health update.
-    f = await apiFixture({ upstreamPool: () => Promise.resolve(new Map([['192.0.2.6:80', { requests: 0, fails: 0, healthy: false }]])) });
-    url = await listenApi(f);
-  });
-  after(async () => f.close());
-
-  const cli = (args: string[]) => runCli({ url, token: f.token }, args);
+    { upstreamPool: () => Promise.resolve(new Map([['192.0.2.6:80', { requests: 0, fails: 0, healthy: false }]])) },
+  );
 
   it('adds, weighs, marks dead and alive, removes a backend by host and by id; bad input exits 1 naming the field', async () => {
     const add = await cli(['add-route', 'lb.home.arpa', '192.0.2.5:80', '--policy', 'first', '--retries', '1', '--wait', '0']);

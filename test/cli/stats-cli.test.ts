@@ -2,26 +2,18 @@
 import { expect } from 'chai';
 import { HostStats } from '../../src/proxy/stats.js';
 import { statsTable } from '../../src/cli/stats.js';
-import { apiFixture, type ApiFixture } from '../helpers/api.js';
-import { listenApi, runCli } from '../mail/cli-run.js';
+import { eachCliApi } from '../mail/cli-run.js';
 
 const line = (host: string, status: number, size: number) =>
   JSON.stringify({ logger: 'http.log.access.dnsproxy-stats', msg: 'handled request', request: { host }, duration: 0.004, size, status });
 
 describe('cli: stats', function () {
   this.timeout(60_000);
-  let f: ApiFixture;
-  let url: string;
   const stats = new HostStats();
-
-  before(async () => {
-    f = await apiFixture({ stats });
-    url = await listenApi(f);
+  const cli = eachCliApi(() => {
     for (let i = 0; i < 4; i++) stats.ingest(line('web.home.arpa', 200, 50));
     stats.ingest(line('web.home.arpa', 503, 0));
-  });
-  after(() => f.close());
-  const cli = (args: string[]) => runCli({ url, token: f.token }, args);
+  }, { stats });
 
   it('prints every host, one host, JSON, and watches a given number of times', async () => {
     const all = await cli(['stats']);

@@ -2,7 +2,7 @@
 // only DNSPROXY_API_URL and DNSPROXY_TOKEN from the DNSPROXY_* environment, `stdin` piped in.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { ApiFixture } from '../helpers/api.js';
+import { apiFixture, type ApiFixture, type ApiFixtureOptions } from '../helpers/api.js';
 
 const ENTRY = fileURLToPath(new URL('./cli-entry.ts', import.meta.url));
 
@@ -29,4 +29,21 @@ export function runCli(api: { url: string; token: string }, args: string[], stdi
 export async function listenApi(f: ApiFixture): Promise<string> {
   await f.app.listen({ host: '127.0.0.1', port: 0 });
   return `http://127.0.0.1:${(f.app.server.address() as { port: number }).port}`;
+}
+
+/**
+ * Registers in the enclosing describe a before-all hook that makes an API fixture (`opts`) listening on a
+ * loopback port and gives it to `made` (the suite's own setup), and an after-all hook that closes it.
+ * Returns `cli(args, stdin)`: the CLI run against that API with the fixture's token.
+ */
+export function eachCliApi(made: (f: ApiFixture) => void | Promise<void>, opts: ApiFixtureOptions = {}): (args: string[], stdin?: string) => Promise<CliResult> {
+  let f: ApiFixture | undefined;
+  let url = '';
+  before(async () => {
+    f = await apiFixture(opts);
+    url = await listenApi(f);
+    await made(f);
+  });
+  after(async () => f?.close());
+  return (args, stdin = '') => runCli({ url, token: f?.token ?? '' }, args, stdin);
 }

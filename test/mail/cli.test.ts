@@ -2,20 +2,14 @@
 // port: what the admin types and reads.
 import { expect } from 'chai';
 import { MessageStore } from '../../src/mail/queue/messages.js';
-import { apiFixture, type ApiFixture } from '../helpers/api.js';
-import { listenApi, runCli } from './cli-run.js';
+import type { ApiFixture } from '../helpers/api.js';
+import { eachCliApi } from './cli-run.js';
 
 describe('mail: admin CLI', function () {
   let f: ApiFixture;
-  let url: string;
-
-  before(async () => {
-    f = await apiFixture();
-    url = await listenApi(f);
+  const cli = eachCliApi((made) => {
+    f = made;
   });
-  after(async () => f.close());
-
-  const cli = (args: string[], stdin = '') => runCli({ url, token: f.token }, args, stdin);
 
   it('sets up an account (password from stdin), a provider, a rule and a DKIM key, and lists them', async () => {
     const add = await cli(['mail', 'account', 'add', 'app', '--email', 'app@example.com', '--domain', 'example.com', '--domain', 'example.net'], 'correct horse battery\n');

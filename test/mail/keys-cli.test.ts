@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { Authenticator } from '../../src/mail/credentials/auth.js';
 import { selfSignedCert } from '../../src/mail/credentials/cert.js';
 import { MailStore } from '../../src/mail/store.js';
-import { apiFixture, type ApiFixture } from '../helpers/api.js';
-import { listenApi, runCli } from './cli-run.js';
+import type { ApiFixture } from '../helpers/api.js';
+import { eachCliApi } from './cli-run.js';
 import { tempDir } from '../helpers/tmp.js';
 import { ACCOUNT, HOSTNAME } from './helpers.js';
 
@@ -16,23 +16,16 @@ const KEY_LINE = /^dpk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}\n$/;
 
 describe('mail: admin CLI for API keys and the certificate', function () {
   let f: ApiFixture;
-  let url: string;
   let store: MailStore;
   let files: ReturnType<typeof tempDir>;
 
-  before(async () => {
-    f = await apiFixture();
-    url = await listenApi(f);
+  const cli = eachCliApi(async (made) => {
+    f = made;
     store = new MailStore(f.db);
     await store.addAccount(ACCOUNT);
     files = tempDir('dnsproxy-cert-files-');
   });
-  after(async () => {
-    await f.close();
-    files.cleanup();
-  });
-
-  const cli = (args: string[], stdin = '') => runCli({ url, token: f.token }, args, stdin);
+  after(() => files?.cleanup());
 
   it('key add and rotate-key print the new key alone on stdout; the old key works through the grace and then stops; list never shows a key; revoke', async () => {
     const added = await cli(['mail', 'account', 'key', 'add', 'app', '--label', 'ci']);

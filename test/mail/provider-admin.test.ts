@@ -1,23 +1,18 @@
 // Setting up `mx` and `http` providers as an admin does: through the API (inject()) and the CLI
 // (a real process against the API on a loopback port). API keys are write-only.
 import { expect } from 'chai';
-import { apiFixture, NODE_IP, type ApiFixture } from '../helpers/api.js';
-import { listenApi, runCli } from './cli-run.js';
+import { NODE_IP, type ApiFixture } from '../helpers/api.js';
+import { eachCliApi } from './cli-run.js';
 
 describe('mail: mx and http providers in the API and the CLI', function () {
   let f: ApiFixture;
-  let url: string;
-
-  before(async () => {
-    f = await apiFixture();
-    url = await listenApi(f);
+  const cli = eachCliApi((made) => {
+    f = made;
   });
-  after(async () => f.close());
 
   const call = (method: 'GET' | 'PUT', path: string, payload?: unknown) =>
     f.app.inject({ method, url: path, headers: f.auth, ...(payload === undefined ? {} : { payload: payload as object }) });
 
-  const cli = (args: string[], stdin = '') => runCli({ url, token: f.token }, args, stdin);
 
   it('API: an mx provider gets port 25 by default; an http provider\'s key is never returned', async () => {
     const mx = await call('PUT', '/api/v1/mail/providers/direct', { type: 'mx' });
