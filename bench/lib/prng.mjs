@@ -1,5 +1,5 @@
-// The benches' one seeded PRNG (the tests have the same generator in test/helpers/prng.ts; the
-// benches are plain JavaScript run without a build step, so they keep their own copy).
+// The one seeded PRNG of the benches and the tests (test/helpers/prng.ts re-exports it; its types
+// are in prng.d.mts). Plain JavaScript: the benches run it without a build step.
 
 /** mulberry32: small, fast, seedable; the same seed gives the same sequence, so runs compare like with like. */
 export function prng(seed) {

@@ -1,11 +1,3 @@
-// A small seeded PRNG (mulberry32): generated inputs that a failing run can replay by its seed.
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// A small seeded PRNG (mulberry32): generated inputs that a failing run can replay by its seed. The one
+// generator lives in bench/lib/prng.mjs (the benches run it as plain JavaScript, without a build step).
+export { prng } from '../../bench/lib/prng.mjs';
