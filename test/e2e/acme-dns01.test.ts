@@ -8,12 +8,12 @@ import { expect } from 'chai';
 import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
 import { loadConfig } from '../../src/config/load.js';
 import { Controller } from '../../src/controller.js';
 import { setLogLevel } from '../../src/log/index.js';
 import type { Timers } from '../../src/timers.js';
 import { freePort, hasCaddy, startBackend, startCaddy, type Backend, type RunningCaddy } from '../helpers/caddy.js';
+import { servedFingerprint } from '../helpers/certs.js';
 import { hasPebble, startPebble, type RunningPebble } from '../helpers/pebble.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
@@ -96,14 +96,7 @@ describe('e2e: ACME DNS-01 from our own zones (pebble)', function () {
     const text = await res.text();
     return { status: res.status, text, json: () => JSON.parse(text) as Record<string, unknown> };
   };
-  const served = (servername: string) =>
-    new Promise<string | null>((resolve) => {
-      const s = tlsConnect({ host: '127.0.0.1', port: caddy.httpsPort, servername, rejectUnauthorized: false }, () => {
-        resolve(s.getPeerCertificate().fingerprint256 ?? null);
-        s.destroy();
-      });
-      s.once('error', () => resolve(null));
-    });
+  const served = (servername: string) => servedFingerprint(caddy.httpsPort, servername);
   const servedSoon = async (servername: string, want: string, what: string) => {
     let last: string | null = null;
     for (const end = Date.now() + SERVED_WITHIN_MS; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) if ((last = await served(servername)) === want) return;

@@ -6,10 +6,9 @@ import { expect } from 'chai';
 import { X509Certificate } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
 import { cli, startController, TOKEN, type Running } from '../helpers/controller.js';
 import { hasCaddy, startBackend, startCaddy, type Backend, type RunningCaddy } from '../helpers/caddy.js';
-import { keyMaterial, makeCa, makeLeaf, type Pem } from '../helpers/certs.js';
+import { keyMaterial, makeCa, makeLeaf, servedFingerprint, type Pem } from '../helpers/certs.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
@@ -53,14 +52,7 @@ describe('e2e: uploaded certificates are served by Caddy for their names', funct
   const fp = (pem: string) => new X509Certificate(pem).fingerprint256;
 
   /** The SHA-256 fingerprint of the leaf Caddy presents for `servername` (null: handshake failed). */
-  const served = (servername: string) =>
-    new Promise<string | null>((resolve) => {
-      const s = tlsConnect({ host: '127.0.0.1', port: caddy.httpsPort, servername, rejectUnauthorized: false }, () => {
-        resolve(s.getPeerCertificate().fingerprint256 ?? null);
-        s.destroy();
-      });
-      s.once('error', () => resolve(null));
-    });
+  const served = (servername: string) => servedFingerprint(caddy.httpsPort, servername);
   /** Handshakes until `ok(fingerprint)`; fails after SERVED_WITHIN_MS with the last one seen. */
   const servedSoon = async (servername: string, ok: (f: string | null) => boolean, what: string) => {
     let last: string | null = null;

@@ -4,6 +4,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { tempDir } from './tmp.js';
 
 export interface Pem {
@@ -56,4 +57,15 @@ export function makeRsaPss(name: string): Pem {
   } finally {
     t.cleanup();
   }
+}
+
+/** The SHA-256 fingerprint of the leaf served on 127.0.0.1:`port` for SNI `servername`, read, not verified (null: the handshake failed). */
+export function servedFingerprint(port: number, servername: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false }, () => {
+      resolve(s.getPeerCertificate().fingerprint256 ?? null);
+      s.destroy();
+    });
+    s.once('error', () => resolve(null));
+  });
 }
