@@ -1,8 +1,63 @@
-# Shared by the benchmarks (bench/dns, bench/mail): is someone else using the machine?
+# Shared by the benchmarks (bench/dns, bench/mail): their process handling and build step, and
+# whether someone else is using the machine.
+# Source it after setting QUIET_WAIT and QUIET_PCT (and STOP_WAIT, if not 5 s).
+
+say() { printf '\n== %s\n' "$*"; }
+
+# stop_pid PID [group]: TERM (with "group": its whole process group), wait up to STOP_WAIT s
+# (default 5), then KILL; a PID that is empty or gone is left alone.
+stop_pid() {
+  local pid=$1 target=$1
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+  [[ ${2:-} == group ]] && target=-$pid
+  kill -TERM -- "$target" 2>/dev/null || true
+  for _ in $(seq $((${STOP_WAIT:-5} * 10))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then kill -KILL -- "$target" 2>/dev/null || true; fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# bench_traps: the caller's `cleanup` on exit; INT and TERM exit at once (130, 143) through it.
+bench_traps() {
+  trap cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+}
+
+# tail_logs FILE…: the last 15 lines (300 characters each) of every non-empty FILE, on stderr.
+tail_logs() {
+  local f
+  for f in "$@"; do
+    [[ -s $f ]] && { echo "--- last lines of $f" >&2; tail -n 15 "$f" | cut -c1-300 >&2; }
+  done
+  return 0
+}
+
+# bg_wait CMD…: runs CMD in the background and waits for it, so INT/TERM reach the trap at once;
+# BG_PID is its pid meanwhile (the caller's cleanup stops it).
+BG_PID=""
+bg_wait() {
+  "$@" &
+  BG_PID=$!
+  local rc=0
+  wait "$BG_PID" || rc=$?
+  BG_PID=""
+  return "$rc"
+}
+
+# build_dist: node_modules for this Node, then dist/ unless SKIP_BUILD=1 (scripts/lib.sh sourced; run in $ROOT).
+build_dist() {
+  # Installs node_modules when missing or built for another Node ABI (scripts/lib.sh).
+  need_modules
+  if [[ ${SKIP_BUILD:-0} != 1 ]]; then
+    say "build"
+    npm run build --silent
+  fi
+}
+
+# ---- is someone else using the machine? ----------------------------------------
 # Other work on these 2 cores moves the figures a lot. Before each measured run a benchmark waits
 # (wait_quiet: up to QUIET_WAIT s) for the machine to be at most QUIET_PCT % busy, and during the
 # run it counts the CPU used by everything except what it measures ("other").
-# Source it after setting QUIET_WAIT and QUIET_PCT.
 TICK=$(getconf CLK_TCK)
 NCPU=$(nproc)
 sys_busy_ticks() { awk '/^cpu / {print $2+$3+$4+$7+$8+$9}' /proc/stat; }

@@ -36,11 +36,11 @@ QUIET_PCT=${QUIET_PCT:-10}
 TOKEN="bench-admin-token-$(od -An -N12 -tx1 /dev/urandom | tr -d " \n")"
 export PATH="$PATH:/usr/sbin:/sbin"
 
-say() { printf '\n== %s\n' "$*"; }
-
 # ---- tools ------------------------------------------------------------------
 # Installs what is missing (apt-get as root; otherwise says what to install), as the README commands do.
 . "$ROOT/scripts/lib.sh"
+# say, stop_pid, bg_wait, build_dist and the CPU accounting, shared with bench/mail.
+. "$ROOT/bench/lib.sh"
 die() { printf 'bench/dns: %s\n' "$*" >&2; exit 1; }
 need_debs dnsperf:dnsperf nsd:nsd dig:bind9-dnsutils curl:curl taskset:util-linux setsid:util-linux pgrep:procps ps:procps
 need_node
@@ -50,49 +50,22 @@ command -v named-checkzone >/dev/null || echo "note: named-checkzone not found (
 TMP=$(mktemp -d /tmp/dnsproxy-bench.XXXXXX)
 CTL_PID=""
 NSD_PID=""
-PERF_PID=""
 ECHO_PID=""
-stop_pid() { # pid [signal-group]: TERM, wait up to 5 s, then KILL
-  local pid=$1 group=${2:-}
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  if [[ -n $group ]]; then kill -TERM -- "-$pid" 2>/dev/null || true; else kill -TERM "$pid" 2>/dev/null || true; fi
-  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then
-    if [[ -n $group ]]; then kill -KILL -- "-$pid" 2>/dev/null || true; else kill -KILL "$pid" 2>/dev/null || true; fi
-  fi
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  stop_pid "$PERF_PID"
+  stop_pid "$BG_PID"
   stop_pid "$ECHO_PID"
   stop_pid "$CTL_PID"
   # NSD runs in its own session (setsid): its process group is the main process and the
   # xfrd/server children it forks, so the whole group goes.
   stop_pid "$NSD_PID" group
   [[ -s "$TMP/nsd/nsd.pid" ]] && stop_pid "$(cat "$TMP/nsd/nsd.pid")"
-  if ((rc != 0)); then
-    for f in "$TMP/controller.log" "$TMP/nsd/nsd.log"; do
-      [[ -s $f ]] && { echo "--- last lines of $f" >&2; tail -n 15 "$f" | cut -c1-300 >&2; }
-    done
-  fi
+  ((rc == 0)) || tail_logs "$TMP/controller.log" "$TMP/nsd/nsd.log"
   rm -rf "$TMP"
   exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Runs a command in the background and waits, so INT/TERM reach the trap at once.
-bg_wait() {
-  "$@" &
-  PERF_PID=$!
-  local rc=0
-  wait "$PERF_PID" || rc=$?
-  PERF_PID=""
-  return "$rc"
-}
+bench_traps
 
 SERVER_CPU=()
 PERF_CPU=()
@@ -106,11 +79,10 @@ alive() { # who: die with the server's last log lines when it is gone
 }
 rss_kib() { alive ours; awk '/^VmRSS:/ {print $2}' "/proc/$CTL_PID/status"; }
 hwm_kib() { alive ours; awk '/^VmHWM:/ {print $2}' "/proc/$CTL_PID/status"; }
-# ---- CPU accounting: is someone else using the machine? ----------------------
+# ---- CPU accounting (bench/lib.sh): is someone else using the machine? -------
 # Other work on these 2 cores (builds, other benchmarks) moves the figures a lot. Before each
 # measured run we wait (up to QUIET_WAIT s) for the machine to be idle, and during the run we
 # count the CPU used by everything except the server under test and dnsperf ("other %").
-. "$ROOT/bench/lib.sh"
 server_pids() { # who → pids of that server's processes
   case $1 in
     ours) echo "$CTL_PID" ;;
@@ -143,12 +115,7 @@ H="$HERE/helper.mjs"
 
 # ---- build and start the controller -----------------------------------------
 cd "$ROOT"
-# Installs node_modules when missing or built for another Node ABI (scripts/lib.sh).
-need_modules
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-  say "build"
-  npm run build --silent
-fi
+build_dist
 
 say "controller"
 CTL_PORT_API=$(node "$H" freeport)

@@ -46,10 +46,13 @@ REF=${REF:-1}
 # smtp-sink is in /usr/sbin on Debian; some builds keep it with Postfix's daemons.
 export PATH="$PATH:/usr/sbin:/sbin:/usr/lib/postfix/sbin"
 
-say() { printf '\n== %s\n' "$*"; }
+# The relay drains its queue writes when stopped: give it (and the rest) up to 15 s.
+STOP_WAIT=15
 
 # ---- tools ------------------------------------------------------------------
 . "$ROOT/scripts/lib.sh"
+# say, stop_pid, bg_wait, build_dist and the CPU accounting, shared with bench/dns.
+. "$ROOT/bench/lib.sh"
 die() { printf 'bench/mail: %s\n' "$*" >&2; exit 1; }
 if ! command -v smtp-sink >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ] && command -v debconf-set-selections >/dev/null 2>&1; then
   # Only smtp-sink is wanted: install Postfix unconfigured, so no mail system is set up or started.
@@ -64,45 +67,21 @@ RELAY_PID=""
 SINK_PID=""
 REF_PID=""
 CLIENT_PID=""
-stop_pid() { # pid: TERM, wait up to 15 s (the relay drains), then KILL
-  local pid=$1
-  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  stop_pid "$BG_PID"
   stop_pid "$CLIENT_PID"
   stop_pid "$RELAY_PID"
   stop_pid "$SINK_PID"
   stop_pid "$REF_PID"
-  if ((rc != 0)); then
-    for f in "$TMP/relay.log" "$TMP/sink.log" "$TMP/ref.log"; do
-      [[ -s $f ]] && { echo "--- last lines of $f" >&2; tail -n 15 "$f" | cut -c1-300 >&2; }
-    done
-  fi
+  ((rc == 0)) || tail_logs "$TMP/relay.log" "$TMP/sink.log" "$TMP/ref.log"
   if [[ ${KEEP_LOGS:-0} == 1 ]]; then echo "kept: $TMP (relay.log, sink.log, data/)"; else rm -rf "$TMP"; fi
   exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Runs a command in the background and waits, so INT/TERM reach the trap at once.
-bg_wait() {
-  "$@" &
-  CLIENT_PID=$!
-  local rc=0
-  wait "$CLIENT_PID" || rc=$?
-  CLIENT_PID=""
-  return "$rc"
-}
+bench_traps
 
 # ---- CPU accounting (bench/lib.sh): is someone else using the machine? -------
-. "$ROOT/bench/lib.sh"
 alive() {
   kill -0 "$RELAY_PID" 2>/dev/null || die "the relay (pid $RELAY_PID) exited: $(tail -n 2 "$TMP/relay.log" | cut -c1-300)"
   kill -0 "$SINK_PID" 2>/dev/null || die "smtp-sink (pid $SINK_PID) exited: $(tail -n 2 "$TMP/sink.log")"
@@ -144,12 +123,7 @@ measure() {
 
 # ---- build, smtp-sink, relay --------------------------------------------------
 cd "$ROOT"
-# Installs node_modules when missing or built for another Node ABI (scripts/lib.sh).
-need_modules
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-  say "build"
-  npm run build --silent
-fi
+build_dist
 
 say "smtp-sink"
 SINK_PORT=$(node "$H" freeport)
