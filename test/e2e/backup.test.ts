@@ -11,13 +11,7 @@ describe('e2e: dnsproxy backup / restore', function () {
   this.timeout(120_000);
   let tmp: ReturnType<typeof tempDir>;
   let c: Running | undefined;
-  eachTempDir(
-    (t) => {
-      tmp = t;
-      c = undefined;
-    },
-    () => c,
-  );
+  eachTempDir((t) => (tmp = t), () => c);
 
   const put = (name: string) => fetch(`${c!.apiUrl}/api/v1/records/${name}/A`, { method: 'PUT', headers: auth, body: JSON.stringify({ name, type: 'A', values: ['192.0.2.7'] }) });
   const names = async () => ((await (await fetch(`${c!.apiUrl}/api/v1/records`, { headers: auth })).json()) as { records: { name: string }[] }).records.map((r) => r.name).filter((n) => n.startsWith('b'));

@@ -15,13 +15,7 @@ describe('e2e: dnsproxy serve', function () {
   this.timeout(60_000);
   let tmp: ReturnType<typeof tempDir>;
   let c: Running | undefined;
-  eachTempDir(
-    (t) => {
-      tmp = t;
-      c = undefined;
-    },
-    () => c,
-  );
+  eachTempDir((t) => (tmp = t), () => c);
 
   it('add-record → dig answers with aa; unknown names are NXDOMAIN with the SOA', async function () {
     c = await startController(tmp.dir);

@@ -28,14 +28,7 @@ describe('e2e: desired state as code', function () {
   this.timeout(120_000);
   let tmp: ReturnType<typeof tempDir>;
   let c: Running | undefined;
-  eachTempDir(
-    (t) => {
-      tmp = t;
-      c = undefined;
-    },
-    () => c,
-    'stop',
-  );
+  eachTempDir((t) => (tmp = t), () => c, 'stop');
 
   it('serve --watch applies good saves, refuses a bad one while DNS keeps the old answer; the config file is watched; export/apply through the CLI', async () => {
     const file = join(tmp.dir, 'state.yaml');

@@ -126,16 +126,16 @@ export function eachController(started: (s: CaddyController) => void | Promise<v
 }
 
 /**
- * Registers in the enclosing describe, for each test: before it, a fresh temp dir given to `made` (which also
- * clears the suite's controller variable); after it, the controller `running()` returns is ended if it still
- * runs (SIGKILL, or SIGTERM and a wait with `end: 'stop'`) and the dir removed.
+ * Registers in the enclosing describe, for each test: before it, a fresh temp dir given to `made`; after it,
+ * the controller `running()` returns is ended if it still runs (SIGKILL, or SIGTERM and a wait with
+ * `end: 'stop'`; one an earlier test left, already ended, is left alone) and the dir removed.
  */
 export function eachTempDir(made: (tmp: ReturnType<typeof tempDir>) => void, running: () => Running | undefined, end: 'kill' | 'stop' = 'kill'): void {
   let tmp: ReturnType<typeof tempDir>;
   beforeEach(() => made((tmp = tempDir())));
   afterEach(async () => {
     const c = running();
-    if (c && c.proc.exitCode === null) await (end === 'kill' ? c.kill() : c.stop());
+    if (c && c.proc.exitCode === null && c.proc.signalCode === null) await (end === 'kill' ? c.kill() : c.stop());
     tmp.cleanup();
   });
 }
