@@ -2,18 +2,11 @@
 // mailbox (a second sink, reached through a rule for the sender's domain), and per-recipient
 // outcomes when the provider refuses some recipients at RCPT TO. Real sockets throughout.
 import { expect } from 'chai';
-import { client, configure, deadPort, eventually, mail, message, queuedIds, sinkSet, startRelay, type Received, type RelayFixture, type Sink } from './helpers.js';
+import { client, configure, deadPort, eachRelayAndSinks, eventually, mail, message, queuedIds, startRelay, type Received, type RelayFixture, type Sink } from './helpers.js';
 
 describe('mail: bounces (DSN to the sender) and per-recipient outcomes', function () {
   let r: RelayFixture | undefined;
-  const sinks = sinkSet();
-  const newSink: typeof sinks.start = (...args) => sinks.start(...args);
-
-  afterEach(async () => {
-    await r?.close();
-    r = undefined;
-    await sinks.closeAll();
-  });
+  const newSink = eachRelayAndSinks(() => r, () => (r = undefined));
 
   /** The relay with `providers` (the first is the catch-all) and the sender's mailbox `home`, routed by a rule for example.com. */
   async function relayWithMailbox(providers: Record<string, number>, home: Sink, over: Parameters<typeof startRelay>[0] = {}) {

@@ -2,18 +2,11 @@
 // provider is down, refuses, or keeps failing; and a lease left by a crashed relay.
 import { expect } from 'chai';
 import { tempDir } from '../helpers/tmp.js';
-import { client, configure, deadPort, eventually, mail, message, queuedIds, sinkSet, startRelay, type RelayFixture } from './helpers.js';
+import { client, configure, deadPort, eachRelayAndSinks, eventually, mail, message, queuedIds, startRelay, type RelayFixture } from './helpers.js';
 
 describe('mail: delivery (retries, bounces, fallback, leases)', function () {
   let r: RelayFixture | undefined;
-  const sinks = sinkSet();
-  const newSink: typeof sinks.start = (...args) => sinks.start(...args);
-
-  afterEach(async () => {
-    await r?.close();
-    r = undefined;
-    await sinks.closeAll();
-  });
+  const newSink = eachRelayAndSinks(() => r, () => (r = undefined));
 
   it('provider down: the message is deferred with the connection error logged, then delivered once the provider is up', async () => {
     const port = await deadPort();

@@ -108,6 +108,20 @@ export function sinkSet(): { start(port?: number): Promise<Sink>; closeAll(): Pr
   };
 }
 
+/**
+ * Registers in the enclosing describe an afterEach that closes the relay `relay()` returns (then `closed()`
+ * lets the suite drop it) and every sink the returned `newSink(port?)` started during the test.
+ */
+export function eachRelayAndSinks(relay: () => RelayFixture | undefined, closed: () => void): (port?: number) => Promise<Sink> {
+  const sinks = sinkSet();
+  afterEach(async () => {
+    await relay()?.close();
+    closed();
+    await sinks.closeAll();
+  });
+  return (port) => sinks.start(port);
+}
+
 /** A port nothing listens on (bound, then released). */
 export async function deadPort(): Promise<number> {
   const s = sink();
