@@ -187,11 +187,13 @@ export class RecoveryWatcher extends EventEmitter {
     }
 
     let pool: Map<string, UpstreamStatus> | null = null;
-    try {
-      pool = await this.opts.pool();
-    } catch (err) {
-      out.poolError = err instanceof Error ? err.message : String(err);
-    }
+    // Caddy logs each admin request at INFO: no watched route, no read.
+    if (routes.some(watchedByRecovery))
+      try {
+        pool = await this.opts.pool();
+      } catch (err) {
+        out.poolError = err instanceof Error ? err.message : String(err);
+      }
     if (pool)
       for (const r of routes) {
         if (!watchedByRecovery(r)) continue;

@@ -27,6 +27,7 @@ function harness(routes: DesiredRoute[]) {
     alive: new Set<string>(),
     probed: [] as ProbeTarget[],
     changes: 0,
+    reads: 0,
     timers: new ManualTimers(),
     watcher: null as unknown as RecoveryWatcher,
     fails(dial: string, n: number) {
@@ -37,7 +38,7 @@ function harness(routes: DesiredRoute[]) {
     now: () => h.clock,
     timers: h.timers,
     routes: () => h.routes,
-    pool: () => (h.poolFails ? Promise.reject(new Error('connect ECONNREFUSED')) : Promise.resolve(h.pool)),
+    pool: () => (h.reads++, h.poolFails ? Promise.reject(new Error('connect ECONNREFUSED')) : Promise.resolve(h.pool)),
     probe: (t) => (h.probed.push(t), Promise.resolve(h.alive.has(t.dial))),
     onChange: () => h.changes++,
   });
@@ -82,6 +83,10 @@ describe('proxy/recovery: the watcher', () => {
     ]);
     h.fails(A, 5);
     expect((await h.watcher.run()).marked, 'a single upstream is never marked, passive or not').to.deep.equal([]);
+    expect(h.reads, 'api:onepassive is watched').to.equal(1);
+    const idle = harness([route('api:active', ['a.example.test'], [A, B], { health: { active: { path: '/hz' } } })]);
+    await idle.watcher.run();
+    expect(idle.reads, 'no watched route: Caddy is not asked').to.equal(0);
     h.routes.push(route('api:plain', ['p.example.test'], [A, B]));
     h.poolFails = true;
     const run = await h.watcher.run();
