@@ -234,7 +234,7 @@ export function routeCommands(program: Command, g: Globals): void {
 }
 
 /** An upstream as listed: `192.0.2.5:80`, with ` x3` for a weight, ` (dead)` when out of rotation by hand, ` (failing)` / ` (down)` as Caddy reports it. */
-function upstreamText(u: string, o: { weight?: number; dead?: boolean } | undefined, h?: { state: string; reason?: string }): string {
+export function upstreamText(u: string, o: { weight?: number; dead?: boolean } | undefined, h?: { state: string; reason?: string }): string {
   // A backend the controller took out after failed requests says so: `(down: failed requests; probed every 60s)`.
   const health = o?.dead ? ' (dead)' : h?.state === 'failing' || h?.state === 'down' ? ` (${h.state}${h.reason ? `: ${h.reason}` : ''})` : '';
   return `${u}${o?.weight !== undefined && o.weight !== 1 ? ` x${o.weight}` : ''}${health}`;

@@ -4,6 +4,7 @@
 import { expect } from 'chai';
 import http from 'node:http';
 import net from 'node:net';
+import { upstreamText } from '../../src/cli/routes.js';
 import { routeBody } from '../../src/model/route.js';
 import { backendHealth, type UpstreamStatus } from '../../src/proxy/backend-health.js';
 import { caddyfileExport } from '../../src/proxy/caddyfile.js';
@@ -218,6 +219,10 @@ describe('proxy/recovery: probe, views, model', () => {
       { address: A, state: 'dead', fails: 0, requests: 1 },
       { address: B, state: 'down', fails: 0, requests: 0, reason: 'failed requests; probed every 60s', since: '2026-01-01T00:00:00.000Z', next_probe_at: '2026-01-01T00:01:00.000Z' },
     ]);
+    // dnsproxy routes: the reason beside the state; by hand stays `(dead)`.
+    expect(upstreamText(B, undefined, { state: 'down', reason: 'failed requests; probed every 60s' })).to.equal(`${B} (down: failed requests; probed every 60s)`);
+    expect(upstreamText(A, { dead: true }, { state: 'dead' })).to.equal(`${A} (dead)`);
+    expect(upstreamText(C, { weight: 2 }, { state: 'failing' })).to.equal(`${C} x2 (failing)`);
     const odd = new Map([[B, { since: 0, nextProbeAt: 1500, intervalMs: 1500 }]]);
     expect(backendHealth([B], undefined, (u) => [u], pool, odd)[0]!.reason).to.equal('failed requests; probed every 1500ms');
   });
