@@ -37,6 +37,7 @@ import { CertWatch, probeCertificate, probeName } from './proxy/certs.js';
 import { markerId, render } from './proxy/render.js';
 import { HostStats } from './proxy/stats.js';
 import { LatencyRanker } from './proxy/latency.js';
+import { RecoveryWatcher } from './proxy/recovery.js';
 import { PortGuard } from './proxy/ports.js';
 import { startAccessLogServer, type AccessLogServer } from './proxy/access-log.js';
 import { parseUpstreams, type UpstreamStatus } from './proxy/backend-health.js';
@@ -145,6 +146,8 @@ export interface WireDeps {
   certTimers?: Timers;
   /** The least_latency probes' clock and timers (default the system's). */
   latency?: { now?: () => number; timers?: Timers };
+  /** The dead-backend watcher's clock and timers (default the system's). */
+  recovery?: { now?: () => number; timers?: Timers };
 }
 
 export interface Wired {
@@ -165,6 +168,8 @@ export interface Wired {
   ports: PortGuard;
   /** least_latency routes' probes and ranking (src/proxy/latency.ts): probes once start() runs; stop() it with the reconciler. */
   latency: LatencyRanker;
+  /** Backends taken out after failed requests and probed back (src/proxy/recovery.ts): runs once start() runs; stop() it with the reconciler. */
+  recovery: RecoveryWatcher;
   /** Stops /metrics from counting this wiring's records (the gauge reads them when scraped). */
   uncount: () => void;
   /** Tailnet devices: polled once `devices.registry.start()` runs; each change re-binds records and re-resolves routes. */
@@ -174,7 +179,7 @@ export interface Wired {
   /** ACME DNS-01 from our zones (src/certs/acme.ts): orders through the API; the controller adds its Renewer. */
   acme: Dns01Issuer;
   /** The API's dependencies that come from the wiring (the caller adds health, mail, …). */
-  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'commit' | 'settled' | 'devices' | 'certificates' | 'upstreamPool' | 'acme'>;
+  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'commit' | 'settled' | 'devices' | 'certificates' | 'upstreamPool' | 'recovery' | 'acme'>;
 }
 
 /**
@@ -248,13 +253,27 @@ export function wire(c: Config, deps: WireDeps): Wired {
     onChange: () => reconciler?.trigger(),
     log: logger('proxy.latency'),
   });
+  // Backends failed by requests on routes without an active check: out of Caddy, probed back (recovery.ts).
+  const pool = deps.caddy instanceof CaddyAdmin ? upstreamPoolOf(deps.caddy) : null;
+  const recovery = new RecoveryWatcher({
+    now: deps.recovery?.now ?? Date.now,
+    timers: deps.recovery?.timers ?? systemTimers,
+    routes: () => proxy.desired().routes,
+    pool: async () => {
+      const p = pool ? await pool() : null;
+      if (!p) throw new Error('Caddy upstream pool not readable');
+      return p;
+    },
+    onChange: () => reconciler?.trigger(),
+    log: logger('proxy.recovery'),
+  });
   const reconciler = deps.caddy
     ? new Reconciler({
         render,
         markerId,
         ...deps.reconciler,
         // Expired certificates are left out: Caddy then gets its own for those names (at the next reconcile).
-        desired: () => ports.apply({ ...latency.apply(proxy.desired()), certificates: certificates.served((deps.certsNow?.() ?? new Date()).getTime()) }),
+        desired: () => ports.apply({ ...latency.apply(recovery.apply(proxy.desired())), certificates: certificates.served((deps.certsNow?.() ?? new Date()).getTime()) }),
         caddy: deps.caddy,
         // Called only after reconciler.start(), by when `pipeline` exists.
         onStatus: (statuses) => {
@@ -306,6 +325,7 @@ export function wire(c: Config, deps: WireDeps): Wired {
     group,
     ports,
     latency,
+    recovery,
     uncount,
     devices,
     certificates,
@@ -323,7 +343,8 @@ export function wire(c: Config, deps: WireDeps): Wired {
       synthesisedRecords: (z) => index.synthesisedRecords(z),
       proxyStatus: () => (reconciler ? { ...reconciler.state(), applied: reconciler.applied() } : { applied: null, caddyUp: false, inSync: false, lastError: null }),
       caddyfile: caddyfileExport,
-      ...(deps.caddy instanceof CaddyAdmin ? { upstreamPool: upstreamPoolOf(deps.caddy) } : {}),
+      ...(pool ? { upstreamPool: pool } : {}),
+      recovery: (id) => recovery.marks(id),
       simulate: (fn) => simulate(db, [records, routes, views, certificates], fn),
       transaction,
       commit: (fn) => group.run(fn),
@@ -347,6 +368,7 @@ export class Controller {
   private accessLog?: AccessLogServer;
   private ports?: PortGuard;
   private latency?: LatencyRanker;
+  private recovery?: RecoveryWatcher;
   private caddyProcess?: CaddyProcess;
   private devices?: Devices;
   private stateDeps?: StateDeps;
@@ -379,6 +401,7 @@ export class Controller {
       this.uncount = wired.uncount;
       this.ports = wired.ports;
       this.latency = wired.latency;
+      this.recovery = wired.recovery;
       const reconciler = (this.reconciler = wired.reconciler!);
       const fixed = process.env.DNSPROXY_ADMIN_TOKEN || undefined;
       const weak = fixed === undefined ? null : adminTokenProblem(fixed);
@@ -429,6 +452,7 @@ export class Controller {
       pipeline.start();
       reconciler.start();
       wired.latency.start();
+      wired.recovery.start();
       (this.devices = wired.devices.registry).start();
       if (!c.caddy_spawn)
         void caddy.ping().then((p) => {
@@ -554,6 +578,7 @@ export class Controller {
     await this.devices?.stop();
     this.ports?.stop();
     this.latency?.stop();
+    this.recovery?.stop();
     await this.reconciler?.stop().catch(() => undefined);
     await this.caddyProcess?.stop().catch(() => undefined);
     await this.dns?.stop().catch(() => undefined);
@@ -563,7 +588,7 @@ export class Controller {
     this.uncertify?.();
     this.db?.close();
     this.renewer = this.uncertify = undefined;
-    this.latency = undefined;
+    this.latency = this.recovery = undefined;
     this.api = this.reconciler = this.certs = this.caddyProcess = this.dns = this.db = this.mail = this.onDemand = this.devices = this.accessLog = undefined;
     this.stateWatch = this.configWatch = this.stateDeps = undefined;
   }

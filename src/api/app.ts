@@ -1,4 +1,5 @@
 // build() makes the HTTP API without listening, so tests use inject() and `serve` adds listen().
+import type { HealthDead } from '../proxy/recovery.js';
 import type { UpstreamStatus } from '../proxy/backend-health.js';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -64,6 +65,8 @@ export interface ApiDeps {
   proxyStatus: () => { applied: DesiredProxy | null; caddyUp: boolean; inSync: boolean; lastError: string | null };
   /** Caddy's upstream pool now (backend-health.ts), or null when Caddy cannot say; absent: no Caddy (backend health not shown). */
   upstreamPool?: () => Promise<Map<string, UpstreamStatus> | null>;
+  /** The backends of a route the controller took out after failed requests (src/proxy/recovery.ts): dial → mark; absent: none shown. */
+  recovery?: (routeId: string) => ReadonlyMap<string, HealthDead>;
   /** Human-readable Caddyfile for a desired state. */
   caddyfile: (desired: DesiredProxy) => string;
   /** Runs writes in a rolled-back transaction (dry runs). */

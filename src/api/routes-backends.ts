@@ -38,10 +38,11 @@ const inputOf = (r: StoredRoute, upstreams: string[], backends: Backends | undef
 
 /**
  * The routes with `backend_health` (each upstream as written: up / failing / down / dead /
- * unknown, fails, requests) from Caddy's upstream pool and our dead flags, when the API has a
+ * unknown, fails, requests; reason, since, next_probe_at for one taken out after failed
+ * requests) from Caddy's upstream pool, our dead flags and the recovery watcher's marks, when the API has a
  * Caddy to ask (one read per call); unchanged otherwise or when Caddy does not answer.
  */
-export async function withBackendHealth(deps: Pick<ApiDeps, 'upstreamPool' | 'proxy'>, routes: Route[]): Promise<Route[]> {
+export async function withBackendHealth(deps: Pick<ApiDeps, 'upstreamPool' | 'proxy' | 'recovery'>, routes: Route[]): Promise<Route[]> {
   const pool = deps.upstreamPool ? await deps.upstreamPool() : null;
   if (!pool) return routes;
   const dialsOf = (u: string): string[] => {
@@ -50,7 +51,7 @@ export async function withBackendHealth(deps: Pick<ApiDeps, 'upstreamPool' | 'pr
     const addresses = host.startsWith('[') || /^\d+\.\d+\.\d+\.\d+$/.test(host) ? undefined : deps.proxy.resolve(host.toLowerCase());
     return addresses === undefined ? [u] : addresses.map((a) => (a.includes(':') ? `[${a}]:${u.slice(at + 1)}` : `${a}:${u.slice(at + 1)}`));
   };
-  return routes.map((r) => ({ ...r, backend_health: backendHealth(r.upstreams, r.backends, dialsOf, pool) }));
+  return routes.map((r) => ({ ...r, backend_health: backendHealth(r.upstreams, r.backends, dialsOf, pool, deps.recovery?.(r.id)) }));
 }
 
 export const routeBackends =

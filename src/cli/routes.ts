@@ -20,7 +20,7 @@ interface RouteView {
   /** Per-upstream weight / dead flag (absent: none set). */
   backends?: Record<string, { weight?: number; dead?: boolean }>;
   /** Per-upstream state from Caddy (absent: the server could not ask Caddy). */
-  backend_health?: { address: string; state: string; fails: number }[];
+  backend_health?: { address: string; state: string; fails: number; reason?: string }[];
 }
 interface PlanRoute {
   id: string;
@@ -234,14 +234,15 @@ export function routeCommands(program: Command, g: Globals): void {
 }
 
 /** An upstream as listed: `192.0.2.5:80`, with ` x3` for a weight, ` (dead)` when out of rotation by hand, ` (failing)` / ` (down)` as Caddy reports it. */
-function upstreamText(u: string, o: { weight?: number; dead?: boolean } | undefined, state?: string): string {
-  const health = o?.dead ? ' (dead)' : state === 'failing' || state === 'down' ? ` (${state})` : '';
+export function upstreamText(u: string, o: { weight?: number; dead?: boolean } | undefined, h?: { state: string; reason?: string }): string {
+  // A backend the controller took out after failed requests says so: `(down: failed requests; probed every 60s)`.
+  const health = o?.dead ? ' (dead)' : h?.state === 'failing' || h?.state === 'down' ? ` (${h.state}${h.reason ? `: ${h.reason}` : ''})` : '';
   return `${u}${o?.weight !== undefined && o.weight !== 1 ? ` x${o.weight}` : ''}${health}`;
 }
 
 function routeTable(routes: RouteView[]): string {
   return table(
     ['ID', 'HOSTS', 'UPSTREAMS', 'TLS', 'STATUS', 'MODE'],
-    routes.map((r) => [r.id, `${r.hosts.join(',')}${r.path ?? ''}`, r.upstreams.map((u) => upstreamText(u, r.backends?.[u], r.backend_health?.find((h) => h.address === u)?.state)).join(', '), r.tls, r.error ? `${r.status}: ${r.error}` : r.status, r.mode ?? '-']),
+    routes.map((r) => [r.id, `${r.hosts.join(',')}${r.path ?? ''}`, r.upstreams.map((u) => upstreamText(u, r.backends?.[u], r.backend_health?.find((h) => h.address === u))).join(', '), r.tls, r.error ? `${r.status}: ${r.error}` : r.status, r.mode ?? '-']),
   );
 }

@@ -8,6 +8,8 @@ import { duration } from './route-balancing.js';
 export const MIN_INTERVAL_MS = 1000;
 /** Longest interval / durations accepted: an hour (a longer one would hide a dead backend for longer than anyone expects). */
 export const MAX_DURATION_MS = 3_600_000;
+/** How often a backend taken out after failed requests is probed back when `recovery_interval` is not given (the issue's default). */
+export const DEFAULT_RECOVERY_INTERVAL = '60s';
 /** Most failures counted before a backend is skipped (Caddy counts each within fail_duration). */
 export const MAX_FAILS = 100;
 
@@ -36,6 +38,9 @@ export const healthSchema = z
   .object({
     passive: passiveHealth.optional(),
     active: activeHealth.optional(),
+    recovery_interval: duration(MAX_DURATION_MS, MIN_INTERVAL_MS)
+      .optional()
+      .describe('How often the controller probes a backend it took out after failed requests (routes with passive health and no active check; at least 1s; default 60s)'),
   })
   .strict()
   .describe('Health checks of the backends: passive (from real requests) and active (probes)');

@@ -190,7 +190,7 @@ export interface Route {
   backends?: Backends;
   health?: Health;
   /** Each upstream's state as Caddy reports it, merged with the dead flag (src/proxy/backend-health.ts); only when the controller can ask Caddy. */
-  backend_health?: { address: string; state: 'up' | 'failing' | 'down' | 'dead' | 'unknown'; fails: number; requests: number }[];
+  backend_health?: { address: string; state: 'up' | 'failing' | 'down' | 'dead' | 'unknown'; fails: number; requests: number; reason?: string; since?: string; next_probe_at?: string }[];
   /** Absent for a stored row that does not parse (never served). */
   mode?: RouteMode;
   status: RouteStatus;

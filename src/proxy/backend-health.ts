@@ -1,7 +1,8 @@
-// Backend health as Caddy 2.6.2 knows it, merged with our by-hand dead flag (issue 15, item 3).
-// Pure: parsing of Caddy's answers and the merge; the reads are CaddyAdmin.upstreams() and
-// CaddyAdmin.revision()'s /metrics text. Not yet shown by the API (see src/proxy/README.md).
+// Backend health as Caddy 2.6.2 knows it, merged with our by-hand dead flag and the backends the
+// controller took out after failed requests (recovery.ts) (issue 15, item 3). Pure: parsing of
+// Caddy's answers and the merge; the reads are CaddyAdmin.upstreams() and /metrics text.
 import type { Backends } from '../model/route-backends.js';
+import { recoveryReason, type HealthDead } from './recovery.js';
 
 /**
  * One dial address in Caddy's upstream pool. From 2.6.2's admin `GET /reverse_proxy/upstreams`
@@ -21,10 +22,16 @@ export type BackendState = 'up' | 'failing' | 'down' | 'dead' | 'unknown';
 export interface BackendHealth {
   /** The upstream as written in the route. */
   address: string;
-  /** dead: out of rotation by hand; failing: passive failures counted now; down: Caddy's health says unhealthy; unknown: Caddy has no state for it. */
+  /** dead: out of rotation by hand; down: taken out after failed requests and probed back (recovery.ts), or Caddy's health says unhealthy; failing: passive failures counted now; unknown: Caddy has no state for it. */
   state: BackendState;
   fails: number;
   requests: number;
+  /** Only for a backend the controller took out: why (`failed requests; probed every 60s`). */
+  reason?: string;
+  /** Only for a backend the controller took out: when (ISO 8601). */
+  since?: string;
+  /** Only for a backend the controller took out: when it is probed next (ISO 8601). */
+  next_probe_at?: string;
 }
 
 /** `GET /reverse_proxy/upstreams` body → dial → status; throws on another shape. */
@@ -50,16 +57,31 @@ export function withMetrics(pool: Map<string, UpstreamStatus>, metrics: string):
 }
 
 /**
- * Each upstream of a route as written, with its state: `dead` by hand first; else over its dial
- * addresses (`dialsOf`: a name in our zones may have several) the worst of Caddy's states.
+ * Each upstream of a route as written, with its state: `dead` by hand first; then `down` when one
+ * of its dial addresses (`dialsOf`: a name in our zones may have several) is marked in `healthDead`
+ * (with reason, since and next probe); else over its dials the worst of Caddy's states.
  */
-export function backendHealth(upstreams: readonly string[], backends: Backends | undefined, dialsOf: (upstream: string) => string[], pool: Map<string, UpstreamStatus>): BackendHealth[] {
+export function backendHealth(
+  upstreams: readonly string[],
+  backends: Backends | undefined,
+  dialsOf: (upstream: string) => string[],
+  pool: Map<string, UpstreamStatus>,
+  healthDead: ReadonlyMap<string, HealthDead> = new Map(),
+): BackendHealth[] {
   return upstreams.map((address) => {
-    const known = dialsOf(address).map((d) => pool.get(d)).filter((s): s is UpstreamStatus => s !== undefined);
+    const dials = dialsOf(address);
+    const known = dials.map((d) => pool.get(d)).filter((s): s is UpstreamStatus => s !== undefined);
     const fails = known.reduce((n, s) => n + s.fails, 0);
     const requests = known.reduce((n, s) => n + s.requests, 0);
+    const marks = dials.map((d) => healthDead.get(d)).filter((m): m is HealthDead => m !== undefined);
     let state: BackendState;
     if (backends?.[address]?.dead) state = 'dead';
+    else if (marks.length) {
+      // The earliest mark and the soonest probe over the name's addresses.
+      const since = Math.min(...marks.map((m) => m.since));
+      const next = Math.min(...marks.map((m) => m.nextProbeAt));
+      return { address, state: 'down', fails, requests, reason: recoveryReason(marks[0]!.intervalMs), since: new Date(since).toISOString(), next_probe_at: new Date(next).toISOString() };
+    }
     else if (known.length === 0) state = 'unknown';
     else if (fails > 0) state = 'failing';
     else if (known.some((s) => s.healthy === false)) state = 'down';

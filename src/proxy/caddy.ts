@@ -160,7 +160,7 @@ export class CaddyAdmin implements CaddyApi {
     return typeof value === 'string' && value !== '' ? value : null;
   }
 
-  /** 2.6.2's upstream pool (`GET /reverse_proxy/upstreams`, backend-health.ts parseUpstreams). Caddy logs this request at INFO: read it when asked, not on a timer. */
+  /** 2.6.2's upstream pool (`GET /reverse_proxy/upstreams`, backend-health.ts parseUpstreams). Caddy logs this request at INFO: read when a view asks, and by the recovery watcher every 5 s (recovery.ts), nowhere else. */
   async upstreams(): Promise<unknown> {
     const res = await this.call('GET /reverse_proxy/upstreams', () => this.http.get('/reverse_proxy/upstreams', { timeout: this.readTimeoutMs }));
     return res === null ? null : parseJson(res.data);

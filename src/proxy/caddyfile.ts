@@ -7,6 +7,8 @@ import { isIP } from 'node:net';
 import { authSummary } from './auth.js';
 import { headersSummary } from './headers.js';
 import { limitsSummary } from './limits.js';
+import { watchedByRecovery } from './recovery.js';
+import { DEFAULT_RECOVERY_INTERVAL } from '../model/route-health.js';
 import { nameProblem, upstreamProblem } from '../model/name.js';
 import { adminAddressProblem } from './admin-address.js';
 import {
@@ -164,7 +166,7 @@ function routeNotes(r: DesiredRoute): string[] {
     ...(limits ? [`${limits} (in the pushed JSON config, not exported)`] : []),
     ...(r.balancing ? [`balancing ${JSON.stringify(r.balancing)} (in the pushed JSON config, not exported: the block below shows round robin)`] : []),
     ...(r.weights ? [`weights ${JSON.stringify(r.weights)} (in the pushed JSON config as repeated upstreams, not exported)`] : []),
-    ...(r.health ? [`health ${JSON.stringify(r.health)} (in the pushed JSON config, not exported)`] : []),
+    ...(r.health ? [`health ${JSON.stringify(r.health)} (in the pushed JSON config, not exported)${watchedByRecovery(r) ? `; a backend failing requests is taken out by the controller and probed back every ${r.health.recovery_interval ?? DEFAULT_RECOVERY_INTERVAL}` : ''}`] : []),
     ...(r.listen ? [`also served on port ${r.listen.port} (in the pushed JSON config, not exported)`] : []),
   ];
 }

@@ -80,7 +80,7 @@ const STATE_REFUSALS = new Set([404, 409]);
 const REFUSALS = new Set([400, 405, 414, ...STATE_REFUSALS]);
 
 const RECORDS = (n: number) => [
-  { name: `a${n}`, type: 'A', ttl: 60, service_name: `s${n}`, values: ['192.0.2.1'], proxy: { enabled: true, upstreams: ['192.0.2.50:8080'], tls: 'internal', balancing: { policy: 'random', try_duration: '2s', retries: 1 }, backends: { '192.0.2.50:8080': { weight: 2, dead: false } }, health: { passive: { max_fails: 2, fail_duration: '10s', unhealthy_status: [502, 503], unhealthy_latency: '2s' }, active: { path: '/healthz', interval: '5s', timeout: '1s', expected_status: 200 } } }, views: { lan: { values: ['192.168.1.1'] } } },
+  { name: `a${n}`, type: 'A', ttl: 60, service_name: `s${n}`, values: ['192.0.2.1'], proxy: { enabled: true, upstreams: ['192.0.2.50:8080'], tls: 'internal', balancing: { policy: 'random', try_duration: '2s', retries: 1 }, backends: { '192.0.2.50:8080': { weight: 2, dead: false } }, health: { passive: { max_fails: 2, fail_duration: '10s', unhealthy_status: [502, 503], unhealthy_latency: '2s' }, active: { path: '/healthz', interval: '5s', timeout: '1s', expected_status: 200 }, recovery_interval: '30s' } }, views: { lan: { values: ['192.168.1.1'] } } },
   { name: `aaaa${n}`, type: 'AAAA', ttl: 60, values: ['2001:db8::1'], proxy: { enabled: false, upstreams: ['[2001:db8::5]:80'], tls: 'off' }, views: { lan: { values: ['fd00::1'] } } },
   { name: `cname${n}`, type: 'CNAME', values: ['target.home.arpa'] },
   { name: `txt${n}`, type: 'TXT', values: ['v=spf1 -all', 'second', ['key=one', 'key=two', { hex: '00ff' }]] },
@@ -131,7 +131,7 @@ const STATE_DOC = {
 /** A valid request per operation (`n` makes names unique), every optional field and variant included. */
 const BASE: Record<string, (n: number, s: Setup) => Req[]> = {
   'POST /add-record': (n) => [
-    { query: dry, body: { service_name: `s${n}`, name: `h${n}`, ip: '192.0.2.1', port: 8080, forward_to_ip: '192.0.2.2', proxy_enabled: true, ttl: 60, balancing: { policy: 'least_conn', try_duration: '2s', retries: 1 }, health: { passive: { max_fails: 2, fail_duration: '10s', unhealthy_status: [502, 503], unhealthy_latency: '2s' }, active: { path: '/healthz', interval: '5s', timeout: '1s', expected_status: 200 } } } },
+    { query: dry, body: { service_name: `s${n}`, name: `h${n}`, ip: '192.0.2.1', port: 8080, forward_to_ip: '192.0.2.2', proxy_enabled: true, ttl: 60, balancing: { policy: 'least_conn', try_duration: '2s', retries: 1 }, health: { passive: { max_fails: 2, fail_duration: '10s', unhealthy_status: [502, 503], unhealthy_latency: '2s' }, active: { path: '/healthz', interval: '5s', timeout: '1s', expected_status: 200 }, recovery_interval: '30s' } } },
     { query: dry, body: { service_name: `d${n}`, name: `d${n}`, target_device: 'laptop', port: 8080, proxy_enabled: true, ttl: 60 } },
   ],
   'DELETE /remove-record': (n) => [{ query: dry, body: { name: `h${n}` } }, { query: { ...dry, name: `h${n}` } }],
@@ -146,7 +146,7 @@ const BASE: Record<string, (n: number, s: Setup) => Req[]> = {
   'POST /api/v1/tokens': (n) => [{ body: { name: `t${n}`, scope: 'write' } }],
   'DELETE /api/v1/tokens/{id}': () => [{ params: { id: 'abcdef012345' } }],
   'POST /api/v1/routes': (n) => [
-    { query: dry, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'off', health_path: '/healthz', listen: { port: 18080 }, balancing: { policy: 'first', try_duration: '2s', retries: 1 }, backends: { '192.0.2.5:80': { weight: 2, dead: false } }, health: { passive: { max_fails: 2, fail_duration: '10s', unhealthy_status: [502, 503], unhealthy_latency: '2s' }, active: { path: '/healthz', interval: '5s', timeout: '1s', expected_status: 200 } } } },
+    { query: dry, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'off', health_path: '/healthz', listen: { port: 18080 }, balancing: { policy: 'first', try_duration: '2s', retries: 1 }, backends: { '192.0.2.5:80': { weight: 2, dead: false } }, health: { passive: { max_fails: 2, fail_duration: '10s', unhealthy_status: [502, 503], unhealthy_latency: '2s' }, active: { path: '/healthz', interval: '5s', timeout: '1s', expected_status: 200 }, recovery_interval: '30s' } } },
     { query: dry, body: { hosts: [`rd${n}.home.arpa`], upstreams: ['device:laptop:8080', 'device:nas:80'], tls: 'internal' } },
     // Route option groups (issue 15): auth of each kind, headers, limits.
     { query: dry, body: { hosts: [`ra${n}.home.arpa`], upstreams: ['192.0.2.5:80'], auth: { basic: { realm: 'staff', accounts: [{ username: 'bob', password: 'pw' }, { username: 'eve', hash: `$2a$04$${'a'.repeat(53)}` }] } } } },
@@ -164,7 +164,7 @@ const BASE: Record<string, (n: number, s: Setup) => Req[]> = {
   ],
   'GET /api/v1/routes/{id}': (_n, s) => [{ params: { id: s.routeId } }],
   'PUT /api/v1/routes/{id}': (n, s) => [
-    { query: dry, params: { id: s.routeId }, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'internal', health_path: '/healthz', listen: { port: 18443 }, balancing: { policy: 'ip_hash', try_duration: '2s', retries: 1 }, backends: { '192.0.2.5:80': { weight: 2, dead: false } }, health: { passive: { max_fails: 2, fail_duration: '10s', unhealthy_status: [502, 503], unhealthy_latency: '2s' }, active: { path: '/healthz', interval: '5s', timeout: '1s', expected_status: 200 } } } },
+    { query: dry, params: { id: s.routeId }, body: { hosts: [`r${n}.home.arpa`], path: '/app', upstreams: ['192.0.2.5:80'], tls: 'internal', health_path: '/healthz', listen: { port: 18443 }, balancing: { policy: 'ip_hash', try_duration: '2s', retries: 1 }, backends: { '192.0.2.5:80': { weight: 2, dead: false } }, health: { passive: { max_fails: 2, fail_duration: '10s', unhealthy_status: [502, 503], unhealthy_latency: '2s' }, active: { path: '/healthz', interval: '5s', timeout: '1s', expected_status: 200 }, recovery_interval: '30s' } } },
     { query: dry, params: { id: s.routeId }, body: { hosts: [`ra${n}.home.arpa`], upstreams: ['192.0.2.5:80'], auth: { basic: { realm: 'staff', accounts: [{ username: 'bob', password: 'pw' }, { username: 'eve', hash: `$2a$04$${'a'.repeat(53)}` }] } } } },
     { query: dry, params: { id: s.routeId }, body: { hosts: [`rb${n}.home.arpa`], upstreams: ['192.0.2.5:80'], auth: { bearer: { tokens: ['t'.repeat(40)] } } } },
     {

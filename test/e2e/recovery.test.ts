@@ -1,0 +1,111 @@
+// Issue 15 item 3, "recovery probing for a backend marked dead": a real controller (its own
+// timers: a watch every 5 s, `health.recovery_interval: 1s`) in front of a real Caddy 2.6.2 and
+// two real backends. A stopped backend is taken out of Caddy's config after its failed request,
+// shown `down` by the API and the CLI, and is back after its first good probe once it runs again.
+import { expect } from 'chai';
+import http from 'node:http';
+import net from 'node:net';
+import { cli, startController, TOKEN, type Running } from '../helpers/controller.js';
+import { hasCaddy, startCaddy, type Echo, type RunningCaddy } from '../helpers/caddy.js';
+import { tempDir } from '../helpers/tmp.js';
+import { until } from '../helpers/until.js';
+
+const auth = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' };
+const HOST = 'recover.home.arpa';
+
+interface Health {
+  address: string;
+  state: string;
+  reason?: string;
+  since?: string;
+  next_probe_at?: string;
+}
+
+async function echoOn(name: string, port: number): Promise<{ dial: string; port: number; close(): Promise<void> }> {
+  const server = http.createServer((req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ backend: name, method: req.method ?? '', url: req.url ?? '', headers: req.headers } satisfies Echo)));
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', resolve));
+  const p = (server.address() as net.AddressInfo).port;
+  return { dial: `127.0.0.1:${p}`, port: p, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
+}
+
+function backendOf(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { host: HOST }, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        try {
+          resolve((JSON.parse(body) as Echo).backend);
+        } catch {
+          resolve(`status ${res.statusCode}`);
+        }
+      });
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('e2e: a backend failing requests is taken out and probed back', function () {
+  this.timeout(180_000);
+  let tmp: ReturnType<typeof tempDir>;
+  let caddy: RunningCaddy;
+  let c: Running;
+  let a: Awaited<ReturnType<typeof echoOn>>, b: Awaited<ReturnType<typeof echoOn>> | null;
+  let id: string;
+  const health = async (): Promise<Health[]> => ((await (await fetch(`${c.apiUrl}/api/v1/routes/${id}`, { headers: auth })).json()) as { route: { backend_health?: Health[] } }).route.backend_health ?? [];
+
+  before(async function () {
+    if (!hasCaddy()) return this.skip();
+    tmp = tempDir();
+    caddy = await startCaddy();
+    a = await echoOn('a', 0);
+    b = await echoOn('b', 0);
+    c = await startController(tmp.dir, { DNSPROXY_CADDY_ADMIN: caddy.adminListen, DNSPROXY_HTTP_PORT: String(caddy.httpPort), DNSPROXY_HTTPS_PORT: String(caddy.httpsPort) });
+    const r = await fetch(`${c.apiUrl}/api/v1/routes`, { method: 'POST', headers: auth, body: JSON.stringify({ hosts: [HOST], upstreams: [a.dial, b.dial], health: { passive: { fail_duration: '30s' }, recovery_interval: '1s' } }) });
+    expect(r.status).to.equal(201);
+    id = ((await r.json()) as { route: { id: string } }).route.id;
+    await until('route served by both', 20_000, async () => {
+      const seen = new Set([await backendOf(caddy.httpPort).catch(() => ''), await backendOf(caddy.httpPort).catch(() => '')]);
+      return seen.has('a') && seen.has('b') ? true : undefined;
+    });
+  });
+  after(async () => {
+    await c?.stop();
+    await caddy?.stop();
+    await Promise.all([a, b].filter((x) => x).map((x) => x!.close()));
+    tmp?.cleanup();
+  });
+
+  it('out after the failure (API and CLI say down, probed every 1s), back once it answers again', async () => {
+    const port = b!.port;
+    const dial = b!.dial;
+    await b!.close();
+    b = null;
+    // Requests (each answered by a: the dial error is retried) until the controller has marked b down.
+    const down = await until('the stopped backend shown down', 30_000, async () => {
+      expect(await backendOf(caddy.httpPort)).to.equal('a');
+      const h = (await health()).find((x) => x.address === dial);
+      return h?.state === 'down' ? h : undefined;
+    }, 200);
+    expect(down.reason).to.equal('failed requests; probed every 1s');
+    expect(Date.parse(down.next_probe_at!)).to.be.above(Date.parse(down.since!) - 1);
+    await until('Caddy runs the config without it', 20_000, async () => (JSON.stringify(await caddy.get('/config/')).includes(dial) ? undefined : true));
+    for (let i = 0; i < 20; i++) expect(await backendOf(caddy.httpPort)).to.equal('a');
+    const listed = await cli(['routes'], { DNSPROXY_API_URL: c.apiUrl, DNSPROXY_TOKEN: TOKEN });
+    expect(listed.code, listed.stderr).to.equal(0);
+    expect(listed.stdout).to.include(`${dial} (down: failed requests; probed every 1s)`);
+
+    b = await echoOn('b', port);
+    await until('the backend probed back into Caddy', 30_000, async () => (JSON.stringify(await caddy.get('/config/')).includes(dial) ? true : undefined), 200);
+    const seen: Record<string, number> = {};
+    for (let i = 0; i < 20; i++) {
+      const name = await backendOf(caddy.httpPort);
+      seen[name] = (seen[name] ?? 0) + 1;
+    }
+    expect(seen, JSON.stringify(seen)).to.deep.equal({ a: 10, b: 10 });
+    expect((await health()).map((h) => h.state)).to.deep.equal(['up', 'up']);
+  });
+});
