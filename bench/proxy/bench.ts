@@ -1,37 +1,40 @@
 // Our generated Caddy config vs a hand-written one (issue 15, `bench/proxy`), run by
 // `bash bench/proxy/run.sh` (needs dist/ built, caddy and wrk on PATH). Loopback only.
 //   - three echo backends (test/helpers/caddy.ts startBackend);
-//   - Caddy A run by the real controller (`bin/dnsproxy serve`): two routes made through the API,
-//     `POST /api/v1/routes` — `bench-plain.home.arpa` → the 3 backends, balancing round_robin;
-//     `bench-auth.home.arpa` → the same with `auth.basic` (one account, password given, so the API
-//     hashes it with bcrypt at its own cost; the renderer turns `hash_cache` on). What A runs is
-//     exactly what we push: the bench reads it back with `GET /config/` and waits until it serves;
+//   - Caddy A run by a real controller (`bin/dnsproxy serve`, default settings): two routes made
+//     through the API, `POST /api/v1/routes` — `bench-plain.home.arpa` → the 3 backends, balancing
+//     round_robin; `bench-auth.home.arpa` → the same with `auth.basic` (one account, password
+//     given, so the API hashes it with bcrypt at its own cost; the renderer turns `hash_cache` on).
+//     What A runs is exactly what we push: the bench reads it back with `GET /config/` and waits
+//     until it serves;
 //   - Caddy B with a hand-written minimal config: one server, a host matcher → reverse_proxy with
 //     the same 3 upstreams and round robin; and the auth host with `authentication` http_basic,
 //     bcrypt (same cost), hash_cache, before the same reverse_proxy. Nothing else (Caddy defaults);
-//   - unless NO_LOG=0, two more Caddies with our config as read from A, ports moved to theirs:
-//     C with only the access log taken out (`logging` and the servers' `logs`, which send every
-//     request to the controller for per-host stats), D with the log's net writer pointed at a
-//     listener in this process that reads and drops it: what of a gap the stats log costs, and
-//     how much of that is Caddy's side (encoding, one write per request) vs the controller's.
+//   - unless STATS=0, the cost of per-host stats (setting `stats`, off by default): Caddy S run by
+//     a second controller with `DNSPROXY_STATS=on` (the same two routes; its access log goes to
+//     that controller), and Caddy L with B's hand-written config plus the same access log sent to
+//     a listener in this process that reads and drops it: what Caddy's log costs any config.
 // Then WRK_ROUNDS interleaved rounds of `wrk -t1 -c20 -d$WRK_DURATION` per host and config
-// (A, B, C, D, A, B, C, D, …; a 2xx check on every answer), and the medians and ratios ours / hand-written
-// for plain and basic auth (target ≥ 0.95). The box's load average is printed at the start and end:
-// the ratios are same-run, but figures from a loaded box still say little about a target.
+// (A, B, S, L, A, B, S, L, …; a 2xx check on every answer): req/s medians and ratios against B
+// (target for A: ≥ 0.95, plain and basic auth), and each Caddy's CPU time per request over the
+// same rounds (from /proc; less sensitive to how the 2 cores were shared in a round). The box's
+// load average is printed at the start and end: the ratios are same-run, but figures from a
+// loaded box still say little about a target.
 import { spawn } from 'node:child_process';
 import { appendFileSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import bcrypt from 'bcryptjs';
+import { ACCESS_LOG_NAME } from '../../src/proxy/access-log.js';
 import { BCRYPT_COST } from '../../src/proxy/auth.js';
 import { startBackend, startCaddy, type RunningCaddy } from '../../test/helpers/caddy.js';
-import { startController, TOKEN } from '../../test/helpers/controller.js';
+import { startController, TOKEN, type Running } from '../../test/helpers/controller.js';
 import { tempDir } from '../../test/helpers/tmp.js';
 
 const env = process.env;
 const WRK_DURATION = env.WRK_DURATION ?? '5s';
 const WRK_ROUNDS = Number(env.WRK_ROUNDS ?? 3);
-const NO_LOG = env.NO_LOG !== '0';
+const STATS = env.STATS !== '0';
 const PIDFILE = env.BENCH_PIDFILE;
 const PLAIN = 'bench-plain.home.arpa';
 const AUTH = 'bench-auth.home.arpa';
@@ -113,27 +116,6 @@ function handWritten(caddy: RunningCaddy, dials: string[], hash: string): Json {
   };
 }
 
-/**
- * Our config as Caddy A runs it, moved to `to`'s admin and ports; `sink` null: the access log taken
- * out, else its net writer pointed at `sink` (`tcp/127.0.0.1:<port>`) instead of the controller.
- */
-function variantOf(config: Json, from: RunningCaddy, to: RunningCaddy, sink: string | null): Json {
-  const c = structuredClone(config) as { admin?: Json; logging?: { logs?: Record<string, { writer?: Json }> }; apps?: { http?: Json & { servers?: Record<string, Json> } } };
-  c.admin = { ...(c.admin ?? {}), listen: to.adminListen };
-  if (sink === null) delete c.logging;
-  else for (const log of Object.values(c.logging?.logs ?? {})) if (log.writer?.output === 'net') log.writer.address = sink;
-  const http = c.apps?.http;
-  if (http) {
-    if (http.http_port === from.httpPort) http.http_port = to.httpPort;
-    if (http.https_port === from.httpsPort) http.https_port = to.httpsPort;
-    for (const server of Object.values(http.servers ?? {})) {
-      if (sink === null) delete server.logs;
-      server.listen = (server.listen as string[]).map((l) => l.replace(new RegExp(`:${from.httpPort}$`), `:${to.httpPort}`).replace(new RegExp(`:${from.httpsPort}$`), `:${to.httpsPort}`));
-    }
-  }
-  return c as Json;
-}
-
 /** Handler names of the route matching `host` (subroutes flattened), to show what runs per request. */
 function handlersFor(config: unknown, host: string): string[] {
   const found: string[][] = [];
@@ -149,82 +131,121 @@ function handlersFor(config: unknown, host: string): string[] {
   return found[0] ?? [];
 }
 
+/** The same two routes through a controller's API, served by `caddy`; its config as Caddy runs it. */
+async function ourRoutes(ctl: Running, caddy: RunningCaddy, dials: string[]): Promise<Json> {
+  for (const body of [
+    { hosts: [PLAIN], upstreams: dials, balancing: { policy: 'round_robin' } },
+    { hosts: [AUTH], upstreams: dials, balancing: { policy: 'round_robin' }, auth: { basic: { accounts: [{ username: USER, password: PASSWORD }] } } },
+  ]) {
+    const res = await fetch(`${ctl.apiUrl}/api/v1/routes`, { method: 'POST', headers: api, body: JSON.stringify(body) });
+    if (res.status !== 201) throw new Error(`POST /api/v1/routes ${body.hosts[0]}: ${res.status} ${await res.text()}`);
+  }
+  await served(caddy);
+  return (await caddy.get('/config/')) as Json;
+}
+
+async function served(caddy: RunningCaddy): Promise<void> {
+  await until(caddy.httpPort, PLAIN, 200);
+  await until(caddy.httpPort, AUTH, 401);
+  await until(caddy.httpPort, AUTH, 200, BASIC);
+}
+
+/** User + system CPU time of process `pid` so far, in µs (Linux /proc; clock ticks of 10 ms). */
+function cpuMicros(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
 async function main(): Promise<void> {
   out(`load average at start: ${loadavg()}`);
-  const tmp = tempDir();
+  const tmpA = tempDir();
+  const tmpS = tempDir();
   const backends = await Promise.all(['b1', 'b2', 'b3'].map((n) => startBackend(n)));
   const dials = backends.map((b) => b.dial);
   const ours = await startCaddy();
   const hand = await startCaddy();
-  const bare = NO_LOG ? await startCaddy() : undefined;
-  const sunk = NO_LOG ? await startCaddy() : undefined;
-  [ours, hand, bare, sunk].forEach((c) => track(c?.pid));
+  const withStats = STATS ? await startCaddy() : undefined;
+  const handLog = STATS ? await startCaddy() : undefined;
+  [ours, hand, withStats, handLog].forEach((c) => track(c?.pid));
   // A TCP listener that reads and drops what it gets: the access log's cost on Caddy's side alone.
-  const sink = net.createServer((s) => s.on('data', (b: Buffer) => (sinkBytes += b.length)).on('error', () => undefined));
   let sinkBytes = 0;
+  const sink = net.createServer((s) => s.on('data', (b: Buffer) => (sinkBytes += b.length)).on('error', () => undefined));
   await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
   const sinkAddress = `tcp/127.0.0.1:${(sink.address() as net.AddressInfo).port}`;
-  const ctl = await startController(tmp.dir, { DNSPROXY_CADDY_ADMIN: ours.adminListen, DNSPROXY_HTTP_PORT: String(ours.httpPort), DNSPROXY_HTTPS_PORT: String(ours.httpsPort) });
+  const caddyEnv = (c: RunningCaddy) => ({ DNSPROXY_CADDY_ADMIN: c.adminListen, DNSPROXY_HTTP_PORT: String(c.httpPort), DNSPROXY_HTTPS_PORT: String(c.httpsPort) });
+  const ctl = await startController(tmpA.dir, caddyEnv(ours));
   track(ctl.proc.pid);
+  const ctlS = withStats ? await startController(tmpS.dir, { ...caddyEnv(withStats), DNSPROXY_STATS: 'on' }) : undefined;
+  track(ctlS?.proc.pid);
   try {
-    for (const body of [
-      { hosts: [PLAIN], upstreams: dials, balancing: { policy: 'round_robin' } },
-      { hosts: [AUTH], upstreams: dials, balancing: { policy: 'round_robin' }, auth: { basic: { accounts: [{ username: USER, password: PASSWORD }] } } },
-    ]) {
-      const res = await fetch(`${ctl.apiUrl}/api/v1/routes`, { method: 'POST', headers: api, body: JSON.stringify(body) });
-      if (res.status !== 201) throw new Error(`POST /api/v1/routes ${body.hosts[0]}: ${res.status} ${await res.text()}`);
-    }
-    await until(ours.httpPort, PLAIN, 200);
-    await until(ours.httpPort, AUTH, 401);
-    await until(ours.httpPort, AUTH, 200, BASIC);
-    const pushed = (await ours.get('/config/')) as Json;
-
+    const pushed = await ourRoutes(ctl, ours, dials);
+    const pushedS = ctlS && withStats ? await ourRoutes(ctlS, withStats, dials) : undefined;
     // Same bcrypt cost as the API's hashes, so the one compare hash_cache saves costs the same.
-    await hand.load(handWritten(hand, dials, await bcrypt.hash(PASSWORD, BCRYPT_COST)));
-    await until(hand.httpPort, PLAIN, 200);
-    await until(hand.httpPort, AUTH, 401);
-    await until(hand.httpPort, AUTH, 200, BASIC);
-    for (const [c, to] of [[bare, null], [sunk, sinkAddress]] as const) {
-      if (!c) continue;
-      await c.load(variantOf(pushed, ours, c, to));
-      await until(c.httpPort, PLAIN, 200);
-      await until(c.httpPort, AUTH, 200, BASIC);
+    const hash = await bcrypt.hash(PASSWORD, BCRYPT_COST);
+    await hand.load(handWritten(hand, dials, hash));
+    await served(hand);
+    if (handLog && pushedS) {
+      // B's config plus the access log exactly as our config with stats has it, to the sink.
+      const c = handWritten(handLog, dials, hash) as { logging?: Json; apps: { http: { servers: Record<string, Json> } } };
+      const logging = structuredClone(pushedS.logging) as { logs: Record<string, { writer?: Json }> };
+      for (const log of Object.values(logging.logs)) if (log.writer?.output === 'net') log.writer.address = sinkAddress;
+      c.logging = logging;
+      for (const server of Object.values(c.apps.http.servers)) server.logs = { default_logger_name: ACCESS_LOG_NAME };
+      await handLog.load(c as Json);
+      await served(handLog);
     }
 
-    out(`our config (GET /config/ from Caddy A): ${JSON.stringify(pushed).length} bytes; access log to the controller: ${'logging' in pushed ? 'yes' : 'no'}`);
+    out(`our config (GET /config/ from Caddy A, default settings): ${JSON.stringify(pushed).length} bytes; access log: ${'logging' in pushed ? 'yes' : 'no'}`);
     out(`  ${PLAIN}: ${handlersFor(pushed, PLAIN).join(' → ')}`);
     out(`  ${AUTH}: ${handlersFor(pushed, AUTH).join(' → ')}`);
     out(`hand-written: ${PLAIN}: reverse_proxy; ${AUTH}: authentication → reverse_proxy`);
+    if (pushedS) out(`with stats on (Caddy S): ${JSON.stringify(pushedS).length} bytes; access log: ${'logging' in pushedS ? 'yes' : 'no'}`);
 
-    const variants: [string, RunningCaddy][] = [['ours', ours], ['hand', hand], ...(bare && sunk ? ([['ours-nolog', bare], ['ours-sink', sunk]] as [string, RunningCaddy][]) : [])];
+    const variants: [string, RunningCaddy][] = [['ours', ours], ['hand', hand], ...(withStats && handLog ? ([['ours+stats', withStats], ['hand+log', handLog]] as [string, RunningCaddy][]) : [])];
     const rps: Record<string, number[]> = {};
+    const cpu: Record<string, { micros: number; requests: number }> = {};
+    const seconds = parseFloat(WRK_DURATION);
     for (let r = 0; r < WRK_ROUNDS; r++) {
       for (const [host, authorization] of [[PLAIN, undefined], [AUTH, BASIC]] as const) {
-        for (const [name, caddy] of variants) (rps[`${name} ${host}`] ??= []).push(await wrk(caddy.httpPort, host, authorization));
+        for (const [name, caddy] of variants) {
+          const t0 = cpuMicros(caddy.pid);
+          const x = await wrk(caddy.httpPort, host, authorization);
+          const k = `${name} ${host}`;
+          (rps[k] ??= []).push(x);
+          const c = (cpu[k] ??= { micros: 0, requests: 0 });
+          c.micros += cpuMicros(caddy.pid) - t0;
+          c.requests += x * seconds;
+        }
       }
     }
-    const show = (k: string) => `${med(rps[k]!).toFixed(0)} (${rps[k]!.map((x) => x.toFixed(0)).join(' / ')})`;
+    const perReq = (k: string) => cpu[k]!.micros / cpu[k]!.requests;
+    const show = (k: string) => `${med(rps[k]!).toFixed(0)} (${rps[k]!.map((x) => x.toFixed(0)).join(' / ')}), Caddy CPU ${perReq(k).toFixed(0)} µs/req`;
+    const ratio = (k: string, host: string) => med(rps[`${k} ${host}`]!) / med(rps[`hand ${host}`]!);
     out(`\n== wrk -t1 -c20 -d${WRK_DURATION}, ${WRK_ROUNDS} interleaved rounds, req/s median (rounds)`);
     for (const [what, host] of [['plain', PLAIN], ['basic auth', AUTH]] as const) {
-      const ratio = med(rps[`ours ${host}`]!) / med(rps[`hand ${host}`]!);
-      out(`${what}: ours ${show(`ours ${host}`)}; hand-written ${show(`hand ${host}`)}; ours / hand-written ${ratio.toFixed(2)} (target ≥ 0.95: ${ratio >= 0.95 ? 'met' : 'missed'})`);
-      if (bare) {
-        out(`  ours without the access log: ${show(`ours-nolog ${host}`)}; / hand-written ${(med(rps[`ours-nolog ${host}`]!) / med(rps[`hand ${host}`]!)).toFixed(2)}`);
-        out(`  ours, access log to a sink that drops it: ${show(`ours-sink ${host}`)}; / hand-written ${(med(rps[`ours-sink ${host}`]!) / med(rps[`hand ${host}`]!)).toFixed(2)}`);
+      const r = ratio('ours', host);
+      out(`${what}: ours ${show(`ours ${host}`)}; hand-written ${show(`hand ${host}`)}`);
+      out(`  ours / hand-written ${r.toFixed(2)} (target ≥ 0.95: ${r >= 0.95 ? 'met' : 'missed'}); CPU per request hand-written / ours ${(perReq(`hand ${host}`) / perReq(`ours ${host}`)).toFixed(2)}`);
+      if (withStats) {
+        out(`  with per-host stats on: ours ${show(`ours+stats ${host}`)}; / hand-written ${ratio('ours+stats', host).toFixed(2)}`);
+        out(`  hand-written + the same access log to a sink: ${show(`hand+log ${host}`)}; / hand-written ${ratio('hand+log', host).toFixed(2)}`);
       }
     }
-    if (sunk) out(`access log bytes the sink got: ${sinkBytes}`);
+    if (handLog) out(`access log bytes the sink got: ${sinkBytes}`);
     out(`backend hits (round robin over all three): ${backends.map((b) => `${b.name} ${b.hits}`).join(', ')}`);
     out(`\nload average at the end: ${loadavg()}`);
   } catch (e) {
     out(`controller output (last 3 kB):\n${ctl.output().slice(-3000)}`);
+    if (ctlS) out(`stats controller output (last 3 kB):\n${ctlS.output().slice(-3000)}`);
     throw e;
   } finally {
     await ctl.stop();
-    for (const c of [ours, hand, bare, sunk]) await c?.stop();
+    await ctlS?.stop();
+    for (const c of [ours, hand, withStats, handLog]) await c?.stop();
     sink.close();
     for (const b of backends) await b.close();
-    tmp.cleanup();
+    tmpA.cleanup();
+    tmpS.cleanup();
   }
 }
 

@@ -8,13 +8,13 @@
 #   WRK_ROUNDS=2 WRK_DURATION=3s bash bench/proxy/run.sh
 #
 # Builds dist/ (npm run build; the controller runs bin/dnsproxy), then runs bench.ts with `npx tsx`.
-# Everything it starts (up to 4 Caddies, the controller, 3 echo backends, wrk) is stopped and every temp
+# Everything it starts (up to 4 Caddies, 2 controllers, 3 echo backends, wrk) is stopped and every temp
 # dir removed on exit (trap), even on failure. Not part of `npm test`. Needs root only to apt-get
 # install missing tools (caddy, wrk).
 #
-# Knobs (environment): WRK_DURATION (5s), WRK_ROUNDS (3), NO_LOG (1 = also wrk our config with the
-#   stats access log taken out, and with it sent to a sink that drops it, in two more Caddies;
-#   0 = skip), SKIP_BUILD (1 = use dist/ as it is).
+# Knobs (environment): WRK_DURATION (5s), WRK_ROUNDS (3), STATS (1 = also wrk a second controller's
+#   config with per-host stats on, and the hand-written config with the same access log; 0 = skip),
+#   SKIP_BUILD (1 = use dist/ as it is).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -41,6 +41,9 @@ export function withLimits(proxy: Json, limits: RouteLimits | undefined): Json {
  */
 const BODY_TOO_LARGE = '{http.error.status_code} == 413 || ({http.error.status_code} == 502 && {http.error.message}.contains("http: request body too large"))';
 
+/** The message of an error re-raised from a limited route's subroute (its cause is not kept). */
+export const RERAISED_MESSAGE = 'upstream request failed on a route with limits';
+
 /** What a body over max_body_bytes gets. */
 export const TOO_LARGE_BODY = 'request body too large\n';
 
@@ -73,7 +76,9 @@ export function limitHandlers(handlers: Json[], limits: RouteLimits | undefined)
   // Last: every other error leaves the subroute with its status. A subroute whose error routes
   // match nothing goes on to the rest of the chain (subroute.go), which in 2.6.2 ends in an empty
   // 200: a refused backend on a limited route answered 200 with no body (measured, test).
-  errors.push({ handle: [{ handler: 'error', error: '{http.error.message}', status_code: '{http.error.status_code}' }] });
+  // The status is a placeholder (2.6.2 expands it); the message is not (staticerror.go), so it is
+  // a fixed text: Caddy's error log then says what failed, not a literal `{http.error.message}`.
+  errors.push({ handle: [{ handler: 'error', error: RERAISED_MESSAGE, status_code: '{http.error.status_code}' }] });
   out.push({ handler: 'subroute', routes: [{ handle: handlers }], errors: { routes: errors } });
   return out;
 }

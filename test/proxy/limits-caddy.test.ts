@@ -8,7 +8,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import { caddyfileExport } from '../../src/proxy/caddyfile.js';
 import { render } from '../../src/proxy/render.js';
-import { LIMITED_BODY, TOO_LARGE_BODY } from '../../src/proxy/limits.js';
+import { LIMITED_BODY, RERAISED_MESSAGE, TOO_LARGE_BODY } from '../../src/proxy/limits.js';
 import type { DesiredProxy } from '../../src/proxy/types.js';
 import { caddyAdapt, hasCaddy, startCaddy, type Reply, type RunningCaddy } from '../helpers/caddy.js';
 import { route } from './fixture.js';
@@ -164,6 +164,10 @@ describe('proxy/limits with a real Caddy', function () {
     expect(r.status).to.equal(502);
     const small = await send(caddy.httpPort, 'gone.example.test', { body: Buffer.alloc(10, 'a') });
     expect(small.status).to.equal(502);
+    // Caddy's error log names what failed (2.6.2 expands no placeholder in the error handler's message).
+    const logged = caddy.output().split('\n').filter((l) => l.includes('gone.example.test') && l.includes('"status":502'));
+    expect(logged.length, caddy.output().slice(-2000)).to.be.at.least(1);
+    for (const l of logged) expect(l).to.include(RERAISED_MESSAGE).and.not.include('{http.error.message}');
   });
 
   it('the Caddyfile export names the limits in a comment and still adapts without warnings', async () => {
