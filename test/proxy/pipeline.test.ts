@@ -8,6 +8,7 @@ import { zoneResolver } from '../../src/proxy/resolve.js';
 import { FakeCaddy } from './reconcile-fixture.js';
 import { tempDir } from '../helpers/tmp.js';
 import { setLogLevel } from '../../src/log/index.js';
+import { proxyPasses } from '../../src/metrics.js';
 
 setLogLevel('warn');
 
@@ -20,6 +21,9 @@ const a = (name: string, ip: string, proxy?: { upstreams: string[] }) => ({
   proxy: proxy ? { enabled: true, upstreams: proxy.upstreams } : null,
   service_name: null,
 });
+
+/** dnsproxy_proxy_passes_total for one outcome (the process-wide counter: compare before and after). */
+const passes = async (outcome: string) => (await proxyPasses.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
 
 /** Dials in a config Caddy runs (any depth). */
 function dials(config: unknown): string[] {
@@ -158,9 +162,13 @@ describe('change pipeline', function () {
     await settle();
     const triggers = w.pipeline.counts.triggers;
     const loads = caddy.loads.length;
+    const [unchanged, triggered] = [await passes('unchanged'), await passes('trigger')];
     w.api.transaction(() => w.records.put([a('plain', '192.0.2.10', { upstreams: ['192.0.2.8:80'] })]));
     await settle();
     expect(w.pipeline.counts.triggers).to.equal(triggers);
+    // /metrics shows the pass ran and asked nothing of Caddy.
+    expect(await passes('unchanged')).to.equal(unchanged + 1);
+    expect(await passes('trigger')).to.equal(triggered);
     expect(caddy.loads.length).to.equal(loads);
     expect(w.plain.answer('_px._tcp.plain.home.arpa.', '_px._tcp.plain.home.arpa.', 'SRV')).to.have.length(1);
     expect(w.proxy.views().find((r) => r.id === 'record:plain.home.arpa')).to.include({ mode: 'dynamic', status: 'active' });
@@ -168,6 +176,7 @@ describe('change pipeline', function () {
     w.api.transaction(() => w.routes.put({ hosts: ['plain.home.arpa'], path: '/admin', upstreams: ['192.0.2.9:80'], tls: 'off' }));
     await settle();
     expect(w.pipeline.counts.triggers).to.equal(triggers + 1);
+    expect(await passes('trigger')).to.equal(triggered + 1);
     expect(w.plain.has('plain.home.arpa')).to.equal(false);
     expect(w.proxy.views().find((r) => r.id === 'record:plain.home.arpa')).to.include({ mode: 'explicit', status: 'active' });
     expect(dials(caddy.running)).to.include('192.0.2.8:80');
