@@ -9,6 +9,7 @@ import { FakeCaddy } from './reconcile-fixture.js';
 import { tempDir } from '../helpers/tmp.js';
 import { setLogLevel } from '../../src/log/index.js';
 import { proxyPasses } from '../../src/metrics.js';
+import { ManualClock } from '../helpers/clock.js';
 
 setLogLevel('warn');
 
@@ -38,33 +39,6 @@ function dials(config: unknown): string[] {
   };
   walk(config);
   return out.sort();
-}
-
-/** Timers that fire only when the test moves the clock (the reconciler's `now`/`timers`). */
-class ManualClock {
-  t = 0;
-  private seq = 0;
-  private readonly due = new Map<number, { at: number; fn: () => void }>();
-  readonly now = () => this.t;
-  setTimeout(fn: () => void, ms: number): unknown {
-    this.due.set(++this.seq, { at: this.t + ms, fn });
-    return this.seq;
-  }
-  clearTimeout(handle: unknown): void {
-    this.due.delete(handle as number);
-  }
-  /** Moves the clock by `ms`, firing what falls due (in time order). */
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      const next = [...this.due].filter(([, d]) => d.at <= end).sort((a, b) => a[1].at - b[1].at || a[0] - b[0])[0];
-      if (!next) break;
-      this.due.delete(next[0]);
-      this.t = next[1].at;
-      next[1].fn();
-    }
-    this.t = end;
-  }
 }
 
 describe('change pipeline', function () {
