@@ -226,6 +226,35 @@ export function tcpExchange(port: number, payload: Buffer, expect: number | ((re
   });
 }
 
+/**
+ * Writes `payload` on one TCP connection and waits for the server to close it (a FIN or a reset):
+ * `closed` false means `limitMs` passed first. The replies framed before the close come with it.
+ * For "closed without an answer", so that a server that merely stays silent fails the check.
+ */
+export function tcpUntilClosed(port: number, payload: Buffer, limitMs: number, from?: string): Promise<{ replies: Buffer[]; closed: boolean }> {
+  return new Promise((resolve) => {
+    const replies: Buffer[] = [];
+    let buf = Buffer.alloc(0);
+    const s = net.connect({ host: '127.0.0.1', port, ...(from ? { localAddress: from } : {}) });
+    const timer = setTimeout(() => done(false), limitMs);
+    const done = (closed: boolean) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve({ replies, closed });
+    };
+    s.on('error', () => done(true));
+    s.on('close', () => done(true));
+    s.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        replies.push(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+        buf = buf.subarray(2 + buf.readUInt16BE(0));
+      }
+    });
+    s.write(payload);
+  });
+}
+
 /** 2-byte length prefix + message. */
 export function frame(msg: Buffer): Buffer {
   const len = Buffer.alloc(2);
