@@ -102,6 +102,19 @@ export const caddyLoads = new client.Counter({
   registers: [registry],
 });
 
+/**
+ * Passes of the change pipeline (src/proxy/pipeline.ts) over committed record/route changes, by
+ * what they asked of Caddy: `trigger` (the explicit routes or settings changed), `close_sessions`
+ * (a plain name with websockets went away), `unchanged` (DNS only: no load asked for). A pass
+ * counts once its work is done, so a caller can tell a no-op change was handled, not just not yet.
+ */
+export const proxyPasses = new client.Counter({
+  name: 'dnsproxy_proxy_passes_total',
+  help: 'Change pipeline passes, by what they asked of Caddy (trigger, close_sessions, unchanged)',
+  labelNames: ['outcome'] as const,
+  registers: [registry],
+});
+
 export const caddyApplyDuration = new client.Histogram({
   name: 'dnsproxy_caddy_apply_duration_seconds',
   help: 'Time for one POST /load to Caddy, whatever its result',

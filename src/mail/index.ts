@@ -77,7 +77,7 @@ export interface MailRelayOptions {
   authLockout?: LockoutOptions;
   /** AUTH exchanges in progress per client address (throttle.ts MAX_AUTHS_PER_ADDRESS at once unless given: tests look into it). */
   loginSlots?: LoginSlots;
-  /** The clock of the login throttle and lockouts (Date.now unless given: tests move it). */
+  /** The clock of the login throttle, lockouts and API-key expiry checks (Date.now unless given: tests move it). */
   clock?: () => number;
   /** Waits out a failed login's delay (a timer unless given: tests release it). */
   authSleep?: (ms: number) => Promise<void>;
@@ -159,7 +159,7 @@ export class MailRelay {
       // The certificate store's certificate for the host name comes first (src/certs, one store for HTTPS and mail).
       const certificates = new TlsCertificates(store, { dataDir: o.dataDir, hostname: o.hostname, certFile: o.tlsCert, keyFile: o.tlsKey }, undefined, new CertificateStore(db));
       const tls = await certificates.load();
-      const auth = (this.auth = new Authenticator(store, o.keyTouchFlushMs === undefined ? {} : { touchFlushMs: o.keyTouchFlushMs }));
+      const auth = (this.auth = new Authenticator(store, { ...(o.keyTouchFlushMs === undefined ? {} : { touchFlushMs: o.keyTouchFlushMs }), ...(o.clock ? { now: o.clock } : {}) }));
 
       const queue: QueueOptions = { workers: o.workers, leaseMs: o.leaseMs, pollMs: o.pollMs, retry: o.retry, fallbackAfter: o.fallbackAfter, drainMs: o.drainMs, hostname: o.hostname };
       const setup = { dataDir: o.dataDir, hostname: o.hostname, queue, ...(o.mxDnsServers ? { mxDnsServers: o.mxDnsServers } : {}), ...(o.ownAddresses ? { ownAddresses: o.ownAddresses } : {}), logLevel: logLevel() };

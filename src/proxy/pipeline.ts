@@ -9,6 +9,7 @@
 // Changes that arrive before stage 2 runs are handled in one pass. `settled()` resolves once every
 // change so far went through stage 3; the `status` event carries each route status report.
 import { EventEmitter } from 'node:events';
+import { proxyPasses } from '../metrics.js';
 import { backendOf, type PlainEntry, type PlainUpstreams } from '../dns/upstreams.js';
 import type { ZoneIndex } from '../dns/zone.js';
 import type { Logger } from '../log/index.js';
@@ -201,17 +202,21 @@ export class ChangePipeline extends EventEmitter {
       if (served) for (const r of delta.set) if (served(r)) dyn.set(r.id, ACTIVE);
     }
     for (const host of [...this.upgrades.keys()]) if (this.o.plain.get(host) === undefined) this.upgrades.delete(host);
+    let outcome: 'trigger' | 'close_sessions' | 'unchanged' = 'unchanged';
     if (!sameList(explicit, this.lastExplicit) || settings !== this.lastSettings) {
       this.lastExplicit = explicit;
       this.lastSettings = settings;
       this.counts.triggers++;
+      outcome = 'trigger';
       this.o.reconciler?.trigger();
     } else if (stranded.length && this.o.reconciler) {
       this.counts.closeSessions++;
+      outcome = 'close_sessions';
       this.o.log?.info('plain names with websockets removed: one load closes their sessions', { hosts: stranded.slice(0, 20), count: stranded.length });
       this.o.reconciler.closeSessions();
     }
     if (dyn.size) this.o.proxy.report(dyn);
+    proxyPasses.inc({ outcome });
     this.handled = Math.max(this.handled, upTo);
     for (let i = this.waiters.length - 1; i >= 0; i--)
       if (this.waiters[i]!.at <= this.handled) {

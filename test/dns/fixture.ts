@@ -172,6 +172,33 @@ export function udpExchange(port: number, msg: Buffer, ms = 1000, from?: string)
   });
 }
 
+/**
+ * Sends `msg` over UDP, then a valid query `sentinel` from the same socket (sent again every
+ * 200 ms until answered); resolves with the replies that came before the sentinel's answer. The
+ * server reads a socket's datagrams in order, so its answer to the sentinel shows `msg` was
+ * handled: an empty list is "no reply" without waiting a fixed time. The sentinel must carry an
+ * id of its own (not `msg`'s).
+ */
+export function udpBeforeSentinel(port: number, msg: Buffer, sentinel: Buffer, limitMs = 10_000): Promise<Buffer[]> {
+  const id = sentinel.readUInt16BE(0);
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket('udp4');
+    const before: Buffer[] = [];
+    const again = setInterval(() => s.send(sentinel, port, '127.0.0.1'), 200);
+    const limit = setTimeout(() => end(new Error(`no answer to the sentinel query within ${limitMs} ms`)), limitMs);
+    const end = (err?: Error) => {
+      clearInterval(again);
+      clearTimeout(limit);
+      s.close();
+      if (err) reject(err);
+      else resolve(before);
+    };
+    s.on('message', (m) => (m.length >= 2 && m.readUInt16BE(0) === id ? end() : before.push(m)));
+    s.on('error', (e) => end(e));
+    s.send(msg, port, '127.0.0.1', () => s.send(sentinel, port, '127.0.0.1'));
+  });
+}
+
 /** Writes `payload` on one TCP connection and collects framed replies until `expect` of them (or `expect(replies)` is true), the peer closes, or `ms` pass. */
 export function tcpExchange(port: number, payload: Buffer, expect: number | ((replies: Buffer[]) => boolean), ms = 2000, from?: string): Promise<Buffer[]> {
   const enough = typeof expect === 'number' ? (r: Buffer[]) => r.length >= expect : expect;
@@ -194,6 +221,35 @@ export function tcpExchange(port: number, payload: Buffer, expect: number | ((re
         buf = buf.subarray(2 + buf.readUInt16BE(0));
       }
       if (enough(replies)) done();
+    });
+    s.write(payload);
+  });
+}
+
+/**
+ * Writes `payload` on one TCP connection and waits for the server to close it (a FIN or a reset):
+ * `closed` false means `limitMs` passed first. The replies framed before the close come with it.
+ * For "closed without an answer", so that a server that merely stays silent fails the check.
+ */
+export function tcpUntilClosed(port: number, payload: Buffer, limitMs: number, from?: string): Promise<{ replies: Buffer[]; closed: boolean }> {
+  return new Promise((resolve) => {
+    const replies: Buffer[] = [];
+    let buf = Buffer.alloc(0);
+    const s = net.connect({ host: '127.0.0.1', port, ...(from ? { localAddress: from } : {}) });
+    const timer = setTimeout(() => done(false), limitMs);
+    const done = (closed: boolean) => {
+      clearTimeout(timer);
+      s.destroy();
+      resolve({ replies, closed });
+    };
+    s.on('error', () => done(true));
+    s.on('close', () => done(true));
+    s.on('data', (chunk: Buffer) => {
+      buf = Buffer.concat([buf, chunk]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        replies.push(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+        buf = buf.subarray(2 + buf.readUInt16BE(0));
+      }
     });
     s.write(payload);
   });

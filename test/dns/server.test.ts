@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import dnsPacket from 'dns-packet';
 import DNS from 'dns2';
+import dgram from 'node:dgram';
+import net from 'node:net';
 import type { DnsServer } from '../../src/dns/server.js';
 import { dnsLatency, dnsQueries } from '../../src/metrics.js';
 import type { ZoneIndex } from '../../src/dns/zone.js';
@@ -270,7 +272,13 @@ describe('dns/server', function () {
       await first.server.stop();
       await first.server.stop();
       expect(first.server.status()).to.equal('down');
-      expect(await udpExchange(first.port, query('llm.home.arpa', 'A'), 200)).to.equal(null);
+      // Stopped for real: its UDP and TCP ports are free to bind again (nothing is left to answer).
+      const udp = dgram.createSocket('udp4');
+      await new Promise<void>((resolve, reject) => udp.once('error', reject).bind(first.port, '127.0.0.1', resolve));
+      udp.close();
+      const tcp = net.createServer();
+      await new Promise<void>((resolve, reject) => tcp.once('error', reject).listen(first.port, '127.0.0.1', resolve));
+      await new Promise((r) => tcp.close(r));
     });
   });
 });

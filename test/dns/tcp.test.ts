@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import net from 'node:net';
 import { MAX_TCP_PER_ADDRESS, TCP_IDLE_MS, TCP_MESSAGE_MS, TcpDeadline, type DnsServer } from '../../src/dns/server.js';
-import { decode, FakeClock, frame, query, startServer, tcpExchange } from './fixture.js';
+import { decode, FakeClock, frame, query, startServer, tcpExchange, tcpUntilClosed } from './fixture.js';
 
 /** What a connection receives: at time `t`, a chunk that completes a message (`whole`) and/or leaves part of one (`partial`). */
 type Read = [t: number, whole: boolean, partial: boolean];
@@ -133,7 +133,7 @@ describe('dns/tcp limits', () => {
         }
         expect(server.tcpConnections()).to.equal(MAX_TCP_PER_ADDRESS);
         // One more from the same address: closed without an answer.
-        expect(await tcpExchange(port, frame(query('llm.home.arpa', 'A')), 1, 5000)).to.deep.equal([]);
+        expect(await tcpUntilClosed(port, frame(query('llm.home.arpa', 'A')), 5000)).to.deep.equal({ replies: [], closed: true });
         // Another address is served.
         const other = await client(port, '127.0.0.2');
         other.s.write(frame(query('llm.home.arpa', 'A')));

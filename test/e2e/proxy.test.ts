@@ -25,6 +25,13 @@ async function loads(c: Running): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
+/** Change-pipeline passes that asked nothing of Caddy (`unchanged`), or another outcome, from /metrics. */
+async function passes(c: Running, outcome = 'unchanged'): Promise<number> {
+  const text = await (await fetch(`${c.apiUrl}/metrics`)).text();
+  const m = new RegExp(`^dnsproxy_proxy_passes_total\\{outcome="${outcome}"\\} (\\d+)`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
+}
+
 describe('e2e: proxied records and routes through a real Caddy', function () {
   this.timeout(120_000);
   let tmp: CaddyController['tmp'];
@@ -90,11 +97,14 @@ describe('e2e: proxied records and routes through a real Caddy', function () {
   it('an unchanged state causes no load', async () => {
     await within(3000, async () => JSON.parse((await cli(['--json', 'plan'], env)).stdout).in_sync === true);
     const before = await loads(c);
+    const [noop, triggered] = [await passes(c), await passes(c, 'trigger')];
     const [host, port] = backend.dial.split(':');
     // Re-sending the same record rewrites the row but renders the same config.
     const res = await fetch(`${c.apiUrl}/add-record`, { method: 'POST', headers: auth, body: JSON.stringify({ service_name: 's1', name: 's1', ip: '127.0.0.1', port: Number(port), forward_to_ip: host, proxy_enabled: true }) });
     expect(res.status).to.equal(200);
-    await new Promise((r) => setTimeout(r, 1500));
+    // The pipeline's pass over the rewrite is done once its no-op count moves: no trigger, no load.
+    await within(5000, async () => (await passes(c)) > noop);
+    expect(await passes(c, 'trigger')).to.equal(triggered);
     expect(await loads(c)).to.equal(before);
   });
 

@@ -71,13 +71,20 @@ describe('mail: delivery (retries, bounces, fallback, leases)', function () {
     const s = await newSink();
     r = await startRelay();
     await configure(r, { smtp: s.port });
-    // A message another relay claimed and never finished: its lease ends 300 ms from now.
+    // A message another relay claimed and never finished: its lease holds for an hour.
     const [id] = r.messages.enqueue({ account: 'app', mailFrom: 'app@example.com', rcptTo: ['late@example.org'], raw: Buffer.from('Subject: orphan\r\n\r\nbody\r\n') }, Date.now());
-    r.db.prepare(`UPDATE mail_messages SET status = 'sending', lease_owner = 'crashed-relay', lease_until = ? WHERE id = ?`).run(Date.now() + 300, id);
-    await new Promise((res) => setTimeout(res, 150));
-    expect(s.received).to.have.length(0); // not while the lease holds
+    const lease = r.db.prepare(`UPDATE mail_messages SET status = 'sending', lease_owner = 'crashed-relay', lease_until = ? WHERE id = ?`);
+    lease.run(Date.now() + 3_600_000, id);
+    // Not while the lease holds: a message queued after it is claimed and delivered (a claim pass
+    // that saw the leased one ran), the leased one is not.
+    const [other] = queuedIds((await client(r).sendMail(mail({ to: ['now@example.org'] }))).response);
+    await eventually(() => r!.messages.get(other!)?.status === 'delivered', 5000, 'the other message delivered');
+    expect(s.received.map((x) => x.to)).to.deep.equal([['now@example.org']]);
+    expect(r.messages.get(id!)).to.include({ status: 'sending', lease_owner: 'crashed-relay' });
+    // The lease lapses (its end is now past): the next poll takes it over.
+    lease.run(Date.now() - 1, id);
     await eventually(() => r!.messages.get(id!)?.status === 'delivered', 5000, 'delivery after the lease lapsed');
-    expect(s.received.map((x) => x.to)).to.deep.equal([['late@example.org']]);
+    expect(s.received.map((x) => x.to)).to.deep.equal([['now@example.org'], ['late@example.org']]);
   });
 
   it('a queued message survives a relay restart and is delivered by the next one', async () => {

@@ -203,7 +203,12 @@ describe('mail: API keys in the store and the credential checker', () => {
 
 describe('mail: SMTP AUTH with an API key (real relay)', function () {
   let r: RelayFixture;
-  relayWithSink({ keyTouchFlushMs: 50 }, (f) => ({ r } = f));
+  /** The relay's clock (key expiry, login throttle): the wall clock unless a test pins it. */
+  let pinned: number | null = null;
+  beforeEach(() => (pinned = null));
+  relayWithSink({ keyTouchFlushMs: 50, clock: () => pinned ?? Date.now() }, (f) => ({ r } = f));
+  /** When key `id` of the app account expires, by the store. */
+  const expiry = (id: string) => Date.parse(r.store.keys('app').find((k) => k.id === id)!.expires_at!);
 
   it('a key works as the password (user = account name or email), the message is queued, and the key shows last used', async () => {
     const { info, key } = r.store.addKey('app', { label: 'ci' });
@@ -221,7 +226,7 @@ describe('mail: SMTP AUTH with an API key (real relay)', function () {
     r.store.revokeKey('app', revoked.info.id);
     const expired = r.store.addKey('app', { label: 'expired', expires_in: 1000 });
     const foreign = r.store.addKey('other', { label: 'theirs' });
-    await new Promise((res) => setTimeout(res, 1100));
+    pinned = expiry(expired.info.id); // the instant it expires, without waiting 1 s for it
     for (const key of [revoked.key, expired.key, foreign.key]) {
       const e = await refusal(client(r, { pass: key }).sendMail(mail()));
       expect(e.responseCode).to.equal(535);
@@ -233,9 +238,11 @@ describe('mail: SMTP AUTH with an API key (real relay)', function () {
   it('rotate with a grace: old and new keys both work, then the old one gets 535 while the new one works', async () => {
     const old = r.store.addKey('app', { label: 'v1' });
     const rotated = r.store.rotateKey('app', { keep_old: 1500 });
+    // The relay's clock at the last ms of the grace, then at its end: however slow the sends are.
+    pinned = expiry(old.info.id) - 1;
     await client(r, { pass: old.key }).sendMail(mail());
     await client(r, { pass: rotated.key }).sendMail(mail());
-    await new Promise((res) => setTimeout(res, 1600));
+    pinned += 1;
     expect((await refusal(client(r, { pass: old.key }).sendMail(mail()))).responseCode).to.equal(535);
     expect((await client(r, { pass: rotated.key }).sendMail(mail())).response).to.match(/^250 /);
   });

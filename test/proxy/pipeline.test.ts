@@ -8,6 +8,8 @@ import { zoneResolver } from '../../src/proxy/resolve.js';
 import { FakeCaddy } from './reconcile-fixture.js';
 import { tempDir } from '../helpers/tmp.js';
 import { setLogLevel } from '../../src/log/index.js';
+import { proxyPasses } from '../../src/metrics.js';
+import { ManualClock } from '../helpers/clock.js';
 
 setLogLevel('warn');
 
@@ -20,6 +22,9 @@ const a = (name: string, ip: string, proxy?: { upstreams: string[] }) => ({
   proxy: proxy ? { enabled: true, upstreams: proxy.upstreams } : null,
   service_name: null,
 });
+
+/** dnsproxy_proxy_passes_total for one outcome (the process-wide counter: compare before and after). */
+const passes = async (outcome: string) => (await proxyPasses.get()).values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
 
 /** Dials in a config Caddy runs (any depth). */
 function dials(config: unknown): string[] {
@@ -34,33 +39,6 @@ function dials(config: unknown): string[] {
   };
   walk(config);
   return out.sort();
-}
-
-/** Timers that fire only when the test moves the clock (the reconciler's `now`/`timers`). */
-class ManualClock {
-  t = 0;
-  private seq = 0;
-  private readonly due = new Map<number, { at: number; fn: () => void }>();
-  readonly now = () => this.t;
-  setTimeout(fn: () => void, ms: number): unknown {
-    this.due.set(++this.seq, { at: this.t + ms, fn });
-    return this.seq;
-  }
-  clearTimeout(handle: unknown): void {
-    this.due.delete(handle as number);
-  }
-  /** Moves the clock by `ms`, firing what falls due (in time order). */
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      const next = [...this.due].filter(([, d]) => d.at <= end).sort((a, b) => a[1].at - b[1].at || a[0] - b[0])[0];
-      if (!next) break;
-      this.due.delete(next[0]);
-      this.t = next[1].at;
-      next[1].fn();
-    }
-    this.t = end;
-  }
 }
 
 describe('change pipeline', function () {
@@ -158,9 +136,13 @@ describe('change pipeline', function () {
     await settle();
     const triggers = w.pipeline.counts.triggers;
     const loads = caddy.loads.length;
+    const [unchanged, triggered] = [await passes('unchanged'), await passes('trigger')];
     w.api.transaction(() => w.records.put([a('plain', '192.0.2.10', { upstreams: ['192.0.2.8:80'] })]));
     await settle();
     expect(w.pipeline.counts.triggers).to.equal(triggers);
+    // /metrics shows the pass ran and asked nothing of Caddy.
+    expect(await passes('unchanged')).to.equal(unchanged + 1);
+    expect(await passes('trigger')).to.equal(triggered);
     expect(caddy.loads.length).to.equal(loads);
     expect(w.plain.answer('_px._tcp.plain.home.arpa.', '_px._tcp.plain.home.arpa.', 'SRV')).to.have.length(1);
     expect(w.proxy.views().find((r) => r.id === 'record:plain.home.arpa')).to.include({ mode: 'dynamic', status: 'active' });
@@ -168,6 +150,7 @@ describe('change pipeline', function () {
     w.api.transaction(() => w.routes.put({ hosts: ['plain.home.arpa'], path: '/admin', upstreams: ['192.0.2.9:80'], tls: 'off' }));
     await settle();
     expect(w.pipeline.counts.triggers).to.equal(triggers + 1);
+    expect(await passes('trigger')).to.equal(triggered + 1);
     expect(w.plain.has('plain.home.arpa')).to.equal(false);
     expect(w.proxy.views().find((r) => r.id === 'record:plain.home.arpa')).to.include({ mode: 'explicit', status: 'active' });
     expect(dials(caddy.running)).to.include('192.0.2.8:80');

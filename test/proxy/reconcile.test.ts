@@ -1,13 +1,15 @@
 // Reconciler against an in-memory Caddy: coalescing, skipping, latest-state-wins, quarantine,
-// backoff, drift and stop(). Short debounce and real timers.
+// backoff, drift and stop(). Short debounce; what a test says did NOT happen runs on a manual
+// clock (injected now/timers), so "nothing more is due" is shown, not slept on.
 import { expect } from 'chai';
 import winston from 'winston';
 import { CaddyRejected } from '../../src/proxy/caddy.js';
 import { parseRoutePosition, routesAt } from '../../src/proxy/quarantine.js';
 import type { AppliedStatus as RouteStatus } from '../../src/model/route.js';
-import { Reconciler, type PollOutcome, type ReconcilerOptions } from '../../src/proxy/reconcile.js';
+import { RETRY_MIN_MS, Reconciler, type PollOutcome, type ReconcilerOptions } from '../../src/proxy/reconcile.js';
 import type { DesiredProxy } from '../../src/proxy/types.js';
 import { FakeCaddy, desired, fakeVerdict, route, testRender } from './reconcile-fixture.js';
+import { ManualClock, turn } from '../helpers/clock.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const silent = winston.createLogger({ silent: true });
@@ -77,67 +79,101 @@ describe('proxy reconciler (fake Caddy)', () => {
     return x;
   };
 
-  it('coalesces a burst of 500 triggers into 1–3 loads of the final state', async () => {
-    const { caddy, box, rec } = track(setup(desired([route('a', '192.0.2.1:80')])));
+  it('coalesces a burst of 500 triggers into 2 loads: the first at once, then the final state', async () => {
+    const clock = new ManualClock();
+    const { caddy, box, rec } = track(setup(desired([route('a', '192.0.2.1:80')]), { now: clock.now, timers: clock }));
     rec.start();
     await rec.flush();
     const before = caddy.loads.length;
+    // 500 triggers over 50 ms of the clock: every gap below debounceMs (10), the burst inside maxWaitMs (100).
     for (let i = 0; i < 500; i++) {
       box.state = desired([route('a', '192.0.2.1:80'), route(`n${i}`, `192.0.2.2:${1000 + i}`)]);
       rec.trigger();
-      if (i % 50 === 0) await sleep(2);
+      if (i % 50 === 0) {
+        clock.advance(5);
+        await turn();
+      }
     }
+    clock.advance(10);
     await until(() => rec.state().inSync);
-    await sleep(50);
-    const pushed = caddy.loads.length - before;
-    expect(pushed).to.be.within(1, 3);
+    // In sync: nothing dirty, nothing in flight; and no timer but the drift poll (60 s) is left to push.
+    clock.advance(1_000);
+    await turn();
+    expect(clock.pending).to.equal(1);
+    expect(caddy.loads.length - before).to.equal(2);
     expect(caddy.hosts()).to.deep.equal(['a.example.test', 'n499.example.test']);
   });
 
   it('pushes an isolated change at once (leading edge), then coalesces what follows', async () => {
-    const { caddy, box, rec } = track(setup(desired([route('a', '192.0.2.1:80')]), { debounceMs: 300, maxWaitMs: 1_000 }));
+    const clock = new ManualClock();
+    const { caddy, box, rec } = track(setup(desired([route('a', '192.0.2.1:80')]), { debounceMs: 300, maxWaitMs: 1_000, now: clock.now, timers: clock }));
     rec.start();
     await until(() => rec.state().inSync);
-    await sleep(320);
+    clock.advance(320);
     box.state = desired([route('a', '192.0.2.1:80'), route('b', '192.0.2.2:80')]);
-    const t0 = Date.now();
+    const t0 = clock.now();
     rec.trigger();
     await until(() => caddy.loads.length === 2);
-    expect(Date.now() - t0).to.be.below(100);
+    // Pushed without waiting for any timer: the clock has not moved.
+    expect(clock.now() - t0).to.equal(0);
     for (const id of ['c', 'd', 'e']) {
       box.state = desired([route('a', '192.0.2.1:80'), route(id, '192.0.2.3:80')]);
       rec.trigger();
     }
-    await sleep(100);
+    // One tick before the debounce runs out, nothing is pushed; at the tick, the last state is.
+    clock.advance(299);
+    await until(() => caddy.inflight === 0);
+    await turn();
     expect(caddy.loads).to.have.length(2);
+    clock.advance(1);
     await until(() => caddy.loads.length === 3);
     expect(caddy.hosts()).to.deep.equal(['a.example.test', 'e.example.test']);
   });
 
   it('does not push an unchanged state again', async () => {
-    const { caddy, rec } = track(setup(desired([route('a', '192.0.2.1:80'), route('b', '192.0.2.2:80')])));
+    const clock = new ManualClock();
+    const { caddy, rec } = track(setup(desired([route('a', '192.0.2.1:80'), route('b', '192.0.2.2:80')]), { now: clock.now, timers: clock }));
     rec.start();
     await rec.flush();
     expect(caddy.loads).to.have.length(1);
     for (let i = 0; i < 20; i++) rec.trigger();
-    await sleep(50);
+    // Past maxWaitMs: the coalesced push has run (and found nothing to load).
+    clock.advance(100);
+    await until(() => rec.state().inSync);
+    expect(clock.pending).to.equal(1); // the drift poll only
     await rec.flush();
     expect(caddy.loads).to.have.length(1);
     expect(rec.state()).to.include({ applies: 1, failures: 0, inSync: true, caddyUp: true });
   });
 
   it('triggers during an in-flight push cause exactly one more push, with the latest state', async () => {
-    const { caddy, box, rec } = track(setup(desired([route('a', '192.0.2.1:80')])));
-    caddy.loadDelayMs = 150;
+    const clock = new ManualClock();
+    const { caddy, box, rec } = track(setup(desired([route('a', '192.0.2.1:80')]), { now: clock.now, timers: clock }));
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const load = caddy.load.bind(caddy);
+    let first = true;
+    // The first load stays in flight until the test releases it.
+    caddy.load = async (config, json, force) => {
+      if (first) {
+        first = false;
+        caddy.inflight++;
+        await held;
+        caddy.inflight--;
+      }
+      return load(config, json, force);
+    };
     rec.start();
     await until(() => caddy.inflight === 1);
     for (const id of ['b', 'c', 'd']) {
       box.state = desired([route('a', '192.0.2.1:80'), route(id, '192.0.2.9:80')]);
       rec.trigger();
-      await sleep(20);
+      clock.advance(20);
     }
+    release();
     await until(() => rec.state().inSync);
-    await sleep(100);
+    // In sync, and no timer left but the drift poll: no further push can come.
+    expect(clock.pending).to.equal(1);
     expect(caddy.loads).to.have.length(2);
     expect(caddy.maxInflight).to.equal(1);
     expect(caddy.hosts()).to.deep.equal(['a.example.test', 'd.example.test']);
@@ -232,16 +268,27 @@ describe('proxy reconciler (fake Caddy)', () => {
   });
 
   it('keeps the desired state while Caddy is down, retries with backoff, then applies', async () => {
-    const { caddy, rec } = track(setup(desired([route('a', '192.0.2.1:80')])));
+    const clock = new ManualClock();
+    const { caddy, rec } = track(setup(desired([route('a', '192.0.2.1:80')]), { now: clock.now, timers: clock }));
+    const at: number[] = [];
+    const load = caddy.load.bind(caddy);
+    caddy.load = (config, json, force) => (at.push(clock.now()), load(config, json, force));
     caddy.down = true;
     rec.start();
-    await until(() => caddy.attempts.length >= 3);
+    await until(() => at.length === 1 && !rec.state().caddyUp);
+    // Each retry is due exactly one backoff after the refused attempt, doubling from RETRY_MIN_MS.
+    clock.advance(RETRY_MIN_MS - 1);
+    await turn();
+    expect(at).to.have.length(1);
+    clock.advance(1);
+    await until(() => at.length === 2 && clock.pending === 2); // refused, and the next retry armed (besides the drift poll)
+    clock.advance(2 * RETRY_MIN_MS);
+    await until(() => at.length === 3);
     expect(rec.state()).to.include({ caddyUp: false, applies: 0, inSync: false });
-    const gaps = caddy.attempts.slice(1).map((t, i) => t - caddy.attempts[i]!);
-    expect(gaps[0]).to.be.within(200, 400);
-    expect(gaps[1]).to.be.within(450, 700);
+    expect(at.slice(1).map((t, i) => t - at[i]!)).to.deep.equal([RETRY_MIN_MS, 2 * RETRY_MIN_MS]);
     caddy.down = false;
-    await until(() => rec.state().inSync, 3_000);
+    clock.advance(4 * RETRY_MIN_MS);
+    await until(() => rec.state().inSync);
     expect(caddy.hosts()).to.deep.equal(['a.example.test']);
     expect(rec.state().caddyUp).to.equal(true);
   });
@@ -338,16 +385,34 @@ describe('proxy reconciler (fake Caddy)', () => {
   });
 
   it('does not reload after an outage in which Caddy kept its config', async () => {
-    const { caddy, rec } = track(setup(desired([route('a', '192.0.2.1:80')]), { driftPollMs: 30 }));
+    const clock = new ManualClock();
+    const polls = pollLog();
+    const { caddy, rec } = track(setup(desired([route('a', '192.0.2.1:80')]), { driftPollMs: 30, onPoll: polls.onPoll, now: clock.now, timers: clock }));
+    /** Runs the next drift poll and resolves with what it found. */
+    const poll = async () => {
+      const n = polls.seen.length;
+      clock.advance(30);
+      await polls.after(n + 1);
+      return polls.seen[n];
+    };
     rec.start();
     await until(() => rec.state().inSync);
     caddy.down = true;
-    await until(() => !rec.state().caddyUp);
-    await sleep(300);
+    // 300 ms of outage: polls find Caddy down (or skip while a retry is trying to load).
+    for (let i = 0; i < 10; i++) expect(await poll()).to.be.oneOf(['down', 'skipped']);
+    expect(polls.seen).to.include('down');
+    expect(rec.state().caddyUp).to.equal(false);
+    const refused = caddy.attempts.length;
     caddy.down = false;
-    await until(() => rec.state().inSync);
-    await sleep(300);
+    // Back: the marker still matches, so Caddy's config is adopted, not reloaded. In sync (the
+    // pending retry ran and found nothing to load) and a poll that finds the revision where the
+    // marker last matched: the reconciler has settled on it.
+    const from = polls.seen.length;
+    while (!((await poll()) === 'unchanged' && rec.state().inSync))
+      if (polls.seen.length - from > 100) throw new Error(`not settled: ${polls.seen.slice(from).join(',')}`);
+    expect(polls.seen.slice(from)).to.not.include('drift');
     expect(caddy.loads).to.have.length(1);
+    expect(refused).to.be.at.least(1); // the retry did try to load while Caddy was down
   });
 
   it('reports routes the renderer skipped as errors with its reason, and not as applied', async () => {
@@ -362,7 +427,8 @@ describe('proxy reconciler (fake Caddy)', () => {
   });
 
   it('stop() during a push waits for it, then nothing more happens', async () => {
-    const { caddy, box, rec } = setup(desired([route('a', '192.0.2.1:80')]), { driftPollMs: 20 });
+    const clock = new ManualClock();
+    const { caddy, box, rec } = setup(desired([route('a', '192.0.2.1:80')]), { driftPollMs: 20, now: clock.now, timers: clock });
     caddy.loadDelayMs = 100;
     rec.start();
     await until(() => caddy.inflight === 1);
@@ -373,17 +439,23 @@ describe('proxy reconciler (fake Caddy)', () => {
     const n = caddy.loads.length;
     rec.trigger();
     await rec.flush();
-    await sleep(150);
+    // No timer is left to push or poll, however long the clock runs.
+    expect(clock.pending).to.equal(0);
+    clock.advance(60_000);
+    await turn();
     expect(caddy.loads.length).to.equal(n);
+    expect(caddy.inflight).to.equal(0);
     await rec.stop();
   });
 
   it('stop() before start() and twice is harmless', async () => {
-    const { caddy, rec } = setup(desired([route('a', '192.0.2.1:80')]));
+    const clock = new ManualClock();
+    const { caddy, rec } = setup(desired([route('a', '192.0.2.1:80')]), { now: clock.now, timers: clock });
     await rec.stop();
     await rec.stop();
     rec.start();
-    await sleep(30);
+    await turn();
+    expect(clock.pending).to.equal(0);
     expect(caddy.attempts).to.have.length(0);
   });
 });
