@@ -578,7 +578,7 @@ export class Controller {
     await this.devices?.stop();
     this.ports?.stop();
     this.latency?.stop();
-    this.recovery?.stop();
+    await this.recovery?.stop();
     await this.reconciler?.stop().catch(() => undefined);
     await this.caddyProcess?.stop().catch(() => undefined);
     await this.dns?.stop().catch(() => undefined);
