@@ -2,15 +2,19 @@
 // probing every 60 s"): the watcher's decisions on a manual clock and a fake upstream pool (the
 // shape Caddy 2.6.2's /reverse_proxy/upstreams gives), the model's 400s, the views.
 import { expect } from 'chai';
+import { once } from 'node:events';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import type tls from 'node:tls';
 import { upstreamText } from '../../src/cli/routes.js';
 import { routeBody } from '../../src/model/route.js';
 import { backendHealth, type UpstreamStatus } from '../../src/proxy/backend-health.js';
 import { caddyfileExport } from '../../src/proxy/caddyfile.js';
-import { BACKOFF_CAP, FLAP_WINDOW_MS, httpRecoveryProbe, probeTarget, RECOVERY_WATCH_MS, RecoveryWatcher, type ProbeTarget } from '../../src/proxy/recovery.js';
+import { BACKOFF_CAP, FLAP_WINDOW_MS, httpRecoveryProbe, probeTarget, probeTlsOptions, RECOVERY_PROBE_TIMEOUT_MS, RECOVERY_WATCH_MS, RecoveryWatcher, type ProbeTarget, type RecoveryRun } from '../../src/proxy/recovery.js';
 import type { DesiredProxy, DesiredRoute } from '../../src/proxy/types.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
+import { makeCa, makeLeaf } from '../helpers/certs.js';
 import { ManualTimers } from '../helpers/tailscale.js';
 import { route } from './fixture.js';
 
@@ -279,7 +283,126 @@ describe('proxy/recovery: the watcher', () => {
   });
 });
 
+/** A backend on loopback whose handler the test drives; `sockets` resolves each connection's close. */
+async function slowBackend(handler: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
+  const requests: http.IncomingMessage[] = [];
+  const closed: Promise<void>[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push(req);
+    server.emit('seen', req);
+    handler(req, res);
+  });
+  server.on('connection', (sock) => closed.push(new Promise<void>((r) => sock.once('close', () => r()))));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    dial: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    requested: () => (requests.length ? Promise.resolve() : (once(server, 'seen').then(() => undefined) as Promise<void>)),
+    // Every connection closed, and the server's own count caught up (its close handler may run after ours).
+    allClosed: async () => (await Promise.all(closed), await new Promise((r) => setImmediate(r))),
+    connections: () => new Promise<number>((r, j) => server.getConnections((e, n) => (e ? j(e) : r(n)))),
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/** A watcher with the real HTTP probe and manual timers that remember each delay asked for. */
+function realWatcher(routes: DesiredRoute[], failing: string) {
+  const manual = new ManualTimers();
+  const delays: number[] = [];
+  const watcher = new RecoveryWatcher({
+    now: () => 1_000_000,
+    timers: { setTimeout: (fn, ms) => (delays.push(ms), manual.setTimeout(fn)), clearTimeout: manual.clearTimeout },
+    routes: () => routes,
+    pool: () => Promise.resolve(new Map([[failing, { requests: 1, fails: 1 }]])),
+    onChange: () => undefined,
+  });
+  return { watcher, manual, delays };
+}
+
+describe('proxy/recovery: the real probe has a deadline, drops the body, stops with the watcher', () => {
+  it('a backend that never sends its headers: down when the deadline (5s, or unhealthy_latency) fires', async () => {
+    const slow = await slowBackend(() => undefined);
+    try {
+      for (const [health, deadline] of [[undefined, RECOVERY_PROBE_TIMEOUT_MS], [{ passive: { unhealthy_latency: '250ms' } }, 250]] as const) {
+        const { watcher, manual, delays } = realWatcher([route('api:slow', ['s.example.test'], [slow.dial, B], health ? { health } : {})], slow.dial);
+        const run = watcher.run();
+        await slow.requested();
+        expect(delays).to.deep.equal([deadline]);
+        expect(manual.fire()).to.equal(1);
+        expect((await run).marked).to.deep.equal([`api:slow ${slow.dial}`]);
+      }
+      await slow.allClosed();
+      expect(await slow.connections()).to.equal(0);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('a body that streams forever: the status decides at once and the socket is closed', async () => {
+    const stream = await slowBackend((_req, res) => {
+      res.writeHead(200);
+      res.write('x'.repeat(1024));
+    });
+    try {
+      const { watcher, manual } = realWatcher([route('api:st', ['st.example.test'], [stream.dial, B])], stream.dial);
+      expect((await watcher.run()).spared).to.deep.equal([`api:st ${stream.dial}`]);
+      expect(manual.pending.size, 'its deadline cleared').to.equal(0);
+      await stream.allClosed();
+      expect(await stream.connections()).to.equal(0);
+    } finally {
+      await stream.close();
+    }
+  });
+
+  it('stop() during a probe aborts it and waits for the run: no socket left open, nothing decided', async () => {
+    const slow = await slowBackend(() => undefined);
+    try {
+      const { watcher, manual } = realWatcher([route('api:stop', ['p.example.test'], [slow.dial, B])], slow.dial);
+      const runs: RecoveryRun[] = [];
+      watcher.on('run', (r: RecoveryRun) => runs.push(r));
+      watcher.start();
+      manual.fire();
+      await slow.requested();
+      await watcher.stop();
+      expect(runs).to.have.length(1);
+      expect(runs[0]!.marked).to.deep.equal([]);
+      expect(watcher.all()).to.deep.equal([]);
+      await slow.allClosed();
+      expect(await slow.connections()).to.equal(0);
+      expect(manual.pending.size, 'no timer left: no next run, no deadline').to.equal(0);
+    } finally {
+      await slow.close();
+    }
+  });
+});
+
 describe('proxy/recovery: probe, views, model', () => {
+  it('HTTPS probes send the dialled host as SNI (none for an IP), never the Host header', async () => {
+    const ca = makeCa();
+    const leaf = makeLeaf(ca, ['backend.internal']);
+    const sni: (string | false | null)[] = [];
+    const server = https.createServer({ cert: leaf.cert, key: leaf.key }, (_req, res) => res.writeHead(204).end());
+    server.on('secureConnection', (s: tls.TLSSocket) => sni.push(s.servername));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const dial = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    const never = new AbortController().signal;
+    try {
+      expect(await httpRecoveryProbe({ dial, host: 'w.example.test', tls: 'insecure' }, never)).to.equal(204);
+      expect(await httpRecoveryProbe({ dial, host: 'w.example.test', tls: 'insecure', serverName: 'backend.internal' }, never)).to.equal(204);
+      expect(sni).to.deep.equal([false, 'backend.internal']);
+      // Verified: the test CA is not trusted, so the handshake fails (down), whatever the name.
+      expect(await httpRecoveryProbe({ dial, host: 'w.example.test', tls: 'verify', serverName: 'backend.internal' }, never)).to.equal(null);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+    // A dial by name: that name is the SNI and the name verified, as Caddy does it.
+    expect(probeTlsOptions({ dial: 'backend.internal:443', host: 'w.example.test', tls: 'verify' }, 'backend.internal')).to.deep.equal({ rejectUnauthorized: true, servername: 'backend.internal' });
+    expect(probeTlsOptions({ dial: '[::1]:443', host: 'w.example.test', tls: 'insecure' }, '::1')).to.deep.equal({ rejectUnauthorized: false, servername: '' });
+  });
+
   it('the HTTP probe: below 500 alive, 5xx / refused / timeout down; Host is the route host', async () => {
     let status = 404;
     const seen: string[] = [];
