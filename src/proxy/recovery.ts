@@ -204,9 +204,16 @@ export class RecoveryWatcher extends EventEmitter {
     return Math.max(MIN_DELAY_MS, Math.min(this.watchMs(), due - this.opts.now()));
   }
 
-  /** The backends of route `id` marked dead by health (dial → mark); empty when none. */
+  /**
+   * The backends of route `id` that apply() leaves out now (dial → mark); empty when none. The
+   * views show these `down`: a mark of a route whose every upstream is marked is not shown (apply()
+   * keeps them all in Caddy; the next run drops such marks).
+   */
   marks(id: string): ReadonlyMap<string, HealthDead> {
-    return this.dead.get(id) ?? new Map();
+    const marks = this.dead.get(id);
+    if (!marks) return new Map();
+    const r = this.opts.routes().find((x) => x.id === id);
+    return r && r.upstreams.some((d) => !marks.has(d)) ? marks : new Map();
   }
 
   /** Every mark, as `[routeId, dial, mark]`. */

@@ -210,9 +210,11 @@ describe('proxy/recovery: the watcher', () => {
     await h.watcher.run();
     h.routes = [route('api:e', ['e.example.test'], [A])];
     expect(h.watcher.apply({ settings: SETTINGS, routes: h.routes }).routes[0]!.upstreams).to.deep.equal([A]);
-    // Caddy serves A again: it must not be shown down.
-    await h.watcher.run();
+    // Caddy serves A again: it is not shown down, at once, and the next run drops the mark.
     expect(h.watcher.marks('api:e').size).to.equal(0);
+    expect(h.watcher.all()).to.have.length(1);
+    await h.watcher.run();
+    expect(h.watcher.all()).to.deep.equal([]);
   });
 
   it('a transient failure: one confirming probe answers, nothing marked, no Caddy load', async () => {
