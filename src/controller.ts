@@ -179,7 +179,7 @@ export interface Wired {
   /** ACME DNS-01 from our zones (src/certs/acme.ts): orders through the API; the controller adds its Renewer. */
   acme: Dns01Issuer;
   /** The API's dependencies that come from the wiring (the caller adds health, mail, …). */
-  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'commit' | 'settled' | 'devices' | 'certificates' | 'upstreamPool' | 'recovery' | 'acme'>;
+  api: Pick<ApiDeps, 'zones' | 'nodeIp' | 'ownAddresses' | 'records' | 'routes' | 'proxy' | 'tokens' | 'views' | 'servedRecords' | 'synthesisedRecords' | 'proxyStatus' | 'caddyfile' | 'simulate' | 'transaction' | 'commit' | 'settled' | 'devices' | 'certificates' | 'upstreamPool' | 'recovery' | 'recoveryClear' | 'plannedRoutes' | 'acme'>;
 }
 
 /**
@@ -267,13 +267,15 @@ export function wire(c: Config, deps: WireDeps): Wired {
     onChange: () => reconciler?.trigger(),
     log: logger('proxy.recovery'),
   });
+  // The explicit routes as Caddy gets them: health-dead backends left out, least_latency ranked (the plan compares against this too).
+  const rendered = () => latency.apply(recovery.apply(proxy.desired()));
   const reconciler = deps.caddy
     ? new Reconciler({
         render,
         markerId,
         ...deps.reconciler,
         // Expired certificates are left out: Caddy then gets its own for those names (at the next reconcile).
-        desired: () => ports.apply({ ...latency.apply(recovery.apply(proxy.desired())), certificates: certificates.served((deps.certsNow?.() ?? new Date()).getTime()) }),
+        desired: () => ports.apply({ ...rendered(), certificates: certificates.served((deps.certsNow?.() ?? new Date()).getTime()) }),
         caddy: deps.caddy,
         // Called only after reconciler.start(), by when `pipeline` exists.
         onStatus: (statuses) => {
@@ -345,6 +347,12 @@ export function wire(c: Config, deps: WireDeps): Wired {
       caddyfile: caddyfileExport,
       ...(pool ? { upstreamPool: pool } : {}),
       recovery: (id) => recovery.marks(id),
+      recoveryClear: (id, dial) => {
+        if (!recovery.clear(id, dial)) return false;
+        reconciler?.trigger();
+        return true;
+      },
+      plannedRoutes: () => rendered().routes,
       simulate: (fn) => simulate(db, [records, routes, views, certificates], fn),
       transaction,
       commit: (fn) => group.run(fn),
@@ -578,7 +586,7 @@ export class Controller {
     await this.devices?.stop();
     this.ports?.stop();
     this.latency?.stop();
-    this.recovery?.stop();
+    await this.recovery?.stop();
     await this.reconciler?.stop().catch(() => undefined);
     await this.caddyProcess?.stop().catch(() => undefined);
     await this.dns?.stop().catch(() => undefined);

@@ -17,7 +17,7 @@ import type { Dns01Issuer } from '../certs/acme.js';
 import type { ProxyState } from '../proxy/state.js';
 import type { LocalCaInfo } from '../proxy/caddy.js';
 import type { TailnetDeps } from '../tailnet/index.js';
-import type { DesiredProxy } from '../proxy/types.js';
+import type { DesiredProxy, DesiredRoute } from '../proxy/types.js';
 import type { MailStore } from '../mail/store.js';
 import type { MessageStore } from '../mail/queue/messages.js';
 import type { MailDomains } from '../mail/domains/domains.js';
@@ -67,6 +67,10 @@ export interface ApiDeps {
   upstreamPool?: () => Promise<Map<string, UpstreamStatus> | null>;
   /** The backends of a route the controller took out after failed requests (src/proxy/recovery.ts): dial → mark; absent: none shown. */
   recovery?: (routeId: string) => ReadonlyMap<string, HealthDead>;
+  /** Forgets the recovery watcher's mark of `dial` on a route (alive / dead by hand win) and lets the reconciler push; false: there was none. */
+  recoveryClear?: (routeId: string, dial: string) => boolean;
+  /** The explicit routes as the reconciler renders them (health marks, least_latency order); default proxy.split().explicit. */
+  plannedRoutes?: () => readonly DesiredRoute[];
   /** Human-readable Caddyfile for a desired state. */
   caddyfile: (desired: DesiredProxy) => string;
   /** Runs writes in a rolled-back transaction (dry runs). */

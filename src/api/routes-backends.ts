@@ -45,13 +45,15 @@ const inputOf = (r: StoredRoute, upstreams: string[], backends: Backends | undef
 export async function withBackendHealth(deps: Pick<ApiDeps, 'upstreamPool' | 'proxy' | 'recovery'>, routes: Route[]): Promise<Route[]> {
   const pool = deps.upstreamPool ? await deps.upstreamPool() : null;
   if (!pool) return routes;
-  const dialsOf = (u: string): string[] => {
-    const at = u.lastIndexOf(':');
-    const host = u.slice(0, at);
-    const addresses = host.startsWith('[') || /^\d+\.\d+\.\d+\.\d+$/.test(host) ? undefined : deps.proxy.resolve(host.toLowerCase());
-    return addresses === undefined ? [u] : addresses.map((a) => (a.includes(':') ? `[${a}]:${u.slice(at + 1)}` : `${a}:${u.slice(at + 1)}`));
-  };
-  return routes.map((r) => ({ ...r, backend_health: backendHealth(r.upstreams, r.backends, dialsOf, pool, deps.recovery?.(r.id)) }));
+  return routes.map((r) => ({ ...r, backend_health: backendHealth(r.upstreams, r.backends, (u) => dialsOf(deps, u), pool, deps.recovery?.(r.id)) }));
+}
+
+/** The addresses Caddy dials for upstream `u` as written (a name resolved as the proxy resolves it). */
+function dialsOf(deps: Pick<ApiDeps, 'proxy'>, u: string): string[] {
+  const at = u.lastIndexOf(':');
+  const host = u.slice(0, at);
+  const addresses = host.startsWith('[') || /^\d+\.\d+\.\d+\.\d+$/.test(host) ? undefined : deps.proxy.resolve(host.toLowerCase());
+  return addresses === undefined ? [u] : addresses.map((a) => (a.includes(':') ? `[${a}]:${u.slice(at + 1)}` : `${a}:${u.slice(at + 1)}`));
 }
 
 export const routeBackends =
@@ -133,7 +135,11 @@ export const routeBackends =
           { schema: { summary: state === 'dead' ? 'Take a backend out of rotation by hand (kept until alive)' : 'Put a backend marked dead back into rotation', response: successes({ 200: `the route, or ${DRY_RUN}` }), tags, params: one, querystring: dryRunQuery } },
           async (req) => {
             const p = req.params as Record<string, string>;
-            return write(req, idOf(p), mark(p.backend!, state === 'dead'));
+            const id = idOf(p);
+            const out = await write(req, id, mark(p.backend!, state === 'dead'));
+            // By hand wins over the recovery watcher's mark: alive is back in rotation now, dead stays out until alive.
+            if (!('dry_run' in out)) for (const dial of dialsOf(deps, p.backend!)) deps.recoveryClear?.(id, dial);
+            return out;
           },
         );
     }

@@ -83,7 +83,8 @@ export const proxyRoutes =
     app.get('/api/v1/plan', { schema: { summary: 'What Caddy would change to reach the desired routes', response: successes({ 200: 'the plan' }), tags, description: 'Routes Caddy would change to reach the desired state (explicit routes only: plain names are served through DNS) and whether that needs a Caddy reload; DNS changes apply at once, so its part is empty' } }, async () => {
       const status = deps.proxyStatus();
       // Caddy's config carries the explicit routes only; plain names are live as soon as DNS has them.
-      const routes = planRoutes(status.applied?.routes ?? [], deps.proxy.split().explicit);
+      // Compared with what the reconciler renders (health-dead backends out, least_latency order), not the bare routes.
+      const routes = planRoutes(status.applied?.routes ?? [], deps.plannedRoutes?.() ?? deps.proxy.split().explicit);
       return {
         caddy_up: status.caddyUp,
         in_sync: status.inSync,

@@ -94,6 +94,13 @@ describe('e2e: a backend failing requests is taken out and probed back', functio
     expect(Date.parse(down.next_probe_at!)).to.be.above(Date.parse(down.since!) - 1);
     await until('Caddy runs the config without it', 20_000, async () => (JSON.stringify(await caddy.get('/config/')).includes(dial) ? undefined : true));
     for (let i = 0; i < 20; i++) expect(await backendOf(caddy.httpPort)).to.equal('a');
+    // The plan compares with what the reconciler renders (the marked backend out): nothing pending.
+    const plan = await until('the plan in sync', 20_000, async () => {
+      const p = (await (await fetch(`${c.apiUrl}/api/v1/plan`, { headers: auth })).json()) as { in_sync: boolean; plan: { caddy_reload: boolean; routes: { changed: unknown[] } } };
+      return p.in_sync ? p : undefined;
+    });
+    expect(plan.plan.caddy_reload, JSON.stringify(plan.plan.routes)).to.equal(false);
+    expect(plan.plan.routes.changed).to.deep.equal([]);
     const listed = await cli(['routes'], { DNSPROXY_API_URL: c.apiUrl, DNSPROXY_TOKEN: TOKEN });
     expect(listed.code, listed.stderr).to.equal(0);
     expect(listed.stdout).to.include(`${dial} (down: failed requests; probed every 1s)`);
@@ -107,5 +114,27 @@ describe('e2e: a backend failing requests is taken out and probed back', functio
     }
     expect(seen, JSON.stringify(seen)).to.deep.equal({ a: 10, b: 10 });
     expect((await health()).map((h) => h.state)).to.deep.equal(['up', 'up']);
+  });
+
+  it('alive by hand puts a backend marked down back at once; dead by hand wins over the mark', async () => {
+    const port = b!.port;
+    const dial = b!.dial;
+    await b!.close();
+    b = null;
+    await until('the stopped backend shown down again', 30_000, async () => {
+      await backendOf(caddy.httpPort);
+      return (await health()).find((x) => x.address === dial)?.state === 'down' ? true : undefined;
+    }, 200);
+    const post = (state: string) => fetch(`${c.apiUrl}/api/v1/routes/${id}/backends/${dial}/${state}`, { method: 'POST', headers: { authorization: auth.authorization } });
+    expect((await post('alive')).status).to.equal(200);
+    expect((await health()).find((x) => x.address === dial)?.state, 'the mark is gone').to.not.equal('down');
+    await until('Caddy runs it again', 20_000, async () => (JSON.stringify(await caddy.get('/config/')).includes(dial) ? true : undefined), 200);
+    expect((await post('dead')).status).to.equal(200);
+    expect((await health()).find((x) => x.address === dial)?.state).to.equal('dead');
+    await until('Caddy runs the config without it', 20_000, async () => (JSON.stringify(await caddy.get('/config/')).includes(dial) ? undefined : true), 200);
+    b = await echoOn('b', port);
+    expect((await post('alive')).status).to.equal(200);
+    await until('back in Caddy', 20_000, async () => (JSON.stringify(await caddy.get('/config/')).includes(dial) ? true : undefined), 200);
+    expect((await health()).map((h) => h.state)).to.not.include('down');
   });
 });

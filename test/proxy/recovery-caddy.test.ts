@@ -90,7 +90,7 @@ describe('proxy/recovery with a real Caddy: out after failed requests, back afte
     await w.reconciler!.flush();
   });
   after(async () => {
-    w?.recovery.stop();
+    await w?.recovery.stop();
     await w?.reconciler?.stop();
     await w?.pipeline.settled();
     w?.uncount();

@@ -2,15 +2,19 @@
 // probing every 60 s"): the watcher's decisions on a manual clock and a fake upstream pool (the
 // shape Caddy 2.6.2's /reverse_proxy/upstreams gives), the model's 400s, the views.
 import { expect } from 'chai';
+import { once } from 'node:events';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import type tls from 'node:tls';
 import { upstreamText } from '../../src/cli/routes.js';
 import { routeBody } from '../../src/model/route.js';
 import { backendHealth, type UpstreamStatus } from '../../src/proxy/backend-health.js';
 import { caddyfileExport } from '../../src/proxy/caddyfile.js';
-import { httpRecoveryProbe, probeTarget, RECOVERY_WATCH_MS, RecoveryWatcher, type ProbeTarget } from '../../src/proxy/recovery.js';
+import { BACKOFF_CAP, FLAP_WINDOW_MS, httpRecoveryProbe, probeTarget, probeTlsOptions, RECOVERY_PROBE_TIMEOUT_MS, RECOVERY_WATCH_MS, RecoveryWatcher, type ProbeTarget, type RecoveryRun } from '../../src/proxy/recovery.js';
 import type { DesiredProxy, DesiredRoute } from '../../src/proxy/types.js';
 import { apiFixture, type ApiFixture } from '../helpers/api.js';
+import { makeCa, makeLeaf } from '../helpers/certs.js';
 import { ManualTimers } from '../helpers/tailscale.js';
 import { route } from './fixture.js';
 
@@ -26,6 +30,8 @@ function harness(routes: DesiredRoute[]) {
     pool: new Map<string, UpstreamStatus>(),
     poolFails: false,
     alive: new Set<string>(),
+    /** A status a dial answers instead of 200 when alive. */
+    status: new Map<string, number>(),
     probed: [] as ProbeTarget[],
     changes: 0,
     reads: 0,
@@ -40,7 +46,7 @@ function harness(routes: DesiredRoute[]) {
     timers: h.timers,
     routes: () => h.routes,
     pool: () => (h.reads++, h.poolFails ? Promise.reject(new Error('connect ECONNREFUSED')) : Promise.resolve(h.pool)),
-    probe: (t) => (h.probed.push(t), Promise.resolve(h.alive.has(t.dial))),
+    probe: (t) => (h.probed.push(t), Promise.resolve(h.alive.has(t.dial) ? (h.status.get(t.dial) ?? 200) : null)),
     onChange: () => h.changes++,
   });
   return h;
@@ -104,6 +110,8 @@ describe('proxy/recovery: the watcher', () => {
     expect((await h.watcher.run()).marked).to.deep.equal([`api:d ${A}`, `api:f ${A}`]);
     expect(h.watcher.marks('api:d').get(A)).to.deep.equal({ since: marked, nextProbeAt: marked + 60_000, intervalMs: 60_000 });
     expect(h.watcher.marks('api:f').get(A)!.nextProbeAt).to.equal(marked + 15_000);
+    expect(h.probed.map((t) => t.host), 'each marked after its own confirming probe failed').to.deep.equal(['d.example.test', 'f.example.test']);
+    h.probed.length = 0;
     // Before an interval: no probe.
     h.clock = marked + 14_999;
     expect((await h.watcher.run()).stillDown).to.deep.equal([]);
@@ -126,11 +134,25 @@ describe('proxy/recovery: the watcher', () => {
     h.clock = marked + 60_000;
     expect((await h.watcher.run()).revived).to.deep.equal([`api:d ${A}`]);
     expect(h.probed.at(-1)).to.deep.equal({ dial: A, host: 'd.example.test', tls: 'off' });
-    // …until the count fell below max_fails: then a new failure marks it again.
+    // …until the count fell below max_fails: then a new failure is probed; it answers, so it stays in (no load).
     h.fails(A, 0);
     await h.watcher.run();
     h.fails(A, 1);
+    const changed = h.changes;
+    expect(await h.watcher.run()).to.deep.include({ marked: [], spared: [`api:d ${A}`, `api:f ${A}`] });
+    expect(h.changes).to.equal(changed);
+    // While Caddy still counts that failure it is not probed again each watch.
+    const probes = h.probed.length;
+    await h.watcher.run();
+    expect(h.probed.length).to.equal(probes);
+    // A new failure its probe confirms: marked, and within 5 minutes of its comeback its interval doubles.
+    h.fails(A, 0);
+    await h.watcher.run();
+    h.fails(A, 1);
+    h.alive.delete(A);
     expect((await h.watcher.run()).marked).to.deep.equal([`api:d ${A}`, `api:f ${A}`]);
+    expect(h.watcher.marks('api:d').get(A)!.intervalMs).to.equal(120_000);
+    expect(h.watcher.marks('api:f').get(A)!.intervalMs).to.equal(30_000);
   });
 
   it('a failure count that stays up ends the wait after fail_duration', async () => {
@@ -143,6 +165,7 @@ describe('proxy/recovery: the watcher', () => {
     h.clock += 1000;
     expect((await h.watcher.run()).marked).to.deep.equal([]);
     h.clock += 1000;
+    h.alive.delete(A);
     expect((await h.watcher.run()).marked).to.deep.equal([`api:c ${A}`]);
   });
 
@@ -154,7 +177,7 @@ describe('proxy/recovery: the watcher', () => {
     await h.watcher.run();
     h.clock += 3_600_000;
     await h.watcher.run();
-    expect(h.probed.map((t) => t.dial)).to.deep.equal([A, A]);
+    expect(h.probed.map((t) => `${t.host} ${t.dial}`), 'two confirming probes, two recovery probes').to.deep.equal([`h.example.test ${A}`, `g.example.test ${A}`, `h.example.test ${A}`, `g.example.test ${A}`]);
     expect(h.watcher.all().some(([, dial]) => dial === B)).to.equal(false);
     const changes = h.changes;
     h.routes = [route('api:h', ['h.example.test'], [A, C], { health: { active: { path: '/hz' } } })];
@@ -176,20 +199,212 @@ describe('proxy/recovery: the watcher', () => {
     await new Promise((r) => setImmediate(r));
     expect(h.watcher.marks('api:t').size).to.equal(1);
     expect(h.timers.pending.size, 'the next run is scheduled').to.equal(1);
-    h.watcher.stop();
+    await h.watcher.stop();
     expect(h.timers.pending.size).to.equal(0);
     expect(RECOVERY_WATCH_MS).to.equal(5_000);
   });
 
-  it('apply() never empties a route that lost upstreams since it was marked', async () => {
+  it('apply() never empties a route that lost upstreams since it was marked; the next run drops such marks', async () => {
     const h = harness([route('api:e', ['e.example.test'], [A, B])]);
     h.fails(A, 1);
     await h.watcher.run();
-    expect(h.watcher.apply({ settings: SETTINGS, routes: [route('api:e', ['e.example.test'], [A])] }).routes[0]!.upstreams).to.deep.equal([A]);
+    h.routes = [route('api:e', ['e.example.test'], [A])];
+    expect(h.watcher.apply({ settings: SETTINGS, routes: h.routes }).routes[0]!.upstreams).to.deep.equal([A]);
+    // Caddy serves A again: it is not shown down, at once, and the next run drops the mark.
+    expect(h.watcher.marks('api:e').size).to.equal(0);
+    expect(h.watcher.all()).to.have.length(1);
+    await h.watcher.run();
+    expect(h.watcher.all()).to.deep.equal([]);
+  });
+
+  it('a transient failure: one confirming probe answers, nothing marked, no Caddy load', async () => {
+    const h = harness([route('api:t', ['t.example.test'], [A, B])]);
+    h.fails(A, 1);
+    h.alive.add(A);
+    expect(await h.watcher.run()).to.deep.include({ marked: [], spared: [`api:t ${A}`] });
+    expect(h.changes).to.equal(0);
+    expect(h.probed.map((t) => t.dial)).to.deep.equal([A]);
+  });
+
+  it("the probes judge by the route's passive criteria: unhealthy_status is down", async () => {
+    const h = harness([route('api:s', ['s.example.test'], [A, B], { health: { passive: { unhealthy_status: [429, 404] }, recovery_interval: '1s' } }), route('api:p', ['p.example.test'], [A, B])]);
+    h.fails(A, 1);
+    h.alive.add(A);
+    h.status.set(A, 429);
+    const run = await h.watcher.run();
+    expect(run.marked, '429 is a failure for api:s only').to.deep.equal([`api:s ${A}`]);
+    expect(run.spared).to.deep.equal([`api:p ${A}`]);
+    // Its recovery probe gets 404 (also listed): still down; 200: back.
+    h.status.set(A, 404);
+    h.clock += 1000;
+    expect((await h.watcher.run()).stillDown).to.deep.equal([`api:s ${A}`]);
+    h.status.delete(A);
+    h.clock += 1000;
+    expect((await h.watcher.run()).revived).to.deep.equal([`api:s ${A}`]);
+  });
+
+  it('backoff: marked again within 5 minutes of coming back doubles the interval (at most 10x); 5 minutes healthy resets it', async () => {
+    const h = harness([route('api:b', ['b.example.test'], [A, B])]);
+    const intervals: number[] = [];
+    const flap = async () => {
+      h.fails(A, 0);
+      await h.watcher.run();
+      h.fails(A, 1);
+      h.alive.delete(A);
+      expect((await h.watcher.run()).marked).to.deep.equal([`api:b ${A}`]);
+      const m = h.watcher.marks('api:b').get(A)!;
+      intervals.push(m.intervalMs);
+      h.clock = m.nextProbeAt;
+      h.alive.add(A);
+      expect((await h.watcher.run()).revived).to.deep.equal([`api:b ${A}`]);
+    };
+    for (let i = 0; i < 6; i++) await flap();
+    expect(intervals).to.deep.equal([60_000, 120_000, 240_000, 480_000, 600_000, 600_000]);
+    expect(FLAP_WINDOW_MS).to.equal(300_000);
+    expect(BACKOFF_CAP).to.equal(10);
+    // Healthy for the window since its last comeback: back to the route's interval.
+    h.clock += FLAP_WINDOW_MS;
+    await flap();
+    expect(intervals.at(-1)).to.equal(60_000);
+    // Just inside the window: doubled again.
+    h.clock += FLAP_WINDOW_MS - 1;
+    await flap();
+    expect(intervals.at(-1)).to.equal(120_000);
+  });
+
+  it('reads the pool every min(5s, the smallest watched fail_duration / 2), never below 1s', () => {
+    const h = harness([route('api:w', ['w.example.test'], [A, B])]);
+    expect(h.watcher.watchMs()).to.equal(RECOVERY_WATCH_MS);
+    h.routes.push(route('api:x', ['x.example.test'], [A, B], { health: { passive: { fail_duration: '4s' } } }));
+    expect(h.watcher.watchMs()).to.equal(2_000);
+    h.routes.push(route('api:y', ['y.example.test'], [A, B], { health: { passive: { fail_duration: '1s' } } }));
+    expect(h.watcher.watchMs()).to.equal(1_000);
+    // Not watched (an active check brings it back): its fail_duration does not count.
+    h.routes = [route('api:z', ['z.example.test'], [A, B], { health: { passive: { fail_duration: '1s' }, active: { path: '/hz' } } })];
+    expect(h.watcher.watchMs()).to.equal(RECOVERY_WATCH_MS);
+  });
+});
+
+/** A backend on loopback whose handler the test drives; `sockets` resolves each connection's close. */
+async function slowBackend(handler: (req: http.IncomingMessage, res: http.ServerResponse) => void) {
+  const requests: http.IncomingMessage[] = [];
+  const closed: Promise<void>[] = [];
+  const server = http.createServer((req, res) => {
+    requests.push(req);
+    server.emit('seen', req);
+    handler(req, res);
+  });
+  server.on('connection', (sock) => closed.push(new Promise<void>((r) => sock.once('close', () => r()))));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    dial: `127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    requested: () => (requests.length ? Promise.resolve() : (once(server, 'seen').then(() => undefined) as Promise<void>)),
+    // Every connection closed, and the server's own count caught up (its close handler may run after ours).
+    allClosed: async () => (await Promise.all(closed), await new Promise((r) => setImmediate(r))),
+    connections: () => new Promise<number>((r, j) => server.getConnections((e, n) => (e ? j(e) : r(n)))),
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+/** A watcher with the real HTTP probe and manual timers that remember each delay asked for. */
+function realWatcher(routes: DesiredRoute[], failing: string) {
+  const manual = new ManualTimers();
+  const delays: number[] = [];
+  const watcher = new RecoveryWatcher({
+    now: () => 1_000_000,
+    timers: { setTimeout: (fn, ms) => (delays.push(ms), manual.setTimeout(fn)), clearTimeout: manual.clearTimeout },
+    routes: () => routes,
+    pool: () => Promise.resolve(new Map([[failing, { requests: 1, fails: 1 }]])),
+    onChange: () => undefined,
+  });
+  return { watcher, manual, delays };
+}
+
+describe('proxy/recovery: the real probe has a deadline, drops the body, stops with the watcher', () => {
+  it('a backend that never sends its headers: down when the deadline (5s, or unhealthy_latency) fires', async () => {
+    const slow = await slowBackend(() => undefined);
+    try {
+      for (const [health, deadline] of [[undefined, RECOVERY_PROBE_TIMEOUT_MS], [{ passive: { unhealthy_latency: '250ms' } }, 250]] as const) {
+        const { watcher, manual, delays } = realWatcher([route('api:slow', ['s.example.test'], [slow.dial, B], health ? { health } : {})], slow.dial);
+        const run = watcher.run();
+        await slow.requested();
+        expect(delays).to.deep.equal([deadline]);
+        expect(manual.fire()).to.equal(1);
+        expect((await run).marked).to.deep.equal([`api:slow ${slow.dial}`]);
+      }
+      await slow.allClosed();
+      expect(await slow.connections()).to.equal(0);
+    } finally {
+      await slow.close();
+    }
+  });
+
+  it('a body that streams forever: the status decides at once and the socket is closed', async () => {
+    const stream = await slowBackend((_req, res) => {
+      res.writeHead(200);
+      res.write('x'.repeat(1024));
+    });
+    try {
+      const { watcher, manual } = realWatcher([route('api:st', ['st.example.test'], [stream.dial, B])], stream.dial);
+      expect((await watcher.run()).spared).to.deep.equal([`api:st ${stream.dial}`]);
+      expect(manual.pending.size, 'its deadline cleared').to.equal(0);
+      await stream.allClosed();
+      expect(await stream.connections()).to.equal(0);
+    } finally {
+      await stream.close();
+    }
+  });
+
+  it('stop() during a probe aborts it and waits for the run: no socket left open, nothing decided', async () => {
+    const slow = await slowBackend(() => undefined);
+    try {
+      const { watcher, manual } = realWatcher([route('api:stop', ['p.example.test'], [slow.dial, B])], slow.dial);
+      const runs: RecoveryRun[] = [];
+      watcher.on('run', (r: RecoveryRun) => runs.push(r));
+      watcher.start();
+      manual.fire();
+      await slow.requested();
+      await watcher.stop();
+      expect(runs).to.have.length(1);
+      expect(runs[0]!.marked).to.deep.equal([]);
+      expect(watcher.all()).to.deep.equal([]);
+      await slow.allClosed();
+      expect(await slow.connections()).to.equal(0);
+      expect(manual.pending.size, 'no timer left: no next run, no deadline').to.equal(0);
+    } finally {
+      await slow.close();
+    }
   });
 });
 
 describe('proxy/recovery: probe, views, model', () => {
+  it('HTTPS probes send the dialled host as SNI (none for an IP), never the Host header', async () => {
+    const ca = makeCa();
+    const leaf = makeLeaf(ca, ['backend.internal']);
+    const sni: (string | false | null)[] = [];
+    const server = https.createServer({ cert: leaf.cert, key: leaf.key }, (_req, res) => res.writeHead(204).end());
+    server.on('secureConnection', (s: tls.TLSSocket) => sni.push(s.servername));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const dial = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    const never = new AbortController().signal;
+    try {
+      expect(await httpRecoveryProbe({ dial, host: 'w.example.test', tls: 'insecure' }, never)).to.equal(204);
+      expect(await httpRecoveryProbe({ dial, host: 'w.example.test', tls: 'insecure', serverName: 'backend.internal' }, never)).to.equal(204);
+      expect(sni).to.deep.equal([false, 'backend.internal']);
+      // Verified: the test CA is not trusted, so the handshake fails (down), whatever the name.
+      expect(await httpRecoveryProbe({ dial, host: 'w.example.test', tls: 'verify', serverName: 'backend.internal' }, never)).to.equal(null);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+    // A dial by name: that name is the SNI and the name verified, as Caddy does it.
+    expect(probeTlsOptions({ dial: 'backend.internal:443', host: 'w.example.test', tls: 'verify' }, 'backend.internal')).to.deep.equal({ rejectUnauthorized: true, servername: 'backend.internal' });
+    expect(probeTlsOptions({ dial: '[::1]:443', host: 'w.example.test', tls: 'insecure' }, '::1')).to.deep.equal({ rejectUnauthorized: false, servername: '' });
+  });
+
   it('the HTTP probe: below 500 alive, 5xx / refused / timeout down; Host is the route host', async () => {
     let status = 404;
     const seen: string[] = [];
@@ -197,17 +412,18 @@ describe('proxy/recovery: probe, views, model', () => {
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const dial = `127.0.0.1:${(server.address() as net.AddressInfo).port}`;
     try {
-      expect(await httpRecoveryProbe({ dial, host: 'w.example.test', tls: 'off' })).to.equal(true);
+      const never = new AbortController().signal;
+      expect(await httpRecoveryProbe({ dial, host: 'w.example.test', tls: 'off' }, never)).to.equal(404);
       status = 503;
-      expect(await httpRecoveryProbe({ dial, host: 'w.example.test', tls: 'off' })).to.equal(false);
+      expect(await httpRecoveryProbe({ dial, host: 'w.example.test', tls: 'off' }, never)).to.equal(503);
       expect(seen).to.deep.equal(['w.example.test /', 'w.example.test /']);
-      // HTTPS to a plain HTTP listener: the handshake fails, so it is down.
-      expect(await httpRecoveryProbe({ dial, host: 'w.example.test', tls: 'insecure' })).to.equal(false);
+      // HTTPS to a plain HTTP listener: the handshake fails, so no status.
+      expect(await httpRecoveryProbe({ dial, host: 'w.example.test', tls: 'insecure' }, never)).to.equal(null);
     } finally {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
     }
-    expect(await httpRecoveryProbe({ dial, host: 'w.example.test', tls: 'off' }), 'refused').to.equal(false);
+    expect(await httpRecoveryProbe({ dial, host: 'w.example.test', tls: 'off' }, new AbortController().signal), 'refused').to.equal(null);
     const r = route('api:w', ['*.w.example.test'], [A], { headers: { upstream_tls: 'verify', upstream_tls_server_name: 'b.example.test' } });
     expect(probeTarget(r, A)).to.deep.equal({ dial: A, host: 'w.example.test', tls: 'verify', serverName: 'b.example.test' });
   });
