@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import http from 'node:http';
 import net from 'node:net';
 import { cli, startController, TOKEN, type Running } from '../helpers/controller.js';
-import { hasCaddy, startCaddy, type Echo, type RunningCaddy } from '../helpers/caddy.js';
+import { backendBehind, hasCaddy, startCaddy, type Echo, type RunningCaddy } from '../helpers/caddy.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
 
@@ -28,25 +28,6 @@ async function echoOn(name: string, port: number): Promise<{ dial: string; port:
   return { dial: `127.0.0.1:${p}`, port: p, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
 }
 
-function backendOf(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { host: HOST }, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => {
-        try {
-          resolve((JSON.parse(body) as Echo).backend);
-        } catch {
-          resolve(`status ${res.statusCode}`);
-        }
-      });
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 describe('e2e: a backend failing requests is taken out and probed back', function () {
   this.timeout(180_000);
@@ -68,7 +49,7 @@ describe('e2e: a backend failing requests is taken out and probed back', functio
     expect(r.status).to.equal(201);
     id = ((await r.json()) as { route: { id: string } }).route.id;
     await until('route served by both', 20_000, async () => {
-      const seen = new Set([await backendOf(caddy.httpPort).catch(() => ''), await backendOf(caddy.httpPort).catch(() => '')]);
+      const seen = new Set([await backendBehind(caddy.httpPort, HOST).catch(() => ''), await backendBehind(caddy.httpPort, HOST).catch(() => '')]);
       return seen.has('a') && seen.has('b') ? true : undefined;
     });
   });
@@ -86,14 +67,14 @@ describe('e2e: a backend failing requests is taken out and probed back', functio
     b = null;
     // Requests (each answered by a: the dial error is retried) until the controller has marked b down.
     const down = await until('the stopped backend shown down', 30_000, async () => {
-      expect(await backendOf(caddy.httpPort)).to.equal('a');
+      expect(await backendBehind(caddy.httpPort, HOST)).to.equal('a');
       const h = (await health()).find((x) => x.address === dial);
       return h?.state === 'down' ? h : undefined;
     }, 200);
     expect(down.reason).to.equal('failed requests; probed every 1s');
     expect(Date.parse(down.next_probe_at!)).to.be.above(Date.parse(down.since!) - 1);
     await until('Caddy runs the config without it', 20_000, async () => (JSON.stringify(await caddy.get('/config/')).includes(dial) ? undefined : true));
-    for (let i = 0; i < 20; i++) expect(await backendOf(caddy.httpPort)).to.equal('a');
+    for (let i = 0; i < 20; i++) expect(await backendBehind(caddy.httpPort, HOST)).to.equal('a');
     // The plan compares with what the reconciler renders (the marked backend out): nothing pending.
     const plan = await until('the plan in sync', 20_000, async () => {
       const p = (await (await fetch(`${c.apiUrl}/api/v1/plan`, { headers: auth })).json()) as { in_sync: boolean; plan: { caddy_reload: boolean; routes: { changed: unknown[] } } };
@@ -109,7 +90,7 @@ describe('e2e: a backend failing requests is taken out and probed back', functio
     await until('the backend probed back into Caddy', 30_000, async () => (JSON.stringify(await caddy.get('/config/')).includes(dial) ? true : undefined), 200);
     const seen: Record<string, number> = {};
     for (let i = 0; i < 20; i++) {
-      const name = await backendOf(caddy.httpPort);
+      const name = await backendBehind(caddy.httpPort, HOST);
       seen[name] = (seen[name] ?? 0) + 1;
     }
     expect(seen, JSON.stringify(seen)).to.deep.equal({ a: 10, b: 10 });
@@ -122,7 +103,7 @@ describe('e2e: a backend failing requests is taken out and probed back', functio
     await b!.close();
     b = null;
     await until('the stopped backend shown down again', 30_000, async () => {
-      await backendOf(caddy.httpPort);
+      await backendBehind(caddy.httpPort, HOST);
       return (await health()).find((x) => x.address === dial)?.state === 'down' ? true : undefined;
     }, 200);
     const post = (state: string) => fetch(`${c.apiUrl}/api/v1/routes/${id}/backends/${dial}/${state}`, { method: 'POST', headers: { authorization: auth.authorization } });

@@ -334,3 +334,27 @@ export function tcpListeners(pid: number): string[] {
   }
   return out.sort();
 }
+
+/**
+ * One GET / through Caddy with a Host header: the name of the echo backend (startBackend) that
+ * answered, or `status <code>` when the answer is not an echo. `agent` false: a fresh connection.
+ */
+export function backendBehind(port: number, host: string, agent: http.Agent | false = false): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        try {
+          resolve((JSON.parse(body) as Echo).backend);
+        } catch {
+          resolve(`status ${res.statusCode}`);
+        }
+      });
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error(`request to ${host} timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
+}

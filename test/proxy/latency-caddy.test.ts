@@ -14,7 +14,7 @@ import { CaddyAdmin } from '../../src/proxy/caddy.js';
 import { LatencyRanker, MIN_CHANGE_INTERVAL_MS, MIN_SAMPLES, PROBE_INTERVAL_MS, PROBE_TIMEOUT_MS, type Probe } from '../../src/proxy/latency.js';
 import { render } from '../../src/proxy/render.js';
 import type { DesiredProxy, DesiredRoute } from '../../src/proxy/types.js';
-import { hasCaddy, startCaddy, type Echo, type RunningCaddy } from '../helpers/caddy.js';
+import { backendBehind, hasCaddy, startCaddy, type Echo, type RunningCaddy } from '../helpers/caddy.js';
 import { ManualTimers } from '../helpers/tailscale.js';
 import { tempDir } from '../helpers/tmp.js';
 import { openDb, type Db } from '../../src/store/db.js';
@@ -48,25 +48,6 @@ async function delayedBackend(name: string, delayMs: number): Promise<DelayedBac
   return b;
 }
 
-function get(port: number, host: string, agent: http.Agent): Promise<string | null> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => {
-        try {
-          resolve((JSON.parse(body) as Echo).backend);
-        } catch {
-          resolve(null);
-        }
-      });
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 describe('proxy/latency: least_latency model and ranking', () => {
   it('the balancing schema accepts least_latency and still refuses an unknown policy, naming the field', () => {
@@ -150,7 +131,7 @@ describe('proxy/latency: least_latency with a real Caddy', function () {
     const worker = async () => {
       while (next < n) {
         next++;
-        const name = String(await get(caddy.httpPort, 'll.example.test', agent));
+        const name = await backendBehind(caddy.httpPort, 'll.example.test', agent);
         counts[name] = (counts[name] ?? 0) + 1;
       }
     };
@@ -235,6 +216,6 @@ describe('proxy/latency: the controller wiring pushes the ranking through the re
     }
     await w.reconciler!.flush();
     expect((await dials())[0]).to.equal(fast.dial);
-    for (let i = 0; i < 20; i++) expect(await get(caddy.httpPort, 'wired.home.arpa', new http.Agent())).to.equal('fast');
+    for (let i = 0; i < 20; i++) expect(await backendBehind(caddy.httpPort, 'wired.home.arpa', new http.Agent())).to.equal('fast');
   });
 });

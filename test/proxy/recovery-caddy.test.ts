@@ -15,7 +15,7 @@ import { parseUpstreams } from '../../src/proxy/backend-health.js';
 import { CaddyAdmin } from '../../src/proxy/caddy.js';
 import type { RecoveryRun } from '../../src/proxy/recovery.js';
 import { openDb, type Db } from '../../src/store/db.js';
-import { hasCaddy, startCaddy, type Echo, type RunningCaddy } from '../helpers/caddy.js';
+import { backendBehind, hasCaddy, startCaddy, type Echo, type RunningCaddy } from '../helpers/caddy.js';
 import { ManualTimers } from '../helpers/tailscale.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
@@ -36,25 +36,6 @@ async function echoOn(name: string, port: number): Promise<{ dial: string; port:
   return { dial: `127.0.0.1:${p}`, port: p, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
 }
 
-function get(port: number, host: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => {
-        try {
-          resolve((JSON.parse(body) as Echo).backend);
-        } catch {
-          resolve(`status ${res.statusCode}`);
-        }
-      });
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 describe('proxy/recovery with a real Caddy: out after failed requests, back after a probe', function () {
   this.timeout(120_000);
@@ -114,7 +95,7 @@ describe('proxy/recovery with a real Caddy: out after failed requests, back afte
   async function split(host: string): Promise<Record<string, number>> {
     const counts: Record<string, number> = {};
     for (let i = 0; i < N; i++) {
-      const name = await get(caddy.httpPort, host);
+      const name = await backendBehind(caddy.httpPort, host);
       counts[name] = (counts[name] ?? 0) + 1;
     }
     return counts;
@@ -132,7 +113,7 @@ describe('proxy/recovery with a real Caddy: out after failed requests, back afte
     b = null;
     // Requests until Caddy has counted b's dial error (round robin reaches it within two; the request itself is retried on a).
     await until('Caddy counts a failure of the stopped backend', 20_000, async () => {
-      expect(await get(caddy.httpPort, HOST)).to.equal('a');
+      expect(await backendBehind(caddy.httpPort, HOST)).to.equal('a');
       return (parseUpstreams(await caddy.get('/reverse_proxy/upstreams')).get(`127.0.0.1:${bPort}`)?.fails ?? 0) >= 1 || undefined;
     });
     const out = await run();
