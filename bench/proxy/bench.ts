@@ -15,7 +15,7 @@
 //     that controller), and Caddy L with B's hand-written config plus the same access log sent to
 //     a listener in this process that reads and drops it: what Caddy's log costs any config.
 // Then WRK_ROUNDS interleaved rounds of `wrk -t1 -c20 -d$WRK_DURATION` per host and config
-// (A, B, S, L, A, B, S, L, …; a 2xx check on every answer): req/s medians and ratios against B
+// (A, B, S, L, then L, S, B, A, …; a 2xx check on every answer): req/s medians and ratios against B
 // (target for A: ≥ 0.95, plain and basic auth), and each Caddy's CPU time per request over the
 // same rounds (from /proc; less sensitive to how the 2 cores were shared in a round). The box's
 // load average is printed at the start and end: the ratios are same-run, but figures from a
@@ -207,7 +207,8 @@ async function main(): Promise<void> {
     const seconds = parseFloat(WRK_DURATION);
     for (let r = 0; r < WRK_ROUNDS; r++) {
       for (const [host, authorization] of [[PLAIN, undefined], [AUTH, BASIC]] as const) {
-        for (const [name, caddy] of variants) {
+        // Every other round in reverse order, so no config always runs right after another one.
+        for (const [name, caddy] of r % 2 ? [...variants].reverse() : variants) {
           const t0 = cpuMicros(caddy.pid);
           const x = await wrk(caddy.httpPort, host, authorization);
           const k = `${name} ${host}`;
