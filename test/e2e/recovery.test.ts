@@ -3,10 +3,8 @@
 // two real backends. A stopped backend is taken out of Caddy's config after its failed request,
 // shown `down` by the API and the CLI, and is back after its first good probe once it runs again.
 import { expect } from 'chai';
-import http from 'node:http';
-import net from 'node:net';
 import { cli, startController, TOKEN, type Running } from '../helpers/controller.js';
-import { backendBehind, hasCaddy, startCaddy, type Echo, type RunningCaddy } from '../helpers/caddy.js';
+import { backendBehind, hasCaddy, startBackend, startCaddy, type Backend, type RunningCaddy } from '../helpers/caddy.js';
 import { tempDir } from '../helpers/tmp.js';
 import { until } from '../helpers/until.js';
 
@@ -21,20 +19,12 @@ interface Health {
   next_probe_at?: string;
 }
 
-async function echoOn(name: string, port: number): Promise<{ dial: string; port: number; close(): Promise<void> }> {
-  const server = http.createServer((req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ backend: name, method: req.method ?? '', url: req.url ?? '', headers: req.headers } satisfies Echo)));
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', resolve));
-  const p = (server.address() as net.AddressInfo).port;
-  return { dial: `127.0.0.1:${p}`, port: p, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
-}
-
-
 describe('e2e: a backend failing requests is taken out and probed back', function () {
   this.timeout(180_000);
   let tmp: ReturnType<typeof tempDir>;
   let caddy: RunningCaddy;
   let c: Running;
-  let a: Awaited<ReturnType<typeof echoOn>>, b: Awaited<ReturnType<typeof echoOn>> | null;
+  let a: Backend, b: Backend | null;
   let id: string;
   const health = async (): Promise<Health[]> => ((await (await fetch(`${c.apiUrl}/api/v1/routes/${id}`, { headers: auth })).json()) as { route: { backend_health?: Health[] } }).route.backend_health ?? [];
 
@@ -42,8 +32,8 @@ describe('e2e: a backend failing requests is taken out and probed back', functio
     if (!hasCaddy()) return this.skip();
     tmp = tempDir();
     caddy = await startCaddy();
-    a = await echoOn('a', 0);
-    b = await echoOn('b', 0);
+    a = await startBackend('a', 0);
+    b = await startBackend('b', 0);
     c = await startController(tmp.dir, { DNSPROXY_CADDY_ADMIN: caddy.adminListen, DNSPROXY_HTTP_PORT: String(caddy.httpPort), DNSPROXY_HTTPS_PORT: String(caddy.httpsPort) });
     const r = await fetch(`${c.apiUrl}/api/v1/routes`, { method: 'POST', headers: auth, body: JSON.stringify({ hosts: [HOST], upstreams: [a.dial, b.dial], health: { passive: { fail_duration: '30s' }, recovery_interval: '1s' } }) });
     expect(r.status).to.equal(201);
@@ -86,7 +76,7 @@ describe('e2e: a backend failing requests is taken out and probed back', functio
     expect(listed.code, listed.stderr).to.equal(0);
     expect(listed.stdout).to.include(`${dial} (down: failed requests; probed every 1s)`);
 
-    b = await echoOn('b', port);
+    b = await startBackend('b', port);
     await until('the backend probed back into Caddy', 30_000, async () => (JSON.stringify(await caddy.get('/config/')).includes(dial) ? true : undefined), 200);
     const seen: Record<string, number> = {};
     for (let i = 0; i < 20; i++) {
@@ -113,7 +103,7 @@ describe('e2e: a backend failing requests is taken out and probed back', functio
     expect((await post('dead')).status).to.equal(200);
     expect((await health()).find((x) => x.address === dial)?.state).to.equal('dead');
     await until('Caddy runs the config without it', 20_000, async () => (JSON.stringify(await caddy.get('/config/')).includes(dial) ? undefined : true), 200);
-    b = await echoOn('b', port);
+    b = await startBackend('b', port);
     expect((await post('alive')).status).to.equal(200);
     await until('back in Caddy', 20_000, async () => (JSON.stringify(await caddy.get('/config/')).includes(dial) ? true : undefined), 200);
     expect((await health()).map((h) => h.state)).to.not.include('down');

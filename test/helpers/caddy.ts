@@ -267,20 +267,20 @@ export interface Backend {
   close(): Promise<void>;
 }
 
-/** An HTTP server on 127.0.0.1:0 answering every request with a JSON `Echo`. */
-export async function startBackend(name: string): Promise<Backend> {
+/** An HTTP server on 127.0.0.1:`port` (0: a free one) answering every request with a JSON `Echo`. */
+export async function startBackend(name: string, port = 0): Promise<Backend> {
   const server = http.createServer((req, res) => {
     backend.hits++;
     const echo: Echo = { backend: name, method: req.method ?? '', url: req.url ?? '', headers: req.headers };
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(echo));
   });
   server.on('connection', () => backend.connections++);
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', resolve));
+  const bound = (server.address() as net.AddressInfo).port;
   const backend: Backend = {
     name,
-    port,
-    dial: `127.0.0.1:${port}`,
+    port: bound,
+    dial: `127.0.0.1:${bound}`,
     hits: 0,
     connections: 0,
     close: () =>

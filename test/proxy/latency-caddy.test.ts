@@ -6,18 +6,14 @@ import { expect } from 'chai';
 import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
-import { loadConfig } from '../../src/config/load.js';
-import { wire, type Wired } from '../../src/controller.js';
-import { setLogLevel } from '../../src/log/index.js';
+import type { Wired } from '../../src/controller.js';
 import { balancingSchema } from '../../src/model/route-balancing.js';
-import { CaddyAdmin } from '../../src/proxy/caddy.js';
 import { LatencyRanker, MIN_CHANGE_INTERVAL_MS, MIN_SAMPLES, PROBE_INTERVAL_MS, PROBE_TIMEOUT_MS, type Probe } from '../../src/proxy/latency.js';
 import { render } from '../../src/proxy/render.js';
 import type { DesiredProxy, DesiredRoute } from '../../src/proxy/types.js';
 import { backendBehind, hasCaddy, startCaddy, type Echo, type RunningCaddy } from '../helpers/caddy.js';
 import { ManualTimers } from '../helpers/tailscale.js';
-import { tempDir } from '../helpers/tmp.js';
-import { openDb, type Db } from '../../src/store/db.js';
+import { wireToCaddy, type WiredCaddy } from '../helpers/wired.js';
 import { route } from './fixture.js';
 
 /** Requests per measured split (the issue asks for at least 300). */
@@ -171,25 +167,16 @@ describe('proxy/latency: the controller wiring pushes the ranking through the re
   this.timeout(120_000);
   let caddy: RunningCaddy;
   let fast: DelayedBackend, slow: DelayedBackend;
-  let tmp: ReturnType<typeof tempDir>;
-  let db: Db;
+  let wired: WiredCaddy | undefined;
   let w: Wired;
   const timers = new ManualTimers();
 
   before(async function () {
     if (!hasCaddy()) return this.skip();
-    setLogLevel('warn');
     caddy = await startCaddy();
     [fast, slow] = [await delayedBackend('fast', 0), await delayedBackend('slow', SLOWER_MS)];
-    tmp = tempDir();
-    db = openDb(tmp.dir);
-    const config = loadConfig({
-      env: { DNSPROXY_DATA_DIR: tmp.dir, DNSPROXY_NODE_IP: '192.0.2.10', DNSPROXY_CADDY_ADMIN: caddy.adminListen, DNSPROXY_HTTP_PORT: String(caddy.httpPort), DNSPROXY_HTTPS_PORT: String(caddy.httpsPort) },
-      interfaces: {},
-    });
-    w = wire(config, { db, caddy: new CaddyAdmin(caddy.adminListen), latency: { now: () => 0, timers } });
-    w.pipeline.start();
-    w.reconciler!.start();
+    wired = wireToCaddy(caddy, { latency: { now: () => 0, timers } });
+    w = wired.w;
     w.latency.start();
     w.routes.put({ hosts: ['wired.home.arpa'], upstreams: [slow.dial, fast.dial], tls: 'off', balancing: { policy: 'least_latency' } });
     await w.pipeline.settled();
@@ -197,13 +184,9 @@ describe('proxy/latency: the controller wiring pushes the ranking through the re
   });
   after(async () => {
     w?.latency.stop();
-    await w?.reconciler?.stop();
-    await w?.pipeline.settled();
-    w?.uncount();
-    db?.close();
+    await wired?.close();
     await caddy?.stop();
     await Promise.all([fast, slow].filter(Boolean).map((x) => x.close()));
-    tmp?.cleanup();
   });
 
   it('written slow first, Caddy gets the fast backend first after the probes', async () => {

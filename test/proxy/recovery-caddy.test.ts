@@ -5,19 +5,13 @@
 // share the backends (Caddy's fail count is per dial address). Skipped without `caddy`.
 import { expect } from 'chai';
 import { once } from 'node:events';
-import http from 'node:http';
-import net from 'node:net';
 import { withBackendHealth } from '../../src/api/routes-backends.js';
-import { loadConfig } from '../../src/config/load.js';
-import { wire, type Wired } from '../../src/controller.js';
-import { setLogLevel } from '../../src/log/index.js';
+import type { Wired } from '../../src/controller.js';
 import { parseUpstreams } from '../../src/proxy/backend-health.js';
-import { CaddyAdmin } from '../../src/proxy/caddy.js';
 import type { RecoveryRun } from '../../src/proxy/recovery.js';
-import { openDb, type Db } from '../../src/store/db.js';
-import { backendBehind, hasCaddy, startCaddy, type Echo, type RunningCaddy } from '../helpers/caddy.js';
+import { backendBehind, hasCaddy, startBackend, startCaddy, type Backend, type RunningCaddy } from '../helpers/caddy.js';
 import { ManualTimers } from '../helpers/tailscale.js';
-import { tempDir } from '../helpers/tmp.js';
+import { wireToCaddy, type WiredCaddy } from '../helpers/wired.js';
 import { until } from '../helpers/until.js';
 
 /** Requests per measured split. */
@@ -25,45 +19,24 @@ const N = 100;
 const HOST = 'rec.home.arpa';
 const RECORD = 'svc.home.arpa';
 
-/** An echo backend on `port` (0: a free one) that can be closed and started again on the same port. */
-async function echoOn(name: string, port: number): Promise<{ dial: string; port: number; close(): Promise<void> }> {
-  const server = http.createServer((req, res) => {
-    const echo: Echo = { backend: name, method: req.method ?? '', url: req.url ?? '', headers: req.headers };
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(echo));
-  });
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', resolve));
-  const p = (server.address() as net.AddressInfo).port;
-  return { dial: `127.0.0.1:${p}`, port: p, close: () => new Promise<void>((r) => (server.closeAllConnections(), server.close(() => r()))) };
-}
-
-
 describe('proxy/recovery with a real Caddy: out after failed requests, back after a probe', function () {
   this.timeout(120_000);
   let caddy: RunningCaddy;
-  let a: Awaited<ReturnType<typeof echoOn>>, b: Awaited<ReturnType<typeof echoOn>> | null;
+  let a: Backend, b: Backend | null;
   let bPort: number;
-  let tmp: ReturnType<typeof tempDir>;
-  let db: Db;
+  let wired: WiredCaddy | undefined;
   let w: Wired;
   let clock = Date.UTC(2026, 11, 8);
   const timers = new ManualTimers();
 
   before(async function () {
     if (!hasCaddy()) return this.skip();
-    setLogLevel('warn');
     caddy = await startCaddy();
-    a = await echoOn('a', 0);
-    b = await echoOn('b', 0);
+    a = await startBackend('a', 0);
+    b = await startBackend('b', 0);
     bPort = b.port;
-    tmp = tempDir();
-    db = openDb(tmp.dir);
-    const config = loadConfig({
-      env: { DNSPROXY_DATA_DIR: tmp.dir, DNSPROXY_NODE_IP: '192.0.2.10', DNSPROXY_CADDY_ADMIN: caddy.adminListen, DNSPROXY_HTTP_PORT: String(caddy.httpPort), DNSPROXY_HTTPS_PORT: String(caddy.httpsPort) },
-      interfaces: {},
-    });
-    w = wire(config, { db, caddy: new CaddyAdmin(caddy.adminListen), recovery: { now: () => clock, timers } });
-    w.pipeline.start();
-    w.reconciler!.start();
+    wired = wireToCaddy(caddy, { recovery: { now: () => clock, timers } });
+    w = wired.w;
     w.recovery.start();
     w.routes.put({ hosts: [HOST], upstreams: [a.dial, b.dial], tls: 'off' });
     w.records.put([{ name: `${RECORD}.`, zone: 'home.arpa.', data: { type: 'A', values: ['192.0.2.10'] }, ttl: 300, proxy: { enabled: true, upstreams: [a.dial, b.dial], health: { passive: { fail_duration: '30s' } } }, service_name: null }]);
@@ -72,13 +45,9 @@ describe('proxy/recovery with a real Caddy: out after failed requests, back afte
   });
   after(async () => {
     await w?.recovery.stop();
-    await w?.reconciler?.stop();
-    await w?.pipeline.settled();
-    w?.uncount();
-    db?.close();
+    await wired?.close();
     await caddy?.stop();
     await Promise.all([a, b].filter((x) => x).map((x) => x!.close()));
-    tmp?.cleanup();
   });
 
   /** The watcher's next run: its timer fires on the manual clock; a change is pushed by the reconciler (awaited). */
@@ -137,7 +106,7 @@ describe('proxy/recovery with a real Caddy: out after failed requests, back afte
     expect(w.reconciler!.state().loads.change, 'nothing changed: no load').to.equal(loads);
     expect(await configText()).not.to.include(`127.0.0.1:${bPort}`);
 
-    b = await echoOn('b', bPort);
+    b = await startBackend('b', bPort);
     clock += 59_999;
     expect((await run()).revived, 'not before its interval').to.deep.equal([]);
     clock += 1;

@@ -7,16 +7,12 @@ import { expect } from 'chai';
 import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { loadConfig } from '../../src/config/load.js';
-import { setLogLevel } from '../../src/log/index.js';
-import { wire, type Wired } from '../../src/controller.js';
-import { CaddyAdmin } from '../../src/proxy/caddy.js';
+import type { Wired } from '../../src/controller.js';
 import { OUTSIDE_BODY } from '../../src/proxy/render.js';
-import { openDb, type Db } from '../../src/store/db.js';
 import { localApiSource } from '../../src/tailnet/source.js';
 import { hasCaddy, startCaddy, type RunningCaddy } from '../helpers/caddy.js';
 import { ManualTimers, startFakeLocalApi, type FakeLocalApi } from '../helpers/tailscale.js';
-import { tempDir } from '../helpers/tmp.js';
+import { wireToCaddy, type WiredCaddy } from '../helpers/wired.js';
 
 /** An HTTP server on `ip:port` answering its name. */
 async function backendOn(ip: string, port: number, name: string): Promise<http.Server> {
@@ -47,36 +43,19 @@ describe('tailnet: device upstreams and tailnet-only serving through a real Cadd
   let one: http.Server;
   let two: http.Server;
   let port: number;
-  let tmp: ReturnType<typeof tempDir>;
-  let db: Db;
+  let wired: WiredCaddy | undefined;
   let w: Wired;
   const timers = new ManualTimers();
 
   before(async function () {
     if (!hasCaddy()) return this.skip();
-    setLogLevel('warn');
     caddy = await startCaddy();
     one = await backendOn('127.0.0.5', 0, 'one');
     port = (one.address() as AddressInfo).port;
     two = await backendOn('127.0.0.6', port, 'two');
     api = await startFakeLocalApi({ id: 'nSELF', hostName: 'dnsproxy', ips: ['100.64.0.1'] }, [{ id: 'nBOX', hostName: 'box', ips: ['127.0.0.5'] }]);
-    tmp = tempDir();
-    db = openDb(tmp.dir);
-    const config = loadConfig({
-      env: {
-        DNSPROXY_DATA_DIR: tmp.dir,
-        DNSPROXY_NODE_IP: '192.0.2.10',
-        DNSPROXY_CADDY_ADMIN: caddy.adminListen,
-        DNSPROXY_HTTP_PORT: String(caddy.httpPort),
-        DNSPROXY_HTTPS_PORT: String(caddy.httpsPort),
-        DNSPROXY_TAILNET_ONLY: 'on',
-        DNSPROXY_TAILNET_RANGES: '127.0.0.3/32',
-      },
-      interfaces: {},
-    });
-    w = wire(config, { db, caddy: new CaddyAdmin(caddy.adminListen), devices: { source: localApiSource(api.socket), timers } });
-    w.pipeline.start();
-    w.reconciler!.start();
+    wired = wireToCaddy(caddy, { devices: { source: localApiSource(api.socket), timers } }, { DNSPROXY_TAILNET_ONLY: 'on', DNSPROXY_TAILNET_RANGES: '127.0.0.3/32' });
+    w = wired.w;
     const polled = once(w.devices.registry, 'polled');
     w.devices.registry.start();
     await polled;
@@ -86,15 +65,11 @@ describe('tailnet: device upstreams and tailnet-only serving through a real Cadd
   });
   after(async () => {
     await w?.devices.registry.stop();
-    await w?.reconciler?.stop();
-    await w?.pipeline.settled();
-    w?.uncount();
-    db?.close();
+    await wired?.close();
     await caddy?.stop();
     await api?.close();
     one?.close();
     two?.close();
-    tmp?.cleanup();
   });
 
   it('refuses a client outside the allowed ranges with 403 and proxies one inside', async () => {
