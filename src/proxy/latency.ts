@@ -7,6 +7,7 @@
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { Logger } from '../log/index.js';
+import { dialHostPort } from './backend-health.js';
 import type { Timers } from '../timers.js';
 import type { DesiredProxy, DesiredRoute } from './types.js';
 
@@ -35,12 +36,11 @@ export const ranksByLatency = (r: DesiredRoute): boolean => r.balancing?.policy 
 export function httpProbe(now: () => number = () => performance.now()): Probe {
   return (dial, path) =>
     new Promise((resolve, reject) => {
-      const i = dial.lastIndexOf(':');
-      const host = dial.slice(0, i).replace(/^\[|\]$/g, '');
       const start = now();
-      const req = http.request({ host, port: Number(dial.slice(i + 1)), path, method: 'GET', agent: false, timeout: PROBE_TIMEOUT_MS }, (res) => {
+      const req = http.request({ ...dialHostPort(dial), path, method: 'GET', agent: false, timeout: PROBE_TIMEOUT_MS }, (res) => {
         const ms = now() - start;
-        res.resume();
+        // Timed to the headers: a streaming body must not keep the socket open (as in recovery.ts).
+        res.destroy();
         resolve(ms);
       });
       req.on('timeout', () => req.destroy(new Error('probe timed out')));

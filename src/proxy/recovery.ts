@@ -13,7 +13,7 @@ import type { Logger } from '../log/index.js';
 import { durationMs } from '../model/route-balancing.js';
 import { DEFAULT_RECOVERY_INTERVAL } from '../model/route-health.js';
 import type { Timers } from '../timers.js';
-import type { UpstreamStatus } from './backend-health.js';
+import { dialHostPort, type UpstreamStatus } from './backend-health.js';
 import { FAIL_DURATION } from './health.js';
 import type { DesiredProxy, DesiredRoute } from './types.js';
 
@@ -66,9 +66,8 @@ export function probeTlsOptions(t: ProbeTarget, host: string): { rejectUnauthori
 /** `GET /` to the target with its Host header, HTTP or HTTPS: its status as soon as the headers arrive (the body is never read). */
 export const httpRecoveryProbe: RecoveryProbe = (t, signal) =>
   new Promise((resolve) => {
-    const i = t.dial.lastIndexOf(':');
-    const host = t.dial.slice(0, i).replace(/^\[|\]$/g, '');
-    const options = { host, port: Number(t.dial.slice(i + 1)), path: '/', method: 'GET', headers: { host: t.host }, agent: false as const, signal };
+    const { host, port } = dialHostPort(t.dial);
+    const options = { host, port, path: '/', method: 'GET', headers: { host: t.host }, agent: false as const, signal };
     const done = (res: http.IncomingMessage) => {
       // The status is all we need: a streaming body must not keep the socket (or the watcher) busy.
       res.destroy();

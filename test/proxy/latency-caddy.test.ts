@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import type { Wired } from '../../src/controller.js';
 import { balancingSchema } from '../../src/model/route-balancing.js';
-import { LatencyRanker, MIN_CHANGE_INTERVAL_MS, MIN_SAMPLES, PROBE_INTERVAL_MS, PROBE_TIMEOUT_MS, type Probe } from '../../src/proxy/latency.js';
+import { httpProbe, LatencyRanker, MIN_CHANGE_INTERVAL_MS, MIN_SAMPLES, PROBE_INTERVAL_MS, PROBE_TIMEOUT_MS, type Probe } from '../../src/proxy/latency.js';
 import { render } from '../../src/proxy/render.js';
 import type { DesiredProxy, DesiredRoute } from '../../src/proxy/types.js';
 import { backendBehind, hasCaddy, startCaddy, type Echo, type RunningCaddy } from '../helpers/caddy.js';
@@ -51,6 +51,27 @@ describe('proxy/latency: least_latency model and ranking', () => {
     const bad = balancingSchema.safeParse({ policy: 'fastest' });
     expect(bad.success).to.equal(false);
     expect(bad.error!.issues[0]!.path).to.deep.equal(['policy']);
+  });
+
+  it('the HTTP probe is timed to the headers and closes a body that streams forever', async () => {
+    let closed!: Promise<void>;
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200);
+      res.write('x'.repeat(1024));
+    });
+    server.on('connection', (sock) => {
+      closed = new Promise<void>((r) => sock.once('close', () => r()));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const ms = await httpProbe()(`127.0.0.1:${(server.address() as net.AddressInfo).port}`, '/');
+      expect(ms).to.be.a('number').and.at.least(0);
+      await closed;
+      expect(await new Promise<number>((r, j) => server.getConnections((e, n) => (e ? j(e) : r(n))))).to.equal(0);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('renders least_latency as Caddy `first` over the upstreams in the order given', () => {
