@@ -5,6 +5,8 @@
 # run_helper <script.ts> for each part.
 bench_setup() {
   . "$ROOT/scripts/lib.sh"
+  # stop_pid and bg_wait (the helper runs in the background so a signal reaches the trap at once).
+  . "$ROOT/bench/lib.sh"
   need_debs caddy:caddy wrk:wrk
   need_node
   cd "$ROOT"
@@ -14,7 +16,6 @@ bench_setup() {
     npm run -s build || die "npm run build failed"
   fi
   WORK=$(mktemp -d "/tmp/dnsproxy-bench-$1.XXXXXX")
-  HELPER_PID=""
   trap bench_cleanup EXIT
   trap 'exit 130' INT
   trap 'exit 143' TERM
@@ -26,12 +27,7 @@ bench_setup() {
 bench_cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  if [[ -n $HELPER_PID ]] && kill -0 "$HELPER_PID" 2>/dev/null; then
-    kill -TERM "$HELPER_PID" 2>/dev/null || true
-    for _ in $(seq 100); do kill -0 "$HELPER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$HELPER_PID" 2>/dev/null || true
-    wait "$HELPER_PID" 2>/dev/null || true
-  fi
+  STOP_WAIT=10 stop_pid "$BG_PID"
   if [[ -s $WORK/pids ]]; then
     while read -r pid; do
       # Only processes we started and that still run; their command line names caddy/node/wrk.
@@ -45,12 +41,7 @@ bench_cleanup() {
 
 # Runs one TypeScript helper in the background (so a signal reaches bench_cleanup), returns its status.
 run_helper() {
-  TMPDIR="$WORK" BENCH_PIDFILE="$WORK/pids" npx tsx "$1" &
-  HELPER_PID=$!
-  local rc=0
-  wait "$HELPER_PID" || rc=$?
-  HELPER_PID=""
-  return "$rc"
+  TMPDIR="$WORK" BENCH_PIDFILE="$WORK/pids" bg_wait npx tsx "$1"
 }
 
 # One line naming the machine and the tools' versions.
