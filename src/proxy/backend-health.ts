@@ -89,9 +89,3 @@ export function backendHealth(
     return { address, state, fails, requests };
   });
 }
-
-/** `host:port` / `[v6]:port` as Caddy dials it → the host (no brackets) and port a Node request takes. */
-export function dialHostPort(dial: string): { host: string; port: number } {
-  const i = dial.lastIndexOf(':');
-  return { host: dial.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(dial.slice(i + 1)) };
-}

@@ -7,9 +7,8 @@
 import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import type { Logger } from '../log/index.js';
-import { dialHostPort } from './backend-health.js';
 import type { Timers } from '../timers.js';
-import type { DesiredProxy, DesiredRoute } from './types.js';
+import { dialHostPort, type DesiredProxy, type DesiredRoute } from './types.js';
 
 /** Time between probe rounds: 10 s gives 6 samples per upstream within the minute a ranking change has to wait. */
 export const PROBE_INTERVAL_MS = 10_000;

@@ -13,9 +13,9 @@ import type { Logger } from '../log/index.js';
 import { durationMs } from '../model/route-balancing.js';
 import { DEFAULT_RECOVERY_INTERVAL } from '../model/route-health.js';
 import type { Timers } from '../timers.js';
-import { dialHostPort, type UpstreamStatus } from './backend-health.js';
+import type { UpstreamStatus } from './backend-health.js';
 import { FAIL_DURATION } from './health.js';
-import type { DesiredProxy, DesiredRoute } from './types.js';
+import { dialHostPort, type DesiredProxy, type DesiredRoute } from './types.js';
 
 /** How often Caddy's upstream pool is read: a failure is counted for fail_duration (30 s by default), so 5 s sees it in time and costs one admin GET (one INFO log line in Caddy) per 5 s. */
 export const RECOVERY_WATCH_MS = 5_000;

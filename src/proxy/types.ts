@@ -90,3 +90,9 @@ export interface Rendered {
 
 /** The `@id` prefix of every object we generate; objects without it are not ours to change. */
 export const ID_PREFIX = 'dnsproxy-';
+
+/** `host:port` / `[v6]:port` as Caddy dials it → the host (no brackets) and port a Node request takes. */
+export function dialHostPort(dial: string): { host: string; port: number } {
+  const i = dial.lastIndexOf(':');
+  return { host: dial.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(dial.slice(i + 1)) };
+}
